@@ -1,0 +1,248 @@
+//! `nexus-heartbeat`: heartbeats for shell scripts and cron lines.
+//!
+//! Exit codes: `beat` 0/1 (written/not); `touch` 0 even when the write fails
+//! (a heartbeat never breaks a job; `--strict` makes it 1); `run` the
+//! command's own code; `check` 0 when every file is fresh, 1 otherwise;
+//! 2 for usage errors everywhere.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use nexus_heartbeat::{
+    CronDirs, CronWriter, HeartbeatWriter, Rule, RunOutcome, classify_many, default_agent_path,
+    now_epoch, parse_duration,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nexus-heartbeat",
+    version,
+    about = "Write and check heartbeat files"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Write an agent heartbeat (end of every think cycle).
+    #[command(alias = "write")]
+    Beat(BeatArgs),
+    /// Record a successful cron run: writes <dir>/<job>.last.
+    Touch(TouchArgs),
+    /// Run a command and record its start, duration and exit code in <job>.last.
+    Run(RunArgs),
+    /// Classify heartbeat files; exit 0 only if all are fresh.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct BeatArgs {
+    /// Heartbeat file [default: $NEXUS_HEARTBEAT_PATH or ~/.nexus/heartbeat.json].
+    #[arg(long)]
+    path: Option<PathBuf>,
+    /// Think-cycle counter.
+    #[arg(long, default_value_t = 0)]
+    cycle: u64,
+    /// Model name.
+    #[arg(long, default_value = "unknown")]
+    model: String,
+    /// What the agent is doing.
+    #[arg(long, default_value = "thinking")]
+    status: String,
+    /// Agent name (cell heartbeats).
+    #[arg(long)]
+    agent: Option<String>,
+    /// Mission cell UUID [default: $LAZARUS_CELL_UUID].
+    #[arg(long, env = "LAZARUS_CELL_UUID")]
+    cell_uuid: Option<String>,
+    /// PID to report [default: the calling process, i.e. our parent].
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Skip fsync (faster; a power cut may lose the newest beat).
+    #[arg(long)]
+    no_fsync: bool,
+}
+
+#[derive(Debug, Args)]
+struct JobArgs {
+    /// Job name: [A-Za-z0-9._-], the file stem of <job>.last.
+    #[arg(long)]
+    job: String,
+    /// Expected interval between successes: 90s, 5m, 1h, 1d or seconds.
+    #[arg(long, value_parser = duration)]
+    interval: Duration,
+    /// Heartbeat directory [default: $BEZALEL_HEARTBEAT_DIR, else
+    /// /var/run/bezalel/heartbeats falling back to ~/.bezalel/heartbeats].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct TouchArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// Exit 1 when the heartbeat cannot be written (default: report and exit 0).
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, num_args = 1..)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Heartbeat files (agent .json or cron .last).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Maximum age [default: 2x the file's interval, else 300s].
+    #[arg(long, value_parser = duration)]
+    max_age: Option<Duration>,
+    /// How far in the future a timestamp may be before it is clock skew.
+    #[arg(long, value_parser = duration, default_value = "300s")]
+    future_tolerance: Duration,
+    /// One JSON array instead of a line per file.
+    #[arg(long)]
+    json: bool,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Beat(a) => beat(a),
+        Cmd::Touch(a) => touch(a),
+        Cmd::Run(a) => run(a),
+        Cmd::Check(a) => check(a),
+    }
+}
+
+fn beat(a: BeatArgs) -> ExitCode {
+    let path = a.path.unwrap_or_else(default_agent_path);
+    let mut w = HeartbeatWriter::new(path)
+        .durable(!a.no_fsync)
+        .pid(a.pid.unwrap_or_else(std::os::unix::process::parent_id))
+        .cell(a.agent, a.cell_uuid);
+    match w.beat(a.cycle, &a.model, &a.status) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nexus-heartbeat: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn writer(job: &JobArgs) -> CronWriter {
+    CronWriter::new(CronDirs::resolve(job.dir.as_deref()))
+}
+
+fn touch(a: TouchArgs) -> ExitCode {
+    let interval = a.job.interval.as_secs().max(1);
+    match writer(&a.job)
+        .pid(std::os::unix::process::parent_id())
+        .success(&a.job.job, interval)
+    {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nexus-heartbeat: {e}");
+            ExitCode::from(u8::from(a.strict))
+        }
+    }
+}
+
+fn run(a: RunArgs) -> ExitCode {
+    let interval = a.job.interval.as_secs().max(1);
+    let started_at = now_epoch();
+    let (program, args) = match a.command.split_first() {
+        Some(x) => x,
+        None => return ExitCode::from(2), // clap enforces `required`
+    };
+    let (code, child_pid) = match std::process::Command::new(program).args(args).spawn() {
+        Ok(mut child) => {
+            let pid = child.id();
+            let code = match child.wait() {
+                Ok(status) => exit_code(status),
+                Err(e) => {
+                    eprintln!("nexus-heartbeat: waiting for {program}: {e}");
+                    1
+                }
+            };
+            (code, pid)
+        }
+        Err(e) => {
+            eprintln!("nexus-heartbeat: cannot run {program}: {e}");
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            (code, std::process::id())
+        }
+    };
+    let outcome = RunOutcome {
+        started_at,
+        finished_at: now_epoch(),
+        exit_code: code,
+    };
+    if let Err(e) = writer(&a.job)
+        .pid(child_pid)
+        .run(&a.job.job, interval, outcome)
+    {
+        // The job's result matters more than its heartbeat.
+        eprintln!("nexus-heartbeat: {e}");
+    }
+    ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1))
+}
+
+/// The shell convention: the code, or 128 + the signal that killed it.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+fn check(a: CheckArgs) -> ExitCode {
+    let rule = Rule {
+        max_age: a.max_age.map(|d| d.as_secs_f64()),
+        future_tolerance: a.future_tolerance.as_secs_f64(),
+        ..Rule::default()
+    };
+    let results = classify_many(&a.paths, now_epoch(), &rule);
+    if a.json {
+        match serde_json::to_string_pretty(&results) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("nexus-heartbeat: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        for c in &results {
+            println!(
+                "{:<15} {}: {}",
+                c.state.as_str().to_uppercase(),
+                c.path.display(),
+                c.reason
+            );
+        }
+    }
+    if results.iter().all(|c| c.state.is_fresh()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

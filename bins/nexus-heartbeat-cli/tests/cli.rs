@@ -1,0 +1,286 @@
+//! Every subcommand of `nexus-heartbeat`, through the real binary.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn cli() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nexus-heartbeat"));
+    c.env_remove("BEZALEL_HEARTBEAT_DIR")
+        .env_remove("NEXUS_HEARTBEAT_PATH")
+        .env_remove("LAZARUS_CELL_UUID");
+    c
+}
+
+fn run(c: &mut Command) -> Output {
+    c.output().expect("spawn nexus-heartbeat")
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn beat_writes_an_agent_heartbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("nested/heartbeat.json");
+    let o = run(cli()
+        .args([
+            "beat", "--cycle", "7", "--model", "timmy", "--status", "idle", "--agent", "allegro",
+            "--path",
+        ])
+        .arg(&p));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(&p);
+    assert_eq!(
+        (
+            v["cycle"].as_u64(),
+            v["model"].as_str(),
+            v["status"].as_str()
+        ),
+        (Some(7), Some("timmy"), Some("idle"))
+    );
+    assert_eq!(v["agent"], "allegro");
+    assert_eq!(
+        v["pid"].as_u64(),
+        Some(u64::from(std::process::id())),
+        "pid is the caller's"
+    );
+    assert_eq!(v["seq"], 1);
+    // `write` is an alias (spec §2.4); seq continues.
+    let o = run(cli().args(["write", "--cycle", "8", "--path"]).arg(&p));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&p)["seq"], 2);
+}
+
+#[test]
+fn beat_honours_the_env_path_and_fails_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("hb.json");
+    let o = run(cli().arg("beat").env("NEXUS_HEARTBEAT_PATH", &p));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(p.is_file());
+
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "x").unwrap();
+    let o = run(cli().args(["beat", "--path"]).arg(blocker.join("hb.json")));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("file"), "{}", stderr(&o));
+}
+
+#[test]
+fn touch_writes_the_canonical_last_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(cli()
+        .args(["touch", "--job", "db_backup", "--interval", "1d", "--dir"])
+        .arg(dir.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(&dir.path().join("db_backup.last"));
+    assert_eq!(v["job"], "db_backup");
+    assert_eq!(v["interval_seconds"], 86_400);
+    assert_eq!(v["status"], "ok");
+    assert!(v["timestamp"].as_f64().unwrap() > 1.7e9);
+    assert!(v["host"].as_str().is_some_and(|h| !h.is_empty()));
+}
+
+#[test]
+fn touch_uses_the_env_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(cli()
+        .args(["touch", "--job", "j", "--interval", "90"])
+        .env("BEZALEL_HEARTBEAT_DIR", dir.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&dir.path().join("j.last"))["interval_seconds"], 90);
+}
+
+#[test]
+fn touch_never_breaks_the_job_unless_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(cli()
+        .args(["touch", "--job", "../evil", "--interval", "5m", "--dir"])
+        .arg(dir.path()));
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("invalid job name"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    let o = run(cli()
+        .args([
+            "touch",
+            "--strict",
+            "--job",
+            "../evil",
+            "--interval",
+            "5m",
+            "--dir",
+        ])
+        .arg(dir.path()));
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn run_records_success_and_failure_distinguishably() {
+    let dir = tempfile::tempdir().unwrap();
+    let last = dir.path().join("nightly.last");
+    let o = run(cli()
+        .args(["run", "--job", "nightly", "--interval", "1h", "--dir"])
+        .arg(dir.path())
+        .args(["--", "sh", "-c", "exit 0"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ok = json(&last);
+    assert_eq!(
+        (ok["status"].as_str(), ok["exit_code"].as_i64()),
+        (Some("ok"), Some(0))
+    );
+    assert!(ok["duration_seconds"].as_f64().unwrap() >= 0.0);
+    assert!(ok["started_at"].as_f64().unwrap() <= ok["finished_at"].as_f64().unwrap());
+
+    let o = run(cli()
+        .args(["run", "--job", "nightly", "--interval", "1h", "--dir"])
+        .arg(dir.path())
+        .args(["--", "sh", "-c", "echo out; exit 3"]));
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "out\n",
+        "the job's output passes through"
+    );
+    let bad = json(&last);
+    assert_eq!(
+        (bad["status"].as_str(), bad["exit_code"].as_i64()),
+        (Some("failed"), Some(3))
+    );
+    assert_eq!(
+        bad["timestamp"], ok["timestamp"],
+        "a failure does not count as a success"
+    );
+    assert_eq!(bad["seq"], 2);
+}
+
+#[test]
+fn run_reports_signals_and_missing_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(cli()
+        .args(["run", "--job", "k", "--interval", "60", "--dir"])
+        .arg(dir.path())
+        .args(["--", "sh", "-c", "kill -9 $$"]));
+    assert_eq!(o.status.code(), Some(137));
+    assert_eq!(json(&dir.path().join("k.last"))["exit_code"], 137);
+
+    let o = run(cli()
+        .args(["run", "--job", "nf", "--interval", "60", "--dir"])
+        .arg(dir.path())
+        .args(["--", "/no/such/program"]));
+    assert_eq!(o.status.code(), Some(127));
+    let v = json(&dir.path().join("nf.last"));
+    assert_eq!(
+        (v["status"].as_str(), v["exit_code"].as_i64()),
+        (Some("failed"), Some(127))
+    );
+}
+
+#[test]
+fn run_keeps_the_exit_code_when_the_heartbeat_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    let o = run(cli()
+        .args(["run", "--job", "j", "--interval", "60", "--dir"])
+        .arg(&blocker)
+        .args(["--", "sh", "-c", "exit 4"]));
+    assert_eq!(o.status.code(), Some(4));
+    assert!(
+        stderr(&o).contains("cannot write heartbeat"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn check_classifies_and_sets_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh.json");
+    let o = run(cli().args(["beat", "--path"]).arg(&fresh));
+    assert!(o.status.success());
+    let o = run(cli().args(["check", "--max-age", "90s"]).arg(&fresh));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("FRESH"));
+
+    let stale = dir.path().join("stale.json");
+    std::fs::write(&stale, r#"{"timestamp": 1000}"#).unwrap();
+    let corrupt = dir.path().join("corrupt.json");
+    std::fs::write(&corrupt, r#"{"timestamp": "yesterday"}"#).unwrap();
+    let missing = dir.path().join("missing.json");
+    let o = run(cli()
+        .args(["check", "--json"])
+        .args([&fresh, &stale, &corrupt, &missing]));
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let states: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["fresh", "stale", "corrupt", "missing"]);
+    assert!(v[2]["reason"].as_str().unwrap().contains("`timestamp`"));
+}
+
+#[test]
+fn check_uses_twice_the_interval_of_last_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let last = dir.path().join("j.last");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    std::fs::write(
+        &last,
+        format!(
+            r#"{{"job":"j","timestamp":{},"interval_seconds":60}}"#,
+            now - 100.0
+        ),
+    )
+    .unwrap();
+    let o = run(cli().arg("check").arg(&last));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    std::fs::write(
+        &last,
+        format!(
+            r#"{{"job":"j","timestamp":{},"interval_seconds":60}}"#,
+            now - 130.0
+        ),
+    )
+    .unwrap();
+    let o = run(cli().arg("check").arg(&last));
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    for args in [
+        &["check", "--max-age", "soon", "x"][..],
+        &["touch", "--job", "j", "--interval", "-5"],
+        &["run", "--job", "j", "--interval", "5m"],
+        &["bogus"],
+    ] {
+        let o = run(cli().args(args));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+}

@@ -1,0 +1,63 @@
+//! Write and classify costs. Figures: docs/PERFORMANCE.md.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use nexus_heartbeat::{AgentHeartbeat, Rule, WriterStamp, classify_many, now_epoch, write_atomic};
+
+fn doc(cycle: u64) -> Vec<u8> {
+    let d = AgentHeartbeat {
+        timestamp: now_epoch(),
+        pid: 4242,
+        cycle,
+        model: "timmy:v0.1-q4".into(),
+        status: "thinking".into(),
+        agent: Some("allegro".into()),
+        cell_uuid: None,
+        stamp: WriterStamp::next(Some(cycle)),
+        extra: Default::default(),
+    };
+    serde_json::to_vec(&d).unwrap()
+}
+
+fn writes(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("heartbeat.json");
+    let bytes = doc(1);
+    c.bench_function("write_non_durable", |b| {
+        b.iter(|| write_atomic(black_box(&path), black_box(&bytes), false).unwrap())
+    });
+    let mut g = c.benchmark_group("durable");
+    g.sample_size(20);
+    g.bench_function("write_durable", |b| {
+        b.iter(|| write_atomic(black_box(&path), black_box(&bytes), true).unwrap())
+    });
+    g.finish();
+}
+
+fn classify(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<_> = (0..10_000)
+        .map(|i| {
+            let p = dir.path().join(format!("agent-{i}.json"));
+            std::fs::write(&p, doc(i)).unwrap();
+            p
+        })
+        .collect();
+    let rule = Rule::fixed(300.0);
+    let mut g = c.benchmark_group("classify");
+    g.sample_size(20);
+    g.bench_function("classify_10k_files", |b| {
+        b.iter(|| {
+            let out = classify_many(black_box(&paths), now_epoch(), &rule);
+            assert_eq!(out.len(), 10_000);
+            out
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, writes, classify);
+criterion_main!(benches);

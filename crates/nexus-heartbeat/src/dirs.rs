@@ -1,0 +1,190 @@
+//! Where cron heartbeats live, and which job names are safe file stems.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::JobNameError;
+
+/// The seed's primary directory. It is on tmpfs on most systems, so it is
+/// empty after a reboot; the checker's registry of expected jobs makes that
+/// visible (MISSING) instead of silent.
+pub const PRIMARY_DIR: &str = "/var/run/bezalel/heartbeats";
+/// The persistent directory of #1096; recommended as `--dir` or
+/// `BEZALEL_HEARTBEAT_DIR` because it survives reboots.
+pub const PERSISTENT_DIR: &str = "/var/lib/bezalel/heartbeats";
+/// Fallback under `$HOME` when the primary cannot be created or written.
+pub const FALLBACK_SUBDIR: &str = ".bezalel/heartbeats";
+/// Environment variable that overrides the directory (no fallback then).
+pub const DIR_ENV: &str = "BEZALEL_HEARTBEAT_DIR";
+
+/// The ordered list of directories a cron heartbeat is written to (the first
+/// that works) and read from (all of them; newest record wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronDirs {
+    candidates: Vec<PathBuf>,
+    explicit: bool,
+}
+
+impl CronDirs {
+    /// Resolves from an explicit directory (`--dir`), else the
+    /// `BEZALEL_HEARTBEAT_DIR` environment variable, else primary then
+    /// `$HOME/.bezalel/heartbeats`.
+    pub fn resolve(explicit: Option<&Path>) -> CronDirs {
+        CronDirs::resolve_with(
+            explicit,
+            std::env::var_os(DIR_ENV),
+            std::env::var_os("HOME"),
+        )
+    }
+
+    /// [`CronDirs::resolve`] with the environment passed in (for tests and
+    /// for callers that read their environment elsewhere).
+    pub fn resolve_with(
+        explicit: Option<&Path>,
+        env_dir: Option<OsString>,
+        home: Option<OsString>,
+    ) -> CronDirs {
+        if let Some(dir) = explicit {
+            return CronDirs::only(dir);
+        }
+        if let Some(dir) = env_dir.filter(|d| !d.is_empty()) {
+            return CronDirs::only(Path::new(&dir));
+        }
+        let mut candidates = vec![PathBuf::from(PRIMARY_DIR)];
+        if let Some(home) = home.filter(|h| !h.is_empty()) {
+            candidates.push(Path::new(&home).join(FALLBACK_SUBDIR));
+        }
+        CronDirs {
+            candidates,
+            explicit: false,
+        }
+    }
+
+    /// Exactly one directory, with no fallback: a write that fails there is
+    /// an error rather than a file put where nobody looks.
+    pub fn only(dir: &Path) -> CronDirs {
+        CronDirs {
+            candidates: vec![dir.to_path_buf()],
+            explicit: true,
+        }
+    }
+
+    /// A primary and a fallback directory.
+    pub fn with_fallback(primary: &Path, fallback: &Path) -> CronDirs {
+        CronDirs {
+            candidates: vec![primary.to_path_buf(), fallback.to_path_buf()],
+            explicit: false,
+        }
+    }
+
+    /// The directories in the order they are tried.
+    pub fn candidates(&self) -> &[PathBuf] {
+        &self.candidates
+    }
+
+    /// Whether the caller named the directory (flag or environment).
+    pub fn is_explicit(&self) -> bool {
+        self.explicit
+    }
+
+    /// `<dir>/<job>.last` for every candidate directory.
+    pub fn record_paths(&self, job: &str) -> Vec<PathBuf> {
+        self.candidates
+            .iter()
+            .map(|d| d.join(format!("{job}.last")))
+            .collect()
+    }
+}
+
+/// Accepts `[A-Za-z0-9._-]{1,128}` except `.` and `..` and names starting
+/// with `.` (hidden files, and our own temp files, start with a dot).
+pub fn validate_job_name(name: &str) -> Result<(), JobNameError> {
+    let err = |why| {
+        Err(JobNameError {
+            name: name.chars().take(200).collect(),
+            why,
+        })
+    };
+    if name.is_empty() {
+        return err("empty");
+    }
+    if name.len() > 128 {
+        return err("longer than 128 bytes");
+    }
+    if name.starts_with('.') {
+        return err("starts with '.'");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return err("only A-Z a-z 0-9 . _ - are allowed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_beats_env_beats_default() {
+        let d = CronDirs::resolve_with(
+            Some(Path::new("/x")),
+            Some("/env".into()),
+            Some("/home/u".into()),
+        );
+        assert_eq!(d.candidates(), [PathBuf::from("/x")]);
+        assert!(d.is_explicit());
+
+        let d = CronDirs::resolve_with(None, Some("/env".into()), Some("/home/u".into()));
+        assert_eq!(d.candidates(), [PathBuf::from("/env")]);
+
+        let d = CronDirs::resolve_with(None, Some("".into()), Some("/home/u".into()));
+        assert_eq!(
+            d.candidates(),
+            [
+                PathBuf::from(PRIMARY_DIR),
+                PathBuf::from("/home/u/.bezalel/heartbeats")
+            ]
+        );
+        assert!(!d.is_explicit());
+
+        let d = CronDirs::resolve_with(None, None, None);
+        assert_eq!(d.candidates(), [PathBuf::from(PRIMARY_DIR)]);
+    }
+
+    #[test]
+    fn record_paths_use_the_job_stem() {
+        let d = CronDirs::with_fallback(Path::new("/a"), Path::new("/b"));
+        assert_eq!(
+            d.record_paths("db_backup"),
+            [
+                PathBuf::from("/a/db_backup.last"),
+                PathBuf::from("/b/db_backup.last")
+            ]
+        );
+    }
+
+    #[test]
+    fn job_names() {
+        for ok in ["nightly_watch", "db-backup.v2", "A9"] {
+            validate_job_name(ok).unwrap();
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "../etc/passwd",
+            "a b",
+            "é",
+            "x\0",
+            &"x".repeat(129),
+        ] {
+            let e = validate_job_name(bad).unwrap_err();
+            assert!(e.to_string().starts_with("invalid job name"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Heartbeats: the one file format every agent and cron job writes, and the one
+//! reader every checker uses.
+//!
+//! A *heartbeat* is a small JSON document replaced atomically on every beat.
+//! Long-running agents write an [`AgentHeartbeat`] (by default
+//! `~/.nexus/heartbeat.json`, or `<cell>/.lazarus/heartbeats/<agent>.json`);
+//! cron jobs write a [`CronRecord`] to `<dir>/<job>.last`.
+//! Both carry a [`WriterStamp`] (`seq`, `boot_id`) so a reader comparing two
+//! observations can tell a reboot or a stuck writer ([`compare`]).
+//!
+//! # Writing
+//! [`write_atomic`] is the only way this crate puts bytes on disk: a temp file
+//! in the same directory, `fsync`, `rename`, `fsync` of the directory.
+//! A reader never sees a partial document, and a failed write leaves the old
+//! file intact. [`HeartbeatWriter`] and [`CronWriter`] build the documents;
+//! [`CronDirs`] resolves where cron heartbeats live (primary, fallback,
+//! `BEZALEL_HEARTBEAT_DIR`, or an explicit directory).
+//!
+//! # Reading
+//! [`observe`] parses a file leniently (the canonical JSON and the legacy forms:
+//! bare epoch number, ISO-8601 string, empty `touch` file with its mtime) into
+//! an [`Observation`]; [`classify`] turns it into a [`Classification`]
+//! ([`State::Fresh`], `Stale`, `Missing`, `Unreadable`, `Corrupt`,
+//! `FromTheFuture`) with the age and a reason that names the file and field.
+//! [`classify_many`] does the same for thousands of files on all cores.
+//!
+//! # What this crate must never do
+//! - Pull in an async runtime or a network stack: agents link it.
+//! - Panic on any input: huge, binary, truncated or hostile files are
+//!   classified, never unwrapped.
+//! - Replace a good heartbeat with a partial one.
+
+mod cron;
+mod dirs;
+mod doc;
+mod duration;
+mod error;
+mod read;
+mod write;
+
+pub use cron::{CronWriter, RunOutcome, write_cron_heartbeat};
+pub use dirs::{
+    CronDirs, DIR_ENV, FALLBACK_SUBDIR, PERSISTENT_DIR, PRIMARY_DIR, validate_job_name,
+};
+pub use doc::{
+    AgentHeartbeat, CronRecord, CronStatus, HeartbeatWriter, WriterStamp, boot_id,
+    default_agent_path, hostname, now_epoch, write_heartbeat,
+};
+pub use duration::{format_duration, parse_duration};
+pub use error::{DurationError, Error, JobNameError};
+pub use read::{
+    Classification, Form, MAX_FILE_BYTES, Observation, Problem, Progress, Rule, State, classify,
+    classify_file, classify_many, compare, observe,
+};
+pub use write::write_atomic;

@@ -1,0 +1,596 @@
+//! The tolerant reader and the freshness classifier (spec §1.1, §3.1).
+//!
+//! Reading never panics and never blocks on special files: anything that is
+//! not a small regular file holding one of the known forms is classified
+//! `Unreadable` or `Corrupt` with a reason naming the field.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use time::format_description::well_known::{Iso8601, Rfc3339};
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use crate::parse_duration;
+
+/// Files larger than this are not heartbeats; they are reported `Corrupt`
+/// without being read.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The state of one heartbeat file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Age within the allowed maximum (exactly at the maximum is fresh).
+    Fresh,
+    /// Older than allowed, or no timestamp at all (treated as epoch 0).
+    Stale,
+    /// The file does not exist.
+    Missing,
+    /// The file exists but cannot be read (permissions, a directory, a FIFO).
+    Unreadable,
+    /// The content is not a heartbeat (bad JSON, wrong types, too large).
+    Corrupt,
+    /// The timestamp is further in the future than the skew tolerance.
+    FromTheFuture,
+}
+
+impl State {
+    /// Only `Fresh` is healthy.
+    pub fn is_fresh(self) -> bool {
+        self == State::Fresh
+    }
+
+    /// The lower-case name used in text and JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Fresh => "fresh",
+            State::Stale => "stale",
+            State::Missing => "missing",
+            State::Unreadable => "unreadable",
+            State::Corrupt => "corrupt",
+            State::FromTheFuture => "from_the_future",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which on-disk form a heartbeat was written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Form {
+    /// A JSON object (canonical agent heartbeat or `.last` record).
+    Json,
+    /// A bare epoch number (legacy).
+    BareNumber,
+    /// A bare ISO-8601 time, quoted or not (legacy).
+    IsoString,
+    /// An empty `touch`-style file: the time is its mtime (legacy).
+    Empty,
+}
+
+/// What a heartbeat file says, parsed leniently.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observation {
+    /// The on-disk form.
+    pub form: Form,
+    /// Epoch seconds of the beat; `None` when a JSON object has no `timestamp`.
+    pub timestamp: Option<f64>,
+    /// `interval_seconds` (or the legacy `interval`), when present.
+    pub interval_seconds: Option<f64>,
+    /// The file's modification time (epoch seconds).
+    pub mtime: Option<f64>,
+    /// All fields of a JSON object (empty for legacy forms).
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub fields: Map<String, Value>,
+}
+
+impl Observation {
+    /// Parses file content; `mtime` stands in for the time of an empty file.
+    /// The error is a reason naming the offending field.
+    pub fn parse(bytes: &[u8], mtime: Option<f64>) -> Result<Observation, String> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| format!("binary content (not UTF-8 at byte {})", e.valid_up_to()))?;
+        let text = text.trim();
+        let legacy = |form, timestamp| Observation {
+            form,
+            timestamp: Some(timestamp),
+            interval_seconds: None,
+            mtime,
+            fields: Map::new(),
+        };
+        if text.is_empty() {
+            return match mtime {
+                Some(t) => Ok(legacy(Form::Empty, t)),
+                None => Err("empty file and no modification time".to_string()),
+            };
+        }
+        match text.as_bytes()[0] {
+            b'{' => Observation::parse_object(text, mtime),
+            b'[' => Err("JSON is an array, not an object".to_string()),
+            b'"' => {
+                let s: String =
+                    serde_json::from_str(text).map_err(|e| format!("invalid JSON string: {e}"))?;
+                parse_iso(&s)
+                    .map(|t| legacy(Form::IsoString, t))
+                    .ok_or_else(|| format!("string {:?} is not an ISO-8601 time", clip(&s)))
+            }
+            _ => {
+                if let Ok(t) = text.parse::<f64>() {
+                    return if t.is_finite() {
+                        Ok(legacy(Form::BareNumber, t))
+                    } else {
+                        Err(format!("epoch {text:?} is not finite"))
+                    };
+                }
+                parse_iso(text)
+                    .map(|t| legacy(Form::IsoString, t))
+                    .ok_or_else(|| {
+                        format!(
+                            "not JSON, an epoch number or an ISO-8601 time: {:?}",
+                            clip(text)
+                        )
+                    })
+            }
+        }
+    }
+
+    fn parse_object(text: &str, mtime: Option<f64>) -> Result<Observation, String> {
+        let fields: Map<String, Value> =
+            serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        let timestamp = match fields.get("timestamp") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(time_value(v).map_err(|why| format!("field `timestamp`: {why}"))?),
+        };
+        let interval_seconds = match ["interval_seconds", "interval"]
+            .iter()
+            .find_map(|k| fields.get(*k).map(|v| (*k, v)))
+        {
+            None | Some((_, Value::Null)) => None,
+            Some((key, v)) => {
+                Some(interval_value(v).map_err(|why| format!("field `{key}`: {why}"))?)
+            }
+        };
+        Ok(Observation {
+            form: Form::Json,
+            timestamp,
+            interval_seconds,
+            mtime,
+            fields,
+        })
+    }
+
+    /// A string field of a JSON heartbeat.
+    pub fn str_field(&self, key: &str) -> Option<&str> {
+        self.fields.get(key)?.as_str()
+    }
+
+    /// An unsigned integer field of a JSON heartbeat.
+    pub fn u64_field(&self, key: &str) -> Option<u64> {
+        self.fields.get(key)?.as_u64()
+    }
+
+    /// The writer's `seq`.
+    pub fn seq(&self) -> Option<u64> {
+        self.u64_field("seq")
+    }
+
+    /// The writer's `boot_id`.
+    pub fn boot_id(&self) -> Option<&str> {
+        self.str_field("boot_id")
+    }
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn time_value(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|t| t.is_finite())
+            .ok_or_else(|| "not a finite number".to_string()),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|t| t.is_finite())
+            .or_else(|| parse_iso(s))
+            .ok_or_else(|| format!("{:?} is neither epoch seconds nor ISO-8601", clip(s))),
+        other => Err(format!(
+            "expected epoch seconds or an ISO-8601 string, found {}",
+            type_name(other)
+        )),
+    }
+}
+
+fn interval_value(v: &Value) -> Result<f64, String> {
+    let secs = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => parse_duration(s).ok().map(|d| d.as_secs_f64()),
+        other => {
+            return Err(format!(
+                "expected seconds or a duration, found {}",
+                type_name(other)
+            ));
+        }
+    };
+    match secs {
+        Some(s) if s.is_finite() && s > 0.0 => Ok(s),
+        _ => Err(format!("{v} is not a positive interval")),
+    }
+}
+
+/// Parses RFC 3339 / ISO-8601 times; a time without an offset is UTC.
+fn parse_iso(s: &str) -> Option<f64> {
+    let s = s.trim();
+    if s.len() < 10 || s.len() > 64 {
+        return None;
+    }
+    let owned;
+    let s = if s.as_bytes().get(10) == Some(&b' ') {
+        owned = format!("{}T{}", &s[..10], &s[11..]);
+        owned.as_str()
+    } else {
+        s
+    };
+    let t = OffsetDateTime::parse(s, &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(s, &Iso8601::DEFAULT))
+        .or_else(|_| PrimitiveDateTime::parse(s, &Iso8601::DEFAULT).map(|p| p.assume_utc()))
+        .ok()?;
+    Some(t.unix_timestamp_nanos() as f64 / 1e9)
+}
+
+/// Why a file could not be observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `Missing`, `Unreadable` or `Corrupt`.
+    pub state: State,
+    /// What went wrong, naming the field where there is one.
+    pub reason: String,
+}
+
+/// Reads and parses one heartbeat file. Never blocks on FIFOs or devices,
+/// never reads more than [`MAX_FILE_BYTES`].
+pub fn observe(path: &Path) -> Result<Observation, Problem> {
+    let unreadable = |reason: String| Problem {
+        state: State::Unreadable,
+        reason,
+    };
+    let corrupt = |reason: String| Problem {
+        state: State::Corrupt,
+        reason,
+    };
+    let mut file = match open_nonblocking(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Problem {
+                state: State::Missing,
+                reason: "no such file".to_string(),
+            });
+        }
+        Err(e) => return Err(unreadable(format!("cannot open: {e}"))),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| unreadable(format!("cannot stat: {e}")))?;
+    if !meta.is_file() {
+        return Err(unreadable("not a regular file".to_string()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(corrupt(format!(
+            "file is {} bytes, more than the {MAX_FILE_BYTES}-byte limit for a heartbeat",
+            meta.len()
+        )));
+    }
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64());
+    // The size may change under us: read at most one byte past the limit.
+    let mut buf = Vec::with_capacity(meta.len() as usize + 1);
+    (&mut file)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| unreadable(format!("cannot read: {e}")))?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(corrupt(format!(
+            "file grew past the {MAX_FILE_BYTES}-byte limit while being read"
+        )));
+    }
+    Observation::parse(&buf, mtime).map_err(corrupt)
+}
+
+/// Opens read-only with `O_NONBLOCK` where we know its value, so a FIFO put
+/// in place of a heartbeat cannot hang the reader (regular files ignore it).
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true);
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            target_arch = "aarch64",
+            target_arch = "arm",
+            target_arch = "riscv64"
+        )
+    ))]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        const O_NONBLOCK: i32 = 0o4000;
+        opts.custom_flags(O_NONBLOCK);
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            target_arch = "aarch64",
+            target_arch = "arm",
+            target_arch = "riscv64"
+        )
+    )))]
+    {
+        if !std::fs::metadata(path)?.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+    }
+    opts.open(path)
+}
+
+/// How old a heartbeat may be.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rule {
+    /// A fixed maximum age in seconds; when `None`, the document's own
+    /// interval times `interval_factor` is used, else `default_max_age`.
+    pub max_age: Option<f64>,
+    /// Multiplier for a document's interval (the cron rule: stale beyond 2x).
+    pub interval_factor: f64,
+    /// Maximum age for documents without an interval (agent heartbeats).
+    pub default_max_age: f64,
+    /// How far in the future a timestamp may be before it is clock skew.
+    pub future_tolerance: f64,
+}
+
+impl Default for Rule {
+    fn default() -> Rule {
+        Rule {
+            max_age: None,
+            interval_factor: 2.0,
+            default_max_age: 300.0,
+            future_tolerance: 300.0,
+        }
+    }
+}
+
+impl Rule {
+    /// A fixed maximum age, default skew tolerance.
+    pub fn fixed(max_age_seconds: f64) -> Rule {
+        Rule {
+            max_age: Some(max_age_seconds),
+            ..Rule::default()
+        }
+    }
+
+    /// The maximum age that applies to `obs`.
+    pub fn max_age_for(&self, obs: Option<&Observation>) -> f64 {
+        self.max_age
+            .or_else(|| obs?.interval_seconds.map(|i| i * self.interval_factor))
+            .unwrap_or(self.default_max_age)
+    }
+}
+
+/// The verdict on one heartbeat file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Classification {
+    /// The file.
+    pub path: PathBuf,
+    /// Its state.
+    pub state: State,
+    /// `now - timestamp` in seconds, when there is a timestamp (epoch 0 when
+    /// the field is missing).
+    pub age_seconds: Option<f64>,
+    /// The maximum age that was applied.
+    pub max_age_seconds: f64,
+    /// A one-line human reason (without the path; `Display` adds it).
+    pub reason: String,
+    /// What was read, when the file could be parsed.
+    pub observation: Option<Observation>,
+}
+
+impl fmt::Display for Classification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: {}",
+            self.path.display(),
+            self.state,
+            self.reason
+        )
+    }
+}
+
+/// Classifies an observation (or the problem reading it) at time `now`.
+pub fn classify(
+    path: &Path,
+    observed: Result<Observation, Problem>,
+    now: f64,
+    rule: &Rule,
+) -> Classification {
+    let obs = match observed {
+        Ok(obs) => obs,
+        Err(p) => {
+            return Classification {
+                path: path.to_path_buf(),
+                state: p.state,
+                age_seconds: None,
+                max_age_seconds: rule.max_age_for(None),
+                reason: p.reason,
+                observation: None,
+            };
+        }
+    };
+    let max_age = rule.max_age_for(Some(&obs));
+    let failed_run = match (obs.str_field("status"), obs.fields.get("exit_code")) {
+        (Some("failed"), Some(code)) => format!("; last run failed with exit code {code}"),
+        (Some("failed"), None) => "; last run failed".to_string(),
+        _ => String::new(),
+    };
+    let (state, age, reason) = match obs.timestamp {
+        None => {
+            let why = if obs.str_field("status") == Some("failed") {
+                "never succeeded (no `timestamp`)"
+            } else {
+                "field `timestamp` is missing (treated as epoch 0)"
+            };
+            (State::Stale, now, format!("{why}{failed_run}"))
+        }
+        Some(ts) => {
+            let age = now - ts;
+            if age < -rule.future_tolerance {
+                (
+                    State::FromTheFuture,
+                    age,
+                    format!(
+                        "timestamp is {:.0}s in the future (tolerance {:.0}s): clock skew",
+                        -age, rule.future_tolerance
+                    ),
+                )
+            } else if age > max_age {
+                (
+                    State::Stale,
+                    age,
+                    format!("last beat {age:.0}s ago (max {max_age:.0}s){failed_run}"),
+                )
+            } else {
+                (
+                    State::Fresh,
+                    age,
+                    format!(
+                        "last beat {:.0}s ago (max {max_age:.0}s){failed_run}",
+                        age.max(0.0)
+                    ),
+                )
+            }
+        }
+    };
+    Classification {
+        path: path.to_path_buf(),
+        state,
+        age_seconds: Some(age),
+        max_age_seconds: max_age,
+        reason,
+        observation: Some(obs),
+    }
+}
+
+/// Reads and classifies one file.
+pub fn classify_file(path: &Path, now: f64, rule: &Rule) -> Classification {
+    classify(path, observe(path), now, rule)
+}
+
+/// Classifies many files on all available cores; results are in input order.
+pub fn classify_many<P: AsRef<Path> + Sync>(
+    paths: &[P],
+    now: f64,
+    rule: &Rule,
+) -> Vec<Classification> {
+    const PER_THREAD_MIN: usize = 256;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(paths.len() / PER_THREAD_MIN).max(1);
+    if threads == 1 {
+        return paths
+            .iter()
+            .map(|p| classify_file(p.as_ref(), now, rule))
+            .collect();
+    }
+    let chunk = paths.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|p| classify_file(p.as_ref(), now, rule))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(paths.len());
+        for (h, part) in handles.into_iter().zip(paths.chunks(chunk)) {
+            match h.join() {
+                Ok(v) => out.extend(v),
+                // A panic in a worker is a bug; still answer for every file.
+                Err(_) => out.extend(part.iter().map(|p| Classification {
+                    path: p.as_ref().to_path_buf(),
+                    state: State::Unreadable,
+                    age_seconds: None,
+                    max_age_seconds: rule.max_age_for(None),
+                    reason: "internal error while reading".to_string(),
+                    observation: None,
+                })),
+            }
+        }
+        out
+    })
+}
+
+/// How a writer moved between two observations of the same file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Progress {
+    /// `seq` grew by this many writes on the same boot.
+    Advanced {
+        /// Number of writes in between.
+        writes: u64,
+    },
+    /// Same `seq` and boot: the writer has not written since.
+    Unchanged,
+    /// The `boot_id` changed: the machine rebooted in between.
+    Rebooted,
+    /// `seq` went backwards on the same boot: the file was replaced or reset.
+    Regressed,
+    /// One of the two has no `seq` (legacy writer).
+    Unknown,
+}
+
+/// Compares two observations of one file.
+pub fn compare(previous: &Observation, current: &Observation) -> Progress {
+    if let (Some(a), Some(b)) = (previous.boot_id(), current.boot_id())
+        && a != b
+    {
+        return Progress::Rebooted;
+    }
+    match (previous.seq(), current.seq()) {
+        (Some(a), Some(b)) if b > a => Progress::Advanced { writes: b - a },
+        (Some(a), Some(b)) if b == a => Progress::Unchanged,
+        (Some(_), Some(_)) => Progress::Regressed,
+        _ => Progress::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests;

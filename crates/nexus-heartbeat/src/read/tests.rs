@@ -1,0 +1,289 @@
+use super::*;
+use proptest::prelude::*;
+use std::fs;
+
+const NOW: f64 = 1_800_000_000.0;
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn state_of(bytes: &[u8], rule: &Rule) -> Classification {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "hb.json", bytes);
+    classify_file(&p, NOW, rule)
+}
+
+#[test]
+fn fresh_and_exactly_at_threshold_is_fresh() {
+    let rule = Rule::fixed(300.0);
+    let c = state_of(
+        format!(r#"{{"timestamp":{}}}"#, NOW - 300.0).as_bytes(),
+        &rule,
+    );
+    assert_eq!(c.state, State::Fresh, "{c}");
+    assert_eq!(c.age_seconds, Some(300.0));
+}
+
+#[test]
+fn stale_is_strictly_older() {
+    let c = state_of(
+        format!(r#"{{"timestamp":{}}}"#, NOW - 300.5).as_bytes(),
+        &Rule::fixed(300.0),
+    );
+    assert_eq!(c.state, State::Stale, "{c}");
+    assert!(
+        c.reason.contains("300s ago") || c.reason.contains("ago"),
+        "{c}"
+    );
+}
+
+#[test]
+fn missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = classify_file(&dir.path().join("nope.json"), NOW, &Rule::default());
+    assert_eq!(c.state, State::Missing);
+    assert!(c.to_string().contains("nope.json"), "{c}");
+}
+
+#[test]
+fn unreadable_directory_and_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = classify_file(dir.path(), NOW, &Rule::default());
+    assert_eq!(c.state, State::Unreadable, "{c}");
+
+    let fifo = dir.path().join("fifo");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if matches!(status, Ok(s) if s.success()) {
+        // Must not block: a FIFO has no writer here.
+        let c = classify_file(&fifo, NOW, &Rule::default());
+        assert_eq!(c.state, State::Unreadable, "{c}");
+    }
+}
+
+#[test]
+fn unreadable_permission_denied() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "hb.json", br#"{"timestamp":1}"#);
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o000)).unwrap();
+    if fs::read(&p).is_ok() {
+        // Running as root: permissions do not apply. Use a path under a file.
+        let c = classify_file(&p.join("x"), NOW, &Rule::default());
+        assert_eq!(c.state, State::Unreadable, "{c}");
+        return;
+    }
+    let c = classify_file(&p, NOW, &Rule::default());
+    assert_eq!(c.state, State::Unreadable, "{c}");
+}
+
+#[test]
+fn corrupt_forms_name_the_problem() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"{not json", "invalid JSON"),
+        (b"[1,2]", "array"),
+        (br#"{"timestamp":"soon"}"#, "field `timestamp`"),
+        (br#"{"timestamp":true}"#, "found a boolean"),
+        (
+            br#"{"timestamp":1,"interval_seconds":-5}"#,
+            "field `interval_seconds`",
+        ),
+        (br#"{"timestamp":1,"interval":{}}"#, "field `interval`"),
+        (b"\xff\xfe\x00garbage", "not UTF-8"),
+        (b"hello", "not JSON"),
+        (b"1e999", "not finite"),
+        (b"\"yesterday\"", "not an ISO-8601"),
+    ];
+    for (bytes, needle) in cases {
+        let c = state_of(bytes, &Rule::default());
+        assert_eq!(c.state, State::Corrupt, "{c}");
+        assert!(c.reason.contains(needle), "{needle:?} not in {c}");
+    }
+}
+
+#[test]
+fn huge_file_is_corrupt_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("huge.json");
+    let f = fs::File::create(&p).unwrap();
+    f.set_len(MAX_FILE_BYTES * 64).unwrap(); // sparse: 64 MiB, no disk used
+    let c = classify_file(&p, NOW, &Rule::default());
+    assert_eq!(c.state, State::Corrupt);
+    assert!(c.reason.contains("limit"), "{c}");
+}
+
+#[test]
+fn from_the_future_beyond_tolerance() {
+    let rule = Rule::fixed(300.0);
+    let c = state_of(
+        format!(r#"{{"timestamp":{}}}"#, NOW + 301.0).as_bytes(),
+        &rule,
+    );
+    assert_eq!(c.state, State::FromTheFuture, "{c}");
+    assert!(c.reason.contains("clock skew"));
+    // Within tolerance it is fresh.
+    let c = state_of(
+        format!(r#"{{"timestamp":{}}}"#, NOW + 299.0).as_bytes(),
+        &rule,
+    );
+    assert_eq!(c.state, State::Fresh, "{c}");
+}
+
+#[test]
+fn missing_timestamp_is_epoch_zero_stale() {
+    let c = state_of(br#"{"pid":1,"cycle":2}"#, &Rule::default());
+    assert_eq!(c.state, State::Stale);
+    assert_eq!(c.age_seconds, Some(NOW));
+    assert!(c.reason.contains("`timestamp`"), "{c}");
+}
+
+#[test]
+fn legacy_forms() {
+    let rule = Rule::fixed(60.0);
+    let c = state_of(format!("{}\n", NOW - 10.0).as_bytes(), &rule);
+    assert_eq!(
+        (c.state, c.observation.unwrap().form),
+        (State::Fresh, Form::BareNumber)
+    );
+
+    let c = state_of(b"2027-01-15T08:00:00Z", &rule);
+    assert_eq!(c.observation.as_ref().unwrap().form, Form::IsoString);
+    assert_eq!(c.observation.unwrap().timestamp, Some(1_800_000_000.0));
+
+    let c = state_of(b"\"2027-01-15 08:00:00\"", &rule);
+    assert_eq!(c.observation.unwrap().form, Form::IsoString);
+
+    let c = state_of(
+        br#"{"timestamp":"2027-01-15T08:00:00+00:00","interval":3600}"#,
+        &rule,
+    );
+    let obs = c.observation.unwrap();
+    assert_eq!(obs.interval_seconds, Some(3600.0));
+    assert_eq!(obs.timestamp, parse_iso("2027-01-15T08:00:00Z"));
+
+    // Empty touch file: the mtime is the beat.
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "job.last", b"");
+    let c = classify_file(&p, crate::now_epoch(), &rule);
+    assert_eq!(c.state, State::Fresh, "{c}");
+    assert_eq!(c.observation.unwrap().form, Form::Empty);
+}
+
+#[test]
+fn iso_parsing() {
+    assert_eq!(parse_iso("1970-01-01T00:00:00Z"), Some(0.0));
+    assert_eq!(parse_iso("1970-01-01T01:00:00+01:00"), Some(0.0));
+    assert_eq!(parse_iso("1970-01-01T00:01:00"), Some(60.0));
+    assert_eq!(parse_iso("1970-01-01 00:00:01.5Z"), Some(1.5));
+    assert_eq!(parse_iso("1970-01-01"), None);
+    assert_eq!(parse_iso("ééééééééééé"), None);
+}
+
+#[test]
+fn cron_interval_doubles() {
+    let rule = Rule::default();
+    let doc = |age: f64| {
+        format!(
+            r#"{{"job":"j","timestamp":{},"interval_seconds":60}}"#,
+            NOW - age
+        )
+    };
+    assert_eq!(state_of(doc(120.0).as_bytes(), &rule).state, State::Fresh);
+    let c = state_of(doc(121.0).as_bytes(), &rule);
+    assert_eq!((c.state, c.max_age_seconds), (State::Stale, 120.0));
+}
+
+#[test]
+fn failed_runs_are_explained() {
+    let c = state_of(
+        br#"{"job":"j","interval_seconds":60,"status":"failed","exit_code":3}"#,
+        &Rule::default(),
+    );
+    assert_eq!(c.state, State::Stale);
+    assert!(
+        c.reason.contains("never succeeded") && c.reason.contains("exit code 3"),
+        "{c}"
+    );
+}
+
+#[test]
+fn many_keeps_order_and_answers_for_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for i in 0..1000 {
+        let body = match i % 3 {
+            0 => format!(r#"{{"timestamp":{}}}"#, NOW - i as f64),
+            1 => "junk".to_string(),
+            _ => continue,
+        };
+        paths.push(write(dir.path(), &format!("{i}.json"), body.as_bytes()));
+    }
+    paths.push(dir.path().join("missing.json"));
+    let out = classify_many(&paths, NOW, &Rule::fixed(500.0));
+    assert_eq!(out.len(), paths.len());
+    for (p, c) in paths.iter().zip(&out) {
+        assert_eq!(&c.path, p);
+    }
+    assert_eq!(out.last().unwrap().state, State::Missing);
+    let fresh = out.iter().filter(|c| c.state == State::Fresh).count();
+    assert_eq!(fresh, (0..=500).filter(|i| i % 3 == 0).count());
+}
+
+#[test]
+fn progress_between_observations() {
+    let obs = |seq: Option<u64>, boot: &str| {
+        let mut fields = Map::new();
+        if let Some(s) = seq {
+            fields.insert("seq".into(), s.into());
+        }
+        fields.insert("boot_id".into(), boot.into());
+        Observation {
+            form: Form::Json,
+            timestamp: Some(1.0),
+            interval_seconds: None,
+            mtime: None,
+            fields,
+        }
+    };
+    assert_eq!(
+        compare(&obs(Some(1), "a"), &obs(Some(4), "a")),
+        Progress::Advanced { writes: 3 }
+    );
+    assert_eq!(
+        compare(&obs(Some(4), "a"), &obs(Some(4), "a")),
+        Progress::Unchanged
+    );
+    assert_eq!(
+        compare(&obs(Some(4), "a"), &obs(Some(5), "b")),
+        Progress::Rebooted
+    );
+    assert_eq!(
+        compare(&obs(Some(4), "a"), &obs(Some(2), "a")),
+        Progress::Regressed
+    );
+    assert_eq!(
+        compare(&obs(None, "a"), &obs(Some(2), "a")),
+        Progress::Unknown
+    );
+}
+
+proptest! {
+    #[test]
+    fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Observation::parse(&bytes, Some(1.0));
+    }
+
+    #[test]
+    fn parse_never_panics_on_jsonish(text in r#"[\{\}\[\]":,0-9a-z .eE+-]{0,64}"#) {
+        let _ = Observation::parse(text.as_bytes(), None);
+    }
+
+    #[test]
+    fn classify_is_total(ts in proptest::option::of(-1e12f64..1e12), max in 0f64..1e6) {
+        let obs = Observation { form: Form::Json, timestamp: ts, interval_seconds: None, mtime: None, fields: Map::new() };
+        let c = classify(Path::new("x"), Ok(obs), NOW, &Rule::fixed(max));
+        prop_assert!(c.age_seconds.is_some());
+    }
+}

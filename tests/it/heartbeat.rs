@@ -1,0 +1,157 @@
+//! Heartbeat writes under concurrency and SIGKILL, and agent -> CLI checks.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use nexus_heartbeat::{AgentHeartbeat, HeartbeatWriter, write_atomic};
+
+/// A document whose padding encodes its cycle: torn writes cannot pass.
+fn stress_doc(cycle: u64, pad_len: usize) -> Vec<u8> {
+    let digit = char::from(b'0' + (cycle % 10) as u8);
+    let v = serde_json::json!({
+        "timestamp": 1.0 + cycle as f64, "pid": 1, "cycle": cycle, "model": "m",
+        "status": "thinking", "pad": digit.to_string().repeat(pad_len),
+    });
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Panics unless `bytes` is one whole stress document; returns its cycle.
+fn assert_whole(bytes: &[u8], pad_len: usize) -> u64 {
+    let doc: AgentHeartbeat = serde_json::from_slice(bytes).unwrap_or_else(|e| {
+        panic!(
+            "reader saw invalid JSON ({e}), {} bytes: {:?}",
+            bytes.len(),
+            String::from_utf8_lossy(&bytes[..bytes.len().min(80)])
+        )
+    });
+    let pad = doc.extra["pad"].as_str().expect("pad is a string");
+    let digit = char::from(b'0' + (doc.cycle % 10) as u8);
+    assert_eq!(pad.len(), pad_len, "pad length of cycle {}", doc.cycle);
+    assert!(
+        pad.chars().all(|c| c == digit),
+        "torn pad in cycle {}",
+        doc.cycle
+    );
+    doc.cycle
+}
+
+#[test]
+fn concurrent_writers_and_readers_never_see_partial_json() {
+    const WRITERS: u64 = 4;
+    const ROUNDS: u64 = 2_000;
+    const PAD: usize = 8 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("heartbeat.json");
+    write_atomic(&path, &stress_doc(0, PAD), false).unwrap();
+    let done = AtomicBool::new(false);
+    let reads = AtomicU64::new(0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    std::thread::scope(|s| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    while !done.load(Ordering::Acquire) && Instant::now() < deadline {
+                        let bytes = std::fs::read(&path).unwrap();
+                        assert_whole(&bytes, PAD);
+                        reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let path = &path;
+                s.spawn(move || {
+                    for i in 0..ROUNDS {
+                        write_atomic(path, &stress_doc(w * ROUNDS + i, PAD), false).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        done.store(true, Ordering::Release);
+        for r in readers {
+            r.join().unwrap();
+        }
+    });
+    assert!(Instant::now() < deadline, "test ran out of time");
+    assert!(reads.load(Ordering::Relaxed) > 100, "readers barely ran");
+    // The last write of some writer is on disk, whole.
+    assert_whole(&std::fs::read(&path).unwrap(), PAD);
+    // No temp files are left by completed writes.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
+fn read_cycle(path: &Path, pad: usize) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(assert_whole(&bytes, pad))
+}
+
+#[test]
+fn sigkill_mid_write_leaves_the_old_or_the_new_document() {
+    const ROUNDS: u64 = 30;
+    const PAD: usize = 256 * 1024; // large, so kills often land mid-write
+    let writer = nexus_e2e::bin("heartbeat-stress-writer");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("heartbeat.json");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last_seen = 0;
+    for round in 0..ROUNDS {
+        let mut child = Command::new(&writer)
+            .arg(&path)
+            .arg(PAD.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "round {round}");
+        // Let the writer get `round % 7 + 1` documents further, then kill it.
+        let target = round % 7 + 1;
+        while read_cycle(&path, PAD).unwrap_or(0) < target {
+            assert!(Instant::now() < deadline, "writer made no progress");
+            std::thread::yield_now();
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let cycle = read_cycle(&path, PAD).expect("file exists after the kill");
+        assert!(cycle >= target, "round {round}: went back to cycle {cycle}");
+        last_seen = cycle;
+    }
+    assert!(last_seen > 0);
+}
+
+#[test]
+fn an_agent_linking_the_library_is_checked_by_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.json");
+    let mut w = HeartbeatWriter::new(path.clone());
+    w.beat(41, "timmy:v0.1-q4", "thinking").unwrap();
+    w.beat(42, "timmy:v0.1-q4", "thinking").unwrap();
+    let out = Command::new(nexus_e2e::bin("nexus-heartbeat"))
+        .args(["check", "--json", "--max-age", "5m"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["state"], "fresh");
+    assert_eq!(v[0]["observation"]["fields"]["cycle"], 42);
+    assert_eq!(v[0]["observation"]["fields"]["seq"], 2);
+    assert_eq!(v[0]["max_age_seconds"], 300.0);
+}

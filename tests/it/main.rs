@@ -1,0 +1,12 @@
+//! End-to-end tests: the real binaries and the libraries together, on real
+//! files and processes. One test binary (matklad's advice); one module per
+//! concern.
+
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub
+)]
+
+mod heartbeat;

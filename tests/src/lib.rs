@@ -1,0 +1,31 @@
+//! Helpers for the end-to-end tests in `it/`: locating the workspace's built
+//! binaries (a test package cannot use `CARGO_BIN_EXE_*` of other packages).
+
+use std::path::PathBuf;
+
+/// The path of a binary built by this workspace (`target/<profile>/<name>`).
+///
+/// Panics with a hint when it is missing: end-to-end tests run through
+/// `cargo test --workspace` / `cargo nextest run --workspace`, which build
+/// every binary first.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/e2e-<hash> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|d| {
+            if d.ends_with("deps") {
+                d.parent()
+            } else {
+                Some(d)
+            }
+        })
+        .expect("test binary has a parent directory");
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is not built: run the tests with `cargo nextest run --workspace` (or scripts/test)",
+        p.display()
+    );
+    p
+}
