@@ -172,6 +172,16 @@ fn run(a: RunArgs) -> ExitCode {
         Some(x) => x,
         None => return ExitCode::from(2), // clap enforces `required`
     };
+    let writer = writer(&a.job);
+    // Say "running" first: a run that hangs or whose wrapper is killed is
+    // then visible as such instead of looking like a job that never started.
+    if let Err(e) = writer
+        .clone()
+        .pid(std::process::id())
+        .start(&a.job.job, interval, started_at)
+    {
+        eprintln!("nexus-heartbeat: {e}");
+    }
     let (code, child_pid) = match std::process::Command::new(program).args(args).spawn() {
         Ok(mut child) => {
             let pid = child.id();
@@ -199,10 +209,7 @@ fn run(a: RunArgs) -> ExitCode {
         finished_at: now_epoch(),
         exit_code: code,
     };
-    if let Err(e) = writer(&a.job)
-        .pid(child_pid)
-        .run(&a.job.job, interval, outcome)
-    {
+    if let Err(e) = writer.pid(child_pid).run(&a.job.job, interval, outcome) {
         // The job's result matters more than its heartbeat.
         eprintln!("nexus-heartbeat: {e}");
     }

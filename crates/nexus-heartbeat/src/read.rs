@@ -552,25 +552,29 @@ pub fn classify_many<P: AsRef<Path> + Sync>(
     now: f64,
     rule: &Rule,
 ) -> Vec<Classification> {
+    observe_many(paths)
+        .into_iter()
+        .zip(paths)
+        .map(|(observed, p)| classify(p.as_ref(), observed, now, rule))
+        .collect()
+}
+
+/// [`observe`]s many files on all available cores; results are in input
+/// order. The read is the expensive part (four syscalls a file), so this is
+/// what checkers of thousands of files call.
+pub fn observe_many<P: AsRef<Path> + Sync>(paths: &[P]) -> Vec<Result<Observation, Problem>> {
     const PER_THREAD_MIN: usize = 256;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = cores.min(paths.len() / PER_THREAD_MIN).max(1);
     if threads == 1 {
-        return paths
-            .iter()
-            .map(|p| classify_file(p.as_ref(), now, rule))
-            .collect();
+        return paths.iter().map(|p| observe(p.as_ref())).collect();
     }
     let chunk = paths.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = paths
             .chunks(chunk)
             .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|p| classify_file(p.as_ref(), now, rule))
-                        .collect::<Vec<_>>()
-                })
+                s.spawn(move || part.iter().map(|p| observe(p.as_ref())).collect::<Vec<_>>())
             })
             .collect();
         let mut out = Vec::with_capacity(paths.len());
@@ -578,13 +582,11 @@ pub fn classify_many<P: AsRef<Path> + Sync>(
             match h.join() {
                 Ok(v) => out.extend(v),
                 // A panic in a worker is a bug; still answer for every file.
-                Err(_) => out.extend(part.iter().map(|p| Classification {
-                    path: p.as_ref().to_path_buf(),
-                    state: State::Unreadable,
-                    age_seconds: None,
-                    max_age_seconds: rule.max_age_for(None),
-                    reason: "internal error while reading".to_string(),
-                    observation: None,
+                Err(_) => out.extend(part.iter().map(|_| {
+                    Err(Problem {
+                        state: State::Unreadable,
+                        reason: "internal error while reading".to_string(),
+                    })
                 })),
             }
         }
