@@ -9,4 +9,5 @@
     unreachable_pub
 )]
 
+mod cron;
 mod heartbeat;
