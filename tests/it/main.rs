@@ -11,3 +11,4 @@
 
 mod cron;
 mod heartbeat;
+mod systemd;
