@@ -30,6 +30,11 @@ fn scan_10k(c: &mut Criterion) {
             r
         })
     });
+    g.bench_function("scan_only_10k", |b| b.iter(|| scan(black_box(&dirs))));
+    let s = scan(&dirs);
+    g.bench_function("evaluate_only_10k", |b| {
+        b.iter(|| evaluate(&registry, black_box(&s), now_epoch()))
+    });
     g.finish();
 }
 
