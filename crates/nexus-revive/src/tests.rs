@@ -1,0 +1,340 @@
+//! Scenario tests and properties of the state machine.
+
+use proptest::prelude::*;
+
+use crate::*;
+
+/// Drives one agent through sweeps, launching whenever asked.
+struct Sim {
+    rec: AgentRecord,
+    s: Settings,
+    policy: Policy,
+    now: f64,
+    log: Vec<(f64, Action)>,
+    launch: fn(u32) -> LaunchOutcome,
+}
+
+impl Sim {
+    fn new(policy: Policy) -> Sim {
+        Sim {
+            rec: AgentRecord::default(),
+            s: Settings {
+                startup_grace: 0.0,
+                ..Settings::default()
+            },
+            policy,
+            now: 1_000.0,
+            log: Vec::new(),
+            launch: |_| LaunchOutcome::Started,
+        }
+    }
+
+    fn sweep(&mut self, h: Health, approval: Option<Approval>) -> Vec<Action> {
+        let actions = step(&mut self.rec, h, self.policy, self.now, approval, &self.s);
+        let mut all = actions.clone();
+        for a in &actions {
+            if let Action::Launch { attempt, .. } = a {
+                let more = launched(&mut self.rec, self.now, (self.launch)(*attempt), &self.s);
+                all.extend(more);
+            }
+        }
+        self.log.extend(all.iter().cloned().map(|a| (self.now, a)));
+        self.now += 60.0;
+        all
+    }
+
+    fn sweeps(&mut self, n: usize, h: Health) {
+        for _ in 0..n {
+            self.sweep(h, None);
+        }
+    }
+
+    fn count(&self, f: impl Fn(&Action) -> bool) -> usize {
+        self.log.iter().filter(|(_, a)| f(a)).count()
+    }
+
+    fn launches(&self) -> usize {
+        self.count(|a| matches!(a, Action::Launch { .. }))
+    }
+}
+
+#[test]
+fn auto_revives_exactly_once_and_closes_as_revived() {
+    let mut sim = Sim::new(Policy::Auto);
+    sim.sweeps(3, Health::Healthy);
+    sim.sweeps(2, Health::Dead);
+    assert_eq!(
+        sim.rec.state,
+        State::Healthy,
+        "two failing sweeps are not enough"
+    );
+    sim.sweeps(1, Health::Dead);
+    assert_eq!(sim.rec.state, State::Dead);
+    assert_eq!(sim.launches(), 0, "not before dead_after");
+    sim.sweeps(5, Health::Dead);
+    assert_eq!(sim.launches(), 1);
+    assert_eq!(sim.rec.state, State::Reviving);
+    sim.sweeps(2, Health::Healthy);
+    assert_eq!(sim.rec.state, State::Healthy);
+    assert_eq!(sim.launches(), 1);
+    assert_eq!(sim.count(|a| matches!(a, Action::OpenIncident { .. })), 1);
+    let closes: Vec<_> = sim
+        .log
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::CloseIncident { revived, .. } => Some(*revived),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes, [true]);
+}
+
+#[test]
+fn never_opens_exactly_one_incident_over_ten_sweeps() {
+    let mut sim = Sim::new(Policy::Never);
+    sim.sweeps(20, Health::Dead);
+    assert_eq!(sim.launches(), 0);
+    assert_eq!(sim.count(|a| matches!(a, Action::OpenIncident { .. })), 1);
+    // An external recovery closes it as "recovered (external)".
+    sim.sweeps(2, Health::Healthy);
+    assert!(
+        sim.log.iter().any(|(_, a)| *a
+            == Action::CloseIncident {
+                revived: false,
+                down_seconds: 1260.0
+            }),
+        "{:?}",
+        sim.log
+    );
+}
+
+#[test]
+fn ask_waits_for_approval_without_blocking() {
+    let mut sim = Sim::new(Policy::Ask);
+    sim.sweeps(8, Health::Dead);
+    assert_eq!(
+        sim.count(|a| matches!(a, Action::RequestApproval { .. })),
+        1,
+        "one request per episode"
+    );
+    assert_eq!(sim.launches(), 0);
+    sim.sweep(Health::Dead, Some(Approval::Approved));
+    assert_eq!(sim.launches(), 1);
+}
+
+#[test]
+fn ask_denied_or_expired_means_no_revive_this_episode() {
+    let mut sim = Sim::new(Policy::Ask);
+    sim.sweeps(6, Health::Dead);
+    sim.sweep(Health::Dead, Some(Approval::Denied));
+    sim.sweeps(20, Health::Dead);
+    assert_eq!(sim.launches(), 0);
+    assert_eq!(
+        sim.count(|a| matches!(a, Action::RequestApproval { .. })),
+        1
+    );
+    // A new episode asks again.
+    sim.sweeps(2, Health::Healthy);
+    sim.sweeps(12, Health::Dead);
+    assert_eq!(
+        sim.count(|a| matches!(a, Action::RequestApproval { .. })),
+        2
+    );
+
+    let mut sim = Sim::new(Policy::Ask);
+    sim.s.ask_default = AskDefault::Revive;
+    sim.sweeps(20, Health::Dead);
+    assert!(sim.launches() >= 1, "expired with ask_default = revive");
+    assert_eq!(
+        sim.count(|a| matches!(a, Action::RequestApproval { .. })),
+        1,
+        "one request per episode"
+    );
+}
+
+#[test]
+fn budget_exhausted_escalates_once_then_slow_lane() {
+    let mut sim = Sim::new(Policy::Auto);
+    sim.s.slow_lane = 1e9;
+    sim.sweeps(60, Health::Dead);
+    assert_eq!(sim.launches(), 3, "{:?}", sim.log);
+    assert_eq!(sim.count(|a| matches!(a, Action::Escalate { .. })), 1);
+    assert_eq!(sim.rec.state, State::Escalated);
+    assert_eq!(sim.rec.episode_attempts, 3);
+    // The slow lane tries again, rarely.
+    sim.s.slow_lane = 1800.0;
+    sim.sweeps(100, Health::Dead);
+    let slow: Vec<f64> = sim
+        .log
+        .iter()
+        .filter(|(_, a)| {
+            matches!(
+                a,
+                Action::Launch {
+                    slow_lane: true,
+                    ..
+                }
+            )
+        })
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(slow.len() >= 2, "{slow:?}");
+    assert!(slow.windows(2).all(|w| w[1] - w[0] >= 1800.0), "{slow:?}");
+    assert_eq!(sim.count(|a| matches!(a, Action::Escalate { .. })), 1);
+}
+
+#[test]
+fn launches_back_off_exponentially() {
+    let s = Settings::default();
+    let waits: Vec<f64> = (1..=8).map(|n| s.backoff(n)).collect();
+    assert_eq!(waits, [0.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0, 300.0]);
+}
+
+#[test]
+fn a_failed_preflight_escalates_without_launching() {
+    let mut sim = Sim::new(Policy::Auto);
+    sim.launch = |_| LaunchOutcome::PreflightFailed("SyntaxError line 3".into());
+    sim.s.slow_lane = 1e9;
+    sim.sweeps(20, Health::Dead);
+    assert_eq!(sim.rec.state, State::Escalated);
+    assert_eq!(sim.rec.episode_attempts, 0, "nothing was launched");
+    assert_eq!(
+        sim.count(|a| matches!(a, Action::Escalate { reason } if reason.contains("pre-flight"))),
+        1
+    );
+}
+
+#[test]
+fn startup_grace_holds_the_policy() {
+    let mut sim = Sim::new(Policy::Auto);
+    sim.s.startup_grace = 900.0;
+    sim.sweeps(14, Health::Dead);
+    assert_eq!(sim.launches(), 0);
+    sim.sweeps(2, Health::Dead);
+    assert_eq!(sim.launches(), 1);
+}
+
+#[test]
+fn a_restarted_daemon_keeps_its_counters() {
+    let mut sim = Sim::new(Policy::Auto);
+    sim.s.slow_lane = 1e9;
+    sim.sweeps(12, Health::Dead);
+    let launches = sim.launches();
+    assert!(launches >= 1);
+    // Persist and reload mid-episode.
+    let text = serde_json::to_string(&sim.rec).unwrap();
+    sim.rec = serde_json::from_str(&text).unwrap();
+    sim.sweeps(60, Health::Dead);
+    assert_eq!(sim.launches(), 3, "the budget is not reset by a restart");
+}
+
+#[test]
+fn a_single_bad_sweep_does_not_flap() {
+    let mut sim = Sim::new(Policy::Auto);
+    sim.sweeps(3, Health::Healthy);
+    for _ in 0..10 {
+        sim.sweep(Health::Dead, None);
+        sim.sweep(Health::Healthy, None);
+    }
+    assert_eq!(sim.rec.state, State::Healthy);
+    assert_eq!(
+        sim.count(|a| matches!(a, Action::Transition { .. })),
+        1,
+        "only unknown -> healthy"
+    );
+}
+
+fn health() -> impl Strategy<Value = Health> {
+    prop_oneof![
+        3 => Just(Health::Dead),
+        2 => Just(Health::Healthy),
+        1 => Just(Health::Degraded),
+        1 => Just(Health::Unknown),
+    ]
+}
+
+fn approval() -> impl Strategy<Value = Option<Approval>> {
+    prop_oneof![6 => Just(None), 1 => Just(Some(Approval::Approved)), 1 => Just(Some(Approval::Denied))]
+}
+
+fn policy() -> impl Strategy<Value = Policy> {
+    prop_oneof![Just(Policy::Auto), Just(Policy::Ask), Just(Policy::Never)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn invariants_hold_for_any_history(
+        policy in policy(),
+        steps in proptest::collection::vec((health(), approval(), 1.0f64..400.0), 1..150),
+        fail_launch in any::<bool>(),
+    ) {
+        let s = Settings { slow_lane: 1e12, ..Settings::default() };
+        let mut rec = AgentRecord::default();
+        let mut now = 0.0;
+        let mut launches: Vec<f64> = Vec::new();
+        let mut open = false;
+        let mut requested = false;
+        for (h, approval, dt) in steps {
+            now += dt;
+            let pending_before = rec.pending.is_some();
+            let approved_before = rec.approved;
+            let actions = step(&mut rec, h, policy, now, approval, &s);
+            for a in &actions {
+                match a {
+                    Action::Launch { slow_lane, .. } => {
+                        prop_assert!(policy != Policy::Never, "never launches");
+                        prop_assert!(!*slow_lane, "slow lane is off here");
+                        prop_assert!(matches!(rec.state, State::Dead), "launch from {:?}", rec.state);
+                        prop_assert!(rec.pending.is_none());
+                        if policy == Policy::Ask {
+                            prop_assert!(approved_before || (pending_before && approval == Some(Approval::Approved)));
+                        }
+                        let dead_since = rec.dead_since.unwrap();
+                        prop_assert!(now - dead_since >= s.dead_after);
+                        let recent = launches.iter().filter(|t| now - **t < s.attempt_window).count();
+                        prop_assert!((recent as u32) < s.max_attempts, "budget: {recent} recent launches");
+                        if let Some(last) = rec.last_launch {
+                            prop_assert!(now - last >= s.backoff(rec.backoff_level + 1));
+                        }
+                        let outcome = if fail_launch { LaunchOutcome::Failed("boom".into()) } else { LaunchOutcome::Started };
+                        launched(&mut rec, now, outcome, &s);
+                        launches.push(now);
+                    }
+                    Action::OpenIncident { .. } => {
+                        prop_assert!(!open, "two incidents in one episode");
+                        open = true;
+                    }
+                    Action::CloseIncident { .. } => {
+                        prop_assert!(open, "closed an incident that was not open");
+                        open = false;
+                        requested = false;
+                    }
+                    Action::RequestApproval { deadline } => {
+                        prop_assert!(policy == Policy::Ask);
+                        prop_assert!(!requested, "two requests in one episode");
+                        prop_assert!(*deadline > now);
+                        requested = true;
+                    }
+                    _ => {}
+                }
+            }
+            prop_assert_eq!(rec.incident_open, open);
+            if rec.state == State::Reviving { prop_assert!(rec.last_launch.is_some()); }
+            if rec.state == State::Escalated { prop_assert!(rec.escalated_at.is_some()); }
+            if rec.state == State::Healthy { prop_assert!(!rec.incident_open && rec.pending.is_none()); }
+        }
+    }
+
+    #[test]
+    fn records_round_trip(policy in policy(), steps in proptest::collection::vec(health(), 0..40)) {
+        let s = Settings::default();
+        let mut rec = AgentRecord::default();
+        for (i, h) in steps.into_iter().enumerate() {
+            step(&mut rec, h, policy, i as f64 * 100.0, None, &s);
+        }
+        let back: AgentRecord = serde_json::from_str(&serde_json::to_string(&rec).unwrap()).unwrap();
+        prop_assert_eq!(back, rec);
+    }
+}
