@@ -1,0 +1,337 @@
+//! The pool's HTTP surface, on loopback by default:
+//! - `GET /health`: the seed-003 gateway health JSON, for the pool itself
+//!   (`status` is `ok` while sweeps keep finishing, else `degraded` with 503);
+//! - `GET /metrics`: Prometheus text format 0.0.4 (per-agent state, heartbeat
+//!   age, revive attempts; sweep count and duration);
+//! - `GET /api/agents`: the agents as JSON;
+//! - `GET /`: the status page (server-rendered, refreshes itself, readable
+//!   on a phone).
+//!
+//! Other paths answer 404, other methods 405; `HEAD` works wherever `GET` does.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::State as AxState;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::view::{AgentView, PoolSnapshot};
+use nexus_revive::State;
+
+/// The snapshot the sweeper publishes and the server reads.
+pub type Shared = Arc<RwLock<PoolSnapshot>>;
+
+/// The router over a shared snapshot (tests call it without a socket).
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/api/agents", get(agents))
+        .with_state(shared)
+}
+
+/// Serves the router on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Shared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(shared))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn read(shared: &Shared) -> PoolSnapshot {
+    match shared.read() {
+        Ok(s) => s.clone(),
+        // A panicked writer left it poisoned: the data is still the last snapshot.
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// `ok` while the last sweep finished within three poll intervals (or the
+/// first sweep is still within them), else `degraded`.
+fn liveness(s: &PoolSnapshot, now: f64) -> bool {
+    let since = if s.last_sweep_at > 0.0 {
+        s.last_sweep_at
+    } else {
+        s.started_at
+    };
+    now - since <= 3.0 * s.poll_interval_seconds.max(1.0)
+}
+
+async fn health(AxState(shared): AxState<Shared>) -> Response {
+    let s = read(&shared);
+    let t = now();
+    let ok = liveness(&s, t);
+    let body = json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "service": "resurrection-pool",
+        "uptime_seconds": ((t - s.started_at).max(0.0) * 10.0).round() / 10.0,
+        "agents": s.agents.len(),
+        "unhealthy_agents": s.unhealthy(),
+        "sweeps": s.sweeps,
+        "last_sweep_seconds": s.last_sweep_seconds,
+        "ts": t,
+    });
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+async fn agents(AxState(shared): AxState<Shared>) -> Response {
+    axum::Json(read(&shared).agents).into_response()
+}
+
+const STATES: [State; 6] = [
+    State::Unknown,
+    State::Healthy,
+    State::Degraded,
+    State::Dead,
+    State::Reviving,
+    State::Escalated,
+];
+
+fn state_name(s: State) -> &'static str {
+    match s {
+        State::Unknown => "unknown",
+        State::Healthy => "healthy",
+        State::Degraded => "degraded",
+        State::Dead => "dead",
+        State::Reviving => "reviving",
+        State::Escalated => "escalated",
+    }
+}
+
+/// A label value in the text format: `\`, `"` and newlines escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Renders the snapshot in the Prometheus text format (version 0.0.4),
+/// sorted and deterministic; an agent that left the fleet leaves the
+/// metrics too.
+pub fn render_metrics(s: &PoolSnapshot) -> String {
+    let mut out = String::new();
+    let ids: Vec<(String, String)> = s
+        .agents
+        .iter()
+        .map(|a| (label(&a.name), label(a.cell.as_deref().unwrap_or(""))))
+        .collect();
+    family(
+        &mut out,
+        "nexus_pool_agent_state",
+        "gauge",
+        "1 for the agent's current state, 0 for the others.",
+    );
+    for (a, (name, cell)) in s.agents.iter().zip(&ids) {
+        for st in STATES {
+            let _ = writeln!(
+                out,
+                "nexus_pool_agent_state{{agent=\"{name}\",cell=\"{cell}\",state=\"{}\"}} {}",
+                state_name(st),
+                u8::from(a.state == st)
+            );
+        }
+    }
+    family(
+        &mut out,
+        "nexus_pool_agent_heartbeat_age_seconds",
+        "gauge",
+        "Seconds since the agent's last heartbeat (absent: none).",
+    );
+    for (a, (name, cell)) in s.agents.iter().zip(&ids) {
+        if let Some(h) = a.heartbeat_age {
+            let _ = writeln!(
+                out,
+                "nexus_pool_agent_heartbeat_age_seconds{{agent=\"{name}\",cell=\"{cell}\"}} {h}"
+            );
+        }
+    }
+    family(
+        &mut out,
+        "nexus_pool_agent_revive_attempts",
+        "gauge",
+        "Revive launches inside the restart window.",
+    );
+    for (a, (name, cell)) in s.agents.iter().zip(&ids) {
+        let _ = writeln!(
+            out,
+            "nexus_pool_agent_revive_attempts{{agent=\"{name}\",cell=\"{cell}\"}} {}",
+            a.revive_attempts
+        );
+    }
+    family(&mut out, "nexus_pool_agents", "gauge", "Agents watched.");
+    let _ = writeln!(out, "nexus_pool_agents {}", s.agents.len());
+    family(
+        &mut out,
+        "nexus_pool_sweeps_total",
+        "counter",
+        "Sweeps since the pool started.",
+    );
+    let _ = writeln!(out, "nexus_pool_sweeps_total {}", s.sweeps);
+    family(
+        &mut out,
+        "nexus_pool_last_sweep_duration_seconds",
+        "gauge",
+        "Wall time of the last sweep.",
+    );
+    let _ = writeln!(
+        out,
+        "nexus_pool_last_sweep_duration_seconds {}",
+        s.last_sweep_seconds
+    );
+    out
+}
+
+async fn metrics(AxState(shared): AxState<Shared>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render_metrics(&read(&shared)),
+    )
+        .into_response()
+}
+
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn age(secs: Option<f64>) -> String {
+    match secs {
+        None => "never".to_string(),
+        Some(s) if s < 90.0 => format!("{s:.0}s ago"),
+        Some(s) if s < 5400.0 => format!("{:.0}m ago", s / 60.0),
+        Some(s) => format!("{:.1}h ago", s / 3600.0),
+    }
+}
+
+fn probe(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "up",
+        Some(false) => "down",
+        None => "n/a",
+    }
+}
+
+/// Renders the status page.
+pub fn render_page(s: &PoolSnapshot, now: f64) -> String {
+    let mut html = String::new();
+    let unhealthy = s.unhealthy();
+    let _ = write!(
+        html,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta http-equiv=\"refresh\" content=\"5\">\
+<title>Resurrection pool: {} agent(s), {} unhealthy</title>\
+<style>\
+body{{font-family:system-ui,sans-serif;margin:1em;background:#fafafa;color:#222}}\
+h1{{font-size:1.4em}}h2{{font-size:1.1em;margin-top:1.5em}}\
+.agent{{border:1px solid #ccc;border-radius:6px;padding:.6em;margin:.5em 0;background:#fff}}\
+.agent .name{{font-weight:bold;font-size:1.1em}}\
+.state{{display:inline-block;padding:.1em .5em;border-radius:4px;color:#fff;margin-left:.5em}}\
+.healthy{{background:#2a7}}.degraded{{background:#d90}}.dead{{background:#c33}}\
+.reviving{{background:#36c}}.escalated{{background:#808}}.unknown{{background:#888}}\
+.facts{{color:#555;font-size:.9em;margin:.3em 0}}ul.events{{margin:.2em 0;padding-left:1.2em;font-size:.85em;color:#444}}\
+</style></head><body>\n<h1>Resurrection pool</h1>\n<p class=\"summary\">{} agent(s), {} unhealthy; last sweep {} (took {:.0} ms); {} sweep(s)</p>\n",
+        s.agents.len(),
+        unhealthy,
+        s.agents.len(),
+        unhealthy,
+        if s.last_sweep_at > 0.0 {
+            age(Some(now - s.last_sweep_at))
+        } else {
+            "pending".to_string()
+        },
+        s.last_sweep_seconds * 1000.0,
+        s.sweeps
+    );
+    if s.agents.is_empty() {
+        html.push_str("<p>No agents are configured.</p>\n");
+    }
+    let mut current: Option<Option<&str>> = None;
+    for a in &s.agents {
+        if current != Some(a.cell.as_deref()) {
+            current = Some(a.cell.as_deref());
+            let heading = match (&a.cell, &a.mission) {
+                (Some(c), Some(m)) => format!("Cell {} — {}", esc(c), esc(m)),
+                (Some(c), None) => format!("Cell {}", esc(c)),
+                (None, _) => "Gateways".to_string(),
+            };
+            let _ = writeln!(html, "<h2>{heading}</h2>");
+        }
+        write_agent(&mut html, a);
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+fn write_agent(html: &mut String, a: &AgentView) {
+    let st = state_name(a.state);
+    let _ = write!(
+        html,
+        "<div class=\"agent\" data-agent=\"{name}\" data-state=\"{st}\">\
+<span class=\"name\">{name}</span><span class=\"state {st}\">{st}</span>\
+<div class=\"facts\">heartbeat {hb} · gateway {gw} · process {pr} · attempts {at} · policy {po}{pending}</div>",
+        name = esc(&a.name),
+        hb = age(a.heartbeat_age),
+        gw = probe(a.gateway_alive),
+        pr = probe(a.process_alive),
+        at = a.revive_attempts,
+        po = a.policy,
+        pending = if a.revive_pending {
+            " · awaiting approval"
+        } else {
+            ""
+        },
+    );
+    if !a.last_events.is_empty() {
+        html.push_str("<ul class=\"events\">");
+        for e in a.last_events.iter().take(5) {
+            let _ = write!(html, "<li>{}</li>", esc(e));
+        }
+        html.push_str("</ul>");
+    }
+    html.push_str("</div>\n");
+}
+
+async fn page(AxState(shared): AxState<Shared>) -> Response {
+    Html(render_page(&read(&shared), now())).into_response()
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

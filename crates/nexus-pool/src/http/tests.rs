@@ -1,0 +1,134 @@
+use super::*;
+use axum::body::Body;
+use axum::http::{Method, Request};
+use nexus_revive::Policy;
+use tower::ServiceExt;
+
+pub(crate) fn sample(now: f64) -> PoolSnapshot {
+    let agent = |name: &str, state: State, cell: Option<&str>| AgentView {
+        name: name.into(),
+        cell: cell.map(str::to_string),
+        mission: cell.map(|_| "Operation <Lazarus>".to_string()),
+        policy: Policy::Auto,
+        state,
+        gateway_alive: Some(true),
+        process_alive: Some(state == State::Healthy),
+        heartbeat_age: Some(if state == State::Healthy { 3.0 } else { 400.0 }),
+        revive_attempts: u32::from(state != State::Healthy),
+        last_checked: now,
+        first_dead_at: None,
+        revive_pending: false,
+        last_events: vec!["agent_dead".into()],
+    };
+    PoolSnapshot {
+        started_at: now - 100.0,
+        sweeps: 7,
+        last_sweep_at: now - 2.0,
+        last_sweep_seconds: 0.004,
+        poll_interval_seconds: 10.0,
+        agents: vec![
+            agent("allegro", State::Healthy, Some("cell-1")),
+            agent("bezalel", State::Dead, Some("cell-1")),
+            agent("timmy", State::Reviving, None),
+        ],
+    }
+}
+
+async fn call(shared: Shared, method: Method, uri: &str) -> (StatusCode, String, String) {
+    let res = router(shared)
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = res.status();
+    let ctype = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, ctype, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn shared(s: PoolSnapshot) -> Shared {
+    Arc::new(RwLock::new(s))
+}
+
+#[tokio::test]
+async fn health_follows_the_sweeps() {
+    let t = now();
+    let (code, ctype, body) = call(shared(sample(t)), Method::GET, "/health?x=1").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(ctype.starts_with("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["service"].as_str()),
+        (Some("ok"), Some("resurrection-pool"))
+    );
+    assert_eq!(v["unhealthy_agents"], 2);
+
+    let mut stuck = sample(t);
+    stuck.last_sweep_at = t - 31.0;
+    let (code, _, body) = call(shared(stuck), Method::GET, "/health").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("\"degraded\""));
+
+    let (code, _, body) = call(shared(sample(t)), Method::HEAD, "/health").await;
+    assert_eq!((code, body.as_str()), (StatusCode::OK, ""));
+    let (code, _, _) = call(shared(sample(t)), Method::POST, "/health").await;
+    assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+    let (code, _, _) = call(shared(sample(t)), Method::GET, "/nope").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn agents_as_json() {
+    let (code, _, body) = call(shared(sample(now())), Method::GET, "/api/agents").await;
+    assert_eq!(code, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v[1]["name"], "bezalel");
+    assert_eq!(v[1]["state"], "dead");
+    assert_eq!(v[1]["policy"], "auto");
+}
+
+#[tokio::test]
+async fn metrics_per_agent() {
+    let (code, ctype, body) = call(shared(sample(now())), Method::GET, "/metrics").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    assert!(
+        body.contains(r#"nexus_pool_agent_state{agent="bezalel",cell="cell-1",state="dead"} 1"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"nexus_pool_agent_state{agent="bezalel",cell="cell-1",state="healthy"} 0"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"nexus_pool_agent_heartbeat_age_seconds{agent="allegro",cell="cell-1"} 3"#),
+        "{body}"
+    );
+    assert!(body.contains("nexus_pool_sweeps_total 7"), "{body}");
+    assert!(body.contains(r#"nexus_pool_agent_state{agent="timmy",cell="",state="reviving"} 1"#));
+    assert_eq!(label("a\"b\\c\nd"), r#"a\"b\\c\nd"#);
+}
+
+#[tokio::test]
+async fn status_page_escapes_and_shows_every_agent() {
+    let (code, ctype, body) = call(shared(sample(now())), Method::GET, "/").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(ctype.starts_with("text/html"));
+    for name in ["allegro", "bezalel", "timmy"] {
+        assert!(body.contains(&format!("data-agent=\"{name}\"")), "{name}");
+    }
+    assert!(body.contains("data-state=\"dead\""));
+    assert!(body.contains("Operation &lt;Lazarus&gt;") && !body.contains("<Lazarus>"));
+    assert!(body.contains("name=\"viewport\"") && body.contains("http-equiv=\"refresh\""));
+}

@@ -1,0 +1,64 @@
+//! What the pool shows about itself: a snapshot taken after every sweep,
+//! served as JSON, Prometheus metrics and the status page.
+
+use serde::Serialize;
+
+use nexus_revive::{Policy, State};
+
+/// One agent as the pool last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentView {
+    /// The agent's name.
+    pub name: String,
+    /// The mission cell (uuid), when the agent lives in one.
+    pub cell: Option<String>,
+    /// The mission's label.
+    pub mission: Option<String>,
+    /// Its revive policy.
+    pub policy: Policy,
+    /// The state machine's state.
+    pub state: State,
+    /// The gateway answered (`None`: not applicable / unknown).
+    pub gateway_alive: Option<bool>,
+    /// The process runs (`None`: not applicable / unknown).
+    pub process_alive: Option<bool>,
+    /// Seconds since the last heartbeat (`None`: no heartbeat).
+    pub heartbeat_age: Option<f64>,
+    /// Launches inside the restart window.
+    pub revive_attempts: u32,
+    /// When it was last probed (epoch seconds).
+    pub last_checked: f64,
+    /// When the current death episode began (epoch seconds).
+    pub first_dead_at: Option<f64>,
+    /// An approval request is waiting for an answer.
+    pub revive_pending: bool,
+    /// The newest events about this agent, newest first (for the status page).
+    pub last_events: Vec<String>,
+}
+
+/// The pool's state after its last sweep.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PoolSnapshot {
+    /// When the pool started (epoch seconds).
+    pub started_at: f64,
+    /// Sweeps done since start.
+    pub sweeps: u64,
+    /// When the last sweep finished (epoch seconds; 0 before the first).
+    pub last_sweep_at: f64,
+    /// How long the last sweep took.
+    pub last_sweep_seconds: f64,
+    /// The poll interval (a sweep older than three of these means the pool is stuck).
+    pub poll_interval_seconds: f64,
+    /// Every agent, by cell then name.
+    pub agents: Vec<AgentView>,
+}
+
+impl PoolSnapshot {
+    /// Agents whose state is not healthy.
+    pub fn unhealthy(&self) -> usize {
+        self.agents
+            .iter()
+            .filter(|a| a.state != State::Healthy)
+            .count()
+    }
+}

@@ -1,0 +1,11 @@
+# Headless Chromium (the status page is tested as a person sees it) and
+# promtool (from Debian's prometheus package: /metrics and alert rules are
+# checked by the real tool). Idempotent: installs only what is missing.
+set -euo pipefail
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+if ((${#need[@]})); then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
