@@ -74,11 +74,18 @@ impl Runner {
     pub async fn run(&self, probes: &[ProbeSpec]) -> Vec<Verdict> {
         let sweep = Sweep::new(self.proc_root.clone());
         let bound = self.config.concurrency.max(1);
-        futures_util::stream::iter(probes)
-            .map(|p| self.run_in(p, &sweep))
-            .buffered(bound)
+        // Unordered, so a hung probe never holds back the slots behind it
+        // (`buffered` would: it only frees a slot when the head finishes).
+        let mut done: Vec<(usize, Verdict)> = futures_util::stream::iter(probes.iter().enumerate())
+            .map(|(i, p)| {
+                let sweep = &sweep;
+                async move { (i, self.run_in(p, sweep).await) }
+            })
+            .buffer_unordered(bound)
             .collect()
-            .await
+            .await;
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, v)| v).collect()
     }
 
     /// Runs a single probe (its own sweep).
