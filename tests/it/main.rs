@@ -9,4 +9,6 @@
     unreachable_pub
 )]
 
+mod cron;
 mod heartbeat;
+mod systemd;

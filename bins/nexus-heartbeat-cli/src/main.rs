@@ -104,9 +104,12 @@ struct CheckArgs {
     /// Heartbeat files (agent .json or cron .last).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// Maximum age [default: 2x the file's interval, else 300s].
+    /// Maximum age [default: 2x the file's interval; agent heartbeats 300s].
     #[arg(long, value_parser = duration)]
     max_age: Option<Duration>,
+    /// Interval assumed for a `.last` file that records none (touch-style).
+    #[arg(long, value_parser = duration, default_value = "1d")]
+    default_interval: Duration,
     /// How far in the future a timestamp may be before it is clock skew.
     #[arg(long, value_parser = duration, default_value = "300s")]
     future_tolerance: Duration,
@@ -169,6 +172,16 @@ fn run(a: RunArgs) -> ExitCode {
         Some(x) => x,
         None => return ExitCode::from(2), // clap enforces `required`
     };
+    let writer = writer(&a.job);
+    // Say "running" first: a run that hangs or whose wrapper is killed is
+    // then visible as such instead of looking like a job that never started.
+    if let Err(e) = writer
+        .clone()
+        .pid(std::process::id())
+        .start(&a.job.job, interval, started_at)
+    {
+        eprintln!("nexus-heartbeat: {e}");
+    }
     let (code, child_pid) = match std::process::Command::new(program).args(args).spawn() {
         Ok(mut child) => {
             let pid = child.id();
@@ -196,10 +209,7 @@ fn run(a: RunArgs) -> ExitCode {
         finished_at: now_epoch(),
         exit_code: code,
     };
-    if let Err(e) = writer(&a.job)
-        .pid(child_pid)
-        .run(&a.job.job, interval, outcome)
-    {
+    if let Err(e) = writer.pid(child_pid).run(&a.job.job, interval, outcome) {
         // The job's result matters more than its heartbeat.
         eprintln!("nexus-heartbeat: {e}");
     }
@@ -221,7 +231,28 @@ fn check(a: CheckArgs) -> ExitCode {
         future_tolerance: a.future_tolerance.as_secs_f64(),
         ..Rule::default()
     };
-    let results = classify_many(&a.paths, now_epoch(), &rule);
+    // `.last` files are cron records: without an interval of their own they
+    // get `--default-interval` (the cron checker's rule), not the agent's 300s.
+    let cron_rule = Rule {
+        default_max_age: rule.interval_factor * a.default_interval.as_secs_f64(),
+        ..rule
+    };
+    let now = now_epoch();
+    let is_cron = |p: &PathBuf| p.extension().is_some_and(|e| e == "last");
+    let (cron, agent): (Vec<_>, Vec<_>) = a.paths.iter().cloned().partition(is_cron);
+    let mut cron = classify_many(&cron, now, &cron_rule).into_iter();
+    let mut agent = classify_many(&agent, now, &rule).into_iter();
+    let results: Vec<_> = a
+        .paths
+        .iter()
+        .filter_map(|p| {
+            if is_cron(p) {
+                cron.next()
+            } else {
+                agent.next()
+            }
+        })
+        .collect();
     if a.json {
         match serde_json::to_string_pretty(&results) {
             Ok(s) => println!("{s}"),

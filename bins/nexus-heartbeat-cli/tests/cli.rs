@@ -160,7 +160,24 @@ fn run_records_success_and_failure_distinguishably() {
         bad["timestamp"], ok["timestamp"],
         "a failure does not count as a success"
     );
-    assert_eq!(bad["seq"], 2);
+    assert_eq!(bad["seq"], 4, "start and end of two runs");
+}
+
+#[test]
+fn run_says_running_while_the_job_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let last = dir.path().join("slow.last");
+    // The job itself reads its own record while it runs.
+    let o = run(cli()
+        .args(["run", "--job", "slow", "--interval", "60", "--dir"])
+        .arg(dir.path())
+        .args(["--", "cat"])
+        .arg(&last));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let during: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(during["status"], "running");
+    assert!(during["started_at"].as_f64().is_some() && during.get("finished_at").is_none());
+    assert_eq!(json(&last)["status"], "ok");
 }
 
 #[test]

@@ -5,7 +5,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nexus_heartbeat::{AgentHeartbeat, Rule, WriterStamp, classify_many, now_epoch, write_atomic};
+use nexus_heartbeat::{
+    AgentHeartbeat, Observation, Rule, WriterStamp, classify_file, classify_many, now_epoch,
+    write_atomic,
+};
 
 fn doc(cycle: u64) -> Vec<u8> {
     let d = AgentHeartbeat {
@@ -22,19 +25,26 @@ fn doc(cycle: u64) -> Vec<u8> {
     serde_json::to_vec(&d).unwrap()
 }
 
+/// Writes on the disk filesystem of $TMPDIR and, where it exists, on tmpfs
+/// (/dev/shm), which is what /var/run/bezalel and /run are in production.
 fn writes(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("heartbeat.json");
     let bytes = doc(1);
-    c.bench_function("write_non_durable", |b| {
-        b.iter(|| write_atomic(black_box(&path), black_box(&bytes), false).unwrap())
-    });
-    let mut g = c.benchmark_group("durable");
-    g.sample_size(20);
-    g.bench_function("write_durable", |b| {
-        b.iter(|| write_atomic(black_box(&path), black_box(&bytes), true).unwrap())
-    });
-    g.finish();
+    let mut dirs = vec![("disk", tempfile::tempdir().unwrap())];
+    if std::path::Path::new("/dev/shm").is_dir() {
+        dirs.push(("tmpfs", tempfile::tempdir_in("/dev/shm").unwrap()));
+    }
+    for (fs, dir) in &dirs {
+        let path = dir.path().join("heartbeat.json");
+        let mut g = c.benchmark_group(format!("write/{fs}"));
+        g.bench_function("non_durable", |b| {
+            b.iter(|| write_atomic(black_box(&path), black_box(&bytes), false).unwrap())
+        });
+        g.sample_size(20);
+        g.bench_function("durable", |b| {
+            b.iter(|| write_atomic(black_box(&path), black_box(&bytes), true).unwrap())
+        });
+        g.finish();
+    }
 }
 
 fn classify(c: &mut Criterion) {
@@ -55,6 +65,20 @@ fn classify(c: &mut Criterion) {
             assert_eq!(out.len(), 10_000);
             out
         })
+    });
+    g.bench_function("classify_10k_files_one_thread", |b| {
+        b.iter(|| {
+            let now = now_epoch();
+            paths
+                .iter()
+                .map(|p| classify_file(p, now, &rule).state)
+                .filter(|s| s.is_fresh())
+                .count()
+        })
+    });
+    g.bench_function("parse_one_document", |b| {
+        let bytes = doc(7);
+        b.iter(|| Observation::parse(black_box(&bytes), None).unwrap())
     });
     g.finish();
 }

@@ -68,6 +68,30 @@ impl CronWriter {
         })
     }
 
+    /// Records that a run started now. `timestamp` keeps the last success,
+    /// so a run that never finishes still goes stale; `status` is `running`.
+    pub fn start(
+        &self,
+        job: &str,
+        interval_seconds: u64,
+        started_at: f64,
+    ) -> Result<PathBuf, Error> {
+        self.write_with(job, |prev| CronRecord {
+            job: job.to_string(),
+            timestamp: prev.and_then(|p| p.timestamp),
+            interval_seconds,
+            pid: self.pid,
+            host: hostname().to_string(),
+            status: CronStatus::Running,
+            started_at: Some(started_at),
+            finished_at: None,
+            duration_seconds: None,
+            exit_code: None,
+            stamp: WriterStamp::next(prev.and_then(|p| p.stamp.seq)),
+            extra: prev.map(|p| p.extra.clone()).unwrap_or_default(),
+        })
+    }
+
     /// Records one run. A success moves `timestamp`; a failure keeps the
     /// previous success's `timestamp` (or none) and records the exit code, so
     /// the checker sees the job go stale while the file shows why.
@@ -196,6 +220,25 @@ mod tests {
         assert_eq!(r.exit_code, Some(3));
         assert_eq!(r.duration_seconds, Some(30.5));
         assert_eq!(r.stamp.seq, Some(2));
+    }
+
+    #[test]
+    fn start_keeps_the_last_success_and_says_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = CronWriter::new(CronDirs::only(dir.path())).durable(false);
+        let ok = RunOutcome {
+            started_at: 1.0,
+            finished_at: 2.0,
+            exit_code: 0,
+        };
+        let p = w.run("job", 60, ok).unwrap();
+        w.start("job", 60, 50.0).unwrap();
+        let r = read(&p);
+        assert_eq!(r.status, CronStatus::Running);
+        assert_eq!(
+            (r.timestamp, r.started_at, r.finished_at),
+            (Some(2.0), Some(50.0), None)
+        );
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub enum CronStatus {
     Ok,
     /// The job failed (`timestamp` still names the last success, if any).
     Failed,
+    /// A run started (`started_at`) and has not reported its end yet; if it
+    /// never does, the run wrapper died or the job hangs.
+    Running,
 }
 
 /// The canonical `<job>.last` record (spec §3.1), extended with what a run

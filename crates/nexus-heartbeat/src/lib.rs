@@ -50,6 +50,6 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{DurationError, Error, JobNameError};
 pub use read::{
     Classification, Form, MAX_FILE_BYTES, Observation, Problem, Progress, Rule, State, classify,
-    classify_file, classify_many, compare, observe,
+    classify_file, classify_many, compare, observe, observe_many,
 };
 pub use write::write_atomic;

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::{Iso8601, Rfc3339};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::parse_duration;
+use crate::{format_duration, parse_duration};
 
 /// Files larger than this are not heartbeats; they are reported `Corrupt`
 /// without being read.
@@ -87,7 +87,8 @@ pub struct Observation {
     pub timestamp: Option<f64>,
     /// `interval_seconds` (or the legacy `interval`), when present.
     pub interval_seconds: Option<f64>,
-    /// The file's modification time (epoch seconds).
+    /// The file's modification time (epoch seconds); only read for an empty
+    /// file, where it is the beat.
     pub mtime: Option<f64>,
     /// All fields of a JSON object (empty for legacy forms).
     #[serde(skip_serializing_if = "Map::is_empty")]
@@ -292,13 +293,20 @@ pub fn observe(path: &Path) -> Result<Observation, Problem> {
         }
         Err(e) => return Err(unreadable(format!("cannot open: {e}"))),
     };
+    let buf = read_bounded(&mut file).map_err(|e| unreadable(format!("cannot read: {e}")))?;
+    if !buf.is_empty() && buf.len() as u64 <= MAX_FILE_BYTES {
+        // The common case costs open, one read, close: no fstat.
+        return Observation::parse(&buf, None).map_err(corrupt);
+    }
+    // Rare cases are worth an fstat: an empty file's time is its mtime, and
+    // an empty or endless read may come from something that is not a file.
     let meta = file
         .metadata()
         .map_err(|e| unreadable(format!("cannot stat: {e}")))?;
     if !meta.is_file() {
         return Err(unreadable("not a regular file".to_string()));
     }
-    if meta.len() > MAX_FILE_BYTES {
+    if !buf.is_empty() {
         return Err(corrupt(format!(
             "file is {} bytes, more than the {MAX_FILE_BYTES}-byte limit for a heartbeat",
             meta.len()
@@ -309,18 +317,38 @@ pub fn observe(path: &Path) -> Result<Observation, Problem> {
         .ok()
         .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_secs_f64());
-    // The size may change under us: read at most one byte past the limit.
-    let mut buf = Vec::with_capacity(meta.len() as usize + 1);
-    (&mut file)
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| unreadable(format!("cannot read: {e}")))?;
-    if buf.len() as u64 > MAX_FILE_BYTES {
-        return Err(corrupt(format!(
-            "file grew past the {MAX_FILE_BYTES}-byte limit while being read"
-        )));
-    }
     Observation::parse(&buf, mtime).map_err(corrupt)
+}
+
+/// A heartbeat is a few hundred bytes: one read of this size is the whole file.
+const FIRST_READ: usize = 4096;
+
+/// Reads the whole file, at most `MAX_FILE_BYTES + 1` bytes. A short read is
+/// taken as end of file: heartbeats are replaced by rename, never appended
+/// to, so a regular file cannot grow under the reader.
+fn read_bounded(file: &mut File) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; FIRST_READ];
+    let mut len = 0;
+    loop {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+                if buf.len() as u64 > MAX_FILE_BYTES {
+                    break; // one byte past the limit: the caller reports it
+                }
+                let grow = (buf.len() * 2).min(MAX_FILE_BYTES as usize + 1);
+                buf.resize(grow, 0);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// Opens read-only with `O_NONBLOCK` where we know its value, so a FIFO put
@@ -475,23 +503,29 @@ pub fn classify(
                     State::FromTheFuture,
                     age,
                     format!(
-                        "timestamp is {:.0}s in the future (tolerance {:.0}s): clock skew",
-                        -age, rule.future_tolerance
+                        "timestamp is {} in the future (tolerance {}): clock skew",
+                        format_duration(-age),
+                        format_duration(rule.future_tolerance)
                     ),
                 )
             } else if age > max_age {
                 (
                     State::Stale,
                     age,
-                    format!("last beat {age:.0}s ago (max {max_age:.0}s){failed_run}"),
+                    format!(
+                        "last beat {} ago (max {}){failed_run}",
+                        format_duration(age),
+                        format_duration(max_age)
+                    ),
                 )
             } else {
                 (
                     State::Fresh,
                     age,
                     format!(
-                        "last beat {:.0}s ago (max {max_age:.0}s){failed_run}",
-                        age.max(0.0)
+                        "last beat {} ago (max {}){failed_run}",
+                        format_duration(age.max(0.0)),
+                        format_duration(max_age)
                     ),
                 )
             }
@@ -518,25 +552,29 @@ pub fn classify_many<P: AsRef<Path> + Sync>(
     now: f64,
     rule: &Rule,
 ) -> Vec<Classification> {
+    observe_many(paths)
+        .into_iter()
+        .zip(paths)
+        .map(|(observed, p)| classify(p.as_ref(), observed, now, rule))
+        .collect()
+}
+
+/// [`observe`]s many files on all available cores; results are in input
+/// order. The read is the expensive part (four syscalls a file), so this is
+/// what checkers of thousands of files call.
+pub fn observe_many<P: AsRef<Path> + Sync>(paths: &[P]) -> Vec<Result<Observation, Problem>> {
     const PER_THREAD_MIN: usize = 256;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = cores.min(paths.len() / PER_THREAD_MIN).max(1);
     if threads == 1 {
-        return paths
-            .iter()
-            .map(|p| classify_file(p.as_ref(), now, rule))
-            .collect();
+        return paths.iter().map(|p| observe(p.as_ref())).collect();
     }
     let chunk = paths.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = paths
             .chunks(chunk)
             .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|p| classify_file(p.as_ref(), now, rule))
-                        .collect::<Vec<_>>()
-                })
+                s.spawn(move || part.iter().map(|p| observe(p.as_ref())).collect::<Vec<_>>())
             })
             .collect();
         let mut out = Vec::with_capacity(paths.len());
@@ -544,13 +582,11 @@ pub fn classify_many<P: AsRef<Path> + Sync>(
             match h.join() {
                 Ok(v) => out.extend(v),
                 // A panic in a worker is a bug; still answer for every file.
-                Err(_) => out.extend(part.iter().map(|p| Classification {
-                    path: p.as_ref().to_path_buf(),
-                    state: State::Unreadable,
-                    age_seconds: None,
-                    max_age_seconds: rule.max_age_for(None),
-                    reason: "internal error while reading".to_string(),
-                    observation: None,
+                Err(_) => out.extend(part.iter().map(|_| {
+                    Err(Problem {
+                        state: State::Unreadable,
+                        reason: "internal error while reading".to_string(),
+                    })
                 })),
             }
         }

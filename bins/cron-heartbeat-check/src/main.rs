@@ -1,0 +1,327 @@
+//! `cron-heartbeat-check`: no cron job can stop silently.
+//!
+//! `cron-heartbeat-check` checks every `<job>.last` and the registry of
+//! expected jobs; exit 0 only when every job is OK (or running), 1
+//! otherwise (also when nothing is monitored at all), 2 on a usage or
+//! configuration error. `cron-heartbeat-check report` writes the Night
+//! Watch report. Logic lives in `nexus-cron`; this file parses flags,
+//! loads the registry, calls it and prints.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use nexus_cron::{CheckReport, Registry, alerts, history, report};
+use nexus_heartbeat::{CronDirs, CronWriter, format_duration, now_epoch, parse_duration};
+
+/// The registry read when `--registry` is not given, if it exists.
+const DEFAULT_REGISTRY: &str = "/etc/bezalel/cron-jobs.toml";
+/// This checker's own heartbeat job name.
+const SELF_JOB: &str = "cron-heartbeat-check";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cron-heartbeat-check",
+    version,
+    about = "Flag cron jobs that went silent"
+)]
+struct Cli {
+    #[command(flatten)]
+    scan: ScanArgs,
+    #[command(flatten)]
+    check: CheckArgs,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Write the Night Watch report (Markdown by default).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ScanArgs {
+    /// Heartbeat directory (repeatable; replaces the defaults: $BEZALEL_HEARTBEAT_DIR, else
+    /// /var/run/bezalel/heartbeats, /var/lib/bezalel/heartbeats and ~/.bezalel/heartbeats).
+    #[arg(long = "dir", global = true)]
+    dirs: Vec<PathBuf>,
+    /// Registry of expected jobs (TOML) [default: /etc/bezalel/cron-jobs.toml if present].
+    #[arg(long, global = true)]
+    registry: Option<PathBuf>,
+    /// Interval for files that record none [default: registry's, else 1d].
+    #[arg(long, global = true, value_parser = duration)]
+    default_interval: Option<Duration>,
+    /// STALE beyond this many intervals [default: registry's, else 2].
+    #[arg(long, global = true)]
+    multiplier: Option<f64>,
+    /// LATE (not yet STALE) for this long past the deadline [default: registry's, else 0s].
+    #[arg(long, global = true, value_parser = duration)]
+    grace: Option<Duration>,
+    /// Where the state and history live [default: the first directory's parent].
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
+    /// Judge as if it were this time (RFC 3339 or epoch seconds): replays and tests.
+    #[arg(long, global = true, hide = true, value_parser = instant)]
+    at: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Change nothing: no alert markers, state, own heartbeat or incidents.
+    #[arg(long)]
+    dry_run: bool,
+    /// Where `<job>.alert` markers go [default: <first dir>/../alerts].
+    #[arg(long)]
+    alerts_dir: Option<PathBuf>,
+    /// The interval of this checker's own heartbeat (its timer period).
+    #[arg(long, value_parser = duration, default_value = "15m")]
+    self_interval: Duration,
+    /// Do not write this checker's own heartbeat.
+    #[arg(long)]
+    no_self_heartbeat: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Only the Heartbeat Panel.
+    #[arg(long)]
+    panel: bool,
+    /// HTML instead of Markdown.
+    #[arg(long, conflicts_with = "lines")]
+    html: bool,
+    /// The morning-report layout: `+`/`-` lines.
+    #[arg(long)]
+    lines: bool,
+    /// Write to this file (atomically) instead of stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn instant(s: &str) -> Result<f64, String> {
+    if let Ok(n) = s.parse::<f64>() {
+        return Ok(n);
+    }
+    nexus_heartbeat::Observation::parse(format!("{s:?}").as_bytes(), None)
+        .ok()
+        .and_then(|o| o.timestamp)
+        .ok_or_else(|| format!("{s:?} is neither epoch seconds nor an RFC 3339 time"))
+}
+
+/// Directories, registry and state location after defaults are applied.
+struct Setup {
+    dirs: Vec<PathBuf>,
+    explicit_dirs: bool,
+    registry: Registry,
+    state_dir: PathBuf,
+    now: f64,
+}
+
+impl Setup {
+    fn load(a: &ScanArgs) -> anyhow::Result<Setup> {
+        let explicit_dirs = !a.dirs.is_empty();
+        let dirs = if explicit_dirs {
+            a.dirs.clone()
+        } else {
+            default_dirs()
+        };
+        let mut registry = match &a.registry {
+            Some(p) => Registry::load(p)?,
+            None if Path::new(DEFAULT_REGISTRY).is_file() => {
+                Registry::load(Path::new(DEFAULT_REGISTRY))?
+            }
+            None => Registry::default(),
+        };
+        let s = &mut registry.settings;
+        if let Some(d) = a.default_interval.filter(|d| !d.is_zero()) {
+            s.default_interval = d;
+        }
+        if let Some(m) = a.multiplier {
+            anyhow::ensure!(m.is_finite() && m >= 1.0, "--multiplier {m}: must be >= 1");
+            s.multiplier = m;
+        }
+        if let Some(g) = a.grace {
+            s.grace = g;
+        }
+        let first = dirs.first().context("no heartbeat directory")?;
+        let state_dir = a
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| first.parent().unwrap_or(first).to_path_buf());
+        Ok(Setup {
+            dirs,
+            explicit_dirs,
+            registry,
+            state_dir,
+            now: a.at.unwrap_or_else(now_epoch),
+        })
+    }
+
+    fn check(&self) -> CheckReport {
+        nexus_cron::evaluate(&self.registry, &nexus_cron::scan(&self.dirs), self.now)
+    }
+}
+
+fn default_dirs() -> Vec<PathBuf> {
+    let resolved = CronDirs::resolve(None);
+    if resolved.is_explicit() {
+        return resolved.candidates().to_vec();
+    }
+    let mut dirs = resolved.candidates().to_vec();
+    dirs.insert(1, PathBuf::from(nexus_heartbeat::PERSISTENT_DIR));
+    dirs
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let setup = match Setup::load(&cli.scan) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cron-heartbeat-check: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match &cli.cmd {
+        Some(Cmd::Report(r)) => write_report(&setup, r),
+        None => check(&setup, &cli.check),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cron-heartbeat-check: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let report = setup.check();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    for job in report.failures() {
+        eprintln!("{}", alerts::p1_line(job));
+    }
+    if report.nothing_monitored {
+        eprintln!(
+            "cron-heartbeat-check: nothing monitored: no .last files in {} and no registry",
+            setup
+                .dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for p in &report.dir_problems {
+        eprintln!("cron-heartbeat-check: cannot read heartbeat directory {p}");
+    }
+    let first = setup.dirs.first().context("no heartbeat directory")?;
+    let alerts_dir = a
+        .alerts_dir
+        .clone()
+        .unwrap_or_else(|| first.parent().unwrap_or(first).join("alerts"));
+    if a.dry_run {
+        for job in report.failures() {
+            eprintln!(
+                "dry-run: would mark {} in {}",
+                job.job,
+                alerts_dir.display()
+            );
+        }
+    } else {
+        let changes = alerts::sync(&alerts_dir, &report);
+        for e in &changes.errors {
+            eprintln!("cron-heartbeat-check: alert marker: {e}");
+        }
+        if let Err(e) = history::record(&setup.state_dir, &report) {
+            eprintln!("cron-heartbeat-check: state: {e}");
+        }
+        if !a.no_self_heartbeat {
+            let dirs = if setup.explicit_dirs {
+                CronDirs::only(first)
+            } else {
+                CronDirs::resolve(None)
+            };
+            if let Err(e) =
+                CronWriter::new(dirs).success(SELF_JOB, a.self_interval.as_secs().max(1))
+            {
+                eprintln!("cron-heartbeat-check: own heartbeat: {e}");
+            }
+        }
+    }
+    Ok(if report.healthy() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_table(report: &CheckReport) {
+    println!(
+        "{:<8} {:<28} {:>9} {:>11} {:>6}  REASON",
+        "STATUS", "JOB", "AGE", "INTERVAL", "RATIO"
+    );
+    for j in &report.jobs {
+        println!(
+            "{:<8} {:<28} {:>9} {:>11} {:>6}  {}",
+            j.status.as_str(),
+            j.job,
+            j.age_seconds
+                .map_or_else(|| "never".into(), format_duration),
+            j.interval_seconds
+                .map_or_else(|| "?".into(), format_duration),
+            j.ratio.map_or_else(|| "-".into(), |r| format!("{r:.2}")),
+            j.reason
+        );
+    }
+    let failing = report.failures().count();
+    println!(
+        "{}",
+        if report.nothing_monitored {
+            "nothing monitored".to_string()
+        } else if failing > 0 {
+            format!(
+                "{failing} of {} cron job(s) failing: {}",
+                report.jobs.len(),
+                report.stale.join(", ")
+            )
+        } else {
+            format!("all {} cron job(s) healthy", report.jobs.len())
+        }
+    );
+}
+
+fn write_report(setup: &Setup, a: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let check = setup.check();
+    let (changes, skipped) = history::read_since(&setup.state_dir, setup.now - 86_400.0);
+    if skipped > 0 {
+        eprintln!(
+            "cron-heartbeat-check: skipped {skipped} unreadable line(s) in the history under {}",
+            setup.state_dir.display()
+        );
+    }
+    let host = nexus_heartbeat::hostname();
+    let text = match (a.panel, a.html, a.lines) {
+        (_, _, true) => report::morning_lines(&check),
+        (true, false, false) => report::panel_markdown(&check),
+        (_, true, false) => report::night_watch_html(&check, &changes, host),
+        (false, false, false) => report::night_watch_markdown(&check, &changes, host),
+    };
+    match &a.output {
+        Some(path) => nexus_heartbeat::write_atomic(path, text.as_bytes(), true)?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,382 @@
+//! `cron-heartbeat-check` through the real binary, on real files.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A heartbeat tree: `<root>/heartbeats`, `<root>/fallback`, `<root>/alerts`.
+struct Tree {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Tree {
+    fn new() -> Tree {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        std::fs::create_dir_all(root.join("heartbeats")).unwrap();
+        Tree { _tmp: tmp, root }
+    }
+    fn hb(&self) -> PathBuf {
+        self.root.join("heartbeats")
+    }
+    fn write(&self, dir: &str, name: &str, body: &str) -> PathBuf {
+        let d = self.root.join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        let p = d.join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cron-heartbeat-check"));
+        c.arg("--dir")
+            .arg(self.hb())
+            .env_remove("BEZALEL_HEARTBEAT_DIR");
+        c
+    }
+    fn registry(&self, text: &str) -> PathBuf {
+        self.write(".", "cron-jobs.toml", text)
+    }
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn record(job: &str, age: f64, interval: u64) -> String {
+    format!(
+        r#"{{"job":"{job}","timestamp":{},"interval_seconds":{interval},"status":"ok"}}"#,
+        now() - age
+    )
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+fn status_of(v: &Value, job: &str) -> String {
+    v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == job)
+        .unwrap_or_else(|| panic!("{job} not in {v}"))["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn twice_the_interval_is_the_boundary() {
+    let t = Tree::new();
+    t.write("heartbeats", "ok_job.last", &record("ok_job", 590.0, 300));
+    let o = t
+        .cmd()
+        .args(["--json", "--no-self-heartbeat"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(status_of(&json(&o), "ok_job"), "OK");
+
+    t.write(
+        "heartbeats",
+        "stale_job.last",
+        &record("stale_job", 610.0, 300),
+    );
+    let o = t
+        .cmd()
+        .args(["--json", "--no-self-heartbeat"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    assert_eq!(status_of(&v, "stale_job"), "STALE");
+    assert_eq!(v["stale"], serde_json::json!(["stale_job"]));
+    assert!(
+        stderr(&o).contains(
+            "P1 cron job stale_job stale: last success 10m 10s ago, interval 5m 0s (ratio 2.03)"
+        ),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn markers_appear_and_recovery_removes_them() {
+    let t = Tree::new();
+    t.write(
+        "heartbeats",
+        "db_backup.last",
+        &record("db_backup", 1000.0, 300),
+    );
+    let o = t.cmd().output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let marker = t.root.join("alerts/db_backup.alert");
+    let alert: Value = serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+    assert_eq!(
+        (alert["job"].as_str(), alert["status"].as_str()),
+        (Some("db_backup"), Some("STALE"))
+    );
+    assert!(alert["detected_at"].as_str().is_some());
+
+    // The job runs again: the marker goes, and the history says so.
+    t.write(
+        "heartbeats",
+        "db_backup.last",
+        &record("db_backup", 1.0, 300),
+    );
+    let o = t.cmd().output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+    assert!(!marker.exists(), "marker removed on recovery");
+    let history = std::fs::read_to_string(t.root.join("checker-history.jsonl")).unwrap();
+    assert!(history.contains(r#""from":"STALE","to":"OK""#), "{history}");
+}
+
+#[test]
+fn empty_directory_with_registry_is_missing_not_healthy() {
+    let t = Tree::new();
+    let reg = t.registry(
+        "[jobs.nightly_watch]\ninterval = \"1d\"\n[jobs.db_backup]\ninterval_seconds = 86400\n",
+    );
+    let o = t
+        .cmd()
+        .arg("--registry")
+        .arg(&reg)
+        .args(["--json", "--no-self-heartbeat"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    assert_eq!(status_of(&v, "nightly_watch"), "MISSING");
+    assert_eq!(status_of(&v, "db_backup"), "MISSING");
+    assert!(
+        stderr(&o).contains("P1 cron job nightly_watch missing"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn nothing_monitored_exits_1() {
+    let t = Tree::new();
+    let o = t.cmd().arg("--no-self-heartbeat").output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nothing monitored"), "{}", stderr(&o));
+}
+
+#[test]
+fn legacy_files_corrupt_empty_and_bare_number() {
+    let t = Tree::new();
+    t.write("heartbeats", "corrupt.last", "{\"timestamp\": ");
+    t.write("heartbeats", "touched.last", ""); // mtime = now
+    t.write("heartbeats", "bare.last", &format!("{}\n", now() - 60.0));
+    let o = t
+        .cmd()
+        .args(["--json", "--no-self-heartbeat"])
+        .output()
+        .unwrap();
+    let v = json(&o);
+    assert_eq!(status_of(&v, "corrupt"), "ERROR");
+    assert_eq!(status_of(&v, "touched"), "OK");
+    assert_eq!(status_of(&v, "bare"), "OK");
+    let corrupt = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == "corrupt")
+        .unwrap();
+    assert!(
+        corrupt["reason"].as_str().unwrap().contains("corrupt.last"),
+        "{corrupt}"
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn primary_and_fallback_newest_wins() {
+    let t = Tree::new();
+    t.write("heartbeats", "j.last", &record("j", 5000.0, 300));
+    let fresh = t.write("fallback", "j.last", &record("j", 10.0, 300));
+    let o = t
+        .cmd()
+        .arg("--dir")
+        .arg(t.root.join("fallback"))
+        .args(["--json", "--no-self-heartbeat"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(status_of(&v, "j"), "OK");
+    assert_eq!(v["jobs"][0]["path"], fresh.to_str().unwrap());
+}
+
+#[test]
+fn a_scheduled_job_that_missed_its_0300_run() {
+    let t = Tree::new();
+    let reg = t
+        .registry("[jobs.nightly_watch]\nschedule = \"0 3 * * *\"\ntimezone = \"Europe/Berlin\"\n");
+    // Last success 2027-01-14 03:10 Berlin (02:10Z); checked 2027-01-15 08:00Z.
+    t.write(
+        "heartbeats",
+        "nightly_watch.last",
+        r#"{"job":"nightly_watch","timestamp":1799892600,"status":"ok"}"#,
+    );
+    let run = |at: &str| {
+        t.cmd()
+            .arg("--registry")
+            .arg(&reg)
+            .args(["--json", "--dry-run", "--at", at])
+            .output()
+            .unwrap()
+    };
+    let o = run("2027-01-15T08:00:00Z");
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    assert_eq!(status_of(&v, "nightly_watch"), "STALE");
+    assert!(
+        v["jobs"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missed its scheduled run at 2027-01-15T02:00:00Z"),
+        "{v}"
+    );
+    // Before 03:00 Berlin that day, all was well.
+    let o = run("2027-01-15T01:30:00Z");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn a_job_whose_last_run_failed() {
+    let t = Tree::new();
+    t.write(
+        "heartbeats",
+        "backup.last",
+        &format!(r#"{{"job":"backup","timestamp":{},"interval_seconds":3600,"status":"failed","exit_code":3,"finished_at":{}}}"#, now() - 100.0, now() - 5.0),
+    );
+    let o = t
+        .cmd()
+        .args(["--json", "--no-self-heartbeat"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    assert_eq!(status_of(&v, "backup"), "FAILED");
+    assert_eq!(v["jobs"][0]["exit_code"], 3);
+}
+
+#[test]
+fn dry_run_changes_nothing_and_a_real_run_beats_itself() {
+    let t = Tree::new();
+    t.write("heartbeats", "x.last", &record("x", 9000.0, 60));
+    let o = t.cmd().arg("--dry-run").output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("dry-run: would mark x"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!t.root.join("alerts").exists());
+    assert!(!t.hb().join("cron-heartbeat-check.last").exists());
+    assert!(!t.root.join("checker-state.json").exists());
+
+    let o = t.cmd().output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let own: Value =
+        serde_json::from_slice(&std::fs::read(t.hb().join("cron-heartbeat-check.last")).unwrap())
+            .unwrap();
+    assert_eq!(own["interval_seconds"], 900);
+}
+
+#[test]
+fn report_panel_markdown_html_lines_and_output() {
+    let t = Tree::new();
+    t.write("heartbeats", "ok_job.last", &record("ok_job", 30.0, 300));
+    t.write(
+        "heartbeats",
+        "late_job.last",
+        &record("late_job", 7200.0, 300),
+    );
+    let o = t.cmd().args(["report", "--panel"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let panel = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        panel.starts_with("## Heartbeat Panel\n\n| job | status | age | interval | ratio |"),
+        "{panel}"
+    );
+    let late = panel.find("late_job").unwrap();
+    assert!(
+        late < panel.find("ok_job").unwrap(),
+        "failing first: {panel}"
+    );
+
+    let o = t.cmd().arg("report").output().unwrap();
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        md.contains("**⚠ 1 blocker(s)**")
+            && md.contains("cron job `late_job` has not succeeded for 2h 0m"),
+        "{md}"
+    );
+
+    let out = t.root.join("night-watch.html");
+    let o = t
+        .cmd()
+        .args(["report", "--html", "--output"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("<tr class=\"stale\"><td>late_job</td>")
+    );
+
+    let o = t.cmd().args(["report", "--lines"]).output().unwrap();
+    let lines = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        lines.contains("- late_job STALE") && lines.contains("+ ok_job OK"),
+        "{lines}"
+    );
+}
+
+#[test]
+fn bad_registry_exits_2_naming_file_and_field() {
+    let t = Tree::new();
+    let reg = t.registry("[jobs.x]\nschedule = \"every day\"\n");
+    let o = t.cmd().arg("--registry").arg(&reg).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("cron-jobs.toml") && e.contains("job x") && e.contains("`schedule`"),
+        "{e}"
+    );
+    let o = t
+        .cmd()
+        .arg("--registry")
+        .arg(t.root.join("nope.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}

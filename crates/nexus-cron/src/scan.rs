@@ -1,0 +1,179 @@
+//! Finding `<job>.last` files in the heartbeat directories.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use nexus_heartbeat::{Observation, Problem, observe_many, validate_job_name};
+
+/// What was found on disk for one job: the record that wins (the newest
+/// readable one across directories), or the problem reading it.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The file that won.
+    pub path: PathBuf,
+    /// Its content, or why it could not be used.
+    pub observed: Result<Observation, Problem>,
+    /// Other files for the same job that lost (older, or unreadable).
+    pub shadowed: Vec<PathBuf>,
+}
+
+/// A directory that could not be listed (it is reported, not fatal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirProblem {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
+/// Everything found in the heartbeat directories.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    /// Jobs by name (the file stem is authoritative).
+    pub jobs: BTreeMap<String, Found>,
+    /// Directories that exist but could not be listed. A directory that
+    /// does not exist is not a problem (the fallback usually does not).
+    pub dir_problems: Vec<DirProblem>,
+    /// Directories that were scanned and exist.
+    pub scanned: Vec<PathBuf>,
+    /// Files ignored because their stem is not a valid job name.
+    pub ignored: Vec<PathBuf>,
+}
+
+/// The moment a record was last written to: the newest of its times.
+fn record_time(obs: &Observation) -> f64 {
+    let f = |k: &str| obs.fields.get(k).and_then(|v| v.as_f64());
+    [obs.timestamp, f("finished_at"), f("started_at"), obs.mtime]
+        .into_iter()
+        .flatten()
+        .fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// Lists `*.last` in every directory (in order) and reads them all, in
+/// parallel. For a job present in several directories, the newest readable
+/// record wins (the writer's fallback and the primary may both hold one).
+pub fn scan(dirs: &[PathBuf]) -> Scan {
+    let mut out = Scan::default();
+    let mut candidates: Vec<(String, PathBuf)> = Vec::new();
+    for dir in dirs {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                out.dir_problems.push(DirProblem {
+                    dir: dir.clone(),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        out.scanned.push(dir.clone());
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                out.ignored.push(entry.path());
+                continue;
+            };
+            let Some(stem) = name.strip_suffix(".last") else {
+                continue;
+            };
+            if stem.starts_with('.') {
+                continue; // our own temp files and hidden files
+            }
+            if validate_job_name(stem).is_err() {
+                out.ignored.push(entry.path());
+                continue;
+            }
+            candidates.push((stem.to_string(), entry.path()));
+        }
+    }
+    let paths: Vec<&Path> = candidates.iter().map(|(_, p)| p.as_path()).collect();
+    let observed = observe_many(&paths);
+    for ((job, path), observed) in candidates.into_iter().zip(observed) {
+        match out.jobs.get_mut(&job) {
+            None => {
+                out.jobs.insert(
+                    job,
+                    Found {
+                        path,
+                        observed,
+                        shadowed: Vec::new(),
+                    },
+                );
+            }
+            Some(found) => {
+                let newer = match (&observed, &found.observed) {
+                    (Ok(new), Ok(old)) => record_time(new) > record_time(old),
+                    (Ok(_), Err(_)) => true,
+                    (Err(_), _) => false,
+                };
+                if newer {
+                    let old = std::mem::replace(
+                        found,
+                        Found {
+                            path,
+                            observed,
+                            shadowed: Vec::new(),
+                        },
+                    );
+                    found.shadowed = old.shadowed;
+                    found.shadowed.push(old.path);
+                } else {
+                    found.shadowed.push(path);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn newest_record_across_directories_wins() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        fs::write(
+            a.path().join("j.last"),
+            r#"{"job":"j","timestamp":100,"interval_seconds":60}"#,
+        )
+        .unwrap();
+        fs::write(
+            b.path().join("j.last"),
+            r#"{"job":"j","timestamp":200,"interval_seconds":60}"#,
+        )
+        .unwrap();
+        fs::write(a.path().join("only_a.last"), "150").unwrap();
+        fs::write(b.path().join("broken.last"), "{").unwrap();
+        fs::write(a.path().join("broken.last"), "120").unwrap();
+        fs::write(a.path().join(".j.last.tmp.1.2"), "junk").unwrap();
+        fs::write(a.path().join("notes.txt"), "junk").unwrap();
+        fs::write(a.path().join("bad name.last"), "1").unwrap();
+        let s = scan(&[
+            a.path().to_path_buf(),
+            b.path().to_path_buf(),
+            PathBuf::from("/nonexistent/dir"),
+        ]);
+        assert_eq!(s.jobs.keys().collect::<Vec<_>>(), ["broken", "j", "only_a"]);
+        assert_eq!(s.jobs["j"].path, b.path().join("j.last"));
+        assert_eq!(s.jobs["j"].shadowed, [a.path().join("j.last")]);
+        // A readable record beats a corrupt one wherever it is.
+        assert_eq!(s.jobs["broken"].path, a.path().join("broken.last"));
+        assert_eq!(s.ignored, [a.path().join("bad name.last")]);
+        assert!(s.dir_problems.is_empty());
+        assert_eq!(s.scanned.len(), 2);
+    }
+
+    #[test]
+    fn an_unlistable_directory_is_reported() {
+        let a = tempfile::tempdir().unwrap();
+        let file = a.path().join("file");
+        fs::write(&file, "x").unwrap();
+        let s = scan(std::slice::from_ref(&file));
+        assert_eq!(s.dir_problems.len(), 1);
+        assert_eq!(s.dir_problems[0].dir, file);
+    }
+}
