@@ -35,7 +35,8 @@ pub(crate) async fn check(spec: &WsSpec) -> Outcome {
         Err(e) => return fail(crate::config::error_chain(&e)),
     };
     let status = response.status().as_u16();
-    let mut outcome = Outcome::ok(format!("WebSocket handshake OK ({shown})")).with("http_status", status);
+    let mut outcome =
+        Outcome::ok(format!("WebSocket handshake OK ({shown})")).with("http_status", status);
     if let Some(msg) = &spec.send {
         if let Err(e) = stream.send(Message::text(msg.clone())).await {
             return fail(format!("send failed: {e}"));

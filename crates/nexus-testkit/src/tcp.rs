@@ -38,7 +38,12 @@ pub async fn open() -> Listener {
             drop(s);
         }
     });
-    Listener { addr, task: Some(task), _hold: Vec::new(), _listener: None }
+    Listener {
+        addr,
+        task: Some(task),
+        _hold: Vec::new(),
+        _listener: None,
+    }
 }
 
 /// Accepts connections and holds them open without ever writing a byte.
@@ -51,7 +56,12 @@ pub async fn silent() -> Listener {
             held.push(s);
         }
     });
-    Listener { addr, task: Some(task), _hold: Vec::new(), _listener: None }
+    Listener {
+        addr,
+        task: Some(task),
+        _hold: Vec::new(),
+        _listener: None,
+    }
 }
 
 /// A port with nothing listening (connects are refused).
@@ -76,7 +86,12 @@ pub async fn full_backlog() -> Listener {
             Ok(Ok(s)) => hold.push(s),
             Ok(Err(e)) => panic!("filling the backlog of {addr}: {e}"),
             Err(_) => {
-                return Listener { addr, task: None, _hold: hold, _listener: Some(l.into_std().unwrap()) };
+                return Listener {
+                    addr,
+                    task: None,
+                    _hold: hold,
+                    _listener: Some(l.into_std().unwrap()),
+                };
             }
         }
     }
