@@ -44,6 +44,7 @@ impl RedisSpec {
 }
 
 /// `used_memory` and `maxmemory` from an `INFO memory` reply.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn parse_info_memory(info: &str) -> (Option<u64>, Option<u64>) {
     let field = |key: &str| {
         info.lines().find_map(|l| {
