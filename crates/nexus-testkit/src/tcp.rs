@@ -46,6 +46,25 @@ pub async fn open() -> Listener {
     }
 }
 
+/// Like [`open`], on the IPv6 loopback `[::1]`.
+pub async fn open_v6() -> Listener {
+    let l = TcpListener::bind("[::1]:0")
+        .await
+        .unwrap_or_else(|e| panic!("cannot bind [::1]:0 (IPv6 loopback): {e}"));
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            drop(s);
+        }
+    });
+    Listener {
+        addr,
+        task: Some(task),
+        _hold: Vec::new(),
+        _listener: None,
+    }
+}
+
 /// Accepts connections and holds them open without ever writing a byte.
 pub async fn silent() -> Listener {
     let l = bind().await;

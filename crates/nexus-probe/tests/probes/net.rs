@@ -65,6 +65,25 @@ async fn tcp_localhost_tries_every_address() {
 }
 
 #[tokio::test]
+async fn tcp_ipv6_literals() {
+    let v6 = tcp::open_v6().await;
+    let port = i64::from(v6.addr.port());
+    for host in ["::1", "[::1]"] {
+        let v = run(tcp_kind(host, port)).await;
+        expect(&v, Status::Ok, &format!("TCP:{host}:{port} reachable"));
+        assert_eq!(v.details["address"], format!("[::1]:{port}"));
+    }
+    // The same port on IPv4 is someone else's (or nobody's).
+    let v = run(tcp_kind("127.0.0.1", port)).await;
+    let v6_addr = format!("[::1]:{port}");
+    assert_ne!(
+        v.details.get("address").and_then(|a| a.as_str()),
+        Some(v6_addr.as_str()),
+        "{v}"
+    );
+}
+
+#[tokio::test]
 async fn tcp_bad_input_is_a_verdict_not_a_panic() {
     let v = run(tcp_kind("127.0.0.1", 70000)).await;
     expect(&v, Status::Unknown, "port 70000 out of range 1-65535");
