@@ -83,9 +83,16 @@ impl BudgetSpec {
 
     pub(crate) fn validate(&self) -> Result<(), String> {
         if !(self.limit.is_finite() && self.limit > 0.0) {
-            return Err(format!("`limit` must be a positive number, found {}", self.limit));
+            return Err(format!(
+                "`limit` must be a positive number, found {}",
+                self.limit
+            ));
         }
-        let sources = [self.file.is_some(), self.http.is_some(), self.postgres.is_some()];
+        let sources = [
+            self.file.is_some(),
+            self.http.is_some(),
+            self.postgres.is_some(),
+        ];
         if sources.iter().filter(|s| **s).count() != 1 {
             return Err("set exactly one source: `file`, `http` or `postgres`".to_string());
         }
@@ -99,40 +106,72 @@ pub(crate) fn number_from(text: &str, pointer: Option<&str>) -> Result<f64, Stri
     if pointer.is_none()
         && let Ok(n) = t.parse::<f64>()
     {
-        return if n.is_finite() { Ok(n) } else { Err(format!("{t:?} is not finite")) };
+        return if n.is_finite() {
+            Ok(n)
+        } else {
+            Err(format!("{t:?} is not finite"))
+        };
     }
     let doc: Value = serde_json::from_str(t).map_err(|e| format!("not a number or JSON: {e}"))?;
     let ptr = pointer.unwrap_or("/tokens_used");
-    let v = if doc.is_number() && pointer.is_none() { &doc } else { doc.pointer(ptr).ok_or_else(|| format!("JSON field {ptr} is missing"))? };
+    let v = if doc.is_number() && pointer.is_none() {
+        &doc
+    } else {
+        doc.pointer(ptr)
+            .ok_or_else(|| format!("JSON field {ptr} is missing"))?
+    };
     match v {
-        Value::Number(n) => n.as_f64().ok_or_else(|| format!("JSON field {ptr} is not a finite number")),
-        Value::String(s) => s.trim().parse::<f64>().map_err(|_| format!("JSON field {ptr} is {s:?}, not a number")),
+        Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| format!("JSON field {ptr} is not a finite number")),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("JSON field {ptr} is {s:?}, not a number")),
         other => Err(format!("JSON field {ptr} is {other}, not a number")),
     }
 }
 
-async fn used(spec: &BudgetSpec, client: &reqwest::Client, timeout: Duration) -> Result<(f64, String), String> {
+async fn used(
+    spec: &BudgetSpec,
+    client: &reqwest::Client,
+    timeout: Duration,
+) -> Result<(f64, String), String> {
     let ptr = spec.pointer.as_deref();
     if let Some(file) = &spec.file {
         let file = crate::config::expand_home(file);
         let shown = file.display().to_string();
-        let meta = tokio::fs::metadata(&file).await.map_err(|e| format!("{shown}: {e}"))?;
+        let meta = tokio::fs::metadata(&file)
+            .await
+            .map_err(|e| format!("{shown}: {e}"))?;
         if !meta.is_file() || meta.len() > 1 << 20 {
             return Err(format!("{shown}: not a regular file under 1 MiB"));
         }
-        let bytes = tokio::fs::read(&file).await.map_err(|e| format!("{shown}: {e}"))?;
+        let bytes = tokio::fs::read(&file)
+            .await
+            .map_err(|e| format!("{shown}: {e}"))?;
         let text = String::from_utf8(bytes).map_err(|_| format!("{shown}: not UTF-8 text"))?;
-        return number_from(&text, ptr).map(|n| (n, shown.clone())).map_err(|e| format!("{shown}: {e}"));
+        return number_from(&text, ptr)
+            .map(|n| (n, shown.clone()))
+            .map_err(|e| format!("{shown}: {e}"));
     }
     if let Some(url) = &spec.http {
         let shown = redact_url(url);
-        let mut resp = client.get(url).send().await.map_err(|e| format!("{shown}: {}", crate::http::request_error(e)))?;
+        let mut resp = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| format!("{shown}: {}", crate::http::request_error(e)))?;
         if !resp.status().is_success() {
             return Err(format!("{shown}: status {}", resp.status().as_u16()));
         }
-        let body = crate::http::read_capped(&mut resp, 1 << 20).await.map_err(|e| format!("{shown}: {e}"))?;
+        let body = crate::http::read_capped(&mut resp, 1 << 20)
+            .await
+            .map_err(|e| format!("{shown}: {e}"))?;
         let text = String::from_utf8_lossy(&body);
-        return number_from(&text, ptr).map(|n| (n, shown.clone())).map_err(|e| format!("{shown}: {e}"));
+        return number_from(&text, ptr)
+            .map(|n| (n, shown.clone()))
+            .map_err(|e| format!("{shown}: {e}"));
     }
     if let Some(q) = &spec.postgres {
         let n = crate::postgres::query_value(&q.url, &q.query, &q.params, timeout).await?;
@@ -141,7 +180,11 @@ async fn used(spec: &BudgetSpec, client: &reqwest::Client, timeout: Duration) ->
     Err("no usage source configured".to_string())
 }
 
-pub(crate) async fn check(spec: &BudgetSpec, client: &reqwest::Client, timeout: Duration) -> Outcome {
+pub(crate) async fn check(
+    spec: &BudgetSpec,
+    client: &reqwest::Client,
+    timeout: Duration,
+) -> Outcome {
     if let Err(why) = spec.validate() {
         return Outcome::unknown(format!("budget probe misconfigured: {why}"));
     }
@@ -156,11 +199,14 @@ pub(crate) async fn check(spec: &BudgetSpec, client: &reqwest::Client, timeout: 
         Status::Warning => "Token budget nearly exhausted",
         _ => "Token budget OK",
     };
-    Outcome::new(status, format!("{what}: {pct:.1} % of {} tokens used", spec.limit))
-        .with("tokens_used", tokens)
-        .with("tokens_limit", spec.limit)
-        .with("usage_pct", round(pct, 1))
-        .with("source", source)
+    Outcome::new(
+        status,
+        format!("{what}: {pct:.1} % of {} tokens used", spec.limit),
+    )
+    .with("tokens_used", tokens)
+    .with("tokens_limit", spec.limit)
+    .with("usage_pct", round(pct, 1))
+    .with("source", source)
 }
 
 #[cfg(test)]
@@ -171,8 +217,15 @@ mod tests {
     fn numbers_from_text_and_json() {
         assert_eq!(number_from(" 1234\n", None).unwrap(), 1234.0);
         assert_eq!(number_from("{\"tokens_used\": 5}", None).unwrap(), 5.0);
-        assert_eq!(number_from("{\"a\": {\"b\": \"7\"}}", Some("/a/b")).unwrap(), 7.0);
-        assert!(number_from("{\"a\": 1}", None).unwrap_err().contains("/tokens_used"));
+        assert_eq!(
+            number_from("{\"a\": {\"b\": \"7\"}}", Some("/a/b")).unwrap(),
+            7.0
+        );
+        assert!(
+            number_from("{\"a\": 1}", None)
+                .unwrap_err()
+                .contains("/tokens_used")
+        );
         assert!(number_from("\u{0}\u{1}binary", None).is_err());
         assert!(number_from("NaN", None).is_err());
     }

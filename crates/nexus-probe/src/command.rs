@@ -112,12 +112,21 @@ pub fn parse_perfdata(text: &str) -> (Vec<PerfDatum>, Vec<String>) {
             bad.push(format!("{label}={}", &after[..end]));
             continue;
         };
-        let opt = |i: usize| fields.get(i).filter(|s| !s.is_empty()).map(|s| s.to_string());
+        let opt = |i: usize| {
+            fields
+                .get(i)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_string())
+        };
         let num_at = |i: usize| fields.get(i).and_then(|s| s.parse::<f64>().ok());
         out.push(PerfDatum {
             label,
             value,
-            uom: if v == "U" { String::new() } else { uom.to_string() },
+            uom: if v == "U" {
+                String::new()
+            } else {
+                uom.to_string()
+            },
             warn: opt(1),
             crit: opt(2),
             min: num_at(3),
@@ -166,7 +175,10 @@ pub(crate) async fn check(spec: &CommandSpec) -> Outcome {
         None => {
             use std::os::unix::process::ExitStatusExt;
             let sig = out.status.signal().unwrap_or(0);
-            (Status::Unknown, format!("{program} was killed by signal {sig}"))
+            (
+                Status::Unknown,
+                format!("{program} was killed by signal {sig}"),
+            )
         }
     };
     let mut o = Outcome::new(status, summary)

@@ -284,7 +284,7 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
         Text(String),
     }
     match Raw::deserialize(d)? {
-        Raw::Secs(s) if s.is_finite() && s >= 0.0 && s < 1e10 => Ok(Duration::from_secs_f64(s)),
+        Raw::Secs(s) if (0.0..1e10).contains(&s) => Ok(Duration::from_secs_f64(s)),
         Raw::Secs(s) => Err(serde::de::Error::custom(format!(
             "duration {s} is not a number of seconds"
         ))),
@@ -332,7 +332,10 @@ impl ConnString {
         if let Some((_, rest)) = s.split_once("://") {
             let authority = rest.split(['/', '?']).next().unwrap_or("");
             let userinfo = authority.rsplit_once('@')?.0;
-            return userinfo.split_once(':').map(|(_, pw)| pw).filter(|p| !p.is_empty());
+            return userinfo
+                .split_once(':')
+                .map(|(_, pw)| pw)
+                .filter(|p| !p.is_empty());
         }
         s.split_whitespace()
             .find_map(|kv| kv.strip_prefix("password="))

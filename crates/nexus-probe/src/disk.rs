@@ -61,10 +61,21 @@ pub(crate) struct Usage {
     pub(crate) inode_pct: Option<f64>,
 }
 
-pub(crate) fn usage(frsize: u64, blocks: u64, bfree: u64, bavail: u64, files: u64, ffree: u64) -> Usage {
+pub(crate) fn usage(
+    frsize: u64,
+    blocks: u64,
+    bfree: u64,
+    bavail: u64,
+    files: u64,
+    ffree: u64,
+) -> Usage {
     let used = blocks.saturating_sub(bfree) as f64;
     let avail = bavail as f64;
-    let pct = if used + avail > 0.0 { used / (used + avail) * 100.0 } else { 0.0 };
+    let pct = if used + avail > 0.0 {
+        used / (used + avail) * 100.0
+    } else {
+        0.0
+    };
     // Some file systems (btrfs, some FUSE) report 0 inodes: not applicable.
     let inode_pct = (files > 0).then(|| files.saturating_sub(ffree) as f64 / files as f64 * 100.0);
     Usage {
@@ -89,7 +100,14 @@ pub(crate) async fn check(spec: &DiskSpec) -> Outcome {
         }
         Err(e) => return Outcome::unknown(format!("Disk check did not finish: {e}")),
     };
-    let u = usage(st.f_frsize, st.f_blocks, st.f_bfree, st.f_bavail, st.f_files, st.f_ffree);
+    let u = usage(
+        st.f_frsize,
+        st.f_blocks,
+        st.f_bfree,
+        st.f_bavail,
+        st.f_files,
+        st.f_ffree,
+    );
     let space = Status::at_or_above(u.pct, spec.warn_pct, spec.crit_pct);
     let inodes = u.inode_pct.map_or(Status::Ok, |p| {
         Status::at_or_above(p, spec.inode_warn_pct, spec.inode_crit_pct)
@@ -106,7 +124,9 @@ pub(crate) async fn check(spec: &DiskSpec) -> Outcome {
         Status::Warning => "Disk usage high",
         _ => "Disk usage OK",
     };
-    let inode_text = u.inode_pct.map_or(String::new(), |p| format!(", inodes {p:.1} %"));
+    let inode_text = u
+        .inode_pct
+        .map_or(String::new(), |p| format!(", inodes {p:.1} %"));
     let gb = |b: f64| round(b / 1024f64.powi(3), 2);
     Outcome::new(
         status,

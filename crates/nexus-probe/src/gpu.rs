@@ -46,16 +46,26 @@ impl Default for GpuSpec {
     }
 }
 
-const QUERY: &str = "--query-gpu=index,name,temperature.gpu,utilization.gpu,memory.used,memory.total";
+const QUERY: &str =
+    "--query-gpu=index,name,temperature.gpu,utilization.gpu,memory.used,memory.total";
+
+/// One GPU: name, temperature °C, utilisation %, memory used and total MiB.
+type Row = (String, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
 
 /// One CSV line: `0, NVIDIA A100, 41, 0, 10, 40960` (`[N/A]` allowed).
-fn parse_line(line: &str) -> Option<(String, Option<f64>, Option<f64>, Option<f64>, Option<f64>)> {
+fn parse_line(line: &str) -> Option<Row> {
     let f: Vec<&str> = line.split(',').map(str::trim).collect();
     if f.len() < 6 {
         return None;
     }
     let num = |s: &str| s.parse::<f64>().ok();
-    Some((format!("{} {}", f[0], f[1]), num(f[2]), num(f[3]), num(f[4]), num(f[5])))
+    Some((
+        format!("{} {}", f[0], f[1]),
+        num(f[2]),
+        num(f[3]),
+        num(f[4]),
+        num(f[5]),
+    ))
 }
 
 pub(crate) async fn check(spec: &GpuSpec) -> Outcome {
@@ -69,17 +79,29 @@ pub(crate) async fn check(spec: &GpuSpec) -> Outcome {
     let out = match out {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Outcome::unknown(format!("{} not found: no NVIDIA tooling on this host", spec.nvidia_smi));
+            return Outcome::unknown(format!(
+                "{} not found: no NVIDIA tooling on this host",
+                spec.nvidia_smi
+            ));
         }
         Err(e) => return Outcome::unknown(format!("cannot run {}: {e}", spec.nvidia_smi)),
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        let text = if stdout.trim().is_empty() { String::from_utf8_lossy(&out.stderr).into_owned() } else { stdout.into_owned() };
+        let text = if stdout.trim().is_empty() {
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        } else {
+            stdout.into_owned()
+        };
         return Outcome::critical(format!(
             "nvidia-smi failed ({}): {}",
             out.status,
-            text.lines().next().unwrap_or("no output").chars().take(200).collect::<String>()
+            text.lines()
+                .next()
+                .unwrap_or("no output")
+                .chars()
+                .take(200)
+                .collect::<String>()
         ));
     }
     let mut status = Status::Ok;
@@ -93,9 +115,19 @@ pub(crate) async fn check(spec: &GpuSpec) -> Outcome {
             (Some(u), Some(t)) if t > 0.0 => Some(u / t * 100.0),
             _ => None,
         };
-        let t_status = temp.map_or(Status::Ok, |t| Status::at_or_above(t, spec.temp_warn_c, spec.temp_crit_c));
-        let m_status = mem_pct.map_or(Status::Ok, |m| Status::at_or_above(m, spec.mem_warn_pct, f64::INFINITY));
-        for (s, what) in [(t_status, format!("{name} at {}°C", temp.unwrap_or(0.0))), (m_status, format!("{name} memory {:.0} %", mem_pct.unwrap_or(0.0)))] {
+        let t_status = temp.map_or(Status::Ok, |t| {
+            Status::at_or_above(t, spec.temp_warn_c, spec.temp_crit_c)
+        });
+        let m_status = mem_pct.map_or(Status::Ok, |m| {
+            Status::at_or_above(m, spec.mem_warn_pct, f64::INFINITY)
+        });
+        for (s, what) in [
+            (t_status, format!("{name} at {}°C", temp.unwrap_or(0.0))),
+            (
+                m_status,
+                format!("{name} memory {:.0} %", mem_pct.unwrap_or(0.0)),
+            ),
+        ] {
             if s != Status::Ok {
                 notes.push(what);
                 if s == Status::Critical || status == Status::Ok {

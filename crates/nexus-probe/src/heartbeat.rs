@@ -75,7 +75,8 @@ pub(crate) async fn check(spec: &HeartbeatSpec, sweep: &Sweep) -> Outcome {
     let model = obs.and_then(|o| o.str_field("model")).map(str::to_string);
     let pid = obs.and_then(|o| o.u64_field("pid"));
     let age = c.age_seconds.map(|a| round(a, 1));
-    let text = |v: &Option<serde_json::Value>| v.as_ref().map_or("?".to_string(), |v| v.to_string());
+    let text =
+        |v: &Option<serde_json::Value>| v.as_ref().map_or("?".to_string(), |v| v.to_string());
     let m = model.clone().unwrap_or_else(|| "?".to_string());
     let outcome = match c.state {
         State::Fresh => Outcome::ok(format!(
@@ -92,7 +93,9 @@ pub(crate) async fn check(spec: &HeartbeatSpec, sweep: &Sweep) -> Outcome {
         State::Unreadable | State::Corrupt => {
             Outcome::critical(format!("Heartbeat file unreadable: {shown}: {}", c.reason))
         }
-        State::FromTheFuture => Outcome::critical(format!("Heartbeat clock skew: {shown}: {}", c.reason)),
+        State::FromTheFuture => {
+            Outcome::critical(format!("Heartbeat clock skew: {shown}: {}", c.reason))
+        }
     };
     outcome
         .with("path", shown.to_string())
@@ -105,7 +108,12 @@ pub(crate) async fn check(spec: &HeartbeatSpec, sweep: &Sweep) -> Outcome {
 }
 
 /// No file: starting (grace), never written (process is old), or just missing.
-async fn missing(spec: &HeartbeatSpec, sweep: &Sweep, path: &std::path::Path, max_age: f64) -> Outcome {
+async fn missing(
+    spec: &HeartbeatSpec,
+    sweep: &Sweep,
+    path: &std::path::Path,
+    max_age: f64,
+) -> Outcome {
     let base = |o: Outcome| {
         o.with("path", path.display().to_string())
             .with("state", "missing")

@@ -96,9 +96,18 @@ impl HttpSpec {
 pub(crate) fn parse_range(s: &str) -> Result<(u16, u16), String> {
     let bad = || format!("invalid status range {s:?} (use 200, 2xx or 200-299)");
     let t = s.trim().to_ascii_lowercase();
-    let num = |x: &str| x.trim().parse::<u16>().ok().filter(|n| (100..=599).contains(n));
+    let num = |x: &str| {
+        x.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|n| (100..=599).contains(n))
+    };
     let range = if let Some(d) = t.strip_suffix("xx") {
-        let d = d.parse::<u16>().ok().filter(|d| (1..=5).contains(d)).ok_or_else(bad)?;
+        let d = d
+            .parse::<u16>()
+            .ok()
+            .filter(|d| (1..=5).contains(d))
+            .ok_or_else(bad)?;
         (d * 100, d * 100 + 99)
     } else if let Some((a, b)) = t.split_once('-') {
         (num(a).ok_or_else(bad)?, num(b).ok_or_else(bad)?)
@@ -113,10 +122,7 @@ pub(crate) fn parse_range(s: &str) -> Result<(u16, u16), String> {
 }
 
 /// Reads at most `cap` bytes of the body; `Err` says why it stopped.
-pub(crate) async fn read_capped(
-    resp: &mut reqwest::Response,
-    cap: u64,
-) -> Result<Vec<u8>, String> {
+pub(crate) async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Result<Vec<u8>, String> {
     if let Some(len) = resp.content_length()
         && len > cap
     {
@@ -134,7 +140,12 @@ pub(crate) async fn read_capped(
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
-            Err(e) => return Err(format!("reading the body failed: {}", error_chain(&e.without_url()))),
+            Err(e) => {
+                return Err(format!(
+                    "reading the body failed: {}",
+                    error_chain(&e.without_url())
+                ));
+            }
         }
     }
 }
@@ -143,7 +154,11 @@ pub(crate) async fn read_capped(
 pub(crate) fn request_error(e: reqwest::Error) -> String {
     let timeout = e.is_timeout();
     let text = error_chain(&e.without_url());
-    if timeout { format!("timeout: {text}") } else { text }
+    if timeout {
+        format!("timeout: {text}")
+    } else {
+        text
+    }
 }
 
 pub(crate) async fn check(spec: &HttpSpec, client: &reqwest::Client) -> Outcome {
@@ -186,7 +201,10 @@ pub(crate) async fn check(spec: &HttpSpec, client: &reqwest::Client) -> Outcome 
     if !ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&code)) {
         return base(Outcome::new(
             spec.unexpected_status,
-            format!("HTTP {shown} returned status {code} (expected {})", spec.expect_status.join(", ")),
+            format!(
+                "HTTP {shown} returned status {code} (expected {})",
+                spec.expect_status.join(", ")
+            ),
         ));
     }
     if !spec.json.is_empty() {
@@ -217,7 +235,9 @@ pub(crate) async fn check(spec: &HttpSpec, client: &reqwest::Client) -> Outcome 
             }
         }
     }
-    base(Outcome::ok(format!("HTTP {shown} responding (status {code})")))
+    base(Outcome::ok(format!(
+        "HTTP {shown} responding (status {code})"
+    )))
 }
 
 /// Equality that treats `1` and `1.0` as equal (TOML and JSON differ there).

@@ -4,8 +4,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::redact_url;
 use crate::Outcome;
+use crate::config::redact_url;
 
 /// `ollama = { url = "http://127.0.0.1:11434", models = ["llama3"] }`.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,7 +40,8 @@ impl OllamaSpec {
 /// Whether `want` (with or without a `:tag`) is among `have`.
 pub(crate) fn has_model(have: &[String], want: &str) -> bool {
     have.iter().any(|h| {
-        h == want || (!want.contains(':') && h.split_once(':').is_some_and(|(name, _)| name == want))
+        h == want
+            || (!want.contains(':') && h.split_once(':').is_some_and(|(name, _)| name == want))
     })
 }
 
@@ -60,7 +61,8 @@ pub(crate) async fn check(spec: &OllamaSpec, client: &reqwest::Client) -> Outcom
     };
     let code = resp.status().as_u16();
     if !resp.status().is_success() {
-        return Outcome::warning(format!("Ollama responded with error (status {code})")).with("status_code", code);
+        return Outcome::warning(format!("Ollama responded with error (status {code})"))
+            .with("status_code", code);
     }
     let body = match crate::http::read_capped(&mut resp, 4 << 20).await {
         Ok(b) => b,
@@ -74,7 +76,11 @@ pub(crate) async fn check(spec: &OllamaSpec, client: &reqwest::Client) -> Outcom
     };
     let names: Vec<String> = list
         .iter()
-        .filter_map(|m| m.get("name").or_else(|| m.get("model")).and_then(Value::as_str))
+        .filter_map(|m| {
+            m.get("name")
+                .or_else(|| m.get("model"))
+                .and_then(Value::as_str)
+        })
         .map(str::to_string)
         .collect();
     let missing: Vec<&str> = spec
@@ -86,9 +92,14 @@ pub(crate) async fn check(spec: &OllamaSpec, client: &reqwest::Client) -> Outcom
     let o = if missing.is_empty() {
         Outcome::ok(format!("Ollama available ({} models)", names.len()))
     } else {
-        Outcome::critical(format!("Ollama is missing required models: {}", missing.join(", ")))
+        Outcome::critical(format!(
+            "Ollama is missing required models: {}",
+            missing.join(", ")
+        ))
     };
-    o.with("model_count", names.len()).with("models", &names).with("missing", missing)
+    o.with("model_count", names.len())
+        .with("models", &names)
+        .with("missing", missing)
 }
 
 #[cfg(test)]

@@ -57,7 +57,9 @@ impl PostgresSpec {
 
 #[cfg(not(feature = "postgres"))]
 pub(crate) async fn check(_spec: &PostgresSpec, _timeout: Duration) -> Outcome {
-    Outcome::unknown("PostgreSQL probe unavailable: nexus-probe was built without the `postgres` feature")
+    Outcome::unknown(
+        "PostgreSQL probe unavailable: nexus-probe was built without the `postgres` feature",
+    )
 }
 
 #[cfg(not(feature = "postgres"))]
@@ -82,7 +84,12 @@ mod imp {
     /// A driver error on one line: the server's message and SQLSTATE when there is one.
     fn pg_error(e: &tokio_postgres::Error) -> String {
         match e.as_db_error() {
-            Some(db) => format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code()),
+            Some(db) => format!(
+                "{}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            ),
             None => crate::config::error_chain(e),
         }
     }
@@ -116,20 +123,26 @@ mod imp {
     }
 
     pub(crate) async fn connect(url: &ConnString, timeout: Duration) -> Result<Conn, String> {
-        let mut cfg: tokio_postgres::Config = url
-            .expose()
-            .parse()
-            .map_err(|e: tokio_postgres::Error| url.scrub(&format!("invalid PostgreSQL URL {}: {e}", url.redacted())))?;
+        let mut cfg: tokio_postgres::Config =
+            url.expose().parse().map_err(|e: tokio_postgres::Error| {
+                url.scrub(&format!("invalid PostgreSQL URL {}: {e}", url.redacted()))
+            })?;
         cfg.connect_timeout(timeout);
         let target = target(&cfg);
-        let (client, connection) = cfg
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| url.scrub(&format!("PostgreSQL connection failed ({target}): {}", pg_error(&e))))?;
+        let (client, connection) = cfg.connect(tokio_postgres::NoTls).await.map_err(|e| {
+            url.scrub(&format!(
+                "PostgreSQL connection failed ({target}): {}",
+                pg_error(&e)
+            ))
+        })?;
         let task = tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(Conn { client, target, task })
+        Ok(Conn {
+            client,
+            target,
+            task,
+        })
     }
 
     /// Converts a config value to the parameter type the server inferred.
@@ -137,16 +150,26 @@ mod imp {
         let n = i + 1;
         let bad = |want: &str| format!("parameter ${n}: expected {want} for type {ty}, found {v}");
         Ok(match *ty {
-            Type::INT2 => Box::new(v.as_i64().and_then(|x| i16::try_from(x).ok()).ok_or_else(|| bad("an integer"))?),
-            Type::INT4 => Box::new(v.as_i64().and_then(|x| i32::try_from(x).ok()).ok_or_else(|| bad("an integer"))?),
+            Type::INT2 => Box::new(
+                v.as_i64()
+                    .and_then(|x| i16::try_from(x).ok())
+                    .ok_or_else(|| bad("an integer"))?,
+            ),
+            Type::INT4 => Box::new(
+                v.as_i64()
+                    .and_then(|x| i32::try_from(x).ok())
+                    .ok_or_else(|| bad("an integer"))?,
+            ),
             Type::INT8 => Box::new(v.as_i64().ok_or_else(|| bad("an integer"))?),
             Type::FLOAT4 => Box::new(v.as_f64().ok_or_else(|| bad("a number"))? as f32),
             Type::FLOAT8 => Box::new(v.as_f64().ok_or_else(|| bad("a number"))?),
             Type::BOOL => Box::new(v.as_bool().ok_or_else(|| bad("a boolean"))?),
-            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => Box::new(match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            }),
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+                Box::new(match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            }
             _ => {
                 return Err(format!(
                     "parameter ${n} has type {ty}, which probes do not bind; cast it in the query (e.g. ${n}::float8)"
@@ -158,10 +181,18 @@ mod imp {
     /// Runs `query` (one row, one numeric column) with bound parameters.
     /// The query is wrapped as a scalar subquery cast to float8, so any
     /// numeric type (count, sum, numeric) works; NULL reads as 0.
-    pub(crate) async fn run_value(conn: &Conn, query: &str, params: &[Value]) -> Result<f64, String> {
+    pub(crate) async fn run_value(
+        conn: &Conn,
+        query: &str,
+        params: &[Value],
+    ) -> Result<f64, String> {
         let q = query.trim().trim_end_matches(';').trim();
         let wrapped = format!("SELECT (({q}))::float8");
-        let stmt = conn.client.prepare(&wrapped).await.map_err(|e| pg_error(&e))?;
+        let stmt = conn
+            .client
+            .prepare(&wrapped)
+            .await
+            .map_err(|e| pg_error(&e))?;
         if stmt.params().len() != params.len() {
             return Err(format!(
                 "the query has {} parameter(s), {} given",
@@ -175,8 +206,15 @@ mod imp {
             .enumerate()
             .map(|(i, (v, ty))| param(i, v, ty))
             .collect::<Result<Vec<_>, _>>()?;
-        let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect();
-        let row = conn.client.query_one(&stmt, &refs).await.map_err(|e| pg_error(&e))?;
+        let refs: Vec<&(dyn ToSql + Sync)> = boxed
+            .iter()
+            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let row = conn
+            .client
+            .query_one(&stmt, &refs)
+            .await
+            .map_err(|e| pg_error(&e))?;
         let v: Option<f64> = row.try_get(0).map_err(|e| pg_error(&e))?;
         Ok(v.unwrap_or(0.0))
     }

@@ -91,10 +91,14 @@ impl ProcessSpec {
     }
 
     pub(crate) fn validate(&self) -> Result<(), String> {
-        let n = [self.pattern.is_some(), self.pidfile.is_some(), self.pid.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let n = [
+            self.pattern.is_some(),
+            self.pidfile.is_some(),
+            self.pid.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if n != 1 {
             return Err("set exactly one of `pattern`, `pidfile`, `pid`".to_string());
         }
@@ -189,7 +193,10 @@ pub(crate) fn parse_stat(text: &str) -> Result<(u32, String, char, u32, u64), St
     if close < open {
         return Err("malformed comm".to_string());
     }
-    let pid = text[..open].trim().parse::<u32>().map_err(|_| "bad pid field")?;
+    let pid = text[..open]
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| "bad pid field")?;
     let comm = text[open + 1..close].to_string();
     let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
     let state = rest
@@ -254,7 +261,11 @@ impl ProcTable {
         let mut unreadable = Vec::new();
         for dent in fs::read_dir(root).map_err(err)? {
             let dent = dent.map_err(err)?;
-            let Some(pid) = dent.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            let Some(pid) = dent
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
                 continue;
             };
             match read_entry(root, pid) {
@@ -264,14 +275,12 @@ impl ProcTable {
             }
         }
         entries.sort_by_key(|e| e.pid);
-        let uptime = read_small(&root.join("uptime"), 256)
-            .ok()
-            .and_then(|b| {
-                String::from_utf8_lossy(&b)
-                    .split_whitespace()
-                    .next()
-                    .and_then(|s| s.parse::<f64>().ok())
-            });
+        let uptime = read_small(&root.join("uptime"), 256).ok().and_then(|b| {
+            String::from_utf8_lossy(&b)
+                .split_whitespace()
+                .next()
+                .and_then(|s| s.parse::<f64>().ok())
+        });
         Ok(ProcTable {
             root: root.to_path_buf(),
             entries,
@@ -370,8 +379,25 @@ fn is_interpreter(program: &str) -> bool {
     let stem = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
     matches!(
         stem,
-        "python" | "pypy" | "node" | "nodejs" | "deno" | "bun" | "ruby" | "perl" | "php" | "java"
-            | "sh" | "bash" | "dash" | "zsh" | "uv" | "env" | "nohup" | "setsid" | "exec"
+        "python"
+            | "pypy"
+            | "node"
+            | "nodejs"
+            | "deno"
+            | "bun"
+            | "ruby"
+            | "perl"
+            | "php"
+            | "java"
+            | "sh"
+            | "bash"
+            | "dash"
+            | "zsh"
+            | "uv"
+            | "env"
+            | "nohup"
+            | "setsid"
+            | "exec"
     ) || stem.starts_with("python")
 }
 
@@ -381,7 +407,8 @@ pub(crate) fn contains_word(hay: &str, pattern: &str) -> bool {
     if pattern.is_empty() {
         return false;
     }
-    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let word =
+        |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     hay.match_indices(pattern).any(|(i, _)| {
         !word(hay[..i].chars().next_back()) && !word(hay[i + pattern.len()..].chars().next())
     })
@@ -430,14 +457,25 @@ pub(crate) fn argv_matches(argv: &[String], pattern: &str) -> bool {
 fn check_pid(root: &Path, pid: u32, table: Option<&ProcTable>, what: &str) -> Outcome {
     let entry = match read_entry(root, pid) {
         Ok(Some(e)) => e,
-        Ok(None) => return Outcome::critical(format!("{what}: PID {pid} is not running")).with("pid", pid),
-        Err(why) => return Outcome::unknown(format!("{what}: cannot inspect PID {pid}: {why}")).with("pid", pid),
+        Ok(None) => {
+            return Outcome::critical(format!("{what}: PID {pid} is not running")).with("pid", pid);
+        }
+        Err(why) => {
+            return Outcome::unknown(format!("{what}: cannot inspect PID {pid}: {why}"))
+                .with("pid", pid);
+        }
     };
     let age = table.and_then(|t| t.age_seconds(&entry));
     let o = if entry.is_dead() {
-        Outcome::critical(format!("{what}: PID {pid} is a zombie (dead, state {})", entry.state))
+        Outcome::critical(format!(
+            "{what}: PID {pid} is a zombie (dead, state {})",
+            entry.state
+        ))
     } else if entry.is_stopped() {
-        Outcome::warning(format!("{what}: PID {pid} is stopped (state {})", entry.state))
+        Outcome::warning(format!(
+            "{what}: PID {pid} is stopped (state {})",
+            entry.state
+        ))
     } else {
         Outcome::ok(format!("Running (PID: {pid})"))
     };
@@ -462,7 +500,13 @@ fn read_pidfile(path: &Path) -> Result<u32, String> {
         .parse::<u32>()
         .ok()
         .filter(|p| *p > 0)
-        .ok_or_else(|| format!("PID file {} does not hold a PID: {:?}", path.display(), text.trim()))
+        .ok_or_else(|| {
+            format!(
+                "PID file {} does not hold a PID: {:?}",
+                path.display(),
+                text.trim()
+            )
+        })
 }
 
 /// The running matches for a pattern spec, or the reason none can be trusted.
@@ -475,8 +519,12 @@ pub(crate) struct Found {
 /// Evaluates a pattern spec against a table.
 pub(crate) fn evaluate_pattern(spec: &ProcessSpec, pattern: &str, table: &ProcTable) -> Found {
     let matches = table.find(pattern, spec.match_mode, spec.exclude_children);
-    let (dead, alive): (Vec<&ProcEntry>, Vec<&ProcEntry>) = matches.into_iter().partition(|e| e.is_dead());
-    let live: Vec<(u32, Option<f64>)> = alive.iter().map(|e| (e.pid, table.age_seconds(e))).collect();
+    let (dead, alive): (Vec<&ProcEntry>, Vec<&ProcEntry>) =
+        matches.into_iter().partition(|e| e.is_dead());
+    let live: Vec<(u32, Option<f64>)> = alive
+        .iter()
+        .map(|e| (e.pid, table.age_seconds(e)))
+        .collect();
     let procs: Vec<serde_json::Value> = alive
         .iter()
         .map(|e| {
@@ -490,7 +538,11 @@ pub(crate) fn evaluate_pattern(spec: &ProcessSpec, pattern: &str, table: &ProcTa
         .collect();
     let pids: Vec<u32> = alive.iter().map(|e| e.pid).collect();
     let zombies: Vec<u32> = dead.iter().map(|e| e.pid).collect();
-    let list = pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+    let list = pids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     let outcome = if alive.is_empty() {
         if table.unreadable().is_empty() {
             let zombie_note = if zombies.is_empty() {
@@ -508,7 +560,9 @@ pub(crate) fn evaluate_pattern(spec: &ProcessSpec, pattern: &str, table: &ProcTa
             .with("unreadable", table.unreadable().iter().take(10).collect::<Vec<_>>())
         }
     } else if alive.iter().all(|e| e.is_stopped()) {
-        Outcome::warning(format!("Stopped, not running (PID: {list}): '{pattern}' was sent SIGSTOP or is traced"))
+        Outcome::warning(format!(
+            "Stopped, not running (PID: {list}): '{pattern}' was sent SIGSTOP or is traced"
+        ))
     } else {
         Outcome::ok(format!("Running (PID: {list})"))
     };
@@ -518,7 +572,10 @@ pub(crate) fn evaluate_pattern(spec: &ProcessSpec, pattern: &str, table: &ProcTa
             .with("pids", &pids)
             .with("processes", procs)
             .with("zombies", &zombies)
-            .with("youngest_age_seconds", youngest.map(|a| crate::verdict::round(a, 1))),
+            .with(
+                "youngest_age_seconds",
+                youngest.map(|a| crate::verdict::round(a, 1)),
+            ),
         live,
     }
 }
@@ -536,11 +593,21 @@ pub(crate) async fn check(spec: &ProcessSpec, sweep: &Sweep) -> Outcome {
         (_, Some(file), _) => {
             let file = crate::config::expand_home(file);
             match read_pidfile(&file) {
-                Ok(pid) => check_pid(sweep.proc_root(), pid, table.as_ref().as_ref().ok(), &spec.describe()),
+                Ok(pid) => check_pid(
+                    sweep.proc_root(),
+                    pid,
+                    table.as_ref().as_ref().ok(),
+                    &spec.describe(),
+                ),
                 Err(why) => Outcome::critical(why),
             }
         }
-        (_, _, Some(pid)) => check_pid(sweep.proc_root(), pid, table.as_ref().as_ref().ok(), &spec.describe()),
+        (_, _, Some(pid)) => check_pid(
+            sweep.proc_root(),
+            pid,
+            table.as_ref().as_ref().ok(),
+            &spec.describe(),
+        ),
         _ => Outcome::unknown("process probe misconfigured"),
     }
 }
@@ -589,9 +656,13 @@ mod tests {
 
     #[test]
     fn stat_with_hostile_comm() {
-        let line = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
+        let line =
+            "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
         let (pid, comm, state, ppid, start) = parse_stat(line).unwrap();
-        assert_eq!((pid, comm.as_str(), state, ppid, start), (4242, "a) b (c)", 'S', 1, 987654));
+        assert_eq!(
+            (pid, comm.as_str(), state, ppid, start),
+            (4242, "a) b (c)", 'S', 1, 987654)
+        );
         assert!(parse_stat("garbage").is_err());
         assert!(parse_stat("1 (x) S").is_err());
     }

@@ -66,7 +66,9 @@ pub(crate) async fn check(spec: &PythonSyntaxSpec) -> Outcome {
             return Outcome::critical(format!("Source not found: {shown}"));
         }
         Err(e) => return Outcome::critical(format!("Source unreadable: {shown}: {e}")),
-        Ok(m) if !m.is_file() => return Outcome::critical(format!("Source is not a regular file: {shown}")),
+        Ok(m) if !m.is_file() => {
+            return Outcome::critical(format!("Source is not a regular file: {shown}"));
+        }
         Ok(_) => {}
     }
     let child = tokio::process::Command::new(&spec.python)
@@ -91,14 +93,22 @@ pub(crate) async fn check(spec: &PythonSyntaxSpec) -> Outcome {
         Err(e) => return Outcome::unknown(format!("cannot run {:?}: {e}", spec.python)),
     };
     let line = String::from_utf8_lossy(&out.stdout);
-    let parsed: Option<Value> = line.lines().last().and_then(|l| serde_json::from_str(l).ok());
+    let parsed: Option<Value> = line
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok());
     let Some(v) = parsed else {
         let err = String::from_utf8_lossy(&out.stderr);
         return Outcome::unknown(format!(
             "{:?} gave no verdict on {shown} ({}): {}",
             spec.python,
             out.status,
-            err.lines().last().unwrap_or("no output").chars().take(200).collect::<String>()
+            err.lines()
+                .last()
+                .unwrap_or("no output")
+                .chars()
+                .take(200)
+                .collect::<String>()
         ));
     };
     let msg = v["msg"].as_str().unwrap_or("").to_string();
@@ -120,5 +130,6 @@ pub(crate) async fn check(spec: &PythonSyntaxSpec) -> Outcome {
         Some("io") => Outcome::critical(format!("Source unreadable: {shown}: {msg}")),
         _ => Outcome::unknown(format!("Syntax check of {shown} hit a limit: {msg}")),
     };
-    o.with("file", &shown).with("message", if msg.is_empty() { None } else { Some(msg) })
+    o.with("file", &shown)
+        .with("message", if msg.is_empty() { None } else { Some(msg) })
 }

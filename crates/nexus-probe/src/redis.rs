@@ -44,10 +44,17 @@ impl RedisSpec {
 }
 
 /// `used_memory` and `maxmemory` from an `INFO memory` reply.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn parse_info_memory(info: &str) -> (Option<u64>, Option<u64>) {
     let field = |key: &str| {
-        info.lines()
-            .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix(':')?.trim().parse::<u64>().ok())
+        info.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(key)?
+                .strip_prefix(':')?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
     };
     (field("used_memory"), field("maxmemory"))
 }
@@ -59,15 +66,20 @@ pub(crate) async fn check(_spec: &RedisSpec) -> Outcome {
 
 #[cfg(feature = "redis")]
 pub(crate) async fn check(spec: &RedisSpec) -> Outcome {
-    use crate::verdict::round;
     use crate::Status;
+    use crate::verdict::round;
 
     let fail = |e: &dyn std::fmt::Display| {
         Outcome::critical(spec.url.scrub(&format!("Redis connection failed: {e}")))
     };
     let client = match redis::Client::open(spec.url.expose()) {
         Ok(c) => c,
-        Err(e) => return Outcome::unknown(spec.url.scrub(&format!("invalid Redis URL {}: {e}", spec.url.redacted()))),
+        Err(e) => {
+            return Outcome::unknown(
+                spec.url
+                    .scrub(&format!("invalid Redis URL {}: {e}", spec.url.redacted())),
+            );
+        }
     };
     let mut conn = match client.get_multiplexed_async_connection().await {
         Ok(c) => c,
@@ -77,7 +89,11 @@ pub(crate) async fn check(spec: &RedisSpec) -> Outcome {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
-    let info: String = match redis::cmd("INFO").arg("memory").query_async(&mut conn).await {
+    let info: String = match redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+    {
         Ok(i) => i,
         Err(e) => return fail(&e),
     };
@@ -96,12 +112,20 @@ pub(crate) async fn check(spec: &RedisSpec) -> Outcome {
             };
             Outcome::new(
                 status,
-                format!("{what}: {:.1} % of maxmemory used ({} of {} MB)", pct, mb(used), mb(max)),
+                format!(
+                    "{what}: {:.1} % of maxmemory used ({} of {} MB)",
+                    pct,
+                    mb(used),
+                    mb(max)
+                ),
             )
             .with("maxmemory_mb", mb(max))
             .with("usage_pct", round(pct, 1))
         }
-        None => Outcome::ok(format!("Redis connected ({} MB used, no maxmemory)", mb(used))),
+        None => Outcome::ok(format!(
+            "Redis connected ({} MB used, no maxmemory)",
+            mb(used)
+        )),
     };
     o.with("used_memory_mb", mb(used)).with("ping", pong)
 }

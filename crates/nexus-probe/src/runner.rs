@@ -129,7 +129,10 @@ fn timed_out(kind: &ProbeKind, timeout: Duration) -> Outcome {
         ProbeKind::Postgres(_) => "PostgreSQL connection failed",
         _ => "probe failed",
     };
-    Outcome::new(status, format!("{what}: timed out after {}", human(timeout)))
+    Outcome::new(
+        status,
+        format!("{what}: timed out after {}", human(timeout)),
+    )
     .with("timeout_ms", timeout.as_millis() as u64)
     .with("timed_out", true)
 }
@@ -188,9 +191,10 @@ impl Sweep {
         self.procs
             .get_or_init(|| async {
                 let root = self.proc_root.clone();
-                let scanned =
-                    tokio::task::spawn_blocking(move || ProcTable::scan_at(&root, std::process::id()))
-                        .await;
+                let scanned = tokio::task::spawn_blocking(move || {
+                    ProcTable::scan_at(&root, std::process::id())
+                })
+                .await;
                 Arc::new(match scanned {
                     Ok(r) => r.map_err(|e| e.to_string()),
                     Err(e) => Err(format!("process scan did not finish: {e}")),

@@ -40,7 +40,9 @@ pub(crate) fn validate_host(host: &str) -> Result<(), String> {
         return Ok(());
     }
     if h.is_empty() || h.len() > 253 {
-        return Err(format!("invalid host name {host:?}: empty or longer than 253 bytes"));
+        return Err(format!(
+            "invalid host name {host:?}: empty or longer than 253 bytes"
+        ));
     }
     for label in h.trim_end_matches('.').split('.') {
         let ok = !label.is_empty()
@@ -64,7 +66,11 @@ pub(crate) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, St
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    if bare.trim_end_matches('.').to_ascii_lowercase().ends_with(".invalid") {
+    if bare
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+        .ends_with(".invalid")
+    {
         return Err(format!(
             "cannot resolve host {host:?}: .invalid names never resolve (RFC 6761)"
         ));
@@ -81,13 +87,11 @@ pub(crate) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, St
 
 pub(crate) async fn check(spec: &TcpSpec) -> Outcome {
     let target = format!("TCP:{}:{}", spec.host, spec.port);
-    let Ok(port) = u16::try_from(spec.port).map_err(drop).and_then(|p| {
-        if p == 0 { Err(()) } else { Ok(p) }
-    }) else {
-        return Outcome::unknown(format!(
-            "{target}: port {} out of range 1-65535",
-            spec.port
-        ));
+    let Ok(port) = u16::try_from(spec.port)
+        .map_err(drop)
+        .and_then(|p| if p == 0 { Err(()) } else { Ok(p) })
+    else {
+        return Outcome::unknown(format!("{target}: port {} out of range 1-65535", spec.port));
     };
     let addrs = match resolve(&spec.host, port).await {
         Ok(a) => a,
@@ -107,7 +111,10 @@ pub(crate) async fn check(spec: &TcpSpec) -> Outcome {
                 tried.push(json!({ "address": addr.to_string(), "result": "connected" }));
                 return Outcome::ok(format!("{target} reachable"))
                     .with("address", addr.to_string())
-                    .with("addresses", addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+                    .with(
+                        "addresses",
+                        addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    )
                     .with("tried", tried);
             }
             Err(e) => {
@@ -143,7 +150,14 @@ mod tests {
 
     #[test]
     fn host_validation() {
-        for ok in ["localhost", "127.0.0.1", "::1", "[::1]", "a-b.example.org.", "x_y"] {
+        for ok in [
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+            "a-b.example.org.",
+            "x_y",
+        ] {
             assert!(validate_host(ok).is_ok(), "{ok}");
         }
         for bad in ["", "bad host", "-x", "a..b", "evil;rm -rf", &"a".repeat(64)] {

@@ -170,7 +170,12 @@ mod tests {
 
     #[test]
     fn exit_codes_are_nagios() {
-        let all = [Status::Ok, Status::Warning, Status::Critical, Status::Unknown];
+        let all = [
+            Status::Ok,
+            Status::Warning,
+            Status::Critical,
+            Status::Unknown,
+        ];
         for (i, s) in all.into_iter().enumerate() {
             assert_eq!(s.exit_code() as usize, i);
             assert_eq!(Status::from_exit_code(i as i32), s);

@@ -8,7 +8,7 @@ use crate::Outcome;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WsSpec {
-    /// `ws://` URL (`wss://` needs a TLS-enabled build of tokio-tungstenite).
+    /// `ws://` URL (`wss://` answers Unknown: this build has no WebSocket TLS).
     pub url: String,
     /// A text message to send after the handshake; a reply is then required.
     #[serde(default)]
@@ -29,13 +29,24 @@ pub(crate) async fn check(spec: &WsSpec) -> Outcome {
     use tokio_tungstenite::tungstenite::Message;
 
     let shown = crate::config::redact_url(&spec.url);
+    if spec
+        .url
+        .get(..6)
+        .is_some_and(|s| s.eq_ignore_ascii_case("wss://"))
+    {
+        return Outcome::unknown(format!(
+            "WebSocket probe of {shown}: wss:// is not supported by this build (no TLS in tokio-tungstenite); \
+             probe the TLS endpoint with an `http` probe instead"
+        ));
+    }
     let fail = |what: String| Outcome::critical(format!("WebSocket probe failed: {shown}: {what}"));
     let (mut stream, response) = match tokio_tungstenite::connect_async(spec.url.as_str()).await {
         Ok(ok) => ok,
         Err(e) => return fail(crate::config::error_chain(&e)),
     };
     let status = response.status().as_u16();
-    let mut outcome = Outcome::ok(format!("WebSocket handshake OK ({shown})")).with("http_status", status);
+    let mut outcome =
+        Outcome::ok(format!("WebSocket handshake OK ({shown})")).with("http_status", status);
     if let Some(msg) = &spec.send {
         if let Err(e) = stream.send(Message::text(msg.clone())).await {
             return fail(format!("send failed: {e}"));

@@ -37,7 +37,10 @@ impl HttpResponse {
     }
 
     pub fn text(status: u16, body: &str) -> HttpResponse {
-        HttpResponse { content_type: "text/plain".into(), ..HttpResponse::json(status, body) }
+        HttpResponse {
+            content_type: "text/plain".into(),
+            ..HttpResponse::json(status, body)
+        }
     }
 
     pub fn huge(len: u64, no_length: bool) -> HttpResponse {
@@ -67,7 +70,9 @@ impl Drop for HttpServer {
 
 impl HttpServer {
     /// Serves `handler(method, path)` on 127.0.0.1 (a free port).
-    pub async fn start(handler: impl Fn(&str, &str) -> HttpResponse + Send + Sync + 'static) -> HttpServer {
+    pub async fn start(
+        handler: impl Fn(&str, &str) -> HttpResponse + Send + Sync + 'static,
+    ) -> HttpServer {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let handler: Arc<Handler> = Arc::new(handler);
@@ -92,7 +97,10 @@ impl HttpServer {
                         Body::Bytes(b) => b.len() as u64,
                         Body::Repeat { len, .. } => *len,
                     };
-                    let mut out = format!("HTTP/1.1 {} X\r\nContent-Type: {}\r\nConnection: close\r\n", r.status, r.content_type);
+                    let mut out = format!(
+                        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nConnection: close\r\n",
+                        r.status, r.content_type
+                    );
                     if !r.no_length {
                         out.push_str(&format!("Content-Length: {len}\r\n"));
                     }

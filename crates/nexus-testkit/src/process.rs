@@ -28,7 +28,11 @@ fn sleep_binary() -> PathBuf {
 fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn link(prefix: &str) -> (tempfile::TempDir, String, PathBuf) {
@@ -43,8 +47,17 @@ impl Sleeper {
     /// A child of the test process.
     pub fn child(prefix: &str) -> Sleeper {
         let (dir, name, path) = link(prefix);
-        let child = Command::new(&path).arg("300").stdin(Stdio::null()).spawn().unwrap();
-        Sleeper { name, pid: child.id(), child: Some(child), _dir: dir }
+        let child = Command::new(&path)
+            .arg("300")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Sleeper {
+            name,
+            pid: child.id(),
+            child: Some(child),
+            _dir: dir,
+        }
     }
 
     /// A detached process (its parent shell exits, so it is not our descendant).
@@ -57,7 +70,12 @@ impl Sleeper {
             .output()
             .unwrap();
         let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        Sleeper { name, pid, child: None, _dir: dir }
+        Sleeper {
+            name,
+            pid,
+            child: None,
+            _dir: dir,
+        }
     }
 
     /// Sends a signal.

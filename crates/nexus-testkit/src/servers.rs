@@ -64,7 +64,11 @@ fn on_path(name: &str) -> Option<PathBuf> {
 }
 
 /// Waits (bounded) for a line containing `needle` from a child's output.
-fn wait_for_line(rx: &mpsc::Receiver<String>, needle: &str, limit: Duration) -> Result<(), Vec<String>> {
+fn wait_for_line(
+    rx: &mpsc::Receiver<String>,
+    needle: &str,
+    limit: Duration,
+) -> Result<(), Vec<String>> {
     let deadline = std::time::Instant::now() + limit;
     let mut seen = Vec::new();
     loop {
@@ -96,15 +100,35 @@ impl RedisServer {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
             let mut cmd = Command::new(&bin);
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args(["--protected-mode", "no", "--daemonize", "no", "--loglevel", "notice"])
-                .args(["--maxmemory", &maxmemory.to_string()])
-                .arg("--dir")
-                .arg(dir.path());
+            cmd.args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args([
+                "--protected-mode",
+                "no",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "notice",
+            ])
+            .args(["--maxmemory", &maxmemory.to_string()])
+            .arg("--dir")
+            .arg(dir.path());
             if let Some(pw) = password {
                 cmd.args(["--requirepass", pw]);
             }
-            let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+            let mut child = cmd
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
             let (tx, rx) = mpsc::channel();
             let out = child.stdout.take().unwrap();
             std::thread::spawn(move || {
@@ -113,7 +137,13 @@ impl RedisServer {
                 }
             });
             match wait_for_line(&rx, "Ready to accept connections", Duration::from_secs(15)) {
-                Ok(()) => return RedisServer { port, child, _dir: dir },
+                Ok(()) => {
+                    return RedisServer {
+                        port,
+                        child,
+                        _dir: dir,
+                    };
+                }
                 Err(seen) => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -121,7 +151,10 @@ impl RedisServer {
                 }
             }
         }
-        panic!("redis-server did not start (3 tries); last output:\n{}", last.join("\n"));
+        panic!(
+            "redis-server did not start (3 tries); last output:\n{}",
+            last.join("\n")
+        );
     }
 
     /// `redis://[:pw@]127.0.0.1:<port>/0`.
@@ -182,7 +215,8 @@ fn user_ids(name: &str) -> Option<(u32, u32)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.first() == Some(&name) && f.len() > 3).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+        (f.first() == Some(&name) && f.len() > 3)
+            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
     })
 }
 
@@ -198,9 +232,14 @@ fn pg_command(bin: &Path, tool: &str) -> Command {
 }
 
 fn run(mut cmd: Command, what: &str, log: Option<&Path>) {
-    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{what}: cannot run: {e} ({INSTALL_HINT})"));
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e} ({INSTALL_HINT})"));
     if !out.status.success() {
-        let log = log.and_then(|l| std::fs::read_to_string(l).ok()).unwrap_or_default();
+        let log = log
+            .and_then(|l| std::fs::read_to_string(l).ok())
+            .unwrap_or_default();
         panic!(
             "{what} failed ({}):\n{}\n{}\n{log}",
             out.status,
@@ -214,15 +253,27 @@ impl PostgresServer {
     /// Creates a cluster and starts it on a free port (a few seconds).
     pub fn start() -> PostgresServer {
         let bin = pg_bin_dir();
-        let dir = tempfile::Builder::new().prefix("nexus-pg-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("nexus-pg-")
+            .tempdir()
+            .unwrap();
         if is_root() {
-            let (uid, gid) = user_ids("postgres")
-                .unwrap_or_else(|| panic!("no `postgres` user to run PostgreSQL as: {INSTALL_HINT}"));
+            let (uid, gid) = user_ids("postgres").unwrap_or_else(|| {
+                panic!("no `postgres` user to run PostgreSQL as: {INSTALL_HINT}")
+            });
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
         }
         let data = dir.path().join("data");
         let mut initdb = pg_command(&bin, "initdb");
-        initdb.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"]);
+        initdb.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
         run(initdb, "initdb", None);
         let log = dir.path().join("server.log");
         let mut last_port = 0;
@@ -234,8 +285,18 @@ impl PostgresServer {
                 dir.path().display()
             );
             let mut start = pg_command(&bin, "pg_ctl");
-            start.arg("-D").arg(&data).arg("-l").arg(&log).args(["-w", "-t", "30", "-o", &opts, "start"]);
-            let ok = start.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+            start
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-w", "-t", "30", "-o", &opts, "start"]);
+            let ok = start
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
             if ok {
                 return PostgresServer { port, bin, dir };
             }
@@ -246,13 +307,25 @@ impl PostgresServer {
 
     /// A libpq key/value connection string.
     pub fn conninfo(&self) -> String {
-        format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
     }
 
     /// Runs SQL through `psql` (ON_ERROR_STOP); panics with its output on failure.
     pub fn psql(&self, sql: &str) {
         let mut c = Command::new(self.bin.join("psql"));
-        c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.conninfo(), "-c", sql]);
+        c.args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &self.conninfo(),
+            "-c",
+            sql,
+        ]);
         run(c, "psql", None);
     }
 }
@@ -260,7 +333,13 @@ impl PostgresServer {
 impl Drop for PostgresServer {
     fn drop(&mut self) {
         let mut stop = pg_command(&self.bin, "pg_ctl");
-        stop.arg("-D").arg(self.dir.path().join("data")).args(["-m", "immediate", "-w", "stop"]);
-        let _ = stop.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        stop.arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"]);
+        let _ = stop
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }

@@ -38,7 +38,31 @@ pub async fn open() -> Listener {
             drop(s);
         }
     });
-    Listener { addr, task: Some(task), _hold: Vec::new(), _listener: None }
+    Listener {
+        addr,
+        task: Some(task),
+        _hold: Vec::new(),
+        _listener: None,
+    }
+}
+
+/// Like [`open`], on the IPv6 loopback `[::1]`.
+pub async fn open_v6() -> Listener {
+    let l = TcpListener::bind("[::1]:0")
+        .await
+        .unwrap_or_else(|e| panic!("cannot bind [::1]:0 (IPv6 loopback): {e}"));
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            drop(s);
+        }
+    });
+    Listener {
+        addr,
+        task: Some(task),
+        _hold: Vec::new(),
+        _listener: None,
+    }
 }
 
 /// Accepts connections and holds them open without ever writing a byte.
@@ -51,7 +75,12 @@ pub async fn silent() -> Listener {
             held.push(s);
         }
     });
-    Listener { addr, task: Some(task), _hold: Vec::new(), _listener: None }
+    Listener {
+        addr,
+        task: Some(task),
+        _hold: Vec::new(),
+        _listener: None,
+    }
 }
 
 /// A port with nothing listening (connects are refused).
@@ -76,7 +105,12 @@ pub async fn full_backlog() -> Listener {
             Ok(Ok(s)) => hold.push(s),
             Ok(Err(e)) => panic!("filling the backlog of {addr}: {e}"),
             Err(_) => {
-                return Listener { addr, task: None, _hold: hold, _listener: Some(l.into_std().unwrap()) };
+                return Listener {
+                    addr,
+                    task: None,
+                    _hold: hold,
+                    _listener: Some(l.into_std().unwrap()),
+                };
             }
         }
     }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use nexus_probe::{BudgetQuery, BudgetSpec, ConnString, PostgresSpec, ProbeKind, RedisSpec, Status};
+use nexus_probe::{
+    BudgetQuery, BudgetSpec, ConnString, PostgresSpec, ProbeKind, RedisSpec, Status,
+};
 use nexus_testkit::{PostgresServer, RedisServer, tcp};
 
 use super::{expect, run, run_with};
@@ -18,21 +20,41 @@ async fn redis_ping_memory_thresholds_and_auth() {
 
     let mut spec = RedisSpec::new(srv.url(None));
     spec.mem_warn_pct = pct / 2.0;
-    expect(&run(ProbeKind::Redis(spec.clone())).await, Status::Warning, "Redis memory high");
+    expect(
+        &run(ProbeKind::Redis(spec.clone())).await,
+        Status::Warning,
+        "Redis memory high",
+    );
     spec.mem_crit_pct = pct / 2.0;
-    expect(&run(ProbeKind::Redis(spec)).await, Status::Critical, "Redis memory high");
+    expect(
+        &run(ProbeKind::Redis(spec)).await,
+        Status::Critical,
+        "Redis memory high",
+    );
 
     // A password-protected server: the wrong password fails, and is never shown.
     let locked = RedisServer::start(0, Some("right-pw"));
-    let v = run(ProbeKind::Redis(RedisSpec::new(locked.url(Some("wr0ng-pw"))))).await;
+    let v = run(ProbeKind::Redis(RedisSpec::new(
+        locked.url(Some("wr0ng-pw")),
+    )))
+    .await;
     expect(&v, Status::Critical, "Redis connection failed");
-    assert!(!format!("{v:?} {}", serde_json::to_string(&v).unwrap()).contains("wr0ng-pw"), "{v}");
-    let v = run(ProbeKind::Redis(RedisSpec::new(locked.url(Some("right-pw"))))).await;
+    assert!(
+        !format!("{v:?} {}", serde_json::to_string(&v).unwrap()).contains("wr0ng-pw"),
+        "{v}"
+    );
+    let v = run(ProbeKind::Redis(RedisSpec::new(
+        locked.url(Some("right-pw")),
+    )))
+    .await;
     expect(&v, Status::Ok, "no maxmemory");
 
     let port = srv.port;
     drop(srv);
-    let v = run(ProbeKind::Redis(RedisSpec::new(format!("redis://127.0.0.1:{port}/0")))).await;
+    let v = run(ProbeKind::Redis(RedisSpec::new(format!(
+        "redis://127.0.0.1:{port}/0"
+    ))))
+    .await;
     expect(&v, Status::Critical, "Redis connection failed");
     let v = run(ProbeKind::Redis(RedisSpec::new("not a url"))).await;
     expect(&v, Status::Unknown, "invalid Redis URL");
@@ -77,27 +99,51 @@ async fn postgres_select_one_stuck_work_orders_and_budget() {
         ..PostgresSpec::new(&url)
     };
     let v = run(ProbeKind::Postgres(stuck(300))).await;
-    expect(&v, Status::Warning, "stuck work orders = 2 (warning at ≥ 1)");
+    expect(
+        &v,
+        Status::Warning,
+        "stuck work orders = 2 (warning at ≥ 1)",
+    );
     assert_eq!(v.details["value"], 2.0);
-    expect(&run(ProbeKind::Postgres(stuck(3600))).await, Status::Ok, "stuck work orders = 0");
+    expect(
+        &run(ProbeKind::Postgres(stuck(3600))).await,
+        Status::Ok,
+        "stuck work orders = 0",
+    );
     let mut crit = stuck(0);
     crit.crit_at = Some(2.0);
-    expect(&run(ProbeKind::Postgres(crit)).await, Status::Critical, "critical at ≥ 2");
+    expect(
+        &run(ProbeKind::Postgres(crit)).await,
+        Status::Critical,
+        "critical at ≥ 2",
+    );
 
     // Hostile parameter text is bound, not spliced.
     let mut inj = stuck(300);
     inj.query = Some("SELECT COUNT(*) FROM work_orders WHERE status = $1".into());
     inj.params = vec!["x'; DROP TABLE work_orders; --".into()];
     expect(&run(ProbeKind::Postgres(inj)).await, Status::Ok, "= 0");
-    expect(&run(ProbeKind::Postgres(stuck(300))).await, Status::Warning, "= 2");
+    expect(
+        &run(ProbeKind::Postgres(stuck(300))).await,
+        Status::Warning,
+        "= 2",
+    );
 
     let mut bad = stuck(300);
     bad.query = Some("SELECT COUNT(*) FROM no_such_table".into());
     bad.params.clear();
-    expect(&run(ProbeKind::Postgres(bad)).await, Status::Critical, "connected (postgres@127.0.0.1");
+    expect(
+        &run(ProbeKind::Postgres(bad)).await,
+        Status::Critical,
+        "connected (postgres@127.0.0.1",
+    );
     let mut wrong_params = stuck(300);
     wrong_params.params.clear();
-    expect(&run(ProbeKind::Postgres(wrong_params)).await, Status::Critical, "1 parameter(s), 0 given");
+    expect(
+        &run(ProbeKind::Postgres(wrong_params)).await,
+        Status::Critical,
+        "1 parameter(s), 0 given",
+    );
 
     // Budget from the seed's default query (SUM over bigint is numeric: cast works).
     let budget = BudgetSpec {
@@ -119,7 +165,10 @@ async fn postgres_select_one_stuck_work_orders_and_budget() {
     ))))
     .await;
     expect(&v, Status::Critical, "PostgreSQL connection failed");
-    assert!(!serde_json::to_string(&v).unwrap().contains("t0psecret"), "{v}");
+    assert!(
+        !serde_json::to_string(&v).unwrap().contains("t0psecret"),
+        "{v}"
+    );
 
     let closed = tcp::closed();
     let v = run(ProbeKind::Postgres(PostgresSpec::new(format!(

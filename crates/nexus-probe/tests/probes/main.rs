@@ -31,5 +31,9 @@ pub async fn run(kind: ProbeKind) -> Verdict {
 #[track_caller]
 pub fn expect(v: &Verdict, status: Status, needle: &str) {
     assert_eq!(v.status, status, "{v} {:?}", v.details);
-    assert!(v.summary.contains(needle), "{:?} does not contain {needle:?}", v.summary);
+    assert!(
+        v.summary.contains(needle),
+        "{:?} does not contain {needle:?}",
+        v.summary
+    );
 }
