@@ -18,36 +18,63 @@ fn systemd_analyze() -> &'static str {
     "systemd-analyze"
 }
 
+/// Copies every unit of docs/systemd into `dir`, with `ExecStart` pointing
+/// at the binaries this test run built.
+fn install_units(dir: &Path) -> Vec<PathBuf> {
+    let mut units = Vec::new();
+    for entry in std::fs::read_dir(units_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        for b in [
+            "cron-heartbeat-check",
+            "nexus-watchdog",
+            "resurrection-pool",
+        ] {
+            let from = format!("/usr/local/bin/{b} ");
+            if text.contains(&from) {
+                text = text.replace(&from, &format!("{} ", bin(b).display()));
+            }
+        }
+        let to = dir.join(path.file_name().unwrap());
+        std::fs::write(&to, text).unwrap();
+        units.push(to);
+    }
+    units.sort();
+    units
+}
+
 #[test]
-fn cron_heartbeat_check_units_verify_and_fire_every_15_minutes() {
+fn every_shipped_unit_verifies_without_a_warning() {
     let analyze = systemd_analyze();
     let tmp = tempfile::tempdir().unwrap();
-    let checker = bin("cron-heartbeat-check");
-    for unit in ["cron-heartbeat-check.service", "cron-heartbeat-check.timer"] {
-        let text = std::fs::read_to_string(units_dir().join(unit)).unwrap();
-        // Point ExecStart at the binary this test run built.
-        let text = text.replace(
-            "/usr/local/bin/cron-heartbeat-check",
-            checker.to_str().unwrap(),
-        );
-        std::fs::write(tmp.path().join(unit), text).unwrap();
-    }
+    let units = install_units(tmp.path());
+    assert!(units.len() >= 5, "{units:?}");
     let o = Command::new(analyze)
         .arg("verify")
-        .arg(tmp.path().join("cron-heartbeat-check.service"))
-        .arg(tmp.path().join("cron-heartbeat-check.timer"))
+        .args(&units)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     // Unknown keys are only warnings for systemd: none is allowed here.
-    let complaints: Vec<_> = stderr
-        .lines()
-        .filter(|l| l.contains("cron-heartbeat-check"))
-        .collect();
+    let dir = tmp.path().to_string_lossy().into_owned();
+    for u in &units {
+        let text = std::fs::read_to_string(u).unwrap();
+        if let Some(exec) = text.lines().find_map(|l| l.strip_prefix("ExecStart=")) {
+            assert!(
+                !exec.starts_with("/usr/local/bin"),
+                "{} not pointed at a built binary: {exec}",
+                u.display()
+            );
+        }
+    }
+    let complaints: Vec<_> = stderr.lines().filter(|l| l.contains(&dir)).collect();
     assert!(complaints.is_empty(), "{complaints:?}");
+}
 
-    let timer = std::fs::read_to_string(units_dir().join("cron-heartbeat-check.timer")).unwrap();
+/// The minutes of the next three elapses of a timer's `OnCalendar`.
+fn next_elapses(analyze: &str, timer: &str) -> Vec<u32> {
+    let timer = std::fs::read_to_string(units_dir().join(timer)).unwrap();
     let calendar = timer
         .lines()
         .find_map(|l| l.strip_prefix("OnCalendar="))
@@ -59,8 +86,7 @@ fn cron_heartbeat_check_units_verify_and_fire_every_15_minutes() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);
-    let minutes: Vec<u32> = text
-        .lines()
+    text.lines()
         .filter(|l| l.contains("Next elapse") || l.contains("Iter. #"))
         .filter_map(|l| {
             let hhmm = l.split_whitespace().find(|w| w.matches(':').count() == 2)?;
@@ -69,22 +95,20 @@ fn cron_heartbeat_check_units_verify_and_fire_every_15_minutes() {
             let m: u32 = p.next()?.parse().ok()?;
             Some(h * 60 + m)
         })
-        .collect();
-    assert_eq!(minutes.len(), 3, "{text}");
-    for w in minutes.windows(2) {
-        assert_eq!((w[1] + 1440 - w[0]) % 1440, 15, "{text}");
-    }
+        .collect()
+}
 
-    // The service's own command line runs (exit 1 = "some job failing" is a success for systemd).
-    let service =
-        std::fs::read_to_string(units_dir().join("cron-heartbeat-check.service")).unwrap();
-    assert!(service.contains("SuccessExitStatus=1"));
-    let hb = tmp.path().join("hb");
-    let o = Command::new(&checker)
-        .arg("--dir")
-        .arg(&hb)
-        .args(["--no-self-heartbeat"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1), "empty dir: nothing monitored");
+#[test]
+fn timers_fire_at_their_documented_period() {
+    let analyze = systemd_analyze();
+    for (timer, period) in [
+        ("cron-heartbeat-check.timer", 15),
+        ("nexus-watchdog-once.timer", 5),
+    ] {
+        let minutes = next_elapses(analyze, timer);
+        assert_eq!(minutes.len(), 3, "{timer}: {minutes:?}");
+        for w in minutes.windows(2) {
+            assert_eq!((w[1] + 1440 - w[0]) % 1440, period, "{timer}: {minutes:?}");
+        }
+    }
 }

@@ -40,6 +40,25 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Serde helper: a duration field written as `"90s"`, `"5m"` or seconds.
+///
+/// Use as `#[serde(deserialize_with = "nexus_heartbeat::deserialize_duration")]`.
+pub fn deserialize_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(f64),
+        Text(String),
+    }
+    match <Raw as serde::Deserialize>::deserialize(d)? {
+        Raw::Secs(s) if s.is_finite() && (0.0..1e10).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        Raw::Secs(s) => Err(serde::de::Error::custom(format!(
+            "duration {s} is not a number of seconds"
+        ))),
+        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
 /// Formats seconds the way the Night Watch panel prints them:
 /// `<60s` → `"Ns"`, `<1h` → `"Nm Ss"`, `<1d` → `"Nh Mm"`, else `"Nd Hh"`.
 /// Negative ages (clock skew) get a leading `-`.

@@ -46,7 +46,7 @@ pub use doc::{
     AgentHeartbeat, CronRecord, CronStatus, HeartbeatWriter, WriterStamp, boot_id,
     default_agent_path, hostname, now_epoch, write_heartbeat,
 };
-pub use duration::{format_duration, parse_duration};
+pub use duration::{deserialize_duration, format_duration, parse_duration};
 pub use error::{DurationError, Error, JobNameError};
 pub use read::{
     Classification, Form, MAX_FILE_BYTES, Observation, Problem, Progress, Rule, State, classify,

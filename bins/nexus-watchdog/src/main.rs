@@ -1,0 +1,309 @@
+//! `nexus-watchdog`: the watchdog of seed 000 and the monitoring service of
+//! seed 002 in one binary.
+//!
+//! Without `--config` it runs the four seed checks (gateway, loop process,
+//! heartbeat, syntax); with one it runs any probe list. One-shot by default
+//! (cron), `--watch` loops. Exit codes: 0 healthy, 1 degraded, failing or
+//! unknown, 2 usage or configuration error; watch mode exits 0 on SIGTERM or
+//! SIGINT. All logic lives in `nexus-watch` and `nexus-probe`.
+
+mod notify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use nexus_heartbeat::{CronDirs, CronWriter, parse_duration};
+use nexus_probe::{MatchMode, Runner, RunnerConfig};
+use nexus_watch::{Evaluation, SeedChecks, Watchdog, WatchdogFile};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nexus-watchdog",
+    version,
+    about = "Find a dead or hung agent and say so"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    /// A watchdog.toml with any list of probes (see docs/examples/watchdog.toml).
+    #[arg(long, env = "NEXUS_WATCHDOG_CONFIG")]
+    config: Option<PathBuf>,
+    /// Gateway host (default checks).
+    #[arg(long, env = "NEXUS_WS_HOST", default_value = "localhost")]
+    ws_host: String,
+    /// Gateway port (default checks).
+    #[arg(long, env = "NEXUS_WS_PORT", default_value_t = 8765)]
+    ws_port: u16,
+    /// The consciousness loop's process pattern.
+    #[arg(long, default_value = "nexus_think")]
+    process_pattern: String,
+    /// `argv`: the pattern is a word of the command line (so `vim nexus_think.py`
+    /// does not count); `substring`: anywhere in it.
+    #[arg(long, value_enum, default_value = "argv")]
+    process_match: ProcessMatch,
+    /// Heartbeat file [default: ~/.nexus/heartbeat.json].
+    #[arg(long, env = "NEXUS_HEARTBEAT_PATH")]
+    heartbeat_path: Option<PathBuf>,
+    /// Stale beyond this age.
+    #[arg(long, value_parser = duration, default_value = "300")]
+    stale_threshold: Duration,
+    /// The think script to syntax-check.
+    #[arg(long, default_value = "nexus/nexus_think.py")]
+    think_script: PathBuf,
+    /// The interpreter that runs the agent.
+    #[arg(long, env = "NEXUS_PYTHON", default_value = "python3")]
+    python: String,
+    /// Timeout of each default check.
+    #[arg(long, value_parser = duration, default_value = "5s")]
+    timeout: Duration,
+    /// Loop forever (SIGTERM/SIGINT end it within a second).
+    #[arg(long)]
+    watch: bool,
+    /// Cycle period with --watch [default: the config's, else 60s].
+    #[arg(long, value_parser = duration)]
+    interval: Option<Duration>,
+    /// No side effect at all: no HTTP call, no state, no recovery, no heartbeat.
+    #[arg(long)]
+    dry_run: bool,
+    /// One JSON document per evaluation.
+    #[arg(long, conflicts_with = "markdown")]
+    json: bool,
+    /// The Markdown report (the incident body) instead of text.
+    #[arg(long)]
+    markdown: bool,
+    /// Unknown counts as degraded (always so for the default checks).
+    #[arg(long)]
+    strict: bool,
+    /// Where recovery counters and incident state live
+    /// [default: ~/.local/state/nexus-watchdog].
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Do not write the watchdog's own cron heartbeat.
+    #[arg(long)]
+    no_self_heartbeat: bool,
+    /// Directory of the watchdog's own cron heartbeat
+    /// [default: $BEZALEL_HEARTBEAT_DIR, else the cron defaults].
+    #[arg(long)]
+    heartbeat_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Validate a config file; names the bad key. Exit 0 valid, 2 invalid.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ProcessMatch {
+    Argv,
+    Substring,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Everything one run needs, after flags, environment and config are merged.
+struct Setup {
+    watchdog: Watchdog,
+    file: WatchdogFile,
+    interval: Duration,
+}
+
+impl Setup {
+    fn load(cli: &Cli) -> anyhow::Result<Setup> {
+        let (file, probes, strict) = match &cli.config {
+            Some(path) => {
+                let file = WatchdogFile::load(path)?;
+                anyhow::ensure!(
+                    !file.probes.is_empty(),
+                    "{}: no [[probe]] tables: nothing to check",
+                    path.display()
+                );
+                let probes = file.probes.clone();
+                let strict = file.watchdog.strict || cli.strict;
+                (file, probes, strict)
+            }
+            None => {
+                let seed = SeedChecks {
+                    ws_host: cli.ws_host.clone(),
+                    ws_port: cli.ws_port,
+                    process_pattern: cli.process_pattern.clone(),
+                    process_match: match cli.process_match {
+                        ProcessMatch::Argv => MatchMode::Argv,
+                        ProcessMatch::Substring => MatchMode::Substring,
+                    },
+                    heartbeat_path: cli
+                        .heartbeat_path
+                        .clone()
+                        .unwrap_or_else(nexus_heartbeat::default_agent_path),
+                    stale_threshold: cli.stale_threshold,
+                    think_script: cli.think_script.clone(),
+                    python: cli.python.clone(),
+                    timeout: cli.timeout,
+                };
+                // The four seed checks are required: Unknown is never healthy.
+                (WatchdogFile::default(), seed.probes(), true)
+            }
+        };
+        let state_dir = cli
+            .state_dir
+            .clone()
+            .or_else(|| file.watchdog.state_dir.clone())
+            .unwrap_or_else(default_state_dir);
+        let runner = Runner::new(RunnerConfig {
+            ..file.runner.clone()
+        });
+        let interval = cli.interval.unwrap_or(file.watchdog.interval);
+        anyhow::ensure!(!interval.is_zero(), "--interval must be positive");
+        Ok(Setup {
+            watchdog: Watchdog {
+                probes,
+                runner,
+                strict,
+                optional: file.watchdog.optional.clone(),
+                recovery: file.recovery.clone(),
+                state_dir,
+            },
+            file,
+            interval,
+        })
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib"))
+        .join(".local/state/nexus-watchdog")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Cmd::CheckConfig { file }) = &cli.cmd {
+        return match WatchdogFile::load(file) {
+            Ok(f) => {
+                println!(
+                    "{}: valid ({} probe(s), {} recovery action(s))",
+                    file.display(),
+                    f.probes.len(),
+                    f.recovery.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("nexus-watchdog: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let setup = match Setup::load(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("nexus-watchdog: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("nexus-watchdog: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = if cli.watch {
+        rt.block_on(watch(&cli, &setup))
+    } else {
+        rt.block_on(once(&cli, &setup))
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("nexus-watchdog: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// One cycle: evaluate once, print, alert, beat. Returns the exit code.
+async fn cycle(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
+    let (eval, warnings) = setup.watchdog.evaluate(cli.dry_run).await;
+    for w in &warnings {
+        eprintln!("nexus-watchdog: {w}");
+    }
+    print(cli, &eval)?;
+    if !cli.dry_run && !cli.no_self_heartbeat {
+        beat(cli, setup);
+    }
+    Ok(eval.overall_status.exit_code())
+}
+
+fn print(cli: &Cli, eval: &Evaluation) -> anyhow::Result<()> {
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string(eval).context("serialising the report")?
+        );
+    } else if cli.markdown {
+        print!("{}", eval.markdown());
+    } else {
+        print!("{}", eval.text());
+    }
+    Ok(())
+}
+
+/// The watchdog's own cron heartbeat, so cron-heartbeat-check watches the watcher.
+fn beat(cli: &Cli, setup: &Setup) {
+    let dirs = match cli
+        .heartbeat_dir
+        .as_deref()
+        .or(setup.file.watchdog.heartbeat_dir.as_deref())
+    {
+        Some(d) => CronDirs::only(d),
+        None => CronDirs::resolve(None),
+    };
+    let interval = if cli.watch {
+        setup.interval.as_secs().max(1)
+    } else {
+        300
+    };
+    if let Err(e) = CronWriter::new(dirs).success(&setup.file.watchdog.heartbeat_job, interval) {
+        eprintln!("nexus-watchdog: own heartbeat: {e}");
+    }
+}
+
+async fn once(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
+    cycle(cli, setup).await
+}
+
+async fn watch(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    notify::notify("READY=1");
+    loop {
+        // A signal aborts the cycle in flight; cycles never overlap.
+        tokio::select! {
+            r = cycle(cli, setup) => { r?; }
+            _ = term.recv() => return Ok(0),
+            _ = int.recv() => return Ok(0),
+        }
+        notify::notify("WATCHDOG=1");
+        tokio::select! {
+            _ = tokio::time::sleep(setup.interval) => {}
+            _ = term.recv() => return Ok(0),
+            _ = int.recv() => return Ok(0),
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! `nexus-watchdog` through the real binary against real targets on loopback.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use nexus_testkit::{HttpResponse, HttpServer, PostgresServer, RedisServer, Sleeper, tcp};
+use serde_json::Value;
+
+/// A sandbox: state dir, heartbeat file, think script.
+struct Sandbox {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        std::fs::write(
+            root.join("think.py"),
+            "import sys\n\ndef main():\n    return 1\n",
+        )
+        .unwrap();
+        Sandbox { _tmp: tmp, root }
+    }
+    fn heartbeat(&self, age_seconds: f64) {
+        let now = nexus_heartbeat::now_epoch();
+        let doc = format!(
+            r#"{{"timestamp":{},"pid":1,"cycle":7,"model":"timmy","status":"thinking"}}"#,
+            now - age_seconds
+        );
+        std::fs::write(self.root.join("heartbeat.json"), doc).unwrap();
+    }
+    /// The four default checks pointed at this sandbox.
+    fn cmd(&self, port: u16, pattern: &str) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"));
+        c.args(["--ws-host", "127.0.0.1", "--ws-port", &port.to_string()])
+            .args(["--process-pattern", pattern])
+            .arg("--heartbeat-path")
+            .arg(self.root.join("heartbeat.json"))
+            .arg("--think-script")
+            .arg(self.root.join("think.py"))
+            .arg("--state-dir")
+            .arg(self.root.join("state"))
+            .arg("--heartbeat-dir")
+            .arg(self.root.join("cron"))
+            .env_remove("NEXUS_WATCHDOG_CONFIG")
+            .env_remove("NEXUS_HEARTBEAT_PATH")
+            .env_remove("NEXUS_WS_HOST")
+            .env_remove("NEXUS_WS_PORT")
+            .env_remove("GITEA_TOKEN");
+        c
+    }
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+fn check<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_healthy_then_each_failure() {
+    let gw = tcp::open().await;
+    let agent = Sleeper::child("nexus_think");
+    let s = Sandbox::new();
+    s.heartbeat(5.0);
+    let o = s
+        .cmd(gw.addr.port(), &agent.name)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let v = json(&o);
+    assert_eq!(o.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["overall_status"], "healthy");
+    assert!(
+        check(&v, "consciousness_loop")["message"]
+            .as_str()
+            .unwrap()
+            .contains(&agent.pid.to_string())
+    );
+    // The watchdog beat for cron-heartbeat-check.
+    let own: Value =
+        serde_json::from_slice(&std::fs::read(s.root.join("cron/nexus_watchdog.last")).unwrap())
+            .unwrap();
+    assert_eq!(own["interval_seconds"], 300);
+
+    // Hung mind: the process lives, the heartbeat is ten minutes old.
+    s.heartbeat(600.0);
+    let o = s
+        .cmd(gw.addr.port(), &agent.name)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let v = json(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(check(&v, "heartbeat")["status"], "critical");
+    assert_eq!(check(&v, "consciousness_loop")["status"], "ok");
+    assert!(
+        check(&v, "heartbeat")["message"]
+            .as_str()
+            .unwrap()
+            .contains("Stale heartbeat"),
+        "{v:#}"
+    );
+
+    // A syntax error at a known line is reported with file and line.
+    s.heartbeat(5.0);
+    std::fs::write(
+        s.root.join("think.py"),
+        "x = 1\ny = 2\ndef broken(:\n    pass\n",
+    )
+    .unwrap();
+    let o = s
+        .cmd(gw.addr.port(), &agent.name)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let v = json(&o);
+    assert_eq!(o.status.code(), Some(1));
+    let msg = check(&v, "syntax")["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("think.py") && msg.contains("line 3"), "{msg}");
+
+    // The gateway down.
+    std::fs::write(s.root.join("think.py"), "pass\n").unwrap();
+    let closed = tcp::closed();
+    let o = s
+        .cmd(closed.port(), &agent.name)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let v = json(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(check(&v, "ws_gateway")["status"], "critical");
+    assert_eq!(v["overall_status"], "critical");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn markdown_report_names_the_failing_check_and_what_to_do() {
+    let s = Sandbox::new();
+    let closed = tcp::closed();
+    let o = s
+        .cmd(closed.port(), "no-such-process-xyz")
+        .arg("--markdown")
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(md.contains("| ws_gateway | ❌ CRITICAL |"), "{md}");
+    assert!(
+        md.contains("### What to do") && md.contains("restart `server.py`"),
+        "{md}"
+    );
+}
+
+#[test]
+fn watch_mode_stops_within_a_second_of_sigterm() {
+    let s = Sandbox::new();
+    let closed = tcp::closed();
+    let mut child = s
+        .cmd(closed.port(), "no-such-process-xyz")
+        .args(["--watch", "--interval", "1h"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first cycle's report: the loop is now sleeping.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("Overall status"), "{first}");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let status = child.wait().unwrap();
+        let _ = tx.send(status);
+    });
+    let sent = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = rx
+        .recv_timeout(Duration::from_secs(1))
+        .expect("nexus-watchdog still running 1 s after SIGTERM");
+    assert_eq!(status.code(), Some(0), "watch mode exits 0 on a signal");
+    assert!(sent.elapsed() < Duration::from_secs(1));
+    waiter.join().unwrap();
+}
+
+fn config(s: &Sandbox, text: &str) -> PathBuf {
+    let p = s.root.join("watchdog.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn run_config(s: &Sandbox, cfg: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
+        .arg("--config")
+        .arg(cfg)
+        .arg("--state-dir")
+        .arg(s.root.join("state"))
+        .arg("--heartbeat-dir")
+        .arg(s.root.join("cron"))
+        .args(extra)
+        .env_remove("GITEA_TOKEN")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_restart_cap_holds_across_four_one_shot_runs() {
+    let s = Sandbox::new();
+    let closed = tcp::closed();
+    let counter = s.root.join("restarts");
+    let cfg = config(
+        &s,
+        &format!(
+            r#"
+[[probe]]
+name = "gateway"
+tcp = {{ host = "127.0.0.1", port = {port} }}
+
+[[recovery]]
+check = "gateway"
+restart = ["sh", "-c", "echo restart >> \"$0\"", "{counter}"]
+max_attempts = 3
+window = "1h"
+"#,
+            port = closed.port(),
+            counter = counter.display()
+        ),
+    );
+    // Dry-run first: nothing runs, nothing is counted.
+    let o = run_config(&s, &cfg, &["--json", "--dry-run"]);
+    assert_eq!(
+        json(&o)["recovery"][0]["message"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .next(),
+        Some("dry-run")
+    );
+    assert!(!counter.exists());
+    for run in 1..=4 {
+        let o = run_config(&s, &cfg, &["--json"]);
+        assert_eq!(o.status.code(), Some(1));
+        let v = json(&o);
+        let r = &v["recovery"][0];
+        if run <= 3 {
+            assert_eq!(
+                (
+                    r["action"].as_str(),
+                    r["ok"].as_bool(),
+                    r["attempts"].as_u64()
+                ),
+                (Some("restart"), Some(true), Some(run)),
+                "{v:#}"
+            );
+        } else {
+            assert_eq!(r["action"], "none", "{v:#}");
+            assert!(
+                r["message"].as_str().unwrap().contains("cap reached"),
+                "{v:#}"
+            );
+        }
+    }
+    let lines = std::fs::read_to_string(&counter).unwrap().lines().count();
+    assert_eq!(lines, 3, "exactly three restarts over four runs");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_002_config_against_real_redis_and_postgresql() {
+    let redis = RedisServer::start(0, None);
+    let pg = PostgresServer::start();
+    pg.psql(
+        "CREATE TABLE work_orders (id serial, status text, updated_at timestamptz);
+         CREATE TABLE agent_metrics (prompt_tokens int, completion_tokens int, created_at timestamptz);
+         INSERT INTO agent_metrics VALUES (1000, 500, now());",
+    );
+    let gateway = HttpServer::start(|_, _| HttpResponse::json(200, r#"{"status":"ok"}"#)).await;
+    let s = Sandbox::new();
+    let cfg = config(
+        &s,
+        &format!(
+            r#"
+[watchdog]
+strict = true
+optional = ["gpu"]
+
+[[probe]]
+name = "gateway"
+http = {{ url = "{gw}", json = [{{ pointer = "/status", equals = "ok" }}] }}
+
+[[probe]]
+name = "redis"
+redis = {{ url = "{redis}" }}
+
+[[probe]]
+name = "postgres"
+postgres = {{ url = "{pg}" }}
+
+[[probe]]
+name = "agents"
+[probe.postgres]
+url = "{pg}"
+label = "stuck work orders"
+query = "SELECT count(*) FROM work_orders WHERE status = 'in_progress' AND updated_at < NOW() - make_interval(secs => $1)"
+params = [300]
+warn_at = 1
+
+[[probe]]
+name = "budget"
+budget = {{ limit = 1000000, postgres = {{ url = "{pg}" }} }}
+
+[[probe]]
+name = "gpu"
+ollama = {{ url = "http://127.0.0.1:{dead}", optional = true }}
+
+[[probe]]
+name = "disk"
+disk = {{ path = "/", warn_pct = 99.9, crit_pct = 100 }}
+"#,
+            gw = gateway.url("/health"),
+            redis = redis.url(None),
+            pg = pg.conninfo(),
+            dead = tcp::closed().port(),
+        ),
+    );
+    let o = run_config(&s, &cfg, &["--json"]);
+    let v = json(&o);
+    assert_eq!(o.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["overall_status"], "healthy");
+    assert_eq!(check(&v, "gpu")["status"], "unknown", "optional and absent");
+    // A stuck work order makes it degraded.
+    pg.psql("INSERT INTO work_orders (status, updated_at) VALUES ('in_progress', now() - interval '1 hour');");
+    let o = run_config(&s, &cfg, &["--json"]);
+    let v = json(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(v["overall_status"], "degraded", "{v:#}");
+    assert_eq!(check(&v, "agents")["status"], "warning");
+}
+
+#[test]
+fn check_config_names_the_bad_key() {
+    let s = Sandbox::new();
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/watchdog.toml");
+    let o = Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
+        .arg("check-config")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let bad = config(&s, "[watchdog]\nintervall = \"5s\"\n");
+    let o = Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("watchdog.toml") && e.contains("intervall"),
+        "{e}"
+    );
+    let o = run_config(&s, &bad, &[]);
+    assert_eq!(o.status.code(), Some(2));
+}

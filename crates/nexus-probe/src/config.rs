@@ -1,0 +1,562 @@
+//! Probe configuration from TOML: one `[[probe]]` table per probe, with a
+//! `name`, an optional `timeout` and exactly one kind table.
+//!
+//! ```toml
+//! [runner]
+//! concurrency = 64
+//! default_timeout = "5s"
+//!
+//! [[probe]]
+//! name = "ws_gateway"
+//! timeout = "5s"
+//! tcp = { host = "localhost", port = 8765 }
+//!
+//! [[probe]]
+//! name = "health"
+//! [probe.http]
+//! url = "http://127.0.0.1:8000/health"
+//! json = [{ pointer = "/status", equals = "ok" }]
+//! ```
+//!
+//! Every struct denies unknown fields, so a typo is an error naming the key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::budget::BudgetSpec;
+use crate::command::CommandSpec;
+use crate::disk::DiskSpec;
+use crate::gpu::GpuSpec;
+use crate::heartbeat::HeartbeatSpec;
+use crate::http::HttpSpec;
+use crate::ollama::OllamaSpec;
+use crate::postgres::PostgresSpec;
+use crate::process::ProcessSpec;
+use crate::python::PythonSyntaxSpec;
+use crate::redis::RedisSpec;
+use crate::runner::RunnerConfig;
+use crate::tcp::TcpSpec;
+use crate::ws::WsSpec;
+
+/// An error loading probe configuration. Names the file (or origin) and the key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read probe config {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key, a wrong type or an invalid probe.
+    #[error("invalid probe config {origin}: {message}")]
+    Parse {
+        /// The file name (or `<string>`).
+        origin: String,
+        /// The parser's message, with line, column and key.
+        message: String,
+    },
+}
+
+/// One configured probe.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawSpec")]
+pub struct ProbeSpec {
+    /// The probe's name (check name in reports, e.g. `ws_gateway`).
+    pub name: String,
+    /// Its own timeout; the runner's default when `None`.
+    pub timeout: Option<Duration>,
+    /// What to check.
+    pub kind: ProbeKind,
+}
+
+impl ProbeSpec {
+    /// A probe with the runner's default timeout.
+    pub fn new(name: impl Into<String>, kind: ProbeKind) -> ProbeSpec {
+        ProbeSpec {
+            name: name.into(),
+            timeout: None,
+            kind,
+        }
+    }
+
+    /// Sets the timeout.
+    pub fn timeout(mut self, timeout: Duration) -> ProbeSpec {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// The kinds of probe, one per TOML kind table.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ProbeKind {
+    /// `tcp`: connect to every resolved address.
+    Tcp(TcpSpec),
+    /// `ws`: WebSocket handshake, optional round trip.
+    Ws(WsSpec),
+    /// `http`: status ranges, JSON assertions, body cap.
+    Http(HttpSpec),
+    /// `process`: `/proc` scan by argv word, substring, PID file or PID.
+    Process(ProcessSpec),
+    /// `heartbeat`: heartbeat file freshness with start-up grace.
+    Heartbeat(HeartbeatSpec),
+    /// `python_syntax`: `ast.parse` with the configured interpreter.
+    PythonSyntax(PythonSyntaxSpec),
+    /// `redis`: PING and INFO memory.
+    Redis(RedisSpec),
+    /// `postgres`: connect, `SELECT 1`, optional threshold query.
+    Postgres(PostgresSpec),
+    /// `disk`: statvfs space and inodes.
+    Disk(DiskSpec),
+    /// `ollama`: `/api/tags` and required models.
+    Ollama(OllamaSpec),
+    /// `gpu`: `nvidia-smi` query.
+    Gpu(GpuSpec),
+    /// `budget`: daily token budget.
+    Budget(BudgetSpec),
+    /// `command`: a Nagios-style plugin.
+    Command(CommandSpec),
+}
+
+impl ProbeKind {
+    /// The kind's TOML key (`tcp`, `http`, `python_syntax`, ...).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProbeKind::Tcp(_) => "tcp",
+            ProbeKind::Ws(_) => "ws",
+            ProbeKind::Http(_) => "http",
+            ProbeKind::Process(_) => "process",
+            ProbeKind::Heartbeat(_) => "heartbeat",
+            ProbeKind::PythonSyntax(_) => "python_syntax",
+            ProbeKind::Redis(_) => "redis",
+            ProbeKind::Postgres(_) => "postgres",
+            ProbeKind::Disk(_) => "disk",
+            ProbeKind::Ollama(_) => "ollama",
+            ProbeKind::Gpu(_) => "gpu",
+            ProbeKind::Budget(_) => "budget",
+            ProbeKind::Command(_) => "command",
+        }
+    }
+
+    /// Checks what serde cannot (exactly one target, ranges, positive limits).
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            ProbeKind::Http(s) => s.validate(),
+            ProbeKind::Process(s) => s.validate(),
+            ProbeKind::Budget(s) => s.validate(),
+            ProbeKind::Command(s) => s.validate(),
+            ProbeKind::Heartbeat(s) => s.validate(),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    name: String,
+    #[serde(default, deserialize_with = "opt_duration")]
+    timeout: Option<Duration>,
+    tcp: Option<TcpSpec>,
+    ws: Option<WsSpec>,
+    http: Option<HttpSpec>,
+    process: Option<ProcessSpec>,
+    heartbeat: Option<HeartbeatSpec>,
+    python_syntax: Option<PythonSyntaxSpec>,
+    redis: Option<RedisSpec>,
+    postgres: Option<PostgresSpec>,
+    disk: Option<DiskSpec>,
+    ollama: Option<OllamaSpec>,
+    gpu: Option<GpuSpec>,
+    budget: Option<BudgetSpec>,
+    command: Option<CommandSpec>,
+}
+
+impl TryFrom<RawSpec> for ProbeSpec {
+    type Error = String;
+
+    fn try_from(r: RawSpec) -> Result<ProbeSpec, String> {
+        let name = r.name;
+        if name.trim().is_empty() {
+            return Err("probe `name` is empty".to_string());
+        }
+        let kinds: Vec<ProbeKind> = [
+            r.tcp.map(ProbeKind::Tcp),
+            r.ws.map(ProbeKind::Ws),
+            r.http.map(ProbeKind::Http),
+            r.process.map(ProbeKind::Process),
+            r.heartbeat.map(ProbeKind::Heartbeat),
+            r.python_syntax.map(ProbeKind::PythonSyntax),
+            r.redis.map(ProbeKind::Redis),
+            r.postgres.map(ProbeKind::Postgres),
+            r.disk.map(ProbeKind::Disk),
+            r.ollama.map(ProbeKind::Ollama),
+            r.gpu.map(ProbeKind::Gpu),
+            r.budget.map(ProbeKind::Budget),
+            r.command.map(ProbeKind::Command),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut kinds = kinds.into_iter();
+        let kind = match (kinds.next(), kinds.next()) {
+            (Some(k), None) => k,
+            (None, _) => {
+                return Err(format!(
+                    "probe {name:?} has no kind table (one of tcp, ws, http, process, heartbeat, \
+                     python_syntax, redis, postgres, disk, ollama, gpu, budget, command)"
+                ));
+            }
+            (Some(a), Some(b)) => {
+                return Err(format!(
+                    "probe {name:?} has more than one kind table ({}, {}, ...): use one per probe",
+                    a.as_str(),
+                    b.as_str()
+                ));
+            }
+        };
+        if r.timeout == Some(Duration::ZERO) {
+            return Err(format!("probe {name:?}: `timeout` must be positive"));
+        }
+        kind.validate()
+            .map_err(|why| format!("probe {name:?} ({}): {why}", kind.as_str()))?;
+        Ok(ProbeSpec {
+            name,
+            timeout: r.timeout,
+            kind,
+        })
+    }
+}
+
+/// A probe config file: an optional `[runner]` table and `[[probe]]` tables.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeFile {
+    /// Concurrency bound and default timeout.
+    #[serde(default)]
+    pub runner: RunnerConfig,
+    /// The probes, in report order.
+    #[serde(default, rename = "probe")]
+    pub probes: Vec<ProbeSpec>,
+}
+
+impl ProbeFile {
+    /// Parses TOML text; `origin` names the source in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<ProbeFile, ConfigError> {
+        let file: ProbeFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let mut seen = std::collections::HashSet::new();
+        for p in &file.probes {
+            if !seen.insert(p.name.as_str()) {
+                return Err(ConfigError::Parse {
+                    origin: origin.to_string(),
+                    message: format!("two probes are named {:?}", p.name),
+                });
+            }
+        }
+        Ok(file)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> Result<ProbeFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ProbeFile::parse(&text, &path.display().to_string())
+    }
+}
+
+/// Deserialises `"5s"`, `"250ms"`, `"2m"` or plain seconds.
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Secs(f64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Secs(s) if (0.0..1e10).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        Raw::Secs(s) => Err(serde::de::Error::custom(format!(
+            "duration {s} is not a number of seconds"
+        ))),
+        Raw::Text(t) => nexus_heartbeat::parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+/// [`duration`] for optional fields.
+pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+/// Expands a leading `~/` with `$HOME`.
+pub(crate) fn expand_home(p: &Path) -> PathBuf {
+    if let Ok(rest) = p.strip_prefix("~")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    p.to_path_buf()
+}
+
+/// A connection string that may hold a password (`redis://:pw@host`,
+/// `postgres://user:pw@host/db`, `password=pw`). `Debug` and
+/// [`ConnString::redacted`] never show the password; [`ConnString::scrub`]
+/// removes it from error text.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct ConnString(String);
+
+impl ConnString {
+    /// Wraps a connection string.
+    pub fn new(s: impl Into<String>) -> ConnString {
+        ConnString(s.into())
+    }
+
+    /// The full string, password included: only for handing to a driver.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The password, if the string has one.
+    fn password(&self) -> Option<&str> {
+        let s = &self.0;
+        if let Some((_, rest)) = s.split_once("://") {
+            let authority = rest.split(['/', '?']).next().unwrap_or("");
+            let userinfo = authority.rsplit_once('@')?.0;
+            return userinfo
+                .split_once(':')
+                .map(|(_, pw)| pw)
+                .filter(|p| !p.is_empty());
+        }
+        s.split_whitespace()
+            .find_map(|kv| kv.strip_prefix("password="))
+            .map(|p| p.trim_matches('\''))
+            .filter(|p| !p.is_empty())
+    }
+
+    /// The string with its password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        self.scrub(&self.0)
+    }
+
+    /// `text` with every occurrence of the password replaced by `***`.
+    pub fn scrub(&self, text: &str) -> String {
+        match self.password() {
+            Some(pw) => text.replace(pw, "***"),
+            None => text.to_string(),
+        }
+    }
+}
+
+impl fmt::Debug for ConnString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+/// A secret value (an HTTP header such as `Authorization`): `Debug` prints `***`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The value, for handing to a client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// A URL for messages: no user info, no query string (either may hold a token).
+pub(crate) fn redact_url(url: &str) -> String {
+    let no_query = url.split(['?', '#']).next().unwrap_or(url);
+    match no_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = match rest.find('/') {
+                Some(i) => rest.split_at(i),
+                None => (rest, ""),
+            };
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{path}")
+        }
+        None => no_query.to_string(),
+    }
+}
+
+/// An error and its sources on one line: `a: b: c`.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ProbeFile, String> {
+        ProbeFile::parse(text, "test.toml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn parses_every_kind_with_durations() {
+        let f = parse(
+            r#"
+            [runner]
+            concurrency = 8
+            default_timeout = "2s"
+
+            [[probe]]
+            name = "gw"
+            timeout = "250ms"
+            tcp = { host = "localhost", port = 8765 }
+
+            [[probe]]
+            name = "ws"
+            ws = { url = "ws://127.0.0.1:8765/", send = "ping" }
+
+            [[probe]]
+            name = "health"
+            [probe.http]
+            url = "http://127.0.0.1:8000/health"
+            expect_status = ["2xx", "301-302"]
+            json = [{ pointer = "/status", equals = "ok" }]
+
+            [[probe]]
+            name = "loop"
+            process = { pattern = "nexus_think" }
+
+            [[probe]]
+            name = "hb"
+            heartbeat = { path = "~/.nexus/heartbeat.json", max_age = "5m", grace = { pattern = "nexus_think" } }
+
+            [[probe]]
+            name = "syntax"
+            python_syntax = { path = "nexus/nexus_think.py", python = "python3" }
+
+            [[probe]]
+            name = "redis"
+            redis = { url = "redis://127.0.0.1:6379/0" }
+
+            [[probe]]
+            name = "agents"
+            [probe.postgres]
+            url = "host=127.0.0.1 user=postgres"
+            query = "SELECT COUNT(*) FROM work_orders WHERE status = 'in_progress' AND updated_at < NOW() - make_interval(secs => $1)"
+            params = [300]
+            warn_at = 1
+
+            [[probe]]
+            name = "disk"
+            disk = { path = "/" }
+
+            [[probe]]
+            name = "ollama"
+            ollama = { url = "http://127.0.0.1:11434", models = ["llama3"] }
+
+            [[probe]]
+            name = "gpu"
+            gpu = {}
+
+            [[probe]]
+            name = "budget"
+            budget = { limit = 1000000, file = "/tmp/usage.json" }
+
+            [[probe]]
+            name = "plugin"
+            command = { argv = ["/usr/lib/nagios/plugins/check_load", "-w", "5"] }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(f.runner.concurrency, 8);
+        assert_eq!(f.runner.default_timeout, Duration::from_secs(2));
+        assert_eq!(f.probes.len(), 13);
+        assert_eq!(f.probes[0].timeout, Some(Duration::from_millis(250)));
+        let kinds: Vec<_> = f.probes.iter().map(|p| p.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "tcp",
+                "ws",
+                "http",
+                "process",
+                "heartbeat",
+                "python_syntax",
+                "redis",
+                "postgres",
+                "disk",
+                "ollama",
+                "gpu",
+                "budget",
+                "command"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_keys_missing_and_double_kinds() {
+        let e = parse("[[probe]]\nname = \"a\"\ntcp = { host = \"h\", port = 1, bogus = 2 }")
+            .unwrap_err();
+        assert!(e.contains("test.toml") && e.contains("bogus"), "{e}");
+        let e = parse("[[probe]]\nname = \"a\"\ntimout = \"5s\"\ntcp = { host = \"h\", port = 1 }")
+            .unwrap_err();
+        assert!(e.contains("timout"), "{e}");
+        let e = parse("[[probe]]\nname = \"a\"").unwrap_err();
+        assert!(e.contains("no kind table"), "{e}");
+        let e = parse(
+            "[[probe]]\nname = \"a\"\ntcp = { host = \"h\", port = 1 }\ndisk = { path = \"/\" }",
+        )
+        .unwrap_err();
+        assert!(e.contains("more than one kind"), "{e}");
+        let e = parse("[[probe]]\nname = \"a\"\ntimeout = \"5 parsecs\"\ndisk = {}").unwrap_err();
+        assert!(e.contains("invalid duration"), "{e}");
+        let e = parse("[[probe]]\nname = \"a\"\ndisk = {}\n[[probe]]\nname = \"a\"\ndisk = {}")
+            .unwrap_err();
+        assert!(e.contains("two probes are named"), "{e}");
+        let e = parse("[[probe]]\nname = \"a\"\nprocess = {}").unwrap_err();
+        assert!(e.contains("exactly one of"), "{e}");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_and_messages() {
+        let c = ConnString::new("postgres://app:hunter2@db:5432/x");
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(c.scrub("failed for hunter2"), "failed for ***");
+        let c = ConnString::new("host=db user=app password=hunter2");
+        assert!(!c.redacted().contains("hunter2"));
+        let c = ConnString::new("redis://:s3cret@127.0.0.1:6379/0");
+        assert_eq!(c.redacted(), "redis://:***@127.0.0.1:6379/0");
+        assert!(!format!("{:?}", Secret::new("Bearer abc")).contains("abc"));
+        assert_eq!(
+            redact_url("http://u:p@h:1/health?token=x"),
+            "http://h:1/health"
+        );
+    }
+}

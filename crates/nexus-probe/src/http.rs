@@ -1,0 +1,278 @@
+//! HTTP probe: status code ranges, JSON field assertions, a body size cap.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::{Secret, error_chain, redact_url};
+use crate::{Outcome, Status};
+
+/// Default body cap: 1 MiB. A health endpoint returning more is broken.
+pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
+
+/// `[probe.http]`: `url`, `expect_status`, `json`, `max_body_bytes`, ...
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    /// The URL (`http://` or `https://`).
+    pub url: String,
+    /// `GET` (default), `HEAD`, `POST`, ...
+    #[serde(default = "get")]
+    pub method: String,
+    /// Accepted status codes: `"200"`, `"2xx"`, `"200-299"` (default `["2xx"]`).
+    #[serde(default = "two_xx")]
+    pub expect_status: Vec<String>,
+    /// The status given for any other code (default Critical; the seed's
+    /// gateway check uses `"warning"`).
+    #[serde(default = "critical")]
+    pub unexpected_status: Status,
+    /// JSON assertions on the body, e.g. `{ pointer = "/status", equals = "ok" }`.
+    #[serde(default)]
+    pub json: Vec<JsonAssert>,
+    /// The body is read up to this many bytes; a larger body is Critical.
+    #[serde(default = "max_body")]
+    pub max_body_bytes: u64,
+    /// Extra request headers (values are secrets: never printed).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+}
+
+/// One JSON assertion: the value at `pointer` (RFC 6901) must equal `equals`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonAssert {
+    /// JSON pointer, e.g. `/status` or `/checks/0/ok`.
+    pub pointer: String,
+    /// The expected value (any JSON/TOML value).
+    pub equals: Value,
+}
+
+fn get() -> String {
+    "GET".to_string()
+}
+fn two_xx() -> Vec<String> {
+    vec!["2xx".to_string()]
+}
+fn critical() -> Status {
+    Status::Critical
+}
+fn max_body() -> u64 {
+    DEFAULT_MAX_BODY
+}
+
+impl HttpSpec {
+    /// A GET of `url` expecting 2xx.
+    pub fn get(url: impl Into<String>) -> HttpSpec {
+        HttpSpec {
+            url: url.into(),
+            method: get(),
+            expect_status: two_xx(),
+            unexpected_status: Status::Critical,
+            json: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY,
+            headers: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        self.ranges().map(drop)?;
+        reqwest::Method::from_bytes(self.method.as_bytes())
+            .map_err(|_| format!("invalid HTTP method {:?}", self.method))?;
+        for a in &self.json {
+            if !(a.pointer.is_empty() || a.pointer.starts_with('/')) {
+                return Err(format!("JSON pointer {:?} must start with `/`", a.pointer));
+            }
+        }
+        Ok(())
+    }
+
+    fn ranges(&self) -> Result<Vec<(u16, u16)>, String> {
+        self.expect_status.iter().map(|s| parse_range(s)).collect()
+    }
+}
+
+/// `"200"`, `"2xx"` or `"200-299"` as an inclusive range.
+pub(crate) fn parse_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("invalid status range {s:?} (use 200, 2xx or 200-299)");
+    let t = s.trim().to_ascii_lowercase();
+    let num = |x: &str| {
+        x.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|n| (100..=599).contains(n))
+    };
+    let range = if let Some(d) = t.strip_suffix("xx") {
+        let d = d
+            .parse::<u16>()
+            .ok()
+            .filter(|d| (1..=5).contains(d))
+            .ok_or_else(bad)?;
+        (d * 100, d * 100 + 99)
+    } else if let Some((a, b)) = t.split_once('-') {
+        (num(a).ok_or_else(bad)?, num(b).ok_or_else(bad)?)
+    } else {
+        let n = num(&t).ok_or_else(bad)?;
+        (n, n)
+    };
+    if range.0 > range.1 {
+        return Err(bad());
+    }
+    Ok(range)
+}
+
+/// Reads at most `cap` bytes of the body; `Err` says why it stopped.
+pub(crate) async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Result<Vec<u8>, String> {
+    if let Some(len) = resp.content_length()
+        && len > cap
+    {
+        return Err(format!(
+            "response body is {len} bytes, over the {cap}-byte cap"
+        ));
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() as u64 + chunk.len() as u64 > cap {
+                    return Err(format!("response body exceeds the {cap}-byte cap"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(format!(
+                    "reading the body failed: {}",
+                    error_chain(&e.without_url())
+                ));
+            }
+        }
+    }
+}
+
+/// A reqwest error on one line, without the URL (it may carry a token).
+pub(crate) fn request_error(e: reqwest::Error) -> String {
+    let timeout = e.is_timeout();
+    let text = error_chain(&e.without_url());
+    if timeout {
+        format!("timeout: {text}")
+    } else {
+        text
+    }
+}
+
+pub(crate) async fn check(spec: &HttpSpec, client: &reqwest::Client) -> Outcome {
+    let shown = redact_url(&spec.url);
+    let ranges = match spec.ranges() {
+        Ok(r) => r,
+        Err(e) => return Outcome::unknown(e),
+    };
+    let Ok(method) = reqwest::Method::from_bytes(spec.method.as_bytes()) else {
+        return Outcome::unknown(format!("invalid HTTP method {:?}", spec.method));
+    };
+    let mut req = client.request(method, spec.url.as_str());
+    for (k, v) in &spec.headers {
+        req = req.header(k.as_str(), v.expose());
+    }
+    let mut resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let why = request_error(e);
+            return Outcome::critical(format!("HTTP {shown} unreachable: {why}"));
+        }
+    };
+    let code = resp.status().as_u16();
+    let body = match read_capped(&mut resp, spec.max_body_bytes).await {
+        Ok(b) => b,
+        Err(why) => {
+            return Outcome::critical(format!("HTTP {shown}: {why} (status {code})"))
+                .with("status_code", code)
+                .with("max_body_bytes", spec.max_body_bytes);
+        }
+    };
+    let json: Option<Value> = serde_json::from_slice(&body).ok();
+    let base = |o: Outcome| {
+        let o = o.with("status_code", code).with("body_bytes", body.len());
+        match (&json, body.len() <= 64 * 1024) {
+            (Some(j), true) => o.with("body", j),
+            _ => o,
+        }
+    };
+    if !ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&code)) {
+        return base(Outcome::new(
+            spec.unexpected_status,
+            format!(
+                "HTTP {shown} returned status {code} (expected {})",
+                spec.expect_status.join(", ")
+            ),
+        ));
+    }
+    if !spec.json.is_empty() {
+        let Some(doc) = &json else {
+            return base(Outcome::critical(format!(
+                "HTTP {shown}: body is not JSON ({} bytes), cannot check {}",
+                body.len(),
+                spec.json[0].pointer
+            )));
+        };
+        for a in &spec.json {
+            match doc.pointer(&a.pointer) {
+                None => {
+                    return base(Outcome::critical(format!(
+                        "HTTP {shown}: JSON field {} is missing",
+                        a.pointer
+                    )));
+                }
+                Some(v) if !json_eq(v, &a.equals) => {
+                    return base(Outcome::critical(format!(
+                        "HTTP {shown}: JSON field {} is {}, expected {}",
+                        a.pointer,
+                        clip(&v.to_string()),
+                        a.equals
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    base(Outcome::ok(format!(
+        "HTTP {shown} responding (status {code})"
+    )))
+}
+
+/// Equality that treats `1` and `1.0` as equal (TOML and JSON differ there).
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+fn clip(s: &str) -> String {
+    if s.chars().count() > 80 {
+        format!("{}...", s.chars().take(80).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_ranges() {
+        assert_eq!(parse_range("2xx").unwrap(), (200, 299));
+        assert_eq!(parse_range("204").unwrap(), (204, 204));
+        assert_eq!(parse_range("301-302").unwrap(), (301, 302));
+        for bad in ["", "6xx", "abc", "302-301", "99", "200-"] {
+            assert!(parse_range(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numbers_compare_by_value() {
+        assert!(json_eq(&serde_json::json!(1), &serde_json::json!(1.0)));
+        assert!(!json_eq(&serde_json::json!("1"), &serde_json::json!(1)));
+    }
+}

@@ -1,0 +1,669 @@
+//! Process probe: one `/proc` scan per sweep ([`ProcTable`]), matched by argv
+//! word, by substring (like `pgrep -f`), by PID file or by PID.
+//!
+//! The prober never matches itself, its ancestors (the shell or cron that
+//! started it) or, by default, its own children (e.g. the syntax-check
+//! interpreter whose argv names the agent's script). A zombie is dead. A
+//! stopped (`SIGSTOP`) process is alive but not running: Warning. When the scan
+//! cannot see everything (unreadable entries), "no match" is Unknown, never a
+//! confident Critical and never Ok.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Outcome;
+use crate::runner::Sweep;
+
+/// How a pattern is matched against a command line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchMode {
+    /// The pattern is a word of the program name, or of the script/module an
+    /// interpreter runs (`python3 /x/nexus_think.py`, `python -m nexus.nexus_think`).
+    /// `vim nexus_think.py` and `tail -f nexus_think.log` do not match.
+    #[default]
+    Argv,
+    /// The pattern is a substring of the whole command line (`pgrep -f`).
+    Substring,
+}
+
+/// `process = { pattern = "nexus_think" }`, or `{ pidfile = "..." }`, or `{ pid = 123 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSpec {
+    /// The pattern to look for.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// How `pattern` is matched (default `argv`).
+    #[serde(default, rename = "match")]
+    pub match_mode: MatchMode,
+    /// A file holding the PID.
+    #[serde(default)]
+    pub pidfile: Option<PathBuf>,
+    /// A PID.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Ignore the prober's own descendants (default true). A supervisor that
+    /// launches the agents itself (the resurrection pool) sets this to false.
+    #[serde(default = "yes")]
+    pub exclude_children: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ProcessSpec {
+    /// Match `pattern` as an argv word.
+    pub fn pattern(pattern: impl Into<String>) -> ProcessSpec {
+        ProcessSpec {
+            pattern: Some(pattern.into()),
+            match_mode: MatchMode::Argv,
+            pidfile: None,
+            pid: None,
+            exclude_children: true,
+        }
+    }
+
+    /// Check one PID.
+    pub fn pid(pid: u32) -> ProcessSpec {
+        ProcessSpec {
+            pattern: None,
+            pid: Some(pid),
+            ..ProcessSpec::pattern("")
+        }
+    }
+
+    /// Sets the match mode.
+    pub fn mode(mut self, mode: MatchMode) -> ProcessSpec {
+        self.match_mode = mode;
+        self
+    }
+
+    /// Sets whether the prober's descendants are ignored.
+    pub fn exclude_children(mut self, yes: bool) -> ProcessSpec {
+        self.exclude_children = yes;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let n = [
+            self.pattern.is_some(),
+            self.pidfile.is_some(),
+            self.pid.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if n != 1 {
+            return Err("set exactly one of `pattern`, `pidfile`, `pid`".to_string());
+        }
+        if self.pattern.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            return Err("`pattern` is empty".to_string());
+        }
+        if self.pid == Some(0) {
+            return Err("`pid` 0 is not a process".to_string());
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        match (&self.pattern, &self.pidfile, self.pid) {
+            (Some(p), _, _) => format!("'{p}'"),
+            (_, Some(f), _) => format!("PID file {}", f.display()),
+            (_, _, Some(pid)) => format!("PID {pid}"),
+            _ => "nothing".to_string(),
+        }
+    }
+}
+
+/// An error scanning `/proc` as a whole.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot scan processes in {}: {source}", path.display())]
+pub struct ProcError {
+    /// The directory.
+    pub path: PathBuf,
+    /// The I/O error.
+    pub source: io::Error,
+}
+
+/// One process from `/proc/<pid>/{stat,cmdline}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProcEntry {
+    /// PID.
+    pub pid: u32,
+    /// Parent PID.
+    pub ppid: u32,
+    /// The state letter (`R`, `S`, `D`, `T`, `t`, `Z`, `X`, ...).
+    pub state: char,
+    /// The kernel's short name (15 bytes).
+    pub comm: String,
+    /// The command line (empty for kernel threads and zombies).
+    #[serde(skip)]
+    pub argv: Vec<String>,
+    /// Start time after boot, in clock ticks.
+    pub start_ticks: u64,
+}
+
+impl ProcEntry {
+    /// Zombie or dead: not alive.
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+
+    /// Stopped by a signal or a tracer.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.state, 'T' | 't')
+    }
+}
+
+/// A snapshot of the process table, taken once per sweep.
+#[derive(Debug, Clone)]
+pub struct ProcTable {
+    root: PathBuf,
+    entries: Vec<ProcEntry>,
+    /// Entries that exist but could not be read (`<path>: <error>`).
+    unreadable: Vec<String>,
+    self_pid: u32,
+    uptime: Option<f64>,
+    ticks_per_second: u64,
+}
+
+/// Reads at most `cap` bytes of a small `/proc` file.
+fn read_small(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    fs::File::open(path)?.take(cap).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// The process went away between listing and reading: not an error.
+fn vanished(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(3) // ESRCH
+}
+
+/// Parses `/proc/<pid>/stat`: `pid (comm) S ppid ... starttime(22) ...`.
+/// `comm` may hold spaces and parentheses, so split at the last `)`.
+pub(crate) fn parse_stat(text: &str) -> Result<(u32, String, char, u32, u64), String> {
+    let open = text.find('(').ok_or("no `(` before comm")?;
+    let close = text.rfind(')').ok_or("no `)` after comm")?;
+    if close < open {
+        return Err("malformed comm".to_string());
+    }
+    let pid = text[..open]
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| "bad pid field")?;
+    let comm = text[open + 1..close].to_string();
+    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    let state = rest
+        .first()
+        .and_then(|s| s.chars().next())
+        .ok_or("no state field")?;
+    let ppid = rest
+        .get(1)
+        .and_then(|s| s.parse::<u32>().ok())
+        .ok_or("bad ppid field")?;
+    let start = rest
+        .get(19)
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or("bad starttime field")?;
+    Ok((pid, comm, state, ppid, start))
+}
+
+/// Reads one process; `Ok(None)` when it has exited meanwhile.
+fn read_entry(root: &Path, pid: u32) -> Result<Option<ProcEntry>, String> {
+    let dir = root.join(pid.to_string());
+    let stat_path = dir.join("stat");
+    let stat = match read_small(&stat_path, 4096) {
+        Ok(b) => b,
+        Err(e) if vanished(&e) => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", stat_path.display())),
+    };
+    let (_, comm, state, ppid, start_ticks) = parse_stat(&String::from_utf8_lossy(&stat))
+        .map_err(|why| format!("cannot parse {}: {why}", stat_path.display()))?;
+    let cmd_path = dir.join("cmdline");
+    let argv = match read_small(&cmd_path, 128 * 1024) {
+        Ok(b) => b
+            .split(|&c| c == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+        Err(e) if vanished(&e) => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", cmd_path.display())),
+    };
+    Ok(Some(ProcEntry {
+        pid,
+        ppid,
+        state,
+        comm,
+        argv,
+        start_ticks,
+    }))
+}
+
+impl ProcTable {
+    /// Scans the real `/proc`.
+    pub fn scan() -> Result<ProcTable, ProcError> {
+        ProcTable::scan_at(Path::new("/proc"), std::process::id())
+    }
+
+    /// Scans a directory laid out like `/proc`, as process `self_pid`.
+    pub fn scan_at(root: &Path, self_pid: u32) -> Result<ProcTable, ProcError> {
+        let err = |source| ProcError {
+            path: root.to_path_buf(),
+            source,
+        };
+        let mut entries = Vec::new();
+        let mut unreadable = Vec::new();
+        for dent in fs::read_dir(root).map_err(err)? {
+            let dent = dent.map_err(err)?;
+            let Some(pid) = dent
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            match read_entry(root, pid) {
+                Ok(Some(e)) => entries.push(e),
+                Ok(None) => {}
+                Err(why) => unreadable.push(why),
+            }
+        }
+        entries.sort_by_key(|e| e.pid);
+        let uptime = read_small(&root.join("uptime"), 256).ok().and_then(|b| {
+            String::from_utf8_lossy(&b)
+                .split_whitespace()
+                .next()
+                .and_then(|s| s.parse::<f64>().ok())
+        });
+        Ok(ProcTable {
+            root: root.to_path_buf(),
+            entries,
+            unreadable,
+            self_pid,
+            uptime,
+            ticks_per_second: rustix::param::clock_ticks_per_second().max(1),
+        })
+    }
+
+    /// The directory that was scanned.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// All processes read, by PID.
+    pub fn entries(&self) -> &[ProcEntry] {
+        &self.entries
+    }
+
+    /// Entries that could not be read (`<path>: <error>`).
+    pub fn unreadable(&self) -> &[String] {
+        &self.unreadable
+    }
+
+    /// One process.
+    pub fn get(&self, pid: u32) -> Option<&ProcEntry> {
+        self.entries
+            .binary_search_by_key(&pid, |e| e.pid)
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    /// Seconds since the process started, when `/proc/uptime` was readable.
+    pub fn age_seconds(&self, e: &ProcEntry) -> Option<f64> {
+        let up = self.uptime?;
+        Some((up - e.start_ticks as f64 / self.ticks_per_second as f64).max(0.0))
+    }
+
+    /// The prober itself and its ancestors (always excluded from matches).
+    fn self_and_ancestors(&self) -> HashSet<u32> {
+        let mut out = HashSet::from([self.self_pid]);
+        let mut pid = self.self_pid;
+        while let Some(e) = self.get(pid) {
+            if e.ppid == 0 || !out.insert(e.ppid) {
+                break;
+            }
+            pid = e.ppid;
+        }
+        out
+    }
+
+    /// The prober's descendants.
+    fn descendants(&self) -> HashSet<u32> {
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        for e in &self.entries {
+            children.entry(e.ppid).or_default().push(e.pid);
+        }
+        let mut out = HashSet::new();
+        let mut stack = vec![self.self_pid];
+        while let Some(p) = stack.pop() {
+            for &c in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
+                if out.insert(c) {
+                    stack.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    /// Processes matching `pattern`, minus self, ancestors and (optionally)
+    /// descendants. Zombies are included (callers treat them as dead).
+    pub fn find(&self, pattern: &str, mode: MatchMode, exclude_children: bool) -> Vec<&ProcEntry> {
+        let mut excluded = self.self_and_ancestors();
+        if exclude_children {
+            excluded.extend(self.descendants());
+        }
+        self.entries
+            .iter()
+            .filter(|e| !excluded.contains(&e.pid))
+            .filter(|e| {
+                let comm = [e.comm.clone()];
+                let argv: &[String] = if e.argv.is_empty() { &comm } else { &e.argv };
+                match mode {
+                    MatchMode::Substring => argv.join(" ").contains(pattern),
+                    MatchMode::Argv => argv_matches(argv, pattern),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Shells, interpreters and runners whose *argument* is the real program.
+fn is_interpreter(program: &str) -> bool {
+    let base = program.rsplit('/').next().unwrap_or(program);
+    let stem = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    matches!(
+        stem,
+        "python"
+            | "pypy"
+            | "node"
+            | "nodejs"
+            | "deno"
+            | "bun"
+            | "ruby"
+            | "perl"
+            | "php"
+            | "java"
+            | "sh"
+            | "bash"
+            | "dash"
+            | "zsh"
+            | "uv"
+            | "env"
+            | "nohup"
+            | "setsid"
+            | "exec"
+    ) || stem.starts_with("python")
+}
+
+/// `pattern` occurs in `hay` delimited by non-word characters (word characters
+/// are ASCII alphanumerics, `_` and `-`).
+pub(crate) fn contains_word(hay: &str, pattern: &str) -> bool {
+    if pattern.is_empty() {
+        return false;
+    }
+    let word =
+        |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    hay.match_indices(pattern).any(|(i, _)| {
+        !word(hay[..i].chars().next_back()) && !word(hay[i + pattern.len()..].chars().next())
+    })
+}
+
+/// The argv rule: the pattern is a word of the program's file name, or, when
+/// the program is an interpreter, of the script or `-m` module it runs.
+pub(crate) fn argv_matches(argv: &[String], pattern: &str) -> bool {
+    let Some(program) = argv.first() else {
+        return false;
+    };
+    let base = program.rsplit('/').next().unwrap_or(program);
+    if contains_word(base, pattern) {
+        return true;
+    }
+    // Walk interpreter chains: `env python3 -u x.py`, `nohup python -m pkg.mod`.
+    let mut i = 0;
+    while i < argv.len() && is_interpreter(&argv[i]) {
+        let mut j = i + 1;
+        while j < argv.len() {
+            let a = argv[j].as_str();
+            if a == "-m" {
+                return argv.get(j + 1).is_some_and(|m| contains_word(m, pattern));
+            }
+            if a == "-c" || a == "-e" {
+                return false; // inline code: its arguments are data, not the program
+            }
+            if a.starts_with('-') || (argv[i].ends_with("env") && a.contains('=')) {
+                j += 1;
+                continue;
+            }
+            break;
+        }
+        let Some(target) = argv.get(j) else {
+            return false;
+        };
+        if contains_word(target, pattern) {
+            return true;
+        }
+        i = j;
+    }
+    false
+}
+
+/// What `/proc/<pid>` says about one PID (PID file and PID modes).
+fn check_pid(root: &Path, pid: u32, table: Option<&ProcTable>, what: &str) -> Outcome {
+    let entry = match read_entry(root, pid) {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            return Outcome::critical(format!("{what}: PID {pid} is not running")).with("pid", pid);
+        }
+        Err(why) => {
+            return Outcome::unknown(format!("{what}: cannot inspect PID {pid}: {why}"))
+                .with("pid", pid);
+        }
+    };
+    let age = table.and_then(|t| t.age_seconds(&entry));
+    let o = if entry.is_dead() {
+        Outcome::critical(format!(
+            "{what}: PID {pid} is a zombie (dead, state {})",
+            entry.state
+        ))
+    } else if entry.is_stopped() {
+        Outcome::warning(format!(
+            "{what}: PID {pid} is stopped (state {})",
+            entry.state
+        ))
+    } else {
+        Outcome::ok(format!("Running (PID: {pid})"))
+    };
+    o.with("pid", pid)
+        .with("pids", [pid])
+        .with("state", entry.state.to_string())
+        .with("comm", &entry.comm)
+        .with("age_seconds", age.map(|a| crate::verdict::round(a, 1)))
+}
+
+/// Reads a PID file: one decimal PID, surrounding whitespace allowed.
+fn read_pidfile(path: &Path) -> Result<u32, String> {
+    let bytes = match read_small(path, 64) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(format!("PID file {} is missing", path.display()));
+        }
+        Err(e) => return Err(format!("cannot read PID file {}: {e}", path.display())),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| {
+            format!(
+                "PID file {} does not hold a PID: {:?}",
+                path.display(),
+                text.trim()
+            )
+        })
+}
+
+/// The running matches for a pattern spec, or the reason none can be trusted.
+pub(crate) struct Found {
+    /// Live (not zombie) matches: `(pid, age_seconds)`.
+    pub(crate) live: Vec<(u32, Option<f64>)>,
+    pub(crate) outcome: Outcome,
+}
+
+/// Evaluates a pattern spec against a table.
+pub(crate) fn evaluate_pattern(spec: &ProcessSpec, pattern: &str, table: &ProcTable) -> Found {
+    let matches = table.find(pattern, spec.match_mode, spec.exclude_children);
+    let (dead, alive): (Vec<&ProcEntry>, Vec<&ProcEntry>) =
+        matches.into_iter().partition(|e| e.is_dead());
+    let live: Vec<(u32, Option<f64>)> = alive
+        .iter()
+        .map(|e| (e.pid, table.age_seconds(e)))
+        .collect();
+    let procs: Vec<serde_json::Value> = alive
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "pid": e.pid,
+                "state": e.state.to_string(),
+                "comm": e.comm,
+                "age_seconds": table.age_seconds(e).map(|a| crate::verdict::round(a, 1)),
+            })
+        })
+        .collect();
+    let pids: Vec<u32> = alive.iter().map(|e| e.pid).collect();
+    let zombies: Vec<u32> = dead.iter().map(|e| e.pid).collect();
+    let list = pids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let outcome = if alive.is_empty() {
+        if table.unreadable().is_empty() {
+            let zombie_note = if zombies.is_empty() {
+                String::new()
+            } else {
+                format!(" (zombies only: {zombies:?})")
+            };
+            Outcome::critical(format!("No process matching '{pattern}'{zombie_note}"))
+        } else {
+            Outcome::unknown(format!(
+                "No readable process matching '{pattern}', but {} /proc entries could not be read (first: {})",
+                table.unreadable().len(),
+                table.unreadable()[0]
+            ))
+            .with("unreadable", table.unreadable().iter().take(10).collect::<Vec<_>>())
+        }
+    } else if alive.iter().all(|e| e.is_stopped()) {
+        Outcome::warning(format!(
+            "Stopped, not running (PID: {list}): '{pattern}' was sent SIGSTOP or is traced"
+        ))
+    } else {
+        Outcome::ok(format!("Running (PID: {list})"))
+    };
+    let youngest = live.iter().filter_map(|(_, a)| *a).reduce(f64::min);
+    Found {
+        outcome: outcome
+            .with("pids", &pids)
+            .with("processes", procs)
+            .with("zombies", &zombies)
+            .with(
+                "youngest_age_seconds",
+                youngest.map(|a| crate::verdict::round(a, 1)),
+            ),
+        live,
+    }
+}
+
+pub(crate) async fn check(spec: &ProcessSpec, sweep: &Sweep) -> Outcome {
+    if let Err(why) = spec.validate() {
+        return Outcome::unknown(format!("process probe misconfigured: {why}"));
+    }
+    let table = sweep.procs().await;
+    match (&spec.pattern, &spec.pidfile, spec.pid) {
+        (Some(pattern), _, _) => match table.as_ref() {
+            Ok(t) => evaluate_pattern(spec, pattern, t).outcome,
+            Err(e) => Outcome::unknown(format!("Process probe failed: {e}")),
+        },
+        (_, Some(file), _) => {
+            let file = crate::config::expand_home(file);
+            match read_pidfile(&file) {
+                Ok(pid) => check_pid(
+                    sweep.proc_root(),
+                    pid,
+                    table.as_ref().as_ref().ok(),
+                    &spec.describe(),
+                ),
+                Err(why) => Outcome::critical(why),
+            }
+        }
+        (_, _, Some(pid)) => check_pid(
+            sweep.proc_root(),
+            pid,
+            table.as_ref().as_ref().ok(),
+            &spec.describe(),
+        ),
+        _ => Outcome::unknown("process probe misconfigured"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split(' ').map(String::from).collect()
+    }
+
+    #[test]
+    fn argv_rule_matches_programs_scripts_and_modules_only() {
+        let yes = [
+            "python3 /srv/nexus/nexus_think.py --model x",
+            "python -m nexus.nexus_think --ws ws://localhost:8765",
+            "/usr/bin/python3.11 -u nexus_think.py",
+            "/opt/bin/nexus_think",
+            "env PYTHONPATH=. python3 nexus_think.py",
+            "nohup python3 -m nexus.nexus_think",
+        ];
+        let no = [
+            "vim nexus_think.py",
+            "tail -f nexus_think.log",
+            "python3 -c import_ast /srv/nexus/nexus_think.py",
+            "python3 other.py nexus_think",
+            "python3 /srv/nexus_thinker.py",
+            "grep nexus_think",
+        ];
+        for c in yes {
+            assert!(argv_matches(&argv(c), "nexus_think"), "{c}");
+        }
+        for c in no {
+            assert!(!argv_matches(&argv(c), "nexus_think"), "{c}");
+        }
+    }
+
+    #[test]
+    fn words() {
+        assert!(contains_word("nexus.nexus_think", "nexus_think"));
+        assert!(!contains_word("nexus_thinker", "nexus_think"));
+        assert!(!contains_word("my-nexus_think", "nexus_think"));
+        assert!(!contains_word("x", ""));
+    }
+
+    #[test]
+    fn stat_with_hostile_comm() {
+        let line =
+            "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
+        let (pid, comm, state, ppid, start) = parse_stat(line).unwrap();
+        assert_eq!(
+            (pid, comm.as_str(), state, ppid, start),
+            (4242, "a) b (c)", 'S', 1, 987654)
+        );
+        assert!(parse_stat("garbage").is_err());
+        assert!(parse_stat("1 (x) S").is_err());
+    }
+}

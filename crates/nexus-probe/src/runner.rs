@@ -1,0 +1,232 @@
+//! Runs probes concurrently, each under its own timeout, with a bound on how
+//! many run at once. Results come back in input order.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+use crate::config::{ProbeKind, ProbeSpec};
+use crate::process::ProcTable;
+use crate::{Outcome, Status, Verdict};
+
+/// The runner's settings (`[runner]` in a probe file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunnerConfig {
+    /// How many probes may run at once (default 256). One sweep takes about
+    /// one timeout as long as fewer than this many targets hang.
+    pub concurrency: usize,
+    /// Timeout for probes that set none (default 5 s, the seeds' value).
+    #[serde(deserialize_with = "crate::config::duration")]
+    pub default_timeout: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> RunnerConfig {
+        RunnerConfig {
+            concurrency: 256,
+            default_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Runs probes. Cheap to create; holds no connections between sweeps.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    config: RunnerConfig,
+    proc_root: PathBuf,
+}
+
+impl Default for Runner {
+    fn default() -> Runner {
+        Runner::new(RunnerConfig::default())
+    }
+}
+
+impl Runner {
+    /// A runner reading the real `/proc`.
+    pub fn new(config: RunnerConfig) -> Runner {
+        Runner {
+            config,
+            proc_root: PathBuf::from("/proc"),
+        }
+    }
+
+    /// Reads processes from another directory laid out like `/proc` (tests).
+    pub fn with_proc_root(mut self, root: impl Into<PathBuf>) -> Runner {
+        self.proc_root = root.into();
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RunnerConfig {
+        &self.config
+    }
+
+    /// Runs one sweep: every probe once, concurrently (at most
+    /// `concurrency` at a time), each under its own timeout. `/proc` is
+    /// scanned at most once per sweep, shared by all process and heartbeat
+    /// probes. The verdicts are in the order of `probes`.
+    pub async fn run(&self, probes: &[ProbeSpec]) -> Vec<Verdict> {
+        let sweep = Sweep::new(self.proc_root.clone());
+        let bound = self.config.concurrency.max(1);
+        // Unordered, so a hung probe never holds back the slots behind it
+        // (`buffered` would: it only frees a slot when the head finishes).
+        let mut done: Vec<(usize, Verdict)> = futures_util::stream::iter(probes.iter().enumerate())
+            .map(|(i, p)| {
+                let sweep = &sweep;
+                async move { (i, self.run_in(p, sweep).await) }
+            })
+            .buffer_unordered(bound)
+            .collect()
+            .await;
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Runs a single probe (its own sweep).
+    pub async fn run_one(&self, probe: &ProbeSpec) -> Verdict {
+        let sweep = Sweep::new(self.proc_root.clone());
+        self.run_in(probe, &sweep).await
+    }
+
+    async fn run_in(&self, probe: &ProbeSpec, sweep: &Sweep) -> Verdict {
+        let timeout = probe.timeout.unwrap_or(self.config.default_timeout);
+        let start = Instant::now();
+        let outcome = match tokio::time::timeout(timeout, check(&probe.kind, sweep, timeout)).await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => timed_out(&probe.kind, timeout),
+        };
+        Verdict {
+            name: probe.name.clone(),
+            kind: probe.kind.as_str(),
+            status: outcome.status,
+            summary: outcome.summary,
+            details: outcome.details,
+            latency: start.elapsed(),
+            checked_at: nexus_heartbeat::now_epoch(),
+        }
+    }
+}
+
+/// A timeout on a network target is a failure (Critical); a local tool that
+/// hangs (interpreter, plugin, nvidia-smi) means "could not check" (Unknown).
+fn timed_out(kind: &ProbeKind, timeout: Duration) -> Outcome {
+    let status = match kind {
+        ProbeKind::PythonSyntax(_) | ProbeKind::Command(_) | ProbeKind::Gpu(_) => Status::Unknown,
+        _ => Status::Critical,
+    };
+    let what = match kind {
+        ProbeKind::Tcp(_) => "TCP probe failed",
+        ProbeKind::Http(_) => "HTTP probe failed",
+        ProbeKind::Ws(_) => "WebSocket probe failed",
+        ProbeKind::Redis(_) => "Redis connection failed",
+        ProbeKind::Postgres(_) => "PostgreSQL connection failed",
+        _ => "probe failed",
+    };
+    Outcome::new(
+        status,
+        format!("{what}: timed out after {}", human(timeout)),
+    )
+    .with("timeout_ms", timeout.as_millis() as u64)
+    .with("timed_out", true)
+}
+
+async fn check(kind: &ProbeKind, sweep: &Sweep, timeout: Duration) -> Outcome {
+    match kind {
+        ProbeKind::Tcp(s) => crate::tcp::check(s).await,
+        ProbeKind::Ws(s) => crate::ws::check(s).await,
+        ProbeKind::Http(s) => match sweep.http().await {
+            Ok(client) => crate::http::check(s, client).await,
+            Err(e) => Outcome::unknown(e.clone()),
+        },
+        ProbeKind::Process(s) => crate::process::check(s, sweep).await,
+        ProbeKind::Heartbeat(s) => crate::heartbeat::check(s, sweep).await,
+        ProbeKind::PythonSyntax(s) => crate::python::check(s).await,
+        ProbeKind::Redis(s) => crate::redis::check(s).await,
+        ProbeKind::Postgres(s) => crate::postgres::check(s, timeout).await,
+        ProbeKind::Disk(s) => crate::disk::check(s).await,
+        ProbeKind::Ollama(s) => match sweep.http().await {
+            Ok(client) => crate::ollama::check(s, client).await,
+            Err(e) => Outcome::unknown(e.clone()),
+        },
+        ProbeKind::Gpu(s) => crate::gpu::check(s).await,
+        ProbeKind::Budget(s) => match sweep.http().await {
+            Ok(client) => crate::budget::check(s, client, timeout).await,
+            Err(e) => Outcome::unknown(e.clone()),
+        },
+        ProbeKind::Command(s) => crate::command::check(s).await,
+    }
+}
+
+/// State shared by the probes of one sweep: the `/proc` snapshot and the
+/// HTTP client, each built at most once, on first use.
+#[derive(Debug)]
+pub(crate) struct Sweep {
+    proc_root: PathBuf,
+    procs: OnceCell<Arc<Result<ProcTable, String>>>,
+    http: OnceCell<Result<reqwest::Client, String>>,
+}
+
+impl Sweep {
+    pub(crate) fn new(proc_root: PathBuf) -> Sweep {
+        Sweep {
+            proc_root,
+            procs: OnceCell::new(),
+            http: OnceCell::new(),
+        }
+    }
+
+    pub(crate) fn proc_root(&self) -> &std::path::Path {
+        &self.proc_root
+    }
+
+    /// The process table, scanned once per sweep (on a blocking thread).
+    pub(crate) async fn procs(&self) -> Arc<Result<ProcTable, String>> {
+        self.procs
+            .get_or_init(|| async {
+                let root = self.proc_root.clone();
+                let scanned = tokio::task::spawn_blocking(move || {
+                    ProcTable::scan_at(&root, std::process::id())
+                })
+                .await;
+                Arc::new(match scanned {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("process scan did not finish: {e}")),
+                })
+            })
+            .await
+            .clone()
+    }
+
+    /// One HTTP client per sweep: no proxy (probes go straight to the
+    /// target), at most 5 redirects.
+    pub(crate) async fn http(&self) -> &Result<reqwest::Client, String> {
+        self.http
+            .get_or_init(|| async {
+                reqwest::Client::builder()
+                    .no_proxy()
+                    .redirect(reqwest::redirect::Policy::limited(5))
+                    .user_agent(concat!("nexus-probe/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTP client: {e}"))
+            })
+            .await
+    }
+}
+
+/// `250ms`, `5s`, `1.5s`: for messages.
+pub(crate) fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}

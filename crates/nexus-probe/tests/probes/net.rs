@@ -1,0 +1,365 @@
+//! TCP, HTTP, WebSocket, Ollama and the runner's concurrency.
+
+use std::time::{Duration, Instant};
+
+use nexus_probe::{
+    BudgetSpec, HttpSpec, JsonAssert, OllamaSpec, ProbeKind, ProbeSpec, Runner, RunnerConfig,
+    Status, TcpSpec, WsSpec,
+};
+use nexus_testkit::{HttpResponse, HttpServer, WsServer, tcp};
+
+use super::{expect, run, run_with};
+
+fn tcp_kind(host: &str, port: i64) -> ProbeKind {
+    ProbeKind::Tcp(TcpSpec {
+        host: host.into(),
+        port,
+    })
+}
+
+#[tokio::test]
+async fn tcp_open_closed_silent_and_hung() {
+    let open = tcp::open().await;
+    let v = run(tcp_kind("127.0.0.1", open.addr.port().into())).await;
+    expect(
+        &v,
+        Status::Ok,
+        &format!("TCP:127.0.0.1:{} reachable", open.addr.port()),
+    );
+
+    let closed = tcp::closed();
+    let v = run(tcp_kind("127.0.0.1", closed.port().into())).await;
+    expect(&v, Status::Critical, "refused (errno=111)");
+
+    // Accepts and never answers: a TCP connect succeeds (the handshake is the kernel's).
+    let silent = tcp::silent().await;
+    let v = run(tcp_kind("127.0.0.1", silent.addr.port().into())).await;
+    expect(&v, Status::Ok, "reachable");
+
+    // A full backlog: the connect hangs, the probe's timeout ends it.
+    let hung = tcp::full_backlog().await;
+    let start = Instant::now();
+    let v = run_with(
+        tcp_kind("127.0.0.1", hung.addr.port().into()),
+        Duration::from_millis(300),
+    )
+    .await;
+    expect(
+        &v,
+        Status::Critical,
+        "TCP probe failed: timed out after 300ms",
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn tcp_localhost_tries_every_address() {
+    let open = tcp::open().await; // 127.0.0.1 only; ::1 (if resolved) is refused
+    let v = run(tcp_kind("localhost", open.addr.port().into())).await;
+    expect(&v, Status::Ok, "reachable");
+    assert_eq!(v.details["address"], open.addr.to_string());
+}
+
+#[tokio::test]
+async fn tcp_ipv6_literals() {
+    let v6 = tcp::open_v6().await;
+    let port = i64::from(v6.addr.port());
+    for host in ["::1", "[::1]"] {
+        let v = run(tcp_kind(host, port)).await;
+        expect(&v, Status::Ok, &format!("TCP:{host}:{port} reachable"));
+        assert_eq!(v.details["address"], format!("[::1]:{port}"));
+    }
+    // The same port on IPv4 is someone else's (or nobody's).
+    let v = run(tcp_kind("127.0.0.1", port)).await;
+    let v6_addr = format!("[::1]:{port}");
+    assert_ne!(
+        v.details.get("address").and_then(|a| a.as_str()),
+        Some(v6_addr.as_str()),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn tcp_bad_input_is_a_verdict_not_a_panic() {
+    let v = run(tcp_kind("127.0.0.1", 70000)).await;
+    expect(&v, Status::Unknown, "port 70000 out of range 1-65535");
+    let v = run(tcp_kind("127.0.0.1", 0)).await;
+    expect(&v, Status::Unknown, "out of range");
+    let v = run(tcp_kind("127.0.0.1", -5)).await;
+    expect(&v, Status::Unknown, "out of range");
+    // Unresolvable name: refused locally, no DNS traffic leaves the machine.
+    let v = run(tcp_kind("no-such-host.invalid", 80)).await;
+    expect(
+        &v,
+        Status::Critical,
+        "cannot resolve host \"no-such-host.invalid\"",
+    );
+    let v = run(tcp_kind("evil host; rm -rf /", 80)).await;
+    expect(&v, Status::Critical, "invalid host name");
+}
+
+fn json_health(status: u16, body: &'static str) -> impl Fn(&str, &str) -> HttpResponse {
+    move |_, path| match path {
+        "/health" => HttpResponse::json(status, body),
+        "/text" => HttpResponse::text(200, "plain text"),
+        "/big" => HttpResponse::huge(50 << 20, false),
+        "/big-stream" => HttpResponse::huge(50 << 20, true),
+        _ => HttpResponse::text(404, "nope"),
+    }
+}
+
+#[tokio::test]
+async fn http_status_json_assertions_and_body_cap() {
+    let srv = HttpServer::start(json_health(200, r#"{"status":"ok","version":3}"#)).await;
+    let mut spec = HttpSpec::get(srv.url("/health"));
+    spec.json = vec![
+        JsonAssert {
+            pointer: "/status".into(),
+            equals: "ok".into(),
+        },
+        JsonAssert {
+            pointer: "/version".into(),
+            equals: 3.0.into(),
+        },
+    ];
+    let v = run(ProbeKind::Http(spec.clone())).await;
+    expect(&v, Status::Ok, "responding (status 200)");
+    assert_eq!(v.details["body"]["status"], "ok");
+
+    spec.json[0].equals = "degraded".into();
+    let v = run(ProbeKind::Http(spec.clone())).await;
+    expect(
+        &v,
+        Status::Critical,
+        "JSON field /status is \"ok\", expected \"degraded\"",
+    );
+
+    spec.json = vec![JsonAssert {
+        pointer: "/missing".into(),
+        equals: 1.into(),
+    }];
+    let v = run(ProbeKind::Http(spec)).await;
+    expect(&v, Status::Critical, "/missing is missing");
+
+    // 200 with a non-JSON body is healthy when nothing is asserted (defect H13).
+    let v = run(ProbeKind::Http(HttpSpec::get(srv.url("/text")))).await;
+    expect(&v, Status::Ok, "responding");
+
+    let v = run(ProbeKind::Http(HttpSpec::get(srv.url("/nope")))).await;
+    expect(&v, Status::Critical, "returned status 404 (expected 2xx)");
+    let mut spec = HttpSpec::get(srv.url("/nope"));
+    spec.expect_status = vec!["200".into(), "400-404".into()];
+    expect(&run(ProbeKind::Http(spec)).await, Status::Ok, "status 404");
+    let mut spec = HttpSpec::get(srv.url("/nope"));
+    spec.unexpected_status = Status::Warning;
+    expect(
+        &run(ProbeKind::Http(spec)).await,
+        Status::Warning,
+        "status 404",
+    );
+
+    // 50 MB: refused from Content-Length, or cut off at the cap while streaming.
+    for path in ["/big", "/big-stream"] {
+        let start = Instant::now();
+        let v = run(ProbeKind::Http(HttpSpec::get(srv.url(path)))).await;
+        expect(&v, Status::Critical, "1048576-byte cap");
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{path}: {:?}",
+            start.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn http_and_ws_against_dead_and_silent_servers() {
+    let closed = tcp::closed();
+    let v = run(ProbeKind::Http(HttpSpec::get(format!(
+        "http://{closed}/health"
+    ))))
+    .await;
+    expect(&v, Status::Critical, "unreachable");
+    // A token in the URL never reaches the verdict.
+    let v = run(ProbeKind::Http(HttpSpec::get(format!(
+        "http://user:s3cret@{closed}/h?token=s3cret"
+    ))))
+    .await;
+    assert!(
+        !serde_json::to_string(&v).unwrap().contains("s3cret"),
+        "{v}"
+    );
+
+    let silent = tcp::silent().await;
+    let start = Instant::now();
+    let v = run_with(
+        ProbeKind::Http(HttpSpec::get(format!("http://{}/", silent.addr))),
+        Duration::from_millis(400),
+    )
+    .await;
+    expect(
+        &v,
+        Status::Critical,
+        "HTTP probe failed: timed out after 400ms",
+    );
+    let v = run_with(
+        ProbeKind::Ws(WsSpec {
+            url: format!("ws://{}/", silent.addr),
+            send: None,
+            expect: None,
+        }),
+        Duration::from_millis(400),
+    )
+    .await;
+    expect(&v, Status::Critical, "WebSocket probe failed: timed out");
+    assert!(start.elapsed() < Duration::from_secs(3));
+
+    let v = run(ProbeKind::Ws(WsSpec {
+        url: format!("ws://{closed}/"),
+        send: None,
+        expect: None,
+    }))
+    .await;
+    expect(&v, Status::Critical, "WebSocket probe failed");
+    // An HTTP server that does not upgrade.
+    let srv = HttpServer::start(json_health(200, "{}")).await;
+    let v = run(ProbeKind::Ws(WsSpec {
+        url: format!("ws://{}/health", srv.addr),
+        send: None,
+        expect: None,
+    }))
+    .await;
+    expect(&v, Status::Critical, "WebSocket probe failed");
+}
+
+#[tokio::test]
+async fn websocket_handshake_and_round_trip() {
+    let ws = WsServer::echo().await;
+    let v = run(ProbeKind::Ws(WsSpec {
+        url: ws.url(),
+        send: None,
+        expect: None,
+    }))
+    .await;
+    expect(&v, Status::Ok, "handshake OK");
+    assert_eq!(v.details["http_status"], 101);
+    let v = run(ProbeKind::Ws(WsSpec {
+        url: ws.url(),
+        send: Some("ping-42".into()),
+        expect: Some("42".into()),
+    }))
+    .await;
+    expect(&v, Status::Ok, "round trip OK");
+    assert_eq!(v.details["reply"], "ping-42");
+    let v = run(ProbeKind::Ws(WsSpec {
+        url: ws.url(),
+        send: Some("ping".into()),
+        expect: Some("pong".into()),
+    }))
+    .await;
+    expect(&v, Status::Critical, "does not contain \"pong\"");
+}
+
+#[tokio::test]
+async fn ollama_tags_and_required_models() {
+    let srv = HttpServer::start(|_, path| match path {
+        "/api/tags" => HttpResponse::json(
+            200,
+            r#"{"models":[{"name":"llama3:latest"},{"name":"qwen2:7b"}]}"#,
+        ),
+        _ => HttpResponse::text(404, ""),
+    })
+    .await;
+    let base = format!("http://{}", srv.addr);
+    let v = run(ProbeKind::Ollama(OllamaSpec::new(
+        &base,
+        &["llama3", "qwen2:7b"],
+    )))
+    .await;
+    expect(&v, Status::Ok, "Ollama available (2 models)");
+    let v = run(ProbeKind::Ollama(OllamaSpec::new(&base, &["mistral"]))).await;
+    expect(&v, Status::Critical, "missing required models: mistral");
+    let closed = tcp::closed();
+    let mut spec = OllamaSpec::new(format!("http://{closed}"), &[]);
+    expect(
+        &run(ProbeKind::Ollama(spec.clone())).await,
+        Status::Critical,
+        "Ollama not available",
+    );
+    spec.optional = true;
+    expect(
+        &run(ProbeKind::Ollama(spec)).await,
+        Status::Unknown,
+        "Ollama not available (optional)",
+    );
+}
+
+#[tokio::test]
+async fn budget_from_http() {
+    let srv = HttpServer::start(|_, path| match path {
+        "/usage" => HttpResponse::json(200, r#"{"tokens_used": 850000}"#),
+        _ => HttpResponse::text(200, "1200000"),
+    })
+    .await;
+    let mut spec = BudgetSpec::from_file(1_000_000.0, "/unused");
+    spec.file = None;
+    spec.http = Some(srv.url("/usage"));
+    let v = run(ProbeKind::Budget(spec.clone())).await;
+    expect(&v, Status::Warning, "Token budget nearly exhausted: 85.0 %");
+    assert_eq!(v.details["usage_pct"], 85.0);
+    spec.http = Some(srv.url("/plain"));
+    expect(
+        &run(ProbeKind::Budget(spec)).await,
+        Status::Critical,
+        "Token budget exceeded",
+    );
+}
+
+#[tokio::test]
+async fn one_hung_target_does_not_delay_the_others() {
+    let open = tcp::open().await;
+    let hung = tcp::full_backlog().await;
+    let mut probes = Vec::new();
+    for i in 0..40 {
+        let port = if i % 10 == 3 {
+            hung.addr.port()
+        } else {
+            open.addr.port()
+        };
+        probes.push(
+            ProbeSpec::new(
+                format!("p{i}"),
+                ProbeKind::Tcp(TcpSpec::new("127.0.0.1", port)),
+            )
+            .timeout(Duration::from_millis(500)),
+        );
+    }
+    let runner = Runner::new(RunnerConfig {
+        concurrency: 8,
+        ..RunnerConfig::default()
+    });
+    let start = Instant::now();
+    let verdicts = runner.run(&probes).await;
+    let took = start.elapsed();
+    // 4 hung probes fit in 8 slots: one timeout, not four.
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    for (i, v) in verdicts.iter().enumerate() {
+        assert_eq!(v.name, format!("p{i}"), "order kept");
+        let want = if i % 10 == 3 {
+            Status::Critical
+        } else {
+            Status::Ok
+        };
+        assert_eq!(v.status, want, "{v}");
+        if want == Status::Ok {
+            assert!(
+                v.latency < Duration::from_millis(400),
+                "{v} took {:?}",
+                v.latency
+            );
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! A minimal real HTTP/1.1 server on loopback (one request per connection).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A response body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// These bytes.
+    Bytes(Vec<u8>),
+    /// `len` copies of `byte`, streamed in 64 KiB chunks (for huge bodies).
+    Repeat { byte: u8, len: u64 },
+}
+
+/// What the handler answers.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Body,
+    /// Omit `Content-Length` (the body ends when the connection closes).
+    pub no_length: bool,
+}
+
+impl HttpResponse {
+    pub fn json(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            content_type: "application/json".into(),
+            body: Body::Bytes(body.as_bytes().to_vec()),
+            no_length: false,
+        }
+    }
+
+    pub fn text(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            content_type: "text/plain".into(),
+            ..HttpResponse::json(status, body)
+        }
+    }
+
+    pub fn huge(len: u64, no_length: bool) -> HttpResponse {
+        HttpResponse {
+            status: 200,
+            content_type: "application/octet-stream".into(),
+            body: Body::Repeat { byte: b'x', len },
+            no_length,
+        }
+    }
+}
+
+type Handler = dyn Fn(&str, &str) -> HttpResponse + Send + Sync;
+
+/// The server; stopped on drop.
+#[derive(Debug)]
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl HttpServer {
+    /// Serves `handler(method, path)` on 127.0.0.1 (a free port).
+    pub async fn start(
+        handler: impl Fn(&str, &str) -> HttpResponse + Send + Sync + 'static,
+    ) -> HttpServer {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let handler: Arc<Handler> = Arc::new(handler);
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head);
+                    let mut first = text.lines().next().unwrap_or("").split(' ');
+                    let method = first.next().unwrap_or("").to_string();
+                    let path = first.next().unwrap_or("").to_string();
+                    let r = handler(&method, &path);
+                    let len = match &r.body {
+                        Body::Bytes(b) => b.len() as u64,
+                        Body::Repeat { len, .. } => *len,
+                    };
+                    let mut out = format!(
+                        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nConnection: close\r\n",
+                        r.status, r.content_type
+                    );
+                    if !r.no_length {
+                        out.push_str(&format!("Content-Length: {len}\r\n"));
+                    }
+                    out.push_str("\r\n");
+                    if s.write_all(out.as_bytes()).await.is_err() || method == "HEAD" {
+                        return;
+                    }
+                    match r.body {
+                        Body::Bytes(b) => {
+                            let _ = s.write_all(&b).await;
+                        }
+                        Body::Repeat { byte, len } => {
+                            let chunk = vec![byte; 64 * 1024];
+                            let mut left = len;
+                            while left > 0 {
+                                let n = left.min(chunk.len() as u64) as usize;
+                                if s.write_all(&chunk[..n]).await.is_err() {
+                                    return; // the client stopped reading
+                                }
+                                left -= n as u64;
+                            }
+                        }
+                    }
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        HttpServer { addr, task }
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}

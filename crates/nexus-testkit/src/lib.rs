@@ -1,0 +1,40 @@
+//! Test fixtures for the Nexus crates: real servers on loopback, real processes.
+//!
+//! Dev-dependency only. Everything here binds `127.0.0.1`, lives in a temp
+//! directory and is stopped when its guard is dropped:
+//! - [`tcp`]: an accepting listener, a closed port, a listener that accepts
+//!   and never answers, and one whose backlog is full (connects hang);
+//! - [`HttpServer`]: a tiny HTTP/1.1 server with a handler closure, able to
+//!   stream bodies of any size;
+//! - [`WsServer`]: a WebSocket echo server (tokio-tungstenite);
+//! - [`RedisServer`], [`PostgresServer`]: the Debian `redis-server` and
+//!   PostgreSQL binaries, started on a free port in a temp dir (PostgreSQL runs
+//!   as the `postgres` user when the tests run as root);
+//! - [`Sleeper`]: a process with a unique name, as a child or detached.
+//!
+//! Fixtures panic with a clear message when they cannot start: a missing
+//! server binary is a test failure that points at `scripts/test`, never a
+//! silent pass.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod http;
+mod process;
+mod servers;
+pub mod tcp;
+
+pub use http::{Body, HttpResponse, HttpServer};
+pub use process::Sleeper;
+pub use servers::{PostgresServer, RedisServer, WsServer};
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0: {e}"))
+}
+
+/// Where a missing test dependency comes from.
+pub const INSTALL_HINT: &str =
+    "run scripts/test (it installs the test servers via scripts/setup.d/20-redis-postgres.sh)";

@@ -1,0 +1,483 @@
+//! Opt-in recovery actions (spec §4.5): a restart command with an attempt
+//! cap that holds across one-shot runs, and a disk clean-up that reports the
+//! exact bytes freed and never leaves its roots.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::SystemTime;
+
+use nexus_probe::{Status, Verdict};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{CleanupRule, RecoverySpec};
+
+/// Directories a clean-up never descends into.
+const NEVER_DESCEND: &[&str] = &[".git", ".venv", "node_modules"];
+/// A clean-up never walks deeper than this.
+const MAX_DEPTH: usize = 32;
+
+/// What one recovery action did (or, in dry-run, would do).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecoveryResult {
+    /// The check it reacted to.
+    pub check: String,
+    /// `restart`, `cleanup` or `none` (cap reached).
+    pub action: &'static str,
+    /// Whether the action succeeded.
+    pub ok: bool,
+    /// One line for people.
+    pub message: String,
+    /// Attempts in the current window, this one included.
+    pub attempts: u32,
+    /// Bytes freed by a clean-up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freed_bytes: Option<u64>,
+}
+
+/// Attempt times per check, persisted in `<state_dir>/recovery.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryState {
+    /// Epoch seconds of each attempt, per check.
+    pub attempts: BTreeMap<String, Vec<f64>>,
+}
+
+impl RecoveryState {
+    fn path(dir: &Path) -> PathBuf {
+        dir.join("recovery.json")
+    }
+
+    /// Loads the state; a missing or corrupt file is an empty state (a
+    /// corrupt file is reported in the second value, never fatal).
+    pub fn load(dir: &Path) -> (RecoveryState, Option<String>) {
+        let path = RecoveryState::path(dir);
+        match std::fs::read(&path) {
+            Err(_) => (RecoveryState::default(), None),
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(s) => (s, None),
+                Err(e) => (
+                    RecoveryState::default(),
+                    Some(format!(
+                        "{}: {e} (starting with no attempts)",
+                        path.display()
+                    )),
+                ),
+            },
+        }
+    }
+
+    /// Saves the state atomically.
+    pub fn save(&self, dir: &Path) -> Result<(), nexus_heartbeat::Error> {
+        let path = RecoveryState::path(dir);
+        let bytes = serde_json::to_vec_pretty(self).map_err(|source| {
+            nexus_heartbeat::Error::Serialise {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        nexus_heartbeat::write_atomic(&path, &bytes, true)
+    }
+}
+
+/// Runs the recovery actions for one evaluation. Counters live in
+/// `state_dir` (loaded and saved here); a healthy check resets its own.
+pub async fn recover(
+    specs: &[RecoverySpec],
+    verdicts: &[Verdict],
+    state_dir: &Path,
+    now: f64,
+    dry_run: bool,
+) -> (Vec<RecoveryResult>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let (mut state, problem) = RecoveryState::load(state_dir);
+    warnings.extend(problem);
+    let before = state.clone();
+    let mut results = Vec::new();
+    for spec in specs {
+        let Some(v) = verdicts.iter().find(|v| v.name == spec.check) else {
+            continue;
+        };
+        let window = spec.window.as_secs_f64();
+        let attempts = state.attempts.entry(spec.check.clone()).or_default();
+        if v.status == Status::Ok {
+            attempts.clear();
+            continue;
+        }
+        attempts.retain(|t| now - t < window);
+        if !spec.on.contains(&v.status) {
+            continue;
+        }
+        let used = attempts.len() as u32;
+        if used >= spec.max_attempts {
+            results.push(RecoveryResult {
+                check: spec.check.clone(),
+                action: "none",
+                ok: false,
+                message: format!(
+                    "recovery cap reached: {used} attempt(s) in the last {}; manual intervention required",
+                    nexus_heartbeat::format_duration(window)
+                ),
+                attempts: used,
+                freed_bytes: None,
+            });
+            continue;
+        }
+        if dry_run {
+            let what = if spec.restart.is_empty() {
+                format!("would clean up {} rule(s)", spec.cleanup.len())
+            } else {
+                format!("would run {:?}", spec.restart)
+            };
+            results.push(RecoveryResult {
+                check: spec.check.clone(),
+                action: if spec.restart.is_empty() {
+                    "cleanup"
+                } else {
+                    "restart"
+                },
+                ok: true,
+                message: format!("dry-run: {what}"),
+                attempts: used,
+                freed_bytes: None,
+            });
+            continue;
+        }
+        let mut result = if spec.restart.is_empty() {
+            run_cleanup(spec).await
+        } else {
+            run_restart(spec).await
+        };
+        // An attempt counts once the action ran, whatever its outcome.
+        attempts.push(now);
+        result.attempts = attempts.len() as u32;
+        results.push(result);
+    }
+    state.attempts.retain(|_, v| !v.is_empty());
+    if state != before
+        && let Err(e) = state.save(state_dir)
+    {
+        warnings.push(format!("recovery counters not saved: {e}"));
+    }
+    (results, warnings)
+}
+
+async fn run_restart(spec: &RecoverySpec) -> RecoveryResult {
+    let mut result = RecoveryResult {
+        check: spec.check.clone(),
+        action: "restart",
+        ok: false,
+        message: String::new(),
+        attempts: 0,
+        freed_bytes: None,
+    };
+    let Some((program, args)) = spec.restart.split_first() else {
+        result.message = "no restart command".to_string();
+        return result;
+    };
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            result.message = format!("restart failed: cannot run {program:?}: {e}");
+            return result;
+        }
+    };
+    match tokio::time::timeout(spec.timeout, child.wait_with_output()).await {
+        Err(_) => {
+            result.message = format!(
+                "restart failed: {:?} did not finish within {}",
+                spec.restart,
+                nexus_heartbeat::format_duration(spec.timeout.as_secs_f64())
+            );
+        }
+        Ok(Err(e)) => result.message = format!("restart failed: waiting for {program:?}: {e}"),
+        Ok(Ok(out)) if out.status.success() => {
+            result.ok = true;
+            result.message = format!("restarted with {:?}", spec.restart);
+        }
+        Ok(Ok(out)) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let first = stderr
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect::<String>();
+            result.message = format!(
+                "restart failed: {:?} exited with {}: {first}",
+                spec.restart, out.status
+            );
+        }
+    }
+    result
+}
+
+async fn run_cleanup(spec: &RecoverySpec) -> RecoveryResult {
+    let rules = spec.cleanup.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let now = SystemTime::now();
+        let mut total = CleanupStats::default();
+        let mut errors = Vec::new();
+        for rule in &rules {
+            match cleanup(rule, now) {
+                Ok(s) => total.add(&s),
+                Err(e) => errors.push(e),
+            }
+        }
+        (total, errors)
+    })
+    .await;
+    let (stats, errors) = match outcome {
+        Ok(x) => x,
+        Err(e) => (
+            CleanupStats::default(),
+            vec![format!("clean-up did not finish: {e}")],
+        ),
+    };
+    RecoveryResult {
+        check: spec.check.clone(),
+        action: "cleanup",
+        ok: errors.is_empty(),
+        message: format!(
+            "cleaned {} file(s) and {} dir(s), {} bytes ({:.1} MB) freed{}",
+            stats.files,
+            stats.dirs,
+            stats.bytes,
+            stats.bytes as f64 / 1_048_576.0,
+            if errors.is_empty() {
+                String::new()
+            } else {
+                format!("; errors: {}", errors.join("; "))
+            }
+        ),
+        attempts: 0,
+        freed_bytes: Some(stats.bytes),
+    }
+}
+
+/// What a clean-up removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanupStats {
+    /// Files removed.
+    pub files: u64,
+    /// Directories removed.
+    pub dirs: u64,
+    /// Bytes of the removed files (exact: the sum of their sizes).
+    pub bytes: u64,
+}
+
+impl CleanupStats {
+    fn add(&mut self, o: &CleanupStats) {
+        self.files += o.files;
+        self.dirs += o.dirs;
+        self.bytes += o.bytes;
+    }
+}
+
+/// Applies one rule: removes what matches under `rule.root`, never following
+/// a symlink, never entering `.git`, `.venv` or `node_modules`.
+pub fn cleanup(rule: &CleanupRule, now: SystemTime) -> Result<CleanupStats, String> {
+    let meta = std::fs::symlink_metadata(&rule.root)
+        .map_err(|e| format!("{}: {e}", rule.root.display()))?;
+    if !meta.is_dir() {
+        return Err(format!(
+            "{}: not a directory (symlinked roots are refused)",
+            rule.root.display()
+        ));
+    }
+    let cutoff = now
+        .checked_sub(rule.older_than)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut stats = CleanupStats::default();
+    walk(&rule.root, rule, cutoff, 0, &mut stats);
+    Ok(stats)
+}
+
+fn older(meta: &std::fs::Metadata, cutoff: SystemTime) -> bool {
+    meta.modified().is_ok_and(|m| m < cutoff)
+}
+
+fn walk(
+    dir: &Path,
+    rule: &CleanupRule,
+    cutoff: SystemTime,
+    depth: usize,
+    stats: &mut CleanupStats,
+) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        // file_type() does not follow symlinks.
+        let Ok(ft) = entry.file_type() else { continue };
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let path = entry.path();
+        if ft.is_symlink() {
+            continue;
+        }
+        if ft.is_dir() {
+            if NEVER_DESCEND.contains(&name.as_ref()) {
+                continue;
+            }
+            if rule.directories
+                && glob_match(&rule.pattern, &name)
+                && entry.metadata().is_ok_and(|m| older(&m, cutoff))
+            {
+                let bytes = tree_bytes(&path, 0);
+                if std::fs::remove_dir_all(&path).is_ok() {
+                    stats.dirs += 1;
+                    stats.bytes += bytes;
+                }
+                continue;
+            }
+            walk(&path, rule, cutoff, depth + 1, stats);
+        } else if ft.is_file() && !rule.directories && glob_match(&rule.pattern, &name) {
+            let Ok(meta) = entry.metadata() else { continue };
+            if older(&meta, cutoff) && std::fs::remove_file(&path).is_ok() {
+                stats.files += 1;
+                stats.bytes += meta.len();
+            }
+        }
+    }
+}
+
+fn tree_bytes(dir: &Path, depth: usize) -> u64 {
+    if depth > MAX_DEPTH {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(ft) if ft.is_dir() => tree_bytes(&e.path(), depth + 1),
+            Ok(ft) if ft.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// File-name glob: `*` any run, `?` one character, everything else literal.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::time::Duration;
+
+    #[test]
+    fn globs() {
+        for (p, n, want) in [
+            ("*.log", "a.log", true),
+            ("*.log", "a.log.1", false),
+            ("*.log*", "a.log.1", true),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("__pycache__", "__pycache__", true),
+            ("*", "", true),
+            ("*x*y", "axbxy", true),
+        ] {
+            assert_eq!(glob_match(p, n), want, "{p} {n}");
+        }
+    }
+
+    fn age(path: &Path, days: u64) {
+        let t = SystemTime::now() - Duration::from_secs(days * 86_400);
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn cleanup_removes_exactly_what_matches_and_counts_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(root.join("logs/deep")).unwrap();
+        fs::create_dir_all(root.join(".git")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        let old = root.join("logs/deep/old.log");
+        fs::write(&old, vec![b'x'; 1234]).unwrap();
+        age(&old, 10);
+        let new = root.join("logs/new.log");
+        fs::write(&new, b"keep").unwrap();
+        let git_log = root.join(".git/old.log");
+        fs::write(&git_log, b"keep").unwrap();
+        age(&git_log, 10);
+        let victim = outside.join("old.log");
+        fs::write(&victim, b"never").unwrap();
+        age(&victim, 10);
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        let rule = CleanupRule {
+            root: root.clone(),
+            pattern: "*.log".into(),
+            older_than: Duration::from_secs(7 * 86_400),
+            directories: false,
+        };
+        let s = cleanup(&rule, SystemTime::now()).unwrap();
+        assert_eq!(
+            s,
+            CleanupStats {
+                files: 1,
+                dirs: 0,
+                bytes: 1234
+            }
+        );
+        assert!(!old.exists() && new.exists() && git_log.exists() && victim.exists());
+    }
+
+    #[test]
+    fn symlinked_root_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        let rule = CleanupRule {
+            root: link,
+            pattern: "*".into(),
+            older_than: Duration::ZERO,
+            directories: false,
+        };
+        assert!(
+            cleanup(&rule, SystemTime::now())
+                .unwrap_err()
+                .contains("not a directory")
+        );
+    }
+}
