@@ -10,7 +10,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use nexus_cell::{
     AgentEntry, AgentName, CellId, CellManifest, CellStore, NewCell, Role, Status, now_utc,
 };
-use nexus_heartbeat::{AgentHeartbeat, Rule, WriterStamp, now_epoch, write_atomic};
+use nexus_heartbeat::{
+    AgentHeartbeat, Rule, WriterStamp, classify_many, now_epoch, write_atomic,
+};
 
 const CELLS: usize = 1_000;
 const AGENTS: usize = 10;
@@ -92,6 +94,22 @@ fn survey(c: &mut Criterion) {
             assert_eq!(found.cells.len(), CELLS);
             found
         })
+    });
+    let paths: Vec<_> = store
+        .discover()
+        .unwrap()
+        .cells
+        .iter()
+        .flat_map(|c| {
+            c.manifest()
+                .agents
+                .iter()
+                .map(|a| c.heartbeat_path(&a.name))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    g.bench_function("classify_10000_cell_heartbeats", |b| {
+        b.iter(|| classify_many(black_box(&paths), now_epoch(), &rule))
     });
     g.bench_function("survey_1000_cells_10_agents", |b| {
         b.iter(|| {

@@ -90,6 +90,10 @@ pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
 /// Parses JSON; a failure names the file, the JSON path of the field and
 /// the line/column.
 pub(crate) fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, Error> {
+    // Fast path; the path-tracking parse only runs to explain a failure.
+    if let Ok(v) = serde_json::from_slice(bytes) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
