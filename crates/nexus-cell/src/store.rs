@@ -621,14 +621,19 @@ impl CellStore {
             if *is_link {
                 return Some(Err(self.symlink_error(&dir)));
             }
-            if !dir.join(MANIFEST_FILE).exists() {
-                return None;
+            match CellId::parse(name) {
+                Ok(id) => match load(dir, Some(&id)) {
+                    // A directory without a manifest is not a cell.
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        None
+                    }
+                    other => Some(other),
+                },
+                Err(e) if dir.join(MANIFEST_FILE).exists() => Some(Err(e.into())),
+                Err(_) => None,
             }
-            Some(
-                CellId::parse(name)
-                    .map_err(Error::from)
-                    .and_then(|id| load(dir, Some(&id))),
-            )
         });
         for ((name, _), r) in entries.iter().zip(results) {
             match r {
