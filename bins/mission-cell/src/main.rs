@@ -209,9 +209,7 @@ fn run(cli: Cli) -> Out {
         }
         Cmd::Freeze { uuid } => move_to(json, || store.set_status(&id(&uuid)?, Status::Frozen)),
         Cmd::Resume { uuid } => move_to(json, || store.set_status(&id(&uuid)?, Status::Active)),
-        Cmd::Archive { uuid } => {
-            move_to(json, || store.set_status(&id(&uuid)?, Status::Archived))
-        }
+        Cmd::Archive { uuid } => move_to(json, || store.set_status(&id(&uuid)?, Status::Archived)),
         Cmd::Destroy { uuid } => destroy(&store, &uuid, json),
         Cmd::Checkpoint { uuid } => checkpoint(&store, &uuid, json),
         Cmd::Restore { uuid, checkpoint } => restore(&store, &uuid, checkpoint, json),
@@ -243,10 +241,9 @@ fn summary(cell: &Cell) -> Value {
 }
 
 fn create(store: &CellStore, a: CreateArgs, json: bool) -> Out {
-    let by = a
-        .by
-        .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "mission-cell".to_string());
+    let by =
+        a.by.or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
+            .unwrap_or_else(|| "mission-cell".to_string());
     let mut new = match (&a.proposal, a.mission) {
         (Some(path), _) => {
             let text = read_proposal(path)?;
