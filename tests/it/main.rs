@@ -9,4 +9,5 @@
     unreachable_pub
 )]
 
+mod cell;
 mod heartbeat;
