@@ -84,6 +84,7 @@ fn survey(c: &mut Criterion) {
     populate(&root);
     let store = CellStore::new(&root);
     let rule = Rule::fixed(60.0);
+    report_cpu_time(&store, &rule);
     let mut g = c.benchmark_group("cells");
     g.sample_size(20);
     g.bench_function("discover_1000_cells", |b| {
@@ -118,6 +119,35 @@ fn survey(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// User + system CPU seconds of this process so far (all threads), from
+/// `/proc/self/stat` (10 ms ticks).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the `(comm)`; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Wall time on a shared 2-core machine depends on the other load; CPU
+/// time per survey does not. Printed once, before the criterion runs.
+fn report_cpu_time(store: &CellStore, rule: &Rule) {
+    const N: u32 = 30;
+    let cpu0 = cpu_seconds();
+    let wall0 = std::time::Instant::now();
+    for _ in 0..N {
+        black_box(store.survey(now_epoch(), rule).unwrap());
+    }
+    let cpu = (cpu_seconds() - cpu0) / f64::from(N);
+    let wall = wall0.elapsed().as_secs_f64() / f64::from(N);
+    eprintln!(
+        "survey_1000_cells_10_agents: {:.1} ms CPU (user+sys, all threads), {:.1} ms wall per survey",
+        cpu * 1e3,
+        wall * 1e3
+    );
 }
 
 criterion_group!(benches, survey);

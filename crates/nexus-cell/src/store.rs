@@ -465,8 +465,13 @@ impl CellStore {
             }
             Ok(events)
         })?;
-        fsx::real_dir(&cell.dir.join("bus/inbox"))?;
-        fsx::make_dir(&cell.inbox(&join.agent))?;
+        for dir in [
+            cell.dir.join("bus"),
+            cell.dir.join("bus/inbox"),
+            cell.inbox(&join.agent),
+        ] {
+            fsx::make_dir(&dir)?;
+        }
         Ok(cell)
     }
 
