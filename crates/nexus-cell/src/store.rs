@@ -5,7 +5,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use nexus_heartbeat::{Classification, HeartbeatWriter, Rule, classify_many, write_atomic};
+use nexus_heartbeat::{
+    Classification, HeartbeatWriter, Problem, Rule, State, classify, classify_many, write_atomic,
+};
 use serde::Serialize;
 
 use crate::events::{Event, EventKind, EventLog, append_event};
@@ -98,16 +100,46 @@ impl Cell {
     }
 
     /// Classifies every member's heartbeat (one result per agent, in
-    /// manifest order).
+    /// manifest order). A heartbeat that is a symlink is not read: it is
+    /// `Unreadable`, so an agent cannot make the daemon read (and quote)
+    /// a file outside the cell.
     pub fn heartbeats(&self, now: f64, rule: &Rule) -> Vec<(AgentName, Classification)> {
-        let paths: Vec<PathBuf> = self
-            .manifest
-            .agents
+        classify_cells(std::slice::from_ref(self), now, rule)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Per agent: `Some(reason)` when its heartbeat must not be opened.
+    fn heartbeat_refusals(&self) -> Vec<Option<String>> {
+        let dir = self.heartbeats_dir();
+        let agents = &self.manifest.agents;
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let why = format!("{} is a symbolic link; not followed", dir.display());
+                return vec![Some(why); agents.len()];
+            }
+            Ok(_) => {}
+            Err(_) => return vec![None; agents.len()],
+        }
+        // One getdents per cell instead of one lstat per agent.
+        let links: Vec<std::ffi::OsString> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+                .map(|e| e.file_name())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        agents
             .iter()
-            .map(|a| self.heartbeat_path(&a.name))
-            .collect();
-        let names = self.manifest.agents.iter().map(|a| a.name.clone());
-        names.zip(classify_many(&paths, now, rule)).collect()
+            .map(|a| {
+                let file = format!("{}.json", a.name);
+                links
+                    .iter()
+                    .any(|l| l.as_encoded_bytes() == file.as_bytes())
+                    .then(|| "refusing to follow a symbolic link".to_string())
+            })
+            .collect()
     }
 
     /// Appends one event to `logs/events.jsonl`.
@@ -657,24 +689,12 @@ impl CellStore {
     /// parallel pass (what the daemon's tick and `--status` need).
     pub fn survey(&self, now: f64, rule: &Rule) -> Result<(Vec<CellHealth>, Vec<Skipped>), Error> {
         let found = self.discover()?;
-        let mut paths = Vec::new();
-        for c in &found.cells {
-            paths.extend(c.manifest.agents.iter().map(|a| c.heartbeat_path(&a.name)));
-        }
-        let mut verdicts = classify_many(&paths, now, rule).into_iter();
+        let verdicts = classify_cells(&found.cells, now, rule);
         let cells = found
             .cells
             .into_iter()
-            .map(|cell| {
-                let agents = cell
-                    .manifest
-                    .agents
-                    .iter()
-                    .map(|a| a.name.clone())
-                    .zip(verdicts.by_ref())
-                    .collect();
-                CellHealth { cell, agents }
-            })
+            .zip(verdicts)
+            .map(|(cell, agents)| CellHealth { cell, agents })
             .collect();
         Ok((cells, found.skipped))
     }
@@ -684,6 +704,47 @@ impl CellStore {
         let guard = lock(&cell)?;
         Ok((load(cell.dir, Some(id))?, guard))
     }
+}
+
+/// Classifies the heartbeats of every agent of `cells` in one parallel
+/// pass; symlinked heartbeats are refused without being opened.
+fn classify_cells(cells: &[Cell], now: f64, rule: &Rule) -> Vec<Vec<(AgentName, Classification)>> {
+    let refusals = par_map(cells, Cell::heartbeat_refusals);
+    let mut paths = Vec::new();
+    for (c, refused) in cells.iter().zip(&refusals) {
+        for (a, r) in c.manifest.agents.iter().zip(refused) {
+            if r.is_none() {
+                paths.push(c.heartbeat_path(&a.name));
+            }
+        }
+    }
+    let mut read = classify_many(&paths, now, rule).into_iter();
+    cells
+        .iter()
+        .zip(refusals)
+        .map(|(c, refused)| {
+            c.manifest
+                .agents
+                .iter()
+                .zip(refused)
+                .filter_map(|(a, r)| {
+                    let verdict = match r {
+                        None => read.next()?,
+                        Some(reason) => classify(
+                            &c.heartbeat_path(&a.name),
+                            Err(Problem {
+                                state: State::Unreadable,
+                                reason,
+                            }),
+                            now,
+                            rule,
+                        ),
+                    };
+                    Some((a.name.clone(), verdict))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Reads and validates `<dir>/cell.json`; its `uuid` must equal `expect`.

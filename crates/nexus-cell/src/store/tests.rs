@@ -702,6 +702,41 @@ fn daemon_state_and_heartbeats() {
 }
 
 #[test]
+fn symlinked_heartbeats_are_not_read() {
+    let (t, s) = store();
+    let id = s.provision(new_cell("m")).unwrap().id();
+    s.join(&id, join("sneaky")).unwrap();
+    let cell = s.join(&id, join("honest")).unwrap();
+    let secret = t.path().join("secret");
+    std::fs::write(&secret, b"root:$6$topsecrethash").unwrap();
+    symlink(&secret, cell.heartbeat_path(&name("sneaky"))).unwrap();
+    cell.heartbeat_writer(&name("honest"))
+        .durable(false)
+        .beat(1, "m", "thinking")
+        .unwrap();
+    let now = nexus_heartbeat::now_epoch();
+    let rule = Rule::fixed(60.0);
+    let got = cell.heartbeats(now, &rule);
+    use nexus_heartbeat::State;
+    assert_eq!(got[0].1.state, State::Unreadable);
+    assert!(
+        got[0].1.reason.contains("symbolic link"),
+        "{}",
+        got[0].1.reason
+    );
+    assert!(!format!("{:?}", got[0].1).contains("topsecret"));
+    assert_eq!(got[1].1.state, State::Fresh);
+
+    // The whole heartbeats directory replaced by a link.
+    let hb = cell.heartbeats_dir();
+    std::fs::rename(&hb, t.path().join("moved")).unwrap();
+    symlink(t.path().join("moved"), &hb).unwrap();
+    let (cells, _) = s.survey(now, &rule).unwrap();
+    let states: Vec<_> = cells[0].agents.iter().map(|(_, c)| c.state).collect();
+    assert_eq!(states, [State::Unreadable, State::Unreadable]);
+}
+
+#[test]
 fn mountinfo_unescaping() {
     assert_eq!(unescape_mount("/a\\040b"), "/a b");
     assert_eq!(unescape_mount("/plain"), "/plain");
