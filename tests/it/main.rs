@@ -10,5 +10,6 @@
 )]
 
 mod cron;
+mod cell;
 mod heartbeat;
 mod systemd;

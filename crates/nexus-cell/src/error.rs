@@ -1,0 +1,180 @@
+//! Typed errors. Every variant names the file, cell, agent or field involved.
+
+use std::path::PathBuf;
+
+use crate::Status;
+
+/// An error of the cell store or one of its files.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An agent name, cell id or checkpoint name that cannot be used.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A system call on a file or directory failed.
+    #[error("{}: {op}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done (`read`, `create directory`, `append`, ...).
+        op: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file exists but its content is wrong; `field` is a JSON path such
+    /// as `agents[2].joined_at` (`.` for the whole document).
+    #[error("{}: field `{field}`: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The offending field.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The cells root does not exist.
+    #[error("cells root {} does not exist", root.display())]
+    RootMissing {
+        /// The root.
+        root: PathBuf,
+    },
+    /// No cell with this id under the root.
+    #[error("no cell {id} in {}", root.display())]
+    NotFound {
+        /// The cells root.
+        root: PathBuf,
+        /// The cell id asked for.
+        id: String,
+    },
+    /// A path is a symbolic link (or leads through one) where the store
+    /// only accepts real files and directories inside the cells root.
+    #[error("{}: refusing to follow a symbolic link ({why})", path.display())]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+        /// Where it points, or why it is refused.
+        why: String,
+    },
+    /// A lifecycle transition the state machine does not allow.
+    #[error("cell {cell}: {source}")]
+    Transition {
+        /// The cell.
+        cell: String,
+        /// Both states.
+        source: TransitionError,
+    },
+    /// An operation that the cell's current status does not allow.
+    #[error("cell {cell} is {status}: cannot {op}")]
+    NotAllowed {
+        /// The cell.
+        cell: String,
+        /// Its status.
+        status: Status,
+        /// The operation (`join`, `restore`, ...).
+        op: &'static str,
+    },
+    /// The agent is already a member of the cell.
+    #[error("cell {cell}: agent {agent} has already joined")]
+    AgentExists {
+        /// The cell.
+        cell: String,
+        /// The agent.
+        agent: String,
+    },
+    /// The agent is not a member of the cell.
+    #[error("cell {cell}: no agent {agent}")]
+    AgentNotFound {
+        /// The cell.
+        cell: String,
+        /// The agent.
+        agent: String,
+    },
+    /// A value given to the store is out of bounds (too long, empty argv, ...).
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// What was given (`mission`, `revive command`, `home`, ...).
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Destroy refused because something under the cell is not the cell's
+    /// to delete (a mount point, an agent home).
+    #[error("refusing to destroy {}: {why}", path.display())]
+    Unsafe {
+        /// The cell directory.
+        path: PathBuf,
+        /// What lives inside it.
+        why: String,
+    },
+    /// A checkpoint archive is malformed or does not belong to this cell.
+    #[error("checkpoint {}: {reason}", path.display())]
+    Checkpoint {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An atomic write (manifest, state) failed; the old file is intact.
+    #[error(transparent)]
+    Write(#[from] nexus_heartbeat::Error),
+}
+
+impl Error {
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        op: &'static str,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, op, source }
+    }
+
+    pub(crate) fn corrupt(
+        path: impl Into<PathBuf>,
+        field: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::Corrupt {
+            path: path.into(),
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether the caller gave bad input (exit code 2 in the CLI) rather
+    /// than the operation failing.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Error::Name(_) | Error::Invalid { .. })
+    }
+}
+
+/// A name that cannot be used as a path component.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} {name:?}: {why}")]
+pub struct NameError {
+    /// `agent name`, `cell id`, `checkpoint name`, ...
+    pub kind: &'static str,
+    /// The rejected text (clipped to 200 characters).
+    pub name: String,
+    /// Why it was rejected.
+    pub why: &'static str,
+}
+
+/// A transition the lifecycle does not allow; names both states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("illegal transition {from} -> {to}{}", allowed_hint(*.from))]
+pub struct TransitionError {
+    /// The current status.
+    pub from: Status,
+    /// The status asked for.
+    pub to: Status,
+}
+
+fn allowed_hint(from: Status) -> String {
+    let next = from.allowed_next();
+    if next.is_empty() {
+        format!(" ({from} is final)")
+    } else {
+        let names: Vec<&str> = next.iter().map(|s| s.as_str()).collect();
+        format!(" (from {from} only: {})", names.join(", "))
+    }
+}

@@ -1,0 +1,205 @@
+//! File helpers shared by the store: opens that refuse symbolic links,
+//! bounded reads, JSON parsing that names the failing field.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use rustix::fs::OFlags;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+/// `O_NOFOLLOW | O_CLOEXEC` for [`OpenOptionsExt::custom_flags`].
+fn nofollow() -> i32 {
+    (OFlags::NOFOLLOW | OFlags::CLOEXEC).bits() as i32
+}
+
+/// Maps ELOOP (the last component is a symlink under `O_NOFOLLOW`) to a
+/// typed refusal, anything else to an I/O error.
+fn open_error(path: &Path, op: &'static str, e: io::Error) -> Error {
+    if rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::LOOP) {
+        Error::Symlink {
+            path: path.to_path_buf(),
+            why: link_target(path),
+        }
+    } else {
+        Error::io(path, op)(e)
+    }
+}
+
+/// `points to <target>` for messages.
+pub(crate) fn link_target(path: &Path) -> String {
+    match std::fs::read_link(path) {
+        Ok(t) => format!("points to {}", t.display()),
+        Err(_) => "a symbolic link".to_string(),
+    }
+}
+
+/// Opens a regular file for reading without following a final symlink and
+/// without blocking on a FIFO.
+pub(crate) fn open_read(path: &Path) -> Result<File, Error> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow() | OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| open_error(path, "open", e))?;
+    let meta = f.metadata().map_err(Error::io(path, "stat"))?;
+    if !meta.is_file() {
+        return Err(Error::corrupt(path, ".", "not a regular file"));
+    }
+    Ok(f)
+}
+
+/// Opens (creating with `mode`) a file for appending, refusing a symlink.
+/// Read access is kept so the appender can look at the last byte.
+pub(crate) fn open_append(path: &Path, mode: u32) -> Result<File, Error> {
+    let f = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(mode)
+        .custom_flags(nofollow())
+        .open(path)
+        .map_err(|e| open_error(path, "open for append", e))?;
+    let meta = f.metadata().map_err(Error::io(path, "stat"))?;
+    if !meta.is_file() {
+        return Err(Error::corrupt(path, ".", "not a regular file"));
+    }
+    Ok(f)
+}
+
+/// Reads a whole small file (at most `max` bytes), refusing symlinks.
+pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+    let f = open_read(path)?;
+    let mut buf = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(Error::io(path, "read"))?;
+    if buf.len() as u64 > max {
+        return Err(Error::corrupt(
+            path,
+            ".",
+            format!("file is larger than the {max}-byte limit"),
+        ));
+    }
+    Ok(buf)
+}
+
+/// Parses JSON; a failure names the file, the JSON path of the field and
+/// the line/column.
+pub(crate) fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, Error> {
+    // Fast path; the path-tracking parse only runs to explain a failure.
+    if let Ok(v) = serde_json::from_slice(bytes) {
+        return Ok(v);
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let reason = if inner.is_eof() {
+            format!("truncated JSON ({inner})")
+        } else {
+            inner.to_string()
+        };
+        Error::corrupt(path, field, reason)
+    })
+}
+
+/// Checks that `path` is a real directory (not a symlink to one).
+pub(crate) fn real_dir(path: &Path) -> Result<(), Error> {
+    let meta = std::fs::symlink_metadata(path).map_err(Error::io(path, "stat"))?;
+    if meta.file_type().is_symlink() {
+        return Err(Error::Symlink {
+            path: path.to_path_buf(),
+            why: link_target(path),
+        });
+    }
+    if !meta.is_dir() {
+        return Err(Error::corrupt(path, ".", "not a directory"));
+    }
+    Ok(())
+}
+
+/// Creates `path` (one level) unless it exists as a real directory.
+pub(crate) fn make_dir(path: &Path) -> Result<(), Error> {
+    match std::fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => real_dir(path),
+        Err(e) => Err(Error::io(path, "create directory")(e)),
+    }
+}
+
+/// fsync a directory so a rename or create in it is durable; filesystems
+/// that refuse (EINVAL) are fine.
+pub(crate) fn sync_dir(path: &Path) -> Result<(), Error> {
+    let d = File::open(path).map_err(Error::io(path, "open directory"))?;
+    match d.sync_all() {
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
+        other => other.map_err(Error::io(path, "fsync directory")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinks_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"{}").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = read_bounded(&link, 100).unwrap_err();
+        assert!(matches!(e, Error::Symlink { .. }), "{e}");
+        assert!(e.to_string().contains("points to"), "{e}");
+        let e = open_append(&link, 0o644).unwrap_err();
+        assert!(matches!(e, Error::Symlink { .. }), "{e}");
+        let e = real_dir(&link).unwrap_err();
+        assert!(matches!(e, Error::Symlink { .. }), "{e}");
+    }
+
+    #[test]
+    fn bounded_reads_and_fifos() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b' '; 101]).unwrap();
+        let e = read_bounded(&big, 100).unwrap_err();
+        assert!(e.to_string().contains("100-byte limit"), "{e}");
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let e = read_bounded(&fifo, 100).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Outer {
+            items: Vec<Inner>,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Inner {
+            n: u32,
+        }
+        let p = Path::new("/c/x.json");
+        let e = parse_json::<Outer>(p, br#"{"items":[{"n":1},{"n":"two"}]}"#).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/c/x.json: field `items[1].n`: invalid type"),
+            "{e}"
+        );
+        let e = parse_json::<Outer>(p, br#"{"items":[{"n":1}"#).unwrap_err();
+        assert!(e.to_string().contains("truncated JSON"), "{e}");
+    }
+}

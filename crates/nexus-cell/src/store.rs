@@ -1,0 +1,842 @@
+//! The cell store: provision, open, join/leave, lifecycle transitions,
+//! discovery and destroy, all confined to one cells root.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nexus_heartbeat::{
+    Classification, HeartbeatWriter, Problem, Rule, State, classify, classify_many, write_atomic,
+};
+use serde::Serialize;
+
+use crate::events::{Event, EventKind, EventLog, append_event};
+use crate::schema::{check_home, check_revive_cmd, check_text};
+use crate::{
+    AgentEntry, AgentName, CellConfig, CellId, CellManifest, DaemonState, Error, Invitee,
+    Isolation, RevivePolicy, Role, Status, fsx, now_utc,
+};
+
+/// Where cells live unless told otherwise.
+pub const DEFAULT_ROOT: &str = "/var/missions";
+/// Environment variable naming the cells root (the CLI's `--root` wins).
+pub const ROOT_ENV: &str = "MISSION_CELLS_ROOT";
+/// Environment variable a revived agent finds its cell id in.
+pub const CELL_UUID_ENV: &str = "LAZARUS_CELL_UUID";
+/// Environment variable a revived agent finds its own name in.
+pub const AGENT_ENV: &str = "LAZARUS_AGENT";
+/// The manifest's file name.
+pub const MANIFEST_FILE: &str = "cell.json";
+/// Largest `cell.json` read (a bigger file is reported corrupt).
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+/// Serialises manifest updates between processes (inside the cell).
+const LOCK_FILE: &str = ".cell.lock";
+
+/// A cell on disk: its directory and its manifest as last read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cell {
+    dir: PathBuf,
+    manifest: CellManifest,
+}
+
+impl Cell {
+    /// The cell directory `<root>/<uuid>`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// The cell id.
+    pub fn id(&self) -> CellId {
+        self.manifest.uuid
+    }
+    /// The manifest.
+    pub fn manifest(&self) -> &CellManifest {
+        &self.manifest
+    }
+    /// `cell.json`.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.dir.join(MANIFEST_FILE)
+    }
+    /// `workspace/`: the agents' shared working directory.
+    pub fn workspace(&self) -> PathBuf {
+        self.dir.join("workspace")
+    }
+    /// `logs/`.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+    /// `logs/events.jsonl`.
+    pub fn events_path(&self) -> PathBuf {
+        self.dir.join("logs/events.jsonl")
+    }
+    /// `logs/<agent>.log`: the agent's stdout and stderr.
+    pub fn agent_log(&self, agent: &AgentName) -> PathBuf {
+        self.dir.join("logs").join(format!("{agent}.log"))
+    }
+    /// `checkpoints/`.
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.dir.join("checkpoints")
+    }
+    /// `bus/inbox/<agent>/`.
+    pub fn inbox(&self, agent: &AgentName) -> PathBuf {
+        self.dir.join("bus/inbox").join(agent.as_str())
+    }
+    /// `.lazarus/heartbeats/`.
+    pub fn heartbeats_dir(&self) -> PathBuf {
+        self.dir.join(".lazarus/heartbeats")
+    }
+    /// `.lazarus/heartbeats/<agent>.json`.
+    pub fn heartbeat_path(&self, agent: &AgentName) -> PathBuf {
+        self.heartbeats_dir().join(format!("{agent}.json"))
+    }
+    /// `.lazarus/state.json`.
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join(".lazarus/state.json")
+    }
+
+    /// A heartbeat writer for `agent`, with `agent` and `cell_uuid` set.
+    pub fn heartbeat_writer(&self, agent: &AgentName) -> HeartbeatWriter {
+        HeartbeatWriter::new(self.heartbeat_path(agent))
+            .cell(Some(agent.to_string()), Some(self.id().to_string()))
+    }
+
+    /// Classifies every member's heartbeat (one result per agent, in
+    /// manifest order). A heartbeat that is a symlink is not read: it is
+    /// `Unreadable`, so an agent cannot make the daemon read (and quote)
+    /// a file outside the cell.
+    pub fn heartbeats(&self, now: f64, rule: &Rule) -> Vec<(AgentName, Classification)> {
+        classify_cells(std::slice::from_ref(self), now, rule)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Per agent: `Some(reason)` when its heartbeat must not be opened.
+    fn heartbeat_refusals(&self) -> Vec<Option<String>> {
+        let dir = self.heartbeats_dir();
+        let agents = &self.manifest.agents;
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let why = format!("{} is a symbolic link; not followed", dir.display());
+                return vec![Some(why); agents.len()];
+            }
+            Ok(_) => {}
+            Err(_) => return vec![None; agents.len()],
+        }
+        // One getdents per cell instead of one lstat per agent.
+        let links: Vec<std::ffi::OsString> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+                .map(|e| e.file_name())
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        agents
+            .iter()
+            .map(|a| {
+                let file = format!("{}.json", a.name);
+                links
+                    .iter()
+                    .any(|l| l.as_encoded_bytes() == file.as_bytes())
+                    .then(|| "refusing to follow a symbolic link".to_string())
+            })
+            .collect()
+    }
+
+    /// Appends one event to `logs/events.jsonl`.
+    pub fn append(&self, kind: EventKind) -> Result<(), Error> {
+        fsx::real_dir(&self.logs_dir())?;
+        append_event(&self.events_path(), &Event::now(kind))
+    }
+
+    /// Reads `logs/events.jsonl` (bad lines skipped and listed).
+    pub fn events(&self) -> Result<EventLog, Error> {
+        fsx::real_dir(&self.logs_dir())?;
+        EventLog::read(&self.events_path())
+    }
+
+    /// Reads `.lazarus/state.json`; `None` when the daemon never wrote it.
+    pub fn read_state(&self) -> Result<Option<DaemonState>, Error> {
+        let path = self.state_path();
+        match fsx::read_bounded(&path, MAX_MANIFEST_BYTES) {
+            Ok(bytes) => fsx::parse_json(&path, &bytes).map(Some),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces `.lazarus/state.json` atomically. **Only the daemon calls
+    /// this**; the CLI and agents read it.
+    pub fn write_daemon_state(&self, state: &DaemonState) -> Result<(), Error> {
+        let path = self.state_path();
+        fsx::real_dir(&self.dir.join(".lazarus"))?;
+        let bytes = serde_json::to_vec_pretty(state)
+            .map_err(|e| Error::corrupt(&path, ".", format!("cannot serialise: {e}")))?;
+        write_atomic(&path, &bytes, true)?;
+        Ok(())
+    }
+
+    /// The command that revives `agent`, ready to spawn: its `revive_cmd`
+    /// (no shell) with working directory `workspace/`,
+    /// `LAZARUS_CELL_UUID` and `LAZARUS_AGENT` set, stdin from /dev/null,
+    /// stdout and stderr appended to `logs/<agent>.log`, in a new process
+    /// group. `None` when the agent has no revive command. The caller
+    /// spawns and reaps it.
+    pub fn revive_command(&self, agent: &AgentName) -> Result<Option<Command>, Error> {
+        let entry = self
+            .manifest
+            .agent(agent)
+            .ok_or_else(|| Error::AgentNotFound {
+                cell: self.id().to_string(),
+                agent: agent.to_string(),
+            })?;
+        let Some((program, args)) = entry.revive_cmd.as_deref().and_then(|a| a.split_first())
+        else {
+            return Ok(None);
+        };
+        let ws = self.workspace();
+        fsx::real_dir(&ws)?;
+        fsx::real_dir(&self.logs_dir())?;
+        let log_path = self.agent_log(agent);
+        let out = fsx::open_append(&log_path, 0o640)?;
+        let err = out.try_clone().map_err(Error::io(&log_path, "dup"))?;
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .current_dir(ws)
+            .env(CELL_UUID_ENV, self.id().to_string())
+            .env(AGENT_ENV, agent.as_str())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        Ok(Some(cmd))
+    }
+}
+
+/// What [`CellStore::provision`] needs; everything but `mission` and
+/// `created_by` is optional.
+#[derive(Debug, Clone, Default)]
+pub struct NewCell {
+    /// One-sentence mission.
+    pub mission: String,
+    /// Who creates it.
+    pub created_by: String,
+    /// A short human name.
+    pub name: Option<String>,
+    /// The mission's Gitea issue.
+    pub gitea_issue: Option<u64>,
+    /// The repository.
+    pub repo: Option<String>,
+    /// The cell's revive policy.
+    pub revive_policy: Option<RevivePolicy>,
+    /// What "done" looks like.
+    pub objective: Option<String>,
+    /// Agents invited by the proposal.
+    pub invited: Vec<Invitee>,
+    /// Settings from the proposal.
+    pub config: CellConfig,
+    /// Isolation requirements from the proposal.
+    pub isolation: Option<Isolation>,
+    /// The proposal text, kept as `proposal.md` in the cell.
+    pub proposal: Option<String>,
+}
+
+/// What [`CellStore::join`] needs.
+#[derive(Debug, Clone)]
+pub struct Join {
+    /// The agent.
+    pub agent: AgentName,
+    /// Its role.
+    pub role: Role,
+    /// Its home outside the cell (absolute).
+    pub home: Option<PathBuf>,
+    /// How to revive it (program and arguments).
+    pub revive_cmd: Option<Vec<String>>,
+    /// Its revive policy.
+    pub revive_policy: Option<RevivePolicy>,
+}
+
+/// A directory under the root that is not a usable cell.
+#[derive(Debug)]
+pub struct Skipped {
+    /// The directory (or symlink).
+    pub path: PathBuf,
+    /// Why (names the file and field).
+    pub error: Error,
+}
+
+/// The result of [`CellStore::discover`].
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// Valid cells, sorted by directory name.
+    pub cells: Vec<Cell>,
+    /// Entries skipped with a reason (corrupt manifest, symlink, bad name).
+    pub skipped: Vec<Skipped>,
+}
+
+/// One cell and the state of every agent heartbeat in it.
+#[derive(Debug, Clone)]
+pub struct CellHealth {
+    /// The cell.
+    pub cell: Cell,
+    /// One classification per agent, in manifest order.
+    pub agents: Vec<(AgentName, Classification)>,
+}
+
+/// The mission cells under one root directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellStore {
+    root: PathBuf,
+}
+
+impl CellStore {
+    /// A store at `root` (created on the first provision).
+    pub fn new(root: impl Into<PathBuf>) -> CellStore {
+        CellStore { root: root.into() }
+    }
+
+    /// `explicit`, else `$MISSION_CELLS_ROOT`, else `/var/missions`.
+    pub fn resolve(explicit: Option<&Path>) -> CellStore {
+        let env = std::env::var_os(ROOT_ENV).filter(|v| !v.is_empty());
+        match (explicit, env) {
+            (Some(p), _) => CellStore::new(p),
+            (None, Some(e)) => CellStore::new(PathBuf::from(e)),
+            (None, None) => CellStore::new(DEFAULT_ROOT),
+        }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/<id>`.
+    pub fn cell_dir(&self, id: &CellId) -> PathBuf {
+        self.root.join(id.to_string())
+    }
+
+    /// Creates a cell with the full layout (spec §5.1), status
+    /// `provision`, and logs `cell_created`.
+    pub fn provision(&self, new: NewCell) -> Result<Cell, Error> {
+        check_text(&new.mission, crate::schema::MAX_TEXT, false).map_err(|reason| {
+            Error::Invalid {
+                field: "mission",
+                reason,
+            }
+        })?;
+        if new.mission.trim().is_empty() {
+            return Err(Error::Invalid {
+                field: "mission",
+                reason: "empty".into(),
+            });
+        }
+        std::fs::create_dir_all(&self.root).map_err(Error::io(&self.root, "create directory"))?;
+        let id = CellId::new_v4();
+        let dir = self.cell_dir(&id);
+        std::fs::create_dir(&dir).map_err(Error::io(&dir, "create directory"))?;
+        for sub in [
+            "workspace",
+            "logs",
+            "checkpoints",
+            "bus",
+            "bus/inbox",
+            "bus/outbox",
+            ".lazarus",
+            ".lazarus/heartbeats",
+        ] {
+            fsx::make_dir(&dir.join(sub))?;
+        }
+        let manifest = CellManifest {
+            uuid: id,
+            name: new.name,
+            mission: new.mission,
+            created_at: now_utc(),
+            created_by: new.created_by.clone(),
+            status: Status::Provision,
+            agents: Vec::new(),
+            gitea_issue: new.gitea_issue,
+            repo: new.repo,
+            revive_policy: new.revive_policy,
+            objective: new.objective,
+            invited: new.invited,
+            config: new.config,
+            isolation: new.isolation,
+            extra: Default::default(),
+        };
+        let manifest_path = dir.join(MANIFEST_FILE);
+        manifest.validate(&manifest_path).map_err(|e| match e {
+            Error::Corrupt { field, reason, .. } => Error::Invalid {
+                field: "new cell",
+                reason: format!("{field}: {reason}"),
+            },
+            other => other,
+        })?;
+        if let Some(text) = &new.proposal {
+            write_atomic(&dir.join("proposal.md"), text.as_bytes(), true)?;
+        }
+        let cell = Cell { dir, manifest };
+        write_manifest(&cell)?;
+        fsx::sync_dir(&self.root)?;
+        cell.append(EventKind::CellCreated {
+            by: new.created_by,
+            uuid: id.uuid(),
+        })?;
+        Ok(cell)
+    }
+
+    /// Opens the cell `id`: a real directory directly under the root (a
+    /// symlink is refused) holding a valid manifest for that id.
+    pub fn open(&self, id: &CellId) -> Result<Cell, Error> {
+        let dir = self.cell_dir(id);
+        match std::fs::symlink_metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(if self.root.is_dir() {
+                    Error::NotFound {
+                        root: self.root.clone(),
+                        id: id.to_string(),
+                    }
+                } else {
+                    Error::RootMissing {
+                        root: self.root.clone(),
+                    }
+                });
+            }
+            Err(e) => return Err(Error::io(&dir, "stat")(e)),
+            Ok(m) if m.file_type().is_symlink() => return Err(self.symlink_error(&dir)),
+            Ok(_) => {}
+        }
+        fsx::real_dir(&dir)?;
+        load(dir, Some(id))
+    }
+
+    /// [`CellStore::open`] from text (validated first: no `..`, `/`, ...).
+    pub fn open_str(&self, id: &str) -> Result<Cell, Error> {
+        self.open(&CellId::parse(id)?)
+    }
+
+    fn symlink_error(&self, path: &Path) -> Error {
+        let why = match (path.canonicalize(), self.root.canonicalize()) {
+            (Ok(t), Ok(r)) if !t.starts_with(&r) => {
+                format!("points to {}, outside the cells root", t.display())
+            }
+            (Ok(t), _) => format!("points to {}; cells must be real directories", t.display()),
+            (Err(_), _) => fsx::link_target(path),
+        };
+        Error::Symlink {
+            path: path.to_path_buf(),
+            why,
+        }
+    }
+
+    /// Runs `f` on the manifest under the cell lock, validates and writes
+    /// the result, then appends the events `f` returned.
+    fn update<F>(&self, id: &CellId, f: F) -> Result<Cell, Error>
+    where
+        F: FnOnce(&mut CellManifest) -> Result<Vec<EventKind>, Error>,
+    {
+        let cell = self.open(id)?;
+        let _lock = lock(&cell)?;
+        let mut cell = load(cell.dir, Some(id))?;
+        let events = f(&mut cell.manifest)?;
+        cell.manifest.validate(&cell.manifest_path())?;
+        write_manifest(&cell)?;
+        for e in events {
+            cell.append(e)?;
+        }
+        Ok(cell)
+    }
+
+    /// Adds an agent (`provision -> active` on the first join) and creates
+    /// its inbox.
+    pub fn join(&self, id: &CellId, join: Join) -> Result<Cell, Error> {
+        if let Some(Err(reason)) = join.home.as_deref().map(check_home) {
+            return Err(Error::Invalid {
+                field: "home",
+                reason,
+            });
+        }
+        if let Some(Err(reason)) = join.revive_cmd.as_deref().map(check_revive_cmd) {
+            return Err(Error::Invalid {
+                field: "revive command",
+                reason,
+            });
+        }
+        let cell = self.update(id, |m| {
+            let cell = m.uuid.to_string();
+            if !m.status.accepts_agents() {
+                return Err(Error::NotAllowed {
+                    cell,
+                    status: m.status,
+                    op: "join",
+                });
+            }
+            if m.agent(&join.agent).is_some() {
+                return Err(Error::AgentExists {
+                    cell,
+                    agent: join.agent.to_string(),
+                });
+            }
+            m.invited.retain(|i| i.name != join.agent);
+            m.agents.push(AgentEntry {
+                name: join.agent.clone(),
+                role: join.role,
+                joined_at: now_utc(),
+                home: join.home.clone(),
+                revive_cmd: join.revive_cmd.clone(),
+                revive_policy: join.revive_policy,
+                extra: Default::default(),
+            });
+            let mut events = vec![EventKind::AgentJoined {
+                agent: join.agent.clone(),
+                role: join.role,
+            }];
+            if m.status == Status::Provision {
+                m.status = Status::Active;
+                events.push(EventKind::CellActivated);
+            }
+            Ok(events)
+        })?;
+        for dir in [
+            cell.dir.join("bus"),
+            cell.dir.join("bus/inbox"),
+            cell.inbox(&join.agent),
+        ] {
+            fsx::make_dir(&dir)?;
+        }
+        Ok(cell)
+    }
+
+    /// Removes an agent. Its heartbeat, log and inbox stay for the record.
+    pub fn leave(&self, id: &CellId, agent: &AgentName) -> Result<Cell, Error> {
+        self.update(id, |m| {
+            if !m.status.is_writable() {
+                return Err(Error::NotAllowed {
+                    cell: m.uuid.to_string(),
+                    status: m.status,
+                    op: "leave",
+                });
+            }
+            let before = m.agents.len();
+            m.agents.retain(|a| &a.name != agent);
+            if m.agents.len() == before {
+                return Err(Error::AgentNotFound {
+                    cell: m.uuid.to_string(),
+                    agent: agent.to_string(),
+                });
+            }
+            Ok(vec![EventKind::AgentLeft {
+                agent: agent.clone(),
+            }])
+        })
+    }
+
+    /// Moves the cell to `to` (`frozen`, `active` to resume, `archived`)
+    /// if the state machine allows it. Use [`CellStore::destroy`] for
+    /// `destroyed`.
+    pub fn set_status(&self, id: &CellId, to: Status) -> Result<Cell, Error> {
+        if to == Status::Destroyed {
+            return Err(Error::Invalid {
+                field: "status",
+                reason: "use destroy to tear a cell down".into(),
+            });
+        }
+        self.update(id, |m| {
+            let cell = m.uuid.to_string();
+            m.status = m
+                .status
+                .transition(to)
+                .map_err(|source| Error::Transition {
+                    cell: cell.clone(),
+                    source,
+                })?;
+            if to == Status::Active && m.agents.is_empty() {
+                return Err(Error::NotAllowed {
+                    cell,
+                    status: m.status,
+                    op: "activate a cell without agents",
+                });
+            }
+            Ok(vec![match to {
+                Status::Frozen => EventKind::CellFrozen,
+                Status::Archived => EventKind::CellArchived,
+                _ => EventKind::CellActivated,
+            }])
+        })
+    }
+
+    /// Tears a cell down (`archived -> destroyed`, or an unused
+    /// `provision` cell): marks it destroyed, renames it out of sight and
+    /// deletes it. Refuses when the cell directory is a symlink, holds a
+    /// mount point, or an agent's home lies inside it. Nothing outside the
+    /// cell directory is touched: symlinks inside it are removed, never
+    /// followed.
+    pub fn destroy(&self, id: &CellId) -> Result<(), Error> {
+        let cell = self.open(id)?;
+        let lock_guard = lock(&cell)?;
+        let mut cell = load(cell.dir, Some(id))?;
+        cell.manifest.status =
+            cell.manifest
+                .status
+                .transition(Status::Destroyed)
+                .map_err(|source| Error::Transition {
+                    cell: id.to_string(),
+                    source,
+                })?;
+        let real = cell
+            .dir
+            .canonicalize()
+            .map_err(Error::io(&cell.dir, "resolve"))?;
+        let unsafe_err = |why: String| Error::Unsafe {
+            path: cell.dir.clone(),
+            why,
+        };
+        for a in &cell.manifest.agents {
+            if let Some(home) = &a.home {
+                let h = home.canonicalize().unwrap_or_else(|_| home.clone());
+                if h.starts_with(&real) || home.starts_with(&cell.dir) {
+                    return Err(unsafe_err(format!(
+                        "the home of agent {} ({}) is inside the cell",
+                        a.name,
+                        home.display()
+                    )));
+                }
+            }
+        }
+        if let Some(m) = mount_points_under(&real).first() {
+            return Err(unsafe_err(format!(
+                "{} is a mount point; unmount it first",
+                m.display()
+            )));
+        }
+        write_manifest(&cell)?;
+        cell.append(EventKind::CellDestroyed)?;
+        drop(lock_guard);
+        let grave = self
+            .root
+            .join(format!(".destroyed-{id}-{}", std::process::id()));
+        std::fs::rename(&cell.dir, &grave).map_err(Error::io(&cell.dir, "rename"))?;
+        // remove_dir_all never follows symlinks (it unlinks them).
+        std::fs::remove_dir_all(&grave).map_err(Error::io(&grave, "remove"))?;
+        fsx::sync_dir(&self.root)
+    }
+
+    /// Every cell under the root, sorted by directory name. Directories
+    /// without `cell.json` and dot-entries are ignored; corrupt manifests,
+    /// symlinks and bad names are listed in `skipped`, never fatal.
+    pub fn discover(&self) -> Result<Discovery, Error> {
+        let rd = match std::fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::RootMissing {
+                    root: self.root.clone(),
+                });
+            }
+            Err(e) => return Err(Error::io(&self.root, "list directory")(e)),
+        };
+        let mut entries: Vec<(String, bool)> = Vec::new();
+        let mut out = Discovery::default();
+        for entry in rd {
+            let entry = entry.map_err(Error::io(&self.root, "list directory"))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => entries.push((name, false)),
+                Ok(t) if t.is_symlink() => entries.push((name, true)),
+                Ok(_) => {}
+                Err(e) => out.skipped.push(Skipped {
+                    path: entry.path(),
+                    error: Error::io(entry.path(), "stat")(e),
+                }),
+            }
+        }
+        entries.sort();
+        let results = par_map(&entries, |(name, is_link)| {
+            let dir = self.root.join(name);
+            if *is_link {
+                return Some(Err(self.symlink_error(&dir)));
+            }
+            match CellId::parse(name) {
+                Ok(id) => match load(dir, Some(&id)) {
+                    // A directory without a manifest is not a cell.
+                    Err(Error::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        None
+                    }
+                    other => Some(other),
+                },
+                Err(e) if dir.join(MANIFEST_FILE).exists() => Some(Err(e.into())),
+                Err(_) => None,
+            }
+        });
+        for ((name, _), r) in entries.iter().zip(results) {
+            match r {
+                None => {}
+                Some(Ok(cell)) => out.cells.push(cell),
+                Some(Err(error)) => out.skipped.push(Skipped {
+                    path: self.root.join(name),
+                    error,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Discovers every cell and classifies every agent heartbeat in one
+    /// parallel pass (what the daemon's tick and `--status` need).
+    pub fn survey(&self, now: f64, rule: &Rule) -> Result<(Vec<CellHealth>, Vec<Skipped>), Error> {
+        let found = self.discover()?;
+        let verdicts = classify_cells(&found.cells, now, rule);
+        let cells = found
+            .cells
+            .into_iter()
+            .zip(verdicts)
+            .map(|(cell, agents)| CellHealth { cell, agents })
+            .collect();
+        Ok((cells, found.skipped))
+    }
+
+    pub(crate) fn locked(&self, id: &CellId) -> Result<(Cell, File), Error> {
+        let cell = self.open(id)?;
+        let guard = lock(&cell)?;
+        Ok((load(cell.dir, Some(id))?, guard))
+    }
+}
+
+/// Classifies the heartbeats of every agent of `cells` in one parallel
+/// pass; symlinked heartbeats are refused without being opened.
+fn classify_cells(cells: &[Cell], now: f64, rule: &Rule) -> Vec<Vec<(AgentName, Classification)>> {
+    let refusals = par_map(cells, Cell::heartbeat_refusals);
+    let mut paths = Vec::new();
+    for (c, refused) in cells.iter().zip(&refusals) {
+        for (a, r) in c.manifest.agents.iter().zip(refused) {
+            if r.is_none() {
+                paths.push(c.heartbeat_path(&a.name));
+            }
+        }
+    }
+    let mut read = classify_many(&paths, now, rule).into_iter();
+    cells
+        .iter()
+        .zip(refusals)
+        .map(|(c, refused)| {
+            c.manifest
+                .agents
+                .iter()
+                .zip(refused)
+                .filter_map(|(a, r)| {
+                    let verdict = match r {
+                        None => read.next()?,
+                        Some(reason) => classify(
+                            &c.heartbeat_path(&a.name),
+                            Err(Problem {
+                                state: State::Unreadable,
+                                reason,
+                            }),
+                            now,
+                            rule,
+                        ),
+                    };
+                    Some((a.name.clone(), verdict))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Reads and validates `<dir>/cell.json`; its `uuid` must equal `expect`.
+fn load(dir: PathBuf, expect: Option<&CellId>) -> Result<Cell, Error> {
+    let path = dir.join(MANIFEST_FILE);
+    let bytes = fsx::read_bounded(&path, MAX_MANIFEST_BYTES)?;
+    let manifest: CellManifest = fsx::parse_json(&path, &bytes)?;
+    manifest.validate(&path)?;
+    if let Some(id) = expect
+        && manifest.uuid != *id
+    {
+        return Err(Error::corrupt(
+            &path,
+            "uuid",
+            format!("{} does not match the directory name {id}", manifest.uuid),
+        ));
+    }
+    Ok(Cell { dir, manifest })
+}
+
+fn write_manifest(cell: &Cell) -> Result<(), Error> {
+    let path = cell.manifest_path();
+    let mut bytes = serde_json::to_vec_pretty(&cell.manifest)
+        .map_err(|e| Error::corrupt(&path, ".", format!("cannot serialise: {e}")))?;
+    bytes.push(b'\n');
+    write_atomic(&path, &bytes, true)?;
+    Ok(())
+}
+
+/// Takes the cell's exclusive lock (released when the file is dropped).
+fn lock(cell: &Cell) -> Result<File, Error> {
+    let path = cell.dir.join(LOCK_FILE);
+    let f = fsx::open_append(&path, 0o644)?;
+    f.lock().map_err(Error::io(&path, "lock"))?;
+    Ok(f)
+}
+
+/// Mount points at or below `dir`, from `/proc/self/mountinfo`.
+pub(crate) fn mount_points_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(unescape_mount(m)))
+        .filter(|m| m.starts_with(dir))
+        .collect()
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mount(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Maps `f` over `items` on all cores (input order kept); small inputs
+/// stay on this thread.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    const PER_THREAD_MIN: usize = 64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(items.len() / PER_THREAD_MIN).max(1);
+    if threads == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        // A worker panic is a bug in `f`; re-raise it here.
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests;

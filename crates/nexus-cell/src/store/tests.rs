@@ -1,0 +1,755 @@
+use std::collections::BTreeMap;
+use std::os::unix::fs::{PermissionsExt, symlink};
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn store() -> (tempfile::TempDir, CellStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = CellStore::new(dir.path().join("missions"));
+    (dir, store)
+}
+
+fn new_cell(mission: &str) -> NewCell {
+    NewCell {
+        mission: mission.into(),
+        created_by: "tester".into(),
+        ..NewCell::default()
+    }
+}
+
+fn name(s: &str) -> AgentName {
+    AgentName::new(s).unwrap()
+}
+
+fn join(agent: &str) -> Join {
+    Join {
+        agent: name(agent),
+        role: Role::Developer,
+        home: None,
+        revive_cmd: None,
+        revive_policy: None,
+    }
+}
+
+fn kinds(cell: &Cell) -> Vec<String> {
+    let log = cell.events().unwrap();
+    assert!(log.skipped.is_empty(), "{:?}", log.skipped);
+    log.events.iter().map(|(_, e)| e.kind.name()).collect()
+}
+
+#[test]
+fn provision_creates_the_full_layout() {
+    let (_t, s) = store();
+    let cell = s.provision(new_cell("port the watchdog")).unwrap();
+    assert_eq!(cell.dir(), s.root().join(cell.id().to_string()));
+    for sub in [
+        "workspace",
+        "logs",
+        "checkpoints",
+        "bus/inbox",
+        "bus/outbox",
+        ".lazarus/heartbeats",
+    ] {
+        assert!(cell.dir().join(sub).is_dir(), "{sub}");
+    }
+    let m = cell.manifest();
+    assert_eq!(m.status, Status::Provision);
+    assert_eq!(m.uuid.uuid().get_version_num(), 4);
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cell.manifest_path()).unwrap()).unwrap();
+    assert_eq!(on_disk["status"], "provision");
+    assert!(on_disk["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(kinds(&cell), ["cell_created"]);
+    assert_eq!(s.open(&cell.id()).unwrap(), cell);
+    let e = s.provision(new_cell("  ")).unwrap_err();
+    assert!(e.is_usage(), "{e}");
+}
+
+#[test]
+fn join_leave_and_lifecycle() {
+    let (_t, s) = store();
+    let id = s.provision(new_cell("m")).unwrap().id();
+    let mut j = join("allegro");
+    j.revive_cmd = Some(vec!["true".into()]);
+    j.revive_policy = Some(RevivePolicy::Ask);
+    j.home = Some("/root/wizards/allegro".into());
+    let cell = s.join(&id, j.clone()).unwrap();
+    assert_eq!(
+        cell.manifest().status,
+        Status::Active,
+        "first join activates"
+    );
+    assert!(cell.inbox(&name("allegro")).is_dir());
+    let e = s.join(&id, j).unwrap_err();
+    assert!(matches!(e, Error::AgentExists { .. }), "{e}");
+    s.join(&id, join("ezra")).unwrap();
+
+    let e = s.set_status(&id, Status::Provision).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "cell {id}: illegal transition active -> provision (from active only: frozen, archived)"
+        )
+    );
+    let e = s.destroy(&id).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("illegal transition active -> destroyed"),
+        "{e}"
+    );
+    s.set_status(&id, Status::Frozen).unwrap();
+    let e = s.join(&id, join("late")).unwrap_err();
+    assert_eq!(e.to_string(), format!("cell {id} is frozen: cannot join"));
+    let cell = s.leave(&id, &name("ezra")).unwrap();
+    assert_eq!(cell.manifest().agents.len(), 1);
+    let e = s.leave(&id, &name("ezra")).unwrap_err();
+    assert!(matches!(e, Error::AgentNotFound { .. }), "{e}");
+    s.set_status(&id, Status::Active).unwrap();
+    let cell = s.set_status(&id, Status::Archived).unwrap();
+    assert_eq!(
+        kinds(&cell),
+        [
+            "cell_created",
+            "agent_joined",
+            "cell_activated",
+            "agent_joined",
+            "cell_frozen",
+            "agent_left",
+            "cell_activated",
+            "cell_archived"
+        ]
+    );
+    let e = s.set_status(&id, Status::Active).unwrap_err();
+    assert!(matches!(e, Error::Transition { .. }), "{e}");
+    s.destroy(&id).unwrap();
+    assert!(!s.cell_dir(&id).exists());
+    assert!(matches!(s.open(&id).unwrap_err(), Error::NotFound { .. }));
+}
+
+#[test]
+fn join_validates_its_input() {
+    let (_t, s) = store();
+    let id = s.provision(new_cell("m")).unwrap().id();
+    let mut j = join("a");
+    j.home = Some("../../etc".into());
+    let e = s.join(&id, j).unwrap_err();
+    assert!(
+        e.is_usage() && e.to_string().contains("not an absolute path"),
+        "{e}"
+    );
+    let mut j = join("a");
+    j.revive_cmd = Some(vec![]);
+    assert!(
+        s.join(&id, j)
+            .unwrap_err()
+            .to_string()
+            .contains("empty command")
+    );
+    let mut j = join("a");
+    j.revive_cmd = Some(vec!["x\0y".into()]);
+    assert!(s.join(&id, j).unwrap_err().to_string().contains("NUL"));
+    assert!(s.open(&id).unwrap().manifest().agents.is_empty());
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Join(u8),
+    Leave(u8),
+    Set(Status),
+    Destroy,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..3).prop_map(Op::Join),
+        (0u8..3).prop_map(Op::Leave),
+        proptest::sample::select(Status::ALL.to_vec()).prop_map(Op::Set),
+        Just(Op::Destroy),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Arbitrary operations on a real cell: every status change on disk is
+    /// an edge of the state machine, refused operations change nothing, and
+    /// the manifest's agents always match the events.
+    #[test]
+    fn store_operations_never_reach_an_illegal_state(ops in proptest::collection::vec(op(), 1..24)) {
+        let (_t, s) = store();
+        let id = s.provision(new_cell("m")).unwrap().id();
+        let mut status = Status::Provision;
+        for op in ops {
+            let before = s.open(&id).ok().map(|c| c.manifest().clone());
+            let result = match &op {
+                Op::Join(n) => s.join(&id, join(&format!("a{n}"))).map(|_| ()),
+                Op::Leave(n) => s.leave(&id, &name(&format!("a{n}"))).map(|_| ()),
+                Op::Set(to) => s.set_status(&id, *to).map(|_| ()),
+                Op::Destroy => s.destroy(&id),
+            };
+            let Some(before) = before else {
+                // Destroyed: every operation fails and nothing comes back.
+                prop_assert!(result.is_err());
+                prop_assert!(!s.cell_dir(&id).exists());
+                continue;
+            };
+            match s.open(&id) {
+                Ok(cell) => {
+                    let now = cell.manifest().status;
+                    if now != status {
+                        prop_assert!(status.allowed_next().contains(&now), "{status} -> {now} via {op:?}");
+                    }
+                    if result.is_err() {
+                        prop_assert_eq!(cell.manifest(), &before, "a refused {:?} changed the manifest", op);
+                    }
+                    if now == Status::Active || now == Status::Frozen {
+                        prop_assert!(status != Status::Provision || !cell.manifest().agents.is_empty());
+                    }
+                    let mut members = BTreeMap::new();
+                    for (_, e) in cell.events().unwrap().events {
+                        match e.kind {
+                            EventKind::AgentJoined { agent, .. } => { members.insert(agent, ()); }
+                            EventKind::AgentLeft { agent } => { members.remove(&agent); }
+                            _ => {}
+                        }
+                    }
+                    let names: Vec<_> = cell.manifest().agents.iter().map(|a| a.name.clone()).collect();
+                    prop_assert_eq!(names.len(), members.len());
+                    status = now;
+                }
+                Err(_) => {
+                    prop_assert!(matches!(op, Op::Destroy));
+                    prop_assert!(result.is_ok());
+                    prop_assert!(status == Status::Archived || status == Status::Provision);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn hostile_ids_are_refused_before_any_path_is_built() {
+    let (_t, s) = store();
+    for bad in ["..", "../..", "/etc", "a/../../b", "x\0", "\u{1b}[31m", ""] {
+        let e = s.open_str(bad).unwrap_err();
+        assert!(matches!(e, Error::Name(_)), "{bad:?}: {e}");
+        assert!(e.is_usage());
+    }
+}
+
+#[test]
+fn symlinked_cells_are_refused() {
+    let (t, s) = store();
+    let real = s.provision(new_cell("m")).unwrap();
+    // A copy of a valid cell outside the root, linked in under a new id.
+    let outside = t.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let id = CellId::new_v4();
+    let copy = outside.join(id.to_string());
+    std::fs::create_dir(&copy).unwrap();
+    let mut m = real.manifest().clone();
+    m.uuid = id;
+    std::fs::write(copy.join("cell.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    symlink(&copy, s.cell_dir(&id)).unwrap();
+
+    let e = s.open(&id).unwrap_err();
+    assert!(matches!(e, Error::Symlink { .. }), "{e}");
+    assert!(e.to_string().contains("outside the cells root"), "{e}");
+    assert!(s.destroy(&id).is_err());
+    assert!(
+        copy.join("cell.json").exists(),
+        "destroy left the target alone"
+    );
+    let found = s.discover().unwrap();
+    assert_eq!(found.cells.len(), 1);
+    assert_eq!(found.skipped.len(), 1);
+    assert!(
+        found.skipped[0]
+            .error
+            .to_string()
+            .contains("outside the cells root")
+    );
+}
+
+#[test]
+fn symlinks_inside_a_cell_are_refused() {
+    let (t, s) = store();
+    let cell = s.provision(new_cell("m")).unwrap();
+    let id = cell.id();
+    let outside = t.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("secret"), b"do not touch").unwrap();
+
+    // events.jsonl -> outside file: appends are refused, target untouched.
+    std::fs::remove_file(cell.events_path()).unwrap();
+    symlink(outside.join("secret"), cell.events_path()).unwrap();
+    let e = s.join(&id, join("a")).unwrap_err();
+    assert!(matches!(e, Error::Symlink { .. }), "{e}");
+    assert_eq!(
+        std::fs::read(outside.join("secret")).unwrap(),
+        b"do not touch"
+    );
+    std::fs::remove_file(cell.events_path()).unwrap();
+
+    // workspace -> outside dir: checkpoint refuses to archive it.
+    std::fs::remove_dir(cell.workspace()).unwrap();
+    symlink(&outside, cell.workspace()).unwrap();
+    let e = s.checkpoint(&id).unwrap_err();
+    assert!(matches!(e, Error::Symlink { .. }), "{e}");
+    std::fs::remove_file(cell.workspace()).unwrap();
+    std::fs::create_dir(cell.workspace()).unwrap();
+
+    // cell.json -> a manifest outside: refused by name.
+    let manifest = std::fs::read(cell.manifest_path()).unwrap();
+    std::fs::write(outside.join("cell.json"), &manifest).unwrap();
+    std::fs::remove_file(cell.manifest_path()).unwrap();
+    symlink(outside.join("cell.json"), cell.manifest_path()).unwrap();
+    let e = s.open(&id).unwrap_err();
+    assert!(matches!(e, Error::Symlink { .. }), "{e}");
+    assert!(e.to_string().contains("cell.json"), "{e}");
+}
+
+#[test]
+fn destroy_leaves_siblings_and_agent_homes_untouched() {
+    let (t, s) = store();
+    let home = t.path().join("wizards/allegro");
+    std::fs::create_dir_all(home.join("notes")).unwrap();
+    std::fs::write(home.join("notes/diary"), b"mine").unwrap();
+    let sibling = s.root().join("not-a-cell");
+    let other = s.provision(new_cell("other")).unwrap();
+    std::fs::create_dir_all(&sibling).unwrap();
+    std::fs::write(sibling.join("keep"), b"keep").unwrap();
+
+    let cell = s.provision(new_cell("doomed")).unwrap();
+    let id = cell.id();
+    let mut j = join("allegro");
+    j.home = Some(home.clone());
+    s.join(&id, j).unwrap();
+    // Links from inside the cell to the home, the sibling, the other cell
+    // and a file in the home (hard link too): all removed, none followed.
+    let ws = cell.workspace();
+    symlink(&home, ws.join("home-link")).unwrap();
+    symlink(&sibling, ws.join("sibling-link")).unwrap();
+    symlink(other.dir(), ws.join("other-cell")).unwrap();
+    std::fs::hard_link(home.join("notes/diary"), ws.join("diary-hardlink")).unwrap();
+    std::fs::create_dir_all(ws.join("deep/er")).unwrap();
+    symlink(&home, ws.join("deep/er/home")).unwrap();
+
+    s.set_status(&id, Status::Archived).unwrap();
+    s.destroy(&id).unwrap();
+
+    assert!(!cell.dir().exists());
+    assert_eq!(std::fs::read(home.join("notes/diary")).unwrap(), b"mine");
+    assert_eq!(std::fs::read(sibling.join("keep")).unwrap(), b"keep");
+    assert!(s.open(&other.id()).is_ok());
+    let left: Vec<_> = std::fs::read_dir(s.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+}
+
+#[test]
+fn destroy_refuses_a_home_inside_the_cell() {
+    let (_t, s) = store();
+    let cell = s.provision(new_cell("m")).unwrap();
+    let mut j = join("a");
+    j.home = Some(cell.workspace().join("home"));
+    s.join(&cell.id(), j).unwrap();
+    s.set_status(&cell.id(), Status::Archived).unwrap();
+    let e = s.destroy(&cell.id()).unwrap_err();
+    assert!(matches!(e, Error::Unsafe { .. }), "{e}");
+    assert!(e.to_string().contains("home of agent a"), "{e}");
+    assert!(cell.dir().exists());
+}
+
+#[test]
+fn corrupt_manifests_are_skipped_with_file_and_field() {
+    let (_t, s) = store();
+    let good = s.provision(new_cell("good")).unwrap();
+    let cases: [(&str, &str, &str); 5] = [
+        ("{\"uuid\": ", "uuid", "truncated JSON"),
+        ("[1,2]", ".", "invalid type: sequence"),
+        ("", ".", "truncated JSON"),
+        ("\u{0}\u{1}binary", ".", "expected value"),
+        ("{}", ".", "missing field `uuid`"),
+    ];
+    let mut bad_ids = Vec::new();
+    for (text, field, why) in cases {
+        let id = s.provision(new_cell("bad")).unwrap().id();
+        std::fs::write(s.cell_dir(&id).join("cell.json"), text).unwrap();
+        bad_ids.push((id, field, why));
+    }
+    // Wrong types deep inside name the JSON path.
+    let id = s.provision(new_cell("bad")).unwrap().id();
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.cell_dir(&id).join("cell.json")).unwrap()).unwrap();
+    v["agents"] = serde_json::json!([{"name": "a", "role": "developer", "joined_at": 5}]);
+    std::fs::write(s.cell_dir(&id).join("cell.json"), v.to_string()).unwrap();
+    bad_ids.push((id, "agents[0].joined_at", "invalid type"));
+    let id = s.provision(new_cell("bad")).unwrap().id();
+    v["agents"] = serde_json::json!([{"name": "../../x", "role": "developer", "joined_at": "2026-01-01T00:00:00Z"}]);
+    v["uuid"] = serde_json::json!(id);
+    std::fs::write(s.cell_dir(&id).join("cell.json"), v.to_string()).unwrap();
+    bad_ids.push((id, "agents[0].name", "path separator"));
+    // A manifest copied from another cell.
+    let id = s.provision(new_cell("bad")).unwrap().id();
+    std::fs::copy(good.manifest_path(), s.cell_dir(&id).join("cell.json")).unwrap();
+    bad_ids.push((id, "uuid", "does not match the directory name"));
+    // A directory without a manifest is not a cell and not a problem.
+    std::fs::create_dir(s.root().join("lost+found")).unwrap();
+
+    let found = s.discover().unwrap();
+    assert_eq!(found.cells.len(), 1);
+    assert_eq!(found.cells[0].id(), good.id());
+    assert_eq!(found.skipped.len(), bad_ids.len());
+    for (id, field, why) in bad_ids {
+        let skip = found
+            .skipped
+            .iter()
+            .find(|k| k.path == s.cell_dir(&id))
+            .unwrap();
+        let msg = skip.error.to_string();
+        let file = s.cell_dir(&id).join("cell.json");
+        assert!(
+            msg.starts_with(&format!("{}: field `{field}`", file.display())),
+            "{msg}"
+        );
+        assert!(msg.contains(why), "{msg}");
+        // Opening it directly gives the same clear error.
+        assert_eq!(s.open(&id).unwrap_err().to_string(), msg);
+    }
+}
+
+#[test]
+fn huge_manifest_and_missing_root() {
+    let (_t, s) = store();
+    assert!(matches!(
+        s.discover().unwrap_err(),
+        Error::RootMissing { .. }
+    ));
+    let id = s.provision(new_cell("m")).unwrap().id();
+    std::fs::write(
+        s.cell_dir(&id).join("cell.json"),
+        vec![b' '; MAX_MANIFEST_BYTES as usize + 1],
+    )
+    .unwrap();
+    let e = s.open(&id).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cell.json: field `.`: file is larger"),
+        "{e}"
+    );
+}
+
+fn snapshot(dir: &Path) -> BTreeMap<String, (String, Vec<u8>, u32)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let mode = m.permissions().mode() & 0o777;
+            if m.file_type().is_symlink() {
+                let t = std::fs::read_link(&p).unwrap();
+                out.insert(
+                    rel,
+                    ("link".into(), t.to_string_lossy().as_bytes().to_vec(), 0),
+                );
+            } else if m.is_dir() {
+                out.insert(rel, ("dir".into(), vec![], mode));
+                stack.push(p);
+            } else {
+                out.insert(rel, ("file".into(), std::fs::read(&p).unwrap(), mode));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn checkpoint_then_restore_gives_back_the_same_workspace() {
+    let (_t, s) = store();
+    let cell = s.provision(new_cell("m")).unwrap();
+    let id = cell.id();
+    let ws = cell.workspace();
+    std::fs::create_dir_all(ws.join("src/deep")).unwrap();
+    std::fs::write(ws.join("README.md"), b"hello\n").unwrap();
+    std::fs::write(
+        ws.join("src/deep/data.bin"),
+        (0..=255u8).cycle().take(300_000).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    std::fs::write(ws.join("empty"), b"").unwrap();
+    std::fs::write(ws.join("run.sh"), b"#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(ws.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(ws.join("empty-dir")).unwrap();
+    symlink("src/deep/data.bin", ws.join("link")).unwrap();
+    symlink("/usr/bin/env", ws.join("abs-link")).unwrap();
+    let before = snapshot(&ws);
+
+    let cp = s.checkpoint(&id).unwrap();
+    assert!(cp.path.starts_with(cell.checkpoints_dir()));
+    assert!(cp.name.ends_with("Z.tar.gz"), "{}", cp.name);
+    assert_eq!(s.checkpoints(&id).unwrap(), std::slice::from_ref(&cp.name));
+
+    // Change everything, then restore.
+    std::fs::write(ws.join("README.md"), b"changed").unwrap();
+    std::fs::remove_dir_all(ws.join("src")).unwrap();
+    std::fs::write(ws.join("new-file"), b"new").unwrap();
+    s.restore(&id, &cp.name).unwrap();
+    assert_eq!(snapshot(&ws), before);
+    let k = kinds(&s.open(&id).unwrap());
+    assert_eq!(k[k.len() - 2..], ["checkpoint_created", "cell_restored"]);
+    let leftovers: Vec<_> = std::fs::read_dir(cell.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("restore") || n.contains("old"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn restore_refuses_bad_archives() {
+    let (_t, s) = store();
+    let cell = s.provision(new_cell("m")).unwrap();
+    let other = s.provision(new_cell("other")).unwrap();
+    std::fs::write(cell.workspace().join("f"), b"original").unwrap();
+    let id = cell.id();
+
+    // Another cell's checkpoint, copied in.
+    let foreign = s.checkpoint(&other.id()).unwrap();
+    std::fs::copy(&foreign.path, cell.checkpoints_dir().join("foreign.tar.gz")).unwrap();
+    let e = s.restore(&id, "foreign.tar.gz").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("belongs to cell {}", other.id())),
+        "{e}"
+    );
+
+    // Truncated archive.
+    let cp = s.checkpoint(&id).unwrap();
+    let bytes = std::fs::read(&cp.path).unwrap();
+    std::fs::write(
+        cell.checkpoints_dir().join("cut.tar.gz"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    let e = s.restore(&id, "cut.tar.gz").unwrap_err();
+    assert!(matches!(e, Error::Checkpoint { .. }), "{e}");
+    assert!(e.to_string().contains("cut.tar.gz"), "{e}");
+
+    // Not gzip at all.
+    std::fs::write(cell.checkpoints_dir().join("junk.tar.gz"), b"junk").unwrap();
+    let e = s.restore(&id, "junk.tar.gz").unwrap_err();
+    assert!(e.to_string().contains("junk.tar.gz"), "{e}");
+
+    // An entry that climbs out of the workspace.
+    let evil = hostile_archive(&cell, "workspace/../../../escaped");
+    std::fs::write(cell.checkpoints_dir().join("evil.tar.gz"), evil).unwrap();
+    let e = s.restore(&id, "evil.tar.gz").unwrap_err();
+    assert!(e.to_string().contains("'..' paths are refused"), "{e}");
+    assert!(!s.root().parent().unwrap().join("escaped").exists());
+
+    // A symlink, then a file written through it.
+    let evil = link_then_file_archive(&cell);
+    std::fs::write(cell.checkpoints_dir().join("link.tar.gz"), evil).unwrap();
+    let e = s.restore(&id, "link.tar.gz").unwrap_err();
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+
+    // Names are validated; missing checkpoints are I/O errors naming the file.
+    assert!(s.restore(&id, "../../x.tar.gz").unwrap_err().is_usage());
+    let e = s.restore(&id, "nope.tar.gz").unwrap_err();
+    assert!(e.to_string().contains("nope.tar.gz"), "{e}");
+
+    // After all that the workspace is intact and nothing is left over.
+    assert_eq!(
+        std::fs::read(cell.workspace().join("f")).unwrap(),
+        b"original"
+    );
+    let tmp: Vec<_> = std::fs::read_dir(cell.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".restore") || n.starts_with(".workspace"))
+        .collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+}
+
+fn archive_with(cell: &Cell, add: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let manifest = std::fs::read(cell.manifest_path()).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(manifest.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "cell.json", manifest.as_slice())
+        .unwrap();
+    add(&mut b);
+    let tar = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    gz.finish().unwrap()
+}
+
+fn hostile_archive(cell: &Cell, path: &str) -> Vec<u8> {
+    archive_with(cell, |b| {
+        let mut h = tar::Header::new_gnu();
+        // set_path refuses "..": write the name bytes directly.
+        h.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        b.append(&h, &b"evil"[..]).unwrap();
+    })
+}
+
+fn link_then_file_archive(cell: &Cell) -> Vec<u8> {
+    let outside = cell.dir().parent().unwrap().parent().unwrap().to_path_buf();
+    archive_with(cell, |b| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        h.set_cksum();
+        b.append_link(&mut h, "workspace/out", &outside).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "workspace/out/pwned", &b"evil"[..])
+            .unwrap();
+    })
+}
+
+#[test]
+fn revive_environment() {
+    let (_t, s) = store();
+    let id = s.provision(new_cell("m")).unwrap().id();
+    let mut j = join("allegro");
+    j.revive_cmd = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "pwd; echo \"$LAZARUS_CELL_UUID $LAZARUS_AGENT\"; echo oops >&2".into(),
+    ]);
+    let cell = s.join(&id, j).unwrap();
+    s.join(&id, join("silent")).unwrap();
+    let cell = s.open(&cell.id()).unwrap();
+    for _ in 0..2 {
+        let mut cmd = cell.revive_command(&name("allegro")).unwrap().unwrap();
+        assert!(cmd.status().unwrap().success());
+    }
+    let log = std::fs::read_to_string(cell.agent_log(&name("allegro"))).unwrap();
+    let ws = cell.workspace().canonicalize().unwrap();
+    let once = format!("{}\n{id} allegro\noops\n", ws.display());
+    assert_eq!(log, once.repeat(2), "appended, not truncated");
+    assert!(cell.revive_command(&name("silent")).unwrap().is_none());
+    let e = cell.revive_command(&name("ghost")).unwrap_err();
+    assert!(matches!(e, Error::AgentNotFound { .. }), "{e}");
+}
+
+#[test]
+fn daemon_state_and_heartbeats() {
+    let (_t, s) = store();
+    let id = s.provision(new_cell("m")).unwrap().id();
+    s.join(&id, join("fresh")).unwrap();
+    let cell = s.join(&id, join("silent")).unwrap();
+    assert!(cell.read_state().unwrap().is_none());
+    let mut st = DaemonState {
+        cell_uuid: id,
+        daemon_pid: 42,
+        last_poll: 1.0,
+        agent_health: Default::default(),
+        extra: Default::default(),
+    };
+    st.agent_health.insert("fresh".into(), Default::default());
+    cell.write_daemon_state(&st).unwrap();
+    assert_eq!(cell.read_state().unwrap(), Some(st));
+    std::fs::write(cell.state_path(), br#"{"cell_uuid": 5}"#).unwrap();
+    let e = cell.read_state().unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("state.json: field `cell_uuid`: invalid type"),
+        "{e}"
+    );
+
+    let mut w = cell.heartbeat_writer(&name("fresh")).durable(false);
+    let doc = w.beat(1, "m", "thinking").unwrap();
+    assert_eq!(doc.cell_uuid.as_deref(), Some(id.to_string().as_str()));
+    let now = nexus_heartbeat::now_epoch();
+    let rule = Rule::fixed(60.0);
+    let states: Vec<_> = cell
+        .heartbeats(now, &rule)
+        .into_iter()
+        .map(|(n, c)| (n.to_string(), c.state))
+        .collect();
+    use nexus_heartbeat::State;
+    assert_eq!(
+        states,
+        [
+            ("fresh".into(), State::Fresh),
+            ("silent".into(), State::Missing)
+        ]
+    );
+    let (cells, skipped) = s.survey(now, &rule).unwrap();
+    assert!(skipped.is_empty());
+    assert_eq!(cells.len(), 1);
+    assert_eq!(cells[0].agents.len(), 2);
+    assert_eq!(cells[0].agents[0].1.state, State::Fresh);
+}
+
+#[test]
+fn symlinked_heartbeats_are_not_read() {
+    let (t, s) = store();
+    let id = s.provision(new_cell("m")).unwrap().id();
+    s.join(&id, join("sneaky")).unwrap();
+    let cell = s.join(&id, join("honest")).unwrap();
+    let secret = t.path().join("secret");
+    std::fs::write(&secret, b"root:$6$topsecrethash").unwrap();
+    symlink(&secret, cell.heartbeat_path(&name("sneaky"))).unwrap();
+    cell.heartbeat_writer(&name("honest"))
+        .durable(false)
+        .beat(1, "m", "thinking")
+        .unwrap();
+    let now = nexus_heartbeat::now_epoch();
+    let rule = Rule::fixed(60.0);
+    let got = cell.heartbeats(now, &rule);
+    use nexus_heartbeat::State;
+    assert_eq!(got[0].1.state, State::Unreadable);
+    assert!(
+        got[0].1.reason.contains("symbolic link"),
+        "{}",
+        got[0].1.reason
+    );
+    assert!(!format!("{:?}", got[0].1).contains("topsecret"));
+    assert_eq!(got[1].1.state, State::Fresh);
+
+    // The whole heartbeats directory replaced by a link.
+    let hb = cell.heartbeats_dir();
+    std::fs::rename(&hb, t.path().join("moved")).unwrap();
+    symlink(t.path().join("moved"), &hb).unwrap();
+    let (cells, _) = s.survey(now, &rule).unwrap();
+    let states: Vec<_> = cells[0].agents.iter().map(|(_, c)| c.state).collect();
+    assert_eq!(states, [State::Unreadable, State::Unreadable]);
+}
+
+#[test]
+fn mountinfo_unescaping() {
+    assert_eq!(unescape_mount("/a\\040b"), "/a b");
+    assert_eq!(unescape_mount("/plain"), "/plain");
+    assert_eq!(unescape_mount("/x\\"), "/x\\");
+    assert!(
+        mount_points_under(Path::new("/"))
+            .iter()
+            .any(|m| m == Path::new("/"))
+    );
+}
+
+#[test]
+fn root_resolution() {
+    let s = CellStore::resolve(Some(Path::new("/x")));
+    assert_eq!(s.root(), Path::new("/x"));
+}
