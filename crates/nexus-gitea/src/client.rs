@@ -398,6 +398,15 @@ impl GiteaClient {
         Ok(self.call("POST", &path, &[], Some(opt)).await?.0)
     }
 
+    /// Deletes a label (`204`; a missing label is not an error).
+    pub async fn delete_label(&self, id: i64) -> Result<(), Error> {
+        let path = self.repo_path(&format!("/labels/{id}"));
+        match self.send("DELETE", &path, &[], None).await {
+            Ok(_) | Err(Error::Status { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Ids of the named labels, creating the missing ones (with `color`).
     pub async fn ensure_labels(&self, names: &[&str], color: &str) -> Result<Vec<i64>, Error> {
         let existing = self.list_labels().await?;
@@ -411,7 +420,23 @@ impl GiteaClient {
                         color: color.to_owned(),
                         description: "managed by the nexus incident engine".into(),
                     };
-                    self.create_label(&opt).await?.id
+                    let created = self.create_label(&opt).await?.id;
+                    // Gitea allows duplicate names, and two labels with one
+                    // name break the `labels=` filter (AND over both ids). If
+                    // another monitor created the same label concurrently,
+                    // keep the lowest id and delete ours.
+                    let lowest = self
+                        .list_labels()
+                        .await?
+                        .iter()
+                        .filter(|l| l.name == *name)
+                        .map(|l| l.id)
+                        .min()
+                        .unwrap_or(created);
+                    if lowest != created {
+                        self.delete_label(created).await?;
+                    }
+                    lowest
                 }
             };
             ids.push(id);

@@ -332,7 +332,9 @@ impl Engine {
         let due = st.last_comment_at.is_none_or(|t| {
             now.saturating_sub(t) >= self.cfg.comment_min_interval.as_secs() as i64
         });
-        (st.last_signature.as_deref() != Some(sig.as_str()) || due).then_some(ActionKind::Comment)
+        // An adopted issue has no known signature: only the interval applies.
+        let changed = st.last_signature.as_deref().is_some_and(|s| s != sig);
+        (changed || due).then_some(ActionKind::Comment)
     }
 
     /// Call once per cycle per subject. Decides from local state, delivers
