@@ -115,7 +115,8 @@ fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s != "."
         && s != ".."
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Sending and retrying, shared by every call.
@@ -253,7 +254,13 @@ impl GiteaClient {
                             message: gitea_message(&bytes),
                         });
                     }
-                    tracing::warn!(method, path, attempt, status = status.as_u16(), "gitea answered with a retryable status");
+                    tracing::warn!(
+                        method,
+                        path,
+                        attempt,
+                        status = status.as_u16(),
+                        "gitea answered with a retryable status"
+                    );
                     if status.as_u16() == 429
                         && let Some(s) = headers
                             .get("retry-after")
@@ -319,7 +326,10 @@ impl GiteaClient {
             base.push(("labels", query.labels.join(",")));
         }
         let items: Vec<Issue> = self.paginate(&path, &base, query.max_pages).await?;
-        Ok(items.into_iter().filter(|i| i.pull_request.is_none()).collect())
+        Ok(items
+            .into_iter()
+            .filter(|i| i.pull_request.is_none())
+            .collect())
     }
 
     async fn paginate<T: DeserializeOwned>(
@@ -412,7 +422,12 @@ impl GiteaClient {
         let existing = self.list_labels().await?;
         let mut ids = Vec::with_capacity(names.len());
         for name in names {
-            let id = match existing.iter().filter(|l| l.name == *name).map(|l| l.id).min() {
+            let id = match existing
+                .iter()
+                .filter(|l| l.name == *name)
+                .map(|l| l.id)
+                .min()
+            {
                 Some(id) => id,
                 None => {
                     let opt = CreateLabelOption {

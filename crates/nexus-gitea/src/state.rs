@@ -44,7 +44,9 @@ impl SubjectState {
 }
 
 pub(crate) fn path(state_dir: &Path, fingerprint: &str) -> PathBuf {
-    state_dir.join("subjects").join(format!("{fingerprint}.json"))
+    state_dir
+        .join("subjects")
+        .join(format!("{fingerprint}.json"))
 }
 
 /// Loads the state; a missing file is a fresh state. A corrupt file is an

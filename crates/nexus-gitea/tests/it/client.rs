@@ -20,19 +20,32 @@ async fn lists_120_open_issues_over_3_pages_with_the_subject_last() {
         let mut st = fake.st();
         let label = st.add_label("watchdog");
         // Oldest first: the subject's issue is #1, so newest-first puts it last.
-        st.add_issue("[watchdog] Nexus unhealthy", &marker("00000000000000aa"), vec![label]);
+        st.add_issue(
+            "[watchdog] Nexus unhealthy",
+            &marker("00000000000000aa"),
+            vec![label],
+        );
         for k in 2..=120 {
             st.add_issue(&format!("[watchdog] other {k}"), "", vec![label]);
         }
     }
     let client = GiteaClient::new(&config(&fake.url())).unwrap();
-    let issues = client.list_issues(&IssueQuery::open_with_labels(&["watchdog"])).await.unwrap();
+    let issues = client
+        .list_issues(&IssueQuery::open_with_labels(&["watchdog"]))
+        .await
+        .unwrap();
     assert_eq!(issues.len(), 120);
     assert_eq!(issues.last().unwrap().number, 1);
     assert!(issues.last().unwrap().body.contains("00000000000000aa"));
     let st = fake.st();
-    assert_eq!(st.count("GET /api/v1/repos/ops/alerts/issues?"), 3, "{:#?}", st.log);
-    assert!(st.log.iter().all(|l| !l.contains("issues?") || (l.contains("limit=50") && l.contains("type=issues") && l.contains("labels=watchdog"))));
+    assert_eq!(
+        st.count("GET /api/v1/repos/ops/alerts/issues?"),
+        3,
+        "{:#?}",
+        st.log
+    );
+    assert!(st.log.iter().all(|l| !l.contains("issues?")
+        || (l.contains("limit=50") && l.contains("type=issues") && l.contains("labels=watchdog"))));
     drop(st);
     fake.assert_contract();
 }
@@ -49,7 +62,10 @@ async fn x_total_count_drives_pagination() {
         }
     }
     let client = GiteaClient::new(&config(&fake.url())).unwrap();
-    let issues = client.list_issues(&IssueQuery::open_with_labels(&[])).await.unwrap();
+    let issues = client
+        .list_issues(&IssueQuery::open_with_labels(&[]))
+        .await
+        .unwrap();
     assert_eq!(issues.len(), 75);
     assert_eq!(fake.st().count("GET"), 2);
 }
@@ -66,7 +82,12 @@ async fn unknown_assignee_gives_a_typed_422_with_giteas_message() {
     };
     let err = client.create_issue(&opt).await.unwrap_err();
     match &err {
-        Error::Status { status, message, method, path } => {
+        Error::Status {
+            status,
+            message,
+            method,
+            path,
+        } => {
             assert_eq!(*status, 422);
             assert!(message.starts_with("Assignee does not exist"), "{message}");
             assert_eq!(*method, "POST");
@@ -91,7 +112,10 @@ async fn a_500_is_retried_then_succeeds() {
     let c = client.comment(1, "hello").await.unwrap();
     assert_eq!(c.body, "hello");
     let st = fake.st();
-    assert_eq!(st.count("POST /api/v1/repos/ops/alerts/issues/1/comments"), 3);
+    assert_eq!(
+        st.count("POST /api/v1/repos/ops/alerts/issues/1/comments"),
+        3
+    );
     assert_eq!(st.comments.len(), 1, "one comment despite the retries");
 }
 
@@ -116,7 +140,10 @@ async fn a_401_is_not_retried_and_never_shows_the_token() {
     assert_eq!(err.status(), Some(401));
     assert!(!err.is_transient());
     let text = format!("{err} {err:?}");
-    assert!(text.contains("401") && text.contains("user does not exist"), "{text}");
+    assert!(
+        text.contains("401") && text.contains("user does not exist"),
+        "{text}"
+    );
     assert!(!text.contains("wrong-token-abcdef"), "{text}");
     assert_eq!(fake.st().count("GET"), 1);
 }
@@ -125,7 +152,11 @@ async fn a_401_is_not_retried_and_never_shows_the_token() {
 async fn debug_and_errors_never_contain_the_token() {
     let cfg = config("http://127.0.0.1:9");
     let client = GiteaClient::new(&cfg).unwrap();
-    for text in [format!("{cfg:?}"), format!("{client:?}"), format!("{:?}", cfg.token)] {
+    for text in [
+        format!("{cfg:?}"),
+        format!("{client:?}"),
+        format!("{:?}", cfg.token),
+    ] {
         assert!(!text.contains(TOKEN), "{text}");
         assert!(text.contains("***"), "{text}");
     }
@@ -135,13 +166,21 @@ async fn debug_and_errors_never_contain_the_token() {
     drop(listener);
     let mut cfg = config(&format!("http://127.0.0.1:{port}"));
     cfg.retries = 1;
-    let err = GiteaClient::new(&cfg).unwrap().list_labels().await.unwrap_err();
+    let err = GiteaClient::new(&cfg)
+        .unwrap()
+        .list_labels()
+        .await
+        .unwrap_err();
     assert!(err.is_transient());
     let text = format!("{err} {err:?}");
     assert!(text.contains("unreachable after 2 attempt"), "{text}");
     assert!(!text.contains(TOKEN), "{text}");
     // A token that cannot be a header value is a config error, not echoed.
-    let bad = GiteaConfig::new("http://127.0.0.1:9", REPO, Token::new("a\nb-secret").unwrap());
+    let bad = GiteaConfig::new(
+        "http://127.0.0.1:9",
+        REPO,
+        Token::new("a\nb-secret").unwrap(),
+    );
     let text = format!("{:?}", GiteaClient::new(&bad).unwrap_err());
     assert!(!text.contains("secret"), "{text}");
 }
@@ -164,8 +203,15 @@ async fn a_server_that_never_answers_times_out() {
     cfg.timeout = Duration::from_millis(200);
     cfg.retries = 1;
     let started = std::time::Instant::now();
-    let err = GiteaClient::new(&cfg).unwrap().get_issue(1).await.unwrap_err();
-    assert!(matches!(err, Error::Unreachable { attempts: 2, .. }), "{err}");
+    let err = GiteaClient::new(&cfg)
+        .unwrap()
+        .get_issue(1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Unreachable { attempts: 2, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("timed out"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
     hold.abort();

@@ -206,8 +206,17 @@ impl FakeState {
                 let state = get("state").unwrap_or_else(|| "open".into());
                 let mut label_ids: Vec<i64> = Vec::new();
                 let mut any_known = false;
-                for name in get("labels").unwrap_or_default().split(',').filter(|s| !s.is_empty()) {
-                    let ids: Vec<i64> = self.labels.iter().filter(|l| l.1 == name).map(|l| l.0).collect();
+                for name in get("labels")
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                {
+                    let ids: Vec<i64> = self
+                        .labels
+                        .iter()
+                        .filter(|l| l.1 == name)
+                        .map(|l| l.0)
+                        .collect();
                     any_known |= !ids.is_empty();
                     label_ids.extend(ids);
                 }
@@ -222,7 +231,12 @@ impl FakeState {
                     .filter(|i| !any_known || label_ids.iter().all(|l| i.labels.contains(l)))
                     .collect();
                 items.sort_by_key(|i| std::cmp::Reverse(i.created));
-                let page_reply = self.page(&items.iter().map(|i| self.issue_json(i)).collect::<Vec<_>>(), &get, &base, true);
+                let page_reply = self.page(
+                    &items.iter().map(|i| self.issue_json(i)).collect::<Vec<_>>(),
+                    &get,
+                    &base,
+                    true,
+                );
                 if let Ok(Value::Array(a)) = serde_json::from_str::<Value>(&page_reply.body) {
                     for v in a {
                         self.validated("Issue", &v, "GET issues response");
@@ -230,7 +244,8 @@ impl FakeState {
                 }
                 page_reply
             }
-            ("GET", ["issues", n]) => match self.issues.iter().find(|i| i.number.to_string() == *n) {
+            ("GET", ["issues", n]) => match self.issues.iter().find(|i| i.number.to_string() == *n)
+            {
                 Some(i) => {
                     let v = self.issue_json(i);
                     self.validated("Issue", &v, "GET issue response");
@@ -245,20 +260,39 @@ impl FakeState {
                 };
                 let assignees: Vec<String> = body["assignees"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 for a in &assignees {
                     if !self.users.contains(a) {
-                        return Self::err(422, &format!("Assignee does not exist: [name: user does not exist [uid: 0, name: {a}]]"));
+                        return Self::err(
+                            422,
+                            &format!(
+                                "Assignee does not exist: [name: user does not exist [uid: 0, name: {a}]]"
+                            ),
+                        );
                     }
                     if !self.assignable.contains(a) {
-                        return Self::err(422, &format!("user doesn't have access to repo [user_id: 7, repo_name: alerts] ({a})"));
+                        return Self::err(
+                            422,
+                            &format!(
+                                "user doesn't have access to repo [user_id: 7, repo_name: alerts] ({a})"
+                            ),
+                        );
                     }
                 }
                 // Unknown label ids are silently dropped, like Gitea.
                 let labels: Vec<i64> = body["labels"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_i64).filter(|id| self.labels.iter().any(|l| l.0 == *id)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_i64)
+                            .filter(|id| self.labels.iter().any(|l| l.0 == *id))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 if let Some(other) = self.inject_before_create.take() {
                     // The other host's issue carries the same labels as ours.
@@ -304,7 +338,12 @@ impl FakeState {
                 let Some(b) = body["body"].as_str().filter(|b| !b.is_empty()) else {
                     return Self::err(422, "[Body]: Required");
                 };
-                let Some(number) = self.issues.iter().find(|i| i.number.to_string() == *n).map(|i| i.number) else {
+                let Some(number) = self
+                    .issues
+                    .iter()
+                    .find(|i| i.number.to_string() == *n)
+                    .map(|i| i.number)
+                else {
                     return Self::err(500, "");
                 };
                 self.comments.push((number, b.to_owned()));
@@ -327,7 +366,8 @@ impl FakeState {
             }
             ("POST", ["labels"]) => {
                 self.validated("CreateLabelOption", &body, "POST label request");
-                let (Some(name), Some(color)) = (body["name"].as_str(), body["color"].as_str()) else {
+                let (Some(name), Some(color)) = (body["name"].as_str(), body["color"].as_str())
+                else {
                     return Self::err(422, "[Name]: Required");
                 };
                 let c = color.trim_start_matches('#').to_lowercase();
@@ -350,23 +390,46 @@ impl FakeState {
                 for i in &mut self.issues {
                     i.labels.retain(|l| *l != id);
                 }
-                Reply { status: 204, total: String::new(), link: String::new(), body: String::new() }
+                Reply {
+                    status: 204,
+                    total: String::new(),
+                    link: String::new(),
+                    body: String::new(),
+                }
             }
             _ => Self::err(404, "The target couldn't be found."),
         }
     }
 
-    fn page(&self, items: &[Value], get: &dyn Fn(&str) -> Option<String>, base: &str, link: bool) -> Reply {
-        let page: usize = get("page").and_then(|p| p.parse().ok()).filter(|p| *p > 0).unwrap_or(1);
+    fn page(
+        &self,
+        items: &[Value],
+        get: &dyn Fn(&str) -> Option<String>,
+        base: &str,
+        link: bool,
+    ) -> Reply {
+        let page: usize = get("page")
+            .and_then(|p| p.parse().ok())
+            .filter(|p| *p > 0)
+            .unwrap_or(1);
         let limit: usize = match get("limit").and_then(|p| p.parse::<usize>().ok()) {
             Some(l) if l > 0 => l.min(50),
             _ => 30,
         };
         let total = items.len();
-        let slice: Vec<Value> = items.iter().skip((page - 1) * limit).take(limit).cloned().collect();
+        let slice: Vec<Value> = items
+            .iter()
+            .skip((page - 1) * limit)
+            .take(limit)
+            .cloned()
+            .collect();
         let pages = total.div_ceil(limit).max(1);
         let mut links = Vec::new();
-        let url = |p: usize| format!("<https://git.example.com{base}/issues?limit={limit}&page={p}&state=open&type=issues>");
+        let url = |p: usize| {
+            format!(
+                "<https://git.example.com{base}/issues?limit={limit}&page={p}&state=open&type=issues>"
+            )
+        };
         if link && pages > 1 {
             if page < pages {
                 links.push(format!("{}; rel=\"next\"", url(page + 1)));
@@ -404,7 +467,9 @@ fn decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let h = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match h {
                     Some(v) => {
                         out.push(v);
@@ -437,7 +502,13 @@ impl Fake {
         let slot: Arc<Mutex<Option<Reply>>> = Arc::new(Mutex::new(None));
         let mut mocks = Vec::new();
         for method in ["GET", "POST", "PATCH", "DELETE"] {
-            let (st, s1, s2, s3, s4) = (state.clone(), slot.clone(), slot.clone(), slot.clone(), slot.clone());
+            let (st, s1, s2, s3, s4) = (
+                state.clone(),
+                slot.clone(),
+                slot.clone(),
+                slot.clone(),
+                slot.clone(),
+            );
             let m = server
                 .mock(method, Matcher::Any)
                 .with_status_code_from_request(move |req| {
@@ -448,19 +519,35 @@ impl Fake {
                 })
                 .with_header("content-type", "application/json;charset=utf-8")
                 .with_header_from_request("x-total-count", move |_| {
-                    s2.lock().unwrap().as_ref().map(|r| r.total.clone()).unwrap_or_default()
+                    s2.lock()
+                        .unwrap()
+                        .as_ref()
+                        .map(|r| r.total.clone())
+                        .unwrap_or_default()
                 })
                 .with_header_from_request("link", move |_| {
-                    s3.lock().unwrap().as_ref().map(|r| r.link.clone()).unwrap_or_default()
+                    s3.lock()
+                        .unwrap()
+                        .as_ref()
+                        .map(|r| r.link.clone())
+                        .unwrap_or_default()
                 })
                 .with_body_from_request(move |_| {
-                    s4.lock().unwrap().take().map(|r| r.body.into_bytes()).unwrap_or_default()
+                    s4.lock()
+                        .unwrap()
+                        .take()
+                        .map(|r| r.body.into_bytes())
+                        .unwrap_or_default()
                 })
                 .create_async()
                 .await;
             mocks.push(m);
         }
-        Fake { server, state, _mocks: mocks }
+        Fake {
+            server,
+            state,
+            _mocks: mocks,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -474,6 +561,10 @@ impl Fake {
     /// Fails the test if any body broke the swagger contract.
     pub fn assert_contract(&self) {
         let v = &self.st().violations;
-        assert!(v.is_empty(), "swagger contract violations:\n{}", v.join("\n"));
+        assert!(
+            v.is_empty(),
+            "swagger contract violations:\n{}",
+            v.join("\n")
+        );
     }
 }

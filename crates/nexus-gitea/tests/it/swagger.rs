@@ -12,7 +12,8 @@ fn swagger_path() -> PathBuf {
     if let Ok(dir) = std::env::var("NEXUS_CONTRACTS_DIR") {
         return PathBuf::from(dir).join("gitea-swagger-v1.json");
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/contracts/gitea-swagger-v1.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/contracts/gitea-swagger-v1.json")
 }
 
 fn definitions() -> &'static Value {
@@ -54,7 +55,11 @@ fn check_schema(schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>, dep
         return;
     }
     let ty = schema.get("type").and_then(Value::as_str).unwrap_or(
-        if schema.get("properties").is_some() { "object" } else { "" },
+        if schema.get("properties").is_some() {
+            "object"
+        } else {
+            ""
+        },
     );
     match ty {
         "object" => {
@@ -63,7 +68,12 @@ fn check_schema(schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>, dep
                 return;
             };
             let props = schema.get("properties").and_then(Value::as_object);
-            for req in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            for req in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let k = req.as_str().unwrap_or_default();
                 if obj.get(k).is_none_or(Value::is_null) {
                     errs.push(format!("{at}: required property {k:?} missing"));
@@ -94,25 +104,21 @@ fn check_schema(schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>, dep
             if !v.is_string() {
                 errs.push(format!("{at}: expected string, got {v}"));
             } else if schema.get("format").and_then(Value::as_str) == Some("date-time")
-                && !v.as_str().is_some_and(|s| s.len() >= 20 && s.as_bytes()[10] == b'T')
+                && !v
+                    .as_str()
+                    .is_some_and(|s| s.len() >= 20 && s.as_bytes()[10] == b'T')
             {
                 errs.push(format!("{at}: expected RFC 3339 date-time, got {v}"));
             }
         }
-        "integer" => {
-            if !(v.is_i64() || v.is_u64()) {
-                errs.push(format!("{at}: expected integer, got {v}"));
-            }
+        "integer" if !(v.is_i64() || v.is_u64()) => {
+            errs.push(format!("{at}: expected integer, got {v}"));
         }
-        "number" => {
-            if !v.is_number() {
-                errs.push(format!("{at}: expected number, got {v}"));
-            }
+        "number" if !v.is_number() => {
+            errs.push(format!("{at}: expected number, got {v}"));
         }
-        "boolean" => {
-            if !v.is_boolean() {
-                errs.push(format!("{at}: expected boolean, got {v}"));
-            }
+        "boolean" if !v.is_boolean() => {
+            errs.push(format!("{at}: expected boolean, got {v}"));
         }
         _ => {}
     }
@@ -120,9 +126,21 @@ fn check_schema(schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>, dep
 
 #[test]
 fn validator_catches_wrong_bodies() {
-    assert!(check("CreateIssueOption", &serde_json::json!({"title": "t", "labels": [1, 2]})).is_empty());
+    assert!(
+        check(
+            "CreateIssueOption",
+            &serde_json::json!({"title": "t", "labels": [1, 2]})
+        )
+        .is_empty()
+    );
     // Labels are ids, not names; title is required; unknown fields are flagged.
-    assert!(!check("CreateIssueOption", &serde_json::json!({"title": "t", "labels": ["monitor"]})).is_empty());
+    assert!(
+        !check(
+            "CreateIssueOption",
+            &serde_json::json!({"title": "t", "labels": ["monitor"]})
+        )
+        .is_empty()
+    );
     assert!(!check("CreateIssueOption", &serde_json::json!({"body": "b"})).is_empty());
     assert!(!check("CreateLabelOption", &serde_json::json!({"name": "x"})).is_empty());
     assert!(!check("EditIssueOption", &serde_json::json!({"status": "closed"})).is_empty());
