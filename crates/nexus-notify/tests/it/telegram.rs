@@ -232,17 +232,21 @@ async fn alerts_one_message_per_new_problem_set_and_one_on_recovery() {
     let disk = problem("disk_usage", Severity::Warning, "91.5% used");
 
     assert_eq!(
-        a.notify(&[redis.clone()], t0).await.unwrap(),
+        a.notify(std::slice::from_ref(&redis), t0).await.unwrap(),
         Sent::Problems
     ); // 1
     assert_eq!(
-        a.notify(&[redis.clone()], t0 + 60).await.unwrap(),
+        a.notify(std::slice::from_ref(&redis), t0 + 60)
+            .await
+            .unwrap(),
         Sent::Nothing
     );
     // A restart (new alerter, same state file) still dedups.
     let a = Alerter::new(cfg.clone(), tg.clone());
     assert_eq!(
-        a.notify(&[redis.clone()], t0 + 120).await.unwrap(),
+        a.notify(std::slice::from_ref(&redis), t0 + 120)
+            .await
+            .unwrap(),
         Sent::Nothing
     );
     // A new problem joins: one message listing both.
@@ -270,7 +274,9 @@ async fn alerts_one_message_per_new_problem_set_and_one_on_recovery() {
     assert_eq!(a.notify(&[], t0 + 3960).await.unwrap(), Sent::Nothing);
     // Flapping back within the cooldown: suppressed, and so is its recovery.
     assert_eq!(
-        a.notify(&[redis.clone()], t0 + 3970).await.unwrap(),
+        a.notify(std::slice::from_ref(&redis), t0 + 3970)
+            .await
+            .unwrap(),
         Sent::Nothing
     );
     assert_eq!(a.notify(&[], t0 + 3980).await.unwrap(), Sent::Nothing);
