@@ -377,6 +377,7 @@ impl Engine {
         let _lock = self.lock().await?;
         let backlog = self.flush_locked().await?;
         let mut st = self.load_state(&check.subject, &fp);
+        let loaded = st.clone();
         if check.healthy {
             // failing_since is cleared when the issue is resolved.
         } else if st.failing_since.is_none() {
@@ -386,7 +387,10 @@ impl Engine {
             if check.healthy {
                 st.failing_since = None;
             }
-            self.save_state(&st)?;
+            // The common case (healthy, nothing open) writes nothing.
+            if st != loaded {
+                self.save_state(&st)?;
+            }
             return Ok(Outcome::Nothing);
         };
         let action = QueuedAction {
