@@ -1,0 +1,83 @@
+//! Gitea for the Nexus health suite: a typed v1 API client, the incident
+//! engine that keeps **one open issue per failing subject**, and the durable
+//! outbox that keeps alerts when Gitea is down.
+//!
+//! # Using the engine (watchdog, cron checker, resurrection pool)
+//! Build one [`Engine`] per process at start-up, call [`Engine::adopt`] once,
+//! then call [`Engine::observe`] once per cycle for each subject:
+//!
+//! ```text
+//! let client = Token::from_env("GITEA_TOKEN")
+//!     .map(|t| GiteaClient::new(&GiteaConfig::new(&url, "ops/alerts", t)))
+//!     .transpose()?;                       // None: issue management skipped
+//! let mut cfg = EngineConfig::new(&state_dir, "watchdog", "[watchdog]");
+//! cfg.assignees = vec!["timmy".into()];
+//! let mut engine = Engine::new(cfg, client);
+//! engine.adopt().await?;                   // start-up: re-find open issues
+//! loop {                                   // once per cycle, per subject:
+//!     let check = if ok { Check::healthy("nexus", "all checks pass") }
+//!                 else { Check::failing("nexus", "Nexus unhealthy: heartbeat", &markdown) };
+//!     match engine.observe(&check).await { Ok(outcome) => log(outcome), Err(e) => log(e) }
+//! }
+//! ```
+//!
+//! [`Engine::observe`] takes `(subject, healthy?, summary, markdown
+//! diagnostics)` as a [`Check`] and does the right thing:
+//! - failing, no open issue: reopen the subject's issue if it was closed
+//!   within `reopen_window`, else create one (`<title_prefix> <summary>`, the
+//!   diagnostics, the engine label plus a fingerprint label, the assignees;
+//!   unknown assignees are left out and named in the body);
+//! - failing, issue open: comment only when the diagnostics signature (digits
+//!   normalised) changed or `comment_min_interval` passed;
+//! - healthy, issue open: recovery comment (what, how long down), then close;
+//! - at most `max_issues_per_day` issues created per subject;
+//! - `dry_run`: no HTTP call and no file written, [`Outcome::DryRun`] says
+//!   what would happen (the caller prints it).
+//!
+//! Each subject's *fingerprint* ([`fingerprint`]: FNV-1a of label and subject)
+//! is stored on the issue twice: as a label `nx-<fp>` and as a hidden body
+//! marker `<!-- nexus-incident:<fp> -->`. Issues are found by listing every
+//! page of open issues with the engine label and matching the fingerprint
+//! client-side, so title edits and lost state never cause duplicates.
+//!
+//! # Concurrency and durability
+//! - One lock file per state directory (`engine.lock`, std `File::lock`) is
+//!   held across find-and-create, so processes sharing the directory never
+//!   race. Across hosts, a post-create check closes the newer duplicate with
+//!   "Duplicate of #N".
+//! - Per-subject state (`subjects/<fp>.json`) and the [`Outbox`]
+//!   (`outbox/*.json`) are written atomically. When Gitea is unreachable
+//!   (network error, 5xx, 429 after retries) the action is queued and
+//!   delivered in order at the start of a later cycle (or [`Engine::flush`]).
+//!
+//! # Client
+//! [`GiteaClient`]: list issues (every page, by `X-Total-Count` / `Link`;
+//! the server caps `limit` at 50), get, create, comment, open/close (`PATCH`
+//! answers 201), list/create labels ([`GiteaClient::ensure_labels`] resolves
+//! names to ids), [`GiteaClient::user_exists`]. Timeouts on every call,
+//! exponential backoff on network errors, 5xx and 429, no retry on other 4xx;
+//! [`Error::Status`] carries the status and Gitea's message.
+//!
+//! # What this crate must never do
+//! - Show the token: not in logs, errors, `Debug` or `Display` ([`Token`]).
+//! - Open a second issue for a subject that has one open.
+//! - Make any HTTP call in dry-run mode, or lose a queued action.
+//! - Panic on a bad answer, a corrupt state file or a dead server.
+
+mod client;
+mod engine;
+mod error;
+mod outbox;
+mod state;
+mod types;
+
+pub use client::{GiteaClient, GiteaConfig, PAGE_LIMIT, Token};
+pub use engine::{
+    Check, Clock, Engine, EngineConfig, Outcome, fingerprint, fingerprint_label, marker, signature,
+};
+pub use error::Error;
+pub use outbox::{ActionKind, Outbox, QueuedAction};
+pub use types::{
+    Comment, CreateIssueCommentOption, CreateIssueOption, CreateLabelOption, EditIssueOption,
+    Issue, IssueQuery, IssueState, Label, User,
+};

@@ -1,0 +1,232 @@
+//! Problem-set alerts: one message when new problems appear, one when
+//! everything recovers, reminders for an unchanged problem set, and a
+//! per-problem cooldown against flapping. State is kept in a file, so a
+//! cron `--once` run deduplicates too.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::markdown::Text;
+use crate::state;
+use crate::telegram::Telegram;
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Degraded.
+    Warning,
+    /// Down.
+    Critical,
+}
+
+/// One current problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Stable key (component name, agent, job).
+    pub key: String,
+    /// Severity now.
+    pub severity: Severity,
+    /// One line, any characters (escaped for you).
+    pub message: String,
+}
+
+/// Alerter settings.
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    /// State file (e.g. `~/.local/state/nexus-heartbeat/alerts.json`).
+    pub state_file: PathBuf,
+    /// First line of every message.
+    pub title: String,
+    /// Reminder for an unchanged problem set. Default 1 h.
+    pub repeat: Duration,
+    /// A problem that was announced within this time is not announced again
+    /// when it comes back (flapping). Default 5 min.
+    pub cooldown: Duration,
+}
+
+impl AlertConfig {
+    /// Defaults.
+    pub fn new(state_file: PathBuf, title: &str) -> AlertConfig {
+        AlertConfig {
+            state_file,
+            title: title.to_owned(),
+            repeat: Duration::from_secs(3600),
+            cooldown: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Active {
+    severity: Option<Severity>,
+    since: i64,
+    /// Announced in a message that was delivered.
+    announced: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct AlertState {
+    active: BTreeMap<String, Active>,
+    /// Last delivered announcement per key (survives recovery, for the cooldown).
+    last_announced: BTreeMap<String, i64>,
+    last_sent: Option<i64>,
+}
+
+/// What [`Alerter::notify`] sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// Nothing (unchanged, cooling down, or healthy).
+    Nothing,
+    /// New or escalated problems.
+    Problems,
+    /// Unchanged problems, after `repeat`.
+    Reminder,
+    /// Everything announced has recovered.
+    Recovery,
+}
+
+/// Problem-set alerter over a [`Telegram`] client.
+#[derive(Debug)]
+pub struct Alerter {
+    cfg: AlertConfig,
+    tg: Telegram,
+}
+
+impl Alerter {
+    /// An alerter.
+    pub fn new(cfg: AlertConfig, tg: Telegram) -> Alerter {
+        Alerter { cfg, tg }
+    }
+
+    /// Call once per cycle with the complete current problem list (empty =
+    /// healthy) and the time in epoch seconds. A failed send is returned as
+    /// an error and retried on the next cycle (the state only advances on
+    /// delivery).
+    pub async fn notify(&self, problems: &[Problem], now: i64) -> Result<Sent, Error> {
+        let mut st: AlertState = state::load(&self.cfg.state_file)?;
+        let cooldown = self.cfg.cooldown.as_secs() as i64;
+        let mut fresh = Vec::new();
+        for p in problems {
+            let prev = st.active.get(&p.key);
+            let escalated = prev.is_some_and(|a| a.severity < Some(p.severity));
+            let unannounced = prev.is_none_or(|a| !a.announced);
+            if escalated || unannounced {
+                let cooling = !escalated
+                    && st
+                        .last_announced
+                        .get(&p.key)
+                        .is_some_and(|t| now.saturating_sub(*t) < cooldown);
+                if !cooling {
+                    fresh.push(p.key.clone());
+                }
+            }
+        }
+        let recovered: Vec<String> = st
+            .active
+            .iter()
+            .filter(|(k, a)| a.announced && !problems.iter().any(|p| &p.key == *k))
+            .map(|(k, _)| k.clone())
+            .collect();
+
+        let kind = if !fresh.is_empty() {
+            Sent::Problems
+        } else if problems.is_empty() && !recovered.is_empty() {
+            Sent::Recovery
+        } else if !problems.is_empty()
+            && problems
+                .iter()
+                .all(|p| st.active.get(&p.key).is_some_and(|a| a.announced))
+            && st
+                .last_sent
+                .is_some_and(|t| now.saturating_sub(t) >= self.cfg.repeat.as_secs() as i64)
+        {
+            Sent::Reminder
+        } else {
+            Sent::Nothing
+        };
+
+        if kind != Sent::Nothing {
+            let text = self.render(kind, problems, &fresh, &recovered);
+            self.tg.send(&text, None).await?;
+            st.last_sent = Some(now);
+        }
+        // Advance the state only now that the message (if any) is delivered.
+        let mut next = BTreeMap::new();
+        let announcing = matches!(kind, Sent::Problems | Sent::Reminder);
+        for p in problems {
+            let prev = st.active.get(&p.key).cloned().unwrap_or(Active {
+                severity: None,
+                since: now,
+                announced: false,
+            });
+            if announcing {
+                st.last_announced.insert(p.key.clone(), now);
+            }
+            next.insert(
+                p.key.clone(),
+                Active {
+                    severity: Some(p.severity),
+                    since: prev.since,
+                    announced: prev.announced || announcing,
+                },
+            );
+        }
+        st.active = next;
+        state::save(&self.cfg.state_file, &st)?;
+        Ok(kind)
+    }
+
+    fn render(
+        &self,
+        kind: Sent,
+        problems: &[Problem],
+        fresh: &[String],
+        recovered: &[String],
+    ) -> Text {
+        let critical = problems.iter().any(|p| p.severity == Severity::Critical);
+        let icon = match kind {
+            Sent::Recovery => "✅",
+            _ if critical => "🚨",
+            _ => "⚠️",
+        };
+        let mut t = Text::new()
+            .text(icon)
+            .text(" ")
+            .bold(&self.cfg.title)
+            .line();
+        t = match kind {
+            Sent::Recovery => t.text("All problems recovered.").line(),
+            Sent::Reminder => t.text("Still failing:").line(),
+            _ => t
+                .text(&format!(
+                    "{} problem(s), {} new:",
+                    problems.len(),
+                    fresh.len()
+                ))
+                .line(),
+        };
+        for p in problems {
+            let sev = match p.severity {
+                Severity::Critical => "CRITICAL",
+                Severity::Warning => "WARNING",
+            };
+            let new = if fresh.contains(&p.key) { " (new)" } else { "" };
+            t = t
+                .text("• ")
+                .bold(&p.key)
+                .text(&format!(" [{sev}]{new}: {}", p.message))
+                .line();
+        }
+        for k in recovered {
+            t = t.text("✅ ").bold(k).text(" recovered").line();
+        }
+        t
+    }
+}

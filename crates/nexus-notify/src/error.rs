@@ -1,0 +1,65 @@
+//! Typed errors. The bot token is part of every Bot API URL, so no variant
+//! ever holds a URL: transport errors are stored with the URL stripped.
+
+use std::path::PathBuf;
+
+/// An error from the Telegram client, the alerter or the approval poller.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Telegram answered `ok: false` (HTTP status = `error_code`).
+    #[error("telegram {method}: HTTP {status}: {description}")]
+    Api {
+        /// Bot API method (`sendMessage`, ...).
+        method: &'static str,
+        /// HTTP status / `error_code`.
+        status: u16,
+        /// Telegram's `description`.
+        description: String,
+    },
+    /// Flood control asked for a longer wait than allowed, or kept refusing.
+    #[error("telegram {method}: rate limited (retry after {retry_after}s)")]
+    RateLimited {
+        /// Bot API method.
+        method: &'static str,
+        /// Seconds Telegram asked to wait.
+        retry_after: u64,
+    },
+    /// No answer (network error or timeout), after retries.
+    #[error("telegram {method}: unreachable: {detail}")]
+    Unreachable {
+        /// Bot API method.
+        method: &'static str,
+        /// The transport error without the URL.
+        detail: String,
+    },
+    /// A 2xx answer that is not the documented envelope.
+    #[error("telegram {method}: unexpected response: {detail}")]
+    Decode {
+        /// Bot API method.
+        method: &'static str,
+        /// What did not parse.
+        detail: String,
+    },
+    /// A configuration value is unusable.
+    #[error("invalid telegram configuration: {field}: {why}")]
+    Config {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// A state file could not be read.
+    #[error("{}: {op}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Writing a state file atomically failed.
+    #[error(transparent)]
+    Write(#[from] nexus_heartbeat::Error),
+}

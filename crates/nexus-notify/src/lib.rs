@@ -1,0 +1,43 @@
+//! Telegram for the Nexus health suite: alerts that survive hostile text and
+//! flood control, and Approve / Deny requests for the resurrection pool.
+//!
+//! - [`Telegram`]: the Bot API client. [`Telegram::send`] sends a [`Text`]
+//!   as MarkdownV2 (every piece escaped by the builder) and falls back to the
+//!   plain rendering when Telegram answers `400 can't parse entities`. A 429
+//!   waits `parameters.retry_after` (else the `Retry-After` header) through an
+//!   injectable [`Sleeper`] and retries, up to `max_retry_wait`.
+//! - [`Alerter`]: call [`Alerter::notify`] once per cycle with the whole
+//!   current problem list. It sends one message per new problem set (new or
+//!   escalated problems), one when everything recovers, a reminder every
+//!   `repeat` for an unchanged set, and suppresses a flapping problem within
+//!   its `cooldown`. State lives in a file, so one-shot cron runs dedup too;
+//!   it only advances when the message was delivered.
+//! - [`Approvals`]: [`Approvals::request`] sends a question with inline
+//!   Approve / Deny buttons; [`Approvals::poll`] (once per sweep) reads
+//!   `getUpdates` from a persisted offset, accepts answers only from the
+//!   configured chat (and approvers), only for that request message or,
+//!   for text, dated after it, answers every button press
+//!   (`answerCallbackQuery`), and reports [`Decision`]s, including expiry.
+//!
+//! # What this crate must never do
+//! - Show the bot token: it is in every request path, so no URL is ever
+//!   logged or kept in an [`Error`]; [`BotToken`]'s `Debug` is redacted.
+//! - Drop an alert because of Markdown, or retry a 429 before `retry_after`.
+//! - Accept an approval from another chat, another message, or from before
+//!   the request.
+
+mod alerts;
+mod approval;
+mod error;
+mod markdown;
+mod state;
+mod telegram;
+
+pub use alerts::{AlertConfig, Alerter, Problem, Sent, Severity};
+pub use approval::{ApprovalConfig, Approvals, Decision, Verdict};
+pub use error::Error;
+pub use markdown::{Text, escape_markdown_v2, escape_markdown_v2_code};
+pub use telegram::{
+    BotToken, CallbackQuery, Chat, Message, Sleeper, Telegram, TelegramConfig, TgUser, Update,
+    tokio_sleeper,
+};

@@ -1,0 +1,14 @@
+//! Integration tests of nexus-notify against mockito on 127.0.0.1, with
+//! request and response bodies checked against the Bot API spec in
+//! `../shared/contracts/telegram-bot-api-spec.json`.
+
+#![allow(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub
+)]
+
+mod botapi;
+mod telegram;
