@@ -9,7 +9,7 @@
     unreachable_pub
 )]
 
-mod cron;
 mod cell;
+mod cron;
 mod heartbeat;
 mod systemd;

@@ -7,8 +7,6 @@
 //! unknown, 2 usage or configuration error; watch mode exits 0 on SIGTERM or
 //! SIGINT. All logic lives in `nexus-watch` and `nexus-probe`.
 
-mod notify;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -291,7 +289,7 @@ async fn watch(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    notify::notify("READY=1");
+    nexus_heartbeat::sd_notify("READY=1");
     loop {
         // A signal aborts the cycle in flight; cycles never overlap.
         tokio::select! {
@@ -299,7 +297,7 @@ async fn watch(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
             _ = term.recv() => return Ok(0),
             _ = int.recv() => return Ok(0),
         }
-        notify::notify("WATCHDOG=1");
+        nexus_heartbeat::sd_notify("WATCHDOG=1");
         tokio::select! {
             _ = tokio::time::sleep(setup.interval) => {}
             _ = term.recv() => return Ok(0),

@@ -36,6 +36,7 @@ mod doc;
 mod duration;
 mod error;
 mod read;
+mod sd;
 mod write;
 
 pub use cron::{CronWriter, RunOutcome, write_cron_heartbeat};
@@ -52,4 +53,5 @@ pub use read::{
     Classification, Form, MAX_FILE_BYTES, Observation, Problem, Progress, Rule, State, classify,
     classify_file, classify_many, compare, observe, observe_many,
 };
+pub use sd::{sd_notify, sd_notify_to};
 pub use write::write_atomic;

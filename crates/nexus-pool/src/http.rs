@@ -216,6 +216,12 @@ async fn metrics(AxState(shared): AxState<Shared>) -> Response {
         .into_response()
 }
 
+/// `HH:MM:SS` UTC of an epoch time (event stamps on the page).
+pub fn clock(epoch: f64) -> String {
+    let s = epoch.max(0.0) as u64 % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
+}
+
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

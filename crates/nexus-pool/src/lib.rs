@@ -2,6 +2,16 @@
 //! agents of every active mission cell, decides with `nexus-revive`, revives
 //! into the agent's cell, and shows all of it.
 //!
+//! - [`config`]: `resurrection-pool.toml`, and the seed's JSON as is.
+//! - [`fleet`]: the watched agents (config gateways plus the agents of every
+//!   active or frozen cell) and one concurrent probe pass over all of them
+//!   (one `/proc` scan per sweep).
+//! - [`pool`]: [`Pool::sweep`] steps every agent's `nexus-revive` state
+//!   machine and carries out its actions: launches (pre-flight check, the
+//!   hung process stopped first, the new one tracked so its death is seen at
+//!   once), one Gitea incident per death episode, Telegram approvals and
+//!   escalations, cell events and `.lazarus/state.json`, the persisted
+//!   state file.
 //! - [`view`]: the snapshot the pool publishes after each sweep
 //!   ([`PoolSnapshot`], [`AgentView`]).
 //! - [`http`]: the loopback HTTP surface over that snapshot: `/health`,
@@ -12,7 +22,14 @@
 //! - Block a sweep on a human (approvals are tracked, never awaited).
 //! - Launch an agent through a shell.
 
+pub mod config;
+mod error;
+pub mod fleet;
 pub mod http;
+pub mod pool;
 pub mod view;
 
+pub use config::PoolConfig;
+pub use error::Error;
+pub use pool::{Pool, PoolOptions, PoolState, SweepReport};
 pub use view::{AgentView, PoolSnapshot};

@@ -41,6 +41,10 @@ pub enum Health {
     Dead,
     /// Nothing could be evaluated.
     Unknown,
+    /// The agent's process is known to have exited (the pool saw its own
+    /// child die): dead at once, no confirmation sweeps. [`assess`] never
+    /// returns it; the caller that knows sets it.
+    Gone,
 }
 
 /// Which rule decides "dead".

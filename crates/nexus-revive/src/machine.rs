@@ -244,6 +244,10 @@ pub fn step(
     s: &Settings,
 ) -> Vec<Action> {
     let mut actions = Vec::new();
+    let (health, certain) = match health {
+        Health::Gone => (Health::Dead, true),
+        h => (h, false),
+    };
     rec.first_seen.get_or_insert(now);
     rec.attempts.retain(|t| now - t < s.attempt_window);
     match health {
@@ -255,7 +259,10 @@ pub fn step(
             rec.fail_streak += 1;
             rec.ok_streak = 0;
         }
-        Health::Unknown => {}
+        Health::Unknown | Health::Gone => {}
+    }
+    if certain {
+        rec.fail_streak = rec.fail_streak.max(s.fail_threshold);
     }
 
     // Hysteresis: the assessed health moves the state only once confirmed.
@@ -329,7 +336,7 @@ fn from_health(h: Health) -> State {
         Health::Healthy => State::Healthy,
         Health::Degraded => State::Degraded,
         Health::Dead => State::Dead,
-        Health::Unknown => State::Unknown,
+        Health::Unknown | Health::Gone => State::Unknown,
     }
 }
 

@@ -229,6 +229,18 @@ fn a_restarted_daemon_keeps_its_counters() {
 }
 
 #[test]
+fn a_known_exit_is_dead_at_once() {
+    let mut sim = Sim::new(Policy::Auto);
+    sim.sweeps(3, Health::Healthy);
+    sim.sweep(Health::Gone, None);
+    assert_eq!(
+        sim.rec.state,
+        State::Dead,
+        "no confirmation sweeps for a known exit"
+    );
+}
+
+#[test]
 fn a_single_bad_sweep_does_not_flap() {
     let mut sim = Sim::new(Policy::Auto);
     sim.sweeps(3, Health::Healthy);
@@ -250,6 +262,7 @@ fn health() -> impl Strategy<Value = Health> {
         2 => Just(Health::Healthy),
         1 => Just(Health::Degraded),
         1 => Just(Health::Unknown),
+        1 => Just(Health::Gone),
     ]
 }
 

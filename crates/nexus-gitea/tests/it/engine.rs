@@ -61,7 +61,10 @@ async fn full_lifecycle_create_comment_rate_limit_resolve_reopen() {
     // Healthy with no issue: not a single request.
     assert_eq!(e.observe(&healthy()).await.unwrap(), Outcome::Nothing);
     assert!(fake.st().log.is_empty());
-    assert!(!dir.path().join("subjects").exists(), "and no state file either");
+    assert!(
+        !dir.path().join("subjects").exists(),
+        "and no state file either"
+    );
 
     // Failing: create with labels (ids), marker, assignee.
     let out = e

@@ -1,0 +1,363 @@
+//! `resurrection-pool demo`: a demo fleet on this machine, in a temporary
+//! cells root. Three agents (a small Python loop of ours that beats through
+//! the `nexus-heartbeat` CLI and listens on a port) live in one mission
+//! cell. The pool starts them, then one is killed, one hung (SIGSTOP) and
+//! one has its source broken; the terminal and the status page show how
+//! each is detected, revived or escalated. Needs python3 and the workspace's
+//! `nexus-heartbeat` binary next to this one (`cargo build --workspace`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nexus_cell::{AgentName, CellStore, Join, NewCell, RevivePolicy, Role};
+use nexus_pool::config::{CellsSection, PoolSection};
+use nexus_pool::{Pool, PoolConfig, PoolOptions, PoolSnapshot};
+use nexus_revive::{Settings, State};
+use rustix::process::{Pid, Signal, kill_process};
+
+/// `resurrection-pool demo` flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Status page address (a free port is used if this one is taken).
+    #[arg(long, default_value = "127.0.0.1:8767")]
+    listen: String,
+    /// Keep the fleet and the status page up this long after the show.
+    #[arg(long, value_parser = crate::duration, default_value = "0s")]
+    linger: Duration,
+}
+
+const AGENT: &str = include_str!("demo_agent.py");
+const NAMES: [&str; 3] = ["allegro", "bezalel", "ezra"];
+/// No act of the show may take longer than this.
+const ACT_DEADLINE: Duration = Duration::from_secs(45);
+
+/// A temporary directory removed on drop (also on error paths).
+struct TempRoot(PathBuf);
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub(crate) fn run(args: &DemoArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("resurrection-pool demo: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(show(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("resurrection-pool demo: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let p = exe.with_file_name(name);
+    if !p.is_file() {
+        bail!(
+            "{} is missing: build the whole workspace first (`cargo build --workspace`, or scripts/demo)",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+struct Show {
+    pool: Pool,
+    start: Instant,
+    last: HashMap<String, State>,
+    cell_dir: PathBuf,
+}
+
+impl Show {
+    fn say(&self, text: &str) {
+        println!("\n[{:>5.1}s] {text}", self.start.elapsed().as_secs_f64());
+    }
+
+    fn snapshot(&self) -> PoolSnapshot {
+        match self.pool.shared().read() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Sweeps until `done` holds (bounded by [`ACT_DEADLINE`]), printing
+    /// every state change.
+    async fn until(
+        &mut self,
+        what: &str,
+        done: impl Fn(&PoolSnapshot) -> bool,
+    ) -> anyhow::Result<f64> {
+        let t0 = Instant::now();
+        loop {
+            self.pool.sweep().await;
+            let snap = self.snapshot();
+            for a in &snap.agents {
+                let prev = self.last.insert(a.name.clone(), a.state);
+                if prev != Some(a.state) {
+                    println!(
+                        "  [{:>5.1}s] {:<8} {:>9} → {:<9} heartbeat {}",
+                        self.start.elapsed().as_secs_f64(),
+                        a.name,
+                        prev.map_or("-".to_string(), |s| format!("{s:?}").to_lowercase()),
+                        format!("{:?}", a.state).to_lowercase(),
+                        a.heartbeat_age
+                            .map_or("none".to_string(), |h| format!("{h:.1}s old"))
+                    );
+                }
+            }
+            if done(&snap) {
+                return Ok(t0.elapsed().as_secs_f64());
+            }
+            if t0.elapsed() > ACT_DEADLINE {
+                bail!("{what}: not reached within {}s", ACT_DEADLINE.as_secs());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                Some(key) = self.pool.next_exit() => {
+                    println!("  [{:>5.1}s] the pool saw its child {key} exit", self.start.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+
+    fn heartbeat_pid(&self, agent: &str) -> Option<u32> {
+        let p = self
+            .cell_dir
+            .join(".lazarus/heartbeats")
+            .join(format!("{agent}.json"));
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
+        u32::try_from(v["pid"].as_u64()?).ok()
+    }
+
+    fn signal(&self, agent: &str, sig: Signal) -> anyhow::Result<u32> {
+        let pid = self
+            .heartbeat_pid(agent)
+            .with_context(|| format!("{agent} has no PID in its heartbeat"))?;
+        let p = Pid::from_raw(pid as i32).context("bad PID")?;
+        kill_process(p, sig).with_context(|| format!("cannot signal {agent} (PID {pid})"))?;
+        Ok(pid)
+    }
+}
+
+fn state_of(s: &PoolSnapshot, name: &str) -> Option<State> {
+    s.agents.iter().find(|a| a.name == name).map(|a| a.state)
+}
+
+async fn show(args: &DemoArgs) -> anyhow::Result<()> {
+    let beat = sibling("nexus-heartbeat")?;
+    let python_ok = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !python_ok {
+        bail!("python3 is missing: the demo agents are Python loops (apt-get install python3)");
+    }
+    let root = TempRoot(std::env::temp_dir().join(format!("nexus-demo-{}", std::process::id())));
+    let cells_root = root.0.join("cells");
+    std::fs::create_dir_all(&cells_root)?;
+    let store = CellStore::new(&cells_root);
+    let cell = store.provision(NewCell {
+        mission: "Demo: keep three agents thinking".into(),
+        created_by: "resurrection-pool demo".into(),
+        revive_policy: Some(RevivePolicy::Auto),
+        ..NewCell::default()
+    })?;
+    let id = cell.id();
+    for name in NAMES {
+        let script = format!("agent-{name}.py");
+        std::fs::write(cell.workspace().join(&script), AGENT)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        store.join(
+            &id,
+            Join {
+                agent: AgentName::new(name)?,
+                role: Role::Developer,
+                home: None,
+                revive_cmd: Some(vec![
+                    "python3".into(),
+                    script,
+                    "--name".into(),
+                    name.into(),
+                    "--port".into(),
+                    port.to_string(),
+                    "--heartbeat-bin".into(),
+                    beat.display().to_string(),
+                ]),
+                revive_policy: None,
+            },
+        )?;
+    }
+    let cfg = PoolConfig {
+        pool: PoolSection {
+            poll_interval: Duration::from_secs(1),
+            dead_threshold: Duration::from_secs(2),
+            probe_timeout: Duration::from_secs(2),
+            heartbeat_dir: Some(root.0.join("heartbeats")),
+            ..PoolSection::default()
+        },
+        cells: Some(CellsSection {
+            root: cells_root.clone(),
+            heartbeat_stale_threshold: Duration::from_secs(3),
+            revive_policy: "auto".into(),
+        }),
+        revive: Settings {
+            fail_threshold: 2,
+            ok_threshold: 1,
+            startup_grace: 0.0,
+            backoff_initial: 1.0,
+            backoff_cap: 5.0,
+            revive_deadline: 15.0,
+            attempt_window: 600.0,
+            ..Settings::default()
+        },
+        ..PoolConfig::default()
+    };
+    let pool = Pool::new(
+        cfg,
+        PoolOptions {
+            state_file: root.0.join("pool-state.json"),
+            cells_root: None,
+            dry_run: false,
+        },
+    )?;
+    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(nexus_pool::http::serve(listener, pool.shared(), async {
+        let _ = stop_rx.await;
+    }));
+    let mut show = Show {
+        pool,
+        start: Instant::now(),
+        last: HashMap::new(),
+        cell_dir: cell.dir().to_path_buf(),
+    };
+    println!(
+        "Resurrection pool demo: cell {id}, agents {}",
+        NAMES.join(", ")
+    );
+    println!("Status page: http://{addr}/   (also /api/agents, /metrics, /health)");
+
+    let result = acts(&mut show).await;
+    if result.is_ok() && !args.linger.is_zero() {
+        show.say(&format!(
+            "The fleet stays up {}s more: look at http://{addr}/",
+            args.linger.as_secs()
+        ));
+        let until = Instant::now() + args.linger;
+        while Instant::now() < until {
+            show.pool.sweep().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    // Stop every agent the demo started, whatever happened.
+    for name in NAMES {
+        let _ = show.signal(name, Signal::CONT);
+        let _ = show.signal(name, Signal::KILL);
+    }
+    for pid in show.pool.launched_pids() {
+        if let Some(p) = Pid::from_raw(pid as i32) {
+            let _ = kill_process(p, Signal::KILL);
+        }
+    }
+    let _ = stop_tx.send(());
+    result
+}
+
+async fn acts(show: &mut Show) -> anyhow::Result<()> {
+    show.say("Act 0: the agents have never run; the pool finds them dead and revives them (policy auto).");
+    let t = show
+        .until("all agents healthy", |s| {
+            NAMES.iter().all(|n| state_of(s, n) == Some(State::Healthy))
+        })
+        .await?;
+    show.say(&format!("All three agents healthy after {t:.1}s."));
+
+    let before = attempts(&show.snapshot(), "allegro");
+    let pid = show.signal("allegro", Signal::KILL)?;
+    show.say(&format!(
+        "Act 1: SIGKILL allegro (PID {pid}). The pool launched it, so it sees the exit at once."
+    ));
+    let t = show
+        .until("allegro revived", |s| {
+            state_of(s, "allegro") == Some(State::Healthy) && attempts(s, "allegro") > before
+        })
+        .await?;
+    show.say(&format!("allegro is back after {t:.1}s."));
+
+    let before = attempts(&show.snapshot(), "bezalel");
+    let pid = show.signal("bezalel", Signal::STOP)?;
+    show.say(&format!(
+        "Act 2: SIGSTOP bezalel (PID {pid}): its process and port still exist, but its heartbeat goes stale. A hung mind is dead."
+    ));
+    let t = show
+        .until("bezalel revived", |s| {
+            state_of(s, "bezalel") == Some(State::Healthy) && attempts(s, "bezalel") > before
+        })
+        .await?;
+    show.say(&format!("bezalel was stopped and revived after {t:.1}s."));
+
+    let script = show.cell_dir.join("workspace/agent-ezra.py");
+    let mut src = std::fs::read_to_string(&script)?;
+    src.push_str("\ndef broken(:\n    pass\n");
+    std::fs::write(&script, src)?;
+    let pid = show.signal("ezra", Signal::KILL)?;
+    show.say(&format!(
+        "Act 3: a bad deploy breaks ezra's source, then ezra dies (PID {pid}). The pre-flight syntax check refuses to revive it into a crash loop and escalates to a human."
+    ));
+    let t = show
+        .until("ezra escalated", |s| {
+            state_of(s, "ezra") == Some(State::Escalated)
+        })
+        .await?;
+    let snap = show.snapshot();
+    let why = snap
+        .agents
+        .iter()
+        .find(|a| a.name == "ezra")
+        .and_then(|a| {
+            a.last_events
+                .iter()
+                .find(|e| e.contains("escalated"))
+                .cloned()
+        })
+        .unwrap_or_default();
+    show.say(&format!("ezra escalated after {t:.1}s: {why}"));
+    println!("\nFinal state:");
+    for a in &snap.agents {
+        println!(
+            "  {:<8} {:<10} attempts {}",
+            a.name,
+            format!("{:?}", a.state).to_lowercase(),
+            a.revive_attempts
+        );
+    }
+    Ok(())
+}
+
+fn attempts(s: &PoolSnapshot, name: &str) -> u32 {
+    s.agents
+        .iter()
+        .find(|a| a.name == name)
+        .map_or(0, |a| a.revive_attempts)
+}

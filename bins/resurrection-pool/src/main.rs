@@ -1,0 +1,508 @@
+//! `resurrection-pool`: watches gateways and the agents of every active
+//! mission cell, revives the dead per mission policy, and shows it all on
+//! loopback HTTP.
+//!
+//! Exit codes: 0 all healthy (`--once`, `--status`), 1 some agent is not,
+//! 2 usage or configuration error (a missing or broken explicit config, an
+//! empty fleet without `--allow-empty`, a second daemon). The daemon exits 0
+//! on SIGTERM/SIGINT within a second. Logic lives in `nexus-pool`.
+
+mod demo;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use nexus_heartbeat::{CronDirs, CronWriter, parse_duration};
+use nexus_pool::{Pool, PoolConfig, PoolOptions, PoolState};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "resurrection-pool",
+    version,
+    about = "Detect, decide, revive, escalate"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    /// Config file (TOML, or the seed's resurrection_pool.json); wins over
+    /// RESURRECTION_CONFIG, then ~/.nexus/resurrection_pool.{toml,json},
+    /// then /etc/nexus/resurrection_pool.{toml,json}.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Watch the agents of the cells under this root.
+    #[arg(long, env = "MISSION_CELLS_ROOT")]
+    cells_root: Option<PathBuf>,
+    /// HTTP listen address [default: the config's, 127.0.0.1:8767].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Time between sweeps.
+    #[arg(long, value_parser = duration)]
+    poll_interval: Option<Duration>,
+    /// Dead this long before the policy acts.
+    #[arg(long, value_parser = duration)]
+    dead_threshold: Option<Duration>,
+    /// One sweep (acting on persisted state), then exit 0 if all healthy.
+    #[arg(long)]
+    once: bool,
+    /// Print the last known state; probes nothing, changes nothing.
+    #[arg(long, conflicts_with = "once")]
+    status: bool,
+    /// List every cell under the cells root.
+    #[arg(long, conflicts_with_all = ["once", "status"])]
+    list_cells: bool,
+    /// No side effect: no launch, no message, no issue, no state written.
+    #[arg(long)]
+    dry_run: bool,
+    /// JSON output (`--once`, `--status`, `--list-cells`).
+    #[arg(long)]
+    json: bool,
+    /// The pool state file [default: the config's, else ~/.nexus/resurrection_pool.state.json].
+    #[arg(long)]
+    state_file: Option<PathBuf>,
+    /// The PID file (locked while the daemon runs).
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Start even with no agent to watch.
+    #[arg(long)]
+    allow_empty: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// A demo fleet on this machine: kills, hangs and breaks agents and shows
+    /// how each is detected, revived or escalated (the README's main command).
+    Demo(demo::DemoArgs),
+    /// Validate a config file; names the bad key.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map_or_else(|| PathBuf::from("/root"), PathBuf::from)
+}
+
+/// The documented precedence: --config, RESURRECTION_CONFIG, the user's
+/// file, the system's. An explicit file that is missing or broken is an
+/// error (exit 2), never a silent fall-through to defaults.
+fn load_config(cli: &Cli) -> anyhow::Result<(PoolConfig, Option<PathBuf>)> {
+    let explicit = cli
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("RESURRECTION_CONFIG").map(PathBuf::from));
+    if let Some(p) = explicit {
+        let cfg = PoolConfig::load(&p)?;
+        return Ok((cfg, Some(p)));
+    }
+    for dir in [home().join(".nexus"), PathBuf::from("/etc/nexus")] {
+        for name in ["resurrection_pool.toml", "resurrection_pool.json"] {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Ok((PoolConfig::load(&p)?, Some(p)));
+            }
+        }
+    }
+    Ok((PoolConfig::default(), None))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match &cli.cmd {
+        Some(Cmd::Demo(args)) => return demo::run(args),
+        Some(Cmd::CheckConfig { file }) => {
+            return match PoolConfig::load(file) {
+                Ok(c) => {
+                    println!(
+                        "{}: valid ({} gateway(s), {} mission(s){})",
+                        file.display(),
+                        c.gateways.len(),
+                        c.missions.len(),
+                        if c.cells.is_some() { ", cells" } else { "" }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("resurrection-pool: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        None => {}
+    }
+    let (mut cfg, origin) = match load_config(&cli) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("resurrection-pool: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if origin.is_none() {
+        tracing::info!("No config file found; using defaults (no gateways configured)");
+    }
+    if let Some(d) = cli.poll_interval {
+        if d < Duration::from_secs(1) {
+            eprintln!("resurrection-pool: --poll-interval must be at least 1s");
+            return ExitCode::from(2);
+        }
+        cfg.pool.poll_interval = d;
+    }
+    if let Some(d) = cli.dead_threshold {
+        cfg.pool.dead_threshold = d;
+    }
+    if let Some(l) = &cli.listen {
+        cfg.pool.listen = l.clone();
+    }
+    let state_file = cli
+        .state_file
+        .clone()
+        .or_else(|| cfg.pool.state_file.clone())
+        .unwrap_or_else(|| home().join(".nexus/resurrection_pool.state.json"));
+    if cli.list_cells {
+        return list_cells(&cli, &cfg);
+    }
+    if cli.status {
+        return status(&cli, &state_file);
+    }
+    let empty = cfg.gateways.is_empty() && cfg.cells.is_none() && cli.cells_root.is_none();
+    if empty && !(cli.allow_empty || cfg.pool.allow_empty) {
+        eprintln!(
+            "resurrection-pool: nothing to watch: no gateways and no cells root (use --allow-empty to start anyway)"
+        );
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("resurrection-pool: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let opts = PoolOptions {
+        state_file,
+        cells_root: cli.cells_root.clone(),
+        dry_run: cli.dry_run,
+    };
+    let result = rt.block_on(async {
+        if cli.once {
+            once(&cli, cfg, opts).await
+        } else {
+            daemon(&cli, cfg, opts).await
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("resurrection-pool: {e:#}");
+            let code = if e.downcast_ref::<nexus_pool::Error>().is_some_and(|e| {
+                matches!(
+                    e,
+                    nexus_pool::Error::AlreadyRunning { .. } | nexus_pool::Error::Config { .. }
+                )
+            }) {
+                2
+            } else {
+                1
+            };
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NEXUS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u8> {
+    let dry = opts.dry_run;
+    let job = cfg.pool.heartbeat_job.clone();
+    let hb_dir = cfg.pool.heartbeat_dir.clone();
+    let interval = cfg.pool.poll_interval;
+    let mut pool = Pool::new(cfg, opts)?;
+    pool.adopt().await;
+    let report = pool.sweep().await;
+    let snapshot = read(&pool);
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&snapshot.agents)?);
+    } else {
+        for a in &snapshot.agents {
+            println!(
+                "{:<10} {:<24} heartbeat {:>8} attempts {}{}",
+                format!("{:?}", a.state).to_lowercase(),
+                a.name,
+                a.heartbeat_age
+                    .map_or("none".into(), |h| format!("{h:.0}s")),
+                a.revive_attempts,
+                a.cell
+                    .as_ref()
+                    .map(|c| format!("  cell {c}"))
+                    .unwrap_or_default()
+            );
+        }
+        println!(
+            "{} agent(s), {} unhealthy, sweep {:.0} ms",
+            report.agents,
+            report.unhealthy,
+            report.seconds * 1000.0
+        );
+    }
+    if !dry {
+        beat(&job, hb_dir.as_deref(), interval);
+    }
+    Ok(u8::from(report.unhealthy > 0))
+}
+
+fn read(pool: &Pool) -> nexus_pool::PoolSnapshot {
+    match pool.shared().read() {
+        Ok(s) => s.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+fn beat(job: &str, dir: Option<&Path>, interval: Duration) {
+    let dirs = match dir {
+        Some(d) => CronDirs::only(d),
+        None => CronDirs::resolve(None),
+    };
+    if let Err(e) = CronWriter::new(dirs)
+        .durable(false)
+        .success(job, interval.as_secs().max(1))
+    {
+        tracing::warn!("own heartbeat: {e}");
+    }
+}
+
+/// Holds the PID file lock for the daemon's life.
+struct PidFile {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn lock_pid_file(path: &Path) -> anyhow::Result<PidFile> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("cannot open PID file {}", path.display()))?;
+    if file.try_lock().is_err() {
+        let pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        return Err(nexus_pool::Error::AlreadyRunning {
+            path: path.to_path_buf(),
+            pid,
+        }
+        .into());
+    }
+    file.set_len(0)?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(PidFile {
+        path: path.to_path_buf(),
+        _file: file,
+    })
+}
+
+async fn daemon(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u8> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let pid_path = cli
+        .pid_file
+        .clone()
+        .or_else(|| cfg.pool.pid_file.clone())
+        .unwrap_or_else(|| opts.state_file.with_extension("pid"));
+    let _pid = lock_pid_file(&pid_path)?;
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let listen = cfg.pool.listen.clone();
+    let poll = cfg.pool.poll_interval;
+    let job = cfg.pool.heartbeat_job.clone();
+    let hb_dir = cfg.pool.heartbeat_dir.clone();
+    let dry = opts.dry_run;
+    let mut pool = Pool::new(cfg, opts)?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(nexus_pool::http::serve(listener, pool.shared(), async {
+        let _ = stop_rx.await;
+    }));
+    tracing::info!(
+        "Resurrection Pool starting: status page http://{addr}/, poll_interval={}s",
+        poll.as_secs_f64()
+    );
+    pool.adopt().await;
+    nexus_heartbeat::sd_notify("READY=1");
+    loop {
+        let report = tokio::select! {
+            r = pool.sweep() => r,
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        };
+        nexus_heartbeat::sd_notify("WATCHDOG=1");
+        if !dry {
+            beat(&job, hb_dir.as_deref(), poll);
+        }
+        // An agent that just started failing is re-checked at once, so a
+        // death is confirmed within a poll interval despite the hysteresis.
+        let wait = if report.confirm_soon {
+            Duration::from_secs(1).min(poll)
+        } else {
+            poll
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            Some(key) = pool.next_exit() => {
+                tracing::info!("[{key}] a process the pool launched exited: sweeping now");
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("Resurrection Pool stopped");
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_millis(500), server).await;
+    Ok(0)
+}
+
+fn status(cli: &Cli, state_file: &Path) -> ExitCode {
+    let state = match PoolState::load(state_file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("resurrection-pool: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rows: Vec<serde_json::Value> = state
+        .records
+        .iter()
+        .map(|(k, r)| {
+            serde_json::json!({
+                "name": k,
+                "state": r.state,
+                "first_dead_at": r.dead_since,
+                "revive_pending": r.pending.is_some(),
+                "revive_attempts": r.attempts.len(),
+                "episode_attempts": r.episode_attempts,
+                "incident_open": r.incident_open,
+            })
+        })
+        .collect();
+    if cli.json {
+        match serde_json::to_string_pretty(&rows) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("resurrection-pool: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else if rows.is_empty() {
+        println!("No agents in {}", state_file.display());
+    } else {
+        for (k, r) in &state.records {
+            println!(
+                "{:<10} {k}  attempts {}{}",
+                format!("{:?}", r.state).to_lowercase(),
+                r.attempts.len(),
+                if r.pending.is_some() {
+                    "  awaiting approval"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    let unhealthy = state
+        .records
+        .values()
+        .any(|r| r.state != nexus_revive::State::Healthy);
+    ExitCode::from(u8::from(unhealthy))
+}
+
+fn list_cells(cli: &Cli, cfg: &PoolConfig) -> ExitCode {
+    let root = cli
+        .cells_root
+        .clone()
+        .or_else(|| cfg.cells.as_ref().map(|c| c.root.clone()))
+        .unwrap_or_else(|| PathBuf::from(nexus_cell::DEFAULT_ROOT));
+    if !root.is_dir() {
+        eprintln!("{} does not exist", root.display());
+        return ExitCode::from(1);
+    }
+    let store = nexus_cell::CellStore::new(&root);
+    let d = match store.discover() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("resurrection-pool: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut rows: Vec<(String, String, String)> = d
+        .cells
+        .iter()
+        .map(|c| {
+            let m = c.manifest();
+            (
+                c.id().to_string(),
+                format!("{:?}", m.status).to_lowercase(),
+                m.mission.clone(),
+            )
+        })
+        .chain(d.skipped.iter().map(|s| {
+            (
+                s.path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                "[unreadable manifest]".to_string(),
+                s.error.to_string(),
+            )
+        }))
+        .collect();
+    rows.sort();
+    if cli.json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(id, st, m)| serde_json::json!({"uuid": id, "status": st, "mission": m}))
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else if rows.is_empty() {
+        println!("No mission cells found in {}", root.display());
+    } else {
+        for (id, st, m) in rows {
+            println!("{id}: {st} — {m}");
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,533 @@
+//! The pool's configuration: TOML (`deny_unknown_fields`), or the seed's
+//! `resurrection_pool.json` accepted as is ([`PoolConfig::from_seed_json`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nexus_heartbeat::deserialize_duration;
+use nexus_revive::{DeadRule, Policy, Settings};
+use serde::Deserialize;
+
+use crate::Error;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Daemon settings.
+    #[serde(default)]
+    pub pool: PoolSection,
+    /// Gateways watched directly (one agent each).
+    #[serde(default, rename = "gateway")]
+    pub gateways: Vec<GatewayConfig>,
+    /// Missions: which agents they hold and their revive policy.
+    #[serde(default)]
+    pub missions: BTreeMap<String, MissionConfig>,
+    /// Mission cells whose agents are watched too.
+    #[serde(default)]
+    pub cells: Option<CellsSection>,
+    /// The state machine's thresholds and budgets.
+    #[serde(default)]
+    pub revive: Settings,
+    /// Gitea issues, one per death episode.
+    #[serde(default)]
+    pub incident: Option<IncidentSection>,
+    /// Telegram approvals and escalations.
+    #[serde(default)]
+    pub telegram: Option<TelegramSection>,
+}
+
+/// What to do when a mission asks for approval but no channel exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AskWithoutChannel {
+    /// Revive anyway, loudly (the seed's behaviour).
+    #[default]
+    Auto,
+    /// Record the death; a human must act.
+    Never,
+}
+
+/// `[pool]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolSection {
+    /// Time between sweeps.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub poll_interval: Duration,
+    /// Dead this long before the policy acts (overrides `[revive] dead_after`).
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub dead_threshold: Duration,
+    /// Timeout of each probe.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub probe_timeout: Duration,
+    /// Probes running at once.
+    pub max_parallel_probes: usize,
+    /// Pool state (records, pending approvals) [default: ~/.nexus/resurrection_pool.state.json].
+    pub state_file: Option<PathBuf>,
+    /// HTTP listen address (loopback by default).
+    pub listen: String,
+    /// PID file with a lock: a second daemon exits 2.
+    pub pid_file: Option<PathBuf>,
+    /// The job name of the pool's own cron heartbeat.
+    pub heartbeat_job: String,
+    /// Where that heartbeat goes (default: the cron heartbeat directories).
+    pub heartbeat_dir: Option<PathBuf>,
+    /// `hung` (stale heartbeat = dead) or `all` (the seed's 0-of-3 rule).
+    pub dead_rule: DeadRule,
+    /// Allow a fleet with no agent at all (else exit 2).
+    pub allow_empty: bool,
+    /// `ask` without Telegram: `auto` (revive, loudly) or `never`.
+    pub ask_without_channel: AskWithoutChannel,
+}
+
+impl Default for PoolSection {
+    fn default() -> PoolSection {
+        PoolSection {
+            poll_interval: Duration::from_secs(60),
+            dead_threshold: Duration::from_secs(300),
+            probe_timeout: Duration::from_secs(5),
+            max_parallel_probes: 32,
+            state_file: None,
+            listen: "127.0.0.1:8767".to_string(),
+            pid_file: None,
+            heartbeat_job: "resurrection_pool".to_string(),
+            heartbeat_dir: None,
+            dead_rule: DeadRule::Hung,
+            allow_empty: false,
+            ask_without_channel: AskWithoutChannel::Auto,
+        }
+    }
+}
+
+/// `[[gateway]]`: one agent behind one gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The agent's name.
+    pub name: String,
+    /// Gateway host; the process probe only applies when it is local.
+    #[serde(default = "localhost")]
+    pub host: String,
+    /// Gateway port.
+    #[serde(default = "ws_port")]
+    pub port: u16,
+    /// The agent's heartbeat (`~` expanded).
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_path: PathBuf,
+    /// The agent's process, matched as an argv word.
+    #[serde(default = "nexus_think")]
+    pub process_pattern: String,
+    /// How to revive it: argv, no shell.
+    #[serde(default)]
+    pub revive_cmd: Vec<String>,
+    /// Where the revived agent's output goes (appended).
+    #[serde(default)]
+    pub log_file: Option<PathBuf>,
+    /// A Python source checked (`ast.parse`) before each revive.
+    #[serde(default)]
+    pub preflight: Option<PathBuf>,
+    /// The interpreter of the pre-flight check.
+    #[serde(default = "python3")]
+    pub python: String,
+}
+
+fn localhost() -> String {
+    "localhost".to_string()
+}
+fn ws_port() -> u16 {
+    8765
+}
+fn default_heartbeat() -> PathBuf {
+    PathBuf::from("~/.nexus/heartbeat.json")
+}
+fn nexus_think() -> String {
+    "nexus_think".to_string()
+}
+fn python3() -> String {
+    "python3".to_string()
+}
+
+/// `[missions.<id>]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MissionConfig {
+    /// Shown in messages.
+    #[serde(default)]
+    pub label: String,
+    /// The gateway agents of this mission.
+    #[serde(default)]
+    pub agents: Vec<String>,
+    /// `auto`, `ask` or `never` (`yes`/`no` are aliases); unknown words are `ask`.
+    #[serde(default = "ask")]
+    pub revive_policy: String,
+    /// Telegram user ids allowed to approve (empty: anyone in the chat).
+    #[serde(default)]
+    pub approvers: Vec<i64>,
+}
+
+fn ask() -> String {
+    "ask".to_string()
+}
+
+/// `[cells]`: watch the agents of every active (and frozen) mission cell.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellsSection {
+    /// The cells root.
+    #[serde(default = "missions_root")]
+    pub root: PathBuf,
+    /// A cell agent's heartbeat is stale beyond this.
+    #[serde(default = "sixty_seconds", deserialize_with = "deserialize_duration")]
+    pub heartbeat_stale_threshold: Duration,
+    /// Policy of agents whose cell and entry name none.
+    #[serde(default = "auto_word")]
+    pub revive_policy: String,
+}
+
+fn missions_root() -> PathBuf {
+    PathBuf::from("/var/missions")
+}
+fn sixty_seconds() -> Duration {
+    Duration::from_secs(60)
+}
+fn auto_word() -> String {
+    "auto".to_string()
+}
+
+/// `[incident]`: Gitea.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentSection {
+    /// Gitea base URL (`GITEA_URL` overrides).
+    pub url: String,
+    /// `owner/name` (`NEXUS_REPO` overrides).
+    pub repo: String,
+    /// The variable holding the token.
+    pub token_env: String,
+    /// A token given in the file (seed JSON); the variable wins when set.
+    #[serde(skip)]
+    pub token: Option<String>,
+    /// Label of the pool's issues.
+    pub label: String,
+    /// Assignees.
+    pub assignees: Vec<String>,
+}
+
+impl Default for IncidentSection {
+    fn default() -> IncidentSection {
+        IncidentSection {
+            url: "https://forge.alexanderwhitestone.com".to_string(),
+            repo: "Timmy_Foundation/the-nexus".to_string(),
+            token_env: "GITEA_TOKEN".to_string(),
+            token: None,
+            label: "resurrection-pool".to_string(),
+            assignees: Vec::new(),
+        }
+    }
+}
+
+/// `[telegram]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelegramSection {
+    /// The chat (`TELEGRAM_CHAT_ID` overrides).
+    pub chat_id: i64,
+    /// The variable holding the bot token.
+    pub token_env: String,
+    /// A token given in the file (seed JSON).
+    #[serde(skip)]
+    pub token: Option<String>,
+    /// The Bot API base URL.
+    pub api_url: String,
+}
+
+impl Default for TelegramSection {
+    fn default() -> TelegramSection {
+        TelegramSection {
+            chat_id: 0,
+            token_env: "TELEGRAM_BOT_TOKEN".to_string(),
+            token: None,
+            api_url: "https://api.telegram.org".to_string(),
+        }
+    }
+}
+
+/// The seed's `resurrection_pool.json`.
+#[derive(Debug, Deserialize)]
+struct SeedJson {
+    #[serde(default)]
+    poll_interval: Option<f64>,
+    #[serde(default)]
+    dead_threshold: Option<f64>,
+    #[serde(default)]
+    approval_timeout: Option<f64>,
+    #[serde(default)]
+    max_revive_attempts: Option<u32>,
+    #[serde(default)]
+    gateways: Vec<SeedGateway>,
+    #[serde(default)]
+    missions: BTreeMap<String, MissionConfig>,
+    #[serde(default)]
+    telegram: Option<SeedTelegram>,
+    #[serde(default)]
+    gitea: Option<SeedGitea>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    nostr: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SeedGateway {
+    name: String,
+    #[serde(default = "localhost")]
+    host: String,
+    #[serde(default = "ws_port")]
+    port: u16,
+    #[serde(default = "default_heartbeat")]
+    heartbeat_path: PathBuf,
+    #[serde(default = "nexus_think")]
+    process_pattern: String,
+    #[serde(default)]
+    revive_cmd: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SeedTelegram {
+    #[serde(default)]
+    bot_token: Option<String>,
+    #[serde(default)]
+    chat_id: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SeedGitea {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    repo: Option<String>,
+}
+
+impl PoolConfig {
+    /// Reads a config file: `.json` is the seed format, anything else TOML.
+    pub fn load(path: &Path) -> Result<PoolConfig, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            op: "read config",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let origin = path.display().to_string();
+        if path.extension().is_some_and(|e| e == "json") {
+            PoolConfig::from_seed_json(&text, &origin)
+        } else {
+            PoolConfig::parse(&text, &origin)
+        }
+    }
+
+    /// Parses TOML.
+    pub fn parse(text: &str, origin: &str) -> Result<PoolConfig, Error> {
+        let cfg: PoolConfig = toml::from_str(text).map_err(|e| Error::Config {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    /// Accepts the seed's JSON unchanged.
+    pub fn from_seed_json(text: &str, origin: &str) -> Result<PoolConfig, Error> {
+        let seed: SeedJson = serde_json::from_str(text).map_err(|e| Error::Config {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        let secs = |v: Option<f64>, field: &str| -> Result<Option<Duration>, Error> {
+            match v {
+                None => Ok(None),
+                Some(s) if s.is_finite() && s >= 0.0 && s < 1e9 => {
+                    Ok(Some(Duration::from_secs_f64(s)))
+                }
+                Some(s) => Err(Error::Config {
+                    origin: origin.to_string(),
+                    message: format!("`{field}` {s} is not a number of seconds"),
+                }),
+            }
+        };
+        let mut cfg = PoolConfig::default();
+        if let Some(d) = secs(seed.poll_interval, "poll_interval")? {
+            cfg.pool.poll_interval = d;
+        }
+        if let Some(d) = secs(seed.dead_threshold, "dead_threshold")? {
+            cfg.pool.dead_threshold = d;
+        }
+        if let Some(d) = secs(seed.approval_timeout, "approval_timeout")? {
+            cfg.revive.approval_timeout = d.as_secs_f64();
+        }
+        if let Some(n) = seed.max_revive_attempts {
+            cfg.revive.max_attempts = n;
+        }
+        cfg.gateways = seed
+            .gateways
+            .into_iter()
+            .map(|g| GatewayConfig {
+                name: g.name,
+                host: g.host,
+                port: g.port,
+                heartbeat_path: g.heartbeat_path,
+                process_pattern: g.process_pattern,
+                revive_cmd: g.revive_cmd,
+                log_file: None,
+                preflight: None,
+                python: python3(),
+            })
+            .collect();
+        cfg.missions = seed.missions;
+        if let Some(t) = seed.telegram {
+            let chat_id = match &t.chat_id {
+                Some(serde_json::Value::Number(n)) => n.as_i64().unwrap_or(0),
+                Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(0),
+                _ => 0,
+            };
+            cfg.telegram = Some(TelegramSection {
+                chat_id,
+                token: t.bot_token.filter(|s| !s.trim().is_empty()),
+                ..TelegramSection::default()
+            });
+        }
+        if let Some(g) = seed.gitea {
+            let d = IncidentSection::default();
+            cfg.incident = Some(IncidentSection {
+                url: g.url.unwrap_or(d.url.clone()),
+                repo: g.repo.unwrap_or(d.repo.clone()),
+                token: g.token.filter(|s| !s.trim().is_empty()),
+                ..d
+            });
+        }
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), Error> {
+        let err = |message: String| Error::Config {
+            origin: origin.to_string(),
+            message,
+        };
+        if self.pool.poll_interval < Duration::from_secs(1) {
+            return Err(err("[pool] `poll_interval` must be at least 1s".into()));
+        }
+        if self.pool.max_parallel_probes == 0 {
+            return Err(err("[pool] `max_parallel_probes` must be at least 1".into()));
+        }
+        let mut names = std::collections::HashSet::new();
+        for g in &self.gateways {
+            nexus_heartbeat::validate_job_name(&g.name)
+                .map_err(|e| err(format!("[[gateway]] `name`: {e}")))?;
+            if !names.insert(g.name.as_str()) {
+                return Err(err(format!("two gateways are named {:?}", g.name)));
+            }
+        }
+        nexus_heartbeat::validate_job_name(&self.pool.heartbeat_job)
+            .map_err(|e| err(format!("[pool] `heartbeat_job`: {e}")))?;
+        Ok(())
+    }
+
+    /// The revive settings with `[pool] dead_threshold` applied.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            dead_after: self.pool.dead_threshold.as_secs_f64(),
+            ..self.revive.clone()
+        }
+    }
+
+    /// The mission holding gateway agent `name`, its policy and label.
+    /// Unknown policy words are `ask`, with a warning.
+    pub fn mission_of(&self, name: &str) -> (Option<String>, Policy, Vec<String>) {
+        let mut warnings = Vec::new();
+        for (id, m) in &self.missions {
+            if m.agents.iter().any(|a| a == name) {
+                let policy = m.revive_policy.parse().unwrap_or_else(|_| {
+                    warnings.push(format!(
+                        "Unknown revive_policy '{}' for mission {id}; defaulting to 'ask'",
+                        m.revive_policy
+                    ));
+                    Policy::Ask
+                });
+                let label = if m.label.is_empty() {
+                    id.clone()
+                } else {
+                    m.label.clone()
+                };
+                return (Some(label), policy, warnings);
+            }
+        }
+        (None, Policy::Ask, warnings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_json_is_accepted_as_is() {
+        let text = r#"{
+          "poll_interval": 30, "dead_threshold": 120, "approval_timeout": 60,
+          "gateways": [{"name": "timmy", "port": 8765, "revive_cmd": ["python3", "-m", "nexus.nexus_think"]},
+                       {"name": "allegro", "host": "10.0.0.5"}],
+          "missions": {"m1": {"label": "Operation Lazarus", "agents": ["timmy"], "revive_policy": "auto"},
+                       "m2": {"agents": ["allegro"], "revive_policy": "substitute"}},
+          "telegram": {"bot_token": "123:abc", "chat_id": "-1001"},
+          "gitea": {"url": "http://127.0.0.1:3000", "token": "t0k", "repo": "o/r"},
+          "nostr": {"relay_url": "wss://relay.example"}
+        }"#;
+        let c = PoolConfig::from_seed_json(text, "resurrection_pool.json").unwrap();
+        assert_eq!(c.pool.poll_interval, Duration::from_secs(30));
+        assert_eq!(c.settings().dead_after, 120.0);
+        assert_eq!(c.revive.approval_timeout, 60.0);
+        assert_eq!(c.gateways.len(), 2);
+        assert_eq!(
+            c.gateways[1].heartbeat_path,
+            PathBuf::from("~/.nexus/heartbeat.json")
+        );
+        assert_eq!(c.telegram.as_ref().unwrap().chat_id, -1001);
+        assert_eq!(c.incident.as_ref().unwrap().token.as_deref(), Some("t0k"));
+        let (label, policy, warnings) = c.mission_of("timmy");
+        assert_eq!(
+            (label.as_deref(), policy),
+            (Some("Operation Lazarus"), Policy::Auto)
+        );
+        assert!(warnings.is_empty());
+        let (_, policy, warnings) = c.mission_of("allegro");
+        assert_eq!(policy, Policy::Ask);
+        assert!(warnings[0].contains("substitute"));
+        assert_eq!(c.mission_of("ghost").1, Policy::Ask);
+    }
+
+    #[test]
+    fn toml_errors_name_the_key() {
+        for (text, needle) in [
+            ("[pool]\npoll_intervall = \"5s\"", "poll_intervall"),
+            ("[pool]\npoll_interval = \"0s\"", "poll_interval"),
+            ("[[gateway]]\nname = \"../x\"", "name"),
+            (
+                "[[gateway]]\nname = \"a\"\n[[gateway]]\nname = \"a\"",
+                "two gateways",
+            ),
+            ("[revive]\nmax_attemps = 3", "max_attemps"),
+        ] {
+            let e = PoolConfig::parse(text, "pool.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("pool.toml") && e.contains(needle),
+                "{needle}: {e}"
+            );
+        }
+        let e = PoolConfig::from_seed_json("{\"gateways\": 5}", "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("p.json") && e.contains("gateways"), "{e}");
+    }
+}

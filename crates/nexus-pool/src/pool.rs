@@ -1,0 +1,811 @@
+//! One pool: sweeps the fleet, steps each agent's state machine, carries out
+//! the actions (launches, incidents, approvals, events) and publishes the
+//! snapshot.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use nexus_cell::{AgentHealth, CellStore, DaemonState, EventKind};
+use nexus_gitea::{Check, Engine, EngineConfig, GiteaClient, GiteaConfig, Token};
+use nexus_notify::{ApprovalConfig, Approvals, BotToken, Telegram, TelegramConfig, Text, Verdict};
+use nexus_probe::{ProbeKind, ProbeSpec, Runner, RunnerConfig, Status};
+use nexus_revive::{
+    Action, AgentRecord, Approval, Health, LaunchOutcome, Settings, State, assess, launched, step,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::Error;
+use crate::config::{AskWithoutChannel, PoolConfig};
+use crate::fleet::{ReviveHow, Seen, Target, probe, targets};
+use crate::http::Shared;
+use crate::view::{AgentView, PoolSnapshot};
+
+/// Events kept per agent for the status page.
+const EVENTS_KEPT: usize = 8;
+
+/// Options that do not come from the config file.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Where records and pending approvals persist.
+    pub state_file: PathBuf,
+    /// The cells root, overriding `[cells] root` (and enabling cells).
+    pub cells_root: Option<PathBuf>,
+    /// No side effect: no launch, no HTTP call, no state written.
+    pub dry_run: bool,
+}
+
+/// What the pool persists between runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PoolState {
+    /// Per-agent records by key.
+    pub records: BTreeMap<String, AgentRecord>,
+    /// The approval request id of each agent with one in flight.
+    pub requests: BTreeMap<String, String>,
+}
+
+impl PoolState {
+    /// Loads the state; a missing file is empty, a corrupt one is an error
+    /// naming the file (the caller decides whether to start fresh).
+    pub fn load(path: &Path) -> Result<PoolState, Error> {
+        match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PoolState::default()),
+            Err(source) => Err(Error::Io {
+                op: "read state",
+                path: path.to_path_buf(),
+                source,
+            }),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+                origin: path.display().to_string(),
+                message: format!("corrupt pool state: {e}"),
+            }),
+        }
+    }
+
+    fn save(&self, path: &Path) -> Result<(), Error> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Io {
+            op: "serialise state",
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })?;
+        nexus_heartbeat::write_atomic(path, &bytes, true)?;
+        Ok(())
+    }
+}
+
+/// What one sweep found.
+#[derive(Debug, Clone, Default)]
+pub struct SweepReport {
+    /// Agents watched.
+    pub agents: usize,
+    /// Agents not healthy.
+    pub unhealthy: usize,
+    /// Some agent just started failing: sweep again soon to confirm.
+    pub confirm_soon: bool,
+    /// How long the sweep took.
+    pub seconds: f64,
+}
+
+/// The resurrection pool.
+#[derive(Debug)]
+pub struct Pool {
+    cfg: PoolConfig,
+    settings: Settings,
+    runner: Runner,
+    store: Option<CellStore>,
+    state: PoolState,
+    state_file: PathBuf,
+    dry_run: bool,
+    children: HashMap<String, u32>,
+    /// Agents whose launched process exited (key → its PID) and that have
+    /// not been relaunched since: their heartbeat, however fresh, is stale
+    /// evidence.
+    exited: HashMap<String, u32>,
+    exits_tx: mpsc::UnboundedSender<(String, u32)>,
+    exits_rx: mpsc::UnboundedReceiver<(String, u32)>,
+    incidents: Option<Engine>,
+    approvals: Option<Approvals>,
+    telegram: Option<Telegram>,
+    events: HashMap<String, VecDeque<String>>,
+    shared: Shared,
+    started_at: f64,
+    sweeps: u64,
+}
+
+fn token(env: &str, file: Option<&String>) -> Option<String> {
+    std::env::var(env)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| file.cloned())
+        .map(|t| t.trim().to_string())
+}
+
+impl Pool {
+    /// Builds a pool; loads its persisted state.
+    pub fn new(cfg: PoolConfig, opts: PoolOptions) -> Result<Pool, Error> {
+        let state = PoolState::load(&opts.state_file)?;
+        let mut cfg = cfg;
+        if let Some(root) = &opts.cells_root {
+            let mut cells = cfg.cells.clone().unwrap_or(crate::config::CellsSection {
+                root: root.clone(),
+                heartbeat_stale_threshold: Duration::from_secs(60),
+                revive_policy: "auto".to_string(),
+            });
+            cells.root = root.clone();
+            cfg.cells = Some(cells);
+        }
+        let store = cfg.cells.as_ref().map(|c| CellStore::new(&c.root));
+        let state_dir = opts
+            .state_file
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let incidents = cfg.incident.as_ref().map(|i| {
+            let url = std::env::var("GITEA_URL").unwrap_or_else(|_| i.url.clone());
+            let repo = std::env::var("NEXUS_REPO").unwrap_or_else(|_| i.repo.clone());
+            let client = token(&i.token_env, i.token.as_ref())
+                .and_then(|t| Token::new(&t))
+                .and_then(|t| GiteaClient::new(&GiteaConfig::new(&url, &repo, t)).ok());
+            let mut ec = EngineConfig::new(&state_dir.join("gitea"), &i.label, "[pool]");
+            ec.assignees = i.assignees.clone();
+            ec.dry_run = opts.dry_run;
+            Engine::new(ec, client)
+        });
+        let telegram = cfg.telegram.as_ref().and_then(|t| {
+            let chat = std::env::var("TELEGRAM_CHAT_ID")
+                .ok()
+                .and_then(|c| c.trim().parse().ok())
+                .unwrap_or(t.chat_id);
+            let tok = BotToken::new(&token(&t.token_env, t.token.as_ref())?)?;
+            let mut tc = TelegramConfig::new(tok, chat);
+            tc.base_url = t.api_url.clone();
+            Telegram::new(&tc).ok()
+        });
+        let approvals = telegram.clone().map(|tg| {
+            let mut ac = ApprovalConfig::new(state_dir.join("approvals.json"));
+            ac.approvers = cfg
+                .missions
+                .values()
+                .flat_map(|m| m.approvers.iter().copied())
+                .collect();
+            Approvals::new(ac, tg)
+        });
+        let runner = Runner::new(RunnerConfig {
+            concurrency: cfg.pool.max_parallel_probes,
+            default_timeout: cfg.pool.probe_timeout,
+        });
+        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        let now = nexus_heartbeat::now_epoch();
+        let shared = Arc::new(RwLock::new(PoolSnapshot {
+            started_at: now,
+            poll_interval_seconds: cfg.pool.poll_interval.as_secs_f64(),
+            ..PoolSnapshot::default()
+        }));
+        Ok(Pool {
+            settings: cfg.settings(),
+            cfg,
+            runner,
+            store,
+            state,
+            state_file: opts.state_file,
+            dry_run: opts.dry_run,
+            children: HashMap::new(),
+            exited: HashMap::new(),
+            exits_tx,
+            exits_rx,
+            incidents,
+            approvals,
+            telegram,
+            events: HashMap::new(),
+            shared,
+            started_at: now,
+            sweeps: 0,
+        })
+    }
+
+    /// The snapshot the HTTP server reads.
+    pub fn shared(&self) -> Shared {
+        self.shared.clone()
+    }
+
+    /// PIDs of the live processes the pool launched.
+    pub fn launched_pids(&self) -> Vec<u32> {
+        self.children.values().copied().collect()
+    }
+
+    /// The persisted records (for `--status` and tests).
+    pub fn state(&self) -> &PoolState {
+        &self.state
+    }
+
+    /// Re-finds open incidents after a restart.
+    pub async fn adopt(&mut self) {
+        if let Some(e) = &mut self.incidents
+            && let Err(err) = e.adopt().await
+        {
+            tracing::warn!("cannot adopt open issues: {err}");
+        }
+    }
+
+    /// Waits until a child the pool launched exits; returns its key.
+    pub async fn next_exit(&mut self) -> Option<String> {
+        let (key, pid) = self.exits_rx.recv().await?;
+        if self.children.get(&key) == Some(&pid) {
+            self.children.remove(&key);
+            self.exited.insert(key.clone(), pid);
+        }
+        self.note(&key, format!("launched process {pid} exited"));
+        Some(key)
+    }
+
+    fn note(&mut self, key: &str, text: String) {
+        tracing::info!("[{key}] {text}");
+        let q = self.events.entry(key.to_string()).or_default();
+        let stamp = crate::http::clock(nexus_heartbeat::now_epoch());
+        q.push_front(format!("{stamp} {text}"));
+        q.truncate(EVENTS_KEPT);
+    }
+
+    /// One sweep over the whole fleet.
+    pub async fn sweep(&mut self) -> SweepReport {
+        let started = Instant::now();
+        let now = nexus_heartbeat::now_epoch();
+        let (fleet, warnings) = targets(&self.cfg, self.store.as_ref(), &self.children);
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        let seen = probe(&self.runner, &fleet, self.cfg.pool.probe_timeout).await;
+        let decisions = self.poll_approvals(now).await;
+        let mut views = Vec::with_capacity(fleet.len());
+        let mut report = SweepReport {
+            agents: fleet.len(),
+            ..SweepReport::default()
+        };
+        for (t, s) in fleet.iter().zip(&seen) {
+            let mut health = assess(&s.probe, self.cfg.pool.dead_rule);
+            // Our own child died: no need to wait for its heartbeat to age.
+            if let Some(dead) = self.exited.get(&t.key).copied() {
+                match s.heartbeat_pid {
+                    // Someone else restarted it: believe the new heartbeat.
+                    Some(p) if p != dead && s.probe.heartbeat == nexus_revive::Heartbeat::Fresh => {
+                        self.exited.remove(&t.key);
+                    }
+                    _ => health = Health::Gone,
+                }
+            }
+            if t.frozen {
+                let mut rec = self.state.records.get(&t.key).cloned().unwrap_or_default();
+                rec.state = match health {
+                    Health::Healthy => State::Healthy,
+                    Health::Degraded => State::Degraded,
+                    Health::Dead | Health::Gone => State::Dead,
+                    Health::Unknown => State::Unknown,
+                };
+                if rec.state != State::Healthy {
+                    report.unhealthy += 1;
+                }
+                views.push(self.view(t, s, &rec, now, true));
+                continue;
+            }
+            let approval = self
+                .state
+                .requests
+                .get(&t.key)
+                .and_then(|id| decisions.get(id))
+                .copied();
+            let mut rec = self.state.records.remove(&t.key).unwrap_or_default();
+            let before = rec.state;
+            let actions = step(&mut rec, health, t.policy, now, approval, &self.settings);
+            self.carry_out(t, s, &mut rec, actions, now).await;
+            self.sync_incident(t, s, &rec, before).await;
+            if rec.state != State::Healthy {
+                report.unhealthy += 1;
+            }
+            if rec.state == State::Healthy && rec.fail_streak > 0 {
+                report.confirm_soon = true;
+            }
+            views.push(self.view(t, s, &rec, now, false));
+            self.state.records.insert(t.key.clone(), rec);
+        }
+        // Agents that left the fleet leave the state too.
+        let keys: std::collections::HashSet<&str> = fleet.iter().map(|t| t.key.as_str()).collect();
+        self.state.records.retain(|k, _| keys.contains(k.as_str()));
+        if !self.dry_run {
+            if let Err(e) = self.state.save(&self.state_file) {
+                tracing::error!("pool state not saved: {e}");
+            }
+            self.write_cell_states(&fleet, now);
+        }
+        self.sweeps += 1;
+        report.seconds = started.elapsed().as_secs_f64();
+        let snapshot = PoolSnapshot {
+            started_at: self.started_at,
+            sweeps: self.sweeps,
+            last_sweep_at: nexus_heartbeat::now_epoch(),
+            last_sweep_seconds: report.seconds,
+            poll_interval_seconds: self.cfg.pool.poll_interval.as_secs_f64(),
+            agents: views,
+        };
+        match self.shared.write() {
+            Ok(mut g) => *g = snapshot,
+            Err(p) => *p.into_inner() = snapshot,
+        }
+        report
+    }
+
+    fn view(&self, t: &Target, s: &Seen, rec: &AgentRecord, now: f64, frozen: bool) -> AgentView {
+        let mut last_events: Vec<String> = self
+            .events
+            .get(&t.key)
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default();
+        if frozen {
+            last_events.insert(0, "cell is frozen: reported, never revived".to_string());
+        }
+        AgentView {
+            name: t.name.clone(),
+            cell: t.cell.as_ref().map(|(c, _)| c.to_string()),
+            mission: t.mission.clone(),
+            policy: t.policy,
+            state: rec.state,
+            gateway_alive: s.probe.gateway,
+            process_alive: s.probe.process,
+            heartbeat_age: s.heartbeat_age,
+            revive_attempts: rec.attempts.len() as u32,
+            last_checked: now,
+            first_dead_at: rec.dead_since,
+            revive_pending: rec.pending.is_some(),
+            last_events,
+        }
+    }
+
+    async fn poll_approvals(&mut self, now: f64) -> HashMap<String, Approval> {
+        let mut out = HashMap::new();
+        let Some(a) = &self.approvals else {
+            return out;
+        };
+        if self.dry_run || self.state.requests.is_empty() {
+            return out;
+        }
+        match a.poll(now as i64).await {
+            Ok(decisions) => {
+                for d in decisions {
+                    let verdict = match d.verdict {
+                        Verdict::Approved => Approval::Approved,
+                        Verdict::Denied => Approval::Denied,
+                        // Expiry is the state machine's own deadline.
+                        Verdict::Expired => continue,
+                    };
+                    out.insert(d.request_id, verdict);
+                }
+            }
+            Err(e) => tracing::warn!("approval poll failed: {e}"),
+        }
+        out
+    }
+
+    async fn carry_out(
+        &mut self,
+        t: &Target,
+        s: &Seen,
+        rec: &mut AgentRecord,
+        actions: Vec<Action>,
+        now: f64,
+    ) {
+        let mut queue: VecDeque<Action> = actions.into();
+        let mut budget = 32; // bounded: actions never loop forever
+        while let Some(a) = queue.pop_front() {
+            budget -= 1;
+            if budget == 0 {
+                break;
+            }
+            match a {
+                Action::Transition { from, to } => {
+                    self.note(&t.key, format!("{from:?} → {to:?}").to_lowercase());
+                    self.cell_event(t, s, to, rec, now);
+                }
+                Action::OpenIncident { reason } | Action::Comment { text: reason } => {
+                    self.note(&t.key, reason);
+                }
+                Action::CloseIncident {
+                    revived,
+                    down_seconds,
+                } => {
+                    let how = if revived {
+                        "revived and healthy"
+                    } else {
+                        "recovered (external)"
+                    };
+                    self.note(&t.key, format!("{how} after {down_seconds:.0}s"));
+                }
+                Action::RequestApproval { deadline } => {
+                    self.request_approval(t, s, rec, deadline, now).await;
+                }
+                Action::Launch { attempt, slow_lane } => {
+                    let outcome = self.launch(t, s, attempt, slow_lane).await;
+                    queue.extend(launched(rec, now, outcome, &self.settings));
+                }
+                Action::Escalate { reason } => {
+                    self.note(&t.key, format!("escalated: {reason}"));
+                    if let Some((cell, agent)) = &t.cell
+                        && let Some(store) = &self.store
+                        && !self.dry_run
+                        && let Ok(c) = store.open(cell)
+                    {
+                        let _ = c.append(EventKind::ReviveEscalated {
+                            agent: agent.clone(),
+                            reason: Some(reason.clone()),
+                        });
+                    }
+                    self.send_telegram(&format!(
+                        "🚨 Resurrection pool: {} needs a human: {reason}",
+                        t.name
+                    ))
+                    .await;
+                }
+            }
+        }
+    }
+
+    async fn request_approval(
+        &mut self,
+        t: &Target,
+        s: &Seen,
+        rec: &mut AgentRecord,
+        deadline: f64,
+        now: f64,
+    ) {
+        let Some(approvals) = &self.approvals else {
+            match self.cfg.pool.ask_without_channel {
+                AskWithoutChannel::Auto => {
+                    rec.pending = None;
+                    rec.approved = true;
+                    self.note(
+                        &t.key,
+                        "No approval channel available (configure telegram): falling back to auto-revive"
+                            .to_string(),
+                    );
+                    tracing::error!(
+                        "[{}] ask policy without an approval channel: reviving without asking",
+                        t.key
+                    );
+                }
+                AskWithoutChannel::Never => {
+                    rec.pending = None;
+                    rec.denied = true;
+                    self.note(
+                        &t.key,
+                        "No approval channel available: death recorded, no revive".to_string(),
+                    );
+                }
+            }
+            return;
+        };
+        if self.dry_run {
+            self.note(
+                &t.key,
+                "[DRY-RUN] would ask for approval on Telegram".to_string(),
+            );
+            return;
+        }
+        let id = format!(
+            "r{}",
+            nexus_gitea::fingerprint(
+                "pool",
+                &format!("{}@{}", t.key, rec.episode_start.unwrap_or(now))
+            )
+        );
+        let dead_for = rec.dead_since.map_or(0.0, |d| now - d);
+        let question = Text::new()
+            .text("🔴 Resurrection Pool: agent ")
+            .bold(&t.name)
+            .text(&format!(" has been dead for {dead_for:.0}s."))
+            .line()
+            .text("Mission: ")
+            .text(t.mission.as_deref().unwrap_or("unassigned"))
+            .line()
+            .text(&s.lines.join("; "))
+            .line()
+            .text("Approve to revive it, or reply ")
+            .code(&format!("revive {}", t.name));
+        let ttl = Duration::from_secs_f64((deadline - now).max(1.0));
+        match approvals.request(&id, &t.name, &question, ttl).await {
+            Ok(()) => {
+                self.state.requests.insert(t.key.clone(), id);
+                self.note(&t.key, "approval requested on Telegram".to_string());
+            }
+            Err(e) => {
+                self.note(&t.key, format!("approval request failed: {e}"));
+            }
+        }
+    }
+
+    async fn send_telegram(&self, text: &str) {
+        if self.dry_run {
+            return;
+        }
+        if let Some(tg) = &self.telegram
+            && let Err(e) = tg.send(&Text::new().text(text), None).await
+        {
+            tracing::warn!("telegram: {e}");
+        }
+    }
+
+    /// Pre-flight, stop the hung process, launch, track the child.
+    async fn launch(
+        &mut self,
+        t: &Target,
+        s: &Seen,
+        attempt: u32,
+        slow_lane: bool,
+    ) -> LaunchOutcome {
+        let lane = if slow_lane { " (slow lane)" } else { "" };
+        if let Some(pre) = &t.preflight {
+            let spec = ProbeSpec::new("preflight", ProbeKind::PythonSyntax(pre.clone()));
+            let v = self.runner.run_one(&spec).await;
+            if v.status != Status::Ok {
+                return LaunchOutcome::PreflightFailed(v.summary);
+            }
+        }
+        if self.dry_run {
+            self.note(
+                &t.key,
+                format!("[DRY-RUN] would revive (attempt {attempt}){lane}"),
+            );
+            return LaunchOutcome::Started;
+        }
+        // A hung agent still holds its port and files: stop it first.
+        let mut stale: Vec<u32> = s.pids.clone();
+        if let Some(pid) = self.children.get(&t.key) {
+            stale.push(*pid);
+        }
+        stale.sort_unstable();
+        stale.dedup();
+        stale.retain(|p| *p != std::process::id());
+        if !stale.is_empty() {
+            stop_processes(&stale).await;
+            self.note(&t.key, format!("stopped hung process(es) {stale:?}"));
+        }
+        let cmd = match &t.revive {
+            ReviveHow::None => {
+                return LaunchOutcome::Failed("no revive command configured".to_string());
+            }
+            ReviveHow::Argv { argv, log } => match argv_command(argv, log.as_deref()) {
+                Ok(c) => c,
+                Err(e) => return LaunchOutcome::Failed(e),
+            },
+            ReviveHow::Cell => {
+                let Some((cell, agent)) = &t.cell else {
+                    return LaunchOutcome::Failed("no cell".to_string());
+                };
+                let Some(store) = &self.store else {
+                    return LaunchOutcome::Failed("no cells root".to_string());
+                };
+                match store.open(cell).and_then(|c| c.revive_command(agent)) {
+                    Ok(Some(c)) => c,
+                    Ok(None) => {
+                        return LaunchOutcome::Failed("no revive command configured".to_string());
+                    }
+                    Err(e) => return LaunchOutcome::Failed(e.to_string()),
+                }
+            }
+        };
+        let mut cmd = tokio::process::Command::from(cmd);
+        match cmd.spawn() {
+            Err(e) => LaunchOutcome::Failed(format!("cannot start: {e}")),
+            Ok(mut child) => {
+                let pid = child.id().unwrap_or(0);
+                self.children.insert(t.key.clone(), pid);
+                self.exited.remove(&t.key);
+                let tx = self.exits_tx.clone();
+                let key = t.key.clone();
+                tokio::spawn(async move {
+                    let _ = child.wait().await; // reaps it
+                    let _ = tx.send((key, pid));
+                });
+                self.note(
+                    &t.key,
+                    format!("revive attempt {attempt}{lane}: started PID {pid}"),
+                );
+                if let Some((cell, agent)) = &t.cell
+                    && let Some(store) = &self.store
+                    && let Ok(c) = store.open(cell)
+                {
+                    let _ = c.append(EventKind::ReviveAttempt {
+                        agent: agent.clone(),
+                        attempt,
+                        max: self.settings.max_attempts,
+                    });
+                }
+                LaunchOutcome::Started
+            }
+        }
+    }
+
+    fn cell_event(&self, t: &Target, s: &Seen, to: State, rec: &AgentRecord, now: f64) {
+        if self.dry_run {
+            return;
+        }
+        let (Some((cell, agent)), Some(store)) = (&t.cell, &self.store) else {
+            return;
+        };
+        let age = s.heartbeat_age.unwrap_or(-1.0);
+        let kind = match to {
+            State::Dead => EventKind::AgentDead {
+                agent: agent.clone(),
+                age,
+            },
+            State::Degraded => EventKind::AgentStale {
+                agent: agent.clone(),
+                age,
+            },
+            State::Healthy if rec.episode_start.is_none() && rec.healthy_since == Some(now) => {
+                EventKind::AgentRecovered {
+                    agent: agent.clone(),
+                    down_seconds: 0.0,
+                }
+            }
+            _ => return,
+        };
+        if let Ok(c) = store.open(cell)
+            && let Err(e) = c.append(kind)
+        {
+            tracing::warn!("[{}] event not written: {e}", t.key);
+        }
+    }
+
+    /// One incident per death episode, through the Gitea engine.
+    async fn sync_incident(&mut self, t: &Target, s: &Seen, rec: &AgentRecord, before: State) {
+        let Some(engine) = &mut self.incidents else {
+            return;
+        };
+        let check = if rec.incident_open {
+            let events: Vec<String> = self
+                .events
+                .get(&t.key)
+                .map(|q| q.iter().take(5).cloned().collect())
+                .unwrap_or_default();
+            let body = format!(
+                "### 🔴 Agent death detected: {}\n\n- **Mission:** {}\n- **State:** {:?}\n- **Policy:** {}\n- **Gateway alive:** {}\n- **Process alive:** {}\n- **Heartbeat age:** {}\n- **Revive attempts (window):** {}\n\n#### Probes\n{}\n\n#### Recent events\n{}\n",
+                t.name,
+                t.mission.as_deref().unwrap_or("unassigned"),
+                rec.state,
+                t.policy,
+                fmt_opt(s.probe.gateway),
+                fmt_opt(s.probe.process),
+                s.heartbeat_age
+                    .map_or("N/A".to_string(), |a| format!("{a:.0}s")),
+                rec.attempts.len(),
+                s.lines
+                    .iter()
+                    .map(|l| format!("- {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                events
+                    .iter()
+                    .map(|l| format!("- {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+            Check::failing(&t.key, &format!("{}: agent dead", t.name), &body)
+        } else if before != State::Healthy && rec.state == State::Healthy {
+            Check::healthy(&t.key, &format!("{}: healthy again", t.name))
+        } else {
+            return;
+        };
+        match engine.observe(&check).await {
+            Ok(outcome) => tracing::debug!("[{}] incident: {outcome:?}", t.key),
+            Err(e) => tracing::warn!("[{}] incident: {e}", t.key),
+        }
+    }
+
+    fn write_cell_states(&self, fleet: &[Target], now: f64) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let mut per_cell: BTreeMap<String, BTreeMap<String, AgentHealth>> = BTreeMap::new();
+        for t in fleet {
+            let Some((cell, agent)) = &t.cell else {
+                continue;
+            };
+            let rec = self.state.records.get(&t.key).cloned().unwrap_or_default();
+            per_cell.entry(cell.to_string()).or_default().insert(
+                agent.to_string(),
+                AgentHealth {
+                    healthy: rec.state == State::Healthy,
+                    last_seen: Some(now),
+                    revive_count: rec.attempts.len() as u32,
+                    unhealthy_since: rec.episode_start,
+                    escalated: rec.state == State::Escalated,
+                    open_issue: None,
+                    extra: Default::default(),
+                },
+            );
+        }
+        for (cell, agents) in per_cell {
+            let Ok(c) = store.open_str(&cell) else {
+                continue;
+            };
+            let st = DaemonState {
+                cell_uuid: c.id(),
+                daemon_pid: std::process::id(),
+                last_poll: now,
+                agent_health: agents,
+                extra: Default::default(),
+            };
+            if let Err(e) = c.write_daemon_state(&st) {
+                tracing::warn!("{cell}: state.json not written: {e}");
+            }
+        }
+    }
+}
+
+fn fmt_opt(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "n/a",
+    }
+}
+
+fn argv_command(argv: &[String], log: Option<&Path>) -> Result<std::process::Command, String> {
+    use std::process::Stdio;
+    let (program, args) = argv.split_first().ok_or("empty revive_cmd")?;
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args).stdin(Stdio::null());
+    match log {
+        Some(path) => {
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open log {}: {e}", path.display()))?;
+            let err = out
+                .try_clone()
+                .map_err(|e| format!("cannot open log {}: {e}", path.display()))?;
+            cmd.stdout(out).stderr(err);
+        }
+        None => {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    Ok(cmd)
+}
+
+/// SIGCONT + SIGTERM, up to 2 s for them to go, then SIGKILL.
+async fn stop_processes(pids: &[u32]) {
+    use rustix::process::{Pid, Signal, kill_process, test_kill_process};
+    let pids: Vec<Pid> = pids
+        .iter()
+        .filter_map(|p| Pid::from_raw(*p as i32))
+        .collect();
+    for p in &pids {
+        let _ = kill_process(*p, Signal::CONT);
+        let _ = kill_process(*p, Signal::TERM);
+    }
+    for _ in 0..20 {
+        if pids
+            .iter()
+            .all(|p| test_kill_process(*p).is_err() || is_zombie(p.as_raw_nonzero().get()))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for p in &pids {
+        let _ = kill_process(*p, Signal::KILL);
+    }
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
