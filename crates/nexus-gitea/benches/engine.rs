@@ -19,7 +19,10 @@ fn engine(dir: &std::path::Path) -> Engine {
 }
 
 fn cycles(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut e = engine(dir.path());
     let checks: Vec<Check> = (0..100)

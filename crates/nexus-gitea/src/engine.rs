@@ -102,6 +102,10 @@ pub enum Outcome {
     Disabled,
 }
 
+/// After a failed outbox delivery, [`Engine::observe`] waits this long before
+/// trying again (actions decided meanwhile are queued behind the backlog).
+pub const OUTBOX_RETRY: Duration = Duration::from_secs(60);
+
 /// Returns the current time as epoch seconds. Injectable for tests.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -211,6 +215,10 @@ pub struct Engine {
     clock: Clock,
     outbox: Outbox,
     known_users: HashMap<String, bool>,
+    /// After a failed delivery, cycles before this time (epoch s) do not
+    /// retry the outbox: with a black-holed Gitea each attempt costs the
+    /// full timeout, and a pool calls `observe` once per agent.
+    flush_hold_until: i64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -239,6 +247,7 @@ impl Engine {
             clock: Arc::new(|| nexus_heartbeat::now_epoch() as i64),
             outbox,
             known_users: HashMap::new(),
+            flush_hold_until: i64::MIN,
         }
     }
 
@@ -375,7 +384,11 @@ impl Engine {
             return Ok(Outcome::Disabled);
         }
         let _lock = self.lock().await?;
-        let backlog = self.flush_locked().await?;
+        let backlog = if now < self.flush_hold_until {
+            !self.outbox.is_empty()?
+        } else {
+            self.flush_locked().await?
+        };
         let mut st = self.load_state(&check.subject, &fp);
         let loaded = st.clone();
         if check.healthy {
@@ -439,7 +452,8 @@ impl Engine {
     }
 
     /// Delivers queued actions now (also done at the start of every
-    /// [`Engine::observe`]). Returns how many are still queued.
+    /// [`Engine::observe`], at most once per [`OUTBOX_RETRY`] after a failed
+    /// delivery; this call always tries). Returns how many are still queued.
     pub async fn flush(&mut self) -> Result<usize, Error> {
         if self.cfg.dry_run || self.client.is_none() {
             return self.outbox.len();
@@ -471,6 +485,8 @@ impl Engine {
                 }
                 Err(e) if e.is_transient() => {
                     tracing::debug!(error = %e, "gitea still unreachable; outbox kept");
+                    self.flush_hold_until =
+                        self.now().saturating_add(OUTBOX_RETRY.as_secs() as i64);
                     return Ok(true);
                 }
                 Err(e) => {
