@@ -102,6 +102,33 @@ pub enum Outcome {
     Disabled,
 }
 
+impl std::fmt::Display for Outcome {
+    /// One line for logs and `--dry-run` output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Nothing => f.write_str("no issue action"),
+            Outcome::Created { number } => write!(f, "created issue #{number}"),
+            Outcome::Reopened { number } => write!(f, "reopened issue #{number}"),
+            Outcome::Adopted { number } => write!(f, "tracking existing issue #{number}"),
+            Outcome::Commented { number } => write!(f, "commented on issue #{number}"),
+            Outcome::Resolved { number } => {
+                write!(f, "recovered: commented and closed issue #{number}")
+            }
+            Outcome::CapReached {
+                commented_on: Some(n),
+            } => {
+                write!(f, "daily issue cap reached; commented on #{n}")
+            }
+            Outcome::CapReached { commented_on: None } => f.write_str("daily issue cap reached"),
+            Outcome::Queued { kind } => {
+                write!(f, "gitea unreachable; queued {kind:?} in the outbox")
+            }
+            Outcome::DryRun { plan } => write!(f, "dry run: {plan}"),
+            Outcome::Disabled => f.write_str("issue management disabled (no token)"),
+        }
+    }
+}
+
 /// After a failed outbox delivery, [`Engine::observe`] waits this long before
 /// trying again (actions decided meanwhile are queued behind the backlog).
 pub const OUTBOX_RETRY: Duration = Duration::from_secs(60);
