@@ -379,6 +379,12 @@ impl Engine {
     /// returned. Errors are permanent Gitea refusals (401, 403, 404, 422 …)
     /// or local file problems; the caller logs them and goes on.
     pub async fn observe(&mut self, check: &Check) -> Result<Outcome, Error> {
+        if check.subject.trim().is_empty() {
+            return Err(Error::Config {
+                field: "subject",
+                why: "empty subject (every monitored thing needs a stable name)".into(),
+            });
+        }
         let fp = self.fingerprint(&check.subject);
         let now = self.now();
         if self.cfg.dry_run {
