@@ -258,7 +258,9 @@ impl std::fmt::Debug for Engine {
 }
 
 /// Holds the engine lock file locked until dropped (closing unlocks).
-struct LockGuard(#[allow(dead_code)] File);
+struct LockGuard {
+    _file: File,
+}
 
 impl Engine {
     /// An engine. `client: None` (no token) disables issue management:
@@ -317,7 +319,7 @@ impl Engine {
         })
         .await;
         match res {
-            Ok(Ok(f)) => Ok(LockGuard(f)),
+            Ok(Ok(f)) => Ok(LockGuard { _file: f }),
             Ok(Err(source)) => Err(Error::Io {
                 path,
                 op: "lock",
