@@ -102,6 +102,37 @@ pub enum Outcome {
     Disabled,
 }
 
+impl std::fmt::Display for Outcome {
+    /// One line for logs and `--dry-run` output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Nothing => f.write_str("no issue action"),
+            Outcome::Created { number } => write!(f, "created issue #{number}"),
+            Outcome::Reopened { number } => write!(f, "reopened issue #{number}"),
+            Outcome::Adopted { number } => write!(f, "tracking existing issue #{number}"),
+            Outcome::Commented { number } => write!(f, "commented on issue #{number}"),
+            Outcome::Resolved { number } => {
+                write!(f, "recovered: commented and closed issue #{number}")
+            }
+            Outcome::CapReached {
+                commented_on: Some(n),
+            } => {
+                write!(f, "daily issue cap reached; commented on #{n}")
+            }
+            Outcome::CapReached { commented_on: None } => f.write_str("daily issue cap reached"),
+            Outcome::Queued { kind } => {
+                write!(f, "gitea unreachable; queued {kind:?} in the outbox")
+            }
+            Outcome::DryRun { plan } => write!(f, "dry run: {plan}"),
+            Outcome::Disabled => f.write_str("issue management disabled (no token)"),
+        }
+    }
+}
+
+/// After a failed outbox delivery, [`Engine::observe`] waits this long before
+/// trying again (actions decided meanwhile are queued behind the backlog).
+pub const OUTBOX_RETRY: Duration = Duration::from_secs(60);
+
 /// Returns the current time as epoch seconds. Injectable for tests.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -211,6 +242,10 @@ pub struct Engine {
     clock: Clock,
     outbox: Outbox,
     known_users: HashMap<String, bool>,
+    /// After a failed delivery, cycles before this time (epoch s) do not
+    /// retry the outbox: with a black-holed Gitea each attempt costs the
+    /// full timeout, and a pool calls `observe` once per agent.
+    flush_hold_until: i64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -223,7 +258,9 @@ impl std::fmt::Debug for Engine {
 }
 
 /// Holds the engine lock file locked until dropped (closing unlocks).
-struct LockGuard(#[allow(dead_code)] File);
+struct LockGuard {
+    _file: File,
+}
 
 impl Engine {
     /// An engine. `client: None` (no token) disables issue management:
@@ -239,6 +276,7 @@ impl Engine {
             clock: Arc::new(|| nexus_heartbeat::now_epoch() as i64),
             outbox,
             known_users: HashMap::new(),
+            flush_hold_until: i64::MIN,
         }
     }
 
@@ -281,7 +319,7 @@ impl Engine {
         })
         .await;
         match res {
-            Ok(Ok(f)) => Ok(LockGuard(f)),
+            Ok(Ok(f)) => Ok(LockGuard { _file: f }),
             Ok(Err(source)) => Err(Error::Io {
                 path,
                 op: "lock",
@@ -343,6 +381,12 @@ impl Engine {
     /// returned. Errors are permanent Gitea refusals (401, 403, 404, 422 …)
     /// or local file problems; the caller logs them and goes on.
     pub async fn observe(&mut self, check: &Check) -> Result<Outcome, Error> {
+        if check.subject.trim().is_empty() {
+            return Err(Error::Config {
+                field: "subject",
+                why: "empty subject (every monitored thing needs a stable name)".into(),
+            });
+        }
         let fp = self.fingerprint(&check.subject);
         let now = self.now();
         if self.cfg.dry_run {
@@ -375,7 +419,11 @@ impl Engine {
             return Ok(Outcome::Disabled);
         }
         let _lock = self.lock().await?;
-        let backlog = self.flush_locked().await?;
+        let backlog = if now < self.flush_hold_until {
+            !self.outbox.is_empty()?
+        } else {
+            self.flush_locked().await?
+        };
         let mut st = self.load_state(&check.subject, &fp);
         let loaded = st.clone();
         if check.healthy {
@@ -439,7 +487,8 @@ impl Engine {
     }
 
     /// Delivers queued actions now (also done at the start of every
-    /// [`Engine::observe`]). Returns how many are still queued.
+    /// [`Engine::observe`], at most once per [`OUTBOX_RETRY`] after a failed
+    /// delivery; this call always tries). Returns how many are still queued.
     pub async fn flush(&mut self) -> Result<usize, Error> {
         if self.cfg.dry_run || self.client.is_none() {
             return self.outbox.len();
@@ -471,6 +520,8 @@ impl Engine {
                 }
                 Err(e) if e.is_transient() => {
                     tracing::debug!(error = %e, "gitea still unreachable; outbox kept");
+                    self.flush_hold_until =
+                        self.now().saturating_add(OUTBOX_RETRY.as_secs() as i64);
                     return Ok(true);
                 }
                 Err(e) => {

@@ -88,7 +88,7 @@ pub enum Sent {
     Problems,
     /// Unchanged problems, after `repeat`.
     Reminder,
-    /// Everything announced has recovered.
+    /// Announced problems recovered (all of them, or some while others remain).
     Recovery,
 }
 
@@ -137,7 +137,9 @@ impl Alerter {
 
         let kind = if !fresh.is_empty() {
             Sent::Problems
-        } else if problems.is_empty() && !recovered.is_empty() {
+        } else if !recovered.is_empty() {
+            // Every announced problem that went away is announced as
+            // recovered, even if others remain.
             Sent::Recovery
         } else if !problems.is_empty()
             && problems
@@ -201,9 +203,16 @@ impl Alerter {
             .text(" ")
             .bold(&self.cfg.title)
             .line();
+        if kind == Sent::Recovery {
+            for k in recovered {
+                t = t.text("✅ ").bold(k).text(" recovered").line();
+            }
+            if problems.is_empty() {
+                return t.text("All problems recovered.").line();
+            }
+        }
         t = match kind {
-            Sent::Recovery => t.text("All problems recovered.").line(),
-            Sent::Reminder => t.text("Still failing:").line(),
+            Sent::Recovery | Sent::Reminder => t.text("Still failing:").line(),
             _ => t
                 .text(&format!(
                     "{} problem(s), {} new:",
@@ -224,8 +233,10 @@ impl Alerter {
                 .text(&format!(" [{sev}]{new}: {}", p.message))
                 .line();
         }
-        for k in recovered {
-            t = t.text("✅ ").bold(k).text(" recovered").line();
+        if kind == Sent::Problems {
+            for k in recovered {
+                t = t.text("✅ ").bold(k).text(" recovered").line();
+            }
         }
         t
     }

@@ -8,7 +8,7 @@
 //!   injectable [`Sleeper`] and retries, up to `max_retry_wait`.
 //! - [`Alerter`]: call [`Alerter::notify`] once per cycle with the whole
 //!   current problem list. It sends one message per new problem set (new or
-//!   escalated problems), one when everything recovers, a reminder every
+//!   escalated problems), one when announced problems recover, a reminder every
 //!   `repeat` for an unchanged set, and suppresses a flapping problem within
 //!   its `cooldown`. State lives in a file, so one-shot cron runs dedup too;
 //!   it only advances when the message was delivered.

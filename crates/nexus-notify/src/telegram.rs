@@ -215,6 +215,8 @@ impl Telegram {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(cfg.timeout)
+            // The token is in the path: never follow (or log) a redirect.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| Error::Config {
                 field: "http client",

@@ -427,6 +427,19 @@ async fn dry_run_makes_no_request_and_writes_nothing() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
+#[test]
+fn engine_futures_are_send_and_debug_hides_the_token() {
+    fn assert_send<T: Send>(_: &T) {}
+    let dir = TempDir::new().unwrap();
+    let rig = Rig::new();
+    let mut e = rig.engine("http://127.0.0.1:9", dir.path(), |_| {});
+    let text = format!("{e:?}");
+    assert!(!text.contains(crate::fake::TOKEN), "{text}");
+    let c = healthy();
+    let fut = e.observe(&c);
+    assert_send(&fut);
+}
+
 #[tokio::test]
 async fn no_client_means_disabled() {
     let dir = TempDir::new().unwrap();
@@ -577,4 +590,35 @@ async fn corrupt_state_starts_fresh_without_duplicating() {
         Outcome::Adopted { number: 1 }
     );
     assert_eq!(fake.st().issues.len(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_gitea_is_retried_once_per_outbox_retry_not_once_per_subject() {
+    let fake = Fake::start().await;
+    fake.st().down = true;
+    let dir = TempDir::new().unwrap();
+    let rig = Rig::new();
+    let mut e = rig.engine(&fake.url(), dir.path(), |_| {});
+    let mut after = Vec::new();
+    for agent in ["a", "b", "c", "d"] {
+        let out = e
+            .observe(&Check::failing(agent, "dead", "x"))
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            Outcome::Queued {
+                kind: ActionKind::Open
+            }
+        );
+        after.push(fake.st().log.len());
+    }
+    // a: its own attempt (3 tries); b: one outbox attempt; c, d: none.
+    assert_eq!(after, vec![3, 6, 6, 6], "{:#?}", fake.st().log);
+    rig.advance(nexus_gitea::OUTBOX_RETRY.as_secs() as i64);
+    fake.st().down = false;
+    e.observe(&Check::healthy("e", "fine")).await.unwrap();
+    assert!(e.outbox().is_empty().unwrap());
+    assert_eq!(fake.st().open_issues().len(), 4);
+    fake.assert_contract();
 }

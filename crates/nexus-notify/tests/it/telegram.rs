@@ -216,7 +216,7 @@ async fn alerts_one_message_per_new_problem_set_and_one_on_recovery() {
             true
         })
         .with_body(ok(message(50, CHAT, SENT_AT, "alert")))
-        .expect(4)
+        .expect(5)
         .create_async()
         .await;
     let (tg, _) = client(&server);
@@ -269,8 +269,21 @@ async fn alerts_one_message_per_new_problem_set_and_one_on_recovery() {
             .unwrap(),
         Sent::Reminder
     ); // 3
+    // disk recovers, redis remains: one message for that.
+    assert_eq!(
+        a.notify(std::slice::from_ref(&redis), t0 + 3850)
+            .await
+            .unwrap(),
+        Sent::Recovery
+    ); // 4
+    assert_eq!(
+        a.notify(std::slice::from_ref(&redis), t0 + 3860)
+            .await
+            .unwrap(),
+        Sent::Nothing
+    );
     // All recovered: one message.
-    assert_eq!(a.notify(&[], t0 + 3900).await.unwrap(), Sent::Recovery); // 4
+    assert_eq!(a.notify(&[], t0 + 3900).await.unwrap(), Sent::Recovery); // 5
     assert_eq!(a.notify(&[], t0 + 3960).await.unwrap(), Sent::Nothing);
     // Flapping back within the cooldown: suppressed, and so is its recovery.
     assert_eq!(
@@ -293,7 +306,16 @@ async fn alerts_one_message_per_new_problem_set_and_one_on_recovery() {
         "{}",
         bodies[1]
     );
-    assert!(bodies[3].contains("recovered"), "{}", bodies[3]);
+    assert!(
+        bodies[3].contains("*disk\\_usage* recovered") && bodies[3].contains("Still failing"),
+        "{}",
+        bodies[3]
+    );
+    assert!(
+        bodies[4].contains("All problems recovered"),
+        "{}",
+        bodies[4]
+    );
 }
 
 #[tokio::test]
