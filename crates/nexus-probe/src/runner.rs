@@ -104,7 +104,7 @@ impl Runner {
         };
         Verdict {
             name: probe.name.clone(),
-            kind: probe.kind.as_str(),
+            kind: probe.kind.as_str().to_string(),
             status: outcome.status,
             summary: outcome.summary,
             details: outcome.details,
