@@ -122,12 +122,12 @@ fn timed_out(kind: &ProbeKind, timeout: Duration) -> Outcome {
         _ => Status::Critical,
     };
     let what = match kind {
-        ProbeKind::Tcp(_) => "TCP probe failed",
-        ProbeKind::Http(_) => "HTTP probe failed",
-        ProbeKind::Ws(_) => "WebSocket probe failed",
-        ProbeKind::Redis(_) => "Redis connection failed",
-        ProbeKind::Postgres(_) => "PostgreSQL connection failed",
-        _ => "probe failed",
+        ProbeKind::Tcp(_) => "TCP probe failed".to_string(),
+        ProbeKind::Http(_) => "HTTP probe failed".to_string(),
+        ProbeKind::Ws(_) => "WebSocket probe failed".to_string(),
+        ProbeKind::Redis(_) => "Redis connection failed".to_string(),
+        ProbeKind::Postgres(_) => "PostgreSQL connection failed".to_string(),
+        other => format!("{} probe failed", other.as_str()),
     };
     Outcome::new(
         status,
