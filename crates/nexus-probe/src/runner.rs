@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
@@ -97,9 +99,20 @@ impl Runner {
     async fn run_in(&self, probe: &ProbeSpec, sweep: &Sweep) -> Verdict {
         let timeout = probe.timeout.unwrap_or(self.config.default_timeout);
         let start = Instant::now();
-        let outcome = match tokio::time::timeout(timeout, check(&probe.kind, sweep, timeout)).await
-        {
-            Ok(outcome) => outcome,
+        // A bug in one probe must not take the sweep down (spec §4.2: a check
+        // that raises is Critical "Check failed"). Release builds abort on
+        // panic anyway; this keeps tests and dev builds honest.
+        let guarded = AssertUnwindSafe(check(&probe.kind, sweep, timeout)).catch_unwind();
+        let outcome = match tokio::time::timeout(timeout, guarded).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(panic)) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_string());
+                Outcome::critical(format!("Check failed: {why}"))
+            }
             Err(_) => timed_out(&probe.kind, timeout),
         };
         Verdict {
