@@ -1,11 +1,10 @@
 //! Runs probes concurrently, each under its own timeout, with a bound on how
 //! many run at once. Results come back in input order.
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use std::panic::AssertUnwindSafe;
 
 use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
