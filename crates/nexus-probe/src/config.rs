@@ -545,6 +545,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let f = parse(include_str!("../probes.example.toml")).unwrap();
+        assert_eq!(f.probes.len(), 12);
+        assert_eq!(f.runner.concurrency, 32);
+    }
+
+    #[test]
     fn secrets_stay_out_of_debug_and_messages() {
         let c = ConnString::new("postgres://app:hunter2@db:5432/x");
         assert!(!format!("{c:?}").contains("hunter2"));

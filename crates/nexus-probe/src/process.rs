@@ -110,15 +110,6 @@ impl ProcessSpec {
         }
         Ok(())
     }
-
-    fn describe(&self) -> String {
-        match (&self.pattern, &self.pidfile, self.pid) {
-            (Some(p), _, _) => format!("'{p}'"),
-            (_, Some(f), _) => format!("PID file {}", f.display()),
-            (_, _, Some(pid)) => format!("PID {pid}"),
-            _ => "nothing".to_string(),
-        }
-    }
 }
 
 /// An error scanning `/proc` as a whole.
@@ -454,26 +445,27 @@ pub(crate) fn argv_matches(argv: &[String], pattern: &str) -> bool {
 }
 
 /// What `/proc/<pid>` says about one PID (PID file and PID modes).
-fn check_pid(root: &Path, pid: u32, table: Option<&ProcTable>, what: &str) -> Outcome {
+/// `prefix` names the PID file the PID came from (empty for a configured PID).
+fn check_pid(root: &Path, pid: u32, table: Option<&ProcTable>, prefix: &str) -> Outcome {
     let entry = match read_entry(root, pid) {
         Ok(Some(e)) => e,
         Ok(None) => {
-            return Outcome::critical(format!("{what}: PID {pid} is not running")).with("pid", pid);
+            return Outcome::critical(format!("{prefix}PID {pid} is not running")).with("pid", pid);
         }
         Err(why) => {
-            return Outcome::unknown(format!("{what}: cannot inspect PID {pid}: {why}"))
+            return Outcome::unknown(format!("{prefix}cannot inspect PID {pid}: {why}"))
                 .with("pid", pid);
         }
     };
     let age = table.and_then(|t| t.age_seconds(&entry));
     let o = if entry.is_dead() {
         Outcome::critical(format!(
-            "{what}: PID {pid} is a zombie (dead, state {})",
+            "{prefix}PID {pid} is a zombie (dead, state {})",
             entry.state
         ))
     } else if entry.is_stopped() {
         Outcome::warning(format!(
-            "{what}: PID {pid} is stopped (state {})",
+            "{prefix}PID {pid} is stopped (state {})",
             entry.state
         ))
     } else {
@@ -597,17 +589,12 @@ pub(crate) async fn check(spec: &ProcessSpec, sweep: &Sweep) -> Outcome {
                     sweep.proc_root(),
                     pid,
                     table.as_ref().as_ref().ok(),
-                    &spec.describe(),
+                    &format!("PID file {}: ", file.display()),
                 ),
                 Err(why) => Outcome::critical(why),
             }
         }
-        (_, _, Some(pid)) => check_pid(
-            sweep.proc_root(),
-            pid,
-            table.as_ref().as_ref().ok(),
-            &spec.describe(),
-        ),
+        (_, _, Some(pid)) => check_pid(sweep.proc_root(), pid, table.as_ref().as_ref().ok(), ""),
         _ => Outcome::unknown("process probe misconfigured"),
     }
 }

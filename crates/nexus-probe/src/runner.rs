@@ -1,11 +1,12 @@
 //! Runs probes concurrently, each under its own timeout, with a bound on how
 //! many run at once. Results come back in input order.
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
@@ -97,14 +98,25 @@ impl Runner {
     async fn run_in(&self, probe: &ProbeSpec, sweep: &Sweep) -> Verdict {
         let timeout = probe.timeout.unwrap_or(self.config.default_timeout);
         let start = Instant::now();
-        let outcome = match tokio::time::timeout(timeout, check(&probe.kind, sweep, timeout)).await
-        {
-            Ok(outcome) => outcome,
+        // A bug in one probe must not take the sweep down (spec §4.2: a check
+        // that raises is Critical "Check failed"). Release builds abort on
+        // panic anyway; this keeps tests and dev builds honest.
+        let guarded = AssertUnwindSafe(check(&probe.kind, sweep, timeout)).catch_unwind();
+        let outcome = match tokio::time::timeout(timeout, guarded).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(panic)) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_string());
+                Outcome::critical(format!("Check failed: {why}"))
+            }
             Err(_) => timed_out(&probe.kind, timeout),
         };
         Verdict {
             name: probe.name.clone(),
-            kind: probe.kind.as_str(),
+            kind: probe.kind.as_str().to_string(),
             status: outcome.status,
             summary: outcome.summary,
             details: outcome.details,
@@ -122,12 +134,12 @@ fn timed_out(kind: &ProbeKind, timeout: Duration) -> Outcome {
         _ => Status::Critical,
     };
     let what = match kind {
-        ProbeKind::Tcp(_) => "TCP probe failed",
-        ProbeKind::Http(_) => "HTTP probe failed",
-        ProbeKind::Ws(_) => "WebSocket probe failed",
-        ProbeKind::Redis(_) => "Redis connection failed",
-        ProbeKind::Postgres(_) => "PostgreSQL connection failed",
-        _ => "probe failed",
+        ProbeKind::Tcp(_) => "TCP probe failed".to_string(),
+        ProbeKind::Http(_) => "HTTP probe failed".to_string(),
+        ProbeKind::Ws(_) => "WebSocket probe failed".to_string(),
+        ProbeKind::Redis(_) => "Redis connection failed".to_string(),
+        ProbeKind::Postgres(_) => "PostgreSQL connection failed".to_string(),
+        other => format!("{} probe failed", other.as_str()),
     };
     Outcome::new(
         status,

@@ -71,22 +71,27 @@ impl fmt::Display for Status {
     }
 }
 
-/// The result of running one probe.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The result of running one probe. Serialises to (and reads back from)
+/// JSON, so callers can persist the last verdicts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// The probe's configured name (e.g. `ws_gateway`).
     pub name: String,
     /// The probe kind (`tcp`, `http`, `process`, ...).
-    pub kind: &'static str,
+    pub kind: String,
     /// Ok, Warning, Critical or Unknown.
     pub status: Status,
     /// One human line, e.g. `TCP:localhost:8765 reachable`.
     pub summary: String,
     /// Structured details (addresses tried, PIDs, ages, thresholds, ...).
-    #[serde(skip_serializing_if = "Map::is_empty")]
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub details: Map<String, Value>,
     /// How long the probe took (serialised as `latency_ms`).
-    #[serde(rename = "latency_ms", serialize_with = "as_millis")]
+    #[serde(
+        rename = "latency_ms",
+        serialize_with = "as_millis",
+        deserialize_with = "from_millis"
+    )]
     pub latency: Duration,
     /// When the probe finished, Unix epoch seconds.
     pub checked_at: f64,
@@ -94,6 +99,17 @@ pub struct Verdict {
 
 fn as_millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+fn from_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let ms = f64::deserialize(d)?;
+    if ms.is_finite() && ms >= 0.0 {
+        Ok(Duration::from_secs_f64(ms / 1e3))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "latency_ms {ms} is not a duration"
+        )))
+    }
 }
 
 impl Verdict {
@@ -195,7 +211,7 @@ mod tests {
     fn verdict_serialises_with_lowercase_status_and_millis() {
         let v = Verdict {
             name: "gw".into(),
-            kind: "tcp",
+            kind: "tcp".into(),
             status: Status::Critical,
             summary: "down".into(),
             details: Map::new(),
@@ -207,5 +223,7 @@ mod tests {
         assert_eq!(j["latency_ms"], 1.5);
         assert!(j.get("details").is_none());
         assert_eq!(v.to_string(), "gw CRITICAL: down");
+        let back: Verdict = serde_json::from_value(j).unwrap();
+        assert_eq!(back, v);
     }
 }

@@ -253,9 +253,16 @@ impl PostgresServer {
     /// Creates a cluster and starts it on a free port (a few seconds).
     pub fn start() -> PostgresServer {
         let bin = pg_bin_dir();
+        // As root the cluster belongs to `postgres`, which must reach the
+        // directory: use /tmp, not a $TMPDIR that may sit under /root.
+        let parent = if is_root() {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
         let dir = tempfile::Builder::new()
             .prefix("nexus-pg-")
-            .tempdir()
+            .tempdir_in(parent)
             .unwrap();
         if is_root() {
             let (uid, gid) = user_ids("postgres").unwrap_or_else(|| {

@@ -29,13 +29,21 @@ async fn bind() -> TcpListener {
         .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0: {e}"))
 }
 
-/// Accepts every connection and closes it at once.
+/// Accepts every connection and closes it once the client has closed (as a
+/// real server would after a probe's connect-and-close).
 pub async fn open() -> Listener {
     let l = bind().await;
     let addr = l.local_addr().unwrap();
     let task = tokio::spawn(async move {
-        while let Ok((s, _)) = l.accept().await {
-            drop(s);
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut sink = [0u8; 64];
+                while let Ok(n) = tokio::io::AsyncReadExt::read(&mut s, &mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
         }
     });
     Listener {
