@@ -10,7 +10,8 @@
 //! - [`RedisServer`], [`PostgresServer`]: the Debian `redis-server` and
 //!   PostgreSQL binaries, started on a free port in a temp dir (PostgreSQL runs
 //!   as the `postgres` user when the tests run as root);
-//! - [`Sleeper`]: a process with a unique name, as a child or detached.
+//! - [`Sleeper`]: a process with a unique name, as a child or detached;
+//! - [`gitea::Fake`]: a stateful fake Gitea checked against the swagger.
 //!
 //! Fixtures panic with a clear message when they cannot start: a missing
 //! server binary is a test failure that points at `scripts/test`, never a
@@ -18,6 +19,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+pub mod gitea;
 mod http;
 mod process;
 mod servers;

@@ -11,5 +11,4 @@
 
 mod client;
 mod engine;
-mod fake;
-mod swagger;
+use nexus_testkit::gitea::fake;

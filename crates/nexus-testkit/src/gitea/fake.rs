@@ -13,13 +13,15 @@
 //! body we send is validated against the swagger; violations are recorded
 //! and [`Fake::assert_contract`] fails the test on any.
 
+#![allow(missing_debug_implementations)]
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use mockito::{Matcher, Mock, ServerGuard};
 use serde_json::{Value, json};
 
-use crate::swagger;
+use super::swagger;
 
 pub const TOKEN: &str = "s3cr3t-t0ken-value";
 pub const REPO: &str = "ops/alerts";
