@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use nexus_alert::{AlertProblem, Alerts, IncidentSettings, Severity};
 use nexus_heartbeat::{CronDirs, CronWriter, parse_duration};
-use nexus_probe::{MatchMode, Runner, RunnerConfig};
+use nexus_probe::{MatchMode, Runner, RunnerConfig, Status};
 use nexus_watch::{Evaluation, SeedChecks, Watchdog, WatchdogFile};
 
 #[derive(Debug, Parser)]
@@ -86,6 +87,18 @@ struct Cli {
     /// [default: $BEZALEL_HEARTBEAT_DIR, else the cron defaults].
     #[arg(long)]
     heartbeat_dir: Option<PathBuf>,
+    /// Gitea issue label [default: the config's, else `watchdog`].
+    #[arg(long)]
+    label: Option<String>,
+    /// Issue title prefix [default: the config's, else `[watchdog]`].
+    #[arg(long)]
+    title_prefix: Option<String>,
+    /// Assignee of new issues (repeatable; `none` for nobody) [default: Timmy].
+    #[arg(long = "assignee")]
+    assignees: Vec<String>,
+    /// At most this many issues created per day.
+    #[arg(long)]
+    max_issues: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +125,7 @@ struct Setup {
     watchdog: Watchdog,
     file: WatchdogFile,
     interval: Duration,
+    incident: IncidentSettings,
 }
 
 impl Setup {
@@ -160,6 +174,19 @@ impl Setup {
         });
         let interval = cli.interval.unwrap_or(file.watchdog.interval);
         anyhow::ensure!(!interval.is_zero(), "--interval must be positive");
+        let mut incident = file.incident.clone().unwrap_or_default();
+        if let Some(l) = &cli.label {
+            incident.label = l.clone();
+        }
+        if let Some(p) = &cli.title_prefix {
+            incident.title_prefix = p.clone();
+        }
+        if !cli.assignees.is_empty() {
+            incident.assignees = cli.assignees.clone();
+        }
+        if let Some(m) = cli.max_issues {
+            incident.max_issues_per_day = m;
+        }
         Ok(Setup {
             watchdog: Watchdog {
                 probes,
@@ -171,6 +198,7 @@ impl Setup {
             },
             file,
             interval,
+            incident,
         })
     }
 }
@@ -234,13 +262,54 @@ fn main() -> ExitCode {
     }
 }
 
+fn alerts(cli: &Cli, setup: &Setup) -> Alerts {
+    Alerts::new(
+        &setup.incident,
+        setup.file.telegram.as_ref(),
+        &setup.watchdog.state_dir,
+        cli.dry_run,
+        "Nexus watchdog",
+    )
+}
+
 /// One cycle: evaluate once, print, alert, beat. Returns the exit code.
-async fn cycle(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
+async fn cycle(cli: &Cli, setup: &Setup, alerts: &mut Alerts) -> anyhow::Result<u8> {
     let (eval, warnings) = setup.watchdog.evaluate(cli.dry_run).await;
     for w in &warnings {
         eprintln!("nexus-watchdog: {w}");
     }
     print(cli, &eval)?;
+    // The same evaluation feeds the report and the incident (defect W3).
+    let problems: Vec<AlertProblem> = eval
+        .failing()
+        .map(|v| AlertProblem {
+            key: v.name.clone(),
+            severity: if v.status == Status::Critical {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            message: v.summary.clone(),
+        })
+        .collect();
+    let summary = if eval.healthy {
+        "all checks pass".to_string()
+    } else {
+        format!("Nexus unhealthy: {}", eval.failing_names())
+    };
+    let subject = setup.file.watchdog.subject.clone();
+    for line in alerts
+        .cycle(
+            &subject,
+            eval.healthy,
+            &summary,
+            &eval.markdown(),
+            &problems,
+        )
+        .await
+    {
+        eprintln!("nexus-watchdog: {line}");
+    }
     if !cli.dry_run && !cli.no_self_heartbeat {
         beat(cli, setup);
     }
@@ -282,18 +351,23 @@ fn beat(cli: &Cli, setup: &Setup) {
 }
 
 async fn once(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
-    cycle(cli, setup).await
+    let mut alerts = alerts(cli, setup);
+    cycle(cli, setup, &mut alerts).await
 }
 
 async fn watch(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut alerts = alerts(cli, setup);
+    if let Some(w) = alerts.adopt().await {
+        eprintln!("nexus-watchdog: {w}");
+    }
     nexus_heartbeat::sd_notify("READY=1");
     loop {
         // A signal aborts the cycle in flight; cycles never overlap.
         tokio::select! {
-            r = cycle(cli, setup) => { r?; }
+            r = cycle(cli, setup, &mut alerts) => { r?; }
             _ = term.recv() => return Ok(0),
             _ = int.recv() => return Ok(0),
         }

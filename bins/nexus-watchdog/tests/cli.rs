@@ -388,3 +388,93 @@ fn check_config_names_the_bad_key() {
     let o = run_config(&s, &bad, &[]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+mod incidents {
+    use super::*;
+    use nexus_testkit::gitea::{Fake, REPO, TOKEN};
+
+    fn with_gitea(c: &mut Command, fake: &Fake, token: bool) {
+        c.env("GITEA_URL", fake.url())
+            .env("NEXUS_REPO", REPO)
+            .args(["--assignee", "alice"]);
+        if token {
+            c.env("GITEA_TOKEN", TOKEN);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_hung_mind_opens_one_issue_and_recovery_closes_it() {
+        let fake = Fake::start().await;
+        let gw = tcp::open().await;
+        let agent = Sleeper::child("nexus_think");
+        let s = Sandbox::new();
+        s.heartbeat(600.0); // process alive, heartbeat ten minutes old
+        let run = |s: &Sandbox| {
+            let mut c = s.cmd(gw.addr.port(), &agent.name);
+            with_gitea(&mut c, &fake, true);
+            c.output().unwrap()
+        };
+        let o = run(&s);
+        assert_eq!(o.status.code(), Some(1));
+        {
+            let st = fake.st();
+            let open = st.open_issues();
+            assert_eq!(open.len(), 1, "{:?}", st.log);
+            assert_eq!(open[0].title, "[watchdog] Nexus unhealthy: heartbeat");
+            assert!(
+                open[0].body.contains("| heartbeat | ❌ CRITICAL |"),
+                "{}",
+                open[0].body
+            );
+            assert_eq!(open[0].assignees, ["alice"]);
+        }
+        // A second failing run does not open another issue.
+        let o = run(&s);
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(fake.st().issues.len(), 1);
+        assert_eq!(fake.st().count("POST /api/v1/repos/ops/alerts/issues "), 0);
+        // A fresh heartbeat closes it with a recovery note.
+        s.heartbeat(1.0);
+        let o = run(&s);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let st = fake.st();
+        assert!(st.open_issues().is_empty(), "{:?}", st.log);
+        let (number, note) = st.comments.last().expect("a recovery comment");
+        assert_eq!(*number, st.issues[0].number);
+        assert!(note.to_lowercase().contains("recover"), "{note}");
+        drop(st);
+        fake.assert_contract();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn dry_run_with_everything_failing_makes_no_http_request() {
+        let fake = Fake::start().await;
+        let s = Sandbox::new();
+        let mut c = s.cmd(tcp::closed().port(), "no-such-process-xyz");
+        with_gitea(&mut c, &fake, true);
+        let o = c.arg("--dry-run").output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(fake.st().log.is_empty(), "{:?}", fake.st().log);
+        assert!(!s.root.join("state").exists(), "dry-run writes no state");
+        assert!(!s.root.join("cron").exists(), "dry-run writes no heartbeat");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn no_token_reports_warns_once_and_makes_no_http_request() {
+        let fake = Fake::start().await;
+        let s = Sandbox::new();
+        let mut c = s.cmd(tcp::closed().port(), "no-such-process-xyz");
+        with_gitea(&mut c, &fake, false);
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("ws_gateway: critical"));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.matches("no Gitea token").count(), 1, "{err}");
+        assert!(fake.st().log.is_empty(), "{:?}", fake.st().log);
+    }
+}

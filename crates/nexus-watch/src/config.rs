@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nexus_alert::{IncidentSettings, TelegramSettings};
 use nexus_heartbeat::deserialize_duration;
 use nexus_probe::{ProbeSpec, RunnerConfig, Status};
 use serde::Deserialize;
@@ -18,12 +19,12 @@ pub struct WatchdogFile {
     /// Mode and status settings.
     #[serde(default)]
     pub watchdog: WatchdogSection,
-    /// Gitea issues (one per incident). Absent: no issue management.
+    /// Gitea issues (one per incident); without a token none are managed.
     #[serde(default)]
-    pub incident: Option<IncidentSection>,
+    pub incident: Option<IncidentSettings>,
     /// Telegram messages. Absent: no messages.
     #[serde(default)]
-    pub telegram: Option<TelegramSection>,
+    pub telegram: Option<TelegramSettings>,
     /// Probe concurrency and default timeout.
     #[serde(default)]
     pub runner: RunnerConfig,
@@ -66,70 +67,6 @@ impl Default for WatchdogSection {
             subject: "nexus".to_string(),
             heartbeat_job: "nexus_watchdog".to_string(),
             heartbeat_dir: None,
-        }
-    }
-}
-
-/// `[incident]`: the Gitea issue lifecycle.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IncidentSection {
-    /// Gitea base URL (`GITEA_URL` overrides).
-    pub url: String,
-    /// `owner/name` (`NEXUS_REPO` overrides).
-    pub repo: String,
-    /// The environment variable holding the token (never the token itself).
-    pub token_env: String,
-    /// The issue label.
-    pub label: String,
-    /// The title prefix.
-    pub title_prefix: String,
-    /// Assignees (unknown users are left out and named in the body).
-    pub assignees: Vec<String>,
-    /// At most this many issues created per subject and day.
-    pub max_issues_per_day: u32,
-    /// Comment on an unchanged failure at most this often.
-    #[serde(deserialize_with = "deserialize_duration")]
-    pub comment_min_interval: Duration,
-}
-
-impl Default for IncidentSection {
-    fn default() -> IncidentSection {
-        IncidentSection {
-            url: "https://forge.alexanderwhitestone.com".to_string(),
-            repo: "Timmy_Foundation/the-nexus".to_string(),
-            token_env: "GITEA_TOKEN".to_string(),
-            label: "watchdog".to_string(),
-            title_prefix: "[watchdog]".to_string(),
-            assignees: vec!["Timmy".to_string()],
-            max_issues_per_day: 5,
-            comment_min_interval: Duration::from_secs(3600),
-        }
-    }
-}
-
-/// `[telegram]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelegramSection {
-    /// The chat to write to (`TELEGRAM_CHAT_ID` overrides).
-    pub chat_id: String,
-    /// The environment variable holding the bot token.
-    pub token_env: String,
-    /// The Bot API base URL.
-    pub api_url: String,
-    /// Remind about an unchanged problem this often.
-    #[serde(deserialize_with = "deserialize_duration")]
-    pub repeat: Duration,
-}
-
-impl Default for TelegramSection {
-    fn default() -> TelegramSection {
-        TelegramSection {
-            chat_id: String::new(),
-            token_env: "TELEGRAM_BOT_TOKEN".to_string(),
-            api_url: "https://api.telegram.org".to_string(),
-            repeat: Duration::from_secs(3600),
         }
     }
 }

@@ -29,11 +29,10 @@ mod status;
 
 use std::path::PathBuf;
 
-pub use config::{
-    CleanupRule, IncidentSection, RecoverySpec, TelegramSection, WatchdogFile, WatchdogSection,
-};
+pub use config::{CleanupRule, RecoverySpec, WatchdogFile, WatchdogSection};
 pub use defaults::SeedChecks;
 pub use error::ConfigError;
+pub use nexus_alert::{IncidentSettings, TelegramSettings};
 pub use recovery::{CleanupStats, RecoveryResult, RecoveryState, cleanup, glob_match, recover};
 pub use report::{CheckEntry, Evaluation, iso};
 pub use status::{Overall, overall};

@@ -156,7 +156,7 @@ fn cell(s: &str) -> String {
 
 /// What a person should do about a failing check.
 fn hint(v: &Verdict) -> &'static str {
-    match (v.name.as_str(), v.kind) {
+    match (v.name.as_str(), v.kind.as_str()) {
         ("ws_gateway", _) | ("gateway", _) => {
             "the gateway does not answer: restart `server.py` (the gateway service)"
         }
@@ -195,7 +195,7 @@ mod tests {
     fn v(name: &str, kind: &'static str, status: Status, summary: &str) -> Verdict {
         Verdict {
             name: name.into(),
-            kind,
+            kind: kind.into(),
             status,
             summary: summary.into(),
             details: Default::default(),

@@ -69,7 +69,7 @@ mod tests {
     fn v(name: &str, status: Status) -> Verdict {
         Verdict {
             name: name.into(),
-            kind: "tcp",
+            kind: "tcp".into(),
             status,
             summary: String::new(),
             details: Default::default(),

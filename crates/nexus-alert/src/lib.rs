@@ -1,0 +1,306 @@
+//! Incident delivery for the binaries (watchdog, cron checker, pool): the
+//! `[incident]` (Gitea) and `[telegram]` settings they share, with the
+//! environment overrides of the spec (`GITEA_URL`, `NEXUS_REPO`,
+//! `GITEA_TOKEN`, `TELEGRAM_BOT_TOKEN`, `TELEGRAM_CHAT_ID`), and [`Alerts`],
+//! which builds the `nexus-gitea` engine and the `nexus-notify` alerter and
+//! is called once per cycle with the cycle's one evaluation.
+//!
+//! # What this crate must never do
+//! - Show a token: settings hold the *name* of the variable; a token read
+//!   from a seed file is kept out of `Debug`.
+//! - Make an HTTP call in dry-run mode, or fail a cycle because Gitea or
+//!   Telegram is down (their own queues and state files keep the work).
+
+use std::path::Path;
+use std::time::Duration;
+
+use nexus_gitea::{Check, Engine, EngineConfig, GiteaClient, GiteaConfig, Outcome, Token};
+use nexus_heartbeat::deserialize_duration;
+use nexus_notify::{AlertConfig, Alerter, BotToken, Problem, Telegram, TelegramConfig};
+use serde::Deserialize;
+
+pub use nexus_notify::{Problem as AlertProblem, Severity};
+
+/// `[incident]`: one Gitea issue per failing subject.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentSettings {
+    /// Gitea base URL (`GITEA_URL` overrides).
+    pub url: String,
+    /// `owner/name` (`NEXUS_REPO` overrides).
+    pub repo: String,
+    /// The variable holding the token (never the token itself).
+    pub token_env: String,
+    /// A token from a seed JSON file; the variable wins when set.
+    #[serde(skip)]
+    pub token: Option<String>,
+    /// The issue label.
+    pub label: String,
+    /// The title prefix (`[watchdog]`, `[heartbeat-checker]`, `[pool]`).
+    pub title_prefix: String,
+    /// Assignees; unknown users are left out and named in the issue.
+    pub assignees: Vec<String>,
+    /// Issues created per subject per day at most.
+    pub max_issues_per_day: u32,
+    /// An unchanged failure is commented at most this often.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub comment_min_interval: Duration,
+    /// A subject failing again within this window reopens its issue.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub reopen_window: Duration,
+}
+
+impl std::fmt::Debug for IncidentSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncidentSettings")
+            .field("url", &self.url)
+            .field("repo", &self.repo)
+            .field("token_env", &self.token_env)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("label", &self.label)
+            .field("title_prefix", &self.title_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for IncidentSettings {
+    fn default() -> IncidentSettings {
+        IncidentSettings {
+            url: "https://forge.alexanderwhitestone.com".to_string(),
+            repo: "Timmy_Foundation/the-nexus".to_string(),
+            token_env: "GITEA_TOKEN".to_string(),
+            token: None,
+            label: "watchdog".to_string(),
+            title_prefix: "[watchdog]".to_string(),
+            assignees: vec!["Timmy".to_string()],
+            max_issues_per_day: 5,
+            comment_min_interval: Duration::from_secs(3600),
+            reopen_window: Duration::from_secs(86_400),
+        }
+    }
+}
+
+impl IncidentSettings {
+    /// Defaults with another label and title prefix.
+    pub fn named(label: &str, title_prefix: &str) -> IncidentSettings {
+        IncidentSettings {
+            label: label.to_string(),
+            title_prefix: title_prefix.to_string(),
+            ..IncidentSettings::default()
+        }
+    }
+
+    /// The token: the variable, else the file's, trimmed; `None` if empty.
+    pub fn token(&self) -> Option<Token> {
+        std::env::var(&self.token_env)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| self.token.clone())
+            .and_then(|t| Token::new(t.trim()))
+    }
+
+    /// The engine; without a token it manages no issue (one warning).
+    pub fn engine(&self, state_dir: &Path, dry_run: bool) -> Engine {
+        let url = std::env::var("GITEA_URL").unwrap_or_else(|_| self.url.clone());
+        let repo = std::env::var("NEXUS_REPO").unwrap_or_else(|_| self.repo.clone());
+        let client = self
+            .token()
+            .and_then(|t| GiteaClient::new(&GiteaConfig::new(&url, &repo, t)).ok());
+        let mut cfg = EngineConfig::new(state_dir, &self.label, &self.title_prefix);
+        cfg.assignees = self
+            .assignees
+            .iter()
+            .filter(|a| !a.eq_ignore_ascii_case("none") && !a.is_empty())
+            .cloned()
+            .collect();
+        cfg.max_issues_per_day = self.max_issues_per_day;
+        cfg.comment_min_interval = self.comment_min_interval;
+        cfg.reopen_window = self.reopen_window;
+        cfg.dry_run = dry_run;
+        Engine::new(cfg, client)
+    }
+}
+
+/// `[telegram]`: messages per problem set.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelegramSettings {
+    /// The chat (`TELEGRAM_CHAT_ID` overrides).
+    pub chat_id: i64,
+    /// The variable holding the bot token.
+    pub token_env: String,
+    /// A token from a seed JSON file; the variable wins when set.
+    #[serde(skip)]
+    pub token: Option<String>,
+    /// The Bot API base URL.
+    pub api_url: String,
+    /// Remind about an unchanged problem set this often.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub repeat: Duration,
+}
+
+impl std::fmt::Debug for TelegramSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramSettings")
+            .field("chat_id", &self.chat_id)
+            .field("token_env", &self.token_env)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("api_url", &self.api_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TelegramSettings {
+    fn default() -> TelegramSettings {
+        TelegramSettings {
+            chat_id: 0,
+            token_env: "TELEGRAM_BOT_TOKEN".to_string(),
+            token: None,
+            api_url: "https://api.telegram.org".to_string(),
+            repeat: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl TelegramSettings {
+    /// The Telegram client, when a token and a chat are known.
+    pub fn client(&self) -> Option<Telegram> {
+        let chat = std::env::var("TELEGRAM_CHAT_ID")
+            .ok()
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or(self.chat_id);
+        if chat == 0 {
+            return None;
+        }
+        let raw = std::env::var(&self.token_env)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| self.token.clone())?;
+        let mut cfg = TelegramConfig::new(BotToken::new(raw.trim())?, chat);
+        cfg.base_url = self.api_url.clone();
+        Telegram::new(&cfg).ok()
+    }
+}
+
+/// One binary's alert channels.
+#[derive(Debug)]
+pub struct Alerts {
+    engine: Engine,
+    alerter: Option<Alerter>,
+    has_token: bool,
+    dry_run: bool,
+    warned: bool,
+}
+
+impl Alerts {
+    /// Builds the channels; state lives under `state_dir` (`gitea/`,
+    /// `telegram-alerts.json`).
+    pub fn new(
+        incident: &IncidentSettings,
+        telegram: Option<&TelegramSettings>,
+        state_dir: &Path,
+        dry_run: bool,
+        title: &str,
+    ) -> Alerts {
+        let alerter = telegram.and_then(|t| {
+            let client = t.client()?;
+            let mut cfg = AlertConfig::new(state_dir.join("telegram-alerts.json"), title);
+            cfg.repeat = t.repeat;
+            Some(Alerter::new(cfg, client))
+        });
+        Alerts {
+            engine: incident.engine(&state_dir.join("gitea"), dry_run),
+            alerter,
+            has_token: incident.token().is_some(),
+            dry_run,
+            warned: false,
+        }
+    }
+
+    /// Re-finds open issues after a restart (once, at start-up).
+    pub async fn adopt(&mut self) -> Option<String> {
+        self.engine
+            .adopt()
+            .await
+            .err()
+            .map(|e| format!("cannot adopt open issues: {e}"))
+    }
+
+    /// One cycle: the incident for `subject` and the Telegram message for
+    /// `problems`. Returns lines for the log; never fails the cycle.
+    pub async fn cycle(
+        &mut self,
+        subject: &str,
+        healthy: bool,
+        summary: &str,
+        markdown: &str,
+        problems: &[Problem],
+    ) -> Vec<String> {
+        let mut log = Vec::new();
+        if !self.has_token && !self.dry_run {
+            if !self.warned {
+                log.push(
+                    "no Gitea token: issue management is skipped (set GITEA_TOKEN)".to_string(),
+                );
+                self.warned = true;
+            }
+        } else {
+            let check = if healthy {
+                Check::healthy(subject, summary)
+            } else {
+                Check::failing(subject, summary, markdown)
+            };
+            match self.engine.observe(&check).await {
+                Ok(Outcome::Nothing) => {}
+                Ok(o) => log.push(format!("incident {subject}: {o}")),
+                Err(e) => log.push(format!("incident {subject}: {e}")),
+            }
+        }
+        if let Some(a) = &self.alerter {
+            if self.dry_run {
+                if !problems.is_empty() {
+                    log.push(format!(
+                        "dry-run: would tell Telegram about {} problem(s)",
+                        problems.len()
+                    ));
+                }
+            } else {
+                let now = nexus_heartbeat::now_epoch() as i64;
+                match a.notify(problems, now).await {
+                    Ok(nexus_notify::Sent::Nothing) => {}
+                    Ok(sent) => log.push(format!("telegram: {sent:?}")),
+                    Err(e) => log.push(format!("telegram: {e}")),
+                }
+            }
+        }
+        log
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_and_never_show_a_token() {
+        let i: IncidentSettings =
+            toml::from_str("label = \"cron-heartbeat\"\ntitle_prefix = \"[heartbeat-checker]\"\ncomment_min_interval = \"30m\"")
+                .unwrap();
+        assert_eq!(i.comment_min_interval, Duration::from_secs(1800));
+        assert_eq!(i.assignees, ["Timmy"]);
+        let with_token = IncidentSettings {
+            token: Some("s3cr3t".into()),
+            ..i
+        };
+        assert!(!format!("{with_token:?}").contains("s3cr3t"));
+        let t = TelegramSettings {
+            token: Some("123:secret".into()),
+            ..TelegramSettings::default()
+        };
+        assert!(!format!("{t:?}").contains("secret"));
+        let e = toml::from_str::<IncidentSettings>("lable = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lable"), "{e}");
+    }
+}
