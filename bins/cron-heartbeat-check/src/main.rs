@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use nexus_alert::{AlertProblem, Alerts, IncidentSettings, Severity, TelegramSettings};
 use nexus_cron::{CheckReport, Registry, alerts, history, report};
 use nexus_heartbeat::{CronDirs, CronWriter, format_duration, now_epoch, parse_duration};
 
@@ -261,11 +262,97 @@ fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    for line in incident(setup, &report, a.dry_run)? {
+        eprintln!("cron-heartbeat-check: {line}");
+    }
     Ok(if report.healthy() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The registry's `[incident]` / `[telegram]` tables (defaults: label
+/// `heartbeat-checker`, prefix `[heartbeat-checker]`).
+fn alert_settings(reg: &Registry) -> anyhow::Result<(IncidentSettings, Option<TelegramSettings>)> {
+    let origin = reg
+        .path
+        .as_ref()
+        .map_or_else(|| "registry".to_string(), |p| p.display().to_string());
+    let mut incident: IncidentSettings = match &reg.incident {
+        Some(v) => v
+            .clone()
+            .try_into()
+            .with_context(|| format!("{origin}: [incident]"))?,
+        None => IncidentSettings::default(),
+    };
+    let has = |k: &str| reg.incident.as_ref().and_then(|v| v.get(k)).is_some();
+    if !has("label") {
+        incident.label = "heartbeat-checker".to_string();
+    }
+    if !has("title_prefix") {
+        incident.title_prefix = "[heartbeat-checker]".to_string();
+    }
+    let telegram = match &reg.telegram {
+        Some(v) => Some(
+            v.clone()
+                .try_into()
+                .with_context(|| format!("{origin}: [telegram]"))?,
+        ),
+        // Environment only: both variables set.
+        None if std::env::var_os("TELEGRAM_CHAT_ID").is_some() => Some(TelegramSettings::default()),
+        None => None,
+    };
+    Ok((incident, telegram))
+}
+
+/// One incident for the whole set of failing jobs (subject `cron`),
+/// commented as the set changes, closed when every job recovers; a Telegram
+/// message per new failing set.
+fn incident(setup: &Setup, report: &CheckReport, dry_run: bool) -> anyhow::Result<Vec<String>> {
+    let (settings, telegram) = alert_settings(&setup.registry)?;
+    let failing: Vec<&nexus_cron::JobReport> = report.failures().collect();
+    let healthy = failing.is_empty() && !report.nothing_monitored;
+    let summary = if healthy {
+        "all cron jobs healthy".to_string()
+    } else if report.nothing_monitored {
+        "nothing monitored: no heartbeat files and no registry".to_string()
+    } else {
+        format!(
+            "{} cron job(s) silent: {}",
+            failing.len(),
+            failing
+                .iter()
+                .map(|j| j.job.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let markdown = report::night_watch_markdown(report, &[], nexus_heartbeat::hostname());
+    let problems: Vec<AlertProblem> = failing
+        .iter()
+        .map(|j| AlertProblem {
+            key: j.job.clone(),
+            severity: Severity::Critical,
+            message: alerts::p1_line(j),
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let state_dir = setup.state_dir.join("checker-alerts");
+    Ok(rt.block_on(async {
+        let mut a = Alerts::new(
+            &settings,
+            telegram.as_ref(),
+            &state_dir,
+            dry_run,
+            "Cron heartbeats",
+        );
+        a.cycle("cron", healthy, &summary, &markdown, &problems)
+            .await
+    }))
 }
 
 fn print_table(report: &CheckReport) {

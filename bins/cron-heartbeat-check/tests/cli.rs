@@ -380,3 +380,90 @@ fn bad_registry_exits_2_naming_file_and_field() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+mod incidents {
+    use super::*;
+    use nexus_testkit::gitea::{Fake, REPO, TOKEN};
+
+    fn cmd(t: &Tree, fake: &Fake) -> Command {
+        let mut c = t.cmd();
+        c.env("GITEA_URL", fake.url())
+            .env("NEXUS_REPO", REPO)
+            .env("GITEA_TOKEN", TOKEN)
+            .env_remove("TELEGRAM_CHAT_ID")
+            .arg("--registry")
+            .arg(t.registry("[incident]\nassignees = [\"alice\"]\n"))
+            .arg("--no-self-heartbeat");
+        c
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn one_issue_for_the_silent_set_commented_as_it_changes_closed_on_recovery() {
+        let fake = Fake::start().await;
+        let t = Tree::new();
+        t.write(
+            "heartbeats",
+            "db_backup.last",
+            &record("db_backup", 1000.0, 300),
+        );
+        t.write(
+            "heartbeats",
+            "runner_health.last",
+            &record("runner_health", 10.0, 300),
+        );
+        let o = cmd(&t, &fake).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        {
+            let st = fake.st();
+            let open = st.open_issues();
+            assert_eq!(open.len(), 1, "{:?}", st.log);
+            assert_eq!(
+                open[0].title,
+                "[heartbeat-checker] 1 cron job(s) silent: db_backup"
+            );
+            assert!(
+                open[0].body.contains("## Heartbeat Panel"),
+                "{}",
+                open[0].body
+            );
+        }
+        // The set changes: a comment, not a second issue.
+        t.write(
+            "heartbeats",
+            "runner_health.last",
+            &record("runner_health", 1000.0, 300),
+        );
+        let o = cmd(&t, &fake).output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(fake.st().issues.len(), 1);
+        assert_eq!(fake.st().comments.len(), 1, "{:?}", fake.st().log);
+        assert!(fake.st().comments[0].1.contains("runner_health"));
+        // Everything recovers: the marker goes and the incident closes.
+        t.write(
+            "heartbeats",
+            "db_backup.last",
+            &record("db_backup", 1.0, 300),
+        );
+        t.write(
+            "heartbeats",
+            "runner_health.last",
+            &record("runner_health", 1.0, 300),
+        );
+        let o = cmd(&t, &fake).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(!t.root.join("alerts/db_backup.alert").exists());
+        assert!(fake.st().open_issues().is_empty(), "{:?}", fake.st().log);
+        fake.assert_contract();
+
+        // Dry-run: no HTTP at all.
+        let before = fake.st().log.len();
+        t.write(
+            "heartbeats",
+            "db_backup.last",
+            &record("db_backup", 1000.0, 300),
+        );
+        let o = cmd(&t, &fake).arg("--dry-run").output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(fake.st().log.len(), before, "{:?}", fake.st().log);
+    }
+}

@@ -97,6 +97,10 @@ pub struct Registry {
     pub jobs: BTreeMap<String, JobSpec>,
     /// The file it was read from, if any.
     pub path: Option<PathBuf>,
+    /// The `[incident]` table, uninterpreted (the binary owns alerting).
+    pub incident: Option<toml::Value>,
+    /// The `[telegram]` table, uninterpreted.
+    pub telegram: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +110,10 @@ struct RawRegistry {
     defaults: RawDefaults,
     #[serde(default)]
     jobs: BTreeMap<String, RawJob>,
+    #[serde(default)]
+    incident: Option<toml::Value>,
+    #[serde(default)]
+    telegram: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -259,6 +267,8 @@ impl Registry {
             settings,
             jobs,
             path: None,
+            incident: raw.incident,
+            telegram: raw.telegram,
         })
     }
 }
