@@ -279,20 +279,14 @@ fn alert_settings(reg: &Registry) -> anyhow::Result<(IncidentSettings, Option<Te
         .path
         .as_ref()
         .map_or_else(|| "registry".to_string(), |p| p.display().to_string());
-    let mut incident: IncidentSettings = match &reg.incident {
+    let incident: IncidentSettings = match &reg.incident {
         Some(v) => v
             .clone()
             .try_into()
             .with_context(|| format!("{origin}: [incident]"))?,
         None => IncidentSettings::default(),
     };
-    let has = |k: &str| reg.incident.as_ref().and_then(|v| v.get(k)).is_some();
-    if !has("label") {
-        incident.label = "heartbeat-checker".to_string();
-    }
-    if !has("title_prefix") {
-        incident.title_prefix = "[heartbeat-checker]".to_string();
-    }
+    let incident = incident.or_named("heartbeat-checker", "[heartbeat-checker]");
     let telegram = match &reg.telegram {
         Some(v) => Some(
             v.clone()

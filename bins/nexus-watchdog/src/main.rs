@@ -174,7 +174,11 @@ impl Setup {
         });
         let interval = cli.interval.unwrap_or(file.watchdog.interval);
         anyhow::ensure!(!interval.is_zero(), "--interval must be positive");
-        let mut incident = file.incident.clone().unwrap_or_default();
+        let mut incident = file
+            .incident
+            .clone()
+            .unwrap_or_default()
+            .or_named("watchdog", "[watchdog]");
         if let Some(l) = &cli.label {
             incident.label = l.clone();
         }

@@ -34,9 +34,10 @@ pub struct IncidentSettings {
     /// A token from a seed JSON file; the variable wins when set.
     #[serde(skip)]
     pub token: Option<String>,
-    /// The issue label.
+    /// The issue label (empty: the binary's own, see [`IncidentSettings::or_named`]).
     pub label: String,
-    /// The title prefix (`[watchdog]`, `[heartbeat-checker]`, `[pool]`).
+    /// The title prefix (`[watchdog]`, `[heartbeat-checker]`, `[pool]`;
+    /// empty: the binary's own).
     pub title_prefix: String,
     /// Assignees; unknown users are left out and named in the issue.
     pub assignees: Vec<String>,
@@ -70,8 +71,8 @@ impl Default for IncidentSettings {
             repo: "Timmy_Foundation/the-nexus".to_string(),
             token_env: "GITEA_TOKEN".to_string(),
             token: None,
-            label: "watchdog".to_string(),
-            title_prefix: "[watchdog]".to_string(),
+            label: String::new(),
+            title_prefix: String::new(),
             assignees: vec!["Timmy".to_string()],
             max_issues_per_day: 5,
             comment_min_interval: Duration::from_secs(3600),
@@ -81,13 +82,21 @@ impl Default for IncidentSettings {
 }
 
 impl IncidentSettings {
-    /// Defaults with another label and title prefix.
+    /// Defaults with a binary's label and title prefix.
     pub fn named(label: &str, title_prefix: &str) -> IncidentSettings {
-        IncidentSettings {
-            label: label.to_string(),
-            title_prefix: title_prefix.to_string(),
-            ..IncidentSettings::default()
+        IncidentSettings::default().or_named(label, title_prefix)
+    }
+
+    /// Fills an empty label or title prefix (a config table that names
+    /// neither) with the binary's own.
+    pub fn or_named(mut self, label: &str, title_prefix: &str) -> IncidentSettings {
+        if self.label.is_empty() {
+            self.label = label.to_string();
         }
+        if self.title_prefix.is_empty() {
+            self.title_prefix = title_prefix.to_string();
+        }
+        self
     }
 
     /// The token: the variable, else the file's, trimmed; `None` if empty.
@@ -284,8 +293,12 @@ mod tests {
     #[test]
     fn settings_parse_and_never_show_a_token() {
         let i: IncidentSettings =
-            toml::from_str("label = \"cron-heartbeat\"\ntitle_prefix = \"[heartbeat-checker]\"\ncomment_min_interval = \"30m\"")
-                .unwrap();
+            toml::from_str("title_prefix = \"[cron]\"\ncomment_min_interval = \"30m\"").unwrap();
+        let i = i.or_named("heartbeat-checker", "[heartbeat-checker]");
+        assert_eq!(
+            (i.label.as_str(), i.title_prefix.as_str()),
+            ("heartbeat-checker", "[cron]")
+        );
         assert_eq!(i.comment_min_interval, Duration::from_secs(1800));
         assert_eq!(i.assignees, ["Timmy"]);
         let with_token = IncidentSettings {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nexus_alert::{IncidentSettings, TelegramSettings};
 use nexus_heartbeat::deserialize_duration;
 use nexus_revive::{DeadRule, Policy, Settings};
 use serde::Deserialize;
@@ -30,12 +31,13 @@ pub struct PoolConfig {
     /// The state machine's thresholds and budgets.
     #[serde(default)]
     pub revive: Settings,
-    /// Gitea issues, one per death episode.
+    /// Gitea issues, one per death episode (label `resurrection-pool`,
+    /// prefix `[pool]` unless set).
     #[serde(default)]
-    pub incident: Option<IncidentSection>,
+    pub incident: Option<IncidentSettings>,
     /// Telegram approvals and escalations.
     #[serde(default)]
-    pub telegram: Option<TelegramSection>,
+    pub telegram: Option<TelegramSettings>,
 }
 
 /// What to do when a mission asks for approval but no channel exists.
@@ -196,64 +198,6 @@ fn auto_word() -> String {
     "auto".to_string()
 }
 
-/// `[incident]`: Gitea.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IncidentSection {
-    /// Gitea base URL (`GITEA_URL` overrides).
-    pub url: String,
-    /// `owner/name` (`NEXUS_REPO` overrides).
-    pub repo: String,
-    /// The variable holding the token.
-    pub token_env: String,
-    /// A token given in the file (seed JSON); the variable wins when set.
-    #[serde(skip)]
-    pub token: Option<String>,
-    /// Label of the pool's issues.
-    pub label: String,
-    /// Assignees.
-    pub assignees: Vec<String>,
-}
-
-impl Default for IncidentSection {
-    fn default() -> IncidentSection {
-        IncidentSection {
-            url: "https://forge.alexanderwhitestone.com".to_string(),
-            repo: "Timmy_Foundation/the-nexus".to_string(),
-            token_env: "GITEA_TOKEN".to_string(),
-            token: None,
-            label: "resurrection-pool".to_string(),
-            assignees: Vec::new(),
-        }
-    }
-}
-
-/// `[telegram]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelegramSection {
-    /// The chat (`TELEGRAM_CHAT_ID` overrides).
-    pub chat_id: i64,
-    /// The variable holding the bot token.
-    pub token_env: String,
-    /// A token given in the file (seed JSON).
-    #[serde(skip)]
-    pub token: Option<String>,
-    /// The Bot API base URL.
-    pub api_url: String,
-}
-
-impl Default for TelegramSection {
-    fn default() -> TelegramSection {
-        TelegramSection {
-            chat_id: 0,
-            token_env: "TELEGRAM_BOT_TOKEN".to_string(),
-            token: None,
-            api_url: "https://api.telegram.org".to_string(),
-        }
-    }
-}
-
 /// The seed's `resurrection_pool.json`.
 #[derive(Debug, Deserialize)]
 struct SeedJson {
@@ -329,19 +273,23 @@ impl PoolConfig {
 
     /// Parses TOML.
     pub fn parse(text: &str, origin: &str) -> Result<PoolConfig, Error> {
-        let cfg: PoolConfig = toml::from_str(text).map_err(|e| Error::Config {
+        let mut cfg: PoolConfig = toml::from_str(text).map_err(|e| Error::Config {
             origin: origin.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
+        cfg.incident = cfg
+            .incident
+            .map(|i| i.or_named("resurrection-pool", "[pool]"));
         cfg.validate(origin)?;
         Ok(cfg)
     }
 
     /// Accepts the seed's JSON unchanged.
     pub fn from_seed_json(text: &str, origin: &str) -> Result<PoolConfig, Error> {
-        let seed: SeedJson = serde_json::from_str(text).map_err(|e| Error::Config {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let seed: SeedJson = serde_path_to_error::deserialize(&mut de).map_err(|e| Error::Config {
             origin: origin.to_string(),
-            message: e.to_string(),
+            message: format!("`{}`: {}", e.path(), e.inner()),
         })?;
         let secs = |v: Option<f64>, field: &str| -> Result<Option<Duration>, Error> {
             match v {
@@ -390,18 +338,19 @@ impl PoolConfig {
                 Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(0),
                 _ => 0,
             };
-            cfg.telegram = Some(TelegramSection {
+            cfg.telegram = Some(TelegramSettings {
                 chat_id,
                 token: t.bot_token.filter(|s| !s.trim().is_empty()),
-                ..TelegramSection::default()
+                ..TelegramSettings::default()
             });
         }
         if let Some(g) = seed.gitea {
-            let d = IncidentSection::default();
-            cfg.incident = Some(IncidentSection {
+            let d = IncidentSettings::named("resurrection-pool", "[pool]");
+            cfg.incident = Some(IncidentSettings {
                 url: g.url.unwrap_or(d.url.clone()),
                 repo: g.repo.unwrap_or(d.repo.clone()),
                 token: g.token.filter(|s| !s.trim().is_empty()),
+                assignees: Vec::new(),
                 ..d
             });
         }

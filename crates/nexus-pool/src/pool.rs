@@ -8,8 +8,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use nexus_cell::{AgentHealth, CellStore, DaemonState, EventKind};
-use nexus_gitea::{Check, Engine, EngineConfig, GiteaClient, GiteaConfig, Token};
-use nexus_notify::{ApprovalConfig, Approvals, BotToken, Telegram, TelegramConfig, Text, Verdict};
+use nexus_gitea::{Check, Engine};
+use nexus_notify::{ApprovalConfig, Approvals, Telegram, Text, Verdict};
 use nexus_probe::{ProbeKind, ProbeSpec, Runner, RunnerConfig, Status};
 use nexus_revive::{
     Action, AgentRecord, Approval, Health, LaunchOutcome, Settings, State, assess, launched, step,
@@ -115,14 +115,6 @@ pub struct Pool {
     sweeps: u64,
 }
 
-fn token(env: &str, file: Option<&String>) -> Option<String> {
-    std::env::var(env)
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-        .or_else(|| file.cloned())
-        .map(|t| t.trim().to_string())
-}
-
 impl Pool {
     /// Builds a pool; loads its persisted state.
     pub fn new(cfg: PoolConfig, opts: PoolOptions) -> Result<Pool, Error> {
@@ -142,27 +134,12 @@ impl Pool {
             .state_file
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let incidents = cfg.incident.as_ref().map(|i| {
-            let url = std::env::var("GITEA_URL").unwrap_or_else(|_| i.url.clone());
-            let repo = std::env::var("NEXUS_REPO").unwrap_or_else(|_| i.repo.clone());
-            let client = token(&i.token_env, i.token.as_ref())
-                .and_then(|t| Token::new(&t))
-                .and_then(|t| GiteaClient::new(&GiteaConfig::new(&url, &repo, t)).ok());
-            let mut ec = EngineConfig::new(&state_dir.join("gitea"), &i.label, "[pool]");
-            ec.assignees = i.assignees.clone();
-            ec.dry_run = opts.dry_run;
-            Engine::new(ec, client)
-        });
-        let telegram = cfg.telegram.as_ref().and_then(|t| {
-            let chat = std::env::var("TELEGRAM_CHAT_ID")
-                .ok()
-                .and_then(|c| c.trim().parse().ok())
-                .unwrap_or(t.chat_id);
-            let tok = BotToken::new(&token(&t.token_env, t.token.as_ref())?)?;
-            let mut tc = TelegramConfig::new(tok, chat);
-            tc.base_url = t.api_url.clone();
-            Telegram::new(&tc).ok()
-        });
+        let incidents = cfg
+            .incident
+            .as_ref()
+            .filter(|i| i.token().is_some() || opts.dry_run)
+            .map(|i| i.engine(&state_dir.join("gitea"), opts.dry_run));
+        let telegram = cfg.telegram.as_ref().and_then(|t| t.client());
         let approvals = telegram.clone().map(|tg| {
             let mut ac = ApprovalConfig::new(state_dir.join("approvals.json"));
             ac.approvers = cfg
