@@ -12,4 +12,5 @@
 mod cell;
 mod cron;
 mod heartbeat;
+mod pool;
 mod systemd;

@@ -287,10 +287,11 @@ impl PoolConfig {
     /// Accepts the seed's JSON unchanged.
     pub fn from_seed_json(text: &str, origin: &str) -> Result<PoolConfig, Error> {
         let mut de = serde_json::Deserializer::from_str(text);
-        let seed: SeedJson = serde_path_to_error::deserialize(&mut de).map_err(|e| Error::Config {
-            origin: origin.to_string(),
-            message: format!("`{}`: {}", e.path(), e.inner()),
-        })?;
+        let seed: SeedJson =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| Error::Config {
+                origin: origin.to_string(),
+                message: format!("`{}`: {}", e.path(), e.inner()),
+            })?;
         let secs = |v: Option<f64>, field: &str| -> Result<Option<Duration>, Error> {
             match v {
                 None => Ok(None),

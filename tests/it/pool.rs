@@ -1,0 +1,590 @@
+//! The resurrection pool through its real binary, with real cells, real
+//! processes, the swagger-checked fake Gitea and a mocked Telegram.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nexus_cell::{AgentName, CellStore, Join, NewCell, RevivePolicy, Role, Status};
+use nexus_e2e::bin;
+use serde_json::Value;
+
+/// A cells root with one cell, and the pool's files beside it.
+struct Fleet {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    store: CellStore,
+    cell: nexus_cell::CellId,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let store = CellStore::new(root.join("cells"));
+        std::fs::create_dir_all(root.join("cells")).unwrap();
+        let cell = store
+            .provision(NewCell {
+                mission: "e2e mission".into(),
+                created_by: "tests".into(),
+                ..NewCell::default()
+            })
+            .unwrap()
+            .id();
+        Fleet {
+            _tmp: tmp,
+            root,
+            store,
+            cell,
+        }
+    }
+
+    fn heartbeat_path(&self, agent: &str) -> PathBuf {
+        self.store
+            .open(&self.cell)
+            .unwrap()
+            .heartbeat_path(&AgentName::new(agent).unwrap())
+    }
+
+    /// Joins an agent whose revive command appends a line to `<agent>.launches`
+    /// and, when `beats`, writes a fresh heartbeat through the CLI.
+    fn join(&self, agent: &str, policy: RevivePolicy, beats: bool) {
+        let launches = self.root.join(format!("{agent}.launches"));
+        let beat = if beats {
+            format!(
+                " && exec '{}' beat --path '{}' --agent {agent}",
+                bin("nexus-heartbeat").display(),
+                self.heartbeat_path(agent).display()
+            )
+        } else {
+            String::new()
+        };
+        self.store
+            .join(
+                &self.cell,
+                Join {
+                    agent: AgentName::new(agent).unwrap(),
+                    role: Role::Developer,
+                    home: None,
+                    revive_cmd: Some(vec![
+                        "sh".into(),
+                        "-c".into(),
+                        format!("echo launch >> '{}'{beat}", launches.display()),
+                    ]),
+                    revive_policy: Some(policy),
+                },
+            )
+            .unwrap();
+    }
+
+    fn launches(&self, agent: &str) -> usize {
+        std::fs::read_to_string(self.root.join(format!("{agent}.launches")))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    fn config(&self, extra: &str) -> PathBuf {
+        let p = self.root.join("pool.toml");
+        std::fs::write(
+            &p,
+            format!(
+                r#"
+[pool]
+poll_interval = "1s"
+dead_threshold = "0s"
+probe_timeout = "3s"
+heartbeat_dir = "{hb}"
+
+[cells]
+root = "{cells}"
+heartbeat_stale_threshold = "60s"
+
+[revive]
+fail_threshold = 1
+ok_threshold = 1
+startup_grace = 0
+backoff_initial = 0
+revive_deadline = 0
+{extra}
+"#,
+                hb = self.root.join("heartbeats").display(),
+                cells = self.root.join("cells").display(),
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    fn cmd(&self, cfg: &Path) -> Command {
+        let mut c = Command::new(bin("resurrection-pool"));
+        c.arg("--config")
+            .arg(cfg)
+            .arg("--state-file")
+            .arg(self.root.join("pool-state.json"))
+            .env_remove("RESURRECTION_CONFIG")
+            .env_remove("GITEA_TOKEN")
+            .env_remove("TELEGRAM_BOT_TOKEN")
+            .env_remove("TELEGRAM_CHAT_ID")
+            .env("NEXUS_LOG", "warn");
+        c
+    }
+
+    fn once(&self, cfg: &Path) -> Output {
+        self.cmd(cfg).args(["--once", "--json"]).output().unwrap()
+    }
+
+    fn events(&self) -> String {
+        std::fs::read_to_string(self.store.open(&self.cell).unwrap().events_path()).unwrap()
+    }
+}
+
+fn agents(o: &Output) -> Vec<Value> {
+    serde_json::from_slice::<Value>(&o.stdout)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn state_of(o: &Output, agent: &str) -> String {
+    agents(o)
+        .iter()
+        .find(|a| a["name"] == agent)
+        .unwrap_or_else(|| panic!("{agent} not reported"))["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn auto_policy_revives_exactly_once_and_reaches_healthy() {
+    let f = Fleet::new();
+    f.join("a1", RevivePolicy::Auto, true);
+    let cfg = f.config("");
+    let o = f.once(&cfg);
+    assert_eq!(o.status.code(), Some(1), "dead at first");
+    assert_eq!(state_of(&o, "a1"), "reviving");
+    // The launched command beats once; the next sweep sees it healthy.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f.heartbeat_path("a1").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the revive never wrote a heartbeat"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..3 {
+        let o = f.once(&cfg);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(state_of(&o, "a1"), "healthy");
+    }
+    assert_eq!(f.launches("a1"), 1);
+    let ev = f.events();
+    assert_eq!(ev.matches("\"revive_attempt\"").count(), 1, "{ev}");
+    assert!(ev.contains("\"agent_dead\""), "{ev}");
+}
+
+#[test]
+fn budget_exhausted_escalates_once_with_counters_in_state_json() {
+    let f = Fleet::new();
+    f.join("b1", RevivePolicy::Auto, false); // never comes back
+    let cfg = f.config("max_attempts = 2\nslow_lane = 100000");
+    for _ in 0..8 {
+        let o = f.once(&cfg);
+        assert_eq!(o.status.code(), Some(1));
+    }
+    assert_eq!(f.launches("b1"), 2, "no launch beyond the budget");
+    // Each --once is a new process: the counters live in the state files.
+    let pool: Value =
+        serde_json::from_slice(&std::fs::read(f.root.join("pool-state.json")).unwrap()).unwrap();
+    let rec = &pool["records"][format!("{}/b1", f.cell)];
+    assert_eq!(rec["state"], "escalated", "{pool:#}");
+    assert_eq!(rec["attempts"].as_array().unwrap().len(), 2);
+    let cell = f.store.open(&f.cell).unwrap();
+    let st: Value = serde_json::from_slice(&std::fs::read(cell.state_path()).unwrap()).unwrap();
+    assert_eq!(st["agent_health"]["b1"]["revive_count"], 2, "{st:#}");
+    assert_eq!(st["agent_health"]["b1"]["escalated"], true);
+    assert_eq!(f.events().matches("\"revive_escalated\"").count(), 1);
+    // --status reads the state and probes nothing.
+    let o = f.cmd(&cfg).args(["--status", "--json"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(agents(&o)[0]["state"], "escalated");
+}
+
+#[test]
+fn frozen_cells_are_reported_but_never_revived() {
+    let f = Fleet::new();
+    f.join("c1", RevivePolicy::Auto, true);
+    f.store.set_status(&f.cell, Status::Frozen).unwrap();
+    let cfg = f.config("");
+    for _ in 0..3 {
+        let o = f.once(&cfg);
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(state_of(&o, "c1"), "dead");
+    }
+    assert_eq!(f.launches("c1"), 0);
+}
+
+#[test]
+fn an_explicit_config_that_is_missing_or_broken_exits_2() {
+    let f = Fleet::new();
+    let o = f
+        .cmd(&f.root.join("nope.toml"))
+        .arg("--once")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let bad = f.root.join("bad.toml");
+    std::fs::write(&bad, "[pool]\npoll_intervall = \"5s\"\n").unwrap();
+    let o = f.cmd(&bad).arg("--once").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("poll_intervall"));
+    // An empty fleet is a configuration error too.
+    let empty = f.root.join("empty.toml");
+    std::fs::write(&empty, "[pool]\n").unwrap();
+    let o = f.cmd(&empty).arg("--once").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// A running daemon, killed on drop.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Fetches `url` once the daemon listens (bounded wait).
+fn get(url: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "2", url])
+            .output();
+        if let Ok(o) = &out
+            && o.status.success()
+        {
+            return String::from_utf8_lossy(&o.stdout).into_owned();
+        }
+        assert!(Instant::now() < deadline, "{url} never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_running_pool_shows_its_fleet_to_chromium_and_promtool() {
+    let f = Fleet::new();
+    f.join("alpha", RevivePolicy::Auto, true);
+    f.join("omega", RevivePolicy::Never, false);
+    let cfg = f.config("");
+    let port = free_port();
+    let mut d = Daemon(
+        f.cmd(&cfg)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for("alpha healthy", || {
+        get(&format!("{base}/api/agents")).contains("\"healthy\"")
+    });
+    let health: Value = serde_json::from_str(&get(&format!("{base}/health"))).unwrap();
+    assert_eq!(health["status"], "ok");
+
+    let metrics = get(&format!("{base}/metrics"));
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is missing: run scripts/test (scripts/setup.d installs prometheus)");
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        metrics
+    );
+    assert!(
+        metrics.contains("nexus_pool_agent_state{agent=\"omega\""),
+        "{metrics}"
+    );
+
+    let profile = tempfile::tempdir().unwrap();
+    let page = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=390,844",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("{base}/"))
+        .output()
+        .expect("chromium is missing: run scripts/test (scripts/setup.d installs it)");
+    let dom = String::from_utf8_lossy(&page.stdout);
+    assert!(
+        dom.contains(
+            "<span class=\"name\">alpha</span><span class=\"state healthy\">healthy</span>"
+        ),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<span class=\"name\">omega</span><span class=\"state dead\">dead</span>"),
+        "{dom}"
+    );
+
+    // SIGTERM ends it within a second.
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &d.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut child = std::mem::replace(&mut d.0, Command::new("true").spawn().unwrap());
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = rx
+        .recv_timeout(Duration::from_secs(1))
+        .expect("the pool still ran 1 s after SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(sent.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn a_second_daemon_exits_2() {
+    let f = Fleet::new();
+    f.join("x", RevivePolicy::Never, false);
+    let cfg = f.config("");
+    let port = free_port();
+    let _d = Daemon(
+        f.cmd(&cfg)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    get(&format!("http://127.0.0.1:{port}/health"));
+    let o = f
+        .cmd(&cfg)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another resurrection pool is running"));
+}
+
+mod channels {
+    use super::*;
+    use nexus_testkit::gitea::{Fake, REPO, TOKEN};
+    use std::sync::{Arc, Mutex};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn never_policy_opens_exactly_one_issue_over_ten_sweeps() {
+        let fake = Fake::start().await;
+        let f = Fleet::new();
+        f.join("n1", RevivePolicy::Never, true);
+        let cfg = f.config("[incident]\nassignees = [\"alice\"]\n");
+        for _ in 0..10 {
+            let o = f
+                .cmd(&cfg)
+                .args(["--once", "--json"])
+                .env("GITEA_URL", fake.url())
+                .env("NEXUS_REPO", REPO)
+                .env("GITEA_TOKEN", TOKEN)
+                .output()
+                .unwrap();
+            assert_eq!(
+                o.status.code(),
+                Some(1),
+                "{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        assert_eq!(f.launches("n1"), 0, "never means never");
+        let st = fake.st();
+        assert_eq!(st.issues.len(), 1, "{:?}", st.log);
+        assert_eq!(st.issues[0].title, "[pool] n1: agent dead");
+        assert!(st.issues[0].open);
+        drop(st);
+        fake.assert_contract();
+    }
+
+    /// A minimal Bot API: records sendMessage, answers getUpdates with
+    /// whatever the test queued.
+    #[derive(Default)]
+    struct Bot {
+        sent: Vec<Value>,
+        updates: Vec<Value>,
+        next_id: i64,
+    }
+
+    async fn bot() -> (mockito::ServerGuard, Arc<Mutex<Bot>>, Vec<mockito::Mock>) {
+        let mut server = mockito::Server::new_async().await;
+        let bot = Arc::new(Mutex::new(Bot::default()));
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+        };
+        let b1 = bot.clone();
+        let send = server
+            .mock("POST", mockito::Matcher::Regex("^/bot[^/]+/sendMessage$".into()))
+            .with_header("content-type", "application/json")
+            .with_body_from_request(move |req| {
+                let body: Value = serde_json::from_slice(req.body().unwrap()).unwrap();
+                let mut b = b1.lock().unwrap();
+                b.next_id += 1;
+                let chat = body["chat_id"].clone();
+                b.sent.push(body);
+                serde_json::to_vec(&serde_json::json!({"ok": true, "result": {
+                    "message_id": b.next_id, "date": now(), "chat": {"id": chat, "type": "group"}}}))
+                .unwrap()
+            })
+            .create_async()
+            .await;
+        let b2 = bot.clone();
+        let updates = server
+            .mock(
+                "POST",
+                mockito::Matcher::Regex("^/bot[^/]+/getUpdates$".into()),
+            )
+            .with_header("content-type", "application/json")
+            .with_body_from_request(move |_| {
+                let u = std::mem::take(&mut b2.lock().unwrap().updates);
+                serde_json::to_vec(&serde_json::json!({"ok": true, "result": u})).unwrap()
+            })
+            .create_async()
+            .await;
+        let other = server
+            .mock(
+                "POST",
+                mockito::Matcher::Regex(
+                    "^/bot[^/]+/(answerCallbackQuery|editMessageReplyMarkup)$".into(),
+                ),
+            )
+            .with_header("content-type", "application/json")
+            .with_body(r#"{"ok": true, "result": true}"#)
+            .create_async()
+            .await;
+        (server, bot, vec![send, updates, other])
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn ask_waits_for_an_approval_from_the_chat_while_auto_revives_at_once() {
+        const CHAT: i64 = -1001;
+        let (server, bot, _mocks) = bot().await;
+        let f = Fleet::new();
+        f.join("asker", RevivePolicy::Ask, true);
+        f.join("auto1", RevivePolicy::Auto, true);
+        let cfg = f.config(&format!(
+            "[telegram]\nchat_id = {CHAT}\napi_url = \"{}\"\n",
+            server.url()
+        ));
+        let run = || {
+            let o = f
+                .cmd(&cfg)
+                .args(["--once", "--json"])
+                .env("TELEGRAM_BOT_TOKEN", "123456:test-token")
+                .output()
+                .unwrap();
+            assert!(
+                o.status.code().is_some(),
+                "{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            o
+        };
+        run();
+        // Same sweep: auto revived, ask only asked.
+        assert_eq!((f.launches("auto1"), f.launches("asker")), (1, 0));
+        let request = bot
+            .lock()
+            .unwrap()
+            .sent
+            .last()
+            .cloned()
+            .expect("an approval request");
+        let text = request["text"].as_str().unwrap().to_string();
+        assert!(text.contains("asker"), "{text}");
+        let data = request["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(data.starts_with("approve:"), "{data}");
+        run();
+        assert_eq!(f.launches("asker"), 0, "no answer yet");
+        // A press from another chat is ignored; one from the configured chat counts.
+        let press = |chat: i64, id: i64| {
+            serde_json::json!({"update_id": id, "callback_query": {
+                "id": format!("cb{id}"),
+                "from": {"id": 42, "is_bot": false, "first_name": "Op"},
+                "message": {"message_id": bot.lock().unwrap().next_id, "date": 0, "chat": {"id": chat, "type": "group"}},
+                "data": data}})
+        };
+        let wrong = press(777, 1);
+        bot.lock().unwrap().updates.push(wrong);
+        run();
+        assert_eq!(f.launches("asker"), 0, "another chat cannot approve");
+        let right = press(CHAT, 2);
+        bot.lock().unwrap().updates.push(right);
+        run();
+        assert_eq!(f.launches("asker"), 1, "approved by the configured chat");
+        assert_eq!(f.launches("auto1"), 1);
+    }
+}
