@@ -588,3 +588,141 @@ mod channels {
         assert_eq!(f.launches("auto1"), 1);
     }
 }
+
+/// Polls `/api/agents` until `agent` is in `state`; returns how long it took.
+fn time_until(base: &str, agent: &str, states: &[&str], limit: Duration) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        let body = get(&format!("{base}/api/agents"));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let st = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == agent)
+            .map(|a| a["state"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default();
+        if states.contains(&st.as_str()) {
+            return t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "{agent} not {states:?} within {limit:?}: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Detection latency (figures for docs/PERFORMANCE.md): the death of an
+/// agent the pool launched is seen through the child's exit; an external
+/// agent's through the next sweep's /proc scan.
+#[test]
+fn detection_of_launched_and_external_deaths() {
+    let f = Fleet::new();
+    let hb = f.heartbeat_path("looper");
+    // A long-running agent: a shell loop beating through the CLI.
+    f.store
+        .join(
+            &f.cell,
+            Join {
+                agent: AgentName::new("looper").unwrap(),
+                role: Role::Developer,
+                home: None,
+                revive_cmd: Some(vec![
+                    "sh".into(),
+                    "-c".into(),
+                    format!(
+                        "while :; do '{}' beat --no-fsync --path '{}'; sleep 0.2; done",
+                        bin("nexus-heartbeat").display(),
+                        hb.display()
+                    ),
+                ]),
+                revive_policy: Some(RevivePolicy::Auto),
+            },
+        )
+        .unwrap();
+    // An external agent the pool did not start, watched as a gateway entry.
+    let ext_hb = f.root.join("external.json");
+    let marker = format!("nexus_ext_{}", std::process::id());
+    // Its program name is a unique word for the process probe (argv mode).
+    let program = f.root.join(&marker);
+    std::os::unix::fs::symlink("/bin/sh", &program).unwrap();
+    let mut external = Command::new(&program)
+        .arg("-c")
+        .arg("while :; do \"$1\" beat --no-fsync --path \"$2\"; sleep 0.2; done")
+        .arg("agent")
+        .arg(bin("nexus-heartbeat"))
+        .arg(&ext_hb)
+        .spawn()
+        .unwrap();
+    wait_for("external heartbeat", || ext_hb.exists());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gw_port = listener.local_addr().unwrap().port();
+    let poll = 2.0;
+    let cfg = f.config(&format!(
+        "[[gateway]]\nname = \"external\"\nhost = \"127.0.0.1\"\nport = {gw_port}\nheartbeat_path = \"{}\"\nprocess_pattern = \"{marker}\"\nstale_threshold = \"60s\"\n",
+        ext_hb.display()
+    ));
+    let cfg_text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("poll_interval = \"1s\"", "poll_interval = \"2s\"")
+        .replace("fail_threshold = 1", "fail_threshold = 3");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let port = free_port();
+    let _d = Daemon(
+        f.cmd(&cfg)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    time_until(&base, "looper", &["healthy"], Duration::from_secs(20));
+    time_until(&base, "external", &["healthy"], Duration::from_secs(20));
+
+    // External death: the next sweep's /proc scan sees it (degraded at once:
+    // its heartbeat is still fresh), within one poll interval.
+    external.kill().unwrap();
+    external.wait().unwrap();
+    let t = time_until(
+        &base,
+        "external",
+        &["degraded", "dead"],
+        Duration::from_secs(10),
+    );
+    eprintln!(
+        "FIGURE external agent death noticed after {:.0} ms (poll interval {poll}s)",
+        t.as_secs_f64() * 1000.0
+    );
+    // One poll interval, plus the hysteresis's quick confirmation sweeps.
+    assert!(t.as_secs_f64() <= poll + 1.0, "{t:?}");
+
+    // Launched death: the pool launched the looper, so the child's exit
+    // reaches it at once (no waiting for the heartbeat to age).
+    let pid = std::fs::read_to_string(&hb)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["pid"].as_u64())
+        .expect("the looper's heartbeat names its PID");
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t = time_until(
+        &base,
+        "looper",
+        &["dead", "reviving"],
+        Duration::from_secs(10),
+    );
+    let t = t.max(sent.elapsed().min(t));
+    eprintln!(
+        "FIGURE launched agent death noticed after {:.0} ms",
+        t.as_secs_f64() * 1000.0
+    );
+    assert!(t < Duration::from_secs(1), "{t:?}");
+    drop(listener);
+}

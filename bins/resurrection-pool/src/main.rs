@@ -377,7 +377,7 @@ async fn daemon(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result
         // An agent that just started failing is re-checked at once, so a
         // death is confirmed within a poll interval despite the hysteresis.
         let wait = if report.confirm_soon {
-            Duration::from_secs(1).min(poll)
+            Duration::from_millis(250).min(poll)
         } else {
             poll
         };

@@ -133,6 +133,13 @@ pub struct GatewayConfig {
     /// The interpreter of the pre-flight check.
     #[serde(default = "python3")]
     pub python: String,
+    /// Heartbeat older than this is stale [default: `[pool] dead_threshold`, as in the seed].
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub stale_threshold: Option<Duration>,
+}
+
+fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    deserialize_duration(d).map(Some)
 }
 
 fn localhost() -> String {
@@ -330,6 +337,7 @@ impl PoolConfig {
                 log_file: None,
                 preflight: None,
                 python: python3(),
+                stale_threshold: None,
             })
             .collect();
         cfg.missions = seed.missions;
@@ -372,6 +380,15 @@ impl PoolConfig {
         }
         let mut names = std::collections::HashSet::new();
         for g in &self.gateways {
+            if g.stale_threshold
+                .unwrap_or(self.pool.dead_threshold)
+                .is_zero()
+            {
+                return Err(err(format!(
+                    "[[gateway]] {:?}: a heartbeat stale threshold of 0s: set `stale_threshold` (or a positive [pool] dead_threshold)",
+                    g.name
+                )));
+            }
             nexus_heartbeat::validate_job_name(&g.name)
                 .map_err(|e| err(format!("[[gateway]] `name`: {e}")))?;
             if !names.insert(g.name.as_str()) {

@@ -138,7 +138,7 @@ pub fn targets(
             frozen: false,
             gateway: Some((g.host.clone(), g.port)),
             heartbeat: expand_home(&g.heartbeat_path),
-            stale_threshold: cfg.pool.dead_threshold,
+            stale_threshold: g.stale_threshold.unwrap_or(cfg.pool.dead_threshold),
             process,
             revive: if g.revive_cmd.is_empty() {
                 ReviveHow::None
