@@ -5,9 +5,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use std::io::Read;
+use std::os::fd::OwnedFd;
+
 use nexus_heartbeat::{
-    Classification, HeartbeatWriter, Problem, Rule, State, classify, classify_many, write_atomic,
+    Classification, HeartbeatWriter, MAX_FILE_BYTES, Observation, Problem, Rule, State, classify,
+    write_atomic,
 };
+use rustix::fs::{Mode, OFlags};
 use serde::Serialize;
 
 use crate::events::{Event, EventKind, EventLog, append_event};
@@ -109,35 +114,41 @@ impl Cell {
             .unwrap_or_default()
     }
 
-    /// Per agent: `Some(reason)` when its heartbeat must not be opened.
-    fn heartbeat_refusals(&self) -> Vec<Option<String>> {
+    /// Reads and classifies every member's heartbeat: the heartbeats
+    /// directory is opened once (`O_DIRECTORY | O_NOFOLLOW`) and each file
+    /// relative to it with `O_NOFOLLOW | O_NONBLOCK`, so a symlink (to a
+    /// file outside the cell) or a FIFO is never read; parsing and the
+    /// verdict are `nexus-heartbeat`'s ([`Observation::parse`], [`classify`]).
+    fn read_heartbeats(&self, now: f64, rule: &Rule) -> Vec<(AgentName, Classification)> {
         let dir = self.heartbeats_dir();
-        let agents = &self.manifest.agents;
-        match std::fs::symlink_metadata(&dir) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let why = format!("{} is a symbolic link; not followed", dir.display());
-                return vec![Some(why); agents.len()];
-            }
-            Ok(_) => {}
-            Err(_) => return vec![None; agents.len()],
-        }
-        // One getdents per cell instead of one lstat per agent.
-        let links: Vec<std::ffi::OsString> = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
-                .map(|e| e.file_name())
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        agents
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let dirfd = rustix::fs::open(&dir, flags, Mode::empty());
+        self.manifest
+            .agents
             .iter()
             .map(|a| {
-                let file = format!("{}.json", a.name);
-                links
-                    .iter()
-                    .any(|l| l.as_encoded_bytes() == file.as_bytes())
-                    .then(|| "refusing to follow a symbolic link".to_string())
+                let path = self.heartbeat_path(&a.name);
+                let observed = match &dirfd {
+                    Ok(fd) => observe_at(fd, &format!("{}.json", a.name)),
+                    Err(e) if *e == rustix::io::Errno::NOENT => Err(Problem {
+                        state: State::Missing,
+                        reason: "no such file (no heartbeats directory)".into(),
+                    }),
+                    Err(e) if *e == rustix::io::Errno::LOOP || *e == rustix::io::Errno::NOTDIR => {
+                        Err(Problem {
+                            state: State::Unreadable,
+                            reason: format!(
+                                "{} is not a real directory (a symbolic link?); not followed",
+                                dir.display()
+                            ),
+                        })
+                    }
+                    Err(e) => Err(Problem {
+                        state: State::Unreadable,
+                        reason: format!("cannot open {}: {e}", dir.display()),
+                    }),
+                };
+                (a.name.clone(), classify(&path, observed, now, rule))
             })
             .collect()
     }
@@ -706,45 +717,63 @@ impl CellStore {
     }
 }
 
-/// Classifies the heartbeats of every agent of `cells` in one parallel
-/// pass; symlinked heartbeats are refused without being opened.
+/// Classifies the heartbeats of every agent of `cells`, cells spread over
+/// all cores.
 fn classify_cells(cells: &[Cell], now: f64, rule: &Rule) -> Vec<Vec<(AgentName, Classification)>> {
-    let refusals = par_map(cells, Cell::heartbeat_refusals);
-    let mut paths = Vec::new();
-    for (c, refused) in cells.iter().zip(&refusals) {
-        for (a, r) in c.manifest.agents.iter().zip(refused) {
-            if r.is_none() {
-                paths.push(c.heartbeat_path(&a.name));
-            }
+    par_map(cells, |c| c.read_heartbeats(now, rule))
+}
+
+/// `observe` for one file of an open directory: never follows a symlink,
+/// never blocks on a FIFO, never reads more than [`MAX_FILE_BYTES`].
+fn observe_at(dir: &OwnedFd, name: &str) -> Result<Observation, Problem> {
+    let problem = |state, reason: String| Problem { state, reason };
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => {
+            return Err(problem(State::Missing, "no such file".into()));
         }
+        Err(rustix::io::Errno::LOOP) => {
+            return Err(problem(
+                State::Unreadable,
+                "refusing to follow a symbolic link".into(),
+            ));
+        }
+        Err(e) => return Err(problem(State::Unreadable, format!("cannot open: {e}"))),
+    };
+    let mut file = File::from(fd);
+    let meta = file
+        .metadata()
+        .map_err(|e| problem(State::Unreadable, format!("cannot stat: {e}")))?;
+    if !meta.is_file() {
+        return Err(problem(State::Unreadable, "not a regular file".into()));
     }
-    let mut read = classify_many(&paths, now, rule).into_iter();
-    cells
-        .iter()
-        .zip(refusals)
-        .map(|(c, refused)| {
-            c.manifest
-                .agents
-                .iter()
-                .zip(refused)
-                .filter_map(|(a, r)| {
-                    let verdict = match r {
-                        None => read.next()?,
-                        Some(reason) => classify(
-                            &c.heartbeat_path(&a.name),
-                            Err(Problem {
-                                state: State::Unreadable,
-                                reason,
-                            }),
-                            now,
-                            rule,
-                        ),
-                    };
-                    Some((a.name.clone(), verdict))
-                })
-                .collect()
-        })
-        .collect()
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(problem(
+            State::Corrupt,
+            format!(
+                "file is {} bytes, more than the {MAX_FILE_BYTES}-byte limit for a heartbeat",
+                meta.len()
+            ),
+        ));
+    }
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64());
+    let mut buf = Vec::with_capacity(meta.len() as usize + 1);
+    (&mut file)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| problem(State::Unreadable, format!("cannot read: {e}")))?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(problem(
+            State::Corrupt,
+            format!("file grew past the {MAX_FILE_BYTES}-byte limit while being read"),
+        ));
+    }
+    Observation::parse(&buf, mtime).map_err(|reason| problem(State::Corrupt, reason))
 }
 
 /// Reads and validates `<dir>/cell.json`; its `uuid` must equal `expect`.

@@ -727,13 +727,40 @@ fn symlinked_heartbeats_are_not_read() {
     assert!(!format!("{:?}", got[0].1).contains("topsecret"));
     assert_eq!(got[1].1.state, State::Fresh);
 
+    // A FIFO does not hang the reader; a huge file is not read.
+    s.join(&id, join("fifo")).unwrap();
+    let cell = s.join(&id, join("huge")).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(cell.heartbeat_path(&name("fifo")))
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(
+        cell.heartbeat_path(&name("huge")),
+        vec![b' '; nexus_heartbeat::MAX_FILE_BYTES as usize + 1],
+    )
+    .unwrap();
+    let got = cell.heartbeats(now, &rule);
+    assert_eq!(got[2].1.state, State::Unreadable, "{}", got[2].1);
+    assert_eq!(got[3].1.state, State::Corrupt, "{}", got[3].1);
+
     // The whole heartbeats directory replaced by a link.
     let hb = cell.heartbeats_dir();
     std::fs::rename(&hb, t.path().join("moved")).unwrap();
     symlink(t.path().join("moved"), &hb).unwrap();
     let (cells, _) = s.survey(now, &rule).unwrap();
     let states: Vec<_> = cells[0].agents.iter().map(|(_, c)| c.state).collect();
-    assert_eq!(states, [State::Unreadable, State::Unreadable]);
+    assert_eq!(states, [State::Unreadable; 4]);
+    assert!(cells[0].agents[1].1.reason.contains("not a real directory"));
+    // No heartbeats directory at all: every agent is missing.
+    std::fs::remove_file(&hb).unwrap();
+    let got = cell.heartbeats(now, &rule);
+    assert!(
+        got.iter().all(|(_, c)| c.state == State::Missing),
+        "{got:?}"
+    );
 }
 
 #[test]
