@@ -762,11 +762,27 @@ fn observe_at(dir: &OwnedFd, name: &str) -> Result<Observation, Problem> {
         .ok()
         .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs_f64());
-    let mut buf = Vec::with_capacity(meta.len() as usize + 1);
-    (&mut file)
-        .take(MAX_FILE_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| problem(State::Unreadable, format!("cannot read: {e}")))?;
+    // One read(2) in the usual case: ask for one byte more than the size;
+    // read on only after a short read (the file changed under us).
+    let mut buf = vec![0u8; meta.len() as usize + 1];
+    let mut filled = 0;
+    loop {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(problem(State::Unreadable, format!("cannot read: {e}"))),
+        }
+        if filled == buf.len() {
+            if filled as u64 > MAX_FILE_BYTES {
+                break;
+            }
+            buf.resize((buf.len() * 2).min(MAX_FILE_BYTES as usize + 1), 0);
+        } else if filled as u64 == meta.len() {
+            break;
+        }
+    }
+    buf.truncate(filled);
     if buf.len() as u64 > MAX_FILE_BYTES {
         return Err(problem(
             State::Corrupt,
