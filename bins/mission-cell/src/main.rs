@@ -95,6 +95,8 @@ enum Cmd {
         /// Checkpoint file name in checkpoints/.
         checkpoint: Option<String>,
     },
+    /// Print the blank mission proposal (fill it in, then `create --proposal`).
+    Template,
     /// Print the event log (bad lines are reported on stderr and skipped).
     Events {
         /// The cell.
@@ -214,6 +216,14 @@ fn run(cli: Cli) -> Out {
         Cmd::Checkpoint { uuid } => checkpoint(&store, &uuid, json),
         Cmd::Restore { uuid, checkpoint } => restore(&store, &uuid, checkpoint, json),
         Cmd::Events { uuid, kinds, tail } => events(&store, &uuid, &kinds, tail, json),
+        Cmd::Template => {
+            if json {
+                print_json(&json!({ "template": nexus_cell::PROPOSAL_TEMPLATE }));
+            } else {
+                print!("{}", nexus_cell::PROPOSAL_TEMPLATE);
+            }
+            Ok(())
+        }
     }
 }
 

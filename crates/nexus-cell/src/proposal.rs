@@ -8,6 +8,10 @@ use nexus_heartbeat::parse_duration;
 
 use crate::{AgentName, CellConfig, Invitee, Isolation, NewCell, Role};
 
+/// The blank template (seed 003's `.gitea/ISSUE_TEMPLATE/mission-proposal.md`),
+/// for `mission-cell template` and the Gitea repository.
+pub const PROPOSAL_TEMPLATE: &str = include_str!("../templates/mission-proposal.md");
+
 /// A proposal that cannot be used, with the 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {reason}")]
@@ -367,6 +371,24 @@ Format: @agent-name — role (developer / reviewer / observer / coordinator) -->
             }
         );
         assert_eq!(p.epic, Some(878));
+    }
+
+    #[test]
+    fn the_shipped_template_is_the_blank_form() {
+        let e = parse_proposal(PROPOSAL_TEMPLATE).unwrap_err();
+        assert!(e.reason.contains("Mission Summary"), "{e}");
+        let filled = PROPOSAL_TEMPLATE
+            .replace(
+                "<!-- One-sentence description of the mission objective -->",
+                "Ship it.",
+            )
+            .replace("- @ —", "- @allegro — coordinator");
+        let p = parse_proposal(&filled).unwrap();
+        assert_eq!(p.mission, "Ship it.");
+        assert_eq!(p.invited.len(), 1);
+        assert_eq!(p.title, None);
+        assert_eq!(p.config, CellConfig::default());
+        assert_eq!(p.isolation, Isolation::default());
     }
 
     #[test]
