@@ -615,6 +615,7 @@ fn every_subcommand_takes_root_and_json() {
         "checkpoint",
         "restore",
         "events",
+        "template",
     ] {
         let o = env.run(&[sub, "--help"]);
         let help = String::from_utf8_lossy(&o.stdout);
