@@ -2,11 +2,10 @@
 //! discovery and destroy, all confined to one cells root.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
 use std::io::Read;
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use nexus_heartbeat::{
     Classification, HeartbeatWriter, MAX_FILE_BYTES, Observation, Problem, Rule, State, classify,
@@ -342,22 +341,7 @@ impl CellStore {
                 reason: "empty".into(),
             });
         }
-        std::fs::create_dir_all(&self.root).map_err(Error::io(&self.root, "create directory"))?;
         let id = CellId::new_v4();
-        let dir = self.cell_dir(&id);
-        std::fs::create_dir(&dir).map_err(Error::io(&dir, "create directory"))?;
-        for sub in [
-            "workspace",
-            "logs",
-            "checkpoints",
-            "bus",
-            "bus/inbox",
-            "bus/outbox",
-            ".lazarus",
-            ".lazarus/heartbeats",
-        ] {
-            fsx::make_dir(&dir.join(sub))?;
-        }
         let manifest = CellManifest {
             uuid: id,
             name: new.name,
@@ -375,14 +359,30 @@ impl CellStore {
             isolation: new.isolation,
             extra: Default::default(),
         };
-        let manifest_path = dir.join(MANIFEST_FILE);
-        manifest.validate(&manifest_path).map_err(|e| match e {
-            Error::Corrupt { field, reason, .. } => Error::Invalid {
-                field: "new cell",
-                reason: format!("{field}: {reason}"),
-            },
-            other => other,
-        })?;
+        manifest
+            .validate(Path::new(MANIFEST_FILE))
+            .map_err(|e| match e {
+                Error::Corrupt { field, reason, .. } => Error::Invalid {
+                    field: "new cell",
+                    reason: format!("{field}: {reason}"),
+                },
+                other => other,
+            })?;
+        std::fs::create_dir_all(&self.root).map_err(Error::io(&self.root, "create directory"))?;
+        let dir = self.cell_dir(&id);
+        std::fs::create_dir(&dir).map_err(Error::io(&dir, "create directory"))?;
+        for sub in [
+            "workspace",
+            "logs",
+            "checkpoints",
+            "bus",
+            "bus/inbox",
+            "bus/outbox",
+            ".lazarus",
+            ".lazarus/heartbeats",
+        ] {
+            fsx::make_dir(&dir.join(sub))?;
+        }
         if let Some(text) = &new.proposal {
             write_atomic(&dir.join("proposal.md"), text.as_bytes(), true)?;
         }

@@ -65,6 +65,18 @@ fn provision_creates_the_full_layout() {
     assert_eq!(s.open(&cell.id()).unwrap(), cell);
     let e = s.provision(new_cell("  ")).unwrap_err();
     assert!(e.is_usage(), "{e}");
+    let mut bad = new_cell("m");
+    bad.name = Some("x\u{7}y".into());
+    let e = s.provision(bad).unwrap_err();
+    assert!(
+        e.is_usage() && e.to_string().contains("name: contains a control character"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_dir(s.root()).unwrap().count(),
+        1,
+        "nothing half-made"
+    );
 }
 
 #[test]
