@@ -554,20 +554,21 @@ impl CellStore {
         }
         self.update(id, |m| {
             let cell = m.uuid.to_string();
-            m.status = m
+            let next = m
                 .status
                 .transition(to)
                 .map_err(|source| Error::Transition {
                     cell: cell.clone(),
                     source,
                 })?;
-            if to == Status::Active && m.agents.is_empty() {
+            if next == Status::Active && m.agents.is_empty() {
                 return Err(Error::NotAllowed {
                     cell,
                     status: m.status,
                     op: "activate a cell without agents",
                 });
             }
+            m.status = next;
             Ok(vec![match to {
                 Status::Frozen => EventKind::CellFrozen,
                 Status::Archived => EventKind::CellArchived,

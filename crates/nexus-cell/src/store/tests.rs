@@ -118,7 +118,14 @@ fn join_leave_and_lifecycle() {
     assert_eq!(cell.manifest().agents.len(), 1);
     let e = s.leave(&id, &name("ezra")).unwrap_err();
     assert!(matches!(e, Error::AgentNotFound { .. }), "{e}");
-    s.set_status(&id, Status::Active).unwrap();
+    let cell = s.leave(&id, &name("allegro")).unwrap();
+    assert!(cell.manifest().agents.is_empty());
+    let e = s.set_status(&id, Status::Active).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("cell {id} is frozen: cannot activate a cell without agents")
+    );
+    s.join(&id, join("allegro")).unwrap_err(); // frozen: no joins
     let cell = s.set_status(&id, Status::Archived).unwrap();
     assert_eq!(
         kinds(&cell),
@@ -129,7 +136,7 @@ fn join_leave_and_lifecycle() {
             "agent_joined",
             "cell_frozen",
             "agent_left",
-            "cell_activated",
+            "agent_left",
             "cell_archived"
         ]
     );
