@@ -83,7 +83,7 @@ enum Cmd {
         /// The cell.
         uuid: String,
     },
-    /// Write checkpoints/<timestamp>.tar.gz of the workspace and manifest.
+    /// Write checkpoints/TIMESTAMP.tar.gz of the workspace and manifest.
     Checkpoint {
         /// The cell.
         uuid: String,
