@@ -442,6 +442,9 @@ fn destroy(store: &CellStore, uuid: &str, json: bool) -> Out {
 
 fn checkpoint(store: &CellStore, uuid: &str, json: bool) -> Out {
     let cp = store.checkpoint(&id(uuid)?)?;
+    for s in &cp.skipped {
+        eprintln!("mission-cell: not archived (not a file, directory or symlink): {s}");
+    }
     if json {
         print_json(&json!(cp));
     } else {

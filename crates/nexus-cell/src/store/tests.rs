@@ -509,8 +509,20 @@ fn checkpoint_then_restore_gives_back_the_same_workspace() {
     symlink("src/deep/data.bin", ws.join("link")).unwrap();
     symlink("/usr/bin/env", ws.join("abs-link")).unwrap();
     let before = snapshot(&ws);
+    // Special files cannot be archived: skipped and listed, not fatal.
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(ws.join("src/pipe"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _sock = std::os::unix::net::UnixListener::bind(ws.join("sock")).unwrap();
 
     let cp = s.checkpoint(&id).unwrap();
+    assert_eq!(cp.skipped, ["workspace/sock", "workspace/src/pipe"]);
+    std::fs::remove_file(ws.join("src/pipe")).unwrap();
+    std::fs::remove_file(ws.join("sock")).unwrap();
     assert!(cp.path.starts_with(cell.checkpoints_dir()));
     assert!(cp.name.ends_with("Z.tar.gz"), "{}", cp.name);
     assert_eq!(s.checkpoints(&id).unwrap(), std::slice::from_ref(&cp.name));
