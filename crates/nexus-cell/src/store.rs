@@ -108,9 +108,7 @@ impl Cell {
     /// `Unreadable`, so an agent cannot make the daemon read (and quote)
     /// a file outside the cell.
     pub fn heartbeats(&self, now: f64, rule: &Rule) -> Vec<(AgentName, Classification)> {
-        classify_cells(std::slice::from_ref(self), now, rule)
-            .pop()
-            .unwrap_or_default()
+        self.read_heartbeats(now, rule)
     }
 
     /// Reads and classifies every member's heartbeat: the heartbeats
@@ -293,6 +291,9 @@ pub struct CellHealth {
     /// One classification per agent, in manifest order.
     pub agents: Vec<(AgentName, Classification)>,
 }
+
+/// Cells found with a per-cell result, and what was skipped.
+type Found<R> = (Vec<(Cell, R)>, Vec<Skipped>);
 
 /// The mission cells under one root directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -637,6 +638,26 @@ impl CellStore {
     /// without `cell.json` and dot-entries are ignored; corrupt manifests,
     /// symlinks and bad names are listed in `skipped`, never fatal.
     pub fn discover(&self) -> Result<Discovery, Error> {
+        let (cells, skipped) = self.discover_with(|_| ())?;
+        Ok(Discovery {
+            cells: cells.into_iter().map(|(c, ())| c).collect(),
+            skipped,
+        })
+    }
+
+    /// Discovers every cell and classifies every agent heartbeat in one
+    /// parallel pass (what the daemon's tick and `--status` need).
+    pub fn survey(&self, now: f64, rule: &Rule) -> Result<(Vec<CellHealth>, Vec<Skipped>), Error> {
+        let (cells, skipped) = self.discover_with(|c| c.read_heartbeats(now, rule))?;
+        let cells = cells
+            .into_iter()
+            .map(|(cell, agents)| CellHealth { cell, agents })
+            .collect();
+        Ok((cells, skipped))
+    }
+
+    /// Discovery, running `f` on each cell in the same parallel pass.
+    fn discover_with<R: Send>(&self, f: impl Fn(&Cell) -> R + Sync) -> Result<Found<R>, Error> {
         let rd = match std::fs::read_dir(&self.root) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -647,7 +668,7 @@ impl CellStore {
             Err(e) => return Err(Error::io(&self.root, "list directory")(e)),
         };
         let mut entries: Vec<(String, bool)> = Vec::new();
-        let mut out = Discovery::default();
+        let mut skipped = Vec::new();
         for entry in rd {
             let entry = entry.map_err(Error::io(&self.root, "list directory"))?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -658,7 +679,7 @@ impl CellStore {
                 Ok(t) if t.is_dir() => entries.push((name, false)),
                 Ok(t) if t.is_symlink() => entries.push((name, true)),
                 Ok(_) => {}
-                Err(e) => out.skipped.push(Skipped {
+                Err(e) => skipped.push(Skipped {
                     path: entry.path(),
                     error: Error::io(entry.path(), "stat")(e),
                 }),
@@ -670,45 +691,36 @@ impl CellStore {
             if *is_link {
                 return Some(Err(self.symlink_error(&dir)));
             }
-            match CellId::parse(name) {
+            let loaded = match CellId::parse(name) {
                 Ok(id) => match load(dir, Some(&id)) {
                     // A directory without a manifest is not a cell.
                     Err(Error::Io { source, .. })
                         if source.kind() == std::io::ErrorKind::NotFound =>
                     {
-                        None
+                        return None;
                     }
-                    other => Some(other),
+                    other => other,
                 },
-                Err(e) if dir.join(MANIFEST_FILE).exists() => Some(Err(e.into())),
-                Err(_) => None,
-            }
+                Err(e) if dir.join(MANIFEST_FILE).exists() => Err(e.into()),
+                Err(_) => return None,
+            };
+            Some(loaded.map(|cell| {
+                let r = f(&cell);
+                (cell, r)
+            }))
         });
+        let mut cells = Vec::with_capacity(entries.len());
         for ((name, _), r) in entries.iter().zip(results) {
             match r {
                 None => {}
-                Some(Ok(cell)) => out.cells.push(cell),
-                Some(Err(error)) => out.skipped.push(Skipped {
+                Some(Ok(pair)) => cells.push(pair),
+                Some(Err(error)) => skipped.push(Skipped {
                     path: self.root.join(name),
                     error,
                 }),
             }
         }
-        Ok(out)
-    }
-
-    /// Discovers every cell and classifies every agent heartbeat in one
-    /// parallel pass (what the daemon's tick and `--status` need).
-    pub fn survey(&self, now: f64, rule: &Rule) -> Result<(Vec<CellHealth>, Vec<Skipped>), Error> {
-        let found = self.discover()?;
-        let verdicts = classify_cells(&found.cells, now, rule);
-        let cells = found
-            .cells
-            .into_iter()
-            .zip(verdicts)
-            .map(|(cell, agents)| CellHealth { cell, agents })
-            .collect();
-        Ok((cells, found.skipped))
+        Ok((cells, skipped))
     }
 
     pub(crate) fn locked(&self, id: &CellId) -> Result<(Cell, File), Error> {
@@ -716,12 +728,6 @@ impl CellStore {
         let guard = lock(&cell)?;
         Ok((load(cell.dir, Some(id))?, guard))
     }
-}
-
-/// Classifies the heartbeats of every agent of `cells`, cells spread over
-/// all cores.
-fn classify_cells(cells: &[Cell], now: f64, rule: &Rule) -> Vec<Vec<(AgentName, Classification)>> {
-    par_map(cells, |c| c.read_heartbeats(now, rule))
 }
 
 /// `observe` for one file of an open directory: never follows a symlink,
