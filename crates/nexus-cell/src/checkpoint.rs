@@ -164,10 +164,11 @@ impl CellStore {
             return Err(Error::io(&ws, "rename")(e));
         }
         fsx::sync_dir(cell.dir())?;
-        std::fs::remove_dir_all(&old).map_err(Error::io(&old, "remove"))?;
         cell.append(EventKind::CellRestored {
             checkpoint: name.to_string(),
-        })
+        })?;
+        // The restore is done; a failure here only leaves the old copy.
+        std::fs::remove_dir_all(&old).map_err(Error::io(&old, "remove the replaced workspace"))
     }
 }
 
