@@ -84,3 +84,65 @@ proptest! {
 fn many_writers_with_lines_larger_than_pipe_buf() {
     check_concurrent_appends(6, 300, 16 * 1024, false);
 }
+
+/// An agent beating with `nexus-heartbeat` (as its revive command would
+/// run it: in the workspace, with LAZARUS_CELL_UUID set) is seen fresh by
+/// `mission-cell show`; an agent that never beat is missing.
+#[test]
+fn mission_cell_sees_heartbeats_written_by_the_heartbeat_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("missions");
+    let cell = |args: &[&str]| {
+        let o = Command::new(nexus_e2e::bin("mission-cell"))
+            .env_remove("MISSION_CELLS_ROOT")
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let id = cell(&["create", "--mission", "e2e"]).trim().to_string();
+    let hb = root.join(&id).join(".lazarus/heartbeats/allegro.json");
+    cell(&[
+        "join",
+        &id,
+        "--agent",
+        "allegro",
+        "--role",
+        "developer",
+        "--",
+        nexus_e2e::bin("nexus-heartbeat").to_str().unwrap(),
+        "beat",
+        "--agent",
+        "allegro",
+        "--status",
+        "thinking",
+        "--path",
+        hb.to_str().unwrap(),
+    ]);
+    cell(&["join", &id, "--agent", "ezra", "--role", "reviewer"]);
+
+    // Revive allegro the way the daemon will.
+    let store = nexus_cell::CellStore::new(&root);
+    let c = store.open_str(&id).unwrap();
+    let agent = nexus_cell::AgentName::new("allegro").unwrap();
+    let status = c.revive_command(&agent).unwrap().unwrap().status().unwrap();
+    assert!(status.success());
+
+    let v: serde_json::Value = serde_json::from_str(&cell(&["show", &id, "--json"])).unwrap();
+    assert_eq!(v["heartbeats"][0]["agent"], "allegro");
+    assert_eq!(v["heartbeats"][0]["state"], "fresh");
+    assert_eq!(v["heartbeats"][1]["state"], "missing");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&hb).unwrap()).unwrap();
+    assert_eq!(
+        doc["cell_uuid"],
+        id.as_str(),
+        "LAZARUS_CELL_UUID reached the agent"
+    );
+}

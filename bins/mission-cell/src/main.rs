@@ -83,7 +83,7 @@ enum Cmd {
         /// The cell.
         uuid: String,
     },
-    /// Write checkpoints/<timestamp>.tar.gz of the workspace and manifest.
+    /// Write checkpoints/TIMESTAMP.tar.gz of the workspace and manifest.
     Checkpoint {
         /// The cell.
         uuid: String,
@@ -95,6 +95,8 @@ enum Cmd {
         /// Checkpoint file name in checkpoints/.
         checkpoint: Option<String>,
     },
+    /// Print the blank mission proposal (fill it in, then `create --proposal`).
+    Template,
     /// Print the event log (bad lines are reported on stderr and skipped).
     Events {
         /// The cell.
@@ -214,6 +216,14 @@ fn run(cli: Cli) -> Out {
         Cmd::Checkpoint { uuid } => checkpoint(&store, &uuid, json),
         Cmd::Restore { uuid, checkpoint } => restore(&store, &uuid, checkpoint, json),
         Cmd::Events { uuid, kinds, tail } => events(&store, &uuid, &kinds, tail, json),
+        Cmd::Template => {
+            if json {
+                print_json(&json!({ "template": nexus_cell::PROPOSAL_TEMPLATE }));
+            } else {
+                print!("{}", nexus_cell::PROPOSAL_TEMPLATE);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -432,6 +442,9 @@ fn destroy(store: &CellStore, uuid: &str, json: bool) -> Out {
 
 fn checkpoint(store: &CellStore, uuid: &str, json: bool) -> Out {
     let cp = store.checkpoint(&id(uuid)?)?;
+    for s in &cp.skipped {
+        eprintln!("mission-cell: not archived (not a file, directory or symlink): {s}");
+    }
     if json {
         print_json(&json!(cp));
     } else {

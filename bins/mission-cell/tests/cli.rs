@@ -567,6 +567,39 @@ fn concurrent_joins_from_many_processes_lose_nothing() {
 }
 
 #[test]
+fn the_template_round_trips_through_create() {
+    let env = Env::new();
+    let blank = env.ok(&["template"]);
+    assert!(blank.contains("## Mission Summary"));
+    let file = env.root.with_file_name("p.md");
+    std::fs::write(&file, &blank).unwrap();
+    let o = env.run(&["create", "--proposal", file.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "a blank proposal has no mission");
+    assert!(stderr(&o).contains("Mission Summary"), "{}", stderr(&o));
+    let filled = blank
+        .replace("title: \"[MISSION] \"", "title: \"[MISSION] Night watch\"")
+        .replace(
+            "<!-- One-sentence description of the mission objective -->",
+            "Watch the night.",
+        );
+    std::fs::write(&file, filled).unwrap();
+    let id = env.ok(&[
+        "create",
+        "--proposal",
+        file.to_str().unwrap(),
+        "--name",
+        "override",
+    ]);
+    let v = env.json(&["show", id.trim()]);
+    assert_eq!(v["mission"], "Watch the night.");
+    assert_eq!(v["name"], "override", "flags win over the proposal");
+    // An empty, existing root lists nothing and says so.
+    let empty = Env::new();
+    std::fs::create_dir_all(&empty.root).unwrap();
+    assert!(empty.ok(&["list"]).starts_with("No mission cells found in"));
+}
+
+#[test]
 fn every_subcommand_takes_root_and_json() {
     let env = Env::new();
     for sub in [
@@ -582,6 +615,7 @@ fn every_subcommand_takes_root_and_json() {
         "checkpoint",
         "restore",
         "events",
+        "template",
     ] {
         let o = env.run(&[sub, "--help"]);
         let help = String::from_utf8_lossy(&o.stdout);

@@ -2,7 +2,9 @@
 //! `workspace/`, and restoring a workspace from one.
 //!
 //! Archives are written with `tar` + `flate2` (pure Rust, miniz_oxide).
-//! Symlinks are stored as links, never followed. Restore extracts into a
+//! Symlinks are stored as links, never followed; sockets, FIFOs and
+//! devices cannot be archived and are listed in [`Checkpoint::skipped`]
+//! (an agent's socket must not make checkpoints impossible). Restore extracts into a
 //! fresh directory inside the cell, refusing absolute or `..` paths,
 //! duplicate paths, hard links and device files, and never writing through
 //! a symlink; then it swaps the directory in for `workspace/`.
@@ -35,6 +37,9 @@ pub struct Checkpoint {
     pub path: PathBuf,
     /// Size of the archive.
     pub bytes: u64,
+    /// Workspace entries that cannot be archived (sockets, FIFOs, devices),
+    /// as `workspace/...` paths.
+    pub skipped: Vec<String>,
 }
 
 impl CellStore {
@@ -77,7 +82,7 @@ impl CellStore {
             fsx::sync_dir(&dir)?;
             Ok(bytes)
         });
-        let bytes = match result {
+        let (bytes, skipped) = match result {
             Ok(b) => b,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
@@ -87,7 +92,12 @@ impl CellStore {
         cell.append(EventKind::CheckpointCreated {
             checkpoint: name.clone(),
         })?;
-        Ok(Checkpoint { name, path, bytes })
+        Ok(Checkpoint {
+            name,
+            path,
+            bytes,
+            skipped,
+        })
     }
 
     /// The checkpoint file names of a cell, oldest first.
@@ -154,14 +164,15 @@ impl CellStore {
             return Err(Error::io(&ws, "rename")(e));
         }
         fsx::sync_dir(cell.dir())?;
-        std::fs::remove_dir_all(&old).map_err(Error::io(&old, "remove"))?;
         cell.append(EventKind::CellRestored {
             checkpoint: name.to_string(),
-        })
+        })?;
+        // The restore is done; a failure here only leaves the old copy.
+        std::fs::remove_dir_all(&old).map_err(Error::io(&old, "remove the replaced workspace"))
     }
 }
 
-fn write_archive(tmp: &Path, manifest: &Path, ws: &Path) -> Result<u64, Error> {
+fn write_archive(tmp: &Path, manifest: &Path, ws: &Path) -> Result<(u64, Vec<String>), Error> {
     let manifest_bytes = fsx::read_bounded(manifest, MAX_MANIFEST_BYTES)?;
     let file = OpenOptions::new()
         .write(true)
@@ -184,17 +195,50 @@ fn write_archive(tmp: &Path, manifest: &Path, ws: &Path) -> Result<u64, Error> {
     builder
         .append_data(&mut header, MANIFEST_FILE, manifest_bytes.as_slice())
         .map_err(tar_err)?;
-    builder
-        .append_dir_all("workspace", ws)
-        .map_err(|e| Error::Checkpoint {
-            path: ws.to_path_buf(),
-            reason: format!("cannot archive the workspace: {e}"),
-        })?;
+    let mut skipped = Vec::new();
+    append_tree(&mut builder, ws, Path::new("workspace"), &mut skipped)?;
     let gz = builder.into_inner().map_err(tar_err)?;
     let buf = gz.finish().map_err(tar_err)?;
     let file = buf.into_inner().map_err(|e| tar_err(e.into_error()))?;
     file.sync_all().map_err(Error::io(tmp, "fsync"))?;
-    Ok(file.metadata().map_err(Error::io(tmp, "stat"))?.len())
+    let bytes = file.metadata().map_err(Error::io(tmp, "stat"))?.len();
+    Ok((bytes, skipped))
+}
+
+/// Appends `dir` (as `name`) and everything below it, in name order:
+/// directories, regular files and symlinks (as links). Sockets, FIFOs and
+/// devices cannot be archived; they are listed in `skipped` instead.
+fn append_tree<W: std::io::Write>(
+    b: &mut tar::Builder<W>,
+    dir: &Path,
+    name: &Path,
+    skipped: &mut Vec<String>,
+) -> Result<(), Error> {
+    let archive_err = |path: &Path, e: std::io::Error| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: format!("cannot archive: {e}"),
+    };
+    b.append_path_with_name(dir, name)
+        .map_err(|e| archive_err(dir, e))?;
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(Error::io(dir, "list directory"))?
+        .collect::<Result<_, _>>()
+        .map_err(Error::io(dir, "list directory"))?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let inner = name.join(e.file_name());
+        let t = e.file_type().map_err(Error::io(&path, "stat"))?;
+        if t.is_dir() {
+            append_tree(b, &path, &inner, skipped)?;
+        } else if t.is_file() || t.is_symlink() {
+            b.append_path_with_name(&path, &inner)
+                .map_err(|e| archive_err(&path, e))?;
+        } else {
+            skipped.push(inner.display().to_string());
+        }
+    }
+    Ok(())
 }
 
 /// Extracts the `workspace/` entries of `archive` into `dest`, checking

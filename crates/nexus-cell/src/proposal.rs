@@ -8,6 +8,10 @@ use nexus_heartbeat::parse_duration;
 
 use crate::{AgentName, CellConfig, Invitee, Isolation, NewCell, Role};
 
+/// The blank template (seed 003's `.gitea/ISSUE_TEMPLATE/mission-proposal.md`),
+/// for `mission-cell template` and the Gitea repository.
+pub const PROPOSAL_TEMPLATE: &str = include_str!("../templates/mission-proposal.md");
+
 /// A proposal that cannot be used, with the 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {reason}")]
@@ -51,6 +55,88 @@ impl Proposal {
             proposal: Some(text.to_string()),
             ..NewCell::default()
         }
+    }
+}
+
+impl Proposal {
+    /// The proposal as a filled-in template; [`parse_proposal`] reads it
+    /// back to the same value (single-line texts).
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let mut line = |s: String| {
+            out.push_str(&s);
+            out.push('\n');
+        };
+        line("---".into());
+        line("name: Mission Proposal".into());
+        line(format!(
+            "title: \"[MISSION] {}\"",
+            self.title.as_deref().unwrap_or("")
+        ));
+        line("labels: mission-proposal".into());
+        line("---".into());
+        line("\n## Mission Summary".into());
+        line(self.mission.clone());
+        line("\n## Objective".into());
+        line(self.objective.clone().unwrap_or_default());
+        line("\n## Agents Invited".into());
+        for i in &self.invited {
+            line(format!("- @{} — {}", i.name, i.role));
+        }
+        let check = |b: bool| if b { "[x]" } else { "[ ]" };
+        let iso = &self.isolation;
+        line("\n## Isolation Requirements".into());
+        line(format!(
+            "- {} No wizard home-directory access needed",
+            check(iso.no_home_access)
+        ));
+        line(format!(
+            "- {} Read-only access to the following homes: {}",
+            check(!iso.read_only_homes.is_empty()),
+            iso.read_only_homes.join(", ")
+        ));
+        line(format!(
+            "- {} External network access required: {}",
+            check(iso.external_network == Some(true)),
+            match iso.external_network {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "yes / no",
+            }
+        ));
+        let c = &self.config;
+        let secs = |v: Option<u64>| v.map(|s| format!("{s}s")).unwrap_or_default();
+        line("\n## Cell Configuration".into());
+        line("| Setting | Value |".into());
+        line("|--------------------------|-------|".into());
+        line(format!(
+            "| Max duration | {} |",
+            secs(c.max_duration_seconds)
+        ));
+        line(format!(
+            "| Checkpoint interval | {} |",
+            secs(c.checkpoint_interval_seconds)
+        ));
+        line(format!(
+            "| Auto-archive on close | {} |",
+            match c.auto_archive {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "yes / no",
+            }
+        ));
+        line(format!(
+            "| Max revive attempts | {} |",
+            c.max_revive_attempts
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ));
+        line("\n## Related Issues / Context".into());
+        line(format!(
+            "- Epic: #{}",
+            self.epic.map(|n| n.to_string()).unwrap_or_default()
+        ));
+        out
     }
 }
 
@@ -328,6 +414,68 @@ Format: @agent-name — role (developer / reviewer / observer / coordinator) -->
 ## Notes
 "#;
 
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9][A-Za-z0-9 .,]{0,30}[A-Za-z0-9.]"
+    }
+
+    fn proposal() -> impl Strategy<Value = Proposal> {
+        (
+            proptest::option::of("[A-Za-z0-9][A-Za-z0-9 ]{0,20}[A-Za-z0-9]"),
+            text(),
+            proptest::option::of(text()),
+            proptest::collection::btree_map(
+                crate::schema::tests::agent_name(),
+                proptest::sample::select(Role::ALL.to_vec()),
+                0..4,
+            ),
+            (
+                any::<bool>(),
+                proptest::collection::vec("[a-z]{1,8}", 0..3),
+                proptest::option::of(any::<bool>()),
+            ),
+            (
+                proptest::option::of(1u64..3_000_000_000),
+                proptest::option::of(1u64..3_000_000_000),
+                proptest::option::of(any::<bool>()),
+                proptest::option::of(any::<u32>()),
+            ),
+            proptest::option::of(any::<u64>()),
+        )
+            .prop_map(
+                |(title, mission, objective, invited, iso, cfg, epic)| Proposal {
+                    title,
+                    mission,
+                    objective,
+                    invited: invited
+                        .into_iter()
+                        .map(|(name, role)| Invitee { name, role })
+                        .collect(),
+                    isolation: Isolation {
+                        no_home_access: iso.0,
+                        read_only_homes: iso.1.into_iter().filter(|h| h != "none").collect(),
+                        external_network: iso.2,
+                    },
+                    config: CellConfig {
+                        max_duration_seconds: cfg.0,
+                        checkpoint_interval_seconds: cfg.1,
+                        auto_archive: cfg.2,
+                        max_revive_attempts: cfg.3,
+                    },
+                    epic,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn proposals_round_trip(p in proposal()) {
+            let md = p.to_markdown();
+            prop_assert_eq!(parse_proposal(&md).unwrap(), p);
+        }
+    }
+
     #[test]
     fn parses_the_filled_template() {
         let p = parse_proposal(FILLED).unwrap();
@@ -367,6 +515,24 @@ Format: @agent-name — role (developer / reviewer / observer / coordinator) -->
             }
         );
         assert_eq!(p.epic, Some(878));
+    }
+
+    #[test]
+    fn the_shipped_template_is_the_blank_form() {
+        let e = parse_proposal(PROPOSAL_TEMPLATE).unwrap_err();
+        assert!(e.reason.contains("Mission Summary"), "{e}");
+        let filled = PROPOSAL_TEMPLATE
+            .replace(
+                "<!-- One-sentence description of the mission objective -->",
+                "Ship it.",
+            )
+            .replace("- @ —", "- @allegro — coordinator");
+        let p = parse_proposal(&filled).unwrap();
+        assert_eq!(p.mission, "Ship it.");
+        assert_eq!(p.invited.len(), 1);
+        assert_eq!(p.title, None);
+        assert_eq!(p.config, CellConfig::default());
+        assert_eq!(p.isolation, Isolation::default());
     }
 
     #[test]

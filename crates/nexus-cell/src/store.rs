@@ -2,12 +2,16 @@
 //! discovery and destroy, all confined to one cells root.
 
 use std::fs::File;
+use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nexus_heartbeat::{
-    Classification, HeartbeatWriter, Problem, Rule, State, classify, classify_many, write_atomic,
+    Classification, HeartbeatWriter, MAX_FILE_BYTES, Observation, Problem, Rule, State, classify,
+    write_atomic,
 };
+use rustix::fs::{Mode, OFlags};
 use serde::Serialize;
 
 use crate::events::{Event, EventKind, EventLog, append_event};
@@ -104,40 +108,44 @@ impl Cell {
     /// `Unreadable`, so an agent cannot make the daemon read (and quote)
     /// a file outside the cell.
     pub fn heartbeats(&self, now: f64, rule: &Rule) -> Vec<(AgentName, Classification)> {
-        classify_cells(std::slice::from_ref(self), now, rule)
-            .pop()
-            .unwrap_or_default()
+        self.read_heartbeats(now, rule)
     }
 
-    /// Per agent: `Some(reason)` when its heartbeat must not be opened.
-    fn heartbeat_refusals(&self) -> Vec<Option<String>> {
+    /// Reads and classifies every member's heartbeat: the heartbeats
+    /// directory is opened once (`O_DIRECTORY | O_NOFOLLOW`) and each file
+    /// relative to it with `O_NOFOLLOW | O_NONBLOCK`, so a symlink (to a
+    /// file outside the cell) or a FIFO is never read; parsing and the
+    /// verdict are `nexus-heartbeat`'s ([`Observation::parse`], [`classify`]).
+    fn read_heartbeats(&self, now: f64, rule: &Rule) -> Vec<(AgentName, Classification)> {
         let dir = self.heartbeats_dir();
-        let agents = &self.manifest.agents;
-        match std::fs::symlink_metadata(&dir) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let why = format!("{} is a symbolic link; not followed", dir.display());
-                return vec![Some(why); agents.len()];
-            }
-            Ok(_) => {}
-            Err(_) => return vec![None; agents.len()],
-        }
-        // One getdents per cell instead of one lstat per agent.
-        let links: Vec<std::ffi::OsString> = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
-                .map(|e| e.file_name())
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        agents
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let dirfd = rustix::fs::open(&dir, flags, Mode::empty());
+        self.manifest
+            .agents
             .iter()
             .map(|a| {
-                let file = format!("{}.json", a.name);
-                links
-                    .iter()
-                    .any(|l| l.as_encoded_bytes() == file.as_bytes())
-                    .then(|| "refusing to follow a symbolic link".to_string())
+                let path = self.heartbeat_path(&a.name);
+                let observed = match &dirfd {
+                    Ok(fd) => observe_at(fd, &format!("{}.json", a.name)),
+                    Err(e) if *e == rustix::io::Errno::NOENT => Err(Problem {
+                        state: State::Missing,
+                        reason: "no such file (no heartbeats directory)".into(),
+                    }),
+                    Err(e) if *e == rustix::io::Errno::LOOP || *e == rustix::io::Errno::NOTDIR => {
+                        Err(Problem {
+                            state: State::Unreadable,
+                            reason: format!(
+                                "{} is not a real directory (a symbolic link?); not followed",
+                                dir.display()
+                            ),
+                        })
+                    }
+                    Err(e) => Err(Problem {
+                        state: State::Unreadable,
+                        reason: format!("cannot open {}: {e}", dir.display()),
+                    }),
+                };
+                (a.name.clone(), classify(&path, observed, now, rule))
             })
             .collect()
     }
@@ -284,6 +292,9 @@ pub struct CellHealth {
     pub agents: Vec<(AgentName, Classification)>,
 }
 
+/// Cells found with a per-cell result, and what was skipped.
+type Found<R> = (Vec<(Cell, R)>, Vec<Skipped>);
+
 /// The mission cells under one root directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CellStore {
@@ -331,22 +342,7 @@ impl CellStore {
                 reason: "empty".into(),
             });
         }
-        std::fs::create_dir_all(&self.root).map_err(Error::io(&self.root, "create directory"))?;
         let id = CellId::new_v4();
-        let dir = self.cell_dir(&id);
-        std::fs::create_dir(&dir).map_err(Error::io(&dir, "create directory"))?;
-        for sub in [
-            "workspace",
-            "logs",
-            "checkpoints",
-            "bus",
-            "bus/inbox",
-            "bus/outbox",
-            ".lazarus",
-            ".lazarus/heartbeats",
-        ] {
-            fsx::make_dir(&dir.join(sub))?;
-        }
         let manifest = CellManifest {
             uuid: id,
             name: new.name,
@@ -364,14 +360,30 @@ impl CellStore {
             isolation: new.isolation,
             extra: Default::default(),
         };
-        let manifest_path = dir.join(MANIFEST_FILE);
-        manifest.validate(&manifest_path).map_err(|e| match e {
-            Error::Corrupt { field, reason, .. } => Error::Invalid {
-                field: "new cell",
-                reason: format!("{field}: {reason}"),
-            },
-            other => other,
-        })?;
+        manifest
+            .validate(Path::new(MANIFEST_FILE))
+            .map_err(|e| match e {
+                Error::Corrupt { field, reason, .. } => Error::Invalid {
+                    field: "new cell",
+                    reason: format!("{field}: {reason}"),
+                },
+                other => other,
+            })?;
+        std::fs::create_dir_all(&self.root).map_err(Error::io(&self.root, "create directory"))?;
+        let dir = self.cell_dir(&id);
+        std::fs::create_dir(&dir).map_err(Error::io(&dir, "create directory"))?;
+        for sub in [
+            "workspace",
+            "logs",
+            "checkpoints",
+            "bus",
+            "bus/inbox",
+            "bus/outbox",
+            ".lazarus",
+            ".lazarus/heartbeats",
+        ] {
+            fsx::make_dir(&dir.join(sub))?;
+        }
         if let Some(text) = &new.proposal {
             write_atomic(&dir.join("proposal.md"), text.as_bytes(), true)?;
         }
@@ -543,20 +555,21 @@ impl CellStore {
         }
         self.update(id, |m| {
             let cell = m.uuid.to_string();
-            m.status = m
+            let next = m
                 .status
                 .transition(to)
                 .map_err(|source| Error::Transition {
                     cell: cell.clone(),
                     source,
                 })?;
-            if to == Status::Active && m.agents.is_empty() {
+            if next == Status::Active && m.agents.is_empty() {
                 return Err(Error::NotAllowed {
                     cell,
                     status: m.status,
                     op: "activate a cell without agents",
                 });
             }
+            m.status = next;
             Ok(vec![match to {
                 Status::Frozen => EventKind::CellFrozen,
                 Status::Archived => EventKind::CellArchived,
@@ -625,6 +638,26 @@ impl CellStore {
     /// without `cell.json` and dot-entries are ignored; corrupt manifests,
     /// symlinks and bad names are listed in `skipped`, never fatal.
     pub fn discover(&self) -> Result<Discovery, Error> {
+        let (cells, skipped) = self.discover_with(|_| ())?;
+        Ok(Discovery {
+            cells: cells.into_iter().map(|(c, ())| c).collect(),
+            skipped,
+        })
+    }
+
+    /// Discovers every cell and classifies every agent heartbeat in one
+    /// parallel pass (what the daemon's tick and `--status` need).
+    pub fn survey(&self, now: f64, rule: &Rule) -> Result<(Vec<CellHealth>, Vec<Skipped>), Error> {
+        let (cells, skipped) = self.discover_with(|c| c.read_heartbeats(now, rule))?;
+        let cells = cells
+            .into_iter()
+            .map(|(cell, agents)| CellHealth { cell, agents })
+            .collect();
+        Ok((cells, skipped))
+    }
+
+    /// Discovery, running `f` on each cell in the same parallel pass.
+    fn discover_with<R: Send>(&self, f: impl Fn(&Cell) -> R + Sync) -> Result<Found<R>, Error> {
         let rd = match std::fs::read_dir(&self.root) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -635,7 +668,7 @@ impl CellStore {
             Err(e) => return Err(Error::io(&self.root, "list directory")(e)),
         };
         let mut entries: Vec<(String, bool)> = Vec::new();
-        let mut out = Discovery::default();
+        let mut skipped = Vec::new();
         for entry in rd {
             let entry = entry.map_err(Error::io(&self.root, "list directory"))?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -646,7 +679,7 @@ impl CellStore {
                 Ok(t) if t.is_dir() => entries.push((name, false)),
                 Ok(t) if t.is_symlink() => entries.push((name, true)),
                 Ok(_) => {}
-                Err(e) => out.skipped.push(Skipped {
+                Err(e) => skipped.push(Skipped {
                     path: entry.path(),
                     error: Error::io(entry.path(), "stat")(e),
                 }),
@@ -658,45 +691,36 @@ impl CellStore {
             if *is_link {
                 return Some(Err(self.symlink_error(&dir)));
             }
-            match CellId::parse(name) {
+            let loaded = match CellId::parse(name) {
                 Ok(id) => match load(dir, Some(&id)) {
                     // A directory without a manifest is not a cell.
                     Err(Error::Io { source, .. })
                         if source.kind() == std::io::ErrorKind::NotFound =>
                     {
-                        None
+                        return None;
                     }
-                    other => Some(other),
+                    other => other,
                 },
-                Err(e) if dir.join(MANIFEST_FILE).exists() => Some(Err(e.into())),
-                Err(_) => None,
-            }
+                Err(e) if dir.join(MANIFEST_FILE).exists() => Err(e.into()),
+                Err(_) => return None,
+            };
+            Some(loaded.map(|cell| {
+                let r = f(&cell);
+                (cell, r)
+            }))
         });
+        let mut cells = Vec::with_capacity(entries.len());
         for ((name, _), r) in entries.iter().zip(results) {
             match r {
                 None => {}
-                Some(Ok(cell)) => out.cells.push(cell),
-                Some(Err(error)) => out.skipped.push(Skipped {
+                Some(Ok(pair)) => cells.push(pair),
+                Some(Err(error)) => skipped.push(Skipped {
                     path: self.root.join(name),
                     error,
                 }),
             }
         }
-        Ok(out)
-    }
-
-    /// Discovers every cell and classifies every agent heartbeat in one
-    /// parallel pass (what the daemon's tick and `--status` need).
-    pub fn survey(&self, now: f64, rule: &Rule) -> Result<(Vec<CellHealth>, Vec<Skipped>), Error> {
-        let found = self.discover()?;
-        let verdicts = classify_cells(&found.cells, now, rule);
-        let cells = found
-            .cells
-            .into_iter()
-            .zip(verdicts)
-            .map(|(cell, agents)| CellHealth { cell, agents })
-            .collect();
-        Ok((cells, found.skipped))
+        Ok((cells, skipped))
     }
 
     pub(crate) fn locked(&self, id: &CellId) -> Result<(Cell, File), Error> {
@@ -706,45 +730,73 @@ impl CellStore {
     }
 }
 
-/// Classifies the heartbeats of every agent of `cells` in one parallel
-/// pass; symlinked heartbeats are refused without being opened.
-fn classify_cells(cells: &[Cell], now: f64, rule: &Rule) -> Vec<Vec<(AgentName, Classification)>> {
-    let refusals = par_map(cells, Cell::heartbeat_refusals);
-    let mut paths = Vec::new();
-    for (c, refused) in cells.iter().zip(&refusals) {
-        for (a, r) in c.manifest.agents.iter().zip(refused) {
-            if r.is_none() {
-                paths.push(c.heartbeat_path(&a.name));
+/// `observe` for one file of an open directory: never follows a symlink,
+/// never blocks on a FIFO, never reads more than [`MAX_FILE_BYTES`].
+fn observe_at(dir: &OwnedFd, name: &str) -> Result<Observation, Problem> {
+    let problem = |state, reason: String| Problem { state, reason };
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => {
+            return Err(problem(State::Missing, "no such file".into()));
+        }
+        Err(rustix::io::Errno::LOOP) => {
+            return Err(problem(
+                State::Unreadable,
+                "refusing to follow a symbolic link".into(),
+            ));
+        }
+        Err(e) => return Err(problem(State::Unreadable, format!("cannot open: {e}"))),
+    };
+    let mut file = File::from(fd);
+    let meta = file
+        .metadata()
+        .map_err(|e| problem(State::Unreadable, format!("cannot stat: {e}")))?;
+    if !meta.is_file() {
+        return Err(problem(State::Unreadable, "not a regular file".into()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(problem(
+            State::Corrupt,
+            format!(
+                "file is {} bytes, more than the {MAX_FILE_BYTES}-byte limit for a heartbeat",
+                meta.len()
+            ),
+        ));
+    }
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64());
+    // One read(2) in the usual case: ask for one byte more than the size;
+    // read on only after a short read (the file changed under us).
+    let mut buf = vec![0u8; meta.len() as usize + 1];
+    let mut filled = 0;
+    loop {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(problem(State::Unreadable, format!("cannot read: {e}"))),
+        }
+        if filled == buf.len() {
+            if filled as u64 > MAX_FILE_BYTES {
+                break;
             }
+            buf.resize((buf.len() * 2).min(MAX_FILE_BYTES as usize + 1), 0);
+        } else if filled as u64 == meta.len() {
+            break;
         }
     }
-    let mut read = classify_many(&paths, now, rule).into_iter();
-    cells
-        .iter()
-        .zip(refusals)
-        .map(|(c, refused)| {
-            c.manifest
-                .agents
-                .iter()
-                .zip(refused)
-                .filter_map(|(a, r)| {
-                    let verdict = match r {
-                        None => read.next()?,
-                        Some(reason) => classify(
-                            &c.heartbeat_path(&a.name),
-                            Err(Problem {
-                                state: State::Unreadable,
-                                reason,
-                            }),
-                            now,
-                            rule,
-                        ),
-                    };
-                    Some((a.name.clone(), verdict))
-                })
-                .collect()
-        })
-        .collect()
+    buf.truncate(filled);
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(problem(
+            State::Corrupt,
+            format!("file grew past the {MAX_FILE_BYTES}-byte limit while being read"),
+        ));
+    }
+    Observation::parse(&buf, mtime).map_err(|reason| problem(State::Corrupt, reason))
 }
 
 /// Reads and validates `<dir>/cell.json`; its `uuid` must equal `expect`.

@@ -65,6 +65,18 @@ fn provision_creates_the_full_layout() {
     assert_eq!(s.open(&cell.id()).unwrap(), cell);
     let e = s.provision(new_cell("  ")).unwrap_err();
     assert!(e.is_usage(), "{e}");
+    let mut bad = new_cell("m");
+    bad.name = Some("x\u{7}y".into());
+    let e = s.provision(bad).unwrap_err();
+    assert!(
+        e.is_usage() && e.to_string().contains("name: contains a control character"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_dir(s.root()).unwrap().count(),
+        1,
+        "nothing half-made"
+    );
 }
 
 #[test]
@@ -106,7 +118,14 @@ fn join_leave_and_lifecycle() {
     assert_eq!(cell.manifest().agents.len(), 1);
     let e = s.leave(&id, &name("ezra")).unwrap_err();
     assert!(matches!(e, Error::AgentNotFound { .. }), "{e}");
-    s.set_status(&id, Status::Active).unwrap();
+    let cell = s.leave(&id, &name("allegro")).unwrap();
+    assert!(cell.manifest().agents.is_empty());
+    let e = s.set_status(&id, Status::Active).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("cell {id} is frozen: cannot activate a cell without agents")
+    );
+    s.join(&id, join("allegro")).unwrap_err(); // frozen: no joins
     let cell = s.set_status(&id, Status::Archived).unwrap();
     assert_eq!(
         kinds(&cell),
@@ -117,7 +136,7 @@ fn join_leave_and_lifecycle() {
             "agent_joined",
             "cell_frozen",
             "agent_left",
-            "cell_activated",
+            "agent_left",
             "cell_archived"
         ]
     );
@@ -490,8 +509,20 @@ fn checkpoint_then_restore_gives_back_the_same_workspace() {
     symlink("src/deep/data.bin", ws.join("link")).unwrap();
     symlink("/usr/bin/env", ws.join("abs-link")).unwrap();
     let before = snapshot(&ws);
+    // Special files cannot be archived: skipped and listed, not fatal.
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(ws.join("src/pipe"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _sock = std::os::unix::net::UnixListener::bind(ws.join("sock")).unwrap();
 
     let cp = s.checkpoint(&id).unwrap();
+    assert_eq!(cp.skipped, ["workspace/sock", "workspace/src/pipe"]);
+    std::fs::remove_file(ws.join("src/pipe")).unwrap();
+    std::fs::remove_file(ws.join("sock")).unwrap();
     assert!(cp.path.starts_with(cell.checkpoints_dir()));
     assert!(cp.name.ends_with("Z.tar.gz"), "{}", cp.name);
     assert_eq!(s.checkpoints(&id).unwrap(), std::slice::from_ref(&cp.name));
@@ -727,13 +758,40 @@ fn symlinked_heartbeats_are_not_read() {
     assert!(!format!("{:?}", got[0].1).contains("topsecret"));
     assert_eq!(got[1].1.state, State::Fresh);
 
+    // A FIFO does not hang the reader; a huge file is not read.
+    s.join(&id, join("fifo")).unwrap();
+    let cell = s.join(&id, join("huge")).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(cell.heartbeat_path(&name("fifo")))
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(
+        cell.heartbeat_path(&name("huge")),
+        vec![b' '; nexus_heartbeat::MAX_FILE_BYTES as usize + 1],
+    )
+    .unwrap();
+    let got = cell.heartbeats(now, &rule);
+    assert_eq!(got[2].1.state, State::Unreadable, "{}", got[2].1);
+    assert_eq!(got[3].1.state, State::Corrupt, "{}", got[3].1);
+
     // The whole heartbeats directory replaced by a link.
     let hb = cell.heartbeats_dir();
     std::fs::rename(&hb, t.path().join("moved")).unwrap();
     symlink(t.path().join("moved"), &hb).unwrap();
     let (cells, _) = s.survey(now, &rule).unwrap();
     let states: Vec<_> = cells[0].agents.iter().map(|(_, c)| c.state).collect();
-    assert_eq!(states, [State::Unreadable, State::Unreadable]);
+    assert_eq!(states, [State::Unreadable; 4]);
+    assert!(cells[0].agents[1].1.reason.contains("not a real directory"));
+    // No heartbeats directory at all: every agent is missing.
+    std::fs::remove_file(&hb).unwrap();
+    let got = cell.heartbeats(now, &rule);
+    assert!(
+        got.iter().all(|(_, c)| c.state == State::Missing),
+        "{got:?}"
+    );
 }
 
 #[test]
