@@ -302,7 +302,7 @@ impl PoolConfig {
         let secs = |v: Option<f64>, field: &str| -> Result<Option<Duration>, Error> {
             match v {
                 None => Ok(None),
-                Some(s) if s.is_finite() && s >= 0.0 && s < 1e9 => {
+                Some(s) if s.is_finite() && (0.0..1e9).contains(&s) => {
                     Ok(Some(Duration::from_secs_f64(s)))
                 }
                 Some(s) => Err(Error::Config {
