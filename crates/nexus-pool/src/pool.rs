@@ -243,6 +243,13 @@ impl Pool {
         for (t, s) in fleet.iter().zip(&seen) {
             let mut health = assess(&s.probe, self.cfg.pool.dead_rule);
             // Our own child died: no need to wait for its heartbeat to age.
+            // /proc says the process is gone: no need to confirm that.
+            if health == Health::Degraded
+                && s.probe.process == Some(false)
+                && s.probe.heartbeat == nexus_revive::Heartbeat::Fresh
+            {
+                health = Health::ProcessGone;
+            }
             if let Some(dead) = self.exited.get(&t.key).copied() {
                 match s.heartbeat_pid {
                     // Someone else restarted it: believe the new heartbeat.
@@ -256,8 +263,8 @@ impl Pool {
                 let mut rec = self.state.records.get(&t.key).cloned().unwrap_or_default();
                 rec.state = match health {
                     Health::Healthy => State::Healthy,
-                    Health::Degraded => State::Degraded,
                     Health::Dead | Health::Gone => State::Dead,
+                    Health::Degraded | Health::ProcessGone => State::Degraded,
                     Health::Unknown => State::Unknown,
                 };
                 if rec.state != State::Healthy {

@@ -45,6 +45,10 @@ pub enum Health {
     /// child die): dead at once, no confirmation sweeps. [`assess`] never
     /// returns it; the caller that knows sets it.
     Gone,
+    /// A `/proc` scan shows the agent's process is not running while its
+    /// heartbeat is still fresh: degraded at once, no confirmation sweeps
+    /// (it turns dead when the heartbeat goes stale). Set by the caller.
+    ProcessGone,
 }
 
 /// Which rule decides "dead".

@@ -246,6 +246,7 @@ pub fn step(
     let mut actions = Vec::new();
     let (health, certain) = match health {
         Health::Gone => (Health::Dead, true),
+        Health::ProcessGone => (Health::Degraded, true),
         h => (h, false),
     };
     rec.first_seen.get_or_insert(now);
@@ -259,7 +260,7 @@ pub fn step(
             rec.fail_streak += 1;
             rec.ok_streak = 0;
         }
-        Health::Unknown | Health::Gone => {}
+        Health::Unknown | Health::Gone | Health::ProcessGone => {}
     }
     if certain {
         rec.fail_streak = rec.fail_streak.max(s.fail_threshold);
@@ -336,7 +337,7 @@ fn from_health(h: Health) -> State {
         Health::Healthy => State::Healthy,
         Health::Degraded => State::Degraded,
         Health::Dead => State::Dead,
-        Health::Unknown | Health::Gone => State::Unknown,
+        Health::Unknown | Health::Gone | Health::ProcessGone => State::Unknown,
     }
 }
 

@@ -241,6 +241,20 @@ fn a_known_exit_is_dead_at_once() {
 }
 
 #[test]
+fn a_vanished_process_is_degraded_at_once() {
+    let mut sim = Sim::new(Policy::Auto);
+    sim.sweeps(3, Health::Healthy);
+    sim.sweep(Health::ProcessGone, None);
+    assert_eq!(sim.rec.state, State::Degraded);
+    sim.sweep(Health::Dead, None);
+    assert_eq!(
+        sim.rec.state,
+        State::Dead,
+        "the stale heartbeat confirms it"
+    );
+}
+
+#[test]
 fn a_single_bad_sweep_does_not_flap() {
     let mut sim = Sim::new(Policy::Auto);
     sim.sweeps(3, Health::Healthy);
@@ -263,6 +277,7 @@ fn health() -> impl Strategy<Value = Health> {
         1 => Just(Health::Degraded),
         1 => Just(Health::Unknown),
         1 => Just(Health::Gone),
+        1 => Just(Health::ProcessGone),
     ]
 }
 
