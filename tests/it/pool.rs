@@ -809,3 +809,44 @@ fn config_precedence_flag_over_environment() {
     );
     assert_eq!(agents(&o)[0]["name"], "g1");
 }
+
+#[test]
+fn a_daemon_restarted_mid_episode_keeps_its_counters() {
+    let f = Fleet::new();
+    f.join("r1", RevivePolicy::Auto, false); // never comes back
+    let cfg = f.config("max_attempts = 3\nslow_lane = 100000");
+    let cfg_text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("revive_deadline = 0", "revive_deadline = 2");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let start = || {
+        Daemon(
+            f.cmd(&cfg)
+                .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut d = start();
+    wait_for("the first launch", || f.launches("r1") >= 1);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &d.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let _ = d.0.wait();
+    let launched_before_restart = f.launches("r1");
+    assert!(launched_before_restart < 3, "stopped mid-episode");
+    let _d = start();
+    wait_for("escalation", || f.events().contains("\"revive_escalated\""));
+    assert_eq!(f.launches("r1"), 3, "the restart did not reset the budget");
+    let pool: Value =
+        serde_json::from_slice(&std::fs::read(f.root.join("pool-state.json")).unwrap()).unwrap();
+    assert_eq!(
+        pool["records"][format!("{}/r1", f.cell)]["state"],
+        "escalated"
+    );
+}
