@@ -1,0 +1,69 @@
+//! `resurrection-pool` flags and config checks through the real binary
+//! (fleet scenarios live in the workspace's e2e tests).
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+fn pool() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_resurrection-pool"));
+    c.env_remove("RESURRECTION_CONFIG")
+        .env("NEXUS_LOG", "error");
+    c
+}
+
+#[test]
+fn check_config_accepts_the_example_and_names_a_bad_key() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/examples/resurrection-pool.toml");
+    let o = pool().arg("check-config").arg(&example).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("pool.toml");
+    std::fs::write(&bad, "[revive]\nmax_attemps = 3\n").unwrap();
+    let o = pool().arg("check-config").arg(&bad).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("max_attemps"));
+}
+
+#[test]
+fn an_empty_fleet_is_a_usage_error_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pool.toml");
+    std::fs::write(&cfg, "[pool]\n").unwrap();
+    let o = pool()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--once")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = pool()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--once", "--allow-empty", "--state-file"])
+        .arg(dir.path().join("s.json"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn list_cells_of_a_missing_root_exits_1() {
+    let o = pool()
+        .args(["--list-cells", "--cells-root", "/nonexistent/cells"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
+}
