@@ -138,6 +138,37 @@ revive_deadline = 0
     }
 }
 
+impl Drop for Fleet {
+    /// Agents outlive the pool by design (a daemon restart must not kill
+    /// them), so the test kills every process group an agent heartbeat names.
+    fn drop(&mut self) {
+        let Ok(cells) = std::fs::read_dir(self.root.join("cells")) else {
+            return;
+        };
+        for cell in cells.flatten() {
+            let Ok(beats) = std::fs::read_dir(cell.path().join(".lazarus/heartbeats")) else {
+                continue;
+            };
+            for beat in beats.flatten() {
+                let pid = std::fs::read_to_string(beat.path())
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .and_then(|v| v["pid"].as_u64());
+                if let Some(pid) = pid.filter(|p| *p > 1) {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", "--", &format!("-{pid}")])
+                        .stderr(Stdio::null())
+                        .status();
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &pid.to_string()])
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+        }
+    }
+}
+
 fn agents(o: &Output) -> Vec<Value> {
     serde_json::from_slice::<Value>(&o.stdout)
         .unwrap_or_else(|e| {

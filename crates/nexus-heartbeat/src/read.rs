@@ -275,6 +275,12 @@ pub struct Problem {
 /// Reads and parses one heartbeat file. Never blocks on FIFOs or devices,
 /// never reads more than [`MAX_FILE_BYTES`].
 pub fn observe(path: &Path) -> Result<Observation, Problem> {
+    observe_into(path, &mut Vec::new())
+}
+
+/// [`observe`] reading into `buf` (reused across calls by [`observe_many`],
+/// which saves an allocation per file).
+fn observe_into(path: &Path, buf: &mut Vec<u8>) -> Result<Observation, Problem> {
     let unreadable = |reason: String| Problem {
         state: State::Unreadable,
         reason,
@@ -293,10 +299,10 @@ pub fn observe(path: &Path) -> Result<Observation, Problem> {
         }
         Err(e) => return Err(unreadable(format!("cannot open: {e}"))),
     };
-    let buf = read_bounded(&mut file).map_err(|e| unreadable(format!("cannot read: {e}")))?;
+    read_bounded(&mut file, buf).map_err(|e| unreadable(format!("cannot read: {e}")))?;
     if !buf.is_empty() && buf.len() as u64 <= MAX_FILE_BYTES {
         // The common case costs open, one read, close: no fstat.
-        return Observation::parse(&buf, None).map_err(corrupt);
+        return Observation::parse(buf, None).map_err(corrupt);
     }
     // Rare cases are worth an fstat: an empty file's time is its mtime, and
     // an empty or endless read may come from something that is not a file.
@@ -317,7 +323,7 @@ pub fn observe(path: &Path) -> Result<Observation, Problem> {
         .ok()
         .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_secs_f64());
-    Observation::parse(&buf, mtime).map_err(corrupt)
+    Observation::parse(buf, mtime).map_err(corrupt)
 }
 
 /// A heartbeat is a few hundred bytes: one read of this size is the whole file.
@@ -326,8 +332,9 @@ const FIRST_READ: usize = 4096;
 /// Reads the whole file, at most `MAX_FILE_BYTES + 1` bytes. A short read is
 /// taken as end of file: heartbeats are replaced by rename, never appended
 /// to, so a regular file cannot grow under the reader.
-fn read_bounded(file: &mut File) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; FIRST_READ];
+fn read_bounded(file: &mut File, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    buf.resize(FIRST_READ, 0);
     let mut len = 0;
     loop {
         match file.read(&mut buf[len..]) {
@@ -348,7 +355,7 @@ fn read_bounded(file: &mut File) -> io::Result<Vec<u8>> {
         }
     }
     buf.truncate(len);
-    Ok(buf)
+    Ok(())
 }
 
 /// Opens read-only with `O_NONBLOCK` where we know its value, so a FIFO put
@@ -566,8 +573,14 @@ pub fn observe_many<P: AsRef<Path> + Sync>(paths: &[P]) -> Vec<Result<Observatio
     const PER_THREAD_MIN: usize = 256;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = cores.min(paths.len() / PER_THREAD_MIN).max(1);
+    let observe_all = |part: &[P]| {
+        let mut buf = Vec::with_capacity(FIRST_READ);
+        part.iter()
+            .map(|p| observe_into(p.as_ref(), &mut buf))
+            .collect::<Vec<_>>()
+    };
     if threads == 1 {
-        return paths.iter().map(|p| observe(p.as_ref())).collect();
+        return observe_all(paths);
     }
     let chunk = paths.len().div_ceil(threads);
     std::thread::scope(|s| {

@@ -209,3 +209,20 @@ fn report_sorts_failing_first_and_never_reads_empty_as_healthy() {
     let empty = evaluate(&Registry::default(), &Scan::default(), NOW);
     assert!(empty.nothing_monitored && !empty.healthy());
 }
+
+#[test]
+fn iso_matches_jiff() {
+    for epoch in [
+        0.0,
+        1.5,
+        951_782_400.0,
+        1_800_000_000.0,
+        4_102_444_799.9,
+        221_845_391_999.0,
+        221_845_392_000.0,
+    ] {
+        let want = Timestamp::from_second(epoch as i64).unwrap().to_string();
+        assert_eq!(iso(epoch), want, "{epoch}");
+    }
+    assert_eq!(iso(-1.0), "1969-12-31T23:59:59Z");
+}
