@@ -353,51 +353,13 @@ fn a_running_pool_shows_its_fleet_to_chromium_and_promtool() {
     assert_eq!(health["status"], "ok");
 
     let metrics = get(&format!("{base}/metrics"));
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is missing: run scripts/test (scripts/setup.d installs prometheus)");
-    use std::io::Write;
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(metrics.as_bytes())
-        .unwrap();
-    let out = promtool.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        metrics
-    );
+    nexus_testkit::promtool_check_metrics(&metrics);
     assert!(
         metrics.contains("nexus_pool_agent_state{agent=\"omega\""),
         "{metrics}"
     );
 
-    let profile = tempfile::tempdir().unwrap();
-    let page = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=390,844",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("{base}/"))
-        .output()
-        .expect("chromium is missing: run scripts/test (scripts/setup.d installs it)");
-    let dom = String::from_utf8_lossy(&page.stdout);
+    let dom = nexus_testkit::chromium_dom(&format!("{base}/"));
     assert!(
         dom.contains(
             "<span class=\"name\">alpha</span><span class=\"state healthy\">healthy</span>"

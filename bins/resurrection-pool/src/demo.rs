@@ -44,11 +44,7 @@ impl Drop for TempRoot {
 }
 
 pub(crate) fn run(args: &DemoArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("resurrection-pool demo: {e}");

@@ -3,8 +3,6 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, RwLock};
 
 use nexus_pool::http::{Shared, serve};
@@ -69,58 +67,13 @@ async fn promtool_accepts_the_metrics() {
         .text()
         .await
         .unwrap();
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool is missing: run scripts/test (scripts/setup.d installs prometheus)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "promtool: {report}\n{body}");
-    assert!(report.trim().is_empty(), "promtool complained: {report}");
+    nexus_testkit::promtool_check_metrics(&body);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_person_sees_every_agent_and_its_state_in_chromium() {
     let (base, _stop) = start().await;
-    let profile = tempfile::tempdir().unwrap();
-    let url = format!("{base}/");
-    let out = tokio::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=390,844",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .await
-        .expect("chromium is missing: run scripts/test (scripts/setup.d installs it)");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dom = nexus_testkit::chromium_dom(&format!("{base}/"));
     // What a person sees: each agent's name next to its state.
     for (name, state) in [
         ("allegro", "healthy"),

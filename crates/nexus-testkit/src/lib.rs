@@ -24,10 +24,12 @@ mod http;
 mod process;
 mod servers;
 pub mod tcp;
+mod tools;
 
 pub use http::{Body, HttpResponse, HttpServer};
 pub use process::Sleeper;
 pub use servers::{PostgresServer, RedisServer, WsServer};
+pub use tools::{chromium_dom, promtool_check_metrics};
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
