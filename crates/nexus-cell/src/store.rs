@@ -2,14 +2,12 @@
 //! discovery and destroy, all confined to one cells root.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nexus_heartbeat::{
-    Classification, HeartbeatWriter, MAX_FILE_BYTES, Observation, Problem, Rule, State, classify,
-    write_atomic,
+    Classification, HeartbeatWriter, Observation, Problem, Rule, State, classify, write_atomic,
 };
 use rustix::fs::{Mode, OFlags};
 use serde::Serialize;
@@ -731,7 +729,7 @@ impl CellStore {
 }
 
 /// `observe` for one file of an open directory: never follows a symlink,
-/// never blocks on a FIFO, never reads more than [`MAX_FILE_BYTES`].
+/// never blocks on a FIFO, never reads more than `MAX_FILE_BYTES`.
 fn observe_at(dir: &OwnedFd, name: &str) -> Result<Observation, Problem> {
     let problem = |state, reason: String| Problem { state, reason };
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
@@ -748,55 +746,8 @@ fn observe_at(dir: &OwnedFd, name: &str) -> Result<Observation, Problem> {
         }
         Err(e) => return Err(problem(State::Unreadable, format!("cannot open: {e}"))),
     };
-    let mut file = File::from(fd);
-    let meta = file
-        .metadata()
-        .map_err(|e| problem(State::Unreadable, format!("cannot stat: {e}")))?;
-    if !meta.is_file() {
-        return Err(problem(State::Unreadable, "not a regular file".into()));
-    }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(problem(
-            State::Corrupt,
-            format!(
-                "file is {} bytes, more than the {MAX_FILE_BYTES}-byte limit for a heartbeat",
-                meta.len()
-            ),
-        ));
-    }
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs_f64());
-    // One read(2) in the usual case: ask for one byte more than the size;
-    // read on only after a short read (the file changed under us).
-    let mut buf = vec![0u8; meta.len() as usize + 1];
-    let mut filled = 0;
-    loop {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(problem(State::Unreadable, format!("cannot read: {e}"))),
-        }
-        if filled == buf.len() {
-            if filled as u64 > MAX_FILE_BYTES {
-                break;
-            }
-            buf.resize((buf.len() * 2).min(MAX_FILE_BYTES as usize + 1), 0);
-        } else if filled as u64 == meta.len() {
-            break;
-        }
-    }
-    buf.truncate(filled);
-    if buf.len() as u64 > MAX_FILE_BYTES {
-        return Err(problem(
-            State::Corrupt,
-            format!("file grew past the {MAX_FILE_BYTES}-byte limit while being read"),
-        ));
-    }
-    Observation::parse(&buf, mtime).map_err(|reason| problem(State::Corrupt, reason))
+    // From here on the read, the limits and the parse are nexus-heartbeat's.
+    nexus_heartbeat::observe_file(&mut File::from(fd))
 }
 
 /// Reads and validates `<dir>/cell.json`; its `uuid` must equal `expect`.

@@ -51,7 +51,7 @@ pub use duration::{deserialize_duration, format_duration, parse_duration};
 pub use error::{DurationError, Error, JobNameError};
 pub use read::{
     Classification, Form, MAX_FILE_BYTES, Observation, Problem, Progress, Rule, State, classify,
-    classify_file, classify_many, compare, observe, observe_many,
+    classify_file, classify_many, compare, observe, observe_file, observe_many,
 };
 pub use sd::{sd_notify, sd_notify_to};
 pub use write::write_atomic;

@@ -281,14 +281,6 @@ pub fn observe(path: &Path) -> Result<Observation, Problem> {
 /// [`observe`] reading into `buf` (reused across calls by [`observe_many`],
 /// which saves an allocation per file).
 fn observe_into(path: &Path, buf: &mut Vec<u8>) -> Result<Observation, Problem> {
-    let unreadable = |reason: String| Problem {
-        state: State::Unreadable,
-        reason,
-    };
-    let corrupt = |reason: String| Problem {
-        state: State::Corrupt,
-        reason,
-    };
     let mut file = match open_nonblocking(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -297,9 +289,33 @@ fn observe_into(path: &Path, buf: &mut Vec<u8>) -> Result<Observation, Problem> 
                 reason: "no such file".to_string(),
             });
         }
-        Err(e) => return Err(unreadable(format!("cannot open: {e}"))),
+        Err(e) => {
+            return Err(Problem {
+                state: State::Unreadable,
+                reason: format!("cannot open: {e}"),
+            });
+        }
     };
-    read_bounded(&mut file, buf).map_err(|e| unreadable(format!("cannot read: {e}")))?;
+    observe_opened(&mut file, buf)
+}
+
+/// Reads and parses a heartbeat file the caller opened itself (e.g.
+/// relative to a directory descriptor with `O_NOFOLLOW`, as `nexus-cell`
+/// does). Open it with `O_NONBLOCK` so a FIFO cannot block the read.
+pub fn observe_file(file: &mut File) -> Result<Observation, Problem> {
+    observe_opened(file, &mut Vec::new())
+}
+
+fn observe_opened(file: &mut File, buf: &mut Vec<u8>) -> Result<Observation, Problem> {
+    let unreadable = |reason: String| Problem {
+        state: State::Unreadable,
+        reason,
+    };
+    let corrupt = |reason: String| Problem {
+        state: State::Corrupt,
+        reason,
+    };
+    read_bounded(file, buf).map_err(|e| unreadable(format!("cannot read: {e}")))?;
     if !buf.is_empty() && buf.len() as u64 <= MAX_FILE_BYTES {
         // The common case costs open, one read, close: no fstat.
         return Observation::parse(buf, None).map_err(corrupt);
