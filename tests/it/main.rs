@@ -13,4 +13,5 @@ mod cell;
 mod cron;
 mod heartbeat;
 mod pool;
+mod prometheus;
 mod systemd;

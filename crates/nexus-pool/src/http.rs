@@ -134,10 +134,19 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 /// metrics too.
 pub fn render_metrics(s: &PoolSnapshot) -> String {
     let mut out = String::new();
-    let ids: Vec<(String, String)> = s
+    // Stable labels on every per-agent series: agent, cell, mission, host.
+    let host = label(nexus_heartbeat::hostname());
+    let ids: Vec<String> = s
         .agents
         .iter()
-        .map(|a| (label(&a.name), label(a.cell.as_deref().unwrap_or(""))))
+        .map(|a| {
+            format!(
+                "agent=\"{}\",cell=\"{}\",mission=\"{}\",host=\"{host}\"",
+                label(&a.name),
+                label(a.cell.as_deref().unwrap_or("")),
+                label(a.mission.as_deref().unwrap_or(""))
+            )
+        })
         .collect();
     family(
         &mut out,
@@ -145,11 +154,11 @@ pub fn render_metrics(s: &PoolSnapshot) -> String {
         "gauge",
         "1 for the agent's current state, 0 for the others.",
     );
-    for (a, (name, cell)) in s.agents.iter().zip(&ids) {
+    for (a, id) in s.agents.iter().zip(&ids) {
         for st in STATES {
             let _ = writeln!(
                 out,
-                "nexus_pool_agent_state{{agent=\"{name}\",cell=\"{cell}\",state=\"{}\"}} {}",
+                "nexus_pool_agent_state{{{id},state=\"{}\"}} {}",
                 state_name(st),
                 u8::from(a.state == st)
             );
@@ -161,12 +170,9 @@ pub fn render_metrics(s: &PoolSnapshot) -> String {
         "gauge",
         "Seconds since the agent's last heartbeat (absent: none).",
     );
-    for (a, (name, cell)) in s.agents.iter().zip(&ids) {
+    for (a, id) in s.agents.iter().zip(&ids) {
         if let Some(h) = a.heartbeat_age {
-            let _ = writeln!(
-                out,
-                "nexus_pool_agent_heartbeat_age_seconds{{agent=\"{name}\",cell=\"{cell}\"}} {h}"
-            );
+            let _ = writeln!(out, "nexus_pool_agent_heartbeat_age_seconds{{{id}}} {h}");
         }
     }
     family(
@@ -175,10 +181,10 @@ pub fn render_metrics(s: &PoolSnapshot) -> String {
         "gauge",
         "Revive launches inside the restart window.",
     );
-    for (a, (name, cell)) in s.agents.iter().zip(&ids) {
+    for (a, id) in s.agents.iter().zip(&ids) {
         let _ = writeln!(
             out,
-            "nexus_pool_agent_revive_attempts{{agent=\"{name}\",cell=\"{cell}\"}} {}",
+            "nexus_pool_agent_revive_attempts{{{id}}} {}",
             a.revive_attempts
         );
     }
@@ -191,6 +197,17 @@ pub fn render_metrics(s: &PoolSnapshot) -> String {
         "Sweeps since the pool started.",
     );
     let _ = writeln!(out, "nexus_pool_sweeps_total {}", s.sweeps);
+    family(
+        &mut out,
+        "nexus_pool_last_sweep_timestamp_seconds",
+        "gauge",
+        "When the last sweep finished (Unix time); stale means the pool is stuck.",
+    );
+    let _ = writeln!(
+        out,
+        "nexus_pool_last_sweep_timestamp_seconds {}",
+        s.last_sweep_at
+    );
     family(
         &mut out,
         "nexus_pool_last_sweep_duration_seconds",
