@@ -10,15 +10,15 @@ use nexus_e2e::bin;
 use serde_json::Value;
 
 /// A cells root with one cell, and the pool's files beside it.
-struct Fleet {
+pub(crate) struct Fleet {
     _tmp: tempfile::TempDir,
-    root: PathBuf,
+    pub(crate) root: PathBuf,
     store: CellStore,
     cell: nexus_cell::CellId,
 }
 
 impl Fleet {
-    fn new() -> Fleet {
+    pub(crate) fn new() -> Fleet {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
         let store = CellStore::new(root.join("cells"));
@@ -39,7 +39,7 @@ impl Fleet {
         }
     }
 
-    fn heartbeat_path(&self, agent: &str) -> PathBuf {
+    pub(crate) fn heartbeat_path(&self, agent: &str) -> PathBuf {
         self.store
             .open(&self.cell)
             .unwrap()
@@ -48,7 +48,7 @@ impl Fleet {
 
     /// Joins an agent whose revive command appends a line to `<agent>.launches`
     /// and, when `beats`, writes a fresh heartbeat through the CLI.
-    fn join(&self, agent: &str, policy: RevivePolicy, beats: bool) {
+    pub(crate) fn join(&self, agent: &str, policy: RevivePolicy, beats: bool) {
         let launches = self.root.join(format!("{agent}.launches"));
         let beat = if beats {
             format!(
@@ -115,7 +115,7 @@ revive_deadline = 0
         p
     }
 
-    fn cmd(&self, cfg: &Path) -> Command {
+    pub(crate) fn cmd(&self, cfg: &Path) -> Command {
         let mut c = Command::new(bin("resurrection-pool"));
         c.arg("--config")
             .arg(cfg)
@@ -289,7 +289,7 @@ fn an_explicit_config_that_is_missing_or_broken_exits_2() {
 }
 
 /// A running daemon, killed on drop.
-struct Daemon(std::process::Child);
+pub(crate) struct Daemon(pub(crate) std::process::Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -298,7 +298,7 @@ impl Drop for Daemon {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -307,7 +307,7 @@ fn free_port() -> u16 {
 }
 
 /// Fetches `url` once the daemon listens (bounded wait).
-fn get(url: &str) -> String {
+pub(crate) fn get(url: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let out = Command::new("curl")
@@ -323,7 +323,7 @@ fn get(url: &str) -> String {
     }
 }
 
-fn wait_for(what: &str, cond: impl Fn() -> bool) {
+pub(crate) fn wait_for(what: &str, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
