@@ -843,3 +843,70 @@ fn a_daemon_restarted_mid_episode_keeps_its_counters() {
         "escalated"
     );
 }
+
+#[test]
+fn cron_jobs_on_other_hosts_push_their_runs_to_the_pool() {
+    const TOKEN: &str = "a-push-token-of-some-length";
+    let f = Fleet::new();
+    let pings = f.root.join("pings");
+    let cfg = f.config(&format!("[ping]\ndir = \"{}\"\n", pings.display()));
+    let port = free_port();
+    let _d = Daemon(
+        f.cmd(&cfg)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("NEXUS_PING_TOKEN", TOKEN)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    get(&format!("http://127.0.0.1:{port}/health"));
+    let url = format!("http://127.0.0.1:{port}");
+    let job = |cmd: &str, token: &str| {
+        Command::new(bin("nexus-heartbeat"))
+            .args(["run", "--job", "nightly", "--interval", "1h", "--url", &url])
+            .args(["--", "sh", "-c", cmd])
+            .env("NEXUS_PING_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    let check = || {
+        let o = Command::new(bin("cron-heartbeat-check"))
+            .arg("--dir")
+            .arg(&pings)
+            .args(["--json", "--dry-run"])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["jobs"][0]["status"].as_str().unwrap_or("").to_string()
+    };
+    let o = job("exit 0", TOKEN);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(check(), "OK");
+    let o = job("exit 3", TOKEN);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(check(), "FAILED");
+    // A wrong token is refused; the job's own exit code is kept.
+    let o = job("exit 0", "not-the-token");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("refused: 401"));
+    assert_eq!(check(), "FAILED", "the refused push changed nothing");
+    // A ping endpoint without a token refuses to start.
+    let o = f
+        .cmd(&cfg)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--pid-file",
+        ])
+        .arg(f.root.join("other.pid"))
+        .env_remove("NEXUS_PING_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("NEXUS_PING_TOKEN"));
+}

@@ -77,8 +77,55 @@ struct JobArgs {
     interval: Duration,
     /// Heartbeat directory [default: $BEZALEL_HEARTBEAT_DIR, else
     /// /var/run/bezalel/heartbeats falling back to ~/.bezalel/heartbeats].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "url")]
     dir: Option<PathBuf>,
+    /// Push to a resurrection pool (`http://pool:8767`) instead of writing a
+    /// file: `POST /ping/<job>`, with a timeout and retries.
+    #[arg(long)]
+    url: Option<String>,
+    /// The variable holding the push token.
+    #[arg(long, default_value = "NEXUS_PING_TOKEN")]
+    token_env: String,
+}
+
+/// Pushes one ping: `what` is `None` (success), `start`, or an exit code.
+/// Three tries, 5 s each; the error says why, without the token.
+fn push(job: &JobArgs, url: &str, what: Option<&str>, interval: u64) -> Result<(), String> {
+    let token = std::env::var(&job.token_env)
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| format!("no push token in ${}", job.token_env))?;
+    let mut endpoint = format!("{}/ping/{}", url.trim_end_matches('/'), job.job);
+    if let Some(w) = what {
+        endpoint.push('/');
+        endpoint.push_str(w);
+    }
+    endpoint.push_str(&format!("?interval={interval}"));
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| format!("push: {e}"))?;
+    let mut last = String::new();
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(500 << (attempt - 1)));
+        }
+        match client
+            .post(&endpoint)
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+        {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            // A 4xx will not get better by retrying.
+            Ok(r) if r.status().is_client_error() => {
+                return Err(format!("push to {url} refused: {}", r.status()));
+            }
+            Ok(r) => last = format!("push to {url}: {}", r.status()),
+            Err(e) => last = format!("push to {url} failed: {}", e.without_url()),
+        }
+    }
+    Err(last)
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +200,19 @@ fn writer(job: &JobArgs) -> CronWriter {
 
 fn touch(a: TouchArgs) -> ExitCode {
     let interval = a.job.interval.as_secs().max(1);
+    if let Some(url) = &a.job.url {
+        if let Err(e) = nexus_heartbeat::validate_job_name(&a.job.job) {
+            eprintln!("nexus-heartbeat: {e}");
+            return ExitCode::from(u8::from(a.strict));
+        }
+        return match push(&a.job, url, None, interval) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("nexus-heartbeat: {e}");
+                ExitCode::from(u8::from(a.strict))
+            }
+        };
+    }
     match writer(&a.job)
         .pid(std::os::unix::process::parent_id())
         .success(&a.job.job, interval)
@@ -173,13 +233,19 @@ fn run(a: RunArgs) -> ExitCode {
         None => return ExitCode::from(2), // clap enforces `required`
     };
     let writer = writer(&a.job);
+    let remote = a.job.url.clone();
     // Say "running" first: a run that hangs or whose wrapper is killed is
     // then visible as such instead of looking like a job that never started.
-    if let Err(e) = writer
-        .clone()
-        .pid(std::process::id())
-        .start(&a.job.job, interval, started_at)
-    {
+    let started = match &remote {
+        Some(url) => push(&a.job, url, Some("start"), interval),
+        None => writer
+            .clone()
+            .pid(std::process::id())
+            .start(&a.job.job, interval, started_at)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(e) = started {
         eprintln!("nexus-heartbeat: {e}");
     }
     let (code, child_pid) = match std::process::Command::new(program).args(args).spawn() {
@@ -209,7 +275,11 @@ fn run(a: RunArgs) -> ExitCode {
         finished_at: now_epoch(),
         exit_code: code,
     };
-    if let Err(e) = writer.pid(child_pid).run(&a.job.job, interval, outcome) {
+    if let Some(url) = &remote {
+        if let Err(e) = push(&a.job, url, Some(&code.to_string()), interval) {
+            eprintln!("nexus-heartbeat: {e}");
+        }
+    } else if let Err(e) = writer.pid(child_pid).run(&a.job.job, interval, outcome) {
         // The job's result matters more than its heartbeat.
         eprintln!("nexus-heartbeat: {e}");
     }

@@ -301,3 +301,47 @@ fn bad_usage_exits_2() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn a_push_to_a_dead_pool_never_breaks_the_job() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // closed again when the listener drops
+    let url = format!("http://127.0.0.1:{port}");
+    let o = run(cli()
+        .args(["touch", "--job", "j", "--interval", "1h", "--url", &url])
+        .env("NEXUS_PING_TOKEN", "some-token-value"));
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("failed"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("some-token-value"));
+    let o = run(cli()
+        .args([
+            "run",
+            "--job",
+            "j",
+            "--interval",
+            "1h",
+            "--url",
+            &url,
+            "--",
+            "sh",
+            "-c",
+            "exit 6",
+        ])
+        .env("NEXUS_PING_TOKEN", "some-token-value"));
+    assert_eq!(o.status.code(), Some(6));
+    let o = run(cli().args([
+        "touch",
+        "--strict",
+        "--job",
+        "j",
+        "--interval",
+        "1h",
+        "--url",
+        &url,
+    ]));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no push token"), "{}", stderr(&o));
+}

@@ -239,9 +239,14 @@ async fn show(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(nexus_pool::http::serve(listener, pool.shared(), async {
-        let _ = stop_rx.await;
-    }));
+    tokio::spawn(nexus_pool::http::serve(
+        listener,
+        pool.shared(),
+        None,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
     let mut show = Show {
         pool,
         start: Instant::now(),

@@ -349,6 +349,13 @@ async fn daemon(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let listen = cfg.pool.listen.clone();
+    let ping = match &cfg.ping {
+        Some(p) => Some(p.ingest().map_err(|message| nexus_pool::Error::Config {
+            origin: "[ping]".to_string(),
+            message,
+        })?),
+        None => None,
+    };
     let poll = cfg.pool.poll_interval;
     let job = cfg.pool.heartbeat_job.clone();
     let hb_dir = cfg.pool.heartbeat_dir.clone();
@@ -359,9 +366,14 @@ async fn daemon(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(nexus_pool::http::serve(listener, pool.shared(), async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(nexus_pool::http::serve(
+        listener,
+        pool.shared(),
+        ping,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
     tracing::info!(
         "Resurrection Pool starting: status page http://{addr}/, poll_interval={}s",
         poll.as_secs_f64()

@@ -38,6 +38,60 @@ pub struct PoolConfig {
     /// Telegram approvals and escalations.
     #[serde(default)]
     pub telegram: Option<TelegramSettings>,
+    /// Remote heartbeats pushed to `POST /ping/<job>`.
+    #[serde(default)]
+    pub ping: Option<PingSection>,
+}
+
+/// `[ping]`: accept heartbeats from cron jobs on other hosts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingSection {
+    /// Where the pushed `<job>.last` records are written (point
+    /// `cron-heartbeat-check --dir` at it).
+    pub dir: PathBuf,
+    /// The variable holding the token senders must present (required).
+    #[serde(default = "ping_token_env")]
+    pub token_env: String,
+    /// Interval recorded for a ping that names none.
+    #[serde(default = "one_day", deserialize_with = "deserialize_duration")]
+    pub default_interval: Duration,
+    /// Largest accepted request body, in bytes.
+    #[serde(default = "sixteen_kib")]
+    pub max_body: usize,
+}
+
+fn ping_token_env() -> String {
+    "NEXUS_PING_TOKEN".to_string()
+}
+fn one_day() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn sixteen_kib() -> usize {
+    16 * 1024
+}
+
+impl PingSection {
+    /// The ingest, or why it cannot run (a ping endpoint without a token
+    /// would let anyone write heartbeats).
+    pub fn ingest(&self) -> Result<crate::ping::PingIngest, String> {
+        let token = std::env::var(&self.token_env)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| t.len() >= 16)
+            .ok_or_else(|| {
+                format!(
+                    "[ping] needs a token of at least 16 characters in ${}",
+                    self.token_env
+                )
+            })?;
+        Ok(crate::ping::PingIngest {
+            dir: self.dir.clone(),
+            token,
+            default_interval: self.default_interval,
+            max_body: self.max_body,
+        })
+    }
 }
 
 /// What to do when a mission asks for approval but no channel exists.

@@ -35,13 +35,19 @@ pub fn router(shared: Shared) -> Router {
         .with_state(shared)
 }
 
-/// Serves the router on `listener` until `shutdown` resolves.
+/// Serves the router (plus the ping routes, when configured) on
+/// `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Shared,
+    ping: Option<crate::ping::PingIngest>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(shared))
+    let mut app = router(shared);
+    if let Some(p) = ping {
+        app = app.merge(crate::ping::router(p));
+    }
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -12,6 +12,8 @@
 //!   once), one Gitea incident per death episode, Telegram approvals and
 //!   escalations, cell events and `.lazarus/state.json`, the persisted
 //!   state file.
+//! - [`ping`]: remote heartbeats pushed by cron jobs on other hosts
+//!   (`POST /ping/<job>`), stored as ordinary `.last` records.
 //! - [`view`]: the snapshot the pool publishes after each sweep
 //!   ([`PoolSnapshot`], [`AgentView`]).
 //! - [`http`]: the loopback HTTP surface over that snapshot: `/health`,
@@ -26,6 +28,7 @@ pub mod config;
 mod error;
 pub mod fleet;
 pub mod http;
+pub mod ping;
 pub mod pool;
 pub mod view;
 

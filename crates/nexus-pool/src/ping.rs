@@ -1,0 +1,304 @@
+//! Remote heartbeats: cron jobs on other hosts push their runs to the pool
+//! (`POST /ping/<job>`, `/ping/<job>/start`, `/ping/<job>/fail`,
+//! `/ping/<job>/<exit code>`, optional `?interval=1h`), token-authenticated
+//! (`Authorization: Bearer <token>`), body at most `max_body` bytes. Each
+//! ping is stored as the same `<job>.last` record a local job writes, so one
+//! `cron-heartbeat-check` over the ping directory covers the whole fleet.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::post;
+use nexus_heartbeat::{CronDirs, CronWriter, RunOutcome, now_epoch, parse_duration};
+use serde::Deserialize;
+
+/// Where pings go and who may send them.
+#[derive(Clone)]
+pub struct PingIngest {
+    /// The directory of the `<job>.last` records.
+    pub dir: PathBuf,
+    /// The token a sender must present.
+    pub token: String,
+    /// Interval recorded for a job whose ping names none.
+    pub default_interval: Duration,
+    /// Largest accepted request body.
+    pub max_body: usize,
+}
+
+impl std::fmt::Debug for PingIngest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PingIngest")
+            .field("dir", &self.dir)
+            .field("token", &"***")
+            .field("default_interval", &self.default_interval)
+            .field("max_body", &self.max_body)
+            .finish()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PingQuery {
+    interval: Option<String>,
+}
+
+/// The routes, to merge into the pool's router.
+pub fn router(ingest: PingIngest) -> Router {
+    let max = ingest.max_body;
+    Router::new()
+        .route("/ping/{job}", post(ping))
+        .route("/ping/{job}/{what}", post(ping_what))
+        .layer(DefaultBodyLimit::max(max))
+        .with_state(Arc::new(ingest))
+}
+
+/// Compares in time independent of where the strings differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn authorised(ingest: &PingIngest, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| same(t.trim(), &ingest.token))
+}
+
+/// What a ping says about the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Success,
+    Start,
+    Exit(i32),
+}
+
+async fn ping(
+    State(ingest): State<Arc<PingIngest>>,
+    Path(job): Path<String>,
+    Query(q): Query<PingQuery>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, String) {
+    record(ingest, job, Kind::Success, q, headers, body.len()).await
+}
+
+async fn ping_what(
+    State(ingest): State<Arc<PingIngest>>,
+    Path((job, what)): Path<(String, String)>,
+    Query(q): Query<PingQuery>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, String) {
+    let kind = match what.as_str() {
+        "start" => Kind::Start,
+        "fail" => Kind::Exit(1),
+        code => match code.parse::<u8>() {
+            Ok(0) => Kind::Success,
+            Ok(c) => Kind::Exit(i32::from(c)),
+            Err(_) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "expected /ping/<job>, /start, /fail or /<exit code 0-255>\n".into(),
+                );
+            }
+        },
+    };
+    record(ingest, job, kind, q, headers, body.len()).await
+}
+
+async fn record(
+    ingest: Arc<PingIngest>,
+    job: String,
+    kind: Kind,
+    q: PingQuery,
+    headers: HeaderMap,
+    _body_len: usize,
+) -> (StatusCode, String) {
+    if !authorised(&ingest, &headers) {
+        return (StatusCode::UNAUTHORIZED, "missing or wrong token\n".into());
+    }
+    if let Err(e) = nexus_heartbeat::validate_job_name(&job) {
+        return (StatusCode::BAD_REQUEST, format!("{e}\n"));
+    }
+    let interval = match q.interval.as_deref().map(parse_duration) {
+        None => ingest.default_interval,
+        Some(Ok(d)) if !d.is_zero() => d,
+        Some(Ok(_)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "interval must be positive\n".into(),
+            );
+        }
+        Some(Err(e)) => return (StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let dir = ingest.dir.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let w = CronWriter::new(CronDirs::only(&dir));
+        let secs = interval.as_secs().max(1);
+        let now = now_epoch();
+        match kind {
+            Kind::Success => w.success(&job, secs),
+            Kind::Start => w.start(&job, secs, now),
+            Kind::Exit(code) => w.run(
+                &job,
+                secs,
+                RunOutcome {
+                    started_at: now,
+                    finished_at: now,
+                    exit_code: code,
+                },
+            ),
+        }
+    })
+    .await;
+    match written {
+        Ok(Ok(_)) => (StatusCode::OK, "OK\n".into()),
+        Ok(Err(e)) => {
+            tracing::error!("ping: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot record the ping\n".into(),
+            )
+        }
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot record the ping\n".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use tower::ServiceExt;
+
+    const TOKEN: &str = "p1ng-t0ken";
+
+    fn app(dir: &std::path::Path) -> Router {
+        router(PingIngest {
+            dir: dir.to_path_buf(),
+            token: TOKEN.into(),
+            default_interval: Duration::from_secs(86_400),
+            max_body: 1024,
+        })
+    }
+
+    async fn send(
+        app: Router,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> StatusCode {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        app.oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap()
+            .status()
+    }
+
+    fn record(dir: &std::path::Path, job: &str) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{job}.last"))).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn pings_become_last_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let ok = |uri: &'static str| send(app(d), Method::POST, uri, Some(TOKEN), vec![]);
+        assert_eq!(
+            ok("/ping/db_backup/start?interval=1h").await,
+            StatusCode::OK
+        );
+        assert_eq!(record(d, "db_backup")["status"], "running");
+        assert_eq!(record(d, "db_backup")["interval_seconds"], 3600);
+        assert_eq!(ok("/ping/db_backup?interval=1h").await, StatusCode::OK);
+        assert_eq!(record(d, "db_backup")["status"], "ok");
+        assert_eq!(ok("/ping/db_backup/17").await, StatusCode::OK);
+        let r = record(d, "db_backup");
+        assert_eq!(
+            (r["status"].as_str(), r["exit_code"].as_i64()),
+            (Some("failed"), Some(17))
+        );
+        assert_eq!(ok("/ping/nightly/fail").await, StatusCode::OK);
+        assert_eq!(record(d, "nightly")["exit_code"], 1);
+        assert_eq!(ok("/ping/nightly/0").await, StatusCode::OK);
+        assert_eq!(record(d, "nightly")["status"], "ok");
+    }
+
+    #[tokio::test]
+    async fn refuses_what_it_must() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(
+            send(app(d), Method::POST, "/ping/j", None, vec![]).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            send(app(d), Method::POST, "/ping/j", Some("wrong-token"), vec![]).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            send(app(d), Method::POST, "/ping/..%2Fetc", Some(TOKEN), vec![]).await,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            send(app(d), Method::POST, "/ping/j/999", Some(TOKEN), vec![]).await,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            send(
+                app(d),
+                Method::POST,
+                "/ping/j?interval=soon",
+                Some(TOKEN),
+                vec![]
+            )
+            .await,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            send(
+                app(d),
+                Method::POST,
+                "/ping/j",
+                Some(TOKEN),
+                vec![b'x'; 4096]
+            )
+            .await,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            send(app(d), Method::GET, "/ping/j", Some(TOKEN), vec![]).await,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        assert_eq!(
+            std::fs::read_dir(d).unwrap().count(),
+            0,
+            "nothing was written"
+        );
+        let debug = format!(
+            "{:?}",
+            PingIngest {
+                dir: d.into(),
+                token: TOKEN.into(),
+                default_interval: Duration::ZERO,
+                max_body: 1
+            }
+        );
+        assert!(!debug.contains(TOKEN));
+    }
+}
