@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nexus_cell::{AgentName, CellId, CellStore, RevivePolicy, Status as CellStatus};
+use nexus_heartbeat::{Classification, Rule, State as HbState};
 use nexus_probe::{
     HeartbeatSpec, ProbeKind, ProbeSpec, ProcessSpec, PythonSyntaxSpec, Runner, Status, TcpSpec,
     Verdict,
@@ -58,6 +59,9 @@ pub struct Target {
     pub revive: ReviveHow,
     /// The pre-flight check before a revive.
     pub preflight: Option<PythonSyntaxSpec>,
+    /// The heartbeat, already read (cell agents: one parallel pass over all
+    /// cells that never follows a symlink); `None`: probe it.
+    pub heartbeat_seen: Option<Classification>,
 }
 
 /// A host whose processes are this machine's.
@@ -156,19 +160,23 @@ pub fn targets(
                     python: g.python.clone(),
                 })
                 .or_else(|| implied_preflight(&g.revive_cmd, None)),
+            heartbeat_seen: None,
         });
     }
     let (Some(store), Some(cells)) = (store, &cfg.cells) else {
         return (out, warnings);
     };
     let default_policy = cells.revive_policy.parse().unwrap_or(Policy::Auto);
-    match store.discover() {
+    let rule = Rule::fixed(cells.heartbeat_stale_threshold.as_secs_f64());
+    match store.survey(nexus_heartbeat::now_epoch(), &rule) {
         Err(e) => warnings.push(format!("cannot read cells root: {e}")),
-        Ok(d) => {
-            for s in &d.skipped {
+        Ok((surveyed, skipped)) => {
+            for s in &skipped {
                 warnings.push(format!("skipped cell {}: {}", s.path.display(), s.error));
             }
-            for cell in d.cells {
+            for health in surveyed {
+                let cell = health.cell;
+                let mut beats = health.agents;
                 let m = cell.manifest();
                 let frozen = match m.status {
                     CellStatus::Active => false,
@@ -177,6 +185,10 @@ pub fn targets(
                 };
                 for agent in m.agents.iter() {
                     let key = format!("{}/{}", cell.id(), agent.name);
+                    let seen = beats
+                        .iter()
+                        .position(|(n, _)| *n == agent.name)
+                        .map(|i| beats.swap_remove(i).1);
                     let policy = agent
                         .revive_policy
                         .or(m.revive_policy)
@@ -203,6 +215,7 @@ pub fn targets(
                             .revive_cmd
                             .as_deref()
                             .and_then(|c| implied_preflight(c, Some(&cell.workspace()))),
+                        heartbeat_seen: seen,
                     });
                 }
             }
@@ -234,6 +247,43 @@ fn alive(v: Option<&Verdict>) -> Option<bool> {
     }
 }
 
+/// A sweep's view of an agent whose heartbeat was read in the survey.
+fn seen_from(c: &Classification, g: Option<Verdict>, p: Option<Verdict>) -> Seen {
+    let heartbeat = match c.state {
+        HbState::Fresh => Heartbeat::Fresh,
+        HbState::Missing => Heartbeat::Missing,
+        _ => Heartbeat::Stale,
+    };
+    let obs = c.observation.as_ref();
+    Seen {
+        probe: Probe {
+            gateway: alive(g.as_ref()),
+            process: alive(p.as_ref()),
+            heartbeat,
+        },
+        heartbeat_age: c
+            .age_seconds
+            .filter(|_| obs.is_some_and(|o| o.timestamp.is_some())),
+        heartbeat_pid: obs
+            .and_then(|o| o.u64_field("pid"))
+            .and_then(|p| u32::try_from(p).ok()),
+        pids: p
+            .as_ref()
+            .and_then(|v| v.details.get("pids").cloned())
+            .and_then(|v| serde_json::from_value::<Vec<u32>>(v).ok())
+            .unwrap_or_default(),
+        lines: [g, p]
+            .into_iter()
+            .flatten()
+            .map(|v| format!("{}: {}", v.status, v.summary))
+            .chain(std::iter::once(format!(
+                "heartbeat {}: {}",
+                c.state, c.reason
+            )))
+            .collect(),
+    }
+}
+
 /// Probes the whole fleet at once: every probe concurrently under its own
 /// timeout, one `/proc` scan for all process probes.
 pub async fn probe(runner: &Runner, fleet: &[Target], timeout: Duration) -> Vec<Seen> {
@@ -257,15 +307,17 @@ pub async fn probe(runner: &Runner, fleet: &[Target], timeout: Duration) -> Vec<
             );
             index.push((i, 'p'));
         }
-        let hb = HeartbeatSpec {
-            path: t.heartbeat.clone(),
-            max_age: t.stale_threshold,
-            grace: None,
-        };
-        specs.push(
-            ProbeSpec::new(format!("{i}.heartbeat"), ProbeKind::Heartbeat(hb)).timeout(timeout),
-        );
-        index.push((i, 'h'));
+        if t.heartbeat_seen.is_none() {
+            let hb = HeartbeatSpec {
+                path: t.heartbeat.clone(),
+                max_age: t.stale_threshold,
+                grace: None,
+            };
+            specs.push(
+                ProbeSpec::new(format!("{i}.heartbeat"), ProbeKind::Heartbeat(hb)).timeout(timeout),
+            );
+            index.push((i, 'h'));
+        }
     }
     let verdicts = runner.run(&specs).await;
     let mut per: Vec<[Option<Verdict>; 3]> = vec![[None, None, None]; fleet.len()];
@@ -278,7 +330,11 @@ pub async fn probe(runner: &Runner, fleet: &[Target], timeout: Duration) -> Vec<
         per[i][slot] = Some(v);
     }
     per.into_iter()
-        .map(|[g, p, h]| {
+        .zip(fleet)
+        .map(|([g, p, h], t)| {
+            if let Some(c) = &t.heartbeat_seen {
+                return seen_from(c, g, p);
+            }
             let heartbeat = match &h {
                 Some(v) if v.status == Status::Ok => Heartbeat::Fresh,
                 Some(v) if v.status == Status::Unknown => Heartbeat::Unknown,
