@@ -1,5 +1,6 @@
 # Base tools the tests use: a C compiler (aws-lc-sys, ring), python3 (syntax
-# probe, mkfifo from coreutils), systemd-analyze (the shipped units are verified).
+# probe, demo agents), mkfifo (coreutils), systemd-analyze (the shipped units
+# are verified), curl and kill (the e2e tests).
 # Idempotent: installs only what is missing.
 set -euo pipefail
 need=()
@@ -7,6 +8,8 @@ command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v mkfifo >/dev/null 2>&1 || need+=(coreutils)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # unit files are verified
+command -v curl >/dev/null 2>&1 || need+=(curl)                  # e2e tests read the pool's HTTP surface
+[[ -x /bin/kill || -x /usr/bin/kill ]] || need+=(procps)         # e2e tests signal processes
 if ((${#need[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
