@@ -910,3 +910,55 @@ fn cron_jobs_on_other_hosts_push_their_runs_to_the_pool() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("NEXUS_PING_TOKEN"));
 }
+
+#[test]
+fn a_stopped_pool_is_noticed_through_its_own_heartbeat() {
+    let f = Fleet::new();
+    f.join("w1", RevivePolicy::Never, false);
+    let cfg = f.config("");
+    let beats = f.root.join("heartbeats");
+    let d = Daemon(
+        f.cmd(&cfg)
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let own = beats.join("resurrection_pool.last");
+    wait_for("the pool's own heartbeat", || own.exists());
+    let check = || {
+        let o = Command::new(bin("cron-heartbeat-check"))
+            .arg("--dir")
+            .arg(&beats)
+            .args(["--json", "--dry-run"])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["job"] == "resurrection_pool")
+            .map(|j| j["status"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(check(), "OK");
+    // A hung pool (SIGSTOP) stops beating: the cron checker flags it.
+    let pid = d.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for("resurrection_pool STALE", || check() == "STALE");
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for("resurrection_pool OK again", || check() == "OK");
+}

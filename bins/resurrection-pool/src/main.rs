@@ -241,7 +241,8 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     let dry = opts.dry_run;
     let job = cfg.pool.heartbeat_job.clone();
     let hb_dir = cfg.pool.heartbeat_dir.clone();
-    let interval = cfg.pool.poll_interval;
+    // A sweep may take up to a probe timeout beyond the poll interval.
+    let interval = cfg.pool.poll_interval + cfg.pool.probe_timeout;
     let mut pool = Pool::new(cfg, opts)?;
     pool.adopt().await;
     let report = pool.sweep().await;
@@ -357,6 +358,9 @@ async fn daemon(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result
         None => None,
     };
     let poll = cfg.pool.poll_interval;
+    // The own heartbeat's interval: a sweep may take up to a probe timeout
+    // beyond the poll interval, and must not look like a hung pool.
+    let beat_every = poll + cfg.pool.probe_timeout;
     let job = cfg.pool.heartbeat_job.clone();
     let hb_dir = cfg.pool.heartbeat_dir.clone();
     let dry = opts.dry_run;
@@ -388,7 +392,7 @@ async fn daemon(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result
         };
         nexus_heartbeat::sd_notify("WATCHDOG=1");
         if !dry {
-            beat(&job, hb_dir.as_deref(), poll);
+            beat(&job, hb_dir.as_deref(), beat_every);
         }
         // An agent that just started failing is re-checked at once, so a
         // death is confirmed within a poll interval despite the hysteresis.
