@@ -582,6 +582,25 @@ mod channels {
     }
 }
 
+/// What `cron-heartbeat-check --dir <dir>` says about `job` (empty if absent).
+fn cron_status(dir: &Path, job: &str) -> String {
+    let o = Command::new(bin("cron-heartbeat-check"))
+        .arg("--dir")
+        .arg(dir)
+        .args(["--json", "--dry-run"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|j| j["job"] == job)
+        .and_then(|j| j["status"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
 /// Polls `/api/agents` until `agent` is in `state`; returns how long it took.
 fn time_until(base: &str, agent: &str, states: &[&str], limit: Duration) -> Duration {
     let t0 = Instant::now();
@@ -869,16 +888,7 @@ fn cron_jobs_on_other_hosts_push_their_runs_to_the_pool() {
             .output()
             .unwrap()
     };
-    let check = || {
-        let o = Command::new(bin("cron-heartbeat-check"))
-            .arg("--dir")
-            .arg(&pings)
-            .args(["--json", "--dry-run"])
-            .output()
-            .unwrap();
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-        v["jobs"][0]["status"].as_str().unwrap_or("").to_string()
-    };
+    let check = || cron_status(&pings, "nightly");
     let o = job("exit 0", TOKEN);
     assert_eq!(
         o.status.code(),
@@ -926,22 +936,7 @@ fn a_stopped_pool_is_noticed_through_its_own_heartbeat() {
     );
     let own = beats.join("resurrection_pool.last");
     wait_for("the pool's own heartbeat", || own.exists());
-    let check = || {
-        let o = Command::new(bin("cron-heartbeat-check"))
-            .arg("--dir")
-            .arg(&beats)
-            .args(["--json", "--dry-run"])
-            .output()
-            .unwrap();
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-        v["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["job"] == "resurrection_pool")
-            .map(|j| j["status"].as_str().unwrap().to_string())
-            .unwrap_or_default()
-    };
+    let check = || cron_status(&beats, "resurrection_pool");
     assert_eq!(check(), "OK");
     // A hung pool (SIGSTOP) stops beating: the cron checker flags it.
     let pid = d.0.id().to_string();
