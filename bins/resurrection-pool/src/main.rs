@@ -272,7 +272,7 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
         );
     }
     if !dry {
-        beat(&job, hb_dir.as_deref(), interval);
+        let _ = beat(&job, hb_dir.as_deref(), interval);
     }
     Ok(u8::from(report.unhealthy > 0))
 }
@@ -284,17 +284,20 @@ fn read(pool: &Pool) -> nexus_pool::PoolSnapshot {
     }
 }
 
-fn beat(job: &str, dir: Option<&Path>, interval: Duration) {
+/// Writes the pool's own heartbeat; the error (naming the file) if it failed.
+fn beat(job: &str, dir: Option<&Path>, interval: Duration) -> Result<(), String> {
     let dirs = match dir {
         Some(d) => CronDirs::only(d),
         None => CronDirs::resolve(None),
     };
-    if let Err(e) = CronWriter::new(dirs)
+    CronWriter::new(dirs)
         .durable(false)
         .success(job, interval.as_secs().max(1))
-    {
-        tracing::warn!("own heartbeat: {e}");
-    }
+        .map(|_| ())
+        .map_err(|e| {
+            tracing::warn!("own heartbeat: {e}");
+            e.to_string()
+        })
 }
 
 /// Holds the PID file lock for the daemon's life.
@@ -392,7 +395,8 @@ async fn daemon(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result
         };
         nexus_heartbeat::sd_notify("WATCHDOG=1");
         if !dry {
-            beat(&job, hb_dir.as_deref(), beat_every);
+            let beaten = beat(&job, hb_dir.as_deref(), beat_every);
+            pool.fault_result("heartbeat", beaten);
         }
         // An agent that just started failing is re-checked at once, so a
         // death is confirmed within a poll interval despite the hysteresis.

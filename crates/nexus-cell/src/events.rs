@@ -5,8 +5,10 @@
 //! `write(2)` on an `O_APPEND` descriptor while holding an exclusive
 //! `flock`, then `fdatasync`ed. A writer that finds the file not ending in a
 //! newline (a crash mid-line) starts its line with one, so the torn fragment
-//! stays a single bad line and the new one is intact. Readers skip and
-//! report bad lines; they never fail on them.
+//! stays a single bad line and the new one is intact. A write that fails
+//! part-way (a full disk) is cut back off, so a failed append leaves the
+//! file as it was. Readers skip and report bad lines; they never fail on
+//! them.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -288,7 +290,12 @@ pub(crate) fn append_line(path: &Path, line: &[u8]) -> Result<(), Error> {
         } else {
             line
         };
-        file.write_all(bytes).map_err(Error::io(path, "append"))?;
+        if let Err(e) = file.write_all(bytes) {
+            // A full disk can take part of the line: cut it back off (we
+            // hold the lock), so the file still ends in a whole line.
+            let _ = file.set_len(len);
+            return Err(Error::io(path, "append")(e));
+        }
         file.sync_data().map_err(Error::io(path, "fsync"))
     })();
     // Closing the descriptor releases the lock too; unlock explicitly so a

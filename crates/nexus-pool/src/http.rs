@@ -80,7 +80,9 @@ fn liveness(s: &PoolSnapshot, now: f64) -> bool {
 async fn health(AxState(shared): AxState<Shared>) -> Response {
     let s = read(&shared);
     let t = now();
-    let ok = liveness(&s, t);
+    // A write fault (a full disk) is degraded too: the pool runs, but its
+    // state, events or heartbeat are not being kept.
+    let ok = liveness(&s, t) && s.faults.is_empty();
     let body = json!({
         "status": if ok { "ok" } else { "degraded" },
         "service": "resurrection-pool",
@@ -89,6 +91,7 @@ async fn health(AxState(shared): AxState<Shared>) -> Response {
         "unhealthy_agents": s.unhealthy(),
         "sweeps": s.sweeps,
         "last_sweep_seconds": s.last_sweep_seconds,
+        "faults": s.faults,
         "ts": t,
     });
     let code = if ok {
@@ -225,6 +228,13 @@ pub fn render_metrics(s: &PoolSnapshot) -> String {
         "nexus_pool_last_sweep_duration_seconds {}",
         s.last_sweep_seconds
     );
+    family(
+        &mut out,
+        "nexus_pool_write_faults",
+        "gauge",
+        "Kinds of files (state, events, cell-state, heartbeat) the pool currently fails to write.",
+    );
+    let _ = writeln!(out, "nexus_pool_write_faults {}", s.faults.len());
     out
 }
 

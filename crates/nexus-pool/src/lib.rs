@@ -16,6 +16,9 @@
 //!   (`POST /ping/<job>`), stored as ordinary `.last` records.
 //! - [`view`]: the snapshot the pool publishes after each sweep
 //!   ([`PoolSnapshot`], [`AgentView`]).
+//! - [`intent`]: crash safety of launches (an intent saved before each
+//!   spawn, re-adopted after a restart) and the test-only pause points.
+//! - [`faults`]: write faults (a full disk) the pool runs through and reports.
 //! - [`http`]: the loopback HTTP surface over that snapshot: `/health`,
 //!   `/metrics`, `/api/agents` and the status page.
 //!
@@ -26,8 +29,10 @@
 
 pub mod config;
 mod error;
+pub mod faults;
 pub mod fleet;
 pub mod http;
+pub mod intent;
 pub mod ping;
 pub mod pool;
 pub mod view;

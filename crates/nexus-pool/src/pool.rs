@@ -21,6 +21,7 @@ use crate::Error;
 use crate::config::{AskWithoutChannel, PoolConfig};
 use crate::fleet::{ReviveHow, Seen, Target, probe, targets};
 use crate::http::Shared;
+use crate::intent::{LAUNCH_ENV, LaunchIntent, pause};
 use crate::view::{AgentView, PoolSnapshot};
 
 /// Events kept per agent for the status page.
@@ -45,6 +46,9 @@ pub struct PoolState {
     pub records: BTreeMap<String, AgentRecord>,
     /// The approval request id of each agent with one in flight.
     pub requests: BTreeMap<String, String>,
+    /// The last launch of each agent, saved before its spawn (see
+    /// [`crate::intent`]).
+    pub launched: BTreeMap<String, LaunchIntent>,
 }
 
 impl PoolState {
@@ -113,6 +117,7 @@ pub struct Pool {
     shared: Shared,
     started_at: f64,
     sweeps: u64,
+    faults: crate::faults::Faults,
 }
 
 impl Pool {
@@ -160,7 +165,7 @@ impl Pool {
             poll_interval_seconds: cfg.pool.poll_interval.as_secs_f64(),
             ..PoolSnapshot::default()
         }));
-        Ok(Pool {
+        let mut pool = Pool {
             settings: cfg.settings(),
             cfg,
             runner,
@@ -179,12 +184,47 @@ impl Pool {
             shared,
             started_at: now,
             sweeps: 0,
-        })
+            faults: crate::faults::Faults::default(),
+        };
+        pool.readopt_launches();
+        Ok(pool)
+    }
+
+    /// After a restart (a crash included): finds the processes of persisted
+    /// launch intents and tracks them again as the pool's own, so a launch
+    /// in flight is neither repeated nor lost from sight.
+    fn readopt_launches(&mut self) {
+        let mut gone = Vec::new();
+        for (key, intent) in &mut self.state.launched {
+            match crate::intent::find_launched(intent) {
+                Some(pid) => {
+                    intent.pid = Some(pid);
+                    self.children.insert(key.clone(), pid);
+                    tracing::info!("[{key}] re-adopted launched process {pid} after a restart");
+                }
+                None => gone.push(key.clone()),
+            }
+        }
+        for key in gone {
+            self.state.launched.remove(&key);
+        }
     }
 
     /// The snapshot the HTTP server reads.
     pub fn shared(&self) -> Shared {
         self.shared.clone()
+    }
+
+    /// Records how a write of `kind` went (`state`, `events`, `cell-state`,
+    /// `heartbeat`); a fault shows on `/health` and `/metrics` at once.
+    pub fn fault_result(&mut self, kind: &'static str, result: Result<(), String>) {
+        if self.faults.record(kind, result) {
+            let lines = self.faults.lines();
+            match self.shared.write() {
+                Ok(mut g) => g.faults = lines,
+                Err(p) => p.into_inner().faults = lines,
+            }
+        }
     }
 
     /// PIDs of the live processes the pool launched.
@@ -234,6 +274,7 @@ impl Pool {
             tracing::warn!("{w}");
         }
         let seen = probe(&self.runner, &fleet, self.cfg.pool.probe_timeout).await;
+        pause("sweep-probed").await;
         let decisions = self.poll_approvals(now).await;
         let mut views = Vec::with_capacity(fleet.len());
         let mut report = SweepReport {
@@ -296,11 +337,15 @@ impl Pool {
         // Agents that left the fleet leave the state too.
         let keys: std::collections::HashSet<&str> = fleet.iter().map(|t| t.key.as_str()).collect();
         self.state.records.retain(|k, _| keys.contains(k.as_str()));
+        self.state.launched.retain(|k, _| keys.contains(k.as_str()));
         if !self.dry_run {
-            if let Err(e) = self.state.save(&self.state_file) {
+            let saved = self.state.save(&self.state_file);
+            if let Err(e) = &saved {
                 tracing::error!("pool state not saved: {e}");
             }
-            self.write_cell_states(&fleet, now);
+            self.fault_result("state", saved.map_err(|e| e.to_string()));
+            let cell_states = self.write_cell_states(&fleet, now);
+            self.fault_result("cell-state", cell_states);
         }
         self.sweeps += 1;
         report.seconds = started.elapsed().as_secs_f64();
@@ -311,6 +356,7 @@ impl Pool {
             last_sweep_seconds: report.seconds,
             poll_interval_seconds: self.cfg.pool.poll_interval.as_secs_f64(),
             agents: views,
+            faults: self.faults.lines(),
         };
         match self.shared.write() {
             Ok(mut g) => *g = snapshot,
@@ -408,7 +454,7 @@ impl Pool {
                     self.request_approval(t, s, rec, deadline, now).await;
                 }
                 Action::Launch { attempt, slow_lane } => {
-                    let outcome = self.launch(t, s, attempt, slow_lane).await;
+                    let outcome = self.launch(t, s, rec, attempt, slow_lane, now).await;
                     queue.extend(launched(rec, now, outcome, &self.settings));
                 }
                 Action::Escalate { reason } => {
@@ -418,10 +464,11 @@ impl Pool {
                         && !self.dry_run
                         && let Ok(c) = store.open(cell)
                     {
-                        let _ = c.append(EventKind::ReviveEscalated {
+                        let appended = c.append(EventKind::ReviveEscalated {
                             agent: agent.clone(),
                             reason: Some(reason.clone()),
                         });
+                        self.fault_result("events", appended.map_err(|e| e.to_string()));
                     }
                     self.send_telegram(&format!(
                         "🚨 Resurrection pool: {} needs a human: {reason}",
@@ -522,8 +569,10 @@ impl Pool {
         &mut self,
         t: &Target,
         s: &Seen,
+        rec: &AgentRecord,
         attempt: u32,
         slow_lane: bool,
+        now: f64,
     ) -> LaunchOutcome {
         let lane = if slow_lane { " (slow lane)" } else { "" };
         if let Some(pre) = &t.preflight {
@@ -543,7 +592,15 @@ impl Pool {
         // A hung agent still holds its port and files: stop it first.
         let mut stale: Vec<u32> = s.pids.clone();
         if let Some(pid) = self.children.get(&t.key) {
-            stale.push(*pid);
+            // Re-adopted after a restart: only if it still is ours.
+            let ours = self
+                .state
+                .launched
+                .get(&t.key)
+                .is_none_or(|i| crate::intent::carries(*pid, &i.id));
+            if ours {
+                stale.push(*pid);
+            }
         }
         stale.sort_unstable();
         stale.dedup();
@@ -576,11 +633,20 @@ impl Pool {
                 }
             }
         };
+        let intent = self.record_intent(t, rec, attempt, now).await;
         let mut cmd = tokio::process::Command::from(cmd);
-        match cmd.spawn() {
+        cmd.env(LAUNCH_ENV, &intent);
+        let spawned = cmd.spawn();
+        if spawned.is_ok() {
+            pause("launch-spawned").await;
+        }
+        match spawned {
             Err(e) => LaunchOutcome::Failed(format!("cannot start: {e}")),
             Ok(mut child) => {
                 let pid = child.id().unwrap_or(0);
+                if let Some(i) = self.state.launched.get_mut(&t.key) {
+                    i.pid = Some(pid);
+                }
                 self.children.insert(t.key.clone(), pid);
                 self.exited.remove(&t.key);
                 let tx = self.exits_tx.clone();
@@ -593,22 +659,50 @@ impl Pool {
                     &t.key,
                     format!("revive attempt {attempt}{lane}: started PID {pid}"),
                 );
-                if let Some((cell, agent)) = &t.cell
-                    && let Some(store) = &self.store
-                    && let Ok(c) = store.open(cell)
-                {
-                    let _ = c.append(EventKind::ReviveAttempt {
-                        agent: agent.clone(),
-                        attempt,
-                        max: self.settings.max_attempts,
-                    });
-                }
                 LaunchOutcome::Started
             }
         }
     }
 
-    fn cell_event(&self, t: &Target, s: &Seen, to: State, rec: &AgentRecord, now: f64) {
+    /// Before a spawn: the `revive_attempt` event, then the record with the
+    /// attempt counted and the launch intent, saved (see [`crate::intent`]).
+    /// A failed save is reported, and the launch goes ahead: a dead agent
+    /// is not left dead because the disk is full.
+    async fn record_intent(
+        &mut self,
+        t: &Target,
+        rec: &AgentRecord,
+        attempt: u32,
+        now: f64,
+    ) -> String {
+        if let Some((cell, agent)) = &t.cell
+            && let Some(store) = &self.store
+        {
+            let appended = store.open(cell).and_then(|c| {
+                c.append(EventKind::ReviveAttempt {
+                    agent: agent.clone(),
+                    attempt,
+                    max: self.settings.max_attempts,
+                })
+            });
+            self.fault_result("events", appended.map(|_| ()).map_err(|e| e.to_string()));
+        }
+        let intent = LaunchIntent::new(&t.key, now, attempt);
+        let id = intent.id.clone();
+        let mut counted = rec.clone();
+        launched(&mut counted, now, LaunchOutcome::Started, &self.settings);
+        self.state.records.insert(t.key.clone(), counted);
+        self.state.launched.insert(t.key.clone(), intent);
+        let saved = self.state.save(&self.state_file);
+        if let Err(e) = &saved {
+            tracing::error!("[{}] launch intent not saved: {e}", t.key);
+        }
+        self.fault_result("state", saved.map_err(|e| e.to_string()));
+        pause("launch-saved").await;
+        id
+    }
+
+    fn cell_event(&mut self, t: &Target, s: &Seen, to: State, rec: &AgentRecord, now: f64) {
         if self.dry_run {
             return;
         }
@@ -633,10 +727,12 @@ impl Pool {
             }
             _ => return,
         };
-        if let Ok(c) = store.open(cell)
-            && let Err(e) = c.append(kind)
-        {
-            tracing::warn!("[{}] event not written: {e}", t.key);
+        if let Ok(c) = store.open(cell) {
+            let appended = c.append(kind);
+            if let Err(e) = &appended {
+                tracing::warn!("[{}] event not written: {e}", t.key);
+            }
+            self.fault_result("events", appended.map_err(|e| e.to_string()));
         }
     }
 
@@ -685,9 +781,11 @@ impl Pool {
         }
     }
 
-    fn write_cell_states(&self, fleet: &[Target], now: f64) {
+    /// Writes every cell's `state.json`; the last failure, if any.
+    fn write_cell_states(&self, fleet: &[Target], now: f64) -> Result<(), String> {
+        let mut result = Ok(());
         let Some(store) = &self.store else {
-            return;
+            return result;
         };
         let mut per_cell: BTreeMap<String, BTreeMap<String, AgentHealth>> = BTreeMap::new();
         for t in fleet {
@@ -721,8 +819,10 @@ impl Pool {
             };
             if let Err(e) = c.write_daemon_state(&st) {
                 tracing::warn!("{cell}: state.json not written: {e}");
+                result = Err(e.to_string());
             }
         }
+        result
     }
 }
 

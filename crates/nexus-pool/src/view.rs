@@ -51,6 +51,8 @@ pub struct PoolSnapshot {
     pub poll_interval_seconds: f64,
     /// Every agent, by cell then name.
     pub agents: Vec<AgentView>,
+    /// Current write faults (`kind: error naming the file`), e.g. a full disk.
+    pub faults: Vec<String>,
 }
 
 impl PoolSnapshot {

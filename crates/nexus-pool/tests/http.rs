@@ -44,6 +44,7 @@ fn fleet() -> PoolSnapshot {
             agent("bezalel", State::Dead, 700.0),
             agent("ezra", State::Reviving, 40.0),
         ],
+        faults: Vec::new(),
     }
 }
 

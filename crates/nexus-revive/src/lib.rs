@@ -13,6 +13,9 @@
 //! - [`launched`] records how a requested launch went (started, failed, or
 //!   refused by the pre-flight check, which escalates at once).
 //!
+//! A wall clock set back is survived: times in a record later than `now`
+//! are clamped to it, so no timer waits out the jump.
+//!
 //! # What this crate must never do
 //! - Perform I/O or read the clock: `now` is always passed in.
 //! - Launch under `never`, while an approval is pending, inside the startup

@@ -249,6 +249,7 @@ pub fn step(
         Health::ProcessGone => (Health::Degraded, true),
         h => (h, false),
     };
+    rewind(rec, now);
     rec.first_seen.get_or_insert(now);
     rec.attempts.retain(|t| now - t < s.attempt_window);
     match health {
@@ -330,6 +331,42 @@ pub fn step(
     }
     apply_policy(rec, policy, now, approval, s, &mut actions);
     actions
+}
+
+/// The wall clock was set back (or a record came from a host whose clock
+/// ran ahead): every time in the record later than `now` becomes `now`.
+/// Without this, `now - t` stays negative until the clock catches up, so
+/// `dead_after`, the backoff and `revive_deadline` would hold a dead agent
+/// unrevived (or stuck in `reviving`) for as long as the jump. Clamping
+/// restarts those timers at most once, a bounded delay; attempts are kept
+/// (clamped, never dropped), so the budget still holds.
+fn rewind(rec: &mut AgentRecord, now: f64) {
+    let clamp = |t: &mut f64| {
+        if *t > now {
+            *t = now;
+        }
+    };
+    for t in [
+        &mut rec.first_seen,
+        &mut rec.episode_start,
+        &mut rec.dead_since,
+        &mut rec.last_launch,
+        &mut rec.healthy_since,
+        &mut rec.escalated_at,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        clamp(t);
+    }
+    rec.attempts.iter_mut().for_each(clamp);
+    if let Some(p) = &mut rec.pending
+        && p.requested_at > now
+    {
+        // The request keeps its full timeout from now.
+        p.deadline -= p.requested_at - now;
+        p.requested_at = now;
+    }
 }
 
 fn from_health(h: Health) -> State {

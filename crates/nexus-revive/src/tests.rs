@@ -366,3 +366,91 @@ proptest! {
         prop_assert_eq!(back, rec);
     }
 }
+
+/// The wall clock set back by a day mid-episode: the dead agent is still
+/// revived within `dead_after` of the jump (not a day later), the budget
+/// still counts the launches made before it, and a live agent raises nothing.
+#[test]
+fn a_clock_set_back_neither_hides_a_dead_agent_nor_alarms_a_live_one() {
+    const DAY: f64 = 86_400.0;
+    let mut dead = Sim::new(Policy::Auto);
+    dead.s.max_attempts = 2;
+    dead.s.revive_deadline = 120.0;
+    dead.sweeps(3, Health::Dead);
+    assert_eq!(dead.rec.state, State::Dead);
+    dead.sweeps(5, Health::Dead);
+    assert_eq!(dead.launches(), 1, "revived once before the jump");
+    dead.now -= DAY;
+    let jumped_at = dead.now;
+    // Stuck in `reviving` for a day without the clamp; here it fails the
+    // revive deadline, waits dead_after again at most, and launches.
+    let mut second = None;
+    for _ in 0..20 {
+        dead.sweep(Health::Dead, None);
+        if dead.launches() == 2 && second.is_none() {
+            second = Some(dead.now - 60.0);
+        }
+    }
+    let second = second.expect("a second launch after the jump");
+    assert!(
+        second - jumped_at <= dead.s.revive_deadline + dead.s.dead_after + 120.0,
+        "relaunched {}s after the jump",
+        second - jumped_at
+    );
+    assert_eq!(dead.launches(), 2, "the budget kept the pre-jump launch");
+    assert_eq!(dead.rec.state, State::Escalated);
+
+    let mut live = Sim::new(Policy::Auto);
+    live.sweeps(3, Health::Healthy);
+    live.now -= DAY;
+    live.sweeps(5, Health::Healthy);
+    live.now += 3.0 * DAY; // and forward again
+    live.sweeps(5, Health::Healthy);
+    assert_eq!(live.rec.state, State::Healthy);
+    assert!(live.log.is_empty() || live.count(|a| !matches!(a, Action::Transition { .. })) == 0);
+    assert_eq!(live.count(|a| matches!(a, Action::Transition { .. })), 1, "unknown → healthy only");
+}
+
+#[test]
+fn a_pending_approval_keeps_its_timeout_across_a_clock_set_back() {
+    let mut sim = Sim::new(Policy::Ask);
+    sim.s.dead_after = 0.0;
+    sim.sweeps(3, Health::Dead);
+    let p = sim.rec.pending.expect("a request");
+    sim.now -= 10_000.0;
+    sim.sweep(Health::Dead, None);
+    let q = sim.rec.pending.expect("still pending");
+    assert!(q.deadline - q.requested_at == p.deadline - p.requested_at);
+    assert!(q.requested_at <= sim.now);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever the clock does (jumps back or forward by up to a day), no
+    /// time in a record is ever after the `now` it was stepped with, and
+    /// the budget holds.
+    #[test]
+    fn no_record_time_is_in_the_future_after_a_step(
+        steps in proptest::collection::vec((health(), -86_400.0f64..86_400.0), 1..120),
+    ) {
+        let s = Settings { startup_grace: 0.0, dead_after: 0.0, slow_lane: 1e12, ..Settings::default() };
+        let mut rec = AgentRecord::default();
+        let mut now = 1.0e9;
+        let mut launches = 0u32;
+        for (h, dt) in steps {
+            now += dt;
+            for a in step(&mut rec, h, Policy::Auto, now, None, &s) {
+                if matches!(a, Action::Launch { .. }) {
+                    launched(&mut rec, now, LaunchOutcome::Started, &s);
+                    launches += 1;
+                }
+            }
+            let times = [rec.first_seen, rec.episode_start, rec.dead_since, rec.last_launch, rec.healthy_since, rec.escalated_at];
+            prop_assert!(times.iter().flatten().all(|t| *t <= now), "{rec:?} at {now}");
+            prop_assert!(rec.attempts.iter().all(|t| *t <= now));
+            prop_assert!(rec.attempts.len() as u32 <= s.max_attempts);
+        }
+        let _ = launches;
+    }
+}

@@ -31,6 +31,7 @@ pub(crate) fn sample(now: f64) -> PoolSnapshot {
             agent("bezalel", State::Dead, Some("cell-1")),
             agent("timmy", State::Reviving, None),
         ],
+        faults: Vec::new(),
     }
 }
 

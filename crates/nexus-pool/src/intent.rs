@@ -1,0 +1,173 @@
+//! Crash safety of launches: a launch is persisted as an *intent* before the
+//! process is spawned, and the process carries the intent's id in its
+//! environment, so a pool killed at any point (`kill -9` between the spawn
+//! and the state save included) finds its launches again on restart instead
+//! of launching the agent a second time.
+//!
+//! The order in [`crate::Pool`]'s launch is: event `revive_attempt` appended,
+//! the record (attempt already counted, state `reviving`) and the intent
+//! saved, the process spawned with [`LAUNCH_ENV`] set. A crash before the
+//! save re-runs the attempt (one duplicate event line, one launch); a crash
+//! after it never launches again within `revive_deadline`, and
+//! [`find_launched`] re-adopts the process so its death and hang are seen.
+//!
+//! Also here: the test-only pause points ([`pause`]), so a fault test can
+//! `kill -9` the pool at a named point instead of by timing luck.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The environment variable every launched agent carries: the id of the
+/// launch intent that started it.
+pub const LAUNCH_ENV: &str = "NEXUS_POOL_LAUNCH";
+
+/// Test hook: `NEXUS_POOL_PAUSE=<point>[:<n>]` makes the pool stop for good
+/// the `n`-th time (default 1st) it reaches `<point>` (`sweep-probed`,
+/// `launch-saved`, `launch-spawned`), after appending the point's name to
+/// the file named by [`PAUSE_FILE_ENV`]. Never set in production.
+pub const PAUSE_ENV: &str = "NEXUS_POOL_PAUSE";
+/// Where a pause point announces itself (one line per pause).
+pub const PAUSE_FILE_ENV: &str = "NEXUS_POOL_PAUSE_FILE";
+
+/// A launch the pool decided on, persisted before the spawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchIntent {
+    /// Unique id, also in the launched process's environment.
+    pub id: String,
+    /// When it was decided (epoch seconds, the pool's clock).
+    pub at: f64,
+    /// The episode's attempt number.
+    pub attempt: u32,
+    /// The PID, once known (saved with the next state save).
+    #[serde(default)]
+    pub pid: Option<u32>,
+}
+
+impl LaunchIntent {
+    /// A new intent; the id is unique per pool process and launch.
+    pub fn new(key: &str, at: f64, attempt: u32) -> LaunchIntent {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        LaunchIntent {
+            id: format!(
+                "{}-{}-{}-{n}",
+                nexus_gitea::fingerprint("launch", key),
+                std::process::id(),
+                (at * 1000.0) as u64
+            ),
+            at,
+            attempt,
+            pid: None,
+        }
+    }
+}
+
+/// Whether process `pid` carries `LAUNCH_ENV=id` (so it is ours, not a
+/// reused PID).
+pub fn carries(pid: u32, id: &str) -> bool {
+    environ_has(&Path::new("/proc").join(pid.to_string()).join("environ"), id)
+}
+
+fn environ_has(path: &Path, id: &str) -> bool {
+    let Ok(env) = std::fs::read(path) else {
+        return false;
+    };
+    let want = format!("{LAUNCH_ENV}={id}");
+    env.split(|b| *b == 0).any(|kv| kv == want.as_bytes())
+}
+
+/// The live process started by `intent`: its recorded PID if it still
+/// carries the id, else the first process in `/proc` that does (a crash
+/// between spawn and save leaves no PID). Zombies carry no environment.
+pub fn find_launched(intent: &LaunchIntent) -> Option<u32> {
+    if let Some(pid) = intent.pid
+        && carries(pid, &intent.id)
+    {
+        return Some(pid);
+    }
+    let dir = std::fs::read_dir("/proc").ok()?;
+    let mut found: Vec<u32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| carries(*pid, &intent.id))
+        .collect();
+    // The launched process is the oldest (lowest PID, barring wrap-around)
+    // of those that inherited the variable; its process group holds the rest.
+    found.sort_unstable();
+    found.first().copied()
+}
+
+/// The test-only pause point `point` (see [`PAUSE_ENV`]): returns at once
+/// unless the variable names it; else announces it and never returns.
+pub async fn pause(point: &str) {
+    let Ok(spec) = std::env::var(PAUSE_ENV) else {
+        return;
+    };
+    let (name, nth) = match spec.split_once(':') {
+        Some((n, k)) => (n, k.parse::<u64>().unwrap_or(1)),
+        None => (spec.as_str(), 1),
+    };
+    if name != point {
+        return;
+    }
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    if SEEN.fetch_add(1, Ordering::SeqCst) + 1 != nth {
+        return;
+    }
+    if let Some(file) = std::env::var_os(PAUSE_FILE_ENV) {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+        {
+            let _ = writeln!(f, "{point}");
+        }
+    }
+    tracing::warn!("test pause point {point} reached: the pool stops here ({PAUSE_ENV})");
+    std::future::pending::<()>().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_carried_by_children() {
+        let a = LaunchIntent::new("cell/agent", 1000.5, 1);
+        let b = LaunchIntent::new("cell/agent", 1000.5, 1);
+        assert_ne!(a.id, b.id);
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env(LAUNCH_ENV, &a.id)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(carries(pid, &a.id));
+        assert!(!carries(pid, &b.id), "another intent's id");
+        // Found by its PID, and by a /proc scan when the PID was never saved.
+        let mut with_pid = a.clone();
+        with_pid.pid = Some(pid);
+        assert_eq!(find_launched(&with_pid), Some(pid));
+        assert_eq!(find_launched(&a), Some(pid));
+        // A PID that was reused by someone else is not ours.
+        let mut wrong = b.clone();
+        wrong.pid = Some(std::process::id());
+        assert_eq!(find_launched(&wrong), None);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(find_launched(&with_pid), None, "gone once reaped");
+    }
+
+    #[test]
+    fn an_unset_pause_point_returns() {
+        // PAUSE_ENV is not set in unit tests.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(pause("sweep-probed"));
+    }
+}
