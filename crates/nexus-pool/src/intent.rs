@@ -146,7 +146,12 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id();
-        assert!(carries(pid, &a.id));
+        // The exec may still be setting up the new image: bounded wait.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !carries(pid, &a.id) {
+            assert!(std::time::Instant::now() < deadline, "never saw the id");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         assert!(!carries(pid, &b.id), "another intent's id");
         // Found by its PID, and by a /proc scan when the PID was never saved.
         let mut with_pid = a.clone();

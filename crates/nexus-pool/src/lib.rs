@@ -18,6 +18,8 @@
 //!   ([`PoolSnapshot`], [`AgentView`]).
 //! - [`intent`]: crash safety of launches (an intent saved before each
 //!   spawn, re-adopted after a restart) and the test-only pause points.
+//! - [`clock`]: monotonic time inside the pool, and heartbeats stamped in
+//!   the future judged by progress.
 //! - [`faults`]: write faults (a full disk) the pool runs through and reports.
 //! - [`http`]: the loopback HTTP surface over that snapshot: `/health`,
 //!   `/metrics`, `/api/agents` and the status page.
@@ -27,6 +29,7 @@
 //! - Block a sweep on a human (approvals are tracked, never awaited).
 //! - Launch an agent through a shell.
 
+pub mod clock;
 pub mod config;
 mod error;
 pub mod faults;

@@ -118,6 +118,8 @@ pub struct Pool {
     started_at: f64,
     sweeps: u64,
     faults: crate::faults::Faults,
+    clock: crate::clock::Clock,
+    future_beats: crate::clock::FutureBeats,
 }
 
 impl Pool {
@@ -185,6 +187,8 @@ impl Pool {
             started_at: now,
             sweeps: 0,
             faults: crate::faults::Faults::default(),
+            clock: crate::clock::Clock::system(),
+            future_beats: crate::clock::FutureBeats::default(),
         };
         pool.readopt_launches();
         Ok(pool)
@@ -213,6 +217,30 @@ impl Pool {
     /// The snapshot the HTTP server reads.
     pub fn shared(&self) -> Shared {
         self.shared.clone()
+    }
+
+    /// Heartbeats stamped in the future are judged by progress (see
+    /// [`crate::clock`]), not by their stamp.
+    fn judge_future_beats(&mut self, fleet: &[Target], seen: &mut [Seen]) {
+        let at = Instant::now();
+        for (t, s) in fleet.iter().zip(seen.iter_mut()) {
+            let future = s
+                .heartbeat_age
+                .is_some_and(|a| a < -crate::clock::FUTURE_SLACK);
+            if !future {
+                self.future_beats.forget(&t.key);
+                continue;
+            }
+            let version = crate::clock::Version::of(&t.heartbeat);
+            let judged = self
+                .future_beats
+                .judge(&t.key, version, t.stale_threshold, at);
+            s.probe.heartbeat = judged;
+            s.lines.push(format!(
+                "heartbeat stamped {:.0}s in the future (clock skew): judged {judged:?} by whether it still changes",
+                -s.heartbeat_age.unwrap_or(0.0)
+            ));
+        }
     }
 
     /// Records how a write of `kind` went (`state`, `events`, `cell-state`,
@@ -268,13 +296,14 @@ impl Pool {
     /// One sweep over the whole fleet.
     pub async fn sweep(&mut self) -> SweepReport {
         let started = Instant::now();
-        let now = nexus_heartbeat::now_epoch();
+        let now = self.clock.now();
         let (fleet, warnings) = targets(&self.cfg, self.store.as_ref(), &self.children);
         for w in warnings {
             tracing::warn!("{w}");
         }
-        let seen = probe(&self.runner, &fleet, self.cfg.pool.probe_timeout).await;
+        let mut seen = probe(&self.runner, &fleet, self.cfg.pool.probe_timeout).await;
         pause("sweep-probed").await;
+        self.judge_future_beats(&fleet, &mut seen);
         let decisions = self.poll_approvals(now).await;
         let mut views = Vec::with_capacity(fleet.len());
         let mut report = SweepReport {
