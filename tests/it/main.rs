@@ -10,6 +10,7 @@
 )]
 
 mod cell;
+mod crash;
 mod cron;
 mod heartbeat;
 mod pool;

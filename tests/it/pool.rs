@@ -13,8 +13,8 @@ use serde_json::Value;
 pub(crate) struct Fleet {
     _tmp: tempfile::TempDir,
     pub(crate) root: PathBuf,
-    store: CellStore,
-    cell: nexus_cell::CellId,
+    pub(crate) store: CellStore,
+    pub(crate) cell: nexus_cell::CellId,
 }
 
 impl Fleet {
@@ -77,13 +77,13 @@ impl Fleet {
             .unwrap();
     }
 
-    fn launches(&self, agent: &str) -> usize {
+    pub(crate) fn launches(&self, agent: &str) -> usize {
         std::fs::read_to_string(self.root.join(format!("{agent}.launches")))
             .map(|s| s.lines().count())
             .unwrap_or(0)
     }
 
-    fn config(&self, extra: &str) -> PathBuf {
+    pub(crate) fn config(&self, extra: &str) -> PathBuf {
         let p = self.root.join("pool.toml");
         std::fs::write(
             &p,
@@ -133,7 +133,7 @@ revive_deadline = 0
         self.cmd(cfg).args(["--once", "--json"]).output().unwrap()
     }
 
-    fn events(&self) -> String {
+    pub(crate) fn events(&self) -> String {
         std::fs::read_to_string(self.store.open(&self.cell).unwrap().events_path()).unwrap()
     }
 }
@@ -583,7 +583,7 @@ mod channels {
 }
 
 /// What `cron-heartbeat-check --dir <dir>` says about `job` (empty if absent).
-fn cron_status(dir: &Path, job: &str) -> String {
+pub(crate) fn cron_status(dir: &Path, job: &str) -> String {
     let o = Command::new(bin("cron-heartbeat-check"))
         .arg("--dir")
         .arg(dir)
