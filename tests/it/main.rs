@@ -11,6 +11,7 @@
 
 mod cell;
 mod crash;
+mod full_disk;
 mod cron;
 mod heartbeat;
 mod pool;
