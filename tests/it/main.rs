@@ -10,6 +10,7 @@
 )]
 
 mod cell;
+mod clock;
 mod crash;
 mod full_disk;
 mod cron;
