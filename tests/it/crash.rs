@@ -83,13 +83,20 @@ fn agent(base: &str, name: &str) -> Value {
 fn events_intact(f: &Fleet) -> EventLog {
     let path = f.store.open(&f.cell).unwrap().events_path();
     let log = EventLog::read(&path).unwrap();
-    assert!(log.skipped.is_empty(), "torn or bad lines: {:?}", log.skipped);
+    assert!(
+        log.skipped.is_empty(),
+        "torn or bad lines: {:?}",
+        log.skipped
+    );
     assert!(std::fs::read(&path).unwrap().ends_with(b"\n"));
     log
 }
 
 fn count(log: &EventLog, kind: &str) -> usize {
-    log.events.iter().filter(|(_, e)| e.kind.name() == kind).count()
+    log.events
+        .iter()
+        .filter(|(_, e)| e.kind.name() == kind)
+        .count()
 }
 
 /// Starts the daemon, paused for good at `pause` (if any).
@@ -105,7 +112,10 @@ fn start(f: &Fleet, cfg: &Path, pause: Option<&str>, env: &[(&str, &str)]) -> (D
     for (k, v) in env {
         c.env(k, v);
     }
-    (Daemon(c.spawn().unwrap()), format!("http://127.0.0.1:{port}"))
+    (
+        Daemon(c.spawn().unwrap()),
+        format!("http://127.0.0.1:{port}"),
+    )
 }
 
 fn pause_file(f: &Fleet) -> PathBuf {
@@ -222,7 +232,10 @@ async fn bot() -> (mockito::ServerGuard, Arc<Mutex<Bot>>, Vec<mockito::Mock>) {
     let bot = Arc::new(Mutex::new(Bot::default()));
     let b1 = bot.clone();
     let send = server
-        .mock("POST", mockito::Matcher::Regex("^/bot[^/]+/sendMessage$".into()))
+        .mock(
+            "POST",
+            mockito::Matcher::Regex("^/bot[^/]+/sendMessage$".into()),
+        )
         .with_header("content-type", "application/json")
         .with_body_from_request(move |req| {
             let body: Value = serde_json::from_slice(req.body().unwrap()).unwrap();
@@ -327,7 +340,9 @@ async fn kill_9_mid_sweep_keeps_pending_approvals_and_counters() {
         "data": format!("approve:{request}")}});
     bot.lock().unwrap().updates.push(press);
     wait_for("asker launched", || f.launches("asker") == 1);
-    wait_for("asker healthy", || agent(&base, "asker")["state"] == "healthy");
+    wait_for("asker healthy", || {
+        agent(&base, "asker")["state"] == "healthy"
+    });
     more_sweeps(&base, 3);
     assert_eq!((f.launches("a1"), f.launches("asker")), (1, 1));
     let log = events_intact(&f);
@@ -395,7 +410,9 @@ fn a_stopped_pool_is_noticed_by_the_watchdog_and_the_cron_checker() {
         cron_status(&beats, "resurrection_pool") == "STALE"
     });
     kill("-CONT", pid);
-    wait_for("watchdog OK again", || watchdog(&wcfg, &wstate).0 == Some(0));
+    wait_for("watchdog OK again", || {
+        watchdog(&wcfg, &wstate).0 == Some(0)
+    });
     wait_for("cron checker OK again", || {
         cron_status(&beats, "resurrection_pool") == "OK"
     });

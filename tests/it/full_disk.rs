@@ -87,7 +87,11 @@ fn no_temp_files(dir: &Path) {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains(".tmp."))
         .collect();
-    assert!(left.is_empty(), "temp files left in {}: {left:?}", dir.display());
+    assert!(
+        left.is_empty(),
+        "temp files left in {}: {left:?}",
+        dir.display()
+    );
 }
 
 /// The heartbeat CLI and a cell event append on a full disk.
@@ -123,7 +127,11 @@ fn heartbeat_and_event_writes_fail_cleanly_on_a_full_disk() {
     assert_ne!(o.status.code(), Some(0), "a beat on a full disk succeeded");
     assert!(err.contains(&hb.display().to_string()), "{err}");
     assert!(err.contains("No space left on device"), "{err}");
-    assert_eq!(std::fs::read(&hb).unwrap(), hb_before, "the old beat changed");
+    assert_eq!(
+        std::fs::read(&hb).unwrap(),
+        hb_before,
+        "the old beat changed"
+    );
     no_temp_files(hb.parent().unwrap());
 
     // Lines larger than a page: an append that fails part-way must leave

@@ -12,8 +12,8 @@
 mod cell;
 mod clock;
 mod crash;
-mod full_disk;
 mod cron;
+mod full_disk;
 mod heartbeat;
 mod pool;
 mod prometheus;

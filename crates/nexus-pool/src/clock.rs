@@ -151,28 +151,45 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hb = dir.path().join("hb.json");
         let write = |n: u32| {
-            nexus_heartbeat::write_atomic(&hb, format!("{{\"n\":{n}}}").as_bytes(), false)
-                .unwrap();
+            nexus_heartbeat::write_atomic(&hb, format!("{{\"n\":{n}}}").as_bytes(), false).unwrap();
         };
         let th = Duration::from_secs(60);
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         let mut f = FutureBeats::default();
         write(1);
-        assert_eq!(f.judge("a", Version::of(&hb), th, at(0)), Heartbeat::Unknown);
+        assert_eq!(
+            f.judge("a", Version::of(&hb), th, at(0)),
+            Heartbeat::Unknown
+        );
         // Unchanged: unknown until the threshold, then stale (a dead agent).
-        assert_eq!(f.judge("a", Version::of(&hb), th, at(30)), Heartbeat::Unknown);
+        assert_eq!(
+            f.judge("a", Version::of(&hb), th, at(30)),
+            Heartbeat::Unknown
+        );
         assert_eq!(f.judge("a", Version::of(&hb), th, at(61)), Heartbeat::Stale);
         // It beats again: fresh, and fresh for the threshold after each beat.
         write(2);
         assert_eq!(f.judge("a", Version::of(&hb), th, at(62)), Heartbeat::Fresh);
-        assert_eq!(f.judge("a", Version::of(&hb), th, at(100)), Heartbeat::Fresh);
+        assert_eq!(
+            f.judge("a", Version::of(&hb), th, at(100)),
+            Heartbeat::Fresh
+        );
         write(3);
-        assert_eq!(f.judge("a", Version::of(&hb), th, at(110)), Heartbeat::Fresh);
-        assert_eq!(f.judge("a", Version::of(&hb), th, at(171)), Heartbeat::Stale);
+        assert_eq!(
+            f.judge("a", Version::of(&hb), th, at(110)),
+            Heartbeat::Fresh
+        );
+        assert_eq!(
+            f.judge("a", Version::of(&hb), th, at(171)),
+            Heartbeat::Stale
+        );
         // Gone: stale; forgotten: unknown again on first sight.
         assert_eq!(f.judge("a", None, th, at(172)), Heartbeat::Stale);
         f.forget("a");
-        assert_eq!(f.judge("a", Version::of(&hb), th, at(173)), Heartbeat::Unknown);
+        assert_eq!(
+            f.judge("a", Version::of(&hb), th, at(173)),
+            Heartbeat::Unknown
+        );
     }
 }

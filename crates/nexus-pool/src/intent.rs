@@ -67,7 +67,10 @@ impl LaunchIntent {
 /// Whether process `pid` carries `LAUNCH_ENV=id` (so it is ours, not a
 /// reused PID).
 pub fn carries(pid: u32, id: &str) -> bool {
-    environ_has(&Path::new("/proc").join(pid.to_string()).join("environ"), id)
+    environ_has(
+        &Path::new("/proc").join(pid.to_string()).join("environ"),
+        id,
+    )
 }
 
 fn environ_has(path: &Path, id: &str) -> bool {

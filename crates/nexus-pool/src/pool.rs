@@ -219,6 +219,12 @@ impl Pool {
         self.shared.clone()
     }
 
+    /// Replaces the pool's clock (simulations and clock-jump tests; the
+    /// default is [`crate::clock::Clock::system`]).
+    pub fn set_clock(&mut self, clock: crate::clock::Clock) {
+        self.clock = clock;
+    }
+
     /// Heartbeats stamped in the future are judged by progress (see
     /// [`crate::clock`]), not by their stamp.
     fn judge_future_beats(&mut self, fleet: &[Target], seen: &mut [Seen]) {

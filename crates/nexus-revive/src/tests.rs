@@ -408,7 +408,11 @@ fn a_clock_set_back_neither_hides_a_dead_agent_nor_alarms_a_live_one() {
     live.sweeps(5, Health::Healthy);
     assert_eq!(live.rec.state, State::Healthy);
     assert!(live.log.is_empty() || live.count(|a| !matches!(a, Action::Transition { .. })) == 0);
-    assert_eq!(live.count(|a| matches!(a, Action::Transition { .. })), 1, "unknown → healthy only");
+    assert_eq!(
+        live.count(|a| matches!(a, Action::Transition { .. })),
+        1,
+        "unknown → healthy only"
+    );
 }
 
 #[test]
