@@ -103,6 +103,11 @@ pub async fn recover(
             attempts.clear();
             continue;
         }
+        // A wall clock set back would keep attempts "in the future", so in
+        // the window, for as long as the jump: they count from now instead.
+        for t in attempts.iter_mut() {
+            *t = t.min(now);
+        }
         attempts.retain(|t| now - t < window);
         if !spec.on.contains(&v.status) {
             continue;
@@ -479,5 +484,41 @@ mod tests {
                 .unwrap_err()
                 .contains("not a directory")
         );
+    }
+
+    /// Attempts stamped by a clock that was ahead (or before the clock was
+    /// set back) hold the budget for one window from now, not for the
+    /// whole jump.
+    #[tokio::test]
+    async fn a_clock_set_back_holds_the_restart_budget_one_window_at_most() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 1_800_000_000.0;
+        let mut st = RecoveryState::default();
+        st.attempts.insert("gw".into(), vec![now + 86_400.0]);
+        st.save(dir.path()).unwrap();
+        let spec = RecoverySpec {
+            check: "gw".into(),
+            on: vec![Status::Critical],
+            restart: vec!["true".into()],
+            timeout: std::time::Duration::from_secs(5),
+            max_attempts: 1,
+            window: std::time::Duration::from_secs(3600),
+            cleanup: Vec::new(),
+        };
+        let failing = [Verdict {
+            name: "gw".into(),
+            kind: "tcp".into(),
+            status: Status::Critical,
+            summary: "down".into(),
+            details: Default::default(),
+            latency: std::time::Duration::from_millis(1),
+            checked_at: now,
+        }];
+        let spec = [spec];
+        let (r, _) = recover(&spec, &failing, dir.path(), now, false).await;
+        assert!(!r[0].ok, "the budget holds inside the window: {r:?}");
+        let (r, _) = recover(&spec, &failing, dir.path(), now + 3601.0, false).await;
+        assert!(r[0].ok, "one window later it runs again: {r:?}");
+        assert_eq!(r[0].action, "restart");
     }
 }
