@@ -855,12 +855,13 @@ fn a_daemon_restarted_mid_episode_keeps_its_counters() {
     let _d = start();
     wait_for("escalation", || f.events().contains("\"revive_escalated\""));
     assert_eq!(f.launches("r1"), 3, "the restart did not reset the budget");
-    let pool: Value =
-        serde_json::from_slice(&std::fs::read(f.root.join("pool-state.json")).unwrap()).unwrap();
-    assert_eq!(
-        pool["records"][format!("{}/r1", f.cell)]["state"],
-        "escalated"
-    );
+    // The event is appended mid-sweep, the state saved at the sweep's end.
+    wait_for("escalated in the pool state", || {
+        std::fs::read(f.root.join("pool-state.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|p| p["records"][format!("{}/r1", f.cell)]["state"] == "escalated")
+    });
 }
 
 #[test]
