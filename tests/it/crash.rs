@@ -57,6 +57,15 @@ fn pool_state(f: &Fleet) -> Value {
     serde_json::from_slice(&std::fs::read(f.root.join("pool-state.json")).unwrap()).unwrap()
 }
 
+/// The launch journal's entries (launches since the last state save).
+fn journal(f: &Fleet) -> Vec<Value> {
+    std::fs::read_to_string(f.root.join("pool-state.json.launches.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn health(base: &str) -> Value {
     serde_json::from_str(&get(&format!("{base}/health"))).unwrap()
 }
@@ -156,11 +165,13 @@ fn kill_9_between_spawn_and_state_save_launches_nothing_twice() {
         paused_at(&f, "launch-spawned") && f.launches("r1") == 1
     });
     sigkill(&mut d);
-    // Saved before the spawn: the attempt counted, the intent without PID.
-    let st = pool_state(&f);
-    assert_eq!(st["records"][&key]["state"], "reviving", "{st:#}");
-    assert_eq!(st["records"][&key]["attempts"].as_array().unwrap().len(), 1);
-    assert!(st["launched"][&key]["pid"].is_null(), "{st:#}");
+    // Journaled before the spawn: the attempt counted, the intent without PID.
+    let j = journal(&f);
+    assert_eq!(j.len(), 1, "{j:#?}");
+    assert_eq!(j[0]["key"], key.as_str());
+    assert_eq!(j[0]["record"]["state"], "reviving", "{j:#?}");
+    assert_eq!(j[0]["record"]["attempts"].as_array().unwrap().len(), 1);
+    assert!(j[0]["intent"]["pid"].is_null(), "{j:#?}");
     assert_eq!(count(&events_intact(&f), "revive_attempt"), 1);
 
     // The blocked revive goes on; the pool restarts.
@@ -179,6 +190,7 @@ fn kill_9_between_spawn_and_state_save_launches_nothing_twice() {
         serde_json::from_slice(&std::fs::read(f.heartbeat_path("r1")).unwrap()).unwrap();
     assert_eq!(st["launched"][&key]["pid"], beat["pid"], "{st:#}");
     assert_eq!(st["records"][&key]["attempts"].as_array().unwrap().len(), 1);
+    assert!(journal(&f).is_empty(), "taken in by the state save");
     let log = events_intact(&f);
     assert_eq!(count(&log, "revive_attempt"), 1);
 }
@@ -202,13 +214,10 @@ fn kill_9_between_intent_and_spawn_launches_once_after_the_deadline() {
     wait_for("paused before the spawn", || paused_at(&f, "launch-saved"));
     sigkill(&mut d);
     assert_eq!(f.launches("r2"), 0);
-    assert_eq!(
-        pool_state(&f)["records"][&key]["attempts"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    let j = journal(&f);
+    assert_eq!(j.len(), 1, "{j:#?}");
+    assert_eq!(j[0]["key"], key.as_str());
+    assert_eq!(j[0]["record"]["attempts"].as_array().unwrap().len(), 1);
     let (_d, base) = start(&f, &cfg, None, &[]);
     wait_for("r2 healthy", || agent(&base, "r2")["state"] == "healthy");
     more_sweeps(&base, 3);

@@ -1,6 +1,6 @@
 //! Write faults the pool keeps running through (a full or read-only disk):
-//! each kind of file it writes (`state`, `events`, `cell-state`,
-//! `heartbeat`) is either fine or has a current fault, the last error,
+//! each kind of file it writes (`state`, `launch-journal`, `events`,
+//! `cell-state`, `heartbeat`) is either fine or has a current fault, the last error,
 //! naming the file. Faults are logged when they appear and clear, shown by
 //! `/health` (`status: degraded`, `faults`) and `/metrics`
 //! (`nexus_pool_write_fault`).

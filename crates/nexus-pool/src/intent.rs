@@ -6,17 +6,27 @@
 //!
 //! The order in [`crate::Pool`]'s launch is: event `revive_attempt` appended,
 //! the record (attempt already counted, state `reviving`) and the intent
-//! saved, the process spawned with [`LAUNCH_ENV`] set. A crash before the
-//! save re-runs the attempt (one duplicate event line, one launch); a crash
-//! after it never launches again within `revive_deadline`, and
-//! [`find_launched`] re-adopts the process so its death and hang are seen.
+//! appended to the launch journal (`<state file>.launches.jsonl`, one small
+//! `write(2)`: a launch never rewrites the whole state file, which holds
+//! the fleet), the process spawned with [`LAUNCH_ENV`] set. The journal is
+//! replayed over the state file when it is loaded, and removed once a
+//! state save has taken it in. A crash before the journal line re-runs the
+//! attempt (one duplicate event line, one launch); a crash after it never
+//! launches again within `revive_deadline`, and [`find_launched`] re-adopts
+//! the process so its death and hang are seen. The journal is not fsynced:
+//! the fault it covers is the pool's own death; a power cut also ends every
+//! launched process, so there is nothing to launch twice.
 //!
 //! Also here: the test-only pause points ([`pause`]), so a fault test can
 //! `kill -9` the pool at a named point instead of by timing luck.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
+use nexus_revive::AgentRecord;
 use serde::{Deserialize, Serialize};
+
+use crate::Error;
 
 /// The environment variable every launched agent carries: the id of the
 /// launch intent that started it.
@@ -62,6 +72,75 @@ impl LaunchIntent {
             pid: None,
         }
     }
+}
+
+/// One launch journal line: the agent's record with the attempt counted,
+/// and the intent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// The agent's key.
+    pub key: String,
+    /// The launch.
+    pub intent: LaunchIntent,
+    /// The record as it stands once the launch is counted.
+    pub record: AgentRecord,
+}
+
+/// The launch journal beside `state_file`.
+pub fn journal_path(state_file: &Path) -> PathBuf {
+    let mut name = state_file
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
+    name.push(".launches.jsonl");
+    state_file.with_file_name(name)
+}
+
+/// Appends `entry` to the journal (one `write(2)`, mode 0600).
+pub fn journal_append(path: &Path, entry: &JournalEntry) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |op: &'static str| {
+        move |source: std::io::Error| Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    let mut line =
+        serde_json::to_vec(entry).map_err(|e| io("serialise")(std::io::Error::other(e)))?;
+    line.push(b'\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io("open launch journal"))?;
+    let len = f.metadata().map_err(io("stat launch journal"))?.len();
+    if let Err(e) = f.write_all(&line) {
+        // A full disk may take part of the line: cut it back off.
+        let _ = f.set_len(len);
+        return Err(io("append to launch journal")(e));
+    }
+    Ok(())
+}
+
+/// The journal's entries in order; a missing file is empty, a bad line
+/// (a torn last line after a power cut) is skipped with a warning.
+pub fn journal_read(path: &Path) -> Vec<JournalEntry> {
+    let Ok(text) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    text.split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .filter_map(|(i, l)| match serde_json::from_slice(l) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::warn!("{} line {}: skipped: {e}", path.display(), i + 1);
+                None
+            }
+        })
+        .collect()
 }
 
 /// Whether process `pid` carries `LAUNCH_ENV=id` (so it is ours, not a
@@ -168,6 +247,47 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(find_launched(&with_pid), None, "gone once reaped");
+    }
+
+    #[test]
+    fn the_journal_is_replayed_over_the_state_and_cleared_by_a_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_file = dir.path().join("pool-state.json");
+        let journal = journal_path(&state_file);
+        assert_eq!(journal, dir.path().join("pool-state.json.launches.jsonl"));
+        let mut old = crate::PoolState::default();
+        old.records.insert("a".into(), AgentRecord::default());
+        std::fs::write(&state_file, serde_json::to_vec(&old).unwrap()).unwrap();
+        let record = AgentRecord {
+            state: nexus_revive::State::Reviving,
+            attempts: vec![5.0],
+            ..AgentRecord::default()
+        };
+        let intent = LaunchIntent::new("a", 5.0, 1);
+        let entry = JournalEntry {
+            key: "a".into(),
+            intent: intent.clone(),
+            record: record.clone(),
+        };
+        journal_append(&journal, &entry).unwrap();
+        // A torn line (a power cut mid-append) is skipped, not fatal.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&journal)
+            .unwrap();
+        f.write_all(b"{\"key\": \"b\", \"int").unwrap();
+        drop(f);
+        let st = crate::PoolState::load(&state_file).unwrap();
+        assert_eq!(st.records["a"], record);
+        assert_eq!(st.launched["a"], intent);
+        assert!(!st.records.contains_key("b"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&journal).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        st.save_for_tests(&state_file);
+        assert!(!journal.exists(), "a save takes the journal in");
+        let again = crate::PoolState::load(&state_file).unwrap();
+        assert_eq!(again.records["a"], record);
     }
 
     #[test]

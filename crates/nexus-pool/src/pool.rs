@@ -67,6 +67,19 @@ impl PoolState {
                 message: format!("corrupt pool state: {e}"),
             }),
         }
+        .map(|mut state: PoolState| {
+            // Launches recorded since the last save (see crate::intent).
+            for e in crate::intent::journal_read(&crate::intent::journal_path(path)) {
+                state.records.insert(e.key.clone(), e.record);
+                state.launched.insert(e.key, e.intent);
+            }
+            state
+        })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn save_for_tests(&self, path: &Path) {
+        self.save(path).unwrap();
     }
 
     fn save(&self, path: &Path) -> Result<(), Error> {
@@ -76,6 +89,14 @@ impl PoolState {
             source: std::io::Error::other(e),
         })?;
         nexus_heartbeat::write_atomic(path, &bytes, true)?;
+        // The state now holds every journaled launch.
+        let journal = crate::intent::journal_path(path);
+        match std::fs::remove_file(&journal) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!("cannot remove {}: {e}", journal.display());
+            }
+            _ => {}
+        }
         Ok(())
     }
 }
@@ -700,7 +721,7 @@ impl Pool {
     }
 
     /// Before a spawn: the `revive_attempt` event, then the record with the
-    /// attempt counted and the launch intent, saved (see [`crate::intent`]).
+    /// attempt counted and the launch intent, journaled (see [`crate::intent`]).
     /// A failed save is reported, and the launch goes ahead: a dead agent
     /// is not left dead because the disk is full.
     async fn record_intent(
@@ -724,15 +745,20 @@ impl Pool {
         }
         let intent = LaunchIntent::new(&t.key, now, attempt);
         let id = intent.id.clone();
-        let mut counted = rec.clone();
-        launched(&mut counted, now, LaunchOutcome::Started, &self.settings);
-        self.state.records.insert(t.key.clone(), counted);
-        self.state.launched.insert(t.key.clone(), intent);
-        let saved = self.state.save(&self.state_file);
+        let mut record = rec.clone();
+        launched(&mut record, now, LaunchOutcome::Started, &self.settings);
+        self.state.launched.insert(t.key.clone(), intent.clone());
+        let entry = crate::intent::JournalEntry {
+            key: t.key.clone(),
+            intent,
+            record,
+        };
+        let journal = crate::intent::journal_path(&self.state_file);
+        let saved = crate::intent::journal_append(&journal, &entry);
         if let Err(e) = &saved {
             tracing::error!("[{}] launch intent not saved: {e}", t.key);
         }
-        self.fault_result("state", saved.map_err(|e| e.to_string()));
+        self.fault_result("launch-journal", saved.map_err(|e| e.to_string()));
         pause("launch-saved").await;
         id
     }
