@@ -8,7 +8,20 @@ use std::path::PathBuf;
 /// Panics with a hint when it is missing: end-to-end tests run through
 /// `cargo test --workspace` / `cargo nextest run --workspace`, which build
 /// every binary first.
+///
+/// `NEXUS_E2E_BIN_DIR`, when set, is looked in instead: several worktrees
+/// sharing one `CARGO_TARGET_DIR` overwrite each other's
+/// `target/<profile>/<name>`, so a run can copy its own binaries aside.
 pub fn bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("NEXUS_E2E_BIN_DIR") {
+        let p = PathBuf::from(dir).join(name);
+        assert!(
+            p.is_file(),
+            "{} is missing (NEXUS_E2E_BIN_DIR)",
+            p.display()
+        );
+        return p;
+    }
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/e2e-<hash> -> target/<profile>/<name>
     let dir = exe

@@ -130,7 +130,9 @@ impl FutureBeats {
 
     /// `key`'s heartbeat is no longer from the future (or it left).
     pub fn forget(&mut self, key: &str) {
-        self.0.remove(key);
+        if !self.0.is_empty() {
+            self.0.remove(key);
+        }
     }
 }
 

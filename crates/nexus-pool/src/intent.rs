@@ -160,25 +160,62 @@ fn environ_has(path: &Path, id: &str) -> bool {
     env.split(|b| *b == 0).any(|kv| kv == want.as_bytes())
 }
 
-/// The live process started by `intent`: its recorded PID if it still
-/// carries the id, else the first process in `/proc` that does (a crash
-/// between spawn and save leaves no PID). Zombies carry no environment.
+/// The live process started by `intent` (see [`find_all_launched`]).
 pub fn find_launched(intent: &LaunchIntent) -> Option<u32> {
-    if let Some(pid) = intent.pid
-        && carries(pid, &intent.id)
-    {
-        return Some(pid);
+    find_all_launched([intent]).remove(&intent.id)
+}
+
+/// The live process of each intent, by intent id: its recorded PID if it
+/// still carries the id, else the process in `/proc` that does (a crash
+/// between spawn and save leaves no PID); one `/proc` scan for all of
+/// them. Zombies carry no environment, so they are never found.
+pub fn find_all_launched<'a>(
+    intents: impl IntoIterator<Item = &'a LaunchIntent>,
+) -> std::collections::HashMap<String, u32> {
+    let mut found = std::collections::HashMap::new();
+    let mut wanted = std::collections::HashSet::new();
+    for i in intents {
+        match i.pid {
+            Some(pid) if carries(pid, &i.id) => {
+                found.insert(i.id.clone(), pid);
+            }
+            _ => {
+                wanted.insert(i.id.as_str().to_owned());
+            }
+        }
     }
-    let dir = std::fs::read_dir("/proc").ok()?;
-    let mut found: Vec<u32> = dir
+    if wanted.is_empty() {
+        return found;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    let mut pids: Vec<u32> = dir
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| carries(*pid, &intent.id))
         .collect();
     // The launched process is the oldest (lowest PID, barring wrap-around)
     // of those that inherited the variable; its process group holds the rest.
-    found.sort_unstable();
-    found.first().copied()
+    pids.sort_unstable();
+    let prefix = format!("{LAUNCH_ENV}=");
+    for pid in pids {
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let id = env
+            .split(|b| *b == 0)
+            .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+            .and_then(|v| std::str::from_utf8(v).ok());
+        if let Some(id) = id
+            && wanted.remove(id)
+        {
+            found.insert(id.to_owned(), pid);
+            if wanted.is_empty() {
+                break;
+            }
+        }
+    }
+    found
 }
 
 /// The test-only pause point `point` (see [`PAUSE_ENV`]): returns at once

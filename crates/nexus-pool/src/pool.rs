@@ -219,9 +219,10 @@ impl Pool {
     /// launch intents and tracks them again as the pool's own, so a launch
     /// in flight is neither repeated nor lost from sight.
     fn readopt_launches(&mut self) {
+        let alive = crate::intent::find_all_launched(self.state.launched.values());
         let mut gone = Vec::new();
         for (key, intent) in &mut self.state.launched {
-            match crate::intent::find_launched(intent) {
+            match alive.get(&intent.id).copied() {
                 Some(pid) => {
                     intent.pid = Some(pid);
                     self.children.insert(key.clone(), pid);
@@ -307,6 +308,15 @@ impl Pool {
         if self.children.get(&key) == Some(&pid) {
             self.children.remove(&key);
             self.exited.insert(key.clone(), pid);
+            // Nothing left to re-adopt after a restart.
+            if self
+                .state
+                .launched
+                .get(&key)
+                .is_some_and(|i| i.pid == Some(pid))
+            {
+                self.state.launched.remove(&key);
+            }
         }
         self.note(&key, format!("launched process {pid} exited"));
         Some(key)
