@@ -116,7 +116,7 @@ pub fn probe_concurrency(wanted: usize) -> usize {
     let mut lim = getrlimit(Resource::Nofile);
     if lim.current < lim.maximum {
         lim.current = lim.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, lim.clone()) {
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
             tracing::debug!("cannot raise the open-file limit: {e}");
         }
     }
