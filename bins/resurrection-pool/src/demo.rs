@@ -103,7 +103,7 @@ impl Show {
             self.pool.sweep().await;
             let snap = self.snapshot();
             for a in &snap.agents {
-                let prev = self.last.insert(a.name.clone(), a.state);
+                let prev = self.last.insert(a.name.to_string(), a.state);
                 if prev != Some(a.state) {
                     println!(
                         "  [{:>5.1}s] {:<8} {:>9} → {:<9} heartbeat {}",
@@ -151,7 +151,7 @@ impl Show {
 }
 
 fn state_of(s: &PoolSnapshot, name: &str) -> Option<State> {
-    s.agents.iter().find(|a| a.name == name).map(|a| a.state)
+    s.agents.iter().find(|a| &*a.name == name).map(|a| a.state)
 }
 
 async fn show(args: &DemoArgs) -> anyhow::Result<()> {
@@ -335,7 +335,7 @@ async fn acts(show: &mut Show) -> anyhow::Result<()> {
     let why = snap
         .agents
         .iter()
-        .find(|a| a.name == "ezra")
+        .find(|a| &*a.name == "ezra")
         .and_then(|a| {
             a.last_events
                 .iter()
@@ -359,6 +359,6 @@ async fn acts(show: &mut Show) -> anyhow::Result<()> {
 fn attempts(s: &PoolSnapshot, name: &str) -> u32 {
     s.agents
         .iter()
-        .find(|a| a.name == name)
+        .find(|a| &*a.name == name)
         .map_or(0, |a| a.revive_attempts)
 }

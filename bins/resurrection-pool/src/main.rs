@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use nexus_heartbeat::{CronDirs, CronWriter, parse_duration};
-use nexus_pool::{Pool, PoolConfig, PoolOptions, PoolState};
+use nexus_pool::{Pool, PoolConfig, PoolOptions, PoolState, SweepReport};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -246,42 +246,52 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     let mut pool = Pool::new(cfg, opts)?;
     pool.adopt().await;
     let report = pool.sweep().await;
-    let snapshot = read(&pool);
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&snapshot.agents)?);
-    } else {
-        for a in &snapshot.agents {
-            println!(
-                "{:<10} {:<24} heartbeat {:>8} attempts {}{}",
-                format!("{:?}", a.state).to_lowercase(),
-                a.name,
-                a.heartbeat_age
-                    .map_or("none".into(), |h| format!("{h:.0}s")),
-                a.revive_attempts,
-                a.cell
-                    .as_ref()
-                    .map(|c| format!("  cell {c}"))
-                    .unwrap_or_default()
-            );
-        }
-        println!(
-            "{} agent(s), {} unhealthy, sweep {:.0} ms",
-            report.agents,
-            report.unhealthy,
-            report.seconds * 1000.0
-        );
-    }
+    print_once(cli, &pool, &report)?;
     if !dry {
         let _ = beat(&job, hb_dir.as_deref(), interval);
     }
     Ok(u8::from(report.unhealthy > 0))
 }
 
-fn read(pool: &Pool) -> nexus_pool::PoolSnapshot {
-    match pool.shared().read() {
-        Ok(s) => s.clone(),
-        Err(p) => p.into_inner().clone(),
+/// `--once`'s report: one line (or JSON object) per agent, written through
+/// one buffer (10,000 agents are 10,000 lines, not 10,000 writes).
+fn print_once(cli: &Cli, pool: &Pool, report: &SweepReport) -> anyhow::Result<()> {
+    use std::io::Write;
+    let shared = pool.shared();
+    let snapshot = match shared.read() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if cli.json {
+        serde_json::to_writer_pretty(&mut out, &snapshot.agents)?;
+        writeln!(out)?;
+    } else {
+        for a in &snapshot.agents {
+            let state = format!("{:?}", a.state).to_lowercase();
+            let age = a
+                .heartbeat_age
+                .map_or("none".into(), |h| format!("{h:.0}s"));
+            write!(
+                out,
+                "{state:<10} {:<24} heartbeat {age:>8} attempts {}",
+                a.name, a.revive_attempts
+            )?;
+            match &a.cell {
+                Some(c) => writeln!(out, "  cell {c}")?,
+                None => writeln!(out)?,
+            }
+        }
+        writeln!(
+            out,
+            "{} agent(s), {} unhealthy, sweep {:.0} ms",
+            report.agents,
+            report.unhealthy,
+            report.seconds * 1000.0
+        )?;
     }
+    out.flush()?;
+    Ok(())
 }
 
 /// Writes the pool's own heartbeat; the error (naming the file) if it failed.

@@ -290,8 +290,8 @@ pub struct CellHealth {
     pub agents: Vec<(AgentName, Classification)>,
 }
 
-/// Cells found with a per-cell result, and what was skipped.
-type Found<R> = (Vec<(Cell, R)>, Vec<Skipped>);
+/// A per-cell result for every cell found, and what was skipped.
+type Found<R> = (Vec<R>, Vec<Skipped>);
 
 /// The mission cells under one root directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -636,26 +636,34 @@ impl CellStore {
     /// without `cell.json` and dot-entries are ignored; corrupt manifests,
     /// symlinks and bad names are listed in `skipped`, never fatal.
     pub fn discover(&self) -> Result<Discovery, Error> {
-        let (cells, skipped) = self.discover_with(|_| ())?;
-        Ok(Discovery {
-            cells: cells.into_iter().map(|(c, ())| c).collect(),
-            skipped,
-        })
+        let (cells, skipped) = self.discover_with(|c| c)?;
+        Ok(Discovery { cells, skipped })
     }
 
     /// Discovers every cell and classifies every agent heartbeat in one
     /// parallel pass (what the daemon's tick and `--status` need).
     pub fn survey(&self, now: f64, rule: &Rule) -> Result<(Vec<CellHealth>, Vec<Skipped>), Error> {
-        let (cells, skipped) = self.discover_with(|c| c.read_heartbeats(now, rule))?;
-        let cells = cells
-            .into_iter()
-            .map(|(cell, agents)| CellHealth { cell, agents })
-            .collect();
-        Ok((cells, skipped))
+        self.survey_with(now, rule, |cell, agents| CellHealth { cell, agents })
     }
 
-    /// Discovery, running `f` on each cell in the same parallel pass.
-    fn discover_with<R: Send>(&self, f: impl Fn(&Cell) -> R + Sync) -> Result<Found<R>, Error> {
+    /// [`CellStore::survey`] that hands each cell and its classifications to
+    /// `f` inside the parallel pass and keeps only what `f` returns: a caller
+    /// that needs a few fields per agent (the pool, at 10,000 agents) never
+    /// holds every manifest and heartbeat document at once.
+    pub fn survey_with<R: Send>(
+        &self,
+        now: f64,
+        rule: &Rule,
+        f: impl Fn(Cell, Vec<(AgentName, Classification)>) -> R + Sync,
+    ) -> Result<(Vec<R>, Vec<Skipped>), Error> {
+        self.discover_with(|cell| {
+            let agents = cell.read_heartbeats(now, rule);
+            f(cell, agents)
+        })
+    }
+
+    /// Discovery, handing each cell to `f` in the same parallel pass.
+    fn discover_with<R: Send>(&self, f: impl Fn(Cell) -> R + Sync) -> Result<Found<R>, Error> {
         let rd = match std::fs::read_dir(&self.root) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -702,16 +710,13 @@ impl CellStore {
                 Err(e) if dir.join(MANIFEST_FILE).exists() => Err(e.into()),
                 Err(_) => return None,
             };
-            Some(loaded.map(|cell| {
-                let r = f(&cell);
-                (cell, r)
-            }))
+            Some(loaded.map(&f))
         });
         let mut cells = Vec::with_capacity(entries.len());
         for ((name, _), r) in entries.iter().zip(results) {
             match r {
                 None => {}
-                Some(Ok(pair)) => cells.push(pair),
+                Some(Ok(r)) => cells.push(r),
                 Some(Err(error)) => skipped.push(Skipped {
                     path: self.root.join(name),
                     error,

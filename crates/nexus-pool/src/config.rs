@@ -118,7 +118,10 @@ pub struct PoolSection {
     /// Timeout of each probe.
     #[serde(deserialize_with = "deserialize_duration")]
     pub probe_timeout: Duration,
-    /// Probes running at once.
+    /// Probes running at once. High by default: a hung host holds its slot
+    /// for the whole probe timeout, so with 100 hung gateways a bound of 32
+    /// would make one sweep four timeouts long. Capped at what the open-file
+    /// limit allows (the pool raises its soft limit to the hard one).
     pub max_parallel_probes: usize,
     /// Pool state (records, pending approvals) [default: ~/.nexus/resurrection_pool.state.json].
     pub state_file: Option<PathBuf>,
@@ -144,7 +147,7 @@ impl Default for PoolSection {
             poll_interval: Duration::from_secs(60),
             dead_threshold: Duration::from_secs(300),
             probe_timeout: Duration::from_secs(5),
-            max_parallel_probes: 32,
+            max_parallel_probes: 1024,
             state_file: None,
             listen: "127.0.0.1:8767".to_string(),
             pid_file: None,

@@ -178,7 +178,7 @@ impl Pool {
             Approvals::new(ac, tg)
         });
         let runner = Runner::new(RunnerConfig {
-            concurrency: cfg.pool.max_parallel_probes,
+            concurrency: crate::fleet::probe_concurrency(cfg.pool.max_parallel_probes),
             default_timeout: cfg.pool.probe_timeout,
         });
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
@@ -442,7 +442,7 @@ impl Pool {
         }
         AgentView {
             name: t.name.clone(),
-            cell: t.cell.as_ref().map(|(c, _)| c.to_string()),
+            cell: t.cell_label.clone(),
             mission: t.mission.clone(),
             policy: t.policy,
             state: rec.state,
@@ -498,6 +498,12 @@ impl Pool {
                 break;
             }
             match a {
+                // A new agent found healthy is not news (10,000 of them on a
+                // first sweep would drown the log): the snapshot shows it.
+                Action::Transition {
+                    from: State::Unknown,
+                    to: State::Healthy,
+                } => {}
                 Action::Transition { from, to } => {
                     self.note(&t.key, format!("{from:?} → {to:?}").to_lowercase());
                     self.cell_event(t, s, to, rec, now);
@@ -603,7 +609,7 @@ impl Pool {
             .text("Mission: ")
             .text(t.mission.as_deref().unwrap_or("unassigned"))
             .line()
-            .text(&s.lines.join("; "))
+            .text(&s.lines(t).join("; "))
             .line()
             .text("Approve to revive it, or reply ")
             .code(&format!("revive {}", t.name));
@@ -642,7 +648,7 @@ impl Pool {
     ) -> LaunchOutcome {
         let lane = if slow_lane { " (slow lane)" } else { "" };
         if let Some(pre) = &t.preflight {
-            let spec = ProbeSpec::new("preflight", ProbeKind::PythonSyntax(pre.clone()));
+            let spec = ProbeSpec::new("preflight", ProbeKind::PythonSyntax((**pre).clone()));
             let v = self.runner.run_one(&spec).await;
             if v.status != Status::Ok {
                 return LaunchOutcome::PreflightFailed(v.summary);
@@ -679,7 +685,7 @@ impl Pool {
             ReviveHow::None => {
                 return LaunchOutcome::Failed("no revive command configured".to_string());
             }
-            ReviveHow::Argv { argv, log } => match argv_command(argv, log.as_deref()) {
+            ReviveHow::Argv(how) => match argv_command(&how.0, how.1.as_deref()) {
                 Ok(c) => c,
                 Err(e) => return LaunchOutcome::Failed(e),
             },
@@ -829,7 +835,7 @@ impl Pool {
                 s.heartbeat_age
                     .map_or("N/A".to_string(), |a| format!("{a:.0}s")),
                 rec.attempts.len(),
-                s.lines
+                s.lines(t)
                     .iter()
                     .map(|l| format!("- {l}"))
                     .collect::<Vec<_>>()

@@ -1,6 +1,8 @@
 //! What the pool shows about itself: a snapshot taken after every sweep,
 //! served as JSON, Prometheus metrics and the status page.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use nexus_revive::{Policy, State};
@@ -9,11 +11,12 @@ use nexus_revive::{Policy, State};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentView {
     /// The agent's name.
-    pub name: String,
-    /// The mission cell (uuid), when the agent lives in one.
-    pub cell: Option<String>,
-    /// The mission's label.
-    pub mission: Option<String>,
+    pub name: Arc<str>,
+    /// The mission cell (uuid), when the agent lives in one (shared by the
+    /// cell's agents).
+    pub cell: Option<Arc<str>>,
+    /// The mission's label (shared likewise).
+    pub mission: Option<Arc<str>>,
     /// Its revive policy.
     pub policy: Policy,
     /// The state machine's state.

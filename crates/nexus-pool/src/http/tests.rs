@@ -2,13 +2,14 @@ use super::*;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use nexus_revive::Policy;
+use std::sync::Arc;
 use tower::ServiceExt;
 
 pub(crate) fn sample(now: f64) -> PoolSnapshot {
     let agent = |name: &str, state: State, cell: Option<&str>| AgentView {
         name: name.into(),
-        cell: cell.map(str::to_string),
-        mission: cell.map(|_| "Operation <Lazarus>".to_string()),
+        cell: cell.map(Arc::from),
+        mission: cell.map(|_| Arc::from("Operation <Lazarus>")),
         policy: Policy::Auto,
         state,
         gateway_alive: Some(true),
