@@ -264,10 +264,11 @@ impl Pool {
                 .future_beats
                 .judge(&t.key, version, t.stale_threshold, at);
             s.probe.heartbeat = judged;
-            s.lines.push(format!(
-                "heartbeat stamped {:.0}s in the future (clock skew): judged {judged:?} by whether it still changes",
+            tracing::debug!(
+                "[{}] heartbeat stamped {:.0}s in the future (clock skew): judged {judged:?} by whether it still changes",
+                t.key,
                 -s.heartbeat_age.unwrap_or(0.0)
-            ));
+            );
         }
     }
 
