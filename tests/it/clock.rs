@@ -123,7 +123,11 @@ fn future_heartbeats_neither_hide_the_dead_nor_alarm_the_living() {
         live_healthy |= s == "healthy";
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(live_healthy, "the live agent never showed healthy");
+    assert!(
+        live_healthy,
+        "the live agent never showed healthy: {:?}",
+        states(&base)
+    );
     for (i, a) in ["dead_near", "dead_far"].iter().enumerate() {
         let t = dead_at[i].unwrap_or_else(|| panic!("{a} never declared dead"));
         eprintln!(

@@ -259,7 +259,20 @@ impl Pool {
                 self.future_beats.forget(&t.key);
                 continue;
             }
-            let version = crate::clock::Version::of(&t.heartbeat);
+            // Cell agents' targets carry no path (the survey read the
+            // file): find it, rarely, for the few stamped in the future.
+            let path = if t.heartbeat.as_os_str().is_empty() {
+                match (&t.cell, &self.store) {
+                    (Some((cell, agent)), Some(store)) => store
+                        .open(cell)
+                        .map(|c| c.heartbeat_path(agent))
+                        .unwrap_or_default(),
+                    _ => PathBuf::new(),
+                }
+            } else {
+                t.heartbeat.clone()
+            };
+            let version = crate::clock::Version::of(&path);
             let judged = self
                 .future_beats
                 .judge(&t.key, version, t.stale_threshold, at);
