@@ -28,6 +28,11 @@
 //! - Listen beyond loopback unless told to.
 //! - Block a sweep on a human (approvals are tracked, never awaited).
 //! - Launch an agent through a shell.
+//! - Launch an agent twice because the pool itself died: every launch is
+//!   journaled before its spawn and re-adopted after a restart.
+//! - Stop because a write fails (a full disk): the fault is reported on
+//!   `/health` and `/metrics`, the previous files are left intact.
+//! - Time its timers by the wall clock (see [`clock`]).
 
 pub mod clock;
 pub mod config;
