@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nexus_heartbeat::{
-    Classification, HeartbeatWriter, Observation, Problem, Rule, State, classify, write_atomic,
+    Classification, Glance, HeartbeatWriter, Problem, Rule, State, classify, write_atomic,
 };
 use rustix::fs::{Mode, OFlags};
 use serde::Serialize;
@@ -115,16 +115,41 @@ impl Cell {
     /// file outside the cell) or a FIFO is never read; parsing and the
     /// verdict are `nexus-heartbeat`'s ([`Observation::parse`], [`classify`]).
     fn read_heartbeats(&self, now: f64, rule: &Rule) -> Vec<(AgentName, Classification)> {
+        self.each_heartbeat(|agent, opened| {
+            let observed = opened.and_then(|mut f| nexus_heartbeat::observe_file(&mut f));
+            let path = self.heartbeat_path(&agent.name);
+            (agent.name.clone(), classify(&path, observed, now, rule))
+        })
+    }
+
+    fn glance_heartbeats(&self, now: f64, rule: &Rule) -> Vec<Glance> {
+        self.each_heartbeat(|_, opened| match opened {
+            Ok(mut f) => nexus_heartbeat::glance_file(&mut f, now, rule),
+            Err(p) => Glance::problem(p),
+        })
+    }
+
+    /// Opens each agent's heartbeat (in manifest order) relative to the
+    /// heartbeats directory, never following a symlink, and hands it to `f`.
+    fn each_heartbeat<T>(
+        &self,
+        mut f: impl FnMut(&AgentEntry, Result<File, Problem>) -> T,
+    ) -> Vec<T> {
         let dir = self.heartbeats_dir();
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let dirfd = rustix::fs::open(&dir, flags, Mode::empty());
+        let mut name = String::new();
         self.manifest
             .agents
             .iter()
             .map(|a| {
-                let path = self.heartbeat_path(&a.name);
-                let observed = match &dirfd {
-                    Ok(fd) => observe_at(fd, &format!("{}.json", a.name)),
+                let opened = match &dirfd {
+                    Ok(fd) => {
+                        name.clear();
+                        name.push_str(a.name.as_str());
+                        name.push_str(".json");
+                        open_at(fd, &name)
+                    }
                     Err(e) if *e == rustix::io::Errno::NOENT => Err(Problem {
                         state: State::Missing,
                         reason: "no such file (no heartbeats directory)".into(),
@@ -143,7 +168,7 @@ impl Cell {
                         reason: format!("cannot open {}: {e}", dir.display()),
                     }),
                 };
-                (a.name.clone(), classify(&path, observed, now, rule))
+                f(a, opened)
             })
             .collect()
     }
@@ -662,6 +687,21 @@ impl CellStore {
         })
     }
 
+    /// [`CellStore::survey_with`] at a glance: each agent's heartbeat as a
+    /// [`Glance`] (state, age, PID; a reason only when not fresh), in
+    /// manifest order. What the pool sweeps 10,000 agents with.
+    pub fn glance_with<R: Send>(
+        &self,
+        now: f64,
+        rule: &Rule,
+        f: impl Fn(Cell, Vec<Glance>) -> R + Sync,
+    ) -> Result<(Vec<R>, Vec<Skipped>), Error> {
+        self.discover_with(|cell| {
+            let agents = cell.glance_heartbeats(now, rule);
+            f(cell, agents)
+        })
+    }
+
     /// Discovery, handing each cell to `f` in the same parallel pass.
     fn discover_with<R: Send>(&self, f: impl Fn(Cell) -> R + Sync) -> Result<Found<R>, Error> {
         let rd = match std::fs::read_dir(&self.root) {
@@ -733,26 +773,21 @@ impl CellStore {
     }
 }
 
-/// `observe` for one file of an open directory: never follows a symlink,
-/// never blocks on a FIFO, never reads more than `MAX_FILE_BYTES`.
-fn observe_at(dir: &OwnedFd, name: &str) -> Result<Observation, Problem> {
+/// Opens one heartbeat of an open directory: never follows a symlink, and
+/// `O_NONBLOCK` so a FIFO cannot block the read; the read, its limits and
+/// the parse are nexus-heartbeat's.
+fn open_at(dir: &OwnedFd, name: &str) -> Result<File, Problem> {
     let problem = |state, reason: String| Problem { state, reason };
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT) => {
-            return Err(problem(State::Missing, "no such file".into()));
-        }
-        Err(rustix::io::Errno::LOOP) => {
-            return Err(problem(
-                State::Unreadable,
-                "refusing to follow a symbolic link".into(),
-            ));
-        }
-        Err(e) => return Err(problem(State::Unreadable, format!("cannot open: {e}"))),
-    };
-    // From here on the read, the limits and the parse are nexus-heartbeat's.
-    nexus_heartbeat::observe_file(&mut File::from(fd))
+    match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(rustix::io::Errno::NOENT) => Err(problem(State::Missing, "no such file".into())),
+        Err(rustix::io::Errno::LOOP) => Err(problem(
+            State::Unreadable,
+            "refusing to follow a symbolic link".into(),
+        )),
+        Err(e) => Err(problem(State::Unreadable, format!("cannot open: {e}"))),
+    }
 }
 
 /// Reads and validates `<dir>/cell.json`; its `uuid` must equal `expect`.

@@ -22,7 +22,9 @@
 //! an [`Observation`]; [`classify`] turns it into a [`Classification`]
 //! ([`State::Fresh`], `Stale`, `Missing`, `Unreadable`, `Corrupt`,
 //! `FromTheFuture`) with the age and a reason that names the file and field.
-//! [`classify_many`] does the same for thousands of files on all cores.
+//! [`classify_many`] does the same for thousands of files on all cores, and
+//! [`glance`] is a fleet sweep's fast path: the same verdict (state, age, PID)
+//! without keeping the document.
 //!
 //! # What this crate must never do
 //! - Pull in an async runtime or a network stack: agents link it.
@@ -50,8 +52,9 @@ pub use doc::{
 pub use duration::{deserialize_duration, format_duration, parse_duration};
 pub use error::{DurationError, Error, JobNameError};
 pub use read::{
-    Classification, Form, MAX_FILE_BYTES, Observation, Problem, Progress, Rule, State, classify,
-    classify_file, classify_many, compare, observe, observe_file, observe_many,
+    Classification, Form, Glance, MAX_FILE_BYTES, Observation, Problem, Progress, Rule, State,
+    classify, classify_file, classify_many, compare, glance, glance_file, observe, observe_file,
+    observe_many,
 };
 pub use sd::{sd_notify, sd_notify_to};
 pub use write::write_atomic;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nexus_cell::{AgentName, Cell, CellId, CellStore, RevivePolicy, Status as CellStatus};
-use nexus_heartbeat::{Classification, Rule, State as HbState};
+use nexus_heartbeat::{Glance, Rule, State as HbState};
 use nexus_probe::{
     HeartbeatSpec, ProbeKind, ProbeSpec, ProcessSpec, PythonSyntaxSpec, Runner, Status, TcpSpec,
     Verdict,
@@ -61,50 +61,19 @@ pub struct Target {
     pub preflight: Option<Box<PythonSyntaxSpec>>,
     /// The heartbeat, already read (cell agents: one parallel pass over all
     /// cells that never follows a symlink); `None`: probe it.
-    pub heartbeat_seen: Option<Beat>,
+    pub heartbeat_seen: Option<Glance>,
 }
 
-/// What the survey read of a cell agent's heartbeat, kept small: at 10,000
-/// agents every byte here is 10 kB of the pool's footprint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Beat {
-    /// The heartbeat's state.
-    pub state: HbState,
-    /// Seconds since the beat, when the file has a timestamp.
-    pub age: Option<f64>,
-    /// The PID written in it.
-    pub pid: Option<u32>,
-    /// Why it is not fresh (`None` when fresh: the age says it all).
-    pub reason: Option<Box<str>>,
-}
-
-impl Beat {
-    /// Keeps what the sweep needs of a classification.
-    pub fn of(c: Classification) -> Beat {
-        let obs = c.observation.as_ref();
-        Beat {
-            state: c.state,
-            age: c
-                .age_seconds
-                .filter(|_| obs.is_some_and(|o| o.timestamp.is_some())),
-            pid: obs
-                .and_then(|o| o.u64_field("pid"))
-                .and_then(|p| u32::try_from(p).ok()),
-            reason: (c.state != HbState::Fresh).then(|| c.reason.into_boxed_str()),
-        }
-    }
-
-    /// The evidence line for events and issues.
-    fn line(&self) -> String {
-        match (&self.reason, self.age) {
-            (Some(why), _) => format!("heartbeat {}: {why}", self.state),
-            (None, Some(age)) => format!(
-                "heartbeat {}: last beat {} ago",
-                self.state,
-                nexus_heartbeat::format_duration(age)
-            ),
-            (None, None) => format!("heartbeat {}", self.state),
-        }
+/// The evidence line of a heartbeat the survey read, for events and issues.
+fn glance_line(g: &Glance) -> String {
+    match (&g.reason, g.age_seconds) {
+        (Some(why), _) => format!("heartbeat {}: {why}", g.state),
+        (None, Some(age)) => format!(
+            "heartbeat {}: last beat {} ago",
+            g.state,
+            nexus_heartbeat::format_duration(age.max(0.0))
+        ),
+        (None, None) => format!("heartbeat {}", g.state),
     }
 }
 
@@ -230,7 +199,7 @@ pub fn targets(
     let policy = cells.revive_policy.parse().unwrap_or(Policy::Auto);
     let rule = Rule::fixed(cells.heartbeat_stale_threshold.as_secs_f64());
     let stale = cells.heartbeat_stale_threshold;
-    let surveyed = store.survey_with(nexus_heartbeat::now_epoch(), &rule, |cell, beats| {
+    let surveyed = store.glance_with(nexus_heartbeat::now_epoch(), &rule, |cell, beats| {
         cell_targets(&cell, beats, policy, stale, children)
     });
     match surveyed {
@@ -253,7 +222,7 @@ pub fn targets(
 /// and heartbeat documents are dropped as soon as its targets are built.
 fn cell_targets(
     cell: &Cell,
-    beats: Vec<(AgentName, Classification)>,
+    beats: Vec<Glance>,
     default_policy: Policy,
     stale_threshold: Duration,
     children: &HashMap<String, u32>,
@@ -270,7 +239,7 @@ fn cell_targets(
     m.agents
         .iter()
         .zip(beats)
-        .map(|(agent, (_, classification))| {
+        .map(|(agent, glance)| {
             let key = format!("{label}/{}", agent.name);
             let process = children
                 .get(&key)
@@ -299,7 +268,7 @@ fn cell_targets(
                     .as_deref()
                     .and_then(|c| implied_preflight(c, Some(&cell.workspace())))
                     .map(Box::new),
-                heartbeat_seen: Some(Beat::of(classification)),
+                heartbeat_seen: Some(glance),
                 key,
             }
         })
@@ -330,7 +299,7 @@ impl Seen {
         self.verdicts
             .iter()
             .map(|v| format!("{}: {}", v.status, v.summary))
-            .chain(target.heartbeat_seen.as_ref().map(Beat::line))
+            .chain(target.heartbeat_seen.as_ref().map(glance_line))
             .collect()
     }
 }
@@ -350,7 +319,7 @@ fn pids_of(p: Option<&Verdict>) -> Vec<u32> {
 }
 
 /// A sweep's view of an agent whose heartbeat was read in the survey.
-fn seen_from(b: &Beat, g: Option<Verdict>, p: Option<Verdict>) -> Seen {
+fn seen_from(b: &Glance, g: Option<Verdict>, p: Option<Verdict>) -> Seen {
     let heartbeat = match b.state {
         HbState::Fresh => Heartbeat::Fresh,
         HbState::Missing => Heartbeat::Missing,
@@ -362,7 +331,7 @@ fn seen_from(b: &Beat, g: Option<Verdict>, p: Option<Verdict>) -> Seen {
             process: alive(p.as_ref()),
             heartbeat,
         },
-        heartbeat_age: b.age,
+        heartbeat_age: b.age_seconds,
         heartbeat_pid: b.pid,
         pids: pids_of(p.as_ref()),
         verdicts: [g, p].into_iter().flatten().collect(),
