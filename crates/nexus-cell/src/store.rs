@@ -779,7 +779,13 @@ impl CellStore {
 fn open_at(dir: &OwnedFd, name: &str) -> Result<File, Problem> {
     let problem = |state, reason: String| Problem { state, reason };
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+    // A checker's read must not dirty the agent's inode (an atime update
+    // per file per sweep); only the owner (or root) may ask for that.
+    let opened = match rustix::fs::openat(dir, name, flags | OFlags::NOATIME, Mode::empty()) {
+        Err(rustix::io::Errno::PERM) => rustix::fs::openat(dir, name, flags, Mode::empty()),
+        other => other,
+    };
+    match opened {
         Ok(fd) => Ok(File::from(fd)),
         Err(rustix::io::Errno::NOENT) => Err(problem(State::Missing, "no such file".into())),
         Err(rustix::io::Errno::LOOP) => Err(problem(
@@ -869,15 +875,19 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     let chunk = items.len().div_ceil(threads);
     let f = &f;
     std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
+        let mut parts = items.chunks(chunk);
+        let first = parts.next().unwrap_or_default();
+        let handles: Vec<_> = parts
             .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
             .collect();
+        // The calling thread takes the first share: one thread (and one
+        // allocator arena) fewer.
+        let mut out: Vec<R> = first.iter().map(f).collect();
         // A worker panic is a bug in `f`; re-raise it here.
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+        for h in handles {
+            out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        out
     })
 }
 

@@ -234,6 +234,7 @@ impl Pool {
             tracing::warn!("{w}");
         }
         let seen = probe(&self.runner, &fleet, self.cfg.pool.probe_timeout).await;
+        self.make_room(&fleet);
         let decisions = self.poll_approvals(now).await;
         let mut views = Vec::with_capacity(fleet.len());
         let mut report = SweepReport {
@@ -279,7 +280,14 @@ impl Pool {
                 .get(&t.key)
                 .and_then(|id| decisions.get(id))
                 .copied();
-            let mut rec = self.state.records.remove(&t.key).unwrap_or_default();
+            // Taken out while its actions run (they need `&mut self`), put
+            // back in place: no key is re-allocated, no node re-balanced.
+            let mut rec = self
+                .state
+                .records
+                .get_mut(&t.key)
+                .map(std::mem::take)
+                .unwrap_or_default();
             let before = rec.state;
             let actions = step(&mut rec, health, t.policy, now, approval, &self.settings);
             self.carry_out(t, s, &mut rec, actions, now).await;
@@ -291,7 +299,12 @@ impl Pool {
                 report.confirm_soon = true;
             }
             views.push(self.view(t, s, &rec, now, false));
-            self.state.records.insert(t.key.clone(), rec);
+            match self.state.records.get_mut(&t.key) {
+                Some(slot) => *slot = rec,
+                None => {
+                    self.state.records.insert(t.key.clone(), rec);
+                }
+            }
         }
         // Agents that left the fleet leave the state too.
         let keys: std::collections::HashSet<&str> = fleet.iter().map(|t| t.key.as_str()).collect();
@@ -317,6 +330,24 @@ impl Pool {
             Err(p) => *p.into_inner() = snapshot,
         }
         report
+    }
+
+    /// Gives every agent of the fleet a record before the sweep steps them.
+    /// New agents (all of them on a first sweep) are added in one bulk
+    /// build, which packs the map's nodes full; inserting 10,000 keys in
+    /// order one by one would leave every node half empty.
+    fn make_room(&mut self, fleet: &[Target]) {
+        let records = &self.state.records;
+        let new: Vec<(String, AgentRecord)> = fleet
+            .iter()
+            .filter(|t| !records.contains_key(&t.key))
+            .map(|t| (t.key.clone(), AgentRecord::default()))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        let old = std::mem::take(&mut self.state.records);
+        self.state.records = old.into_iter().chain(new).collect();
     }
 
     fn view(&self, t: &Target, s: &Seen, rec: &AgentRecord, now: f64, frozen: bool) -> AgentView {
