@@ -73,8 +73,8 @@ mod types;
 
 pub use client::{GiteaClient, GiteaConfig, PAGE_LIMIT, Token};
 pub use engine::{
-    Check, Clock, Engine, EngineConfig, OUTBOX_RETRY, Outcome, fingerprint, fingerprint_label,
-    marker, signature,
+    Check, Clock, Engine, EngineConfig, OUTBOX_RETRY, Outcome, action_marker, fingerprint,
+    fingerprint_label, marker, signature,
 };
 pub use error::Error;
 pub use outbox::{ActionKind, Outbox, QueuedAction};
