@@ -11,4 +11,5 @@
 
 mod client;
 mod engine;
+mod faults;
 use nexus_testkit::gitea::fake;

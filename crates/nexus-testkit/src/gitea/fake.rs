@@ -58,6 +58,8 @@ pub struct FakeState {
     /// a request that took effect, as with an overloaded Gitea.
     pub slow_next: u32,
     pub slow_by: std::time::Duration,
+    /// Only requests whose `METHOD path` starts with this are slowed ("" = any).
+    pub slow_prefix: String,
     /// Inserted just before the next created issue (simulates another host
     /// creating the same subject's issue between our find and our create).
     pub inject_before_create: Option<FIssue>,
@@ -177,10 +179,10 @@ impl FakeState {
 
     pub fn handle(&mut self, req: &mockito::Request) -> Reply {
         let mut r = self.serve(req);
-        if self.slow_next > 0 && !self.down {
+        let line = self.log.last().cloned().unwrap_or_default();
+        if self.slow_next > 0 && !self.down && line.starts_with(&self.slow_prefix) {
             self.slow_next -= 1;
             r.delay = self.slow_by;
-            let line = self.log.last().cloned().unwrap_or_default();
             self.log.push(format!("(answer to {line} delayed {:?})", self.slow_by));
         }
         r
