@@ -311,6 +311,9 @@ pub struct Engine {
     /// latest observation (at most one entry per subject).
     deferred_order: VecDeque<String>,
     deferred: HashMap<String, Check>,
+    /// Per fingerprint, when the current failure started, where it differs
+    /// from the state file (see `remember`): at most one entry per subject.
+    since: HashMap<String, Option<i64>>,
     /// After a failed delivery, cycles before this time (epoch s) do not
     /// retry the outbox: with a black-holed Gitea each attempt costs the
     /// full timeout, and a pool calls `observe` once per agent.
@@ -348,6 +351,7 @@ impl Engine {
             limiter,
             deferred_order: VecDeque::new(),
             deferred: HashMap::new(),
+            since: HashMap::new(),
             cfg,
             client,
             clock: Arc::new(|| nexus_heartbeat::now_epoch() as i64),
@@ -374,14 +378,16 @@ impl Engine {
     }
 
     /// Sizes of the engine's in-memory collections (deferred subjects, their
-    /// order queue, the limiter's window, known users): all bounded, by the
-    /// number of subjects, `max_actions` and the assignees.
-    pub fn memory_footprint(&self) -> [usize; 4] {
+    /// order queue, the limiter's window, known users, failure starts not
+    /// yet written): all bounded, by the number of subjects, `max_actions`
+    /// and the assignees.
+    pub fn memory_footprint(&self) -> [usize; 5] {
         [
             self.deferred.len(),
             self.deferred_order.len(),
             self.limiter.sent.len(),
             self.known_users.len(),
+            self.since.len(),
         ]
     }
 
@@ -401,29 +407,32 @@ impl Engine {
             op: "create dir",
             source,
         })?;
-        let p = path.clone();
+        let io = |source| Error::Io {
+            path: path.clone(),
+            op: "lock",
+            source,
+        };
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        // Uncontended (the usual case): no blocking thread needed.
+        match f.try_lock() {
+            Ok(()) => return Ok(LockGuard { _file: f }),
+            Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+        }
         let res = tokio::task::spawn_blocking(move || {
-            let f = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&p)?;
             f.lock()?;
             Ok::<File, std::io::Error>(f)
         })
         .await;
         match res {
             Ok(Ok(f)) => Ok(LockGuard { _file: f }),
-            Ok(Err(source)) => Err(Error::Io {
-                path,
-                op: "lock",
-                source,
-            }),
-            Err(join) => Err(Error::Io {
-                path,
-                op: "lock",
-                source: std::io::Error::other(join.to_string()),
-            }),
+            Ok(Err(source)) => Err(io(source)),
+            Err(join) => Err(io(std::io::Error::other(join.to_string()))),
         }
     }
 
@@ -448,8 +457,16 @@ impl Engine {
         }
     }
 
-    fn save_state(&self, st: &SubjectState) -> Result<(), Error> {
-        state::save(&state::path(&self.cfg.state_dir, &st.fingerprint), st)
+    /// Saves a subject's state. `durable` (fsync) after an action; the
+    /// bookkeeping of a cycle without one (when the failure started) skips
+    /// the disk flush: losing it in a crash is harmless, and a flapping
+    /// fleet would otherwise pay one fsync per subject per sweep.
+    fn save_state(&self, st: &SubjectState, durable: bool) -> Result<(), Error> {
+        state::save(
+            &state::path(&self.cfg.state_dir, &st.fingerprint),
+            st,
+            durable,
+        )
     }
 
     /// What to do for `check` given only the local state (no HTTP).
@@ -582,8 +599,11 @@ impl Engine {
     /// Decides and acts for one observation (the lock is held).
     async fn act(&mut self, check: &Check, now: i64, backlog: bool) -> Result<Outcome, Error> {
         let fp = self.fingerprint(&check.subject);
-        let mut st = self.load_state(&check.subject, &fp);
-        let loaded = st.clone();
+        let loaded = self.load_state(&check.subject, &fp);
+        let mut st = loaded.clone();
+        if let Some(since) = self.since.get(&fp) {
+            st.failing_since = *since;
+        }
         if check.healthy {
             // failing_since is cleared when the issue is resolved.
         } else if st.failing_since.is_none() {
@@ -598,9 +618,7 @@ impl Engine {
                 st.failing_since = None;
             }
             // The common case (healthy, nothing open) writes nothing.
-            if st != loaded {
-                self.save_state(&st)?;
-            }
+            self.remember(&fp, &st, &loaded)?;
             return Ok(Outcome::Nothing);
         };
         let action = QueuedAction {
@@ -614,7 +632,8 @@ impl Engine {
             self.queue(&mut st, &action)?
         } else if self.deferred.contains_key(&check.subject) || !self.limiter.allows(now) {
             self.defer(check);
-            Outcome::Deferred
+            self.remember(&fp, &st, &loaded)?;
+            return Ok(Outcome::Deferred);
         } else {
             self.limiter.record(now);
             match self.apply(&mut st, &action, false).await {
@@ -624,13 +643,34 @@ impl Engine {
                     self.queue(&mut st, &action)?
                 }
                 Err(e) => {
-                    self.save_state(&st)?;
+                    self.since.remove(&fp);
+                    self.save_state(&st, true)?;
                     return Err(e);
                 }
             }
         };
-        self.save_state(&st)?;
+        self.since.remove(&fp);
+        self.save_state(&st, true)?;
         Ok(outcome)
+    }
+
+    /// Keeps a cycle without an action off the disk when only the start of
+    /// the failure changed (a flapping subject toggles it every cycle): it
+    /// is held in memory and written with the next action. A crash loses at
+    /// most that timestamp (the issue then says "failing since" later).
+    fn remember(&mut self, fp: &str, st: &SubjectState, loaded: &SubjectState) -> Result<(), Error> {
+        let mut only_since = st.clone();
+        only_since.failing_since = loaded.failing_since;
+        if only_since != *loaded {
+            self.since.remove(fp);
+            return self.save_state(st, false);
+        }
+        if st.failing_since == loaded.failing_since {
+            self.since.remove(fp);
+        } else {
+            self.since.insert(fp.to_owned(), st.failing_since);
+        }
+        Ok(())
     }
 
     /// Queues an action and updates the state as if it had been delivered, so
@@ -688,7 +728,7 @@ impl Engine {
             match self.apply(&mut st, &action, true).await {
                 Ok(outcome) => {
                     tracing::info!(subject = %action.check.subject, ?outcome, "queued gitea action delivered");
-                    self.save_state(&st)?;
+                    self.save_state(&st, true)?;
                     Outbox::remove(&path)?;
                 }
                 Err(e) if e.is_transient() => {
@@ -746,7 +786,7 @@ impl Engine {
                     st.failing_since = Some(self.now());
                 }
                 st.last_comment_at.get_or_insert(self.now());
-                self.save_state(&st)?;
+                self.save_state(&st, true)?;
                 adopted.push(number);
             }
         }

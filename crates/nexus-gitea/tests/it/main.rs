@@ -12,4 +12,5 @@
 mod client;
 mod engine;
 mod faults;
+mod load;
 use nexus_testkit::gitea::fake;
