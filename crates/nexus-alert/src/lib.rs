@@ -49,6 +49,19 @@ pub struct IncidentSettings {
     /// A subject failing again within this window reopens its issue.
     #[serde(deserialize_with = "deserialize_duration")]
     pub reopen_window: Duration,
+    /// Rate limit: at most this many issue actions (create, comment,
+    /// close/reopen) per `action_window`, across all subjects; 0 = none.
+    /// Subjects beyond it wait, and only their final state is reported.
+    pub max_actions: u32,
+    /// The sliding window of `max_actions`.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub action_window: Duration,
+    /// While Gitea fails, queued actions are retried this often.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub retry_interval: Duration,
+    /// Timeout of each Gitea request.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for IncidentSettings {
@@ -77,6 +90,10 @@ impl Default for IncidentSettings {
             max_issues_per_day: 5,
             comment_min_interval: Duration::from_secs(3600),
             reopen_window: Duration::from_secs(86_400),
+            max_actions: 60,
+            action_window: Duration::from_secs(600),
+            retry_interval: nexus_gitea::OUTBOX_RETRY,
+            timeout: Duration::from_secs(15),
         }
     }
 }
@@ -112,9 +129,11 @@ impl IncidentSettings {
     pub fn engine(&self, state_dir: &Path, dry_run: bool) -> Engine {
         let url = std::env::var("GITEA_URL").unwrap_or_else(|_| self.url.clone());
         let repo = std::env::var("NEXUS_REPO").unwrap_or_else(|_| self.repo.clone());
-        let client = self
-            .token()
-            .and_then(|t| GiteaClient::new(&GiteaConfig::new(&url, &repo, t)).ok());
+        let client = self.token().and_then(|t| {
+            let mut g = GiteaConfig::new(&url, &repo, t);
+            g.timeout = self.timeout;
+            GiteaClient::new(&g).ok()
+        });
         let mut cfg = EngineConfig::new(state_dir, &self.label, &self.title_prefix);
         cfg.assignees = self
             .assignees
@@ -125,6 +144,9 @@ impl IncidentSettings {
         cfg.max_issues_per_day = self.max_issues_per_day;
         cfg.comment_min_interval = self.comment_min_interval;
         cfg.reopen_window = self.reopen_window;
+        cfg.max_actions = self.max_actions;
+        cfg.action_window = self.action_window;
+        cfg.outbox_retry = self.retry_interval;
         cfg.dry_run = dry_run;
         Engine::new(cfg, client)
     }
