@@ -168,6 +168,13 @@ pub struct TelegramSettings {
     /// Remind about an unchanged problem set this often.
     #[serde(deserialize_with = "deserialize_duration")]
     pub repeat: Duration,
+    /// Rate limit: at most this many alert messages per `message_window`
+    /// (0 = none). A message held back is not lost: the next one allowed
+    /// carries the current state and says updates were held back.
+    pub max_messages: u32,
+    /// The sliding window of `max_messages`.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub message_window: Duration,
 }
 
 impl std::fmt::Debug for TelegramSettings {
@@ -189,6 +196,8 @@ impl Default for TelegramSettings {
             token: None,
             api_url: "https://api.telegram.org".to_string(),
             repeat: Duration::from_secs(3600),
+            max_messages: 10,
+            message_window: Duration::from_secs(600),
         }
     }
 }
@@ -237,6 +246,8 @@ impl Alerts {
             let client = t.client()?;
             let mut cfg = AlertConfig::new(state_dir.join("telegram-alerts.json"), title);
             cfg.repeat = t.repeat;
+            cfg.max_messages = t.max_messages;
+            cfg.message_window = t.message_window;
             Some(Alerter::new(cfg, client))
         });
         Alerts {
