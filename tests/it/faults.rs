@@ -80,8 +80,7 @@ fn queued(f: &Fleet) -> Vec<(String, String, String)> {
     files
         .iter()
         .map(|p| {
-            let v: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
             let subject = v["check"]["subject"].as_str().unwrap();
             (
                 v["kind"].as_str().unwrap().to_string(),
@@ -153,7 +152,10 @@ async fn the_pool_rides_out_a_gitea_outage_and_delivers_each_issue_action_once_i
         .collect();
     assert_eq!(
         issues,
-        [(1, "[pool] n1: agent dead", true), (2, "[pool] n2: agent dead", true)],
+        [
+            (1, "[pool] n1: agent dead", true),
+            (2, "[pool] n2: agent dead", true)
+        ],
         "each agent's issue once, in the order the deaths were queued: {:#?}",
         st.log
     );
@@ -178,7 +180,10 @@ async fn the_pool_rides_out_a_gitea_outage_and_delivers_each_issue_action_once_i
         );
         positions.extend(in_comments);
     }
-    assert!(positions.is_sorted(), "comments out of queue order: {positions:?}");
+    assert!(
+        positions.is_sorted(),
+        "comments out of queue order: {positions:?}"
+    );
     eprintln!(
         "pool outage figures: 8 sweeps (each a restart), {} queued actions ({} opens) delivered once in order, {} requests reached Gitea",
         backlog.len(),

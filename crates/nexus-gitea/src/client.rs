@@ -255,8 +255,8 @@ impl GiteaClient {
                             body: bytes,
                         });
                     }
-                    let retryable = (idempotent && status.is_server_error())
-                        || status.as_u16() == 429;
+                    let retryable =
+                        (idempotent && status.is_server_error()) || status.as_u16() == 429;
                     if !retryable || last {
                         return Err(Error::Status {
                             method,

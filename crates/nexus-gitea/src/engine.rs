@@ -658,7 +658,12 @@ impl Engine {
     /// the failure changed (a flapping subject toggles it every cycle): it
     /// is held in memory and written with the next action. A crash loses at
     /// most that timestamp (the issue then says "failing since" later).
-    fn remember(&mut self, fp: &str, st: &SubjectState, loaded: &SubjectState) -> Result<(), Error> {
+    fn remember(
+        &mut self,
+        fp: &str,
+        st: &SubjectState,
+        loaded: &SubjectState,
+    ) -> Result<(), Error> {
         let mut only_since = st.clone();
         only_since.failing_since = loaded.failing_since;
         if only_since != *loaded {

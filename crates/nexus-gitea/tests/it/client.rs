@@ -134,7 +134,10 @@ async fn a_post_is_not_retried_after_a_500_or_a_timeout_only_after_a_refused_con
         st.slow_by = Duration::from_millis(600);
     }
     let err = slow.comment(1, "late").await.unwrap_err();
-    assert!(err.is_transient() && err.to_string().contains("timed out"), "{err}");
+    assert!(
+        err.is_transient() && err.to_string().contains("timed out"),
+        "{err}"
+    );
     assert_eq!(fake.st().count("POST"), 2);
     assert_eq!(fake.st().comments_of(1), ["late"], "it did take effect");
     // 429: Gitea did not act; retried.

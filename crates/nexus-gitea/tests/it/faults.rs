@@ -150,12 +150,19 @@ async fn a_six_minute_outage_of_every_kind_delivers_each_action_once_in_order() 
     let create_c = st
         .log
         .iter()
-        .rposition(|l| l.starts_with("POST /api/v1/repos/ops/alerts/issues?") || l == "POST /api/v1/repos/ops/alerts/issues")
+        .rposition(|l| {
+            l.starts_with("POST /api/v1/repos/ops/alerts/issues?")
+                || l == "POST /api/v1/repos/ops/alerts/issues"
+        })
         .unwrap();
     assert!(close < create_c, "{:#?}", st.log);
     // Six simulated minutes of outage cost a bounded number of requests:
     // at most one delivery attempt per outbox_retry (60 s), not one per cycle.
-    assert!(during <= 40, "{during} requests during the outage: {:#?}", st.log);
+    assert!(
+        during <= 40,
+        "{during} requests during the outage: {:#?}",
+        st.log
+    );
     eprintln!(
         "outage figures: {during} requests reached Gitea during 6 simulated minutes; {} in total; 5 queued actions delivered once",
         st.log.len()

@@ -35,7 +35,9 @@ fn writes(fake: &Fake) -> (usize, usize) {
     let creates = st
         .log
         .iter()
-        .filter(|l| l.starts_with("POST /api/v1/repos/ops/alerts/issues") && !l.contains("/comments"))
+        .filter(|l| {
+            l.starts_with("POST /api/v1/repos/ops/alerts/issues") && !l.contains("/comments")
+        })
         .count();
     let patches = st.count("PATCH ");
     let comments = st
@@ -165,4 +167,50 @@ async fn ten_thousand_agents_with_a_thousand_flapping_stay_inside_the_issue_limi
     );
     drop(st);
     fake.assert_contract();
+}
+
+#[tokio::test]
+async fn beyond_the_limit_subjects_wait_and_only_their_final_state_is_filed() {
+    let fake = Fake::start().await;
+    let dir = TempDir::new().unwrap();
+    let clock = Arc::new(AtomicI64::new(T0));
+    let mut cfg = EngineConfig::new(dir.path(), "watchdog", "[watchdog]");
+    cfg.max_actions = 2;
+    cfg.action_window = Duration::from_secs(600);
+    let c = clock.clone();
+    let mut e = Engine::new(cfg, Some(GiteaClient::new(&config(&fake.url())).unwrap()))
+        .with_clock(Arc::new(move || c.load(Ordering::SeqCst)));
+    let mut outs = Vec::new();
+    for k in 0..4 {
+        outs.push(e.observe(&check(k, true)).await.unwrap());
+    }
+    assert_eq!(
+        outs,
+        [
+            Outcome::Created { number: 1 },
+            Outcome::Created { number: 2 },
+            Outcome::Deferred,
+            Outcome::Deferred,
+        ]
+    );
+    // agent 2 recovers while waiting: the flap is never filed.
+    clock.fetch_add(60, Ordering::SeqCst);
+    assert_eq!(e.observe(&check(2, false)).await.unwrap(), Outcome::Nothing);
+    assert_eq!(e.deferred_len(), 1);
+    // Inside the window: a tick does nothing; after it, agent 3 is filed.
+    e.tick().await.unwrap();
+    assert_eq!(fake.st().issues.len(), 2);
+    clock.fetch_add(600, Ordering::SeqCst);
+    e.tick().await.unwrap();
+    assert_eq!(e.deferred_len(), 0);
+    let st = fake.st();
+    let titles: Vec<&str> = st.issues.iter().map(|i| i.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        [
+            "[watchdog] agent-00000: agent dead",
+            "[watchdog] agent-00001: agent dead",
+            "[watchdog] agent-00003: agent dead",
+        ]
+    );
 }

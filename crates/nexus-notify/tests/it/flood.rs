@@ -98,9 +98,9 @@ fn client(server: &ServerGuard) -> Telegram {
     cfg.timeout = Duration::from_secs(5);
     // Longer waits are not slept through: the caller holds instead.
     cfg.max_retry_wait = Duration::from_secs(5);
-    Telegram::new(&cfg)
-        .unwrap()
-        .with_sleeper(Arc::new(|_| panic!("no wait expected: retry_after > max_retry_wait")))
+    Telegram::new(&cfg).unwrap().with_sleeper(Arc::new(|_| {
+        panic!("no wait expected: retry_after > max_retry_wait")
+    }))
 }
 
 fn problem(key: &str) -> Problem {
@@ -121,7 +121,10 @@ async fn a_429_storm_is_ridden_out_without_hammering_and_the_final_state_is_sent
     );
     // Before the storm: redis is announced.
     bot.lock().unwrap().now = T0 - 60;
-    assert_eq!(a.notify(&[problem("redis")], T0 - 60).await.unwrap(), Sent::Problems);
+    assert_eq!(
+        a.notify(&[problem("redis")], T0 - 60).await.unwrap(),
+        Sent::Problems
+    );
     // A three-minute storm (retry_after 30 s); meanwhile gateway fails and
     // redis recovers. One cycle every 10 s for five minutes.
     bot.lock().unwrap().storm = Some(30);
@@ -150,17 +153,31 @@ async fn a_429_storm_is_ridden_out_without_hammering_and_the_final_state_is_sent
     let limited: Vec<i64> = b.calls.iter().filter(|c| c.2).map(|c| c.0).collect();
     for w in b.calls.windows(2) {
         if w[0].2 {
-            assert!(w[1].0 - w[0].0 >= 30, "called again {}s after a 429", w[1].0 - w[0].0);
+            assert!(
+                w[1].0 - w[0].0 >= 30,
+                "called again {}s after a 429",
+                w[1].0 - w[0].0
+            );
         }
     }
-    assert_eq!(limited, [T0, T0 + 30, T0 + 60, T0 + 90, T0 + 120, T0 + 150], "{outcomes:?}");
+    assert_eq!(
+        limited,
+        [T0, T0 + 30, T0 + 60, T0 + 90, T0 + 120, T0 + 150],
+        "{outcomes:?}"
+    );
     // Exactly one message after the storm, with the final state.
     let delivered = b.delivered();
     assert_eq!(delivered.len(), 2, "{outcomes:?}");
     let (at, _, _, text) = delivered[1];
     assert_eq!(*at, T0 + 180);
-    assert!(text.contains("gateway") && text.contains("\\(new\\)"), "{text}");
-    assert!(text.contains("redis") && text.contains("recovered"), "{text}");
+    assert!(
+        text.contains("gateway") && text.contains("\\(new\\)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("redis") && text.contains("recovered"),
+        "{text}"
+    );
     assert!(text.contains("held back"), "{text}");
     assert_eq!(
         outcomes.iter().filter(|o| *o == "Held").count(),
@@ -184,15 +201,34 @@ async fn approvals_under_flood_control_wait_retry_after_and_still_expire() {
     let a = Approvals::new(cfg, client(&server));
     let now = nexus_heartbeat::now_epoch() as i64;
     bot.lock().unwrap().now = now;
-    a.request("timmy-1", "timmy", &Text::new().text("Revive timmy?"), Duration::from_secs(60))
-        .await
-        .unwrap();
+    a.request(
+        "timmy-1",
+        "timmy",
+        &Text::new().text("Revive timmy?"),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     bot.lock().unwrap().storm = Some(100);
     let err = a.poll(now).await.unwrap_err();
-    assert!(matches!(err, Error::RateLimited { retry_after: 100, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::RateLimited {
+                retry_after: 100,
+                ..
+            }
+        ),
+        "{err}"
+    );
     // A second request while held: refused without a call.
     let err = a
-        .request("tilly-1", "tilly", &Text::new().text("Revive tilly?"), Duration::from_secs(60))
+        .request(
+            "tilly-1",
+            "tilly",
+            &Text::new().text("Revive tilly?"),
+            Duration::from_secs(60),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::RateLimited { .. }), "{err}");
@@ -202,10 +238,18 @@ async fn approvals_under_flood_control_wait_retry_after_and_still_expire() {
     let d = a.poll(now + 61).await.unwrap();
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].verdict, Verdict::Expired);
-    assert_eq!(bot.lock().unwrap().calls.len(), calls, "no call inside the hold");
+    assert_eq!(
+        bot.lock().unwrap().calls.len(),
+        calls,
+        "no call inside the hold"
+    );
     bot.lock().unwrap().storm = None;
     assert_eq!(a.poll(now + 100).await.unwrap(), vec![]);
-    assert_eq!(bot.lock().unwrap().calls.len(), calls + 1, "polled again after retry_after");
+    assert_eq!(
+        bot.lock().unwrap().calls.len(),
+        calls + 1,
+        "polled again after retry_after"
+    );
     assert!(bot.lock().unwrap().violations.is_empty());
 }
 
@@ -250,7 +294,10 @@ async fn ten_thousand_agents_with_a_thousand_flapping_stay_inside_the_message_li
     }
     let after_run = state_sizes();
     // Settle: ten stay failing; cycles go on until the final state is out.
-    let final_set: Vec<Problem> = (0..FLAPPING).step_by(100).map(|k| problem(&key(k))).collect();
+    let final_set: Vec<Problem> = (0..FLAPPING)
+        .step_by(100)
+        .map(|k| problem(&key(k)))
+        .collect();
     let mut cycles = 0;
     loop {
         bot.lock().unwrap().now = t;
@@ -266,16 +313,34 @@ async fn ten_thousand_agents_with_a_thousand_flapping_stay_inside_the_message_li
     let times: Vec<i64> = b.delivered().iter().map(|c| c.0).collect();
     let max_seen = times
         .iter()
-        .map(|t0| times.iter().filter(|t| **t >= *t0 && **t < t0 + WINDOW).count())
+        .map(|t0| {
+            times
+                .iter()
+                .filter(|t| **t >= *t0 && **t < t0 + WINDOW)
+                .count()
+        })
         .max()
         .unwrap();
-    assert!(max_seen <= MAX as usize, "{max_seen} messages in one window: {times:?}");
+    assert!(
+        max_seen <= MAX as usize,
+        "{max_seen} messages in one window: {times:?}"
+    );
     let last = b.delivered().last().unwrap().3.replace('\\', "");
     for p in &final_set {
-        assert!(last.contains(&p.key), "{} missing from the final message", p.key);
+        assert!(
+            last.contains(&p.key),
+            "{} missing from the final message",
+            p.key
+        );
     }
     let first = first_minute.unwrap();
-    assert!(after_run.iter().zip(first).all(|(a, f)| *a <= f.max(FLAPPING)), "{first:?} -> {after_run:?}");
+    assert!(
+        after_run
+            .iter()
+            .zip(first)
+            .all(|(a, f)| *a <= f.max(FLAPPING)),
+        "{first:?} -> {after_run:?}"
+    );
     assert!(after_run[2] <= MAX as usize);
     eprintln!(
         "telegram load figures: 1000 flapping for 10 min: {} messages, max {max_seen} per {WINDOW}s (limit {MAX}); \

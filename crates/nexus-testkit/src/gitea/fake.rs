@@ -183,7 +183,8 @@ impl FakeState {
         if self.slow_next > 0 && !self.down && line.starts_with(&self.slow_prefix) {
             self.slow_next -= 1;
             r.delay = self.slow_by;
-            self.log.push(format!("(answer to {line} delayed {:?})", self.slow_by));
+            self.log
+                .push(format!("(answer to {line} delayed {:?})", self.slow_by));
         }
         r
     }
