@@ -344,6 +344,30 @@ mod tests {
             ..TelegramSettings::default()
         };
         assert!(!format!("{t:?}").contains("secret"));
+        // The rate limits and fault settings, with their defaults.
+        assert_eq!(
+            (i.max_actions, i.action_window),
+            (60, Duration::from_secs(600))
+        );
+        let i: IncidentSettings = toml::from_str(
+            "max_actions = 5\naction_window = \"1h\"\nretry_interval = \"2m\"\ntimeout = \"3s\"",
+        )
+        .unwrap();
+        assert_eq!(
+            (i.max_actions, i.action_window, i.retry_interval, i.timeout),
+            (
+                5,
+                Duration::from_secs(3600),
+                Duration::from_secs(120),
+                Duration::from_secs(3)
+            )
+        );
+        let t: TelegramSettings =
+            toml::from_str("max_messages = 3\nmessage_window = \"5m\"").unwrap();
+        assert_eq!(
+            (t.max_messages, t.message_window),
+            (3, Duration::from_secs(300))
+        );
         let e = toml::from_str::<IncidentSettings>("lable = \"x\"")
             .unwrap_err()
             .to_string();
