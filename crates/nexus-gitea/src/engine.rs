@@ -314,6 +314,10 @@ pub struct Engine {
     /// Per fingerprint, when the current failure started, where it differs
     /// from the state file (see `remember`): at most one entry per subject.
     since: HashMap<String, Option<i64>>,
+    /// `deferred.json` was read (once per process) / the set changed since
+    /// it was last written.
+    deferred_loaded: bool,
+    deferred_dirty: bool,
     /// After a failed delivery, cycles before this time (epoch s) do not
     /// retry the outbox: with a black-holed Gitea each attempt costs the
     /// full timeout, and a pool calls `observe` once per agent.
@@ -352,6 +356,8 @@ impl Engine {
             deferred_order: VecDeque::new(),
             deferred: HashMap::new(),
             since: HashMap::new(),
+            deferred_loaded: false,
+            deferred_dirty: false,
             cfg,
             client,
             clock: Arc::new(|| nexus_heartbeat::now_epoch() as i64),
@@ -530,6 +536,7 @@ impl Engine {
             return Ok(Outcome::Disabled);
         }
         let _lock = self.lock().await?;
+        self.load_deferred();
         let backlog = self.flush_or_hold(now).await?;
         if !backlog {
             self.drain_deferred(now).await;
@@ -540,18 +547,92 @@ impl Engine {
     /// Call once per cycle when not every subject is observed every cycle
     /// (the pool observes only agents in trouble): delivers the outbox and
     /// acts on subjects deferred by the rate limit as far as it allows.
+    ///
+    /// The deferred subjects are saved here (`deferred.json`, once per call
+    /// when they changed) and read back after a restart, so a subject that
+    /// is not observed again still gets its final state filed.
     pub async fn tick(&mut self) -> Result<(), Error> {
         if self.cfg.dry_run || self.client.is_none() {
             return Ok(());
         }
-        if self.deferred.is_empty() && self.outbox.is_empty()? {
+        if self.deferred_loaded
+            && !self.deferred_dirty
+            && self.deferred.is_empty()
+            && self.outbox.is_empty()?
+        {
             return Ok(());
         }
         let now = self.now();
         let _lock = self.lock().await?;
+        self.load_deferred();
         if !self.flush_or_hold(now).await? {
             self.drain_deferred(now).await;
         }
+        self.save_deferred()
+    }
+
+    fn deferred_path(&self) -> PathBuf {
+        self.cfg.state_dir.join("deferred.json")
+    }
+
+    /// Once per process: the subjects a previous run deferred.
+    fn load_deferred(&mut self) {
+        if self.deferred_loaded {
+            return;
+        }
+        self.deferred_loaded = true;
+        let path = self.deferred_path();
+        let checks: Vec<Check> = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "corrupt deferred incidents ignored");
+                    return;
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "deferred incidents unreadable");
+                return;
+            }
+        };
+        for c in checks {
+            if !self.deferred.contains_key(&c.subject) && !c.subject.trim().is_empty() {
+                self.defer(&c);
+            }
+        }
+    }
+
+    fn save_deferred(&mut self) -> Result<(), Error> {
+        if !self.deferred_dirty {
+            return Ok(());
+        }
+        let path = self.deferred_path();
+        if self.deferred.is_empty() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        path,
+                        op: "remove",
+                        source,
+                    });
+                }
+            }
+        } else {
+            let list: Vec<&Check> = self
+                .deferred_order
+                .iter()
+                .filter_map(|s| self.deferred.get(s))
+                .collect();
+            let bytes = serde_json::to_vec(&list).map_err(|e| Error::Corrupt {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            nexus_heartbeat::write_atomic(&path, &bytes, false)?;
+        }
+        self.deferred_dirty = false;
         Ok(())
     }
 
@@ -571,6 +652,7 @@ impl Engine {
             let Some(subject) = self.deferred_order.pop_front() else {
                 break;
             };
+            self.deferred_dirty = true;
             let Some(check) = self.deferred.remove(&subject) else {
                 continue;
             };
@@ -587,6 +669,7 @@ impl Engine {
     }
 
     fn defer(&mut self, check: &Check) {
+        self.deferred_dirty = true;
         if self
             .deferred
             .insert(check.subject.clone(), check.clone())
@@ -612,6 +695,7 @@ impl Engine {
         let Some(kind) = self.decide(&st, check, now) else {
             // A newer observation that needs nothing supersedes a deferred one.
             if self.deferred.remove(&check.subject).is_some() {
+                self.deferred_dirty = true;
                 self.deferred_order.retain(|s| s != &check.subject);
             }
             if check.healthy {

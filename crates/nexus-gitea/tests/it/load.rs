@@ -197,12 +197,22 @@ async fn beyond_the_limit_subjects_wait_and_only_their_final_state_is_filed() {
     clock.fetch_add(60, Ordering::SeqCst);
     assert_eq!(e.observe(&check(2, false)).await.unwrap(), Outcome::Nothing);
     assert_eq!(e.deferred_len(), 1);
-    // Inside the window: a tick does nothing; after it, agent 3 is filed.
+    // Inside the window: a tick files nothing (it saves the waiting set).
     e.tick().await.unwrap();
     assert_eq!(fake.st().issues.len(), 2);
+    assert!(dir.path().join("deferred.json").is_file());
+    // The daemon restarts; agent 3 is never observed again, yet once the
+    // window allows, its final state is filed.
+    drop(e);
+    let mut cfg = EngineConfig::new(dir.path(), "watchdog", "[watchdog]");
+    cfg.max_actions = 2;
+    let c = clock.clone();
+    let mut e = Engine::new(cfg, Some(GiteaClient::new(&config(&fake.url())).unwrap()))
+        .with_clock(Arc::new(move || c.load(Ordering::SeqCst)));
     clock.fetch_add(600, Ordering::SeqCst);
     e.tick().await.unwrap();
     assert_eq!(e.deferred_len(), 0);
+    assert!(!dir.path().join("deferred.json").exists());
     let st = fake.st();
     let titles: Vec<&str> = st.issues.iter().map(|i| i.title.as_str()).collect();
     assert_eq!(
