@@ -175,6 +175,11 @@ pub struct TelegramSettings {
     /// The sliding window of `max_messages`.
     #[serde(deserialize_with = "deserialize_duration")]
     pub message_window: Duration,
+    /// The longest flood-control wait (429 `retry_after`) slept through
+    /// inside a cycle; a longer one holds alerts and approvals until it has
+    /// passed instead of stalling the cycle.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub max_flood_wait: Duration,
 }
 
 impl std::fmt::Debug for TelegramSettings {
@@ -198,6 +203,7 @@ impl Default for TelegramSettings {
             repeat: Duration::from_secs(3600),
             max_messages: 10,
             message_window: Duration::from_secs(600),
+            max_flood_wait: Duration::from_secs(5),
         }
     }
 }
@@ -218,6 +224,7 @@ impl TelegramSettings {
             .or_else(|| self.token.clone())?;
         let mut cfg = TelegramConfig::new(BotToken::new(raw.trim())?, chat);
         cfg.base_url = self.api_url.clone();
+        cfg.max_retry_wait = self.max_flood_wait;
         Telegram::new(&cfg).ok()
     }
 }
