@@ -11,6 +11,7 @@
 
 mod cell;
 mod cron;
+mod faults;
 mod heartbeat;
 mod pool;
 mod prometheus;

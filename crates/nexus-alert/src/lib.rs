@@ -49,6 +49,19 @@ pub struct IncidentSettings {
     /// A subject failing again within this window reopens its issue.
     #[serde(deserialize_with = "deserialize_duration")]
     pub reopen_window: Duration,
+    /// Rate limit: at most this many issue actions (create, comment,
+    /// close/reopen) per `action_window`, across all subjects; 0 = none.
+    /// Subjects beyond it wait, and only their final state is reported.
+    pub max_actions: u32,
+    /// The sliding window of `max_actions`.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub action_window: Duration,
+    /// While Gitea fails, queued actions are retried this often.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub retry_interval: Duration,
+    /// Timeout of each Gitea request.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for IncidentSettings {
@@ -77,6 +90,10 @@ impl Default for IncidentSettings {
             max_issues_per_day: 5,
             comment_min_interval: Duration::from_secs(3600),
             reopen_window: Duration::from_secs(86_400),
+            max_actions: 60,
+            action_window: Duration::from_secs(600),
+            retry_interval: nexus_gitea::OUTBOX_RETRY,
+            timeout: Duration::from_secs(15),
         }
     }
 }
@@ -112,9 +129,11 @@ impl IncidentSettings {
     pub fn engine(&self, state_dir: &Path, dry_run: bool) -> Engine {
         let url = std::env::var("GITEA_URL").unwrap_or_else(|_| self.url.clone());
         let repo = std::env::var("NEXUS_REPO").unwrap_or_else(|_| self.repo.clone());
-        let client = self
-            .token()
-            .and_then(|t| GiteaClient::new(&GiteaConfig::new(&url, &repo, t)).ok());
+        let client = self.token().and_then(|t| {
+            let mut g = GiteaConfig::new(&url, &repo, t);
+            g.timeout = self.timeout;
+            GiteaClient::new(&g).ok()
+        });
         let mut cfg = EngineConfig::new(state_dir, &self.label, &self.title_prefix);
         cfg.assignees = self
             .assignees
@@ -125,6 +144,9 @@ impl IncidentSettings {
         cfg.max_issues_per_day = self.max_issues_per_day;
         cfg.comment_min_interval = self.comment_min_interval;
         cfg.reopen_window = self.reopen_window;
+        cfg.max_actions = self.max_actions;
+        cfg.action_window = self.action_window;
+        cfg.outbox_retry = self.retry_interval;
         cfg.dry_run = dry_run;
         Engine::new(cfg, client)
     }
@@ -146,6 +168,18 @@ pub struct TelegramSettings {
     /// Remind about an unchanged problem set this often.
     #[serde(deserialize_with = "deserialize_duration")]
     pub repeat: Duration,
+    /// Rate limit: at most this many alert messages per `message_window`
+    /// (0 = none). A message held back is not lost: the next one allowed
+    /// carries the current state and says updates were held back.
+    pub max_messages: u32,
+    /// The sliding window of `max_messages`.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub message_window: Duration,
+    /// The longest flood-control wait (429 `retry_after`) slept through
+    /// inside a cycle; a longer one holds alerts and approvals until it has
+    /// passed instead of stalling the cycle.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub max_flood_wait: Duration,
 }
 
 impl std::fmt::Debug for TelegramSettings {
@@ -167,6 +201,9 @@ impl Default for TelegramSettings {
             token: None,
             api_url: "https://api.telegram.org".to_string(),
             repeat: Duration::from_secs(3600),
+            max_messages: 10,
+            message_window: Duration::from_secs(600),
+            max_flood_wait: Duration::from_secs(5),
         }
     }
 }
@@ -187,6 +224,7 @@ impl TelegramSettings {
             .or_else(|| self.token.clone())?;
         let mut cfg = TelegramConfig::new(BotToken::new(raw.trim())?, chat);
         cfg.base_url = self.api_url.clone();
+        cfg.max_retry_wait = self.max_flood_wait;
         Telegram::new(&cfg).ok()
     }
 }
@@ -215,6 +253,8 @@ impl Alerts {
             let client = t.client()?;
             let mut cfg = AlertConfig::new(state_dir.join("telegram-alerts.json"), title);
             cfg.repeat = t.repeat;
+            cfg.max_messages = t.max_messages;
+            cfg.message_window = t.message_window;
             Some(Alerter::new(cfg, client))
         });
         Alerts {
@@ -311,6 +351,30 @@ mod tests {
             ..TelegramSettings::default()
         };
         assert!(!format!("{t:?}").contains("secret"));
+        // The rate limits and fault settings, with their defaults.
+        assert_eq!(
+            (i.max_actions, i.action_window),
+            (60, Duration::from_secs(600))
+        );
+        let i: IncidentSettings = toml::from_str(
+            "max_actions = 5\naction_window = \"1h\"\nretry_interval = \"2m\"\ntimeout = \"3s\"",
+        )
+        .unwrap();
+        assert_eq!(
+            (i.max_actions, i.action_window, i.retry_interval, i.timeout),
+            (
+                5,
+                Duration::from_secs(3600),
+                Duration::from_secs(120),
+                Duration::from_secs(3)
+            )
+        );
+        let t: TelegramSettings =
+            toml::from_str("max_messages = 3\nmessage_window = \"5m\"").unwrap();
+        assert_eq!(
+            (t.max_messages, t.message_window),
+            (3, Duration::from_secs(300))
+        );
         let e = toml::from_str::<IncidentSettings>("lable = \"x\"")
             .unwrap_err()
             .to_string();

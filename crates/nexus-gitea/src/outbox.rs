@@ -34,6 +34,12 @@ pub enum ActionKind {
 /// One queued action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedAction {
+    /// Unique id, carried in every comment the action posts as a hidden
+    /// marker (`<!-- nexus-action:<id> -->`), so a redelivery after a timeout
+    /// that did take effect finds its comment and does not post it twice.
+    /// Empty in entries written before ids existed (no duplicate check).
+    #[serde(default)]
+    pub id: String,
     /// The action.
     pub kind: ActionKind,
     /// The observation that caused it.

@@ -306,6 +306,14 @@ impl Pool {
                 }
             }
         }
+        // Incidents held back by the issue rate limit (or queued while Gitea
+        // was down) are delivered as far as the limit allows, even when no
+        // agent needed the engine this sweep.
+        if let Some(e) = &mut self.incidents
+            && let Err(err) = e.tick().await
+        {
+            tracing::warn!("incidents: {err}");
+        }
         // Agents that left the fleet leave the state too.
         let keys: std::collections::HashSet<&str> = fleet.iter().map(|t| t.key.as_str()).collect();
         self.state.records.retain(|k, _| keys.contains(k.as_str()));

@@ -22,6 +22,7 @@ use mockito::{Matcher, Mock, ServerGuard};
 use serde_json::{Value, json};
 
 use super::swagger;
+use crate::tcp::Gate;
 
 pub const TOKEN: &str = "s3cr3t-t0ken-value";
 pub const REPO: &str = "ops/alerts";
@@ -52,6 +53,13 @@ pub struct FakeState {
     pub fail_next: VecDeque<u16>,
     /// Answer 503 to everything.
     pub down: bool,
+    /// The next this-many requests are carried out, but answered only after
+    /// `slow_by` (past the client's timeout): the client sees a timeout for
+    /// a request that took effect, as with an overloaded Gitea.
+    pub slow_next: u32,
+    pub slow_by: std::time::Duration,
+    /// Only requests whose `METHOD path` starts with this are slowed ("" = any).
+    pub slow_prefix: String,
     /// Inserted just before the next created issue (simulates another host
     /// creating the same subject's issue between our find and our create).
     pub inject_before_create: Option<FIssue>,
@@ -61,6 +69,7 @@ pub struct FakeState {
 }
 
 pub struct Reply {
+    delay: std::time::Duration,
     status: usize,
     total: String,
     link: String,
@@ -150,6 +159,7 @@ impl FakeState {
 
     fn err(status: usize, msg: &str) -> Reply {
         Reply {
+            delay: std::time::Duration::ZERO,
             status,
             total: String::new(),
             link: String::new(),
@@ -159,6 +169,7 @@ impl FakeState {
 
     fn ok(status: usize, body: Value) -> Reply {
         Reply {
+            delay: std::time::Duration::ZERO,
             status,
             total: String::new(),
             link: String::new(),
@@ -167,6 +178,27 @@ impl FakeState {
     }
 
     pub fn handle(&mut self, req: &mockito::Request) -> Reply {
+        let mut r = self.serve(req);
+        let line = self.log.last().cloned().unwrap_or_default();
+        if self.slow_next > 0 && !self.down && line.starts_with(&self.slow_prefix) {
+            self.slow_next -= 1;
+            r.delay = self.slow_by;
+            self.log
+                .push(format!("(answer to {line} delayed {:?})", self.slow_by));
+        }
+        r
+    }
+
+    /// Comment bodies of an issue, oldest first.
+    pub fn comments_of(&self, number: u64) -> Vec<&str> {
+        self.comments
+            .iter()
+            .filter(|c| c.0 == number)
+            .map(|c| c.1.as_str())
+            .collect()
+    }
+
+    fn serve(&mut self, req: &mockito::Request) -> Reply {
         let method = req.method().to_owned();
         let pq = req.path_and_query().to_owned();
         self.log.push(format!("{method} {pq}"));
@@ -335,6 +367,39 @@ impl FakeState {
                 self.validated("Issue", &v, "PATCH issue response");
                 Self::ok(201, v)
             }
+            ("GET", ["issues", n, "comments"]) => {
+                let Some(number) = self
+                    .issues
+                    .iter()
+                    .find(|i| i.number.to_string() == *n)
+                    .map(|i| i.number)
+                else {
+                    return Self::err(404, "The target couldn't be found.");
+                };
+                let items: Vec<Value> = self
+                    .comments
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.0 == number)
+                    .map(|(k, c)| {
+                        json!({"id": 100_000 + k, "html_url": format!("https://git.example.com/{REPO}/issues/{n}#issuecomment-{k}"),
+                            "pull_request_url": "", "issue_url": format!("https://git.example.com/{REPO}/issues/{n}"),
+                            "user": Self::user_json("monitor"), "original_author": "", "original_author_id": 0,
+                            "body": c.1, "assets": [], "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"})
+                    })
+                    .collect();
+                for v in &items {
+                    self.validated("Comment", v, "GET comments response");
+                }
+                let total = items.len();
+                Reply {
+                    delay: std::time::Duration::ZERO,
+                    status: 200,
+                    total: total.to_string(),
+                    link: String::new(),
+                    body: Value::Array(items).to_string(),
+                }
+            }
             ("POST", ["issues", n, "comments"]) => {
                 self.validated("CreateIssueCommentOption", &body, "POST comment request");
                 let Some(b) = body["body"].as_str().filter(|b| !b.is_empty()) else {
@@ -393,6 +458,7 @@ impl FakeState {
                     i.labels.retain(|l| *l != id);
                 }
                 Reply {
+                    delay: std::time::Duration::ZERO,
                     status: 204,
                     total: String::new(),
                     link: String::new(),
@@ -443,6 +509,7 @@ impl FakeState {
             }
         }
         Reply {
+            delay: std::time::Duration::ZERO,
             status: 200,
             total: total.to_string(),
             link: links.join(","),
@@ -489,6 +556,8 @@ fn decode(s: &str) -> String {
 
 pub struct Fake {
     pub server: ServerGuard,
+    /// What clients talk to: a forwarder that [`Fake::unreachable`] closes.
+    pub gate: Gate,
     pub state: Arc<Mutex<FakeState>>,
     _mocks: Vec<Mock>,
 }
@@ -535,25 +604,42 @@ impl Fake {
                         .unwrap_or_default()
                 })
                 .with_body_from_request(move |_| {
-                    s4.lock()
-                        .unwrap()
-                        .take()
-                        .map(|r| r.body.into_bytes())
-                        .unwrap_or_default()
+                    let r = s4.lock().unwrap().take();
+                    match r {
+                        Some(r) => {
+                            // Late answer: the state already changed.
+                            std::thread::sleep(r.delay);
+                            r.body.into_bytes()
+                        }
+                        None => Vec::new(),
+                    }
                 })
                 .create_async()
                 .await;
             mocks.push(m);
         }
+        let gate = Gate::start(server.socket_address());
         Fake {
             server,
+            gate,
             state,
             _mocks: mocks,
         }
     }
 
+    /// The URL clients use (through the gate).
     pub fn url(&self) -> String {
-        self.server.url()
+        format!("http://{}", self.gate.addr)
+    }
+
+    /// Closes the port: connects are refused, open connections are cut.
+    pub fn unreachable(&self) {
+        self.gate.close();
+    }
+
+    /// Listens again on the same port.
+    pub fn reachable(&self) {
+        self.gate.open();
     }
 
     pub fn st(&self) -> std::sync::MutexGuard<'_, FakeState> {
