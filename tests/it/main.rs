@@ -15,4 +15,5 @@ mod faults;
 mod heartbeat;
 mod pool;
 mod prometheus;
+mod scale;
 mod systemd;
