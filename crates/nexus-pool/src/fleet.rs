@@ -47,12 +47,9 @@ pub struct Target {
     pub policy: Policy,
     /// Its cell is frozen: reported, never revived.
     pub frozen: bool,
-    /// Gateway host and port, when it has one.
-    pub gateway: Option<(String, u16)>,
-    /// The heartbeat file to probe (empty when `heartbeat_seen` is set).
-    pub heartbeat: PathBuf,
-    /// Stale beyond this.
-    pub stale_threshold: Duration,
+    /// A gateway agent's gateway and heartbeat file, probed each sweep
+    /// (boxed: only gateway agents have one, and a `Target` exists per agent).
+    pub gateway: Option<Box<Gateway>>,
     /// How to find its process (`None`: not applicable).
     pub process: Option<Box<ProcessSpec>>,
     /// How to revive it.
@@ -62,6 +59,19 @@ pub struct Target {
     /// The heartbeat, already read (cell agents: one parallel pass over all
     /// cells that never follows a symlink); `None`: probe it.
     pub heartbeat_seen: Option<Glance>,
+}
+
+/// What the pool probes of a gateway agent.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// Host of the gateway.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// The agent's heartbeat file.
+    pub heartbeat: PathBuf,
+    /// Stale beyond this.
+    pub stale_threshold: Duration,
 }
 
 /// The evidence line of a heartbeat the survey read, for events and issues.
@@ -172,9 +182,12 @@ pub fn targets(
             mission: mission.map(Arc::from),
             policy,
             frozen: false,
-            gateway: Some((g.host.clone(), g.port)),
-            heartbeat: expand_home(&g.heartbeat_path),
-            stale_threshold: g.stale_threshold.unwrap_or(cfg.pool.dead_threshold),
+            gateway: Some(Box::new(Gateway {
+                host: g.host.clone(),
+                port: g.port,
+                heartbeat: expand_home(&g.heartbeat_path),
+                stale_threshold: g.stale_threshold.unwrap_or(cfg.pool.dead_threshold),
+            })),
             process,
             revive: if g.revive_cmd.is_empty() {
                 ReviveHow::None
@@ -198,9 +211,8 @@ pub fn targets(
     };
     let policy = cells.revive_policy.parse().unwrap_or(Policy::Auto);
     let rule = Rule::fixed(cells.heartbeat_stale_threshold.as_secs_f64());
-    let stale = cells.heartbeat_stale_threshold;
     let surveyed = store.glance_with(nexus_heartbeat::now_epoch(), &rule, |cell, beats| {
-        cell_targets(&cell, beats, policy, stale, children)
+        cell_targets(&cell, beats, policy, children)
     });
     match surveyed {
         Err(e) => warnings.push(format!("cannot read cells root: {e}")),
@@ -224,7 +236,6 @@ fn cell_targets(
     cell: &Cell,
     beats: Vec<Glance>,
     default_policy: Policy,
-    stale_threshold: Duration,
     children: &HashMap<String, u32>,
 ) -> Vec<Target> {
     let m = cell.manifest();
@@ -255,8 +266,6 @@ fn cell_targets(
                     .map_or(default_policy, policy_of),
                 frozen,
                 gateway: None,
-                heartbeat: PathBuf::new(),
-                stale_threshold,
                 process,
                 revive: if agent.revive_cmd.as_ref().is_some_and(|c| !c.is_empty()) {
                     ReviveHow::Cell
@@ -365,18 +374,36 @@ fn seen_probed(g: Option<Verdict>, p: Option<Verdict>, h: Option<Verdict>) -> Se
     }
 }
 
+/// The verdicts of one sweep's probes, by agent: taken one agent at a time
+/// as the sweep steps them, so no per-agent vector outlives its step.
+#[derive(Debug, Default)]
+pub struct Probed {
+    verdicts: HashMap<usize, [Option<Verdict>; 3]>,
+}
+
+impl Probed {
+    /// What the sweep saw of the `i`-th agent of the fleet, `t`.
+    pub fn take(&mut self, i: usize, t: &Target) -> Seen {
+        let [g, p, h] = self.verdicts.remove(&i).unwrap_or_default();
+        match &t.heartbeat_seen {
+            Some(b) => seen_from(b, g, p),
+            None => seen_probed(g, p, h),
+        }
+    }
+}
+
 /// Probes the whole fleet at once: every probe concurrently under its own
 /// timeout, one `/proc` scan for all process probes. Agents whose heartbeat
 /// the survey read and that need no other probe cost nothing here.
-pub async fn probe(runner: &Runner, fleet: &[Target], timeout: Duration) -> Vec<Seen> {
+pub async fn probe(runner: &Runner, fleet: &[Target], timeout: Duration) -> Probed {
     let mut specs = Vec::new();
     let mut index = Vec::new(); // (target, slot: 0 gateway, 1 process, 2 heartbeat)
     for (i, t) in fleet.iter().enumerate() {
-        if let Some((host, port)) = &t.gateway {
+        if let Some(g) = &t.gateway {
             specs.push(
                 ProbeSpec::new(
                     format!("{i}.gateway"),
-                    ProbeKind::Tcp(TcpSpec::new(host, *port)),
+                    ProbeKind::Tcp(TcpSpec::new(&g.host, g.port)),
                 )
                 .timeout(timeout),
             );
@@ -389,10 +416,10 @@ pub async fn probe(runner: &Runner, fleet: &[Target], timeout: Duration) -> Vec<
             );
             index.push((i, 1));
         }
-        if t.heartbeat_seen.is_none() {
+        if let (None, Some(g)) = (&t.heartbeat_seen, &t.gateway) {
             let hb = HeartbeatSpec {
-                path: t.heartbeat.clone(),
-                max_age: t.stale_threshold,
+                path: g.heartbeat.clone(),
+                max_age: g.stale_threshold,
                 grace: None,
             };
             specs.push(
@@ -410,17 +437,7 @@ pub async fn probe(runner: &Runner, fleet: &[Target], timeout: Duration) -> Vec<
     for ((i, slot), v) in index.into_iter().zip(verdicts) {
         per.entry(i).or_default()[slot] = Some(v);
     }
-    fleet
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let [g, p, h] = per.remove(&i).unwrap_or_default();
-            match &t.heartbeat_seen {
-                Some(b) => seen_from(b, g, p),
-                None => seen_probed(g, p, h),
-            }
-        })
-        .collect()
+    Probed { verdicts: per }
 }
 
 #[cfg(test)]
@@ -439,7 +456,7 @@ mod footprint {
             size_of::<AgentView>(),
         );
         eprintln!("Target, Seen, AgentView: {sizes:?} bytes");
-        assert!(sizes.0 <= 288, "Target grew: {sizes:?}");
+        assert!(sizes.0 <= 224, "Target grew: {sizes:?}");
         assert!(sizes.1 <= 80, "Seen grew: {sizes:?}");
         assert!(sizes.2 <= 128, "AgentView grew: {sizes:?}");
     }

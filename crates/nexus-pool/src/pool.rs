@@ -233,7 +233,7 @@ impl Pool {
         for w in warnings {
             tracing::warn!("{w}");
         }
-        let seen = probe(&self.runner, &fleet, self.cfg.pool.probe_timeout).await;
+        let mut probed = probe(&self.runner, &fleet, self.cfg.pool.probe_timeout).await;
         self.make_room(&fleet);
         let decisions = self.poll_approvals(now).await;
         let mut views = Vec::with_capacity(fleet.len());
@@ -241,7 +241,9 @@ impl Pool {
             agents: fleet.len(),
             ..SweepReport::default()
         };
-        for (t, s) in fleet.iter().zip(&seen) {
+        for (i, t) in fleet.iter().enumerate() {
+            let seen = probed.take(i, t);
+            let s = &seen;
             let mut health = assess(&s.probe, self.cfg.pool.dead_rule);
             // Our own child died: no need to wait for its heartbeat to age.
             // /proc says the process is gone: no need to confirm that.
@@ -354,8 +356,10 @@ impl Pool {
         if new.is_empty() {
             return;
         }
-        let old = std::mem::take(&mut self.state.records);
-        self.state.records = old.into_iter().chain(new).collect();
+        // Both build bulk: `collect` sorts in place and fills the nodes,
+        // `append` merges two sorted maps into full nodes.
+        let mut added: BTreeMap<String, AgentRecord> = new.into_iter().collect();
+        self.state.records.append(&mut added);
     }
 
     fn view(&self, t: &Target, s: &Seen, rec: &AgentRecord, now: f64, frozen: bool) -> AgentView {
