@@ -9,6 +9,7 @@
     unreachable_pub
 )]
 
+mod canary;
 mod cell;
 mod cron;
 mod heartbeat;

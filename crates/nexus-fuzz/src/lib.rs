@@ -104,7 +104,10 @@ fn scratch(target: &str) -> PathBuf {
                     .unwrap_or_else(|e| panic!("fuzz harness: cannot create a scratch dir: {e}")),
             );
         }
-        let base = s.as_ref().map(|d| d.path().join(target)).unwrap_or_default();
+        let base = s
+            .as_ref()
+            .map(|d| d.path().join(target))
+            .unwrap_or_default();
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base)
             .unwrap_or_else(|e| panic!("fuzz harness: cannot create {}: {e}", base.display()));
@@ -244,8 +247,15 @@ fn events_jsonl(data: &[u8]) -> Verdict {
         assert_eq!(&again, ev, "events.jsonl: line {n} changed on rewrite");
     }
     for s in &log.skipped {
-        assert!(s.line >= 1 && s.line <= lines, "events.jsonl: skipped line {}", s.line);
-        assert!(!s.reason.is_empty(), "events.jsonl: skipped without a reason");
+        assert!(
+            s.line >= 1 && s.line <= lines,
+            "events.jsonl: skipped line {}",
+            s.line
+        );
+        assert!(
+            !s.reason.is_empty(),
+            "events.jsonl: skipped without a reason"
+        );
     }
     if log.skipped.is_empty() {
         Verdict::Accepted
@@ -403,6 +413,10 @@ fn ping_request(data: &[u8]) -> Verdict {
         token: PING_TOKEN.to_string(),
         default_interval: Duration::from_secs(3600),
         max_body: 1024,
+        rate_limit: nexus_pool::ratelimit::RateLimit {
+            burst: u32::MAX,
+            per_minute: u32::MAX,
+        },
     });
     let (status, text) = RUNTIME.with(|rt| {
         let rt = rt
@@ -424,7 +438,10 @@ fn ping_request(data: &[u8]) -> Verdict {
         !status.is_server_error(),
         "ping: {status} for {uri:?}: {text}"
     );
-    assert!(!text.contains(PING_TOKEN), "ping: the reply shows the token");
+    assert!(
+        !text.contains(PING_TOKEN),
+        "ping: the reply shows the token"
+    );
     // Nothing outside `in/`, and inside only `<valid job>.last` records.
     for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
         assert_eq!(entry.file_name(), "in", "ping: wrote {:?}", entry.path());
@@ -432,9 +449,9 @@ fn ping_request(data: &[u8]) -> Verdict {
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let job = name.strip_suffix(".last").unwrap_or_else(|| {
-            panic!("ping: wrote {name:?}, not a .last record")
-        });
+        let job = name
+            .strip_suffix(".last")
+            .unwrap_or_else(|| panic!("ping: wrote {name:?}, not a .last record"));
         assert!(
             nexus_heartbeat::validate_job_name(job).is_ok(),
             "ping: wrote a record for the invalid job name {job:?}"

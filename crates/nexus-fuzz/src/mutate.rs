@@ -266,7 +266,10 @@ mod tests {
             assert_eq!(a, mutate(Format::Json, seed, b"zz", &[c, c * 7 + 1]));
             changed += usize::from(a != seed);
         }
-        assert!(changed > 190, "only {changed} of 200 mutations changed the seed");
+        assert!(
+            changed > 190,
+            "only {changed} of 200 mutations changed the seed"
+        );
         let toml = b"[x]\na = 1\nb = [\"q\"]\n";
         let t = mutate(Format::Toml, toml, b"", &[1, 2, 4]);
         assert_ne!(t, toml);

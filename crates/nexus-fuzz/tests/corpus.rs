@@ -41,17 +41,29 @@ fn every_corpus_file_passes_its_target() {
         total += files.len();
     }
     eprintln!("corpus: {total} files");
-    assert!(wrong.is_empty(), "unexpected verdicts:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "unexpected verdicts:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
 fn every_target_has_a_corpus_and_a_cargo_fuzz_target() {
     let fuzz = corpus_root().join("..");
     for t in TARGETS {
-        assert!(corpus_root().join(t.name).is_dir(), "no corpus for {}", t.name);
+        assert!(
+            corpus_root().join(t.name).is_dir(),
+            "no corpus for {}",
+            t.name
+        );
         let harness = fuzz.join("fuzz_targets").join(format!("{}.rs", t.name));
         let text = std::fs::read_to_string(&harness)
             .unwrap_or_else(|e| panic!("{}: {e}", harness.display()));
-        assert!(text.contains(&format!("\"{}\"", t.name)), "{}", harness.display());
+        assert!(
+            text.contains(&format!("\"{}\"", t.name)),
+            "{}",
+            harness.display()
+        );
     }
 }

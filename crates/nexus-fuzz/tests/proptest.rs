@@ -48,11 +48,7 @@ fn fuzz_mutated_corpus(name: &str) {
     let t = nexus_fuzz::target(name).unwrap();
     let seeds = corpus(t);
     let n = seeds.len();
-    let strategy = (
-        0..n,
-        0..n,
-        proptest::collection::vec(any::<u32>(), 1..6),
-    );
+    let strategy = (0..n, 0..n, proptest::collection::vec(any::<u32>(), 1..6));
     runner()
         .run(&strategy, |(a, b, choices)| {
             let data = mutate(t.format, &seeds[a], &seeds[b], &choices);

@@ -11,7 +11,8 @@
 //!   PostgreSQL binaries, started on a free port in a temp dir (PostgreSQL runs
 //!   as the `postgres` user when the tests run as root);
 //! - [`Sleeper`]: a process with a unique name, as a child or detached;
-//! - [`gitea::Fake`]: a stateful fake Gitea checked against the swagger.
+//! - [`gitea::Fake`]: a stateful fake Gitea checked against the swagger;
+//! - [`canary`]: the tokens tests use, and the check that none leaks.
 //!
 //! Fixtures panic with a clear message when they cannot start: a missing
 //! server binary is a test failure that points at `scripts/test`, never a
@@ -19,6 +20,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+pub mod canary;
 pub mod gitea;
 mod http;
 mod process;
