@@ -73,6 +73,6 @@ pub(crate) fn save(path: &Path, st: &SubjectState) -> Result<(), Error> {
         path: path.to_owned(),
         detail: e.to_string(),
     })?;
-    nexus_heartbeat::write_atomic(path, &bytes, true)?;
+    nexus_heartbeat::write_private(path, &bytes, true)?;
     Ok(())
 }

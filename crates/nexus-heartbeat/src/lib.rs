@@ -10,7 +10,8 @@
 //!
 //! # Writing
 //! [`write_atomic`] is the only way this crate puts bytes on disk: a temp file
-//! in the same directory, `fsync`, `rename`, `fsync` of the directory.
+//! in the same directory, `fsync`, `rename`, `fsync` of the directory
+//! ([`write_private`]: the same, `0600` files in new `0700` directories).
 //! A reader never sees a partial document, and a failed write leaves the old
 //! file intact. [`HeartbeatWriter`] and [`CronWriter`] build the documents;
 //! [`CronDirs`] resolves where cron heartbeats live (primary, fallback,
@@ -54,4 +55,4 @@ pub use read::{
     classify_file, classify_many, compare, observe, observe_file, observe_many,
 };
 pub use sd::{sd_notify, sd_notify_to};
-pub use write::write_atomic;
+pub use write::{write_atomic, write_private};
