@@ -13,6 +13,7 @@ mod canary;
 mod cell;
 mod cron;
 mod heartbeat;
+mod hostile;
 mod pool;
 mod prometheus;
 mod systemd;
