@@ -48,12 +48,10 @@ const HOSTILE: &[&[u8]] = &[
 pub fn mutate(format: Format, seed: &[u8], other: &[u8], choices: &[u32]) -> Vec<u8> {
     let mut data = seed.to_vec();
     for &c in choices {
-        let structured = format != Format::Bytes && c % 3 != 0;
-        if structured {
-            if let Some(d) = structure(format, &data, c / 3) {
-                data = d;
-                continue;
-            }
+        let structured = format != Format::Bytes && !c.is_multiple_of(3);
+        if structured && let Some(d) = structure(format, &data, c / 3) {
+            data = d;
+            continue;
         }
         bytes(&mut data, other, c / 3);
     }
@@ -183,10 +181,10 @@ fn json(root: &mut Value, c: u32) {
     let op = (c as usize / nodes.len()) % 12;
     // Removing a key needs the parent.
     if op == 11 {
-        if let Some((Step::Key(k), parent)) = path.split_last() {
-            if let Some(Value::Object(m)) = json_at(root, parent) {
-                m.remove(k);
-            }
+        if let Some((Step::Key(k), parent)) = path.split_last()
+            && let Some(Value::Object(m)) = json_at(root, parent)
+        {
+            m.remove(k);
         }
         return;
     }
@@ -216,7 +214,7 @@ fn toml_value(cur: &mut toml::Value, c: u32) {
     use toml::Value as T;
     // Walk down by the choice's digits until a leaf or the digits run out.
     let deeper = c / 5;
-    if c % 4 != 0 && deeper != 0 {
+    if !c.is_multiple_of(4) && deeper != 0 {
         let i = (c as usize / 4) % 64;
         let next = match cur {
             T::Table(t) if !t.is_empty() => {

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Bounded fuzzing in CI: for every target, random bytes and
 //! structure-aware mutations of its corpus. `NEXUS_FUZZ_CASES` sets the
 //! cases per target and strategy (default 256); a failure prints the

@@ -174,7 +174,8 @@ mod tests {
     #[test]
     fn bad_files_are_errors_that_name_them() {
         let d = tempfile::tempdir().unwrap();
-        let cases: [(&[u8], fn(&Error) -> bool); 3] = [
+        type Want = fn(&Error) -> bool;
+        let cases: [(&[u8], Want); 3] = [
             (b" \n", |e| matches!(e, Error::Empty { .. })),
             (b"\xff\xfe", |e| matches!(e, Error::NotText { .. })),
             (&[b'a'; 5000], |e| matches!(e, Error::TooLarge { .. })),
