@@ -241,6 +241,12 @@ fn budget_exhausted_escalates_once_with_counters_in_state_json() {
         serde_json::from_slice(&std::fs::read(f.root.join("pool-state.json")).unwrap()).unwrap();
     let rec = &pool["records"][format!("{}/b1", f.cell)];
     assert_eq!(rec["state"], "escalated", "{pool:#}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(f.root.join("pool-state.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the pool state is private");
     assert_eq!(rec["attempts"].as_array().unwrap().len(), 2);
     let cell = f.store.open(&f.cell).unwrap();
     let st: Value = serde_json::from_slice(&std::fs::read(cell.state_path()).unwrap()).unwrap();
