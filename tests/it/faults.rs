@@ -8,6 +8,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use nexus_cell::RevivePolicy;
+use nexus_e2e::Run;
 use nexus_testkit::gitea::{Fake, REPO, TOKEN};
 
 use crate::pool::Fleet;
@@ -55,7 +56,7 @@ fn sweep(f: &Fleet, cfg: &std::path::Path, fake: &Fake) -> Output {
         .env("GITEA_URL", fake.url())
         .env("NEXUS_REPO", REPO)
         .env("GITEA_TOKEN", TOKEN)
-        .output()
+        .run()
         .unwrap();
     assert_eq!(
         o.status.code(),

@@ -9,10 +9,12 @@
     unreachable_pub
 )]
 
+mod canary;
 mod cell;
 mod cron;
 mod faults;
 mod heartbeat;
+mod hostile;
 mod pool;
 mod prometheus;
 mod scale;

@@ -2,6 +2,7 @@
 //! (`promtool check rules`, `promtool test rules`), and the metrics they use
 //! are the ones the pool exports.
 
+use nexus_e2e::Run;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,7 +14,7 @@ fn promtool(args: &[&str]) -> String {
     let out = Command::new("promtool")
         .args(args)
         .current_dir(dir())
-        .output()
+        .run()
         .expect("promtool is missing: run scripts/test (scripts/setup.d installs prometheus)");
     let text = format!(
         "{}{}",
@@ -53,7 +54,7 @@ fn textfiles(tmp: &Path) -> (String, String) {
         .arg("--state-dir")
         .arg(tmp.join("state"))
         .args(["--dry-run", "--json"])
-        .output()
+        .run()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let hb = tmp.join("heartbeats");
@@ -70,7 +71,7 @@ fn textfiles(tmp: &Path) -> (String, String) {
         .arg("--metrics-file")
         .arg(&cron)
         .args(["--dry-run", "--no-self-heartbeat", "--json"])
-        .output()
+        .run()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let read =
@@ -132,7 +133,7 @@ fn a_real_prometheus_sees_the_alert_fire() {
     use nexus_cell::RevivePolicy;
     use std::process::Stdio;
 
-    let prometheus = Command::new("prometheus").arg("--version").output();
+    let prometheus = Command::new("prometheus").arg("--version").run();
     assert!(
         prometheus.is_ok_and(|o| o.status.success()),
         "prometheus is missing: run scripts/test (scripts/setup.d installs it)"

@@ -11,7 +11,7 @@
 //! - Make an HTTP call in dry-run mode, or fail a cycle because Gitea or
 //!   Telegram is down (their own queues and state files keep the work).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nexus_gitea::{Check, Engine, EngineConfig, GiteaClient, GiteaConfig, Outcome, Token};
@@ -31,7 +31,10 @@ pub struct IncidentSettings {
     pub repo: String,
     /// The variable holding the token (never the token itself).
     pub token_env: String,
-    /// A token from a seed JSON file; the variable wins when set.
+    /// A file holding the token, mode 0600 or stricter (a looser file is
+    /// refused, see `nexus-secret`); used when the variable is not set.
+    pub token_file: Option<PathBuf>,
+    /// A token from a seed JSON file; the variable and the file win.
     #[serde(skip)]
     pub token: Option<String>,
     /// The issue label (empty: the binary's own, see [`IncidentSettings::or_named`]).
@@ -70,6 +73,7 @@ impl std::fmt::Debug for IncidentSettings {
             .field("url", &self.url)
             .field("repo", &self.repo)
             .field("token_env", &self.token_env)
+            .field("token_file", &self.token_file)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("label", &self.label)
             .field("title_prefix", &self.title_prefix)
@@ -83,6 +87,7 @@ impl Default for IncidentSettings {
             url: "https://forge.alexanderwhitestone.com".to_string(),
             repo: "Timmy_Foundation/the-nexus".to_string(),
             token_env: "GITEA_TOKEN".to_string(),
+            token_file: None,
             token: None,
             label: String::new(),
             title_prefix: String::new(),
@@ -116,13 +121,23 @@ impl IncidentSettings {
         self
     }
 
-    /// The token: the variable, else the file's, trimmed; `None` if empty.
+    /// The token: the variable, else `token_file`, else the seed file's,
+    /// trimmed; `None` if none (or the token file is unusable: see
+    /// [`IncidentSettings::token_problem`]).
     pub fn token(&self) -> Option<Token> {
-        std::env::var(&self.token_env)
+        nexus_secret::token(&self.token_env, self.token_file.as_deref())
             .ok()
-            .filter(|t| !t.trim().is_empty())
+            .flatten()
             .or_else(|| self.token.clone())
             .and_then(|t| Token::new(t.trim()))
+    }
+
+    /// Why `token_file` cannot be used (loose mode, empty, missing), when
+    /// the variable does not take its place. Names the file, never the token.
+    pub fn token_problem(&self) -> Option<String> {
+        nexus_secret::token(&self.token_env, self.token_file.as_deref())
+            .err()
+            .map(|e| e.to_string())
     }
 
     /// The engine; without a token it manages no issue (one warning).
@@ -160,7 +175,10 @@ pub struct TelegramSettings {
     pub chat_id: i64,
     /// The variable holding the bot token.
     pub token_env: String,
-    /// A token from a seed JSON file; the variable wins when set.
+    /// A file holding the bot token, mode 0600 or stricter; used when the
+    /// variable is not set.
+    pub token_file: Option<PathBuf>,
+    /// A token from a seed JSON file; the variable and the file win.
     #[serde(skip)]
     pub token: Option<String>,
     /// The Bot API base URL.
@@ -187,6 +205,7 @@ impl std::fmt::Debug for TelegramSettings {
         f.debug_struct("TelegramSettings")
             .field("chat_id", &self.chat_id)
             .field("token_env", &self.token_env)
+            .field("token_file", &self.token_file)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("api_url", &self.api_url)
             .finish_non_exhaustive()
@@ -198,6 +217,7 @@ impl Default for TelegramSettings {
         TelegramSettings {
             chat_id: 0,
             token_env: "TELEGRAM_BOT_TOKEN".to_string(),
+            token_file: None,
             token: None,
             api_url: "https://api.telegram.org".to_string(),
             repeat: Duration::from_secs(3600),
@@ -218,9 +238,9 @@ impl TelegramSettings {
         if chat == 0 {
             return None;
         }
-        let raw = std::env::var(&self.token_env)
+        let raw = nexus_secret::token(&self.token_env, self.token_file.as_deref())
             .ok()
-            .filter(|t| !t.trim().is_empty())
+            .flatten()
             .or_else(|| self.token.clone())?;
         let mut cfg = TelegramConfig::new(BotToken::new(raw.trim())?, chat);
         cfg.base_url = self.api_url.clone();
@@ -235,6 +255,7 @@ pub struct Alerts {
     engine: Engine,
     alerter: Option<Alerter>,
     has_token: bool,
+    token_problem: Option<String>,
     dry_run: bool,
     warned: bool,
 }
@@ -261,6 +282,7 @@ impl Alerts {
             engine: incident.engine(&state_dir.join("gitea"), dry_run),
             alerter,
             has_token: incident.token().is_some(),
+            token_problem: incident.token_problem(),
             dry_run,
             warned: false,
         }
@@ -288,9 +310,12 @@ impl Alerts {
         let mut log = Vec::new();
         if !self.has_token && !self.dry_run {
             if !self.warned {
-                log.push(
-                    "no Gitea token: issue management is skipped (set GITEA_TOKEN)".to_string(),
-                );
+                log.push(match &self.token_problem {
+                    Some(why) => format!("no Gitea token: issue management is skipped ({why})"),
+                    None => {
+                        "no Gitea token: issue management is skipped (set GITEA_TOKEN)".to_string()
+                    }
+                });
                 self.warned = true;
             }
         } else {
@@ -379,5 +404,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("lable"), "{e}");
+    }
+
+    #[test]
+    fn tokens_come_from_a_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("gitea.token");
+        std::fs::write(&path, "f1le-t0ken-canary\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = format!(
+            "token_env = \"NEXUS_ALERT_TEST_UNSET\"\ntoken_file = {:?}",
+            path.display().to_string()
+        );
+        let i: IncidentSettings = toml::from_str(&text).unwrap();
+        assert!(i.token().is_some());
+        assert_eq!(i.token_problem(), None);
+        let t: TelegramSettings = toml::from_str(&text).unwrap();
+        assert_eq!(t.token_file.as_deref(), Some(path.as_path()));
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            i.token().is_none(),
+            "a world-readable token file is refused"
+        );
+        let why = i.token_problem().unwrap();
+        assert!(why.contains("gitea.token") && why.contains("0644"), "{why}");
+        assert!(!why.contains("canary") && !format!("{i:?}").contains("canary"));
     }
 }

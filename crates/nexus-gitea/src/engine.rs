@@ -408,11 +408,16 @@ impl Engine {
 
     async fn lock(&self) -> Result<LockGuard, Error> {
         let path = self.cfg.state_dir.join("engine.lock");
-        std::fs::create_dir_all(&self.cfg.state_dir).map_err(|source| Error::Io {
-            path: self.cfg.state_dir.clone(),
-            op: "create dir",
-            source,
-        })?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.cfg.state_dir)
+            .map_err(|source| Error::Io {
+                path: self.cfg.state_dir.clone(),
+                op: "create dir",
+                source,
+            })?;
         let io = |source| Error::Io {
             path: path.clone(),
             op: "lock",

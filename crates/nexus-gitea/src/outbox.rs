@@ -80,7 +80,7 @@ impl Outbox {
             path: path.clone(),
             detail: e.to_string(),
         })?;
-        nexus_heartbeat::write_atomic(&path, &bytes, true)?;
+        nexus_heartbeat::write_private(&path, &bytes, true)?;
         Ok(path)
     }
 
@@ -145,11 +145,16 @@ impl Outbox {
     /// Moves an entry that can never be delivered to `failed/`.
     pub(crate) fn reject(&self, path: &Path) -> Result<PathBuf, Error> {
         let failed = self.dir.join("failed");
-        std::fs::create_dir_all(&failed).map_err(|source| Error::Io {
-            path: failed.clone(),
-            op: "create dir",
-            source,
-        })?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&failed)
+            .map_err(|source| Error::Io {
+                path: failed.clone(),
+                op: "create dir",
+                source,
+            })?;
         let to = failed.join(path.file_name().unwrap_or_default());
         std::fs::rename(path, &to).map_err(|source| Error::Io {
             path: path.to_owned(),
@@ -157,5 +162,32 @@ impl Outbox {
             source,
         })?;
         Ok(to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Check;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn queued_actions_are_private() {
+        let base = tempfile::tempdir().unwrap();
+        let outbox = Outbox::new(base.path().join("gitea/outbox"));
+        let path = outbox
+            .enqueue(&QueuedAction {
+                kind: ActionKind::Open,
+                check: Check::failing("db", "down", "details"),
+                decided_at: 1,
+                down_since: None,
+                id: "a1".to_string(),
+            })
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(outbox.dir()), 0o700);
+        let failed = outbox.reject(&path).unwrap();
+        assert_eq!(mode(failed.parent().unwrap()), 0o700);
     }
 }

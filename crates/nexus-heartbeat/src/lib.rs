@@ -10,7 +10,8 @@
 //!
 //! # Writing
 //! [`write_atomic`] is the only way this crate puts bytes on disk: a temp file
-//! in the same directory, `fsync`, `rename`, `fsync` of the directory.
+//! in the same directory, `fsync`, `rename`, `fsync` of the directory
+//! ([`write_private`]: the same, `0600` files in new `0700` directories).
 //! A reader never sees a partial document, and a failed write leaves the old
 //! file intact. [`HeartbeatWriter`] and [`CronWriter`] build the documents;
 //! [`CronDirs`] resolves where cron heartbeats live (primary, fallback,
@@ -57,4 +58,4 @@ pub use read::{
     observe_many,
 };
 pub use sd::{sd_notify, sd_notify_to};
-pub use write::write_atomic;
+pub use write::{write_atomic, write_private};

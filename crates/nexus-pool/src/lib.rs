@@ -30,6 +30,7 @@ pub mod fleet;
 pub mod http;
 pub mod ping;
 pub mod pool;
+pub mod ratelimit;
 pub mod view;
 
 pub use config::PoolConfig;

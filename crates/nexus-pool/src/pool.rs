@@ -71,7 +71,7 @@ impl PoolState {
             path: path.to_path_buf(),
             source: std::io::Error::other(e),
         })?;
-        nexus_heartbeat::write_atomic(path, &bytes, true)?;
+        nexus_heartbeat::write_private(path, &bytes, true)?;
         Ok(())
     }
 }

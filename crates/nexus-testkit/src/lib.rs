@@ -17,7 +17,8 @@
 //!   with fault modes: 500s for the next N requests (`fail_next`), 503 for
 //!   everything (`down`), answers delayed past the client's timeout after
 //!   the request took effect (`slow_next`), and its port closed and
-//!   reopened (`unreachable` / `reachable`, through a gate).
+//!   reopened (`unreachable` / `reachable`, through a gate);
+//! - [`canary`]: the tokens tests use, and the check that none leaks.
 //!
 //! Fixtures panic with a clear message when they cannot start: a missing
 //! server binary is a test failure that points at `scripts/test`, never a
@@ -25,6 +26,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+pub mod canary;
 pub mod gitea;
 mod http;
 mod process;

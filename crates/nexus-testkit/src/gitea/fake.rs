@@ -64,6 +64,9 @@ pub struct FakeState {
     /// creating the same subject's issue between our find and our create).
     pub inject_before_create: Option<FIssue>,
     pub violations: Vec<String>,
+    /// Requests whose path, query or body held a canary token (checked on
+    /// drop of [`Fake`], for every test that uses it).
+    pub leaks: Vec<String>,
     next_id: i64,
     clock: i64,
 }
@@ -202,6 +205,18 @@ impl FakeState {
         let method = req.method().to_owned();
         let pq = req.path_and_query().to_owned();
         self.log.push(format!("{method} {pq}"));
+        // The token belongs in the Authorization header, nowhere else: not
+        // in a title, body, comment, label or URL.
+        let raw = req.body().map(|b| b.as_slice()).unwrap_or_default();
+        for (part, text) in [("URL", pq.as_bytes()), ("body", raw)] {
+            let found = crate::canary::leaks(text);
+            if !found.is_empty() {
+                self.leaks.push(format!(
+                    "{method} {pq}: {found:?} in the {part}: {}",
+                    String::from_utf8_lossy(text)
+                ));
+            }
+        }
         if self.down {
             return Self::err(503, "");
         }
@@ -562,6 +577,25 @@ pub struct Fake {
     _mocks: Vec<Mock>,
 }
 
+/// Every test that starts the fake is checked for leaked tokens when the
+/// fake goes away (unless the test is already failing).
+impl Drop for Fake {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let leaks = match self.state.lock() {
+            Ok(s) => s.leaks.clone(),
+            Err(p) => p.into_inner().leaks.clone(),
+        };
+        assert!(
+            leaks.is_empty(),
+            "secrets sent to Gitea:\n{}",
+            leaks.join("\n")
+        );
+    }
+}
+
 impl Fake {
     pub async fn start() -> Fake {
         let mut server = mockito::Server::new_async().await;
@@ -646,6 +680,12 @@ impl Fake {
         self.state.lock().unwrap()
     }
 
+    /// Fails the test if a canary token reached the fake in a URL or body.
+    pub fn assert_no_leaks(&self) {
+        let l = &self.st().leaks;
+        assert!(l.is_empty(), "secrets sent to Gitea:\n{}", l.join("\n"));
+    }
+
     /// Fails the test if any body broke the swagger contract.
     pub fn assert_contract(&self) {
         let v = &self.st().violations;
@@ -653,6 +693,49 @@ impl Fake {
             v.is_empty(),
             "swagger contract violations:\n{}",
             v.join("\n")
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn post(fake: &Fake, path: &str, body: &str) {
+        let addr = fake.server.host_with_port();
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: token {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).await.unwrap();
+        assert!(reply.starts_with(b"HTTP/1.1 "), "{reply:?}");
+    }
+
+    #[tokio::test]
+    async fn a_token_in_an_issue_or_a_url_is_caught() {
+        let fake = Fake::start().await;
+        let issues = format!("/api/v1/repos/{REPO}/issues");
+        post(&fake, &issues, r#"{"title":"[x] down","body":"all fine"}"#).await;
+        assert!(fake.st().leaks.is_empty());
+        let leaked = format!(r#"{{"title":"[x] down","body":"GITEA_TOKEN={TOKEN}"}}"#);
+        post(&fake, &issues, &leaked).await;
+        let tg = crate::canary::TELEGRAM_TOKEN;
+        post(
+            &fake,
+            &format!("{issues}/1/comments?x={tg}"),
+            r#"{"body":"b"}"#,
+        )
+        .await;
+        let leaks = std::mem::take(&mut fake.st().leaks);
+        assert_eq!(leaks.len(), 2, "{leaks:?}");
+        assert!(
+            leaks[0].contains("body") && leaks[1].contains("URL"),
+            "{leaks:?}"
         );
     }
 }
