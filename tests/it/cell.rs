@@ -1,5 +1,6 @@
 //! Mission-cell event logs written by several processes at once.
 
+use nexus_e2e::Run;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -35,7 +36,7 @@ fn check_concurrent_appends(writers: usize, count: u32, pad: usize, torn_start: 
         c.stdin.take().unwrap().write_all(b"go\n").unwrap();
     }
     for c in children {
-        let o = c.wait_with_output().unwrap();
+        let o = c.run().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let log = EventLog::read(&path).unwrap();
@@ -98,7 +99,7 @@ fn mission_cell_sees_heartbeats_written_by_the_heartbeat_cli() {
             .arg("--root")
             .arg(&root)
             .args(args)
-            .output()
+            .run()
             .unwrap();
         assert!(
             o.status.success(),

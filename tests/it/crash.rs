@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use nexus_cell::{AgentName, EventLog, Join, RevivePolicy, Role};
-use nexus_e2e::bin;
+use nexus_e2e::{Run, bin};
 use serde_json::Value;
 
 use super::pool::{Daemon, Fleet, cron_status, free_port, get, wait_for};
@@ -382,7 +382,7 @@ fn watchdog(cfg: &Path, state: &Path) -> (Option<i32>, String) {
         .arg(state)
         .args(["--json", "--dry-run"])
         .env("NEXUS_LOG", "error")
-        .output()
+        .run()
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     (o.status.code(), text)

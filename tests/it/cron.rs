@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use nexus_e2e::bin;
+use nexus_e2e::{Run, bin};
 
 #[test]
 fn a_wrapped_job_is_ok_then_failed_then_recovers() {
@@ -21,7 +21,7 @@ fn a_wrapped_job_is_ok_then_failed_then_recovers() {
             .arg("--dir")
             .arg(&hb)
             .args(["--json", "--no-self-heartbeat"])
-            .output()
+            .run()
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         (

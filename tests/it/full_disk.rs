@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nexus_cell::{AgentName, CellStore, Event, EventKind, EventLog, Join, NewCell, Role};
-use nexus_e2e::bin;
+use nexus_e2e::{Run, bin};
 use serde_json::Value;
 
 use super::pool::{Daemon, free_port, get, wait_for};
@@ -31,7 +31,7 @@ impl Tmpfs {
             .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700")])
             .arg("tmpfs")
             .arg(dir)
-            .output();
+            .run();
         let why = match out {
             Ok(o) if o.status.success() => {
                 return Some(Tmpfs {
@@ -106,7 +106,7 @@ fn heartbeat_and_event_writes_fail_cleanly_on_a_full_disk() {
         Command::new(bin("nexus-heartbeat"))
             .args(["beat", "--agent", "a1", "--path"])
             .arg(&hb)
-            .output()
+            .run()
             .unwrap()
     };
     assert!(beat().status.success());
@@ -174,7 +174,7 @@ fn health(base: &str) -> (Value, bool) {
     let o = Command::new("curl")
         .args(["-s", "--max-time", "2", "-w", "\n%{http_code}"])
         .arg(format!("{base}/health"))
-        .output()
+        .run()
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or((&text, ""));

@@ -1,5 +1,6 @@
 //! Heartbeat writes under concurrency and SIGKILL, and agent -> CLI checks.
 
+use nexus_e2e::Run;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -142,7 +143,7 @@ fn an_agent_linking_the_library_is_checked_by_the_cli() {
     let out = Command::new(nexus_e2e::bin("nexus-heartbeat"))
         .args(["check", "--json", "--max-age", "5m"])
         .arg(&path)
-        .output()
+        .run()
         .unwrap();
     assert!(
         out.status.success(),

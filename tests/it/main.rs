@@ -9,12 +9,16 @@
     unreachable_pub
 )]
 
+mod canary;
 mod cell;
 mod clock;
 mod crash;
 mod cron;
+mod faults;
 mod full_disk;
 mod heartbeat;
+mod hostile;
 mod pool;
 mod prometheus;
+mod scale;
 mod systemd;

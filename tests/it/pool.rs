@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nexus_cell::{AgentName, CellStore, Join, NewCell, RevivePolicy, Role, Status};
-use nexus_e2e::bin;
+use nexus_e2e::{Run, bin};
 use serde_json::Value;
 
 /// A cells root with one cell, and the pool's files beside it.
@@ -130,7 +130,7 @@ revive_deadline = 0
     }
 
     fn once(&self, cfg: &Path) -> Output {
-        self.cmd(cfg).args(["--once", "--json"]).output().unwrap()
+        self.cmd(cfg).args(["--once", "--json"]).run().unwrap()
     }
 
     pub(crate) fn events(&self) -> String {
@@ -241,6 +241,12 @@ fn budget_exhausted_escalates_once_with_counters_in_state_json() {
         serde_json::from_slice(&std::fs::read(f.root.join("pool-state.json")).unwrap()).unwrap();
     let rec = &pool["records"][format!("{}/b1", f.cell)];
     assert_eq!(rec["state"], "escalated", "{pool:#}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(f.root.join("pool-state.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the pool state is private");
     assert_eq!(rec["attempts"].as_array().unwrap().len(), 2);
     let cell = f.store.open(&f.cell).unwrap();
     let st: Value = serde_json::from_slice(&std::fs::read(cell.state_path()).unwrap()).unwrap();
@@ -248,7 +254,7 @@ fn budget_exhausted_escalates_once_with_counters_in_state_json() {
     assert_eq!(st["agent_health"]["b1"]["escalated"], true);
     assert_eq!(f.events().matches("\"revive_escalated\"").count(), 1);
     // --status reads the state and probes nothing.
-    let o = f.cmd(&cfg).args(["--status", "--json"]).output().unwrap();
+    let o = f.cmd(&cfg).args(["--status", "--json"]).run().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(agents(&o)[0]["state"], "escalated");
 }
@@ -273,18 +279,18 @@ fn an_explicit_config_that_is_missing_or_broken_exits_2() {
     let o = f
         .cmd(&f.root.join("nope.toml"))
         .arg("--once")
-        .output()
+        .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let bad = f.root.join("bad.toml");
     std::fs::write(&bad, "[pool]\npoll_intervall = \"5s\"\n").unwrap();
-    let o = f.cmd(&bad).arg("--once").output().unwrap();
+    let o = f.cmd(&bad).arg("--once").run().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("poll_intervall"));
     // An empty fleet is a configuration error too.
     let empty = f.root.join("empty.toml");
     std::fs::write(&empty, "[pool]\n").unwrap();
-    let o = f.cmd(&empty).arg("--once").output().unwrap();
+    let o = f.cmd(&empty).arg("--once").run().unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -312,7 +318,7 @@ pub(crate) fn get(url: &str) -> String {
     loop {
         let out = Command::new("curl")
             .args(["-sf", "--max-time", "2", url])
-            .output();
+            .run();
         if let Ok(o) = &out
             && o.status.success()
         {
@@ -410,7 +416,7 @@ fn a_second_daemon_exits_2() {
     let o = f
         .cmd(&cfg)
         .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .output()
+        .run()
         .unwrap();
     assert_eq!(
         o.status.code(),
@@ -439,7 +445,7 @@ mod channels {
                 .env("GITEA_URL", fake.url())
                 .env("NEXUS_REPO", REPO)
                 .env("GITEA_TOKEN", TOKEN)
-                .output()
+                .run()
                 .unwrap();
             assert_eq!(
                 o.status.code(),
@@ -534,7 +540,7 @@ mod channels {
                 .cmd(&cfg)
                 .args(["--once", "--json"])
                 .env("TELEGRAM_BOT_TOKEN", "123456:test-token")
-                .output()
+                .run()
                 .unwrap();
             assert!(
                 o.status.code().is_some(),
@@ -588,7 +594,7 @@ pub(crate) fn cron_status(dir: &Path, job: &str) -> String {
         .arg("--dir")
         .arg(dir)
         .args(["--json", "--dry-run"])
-        .output()
+        .run()
         .unwrap();
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     v["jobs"]
@@ -744,7 +750,7 @@ fn the_demo_detects_revives_and_escalates() {
     let o = Command::new(bin("resurrection-pool"))
         .args(["demo", "--listen", "127.0.0.1:0"])
         .env("NEXUS_LOG", "warn")
-        .output()
+        .run()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(
@@ -779,7 +785,7 @@ fn config_precedence_flag_over_environment() {
         .cmd(&good)
         .env("RESURRECTION_CONFIG", &broken)
         .args(["--once", "--json"])
-        .output()
+        .run()
         .unwrap();
     assert_eq!(
         o.status.code(),
@@ -791,7 +797,7 @@ fn config_precedence_flag_over_environment() {
     let o = Command::new(bin("resurrection-pool"))
         .env("RESURRECTION_CONFIG", &broken)
         .arg("--once")
-        .output()
+        .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("broken.toml"));
@@ -811,7 +817,7 @@ fn config_precedence_flag_over_environment() {
         .args(["--once", "--json", "--state-file"])
         .arg(f.root.join("s.json"))
         .env("NEXUS_LOG", "error")
-        .output()
+        .run()
         .unwrap();
     assert_eq!(
         o.status.code(),
@@ -886,7 +892,7 @@ fn cron_jobs_on_other_hosts_push_their_runs_to_the_pool() {
             .args(["run", "--job", "nightly", "--interval", "1h", "--url", &url])
             .args(["--", "sh", "-c", cmd])
             .env("NEXUS_PING_TOKEN", token)
-            .output()
+            .run()
             .unwrap()
     };
     let check = || cron_status(&pings, "nightly");
@@ -916,7 +922,7 @@ fn cron_jobs_on_other_hosts_push_their_runs_to_the_pool() {
         ])
         .arg(f.root.join("other.pid"))
         .env_remove("NEXUS_PING_TOKEN")
-        .output()
+        .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("NEXUS_PING_TOKEN"));

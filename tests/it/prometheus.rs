@@ -2,6 +2,7 @@
 //! (`promtool check rules`, `promtool test rules`), and the metrics they use
 //! are the ones the pool exports.
 
+use nexus_e2e::Run;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,7 +14,7 @@ fn promtool(args: &[&str]) -> String {
     let out = Command::new("promtool")
         .args(args)
         .current_dir(dir())
-        .output()
+        .run()
         .expect("promtool is missing: run scripts/test (scripts/setup.d installs prometheus)");
     let text = format!(
         "{}{}",
@@ -26,26 +27,100 @@ fn promtool(args: &[&str]) -> String {
 
 #[test]
 fn rules_check_and_their_unit_tests_pass() {
-    assert!(promtool(&["check", "rules", "rules.yml"]).contains("SUCCESS: 4 rules found"));
+    assert!(promtool(&["check", "rules", "rules.yml"]).contains("SUCCESS: 8 rules found"));
     assert!(promtool(&["test", "rules", "rules.test.yml"]).contains("SUCCESS"));
 }
 
-#[test]
-fn every_metric_a_rule_uses_is_exported_by_the_pool() {
-    let rules = std::fs::read_to_string(dir().join("rules.yml")).unwrap();
-    let exported = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/nexus-pool/src/http.rs"),
+/// What the real watchdog and cron checker write with `--metrics-file`: a
+/// failing gateway check and a stale job, in files promtool accepts.
+fn textfiles(tmp: &Path) -> (String, String) {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let config = tmp.join("watchdog.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[probe]]\nname = \"ws_gateway\"\n[probe.tcp]\nhost = \"127.0.0.1\"\nport = {port}\n"
+        ),
     )
     .unwrap();
+    let watchdog = tmp.join("nexus-watchdog.prom");
+    let out = Command::new(nexus_e2e::bin("nexus-watchdog"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--metrics-file")
+        .arg(&watchdog)
+        .arg("--state-dir")
+        .arg(tmp.join("state"))
+        .args(["--dry-run", "--json"])
+        .run()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let hb = tmp.join("heartbeats");
+    std::fs::create_dir_all(&hb).unwrap();
+    std::fs::write(
+        hb.join("nightly.last"),
+        r#"{"job": "nightly", "timestamp": 1000, "interval_seconds": 3600}"#,
+    )
+    .unwrap();
+    let cron = tmp.join("nexus-cron.prom");
+    let out = Command::new(nexus_e2e::bin("cron-heartbeat-check"))
+        .arg("--dir")
+        .arg(&hb)
+        .arg("--metrics-file")
+        .arg(&cron)
+        .args(["--dry-run", "--no-self-heartbeat", "--json"])
+        .run()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let read =
+        |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    (read(&watchdog), read(&cron))
+}
+
+#[test]
+fn the_watchdog_and_the_cron_checker_write_metrics_for_node_exporter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (watchdog, cron) = textfiles(tmp.path());
+    nexus_testkit::promtool_check_metrics(&watchdog);
+    nexus_testkit::promtool_check_metrics(&cron);
+    let host = nexus_heartbeat::hostname();
+    assert!(
+        watchdog.contains(&format!(
+            "nexus_watchdog_check_status{{check=\"ws_gateway\",kind=\"tcp\",host=\"{host}\"}} 2"
+        )),
+        "{watchdog}"
+    );
+    assert!(
+        cron.contains(&format!(
+            "nexus_cron_job_status{{job=\"nightly\",host=\"{host}\",status=\"stale\"}} 1"
+        )),
+        "{cron}"
+    );
+}
+
+#[test]
+fn every_metric_a_rule_uses_is_exported() {
+    let rules = std::fs::read_to_string(dir().join("rules.yml")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (watchdog, cron) = textfiles(tmp.path());
+    let pool = nexus_pool::http::render_metrics(&nexus_pool::PoolSnapshot::default());
+    let exported: std::collections::BTreeSet<&str> = [pool.as_str(), &watchdog, &cron]
+        .iter()
+        .flat_map(|t| t.lines())
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
     let used: Vec<&str> = rules
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with("nexus_"))
         .collect();
-    assert!(!used.is_empty());
+    assert!(used.len() >= 8, "{used:?}");
     for metric in used {
         assert!(
-            exported.contains(&format!("\"{metric}\"")),
-            "{metric} is not exported"
+            exported.contains(metric),
+            "{metric} is not exported: {exported:?}"
         );
     }
 }
@@ -58,7 +133,7 @@ fn a_real_prometheus_sees_the_alert_fire() {
     use nexus_cell::RevivePolicy;
     use std::process::Stdio;
 
-    let prometheus = Command::new("prometheus").arg("--version").output();
+    let prometheus = Command::new("prometheus").arg("--version").run();
     assert!(
         prometheus.is_ok_and(|o| o.status.success()),
         "prometheus is missing: run scripts/test (scripts/setup.d installs it)"

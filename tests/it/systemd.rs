@@ -3,14 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use nexus_e2e::bin;
+use nexus_e2e::{Run, bin};
 
 fn units_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/systemd")
 }
 
 fn systemd_analyze() -> &'static str {
-    let ok = Command::new("systemd-analyze").arg("--version").output();
+    let ok = Command::new("systemd-analyze").arg("--version").run();
     assert!(
         ok.is_ok_and(|o| o.status.success()),
         "systemd-analyze is missing: run scripts/test (scripts/setup.d/00-base.sh installs systemd)"
@@ -52,7 +52,7 @@ fn every_shipped_unit_verifies_without_a_warning() {
     let o = Command::new(analyze)
         .arg("verify")
         .args(&units)
-        .output()
+        .run()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
@@ -82,7 +82,7 @@ fn next_elapses(analyze: &str, timer: &str) -> Vec<u32> {
     let o = Command::new(analyze)
         .args(["calendar", "--iterations", "3", calendar])
         .env("TZ", "UTC")
-        .output()
+        .run()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);

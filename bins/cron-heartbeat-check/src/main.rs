@@ -86,6 +86,11 @@ struct CheckArgs {
     /// Do not write this checker's own heartbeat.
     #[arg(long)]
     no_self_heartbeat: bool,
+    /// Also write the verdicts as Prometheus metrics to this file, for
+    /// node_exporter's textfile collector (e.g.
+    /// /var/lib/prometheus/node-exporter/nexus-cron.prom); replaced atomically.
+    #[arg(long, value_name = "PATH")]
+    metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +218,12 @@ fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
     }
     for job in report.failures() {
         eprintln!("{}", alerts::p1_line(job));
+    }
+    if let Some(path) = &a.metrics_file {
+        let text = report.metrics(nexus_heartbeat::hostname());
+        if let Err(e) = nexus_metrics::write_textfile(path, &text) {
+            eprintln!("cron-heartbeat-check: {e}");
+        }
     }
     if report.nothing_monitored {
         eprintln!(

@@ -86,16 +86,18 @@ struct JobArgs {
     /// The variable holding the push token.
     #[arg(long, default_value = "NEXUS_PING_TOKEN")]
     token_env: String,
+    /// A file holding the push token (mode 0600 or stricter, else refused),
+    /// used when the variable is not set.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 /// Pushes one ping: `what` is `None` (success), `start`, or an exit code.
 /// Three tries, 5 s each; the error says why, without the token.
 fn push(job: &JobArgs, url: &str, what: Option<&str>, interval: u64) -> Result<(), String> {
-    let token = std::env::var(&job.token_env)
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| format!("no push token in ${}", job.token_env))?;
+    let token = nexus_secret::token(&job.token_env, job.token_file.as_deref())
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no push token in ${} (or --token-file)", job.token_env))?;
     let mut endpoint = format!("{}/ping/{}", url.trim_end_matches('/'), job.job);
     if let Some(w) = what {
         endpoint.push('/');

@@ -99,6 +99,11 @@ struct Cli {
     /// At most this many issues created per day.
     #[arg(long)]
     max_issues: Option<u32>,
+    /// Also write every evaluation as Prometheus metrics to this file, for
+    /// node_exporter's textfile collector (e.g.
+    /// /var/lib/prometheus/node-exporter/nexus-watchdog.prom); replaced atomically.
+    #[arg(long, value_name = "PATH")]
+    metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,6 +288,11 @@ async fn cycle(cli: &Cli, setup: &Setup, alerts: &mut Alerts) -> anyhow::Result<
         eprintln!("nexus-watchdog: {w}");
     }
     print(cli, &eval)?;
+    if let Some(path) = &cli.metrics_file
+        && let Err(e) = nexus_metrics::write_textfile(path, &eval.metrics(period(cli, setup)))
+    {
+        eprintln!("nexus-watchdog: {e}");
+    }
     // The same evaluation feeds the report and the incident (defect W3).
     let problems: Vec<AlertProblem> = eval
         .failing()
@@ -344,13 +354,19 @@ fn beat(cli: &Cli, setup: &Setup) {
         Some(d) => CronDirs::only(d),
         None => CronDirs::resolve(None),
     };
-    let interval = if cli.watch {
-        setup.interval.as_secs().max(1)
-    } else {
-        300
-    };
+    let interval = period(cli, setup).as_secs().max(1);
     if let Err(e) = CronWriter::new(dirs).success(&setup.file.watchdog.heartbeat_job, interval) {
         eprintln!("nexus-watchdog: own heartbeat: {e}");
+    }
+}
+
+/// How often the watchdog runs: its cycle with `--watch`, else its timer's
+/// (docs/systemd runs it every 5 minutes).
+fn period(cli: &Cli, setup: &Setup) -> Duration {
+    if cli.watch {
+        setup.interval
+    } else {
+        Duration::from_secs(300)
     }
 }
 

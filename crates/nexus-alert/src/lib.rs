@@ -11,7 +11,7 @@
 //! - Make an HTTP call in dry-run mode, or fail a cycle because Gitea or
 //!   Telegram is down (their own queues and state files keep the work).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nexus_gitea::{Check, Engine, EngineConfig, GiteaClient, GiteaConfig, Outcome, Token};
@@ -31,7 +31,10 @@ pub struct IncidentSettings {
     pub repo: String,
     /// The variable holding the token (never the token itself).
     pub token_env: String,
-    /// A token from a seed JSON file; the variable wins when set.
+    /// A file holding the token, mode 0600 or stricter (a looser file is
+    /// refused, see `nexus-secret`); used when the variable is not set.
+    pub token_file: Option<PathBuf>,
+    /// A token from a seed JSON file; the variable and the file win.
     #[serde(skip)]
     pub token: Option<String>,
     /// The issue label (empty: the binary's own, see [`IncidentSettings::or_named`]).
@@ -49,6 +52,19 @@ pub struct IncidentSettings {
     /// A subject failing again within this window reopens its issue.
     #[serde(deserialize_with = "deserialize_duration")]
     pub reopen_window: Duration,
+    /// Rate limit: at most this many issue actions (create, comment,
+    /// close/reopen) per `action_window`, across all subjects; 0 = none.
+    /// Subjects beyond it wait, and only their final state is reported.
+    pub max_actions: u32,
+    /// The sliding window of `max_actions`.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub action_window: Duration,
+    /// While Gitea fails, queued actions are retried this often.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub retry_interval: Duration,
+    /// Timeout of each Gitea request.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for IncidentSettings {
@@ -57,6 +73,7 @@ impl std::fmt::Debug for IncidentSettings {
             .field("url", &self.url)
             .field("repo", &self.repo)
             .field("token_env", &self.token_env)
+            .field("token_file", &self.token_file)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("label", &self.label)
             .field("title_prefix", &self.title_prefix)
@@ -70,6 +87,7 @@ impl Default for IncidentSettings {
             url: "https://forge.alexanderwhitestone.com".to_string(),
             repo: "Timmy_Foundation/the-nexus".to_string(),
             token_env: "GITEA_TOKEN".to_string(),
+            token_file: None,
             token: None,
             label: String::new(),
             title_prefix: String::new(),
@@ -77,6 +95,10 @@ impl Default for IncidentSettings {
             max_issues_per_day: 5,
             comment_min_interval: Duration::from_secs(3600),
             reopen_window: Duration::from_secs(86_400),
+            max_actions: 60,
+            action_window: Duration::from_secs(600),
+            retry_interval: nexus_gitea::OUTBOX_RETRY,
+            timeout: Duration::from_secs(15),
         }
     }
 }
@@ -99,22 +121,34 @@ impl IncidentSettings {
         self
     }
 
-    /// The token: the variable, else the file's, trimmed; `None` if empty.
+    /// The token: the variable, else `token_file`, else the seed file's,
+    /// trimmed; `None` if none (or the token file is unusable: see
+    /// [`IncidentSettings::token_problem`]).
     pub fn token(&self) -> Option<Token> {
-        std::env::var(&self.token_env)
+        nexus_secret::token(&self.token_env, self.token_file.as_deref())
             .ok()
-            .filter(|t| !t.trim().is_empty())
+            .flatten()
             .or_else(|| self.token.clone())
             .and_then(|t| Token::new(t.trim()))
+    }
+
+    /// Why `token_file` cannot be used (loose mode, empty, missing), when
+    /// the variable does not take its place. Names the file, never the token.
+    pub fn token_problem(&self) -> Option<String> {
+        nexus_secret::token(&self.token_env, self.token_file.as_deref())
+            .err()
+            .map(|e| e.to_string())
     }
 
     /// The engine; without a token it manages no issue (one warning).
     pub fn engine(&self, state_dir: &Path, dry_run: bool) -> Engine {
         let url = std::env::var("GITEA_URL").unwrap_or_else(|_| self.url.clone());
         let repo = std::env::var("NEXUS_REPO").unwrap_or_else(|_| self.repo.clone());
-        let client = self
-            .token()
-            .and_then(|t| GiteaClient::new(&GiteaConfig::new(&url, &repo, t)).ok());
+        let client = self.token().and_then(|t| {
+            let mut g = GiteaConfig::new(&url, &repo, t);
+            g.timeout = self.timeout;
+            GiteaClient::new(&g).ok()
+        });
         let mut cfg = EngineConfig::new(state_dir, &self.label, &self.title_prefix);
         cfg.assignees = self
             .assignees
@@ -125,6 +159,9 @@ impl IncidentSettings {
         cfg.max_issues_per_day = self.max_issues_per_day;
         cfg.comment_min_interval = self.comment_min_interval;
         cfg.reopen_window = self.reopen_window;
+        cfg.max_actions = self.max_actions;
+        cfg.action_window = self.action_window;
+        cfg.outbox_retry = self.retry_interval;
         cfg.dry_run = dry_run;
         Engine::new(cfg, client)
     }
@@ -138,7 +175,10 @@ pub struct TelegramSettings {
     pub chat_id: i64,
     /// The variable holding the bot token.
     pub token_env: String,
-    /// A token from a seed JSON file; the variable wins when set.
+    /// A file holding the bot token, mode 0600 or stricter; used when the
+    /// variable is not set.
+    pub token_file: Option<PathBuf>,
+    /// A token from a seed JSON file; the variable and the file win.
     #[serde(skip)]
     pub token: Option<String>,
     /// The Bot API base URL.
@@ -146,6 +186,18 @@ pub struct TelegramSettings {
     /// Remind about an unchanged problem set this often.
     #[serde(deserialize_with = "deserialize_duration")]
     pub repeat: Duration,
+    /// Rate limit: at most this many alert messages per `message_window`
+    /// (0 = none). A message held back is not lost: the next one allowed
+    /// carries the current state and says updates were held back.
+    pub max_messages: u32,
+    /// The sliding window of `max_messages`.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub message_window: Duration,
+    /// The longest flood-control wait (429 `retry_after`) slept through
+    /// inside a cycle; a longer one holds alerts and approvals until it has
+    /// passed instead of stalling the cycle.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub max_flood_wait: Duration,
 }
 
 impl std::fmt::Debug for TelegramSettings {
@@ -153,6 +205,7 @@ impl std::fmt::Debug for TelegramSettings {
         f.debug_struct("TelegramSettings")
             .field("chat_id", &self.chat_id)
             .field("token_env", &self.token_env)
+            .field("token_file", &self.token_file)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("api_url", &self.api_url)
             .finish_non_exhaustive()
@@ -164,9 +217,13 @@ impl Default for TelegramSettings {
         TelegramSettings {
             chat_id: 0,
             token_env: "TELEGRAM_BOT_TOKEN".to_string(),
+            token_file: None,
             token: None,
             api_url: "https://api.telegram.org".to_string(),
             repeat: Duration::from_secs(3600),
+            max_messages: 10,
+            message_window: Duration::from_secs(600),
+            max_flood_wait: Duration::from_secs(5),
         }
     }
 }
@@ -181,12 +238,13 @@ impl TelegramSettings {
         if chat == 0 {
             return None;
         }
-        let raw = std::env::var(&self.token_env)
+        let raw = nexus_secret::token(&self.token_env, self.token_file.as_deref())
             .ok()
-            .filter(|t| !t.trim().is_empty())
+            .flatten()
             .or_else(|| self.token.clone())?;
         let mut cfg = TelegramConfig::new(BotToken::new(raw.trim())?, chat);
         cfg.base_url = self.api_url.clone();
+        cfg.max_retry_wait = self.max_flood_wait;
         Telegram::new(&cfg).ok()
     }
 }
@@ -197,6 +255,7 @@ pub struct Alerts {
     engine: Engine,
     alerter: Option<Alerter>,
     has_token: bool,
+    token_problem: Option<String>,
     dry_run: bool,
     warned: bool,
 }
@@ -215,12 +274,15 @@ impl Alerts {
             let client = t.client()?;
             let mut cfg = AlertConfig::new(state_dir.join("telegram-alerts.json"), title);
             cfg.repeat = t.repeat;
+            cfg.max_messages = t.max_messages;
+            cfg.message_window = t.message_window;
             Some(Alerter::new(cfg, client))
         });
         Alerts {
             engine: incident.engine(&state_dir.join("gitea"), dry_run),
             alerter,
             has_token: incident.token().is_some(),
+            token_problem: incident.token_problem(),
             dry_run,
             warned: false,
         }
@@ -248,9 +310,12 @@ impl Alerts {
         let mut log = Vec::new();
         if !self.has_token && !self.dry_run {
             if !self.warned {
-                log.push(
-                    "no Gitea token: issue management is skipped (set GITEA_TOKEN)".to_string(),
-                );
+                log.push(match &self.token_problem {
+                    Some(why) => format!("no Gitea token: issue management is skipped ({why})"),
+                    None => {
+                        "no Gitea token: issue management is skipped (set GITEA_TOKEN)".to_string()
+                    }
+                });
                 self.warned = true;
             }
         } else {
@@ -311,9 +376,60 @@ mod tests {
             ..TelegramSettings::default()
         };
         assert!(!format!("{t:?}").contains("secret"));
+        // The rate limits and fault settings, with their defaults.
+        assert_eq!(
+            (i.max_actions, i.action_window),
+            (60, Duration::from_secs(600))
+        );
+        let i: IncidentSettings = toml::from_str(
+            "max_actions = 5\naction_window = \"1h\"\nretry_interval = \"2m\"\ntimeout = \"3s\"",
+        )
+        .unwrap();
+        assert_eq!(
+            (i.max_actions, i.action_window, i.retry_interval, i.timeout),
+            (
+                5,
+                Duration::from_secs(3600),
+                Duration::from_secs(120),
+                Duration::from_secs(3)
+            )
+        );
+        let t: TelegramSettings =
+            toml::from_str("max_messages = 3\nmessage_window = \"5m\"").unwrap();
+        assert_eq!(
+            (t.max_messages, t.message_window),
+            (3, Duration::from_secs(300))
+        );
         let e = toml::from_str::<IncidentSettings>("lable = \"x\"")
             .unwrap_err()
             .to_string();
         assert!(e.contains("lable"), "{e}");
+    }
+
+    #[test]
+    fn tokens_come_from_a_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("gitea.token");
+        std::fs::write(&path, "f1le-t0ken-canary\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = format!(
+            "token_env = \"NEXUS_ALERT_TEST_UNSET\"\ntoken_file = {:?}",
+            path.display().to_string()
+        );
+        let i: IncidentSettings = toml::from_str(&text).unwrap();
+        assert!(i.token().is_some());
+        assert_eq!(i.token_problem(), None);
+        let t: TelegramSettings = toml::from_str(&text).unwrap();
+        assert_eq!(t.token_file.as_deref(), Some(path.as_path()));
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            i.token().is_none(),
+            "a world-readable token file is refused"
+        );
+        let why = i.token_problem().unwrap();
+        assert!(why.contains("gitea.token") && why.contains("0644"), "{why}");
+        assert!(!why.contains("canary") && !format!("{i:?}").contains("canary"));
     }
 }

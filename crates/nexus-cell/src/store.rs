@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nexus_heartbeat::{
-    Classification, HeartbeatWriter, Observation, Problem, Rule, State, classify, write_atomic,
+    Classification, Glance, HeartbeatWriter, Problem, Rule, State, classify, write_atomic,
 };
 use rustix::fs::{Mode, OFlags};
 use serde::Serialize;
@@ -115,16 +115,41 @@ impl Cell {
     /// file outside the cell) or a FIFO is never read; parsing and the
     /// verdict are `nexus-heartbeat`'s ([`Observation::parse`], [`classify`]).
     fn read_heartbeats(&self, now: f64, rule: &Rule) -> Vec<(AgentName, Classification)> {
+        self.each_heartbeat(|agent, opened| {
+            let observed = opened.and_then(|mut f| nexus_heartbeat::observe_file(&mut f));
+            let path = self.heartbeat_path(&agent.name);
+            (agent.name.clone(), classify(&path, observed, now, rule))
+        })
+    }
+
+    fn glance_heartbeats(&self, now: f64, rule: &Rule) -> Vec<Glance> {
+        self.each_heartbeat(|_, opened| match opened {
+            Ok(mut f) => nexus_heartbeat::glance_file(&mut f, now, rule),
+            Err(p) => Glance::problem(p),
+        })
+    }
+
+    /// Opens each agent's heartbeat (in manifest order) relative to the
+    /// heartbeats directory, never following a symlink, and hands it to `f`.
+    fn each_heartbeat<T>(
+        &self,
+        mut f: impl FnMut(&AgentEntry, Result<File, Problem>) -> T,
+    ) -> Vec<T> {
         let dir = self.heartbeats_dir();
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let dirfd = rustix::fs::open(&dir, flags, Mode::empty());
+        let mut name = String::new();
         self.manifest
             .agents
             .iter()
             .map(|a| {
-                let path = self.heartbeat_path(&a.name);
-                let observed = match &dirfd {
-                    Ok(fd) => observe_at(fd, &format!("{}.json", a.name)),
+                let opened = match &dirfd {
+                    Ok(fd) => {
+                        name.clear();
+                        name.push_str(a.name.as_str());
+                        name.push_str(".json");
+                        open_at(fd, &name)
+                    }
                     Err(e) if *e == rustix::io::Errno::NOENT => Err(Problem {
                         state: State::Missing,
                         reason: "no such file (no heartbeats directory)".into(),
@@ -143,7 +168,7 @@ impl Cell {
                         reason: format!("cannot open {}: {e}", dir.display()),
                     }),
                 };
-                (a.name.clone(), classify(&path, observed, now, rule))
+                f(a, opened)
             })
             .collect()
     }
@@ -662,6 +687,21 @@ impl CellStore {
         })
     }
 
+    /// [`CellStore::survey_with`] at a glance: each agent's heartbeat as a
+    /// [`Glance`] (state, age, PID; a reason only when not fresh), in
+    /// manifest order. What the pool sweeps 10,000 agents with.
+    pub fn glance_with<R: Send>(
+        &self,
+        now: f64,
+        rule: &Rule,
+        f: impl Fn(Cell, Vec<Glance>) -> R + Sync,
+    ) -> Result<(Vec<R>, Vec<Skipped>), Error> {
+        self.discover_with(|cell| {
+            let agents = cell.glance_heartbeats(now, rule);
+            f(cell, agents)
+        })
+    }
+
     /// Discovery, handing each cell to `f` in the same parallel pass.
     fn discover_with<R: Send>(&self, f: impl Fn(Cell) -> R + Sync) -> Result<Found<R>, Error> {
         let rd = match std::fs::read_dir(&self.root) {
@@ -733,26 +773,27 @@ impl CellStore {
     }
 }
 
-/// `observe` for one file of an open directory: never follows a symlink,
-/// never blocks on a FIFO, never reads more than `MAX_FILE_BYTES`.
-fn observe_at(dir: &OwnedFd, name: &str) -> Result<Observation, Problem> {
+/// Opens one heartbeat of an open directory: never follows a symlink, and
+/// `O_NONBLOCK` so a FIFO cannot block the read; the read, its limits and
+/// the parse are nexus-heartbeat's.
+fn open_at(dir: &OwnedFd, name: &str) -> Result<File, Problem> {
     let problem = |state, reason: String| Problem { state, reason };
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let fd = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT) => {
-            return Err(problem(State::Missing, "no such file".into()));
-        }
-        Err(rustix::io::Errno::LOOP) => {
-            return Err(problem(
-                State::Unreadable,
-                "refusing to follow a symbolic link".into(),
-            ));
-        }
-        Err(e) => return Err(problem(State::Unreadable, format!("cannot open: {e}"))),
+    // A checker's read must not dirty the agent's inode (an atime update
+    // per file per sweep); only the owner (or root) may ask for that.
+    let opened = match rustix::fs::openat(dir, name, flags | OFlags::NOATIME, Mode::empty()) {
+        Err(rustix::io::Errno::PERM) => rustix::fs::openat(dir, name, flags, Mode::empty()),
+        other => other,
     };
-    // From here on the read, the limits and the parse are nexus-heartbeat's.
-    nexus_heartbeat::observe_file(&mut File::from(fd))
+    match opened {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(rustix::io::Errno::NOENT) => Err(problem(State::Missing, "no such file".into())),
+        Err(rustix::io::Errno::LOOP) => Err(problem(
+            State::Unreadable,
+            "refusing to follow a symbolic link".into(),
+        )),
+        Err(e) => Err(problem(State::Unreadable, format!("cannot open: {e}"))),
+    }
 }
 
 /// Reads and validates `<dir>/cell.json`; its `uuid` must equal `expect`.
@@ -834,15 +875,19 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     let chunk = items.len().div_ceil(threads);
     let f = &f;
     std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
+        let mut parts = items.chunks(chunk);
+        let first = parts.next().unwrap_or_default();
+        let handles: Vec<_> = parts
             .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
             .collect();
+        // The calling thread takes the first share: one thread (and one
+        // allocator arena) fewer.
+        let mut out: Vec<R> = first.iter().map(f).collect();
         // A worker panic is a bug in `f`; re-raise it here.
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+        for h in handles {
+            out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        out
     })
 }
 

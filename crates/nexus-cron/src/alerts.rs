@@ -65,7 +65,7 @@ pub fn sync(dir: &Path, report: &CheckReport) -> AlertChanges {
         let written = serde_json::to_vec_pretty(&alert)
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
-                nexus_heartbeat::write_atomic(&path, &bytes, true).map_err(|e| e.to_string())
+                nexus_heartbeat::write_private(&path, &bytes, true).map_err(|e| e.to_string())
             });
         match written {
             Ok(()) if previous.is_none() => changes.raised.push(job.job.clone()),

@@ -82,7 +82,7 @@ pub fn record(dir: &Path, report: &CheckReport) -> Result<Vec<Transition>, Error
         path: state_path(dir),
         source: std::io::Error::other(e),
     })?;
-    nexus_heartbeat::write_atomic(&state_path(dir), &bytes, true)?;
+    nexus_heartbeat::write_private(&state_path(dir), &bytes, true)?;
     compact_if_large(dir, report.checked_at_epoch)?;
     Ok(changes)
 }
@@ -93,10 +93,16 @@ fn append(dir: &Path, changes: &[Transition]) -> Result<(), Error> {
         let path = path.clone();
         move |source| Error::Io { op, path, source }
     };
-    std::fs::create_dir_all(dir).map_err(io("create directory for"))?;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io("create directory for"))?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&path)
         .map_err(io("open"))?;
     for t in changes {
@@ -148,7 +154,7 @@ fn compact_if_large(dir: &Path, now: f64) -> Result<(), Error> {
             bytes.extend(line);
         }
     }
-    nexus_heartbeat::write_atomic(&path, &bytes, true)?;
+    nexus_heartbeat::write_private(&path, &bytes, true)?;
     Ok(())
 }
 
@@ -176,6 +182,19 @@ mod tests {
             })
             .collect();
         r
+    }
+
+    #[test]
+    fn history_and_state_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("state");
+        record(&dir, &report(100.0, &[("a", JobStatus::Ok)])).unwrap();
+        record(&dir, &report(200.0, &[("a", JobStatus::Stale)])).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&history_path(&dir)), 0o600);
+        assert_eq!(mode(&state_path(&dir)), 0o600);
     }
 
     #[test]

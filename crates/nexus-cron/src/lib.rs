@@ -25,6 +25,7 @@ mod error;
 
 pub mod alerts;
 pub mod history;
+mod metrics;
 pub mod registry;
 pub mod report;
 pub mod scan;

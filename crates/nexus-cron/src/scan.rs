@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use nexus_heartbeat::{Observation, Problem, observe_many, validate_job_name};
+use nexus_heartbeat::{Observation, Problem, State, observe_many, validate_job_name};
 
 /// What was found on disk for one job: the record that wins (the newest
 /// readable one across directories), or the problem reading it.
@@ -52,9 +52,16 @@ fn record_time(obs: &Observation) -> f64 {
 /// Lists `*.last` in every directory (in order) and reads them all, in
 /// parallel. For a job present in several directories, the newest readable
 /// record wins (the writer's fallback and the primary may both hold one).
+///
+/// A `<job>.last` that is a symbolic link is **not followed**: it is the
+/// job's record, `Unreadable`. (The directories are shared by the jobs of
+/// many users; following a link would let one of them point the checker,
+/// often root, at a file it may not read and have a clip of its content
+/// quoted in a report or an issue.)
 pub fn scan(dirs: &[PathBuf]) -> Scan {
     let mut out = Scan::default();
     let mut candidates: Vec<(String, PathBuf)> = Vec::new();
+    let mut links: Vec<(String, PathBuf)> = Vec::new();
     for dir in dirs {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -84,11 +91,22 @@ pub fn scan(dirs: &[PathBuf]) -> Scan {
                 out.ignored.push(entry.path());
                 continue;
             }
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                links.push((stem.to_string(), entry.path()));
+                continue;
+            }
             candidates.push((stem.to_string(), entry.path()));
         }
     }
     let paths: Vec<&Path> = candidates.iter().map(|(_, p)| p.as_path()).collect();
-    let observed = observe_many(&paths);
+    let mut observed = observe_many(&paths);
+    for _ in &links {
+        observed.push(Err(Problem {
+            state: State::Unreadable,
+            reason: "a symbolic link, not followed".to_string(),
+        }));
+    }
+    candidates.extend(links);
     for ((job, path), observed) in candidates.into_iter().zip(observed) {
         match out.jobs.get_mut(&job) {
             None => {
@@ -175,5 +193,32 @@ mod tests {
         let s = scan(std::slice::from_ref(&file));
         assert_eq!(s.dir_problems.len(), 1);
         assert_eq!(s.dir_problems[0].dir, file);
+    }
+
+    #[test]
+    fn symlinked_records_are_not_followed_and_leak_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let hb = dir.path().join("hb");
+        std::fs::create_dir(&hb).unwrap();
+        let secret = dir.path().join("shadow");
+        std::fs::write(&secret, "root:$6$t0psecrethash:19000").unwrap();
+        std::os::unix::fs::symlink(&secret, hb.join("evil.last")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent", hb.join("dangling.last")).unwrap();
+        std::fs::write(
+            hb.join("good.last"),
+            r#"{"timestamp": 1, "interval_seconds": 60}"#,
+        )
+        .unwrap();
+        let s = scan(std::slice::from_ref(&hb));
+        for job in ["evil", "dangling"] {
+            let p = s.jobs[job].observed.as_ref().unwrap_err();
+            assert_eq!(p.state, State::Unreadable);
+            assert!(p.reason.contains("symbolic link"), "{}", p.reason);
+            assert!(!p.reason.contains("t0psecret"));
+        }
+        assert!(s.jobs["good"].observed.is_ok());
+        let report = crate::evaluate(&crate::Registry::default(), &s, 100.0);
+        let text = format!("{report:?}");
+        assert!(!text.contains("t0psecret"), "{text}");
     }
 }

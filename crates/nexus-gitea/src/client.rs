@@ -64,7 +64,9 @@ pub struct GiteaConfig {
     pub token: Token,
     /// Timeout of each HTTP request (connect + answer). Default 15 s.
     pub timeout: Duration,
-    /// Retries after the first attempt on network errors, 5xx and 429. Default 2.
+    /// Retries after the first attempt on network errors, 5xx and 429
+    /// (a `POST` only when it surely had no effect: refused connection, 429).
+    /// Default 2.
     pub retries: u32,
     /// First backoff delay, doubled on each retry. Default 500 ms.
     pub backoff: Duration,
@@ -86,7 +88,8 @@ impl GiteaConfig {
 
 /// A Gitea v1 API client bound to one repository.
 ///
-/// Every call has a timeout; network errors, 5xx and 429 are retried with
+/// Every call has a timeout; network errors, 5xx and 429 are retried (a
+/// `POST` only on a refused connection or 429: see `send`) with
 /// exponential backoff (429 honours `Retry-After`, capped at 60 s); other 4xx
 /// fail at once with [`Error::Status`] carrying Gitea's `message`.
 #[derive(Clone)]
@@ -178,6 +181,11 @@ impl GiteaClient {
         format!("/repos/{}/{}{rest}", self.owner, self.name)
     }
 
+    /// Sends with retries. A `POST` is not idempotent: it is retried only
+    /// when Gitea surely did not act on it (the connection was refused, or
+    /// 429). After a timeout or a 5xx it may have taken effect, so the error
+    /// goes back to the engine, whose outbox redelivers it with a duplicate
+    /// check (the action marker); a blind retry here could comment twice.
     async fn send(
         &self,
         method: &'static str,
@@ -185,6 +193,7 @@ impl GiteaClient {
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
     ) -> Result<Reply, Error> {
+        let idempotent = method != "POST";
         let m = Method::from_bytes(method.as_bytes()).map_err(|_| Error::Config {
             field: "method",
             why: method.into(),
@@ -207,13 +216,14 @@ impl GiteaClient {
             let last = attempt == attempts;
             match req.send().await {
                 Err(e) => {
+                    let surely_not_sent = e.is_connect();
                     let detail = transport_detail(e);
                     tracing::warn!(method, path, attempt, error = %detail, "gitea request failed");
-                    if last {
+                    if last || !(idempotent || surely_not_sent) {
                         return Err(Error::Unreachable {
                             method,
                             path: path.to_owned(),
-                            attempts,
+                            attempts: attempt,
                             detail,
                         });
                     }
@@ -225,11 +235,11 @@ impl GiteaClient {
                         Ok(b) => b.to_vec(),
                         Err(e) => {
                             let detail = transport_detail(e);
-                            if last {
+                            if last || !idempotent {
                                 return Err(Error::Unreachable {
                                     method,
                                     path: path.to_owned(),
-                                    attempts,
+                                    attempts: attempt,
                                     detail,
                                 });
                             }
@@ -245,7 +255,8 @@ impl GiteaClient {
                             body: bytes,
                         });
                     }
-                    let retryable = status.is_server_error() || status.as_u16() == 429;
+                    let retryable =
+                        (idempotent && status.is_server_error()) || status.as_u16() == 429;
                     if !retryable || last {
                         return Err(Error::Status {
                             method,
@@ -386,6 +397,12 @@ impl GiteaClient {
             body: body.to_owned(),
         };
         Ok(self.call("POST", &path, &[], Some(&opt)).await?.0)
+    }
+
+    /// Every comment of an issue (the endpoint is not paginated).
+    pub async fn list_comments(&self, number: u64) -> Result<Vec<Comment>, Error> {
+        let path = self.repo_path(&format!("/issues/{number}/comments"));
+        Ok(self.call("GET", &path, &[], None::<&()>).await?.0)
     }
 
     /// Opens or closes an issue (`PATCH`, which answers `201`).

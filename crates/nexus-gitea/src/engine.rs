@@ -1,6 +1,6 @@
 //! The incident engine: one open issue per failing subject (spec §1.5).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -88,6 +88,11 @@ pub enum Outcome {
         /// The issue commented on.
         commented_on: Option<u64>,
     },
+    /// The rate limit (`max_actions` per `action_window`) is reached: the
+    /// subject's latest observation waits in memory and its final state is
+    /// acted on as soon as the window allows (by a later
+    /// [`Engine::observe`] or [`Engine::tick`]).
+    Deferred,
     /// Gitea is unreachable: the action waits in the outbox.
     Queued {
         /// What was queued.
@@ -120,6 +125,7 @@ impl std::fmt::Display for Outcome {
                 write!(f, "daily issue cap reached; commented on #{n}")
             }
             Outcome::CapReached { commented_on: None } => f.write_str("daily issue cap reached"),
+            Outcome::Deferred => f.write_str("issue rate limit reached; deferred"),
             Outcome::Queued { kind } => {
                 write!(f, "gitea unreachable; queued {kind:?} in the outbox")
             }
@@ -161,6 +167,16 @@ pub struct EngineConfig {
     pub max_issues_per_day: u32,
     /// Make no HTTP call and write no file; report the plan.
     pub dry_run: bool,
+    /// After a failed outbox delivery, wait this long before trying again.
+    /// Default [`OUTBOX_RETRY`] (60 s).
+    pub outbox_retry: Duration,
+    /// At most this many issue actions (open, comment, resolve: each one to
+    /// three write calls) are delivered per `action_window`, across all
+    /// subjects; 0 = no limit. Beyond it, subjects are deferred and only
+    /// their final state is acted on later ([`Outcome::Deferred`]). Default 60.
+    pub max_actions: u32,
+    /// The sliding window of `max_actions`. Default 10 min.
+    pub action_window: Duration,
 }
 
 impl EngineConfig {
@@ -176,6 +192,9 @@ impl EngineConfig {
             comment_min_interval: Duration::from_secs(3600),
             max_issues_per_day: 5,
             dry_run: false,
+            outbox_retry: OUTBOX_RETRY,
+            max_actions: 60,
+            action_window: Duration::from_secs(600),
         }
     }
 }
@@ -199,6 +218,51 @@ pub fn fingerprint_label(fp: &str) -> String {
 /// The hidden marker that carries a fingerprint in an issue body.
 pub fn marker(fp: &str) -> String {
     format!("<!-- nexus-incident:{fp} -->")
+}
+
+/// The hidden marker that carries a queued action's id in the comments it
+/// posts (see [`QueuedAction::id`]).
+pub fn action_marker(id: &str) -> String {
+    format!("<!-- nexus-action:{id} -->")
+}
+
+fn new_action_id(fp: &str, kind: ActionKind, now: i64) -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    fingerprint(
+        "action",
+        &format!("{fp}/{kind:?}/{now}/{}/{nanos}/{n}", std::process::id()),
+    )
+}
+
+/// A sliding-window counter of delivered actions: at most `max` entries.
+#[derive(Debug)]
+struct Limiter {
+    max: usize,
+    window: i64,
+    sent: VecDeque<i64>,
+}
+
+impl Limiter {
+    fn allows(&mut self, now: i64) -> bool {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.saturating_sub(*t) >= self.window)
+        {
+            self.sent.pop_front();
+        }
+        self.max == 0 || self.sent.len() < self.max
+    }
+
+    fn record(&mut self, now: i64) {
+        if self.max > 0 {
+            self.sent.push_back(now);
+        }
+    }
 }
 
 /// Signature of a failure: summary and diagnostics with every run of digits
@@ -242,6 +306,18 @@ pub struct Engine {
     clock: Clock,
     outbox: Outbox,
     known_users: HashMap<String, bool>,
+    limiter: Limiter,
+    /// Subjects held back by the rate limit, oldest first, each with its
+    /// latest observation (at most one entry per subject).
+    deferred_order: VecDeque<String>,
+    deferred: HashMap<String, Check>,
+    /// Per fingerprint, when the current failure started, where it differs
+    /// from the state file (see `remember`): at most one entry per subject.
+    since: HashMap<String, Option<i64>>,
+    /// `deferred.json` was read (once per process) / the set changed since
+    /// it was last written.
+    deferred_loaded: bool,
+    deferred_dirty: bool,
     /// After a failed delivery, cycles before this time (epoch s) do not
     /// retry the outbox: with a black-holed Gitea each attempt costs the
     /// full timeout, and a pool calls `observe` once per agent.
@@ -270,7 +346,18 @@ impl Engine {
             tracing::warn!(label = %cfg.label, "no Gitea token: issue management is skipped");
         }
         let outbox = Outbox::new(cfg.state_dir.join("outbox"));
+        let limiter = Limiter {
+            max: cfg.max_actions as usize,
+            window: cfg.action_window.as_secs().max(1) as i64,
+            sent: VecDeque::new(),
+        };
         Engine {
+            limiter,
+            deferred_order: VecDeque::new(),
+            deferred: HashMap::new(),
+            since: HashMap::new(),
+            deferred_loaded: false,
+            deferred_dirty: false,
             cfg,
             client,
             clock: Arc::new(|| nexus_heartbeat::now_epoch() as i64),
@@ -291,6 +378,25 @@ impl Engine {
         &self.outbox
     }
 
+    /// Subjects held back by the rate limit (each counted once).
+    pub fn deferred_len(&self) -> usize {
+        self.deferred.len()
+    }
+
+    /// Sizes of the engine's in-memory collections (deferred subjects, their
+    /// order queue, the limiter's window, known users, failure starts not
+    /// yet written): all bounded, by the number of subjects, `max_actions`
+    /// and the assignees.
+    pub fn memory_footprint(&self) -> [usize; 5] {
+        [
+            self.deferred.len(),
+            self.deferred_order.len(),
+            self.limiter.sent.len(),
+            self.known_users.len(),
+            self.since.len(),
+        ]
+    }
+
     /// The fingerprint of a subject under this engine's label.
     pub fn fingerprint(&self, subject: &str) -> String {
         fingerprint(&self.cfg.label, subject)
@@ -302,34 +408,42 @@ impl Engine {
 
     async fn lock(&self) -> Result<LockGuard, Error> {
         let path = self.cfg.state_dir.join("engine.lock");
-        std::fs::create_dir_all(&self.cfg.state_dir).map_err(|source| Error::Io {
-            path: self.cfg.state_dir.clone(),
-            op: "create dir",
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.cfg.state_dir)
+            .map_err(|source| Error::Io {
+                path: self.cfg.state_dir.clone(),
+                op: "create dir",
+                source,
+            })?;
+        let io = |source| Error::Io {
+            path: path.clone(),
+            op: "lock",
             source,
-        })?;
-        let p = path.clone();
+        };
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        // Uncontended (the usual case): no blocking thread needed.
+        match f.try_lock() {
+            Ok(()) => return Ok(LockGuard { _file: f }),
+            Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+        }
         let res = tokio::task::spawn_blocking(move || {
-            let f = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&p)?;
             f.lock()?;
             Ok::<File, std::io::Error>(f)
         })
         .await;
         match res {
             Ok(Ok(f)) => Ok(LockGuard { _file: f }),
-            Ok(Err(source)) => Err(Error::Io {
-                path,
-                op: "lock",
-                source,
-            }),
-            Err(join) => Err(Error::Io {
-                path,
-                op: "lock",
-                source: std::io::Error::other(join.to_string()),
-            }),
+            Ok(Err(source)) => Err(io(source)),
+            Err(join) => Err(io(std::io::Error::other(join.to_string()))),
         }
     }
 
@@ -354,8 +468,16 @@ impl Engine {
         }
     }
 
-    fn save_state(&self, st: &SubjectState) -> Result<(), Error> {
-        state::save(&state::path(&self.cfg.state_dir, &st.fingerprint), st)
+    /// Saves a subject's state. `durable` (fsync) after an action; the
+    /// bookkeeping of a cycle without one (when the failure started) skips
+    /// the disk flush: losing it in a crash is harmless, and a flapping
+    /// fleet would otherwise pay one fsync per subject per sweep.
+    fn save_state(&self, st: &SubjectState, durable: bool) -> Result<(), Error> {
+        state::save(
+            &state::path(&self.cfg.state_dir, &st.fingerprint),
+            st,
+            durable,
+        )
     }
 
     /// What to do for `check` given only the local state (no HTTP).
@@ -419,29 +541,177 @@ impl Engine {
             return Ok(Outcome::Disabled);
         }
         let _lock = self.lock().await?;
-        let backlog = if now < self.flush_hold_until {
-            !self.outbox.is_empty()?
-        } else {
-            self.flush_locked().await?
+        self.load_deferred();
+        let backlog = self.flush_or_hold(now).await?;
+        if !backlog {
+            self.drain_deferred(now).await;
+        }
+        self.act(check, now, backlog).await
+    }
+
+    /// Call once per cycle when not every subject is observed every cycle
+    /// (the pool observes only agents in trouble): delivers the outbox and
+    /// acts on subjects deferred by the rate limit as far as it allows.
+    ///
+    /// The deferred subjects are saved here (`deferred.json`, once per call
+    /// when they changed) and read back after a restart, so a subject that
+    /// is not observed again still gets its final state filed.
+    pub async fn tick(&mut self) -> Result<(), Error> {
+        if self.cfg.dry_run || self.client.is_none() {
+            return Ok(());
+        }
+        if self.deferred_loaded
+            && !self.deferred_dirty
+            && self.deferred.is_empty()
+            && self.outbox.is_empty()?
+        {
+            return Ok(());
+        }
+        let now = self.now();
+        let _lock = self.lock().await?;
+        self.load_deferred();
+        if !self.flush_or_hold(now).await? {
+            self.drain_deferred(now).await;
+        }
+        self.save_deferred()
+    }
+
+    fn deferred_path(&self) -> PathBuf {
+        self.cfg.state_dir.join("deferred.json")
+    }
+
+    /// Once per process: the subjects a previous run deferred.
+    fn load_deferred(&mut self) {
+        if self.deferred_loaded {
+            return;
+        }
+        self.deferred_loaded = true;
+        let path = self.deferred_path();
+        let checks: Vec<Check> = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "corrupt deferred incidents ignored");
+                    return;
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "deferred incidents unreadable");
+                return;
+            }
         };
-        let mut st = self.load_state(&check.subject, &fp);
-        let loaded = st.clone();
+        for c in checks {
+            if !self.deferred.contains_key(&c.subject) && !c.subject.trim().is_empty() {
+                self.defer(&c);
+            }
+        }
+    }
+
+    fn save_deferred(&mut self) -> Result<(), Error> {
+        if !self.deferred_dirty {
+            return Ok(());
+        }
+        let path = self.deferred_path();
+        if self.deferred.is_empty() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        path,
+                        op: "remove",
+                        source,
+                    });
+                }
+            }
+        } else {
+            let list: Vec<&Check> = self
+                .deferred_order
+                .iter()
+                .filter_map(|s| self.deferred.get(s))
+                .collect();
+            let bytes = serde_json::to_vec(&list).map_err(|e| Error::Corrupt {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            nexus_heartbeat::write_atomic(&path, &bytes, false)?;
+        }
+        self.deferred_dirty = false;
+        Ok(())
+    }
+
+    /// Delivers the outbox unless a recent failure put it on hold. Returns
+    /// whether entries remain.
+    async fn flush_or_hold(&mut self, now: i64) -> Result<bool, Error> {
+        if now < self.flush_hold_until {
+            Ok(!self.outbox.is_empty()?)
+        } else {
+            self.flush_locked().await
+        }
+    }
+
+    /// Acts on deferred subjects, oldest first, while the limit allows.
+    async fn drain_deferred(&mut self, now: i64) {
+        while !self.deferred_order.is_empty() && self.limiter.allows(now) {
+            let Some(subject) = self.deferred_order.pop_front() else {
+                break;
+            };
+            self.deferred_dirty = true;
+            let Some(check) = self.deferred.remove(&subject) else {
+                continue;
+            };
+            match self.act(&check, now, false).await {
+                Ok(outcome) => {
+                    tracing::info!(%subject, %outcome, "deferred incident acted on");
+                }
+                Err(e) => tracing::warn!(%subject, error = %e, "deferred incident failed"),
+            }
+            if !self.outbox.is_empty().unwrap_or(false) {
+                break; // Gitea failed meanwhile: the rest waits behind the outbox
+            }
+        }
+    }
+
+    fn defer(&mut self, check: &Check) {
+        self.deferred_dirty = true;
+        if self
+            .deferred
+            .insert(check.subject.clone(), check.clone())
+            .is_none()
+        {
+            self.deferred_order.push_back(check.subject.clone());
+        }
+    }
+
+    /// Decides and acts for one observation (the lock is held).
+    async fn act(&mut self, check: &Check, now: i64, backlog: bool) -> Result<Outcome, Error> {
+        let fp = self.fingerprint(&check.subject);
+        let loaded = self.load_state(&check.subject, &fp);
+        let mut st = loaded.clone();
+        if let Some(since) = self.since.get(&fp) {
+            st.failing_since = *since;
+        }
         if check.healthy {
             // failing_since is cleared when the issue is resolved.
         } else if st.failing_since.is_none() {
             st.failing_since = Some(now);
         }
         let Some(kind) = self.decide(&st, check, now) else {
+            // A newer observation that needs nothing supersedes a deferred one.
+            if self.deferred.remove(&check.subject).is_some() {
+                self.deferred_dirty = true;
+                self.deferred_order.retain(|s| s != &check.subject);
+            }
             if check.healthy {
                 st.failing_since = None;
             }
             // The common case (healthy, nothing open) writes nothing.
-            if st != loaded {
-                self.save_state(&st)?;
-            }
+            self.remember(&fp, &st, &loaded)?;
             return Ok(Outcome::Nothing);
         };
         let action = QueuedAction {
+            id: new_action_id(&fp, kind, now),
             kind,
             check: check.clone(),
             decided_at: now,
@@ -449,21 +719,52 @@ impl Engine {
         };
         let outcome = if backlog {
             self.queue(&mut st, &action)?
+        } else if self.deferred.contains_key(&check.subject) || !self.limiter.allows(now) {
+            self.defer(check);
+            self.remember(&fp, &st, &loaded)?;
+            return Ok(Outcome::Deferred);
         } else {
-            match self.apply(&mut st, &action).await {
+            self.limiter.record(now);
+            match self.apply(&mut st, &action, false).await {
                 Ok(o) => o,
                 Err(e) if e.is_transient() => {
                     tracing::warn!(error = %e, subject = %check.subject, "gitea unreachable; action queued");
                     self.queue(&mut st, &action)?
                 }
                 Err(e) => {
-                    self.save_state(&st)?;
+                    self.since.remove(&fp);
+                    self.save_state(&st, true)?;
                     return Err(e);
                 }
             }
         };
-        self.save_state(&st)?;
+        self.since.remove(&fp);
+        self.save_state(&st, true)?;
         Ok(outcome)
+    }
+
+    /// Keeps a cycle without an action off the disk when only the start of
+    /// the failure changed (a flapping subject toggles it every cycle): it
+    /// is held in memory and written with the next action. A crash loses at
+    /// most that timestamp (the issue then says "failing since" later).
+    fn remember(
+        &mut self,
+        fp: &str,
+        st: &SubjectState,
+        loaded: &SubjectState,
+    ) -> Result<(), Error> {
+        let mut only_since = st.clone();
+        only_since.failing_since = loaded.failing_since;
+        if only_since != *loaded {
+            self.since.remove(fp);
+            return self.save_state(st, false);
+        }
+        if st.failing_since == loaded.failing_since {
+            self.since.remove(fp);
+        } else {
+            self.since.insert(fp.to_owned(), st.failing_since);
+        }
+        Ok(())
     }
 
     /// Queues an action and updates the state as if it had been delivered, so
@@ -487,8 +788,9 @@ impl Engine {
     }
 
     /// Delivers queued actions now (also done at the start of every
-    /// [`Engine::observe`], at most once per [`OUTBOX_RETRY`] after a failed
-    /// delivery; this call always tries). Returns how many are still queued.
+    /// [`Engine::observe`], at most once per `outbox_retry` after a failed
+    /// delivery; this call always tries, within the rate limit). Returns how
+    /// many are still queued.
     pub async fn flush(&mut self) -> Result<usize, Error> {
         if self.cfg.dry_run || self.client.is_none() {
             return self.outbox.len();
@@ -502,6 +804,10 @@ impl Engine {
     /// whether entries remain.
     async fn flush_locked(&mut self) -> Result<bool, Error> {
         for path in self.outbox.entries()? {
+            let now = self.now();
+            if !self.limiter.allows(now) {
+                return Ok(true); // the rate limit holds the rest back, in order
+            }
             let action = match Outbox::read(&path) {
                 Ok(a) => a,
                 Err(e) => {
@@ -512,16 +818,17 @@ impl Engine {
             };
             let fp = self.fingerprint(&action.check.subject);
             let mut st = self.load_state(&action.check.subject, &fp);
-            match self.apply(&mut st, &action).await {
+            self.limiter.record(now);
+            match self.apply(&mut st, &action, true).await {
                 Ok(outcome) => {
                     tracing::info!(subject = %action.check.subject, ?outcome, "queued gitea action delivered");
-                    self.save_state(&st)?;
+                    self.save_state(&st, true)?;
                     Outbox::remove(&path)?;
                 }
                 Err(e) if e.is_transient() => {
                     tracing::debug!(error = %e, "gitea still unreachable; outbox kept");
                     self.flush_hold_until =
-                        self.now().saturating_add(OUTBOX_RETRY.as_secs() as i64);
+                        now.saturating_add(self.cfg.outbox_retry.as_secs() as i64);
                     return Ok(true);
                 }
                 Err(e) => {
@@ -573,7 +880,7 @@ impl Engine {
                     st.failing_since = Some(self.now());
                 }
                 st.last_comment_at.get_or_insert(self.now());
-                self.save_state(&st)?;
+                self.save_state(&st, true)?;
                 adopted.push(number);
             }
         }
@@ -616,16 +923,51 @@ impl Engine {
         Ok(found)
     }
 
-    async fn apply(&mut self, st: &mut SubjectState, a: &QueuedAction) -> Result<Outcome, Error> {
+    /// Posts an action's comment (with its hidden action marker). With
+    /// `redelivery`, first looks for the marker among the issue's comments:
+    /// an earlier attempt that timed out may have posted it already.
+    async fn comment_once(
+        &self,
+        number: u64,
+        a: &QueuedAction,
+        body: &str,
+        redelivery: bool,
+    ) -> Result<(), Error> {
+        let client = self.client()?;
+        if a.id.is_empty() {
+            client.comment(number, body).await?;
+            return Ok(());
+        }
+        let mark = action_marker(&a.id);
+        if redelivery
+            && client
+                .list_comments(number)
+                .await?
+                .iter()
+                .any(|c| c.body.contains(&mark))
+        {
+            tracing::info!(number, id = %a.id, "comment already posted by an earlier attempt");
+            return Ok(());
+        }
+        client.comment(number, &format!("{body}\n{mark}")).await?;
+        Ok(())
+    }
+
+    async fn apply(
+        &mut self,
+        st: &mut SubjectState,
+        a: &QueuedAction,
+        redelivery: bool,
+    ) -> Result<Outcome, Error> {
         match a.kind {
-            ActionKind::Open => self.apply_open(st, a).await,
+            ActionKind::Open => self.apply_open(st, a, redelivery).await,
             ActionKind::Comment => {
                 let open = self.find_open(st, true).await?;
                 let Some(issue) = open.first() else {
-                    return self.apply_open(st, a).await;
+                    return self.apply_open(st, a, redelivery).await;
                 };
-                let client = self.client()?;
-                client.comment(issue.number, &self.comment_body(a)).await?;
+                self.comment_once(issue.number, a, &self.comment_body(a), redelivery)
+                    .await?;
                 st.open_issue = Some(issue.number);
                 st.pending = false;
                 st.last_comment_at = Some(a.decided_at);
@@ -639,7 +981,8 @@ impl Engine {
                 let client = self.client()?;
                 let body = self.recovery_body(a);
                 for issue in &open {
-                    client.comment(issue.number, &body).await?;
+                    self.comment_once(issue.number, a, &body, redelivery)
+                        .await?;
                     client.set_state(issue.number, IssueState::Closed).await?;
                 }
                 st.open_issue = None;
@@ -667,6 +1010,7 @@ impl Engine {
         &mut self,
         st: &mut SubjectState,
         a: &QueuedAction,
+        redelivery: bool,
     ) -> Result<Outcome, Error> {
         let client = self.client()?;
         let sig = signature(&a.check.summary, &a.check.diagnostics);
@@ -688,8 +1032,11 @@ impl Engine {
             None => self.recently_closed(st, a.decided_at, window).await?,
         };
         if let Some(number) = recent {
+            // Comment first: if reopening then times out, the redelivery
+            // finds the issue open and is done (a comment never got lost).
+            self.comment_once(number, a, &self.comment_body(a), redelivery)
+                .await?;
             client.set_state(number, IssueState::Open).await?;
-            client.comment(number, &self.comment_body(a)).await?;
             st.open_issue = Some(number);
             st.pending = false;
             st.last_comment_at = Some(a.decided_at);
@@ -716,7 +1063,7 @@ impl Engine {
                     a.check.subject,
                     self.comment_body(a)
                 );
-                client.comment(n, &body).await?;
+                self.comment_once(n, a, &body, redelivery).await?;
                 st.last_comment_at = Some(a.decided_at);
                 st.last_signature = Some(sig);
             }
@@ -827,6 +1174,9 @@ impl Engine {
     fn open_body(&self, st: &SubjectState, a: &QueuedAction, missing: &[String]) -> String {
         let mut b = String::new();
         b.push_str(&marker(&st.fingerprint));
+        if !a.id.is_empty() {
+            b.push_str(&action_marker(&a.id));
+        }
         b.push_str(&format!(
             "\n**Subject:** `{}`\n**Failing since:** {}\n",
             a.check.subject.replace('`', "'"),

@@ -31,6 +31,14 @@
 //!   normalised) changed or `comment_min_interval` passed;
 //! - healthy, issue open: recovery comment (what, how long down), then close;
 //! - at most `max_issues_per_day` issues created per subject;
+//! - at most `max_actions` issue actions per `action_window` across all
+//!   subjects (the rate limit): beyond it a subject is *deferred*
+//!   ([`Outcome::Deferred`]), one entry per subject holding its latest
+//!   observation, and acted on oldest first as the window allows, by a later
+//!   [`Engine::observe`] or [`Engine::tick`] (callers that do not observe
+//!   every subject every cycle, like the pool, call `tick` once per cycle).
+//!   Only the final state is reported: a flap that ended where it started
+//!   costs nothing;
 //! - `dry_run`: no HTTP call and no file written, [`Outcome::DryRun`] says
 //!   what would happen (the caller prints it).
 //!
@@ -48,7 +56,19 @@
 //! - Per-subject state (`subjects/<fp>.json`) and the [`Outbox`]
 //!   (`outbox/*.json`) are written atomically. When Gitea is unreachable
 //!   (network error, 5xx, 429 after retries) the action is queued and
-//!   delivered in order at the start of a later cycle (or [`Engine::flush`]).
+//!   delivered in order at the start of a later cycle (or [`Engine::flush`]),
+//!   at most one attempt per `outbox_retry` while it keeps failing, and
+//!   within the rate limit.
+//! - Exactly once: a `POST` that timed out or got a 5xx may still have taken
+//!   effect, so the client does not retry it (only a refused connection or
+//!   a 429); the action goes to the outbox. Every action carries an id, put
+//!   as a hidden marker ([`action_marker`]) in each comment and issue body it
+//!   writes; a redelivery first looks for its marker among the issue's
+//!   comments, and an issue that was created is found by its fingerprint.
+//!   A reopen comments before it reopens, so no step is lost in between.
+//! - A cycle without an action that only moves the start of a failure keeps
+//!   it in memory (written with the next action): a flapping fleet does not
+//!   rewrite one state file per subject per cycle.
 //!
 //! # Client
 //! [`GiteaClient`]: list issues (every page, by `X-Total-Count` / `Link`;
@@ -62,6 +82,9 @@
 //! - Show the token: not in logs, errors, `Debug` or `Display` ([`Token`]).
 //! - Open a second issue for a subject that has one open.
 //! - Make any HTTP call in dry-run mode, or lose a queued action.
+//! - Deliver a queued action twice, or out of order.
+//! - Exceed `max_actions` per `action_window`, or let its in-memory maps
+//!   grow beyond one entry per subject.
 //! - Panic on a bad answer, a corrupt state file or a dead server.
 
 mod client;
@@ -73,8 +96,8 @@ mod types;
 
 pub use client::{GiteaClient, GiteaConfig, PAGE_LIMIT, Token};
 pub use engine::{
-    Check, Clock, Engine, EngineConfig, OUTBOX_RETRY, Outcome, fingerprint, fingerprint_label,
-    marker, signature,
+    Check, Clock, Engine, EngineConfig, OUTBOX_RETRY, Outcome, action_marker, fingerprint,
+    fingerprint_label, marker, signature,
 };
 pub use error::Error;
 pub use outbox::{ActionKind, Outbox, QueuedAction};

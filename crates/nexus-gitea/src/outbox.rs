@@ -34,6 +34,12 @@ pub enum ActionKind {
 /// One queued action.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedAction {
+    /// Unique id, carried in every comment the action posts as a hidden
+    /// marker (`<!-- nexus-action:<id> -->`), so a redelivery after a timeout
+    /// that did take effect finds its comment and does not post it twice.
+    /// Empty in entries written before ids existed (no duplicate check).
+    #[serde(default)]
+    pub id: String,
     /// The action.
     pub kind: ActionKind,
     /// The observation that caused it.
@@ -74,7 +80,7 @@ impl Outbox {
             path: path.clone(),
             detail: e.to_string(),
         })?;
-        nexus_heartbeat::write_atomic(&path, &bytes, true)?;
+        nexus_heartbeat::write_private(&path, &bytes, true)?;
         Ok(path)
     }
 
@@ -139,11 +145,16 @@ impl Outbox {
     /// Moves an entry that can never be delivered to `failed/`.
     pub(crate) fn reject(&self, path: &Path) -> Result<PathBuf, Error> {
         let failed = self.dir.join("failed");
-        std::fs::create_dir_all(&failed).map_err(|source| Error::Io {
-            path: failed.clone(),
-            op: "create dir",
-            source,
-        })?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&failed)
+            .map_err(|source| Error::Io {
+                path: failed.clone(),
+                op: "create dir",
+                source,
+            })?;
         let to = failed.join(path.file_name().unwrap_or_default());
         std::fs::rename(path, &to).map_err(|source| Error::Io {
             path: path.to_owned(),
@@ -151,5 +162,32 @@ impl Outbox {
             source,
         })?;
         Ok(to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Check;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn queued_actions_are_private() {
+        let base = tempfile::tempdir().unwrap();
+        let outbox = Outbox::new(base.path().join("gitea/outbox"));
+        let path = outbox
+            .enqueue(&QueuedAction {
+                kind: ActionKind::Open,
+                check: Check::failing("db", "down", "details"),
+                decided_at: 1,
+                down_since: None,
+                id: "a1".to_string(),
+            })
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(outbox.dir()), 0o700);
+        let failed = outbox.reject(&path).unwrap();
+        assert_eq!(mode(failed.parent().unwrap()), 0o700);
     }
 }

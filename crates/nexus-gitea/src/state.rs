@@ -68,11 +68,11 @@ pub(crate) fn load(path: &Path) -> Result<Option<SubjectState>, Error> {
     }
 }
 
-pub(crate) fn save(path: &Path, st: &SubjectState) -> Result<(), Error> {
+pub(crate) fn save(path: &Path, st: &SubjectState, durable: bool) -> Result<(), Error> {
     let bytes = serde_json::to_vec_pretty(st).map_err(|e| Error::Corrupt {
         path: path.to_owned(),
         detail: e.to_string(),
     })?;
-    nexus_heartbeat::write_atomic(path, &bytes, true)?;
+    nexus_heartbeat::write_private(path, &bytes, durable)?;
     Ok(())
 }

@@ -10,7 +10,8 @@
 //!
 //! # Writing
 //! [`write_atomic`] is the only way this crate puts bytes on disk: a temp file
-//! in the same directory, `fsync`, `rename`, `fsync` of the directory.
+//! in the same directory, `fsync`, `rename`, `fsync` of the directory
+//! ([`write_private`]: the same, `0600` files in new `0700` directories).
 //! A reader never sees a partial document, and a failed write leaves the old
 //! file intact. [`HeartbeatWriter`] and [`CronWriter`] build the documents;
 //! [`CronDirs`] resolves where cron heartbeats live (primary, fallback,
@@ -22,7 +23,9 @@
 //! an [`Observation`]; [`classify`] turns it into a [`Classification`]
 //! ([`State::Fresh`], `Stale`, `Missing`, `Unreadable`, `Corrupt`,
 //! `FromTheFuture`) with the age and a reason that names the file and field.
-//! [`classify_many`] does the same for thousands of files on all cores.
+//! [`classify_many`] does the same for thousands of files on all cores, and
+//! [`glance`] is a fleet sweep's fast path: the same verdict (state, age, PID)
+//! without keeping the document.
 //!
 //! # What this crate must never do
 //! - Pull in an async runtime or a network stack: agents link it.
@@ -50,8 +53,9 @@ pub use doc::{
 pub use duration::{deserialize_duration, format_duration, parse_duration};
 pub use error::{DurationError, Error, JobNameError};
 pub use read::{
-    Classification, Form, MAX_FILE_BYTES, Observation, Problem, Progress, Rule, State, classify,
-    classify_file, classify_many, compare, observe, observe_file, observe_many,
+    Classification, Form, Glance, MAX_FILE_BYTES, Observation, Problem, Progress, Rule, State,
+    classify, classify_file, classify_many, compare, glance, glance_file, observe, observe_file,
+    observe_many,
 };
 pub use sd::{sd_notify, sd_notify_to};
-pub use write::write_atomic;
+pub use write::{write_atomic, write_private};

@@ -307,6 +307,15 @@ pub fn observe_file(file: &mut File) -> Result<Observation, Problem> {
 }
 
 fn observe_opened(file: &mut File, buf: &mut Vec<u8>) -> Result<Observation, Problem> {
+    read_bounded(file, buf).map_err(|e| Problem {
+        state: State::Unreadable,
+        reason: format!("cannot read: {e}"),
+    })?;
+    observe_read(file, buf)
+}
+
+/// [`observe_opened`] once `buf` holds what [`read_bounded`] read of `file`.
+fn observe_read(file: &File, buf: &[u8]) -> Result<Observation, Problem> {
     let unreadable = |reason: String| Problem {
         state: State::Unreadable,
         reason,
@@ -315,7 +324,6 @@ fn observe_opened(file: &mut File, buf: &mut Vec<u8>) -> Result<Observation, Pro
         state: State::Corrupt,
         reason,
     };
-    read_bounded(file, buf).map_err(|e| unreadable(format!("cannot read: {e}")))?;
     if !buf.is_empty() && buf.len() as u64 <= MAX_FILE_BYTES {
         // The common case costs open, one read, close: no fstat.
         return Observation::parse(buf, None).map_err(corrupt);
@@ -448,8 +456,13 @@ impl Rule {
 
     /// The maximum age that applies to `obs`.
     pub fn max_age_for(&self, obs: Option<&Observation>) -> f64 {
+        self.max_age_for_interval(obs.and_then(|o| o.interval_seconds))
+    }
+
+    /// The maximum age for a beat that declares `interval` seconds.
+    pub fn max_age_for_interval(&self, interval: Option<f64>) -> f64 {
         self.max_age
-            .or_else(|| obs?.interval_seconds.map(|i| i * self.interval_factor))
+            .or_else(|| interval.map(|i| i * self.interval_factor))
             .unwrap_or(self.default_max_age)
     }
 }
@@ -656,6 +669,9 @@ pub fn compare(previous: &Observation, current: &Observation) -> Progress {
         _ => Progress::Unknown,
     }
 }
+
+mod glance;
+pub use glance::{Glance, glance, glance_file};
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,6 +25,19 @@ const TEMP_ATTEMPTS: u32 = 64;
 /// lose the newest beat, never corrupt the file). On error the temp file is
 /// removed and the previous file is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
+    write_with_mode(path, bytes, durable, false)
+}
+
+/// [`write_atomic`] for state that only its owner may read (pool and
+/// watchdog state, approvals, the Gitea outbox, cron history): the file is
+/// created `0600` (never readable by others, not even for a moment) and
+/// missing parent directories `0700`. Heartbeats stay [`write_atomic`]
+/// (`0644`): other users' checkers read them, and they hold no secret.
+pub fn write_private(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
+    write_with_mode(path, bytes, durable, true)
+}
+
+fn write_with_mode(path: &Path, bytes: &[u8], durable: bool, private: bool) -> Result<(), Error> {
     let file_name = path.file_name().ok_or_else(|| Error::NotAFile {
         path: path.to_path_buf(),
     })?;
@@ -32,7 +46,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Erro
         _ => Path::new("."),
     };
     if !dir.is_dir() {
-        fs::create_dir_all(dir).map_err(|source| Error::CreateDir {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        if private {
+            builder.mode(0o700);
+        }
+        builder.create(dir).map_err(|source| Error::CreateDir {
             path: dir.to_path_buf(),
             source,
         })?;
@@ -45,7 +64,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Erro
         }
     };
 
-    let (tmp_path, mut file) = create_temp(dir, file_name).map_err(werr("create temp file"))?;
+    let mode = if private { 0o600 } else { 0o666 };
+    let (tmp_path, mut file) =
+        create_temp(dir, file_name, mode).map_err(werr("create temp file"))?;
     let result = (|| {
         file.write_all(bytes).map_err(werr("write"))?;
         if durable {
@@ -66,7 +87,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Erro
 }
 
 /// Creates `.<name>.tmp.<pid>.<n>` exclusively (`O_EXCL`) in `dir`.
-fn create_temp(dir: &Path, file_name: &std::ffi::OsStr) -> io::Result<(PathBuf, File)> {
+fn create_temp(dir: &Path, file_name: &std::ffi::OsStr, mode: u32) -> io::Result<(PathBuf, File)> {
     let pid = std::process::id();
     let mut last_err = None;
     for _ in 0..TEMP_ATTEMPTS {
@@ -75,7 +96,12 @@ fn create_temp(dir: &Path, file_name: &std::ffi::OsStr) -> io::Result<(PathBuf, 
         name.push(file_name);
         name.push(format!(".tmp.{pid}.{n}"));
         let tmp = dir.join(name);
-        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
             Ok(f) => return Ok((tmp, f)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
             Err(e) => return Err(e),
@@ -97,6 +123,24 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_files_are_0600_in_0700_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state/deeper/state.json");
+        write_private(&p, b"{}", true).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(mode(&dir.path().join("state")), 0o700);
+        assert_eq!(mode(&dir.path().join("state/deeper")), 0o700);
+        // A rewrite stays private; a heartbeat is world-readable (umask allowing).
+        write_private(&p, b"{\"a\":1}", false).unwrap();
+        assert_eq!(mode(&p), 0o600);
+        let hb = dir.path().join("hb.json");
+        write_atomic(&hb, b"{}", false).unwrap();
+        assert_eq!(mode(&hb) & 0o600, 0o600);
+    }
 
     #[test]
     fn creates_parents_and_overwrites() {

@@ -2,6 +2,13 @@
 //! everything recovers, reminders for an unchanged problem set, and a
 //! per-problem cooldown against flapping. State is kept in a file, so a
 //! cron `--once` run deduplicates too.
+//!
+//! Volume is bounded twice: at most `max_messages` per `message_window`
+//! (our own limit), and after Telegram's flood control answers 429 with
+//! `retry_after`, nothing is sent before that time has passed. A message
+//! held back is never lost: the state only advances on delivery, so the
+//! first message allowed afterwards carries the *current* state (with a line
+//! saying how many updates were held back).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,6 +54,11 @@ pub struct AlertConfig {
     /// A problem that was announced within this time is not announced again
     /// when it comes back (flapping). Default 5 min.
     pub cooldown: Duration,
+    /// At most this many messages per `message_window`; 0 = no limit.
+    /// Default 10.
+    pub max_messages: u32,
+    /// The sliding window of `max_messages`. Default 10 min.
+    pub message_window: Duration,
 }
 
 impl AlertConfig {
@@ -57,6 +69,8 @@ impl AlertConfig {
             title: title.to_owned(),
             repeat: Duration::from_secs(3600),
             cooldown: Duration::from_secs(300),
+            max_messages: 10,
+            message_window: Duration::from_secs(600),
         }
     }
 }
@@ -77,6 +91,12 @@ struct AlertState {
     /// Last delivered announcement per key (survives recovery, for the cooldown).
     last_announced: BTreeMap<String, i64>,
     last_sent: Option<i64>,
+    /// Delivery times inside the current window (at most `max_messages`).
+    sent_times: Vec<i64>,
+    /// Telegram asked us (429 `retry_after`) not to send before this time.
+    hold_until: Option<i64>,
+    /// Cycles whose message was held back since the last delivery.
+    held_back: u32,
 }
 
 /// What [`Alerter::notify`] sent.
@@ -90,6 +110,10 @@ pub enum Sent {
     Reminder,
     /// Announced problems recovered (all of them, or some while others remain).
     Recovery,
+    /// A message was due but the rate limit or Telegram's flood control
+    /// holds it back; the state did not advance, so a later cycle sends the
+    /// then-current state.
+    Held,
 }
 
 /// Problem-set alerter over a [`Telegram`] client.
@@ -112,6 +136,10 @@ impl Alerter {
     pub async fn notify(&self, problems: &[Problem], now: i64) -> Result<Sent, Error> {
         let mut st: AlertState = state::load(&self.cfg.state_file)?;
         let cooldown = self.cfg.cooldown.as_secs() as i64;
+        // Only announcements inside the cooldown matter: the map stays
+        // bounded however many keys come and go.
+        st.last_announced
+            .retain(|_, t| now.saturating_sub(*t) < cooldown);
         let mut fresh = Vec::new();
         for p in problems {
             let prev = st.active.get(&p.key);
@@ -155,9 +183,32 @@ impl Alerter {
         };
 
         if kind != Sent::Nothing {
-            let text = self.render(kind, problems, &fresh, &recovered);
-            self.tg.send(&text, None).await?;
+            let window = self.cfg.message_window.as_secs() as i64;
+            st.sent_times.retain(|t| now.saturating_sub(*t) < window);
+            let max = self.cfg.max_messages as usize;
+            let flood = st.hold_until.is_some_and(|t| now < t);
+            if flood || (max > 0 && st.sent_times.len() >= max) {
+                st.held_back = st.held_back.saturating_add(1);
+                state::save(&self.cfg.state_file, &st)?;
+                tracing::info!(flood, held_back = st.held_back, "telegram alert held back");
+                return Ok(Sent::Held);
+            }
+            let text = self.render(kind, problems, &fresh, &recovered, st.held_back);
+            match self.tg.send(&text, None).await {
+                Ok(_) => {}
+                Err(e) => {
+                    if let Error::RateLimited { retry_after, .. } = &e {
+                        st.hold_until = Some(now.saturating_add(*retry_after as i64));
+                        st.held_back = st.held_back.saturating_add(1);
+                        state::save(&self.cfg.state_file, &st)?;
+                    }
+                    return Err(e);
+                }
+            }
             st.last_sent = Some(now);
+            st.sent_times.push(now);
+            st.hold_until = None;
+            st.held_back = 0;
         }
         // Advance the state only now that the message (if any) is delivered.
         let mut next = BTreeMap::new();
@@ -191,6 +242,7 @@ impl Alerter {
         problems: &[Problem],
         fresh: &[String],
         recovered: &[String],
+        held_back: u32,
     ) -> Text {
         let critical = problems.iter().any(|p| p.severity == Severity::Critical);
         let icon = match kind {
@@ -203,6 +255,14 @@ impl Alerter {
             .text(" ")
             .bold(&self.cfg.title)
             .line();
+        if held_back > 0 {
+            // First, so a long message cut at 4096 characters keeps it.
+            t = t
+                .text(&format!(
+                    "(updates were held back {held_back} time(s) by flood control or the message limit; this is the current state)"
+                ))
+                .line();
+        }
         if kind == Sent::Recovery {
             for k in recovered {
                 t = t.text("✅ ").bold(k).text(" recovered").line();

@@ -85,6 +85,24 @@ struct Pending {
 struct ApprovalState {
     offset: Option<i64>,
     pending: BTreeMap<String, Pending>,
+    /// Flood control (429 `retry_after`): no call before this time.
+    hold_until: Option<i64>,
+}
+
+impl ApprovalState {
+    /// Seconds left of a flood-control hold.
+    fn held(&self, now: i64) -> Option<u64> {
+        self.hold_until
+            .filter(|t| now < *t)
+            .map(|t| t.saturating_sub(now) as u64)
+    }
+
+    /// Remembers a 429 so no call is made before `retry_after` has passed.
+    fn note(&mut self, e: &Error, now: i64) {
+        if let Error::RateLimited { retry_after, .. } = e {
+            self.hold_until = Some(now.saturating_add(*retry_after as i64));
+        }
+    }
 }
 
 /// Approval requests over a [`Telegram`] client.
@@ -137,11 +155,27 @@ impl Approvals {
         if st.pending.contains_key(request_id) {
             return Ok(());
         }
+        let now = nexus_heartbeat::now_epoch() as i64;
+        if let Some(retry_after) = st.held(now) {
+            return Err(Error::RateLimited {
+                method: "sendMessage",
+                retry_after,
+            });
+        }
         let markup = json!({"inline_keyboard": [[
             {"text": "✅ Approve", "callback_data": format!("approve:{request_id}")},
             {"text": "❌ Deny", "callback_data": format!("deny:{request_id}")},
         ]]});
-        let msg = self.tg.send(question, Some(markup)).await?;
+        let msg = match self.tg.send(question, Some(markup)).await {
+            Ok(m) => m,
+            Err(e) => {
+                st.note(&e, now);
+                if matches!(e, Error::RateLimited { .. }) {
+                    state::save(&self.cfg.state_file, &st)?;
+                }
+                return Err(e);
+            }
+        };
         st.pending.insert(
             request_id.to_owned(),
             Pending {
@@ -163,10 +197,21 @@ impl Approvals {
     /// `now` (epoch seconds) is only used for expiry.
     pub async fn poll(&self, now: i64) -> Result<Vec<Decision>, Error> {
         let mut st: ApprovalState = state::load(&self.cfg.state_file)?;
-        let updates = self
-            .tg
-            .get_updates(st.offset, self.cfg.poll_timeout)
-            .await?;
+        // Under flood control: no call, but expiry still counts.
+        let updates = if st.held(now).is_some() {
+            Vec::new()
+        } else {
+            match self.tg.get_updates(st.offset, self.cfg.poll_timeout).await {
+                Ok(u) => u,
+                Err(e) => {
+                    st.note(&e, now);
+                    if matches!(e, Error::RateLimited { .. }) {
+                        state::save(&self.cfg.state_file, &st)?;
+                    }
+                    return Err(e);
+                }
+            }
+        };
         let mut decisions = Vec::new();
         let chat = self.tg.chat_id();
         for u in updates {

@@ -11,18 +11,24 @@
 //!   escalated problems), one when announced problems recover, a reminder every
 //!   `repeat` for an unchanged set, and suppresses a flapping problem within
 //!   its `cooldown`. State lives in a file, so one-shot cron runs dedup too;
-//!   it only advances when the message was delivered.
+//!   it only advances when the message was delivered. At most
+//!   `max_messages` per `message_window`, and nothing before a 429's
+//!   `retry_after` has passed ([`Sent::Held`]); the next message allowed
+//!   carries the current state and says updates were held back.
 //! - [`Approvals`]: [`Approvals::request`] sends a question with inline
 //!   Approve / Deny buttons; [`Approvals::poll`] (once per sweep) reads
 //!   `getUpdates` from a persisted offset, accepts answers only from the
 //!   configured chat (and approvers), only for that request message or,
 //!   for text, dated after it, answers every button press
 //!   (`answerCallbackQuery`), and reports [`Decision`]s, including expiry.
+//!   After a 429 neither polls nor requests until `retry_after` has passed
+//!   (persisted); expiry is still reported meanwhile.
 //!
 //! # What this crate must never do
 //! - Show the bot token: it is in every request path, so no URL is ever
 //!   logged or kept in an [`Error`]; [`BotToken`]'s `Debug` is redacted.
-//! - Drop an alert because of Markdown, or retry a 429 before `retry_after`.
+//! - Drop an alert because of Markdown, flood control or the message limit
+//!   (it is held, never dropped), or call again before a 429's `retry_after`.
 //! - Accept an approval from another chat, another message, or from before
 //!   the request.
 

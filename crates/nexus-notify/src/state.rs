@@ -34,6 +34,24 @@ pub(crate) fn save<T: Serialize>(path: &Path, v: &T) -> Result<(), Error> {
         op: "serialise state",
         source: std::io::Error::other(e),
     })?;
-    nexus_heartbeat::write_atomic(path, &bytes, true)?;
+    nexus_heartbeat::write_private(path, &bytes, true)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn approvals_and_alert_state_are_private() {
+        let base = tempfile::tempdir().unwrap();
+        let path = base.path().join("pool/approvals.json");
+        save(&path, &serde_json::json!({"pending": []})).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        let back: serde_json::Value = load(&path).unwrap();
+        assert_eq!(back["pending"], serde_json::json!([]));
+    }
 }

@@ -50,15 +50,22 @@ pub struct PingSection {
     /// Where the pushed `<job>.last` records are written (point
     /// `cron-heartbeat-check --dir` at it).
     pub dir: PathBuf,
-    /// The variable holding the token senders must present (required).
+    /// The variable holding the token senders must present.
     #[serde(default = "ping_token_env")]
     pub token_env: String,
+    /// A file holding that token (mode 0600 or stricter, else refused);
+    /// used when the variable is not set. One of the two is required.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
     /// Interval recorded for a ping that names none.
     #[serde(default = "one_day", deserialize_with = "deserialize_duration")]
     pub default_interval: Duration,
     /// Largest accepted request body, in bytes.
     #[serde(default = "sixteen_kib")]
     pub max_body: usize,
+    /// `{ burst = 60, per_minute = 600 }`: more pings than that get 429.
+    #[serde(default)]
+    pub rate_limit: crate::ratelimit::RateLimit,
 }
 
 fn ping_token_env() -> String {
@@ -75,13 +82,17 @@ impl PingSection {
     /// The ingest, or why it cannot run (a ping endpoint without a token
     /// would let anyone write heartbeats).
     pub fn ingest(&self) -> Result<crate::ping::PingIngest, String> {
-        let token = std::env::var(&self.token_env)
-            .ok()
-            .map(|t| t.trim().to_string())
+        let token = nexus_secret::token(&self.token_env, self.token_file.as_deref())
+            .map_err(|e| format!("[ping] {e}"))?
             .filter(|t| t.len() >= 16)
             .ok_or_else(|| {
+                let file = self
+                    .token_file
+                    .as_ref()
+                    .map(|f| format!(" or {}", f.display()))
+                    .unwrap_or_default();
                 format!(
-                    "[ping] needs a token of at least 16 characters in ${}",
+                    "[ping] needs a token of at least 16 characters in ${}{file}",
                     self.token_env
                 )
             })?;
@@ -90,6 +101,7 @@ impl PingSection {
             token,
             default_interval: self.default_interval,
             max_body: self.max_body,
+            rate_limit: self.rate_limit,
         })
     }
 }
@@ -553,5 +565,56 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("p.json") && e.contains("gateways"), "{e}");
+    }
+
+    #[test]
+    fn the_http_surface_binds_to_loopback_by_default() {
+        let addr: std::net::SocketAddr = PoolConfig::default().pool.listen.parse().unwrap();
+        assert!(addr.ip().is_loopback(), "{addr}");
+        let example = include_str!("../../../docs/examples/resurrection-pool.toml");
+        let c = PoolConfig::parse(example, "example").unwrap();
+        let addr: std::net::SocketAddr = c.pool.listen.parse().unwrap();
+        assert!(addr.ip().is_loopback(), "{addr}");
+    }
+
+    #[test]
+    fn the_ping_token_comes_from_a_private_file_and_a_rate_limit_is_set() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("ping.token");
+        std::fs::write(&file, "p1ng-t0ken-from-a-file\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = format!(
+            "[ping]\ndir = \"/tmp/x\"\ntoken_env = \"NEXUS_POOL_TEST_UNSET\"\ntoken_file = {:?}\nrate_limit = {{ burst = 5, per_minute = 30 }}\n",
+            file.display().to_string()
+        );
+        let c = PoolConfig::parse(&text, "t").unwrap();
+        let p = c.ping.as_ref().unwrap();
+        let ingest = p.ingest().unwrap();
+        assert_eq!(ingest.token, "p1ng-t0ken-from-a-file");
+        assert_eq!(
+            ingest.rate_limit,
+            crate::ratelimit::RateLimit {
+                burst: 5,
+                per_minute: 30
+            }
+        );
+        assert!(!format!("{ingest:?}").contains("p1ng"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let e = p.ingest().unwrap_err();
+        assert!(e.contains("ping.token") && e.contains("chmod 600"), "{e}");
+        assert!(!e.contains("p1ng"), "{e}");
+        let none = PoolConfig::parse(
+            "[ping]\ndir = \"/tmp/x\"\ntoken_env = \"NEXUS_POOL_TEST_UNSET\"\n",
+            "t",
+        )
+        .unwrap();
+        assert!(
+            none.ping
+                .unwrap()
+                .ingest()
+                .unwrap_err()
+                .contains("at least 16")
+        );
     }
 }

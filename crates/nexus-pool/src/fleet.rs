@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nexus_cell::{AgentName, Cell, CellId, CellStore, RevivePolicy, Status as CellStatus};
-use nexus_heartbeat::{Classification, Rule, State as HbState};
+use nexus_heartbeat::{Glance, Rule, State as HbState};
 use nexus_probe::{
     HeartbeatSpec, ProbeKind, ProbeSpec, ProcessSpec, PythonSyntaxSpec, Runner, Status, TcpSpec,
     Verdict,
@@ -47,12 +47,9 @@ pub struct Target {
     pub policy: Policy,
     /// Its cell is frozen: reported, never revived.
     pub frozen: bool,
-    /// Gateway host and port, when it has one.
-    pub gateway: Option<(String, u16)>,
-    /// The heartbeat file to probe (empty when `heartbeat_seen` is set).
-    pub heartbeat: PathBuf,
-    /// Stale beyond this.
-    pub stale_threshold: Duration,
+    /// A gateway agent's gateway and heartbeat file, probed each sweep
+    /// (boxed: only gateway agents have one, and a `Target` exists per agent).
+    pub gateway: Option<Box<Gateway>>,
     /// How to find its process (`None`: not applicable).
     pub process: Option<Box<ProcessSpec>>,
     /// How to revive it.
@@ -61,50 +58,32 @@ pub struct Target {
     pub preflight: Option<Box<PythonSyntaxSpec>>,
     /// The heartbeat, already read (cell agents: one parallel pass over all
     /// cells that never follows a symlink); `None`: probe it.
-    pub heartbeat_seen: Option<Beat>,
+    pub heartbeat_seen: Option<Glance>,
 }
 
-/// What the survey read of a cell agent's heartbeat, kept small: at 10,000
-/// agents every byte here is 10 kB of the pool's footprint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Beat {
-    /// The heartbeat's state.
-    pub state: HbState,
-    /// Seconds since the beat, when the file has a timestamp.
-    pub age: Option<f64>,
-    /// The PID written in it.
-    pub pid: Option<u32>,
-    /// Why it is not fresh (`None` when fresh: the age says it all).
-    pub reason: Option<Box<str>>,
+/// What the pool probes of a gateway agent.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// Host of the gateway.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// The agent's heartbeat file.
+    pub heartbeat: PathBuf,
+    /// Stale beyond this.
+    pub stale_threshold: Duration,
 }
 
-impl Beat {
-    /// Keeps what the sweep needs of a classification.
-    pub fn of(c: Classification) -> Beat {
-        let obs = c.observation.as_ref();
-        Beat {
-            state: c.state,
-            age: c
-                .age_seconds
-                .filter(|_| obs.is_some_and(|o| o.timestamp.is_some())),
-            pid: obs
-                .and_then(|o| o.u64_field("pid"))
-                .and_then(|p| u32::try_from(p).ok()),
-            reason: (c.state != HbState::Fresh).then(|| c.reason.into_boxed_str()),
-        }
-    }
-
-    /// The evidence line for events and issues.
-    fn line(&self) -> String {
-        match (&self.reason, self.age) {
-            (Some(why), _) => format!("heartbeat {}: {why}", self.state),
-            (None, Some(age)) => format!(
-                "heartbeat {}: last beat {} ago",
-                self.state,
-                nexus_heartbeat::format_duration(age)
-            ),
-            (None, None) => format!("heartbeat {}", self.state),
-        }
+/// The evidence line of a heartbeat the survey read, for events and issues.
+fn glance_line(g: &Glance) -> String {
+    match (&g.reason, g.age_seconds) {
+        (Some(why), _) => format!("heartbeat {}: {why}", g.state),
+        (None, Some(age)) => format!(
+            "heartbeat {}: last beat {} ago",
+            g.state,
+            nexus_heartbeat::format_duration(age.max(0.0))
+        ),
+        (None, None) => format!("heartbeat {}", g.state),
     }
 }
 
@@ -203,9 +182,12 @@ pub fn targets(
             mission: mission.map(Arc::from),
             policy,
             frozen: false,
-            gateway: Some((g.host.clone(), g.port)),
-            heartbeat: expand_home(&g.heartbeat_path),
-            stale_threshold: g.stale_threshold.unwrap_or(cfg.pool.dead_threshold),
+            gateway: Some(Box::new(Gateway {
+                host: g.host.clone(),
+                port: g.port,
+                heartbeat: expand_home(&g.heartbeat_path),
+                stale_threshold: g.stale_threshold.unwrap_or(cfg.pool.dead_threshold),
+            })),
             process,
             revive: if g.revive_cmd.is_empty() {
                 ReviveHow::None
@@ -229,9 +211,8 @@ pub fn targets(
     };
     let policy = cells.revive_policy.parse().unwrap_or(Policy::Auto);
     let rule = Rule::fixed(cells.heartbeat_stale_threshold.as_secs_f64());
-    let stale = cells.heartbeat_stale_threshold;
-    let surveyed = store.survey_with(nexus_heartbeat::now_epoch(), &rule, |cell, beats| {
-        cell_targets(&cell, beats, policy, stale, children)
+    let surveyed = store.glance_with(nexus_heartbeat::now_epoch(), &rule, |cell, beats| {
+        cell_targets(&cell, beats, policy, children)
     });
     match surveyed {
         Err(e) => warnings.push(format!("cannot read cells root: {e}")),
@@ -253,9 +234,8 @@ pub fn targets(
 /// and heartbeat documents are dropped as soon as its targets are built.
 fn cell_targets(
     cell: &Cell,
-    beats: Vec<(AgentName, Classification)>,
+    beats: Vec<Glance>,
     default_policy: Policy,
-    stale_threshold: Duration,
     children: &HashMap<String, u32>,
 ) -> Vec<Target> {
     let m = cell.manifest();
@@ -270,7 +250,7 @@ fn cell_targets(
     m.agents
         .iter()
         .zip(beats)
-        .map(|(agent, (_, classification))| {
+        .map(|(agent, glance)| {
             let key = format!("{label}/{}", agent.name);
             let process = children
                 .get(&key)
@@ -286,8 +266,6 @@ fn cell_targets(
                     .map_or(default_policy, policy_of),
                 frozen,
                 gateway: None,
-                heartbeat: PathBuf::new(),
-                stale_threshold,
                 process,
                 revive: if agent.revive_cmd.as_ref().is_some_and(|c| !c.is_empty()) {
                     ReviveHow::Cell
@@ -299,7 +277,7 @@ fn cell_targets(
                     .as_deref()
                     .and_then(|c| implied_preflight(c, Some(&cell.workspace())))
                     .map(Box::new),
-                heartbeat_seen: Some(Beat::of(classification)),
+                heartbeat_seen: Some(glance),
                 key,
             }
         })
@@ -330,7 +308,7 @@ impl Seen {
         self.verdicts
             .iter()
             .map(|v| format!("{}: {}", v.status, v.summary))
-            .chain(target.heartbeat_seen.as_ref().map(Beat::line))
+            .chain(target.heartbeat_seen.as_ref().map(glance_line))
             .collect()
     }
 }
@@ -350,7 +328,7 @@ fn pids_of(p: Option<&Verdict>) -> Vec<u32> {
 }
 
 /// A sweep's view of an agent whose heartbeat was read in the survey.
-fn seen_from(b: &Beat, g: Option<Verdict>, p: Option<Verdict>) -> Seen {
+fn seen_from(b: &Glance, g: Option<Verdict>, p: Option<Verdict>) -> Seen {
     let heartbeat = match b.state {
         HbState::Fresh => Heartbeat::Fresh,
         HbState::Missing => Heartbeat::Missing,
@@ -362,7 +340,7 @@ fn seen_from(b: &Beat, g: Option<Verdict>, p: Option<Verdict>) -> Seen {
             process: alive(p.as_ref()),
             heartbeat,
         },
-        heartbeat_age: b.age,
+        heartbeat_age: b.age_seconds,
         heartbeat_pid: b.pid,
         pids: pids_of(p.as_ref()),
         verdicts: [g, p].into_iter().flatten().collect(),
@@ -396,18 +374,36 @@ fn seen_probed(g: Option<Verdict>, p: Option<Verdict>, h: Option<Verdict>) -> Se
     }
 }
 
+/// The verdicts of one sweep's probes, by agent: taken one agent at a time
+/// as the sweep steps them, so no per-agent vector outlives its step.
+#[derive(Debug, Default)]
+pub struct Probed {
+    verdicts: HashMap<usize, [Option<Verdict>; 3]>,
+}
+
+impl Probed {
+    /// What the sweep saw of the `i`-th agent of the fleet, `t`.
+    pub fn take(&mut self, i: usize, t: &Target) -> Seen {
+        let [g, p, h] = self.verdicts.remove(&i).unwrap_or_default();
+        match &t.heartbeat_seen {
+            Some(b) => seen_from(b, g, p),
+            None => seen_probed(g, p, h),
+        }
+    }
+}
+
 /// Probes the whole fleet at once: every probe concurrently under its own
 /// timeout, one `/proc` scan for all process probes. Agents whose heartbeat
 /// the survey read and that need no other probe cost nothing here.
-pub async fn probe(runner: &Runner, fleet: &[Target], timeout: Duration) -> Vec<Seen> {
+pub async fn probe(runner: &Runner, fleet: &[Target], timeout: Duration) -> Probed {
     let mut specs = Vec::new();
     let mut index = Vec::new(); // (target, slot: 0 gateway, 1 process, 2 heartbeat)
     for (i, t) in fleet.iter().enumerate() {
-        if let Some((host, port)) = &t.gateway {
+        if let Some(g) = &t.gateway {
             specs.push(
                 ProbeSpec::new(
                     format!("{i}.gateway"),
-                    ProbeKind::Tcp(TcpSpec::new(host, *port)),
+                    ProbeKind::Tcp(TcpSpec::new(&g.host, g.port)),
                 )
                 .timeout(timeout),
             );
@@ -420,10 +416,10 @@ pub async fn probe(runner: &Runner, fleet: &[Target], timeout: Duration) -> Vec<
             );
             index.push((i, 1));
         }
-        if t.heartbeat_seen.is_none() {
+        if let (None, Some(g)) = (&t.heartbeat_seen, &t.gateway) {
             let hb = HeartbeatSpec {
-                path: t.heartbeat.clone(),
-                max_age: t.stale_threshold,
+                path: g.heartbeat.clone(),
+                max_age: g.stale_threshold,
                 grace: None,
             };
             specs.push(
@@ -441,17 +437,7 @@ pub async fn probe(runner: &Runner, fleet: &[Target], timeout: Duration) -> Vec<
     for ((i, slot), v) in index.into_iter().zip(verdicts) {
         per.entry(i).or_default()[slot] = Some(v);
     }
-    fleet
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let [g, p, h] = per.remove(&i).unwrap_or_default();
-            match &t.heartbeat_seen {
-                Some(b) => seen_from(b, g, p),
-                None => seen_probed(g, p, h),
-            }
-        })
-        .collect()
+    Probed { verdicts: per }
 }
 
 #[cfg(test)]
@@ -470,7 +456,7 @@ mod footprint {
             size_of::<AgentView>(),
         );
         eprintln!("Target, Seen, AgentView: {sizes:?} bytes");
-        assert!(sizes.0 <= 288, "Target grew: {sizes:?}");
+        assert!(sizes.0 <= 224, "Target grew: {sizes:?}");
         assert!(sizes.1 <= 80, "Seen grew: {sizes:?}");
         assert!(sizes.2 <= 128, "AgentView grew: {sizes:?}");
     }

@@ -17,6 +17,7 @@ use axum::extract::State as AxState;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use nexus_metrics::escape_label as label;
 use serde_json::json;
 
 use crate::view::{AgentView, PoolSnapshot};
@@ -124,13 +125,6 @@ fn state_name(s: State) -> &'static str {
         State::Reviving => "reviving",
         State::Escalated => "escalated",
     }
-}
-
-/// A label value in the text format: `\`, `"` and newlines escaped.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -43,6 +43,7 @@ pub mod http;
 pub mod intent;
 pub mod ping;
 pub mod pool;
+pub mod ratelimit;
 pub mod view;
 
 pub use config::PoolConfig;

@@ -1,7 +1,10 @@
 //! Remote heartbeats: cron jobs on other hosts push their runs to the pool
 //! (`POST /ping/<job>`, `/ping/<job>/start`, `/ping/<job>/fail`,
 //! `/ping/<job>/<exit code>`, optional `?interval=1h`), token-authenticated
-//! (`Authorization: Bearer <token>`), body at most `max_body` bytes. Each
+//! (`Authorization: Bearer <token>`, else 401), body at most `max_body`
+//! bytes (else 413), at most `rate_limit` requests (one token bucket for
+//! the endpoint, checked before the token: else 429 with `Retry-After`);
+//! other methods get 405 with `Allow: POST`. Each
 //! ping is stored as the same `<job>.last` record a local job writes, so one
 //! `cron-heartbeat-check` over the ping directory covers the whole fleet.
 
@@ -10,11 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use nexus_heartbeat::{CronDirs, CronWriter, RunOutcome, now_epoch, parse_duration};
 use serde::Deserialize;
+
+use crate::ratelimit::{RateLimit, TokenBucket};
 
 /// Where pings go and who may send them.
 #[derive(Clone)]
@@ -27,6 +34,8 @@ pub struct PingIngest {
     pub default_interval: Duration,
     /// Largest accepted request body.
     pub max_body: usize,
+    /// Requests accepted at once and per minute (all senders together).
+    pub rate_limit: RateLimit,
 }
 
 impl std::fmt::Debug for PingIngest {
@@ -36,6 +45,7 @@ impl std::fmt::Debug for PingIngest {
             .field("token", &"***")
             .field("default_interval", &self.default_interval)
             .field("max_body", &self.max_body)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -48,11 +58,26 @@ struct PingQuery {
 /// The routes, to merge into the pool's router.
 pub fn router(ingest: PingIngest) -> Router {
     let max = ingest.max_body;
+    let bucket = Arc::new(TokenBucket::new(ingest.rate_limit));
     Router::new()
         .route("/ping/{job}", post(ping))
         .route("/ping/{job}/{what}", post(ping_what))
+        .route_layer(middleware::from_fn_with_state(bucket, limited))
         .layer(DefaultBodyLimit::max(max))
         .with_state(Arc::new(ingest))
+}
+
+/// 429 with `Retry-After` (whole seconds) once the bucket is empty.
+async fn limited(State(bucket): State<Arc<TokenBucket>>, req: Request, next: Next) -> Response {
+    match bucket.take() {
+        Ok(()) => next.run(req).await,
+        Err(wait) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, wait.as_secs().max(1).to_string())],
+            "too many pings; retry later\n",
+        )
+            .into_response(),
+    }
 }
 
 /// Compares in time independent of where the strings differ.
@@ -86,7 +111,7 @@ async fn ping(
     Query(q): Query<PingQuery>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> (StatusCode, String) {
+) -> Response {
     record(ingest, job, Kind::Success, q, headers, body.len()).await
 }
 
@@ -96,7 +121,7 @@ async fn ping_what(
     Query(q): Query<PingQuery>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> (StatusCode, String) {
+) -> Response {
     let kind = match what.as_str() {
         "start" => Kind::Start,
         "fail" => Kind::Exit(1),
@@ -106,8 +131,9 @@ async fn ping_what(
             Err(_) => {
                 return (
                     StatusCode::BAD_REQUEST,
-                    "expected /ping/<job>, /start, /fail or /<exit code 0-255>\n".into(),
-                );
+                    "expected /ping/<job>, /start, /fail or /<exit code 0-255>\n",
+                )
+                    .into_response();
             }
         },
     };
@@ -121,10 +147,26 @@ async fn record(
     q: PingQuery,
     headers: HeaderMap,
     _body_len: usize,
-) -> (StatusCode, String) {
+) -> Response {
     if !authorised(&ingest, &headers) {
-        return (StatusCode::UNAUTHORIZED, "missing or wrong token\n".into());
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "missing or wrong token\n",
+        )
+            .into_response();
     }
+    record_authorised(ingest, job, kind, q)
+        .await
+        .into_response()
+}
+
+async fn record_authorised(
+    ingest: Arc<PingIngest>,
+    job: String,
+    kind: Kind,
+    q: PingQuery,
+) -> (StatusCode, String) {
     if let Err(e) = nexus_heartbeat::validate_job_name(&job) {
         return (StatusCode::BAD_REQUEST, format!("{e}\n"));
     }
@@ -190,6 +232,7 @@ mod tests {
             token: TOKEN.into(),
             default_interval: Duration::from_secs(86_400),
             max_body: 1024,
+            rate_limit: RateLimit::default(),
         })
     }
 
@@ -296,9 +339,95 @@ mod tests {
                 dir: d.into(),
                 token: TOKEN.into(),
                 default_interval: Duration::ZERO,
-                max_body: 1
+                max_body: 1,
+                rate_limit: RateLimit::default(),
             }
         );
         assert!(!debug.contains(TOKEN));
+    }
+
+    async fn reply(app: Router, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+        let resp = app.oneshot(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_bad_method_gets_405_with_allow() {
+        let dir = tempfile::tempdir().unwrap();
+        for method in [Method::GET, Method::PUT, Method::DELETE, Method::PATCH] {
+            let req = Request::builder()
+                .method(method.clone())
+                .uri("/ping/j/start")
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .body(Body::empty())
+                .unwrap();
+            let (status, headers, _) = reply(app(dir.path()), req).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+            let allow = headers.get(header::ALLOW).map(|v| v.to_str().unwrap());
+            assert_eq!(allow, Some("POST"), "{method}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_token_gets_401_without_any_token_in_the_reply() {
+        let dir = tempfile::tempdir().unwrap();
+        for sent in [None, Some("guess-xyz"), Some(&TOKEN[..TOKEN.len() - 1])] {
+            let mut req = Request::builder().method(Method::POST).uri("/ping/j");
+            if let Some(t) = sent {
+                req = req.header("authorization", format!("Bearer {t}"));
+            }
+            let (status, headers, body) =
+                reply(app(dir.path()), req.body(Body::empty()).unwrap()).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+            let all = format!("{headers:?}{body}");
+            let short = &TOKEN[..TOKEN.len() - 1];
+            assert!(!all.contains(short) && !all.contains("guess-xyz"), "{all}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_gets_429_with_retry_after_and_writes_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = router(PingIngest {
+            dir: dir.path().to_path_buf(),
+            token: TOKEN.into(),
+            default_interval: Duration::from_secs(60),
+            max_body: 1024,
+            rate_limit: RateLimit {
+                burst: 5,
+                per_minute: 1,
+            },
+        });
+        let mut codes = Vec::new();
+        for i in 0..8 {
+            let token = if i == 0 { "wrong" } else { TOKEN };
+            let req = Request::builder()
+                .method(Method::POST)
+                .uri(format!("/ping/job{i}"))
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            let (status, headers, _) = reply(app.clone(), req).await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let wait: u64 = headers[header::RETRY_AFTER]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=60).contains(&wait), "{wait}");
+            }
+            codes.push(status.as_u16());
+        }
+        // A wrong token spends a token too (no free guessing).
+        assert_eq!(codes, [401, 200, 200, 200, 200, 429, 429, 429]);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
     }
 }

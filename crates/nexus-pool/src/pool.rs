@@ -88,7 +88,7 @@ impl PoolState {
             path: path.to_path_buf(),
             source: std::io::Error::other(e),
         })?;
-        nexus_heartbeat::write_atomic(path, &bytes, true)?;
+        nexus_heartbeat::write_private(path, &bytes, true)?;
         // The state now holds every journaled launch.
         let journal = crate::intent::journal_path(path);
         match std::fs::remove_file(&journal) {
@@ -249,40 +249,37 @@ impl Pool {
 
     /// Heartbeats stamped in the future are judged by progress (see
     /// [`crate::clock`]), not by their stamp.
-    fn judge_future_beats(&mut self, fleet: &[Target], seen: &mut [Seen]) {
-        let at = Instant::now();
-        for (t, s) in fleet.iter().zip(seen.iter_mut()) {
-            let future = s
-                .heartbeat_age
-                .is_some_and(|a| a < -crate::clock::FUTURE_SLACK);
-            if !future {
-                self.future_beats.forget(&t.key);
-                continue;
-            }
-            // Cell agents' targets carry no path (the survey read the
-            // file): find it, rarely, for the few stamped in the future.
-            let path = if t.heartbeat.as_os_str().is_empty() {
-                match (&t.cell, &self.store) {
-                    (Some((cell, agent)), Some(store)) => store
-                        .open(cell)
-                        .map(|c| c.heartbeat_path(agent))
-                        .unwrap_or_default(),
-                    _ => PathBuf::new(),
-                }
-            } else {
-                t.heartbeat.clone()
-            };
-            let version = crate::clock::Version::of(&path);
-            let judged = self
-                .future_beats
-                .judge(&t.key, version, t.stale_threshold, at);
-            s.probe.heartbeat = judged;
-            tracing::debug!(
-                "[{}] heartbeat stamped {:.0}s in the future (clock skew): judged {judged:?} by whether it still changes",
-                t.key,
-                -s.heartbeat_age.unwrap_or(0.0)
-            );
+    fn judge_future_beat(&mut self, t: &Target, s: &mut Seen) {
+        let future = s
+            .heartbeat_age
+            .is_some_and(|a| a < -crate::clock::FUTURE_SLACK);
+        if !future {
+            self.future_beats.forget(&t.key);
+            return;
         }
+        // Cell agents' targets carry no path (the survey read the file):
+        // find it, rarely, for the few stamped in the future.
+        let (path, threshold) = match (&t.gateway, &t.cell, &self.store, &self.cfg.cells) {
+            (Some(g), ..) => (g.heartbeat.clone(), g.stale_threshold),
+            (None, Some((cell, agent)), Some(store), Some(cells)) => (
+                store
+                    .open(cell)
+                    .map(|c| c.heartbeat_path(agent))
+                    .unwrap_or_default(),
+                cells.heartbeat_stale_threshold,
+            ),
+            _ => return,
+        };
+        let version = crate::clock::Version::of(&path);
+        let judged = self
+            .future_beats
+            .judge(&t.key, version, threshold, Instant::now());
+        s.probe.heartbeat = judged;
+        tracing::debug!(
+            "[{}] heartbeat stamped {:.0}s in the future (clock skew): judged {judged:?} by whether it still changes",
+            t.key,
+            -s.heartbeat_age.unwrap_or(0.0)
+        );
     }
 
     /// Records how a write of `kind` went (`state`, `events`, `cell-state`,
@@ -352,16 +349,19 @@ impl Pool {
         for w in warnings {
             tracing::warn!("{w}");
         }
-        let mut seen = probe(&self.runner, &fleet, self.cfg.pool.probe_timeout).await;
+        let mut probed = probe(&self.runner, &fleet, self.cfg.pool.probe_timeout).await;
         pause("sweep-probed").await;
-        self.judge_future_beats(&fleet, &mut seen);
+        self.make_room(&fleet);
         let decisions = self.poll_approvals(now).await;
         let mut views = Vec::with_capacity(fleet.len());
         let mut report = SweepReport {
             agents: fleet.len(),
             ..SweepReport::default()
         };
-        for (t, s) in fleet.iter().zip(&seen) {
+        for (i, t) in fleet.iter().enumerate() {
+            let mut seen = probed.take(i, t);
+            self.judge_future_beat(t, &mut seen);
+            let s = &seen;
             let mut health = assess(&s.probe, self.cfg.pool.dead_rule);
             // Our own child died: no need to wait for its heartbeat to age.
             // /proc says the process is gone: no need to confirm that.
@@ -400,7 +400,14 @@ impl Pool {
                 .get(&t.key)
                 .and_then(|id| decisions.get(id))
                 .copied();
-            let mut rec = self.state.records.remove(&t.key).unwrap_or_default();
+            // Taken out while its actions run (they need `&mut self`), put
+            // back in place: no key is re-allocated, no node re-balanced.
+            let mut rec = self
+                .state
+                .records
+                .get_mut(&t.key)
+                .map(std::mem::take)
+                .unwrap_or_default();
             let before = rec.state;
             let actions = step(&mut rec, health, t.policy, now, approval, &self.settings);
             self.carry_out(t, s, &mut rec, actions, now).await;
@@ -412,7 +419,20 @@ impl Pool {
                 report.confirm_soon = true;
             }
             views.push(self.view(t, s, &rec, now, false));
-            self.state.records.insert(t.key.clone(), rec);
+            match self.state.records.get_mut(&t.key) {
+                Some(slot) => *slot = rec,
+                None => {
+                    self.state.records.insert(t.key.clone(), rec);
+                }
+            }
+        }
+        // Incidents held back by the issue rate limit (or queued while Gitea
+        // was down) are delivered as far as the limit allows, even when no
+        // agent needed the engine this sweep.
+        if let Some(e) = &mut self.incidents
+            && let Err(err) = e.tick().await
+        {
+            tracing::warn!("incidents: {err}");
         }
         // Agents that left the fleet leave the state too.
         let keys: std::collections::HashSet<&str> = fleet.iter().map(|t| t.key.as_str()).collect();
@@ -443,6 +463,26 @@ impl Pool {
             Err(p) => *p.into_inner() = snapshot,
         }
         report
+    }
+
+    /// Gives every agent of the fleet a record before the sweep steps them.
+    /// New agents (all of them on a first sweep) are added in one bulk
+    /// build, which packs the map's nodes full; inserting 10,000 keys in
+    /// order one by one would leave every node half empty.
+    fn make_room(&mut self, fleet: &[Target]) {
+        let records = &self.state.records;
+        let new: Vec<(String, AgentRecord)> = fleet
+            .iter()
+            .filter(|t| !records.contains_key(&t.key))
+            .map(|t| (t.key.clone(), AgentRecord::default()))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        // Both build bulk: `collect` sorts in place and fills the nodes,
+        // `append` merges two sorted maps into full nodes.
+        let mut added: BTreeMap<String, AgentRecord> = new.into_iter().collect();
+        self.state.records.append(&mut added);
     }
 
     fn view(&self, t: &Target, s: &Seen, rec: &AgentRecord, now: f64, frozen: bool) -> AgentView {

@@ -3,7 +3,9 @@
 //! Dev-dependency only. Everything here binds `127.0.0.1`, lives in a temp
 //! directory and is stopped when its guard is dropped:
 //! - [`tcp`]: an accepting listener, a closed port, a listener that accepts
-//!   and never answers, and one whose backlog is full (connects hang);
+//!   and never answers, one whose backlog is full (connects hang), and a
+//!   [`tcp::Gate`] that forwards to a server and can close and reopen its
+//!   port (a real "unreachable, then back");
 //! - [`HttpServer`]: a tiny HTTP/1.1 server with a handler closure, able to
 //!   stream bodies of any size;
 //! - [`WsServer`]: a WebSocket echo server (tokio-tungstenite);
@@ -11,7 +13,12 @@
 //!   PostgreSQL binaries, started on a free port in a temp dir (PostgreSQL runs
 //!   as the `postgres` user when the tests run as root);
 //! - [`Sleeper`]: a process with a unique name, as a child or detached;
-//! - [`gitea::Fake`]: a stateful fake Gitea checked against the swagger.
+//! - [`gitea::Fake`]: a stateful fake Gitea checked against the swagger,
+//!   with fault modes: 500s for the next N requests (`fail_next`), 503 for
+//!   everything (`down`), answers delayed past the client's timeout after
+//!   the request took effect (`slow_next`), and its port closed and
+//!   reopened (`unreachable` / `reachable`, through a gate);
+//! - [`canary`]: the tokens tests use, and the check that none leaks.
 //!
 //! Fixtures panic with a clear message when they cannot start: a missing
 //! server binary is a test failure that points at `scripts/test`, never a
@@ -19,6 +26,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+pub mod canary;
 pub mod gitea;
 mod http;
 mod process;

@@ -124,3 +124,101 @@ pub async fn full_backlog() -> Listener {
     }
     panic!("the backlog of {addr} never filled up (16 connects completed)")
 }
+
+/// A TCP forwarder on a fixed loopback port in front of another server,
+/// which a test can close (the port is then really closed: connects are
+/// refused and open connections are cut) and open again on the same port.
+/// It runs on its own runtime thread, so a test that blocks (waiting for a
+/// child process) does not stall it.
+pub struct Gate {
+    pub addr: SocketAddr,
+    upstream: SocketAddr,
+    rt: Option<tokio::runtime::Runtime>,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("addr", &self.addr)
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    /// Opens a gate on a free port forwarding to `upstream`.
+    pub fn start(upstream: SocketAddr) -> Gate {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("testkit-gate")
+            .enable_all()
+            .build()
+            .unwrap();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let gate = Gate {
+            addr,
+            upstream,
+            rt: Some(rt),
+            tasks: Default::default(),
+        };
+        gate.serve(l);
+        gate
+    }
+
+    fn serve(&self, l: std::net::TcpListener) {
+        l.set_nonblocking(true).unwrap();
+        let rt = self.rt.as_ref().unwrap();
+        let _enter = rt.enter();
+        let l = TcpListener::from_std(l).unwrap();
+        let upstream = self.upstream;
+        let tasks = self.tasks.clone();
+        let accept = rt.spawn(async move {
+            while let Ok((mut down, _)) = l.accept().await {
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut up) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+                let mut t = tasks.lock().unwrap();
+                t.retain(|h| !h.is_finished());
+                t.push(conn.abort_handle());
+            }
+        });
+        self.tasks.lock().unwrap().push(accept.abort_handle());
+    }
+
+    /// Closes the port and cuts every open connection; returns once the
+    /// listener is gone (a connect is refused from then on).
+    pub fn close(&self) {
+        let handles: Vec<_> = std::mem::take(&mut *self.tasks.lock().unwrap());
+        for h in &handles {
+            h.abort();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while handles.iter().any(|h| !h.is_finished()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gate {} did not close within 5 s",
+                self.addr
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Listens again on the same port.
+    pub fn open(&self) {
+        let l = std::net::TcpListener::bind(self.addr)
+            .unwrap_or_else(|e| panic!("cannot re-bind {}: {e}", self.addr));
+        self.serve(l);
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}

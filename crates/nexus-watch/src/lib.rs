@@ -23,6 +23,7 @@
 mod config;
 mod defaults;
 mod error;
+mod metrics;
 mod recovery;
 mod report;
 mod status;

@@ -75,7 +75,7 @@ impl RecoveryState {
                 source,
             }
         })?;
-        nexus_heartbeat::write_atomic(&path, &bytes, true)
+        nexus_heartbeat::write_private(&path, &bytes, true)
     }
 }
 

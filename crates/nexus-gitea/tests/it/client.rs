@@ -109,14 +109,52 @@ async fn a_500_is_retried_then_succeeds() {
     fake.st().add_issue("x", "", vec![]);
     fake.st().fail_next.extend([500, 502]);
     let client = GiteaClient::new(&config(&fake.url())).unwrap();
-    let c = client.comment(1, "hello").await.unwrap();
-    assert_eq!(c.body, "hello");
-    let st = fake.st();
-    assert_eq!(
-        st.count("POST /api/v1/repos/ops/alerts/issues/1/comments"),
-        3
+    let i = client.get_issue(1).await.unwrap();
+    assert_eq!(i.number, 1);
+    assert_eq!(fake.st().count("GET /api/v1/repos/ops/alerts/issues/1"), 3);
+}
+
+#[tokio::test]
+async fn a_post_is_not_retried_after_a_500_or_a_timeout_only_after_a_refused_connect() {
+    let fake = Fake::start().await;
+    fake.st().add_issue("x", "", vec![]);
+    let client = GiteaClient::new(&config(&fake.url())).unwrap();
+    // 500: Gitea may have acted; the engine's outbox redelivers with a check.
+    fake.st().fail_next.push_back(500);
+    let err = client.comment(1, "hello").await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(fake.st().count("POST"), 1);
+    // A timeout on a request that took effect: not retried blindly.
+    let mut cfg = config(&fake.url());
+    cfg.timeout = Duration::from_millis(200);
+    let slow = GiteaClient::new(&cfg).unwrap();
+    {
+        let mut st = fake.st();
+        st.slow_next = 1;
+        st.slow_by = Duration::from_millis(600);
+    }
+    let err = slow.comment(1, "late").await.unwrap_err();
+    assert!(
+        err.is_transient() && err.to_string().contains("timed out"),
+        "{err}"
     );
-    assert_eq!(st.comments.len(), 1, "one comment despite the retries");
+    assert_eq!(fake.st().count("POST"), 2);
+    assert_eq!(fake.st().comments_of(1), ["late"], "it did take effect");
+    // 429: Gitea did not act; retried.
+    fake.st().fail_next.push_back(429);
+    client.comment(1, "after 429").await.unwrap();
+    assert_eq!(fake.st().count("POST"), 4);
+    // Port closed: refused, so surely not sent: retried, then unreachable.
+    fake.unreachable();
+    let err = client.comment(1, "refused").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Unreachable { attempts: 3, .. }),
+        "{err}"
+    );
+    fake.reachable();
+    client.comment(1, "back").await.unwrap();
+    assert_eq!(fake.st().comments_of(1), ["late", "after 429", "back"]);
+    fake.assert_contract();
 }
 
 #[tokio::test]

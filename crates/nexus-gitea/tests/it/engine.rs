@@ -521,8 +521,8 @@ async fn gitea_down_queues_durably_and_delivers_in_order_after_a_restart() {
                 "POST /api/v1/repos/ops/alerts/issues/1/comments", // process missing
                 "POST /api/v1/repos/ops/alerts/issues/1/comments", // recovery
                 "PATCH /api/v1/repos/ops/alerts/issues/1", // close
-                "PATCH /api/v1/repos/ops/alerts/issues/1", // reopen (within window)
                 "POST /api/v1/repos/ops/alerts/issues/1/comments", // port closed
+                "PATCH /api/v1/repos/ops/alerts/issues/1", // reopen (within window)
             ],
             "{:#?}",
             st.log
@@ -554,6 +554,7 @@ async fn a_refused_queued_action_moves_to_failed_and_the_rest_is_delivered() {
     .unwrap();
     outbox
         .enqueue(&nexus_gitea::QueuedAction {
+            id: String::new(),
             kind: ActionKind::Open,
             check: failing("queued"),
             decided_at: T0,

@@ -11,4 +11,6 @@
 
 mod client;
 mod engine;
+mod faults;
+mod load;
 use nexus_testkit::gitea::fake;

@@ -11,4 +11,5 @@
 )]
 
 mod botapi;
+mod flood;
 mod telegram;

@@ -140,3 +140,31 @@ async fn status_page_escapes_and_shows_every_agent() {
     assert!(body.contains("Operation &lt;Lazarus&gt;") && !body.contains("<Lazarus>"));
     assert!(body.contains("name=\"viewport\"") && body.contains("http-equiv=\"refresh\""));
 }
+
+#[tokio::test]
+async fn other_methods_get_405_with_allow_and_nothing_changes() {
+    let now = super::now();
+    let s = shared(sample(now));
+    for path in ["/", "/health", "/metrics", "/api/agents"] {
+        for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
+            let res = router(s.clone())
+                .oneshot(
+                    Request::builder()
+                        .method(method.clone())
+                        .uri(path)
+                        .body(Body::from(vec![b'x'; 1 << 20]))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            let allow = res.headers()[header::ALLOW].to_str().unwrap().to_string();
+            assert!(allow.contains("GET") && allow.contains("HEAD"), "{allow}");
+        }
+    }
+    assert_eq!(read(&s).sweeps, 7, "the snapshot is read-only over HTTP");
+}

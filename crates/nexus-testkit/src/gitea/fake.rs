@@ -22,6 +22,7 @@ use mockito::{Matcher, Mock, ServerGuard};
 use serde_json::{Value, json};
 
 use super::swagger;
+use crate::tcp::Gate;
 
 pub const TOKEN: &str = "s3cr3t-t0ken-value";
 pub const REPO: &str = "ops/alerts";
@@ -52,15 +53,26 @@ pub struct FakeState {
     pub fail_next: VecDeque<u16>,
     /// Answer 503 to everything.
     pub down: bool,
+    /// The next this-many requests are carried out, but answered only after
+    /// `slow_by` (past the client's timeout): the client sees a timeout for
+    /// a request that took effect, as with an overloaded Gitea.
+    pub slow_next: u32,
+    pub slow_by: std::time::Duration,
+    /// Only requests whose `METHOD path` starts with this are slowed ("" = any).
+    pub slow_prefix: String,
     /// Inserted just before the next created issue (simulates another host
     /// creating the same subject's issue between our find and our create).
     pub inject_before_create: Option<FIssue>,
     pub violations: Vec<String>,
+    /// Requests whose path, query or body held a canary token (checked on
+    /// drop of [`Fake`], for every test that uses it).
+    pub leaks: Vec<String>,
     next_id: i64,
     clock: i64,
 }
 
 pub struct Reply {
+    delay: std::time::Duration,
     status: usize,
     total: String,
     link: String,
@@ -150,6 +162,7 @@ impl FakeState {
 
     fn err(status: usize, msg: &str) -> Reply {
         Reply {
+            delay: std::time::Duration::ZERO,
             status,
             total: String::new(),
             link: String::new(),
@@ -159,6 +172,7 @@ impl FakeState {
 
     fn ok(status: usize, body: Value) -> Reply {
         Reply {
+            delay: std::time::Duration::ZERO,
             status,
             total: String::new(),
             link: String::new(),
@@ -167,9 +181,42 @@ impl FakeState {
     }
 
     pub fn handle(&mut self, req: &mockito::Request) -> Reply {
+        let mut r = self.serve(req);
+        let line = self.log.last().cloned().unwrap_or_default();
+        if self.slow_next > 0 && !self.down && line.starts_with(&self.slow_prefix) {
+            self.slow_next -= 1;
+            r.delay = self.slow_by;
+            self.log
+                .push(format!("(answer to {line} delayed {:?})", self.slow_by));
+        }
+        r
+    }
+
+    /// Comment bodies of an issue, oldest first.
+    pub fn comments_of(&self, number: u64) -> Vec<&str> {
+        self.comments
+            .iter()
+            .filter(|c| c.0 == number)
+            .map(|c| c.1.as_str())
+            .collect()
+    }
+
+    fn serve(&mut self, req: &mockito::Request) -> Reply {
         let method = req.method().to_owned();
         let pq = req.path_and_query().to_owned();
         self.log.push(format!("{method} {pq}"));
+        // The token belongs in the Authorization header, nowhere else: not
+        // in a title, body, comment, label or URL.
+        let raw = req.body().map(|b| b.as_slice()).unwrap_or_default();
+        for (part, text) in [("URL", pq.as_bytes()), ("body", raw)] {
+            let found = crate::canary::leaks(text);
+            if !found.is_empty() {
+                self.leaks.push(format!(
+                    "{method} {pq}: {found:?} in the {part}: {}",
+                    String::from_utf8_lossy(text)
+                ));
+            }
+        }
         if self.down {
             return Self::err(503, "");
         }
@@ -335,6 +382,39 @@ impl FakeState {
                 self.validated("Issue", &v, "PATCH issue response");
                 Self::ok(201, v)
             }
+            ("GET", ["issues", n, "comments"]) => {
+                let Some(number) = self
+                    .issues
+                    .iter()
+                    .find(|i| i.number.to_string() == *n)
+                    .map(|i| i.number)
+                else {
+                    return Self::err(404, "The target couldn't be found.");
+                };
+                let items: Vec<Value> = self
+                    .comments
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.0 == number)
+                    .map(|(k, c)| {
+                        json!({"id": 100_000 + k, "html_url": format!("https://git.example.com/{REPO}/issues/{n}#issuecomment-{k}"),
+                            "pull_request_url": "", "issue_url": format!("https://git.example.com/{REPO}/issues/{n}"),
+                            "user": Self::user_json("monitor"), "original_author": "", "original_author_id": 0,
+                            "body": c.1, "assets": [], "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"})
+                    })
+                    .collect();
+                for v in &items {
+                    self.validated("Comment", v, "GET comments response");
+                }
+                let total = items.len();
+                Reply {
+                    delay: std::time::Duration::ZERO,
+                    status: 200,
+                    total: total.to_string(),
+                    link: String::new(),
+                    body: Value::Array(items).to_string(),
+                }
+            }
             ("POST", ["issues", n, "comments"]) => {
                 self.validated("CreateIssueCommentOption", &body, "POST comment request");
                 let Some(b) = body["body"].as_str().filter(|b| !b.is_empty()) else {
@@ -393,6 +473,7 @@ impl FakeState {
                     i.labels.retain(|l| *l != id);
                 }
                 Reply {
+                    delay: std::time::Duration::ZERO,
                     status: 204,
                     total: String::new(),
                     link: String::new(),
@@ -443,6 +524,7 @@ impl FakeState {
             }
         }
         Reply {
+            delay: std::time::Duration::ZERO,
             status: 200,
             total: total.to_string(),
             link: links.join(","),
@@ -489,8 +571,29 @@ fn decode(s: &str) -> String {
 
 pub struct Fake {
     pub server: ServerGuard,
+    /// What clients talk to: a forwarder that [`Fake::unreachable`] closes.
+    pub gate: Gate,
     pub state: Arc<Mutex<FakeState>>,
     _mocks: Vec<Mock>,
+}
+
+/// Every test that starts the fake is checked for leaked tokens when the
+/// fake goes away (unless the test is already failing).
+impl Drop for Fake {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let leaks = match self.state.lock() {
+            Ok(s) => s.leaks.clone(),
+            Err(p) => p.into_inner().leaks.clone(),
+        };
+        assert!(
+            leaks.is_empty(),
+            "secrets sent to Gitea:\n{}",
+            leaks.join("\n")
+        );
+    }
 }
 
 impl Fake {
@@ -535,29 +638,52 @@ impl Fake {
                         .unwrap_or_default()
                 })
                 .with_body_from_request(move |_| {
-                    s4.lock()
-                        .unwrap()
-                        .take()
-                        .map(|r| r.body.into_bytes())
-                        .unwrap_or_default()
+                    let r = s4.lock().unwrap().take();
+                    match r {
+                        Some(r) => {
+                            // Late answer: the state already changed.
+                            std::thread::sleep(r.delay);
+                            r.body.into_bytes()
+                        }
+                        None => Vec::new(),
+                    }
                 })
                 .create_async()
                 .await;
             mocks.push(m);
         }
+        let gate = Gate::start(server.socket_address());
         Fake {
             server,
+            gate,
             state,
             _mocks: mocks,
         }
     }
 
+    /// The URL clients use (through the gate).
     pub fn url(&self) -> String {
-        self.server.url()
+        format!("http://{}", self.gate.addr)
+    }
+
+    /// Closes the port: connects are refused, open connections are cut.
+    pub fn unreachable(&self) {
+        self.gate.close();
+    }
+
+    /// Listens again on the same port.
+    pub fn reachable(&self) {
+        self.gate.open();
     }
 
     pub fn st(&self) -> std::sync::MutexGuard<'_, FakeState> {
         self.state.lock().unwrap()
+    }
+
+    /// Fails the test if a canary token reached the fake in a URL or body.
+    pub fn assert_no_leaks(&self) {
+        let l = &self.st().leaks;
+        assert!(l.is_empty(), "secrets sent to Gitea:\n{}", l.join("\n"));
     }
 
     /// Fails the test if any body broke the swagger contract.
@@ -567,6 +693,49 @@ impl Fake {
             v.is_empty(),
             "swagger contract violations:\n{}",
             v.join("\n")
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn post(fake: &Fake, path: &str, body: &str) {
+        let addr = fake.server.host_with_port();
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: token {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).await.unwrap();
+        assert!(reply.starts_with(b"HTTP/1.1 "), "{reply:?}");
+    }
+
+    #[tokio::test]
+    async fn a_token_in_an_issue_or_a_url_is_caught() {
+        let fake = Fake::start().await;
+        let issues = format!("/api/v1/repos/{REPO}/issues");
+        post(&fake, &issues, r#"{"title":"[x] down","body":"all fine"}"#).await;
+        assert!(fake.st().leaks.is_empty());
+        let leaked = format!(r#"{{"title":"[x] down","body":"GITEA_TOKEN={TOKEN}"}}"#);
+        post(&fake, &issues, &leaked).await;
+        let tg = crate::canary::TELEGRAM_TOKEN;
+        post(
+            &fake,
+            &format!("{issues}/1/comments?x={tg}"),
+            r#"{"body":"b"}"#,
+        )
+        .await;
+        let leaks = std::mem::take(&mut fake.st().leaks);
+        assert_eq!(leaks.len(), 2, "{leaks:?}");
+        assert!(
+            leaks[0].contains("body") && leaks[1].contains("URL"),
+            "{leaks:?}"
         );
     }
 }
