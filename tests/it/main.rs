@@ -9,6 +9,7 @@
     unreachable_pub
 )]
 
+mod bench;
 mod cell;
 mod cron;
 mod heartbeat;

@@ -196,6 +196,16 @@ fn locate_seed(cli: &Cli) -> Result<Seed, String> {
         ));
     }
     let python = find_in_path("python3").ok_or("python3 is not on PATH")?;
+    // The interpreter itself, not a wrapper such as a pyenv shim (a shell
+    // script that would add its own start-up to every seed run).
+    let python = Command::new(&python)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .filter(|p| p.is_file())
+        .ok_or_else(|| format!("{} does not run", python.display()))?;
     Ok(Seed {
         python,
         floor_c: base.join("floor/floor.c"),
@@ -825,7 +835,7 @@ fn run_floor(b: &Bench<'_>, root: &Path, files: usize) -> anyhow::Result<Option<
 
 fn print_report(r: &Report, b: &Bench<'_>) {
     println!(
-        "nexus-bench: {} runs per case (medians); {} cpus, {}, kernel {}; {}; network namespace: {}",
+        "nexus-bench: {} runs per case (medians); {} cpus, {}, kernel {}; {} (CPU in 10 ms steps); network namespace: {}",
         r.runs,
         r.machine.cpus,
         r.machine.cpu_model,

@@ -94,6 +94,27 @@ pub(crate) fn ratio(seed: Option<f64>, ours: Option<f64>) -> String {
     }
 }
 
+/// `/usr/bin/time` counts CPU in 10 ms steps: 0 means under one step.
+pub(crate) const CPU_STEP_S: f64 = 0.01;
+
+/// CPU time; `<10 ms` below the resolution of `/usr/bin/time`.
+pub(crate) fn cpu(s: Option<f64>) -> String {
+    match s {
+        Some(s) if s < CPU_STEP_S / 2.0 => "<10 ms".to_string(),
+        other => secs(other),
+    }
+}
+
+/// `seed / ours` CPU; a lower bound (`>42x`) when ours is under one step.
+pub(crate) fn cpu_ratio(seed: Option<f64>, ours: Option<f64>) -> String {
+    match (seed, ours) {
+        (Some(s), Some(o)) if o < CPU_STEP_S / 2.0 && s >= CPU_STEP_S => {
+            format!(">{}", ratio(Some(s), Some(CPU_STEP_S)))
+        }
+        _ => ratio(seed, ours),
+    }
+}
+
 fn us(v: Option<f64>) -> String {
     v.filter(|v| v.is_finite())
         .map_or("-".to_string(), |v| format!("{v:.1} µs"))
@@ -102,7 +123,7 @@ fn us(v: Option<f64>) -> String {
 fn cells(side: &Side) -> [String; 3] {
     match (&side.skipped, &side.summary) {
         (Some(why), _) => [format!("skipped: {why}"), "-".into(), "-".into()],
-        (None, Some(s)) if s.n > 0 => [secs(Some(s.wall_s)), secs(s.cpu_s), mib(s.maxrss_kb)],
+        (None, Some(s)) if s.n > 0 => [secs(Some(s.wall_s)), cpu(s.cpu_s), mib(s.maxrss_kb)],
         (None, Some(s)) if s.timed_out > 0 => ["timed out".into(), "-".into(), "-".into()],
         _ => ["-".into(), "-".into(), "-".into()],
     }
@@ -122,7 +143,7 @@ pub(crate) fn render_main(rows: &[Row]) -> String {
         let s = cells(&r.seed);
         let (fo, fs) = (finished(&r.ours), finished(&r.seed));
         let rw = ratio(fs.map(|s| s.wall_s), fo.map(|o| o.wall_s));
-        let rc = ratio(fs.and_then(|s| s.cpu_s), fo.and_then(|o| o.cpu_s));
+        let rc = cpu_ratio(fs.and_then(|s| s.cpu_s), fo.and_then(|o| o.cpu_s));
         let _ = writeln!(
             t,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {rw} | {rc} |",
@@ -201,6 +222,11 @@ mod tests {
         assert_eq!(ratio(Some(0.06), Some(0.04)), "1.5x");
         assert_eq!(ratio(Some(1.0), Some(0.0)), "-");
         assert_eq!(ratio(None, Some(1.0)), "-");
+        assert_eq!(cpu(Some(0.0)), "<10 ms");
+        assert_eq!(cpu(Some(0.02)), "20.0 ms");
+        assert_eq!(cpu_ratio(Some(0.42), Some(0.0)), ">42x");
+        assert_eq!(cpu_ratio(Some(0.42), Some(0.02)), "21x");
+        assert_eq!(cpu_ratio(Some(0.0), Some(0.0)), "-");
     }
 
     #[test]
