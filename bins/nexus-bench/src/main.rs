@@ -186,6 +186,7 @@ fn locate_seed(cli: &Cli) -> Result<Seed, String> {
         .seed_dir
         .clone()
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/baselines"));
+    let base = base.canonicalize().unwrap_or(base);
     let dir = base.join("seed");
     let lazarus = dir.join("lazarus_pit.py");
     let pool = dir.join("resurrection_pool.py");
@@ -209,7 +210,7 @@ fn locate_seed(cli: &Cli) -> Result<Seed, String> {
     Ok(Seed {
         python,
         floor_c: base.join("floor/floor.c"),
-        dir: dir.canonicalize().unwrap_or(dir),
+        dir,
         lazarus,
         pool,
     })
@@ -876,6 +877,12 @@ fn print_report(r: &Report, b: &Bench<'_>) {
             "Floor (floor.c, one core, {} files): {:.2} µs/file open+read+parse by path, {:.2} µs/file in a whole readdir+openat tick",
             f.files, f.path_us, f.tick_us
         );
+    }
+    let busy = table::render_contention(&r.rows, 0.25);
+    if !busy.is_empty() {
+        println!();
+        println!("Disturbed runs (the machine was not quiet; compare ratios, rerun to confirm):");
+        print!("{busy}");
     }
     println!();
     println!("Checks (what each program saw, last run):");

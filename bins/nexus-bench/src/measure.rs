@@ -53,6 +53,9 @@ pub(crate) struct Sample {
     /// Exit code (None when killed by a signal).
     pub(crate) rc: Option<i32>,
     pub(crate) timed_out: bool,
+    /// CPU used by everything else on the machine during the run, in cores
+    /// (2.0 = both cores busy elsewhere): a run above ~0.25 was disturbed.
+    pub(crate) other_cores: Option<f64>,
     #[serde(skip)]
     pub(crate) stdout: PathBuf,
     #[serde(skip)]
@@ -109,6 +112,7 @@ impl Runner {
             .env("LC_ALL", "C.UTF-8");
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
 
+        let busy0 = host_busy_s();
         let t0 = Instant::now();
         let mut child = cmd
             .spawn()
@@ -142,6 +146,7 @@ impl Runner {
             maxrss_kb: None,
             rc: status.code(),
             timed_out,
+            other_cores: None,
             stdout: out_p,
             stderr: err_p,
         };
@@ -154,8 +159,30 @@ impl Runner {
                 s.rc = Some(rc);
             }
         }
+        if let (Some(b0), Some(b1), Some(cpu)) = (busy0, host_busy_s(), s.cpu_s()) {
+            // Both counters tick in 10 ms steps: allow two steps of slack.
+            s.other_cores = Some(((b1 - b0 - cpu - 0.02) / s.wall_s).max(0.0));
+        }
         Ok(s)
     }
+}
+
+/// Busy CPU seconds of the whole machine so far (all cores), from /proc/stat
+/// (user nice system irq softirq steal, at USER_HZ = 100).
+fn host_busy_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| v.get(i))
+        .sum::<u64>();
+    Some(busy as f64 / 100.0)
 }
 
 /// Medians over the runs that finished.
@@ -169,6 +196,8 @@ pub(crate) struct Summary {
     pub(crate) wall_max_s: f64,
     pub(crate) cpu_s: Option<f64>,
     pub(crate) maxrss_kb: Option<u64>,
+    /// The most other processes used during a run, in cores.
+    pub(crate) other_cores_max: Option<f64>,
 }
 
 /// The median (mean of the middle two for an even count); None when empty.
@@ -205,6 +234,10 @@ pub(crate) fn summarize(samples: &[Sample]) -> Summary {
             .then(|| median(rss))
             .flatten()
             .map(|k| k.round() as u64),
+        other_cores_max: ok
+            .iter()
+            .filter_map(|s| s.other_cores)
+            .fold(None, |m, x| Some(m.map_or(x, |m: f64| m.max(x)))),
     }
 }
 
@@ -292,6 +325,7 @@ mod tests {
             maxrss_kb: Some(1000),
             rc: Some(0),
             timed_out: to,
+            other_cores: Some(w / 10.0),
             stdout: PathBuf::new(),
             stderr: PathBuf::new(),
         };
@@ -308,6 +342,7 @@ mod tests {
         assert_eq!(s.wall_max_s, 3.0);
         assert_eq!(s.cpu_s, Some(1.0));
         assert_eq!(s.maxrss_kb, Some(1000));
+        assert_eq!(s.other_cores_max, Some(0.3));
         assert_eq!(median(vec![1.0, 2.0, 3.0, 4.0]), Some(2.5));
     }
 }

@@ -167,6 +167,25 @@ pub(crate) fn render_checks(rows: &[Row]) -> String {
     t
 }
 
+/// Cases during which other processes used more than `threshold` cores.
+pub(crate) fn render_contention(rows: &[Row], threshold: f64) -> String {
+    let mut t = String::new();
+    for r in rows {
+        for (who, side) in [("ours", &r.ours), ("seed", &r.seed)] {
+            if let Some(o) = side.summary.as_ref().and_then(|s| s.other_cores_max)
+                && o > threshold
+            {
+                let _ = writeln!(
+                    t,
+                    "- {} {} ({who}): other processes used up to {o:.2} cores",
+                    r.case, r.size
+                );
+            }
+        }
+    }
+    t
+}
+
 /// Cost per agent per sweep, against the C floor's cost per file.
 pub(crate) fn render_per_agent(items: &[PerAgent], floor: Option<&Floor>) -> String {
     let mut t = String::new();
@@ -207,6 +226,7 @@ mod tests {
                 wall_max_s: wall,
                 cpu_s: Some(cpu),
                 maxrss_kb: Some(rss),
+                other_cores_max: None,
             }),
             ..Side::default()
         }
@@ -277,6 +297,14 @@ mod tests {
             seed: Side::default(),
         }];
         assert!(render_main(&rows).contains("| timed out | - | - |"));
+        assert_eq!(render_contention(&rows, 0.25), "");
+        let mut busy = rows[0].clone();
+        busy.seed = side(1.0, 1.0, 1);
+        busy.seed.summary.as_mut().unwrap().other_cores_max = Some(0.8);
+        assert_eq!(
+            render_contention(&[busy], 0.25),
+            "- cells 100 agents (seed): other processes used up to 0.80 cores\n"
+        );
         assert_eq!(
             render_checks(&rows),
             "- cells 100 agents (ours): MISMATCH: expected 10 unhealthy, saw 9\n"
