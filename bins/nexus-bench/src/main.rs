@@ -82,6 +82,10 @@ struct Cli {
     /// Hard limit per child run, seconds.
     #[arg(long, default_value_t = 120.0)]
     limit: f64,
+    /// Before each program's runs, wait up to this many seconds for the
+    /// machine to be quiet (other processes under 0.25 cores for 3 s).
+    #[arg(long, default_value_t = 0.0)]
+    quiet_wait: f64,
     /// Write every sample and summary as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -360,6 +364,12 @@ impl Bench<'_> {
         after: &dyn Fn(),
         check: &dyn Fn(&Sample) -> Check,
     ) -> anyhow::Result<Side> {
+        if self.cli.quiet_wait > 0.0 {
+            let quiet = measure::wait_quiet(Duration::from_secs_f64(self.cli.quiet_wait), 0.25);
+            if !quiet {
+                log(&format!("  {label}: the machine did not become quiet"));
+            }
+        }
         let mut samples = Vec::new();
         for i in 0..self.runs {
             let s = self
@@ -487,6 +497,10 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     anyhow::ensure!(
         cli.limit > 0.0 && cli.limit.is_finite(),
         "--limit must be > 0"
+    );
+    anyhow::ensure!(
+        (0.0..=600.0).contains(&cli.quiet_wait),
+        "--quiet-wait must be 0-600 s"
     );
 
     let bin_dir = match &cli.bin_dir {

@@ -169,7 +169,7 @@ impl Runner {
 
 /// Busy CPU seconds of the whole machine so far (all cores), from /proc/stat
 /// (user nice system irq softirq steal, at USER_HZ = 100).
-fn host_busy_s() -> Option<f64> {
+pub(crate) fn host_busy_s() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let v: Vec<u64> = stat
         .lines()
@@ -183,6 +183,25 @@ fn host_busy_s() -> Option<f64> {
         .filter_map(|&i| v.get(i))
         .sum::<u64>();
     Some(busy as f64 / 100.0)
+}
+
+/// Waits, at most `max`, until other processes have used less than
+/// `threshold` cores for three 1 s windows in a row. Returns whether the
+/// machine became quiet.
+pub(crate) fn wait_quiet(max: Duration, threshold: f64) -> bool {
+    let t0 = Instant::now();
+    let mut quiet = 0;
+    while quiet < 3 && t0.elapsed() < max {
+        let Some(b0) = host_busy_s() else {
+            return false;
+        };
+        std::thread::sleep(Duration::from_secs(1));
+        let Some(b1) = host_busy_s() else {
+            return false;
+        };
+        quiet = if b1 - b0 < threshold { quiet + 1 } else { 0 };
+    }
+    quiet >= 3
 }
 
 /// Medians over the runs that finished.
