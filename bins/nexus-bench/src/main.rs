@@ -377,12 +377,13 @@ impl Bench<'_> {
                 .run(&argv, cwd, &self.work.join(format!("{label}.run{i}")))?;
             after();
             log(&format!(
-                "  {label} run {}: wall {} cpu {} rss {} exit {:?}{}",
+                "  {label} run {}: wall {} cpu {} rss {} exit {:?} other {:.2} cores{}",
                 i + 1,
                 table::secs(Some(s.wall_s)),
                 table::secs(s.cpu_s()),
                 table::mib(s.maxrss_kb),
                 s.rc,
+                s.other_cores.unwrap_or(f64::NAN),
                 if s.timed_out { " TIMED OUT" } else { "" }
             ));
             let stop = s.timed_out;
