@@ -1,10 +1,9 @@
 //! `nexus-bench` smoke run: our binaries only, the smallest sizes, one run;
 //! the JSON it writes must describe what it measured.
 
-use nexus_e2e::Run;
 use std::process::Command;
 
-use nexus_e2e::bin;
+use nexus_e2e::{Run, bin};
 use serde_json::Value;
 
 #[test]
