@@ -9,6 +9,7 @@
     unreachable_pub
 )]
 
+mod bench;
 mod canary;
 mod cell;
 mod clock;

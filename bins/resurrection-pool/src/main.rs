@@ -256,6 +256,7 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
 /// `--once`'s report: one line (or JSON object) per agent, written through
 /// one buffer (10,000 agents are 10,000 lines, not 10,000 writes).
 fn print_once(cli: &Cli, pool: &Pool, report: &SweepReport) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
     use std::io::Write;
     let shared = pool.shared();
     let snapshot = match shared.read() {
@@ -267,15 +268,19 @@ fn print_once(cli: &Cli, pool: &Pool, report: &SweepReport) -> anyhow::Result<()
         serde_json::to_writer_pretty(&mut out, &snapshot.agents)?;
         writeln!(out)?;
     } else {
+        let mut age = String::new();
         for a in &snapshot.agents {
-            let state = format!("{:?}", a.state).to_lowercase();
-            let age = a
-                .heartbeat_age
-                .map_or("none".into(), |h| format!("{h:.0}s"));
+            age.clear();
+            match a.heartbeat_age {
+                Some(h) => write!(age, "{h:.0}s")?,
+                None => age.push_str("none"),
+            }
             write!(
                 out,
-                "{state:<10} {:<24} heartbeat {age:>8} attempts {}",
-                a.name, a.revive_attempts
+                "{:<10} {:<24} heartbeat {age:>8} attempts {}",
+                a.state.as_str(),
+                a.name,
+                a.revive_attempts
             )?;
             match &a.cell {
                 Some(c) => writeln!(out, "  cell {c}")?,

@@ -116,17 +116,6 @@ const STATES: [State; 6] = [
     State::Escalated,
 ];
 
-fn state_name(s: State) -> &'static str {
-    match s {
-        State::Unknown => "unknown",
-        State::Healthy => "healthy",
-        State::Degraded => "degraded",
-        State::Dead => "dead",
-        State::Reviving => "reviving",
-        State::Escalated => "escalated",
-    }
-}
-
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -162,7 +151,7 @@ pub fn render_metrics(s: &PoolSnapshot) -> String {
             let _ = writeln!(
                 out,
                 "nexus_pool_agent_state{{{id},state=\"{}\"}} {}",
-                state_name(st),
+                st.as_str(),
                 u8::from(a.state == st)
             );
         }
@@ -334,7 +323,7 @@ h1{{font-size:1.4em}}h2{{font-size:1.1em;margin-top:1.5em}}\
 }
 
 fn write_agent(html: &mut String, a: &AgentView) {
-    let st = state_name(a.state);
+    let st = a.state.as_str();
     let _ = write!(
         html,
         "<div class=\"agent\" data-agent=\"{name}\" data-state=\"{st}\">\

@@ -106,6 +106,20 @@ pub enum State {
     Escalated,
 }
 
+impl State {
+    /// The lower-case name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Unknown => "unknown",
+            State::Healthy => "healthy",
+            State::Degraded => "degraded",
+            State::Dead => "dead",
+            State::Reviving => "reviving",
+            State::Escalated => "escalated",
+        }
+    }
+}
+
 /// An approval request in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Pending {
