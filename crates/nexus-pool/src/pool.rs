@@ -471,14 +471,20 @@ impl Pool {
     /// order one by one would leave every node half empty.
     fn make_room(&mut self, fleet: &[Target]) {
         let records = &self.state.records;
-        let new: Vec<(String, AgentRecord)> = fleet
+        let missing = fleet
             .iter()
             .filter(|t| !records.contains_key(&t.key))
-            .map(|t| (t.key.clone(), AgentRecord::default()))
-            .collect();
-        if new.is_empty() {
+            .count();
+        if missing == 0 {
             return;
         }
+        let mut new: Vec<(String, AgentRecord)> = Vec::with_capacity(missing);
+        new.extend(
+            fleet
+                .iter()
+                .filter(|t| !records.contains_key(&t.key))
+                .map(|t| (t.key.clone(), AgentRecord::default())),
+        );
         // Both build bulk: `collect` sorts in place and fills the nodes,
         // `append` merges two sorted maps into full nodes.
         let mut added: BTreeMap<String, AgentRecord> = new.into_iter().collect();
