@@ -1,6 +1,7 @@
-//! Secrets never leak, by construction: every e2e test captures a binary's
-//! output through `nexus_e2e::Run`, which checks it for the canary tokens,
-//! and this test fails when one captures output any other way. The fake
+//! Secrets never leak, by construction: every e2e test, and every binary's
+//! own CLI test (`bins/*/tests`), captures a binary's output through
+//! `nexus_testkit::canary::Run`, which checks it for the canary tokens, and
+//! this test fails when one captures output any other way. The fake
 //! Gitea checks every request it receives (on drop) the same way.
 
 use std::process::Command;
@@ -9,12 +10,22 @@ use nexus_e2e::{PING_TOKEN, Run, bin};
 
 #[test]
 fn no_test_captures_output_around_the_canary_check() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("it");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("it"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    for bin in std::fs::read_dir(root.join("../bins")).unwrap() {
+        let tests = bin.unwrap().path().join("tests");
+        if let Ok(rd) = std::fs::read_dir(&tests) {
+            files.extend(rd.map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(files.len() > 10, "{files:?}");
     // Built from pieces so this file does not match itself.
     let banned = [concat!(".out", "put()"), concat!(".wait_with", "_output()")];
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
+    for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         for (n, line) in text.lines().enumerate() {
             if banned.iter().any(|b| line.contains(b)) {
@@ -24,7 +35,7 @@ fn no_test_captures_output_around_the_canary_check() {
     }
     assert!(
         found.is_empty(),
-        "capture output with nexus_e2e::Run (`.run()`), which checks for leaked tokens:\n{}",
+        "capture output with nexus_testkit::canary::Run (`.run()`), which checks for leaked tokens:\n{}",
         found.join("\n")
     );
 }

@@ -5,42 +5,9 @@
 //! fails when a test captures output any other way, so every e2e test is
 //! covered by construction.
 
-use std::io;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output};
 
-pub use nexus_testkit::canary::{CANARIES, PING_TOKEN, TELEGRAM_TOKEN, assert_no_canary};
-
-/// Runs a command or waits for a child, capturing its output, and panics if
-/// a canary token is in its stdout or stderr. Use instead of `output()` and
-/// `wait_with_output()` (same results otherwise).
-pub trait Run {
-    /// The captured output, checked.
-    fn run(self) -> io::Result<Output>;
-}
-
-impl Run for &mut Command {
-    fn run(self) -> io::Result<Output> {
-        let what = format!("{:?}", self.get_program());
-        let o = self.output()?;
-        checked(&what, &o);
-        Ok(o)
-    }
-}
-
-impl Run for Child {
-    fn run(self) -> io::Result<Output> {
-        let what = format!("child {}", self.id());
-        let o = self.wait_with_output()?;
-        checked(&what, &o);
-        Ok(o)
-    }
-}
-
-fn checked(what: &str, o: &Output) {
-    assert_no_canary(&format!("the stdout of {what}"), &o.stdout);
-    assert_no_canary(&format!("the stderr of {what}"), &o.stderr);
-}
+pub use nexus_testkit::canary::{CANARIES, PING_TOKEN, Run, TELEGRAM_TOKEN, assert_no_canary};
 
 /// The path of a binary built by this workspace (`target/<profile>/<name>`).
 ///

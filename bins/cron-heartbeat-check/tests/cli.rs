@@ -2,6 +2,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+use nexus_testkit::canary::Run;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -84,7 +85,7 @@ fn twice_the_interval_is_the_boundary() {
     let o = t
         .cmd()
         .args(["--json", "--no-self-heartbeat"])
-        .output()
+        .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(status_of(&json(&o), "ok_job"), "OK");
@@ -97,7 +98,7 @@ fn twice_the_interval_is_the_boundary() {
     let o = t
         .cmd()
         .args(["--json", "--no-self-heartbeat"])
-        .output()
+        .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let v = json(&o);
@@ -120,7 +121,7 @@ fn markers_appear_and_recovery_removes_them() {
         "db_backup.last",
         &record("db_backup", 1000.0, 300),
     );
-    let o = t.cmd().output().unwrap();
+    let o = t.cmd().run().unwrap();
     assert_eq!(o.status.code(), Some(1));
     let marker = t.root.join("alerts/db_backup.alert");
     let alert: Value = serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
@@ -136,7 +137,7 @@ fn markers_appear_and_recovery_removes_them() {
         "db_backup.last",
         &record("db_backup", 1.0, 300),
     );
-    let o = t.cmd().output().unwrap();
+    let o = t.cmd().run().unwrap();
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -160,7 +161,7 @@ fn empty_directory_with_registry_is_missing_not_healthy() {
         .arg("--registry")
         .arg(&reg)
         .args(["--json", "--no-self-heartbeat"])
-        .output()
+        .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let v = json(&o);
@@ -176,7 +177,7 @@ fn empty_directory_with_registry_is_missing_not_healthy() {
 #[test]
 fn nothing_monitored_exits_1() {
     let t = Tree::new();
-    let o = t.cmd().arg("--no-self-heartbeat").output().unwrap();
+    let o = t.cmd().arg("--no-self-heartbeat").run().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("nothing monitored"), "{}", stderr(&o));
 }
@@ -190,7 +191,7 @@ fn legacy_files_corrupt_empty_and_bare_number() {
     let o = t
         .cmd()
         .args(["--json", "--no-self-heartbeat"])
-        .output()
+        .run()
         .unwrap();
     let v = json(&o);
     assert_eq!(status_of(&v, "corrupt"), "ERROR");
@@ -219,7 +220,7 @@ fn primary_and_fallback_newest_wins() {
         .arg("--dir")
         .arg(t.root.join("fallback"))
         .args(["--json", "--no-self-heartbeat"])
-        .output()
+        .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v = json(&o);
@@ -243,7 +244,7 @@ fn a_scheduled_job_that_missed_its_0300_run() {
             .arg("--registry")
             .arg(&reg)
             .args(["--json", "--dry-run", "--at", at])
-            .output()
+            .run()
             .unwrap()
     };
     let o = run("2027-01-15T08:00:00Z");
@@ -278,7 +279,7 @@ fn a_job_whose_last_run_failed() {
     let o = t
         .cmd()
         .args(["--json", "--no-self-heartbeat"])
-        .output()
+        .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let v = json(&o);
@@ -290,7 +291,7 @@ fn a_job_whose_last_run_failed() {
 fn dry_run_changes_nothing_and_a_real_run_beats_itself() {
     let t = Tree::new();
     t.write("heartbeats", "x.last", &record("x", 9000.0, 60));
-    let o = t.cmd().arg("--dry-run").output().unwrap();
+    let o = t.cmd().arg("--dry-run").run().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("dry-run: would mark x"),
@@ -301,7 +302,7 @@ fn dry_run_changes_nothing_and_a_real_run_beats_itself() {
     assert!(!t.hb().join("cron-heartbeat-check.last").exists());
     assert!(!t.root.join("checker-state.json").exists());
 
-    let o = t.cmd().output().unwrap();
+    let o = t.cmd().run().unwrap();
     assert_eq!(o.status.code(), Some(1));
     let own: Value =
         serde_json::from_slice(&std::fs::read(t.hb().join("cron-heartbeat-check.last")).unwrap())
@@ -318,7 +319,7 @@ fn report_panel_markdown_html_lines_and_output() {
         "late_job.last",
         &record("late_job", 7200.0, 300),
     );
-    let o = t.cmd().args(["report", "--panel"]).output().unwrap();
+    let o = t.cmd().args(["report", "--panel"]).run().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let panel = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
@@ -331,7 +332,7 @@ fn report_panel_markdown_html_lines_and_output() {
         "failing first: {panel}"
     );
 
-    let o = t.cmd().arg("report").output().unwrap();
+    let o = t.cmd().arg("report").run().unwrap();
     let md = String::from_utf8_lossy(&o.stdout);
     assert!(
         md.contains("**⚠ 1 blocker(s)**")
@@ -344,7 +345,7 @@ fn report_panel_markdown_html_lines_and_output() {
         .cmd()
         .args(["report", "--html", "--output"])
         .arg(&out)
-        .output()
+        .run()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
@@ -353,7 +354,7 @@ fn report_panel_markdown_html_lines_and_output() {
             .contains("<tr class=\"stale\"><td>late_job</td>")
     );
 
-    let o = t.cmd().args(["report", "--lines"]).output().unwrap();
+    let o = t.cmd().args(["report", "--lines"]).run().unwrap();
     let lines = String::from_utf8_lossy(&o.stdout);
     assert!(
         lines.contains("- late_job STALE") && lines.contains("+ ok_job OK"),
@@ -365,7 +366,7 @@ fn report_panel_markdown_html_lines_and_output() {
 fn bad_registry_exits_2_naming_file_and_field() {
     let t = Tree::new();
     let reg = t.registry("[jobs.x]\nschedule = \"every day\"\n");
-    let o = t.cmd().arg("--registry").arg(&reg).output().unwrap();
+    let o = t.cmd().arg("--registry").arg(&reg).run().unwrap();
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(
@@ -376,7 +377,7 @@ fn bad_registry_exits_2_naming_file_and_field() {
         .cmd()
         .arg("--registry")
         .arg(t.root.join("nope.toml"))
-        .output()
+        .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
@@ -411,7 +412,7 @@ mod incidents {
             "runner_health.last",
             &record("runner_health", 10.0, 300),
         );
-        let o = cmd(&t, &fake).output().unwrap();
+        let o = cmd(&t, &fake).run().unwrap();
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
         {
             let st = fake.st();
@@ -433,7 +434,7 @@ mod incidents {
             "runner_health.last",
             &record("runner_health", 1000.0, 300),
         );
-        let o = cmd(&t, &fake).output().unwrap();
+        let o = cmd(&t, &fake).run().unwrap();
         assert_eq!(o.status.code(), Some(1));
         assert_eq!(fake.st().issues.len(), 1);
         assert_eq!(fake.st().comments.len(), 1, "{:?}", fake.st().log);
@@ -449,7 +450,7 @@ mod incidents {
             "runner_health.last",
             &record("runner_health", 1.0, 300),
         );
-        let o = cmd(&t, &fake).output().unwrap();
+        let o = cmd(&t, &fake).run().unwrap();
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert!(!t.root.join("alerts/db_backup.alert").exists());
         assert!(fake.st().open_issues().is_empty(), "{:?}", fake.st().log);
@@ -462,7 +463,7 @@ mod incidents {
             "db_backup.last",
             &record("db_backup", 1000.0, 300),
         );
-        let o = cmd(&t, &fake).arg("--dry-run").output().unwrap();
+        let o = cmd(&t, &fake).arg("--dry-run").run().unwrap();
         assert_eq!(o.status.code(), Some(1));
         assert_eq!(fake.st().log.len(), before, "{:?}", fake.st().log);
     }

@@ -2,6 +2,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+use nexus_testkit::canary::Run;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("spawn mission-cell")
+        self.cmd().args(args).run().expect("spawn mission-cell")
     }
 
     /// Runs and asserts exit 0; returns stdout.
@@ -112,7 +113,7 @@ fn root_comes_from_the_environment_unless_given() {
     let o = Command::new(env!("CARGO_BIN_EXE_mission-cell"))
         .env("MISSION_CELLS_ROOT", &other)
         .args(["create", "--mission", "m"])
-        .output()
+        .run()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let id = String::from_utf8(o.stdout).unwrap();
@@ -122,7 +123,7 @@ fn root_comes_from_the_environment_unless_given() {
         .cmd()
         .env("MISSION_CELLS_ROOT", &other)
         .args(["list"])
-        .output()
+        .run()
         .unwrap();
     assert_eq!(code(&o), 1);
     assert!(
@@ -542,7 +543,7 @@ fn concurrent_joins_from_many_processes_lose_nothing() {
         })
         .collect();
     for c in children {
-        let o = c.wait_with_output().unwrap();
+        let o = c.run().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
     }
     let v = env.json(&["show", &id]);

@@ -2,6 +2,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+use nexus_testkit::canary::Run;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -16,7 +17,7 @@ fn cli() -> Command {
 }
 
 fn run(c: &mut Command) -> Output {
-    c.output().expect("spawn nexus-heartbeat")
+    c.run().expect("spawn nexus-heartbeat")
 }
 
 fn json(path: &Path) -> Value {

@@ -2,6 +2,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+use nexus_testkit::canary::Run;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -85,7 +86,7 @@ async fn all_healthy_then_each_failure() {
     let o = s
         .cmd(gw.addr.port(), &agent.name)
         .arg("--json")
-        .output()
+        .run()
         .unwrap();
     let v = json(&o);
     assert_eq!(o.status.code(), Some(0), "{v:#}");
@@ -107,7 +108,7 @@ async fn all_healthy_then_each_failure() {
     let o = s
         .cmd(gw.addr.port(), &agent.name)
         .arg("--json")
-        .output()
+        .run()
         .unwrap();
     let v = json(&o);
     assert_eq!(o.status.code(), Some(1));
@@ -131,7 +132,7 @@ async fn all_healthy_then_each_failure() {
     let o = s
         .cmd(gw.addr.port(), &agent.name)
         .arg("--json")
-        .output()
+        .run()
         .unwrap();
     let v = json(&o);
     assert_eq!(o.status.code(), Some(1));
@@ -144,7 +145,7 @@ async fn all_healthy_then_each_failure() {
     let o = s
         .cmd(closed.port(), &agent.name)
         .arg("--json")
-        .output()
+        .run()
         .unwrap();
     let v = json(&o);
     assert_eq!(o.status.code(), Some(1));
@@ -159,7 +160,7 @@ async fn markdown_report_names_the_failing_check_and_what_to_do() {
     let o = s
         .cmd(closed.port(), "no-such-process-xyz")
         .arg("--markdown")
-        .output()
+        .run()
         .unwrap();
     let md = String::from_utf8_lossy(&o.stdout);
     assert!(md.contains("| ws_gateway | ❌ CRITICAL |"), "{md}");
@@ -221,7 +222,7 @@ fn run_config(s: &Sandbox, cfg: &Path, extra: &[&str]) -> Output {
         .arg(s.root.join("cron"))
         .args(extra)
         .env_remove("GITEA_TOKEN")
-        .output()
+        .run()
         .unwrap()
 }
 
@@ -365,7 +366,7 @@ fn check_config_names_the_bad_key() {
     let o = Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
         .arg("check-config")
         .arg(&good)
-        .output()
+        .run()
         .unwrap();
     assert_eq!(
         o.status.code(),
@@ -377,7 +378,7 @@ fn check_config_names_the_bad_key() {
     let o = Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
         .arg("check-config")
         .arg(&bad)
-        .output()
+        .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
@@ -412,7 +413,7 @@ mod incidents {
         let run = |s: &Sandbox| {
             let mut c = s.cmd(gw.addr.port(), &agent.name);
             with_gitea(&mut c, &fake, true);
-            c.output().unwrap()
+            c.run().unwrap()
         };
         let o = run(&s);
         assert_eq!(o.status.code(), Some(1));
@@ -457,7 +458,7 @@ mod incidents {
         let s = Sandbox::new();
         let mut c = s.cmd(tcp::closed().port(), "no-such-process-xyz");
         with_gitea(&mut c, &fake, true);
-        let o = c.arg("--dry-run").output().unwrap();
+        let o = c.arg("--dry-run").run().unwrap();
         assert_eq!(o.status.code(), Some(1));
         assert!(fake.st().log.is_empty(), "{:?}", fake.st().log);
         assert!(!s.root.join("state").exists(), "dry-run writes no state");
@@ -470,7 +471,7 @@ mod incidents {
         let s = Sandbox::new();
         let mut c = s.cmd(tcp::closed().port(), "no-such-process-xyz");
         with_gitea(&mut c, &fake, false);
-        let o = c.output().unwrap();
+        let o = c.run().unwrap();
         assert_eq!(o.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&o.stdout).contains("ws_gateway: critical"));
         let err = String::from_utf8_lossy(&o.stderr);

@@ -3,6 +3,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+use nexus_testkit::canary::Run;
 use std::process::Command;
 
 fn pool() -> Command {
@@ -16,7 +17,7 @@ fn pool() -> Command {
 fn check_config_accepts_the_example_and_names_a_bad_key() {
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../docs/examples/resurrection-pool.toml");
-    let o = pool().arg("check-config").arg(&example).output().unwrap();
+    let o = pool().arg("check-config").arg(&example).run().unwrap();
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -26,7 +27,7 @@ fn check_config_accepts_the_example_and_names_a_bad_key() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("pool.toml");
     std::fs::write(&bad, "[revive]\nmax_attemps = 3\n").unwrap();
-    let o = pool().arg("check-config").arg(&bad).output().unwrap();
+    let o = pool().arg("check-config").arg(&bad).run().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("max_attemps"));
 }
@@ -40,7 +41,7 @@ fn an_empty_fleet_is_a_usage_error_unless_allowed() {
         .arg("--config")
         .arg(&cfg)
         .arg("--once")
-        .output()
+        .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let o = pool()
@@ -48,7 +49,7 @@ fn an_empty_fleet_is_a_usage_error_unless_allowed() {
         .arg(&cfg)
         .args(["--once", "--allow-empty", "--state-file"])
         .arg(dir.path().join("s.json"))
-        .output()
+        .run()
         .unwrap();
     assert_eq!(
         o.status.code(),
@@ -62,7 +63,7 @@ fn an_empty_fleet_is_a_usage_error_unless_allowed() {
 fn list_cells_of_a_missing_root_exits_1() {
     let o = pool()
         .args(["--list-cells", "--cells-root", "/nonexistent/cells"])
-        .output()
+        .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
