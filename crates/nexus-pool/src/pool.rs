@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::Error;
 use crate::config::{AskWithoutChannel, PoolConfig};
-use crate::fleet::{ReviveHow, Seen, Target, probe, targets};
+use crate::fleet::{Fleet, ReviveHow, Seen, Target, probe, targets};
 use crate::http::Shared;
 use crate::intent::{LAUNCH_ENV, LaunchIntent, pause};
 use crate::view::{AgentView, PoolSnapshot};
@@ -469,7 +469,7 @@ impl Pool {
     /// New agents (all of them on a first sweep) are added in one bulk
     /// build, which packs the map's nodes full; inserting 10,000 keys in
     /// order one by one would leave every node half empty.
-    fn make_room(&mut self, fleet: &[Target]) {
+    fn make_room(&mut self, fleet: &Fleet) {
         let records = &self.state.records;
         let missing = fleet
             .iter()
@@ -919,13 +919,13 @@ impl Pool {
     }
 
     /// Writes every cell's `state.json`; the last failure, if any.
-    fn write_cell_states(&self, fleet: &[Target], now: f64) -> Result<(), String> {
+    fn write_cell_states(&self, fleet: &Fleet, now: f64) -> Result<(), String> {
         let mut result = Ok(());
         let Some(store) = &self.store else {
             return result;
         };
         let mut per_cell: BTreeMap<String, BTreeMap<String, AgentHealth>> = BTreeMap::new();
-        for t in fleet {
+        for t in fleet.iter() {
             let Some((cell, agent)) = &t.cell else {
                 continue;
             };
