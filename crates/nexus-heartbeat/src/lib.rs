@@ -54,8 +54,8 @@ pub use duration::{deserialize_duration, format_duration, parse_duration};
 pub use error::{DurationError, Error, JobNameError};
 pub use read::{
     Classification, Form, Glance, MAX_FILE_BYTES, Observation, Problem, Progress, Rule, State,
-    classify, classify_file, classify_many, compare, glance, glance_file, observe, observe_file,
-    observe_many,
+    classify, classify_file, classify_many, compare, glance, glance_file, glance_path, observe,
+    observe_file, observe_many,
 };
 pub use sd::{sd_notify, sd_notify_to};
 pub use write::{write_atomic, write_private};

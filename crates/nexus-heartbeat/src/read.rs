@@ -671,7 +671,7 @@ pub fn compare(previous: &Observation, current: &Observation) -> Progress {
 }
 
 mod glance;
-pub use glance::{Glance, glance, glance_file};
+pub use glance::{Glance, glance, glance_file, glance_path};
 
 #[cfg(test)]
 mod tests;

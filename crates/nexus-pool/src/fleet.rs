@@ -56,8 +56,9 @@ pub struct Target {
     pub revive: ReviveHow,
     /// The pre-flight check before a revive.
     pub preflight: Option<Box<PythonSyntaxSpec>>,
-    /// The heartbeat, already read (cell agents: one parallel pass over all
-    /// cells that never follows a symlink); `None`: probe it.
+    /// The heartbeat, already read when the fleet is built (cell agents: in
+    /// the survey's parallel pass, never following a symlink; gateways: one
+    /// synchronous pass); `None`: probe it.
     pub heartbeat_seen: Option<Glance>,
 }
 
@@ -186,8 +187,9 @@ pub fn targets(
     store: Option<&CellStore>,
     children: &HashMap<String, u32>,
 ) -> (Fleet, Vec<String>) {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(cfg.gateways.len());
     let mut warnings = Vec::new();
+    let now = nexus_heartbeat::now_epoch();
     for g in &cfg.gateways {
         let (mission, policy, w) = cfg.mission_of(&g.name);
         warnings.extend(w);
@@ -199,6 +201,15 @@ pub fn targets(
             )),
             None => None,
         };
+        let heartbeat = expand_home(&g.heartbeat_path);
+        let stale_threshold = g.stale_threshold.unwrap_or(cfg.pool.dead_threshold);
+        // Read here, in one synchronous pass, rather than as a probe: a
+        // thousand heartbeat probes would be a thousand blocking tasks.
+        let seen = nexus_heartbeat::glance_path(
+            &heartbeat,
+            now,
+            &Rule::fixed(stale_threshold.as_secs_f64()),
+        );
         out.push(Target {
             key: g.name.clone(),
             name: Arc::from(g.name.as_str()),
@@ -210,8 +221,8 @@ pub fn targets(
             gateway: Some(Box::new(Gateway {
                 host: g.host.clone(),
                 port: g.port,
-                heartbeat: expand_home(&g.heartbeat_path),
-                stale_threshold: g.stale_threshold.unwrap_or(cfg.pool.dead_threshold),
+                heartbeat,
+                stale_threshold,
             })),
             process,
             revive: if g.revive_cmd.is_empty() {
@@ -228,7 +239,7 @@ pub fn targets(
                 })
                 .or_else(|| implied_preflight(&g.revive_cmd, None))
                 .map(Box::new),
-            heartbeat_seen: None,
+            heartbeat_seen: Some(seen),
         });
     }
     let mut fleet = Fleet { parts: vec![out] };
@@ -237,7 +248,7 @@ pub fn targets(
     };
     let policy = cells.revive_policy.parse().unwrap_or(Policy::Auto);
     let rule = Rule::fixed(cells.heartbeat_stale_threshold.as_secs_f64());
-    let surveyed = store.glance_with(nexus_heartbeat::now_epoch(), &rule, |cell, beats| {
+    let surveyed = store.glance_with(now, &rule, |cell, beats| {
         cell_targets(&cell, beats, policy, children)
     });
     match surveyed {

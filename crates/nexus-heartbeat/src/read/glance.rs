@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::{
     Classification, MAX_FILE_BYTES, Observation, Problem, Rule, State, classify, interval_value,
-    observe_read, read_bounded, time_value,
+    observe_read, open_nonblocking, read_bounded, time_value,
 };
 
 /// What a sweep needs of one heartbeat.
@@ -99,6 +99,22 @@ pub fn glance_file(file: &mut File, now: f64, rule: &Rule) -> Glance {
     Glance::of(classify(Path::new(""), observed, now, rule))
 }
 
+/// [`glance`] of the file at `path` (opened like [`observe`](super::observe):
+/// `O_NONBLOCK`, a missing file is `Missing`).
+pub fn glance_path(path: &Path, now: f64, rule: &Rule) -> Glance {
+    match open_nonblocking(path) {
+        Ok(mut f) => glance_file(&mut f, now, rule),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Glance::problem(Problem {
+            state: State::Missing,
+            reason: "no such file".to_string(),
+        }),
+        Err(e) => Glance::problem(Problem {
+            state: State::Unreadable,
+            reason: format!("cannot open: {e}"),
+        }),
+    }
+}
+
 fn full(bytes: &[u8], now: f64, rule: &Rule) -> Glance {
     let observed = Observation::parse(bytes, None).map_err(|reason| Problem {
         state: State::Corrupt,
@@ -157,6 +173,19 @@ mod tests {
         assert_eq!(g.age_seconds, Some(10.0));
         assert_eq!(g.pid, Some(42));
         assert_eq!(g.reason, None);
+    }
+
+    #[test]
+    fn a_path_is_glanced_like_it_is_classified() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("hb.json");
+        assert_eq!(glance_path(&p, NOW, &rule()).state, State::Missing);
+        std::fs::write(&p, br#"{"timestamp": 995, "pid": 9}"#).unwrap();
+        let g = glance_path(&p, NOW, &rule());
+        assert_eq!((g.state, g.pid), (State::Fresh, Some(9)));
+        std::fs::write(&p, b"").unwrap();
+        let c = super::super::classify_file(&p, NOW, &rule());
+        assert_eq!(glance_path(&p, NOW, &rule()).state, c.state);
     }
 
     #[test]
