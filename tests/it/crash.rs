@@ -8,12 +8,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 
 use nexus_cell::{AgentName, EventLog, Join, RevivePolicy, Role};
 use nexus_e2e::{Run, bin};
 use serde_json::Value;
 
+use super::pool::channels::bot;
 use super::pool::{Daemon, Fleet, cron_status, free_port, get, wait_for};
 
 /// Joins `agent`, whose revive command appends to `<agent>.launches`, then
@@ -225,65 +225,6 @@ fn kill_9_between_intent_and_spawn_launches_once_after_the_deadline() {
     let log = events_intact(&f);
     // The lost attempt and the real one: two lines, none torn.
     assert_eq!(count(&log, "revive_attempt"), 2);
-}
-
-/// A minimal Bot API: records sendMessage, answers getUpdates with whatever
-/// the test queued.
-#[derive(Default)]
-struct Bot {
-    sent: Vec<Value>,
-    updates: Vec<Value>,
-    next_id: i64,
-}
-
-async fn bot() -> (mockito::ServerGuard, Arc<Mutex<Bot>>, Vec<mockito::Mock>) {
-    let mut server = mockito::Server::new_async().await;
-    let bot = Arc::new(Mutex::new(Bot::default()));
-    let b1 = bot.clone();
-    let send = server
-        .mock(
-            "POST",
-            mockito::Matcher::Regex("^/bot[^/]+/sendMessage$".into()),
-        )
-        .with_header("content-type", "application/json")
-        .with_body_from_request(move |req| {
-            let body: Value = serde_json::from_slice(req.body().unwrap()).unwrap();
-            let mut b = b1.lock().unwrap();
-            b.next_id += 1;
-            let chat = body["chat_id"].clone();
-            b.sent.push(body);
-            let now = nexus_heartbeat::now_epoch() as i64;
-            serde_json::to_vec(&serde_json::json!({"ok": true, "result": {
-                "message_id": b.next_id, "date": now, "chat": {"id": chat, "type": "group"}}}))
-            .unwrap()
-        })
-        .create_async()
-        .await;
-    let b2 = bot.clone();
-    let updates = server
-        .mock(
-            "POST",
-            mockito::Matcher::Regex("^/bot[^/]+/getUpdates$".into()),
-        )
-        .with_header("content-type", "application/json")
-        .with_body_from_request(move |_| {
-            let u = std::mem::take(&mut b2.lock().unwrap().updates);
-            serde_json::to_vec(&serde_json::json!({"ok": true, "result": u})).unwrap()
-        })
-        .create_async()
-        .await;
-    let other = server
-        .mock(
-            "POST",
-            mockito::Matcher::Regex(
-                "^/bot[^/]+/(answerCallbackQuery|editMessageReplyMarkup)$".into(),
-            ),
-        )
-        .with_header("content-type", "application/json")
-        .with_body(r#"{"ok": true, "result": true}"#)
-        .create_async()
-        .await;
-    (server, bot, vec![send, updates, other])
 }
 
 /// `kill -9` in the middle of a sweep (probes done, nothing decided) with

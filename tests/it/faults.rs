@@ -13,40 +13,17 @@ use nexus_testkit::gitea::{Fake, REPO, TOKEN};
 
 use crate::pool::Fleet;
 
+/// The Fleet's usual config, with an `[incident]` table whose timeout and
+/// retry interval keep an outage test short.
 fn config(f: &Fleet) -> std::path::PathBuf {
-    let p = f.root.join("pool-faults.toml");
-    std::fs::write(
-        &p,
-        format!(
-            r#"
-[pool]
-poll_interval = "1s"
-dead_threshold = "0s"
-probe_timeout = "3s"
-heartbeat_dir = "{hb}"
-
-[cells]
-root = "{cells}"
-heartbeat_stale_threshold = "60s"
-
-[revive]
-fail_threshold = 1
-ok_threshold = 1
-startup_grace = 0
-backoff_initial = 0
-revive_deadline = 0
-
+    f.config(
+        r#"
 [incident]
 assignees = ["alice"]
 timeout = "1s"
 retry_interval = "10s"
 "#,
-            hb = f.root.join("heartbeats").display(),
-            cells = f.root.join("cells").display(),
-        ),
     )
-    .unwrap();
-    p
 }
 
 fn sweep(f: &Fleet, cfg: &std::path::Path, fake: &Fake) -> Output {

@@ -427,7 +427,7 @@ fn a_second_daemon_exits_2() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("another resurrection pool is running"));
 }
 
-mod channels {
+pub(crate) mod channels {
     use super::*;
     use nexus_testkit::gitea::{Fake, REPO, TOKEN};
     use std::sync::{Arc, Mutex};
@@ -466,13 +466,13 @@ mod channels {
     /// A minimal Bot API: records sendMessage, answers getUpdates with
     /// whatever the test queued.
     #[derive(Default)]
-    struct Bot {
-        sent: Vec<Value>,
-        updates: Vec<Value>,
+    pub(crate) struct Bot {
+        pub(crate) sent: Vec<Value>,
+        pub(crate) updates: Vec<Value>,
         next_id: i64,
     }
 
-    async fn bot() -> (mockito::ServerGuard, Arc<Mutex<Bot>>, Vec<mockito::Mock>) {
+    pub(crate) async fn bot() -> (mockito::ServerGuard, Arc<Mutex<Bot>>, Vec<mockito::Mock>) {
         let mut server = mockito::Server::new_async().await;
         let bot = Arc::new(Mutex::new(Bot::default()));
         let now = || {

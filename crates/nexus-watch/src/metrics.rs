@@ -4,6 +4,7 @@
 //! that stopped writing.
 
 use nexus_metrics::{Exposition, Kind};
+use nexus_probe::Verdict;
 
 use crate::{Evaluation, Overall};
 
@@ -23,41 +24,29 @@ impl Evaluation {
     pub fn metrics(&self, interval: std::time::Duration) -> String {
         let host = self.host.as_str();
         let mut e = Exposition::new();
-        e.family(
-            "nexus_watchdog_check_status",
-            Kind::Gauge,
-            "The check's Nagios code: 0 ok, 1 warning, 2 critical, 3 unknown.",
-        );
-        for c in &self.checks {
-            let v = &c.verdict;
-            let labels = [
-                ("check", v.name.as_str()),
-                ("kind", v.kind.as_str()),
-                ("host", host),
-            ];
-            e.sample(
+        let per_check: [(&str, &str, fn(&Verdict) -> f64); 2] = [
+            (
                 "nexus_watchdog_check_status",
-                &labels,
-                f64::from(v.status.exit_code()),
-            );
-        }
-        e.family(
-            "nexus_watchdog_check_latency_seconds",
-            Kind::Gauge,
-            "How long the check took.",
-        );
-        for c in &self.checks {
-            let v = &c.verdict;
-            let labels = [
-                ("check", v.name.as_str()),
-                ("kind", v.kind.as_str()),
-                ("host", host),
-            ];
-            e.sample(
+                "The check's Nagios code: 0 ok, 1 warning, 2 critical, 3 unknown.",
+                |v| f64::from(v.status.exit_code()),
+            ),
+            (
                 "nexus_watchdog_check_latency_seconds",
-                &labels,
-                v.latency.as_secs_f64(),
-            );
+                "How long the check took.",
+                |v| v.latency.as_secs_f64(),
+            ),
+        ];
+        for (name, help, value) in per_check {
+            e.family(name, Kind::Gauge, help);
+            for c in &self.checks {
+                let v = &c.verdict;
+                let labels = [
+                    ("check", v.name.as_str()),
+                    ("kind", v.kind.as_str()),
+                    ("host", host),
+                ];
+                e.sample(name, &labels, value(v));
+            }
         }
         e.family(
             "nexus_watchdog_overall_status",
