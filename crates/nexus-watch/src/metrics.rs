@@ -8,6 +8,9 @@ use nexus_probe::Verdict;
 
 use crate::{Evaluation, Overall};
 
+/// A per-check family: its name, its help and its value.
+type PerCheck = (&'static str, &'static str, fn(&Verdict) -> f64);
+
 fn overall_code(o: Overall) -> f64 {
     match o {
         Overall::Healthy => 0.0,
@@ -24,7 +27,7 @@ impl Evaluation {
     pub fn metrics(&self, interval: std::time::Duration) -> String {
         let host = self.host.as_str();
         let mut e = Exposition::new();
-        let per_check: [(&str, &str, fn(&Verdict) -> f64); 2] = [
+        let per_check: [PerCheck; 2] = [
             (
                 "nexus_watchdog_check_status",
                 "The check's Nagios code: 0 ok, 1 warning, 2 critical, 3 unknown.",
