@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use nexus_cell::{AgentName, Join, RevivePolicy, Role};
 use serde_json::Value;
 
-use super::pool::{Daemon, Fleet, free_port, get, wait_for};
+use super::pool::{Fleet, get, wait_for};
 
 fn join_watched(f: &Fleet, agent: &str) {
     f.store
@@ -91,14 +91,7 @@ fn future_heartbeats_neither_hide_the_dead_nor_alarm_the_living() {
         .unwrap()
         .replace("\"60s\"", "\"3s\"");
     std::fs::write(&cfg, text).unwrap();
-    let port = free_port();
-    let _d = Daemon(
-        f.cmd(&cfg)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_d, port) = f.serve(&cfg);
     let base = format!("http://127.0.0.1:{port}");
     get(&format!("{base}/health"));
     let t0 = Instant::now();

@@ -14,7 +14,7 @@ use nexus_e2e::{Run, bin};
 use serde_json::Value;
 
 use super::pool::channels::bot;
-use super::pool::{Daemon, Fleet, cron_status, free_port, get, wait_for};
+use super::pool::{Daemon, Fleet, cron_status, free_port, get, kill, wait_for};
 
 /// Joins `agent`, whose revive command appends to `<agent>.launches`, then
 /// waits for the file `gate` (a revive that blocks until the test lets it
@@ -41,16 +41,6 @@ pub(crate) fn join_gated(f: &Fleet, agent: &str, policy: RevivePolicy, gate: &Pa
             },
         )
         .unwrap();
-}
-
-fn kill(sig: &str, pid: u32) {
-    assert!(
-        Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
 }
 
 fn pool_state(f: &Fleet) -> Value {

@@ -115,6 +115,20 @@ revive_deadline = 0
         p
     }
 
+    /// Starts the daemon on `cfg` listening on a free loopback port (stderr
+    /// discarded); it is killed when the `Daemon` is dropped.
+    pub(crate) fn serve(&self, cfg: &Path) -> (Daemon, u16) {
+        let port = free_port();
+        let d = Daemon(
+            self.cmd(cfg)
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        (d, port)
+    }
+
     pub(crate) fn cmd(&self, cfg: &Path) -> Command {
         let mut c = Command::new(bin("resurrection-pool"));
         c.arg("--config")
@@ -304,6 +318,17 @@ impl Drop for Daemon {
     }
 }
 
+/// Sends `sig` (`-STOP`, `-CONT`, `-9` ...) to `pid` with kill(1).
+pub(crate) fn kill(sig: &str, pid: u32) {
+    assert!(
+        Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -343,14 +368,7 @@ fn a_running_pool_shows_its_fleet_to_chromium_and_promtool() {
     f.join("alpha", RevivePolicy::Auto, true);
     f.join("omega", RevivePolicy::Never, false);
     let cfg = f.config("");
-    let port = free_port();
-    let mut d = Daemon(
-        f.cmd(&cfg)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (mut d, port) = f.serve(&cfg);
     let base = format!("http://127.0.0.1:{port}");
     wait_for("alpha healthy", || {
         get(&format!("{base}/api/agents")).contains("\"healthy\"")
@@ -404,14 +422,7 @@ fn a_second_daemon_exits_2() {
     let f = Fleet::new();
     f.join("x", RevivePolicy::Never, false);
     let cfg = f.config("");
-    let port = free_port();
-    let _d = Daemon(
-        f.cmd(&cfg)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_d, port) = f.serve(&cfg);
     get(&format!("http://127.0.0.1:{port}/health"));
     let o = f
         .cmd(&cfg)
@@ -686,14 +697,7 @@ fn detection_of_launched_and_external_deaths() {
         .replace("poll_interval = \"1s\"", "poll_interval = \"2s\"")
         .replace("fail_threshold = 1", "fail_threshold = 3");
     std::fs::write(&cfg, cfg_text).unwrap();
-    let port = free_port();
-    let _d = Daemon(
-        f.cmd(&cfg)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_d, port) = f.serve(&cfg);
     let base = format!("http://127.0.0.1:{port}");
     time_until(&base, "looper", &["healthy"], Duration::from_secs(20));
     time_until(&base, "external", &["healthy"], Duration::from_secs(20));
@@ -946,21 +950,8 @@ fn a_stopped_pool_is_noticed_through_its_own_heartbeat() {
     let check = || cron_status(&beats, "resurrection_pool");
     assert_eq!(check(), "OK");
     // A hung pool (SIGSTOP) stops beating: the cron checker flags it.
-    let pid = d.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    kill("-STOP", d.0.id());
     wait_for("resurrection_pool STALE", || check() == "STALE");
-    assert!(
-        Command::new("kill")
-            .args(["-CONT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    kill("-CONT", d.0.id());
     wait_for("resurrection_pool OK again", || check() == "OK");
 }

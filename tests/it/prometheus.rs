@@ -166,14 +166,7 @@ fn a_real_prometheus_sees_the_alert_fire() {
             ),
         )
         .unwrap();
-        let port = free_port();
-        let d = Daemon(
-            f.cmd(&cfg)
-                .args(["--listen", &format!("127.0.0.1:{port}")])
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
+        let (d, port) = f.serve(&cfg);
         wait_for(&format!("{agent} healthy"), || {
             get(&format!("http://127.0.0.1:{port}/api/agents")).contains("\"healthy\"")
         });

@@ -1,13 +1,12 @@
 //! The pool at rest: between sweeps it sleeps on timers and child-exit
 //! events, never polls (issue 9: "between sweeps the daemon uses no CPU").
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use nexus_cell::RevivePolicy;
 use serde_json::Value;
 
-use crate::pool::{Daemon, Fleet, free_port, get, wait_for};
+use crate::pool::{Fleet, get, wait_for};
 
 /// CPU ticks (user + system) and context switches of every thread of `pid`.
 fn usage(pid: u32) -> (u64, u64) {
@@ -52,14 +51,7 @@ fn between_sweeps_the_pool_uses_no_cpu() {
         ),
     )
     .unwrap();
-    let port = free_port();
-    let d = Daemon(
-        f.cmd(&cfg)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (d, port) = f.serve(&cfg);
     let health = || -> Value {
         serde_json::from_str(&get(&format!("http://127.0.0.1:{port}/health"))).unwrap()
     };

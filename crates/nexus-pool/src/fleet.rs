@@ -10,8 +10,7 @@ use std::time::Duration;
 use nexus_cell::{AgentName, Cell, CellId, CellStore, RevivePolicy, Status as CellStatus};
 use nexus_heartbeat::{Glance, Rule, State as HbState};
 use nexus_probe::{
-    HeartbeatSpec, ProbeKind, ProbeSpec, ProcessSpec, PythonSyntaxSpec, Runner, Status, TcpSpec,
-    Verdict,
+    ProbeKind, ProbeSpec, ProcessSpec, PythonSyntaxSpec, Runner, Status, TcpSpec, Verdict,
 };
 use nexus_revive::{Heartbeat, Policy, Probe};
 
@@ -56,10 +55,11 @@ pub struct Target {
     pub revive: ReviveHow,
     /// The pre-flight check before a revive.
     pub preflight: Option<Box<PythonSyntaxSpec>>,
-    /// The heartbeat, already read when the fleet is built (cell agents: in
-    /// the survey's parallel pass, never following a symlink; gateways: one
-    /// synchronous pass); `None`: probe it.
-    pub heartbeat_seen: Option<Glance>,
+    /// The heartbeat, read when the fleet is built (cell agents: in the
+    /// survey's parallel pass, never following a symlink; gateways: one
+    /// synchronous pass), never probed: a probe per file would be a blocking
+    /// task per file.
+    pub beat: Glance,
 }
 
 /// What the pool probes of a gateway agent.
@@ -239,7 +239,7 @@ pub fn targets(
                 })
                 .or_else(|| implied_preflight(&g.revive_cmd, None))
                 .map(Box::new),
-            heartbeat_seen: Some(seen),
+            beat: seen,
         });
     }
     let mut fleet = Fleet { parts: vec![out] };
@@ -311,7 +311,7 @@ fn cell_targets(
                     .as_deref()
                     .and_then(|c| implied_preflight(c, Some(&cell.workspace())))
                     .map(Box::new),
-                heartbeat_seen: Some(glance),
+                beat: glance,
                 key,
             }
         })
@@ -342,7 +342,7 @@ impl Seen {
         self.verdicts
             .iter()
             .map(|v| format!("{}: {}", v.status, v.summary))
-            .chain(target.heartbeat_seen.as_ref().map(glance_line))
+            .chain(std::iter::once(glance_line(&target.beat)))
             .collect()
     }
 }
@@ -381,57 +381,27 @@ fn seen_from(b: &Glance, g: Option<Verdict>, p: Option<Verdict>) -> Seen {
     }
 }
 
-/// A sweep's view of an agent whose heartbeat was probed.
-fn seen_probed(g: Option<Verdict>, p: Option<Verdict>, h: Option<Verdict>) -> Seen {
-    let heartbeat = match &h {
-        Some(v) if v.status == Status::Ok => Heartbeat::Fresh,
-        Some(v) if v.status == Status::Unknown => Heartbeat::Unknown,
-        Some(v) if v.details.get("state").and_then(|s| s.as_str()) == Some("missing") => {
-            Heartbeat::Missing
-        }
-        Some(_) => Heartbeat::Stale,
-        None => Heartbeat::Unknown,
-    };
-    let detail = |v: &Option<Verdict>, k: &str| v.as_ref().and_then(|v| v.details.get(k)).cloned();
-    Seen {
-        probe: Probe {
-            gateway: alive(g.as_ref()),
-            process: alive(p.as_ref()),
-            heartbeat,
-        },
-        heartbeat_age: detail(&h, "age_seconds").and_then(|v| v.as_f64()),
-        heartbeat_pid: detail(&h, "pid")
-            .and_then(|v| v.as_u64())
-            .and_then(|p| u32::try_from(p).ok()),
-        pids: pids_of(p.as_ref()),
-        verdicts: [g, p, h].into_iter().flatten().collect(),
-    }
-}
-
 /// The verdicts of one sweep's probes, by agent: taken one agent at a time
 /// as the sweep steps them, so no per-agent vector outlives its step.
 #[derive(Debug, Default)]
 pub struct Probed {
-    verdicts: HashMap<usize, [Option<Verdict>; 3]>,
+    verdicts: HashMap<usize, [Option<Verdict>; 2]>,
 }
 
 impl Probed {
     /// What the sweep saw of the `i`-th agent of the fleet, `t`.
     pub fn take(&mut self, i: usize, t: &Target) -> Seen {
-        let [g, p, h] = self.verdicts.remove(&i).unwrap_or_default();
-        match &t.heartbeat_seen {
-            Some(b) => seen_from(b, g, p),
-            None => seen_probed(g, p, h),
-        }
+        let [g, p] = self.verdicts.remove(&i).unwrap_or_default();
+        seen_from(&t.beat, g, p)
     }
 }
 
 /// Probes the whole fleet at once: every probe concurrently under its own
-/// timeout, one `/proc` scan for all process probes. Agents whose heartbeat
-/// the survey read and that need no other probe cost nothing here.
+/// timeout, one `/proc` scan for all process probes. Cell agents the pool
+/// did not launch need no probe and cost nothing here.
 pub async fn probe(runner: &Runner, fleet: &Fleet, timeout: Duration) -> Probed {
     let mut specs = Vec::new();
-    let mut index = Vec::new(); // (target, slot: 0 gateway, 1 process, 2 heartbeat)
+    let mut index = Vec::new(); // (target, slot: 0 gateway, 1 process)
     for (i, t) in fleet.iter().enumerate() {
         if let Some(g) = &t.gateway {
             specs.push(
@@ -450,24 +420,13 @@ pub async fn probe(runner: &Runner, fleet: &Fleet, timeout: Duration) -> Probed 
             );
             index.push((i, 1));
         }
-        if let (None, Some(g)) = (&t.heartbeat_seen, &t.gateway) {
-            let hb = HeartbeatSpec {
-                path: g.heartbeat.clone(),
-                max_age: g.stale_threshold,
-                grace: None,
-            };
-            specs.push(
-                ProbeSpec::new(format!("{i}.heartbeat"), ProbeKind::Heartbeat(hb)).timeout(timeout),
-            );
-            index.push((i, 2));
-        }
     }
     let verdicts = if specs.is_empty() {
         Vec::new()
     } else {
         runner.run(&specs).await
     };
-    let mut per: HashMap<usize, [Option<Verdict>; 3]> = HashMap::with_capacity(index.len());
+    let mut per: HashMap<usize, [Option<Verdict>; 2]> = HashMap::with_capacity(index.len());
     for ((i, slot), v) in index.into_iter().zip(verdicts) {
         per.entry(i).or_default()[slot] = Some(v);
     }

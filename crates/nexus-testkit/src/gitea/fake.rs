@@ -129,6 +129,22 @@ impl FakeState {
                "description": "", "url": format!("https://git.example.com/api/v1/repos/{REPO}/labels/{id}")})
     }
 
+    /// The number of the issue whose number is spelled `n` in a path.
+    fn number_of(&self, n: &str) -> Option<u64> {
+        self.issues
+            .iter()
+            .find(|i| i.number.to_string() == n)
+            .map(|i| i.number)
+    }
+
+    /// A comment on issue `n`, as the API returns it.
+    fn comment_json(n: &str, id: i64, body: &str) -> Value {
+        json!({"id": id, "html_url": format!("https://git.example.com/{REPO}/issues/{n}#issuecomment-{id}"),
+            "pull_request_url": "", "issue_url": format!("https://git.example.com/{REPO}/issues/{n}"),
+            "user": Self::user_json("monitor"), "original_author": "", "original_author_id": 0,
+            "body": body, "assets": [], "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"})
+    }
+
     fn user_json(login: &str) -> Value {
         json!({"id": 3, "login": login, "login_name": "", "source_id": 0, "full_name": "", "email": format!("{login}@example.com"),
                "avatar_url": "", "html_url": format!("https://git.example.com/{login}"), "language": "", "is_admin": false,
@@ -383,12 +399,7 @@ impl FakeState {
                 Self::ok(201, v)
             }
             ("GET", ["issues", n, "comments"]) => {
-                let Some(number) = self
-                    .issues
-                    .iter()
-                    .find(|i| i.number.to_string() == *n)
-                    .map(|i| i.number)
-                else {
+                let Some(number) = self.number_of(n) else {
                     return Self::err(404, "The target couldn't be found.");
                 };
                 let items: Vec<Value> = self
@@ -396,12 +407,7 @@ impl FakeState {
                     .iter()
                     .enumerate()
                     .filter(|(_, c)| c.0 == number)
-                    .map(|(k, c)| {
-                        json!({"id": 100_000 + k, "html_url": format!("https://git.example.com/{REPO}/issues/{n}#issuecomment-{k}"),
-                            "pull_request_url": "", "issue_url": format!("https://git.example.com/{REPO}/issues/{n}"),
-                            "user": Self::user_json("monitor"), "original_author": "", "original_author_id": 0,
-                            "body": c.1, "assets": [], "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"})
-                    })
+                    .map(|(k, c)| Self::comment_json(n, 100_000 + k as i64, &c.1))
                     .collect();
                 for v in &items {
                     self.validated("Comment", v, "GET comments response");
@@ -420,20 +426,11 @@ impl FakeState {
                 let Some(b) = body["body"].as_str().filter(|b| !b.is_empty()) else {
                     return Self::err(422, "[Body]: Required");
                 };
-                let Some(number) = self
-                    .issues
-                    .iter()
-                    .find(|i| i.number.to_string() == *n)
-                    .map(|i| i.number)
-                else {
+                let Some(number) = self.number_of(n) else {
                     return Self::err(500, "");
                 };
                 self.comments.push((number, b.to_owned()));
-                let id = self.id();
-                let v = json!({"id": id, "html_url": format!("https://git.example.com/{REPO}/issues/{n}#issuecomment-{id}"),
-                    "pull_request_url": "", "issue_url": format!("https://git.example.com/{REPO}/issues/{n}"),
-                    "user": Self::user_json("monitor"), "original_author": "", "original_author_id": 0,
-                    "body": b, "assets": [], "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"});
+                let v = Self::comment_json(n, self.id(), b);
                 self.validated("Comment", &v, "POST comment response");
                 Self::ok(201, v)
             }
