@@ -32,12 +32,13 @@ pub enum ReviveHow {
 /// One watched agent.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// Stable key: the gateway name, or `<cell>/<agent>`.
-    pub key: String,
+    /// Stable key: the gateway name, or `<cell>/<agent>` (shared with the
+    /// agent's record).
+    pub key: Arc<str>,
     /// The agent's name (shared with the snapshot's view).
     pub name: Arc<str>,
-    /// Its cell, when it lives in one.
-    pub cell: Option<(CellId, AgentName)>,
+    /// Its cell, when it lives in one (the agent's name in it is `name`).
+    pub cell: Option<CellId>,
     /// Its cell's uuid as text (shared by the cell's agents).
     pub cell_label: Option<Arc<str>>,
     /// Its mission's label (shared by the cell's agents).
@@ -60,6 +61,15 @@ pub struct Target {
     /// synchronous pass), never probed: a probe per file would be a blocking
     /// task per file.
     pub beat: Glance,
+}
+
+impl Target {
+    /// Its cell and its name there, when it lives in one.
+    pub fn cell_agent(&self) -> Option<(CellId, AgentName)> {
+        let cell = self.cell?;
+        // The name came from the cell's manifest, so it is valid.
+        AgentName::new(&self.name).ok().map(|name| (cell, name))
+    }
 }
 
 /// What the pool probes of a gateway agent.
@@ -176,8 +186,15 @@ impl Fleet {
     }
 
     /// Every agent, gateways first, then cell by cell.
-    pub fn iter(&self) -> impl Iterator<Item = &Target> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = &Target> + Clone + '_ {
         self.parts.iter().flatten()
+    }
+
+    /// The agents in parts: the config's gateways, then one part per cell
+    /// (a sweep steps a part and drops it, so the fleet shrinks as the
+    /// sweep's records and views grow).
+    pub fn into_parts(self) -> Vec<Vec<Target>> {
+        self.parts
     }
 }
 
@@ -210,9 +227,10 @@ pub fn targets(
             now,
             &Rule::fixed(stale_threshold.as_secs_f64()),
         );
+        let name: Arc<str> = Arc::from(g.name.as_str());
         out.push(Target {
-            key: g.name.clone(),
-            name: Arc::from(g.name.as_str()),
+            key: name.clone(),
+            name,
             cell: None,
             cell_label: None,
             mission: mission.map(Arc::from),
@@ -285,13 +303,13 @@ fn cell_targets(
         .iter()
         .zip(beats)
         .map(|(agent, glance)| {
-            let key = format!("{label}/{}", agent.name);
+            let key: Arc<str> = Arc::from(format!("{label}/{}", agent.name));
             let process = children
-                .get(&key)
+                .get(&*key)
                 .map(|pid| Box::new(ProcessSpec::pid(*pid).exclude_children(false)));
             Target {
                 name: Arc::from(agent.name.as_str()),
-                cell: Some((cell.id(), agent.name.clone())),
+                cell: Some(cell.id()),
                 cell_label: Some(label.clone()),
                 mission: Some(mission.clone()),
                 policy: agent
@@ -391,7 +409,12 @@ pub struct Probed {
 impl Probed {
     /// What the sweep saw of the `i`-th agent of the fleet, `t`.
     pub fn take(&mut self, i: usize, t: &Target) -> Seen {
-        let [g, p] = self.verdicts.remove(&i).unwrap_or_default();
+        // Most agents (cell agents the pool did not launch) had no probe.
+        let [g, p] = if self.verdicts.is_empty() {
+            [None, None]
+        } else {
+            self.verdicts.remove(&i).unwrap_or_default()
+        };
         seen_from(&t.beat, g, p)
     }
 }

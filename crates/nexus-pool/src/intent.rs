@@ -293,7 +293,7 @@ mod tests {
         let journal = journal_path(&state_file);
         assert_eq!(journal, dir.path().join("pool-state.json.launches.jsonl"));
         let mut old = crate::PoolState::default();
-        old.records.insert("a".into(), AgentRecord::default());
+        old.records.insert("a", AgentRecord::default());
         std::fs::write(&state_file, serde_json::to_vec(&old).unwrap()).unwrap();
         let record = AgentRecord {
             state: nexus_revive::State::Reviving,

@@ -44,6 +44,7 @@ pub mod intent;
 pub mod ping;
 pub mod pool;
 pub mod ratelimit;
+pub mod records;
 pub mod view;
 
 pub use config::PoolConfig;

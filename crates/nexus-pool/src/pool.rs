@@ -19,9 +19,10 @@ use tokio::sync::mpsc;
 
 use crate::Error;
 use crate::config::{AskWithoutChannel, PoolConfig};
-use crate::fleet::{Fleet, ReviveHow, Seen, Target, probe, targets};
+use crate::fleet::{ReviveHow, Seen, Target, probe, targets};
 use crate::http::Shared;
 use crate::intent::{LAUNCH_ENV, LaunchIntent, pause};
+use crate::records::Records;
 use crate::view::{AgentView, PoolSnapshot};
 
 /// Events kept per agent for the status page.
@@ -43,7 +44,7 @@ pub struct PoolOptions {
 #[serde(default)]
 pub struct PoolState {
     /// Per-agent records by key.
-    pub records: BTreeMap<String, AgentRecord>,
+    pub records: Records,
     /// The approval request id of each agent with one in flight.
     pub requests: BTreeMap<String, String>,
     /// The last launch of each agent, saved before its spawn (see
@@ -70,7 +71,7 @@ impl PoolState {
         .map(|mut state: PoolState| {
             // Launches recorded since the last save (see crate::intent).
             for e in crate::intent::journal_read(&crate::intent::journal_path(path)) {
-                state.records.insert(e.key.clone(), e.record);
+                state.records.insert(e.key.as_str(), e.record);
                 state.launched.insert(e.key, e.intent);
             }
             state
@@ -259,12 +260,12 @@ impl Pool {
         }
         // Cell agents' targets carry no path (the survey read the file):
         // find it, rarely, for the few stamped in the future.
-        let (path, threshold) = match (&t.gateway, &t.cell, &self.store, &self.cfg.cells) {
+        let (path, threshold) = match (&t.gateway, t.cell_agent(), &self.store, &self.cfg.cells) {
             (Some(g), ..) => (g.heartbeat.clone(), g.stale_threshold),
             (None, Some((cell, agent)), Some(store), Some(cells)) => (
                 store
-                    .open(cell)
-                    .map(|c| c.heartbeat_path(agent))
+                    .open(&cell)
+                    .map(|c| c.heartbeat_path(&agent))
                     .unwrap_or_default(),
                 cells.heartbeat_stale_threshold,
             ),
@@ -341,8 +342,23 @@ impl Pool {
         q.truncate(EVENTS_KEPT);
     }
 
-    /// One sweep over the whole fleet.
+    /// One sweep over the whole fleet; the snapshot's `agents` hold every
+    /// agent's view afterwards.
     pub async fn sweep(&mut self) -> SweepReport {
+        self.sweep_inner(None).await
+    }
+
+    /// [`Pool::sweep`] handing each agent's view to `each` as the agent is
+    /// stepped, instead of keeping them in the snapshot (whose `agents` stay
+    /// empty): `--once` prints 10,000 agents without holding 10,000 views.
+    pub async fn sweep_each(&mut self, each: &mut (dyn FnMut(AgentView) + Send)) -> SweepReport {
+        self.sweep_inner(Some(each)).await
+    }
+
+    async fn sweep_inner(
+        &mut self,
+        mut each: Option<&mut (dyn FnMut(AgentView) + Send)>,
+    ) -> SweepReport {
         let started = Instant::now();
         let now = self.clock.now();
         let (fleet, warnings) = targets(&self.cfg, self.store.as_ref(), &self.children);
@@ -351,79 +367,33 @@ impl Pool {
         }
         let mut probed = probe(&self.runner, &fleet, self.cfg.pool.probe_timeout).await;
         pause("sweep-probed").await;
-        self.make_room(&fleet);
+        self.state.records.add(fleet.iter().map(|t| &t.key));
+        self.state.records.unmark_all();
         let decisions = self.poll_approvals(now).await;
-        let mut views = Vec::with_capacity(fleet.len());
+        let mut views = Vec::with_capacity(if each.is_some() { 0 } else { fleet.len() });
         let mut report = SweepReport {
             agents: fleet.len(),
             ..SweepReport::default()
         };
-        for (i, t) in fleet.iter().enumerate() {
-            let mut seen = probed.take(i, t);
-            self.judge_future_beat(t, &mut seen);
-            let s = &seen;
-            let mut health = assess(&s.probe, self.cfg.pool.dead_rule);
-            // Our own child died: no need to wait for its heartbeat to age.
-            // /proc says the process is gone: no need to confirm that.
-            if health == Health::Degraded
-                && s.probe.process == Some(false)
-                && s.probe.heartbeat == nexus_revive::Heartbeat::Fresh
+        let mut cell_states = Ok(());
+        let mut i = 0;
+        // Part by part (gateways, then a cell at a time), each dropped once
+        // stepped: the fleet shrinks while the records and views grow.
+        for part in fleet.into_parts() {
+            for t in &part {
+                let view = self
+                    .step_agent(t, probed.take(i, t), &decisions, now, &mut report)
+                    .await;
+                i += 1;
+                match each.as_mut() {
+                    Some(f) => f(view),
+                    None => views.push(view),
+                }
+            }
+            if !self.dry_run
+                && let Err(e) = self.write_cell_state(&part, now)
             {
-                health = Health::ProcessGone;
-            }
-            if let Some(dead) = self.exited.get(&t.key).copied() {
-                match s.heartbeat_pid {
-                    // Someone else restarted it: believe the new heartbeat.
-                    Some(p) if p != dead && s.probe.heartbeat == nexus_revive::Heartbeat::Fresh => {
-                        self.exited.remove(&t.key);
-                    }
-                    _ => health = Health::Gone,
-                }
-            }
-            if t.frozen {
-                let mut rec = self.state.records.get(&t.key).cloned().unwrap_or_default();
-                rec.state = match health {
-                    Health::Healthy => State::Healthy,
-                    Health::Dead | Health::Gone => State::Dead,
-                    Health::Degraded | Health::ProcessGone => State::Degraded,
-                    Health::Unknown => State::Unknown,
-                };
-                if rec.state != State::Healthy {
-                    report.unhealthy += 1;
-                }
-                views.push(self.view(t, s, &rec, now, true));
-                continue;
-            }
-            let approval = self
-                .state
-                .requests
-                .get(&t.key)
-                .and_then(|id| decisions.get(id))
-                .copied();
-            // Taken out while its actions run (they need `&mut self`), put
-            // back in place: no key is re-allocated, no node re-balanced.
-            let mut rec = self
-                .state
-                .records
-                .get_mut(&t.key)
-                .map(std::mem::take)
-                .unwrap_or_default();
-            let before = rec.state;
-            let actions = step(&mut rec, health, t.policy, now, approval, &self.settings);
-            self.carry_out(t, s, &mut rec, actions, now).await;
-            self.sync_incident(t, s, &rec, before).await;
-            if rec.state != State::Healthy {
-                report.unhealthy += 1;
-            }
-            if rec.state == State::Healthy && rec.fail_streak > 0 {
-                report.confirm_soon = true;
-            }
-            views.push(self.view(t, s, &rec, now, false));
-            match self.state.records.get_mut(&t.key) {
-                Some(slot) => *slot = rec,
-                None => {
-                    self.state.records.insert(t.key.clone(), rec);
-                }
+                cell_states = Err(e);
             }
         }
         // Incidents held back by the issue rate limit (or queued while Gitea
@@ -435,16 +405,15 @@ impl Pool {
             tracing::warn!("incidents: {err}");
         }
         // Agents that left the fleet leave the state too.
-        let keys: std::collections::HashSet<&str> = fleet.iter().map(|t| t.key.as_str()).collect();
-        self.state.records.retain(|k, _| keys.contains(k.as_str()));
-        self.state.launched.retain(|k, _| keys.contains(k.as_str()));
+        self.state.records.retain_marked();
+        let records = &self.state.records;
+        self.state.launched.retain(|k, _| records.contains_key(k));
         if !self.dry_run {
             let saved = self.state.save(&self.state_file);
             if let Err(e) = &saved {
                 tracing::error!("pool state not saved: {e}");
             }
             self.fault_result("state", saved.map_err(|e| e.to_string()));
-            let cell_states = self.write_cell_states(&fleet, now);
             self.fault_result("cell-state", cell_states);
         }
         self.sweeps += 1;
@@ -465,36 +434,78 @@ impl Pool {
         report
     }
 
-    /// Gives every agent of the fleet a record before the sweep steps them.
-    /// New agents (all of them on a first sweep) are added in one bulk
-    /// build, which packs the map's nodes full; inserting 10,000 keys in
-    /// order one by one would leave every node half empty.
-    fn make_room(&mut self, fleet: &Fleet) {
-        let records = &self.state.records;
-        let missing = fleet
-            .iter()
-            .filter(|t| !records.contains_key(&t.key))
-            .count();
-        if missing == 0 {
-            return;
+    /// Steps one agent's state machine on what the sweep saw of it, carries
+    /// out the actions and counts it in `report`; its view.
+    async fn step_agent(
+        &mut self,
+        t: &Target,
+        mut seen: Seen,
+        decisions: &HashMap<String, Approval>,
+        now: f64,
+        report: &mut SweepReport,
+    ) -> AgentView {
+        self.judge_future_beat(t, &mut seen);
+        let s = &seen;
+        let mut health = assess(&s.probe, self.cfg.pool.dead_rule);
+        // Our own child died: no need to wait for its heartbeat to age.
+        // /proc says the process is gone: no need to confirm that.
+        if health == Health::Degraded
+            && s.probe.process == Some(false)
+            && s.probe.heartbeat == nexus_revive::Heartbeat::Fresh
+        {
+            health = Health::ProcessGone;
         }
-        let mut new: Vec<(String, AgentRecord)> = Vec::with_capacity(missing);
-        new.extend(
-            fleet
-                .iter()
-                .filter(|t| !records.contains_key(&t.key))
-                .map(|t| (t.key.clone(), AgentRecord::default())),
-        );
-        // Both build bulk: `collect` sorts in place and fills the nodes,
-        // `append` merges two sorted maps into full nodes.
-        let mut added: BTreeMap<String, AgentRecord> = new.into_iter().collect();
-        self.state.records.append(&mut added);
+        if let Some(dead) = self.exited.get(&*t.key).copied() {
+            match s.heartbeat_pid {
+                // Someone else restarted it: believe the new heartbeat.
+                Some(p) if p != dead && s.probe.heartbeat == nexus_revive::Heartbeat::Fresh => {
+                    self.exited.remove(&*t.key);
+                }
+                _ => health = Health::Gone,
+            }
+        }
+        if t.frozen {
+            self.state.records.mark(&t.key);
+            let mut rec = self.state.records.get(&t.key).cloned().unwrap_or_default();
+            rec.state = match health {
+                Health::Healthy => State::Healthy,
+                Health::Dead | Health::Gone => State::Dead,
+                Health::Degraded | Health::ProcessGone => State::Degraded,
+                Health::Unknown => State::Unknown,
+            };
+            if rec.state != State::Healthy {
+                report.unhealthy += 1;
+            }
+            return self.view(t, s, &rec, now, true);
+        }
+        let approval = self
+            .state
+            .requests
+            .get(&*t.key)
+            .and_then(|id| decisions.get(id))
+            .copied();
+        // Taken out while its actions run (they need `&mut self`), put
+        // back in place: no key is re-allocated, no entry moved.
+        let (at, mut rec) = self.state.records.take(&t.key).unwrap_or_default();
+        let before = rec.state;
+        let actions = step(&mut rec, health, t.policy, now, approval, &self.settings);
+        self.carry_out(t, s, &mut rec, actions, now).await;
+        self.sync_incident(t, s, &rec, before).await;
+        if rec.state != State::Healthy {
+            report.unhealthy += 1;
+        }
+        if rec.state == State::Healthy && rec.fail_streak > 0 {
+            report.confirm_soon = true;
+        }
+        let view = self.view(t, s, &rec, now, false);
+        self.state.records.put(at, &t.key, rec);
+        view
     }
 
     fn view(&self, t: &Target, s: &Seen, rec: &AgentRecord, now: f64, frozen: bool) -> AgentView {
         let mut last_events: Vec<String> = self
             .events
-            .get(&t.key)
+            .get(&*t.key)
             .map(|q| q.iter().cloned().collect())
             .unwrap_or_default();
         if frozen {
@@ -591,13 +602,13 @@ impl Pool {
                 }
                 Action::Escalate { reason } => {
                     self.note(&t.key, format!("escalated: {reason}"));
-                    if let Some((cell, agent)) = &t.cell
+                    if let Some((cell, agent)) = t.cell_agent()
                         && let Some(store) = &self.store
                         && !self.dry_run
-                        && let Ok(c) = store.open(cell)
+                        && let Ok(c) = store.open(&cell)
                     {
                         let appended = c.append(EventKind::ReviveEscalated {
-                            agent: agent.clone(),
+                            agent,
                             reason: Some(reason.clone()),
                         });
                         self.fault_result("events", appended.map_err(|e| e.to_string()));
@@ -676,7 +687,7 @@ impl Pool {
         let ttl = Duration::from_secs_f64((deadline - now).max(1.0));
         match approvals.request(&id, &t.name, &question, ttl).await {
             Ok(()) => {
-                self.state.requests.insert(t.key.clone(), id);
+                self.state.requests.insert(t.key.to_string(), id);
                 self.note(&t.key, "approval requested on Telegram".to_string());
             }
             Err(e) => {
@@ -723,12 +734,12 @@ impl Pool {
         }
         // A hung agent still holds its port and files: stop it first.
         let mut stale: Vec<u32> = s.pids.clone();
-        if let Some(pid) = self.children.get(&t.key) {
+        if let Some(pid) = self.children.get(&*t.key) {
             // Re-adopted after a restart: only if it still is ours.
             let ours = self
                 .state
                 .launched
-                .get(&t.key)
+                .get(&*t.key)
                 .is_none_or(|i| crate::intent::carries(*pid, &i.id));
             if ours {
                 stale.push(*pid);
@@ -750,13 +761,13 @@ impl Pool {
                 Err(e) => return LaunchOutcome::Failed(e),
             },
             ReviveHow::Cell => {
-                let Some((cell, agent)) = &t.cell else {
+                let Some((cell, agent)) = t.cell_agent() else {
                     return LaunchOutcome::Failed("no cell".to_string());
                 };
                 let Some(store) = &self.store else {
                     return LaunchOutcome::Failed("no cells root".to_string());
                 };
-                match store.open(cell).and_then(|c| c.revive_command(agent)) {
+                match store.open(&cell).and_then(|c| c.revive_command(&agent)) {
                     Ok(Some(c)) => c,
                     Ok(None) => {
                         return LaunchOutcome::Failed("no revive command configured".to_string());
@@ -776,13 +787,13 @@ impl Pool {
             Err(e) => LaunchOutcome::Failed(format!("cannot start: {e}")),
             Ok(mut child) => {
                 let pid = child.id().unwrap_or(0);
-                if let Some(i) = self.state.launched.get_mut(&t.key) {
+                if let Some(i) = self.state.launched.get_mut(&*t.key) {
                     i.pid = Some(pid);
                 }
-                self.children.insert(t.key.clone(), pid);
-                self.exited.remove(&t.key);
+                self.children.insert(t.key.to_string(), pid);
+                self.exited.remove(&*t.key);
                 let tx = self.exits_tx.clone();
-                let key = t.key.clone();
+                let key = t.key.to_string();
                 tokio::spawn(async move {
                     let _ = child.wait().await; // reaps it
                     let _ = tx.send((key, pid));
@@ -807,12 +818,12 @@ impl Pool {
         attempt: u32,
         now: f64,
     ) -> String {
-        if let Some((cell, agent)) = &t.cell
+        if let Some((cell, agent)) = t.cell_agent()
             && let Some(store) = &self.store
         {
-            let appended = store.open(cell).and_then(|c| {
+            let appended = store.open(&cell).and_then(|c| {
                 c.append(EventKind::ReviveAttempt {
-                    agent: agent.clone(),
+                    agent,
                     attempt,
                     max: self.settings.max_attempts,
                 })
@@ -823,9 +834,11 @@ impl Pool {
         let id = intent.id.clone();
         let mut record = rec.clone();
         launched(&mut record, now, LaunchOutcome::Started, &self.settings);
-        self.state.launched.insert(t.key.clone(), intent.clone());
+        self.state
+            .launched
+            .insert(t.key.to_string(), intent.clone());
         let entry = crate::intent::JournalEntry {
-            key: t.key.clone(),
+            key: t.key.to_string(),
             intent,
             record,
         };
@@ -843,28 +856,22 @@ impl Pool {
         if self.dry_run {
             return;
         }
-        let (Some((cell, agent)), Some(store)) = (&t.cell, &self.store) else {
+        let (Some((cell, agent)), Some(store)) = (t.cell_agent(), &self.store) else {
             return;
         };
         let age = s.heartbeat_age.unwrap_or(-1.0);
         let kind = match to {
-            State::Dead => EventKind::AgentDead {
-                agent: agent.clone(),
-                age,
-            },
-            State::Degraded => EventKind::AgentStale {
-                agent: agent.clone(),
-                age,
-            },
+            State::Dead => EventKind::AgentDead { agent, age },
+            State::Degraded => EventKind::AgentStale { agent, age },
             State::Healthy if rec.episode_start.is_none() && rec.healthy_since == Some(now) => {
                 EventKind::AgentRecovered {
-                    agent: agent.clone(),
+                    agent,
                     down_seconds: 0.0,
                 }
             }
             _ => return,
         };
-        if let Ok(c) = store.open(cell) {
+        if let Ok(c) = store.open(&cell) {
             let appended = c.append(kind);
             if let Err(e) = &appended {
                 tracing::warn!("[{}] event not written: {e}", t.key);
@@ -881,7 +888,7 @@ impl Pool {
         let check = if rec.incident_open {
             let events: Vec<String> = self
                 .events
-                .get(&t.key)
+                .get(&*t.key)
                 .map(|q| q.iter().take(5).cloned().collect())
                 .unwrap_or_default();
             let body = format!(
@@ -918,20 +925,17 @@ impl Pool {
         }
     }
 
-    /// Writes every cell's `state.json`; the last failure, if any.
-    fn write_cell_states(&self, fleet: &Fleet, now: f64) -> Result<(), String> {
-        let mut result = Ok(());
-        let Some(store) = &self.store else {
-            return result;
+    /// Writes the `state.json` of the cell whose agents are `part` (one
+    /// part of the fleet); the error if it failed. Gateways have no cell.
+    fn write_cell_state(&self, part: &[Target], now: f64) -> Result<(), String> {
+        let (Some(store), Some(cell)) = (&self.store, part.first().and_then(|t| t.cell)) else {
+            return Ok(());
         };
-        let mut per_cell: BTreeMap<String, BTreeMap<String, AgentHealth>> = BTreeMap::new();
-        for t in fleet.iter() {
-            let Some((cell, agent)) = &t.cell else {
-                continue;
-            };
+        let mut agents: BTreeMap<String, AgentHealth> = BTreeMap::new();
+        for t in part {
             let rec = self.state.records.get(&t.key).cloned().unwrap_or_default();
-            per_cell.entry(cell.to_string()).or_default().insert(
-                agent.to_string(),
+            agents.insert(
+                t.name.to_string(),
                 AgentHealth {
                     healthy: rec.state == State::Healthy,
                     last_seen: Some(now),
@@ -943,23 +947,20 @@ impl Pool {
                 },
             );
         }
-        for (cell, agents) in per_cell {
-            let Ok(c) = store.open_str(&cell) else {
-                continue;
-            };
-            let st = DaemonState {
-                cell_uuid: c.id(),
-                daemon_pid: std::process::id(),
-                last_poll: now,
-                agent_health: agents,
-                extra: Default::default(),
-            };
-            if let Err(e) = c.write_daemon_state(&st) {
-                tracing::warn!("{cell}: state.json not written: {e}");
-                result = Err(e.to_string());
-            }
-        }
-        result
+        let Ok(c) = store.open(&cell) else {
+            return Ok(());
+        };
+        let st = DaemonState {
+            cell_uuid: c.id(),
+            daemon_pid: std::process::id(),
+            last_poll: now,
+            agent_health: agents,
+            extra: Default::default(),
+        };
+        c.write_daemon_state(&st).map_err(|e| {
+            tracing::warn!("{cell}: state.json not written: {e}");
+            e.to_string()
+        })
     }
 }
 
