@@ -12,6 +12,9 @@
 //!   once), one Gitea incident per death episode, Telegram approvals and
 //!   escalations, cell events and `.lazarus/state.json`, the persisted
 //!   state file.
+//! - [`records`]: every agent's persisted record, in one sorted vector whose
+//!   keys are shared with the fleet; a sweep marks what it saw and drops
+//!   the rest.
 //! - [`ping`]: remote heartbeats pushed by cron jobs on other hosts
 //!   (`POST /ping/<job>`), stored as ordinary `.last` records.
 //! - [`view`]: the snapshot the pool publishes after each sweep
