@@ -68,3 +68,41 @@ fn list_cells_of_a_missing_root_exits_1() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
 }
+
+/// `--once`'s report is its output: the log shows warnings only unless
+/// `NEXUS_LOG` asks for more, and never carries terminal colour codes into a
+/// pipe or a file.
+#[test]
+fn once_logs_warnings_only_and_plain_text_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pool.toml");
+    std::fs::write(
+        &cfg,
+        "[[gateway]]\nname = \"lost\"\nhost = \"127.0.0.1\"\nport = 1\n\
+         heartbeat_path = \"/nonexistent/heartbeat.json\"\nprocess_pattern = \"no-such-agent-xyz\"\n",
+    )
+    .unwrap();
+    let run = |log: Option<&str>| {
+        let mut c = pool();
+        c.env_remove("NEXUS_LOG");
+        if let Some(l) = log {
+            c.env("NEXUS_LOG", l);
+        }
+        c.arg("--config")
+            .arg(&cfg)
+            .args(["--once", "--dry-run", "--state-file"])
+            .arg(dir.path().join("s.json"))
+            .run()
+            .unwrap()
+    };
+    let quiet = run(None);
+    assert_eq!(quiet.status.code(), Some(1), "the gateway is dead");
+    let report = String::from_utf8_lossy(&quiet.stdout);
+    assert!(report.contains("lost"), "{report}");
+    let log = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!log.contains("→"), "state changes are info lines: {log}");
+    let verbose = run(Some("info"));
+    let log = String::from_utf8_lossy(&verbose.stderr);
+    assert!(log.contains("[lost]") && log.contains("→ dead"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a pipe: {log:?}");
+}
