@@ -170,6 +170,21 @@ fn heartbeat_and_event_writes_fail_cleanly_on_a_full_disk() {
     drop(disk);
 }
 
+/// An event about agent `w2`.
+fn is_w2(e: &Event) -> bool {
+    serde_json::to_string(&e.kind)
+        .unwrap()
+        .contains("\"agent\":\"w2\"")
+}
+
+/// Whole seconds since the epoch (event stamps are compared at that grain).
+fn epoch_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 fn health(base: &str) -> (Value, bool) {
     let o = Command::new("curl")
         .args(["-s", "--max-time", "2", "-w", "\n%{http_code}"])
@@ -217,16 +232,51 @@ fn the_pool_runs_through_a_full_disk_and_reports_it() {
             },
         )
         .unwrap();
+    // w2 beats once, before the disk fills: it goes stale (2 s) while the
+    // cell's event log cannot be written.
+    store
+        .join(
+            &cell,
+            Join {
+                agent: AgentName::new("w2").unwrap(),
+                role: Role::Developer,
+                home: None,
+                revive_cmd: None,
+                revive_policy: Some(nexus_cell::RevivePolicy::Never),
+            },
+        )
+        .unwrap();
+    let w2_beat = store
+        .open(&cell)
+        .unwrap()
+        .heartbeat_path(&AgentName::new("w2").unwrap());
+    let o = Command::new(bin("nexus-heartbeat"))
+        .args(["beat", "--agent", "w2", "--path"])
+        .arg(&w2_beat)
+        .run()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let cfg = tmp.path().join("pool.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[pool]\npoll_interval = \"1s\"\nprobe_timeout = \"3s\"\nheartbeat_dir = \"{}\"\n\n[cells]\nroot = \"{}\"\n",
+            "[pool]\npoll_interval = \"1s\"\nprobe_timeout = \"3s\"\nheartbeat_dir = \"{}\"\n\n[cells]\nroot = \"{}\"\nheartbeat_stale_threshold = \"2s\"\n",
             root.join("heartbeats").display(),
             root.join("cells").display()
         ),
     )
     .unwrap();
+    let w2_events = || {
+        store
+            .open(&cell)
+            .unwrap()
+            .events()
+            .unwrap()
+            .events
+            .iter()
+            .filter(|(_, e)| is_w2(e))
+            .count()
+    };
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let log = tmp.path().join("pool.log");
@@ -256,6 +306,19 @@ fn the_pool_runs_through_a_full_disk_and_reports_it() {
     assert!(health(&base).1, "healthy before the disk fills");
 
     let filler = disk.fill();
+    // The log's last page may have room for a few lines: fill it with
+    // short lines until one fails (bounded: a page holds < 100 of them).
+    let log_path = store.open(&cell).unwrap().events_path();
+    let pad = Event::now(EventKind::Heartbeat {
+        agent: AgentName::new("pad").unwrap(),
+        status: "x".into(),
+    });
+    assert!(
+        (0..200).any(|_| nexus_cell::append_event(&log_path, &pad).is_err()),
+        "the event log still takes lines on a full disk"
+    );
+    let filled_at = epoch_now();
+    let w2_before = w2_events();
     wait_for("the faults on /health", || {
         let (h, ok) = health(&base);
         let faults = h["faults"].to_string();
@@ -264,6 +327,9 @@ fn the_pool_runs_through_a_full_disk_and_reports_it() {
             && faults.contains(&cell_state.display().to_string())
             && faults.contains("resurrection_pool.last")
             && faults.contains("No space left on device")
+            // w2 went stale: its events wait to be written.
+            && faults.contains("events.jsonl")
+            && faults.contains("events kept to retry")
     });
     let before: Vec<Vec<u8>> = [&state, &cell_state, &own]
         .iter()
@@ -279,12 +345,19 @@ fn the_pool_runs_through_a_full_disk_and_reports_it() {
         no_temp_files(p.parent().unwrap());
     }
     let metrics = get(&format!("{base}/metrics"));
-    assert!(metrics.contains("nexus_pool_write_faults 3"), "{metrics}");
+    // state, cell-state, heartbeat and events.
+    assert!(metrics.contains("nexus_pool_write_faults 4"), "{metrics}");
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("write fault (state)"), "{logged}");
     assert!(logged.contains("No space left on device"), "{logged}");
 
+    assert_eq!(
+        w2_events(),
+        w2_before,
+        "nothing was written on the full disk"
+    );
     std::fs::remove_file(filler).unwrap();
+    let freed_at = epoch_now();
     wait_for("healthy again", || {
         let (h, ok) = health(&base);
         ok && h["faults"].as_array().is_some_and(Vec::is_empty)
@@ -296,6 +369,29 @@ fn the_pool_runs_through_a_full_disk_and_reports_it() {
             .all(|(p, b)| std::fs::read(p).is_ok_and(|now| &now != b))
     });
     assert!(get(&format!("{base}/metrics")).contains("nexus_pool_write_faults 0"));
+    // The events of the outage were kept and written, with the time they
+    // happened, in order.
+    let events = store.open(&cell).unwrap().events().unwrap();
+    assert!(events.skipped.is_empty(), "{:?}", events.skipped);
+    let w2: Vec<&Event> = events
+        .events
+        .iter()
+        .filter(|(_, e)| is_w2(e))
+        .map(|(_, e)| e)
+        .skip(w2_before)
+        .collect();
+    assert!(!w2.is_empty(), "w2's events of the outage were lost");
+    assert!(
+        w2.iter().all(|e| {
+            let ts = e.ts.unix_timestamp();
+            ts >= filled_at && ts <= freed_at
+        }),
+        "stamped when they happened: {w2:?}"
+    );
+    assert!(
+        events.events.windows(2).all(|p| p[0].1.ts <= p[1].1.ts),
+        "in order"
+    );
     assert!(
         std::fs::read_to_string(&log)
             .unwrap()

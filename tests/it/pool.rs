@@ -535,6 +535,97 @@ pub(crate) mod channels {
         (server, bot, vec![send, updates, other])
     }
 
+    /// Telegram's flood control (a 429 whose `retry_after` is longer than
+    /// `max_flood_wait`) holds the "needs a human" message: it waits in the
+    /// pool state, across `--once` runs, and is sent exactly once later.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_escalation_held_by_flood_control_is_sent_later_exactly_once() {
+        const CHAT: i64 = -1002;
+        let mut server = mockito::Server::new_async().await;
+        let _updates = server
+            .mock(
+                "POST",
+                mockito::Matcher::Regex("^/bot[^/]+/getUpdates$".into()),
+            )
+            .with_header("content-type", "application/json")
+            .with_body(r#"{"ok": true, "result": []}"#)
+            .create_async()
+            .await;
+        let send_path = mockito::Matcher::Regex("^/bot[^/]+/sendMessage$".into());
+        let flood = server
+            .mock("POST", send_path.clone())
+            .with_status(429)
+            .with_header("content-type", "application/json")
+            .with_body(
+                r#"{"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}"#,
+            )
+            .create_async()
+            .await;
+        let f = Fleet::new();
+        f.join("b1", RevivePolicy::Auto, false); // never comes back
+        let cfg = f.config(&format!(
+            "max_attempts = 1\nslow_lane = 100000\n\n[telegram]\nchat_id = {CHAT}\napi_url = \"{}\"\nmax_flood_wait = \"0s\"\n",
+            server.url()
+        ));
+        let run = || {
+            f.cmd(&cfg)
+                .arg("--once")
+                .env("TELEGRAM_BOT_TOKEN", "123456:test-token")
+                .run()
+                .unwrap()
+        };
+        let state = || -> Value {
+            serde_json::from_slice(&std::fs::read(f.root.join("pool-state.json")).unwrap()).unwrap()
+        };
+        let key = format!("{}/b1", f.cell);
+        for _ in 0..6 {
+            run();
+            if state()["records"][&key]["state"] == "escalated" {
+                break;
+            }
+        }
+        assert_eq!(state()["records"][&key]["state"], "escalated");
+        assert!(
+            flood.matched_async().await,
+            "the escalation met flood control"
+        );
+        let waiting = state()["unsent"].to_string();
+        assert!(
+            waiting.contains("needs a human") && waiting.contains("b1"),
+            "{waiting}"
+        );
+        // Flood control ends.
+        flood.remove_async().await;
+        let sent = Arc::new(Mutex::new(Vec::<Value>::new()));
+        let s2 = sent.clone();
+        let _ok = server
+            .mock("POST", send_path)
+            .with_header("content-type", "application/json")
+            .with_body_from_request(move |req| {
+                let body: Value = serde_json::from_slice(req.body().unwrap()).unwrap();
+                s2.lock().unwrap().push(body);
+                serde_json::to_vec(&serde_json::json!({"ok": true, "result": {
+                    "message_id": 1, "date": 0, "chat": {"id": CHAT, "type": "group"}}}))
+                .unwrap()
+            })
+            .create_async()
+            .await;
+        wait_for("the held message sent", || {
+            run();
+            !sent.lock().unwrap().is_empty()
+        });
+        run();
+        run();
+        let sent = sent.lock().unwrap();
+        assert_eq!(sent.len(), 1, "sent exactly once: {sent:?}");
+        let text = sent[0]["text"].as_str().unwrap();
+        assert!(
+            text.contains("needs a human") && text.contains("b1"),
+            "{text}"
+        );
+        assert!(state().get("unsent").is_none(), "nothing left waiting");
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn ask_waits_for_an_approval_from_the_chat_while_auto_revives_at_once() {
         const CHAT: i64 = -1001;

@@ -175,8 +175,14 @@ impl Cell {
 
     /// Appends one event to `logs/events.jsonl`.
     pub fn append(&self, kind: EventKind) -> Result<(), Error> {
+        self.append_event(&Event::now(kind))
+    }
+
+    /// Appends an event stamped earlier (one whose first write failed and
+    /// is retried: it keeps the time it happened).
+    pub fn append_event(&self, event: &Event) -> Result<(), Error> {
         fsx::real_dir(&self.logs_dir())?;
-        append_event(&self.events_path(), &Event::now(kind))
+        append_event(&self.events_path(), event)
     }
 
     /// Reads `logs/events.jsonl` (bad lines skipped and listed).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use nexus_cell::{AgentHealth, CellStore, DaemonState, EventKind};
+use nexus_cell::{AgentHealth, CellId, CellStore, DaemonState, Event, EventKind};
 use nexus_gitea::{Check, Engine};
 use nexus_notify::{ApprovalConfig, Approvals, Telegram, Text, Verdict};
 use nexus_probe::{ProbeKind, ProbeSpec, Runner, RunnerConfig, Status};
@@ -27,6 +27,10 @@ use crate::view::{AgentView, PoolSnapshot};
 
 /// Events kept per agent for the status page.
 const EVENTS_KEPT: usize = 8;
+
+/// Cell events kept to retry while their logs cannot be written (a full
+/// disk); beyond this the oldest are dropped, and counted.
+const UNWRITTEN_EVENTS_KEPT: usize = 10_000;
 
 /// Options that do not come from the config file.
 #[derive(Debug, Clone)]
@@ -50,7 +54,26 @@ pub struct PoolState {
     /// The last launch of each agent, saved before its spawn (see
     /// [`crate::intent`]).
     pub launched: BTreeMap<String, LaunchIntent>,
+    /// Telegram messages not delivered yet (flood control, Telegram
+    /// unreachable), oldest first: retried at every sweep, across restarts.
+    #[serde(skip_serializing_if = "VecDeque::is_empty")]
+    pub unsent: VecDeque<Unsent>,
 }
+
+/// A Telegram message waiting to be sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unsent {
+    /// The message.
+    pub text: String,
+    /// Not before this time (epoch seconds): Telegram's `retry_after`.
+    pub not_before: f64,
+}
+
+/// Telegram messages kept to retry; beyond this the oldest are dropped.
+const UNSENT_KEPT: usize = 100;
+
+/// How long to wait before trying Telegram again when it did not answer.
+const UNREACHABLE_RETRY: f64 = 30.0;
 
 impl PoolState {
     /// Loads the state; a missing file is empty, a corrupt one is an error
@@ -140,6 +163,11 @@ pub struct Pool {
     started_at: f64,
     sweeps: u64,
     faults: crate::faults::Faults,
+    /// Cell events whose write failed, oldest first: retried at every
+    /// sweep, each cell's in order, and written with the time they happened.
+    unwritten: VecDeque<(CellId, Event)>,
+    /// Unwritten events dropped because more than `UNWRITTEN_EVENTS_KEPT` waited.
+    unwritten_dropped: u64,
     clock: crate::clock::Clock,
     future_beats: crate::clock::FutureBeats,
 }
@@ -209,6 +237,8 @@ impl Pool {
             started_at: now,
             sweeps: 0,
             faults: crate::faults::Faults::default(),
+            unwritten: VecDeque::new(),
+            unwritten_dropped: 0,
             clock: crate::clock::Clock::system(),
             future_beats: crate::clock::FutureBeats::default(),
         };
@@ -361,6 +391,12 @@ impl Pool {
     ) -> SweepReport {
         let started = Instant::now();
         let now = self.clock.now();
+        if !self.unwritten.is_empty() {
+            self.write_events();
+        }
+        if !self.state.unsent.is_empty() && !self.dry_run {
+            self.send_unsent().await;
+        }
         let (fleet, warnings) = targets(&self.cfg, self.store.as_ref(), &self.children);
         for w in warnings {
             tracing::warn!("{w}");
@@ -603,15 +639,15 @@ impl Pool {
                 Action::Escalate { reason } => {
                     self.note(&t.key, format!("escalated: {reason}"));
                     if let Some((cell, agent)) = t.cell_agent()
-                        && let Some(store) = &self.store
                         && !self.dry_run
-                        && let Ok(c) = store.open(&cell)
                     {
-                        let appended = c.append(EventKind::ReviveEscalated {
-                            agent,
-                            reason: Some(reason.clone()),
-                        });
-                        self.fault_result("events", appended.map_err(|e| e.to_string()));
+                        self.cell_append(
+                            cell,
+                            EventKind::ReviveEscalated {
+                                agent,
+                                reason: Some(reason.clone()),
+                            },
+                        );
                     }
                     self.send_telegram(&format!(
                         "🚨 Resurrection pool: {} needs a human: {reason}",
@@ -696,14 +732,67 @@ impl Pool {
         }
     }
 
-    async fn send_telegram(&self, text: &str) {
-        if self.dry_run {
+    /// Sends `text` to the Telegram chat, behind any message still waiting;
+    /// one that cannot be sent now (flood control beyond `max_flood_wait`,
+    /// Telegram unreachable) waits in the pool state for a later sweep.
+    async fn send_telegram(&mut self, text: &str) {
+        if self.dry_run || self.telegram.is_none() {
             return;
         }
-        if let Some(tg) = &self.telegram
-            && let Err(e) = tg.send(&Text::new().text(text), None).await
+        let unsent = &mut self.state.unsent;
+        if unsent.len() >= UNSENT_KEPT
+            && let Some(old) = unsent.pop_front()
         {
-            tracing::warn!("telegram: {e}");
+            tracing::warn!("telegram: dropped an unsent message: {}", old.text);
+        }
+        unsent.push_back(Unsent {
+            text: text.to_string(),
+            not_before: 0.0,
+        });
+        self.send_unsent().await;
+    }
+
+    /// Sends the waiting Telegram messages, oldest first, until one must
+    /// wait (it keeps its place) or all are sent. A message Telegram refuses
+    /// for good (a bad request) is dropped with a warning.
+    async fn send_unsent(&mut self) {
+        let Some(tg) = &self.telegram else {
+            // Telegram was taken out of the config: nowhere to send them.
+            self.state.unsent.clear();
+            return;
+        };
+        let now = nexus_heartbeat::now_epoch();
+        while let Some(first) = self.state.unsent.front_mut() {
+            if first.not_before > now {
+                return;
+            }
+            match tg.send(&Text::new().text(&first.text), None).await {
+                Ok(_) => {
+                    self.state.unsent.pop_front();
+                }
+                Err(nexus_notify::Error::RateLimited { retry_after, .. }) => {
+                    tracing::warn!("telegram: flood control, retrying in {retry_after}s");
+                    first.not_before = now + retry_after as f64;
+                    return;
+                }
+                Err(
+                    e @ (nexus_notify::Error::Unreachable { .. }
+                    | nexus_notify::Error::Decode { .. }),
+                ) => {
+                    tracing::warn!("telegram: {e}; retrying in {UNREACHABLE_RETRY:.0}s");
+                    first.not_before = now + UNREACHABLE_RETRY;
+                    return;
+                }
+                Err(nexus_notify::Error::Api { status, .. }) if status >= 500 => {
+                    tracing::warn!("telegram: HTTP {status}; retrying in {UNREACHABLE_RETRY:.0}s");
+                    first.not_before = now + UNREACHABLE_RETRY;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("telegram: message dropped: {e}");
+                    self.state.unsent.pop_front();
+                }
+            }
         }
     }
 
@@ -818,17 +907,16 @@ impl Pool {
         attempt: u32,
         now: f64,
     ) -> String {
-        if let Some((cell, agent)) = t.cell_agent()
-            && let Some(store) = &self.store
-        {
-            let appended = store.open(&cell).and_then(|c| {
-                c.append(EventKind::ReviveAttempt {
+        if let Some((cell, agent)) = t.cell_agent() {
+            let max = self.settings.max_attempts;
+            self.cell_append(
+                cell,
+                EventKind::ReviveAttempt {
                     agent,
                     attempt,
-                    max: self.settings.max_attempts,
-                })
-            });
-            self.fault_result("events", appended.map(|_| ()).map_err(|e| e.to_string()));
+                    max,
+                },
+            );
         }
         let intent = LaunchIntent::new(&t.key, now, attempt);
         let id = intent.id.clone();
@@ -856,7 +944,7 @@ impl Pool {
         if self.dry_run {
             return;
         }
-        let (Some((cell, agent)), Some(store)) = (t.cell_agent(), &self.store) else {
+        let Some((cell, agent)) = t.cell_agent() else {
             return;
         };
         let age = s.heartbeat_age.unwrap_or(-1.0);
@@ -871,13 +959,69 @@ impl Pool {
             }
             _ => return,
         };
-        if let Ok(c) = store.open(&cell) {
-            let appended = c.append(kind);
-            if let Err(e) = &appended {
-                tracing::warn!("[{}] event not written: {e}", t.key);
-            }
-            self.fault_result("events", appended.map_err(|e| e.to_string()));
+        self.cell_append(cell, kind);
+    }
+
+    /// Appends an event to `cell`'s log, behind any of its events still
+    /// waiting to be written; one that cannot be written now waits too.
+    fn cell_append(&mut self, cell: CellId, kind: EventKind) {
+        if self.unwritten.len() >= UNWRITTEN_EVENTS_KEPT {
+            self.unwritten.pop_front();
+            self.unwritten_dropped += 1;
         }
+        self.unwritten.push_back((cell, Event::now(kind)));
+        self.write_events();
+    }
+
+    /// Writes the waiting cell events, oldest first. A cell whose log fails
+    /// keeps the rest of its events, in order, for the next sweep; other
+    /// cells go on. A cell that no longer exists has nowhere to write: its
+    /// events are dropped.
+    fn write_events(&mut self) {
+        let Some(store) = &self.store else {
+            self.unwritten.clear();
+            return;
+        };
+        let mut blocked: Vec<CellId> = Vec::new();
+        let mut fault: Option<String> = None;
+        self.unwritten.retain(|(id, event)| {
+            if blocked.contains(id) {
+                return true;
+            }
+            let cell = match store.open(id) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("cell {id}: event dropped, the cell is gone: {e}");
+                    return false;
+                }
+            };
+            match cell.append_event(event) {
+                Ok(()) => false,
+                Err(e) => {
+                    blocked.push(*id);
+                    fault = Some(e.to_string());
+                    true
+                }
+            }
+        });
+        let result = match fault {
+            None => {
+                if self.unwritten_dropped > 0 {
+                    tracing::warn!(
+                        "cell events: {} of them were dropped (more than {UNWRITTEN_EVENTS_KEPT} waited while the logs could not be written)",
+                        self.unwritten_dropped
+                    );
+                    self.unwritten_dropped = 0;
+                }
+                Ok(())
+            }
+            Some(e) => {
+                let e = format!("{e} ({} events kept to retry)", self.unwritten.len());
+                tracing::warn!("cell events: {e}");
+                Err(e)
+            }
+        };
+        self.fault_result("events", result);
     }
 
     /// One incident per death episode, through the Gitea engine.
