@@ -239,14 +239,33 @@ fn new_action_id(fp: &str, kind: ActionKind, now: i64) -> String {
 }
 
 /// A sliding-window counter of delivered actions: at most `max` entries.
+/// Kept in `limiter.json` too (read and written under the engine lock), so
+/// the limit holds across restarts and across processes sharing the state
+/// directory: a crash-looping daemon does not start counting again.
 #[derive(Debug)]
 struct Limiter {
     max: usize,
     window: i64,
     sent: VecDeque<i64>,
+    /// Changed since `limiter.json` was written.
+    dirty: bool,
+    /// Size and mtime of `limiter.json` when last read or written: an
+    /// unchanged file is not read again.
+    seen: Option<(u64, Option<std::time::SystemTime>)>,
 }
 
 impl Limiter {
+    /// Takes the window another run saved: times in the future (the clock
+    /// was set back) count as now, so they expire one window from now.
+    fn replace(&mut self, mut times: Vec<i64>, now: i64) {
+        for t in &mut times {
+            *t = (*t).min(now);
+        }
+        times.sort_unstable();
+        let keep = times.len().saturating_sub(self.max);
+        self.sent = times.into_iter().skip(keep).collect();
+    }
+
     fn allows(&mut self, now: i64) -> bool {
         while self
             .sent
@@ -261,6 +280,7 @@ impl Limiter {
     fn record(&mut self, now: i64) {
         if self.max > 0 {
             self.sent.push_back(now);
+            self.dirty = true;
         }
     }
 }
@@ -350,6 +370,8 @@ impl Engine {
             max: cfg.max_actions as usize,
             window: cfg.action_window.as_secs().max(1) as i64,
             sent: VecDeque::new(),
+            dirty: false,
+            seen: None,
         };
         Engine {
             limiter,
@@ -541,12 +563,84 @@ impl Engine {
             return Ok(Outcome::Disabled);
         }
         let _lock = self.lock().await?;
+        self.load_limiter(now);
+        let outcome = self.observe_locked(check, now).await;
+        self.save_limiter();
+        outcome
+    }
+
+    async fn observe_locked(&mut self, check: &Check, now: i64) -> Result<Outcome, Error> {
         self.load_deferred();
         let backlog = self.flush_or_hold(now).await?;
         if !backlog {
             self.drain_deferred(now).await;
         }
         self.act(check, now, backlog).await
+    }
+
+    fn limiter_path(&self) -> PathBuf {
+        self.cfg.state_dir.join("limiter.json")
+    }
+
+    /// Under the engine lock: the window as `limiter.json` has it (another
+    /// process, or this daemon before a restart, may have delivered
+    /// actions), unless the file did not change since this engine last
+    /// read or wrote it. A corrupt file is ignored (this run's count goes on).
+    fn load_limiter(&mut self, now: i64) {
+        if self.limiter.max == 0 {
+            return;
+        }
+        let path = self.limiter_path();
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "rate-limit window unreadable");
+                return;
+            }
+        };
+        let stamp = (meta.len(), meta.modified().ok());
+        if self.limiter.seen == Some(stamp) {
+            return;
+        }
+        let times = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Vec<i64>>(&b).map_err(|e| e.to_string()));
+        match times {
+            Ok(times) => {
+                self.limiter.replace(times, now);
+                self.limiter.seen = Some(stamp);
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "corrupt rate-limit window ignored");
+            }
+        }
+    }
+
+    /// Under the engine lock: writes the window if it changed. A failure is
+    /// logged, not returned: the action it counts was already delivered.
+    fn save_limiter(&mut self) {
+        if !self.limiter.dirty {
+            return;
+        }
+        let path = self.limiter_path();
+        let times: Vec<i64> = self.limiter.sent.iter().copied().collect();
+        let written = serde_json::to_vec(&times)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                nexus_heartbeat::write_atomic(&path, &b, false).map_err(|e| e.to_string())
+            });
+        match written {
+            Ok(()) => {
+                self.limiter.dirty = false;
+                self.limiter.seen = std::fs::metadata(&path)
+                    .ok()
+                    .map(|m| (m.len(), m.modified().ok()));
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "rate-limit window not saved");
+            }
+        }
     }
 
     /// Call once per cycle when not every subject is observed every cycle
@@ -569,11 +663,17 @@ impl Engine {
         }
         let now = self.now();
         let _lock = self.lock().await?;
-        self.load_deferred();
-        if !self.flush_or_hold(now).await? {
-            self.drain_deferred(now).await;
+        self.load_limiter(now);
+        let ticked = async {
+            self.load_deferred();
+            if !self.flush_or_hold(now).await? {
+                self.drain_deferred(now).await;
+            }
+            self.save_deferred()
         }
-        self.save_deferred()
+        .await;
+        self.save_limiter();
+        ticked
     }
 
     fn deferred_path(&self) -> PathBuf {
@@ -796,7 +896,11 @@ impl Engine {
             return self.outbox.len();
         }
         let _lock = self.lock().await?;
-        self.flush_locked().await?;
+        let now = self.now();
+        self.load_limiter(now);
+        let flushed = self.flush_locked().await;
+        self.save_limiter();
+        flushed?;
         self.outbox.len()
     }
 

@@ -37,6 +37,9 @@
 //!   observation, and acted on oldest first as the window allows, by a later
 //!   [`Engine::observe`] or [`Engine::tick`] (callers that do not observe
 //!   every subject every cycle, like the pool, call `tick` once per cycle).
+//!   The window lives in `limiter.json` and the deferred subjects in
+//!   `deferred.json`, so both survive a restart (a crash loop does not reset
+//!   the count).
 //!   Only the final state is reported: a flap that ended where it started
 //!   costs nothing;
 //! - `dry_run`: no HTTP call and no file written, [`Outcome::DryRun`] says

@@ -224,3 +224,67 @@ async fn beyond_the_limit_subjects_wait_and_only_their_final_state_is_filed() {
         ]
     );
 }
+
+/// The window is kept on disk: a daemon that restarts (a crash loop) does not
+/// start counting again, and a clock set back does not hold actions beyond
+/// one window.
+#[tokio::test]
+async fn the_limit_holds_across_restarts() {
+    let fake = Fake::start().await;
+    let dir = TempDir::new().unwrap();
+    let clock = Arc::new(AtomicI64::new(T0));
+    let engine = |clock: &Arc<AtomicI64>| {
+        let mut cfg = EngineConfig::new(dir.path(), "pool", "[pool]");
+        cfg.max_actions = 2;
+        cfg.action_window = Duration::from_secs(600);
+        let c = clock.clone();
+        Engine::new(cfg, Some(GiteaClient::new(&config(&fake.url())).unwrap()))
+            .with_clock(Arc::new(move || c.load(Ordering::SeqCst)))
+    };
+    let mut e = engine(&clock);
+    assert_eq!(
+        e.observe(&check(0, true)).await.unwrap(),
+        Outcome::Created { number: 1 }
+    );
+    assert_eq!(
+        e.observe(&check(1, true)).await.unwrap(),
+        Outcome::Created { number: 2 }
+    );
+    drop(e);
+    assert!(dir.path().join("limiter.json").is_file());
+    // Restarted ten seconds later, three times over: still inside the window.
+    for _ in 0..3 {
+        clock.fetch_add(10, Ordering::SeqCst);
+        let mut e = engine(&clock);
+        assert_eq!(e.observe(&check(2, true)).await.unwrap(), Outcome::Deferred);
+        e.tick().await.unwrap();
+    }
+    assert_eq!(fake.st().issues.len(), 2, "no action beyond the limit");
+    // The window passes: the waiting subject is filed by the next run.
+    clock.fetch_add(600, Ordering::SeqCst);
+    let mut e = engine(&clock);
+    e.tick().await.unwrap();
+    assert_eq!(fake.st().issues.len(), 3);
+    drop(e);
+    // A window saved "in the future" (the clock was set back an hour)
+    // counts from now: actions wait one window, not an hour and a window.
+    std::fs::write(
+        dir.path().join("limiter.json"),
+        format!("[{}, {}]", T0 + 10_000, T0 + 10_000),
+    )
+    .unwrap();
+    let mut e = engine(&clock);
+    assert_eq!(e.observe(&check(3, true)).await.unwrap(), Outcome::Deferred);
+    clock.fetch_add(600, Ordering::SeqCst);
+    e.tick().await.unwrap();
+    assert_eq!(fake.st().issues.len(), 4, "filed one window later");
+    // A corrupt window is ignored, never fatal.
+    drop(e);
+    std::fs::write(dir.path().join("limiter.json"), "not json").unwrap();
+    let mut e = engine(&clock);
+    clock.fetch_add(600, Ordering::SeqCst);
+    assert_eq!(
+        e.observe(&check(4, true)).await.unwrap(),
+        Outcome::Created { number: 5 }
+    );
+}
