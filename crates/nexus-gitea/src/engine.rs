@@ -8,6 +8,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+// Intervals between runs (comments, the rate-limit window) are on the wall
+// clock; a stamp from the future counts as long past. Reopening a recently
+// closed issue keeps the plain difference: after a clock jump it reopens
+// rather than files a duplicate.
+use nexus_heartbeat::elapsed_since as elapsed;
+
 use crate::client::GiteaClient;
 use crate::error::Error;
 use crate::outbox::{ActionKind, Outbox, QueuedAction};
@@ -270,7 +276,7 @@ impl Limiter {
         while self
             .sent
             .front()
-            .is_some_and(|t| now.saturating_sub(*t) >= self.window)
+            .is_some_and(|t| elapsed(now, *t) >= self.window)
         {
             self.sent.pop_front();
         }
@@ -511,9 +517,9 @@ impl Engine {
             return Some(ActionKind::Open);
         }
         let sig = signature(&check.summary, &check.diagnostics);
-        let due = st.last_comment_at.is_none_or(|t| {
-            now.saturating_sub(t) >= self.cfg.comment_min_interval.as_secs() as i64
-        });
+        let due = st
+            .last_comment_at
+            .is_none_or(|t| elapsed(now, t) >= self.cfg.comment_min_interval.as_secs() as i64);
         // An adopted issue has no known signature: only the interval applies.
         let changed = st.last_signature.as_deref().is_some_and(|s| s != sig);
         (changed || due).then_some(ActionKind::Comment)
@@ -1158,7 +1164,7 @@ impl Engine {
             let newest = st.last_closed.map(|c| c.number);
             let due = st.last_signature.as_deref() != Some(sig.as_str())
                 || st.last_comment_at.is_none_or(|t| {
-                    a.decided_at.saturating_sub(t) >= self.cfg.comment_min_interval.as_secs() as i64
+                    elapsed(a.decided_at, t) >= self.cfg.comment_min_interval.as_secs() as i64
                 });
             if let (Some(n), true) = (newest, due) {
                 let body = format!(

@@ -124,6 +124,15 @@ pub fn now_epoch() -> f64 {
     }
 }
 
+/// Seconds from `then` to `now` (epoch seconds) for intervals kept in state
+/// files across processes, where the wall clock is the only clock they share.
+/// A `then` in the future means the clock was set back: it counts as long
+/// past, so a jump costs at most one early repeat (a reminder, a comment),
+/// never a silence as long as the jump.
+pub fn elapsed_since(now: i64, then: i64) -> i64 {
+    if then > now { i64::MAX } else { now - then }
+}
+
 /// The kernel boot id, read once per process; `None` off Linux.
 pub fn boot_id() -> Option<&'static str> {
     static BOOT: OnceLock<Option<String>> = OnceLock::new();

@@ -48,7 +48,7 @@ pub use dirs::{
 };
 pub use doc::{
     AgentHeartbeat, CronRecord, CronStatus, HeartbeatWriter, WriterStamp, boot_id,
-    default_agent_path, hostname, now_epoch, write_heartbeat,
+    default_agent_path, elapsed_since, hostname, now_epoch, write_heartbeat,
 };
 pub use duration::{deserialize_duration, format_duration, parse_duration};
 pub use error::{DurationError, Error, JobNameError};

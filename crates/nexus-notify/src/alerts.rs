@@ -10,6 +10,7 @@
 //! first message allowed afterwards carries the *current* state (with a line
 //! saying how many updates were held back).
 
+use crate::clock::{elapsed, holds};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -138,8 +139,7 @@ impl Alerter {
         let cooldown = self.cfg.cooldown.as_secs() as i64;
         // Only announcements inside the cooldown matter: the map stays
         // bounded however many keys come and go.
-        st.last_announced
-            .retain(|_, t| now.saturating_sub(*t) < cooldown);
+        st.last_announced.retain(|_, t| elapsed(now, *t) < cooldown);
         let mut fresh = Vec::new();
         for p in problems {
             let prev = st.active.get(&p.key);
@@ -150,7 +150,7 @@ impl Alerter {
                     && st
                         .last_announced
                         .get(&p.key)
-                        .is_some_and(|t| now.saturating_sub(*t) < cooldown);
+                        .is_some_and(|t| elapsed(now, *t) < cooldown);
                 if !cooling {
                     fresh.push(p.key.clone());
                 }
@@ -175,7 +175,7 @@ impl Alerter {
                 .all(|p| st.active.get(&p.key).is_some_and(|a| a.announced))
             && st
                 .last_sent
-                .is_some_and(|t| now.saturating_sub(t) >= self.cfg.repeat.as_secs() as i64)
+                .is_some_and(|t| elapsed(now, t) >= self.cfg.repeat.as_secs() as i64)
         {
             Sent::Reminder
         } else {
@@ -184,9 +184,9 @@ impl Alerter {
 
         if kind != Sent::Nothing {
             let window = self.cfg.message_window.as_secs() as i64;
-            st.sent_times.retain(|t| now.saturating_sub(*t) < window);
+            st.sent_times.retain(|t| elapsed(now, *t) < window);
             let max = self.cfg.max_messages as usize;
-            let flood = st.hold_until.is_some_and(|t| now < t);
+            let flood = st.hold_until.is_some_and(|t| holds(now, t));
             if flood || (max > 0 && st.sent_times.len() >= max) {
                 st.held_back = st.held_back.saturating_add(1);
                 state::save(&self.cfg.state_file, &st)?;

@@ -93,7 +93,7 @@ impl ApprovalState {
     /// Seconds left of a flood-control hold.
     fn held(&self, now: i64) -> Option<u64> {
         self.hold_until
-            .filter(|t| now < *t)
+            .filter(|t| crate::clock::holds(now, *t))
             .map(|t| t.saturating_sub(now) as u64)
     }
 

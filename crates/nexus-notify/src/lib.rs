@@ -34,6 +34,7 @@
 
 mod alerts;
 mod approval;
+mod clock;
 mod error;
 mod markdown;
 mod state;

@@ -288,3 +288,44 @@ async fn the_limit_holds_across_restarts() {
         Outcome::Created { number: 5 }
     );
 }
+
+/// The clock is set back a day while a subject keeps failing: its issue is
+/// not left without a comment for that day (one comment follows at once,
+/// then the interval runs from there); the rate-limit window is not
+/// stretched either.
+#[tokio::test]
+async fn a_clock_set_back_a_day_does_not_silence_the_issue() {
+    let fake = Fake::start().await;
+    let dir = TempDir::new().unwrap();
+    let clock = Arc::new(AtomicI64::new(T0));
+    let mut cfg = EngineConfig::new(dir.path(), "pool", "[pool]");
+    cfg.comment_min_interval = Duration::from_secs(3600);
+    let c = clock.clone();
+    let mut e = Engine::new(cfg, Some(GiteaClient::new(&config(&fake.url())).unwrap()))
+        .with_clock(Arc::new(move || c.load(Ordering::SeqCst)));
+    assert_eq!(
+        e.observe(&check(0, true)).await.unwrap(),
+        Outcome::Created { number: 1 }
+    );
+    clock.fetch_add(60, Ordering::SeqCst);
+    assert_eq!(e.observe(&check(0, true)).await.unwrap(), Outcome::Nothing);
+    clock.fetch_sub(86_400, Ordering::SeqCst);
+    assert_eq!(
+        e.observe(&check(0, true)).await.unwrap(),
+        Outcome::Commented { number: 1 },
+        "one comment after the jump, not a day of silence"
+    );
+    clock.fetch_add(60, Ordering::SeqCst);
+    assert_eq!(e.observe(&check(0, true)).await.unwrap(), Outcome::Nothing);
+    clock.fetch_add(3600, Ordering::SeqCst);
+    assert_eq!(
+        e.observe(&check(0, true)).await.unwrap(),
+        Outcome::Commented { number: 1 }
+    );
+    // Recovery closes the same issue.
+    assert_eq!(
+        e.observe(&check(0, false)).await.unwrap(),
+        Outcome::Resolved { number: 1 }
+    );
+    assert_eq!(fake.st().issues.len(), 1, "still one issue");
+}

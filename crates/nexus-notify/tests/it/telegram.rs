@@ -552,3 +552,48 @@ async fn a_bad_request_id_is_refused_before_any_request() {
         .unwrap_err();
     assert!(err.to_string().contains("request_id"), "{err}");
 }
+
+/// The clock is set back a day while a problem lasts: the alerter neither
+/// goes silent for that day (a reminder comes one `repeat` later) nor
+/// believes a flood hold that ends a week ahead.
+#[tokio::test]
+async fn a_clock_set_back_a_day_does_not_silence_reminders() {
+    let mut server = Server::new_async().await;
+    let send = server
+        .mock("POST", path("sendMessage").as_str())
+        .with_body(ok(message(51, CHAT, SENT_AT, "alert")))
+        .expect(3)
+        .create_async()
+        .await;
+    let (tg, _) = client(&server);
+    let dir = TempDir::new().unwrap();
+    let cfg = AlertConfig::new(dir.path().join("alerts.json"), "NEXUS Health Alert");
+    let a = Alerter::new(cfg.clone(), tg.clone());
+    let redis = problem("redis", Severity::Critical, "connection refused");
+    let t0 = SENT_AT;
+    let at = |t| a.notify(std::slice::from_ref(&redis), t);
+    assert_eq!(at(t0).await.unwrap(), Sent::Problems); // 1
+    // The clock goes back a day: the last message is "in the future".
+    let back = t0 - 86_400;
+    assert_eq!(
+        at(back).await.unwrap(),
+        Sent::Reminder,
+        "one early reminder, not a day of silence"
+    ); // 2
+    assert_eq!(at(back + 60).await.unwrap(), Sent::Nothing);
+    assert_eq!(at(back + 3600).await.unwrap(), Sent::Reminder); // 3, one `repeat` later
+    // A flood hold a week ahead was set before a jump: it is not believed.
+    let state = dir.path().join("alerts.json");
+    let mut st: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    st["hold_until"] = serde_json::json!(back + 7 * 86_400);
+    std::fs::write(&state, serde_json::to_vec(&st).unwrap()).unwrap();
+    send.assert_async().await;
+    let again = server
+        .mock("POST", path("sendMessage").as_str())
+        .with_body(ok(message(52, CHAT, SENT_AT, "alert")))
+        .expect(1)
+        .create_async()
+        .await;
+    assert_eq!(at(back + 7200).await.unwrap(), Sent::Reminder);
+    again.assert_async().await;
+}
