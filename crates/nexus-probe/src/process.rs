@@ -162,6 +162,10 @@ pub struct ProcTable {
     self_pid: u32,
     uptime: Option<f64>,
     ticks_per_second: u64,
+    /// Per entry, the strings the argv rule matches a pattern against
+    /// (see [`argv_targets`]), worked out once per table: a pool probes
+    /// 1,000 patterns against the same table.
+    targets: std::sync::OnceLock<Vec<Vec<String>>>,
 }
 
 /// Reads at most `cap` bytes of a small `/proc` file.
@@ -279,6 +283,7 @@ impl ProcTable {
             self_pid,
             uptime,
             ticks_per_second: rustix::param::clock_ticks_per_second().max(1),
+            targets: std::sync::OnceLock::new(),
         })
     }
 
@@ -349,18 +354,36 @@ impl ProcTable {
         if exclude_children {
             excluded.extend(self.descendants());
         }
+        let targets = self.targets.get_or_init(|| {
+            self.entries
+                .iter()
+                .map(|e| {
+                    argv_targets(argv_or_comm(e))
+                        .into_iter()
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .collect()
+        });
         self.entries
             .iter()
-            .filter(|e| !excluded.contains(&e.pid))
-            .filter(|e| {
-                let comm = [e.comm.clone()];
-                let argv: &[String] = if e.argv.is_empty() { &comm } else { &e.argv };
-                match mode {
-                    MatchMode::Substring => argv.join(" ").contains(pattern),
-                    MatchMode::Argv => argv_matches(argv, pattern),
-                }
+            .zip(targets)
+            .filter(|(e, _)| !excluded.contains(&e.pid))
+            .filter(|(e, targets)| match mode {
+                MatchMode::Substring => argv_or_comm(e).join(" ").contains(pattern),
+                MatchMode::Argv => targets.iter().any(|t| contains_word(t, pattern)),
             })
+            .map(|(e, _)| e)
             .collect()
+    }
+}
+
+/// The command line, or the kernel's name for a process without one.
+fn argv_or_comm(e: &ProcEntry) -> &[String] {
+    if e.argv.is_empty() {
+        std::slice::from_ref(&e.comm)
+    } else {
+        &e.argv
     }
 }
 
@@ -395,7 +418,8 @@ fn is_interpreter(program: &str) -> bool {
 /// `pattern` occurs in `hay` delimited by non-word characters (word characters
 /// are ASCII alphanumerics, `_` and `-`).
 pub(crate) fn contains_word(hay: &str, pattern: &str) -> bool {
-    if pattern.is_empty() {
+    // Most candidates are short names: rejected before building a searcher.
+    if pattern.is_empty() || hay.len() < pattern.len() {
         return false;
     }
     let word =
@@ -407,25 +431,31 @@ pub(crate) fn contains_word(hay: &str, pattern: &str) -> bool {
 
 /// The argv rule: the pattern is a word of the program's file name, or, when
 /// the program is an interpreter, of the script or `-m` module it runs.
+#[cfg(test)]
 pub(crate) fn argv_matches(argv: &[String], pattern: &str) -> bool {
+    argv_targets(argv).iter().any(|t| contains_word(t, pattern))
+}
+
+/// What the argv rule matches a pattern against: the program's file name,
+/// then, through interpreter chains (`env python3 -u x.py`,
+/// `nohup python -m pkg.mod`), each script or `-m` module run. Inline code
+/// (`-c`, `-e`) ends the chain: its arguments are data, not the program.
+pub(crate) fn argv_targets(argv: &[String]) -> Vec<&str> {
     let Some(program) = argv.first() else {
-        return false;
+        return Vec::new();
     };
-    let base = program.rsplit('/').next().unwrap_or(program);
-    if contains_word(base, pattern) {
-        return true;
-    }
-    // Walk interpreter chains: `env python3 -u x.py`, `nohup python -m pkg.mod`.
+    let mut out = vec![program.rsplit('/').next().unwrap_or(program)];
     let mut i = 0;
     while i < argv.len() && is_interpreter(&argv[i]) {
         let mut j = i + 1;
         while j < argv.len() {
             let a = argv[j].as_str();
             if a == "-m" {
-                return argv.get(j + 1).is_some_and(|m| contains_word(m, pattern));
+                out.extend(argv.get(j + 1).map(String::as_str));
+                return out;
             }
             if a == "-c" || a == "-e" {
-                return false; // inline code: its arguments are data, not the program
+                return out;
             }
             if a.starts_with('-') || (argv[i].ends_with("env") && a.contains('=')) {
                 j += 1;
@@ -434,14 +464,12 @@ pub(crate) fn argv_matches(argv: &[String], pattern: &str) -> bool {
             break;
         }
         let Some(target) = argv.get(j) else {
-            return false;
+            return out;
         };
-        if contains_word(target, pattern) {
-            return true;
-        }
+        out.push(target);
         i = j;
     }
-    false
+    out
 }
 
 /// What `/proc/<pid>` says about one PID (PID file and PID modes).
