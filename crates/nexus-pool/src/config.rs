@@ -1,7 +1,7 @@
 //! The pool's configuration: TOML (`deny_unknown_fields`), or the seed's
 //! `resurrection_pool.json` accepted as is ([`PoolConfig::from_seed_json`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -480,25 +480,48 @@ impl PoolConfig {
     /// The mission holding gateway agent `name`, its policy and label.
     /// Unknown policy words are `ask`, with a warning.
     pub fn mission_of(&self, name: &str) -> (Option<String>, Policy, Vec<String>) {
-        let mut warnings = Vec::new();
+        self.mission_in(&self.mission_index(), name)
+    }
+
+    /// Agent name → the id of the first mission (in id order) listing it,
+    /// as [`PoolConfig::mission_of`] finds it; built once per sweep, so 1,000
+    /// gateways do not each scan every mission's agents.
+    pub fn mission_index(&self) -> HashMap<&str, &str> {
+        let mut index = HashMap::new();
         for (id, m) in &self.missions {
-            if m.agents.iter().any(|a| a == name) {
-                let policy = m.revive_policy.parse().unwrap_or_else(|_| {
-                    warnings.push(format!(
-                        "Unknown revive_policy '{}' for mission {id}; defaulting to 'ask'",
-                        m.revive_policy
-                    ));
-                    Policy::Ask
-                });
-                let label = if m.label.is_empty() {
-                    id.clone()
-                } else {
-                    m.label.clone()
-                };
-                return (Some(label), policy, warnings);
+            for a in &m.agents {
+                index.entry(a.as_str()).or_insert(id.as_str());
             }
         }
-        (None, Policy::Ask, warnings)
+        index
+    }
+
+    /// [`PoolConfig::mission_of`] through a [`PoolConfig::mission_index`].
+    pub fn mission_in(
+        &self,
+        index: &HashMap<&str, &str>,
+        name: &str,
+    ) -> (Option<String>, Policy, Vec<String>) {
+        let mut warnings = Vec::new();
+        let Some((id, m)) = index
+            .get(name)
+            .and_then(|id| self.missions.get_key_value(*id))
+        else {
+            return (None, Policy::Ask, warnings);
+        };
+        let policy = m.revive_policy.parse().unwrap_or_else(|_| {
+            warnings.push(format!(
+                "Unknown revive_policy '{}' for mission {id}; defaulting to 'ask'",
+                m.revive_policy
+            ));
+            Policy::Ask
+        });
+        let label = if m.label.is_empty() {
+            id.clone()
+        } else {
+            m.label.clone()
+        };
+        (Some(label), policy, warnings)
     }
 }
 

@@ -207,8 +207,9 @@ pub fn targets(
     let mut out = Vec::with_capacity(cfg.gateways.len());
     let mut warnings = Vec::new();
     let now = nexus_heartbeat::now_epoch();
+    let missions = cfg.mission_index();
     for g in &cfg.gateways {
-        let (mission, policy, w) = cfg.mission_of(&g.name);
+        let (mission, policy, w) = cfg.mission_in(&missions, &g.name);
         warnings.extend(w);
         let process = match children.get(&g.name) {
             // The pool launches agents itself: its children must count.
