@@ -362,6 +362,47 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn an_agent_entry_keeps_unknown_keys_and_names_what_is_wrong() {
+        let ok = r#"{"name":"a1","role":"developer","joined_at":"2026-04-06T00:01:00Z",
+                     "home":null,"x-team":{"k":[1,2]},"note":"hi"}"#;
+        let a: AgentEntry = serde_json::from_str(ok).unwrap();
+        assert_eq!(a.name.as_str(), "a1");
+        assert_eq!(a.home, None);
+        assert_eq!(a.extra["x-team"]["k"][1], 2);
+        assert_eq!(a.extra["note"], "hi");
+        let back: AgentEntry = serde_json::from_value(serde_json::to_value(&a).unwrap()).unwrap();
+        assert_eq!(back, a);
+        for (doc, says) in [
+            (
+                r#"{"role":"developer","joined_at":"2026-04-06T00:01:00Z"}"#,
+                "missing field `name`",
+            ),
+            (
+                r#"{"name":"a1","name":"a2","role":"developer","joined_at":"2026-04-06T00:01:00Z"}"#,
+                "duplicate field `name`",
+            ),
+            (
+                r#"{"name":"a1","role":"king","joined_at":"2026-04-06T00:01:00Z"}"#,
+                "unknown variant `king`",
+            ),
+            (
+                r#"{"name":"a1","role":"developer","joined_at":7}"#,
+                "invalid type",
+            ),
+            (
+                r#"{"name":"a/b","role":"developer","joined_at":"2026-04-06T00:01:00Z"}"#,
+                "path separator",
+            ),
+            ("[1]", "invalid type"),
+        ] {
+            let e = serde_json::from_str::<AgentEntry>(doc)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{doc}: {e}");
+        }
+    }
+
     proptest! {
         /// The hand-split check rejects exactly what `Path::components`
         /// shows as `..` or `.` in an absolute path.
