@@ -626,6 +626,84 @@ pub(crate) mod channels {
         assert!(state().get("unsent").is_none(), "nothing left waiting");
     }
 
+    /// An approval request that Telegram's flood control refused is asked
+    /// again at a later sweep, once, so the human sees it before the
+    /// request times out to `ask_default`.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_approval_request_refused_by_flood_control_is_asked_again_once() {
+        const CHAT: i64 = -1003;
+        let mut server = mockito::Server::new_async().await;
+        let _updates = server
+            .mock(
+                "POST",
+                mockito::Matcher::Regex("^/bot[^/]+/getUpdates$".into()),
+            )
+            .with_header("content-type", "application/json")
+            .with_body(r#"{"ok": true, "result": []}"#)
+            .create_async()
+            .await;
+        let send_path = mockito::Matcher::Regex("^/bot[^/]+/sendMessage$".into());
+        let flood = server
+            .mock("POST", send_path.clone())
+            .with_status(429)
+            .with_header("content-type", "application/json")
+            .with_body(
+                r#"{"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}"#,
+            )
+            .create_async()
+            .await;
+        let f = Fleet::new();
+        f.join("asker", RevivePolicy::Ask, false);
+        let cfg = f.config(&format!(
+            "approval_timeout = 3600\n\n[telegram]\nchat_id = {CHAT}\napi_url = \"{}\"\nmax_flood_wait = \"0s\"\n",
+            server.url()
+        ));
+        let run = || {
+            f.cmd(&cfg)
+                .arg("--once")
+                .env("TELEGRAM_BOT_TOKEN", "123456:test-token")
+                .run()
+                .unwrap()
+        };
+        let requests = || -> Value {
+            let st: Value =
+                serde_json::from_slice(&std::fs::read(f.root.join("pool-state.json")).unwrap())
+                    .unwrap();
+            st["requests"].clone()
+        };
+        run();
+        assert!(flood.matched_async().await, "the request met flood control");
+        assert_eq!(requests(), serde_json::json!({}), "not asked yet");
+        flood.remove_async().await;
+        let sent = Arc::new(Mutex::new(Vec::<Value>::new()));
+        let s2 = sent.clone();
+        let _ok = server
+            .mock("POST", send_path)
+            .with_header("content-type", "application/json")
+            .with_body_from_request(move |req| {
+                let body: Value = serde_json::from_slice(req.body().unwrap()).unwrap();
+                s2.lock().unwrap().push(body);
+                serde_json::to_vec(&serde_json::json!({"ok": true, "result": {
+                    "message_id": 7, "date": 0, "chat": {"id": CHAT, "type": "group"}}}))
+                .unwrap()
+            })
+            .create_async()
+            .await;
+        wait_for("the request asked again", || {
+            run();
+            !sent.lock().unwrap().is_empty()
+        });
+        run();
+        run();
+        let sent = sent.lock().unwrap();
+        assert_eq!(sent.len(), 1, "asked exactly once: {sent:?}");
+        assert!(sent[0]["text"].as_str().unwrap().contains("asker"));
+        assert!(sent[0]["reply_markup"]["inline_keyboard"].is_array());
+        assert_eq!(f.launches("asker"), 0, "no answer, no revive");
+        let key = format!("{}/asker", f.cell);
+        assert!(requests()[&key].is_string(), "{}", requests());
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn ask_waits_for_an_approval_from_the_chat_while_auto_revives_at_once() {
         const CHAT: i64 = -1001;

@@ -525,7 +525,21 @@ impl Pool {
         let (at, mut rec) = self.state.records.take(&t.key).unwrap_or_default();
         let before = rec.state;
         let actions = step(&mut rec, health, t.policy, now, approval, &self.settings);
+        let asked = actions
+            .iter()
+            .any(|a| matches!(a, Action::RequestApproval { .. }));
         self.carry_out(t, s, &mut rec, actions, now).await;
+        // A request that never reached the chat (Telegram down, flood
+        // control) is sent again at each sweep while it waits, so the
+        // human sees it before `ask_default` decides.
+        if let Some(p) = rec.pending
+            && !asked
+            && !self.dry_run
+            && self.approvals.is_some()
+            && !self.state.requests.contains_key(&*t.key)
+        {
+            self.request_approval(t, s, &mut rec, p.deadline, now).await;
+        }
         self.sync_incident(t, s, &rec, before).await;
         if rec.state != State::Healthy {
             report.unhealthy += 1;
