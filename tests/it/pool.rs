@@ -535,37 +535,89 @@ pub(crate) mod channels {
         (server, bot, vec![send, updates, other])
     }
 
+    /// A Bot API under flood control: `sendMessage` answers 429 with
+    /// `retry_after` 1 until [`FloodedBot::end_flood`], then records every
+    /// message and accepts it.
+    struct FloodedBot {
+        server: mockito::ServerGuard,
+        chat: i64,
+        flood: mockito::Mock,
+        _updates: mockito::Mock,
+        _ok: Option<mockito::Mock>,
+    }
+
+    const SEND_MESSAGE: &str = "^/bot[^/]+/sendMessage$";
+
+    impl FloodedBot {
+        async fn start(chat: i64) -> FloodedBot {
+            let mut server = mockito::Server::new_async().await;
+            let _updates = server
+                .mock(
+                    "POST",
+                    mockito::Matcher::Regex("^/bot[^/]+/getUpdates$".into()),
+                )
+                .with_header("content-type", "application/json")
+                .with_body(r#"{"ok": true, "result": []}"#)
+                .create_async()
+                .await;
+            let flood = server
+                .mock("POST", mockito::Matcher::Regex(SEND_MESSAGE.into()))
+                .with_status(429)
+                .with_header("content-type", "application/json")
+                .with_body(
+                    r#"{"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}"#,
+                )
+                .create_async()
+                .await;
+            FloodedBot {
+                server,
+                chat,
+                flood,
+                _updates,
+                _ok: None,
+            }
+        }
+
+        /// Flood control ends: the messages sent from now on.
+        async fn end_flood(&mut self) -> Arc<Mutex<Vec<Value>>> {
+            let flood = std::mem::replace(
+                &mut self.flood,
+                self.server.mock("GET", "/never").create_async().await,
+            );
+            flood.remove_async().await;
+            let sent = Arc::new(Mutex::new(Vec::<Value>::new()));
+            let s2 = sent.clone();
+            let chat = self.chat;
+            let ok = self
+                .server
+                .mock("POST", mockito::Matcher::Regex(SEND_MESSAGE.into()))
+                .with_header("content-type", "application/json")
+                .with_body_from_request(move |req| {
+                    let body: Value = serde_json::from_slice(req.body().unwrap()).unwrap();
+                    s2.lock().unwrap().push(body);
+                    serde_json::to_vec(&serde_json::json!({"ok": true, "result": {
+                        "message_id": 7, "date": 0, "chat": {"id": chat, "type": "group"}}}))
+                    .unwrap()
+                })
+                .create_async()
+                .await;
+            self._ok = Some(ok);
+            sent
+        }
+    }
+
     /// Telegram's flood control (a 429 whose `retry_after` is longer than
     /// `max_flood_wait`) holds the "needs a human" message: it waits in the
     /// pool state, across `--once` runs, and is sent exactly once later.
     #[tokio::test(flavor = "multi_thread")]
     async fn an_escalation_held_by_flood_control_is_sent_later_exactly_once() {
         const CHAT: i64 = -1002;
-        let mut server = mockito::Server::new_async().await;
-        let _updates = server
-            .mock(
-                "POST",
-                mockito::Matcher::Regex("^/bot[^/]+/getUpdates$".into()),
-            )
-            .with_header("content-type", "application/json")
-            .with_body(r#"{"ok": true, "result": []}"#)
-            .create_async()
-            .await;
-        let send_path = mockito::Matcher::Regex("^/bot[^/]+/sendMessage$".into());
-        let flood = server
-            .mock("POST", send_path.clone())
-            .with_status(429)
-            .with_header("content-type", "application/json")
-            .with_body(
-                r#"{"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}"#,
-            )
-            .create_async()
-            .await;
+        let mut bot = FloodedBot::start(CHAT).await;
         let f = Fleet::new();
         f.join("b1", RevivePolicy::Auto, false); // never comes back
         let cfg = f.config(&format!(
             "max_attempts = 1\nslow_lane = 100000\n\n[telegram]\nchat_id = {CHAT}\napi_url = \"{}\"\nmax_flood_wait = \"0s\"\n",
-            server.url()
+            bot.server.url()
         ));
         let run = || {
             f.cmd(&cfg)
@@ -586,7 +638,7 @@ pub(crate) mod channels {
         }
         assert_eq!(state()["records"][&key]["state"], "escalated");
         assert!(
-            flood.matched_async().await,
+            bot.flood.matched_async().await,
             "the escalation met flood control"
         );
         let waiting = state()["unsent"].to_string();
@@ -595,21 +647,7 @@ pub(crate) mod channels {
             "{waiting}"
         );
         // Flood control ends.
-        flood.remove_async().await;
-        let sent = Arc::new(Mutex::new(Vec::<Value>::new()));
-        let s2 = sent.clone();
-        let _ok = server
-            .mock("POST", send_path)
-            .with_header("content-type", "application/json")
-            .with_body_from_request(move |req| {
-                let body: Value = serde_json::from_slice(req.body().unwrap()).unwrap();
-                s2.lock().unwrap().push(body);
-                serde_json::to_vec(&serde_json::json!({"ok": true, "result": {
-                    "message_id": 1, "date": 0, "chat": {"id": CHAT, "type": "group"}}}))
-                .unwrap()
-            })
-            .create_async()
-            .await;
+        let sent = bot.end_flood().await;
         wait_for("the held message sent", || {
             run();
             !sent.lock().unwrap().is_empty()
@@ -632,31 +670,12 @@ pub(crate) mod channels {
     #[tokio::test(flavor = "multi_thread")]
     async fn an_approval_request_refused_by_flood_control_is_asked_again_once() {
         const CHAT: i64 = -1003;
-        let mut server = mockito::Server::new_async().await;
-        let _updates = server
-            .mock(
-                "POST",
-                mockito::Matcher::Regex("^/bot[^/]+/getUpdates$".into()),
-            )
-            .with_header("content-type", "application/json")
-            .with_body(r#"{"ok": true, "result": []}"#)
-            .create_async()
-            .await;
-        let send_path = mockito::Matcher::Regex("^/bot[^/]+/sendMessage$".into());
-        let flood = server
-            .mock("POST", send_path.clone())
-            .with_status(429)
-            .with_header("content-type", "application/json")
-            .with_body(
-                r#"{"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}"#,
-            )
-            .create_async()
-            .await;
+        let mut bot = FloodedBot::start(CHAT).await;
         let f = Fleet::new();
         f.join("asker", RevivePolicy::Ask, false);
         let cfg = f.config(&format!(
             "approval_timeout = 3600\n\n[telegram]\nchat_id = {CHAT}\napi_url = \"{}\"\nmax_flood_wait = \"0s\"\n",
-            server.url()
+            bot.server.url()
         ));
         let run = || {
             f.cmd(&cfg)
@@ -672,23 +691,12 @@ pub(crate) mod channels {
             st["requests"].clone()
         };
         run();
-        assert!(flood.matched_async().await, "the request met flood control");
+        assert!(
+            bot.flood.matched_async().await,
+            "the request met flood control"
+        );
         assert_eq!(requests(), serde_json::json!({}), "not asked yet");
-        flood.remove_async().await;
-        let sent = Arc::new(Mutex::new(Vec::<Value>::new()));
-        let s2 = sent.clone();
-        let _ok = server
-            .mock("POST", send_path)
-            .with_header("content-type", "application/json")
-            .with_body_from_request(move |req| {
-                let body: Value = serde_json::from_slice(req.body().unwrap()).unwrap();
-                s2.lock().unwrap().push(body);
-                serde_json::to_vec(&serde_json::json!({"ok": true, "result": {
-                    "message_id": 7, "date": 0, "chat": {"id": CHAT, "type": "group"}}}))
-                .unwrap()
-            })
-            .create_async()
-            .await;
+        let sent = bot.end_flood().await;
         wait_for("the request asked again", || {
             run();
             !sent.lock().unwrap().is_empty()
