@@ -43,10 +43,6 @@ pub(crate) fn join_gated(f: &Fleet, agent: &str, policy: RevivePolicy, gate: &Pa
         .unwrap();
 }
 
-fn pool_state(f: &Fleet) -> Value {
-    serde_json::from_slice(&std::fs::read(f.root.join("pool-state.json")).unwrap()).unwrap()
-}
-
 /// The launch journal's entries (launches since the last state save).
 fn journal(f: &Fleet) -> Vec<Value> {
     std::fs::read_to_string(f.root.join("pool-state.json.launches.jsonl"))
@@ -175,7 +171,7 @@ fn kill_9_between_spawn_and_state_save_launches_nothing_twice() {
         true,
         "the process is tracked again"
     );
-    let st = pool_state(&f);
+    let st = f.pool_state();
     let beat: Value =
         serde_json::from_slice(&std::fs::read(f.heartbeat_path("r1")).unwrap()).unwrap();
     assert_eq!(st["launched"][&key]["pid"], beat["pid"], "{st:#}");
@@ -248,7 +244,7 @@ async fn kill_9_mid_sweep_keeps_pending_approvals_and_counters() {
         std::fs::read(f.root.join("pool-state.json")).unwrap(),
         state_before
     );
-    let st = pool_state(&f);
+    let st = f.pool_state();
     let pending = st["records"][&ask]["pending"].clone();
     assert!(pending.is_object(), "{st:#}");
     let request = st["requests"][&ask].as_str().unwrap().to_string();
@@ -259,7 +255,7 @@ async fn kill_9_mid_sweep_keeps_pending_approvals_and_counters() {
 
     let (_d, base) = start(&f, &cfg, None, &env);
     more_sweeps(&base, 3);
-    let st = pool_state(&f);
+    let st = f.pool_state();
     assert_eq!(st["records"][&ask]["pending"], pending, "{st:#}");
     assert_eq!(st["requests"][&ask], request.as_str());
     assert_eq!(st["records"][&a1]["attempts"], a1_attempts);

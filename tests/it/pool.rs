@@ -147,6 +147,11 @@ revive_deadline = 0
         self.cmd(cfg).args(["--once", "--json"]).run().unwrap()
     }
 
+    /// The pool's persisted state (`pool-state.json`).
+    pub(crate) fn pool_state(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.root.join("pool-state.json")).unwrap()).unwrap()
+    }
+
     pub(crate) fn events(&self) -> String {
         std::fs::read_to_string(self.store.open(&self.cell).unwrap().events_path()).unwrap()
     }
@@ -251,8 +256,7 @@ fn budget_exhausted_escalates_once_with_counters_in_state_json() {
     }
     assert_eq!(f.launches("b1"), 2, "no launch beyond the budget");
     // Each --once is a new process: the counters live in the state files.
-    let pool: Value =
-        serde_json::from_slice(&std::fs::read(f.root.join("pool-state.json")).unwrap()).unwrap();
+    let pool = f.pool_state();
     let rec = &pool["records"][format!("{}/b1", f.cell)];
     assert_eq!(rec["state"], "escalated", "{pool:#}");
     use std::os::unix::fs::PermissionsExt;
@@ -578,6 +582,25 @@ pub(crate) mod channels {
             }
         }
 
+        /// The `[telegram]` section pointing at this bot (flood waits are
+        /// never sat out: a 429 fails at once).
+        fn telegram_section(&self) -> String {
+            format!(
+                "[telegram]\nchat_id = {}\napi_url = \"{}\"\nmax_flood_wait = \"0s\"\n",
+                self.chat,
+                self.server.url()
+            )
+        }
+
+        /// One `--once` sweep of `f` with this bot's token.
+        fn sweep(f: &Fleet, cfg: &Path) -> Output {
+            f.cmd(cfg)
+                .arg("--once")
+                .env("TELEGRAM_BOT_TOKEN", "123456:test-token")
+                .run()
+                .unwrap()
+        }
+
         /// Flood control ends: the messages sent from now on.
         async fn end_flood(&mut self) -> Arc<Mutex<Vec<Value>>> {
             let flood = std::mem::replace(
@@ -616,19 +639,11 @@ pub(crate) mod channels {
         let f = Fleet::new();
         f.join("b1", RevivePolicy::Auto, false); // never comes back
         let cfg = f.config(&format!(
-            "max_attempts = 1\nslow_lane = 100000\n\n[telegram]\nchat_id = {CHAT}\napi_url = \"{}\"\nmax_flood_wait = \"0s\"\n",
-            bot.server.url()
+            "max_attempts = 1\nslow_lane = 100000\n\n{}",
+            bot.telegram_section()
         ));
-        let run = || {
-            f.cmd(&cfg)
-                .arg("--once")
-                .env("TELEGRAM_BOT_TOKEN", "123456:test-token")
-                .run()
-                .unwrap()
-        };
-        let state = || -> Value {
-            serde_json::from_slice(&std::fs::read(f.root.join("pool-state.json")).unwrap()).unwrap()
-        };
+        let run = || FloodedBot::sweep(&f, &cfg);
+        let state = || f.pool_state();
         let key = format!("{}/b1", f.cell);
         for _ in 0..6 {
             run();
@@ -674,22 +689,11 @@ pub(crate) mod channels {
         let f = Fleet::new();
         f.join("asker", RevivePolicy::Ask, false);
         let cfg = f.config(&format!(
-            "approval_timeout = 3600\n\n[telegram]\nchat_id = {CHAT}\napi_url = \"{}\"\nmax_flood_wait = \"0s\"\n",
-            bot.server.url()
+            "approval_timeout = 3600\n\n{}",
+            bot.telegram_section()
         ));
-        let run = || {
-            f.cmd(&cfg)
-                .arg("--once")
-                .env("TELEGRAM_BOT_TOKEN", "123456:test-token")
-                .run()
-                .unwrap()
-        };
-        let requests = || -> Value {
-            let st: Value =
-                serde_json::from_slice(&std::fs::read(f.root.join("pool-state.json")).unwrap())
-                    .unwrap();
-            st["requests"].clone()
-        };
+        let run = || FloodedBot::sweep(&f, &cfg);
+        let requests = || f.pool_state()["requests"].clone();
         run();
         assert!(
             bot.flood.matched_async().await,
