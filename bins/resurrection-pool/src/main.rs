@@ -297,7 +297,12 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
 fn print_line(out: &mut impl std::io::Write, a: &nexus_pool::AgentView) -> std::io::Result<()> {
     fn pad(out: &mut impl std::io::Write, text: &str, width: usize) -> std::io::Result<()> {
         const SPACES: &[u8; 32] = b"                                ";
-        let fill = width.saturating_sub(text.chars().count()).min(SPACES.len());
+        let chars = if text.is_ascii() {
+            text.len()
+        } else {
+            text.chars().count()
+        };
+        let fill = width.saturating_sub(chars).min(SPACES.len());
         out.write_all(&SPACES[..fill])
     }
     let state = a.state.as_str();

@@ -2,7 +2,7 @@
 //! bounded reads, JSON parsing that names the failing field.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -70,28 +70,52 @@ pub(crate) fn open_append(path: &Path, mode: u32) -> Result<File, Error> {
     Ok(f)
 }
 
-/// Reads a whole small file (at most `max` bytes), refusing symlinks.
+/// Reads a whole small file (at most `max` bytes), refusing symlinks and
+/// anything but a regular file.
+///
+/// One `read` for a file under 4 KB: no `fstat` first (a manifest read per
+/// cell per sweep), only when the read looks wrong (it failed, found
+/// nothing, or went past the limit), to say why.
 pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
-    let f = open_read(path)?;
+    const FIRST_READ: usize = 4096;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow() | OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| open_error(path, "open", e))?;
     let mut buf = Vec::new();
-    f.take(max + 1)
-        .read_to_end(&mut buf)
-        .map_err(Error::io(path, "read"))?;
-    if buf.len() as u64 > max {
-        return Err(Error::corrupt(
+    let read = nexus_heartbeat::read_limited(&mut f, &mut buf, FIRST_READ, max);
+    match read {
+        Ok(len) if len > 0 && len as u64 <= max => {
+            buf.truncate(len);
+            return Ok(buf);
+        }
+        _ => {}
+    }
+    let meta = f.metadata().map_err(Error::io(path, "stat"))?;
+    if !meta.is_file() {
+        return Err(Error::corrupt(path, ".", "not a regular file"));
+    }
+    match read {
+        Err(e) => Err(Error::io(path, "read")(e)),
+        Ok(len) if len as u64 > max => Err(Error::corrupt(
             path,
             ".",
             format!("file is larger than the {max}-byte limit"),
-        ));
+        )),
+        Ok(_) => Ok(Vec::new()),
     }
-    Ok(buf)
 }
 
 /// Parses JSON; a failure names the file, the JSON path of the field and
 /// the line/column.
 pub(crate) fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, Error> {
     // Fast path; the path-tracking parse only runs to explain a failure.
-    if let Ok(v) = serde_json::from_slice(bytes) {
+    // UTF-8 is checked once for the whole file, not string by string (a
+    // manifest has ~100 strings; `from_slice` checks each on its own).
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && let Ok(v) = serde_json::from_str(text)
+    {
         return Ok(v);
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);

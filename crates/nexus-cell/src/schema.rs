@@ -303,6 +303,17 @@ pub(crate) fn check_text(s: &str, max: usize, single_line: bool) -> Result<(), S
     if s.len() > max {
         return Err(format!("longer than {max} bytes"));
     }
+    // ASCII (nearly every text) is checked byte by byte; the control
+    // characters beyond ASCII (U+0080..U+009F) need the `char` walk.
+    if s.is_ascii() {
+        return if s.bytes().any(|b| b == 0) {
+            Err("contains NUL".into())
+        } else if single_line && s.bytes().any(|b| b.is_ascii_control()) {
+            Err("contains a control character".into())
+        } else {
+            Ok(())
+        };
+    }
     if s.contains('\0') {
         return Err("contains NUL".into());
     }
@@ -314,7 +325,12 @@ pub(crate) fn check_text(s: &str, max: usize, single_line: bool) -> Result<(), S
 
 /// A home is an absolute, normalised path (no `.` or `..` components).
 pub(crate) fn check_home(p: &Path) -> Result<(), String> {
-    let s = p.to_string_lossy();
+    use std::os::unix::ffi::OsStrExt;
+    // `from_utf8` has an ASCII fast path; `to_string_lossy` walks chunks.
+    let s = match std::str::from_utf8(p.as_os_str().as_bytes()) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => p.to_string_lossy(),
+    };
     check_text(&s, MAX_SHORT, true)?;
     if !p.is_absolute() {
         return Err(format!("{s:?} is not an absolute path"));
@@ -414,6 +430,26 @@ pub(crate) mod tests {
                 matches!(c, std::path::Component::ParentDir | std::path::Component::CurDir)
             });
             prop_assert_eq!(check_home(p).is_err(), by_components, "{}", home);
+        }
+
+        /// The byte-wise check of ASCII text words every refusal as the
+        /// `char` walk does.
+        #[test]
+        fn text_check_agrees_with_the_char_walk(
+            s in prop_oneof!["[a \\x00\\x01\\x1f\\x7f]{0,6}", "\\PC{0,8}", ".{0,8}", "[a\\x00\\u{85}\\u{9f}]{0,4}"],
+            max in 0usize..10,
+            single_line in any::<bool>(),
+        ) {
+            let by_chars = if s.len() > max {
+                Err(format!("longer than {max} bytes"))
+            } else if s.contains('\0') {
+                Err("contains NUL".to_string())
+            } else if single_line && s.chars().any(char::is_control) {
+                Err("contains a control character".to_string())
+            } else {
+                Ok(())
+            };
+            prop_assert_eq!(check_text(&s, max, single_line), by_chars, "{:?}", s);
         }
     }
 

@@ -871,30 +871,52 @@ fn unescape_mount(s: &str) -> String {
 
 /// Maps `f` over `items` on all cores (input order kept); small inputs
 /// stay on this thread.
+///
+/// The threads take batches from a shared counter rather than a fixed
+/// share each: on a machine whose other work (or hypervisor) takes a core
+/// for a few milliseconds, the other threads take over its share instead of
+/// waiting for it at the end.
 fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     const PER_THREAD_MIN: usize = 64;
+    const BATCH: usize = 8;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = cores.min(items.len() / PER_THREAD_MIN).max(1);
     if threads == 1 {
         return items.iter().map(&f).collect();
     }
-    let chunk = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|s| {
-        let mut parts = items.chunks(chunk);
-        let first = parts.next().unwrap_or_default();
-        let handles: Vec<_> = parts
-            .map(|part| s.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        // The calling thread takes the first share: one thread (and one
-        // allocator arena) fewer.
-        let mut out: Vec<R> = first.iter().map(f).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut batches: Vec<(usize, Vec<R>)> = Vec::new();
+        loop {
+            let start = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
+            let Some(batch) = items.get(start..(start + BATCH).min(items.len())) else {
+                break;
+            };
+            if batch.is_empty() {
+                break;
+            }
+            batches.push((start, batch.iter().map(&f).collect()));
+        }
+        batches
+    };
+    let work = &work;
+    let mut batches = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        // The calling thread works too: one thread (and one allocator
+        // arena) fewer.
+        let mut all = work();
         // A worker panic is a bug in `f`; re-raise it here.
         for h in handles {
-            out.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
         }
-        out
-    })
+        all
+    });
+    batches.sort_unstable_by_key(|(start, _)| *start);
+    let mut out = Vec::with_capacity(items.len());
+    for (_, b) in batches {
+        out.extend(b);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ pub use error::{DurationError, Error, JobNameError};
 pub use read::{
     Classification, Form, Glance, MAX_FILE_BYTES, Observation, Problem, Progress, Rule, State,
     classify, classify_file, classify_many, compare, glance, glance_file, glance_path, observe,
-    observe_file, observe_many,
+    observe_file, observe_many, read_limited,
 };
 pub use sd::{sd_notify, sd_notify_to};
 pub use write::{write_atomic, write_private};

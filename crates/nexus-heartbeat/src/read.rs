@@ -354,15 +354,33 @@ fn observe_read(file: &File, buf: &[u8]) -> Result<Observation, Problem> {
 pub(crate) const FIRST_READ: usize = 4096;
 
 /// Reads the whole file, at most `MAX_FILE_BYTES + 1` bytes, into the front
-/// of `buf`, and returns how many bytes it read: the file is `&buf[..len]`.
-/// A short read is taken as end of file: heartbeats are replaced by rename,
-/// never appended to, so a regular file cannot grow under the reader.
+/// of `buf` (see [`read_limited`]).
+fn read_bounded(file: &mut File, buf: &mut Vec<u8>) -> io::Result<usize> {
+    read_limited(file, buf, FIRST_READ, MAX_FILE_BYTES)
+}
+
+/// Reads a whole small file, at most `max + 1` bytes, into the front of
+/// `buf` in as few `read` calls as it takes (one for a file shorter than
+/// `first`), and returns how many bytes it read: the file is `&buf[..len]`;
+/// `len > max` means it is over the limit.
+///
+/// A short read is taken as end of file, which holds for a regular file
+/// that is replaced by rename, never appended to (heartbeats, manifests):
+/// no extra `read` to see the end, no `fstat` for the size. An endless
+/// device stops at `max + 1` bytes.
 ///
 /// `buf` keeps its length between calls, so a buffer reused across files is
 /// zeroed once, not once per file (a sweep reads 10,000 of them).
-fn read_bounded(file: &mut File, buf: &mut Vec<u8>) -> io::Result<usize> {
-    if buf.len() < FIRST_READ {
-        buf.resize(FIRST_READ, 0);
+pub fn read_limited(
+    file: &mut impl Read,
+    buf: &mut Vec<u8>,
+    first: usize,
+    max: u64,
+) -> io::Result<usize> {
+    let cap = usize::try_from(max).unwrap_or(usize::MAX - 1) + 1;
+    let first = first.clamp(1, cap);
+    if buf.len() < first {
+        buf.resize(first, 0);
     }
     let mut len = 0;
     loop {
@@ -373,10 +391,10 @@ fn read_bounded(file: &mut File, buf: &mut Vec<u8>) -> io::Result<usize> {
                 if len < buf.len() {
                     break;
                 }
-                if buf.len() as u64 > MAX_FILE_BYTES {
+                if len >= cap {
                     break; // one byte past the limit: the caller reports it
                 }
-                let grow = (buf.len() * 2).min(MAX_FILE_BYTES as usize + 1);
+                let grow = buf.len().saturating_mul(2).min(cap);
                 buf.resize(grow, 0);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -150,7 +150,9 @@ fn fast(bytes: &[u8], now: f64, rule: &Rule) -> Option<Glance> {
     if *first != b'{' {
         return None;
     }
-    let lean: Lean = serde_json::from_slice(bytes).ok()?;
+    // UTF-8 checked once for the file, not per string (see nexus-cell's
+    // manifests); invalid UTF-8 is for `classify` to word.
+    let lean: Lean = serde_json::from_str(std::str::from_utf8(bytes).ok()?).ok()?;
     let timestamp = time_value(lean.timestamp.as_ref()?).ok()?;
     let interval = match (&lean.interval_seconds, &lean.interval) {
         (Some(v), _) => Some(interval_value(v).ok()?),
