@@ -50,8 +50,6 @@ pub struct Target {
     /// A gateway agent's gateway and heartbeat file, probed each sweep
     /// (boxed: only gateway agents have one, and a `Target` exists per agent).
     pub gateway: Option<Box<Gateway>>,
-    /// How to find its process (`None`: not applicable).
-    pub process: Option<Box<ProcessSpec>>,
     /// How to revive it.
     pub revive: ReviveHow,
     /// The pre-flight check before a revive.
@@ -59,7 +57,8 @@ pub struct Target {
     /// The heartbeat, read when the fleet is built (cell agents: in the
     /// survey's parallel pass, never following a symlink; gateways: one
     /// synchronous pass), never probed: a probe per file would be a blocking
-    /// task per file.
+    /// task per file. Its process, when probed, is in the sweep's
+    /// [`ProbePlan`].
     pub beat: Glance,
 }
 
@@ -199,11 +198,7 @@ impl Fleet {
 }
 
 /// The fleet of one sweep, and warnings (skipped cells, unknown policies).
-pub fn targets(
-    cfg: &PoolConfig,
-    store: Option<&CellStore>,
-    children: &HashMap<String, u32>,
-) -> (Fleet, Vec<String>) {
+pub fn targets(cfg: &PoolConfig, store: Option<&CellStore>) -> (Fleet, Vec<String>) {
     let mut out = Vec::with_capacity(cfg.gateways.len());
     let mut warnings = Vec::new();
     let now = nexus_heartbeat::now_epoch();
@@ -211,14 +206,6 @@ pub fn targets(
     for g in &cfg.gateways {
         let (mission, policy, w) = cfg.mission_in(&missions, &g.name);
         warnings.extend(w);
-        let process = match children.get(&g.name) {
-            // The pool launches agents itself: its children must count.
-            Some(pid) => Some(Box::new(ProcessSpec::pid(*pid).exclude_children(false))),
-            None if is_local(&g.host) => Some(Box::new(
-                ProcessSpec::pattern(&g.process_pattern).exclude_children(false),
-            )),
-            None => None,
-        };
         let heartbeat = expand_home(&g.heartbeat_path);
         let stale_threshold = g.stale_threshold.unwrap_or(cfg.pool.dead_threshold);
         // Read here, in one synchronous pass, rather than as a probe: a
@@ -243,7 +230,6 @@ pub fn targets(
                 heartbeat,
                 stale_threshold,
             })),
-            process,
             revive: if g.revive_cmd.is_empty() {
                 ReviveHow::None
             } else {
@@ -267,9 +253,7 @@ pub fn targets(
     };
     let policy = cells.revive_policy.parse().unwrap_or(Policy::Auto);
     let rule = Rule::fixed(cells.heartbeat_stale_threshold.as_secs_f64());
-    let surveyed = store.glance_with(now, &rule, |cell, beats| {
-        cell_targets(&cell, beats, policy, children)
-    });
+    let surveyed = store.glance_with(now, &rule, |cell, beats| cell_targets(&cell, beats, policy));
     match surveyed {
         Err(e) => warnings.push(format!("cannot read cells root: {e}")),
         Ok((per_cell, skipped)) => {
@@ -285,12 +269,7 @@ pub fn targets(
 /// The targets of one cell's agents (none unless the cell is active or
 /// frozen); runs inside the survey's parallel pass, so the cell's manifest
 /// and heartbeat documents are dropped as soon as its targets are built.
-fn cell_targets(
-    cell: &Cell,
-    beats: Vec<Glance>,
-    default_policy: Policy,
-    children: &HashMap<String, u32>,
-) -> Vec<Target> {
+fn cell_targets(cell: &Cell, beats: Vec<Glance>, default_policy: Policy) -> Vec<Target> {
     let m = cell.manifest();
     let frozen = match m.status {
         CellStatus::Active => false,
@@ -311,9 +290,6 @@ fn cell_targets(
             key_buf.push('/');
             key_buf.push_str(agent.name.as_str());
             let key: Arc<str> = Arc::from(key_buf.as_str());
-            let process = children
-                .get(&*key)
-                .map(|pid| Box::new(ProcessSpec::pid(*pid).exclude_children(false)));
             Target {
                 name: Arc::from(agent.name.as_str()),
                 cell: Some(cell.id()),
@@ -325,7 +301,6 @@ fn cell_targets(
                     .map_or(default_policy, policy_of),
                 frozen,
                 gateway: None,
-                process,
                 revive: if agent.revive_cmd.as_ref().is_some_and(|c| !c.is_empty()) {
                     ReviveHow::Cell
                 } else {
@@ -406,61 +381,149 @@ fn seen_from(b: &Glance, g: Option<Verdict>, p: Option<Verdict>) -> Seen {
     }
 }
 
-/// The verdicts of one sweep's probes, by agent: taken one agent at a time
-/// as the sweep steps them, so no per-agent vector outlives its step.
+/// The verdicts of one sweep's probes, by agent key: taken one agent at a
+/// time as the sweep steps them, so no per-agent vector outlives its step.
 #[derive(Debug, Default)]
 pub struct Probed {
-    verdicts: HashMap<usize, [Option<Verdict>; 2]>,
+    verdicts: HashMap<Arc<str>, [Option<Verdict>; 2]>,
 }
 
 impl Probed {
-    /// What the sweep saw of the `i`-th agent of the fleet, `t`.
-    pub fn take(&mut self, i: usize, t: &Target) -> Seen {
+    /// What the sweep saw of `t`.
+    pub fn take(&mut self, t: &Target) -> Seen {
         // Most agents (cell agents the pool did not launch) had no probe.
         let [g, p] = if self.verdicts.is_empty() {
             [None, None]
         } else {
-            self.verdicts.remove(&i).unwrap_or_default()
+            self.verdicts.remove(&t.key).unwrap_or_default()
         };
         seen_from(&t.beat, g, p)
     }
 }
 
-/// Probes the whole fleet at once: every probe concurrently under its own
-/// timeout, one `/proc` scan for all process probes. Cell agents the pool
-/// did not launch need no probe and cost nothing here.
-pub async fn probe(runner: &Runner, fleet: &Fleet, timeout: Duration) -> Probed {
-    let mut specs = Vec::new();
-    let mut index = Vec::new(); // (target, slot: 0 gateway, 1 process)
-    for (i, t) in fleet.iter().enumerate() {
-        if let Some(g) = &t.gateway {
-            specs.push(
-                ProbeSpec::new(
-                    format!("{i}.gateway"),
-                    ProbeKind::Tcp(TcpSpec::new(&g.host, g.port)),
-                )
-                .timeout(timeout),
-            );
-            index.push((i, 0));
+/// The probes of one sweep, planned from the config and the pool's own
+/// children alone, before the fleet is read: so they run (network waits,
+/// one `/proc` scan) while the survey reads every cell and heartbeat on
+/// other threads. Each gateway's port and process (its child's PID, else
+/// its `process_pattern` on a local host), and the process of every cell
+/// agent the pool launched. Other cell agents need no probe.
+#[derive(Debug, Default)]
+pub struct ProbePlan {
+    specs: Vec<ProbeSpec>,
+    /// Per spec: the agent's key, and its slot (0 gateway, 1 process).
+    index: Vec<(Arc<str>, usize)>,
+}
+
+impl ProbePlan {
+    /// The plan for `cfg`'s gateways and the pool's `children` (key → PID).
+    pub fn new(cfg: &PoolConfig, children: &HashMap<String, u32>, timeout: Duration) -> ProbePlan {
+        let mut plan = ProbePlan::default();
+        let mut add = |key: &Arc<str>, slot: usize, kind: ProbeKind| {
+            let label = if slot == 0 { "gateway" } else { "process" };
+            plan.specs
+                .push(ProbeSpec::new(format!("{key}.{label}"), kind).timeout(timeout));
+            plan.index.push((key.clone(), slot));
+        };
+        let mut gateways = std::collections::HashSet::with_capacity(cfg.gateways.len());
+        for g in &cfg.gateways {
+            let key: Arc<str> = Arc::from(g.name.as_str());
+            add(&key, 0, ProbeKind::Tcp(TcpSpec::new(&g.host, g.port)));
+            let process = match children.get(&g.name) {
+                // The pool launches agents itself: its children must count.
+                Some(pid) => Some(ProcessSpec::pid(*pid)),
+                None if is_local(&g.host) => Some(ProcessSpec::pattern(&g.process_pattern)),
+                None => None,
+            };
+            if let Some(p) = process {
+                add(&key, 1, ProbeKind::Process(p.exclude_children(false)));
+            }
+            gateways.insert(key);
         }
-        if let Some(p) = &t.process {
-            specs.push(
-                ProbeSpec::new(format!("{i}.process"), ProbeKind::Process((**p).clone()))
-                    .timeout(timeout),
-            );
-            index.push((i, 1));
+        // The cell agents the pool launched (keys `<cell>/<agent>`); one whose
+        // cell has left the fleet is probed for nothing, and dropped.
+        for (key, pid) in children {
+            if !gateways.contains(key.as_str()) {
+                let process = ProcessSpec::pid(*pid).exclude_children(false);
+                add(&Arc::from(key.as_str()), 1, ProbeKind::Process(process));
+            }
         }
+        plan
     }
-    let verdicts = if specs.is_empty() {
-        Vec::new()
-    } else {
-        runner.run(&specs).await
-    };
-    let mut per: HashMap<usize, [Option<Verdict>; 2]> = HashMap::with_capacity(index.len());
-    for ((i, slot), v) in index.into_iter().zip(verdicts) {
-        per.entry(i).or_default()[slot] = Some(v);
+
+    /// Runs every probe at once, each under its own timeout, with one
+    /// `/proc` scan for all process probes.
+    pub async fn run(self, runner: &Runner) -> Probed {
+        let verdicts = if self.specs.is_empty() {
+            Vec::new()
+        } else {
+            runner.run(&self.specs).await
+        };
+        let mut per: HashMap<Arc<str>, [Option<Verdict>; 2]> =
+            HashMap::with_capacity(self.index.len());
+        for ((key, slot), v) in self.index.into_iter().zip(verdicts) {
+            per.entry(key).or_default()[slot] = Some(v);
+        }
+        Probed { verdicts: per }
     }
-    Probed { verdicts: per }
+}
+
+#[cfg(test)]
+mod plan {
+    use super::*;
+
+    #[test]
+    fn the_probes_are_planned_from_the_config_and_the_children_alone() {
+        let cfg = PoolConfig::from_seed_json(
+            r#"{"gateways": [
+                {"name": "local", "port": 8765},
+                {"name": "remote", "host": "10.0.0.5", "port": 8765},
+                {"name": "launched", "port": 8766}
+            ]}"#,
+            "pool.json",
+        )
+        .unwrap();
+        let children = HashMap::from([
+            ("launched".to_string(), 41),
+            (
+                "00000000-1234-4b5e-8def-000000000000/agent-0001".to_string(),
+                42,
+            ),
+        ]);
+        let plan = ProbePlan::new(&cfg, &children, Duration::from_secs(1));
+        let mut got: Vec<(String, usize, String)> = plan
+            .index
+            .iter()
+            .zip(&plan.specs)
+            .map(|((key, slot), spec)| (key.to_string(), *slot, spec.kind.as_str().to_string()))
+            .collect();
+        got.sort();
+        let want = [
+            (
+                "00000000-1234-4b5e-8def-000000000000/agent-0001",
+                1,
+                "process",
+            ),
+            ("launched", 0, "tcp"),
+            ("launched", 1, "process"),
+            ("local", 0, "tcp"),
+            ("local", 1, "process"),
+            // A remote gateway's processes are not this machine's.
+            ("remote", 0, "tcp"),
+        ]
+        .map(|(k, s, kind)| (k.to_string(), s, kind.to_string()));
+        assert_eq!(got, want);
+        // The launched gateway is found by its PID, not its pattern.
+        let launched = plan
+            .index
+            .iter()
+            .zip(&plan.specs)
+            .find(|((k, slot), _)| &**k == "launched" && *slot == 1)
+            .map(|(_, spec)| spec.kind.clone());
+        assert!(
+            matches!(launched, Some(ProbeKind::Process(ref p)) if p.pid == Some(41)),
+            "{launched:?}"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -479,7 +542,7 @@ mod footprint {
             size_of::<AgentView>(),
         );
         eprintln!("Target, Seen, AgentView: {sizes:?} bytes");
-        assert!(sizes.0 <= 192, "Target grew: {sizes:?}");
+        assert!(sizes.0 <= 176, "Target grew: {sizes:?}");
         assert!(sizes.1 <= 80, "Seen grew: {sizes:?}");
         assert!(sizes.2 <= 128, "AgentView grew: {sizes:?}");
     }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::Error;
 use crate::config::{AskWithoutChannel, PoolConfig};
-use crate::fleet::{ReviveHow, Seen, Target, probe, targets};
+use crate::fleet::{ProbePlan, ReviveHow, Seen, Target, targets};
 use crate::http::Shared;
 use crate::intent::{LAUNCH_ENV, LaunchIntent, pause};
 use crate::records::Records;
@@ -141,7 +141,8 @@ pub struct SweepReport {
 /// The resurrection pool.
 #[derive(Debug)]
 pub struct Pool {
-    cfg: PoolConfig,
+    /// Shared with each sweep's survey, which runs on a blocking thread.
+    cfg: Arc<PoolConfig>,
     settings: Settings,
     runner: Runner,
     store: Option<CellStore>,
@@ -219,7 +220,7 @@ impl Pool {
         }));
         let mut pool = Pool {
             settings: cfg.settings(),
-            cfg,
+            cfg: Arc::new(cfg),
             runner,
             store,
             state,
@@ -397,11 +398,25 @@ impl Pool {
         if !self.state.unsent.is_empty() && !self.dry_run {
             self.send_unsent().await;
         }
-        let (fleet, warnings) = targets(&self.cfg, self.store.as_ref(), &self.children);
+        // The probes (network waits, one /proc scan) run on this thread
+        // while the survey reads every cell and heartbeat on others.
+        let plan = ProbePlan::new(&self.cfg, &self.children, self.cfg.pool.probe_timeout);
+        let (cfg, store) = (self.cfg.clone(), self.store.clone());
+        let survey = tokio::task::spawn_blocking(move || targets(&cfg, store.as_ref()));
+        let (mut probed, surveyed) = tokio::join!(plan.run(&self.runner), survey);
+        let (fleet, warnings) = match surveyed {
+            Ok(surveyed) => surveyed,
+            // A bug in the survey: fail as loudly as it would have inline.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down: no sweep, and no record dropped.
+            Err(e) => {
+                tracing::warn!("the survey did not finish: {e}");
+                return SweepReport::default();
+            }
+        };
         for w in warnings {
             tracing::warn!("{w}");
         }
-        let mut probed = probe(&self.runner, &fleet, self.cfg.pool.probe_timeout).await;
         pause("sweep-probed").await;
         self.state.records.add(fleet.iter().map(|t| &t.key));
         self.state.records.unmark_all();
@@ -412,15 +427,13 @@ impl Pool {
             ..SweepReport::default()
         };
         let mut cell_states = Ok(());
-        let mut i = 0;
         // Part by part (gateways, then a cell at a time), each dropped once
         // stepped: the fleet shrinks while the records and views grow.
         for part in fleet.into_parts() {
             for t in &part {
                 let view = self
-                    .step_agent(t, probed.take(i, t), &decisions, now, &mut report)
+                    .step_agent(t, probed.take(t), &decisions, now, &mut report)
                     .await;
-                i += 1;
                 match each.as_mut() {
                     Some(f) => f(view),
                     None => views.push(view),

@@ -144,6 +144,20 @@ impl ProbeKind {
         }
     }
 
+    /// The probe opens a network connection (paced by the runner: see
+    /// [`crate::runner`]).
+    pub fn connects(&self) -> bool {
+        matches!(
+            self,
+            ProbeKind::Tcp(_)
+                | ProbeKind::Ws(_)
+                | ProbeKind::Http(_)
+                | ProbeKind::Redis(_)
+                | ProbeKind::Postgres(_)
+                | ProbeKind::Ollama(_)
+        )
+    }
+
     /// Checks what serde cannot (exactly one target, ranges, positive limits).
     pub fn validate(&self) -> Result<(), String> {
         match self {

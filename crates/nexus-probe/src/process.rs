@@ -166,6 +166,13 @@ pub struct ProcTable {
     /// (see [`argv_targets`]), worked out once per table: a pool probes
     /// 1,000 patterns against the same table.
     targets: std::sync::OnceLock<Vec<Vec<String>>>,
+    /// Per entry, whether a match is excluded: the prober and its
+    /// ancestors (`.0`), and also its descendants (`.1`). Worked out once per
+    /// table, not once per pattern.
+    excluded: (
+        std::sync::OnceLock<Vec<bool>>,
+        std::sync::OnceLock<Vec<bool>>,
+    ),
 }
 
 /// Reads at most `cap` bytes of a small `/proc` file.
@@ -284,6 +291,7 @@ impl ProcTable {
             uptime,
             ticks_per_second: rustix::param::clock_ticks_per_second().max(1),
             targets: std::sync::OnceLock::new(),
+            excluded: Default::default(),
         })
     }
 
@@ -350,10 +358,18 @@ impl ProcTable {
     /// Processes matching `pattern`, minus self, ancestors and (optionally)
     /// descendants. Zombies are included (callers treat them as dead).
     pub fn find(&self, pattern: &str, mode: MatchMode, exclude_children: bool) -> Vec<&ProcEntry> {
-        let mut excluded = self.self_and_ancestors();
-        if exclude_children {
-            excluded.extend(self.descendants());
-        }
+        let excluded = if exclude_children {
+            self.excluded.1.get_or_init(|| {
+                let mut out = self.self_and_ancestors();
+                out.extend(self.descendants());
+                self.entries.iter().map(|e| out.contains(&e.pid)).collect()
+            })
+        } else {
+            self.excluded.0.get_or_init(|| {
+                let out = self.self_and_ancestors();
+                self.entries.iter().map(|e| out.contains(&e.pid)).collect()
+            })
+        };
         let targets = self.targets.get_or_init(|| {
             self.entries
                 .iter()
@@ -368,7 +384,9 @@ impl ProcTable {
         self.entries
             .iter()
             .zip(targets)
-            .filter(|(e, _)| !excluded.contains(&e.pid))
+            .zip(excluded)
+            .filter(|(_, excluded)| !**excluded)
+            .map(|(both, _)| both)
             .filter(|(e, targets)| match mode {
                 MatchMode::Substring => argv_or_comm(e).join(" ").contains(pattern),
                 MatchMode::Argv => targets.iter().any(|t| contains_word(t, pattern)),
@@ -422,10 +440,19 @@ pub(crate) fn contains_word(hay: &str, pattern: &str) -> bool {
     if pattern.is_empty() || hay.len() < pattern.len() {
         return false;
     }
+    // Byte by byte: the haystacks are file names and module paths, too short
+    // to pay for building a substring searcher per pattern (a pool matches
+    // 1,000 patterns against every process). Word characters are ASCII, and
+    // a match of valid UTF-8 starts and ends on character boundaries, so a
+    // neighbouring byte that is not ASCII is not a word character.
+    let (h, p) = (hay.as_bytes(), pattern.as_bytes());
     let word =
-        |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    hay.match_indices(pattern).any(|(i, _)| {
-        !word(hay[..i].chars().next_back()) && !word(hay[i + pattern.len()..].chars().next())
+        |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    (0..=h.len() - p.len()).any(|i| {
+        h[i] == p[0]
+            && &h[i..i + p.len()] == p
+            && !word(i.checked_sub(1).and_then(|j| h.get(j)))
+            && !word(h.get(i + p.len()))
     })
 }
 
@@ -667,6 +694,35 @@ mod tests {
         assert!(!contains_word("nexus_thinker", "nexus_think"));
         assert!(!contains_word("my-nexus_think", "nexus_think"));
         assert!(!contains_word("x", ""));
+        assert!(contains_word("é nexus_think", "nexus_think"));
+        // A neighbour that is not ASCII is not a word character.
+        assert!(contains_word("nexus_thinké", "nexus_think"));
+    }
+
+    /// The rule as first written, on `char`s and a substring searcher.
+    fn contains_word_by_chars(hay: &str, pattern: &str) -> bool {
+        if pattern.is_empty() {
+            return false;
+        }
+        let word =
+            |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        hay.match_indices(pattern).any(|(i, _)| {
+            !word(hay[..i].chars().next_back()) && !word(hay[i + pattern.len()..].chars().next())
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_byte_wise_word_match_is_the_char_rule(
+            hay in "[ab_.é/-]{0,12}",
+            pattern in "[ab_é-]{0,3}",
+        ) {
+            proptest::prop_assert_eq!(
+                contains_word(&hay, &pattern),
+                contains_word_by_chars(&hay, &pattern),
+                "{:?} in {:?}", pattern, hay
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,14 @@
 //! Runs probes concurrently, each under its own timeout, with a bound on how
 //! many run at once. Results come back in input order.
+//!
+//! Connections are paced: at most [`CONNECT_BURST`] probes that connect are
+//! starting at once; each holds its place until it finishes or for
+//! [`CONNECT_HOLD`], whichever is first, so a hung target delays the others
+//! by at most that much. A thousand connects issued in one burst are slower
+//! than paced ones: their handshakes overflow the kernel's inline
+//! network processing into `ksoftirqd`, which then takes turns with the
+//! prober on the same core (measured on loopback: 1,000 gateways took 50 to
+//! 90 ms unpaced, 44 ms paced; docs/PERFORMANCE.md).
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -25,6 +34,12 @@ pub struct RunnerConfig {
     #[serde(deserialize_with = "crate::config::duration")]
     pub default_timeout: Duration,
 }
+
+/// How many connecting probes may be starting at once.
+pub(crate) const CONNECT_BURST: usize = 16;
+
+/// How long a connecting probe holds its place in the burst at most.
+pub(crate) const CONNECT_HOLD: Duration = Duration::from_millis(10);
 
 impl Default for RunnerConfig {
     fn default() -> RunnerConfig {
@@ -75,12 +90,13 @@ impl Runner {
     pub async fn run(&self, probes: &[ProbeSpec]) -> Vec<Verdict> {
         let sweep = Sweep::new(self.proc_root.clone());
         let bound = self.config.concurrency.max(1);
+        let burst = tokio::sync::Semaphore::new(CONNECT_BURST);
         // Unordered, so a hung probe never holds back the slots behind it
         // (`buffered` would: it only frees a slot when the head finishes).
         let mut done: Vec<(usize, Verdict)> = futures_util::stream::iter(probes.iter().enumerate())
             .map(|(i, p)| {
-                let sweep = &sweep;
-                async move { (i, self.run_in(p, sweep).await) }
+                let (sweep, burst) = (&sweep, &burst);
+                async move { (i, self.run_paced(p, sweep, burst).await) }
             })
             .buffer_unordered(bound)
             .collect()
@@ -93,6 +109,29 @@ impl Runner {
     pub async fn run_one(&self, probe: &ProbeSpec) -> Verdict {
         let sweep = Sweep::new(self.proc_root.clone());
         self.run_in(probe, &sweep).await
+    }
+
+    /// [`Runner::run_in`], paced by `burst` when the probe connects.
+    async fn run_paced(
+        &self,
+        probe: &ProbeSpec,
+        sweep: &Sweep,
+        burst: &tokio::sync::Semaphore,
+    ) -> Verdict {
+        if !probe.kind.connects() {
+            return self.run_in(probe, sweep).await;
+        }
+        // Never closed, so never an error; a probe runs regardless.
+        let place = burst.acquire().await.ok();
+        let run = self.run_in(probe, sweep);
+        tokio::pin!(run);
+        tokio::select! {
+            biased;
+            verdict = &mut run => return verdict,
+            () = tokio::time::sleep(CONNECT_HOLD) => {}
+        }
+        drop(place);
+        run.await
     }
 
     async fn run_in(&self, probe: &ProbeSpec, sweep: &Sweep) -> Verdict {

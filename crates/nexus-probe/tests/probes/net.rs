@@ -363,3 +363,47 @@ async fn one_hung_target_does_not_delay_the_others() {
         }
     }
 }
+
+#[tokio::test]
+async fn hung_targets_hold_their_place_in_the_connect_burst_only_briefly() {
+    // More hung targets than connects may be starting at once, all listed
+    // before the open ones: the open ones must not wait for the hung ones'
+    // timeouts to get a place.
+    let open = tcp::open().await;
+    let hung = tcp::full_backlog().await;
+    let timeout = Duration::from_secs(2);
+    let mut probes = Vec::new();
+    for i in 0..30 {
+        let port = if i < 24 {
+            hung.addr.port()
+        } else {
+            open.addr.port()
+        };
+        probes.push(
+            ProbeSpec::new(
+                format!("p{i}"),
+                ProbeKind::Tcp(TcpSpec::new("127.0.0.1", port)),
+            )
+            .timeout(timeout),
+        );
+    }
+    let started = nexus_heartbeat::now_epoch();
+    let t0 = Instant::now();
+    let verdicts = Runner::default().run(&probes).await;
+    assert!(
+        t0.elapsed() < timeout + Duration::from_secs(1),
+        "{:?}",
+        t0.elapsed()
+    );
+    for v in &verdicts[..24] {
+        assert_eq!(v.status, Status::Critical, "{v}");
+    }
+    for v in &verdicts[24..] {
+        assert_eq!(v.status, Status::Ok, "{v}");
+        let done_after = v.checked_at - started;
+        assert!(
+            done_after < 1.0,
+            "{v} finished {done_after:.3} s in: it waited for a hung target"
+        );
+    }
+}
