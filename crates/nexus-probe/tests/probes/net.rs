@@ -10,6 +10,20 @@ use nexus_testkit::{HttpResponse, HttpServer, WsServer, tcp};
 
 use super::{expect, run, run_with};
 
+/// TCP probes of `127.0.0.1` at `ports`, named `p0`, `p1`, ...
+fn tcp_probes(ports: impl Iterator<Item = u16>, timeout: Duration) -> Vec<ProbeSpec> {
+    ports
+        .enumerate()
+        .map(|(i, port)| {
+            ProbeSpec::new(
+                format!("p{i}"),
+                ProbeKind::Tcp(TcpSpec::new("127.0.0.1", port)),
+            )
+            .timeout(timeout)
+        })
+        .collect()
+}
+
 fn tcp_kind(host: &str, port: i64) -> ProbeKind {
     ProbeKind::Tcp(TcpSpec {
         host: host.into(),
@@ -322,21 +336,10 @@ async fn budget_from_http() {
 async fn one_hung_target_does_not_delay_the_others() {
     let open = tcp::open().await;
     let hung = tcp::full_backlog().await;
-    let mut probes = Vec::new();
-    for i in 0..40 {
-        let port = if i % 10 == 3 {
-            hung.addr.port()
-        } else {
-            open.addr.port()
-        };
-        probes.push(
-            ProbeSpec::new(
-                format!("p{i}"),
-                ProbeKind::Tcp(TcpSpec::new("127.0.0.1", port)),
-            )
-            .timeout(Duration::from_millis(500)),
-        );
-    }
+    let probes = tcp_probes(
+        (0..40).map(|i| if i % 10 == 3 { &hung } else { &open }.addr.port()),
+        Duration::from_millis(500),
+    );
     let runner = Runner::new(RunnerConfig {
         concurrency: 8,
         ..RunnerConfig::default()
@@ -372,21 +375,10 @@ async fn hung_targets_hold_their_place_in_the_connect_burst_only_briefly() {
     let open = tcp::open().await;
     let hung = tcp::full_backlog().await;
     let timeout = Duration::from_secs(2);
-    let mut probes = Vec::new();
-    for i in 0..30 {
-        let port = if i < 24 {
-            hung.addr.port()
-        } else {
-            open.addr.port()
-        };
-        probes.push(
-            ProbeSpec::new(
-                format!("p{i}"),
-                ProbeKind::Tcp(TcpSpec::new("127.0.0.1", port)),
-            )
-            .timeout(timeout),
-        );
-    }
+    let probes = tcp_probes(
+        (0..30).map(|i| if i < 24 { &hung } else { &open }.addr.port()),
+        timeout,
+    );
     let started = nexus_heartbeat::now_epoch();
     let t0 = Instant::now();
     let verdicts = Runner::default().run(&probes).await;
