@@ -93,10 +93,23 @@ impl Runner {
         let burst = tokio::sync::Semaphore::new(CONNECT_BURST);
         // Unordered, so a hung probe never holds back the slots behind it
         // (`buffered` would: it only frees a slot when the head finishes).
+        // A probe that connects is admitted once it has a place in the
+        // burst (in order: the stream waits, not a thousand futures).
         let mut done: Vec<(usize, Verdict)> = futures_util::stream::iter(probes.iter().enumerate())
-            .map(|(i, p)| {
-                let (sweep, burst) = (&sweep, &burst);
-                async move { (i, self.run_paced(p, sweep, burst).await) }
+            .then(|(i, p)| {
+                let burst = &burst;
+                async move {
+                    // Never closed, so never an error.
+                    let place = match p.kind.connects() {
+                        true => burst.acquire().await.ok(),
+                        false => None,
+                    };
+                    (i, p, place)
+                }
+            })
+            .map(|(i, p, place)| {
+                let sweep = &sweep;
+                async move { (i, self.run_paced(p, sweep, place).await) }
             })
             .buffer_unordered(bound)
             .collect()
@@ -111,18 +124,17 @@ impl Runner {
         self.run_in(probe, &sweep).await
     }
 
-    /// [`Runner::run_in`], paced by `burst` when the probe connects.
+    /// [`Runner::run_in`], giving back its `place` in the connect burst
+    /// when it finishes or after [`CONNECT_HOLD`], whichever is first.
     async fn run_paced(
         &self,
         probe: &ProbeSpec,
         sweep: &Sweep,
-        burst: &tokio::sync::Semaphore,
+        place: Option<tokio::sync::SemaphorePermit<'_>>,
     ) -> Verdict {
-        if !probe.kind.connects() {
+        let Some(place) = place else {
             return self.run_in(probe, sweep).await;
-        }
-        // Never closed, so never an error; a probe runs regardless.
-        let place = burst.acquire().await.ok();
+        };
         let run = self.run_in(probe, sweep);
         tokio::pin!(run);
         tokio::select! {
