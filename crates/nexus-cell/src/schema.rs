@@ -303,8 +303,12 @@ pub(crate) fn check_text(s: &str, max: usize, single_line: bool) -> Result<(), S
     if s.len() > max {
         return Err(format!("longer than {max} bytes"));
     }
-    // ASCII (nearly every text) is checked byte by byte; the control
-    // characters beyond ASCII (U+0080..U+009F) need the `char` walk.
+    // Printable ASCII (nearly every text) passes in one pass over the bytes;
+    // other ASCII is checked byte by byte; the control characters beyond
+    // ASCII (U+0080..U+009F) need the `char` walk.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Ok(());
+    }
     if s.is_ascii() {
         return if s.bytes().any(|b| b == 0) {
             Err("contains NUL".into())
