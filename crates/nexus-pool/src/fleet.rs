@@ -450,6 +450,11 @@ impl ProbePlan {
         plan
     }
 
+    /// Nothing to probe.
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
     /// Runs every probe at once, each under its own timeout, with one
     /// `/proc` scan for all process probes.
     pub async fn run(self, runner: &Runner) -> Probed {

@@ -399,11 +399,17 @@ impl Pool {
             self.send_unsent().await;
         }
         // The probes (network waits, one /proc scan) run on this thread
-        // while the survey reads every cell and heartbeat on others.
+        // while the survey reads every cell and heartbeat on others. With
+        // nothing to probe (a fleet of cells only), this thread surveys too.
         let plan = ProbePlan::new(&self.cfg, &self.children, self.cfg.pool.probe_timeout);
-        let (cfg, store) = (self.cfg.clone(), self.store.clone());
-        let survey = tokio::task::spawn_blocking(move || targets(&cfg, store.as_ref()));
-        let (mut probed, surveyed) = tokio::join!(plan.run(&self.runner), survey);
+        let (mut probed, surveyed) = if plan.is_empty() {
+            let surveyed = targets(&self.cfg, self.store.as_ref());
+            (crate::fleet::Probed::default(), Ok(surveyed))
+        } else {
+            let (cfg, store) = (self.cfg.clone(), self.store.clone());
+            let survey = tokio::task::spawn_blocking(move || targets(&cfg, store.as_ref()));
+            tokio::join!(plan.run(&self.runner), survey)
+        };
         let (fleet, warnings) = match surveyed {
             Ok(surveyed) => surveyed,
             // A bug in the survey: fail as loudly as it would have inline.
