@@ -67,4 +67,12 @@ fn quick_ours_only_run_measures_every_case() {
     }
     assert!(report["notes"][0].as_str().unwrap().contains("--ours-only"));
     assert_eq!(report["per_agent"][0]["agents"], 100);
+    // Each case's program ran once, unmeasured, before its measured run.
+    assert_eq!(report["warmup"], 1);
+    for label in ["startup-ours", "cells-100-ours", "gw-none-10-ours"] {
+        assert!(
+            stderr.contains(&format!("{label} warm-up 1:")),
+            "{label}: {stderr}"
+        );
+    }
 }

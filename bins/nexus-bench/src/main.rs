@@ -86,6 +86,13 @@ struct Cli {
     /// machine to be quiet (other processes under 0.25 cores for 3 s).
     #[arg(long, default_value_t = 0.0)]
     quiet_wait: f64,
+    /// Unmeasured runs of each program before its measured runs (not for
+    /// the hung-gateway cases, whose runs are probe timeouts). This VM pages
+    /// out file pages idle for about a minute (DAMON `pageout`): without a
+    /// warm-up, a program's first run reads its own binary, or the
+    /// interpreter's library, back from disk.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
     /// Write every sample and summary as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -294,6 +301,7 @@ struct Report {
     started_unix: f64,
     machine: Machine,
     runs: usize,
+    warmup: usize,
     limit_s: f64,
     measure: &'static str,
     in_netns: bool,
@@ -364,10 +372,37 @@ impl Bench<'_> {
         after: &dyn Fn(),
         check: &dyn Fn(&Sample) -> Check,
     ) -> anyhow::Result<Side> {
+        self.side_warm(label, argv, cwd, after, check, self.cli.warmup)
+    }
+
+    /// [`Bench::side`] after `warmup` unmeasured runs.
+    fn side_warm(
+        &self,
+        label: &str,
+        argv: Vec<OsString>,
+        cwd: &Path,
+        after: &dyn Fn(),
+        check: &dyn Fn(&Sample) -> Check,
+        warmup: usize,
+    ) -> anyhow::Result<Side> {
         if self.cli.quiet_wait > 0.0 {
             let quiet = measure::wait_quiet(Duration::from_secs_f64(self.cli.quiet_wait), 0.25);
             if !quiet {
                 log(&format!("  {label}: the machine did not become quiet"));
+            }
+        }
+        for i in 0..warmup {
+            let s = self
+                .runner
+                .run(&argv, cwd, &self.work.join(format!("{label}.warmup{i}")))?;
+            after();
+            log(&format!(
+                "  {label} warm-up {}: wall {} (not measured)",
+                i + 1,
+                table::secs(Some(s.wall_s))
+            ));
+            if s.timed_out {
+                break;
             }
         }
         let mut samples = Vec::new();
@@ -559,6 +594,7 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         started_unix: now_unix(),
         machine: machine(),
         runs,
+        warmup: cli.warmup,
         limit_s: cli.limit,
         measure: if time_bin.is_some() {
             "/usr/bin/time (rusage of the reaped tree), wall by Instant"
@@ -709,7 +745,8 @@ fn measure_all(
                 fleet.ports, fleet.expected
             ));
             let unhealthy = g - fleet.expected.healthy;
-            let mut ours = b.side(
+            let warmup = if hung_variant { 0 } else { b.cli.warmup };
+            let mut ours = b.side_warm(
                 &format!("{label}-ours"),
                 argv(&[
                     &b.pool_bin,
@@ -721,6 +758,7 @@ fn measure_all(
                 &dir,
                 &|| fleet.drain(),
                 &|s| check_ours(s, g, unhealthy),
+                warmup,
             )?;
             if !hung_ok {
                 ours.check = Some(Check {
@@ -740,7 +778,7 @@ fn measure_all(
             } else {
                 b.seed_side("seed not run", |seed| {
                     let expected = fleet.expected;
-                    b.side(
+                    b.side_warm(
                         &format!("{label}-seed"),
                         argv(&[
                             &seed.python,
@@ -768,6 +806,7 @@ fn measure_all(
                                 ),
                             }
                         },
+                        warmup,
                     )
                 })?
             };
@@ -851,8 +890,9 @@ fn run_floor(b: &Bench<'_>, root: &Path, files: usize) -> anyhow::Result<Option<
 
 fn print_report(r: &Report, b: &Bench<'_>) {
     println!(
-        "nexus-bench: {} runs per case (medians); {} cpus, {}, kernel {}; {} (CPU in 10 ms steps); network namespace: {}",
+        "nexus-bench: {} runs per case (medians) after {} unmeasured warm-up run(s) (none for hung gateways); {} cpus, {}, kernel {}; {} (CPU in 10 ms steps); network namespace: {}",
         r.runs,
+        r.warmup,
         r.machine.cpus,
         r.machine.cpu_model,
         r.machine.kernel,
