@@ -33,6 +33,24 @@ fn check_config_accepts_the_example_and_names_a_bad_key() {
 }
 
 #[test]
+fn a_config_too_big_to_be_one_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("pool.toml");
+    // Sparse: 17 MiB of NULs without writing them.
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(17 << 20)
+        .unwrap();
+    let o = pool().arg("check-config").arg(&big).run().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&*big.to_string_lossy()) && err.contains("16 MiB limit"),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_empty_fleet_is_a_usage_error_unless_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("pool.toml");

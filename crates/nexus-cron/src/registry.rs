@@ -150,7 +150,7 @@ enum RawDuration {
 impl Registry {
     /// Reads and validates a registry file.
     pub fn load(path: &Path) -> Result<Registry, RegistryError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Io {
+        let text = nexus_heartbeat::read_config(path).map_err(|source| RegistryError::Io {
             path: path.to_path_buf(),
             source,
         })?;

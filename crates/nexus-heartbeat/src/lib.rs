@@ -53,9 +53,9 @@ pub use doc::{
 pub use duration::{deserialize_duration, format_duration, parse_duration};
 pub use error::{DurationError, Error, JobNameError};
 pub use read::{
-    Classification, Form, Glance, MAX_FILE_BYTES, Observation, Problem, Progress, Rule, State,
-    classify, classify_file, classify_many, compare, glance, glance_file, glance_path, observe,
-    observe_file, observe_many, read_limited,
+    Classification, Form, Glance, MAX_CONFIG_BYTES, MAX_FILE_BYTES, Observation, Problem, Progress,
+    Rule, State, classify, classify_file, classify_many, compare, glance, glance_file, glance_path,
+    observe, observe_file, observe_many, read_config, read_limited,
 };
 pub use sd::{sd_notify, sd_notify_to};
 pub use write::{write_atomic, write_private};

@@ -404,6 +404,31 @@ pub fn read_limited(
     Ok(len)
 }
 
+/// The largest config file read: 16 MiB (10,000 gateways in the seed's JSON
+/// are about 3 MB).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Reads a config file as text, at most [`MAX_CONFIG_BYTES`]: a bigger file
+/// (or an endless device) is an `InvalidData` error naming the limit, not a
+/// daemon that allocates until it is killed. Reads to the real end of file,
+/// so a pipe (`--config <(generate)`) is read whole.
+pub fn read_config(path: &Path) -> io::Result<String> {
+    let mut bytes = Vec::new();
+    File::open(path)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "larger than the {} MiB limit for a config file",
+                MAX_CONFIG_BYTES >> 20
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// Opens read-only with `O_NONBLOCK` where we know its value, so a FIFO put
 /// in place of a heartbeat cannot hang the reader (regular files ignore it).
 fn open_nonblocking(path: &Path) -> io::Result<File> {

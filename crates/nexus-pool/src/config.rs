@@ -334,7 +334,7 @@ struct SeedGitea {
 impl PoolConfig {
     /// Reads a config file: `.json` is the seed format, anything else TOML.
     pub fn load(path: &Path) -> Result<PoolConfig, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        let text = nexus_heartbeat::read_config(path).map_err(|source| Error::Io {
             op: "read config",
             path: path.to_path_buf(),
             source,

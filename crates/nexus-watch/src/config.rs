@@ -143,7 +143,7 @@ impl WatchdogFile {
 
     /// Reads and parses a file.
     pub fn load(path: &Path) -> Result<WatchdogFile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = nexus_heartbeat::read_config(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;

@@ -312,3 +312,44 @@ fn endless_devices_are_not_files() {
     let c = classify_file(Path::new("/dev/null"), NOW, &Rule::default());
     assert_eq!(c.state, State::Unreadable, "{c}");
 }
+
+#[test]
+fn config_files_are_read_whole_up_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "ok.toml", b"a = 1\n");
+    assert_eq!(read_config(&p).unwrap(), "a = 1\n");
+    // An endless device stops at the limit, with an error that names it.
+    let e = read_config(Path::new("/dev/zero")).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+    assert!(e.to_string().contains("16 MiB limit"), "{e}");
+    let e = read_config(&write(dir.path(), "bin.toml", b"\xff\xfe")).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+}
+
+#[test]
+fn a_config_from_a_pipe_is_read_to_its_end() {
+    // `--config <(generate)`: a short read is not the end of a pipe.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            f.write_all(b"a = 1\n").unwrap();
+            f.flush().unwrap();
+            // A second write the reader may see in a second `read`.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            f.write_all(b"b = 2\n").unwrap();
+        })
+    };
+    assert_eq!(read_config(&fifo).unwrap(), "a = 1\nb = 2\n");
+    writer.join().unwrap();
+}
