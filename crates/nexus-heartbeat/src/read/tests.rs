@@ -331,13 +331,8 @@ fn a_config_from_a_pipe_is_read_to_its_end() {
     // `--config <(generate)`: a short read is not the end of a pipe.
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
     let writer = {
         let fifo = fifo.clone();
         std::thread::spawn(move || {
