@@ -363,20 +363,9 @@ struct Bench<'a> {
 }
 
 impl Bench<'_> {
-    /// `runs` runs of `argv` (stopping at a timeout), `after` each one.
+    /// `warmup` unmeasured runs of `argv`, then `runs` measured ones
+    /// (stopping at a timeout), `after` each one.
     fn side(
-        &self,
-        label: &str,
-        argv: Vec<OsString>,
-        cwd: &Path,
-        after: &dyn Fn(),
-        check: &dyn Fn(&Sample) -> Check,
-    ) -> anyhow::Result<Side> {
-        self.side_warm(label, argv, cwd, after, check, self.cli.warmup)
-    }
-
-    /// [`Bench::side`] after `warmup` unmeasured runs.
-    fn side_warm(
         &self,
         label: &str,
         argv: Vec<OsString>,
@@ -472,6 +461,7 @@ impl Bench<'_> {
             &self.work,
             &|| {},
             &|s| check_ours(s, agents, unhealthy),
+            self.cli.warmup,
         )
     }
 
@@ -505,6 +495,7 @@ impl Bench<'_> {
                         ),
                     }
                 },
+                self.cli.warmup,
             )
         })
     }
@@ -746,7 +737,7 @@ fn measure_all(
             ));
             let unhealthy = g - fleet.expected.healthy;
             let warmup = if hung_variant { 0 } else { b.cli.warmup };
-            let mut ours = b.side_warm(
+            let mut ours = b.side(
                 &format!("{label}-ours"),
                 argv(&[
                     &b.pool_bin,
@@ -778,7 +769,7 @@ fn measure_all(
             } else {
                 b.seed_side("seed not run", |seed| {
                     let expected = fleet.expected;
-                    b.side_warm(
+                    b.side(
                         &format!("{label}-seed"),
                         argv(&[
                             &seed.python,
