@@ -40,16 +40,21 @@ pub(crate) fn link_target(path: &Path) -> String {
 /// Opens a regular file for reading without following a final symlink and
 /// without blocking on a FIFO.
 pub(crate) fn open_read(path: &Path) -> Result<File, Error> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(nofollow() | OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(|e| open_error(path, "open", e))?;
+    let f = open_unchecked(path)?;
     let meta = f.metadata().map_err(Error::io(path, "stat"))?;
     if !meta.is_file() {
         return Err(Error::corrupt(path, ".", "not a regular file"));
     }
     Ok(f)
+}
+
+/// [`open_read`] without the check that it is a regular file.
+fn open_unchecked(path: &Path) -> Result<File, Error> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow() | OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| open_error(path, "open", e))
 }
 
 /// Opens (creating with `mode`) a file for appending, refusing a symlink.
@@ -78,11 +83,7 @@ pub(crate) fn open_append(path: &Path, mode: u32) -> Result<File, Error> {
 /// nothing, or went past the limit), to say why.
 pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
     const FIRST_READ: usize = 4096;
-    let mut f = OpenOptions::new()
-        .read(true)
-        .custom_flags(nofollow() | OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(|e| open_error(path, "open", e))?;
+    let mut f = open_unchecked(path)?;
     let mut buf = Vec::new();
     let read = nexus_heartbeat::read_limited(&mut f, &mut buf, FIRST_READ, max);
     match read {
