@@ -380,41 +380,39 @@ impl Bench<'_> {
                 log(&format!("  {label}: the machine did not become quiet"));
             }
         }
-        for i in 0..warmup {
-            let s = self
-                .runner
-                .run(&argv, cwd, &self.work.join(format!("{label}.warmup{i}")))?;
-            after();
-            log(&format!(
-                "  {label} warm-up {}: wall {} (not measured)",
-                i + 1,
-                table::secs(Some(s.wall_s))
-            ));
-            if s.timed_out {
-                break;
-            }
-        }
         let mut samples = Vec::new();
-        for i in 0..self.runs {
-            let s = self
-                .runner
-                .run(&argv, cwd, &self.work.join(format!("{label}.run{i}")))?;
+        let mut i = 0;
+        while i < warmup + self.runs {
+            let (file, n) = match i.checked_sub(warmup) {
+                None => (format!("{label}.warmup{i}"), i + 1),
+                Some(r) => (format!("{label}.run{r}"), r + 1),
+            };
+            let s = self.runner.run(&argv, cwd, &self.work.join(file))?;
             after();
+            let timed_out = s.timed_out;
+            if i < warmup {
+                log(&format!(
+                    "  {label} warm-up {n}: wall {} (not measured)",
+                    table::secs(Some(s.wall_s))
+                ));
+                // No more warm-ups after one that hit the limit.
+                i = if timed_out { warmup } else { i + 1 };
+                continue;
+            }
             log(&format!(
-                "  {label} run {}: wall {} cpu {} rss {} exit {:?} other {:.2} cores{}",
-                i + 1,
+                "  {label} run {n}: wall {} cpu {} rss {} exit {:?} other {:.2} cores{}",
                 table::secs(Some(s.wall_s)),
                 table::secs(s.cpu_s()),
                 table::mib(s.maxrss_kb),
                 s.rc,
                 s.other_cores.unwrap_or(f64::NAN),
-                if s.timed_out { " TIMED OUT" } else { "" }
+                if timed_out { " TIMED OUT" } else { "" }
             ));
-            let stop = s.timed_out;
             samples.push(s);
-            if stop {
+            if timed_out {
                 break;
             }
+            i += 1;
         }
         let summary = summarize(&samples);
         let check = samples.iter().rev().find(|s| !s.timed_out).map(check);
