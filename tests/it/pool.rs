@@ -601,6 +601,21 @@ pub(crate) mod channels {
                 .unwrap()
         }
 
+        /// Flood control ends; sweeps (`run`) until the message it held back
+        /// is sent, then twice more: it must be sent exactly once. That message.
+        async fn end_flood_then_sent_once<T>(&mut self, what: &str, run: impl Fn() -> T) -> Value {
+            let sent = self.end_flood().await;
+            wait_for(&format!("{what} sent"), || {
+                run();
+                !sent.lock().unwrap().is_empty()
+            });
+            run();
+            run();
+            let sent = sent.lock().unwrap();
+            assert_eq!(sent.len(), 1, "{what} sent exactly once: {sent:?}");
+            sent[0].clone()
+        }
+
         /// Flood control ends: the messages sent from now on.
         async fn end_flood(&mut self) -> Arc<Mutex<Vec<Value>>> {
             let flood = std::mem::replace(
@@ -662,16 +677,8 @@ pub(crate) mod channels {
             "{waiting}"
         );
         // Flood control ends.
-        let sent = bot.end_flood().await;
-        wait_for("the held message sent", || {
-            run();
-            !sent.lock().unwrap().is_empty()
-        });
-        run();
-        run();
-        let sent = sent.lock().unwrap();
-        assert_eq!(sent.len(), 1, "sent exactly once: {sent:?}");
-        let text = sent[0]["text"].as_str().unwrap();
+        let sent = bot.end_flood_then_sent_once("the held message", run).await;
+        let text = sent["text"].as_str().unwrap();
         assert!(
             text.contains("needs a human") && text.contains("b1"),
             "{text}"
@@ -700,17 +707,9 @@ pub(crate) mod channels {
             "the request met flood control"
         );
         assert_eq!(requests(), serde_json::json!({}), "not asked yet");
-        let sent = bot.end_flood().await;
-        wait_for("the request asked again", || {
-            run();
-            !sent.lock().unwrap().is_empty()
-        });
-        run();
-        run();
-        let sent = sent.lock().unwrap();
-        assert_eq!(sent.len(), 1, "asked exactly once: {sent:?}");
-        assert!(sent[0]["text"].as_str().unwrap().contains("asker"));
-        assert!(sent[0]["reply_markup"]["inline_keyboard"].is_array());
+        let sent = bot.end_flood_then_sent_once("the request", run).await;
+        assert!(sent["text"].as_str().unwrap().contains("asker"));
+        assert!(sent["reply_markup"]["inline_keyboard"].is_array());
         assert_eq!(f.launches("asker"), 0, "no answer, no revive");
         let key = format!("{}/asker", f.cell);
         assert!(requests()[&key].is_string(), "{}", requests());
