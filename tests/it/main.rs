@@ -22,4 +22,5 @@ mod hostile;
 mod pool;
 mod prometheus;
 mod scale;
+mod standalone;
 mod systemd;

@@ -1,5 +1,5 @@
-//! Synthetic fleets, generated exactly as `gen_cells` and `Fleet` in
-//! `../shared/baselines/bench_seed.py` do, so that the seed figures and ours
+//! Synthetic fleets, generated exactly as `gen_cells` and `Fleet` in the
+//! seed harness's `bench_seed.py` do, so that the seed figures and ours
 //! describe the same inputs.
 //!
 //! * Cells: `<root>/<cell-uuid>/cell.json` and

@@ -5,9 +5,12 @@
 //! agents of heartbeat files, and one sweep over G gateways on 127.0.0.1
 //! (none hung, or 10 % hung). Ours is `resurrection-pool --once --dry-run`;
 //! the seed is `lazarus_pit.py --status` (cells) and
-//! `resurrection_pool.py --once --dry-run` (gateways), invoked as
-//! `../shared/baselines/bench_seed.py` invokes them. The C floor
-//! (`floor/floor.c`) gives the per-file cost this machine cannot go below.
+//! `resurrection_pool.py --once --dry-run` (gateways), invoked as the seed
+//! harness invokes them. The C floor (`floor/floor.c`) gives the per-file
+//! cost this machine cannot go below. The seed's daemons and the floor are
+//! not part of this repository: `--seed-dir` (or `NEXUS_BASELINES_DIR`)
+//! names the directory holding `seed/` and `floor/`; without it only ours
+//! runs (docs/PERFORMANCE.md).
 //! Prints Markdown tables (wall, CPU, peak RSS, seed/ours) and optionally
 //! writes every sample as JSON.
 //!
@@ -76,8 +79,10 @@ struct Cli {
     /// Where our binaries are [default: beside this executable].
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// The baselines directory holding seed/ and floor/ [default: ../shared/baselines from the workspace root].
-    #[arg(long)]
+    /// The baselines directory holding seed/ (the seed's Python daemons) and
+    /// floor/ (floor.c); they are not part of this repository. Without it,
+    /// ours runs alone.
+    #[arg(long, env = "NEXUS_BASELINES_DIR")]
     seed_dir: Option<PathBuf>,
     /// Hard limit per child run, seconds.
     #[arg(long, default_value_t = 120.0)]
@@ -193,10 +198,12 @@ fn locate_seed(cli: &Cli) -> Result<Seed, String> {
     if cli.ours_only {
         return Err("--ours-only".into());
     }
-    let base = cli
-        .seed_dir
-        .clone()
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/baselines"));
+    let Some(base) = cli.seed_dir.clone() else {
+        return Err(
+            "no --seed-dir (or NEXUS_BASELINES_DIR): the seed's daemons and the C floor are not part of this repository"
+                .into(),
+        );
+    };
     let base = base.canonicalize().unwrap_or(base);
     let dir = base.join("seed");
     let lazarus = dir.join("lazarus_pit.py");

@@ -18,6 +18,9 @@
 //!   everything (`down`), answers delayed past the client's timeout after
 //!   the request took effect (`slow_next`), and its port closed and
 //!   reopened (`unreachable` / `reachable`, through a gate);
+//! - [`botapi`]: Telegram mock bodies checked against the Bot API
+//!   description; [`contracts`]: that description and the Gitea swagger,
+//!   kept in `contracts/` with their sources and licences;
 //! - [`canary`]: the tokens tests use, and the check that none leaks.
 //!
 //! Fixtures panic with a clear message when they cannot start: a missing
@@ -26,7 +29,9 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+pub mod botapi;
 pub mod canary;
+pub mod contracts;
 pub mod gitea;
 mod http;
 mod process;

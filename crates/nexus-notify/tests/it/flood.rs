@@ -14,7 +14,7 @@ use nexus_notify::{
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::botapi::check_request;
+use nexus_testkit::botapi::check_request;
 
 const TOKEN: &str = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11";
 const CHAT: i64 = -1_001_234_567_890;

@@ -1,6 +1,6 @@
 //! Integration tests of nexus-notify against mockito on 127.0.0.1, with
-//! request and response bodies checked against the Bot API spec in
-//! `../shared/contracts/telegram-bot-api-spec.json`.
+//! request and response bodies checked against the Bot API description
+//! (`nexus_testkit::botapi`).
 
 #![allow(
     missing_docs,
@@ -10,6 +10,5 @@
     unreachable_pub
 )]
 
-mod botapi;
 mod flood;
 mod telegram;

@@ -1,33 +1,16 @@
 //! A light validator of JSON against definitions of the Gitea swagger in
-//! `../shared/contracts/gitea-swagger-v1.json` (beside the repository clone):
+//! `contracts/gitea-swagger-v1.json`:
 //! required properties, property names, JSON types, `$ref`, array items.
 //! `null` is accepted for optional properties (Gitea sends it).
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
-fn swagger_path() -> PathBuf {
-    if let Ok(dir) = std::env::var("NEXUS_CONTRACTS_DIR") {
-        return PathBuf::from(dir).join("gitea-swagger-v1.json");
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/contracts/gitea-swagger-v1.json")
-}
-
 fn definitions() -> &'static Value {
     static DEFS: OnceLock<Value> = OnceLock::new();
     DEFS.get_or_init(|| {
-        let path = swagger_path();
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "the Gitea swagger contract is required by these tests: {}: {e} (set NEXUS_CONTRACTS_DIR)",
-                path.display()
-            )
-        });
-        let v: Value = serde_json::from_str(&text).unwrap();
-        v["definitions"].clone()
+        crate::contracts::load(crate::contracts::GITEA_SWAGGER)["definitions"].take()
     })
 }
 

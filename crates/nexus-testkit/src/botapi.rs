@@ -1,27 +1,14 @@
-//! A light checker for the Telegram Bot API spec (method parameters and type
-//! fields: names, required ones, scalar types), plus mock helpers.
+//! A light checker against the Telegram Bot API description in
+//! `contracts/` (method parameters and type fields: names, required ones,
+//! scalar types), plus a mockito matcher that records every violation.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
 fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
-    SPEC.get_or_init(|| {
-        let path = std::env::var("NEXUS_CONTRACTS_DIR").map_or_else(
-            |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/contracts"),
-            PathBuf::from,
-        );
-        let path = path.join("telegram-bot-api-spec.json");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "the Telegram spec is required by these tests: {}: {e} (set NEXUS_CONTRACTS_DIR)",
-                path.display()
-            )
-        });
-        serde_json::from_str(&text).unwrap()
-    })
+    SPEC.get_or_init(|| crate::contracts::load(crate::contracts::TELEGRAM_BOT_API))
 }
 
 fn check_fields(fields: &[Value], v: &Value, at: &str, errs: &mut Vec<String>, depth: u32) {
@@ -102,7 +89,7 @@ pub fn check_type(ty: &str, v: &Value) -> Vec<String> {
 }
 
 /// Collected contract violations of every request the mocks saw.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Violations(pub Arc<Mutex<Vec<String>>>);
 
 impl Violations {
