@@ -55,7 +55,7 @@ fn beat_writes_an_agent_heartbeat() {
         "pid is the caller's"
     );
     assert_eq!(v["seq"], 1);
-    // `write` is an alias (spec §2.4); seq continues.
+    // `write` is an alias (docs/SPEC.md §2.4); seq continues.
     let o = run(cli().args(["write", "--cycle", "8", "--path"]).arg(&p));
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(json(&p)["seq"], 2);

@@ -1,5 +1,5 @@
 //! Discovery and heartbeat survey cost: 1,000 cells x 10 agents (90 %
-//! fresh, 9 % stale, 1 % corrupt heartbeats, as in spec §5.6).
+//! fresh, 9 % stale, 1 % corrupt heartbeats, as in docs/SPEC.md §5.6).
 //! Target: under 100 ms. Figures: docs/PERFORMANCE.md.
 
 #![allow(missing_docs, clippy::unwrap_used)]

@@ -1,4 +1,4 @@
-//! `logs/events.jsonl` (spec §5.2): one JSON object per line, each with
+//! `logs/events.jsonl` (docs/SPEC.md §5.2): one JSON object per line, each with
 //! `ts` (ISO-8601 Z) and `event`, appended by many processes at once.
 //!
 //! Appends are atomic: the line is built in memory and written with one

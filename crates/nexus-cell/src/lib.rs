@@ -1,4 +1,4 @@
-//! Mission cells: isolated, auditable homes for missions (spec §5).
+//! Mission cells: isolated, auditable homes for missions (docs/SPEC.md §5).
 //!
 //! A cell is a directory `<root>/<uuid>/` (root `/var/missions` by
 //! default) with a fixed layout: `cell.json` ([`CellManifest`]),
@@ -21,7 +21,7 @@
 //!   store builds comes from one of them.
 //! - [`append_event`] / [`EventLog`]: the atomic append and the tolerant
 //!   reader of `events.jsonl`.
-//! - [`parse_proposal`]: the mission proposal Markdown (spec §5.7).
+//! - [`parse_proposal`]: the mission proposal Markdown (docs/SPEC.md §5.7).
 //!
 //! # What this crate must never do
 //! - Touch anything outside its cells root: names with `..`, `/`, NUL or

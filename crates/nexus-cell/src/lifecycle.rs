@@ -1,4 +1,4 @@
-//! The cell lifecycle (spec §5.3): `provision -> active -> [frozen] ->
+//! The cell lifecycle (docs/SPEC.md §5.3): `provision -> active -> [frozen] ->
 //! archived -> destroyed`, as a checked state machine.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The filled-in mission proposal (spec §5.7, the Gitea issue template
+//! The filled-in mission proposal (docs/SPEC.md §5.7, the Gitea issue template
 //! `mission-proposal.md`), parsed into what a new cell records.
 //!
 //! HTML comments (the template's hints) are ignored, and so are the

@@ -1,4 +1,4 @@
-//! `cell.json` (spec §5.2): the typed manifest and its validation.
+//! `cell.json` (docs/SPEC.md §5.2): the typed manifest and its validation.
 //!
 //! Unknown fields are kept in `extra` and written back, so an older tool
 //! never drops what a newer one recorded.
@@ -76,7 +76,7 @@ impl std::str::FromStr for Role {
     }
 }
 
-/// What the daemon may do when an agent dies (spec defect L6; the
+/// What the daemon may do when an agent dies (docs/SPEC.md defect L6; the
 /// resurrection pool's semantics). `yes`/`no` are accepted as aliases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,4 +1,4 @@
-//! `.lazarus/state.json` (spec §5.2): the daemon's per-cell memory, so
+//! `.lazarus/state.json` (docs/SPEC.md §5.2): the daemon's per-cell memory, so
 //! revive counters survive restarts (defect L2). Written **only** by the
 //! daemon, atomically; everything else reads it.
 

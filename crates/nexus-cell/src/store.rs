@@ -356,7 +356,7 @@ impl CellStore {
         self.root.join(id.to_string())
     }
 
-    /// Creates a cell with the full layout (spec §5.1), status
+    /// Creates a cell with the full layout (docs/SPEC.md §5.1), status
     /// `provision`, and logs `cell_created`.
     pub fn provision(&self, new: NewCell) -> Result<Cell, Error> {
         check_text(&new.mission, crate::schema::MAX_TEXT, false).map_err(|reason| {

@@ -97,7 +97,7 @@ pub fn sync(dir: &Path, report: &CheckReport) -> AlertChanges {
     changes
 }
 
-/// The priority-1 log line for a failing job (spec §3.2).
+/// The priority-1 log line for a failing job (docs/SPEC.md §3.2).
 pub fn p1_line(job: &JobReport) -> String {
     match (job.status, job.age_seconds, job.interval_seconds) {
         (JobStatus::Stale, Some(age), Some(interval)) => format!(

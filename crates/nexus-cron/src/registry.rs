@@ -30,11 +30,11 @@ use crate::RegistryError;
 /// Checker settings that apply to every job unless the job overrides them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// STALE beyond `multiplier` x interval (spec: 2).
+    /// STALE beyond `multiplier` x interval (docs/SPEC.md §3.2: 2).
     pub multiplier: f64,
     /// Absolute grace past the deadline during which a job is LATE, not STALE.
     pub grace: Duration,
-    /// Interval for files that record none (touch-style), spec default 1 day.
+    /// Interval for files that record none (touch-style), 1 day as in docs/SPEC.md §3.2.
     pub default_interval: Duration,
     /// How far in the future a timestamp may be before it is clock skew.
     pub future_tolerance: Duration,

@@ -1,4 +1,4 @@
-//! The incident engine: one open issue per failing subject (spec §1.5).
+//! The incident engine: one open issue per failing subject (docs/SPEC.md §1.5).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};

@@ -1,4 +1,4 @@
-//! The cron-side writer: `<dir>/<job>.last` records (spec §3.1).
+//! The cron-side writer: `<dir>/<job>.last` records (docs/SPEC.md §3.1).
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,4 @@
-//! The heartbeat documents (spec §1.2 and §3.1) and the agent-side writer.
+//! The heartbeat documents (docs/SPEC.md §1.2 and §3.1) and the agent-side writer.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -33,7 +33,7 @@ impl WriterStamp {
     }
 }
 
-/// The agent heartbeat (spec §1.2): written by an agent at the end of every
+/// The agent heartbeat (docs/SPEC.md §1.2): written by an agent at the end of every
 /// think cycle. Unknown fields are kept in `extra` and written back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentHeartbeat {
@@ -74,7 +74,7 @@ pub enum CronStatus {
     Running,
 }
 
-/// The canonical `<job>.last` record (spec §3.1), extended with what a run
+/// The canonical `<job>.last` record (docs/SPEC.md §3.1), extended with what a run
 /// wrapper knows.
 ///
 /// `timestamp` always means *the last successful completion*: a failed run

@@ -1,4 +1,4 @@
-//! The tolerant reader and the freshness classifier (spec §1.1, §3.1).
+//! The tolerant reader and the freshness classifier (docs/SPEC.md §1.1, §3.1).
 //!
 //! Reading never panics and never blocks on special files: anything that is
 //! not a small regular file holding one of the known forms is classified

@@ -1,4 +1,4 @@
-//! The atomic write protocol (spec §1.3): temp file in the same directory,
+//! The atomic write protocol (docs/SPEC.md §1.3): temp file in the same directory,
 //! write, fsync, rename, fsync the directory.
 
 use std::fs::{self, File, OpenOptions};

@@ -1,4 +1,4 @@
-//! Daily token budget (spec §4.2.6): usage from a file, an HTTP endpoint or a
+//! Daily token budget (docs/SPEC.md §4.2.6): usage from a file, an HTTP endpoint or a
 //! PostgreSQL query, against a limit; warning at 80 %, critical at 100 %.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Disk probe (spec §4.2.7, defect H10): statvfs space and inodes, `≥` thresholds.
+//! Disk probe (docs/SPEC.md §4.2.7, defect H10): statvfs space and inodes, `≥` thresholds.
 //! Percent = used / (used + available to unprivileged users), like `df` Use%.
 
 use std::path::PathBuf;

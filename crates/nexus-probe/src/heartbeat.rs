@@ -1,4 +1,4 @@
-//! Heartbeat freshness (spec §2.3.3, §6.2.3) on top of nexus-heartbeat, with
+//! Heartbeat freshness (docs/SPEC.md §2.3.3, §6.2.3) on top of nexus-heartbeat, with
 //! the start-up grace of §2.3 and the "never written" hint of defect W1.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Ollama probe (spec §4.2.5, defect H13): `GET /api/tags` answers and the
+//! Ollama probe (docs/SPEC.md §4.2.5, defect H13): `GET /api/tags` answers and the
 //! required models are present. Named honestly: this is not a GPU check.
 
 use serde::Deserialize;

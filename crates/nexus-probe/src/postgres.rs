@@ -1,4 +1,4 @@
-//! PostgreSQL probe (spec §4.2.3-4, defect H1): connect, `SELECT 1`, and an
+//! PostgreSQL probe (docs/SPEC.md §4.2.3-4, defect H1): connect, `SELECT 1`, and an
 //! optional parameterised query whose single numeric result is compared with
 //! thresholds (e.g. stuck work orders). Parameters are bound, never spliced
 //! into SQL. The connection string's password never appears in a verdict.

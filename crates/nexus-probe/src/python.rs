@@ -1,4 +1,4 @@
-//! Python syntax check (spec §2.3.4, defect W15): the configured interpreter
+//! Python syntax check (docs/SPEC.md §2.3.4, defect W15): the configured interpreter
 //! runs `ast.parse` on the file. The path is passed as an argument, never
 //! interpolated into code; nothing is written to disk (`ast.parse` writes no
 //! `.pyc`, `-B` makes sure); the child is killed when the probe times out.

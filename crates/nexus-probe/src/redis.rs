@@ -1,4 +1,4 @@
-//! Redis probe (spec §4.2.2): connect, `PING`, `INFO memory`; used memory
+//! Redis probe (docs/SPEC.md §4.2.2): connect, `PING`, `INFO memory`; used memory
 //! against `maxmemory` with warning/critical thresholds. The URL's password
 //! never appears in a verdict.
 

@@ -149,7 +149,7 @@ impl Runner {
     async fn run_in(&self, probe: &ProbeSpec, sweep: &Sweep) -> Verdict {
         let timeout = probe.timeout.unwrap_or(self.config.default_timeout);
         let start = Instant::now();
-        // A bug in one probe must not take the sweep down (spec §4.2: a check
+        // A bug in one probe must not take the sweep down (docs/SPEC.md §4.2: a check
         // that raises is Critical "Check failed"). Release builds abort on
         // panic anyway; this keeps tests and dev builds honest.
         let guarded = AssertUnwindSafe(check(&probe.kind, sweep, timeout)).catch_unwind();

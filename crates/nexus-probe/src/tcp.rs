@@ -1,4 +1,4 @@
-//! TCP connect probe (spec §2.3.1, §6.2.1): every resolved address, IPv4 and
+//! TCP connect probe (docs/SPEC.md §2.3.1, §6.2.1): every resolved address, IPv4 and
 //! IPv6; reachable when any address accepts. Sockets are closed on every path.
 
 use std::io;

@@ -1,4 +1,4 @@
-//! One sweep's probes → the agent's instantaneous health (spec §6.3).
+//! One sweep's probes → the agent's instantaneous health (docs/SPEC.md §6.3).
 
 use serde::{Deserialize, Serialize};
 

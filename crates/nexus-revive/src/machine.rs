@@ -1,4 +1,4 @@
-//! The per-agent state machine (spec §6.3-§6.4 corrected): hysteresis,
+//! The per-agent state machine (docs/SPEC.md §6.3-§6.4 corrected): hysteresis,
 //! death episodes, policies, the restart budget with backoff, escalation
 //! with a slow lane, and non-blocking approvals.
 //!

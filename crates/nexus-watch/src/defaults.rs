@@ -7,7 +7,7 @@ use nexus_probe::{
     HeartbeatSpec, MatchMode, ProbeKind, ProbeSpec, ProcessSpec, PythonSyntaxSpec, TcpSpec,
 };
 
-/// The settings of the four default checks (spec §2.2); every field has a
+/// The settings of the four default checks (docs/SPEC.md §2.2); every field has a
 /// flag and most an environment variable in `nexus-watchdog`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeedChecks {

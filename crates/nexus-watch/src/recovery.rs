@@ -1,4 +1,4 @@
-//! Opt-in recovery actions (spec §4.5): a restart command with an attempt
+//! Opt-in recovery actions (docs/SPEC.md §4.5): a restart command with an attempt
 //! cap that holds across one-shot runs, and a disk clean-up that reports the
 //! exact bytes freed and never leaves its roots.
 

@@ -1,4 +1,4 @@
-//! The overall status of one evaluation (spec §4.3, with §2.7's rule that
+//! The overall status of one evaluation (docs/SPEC.md §4.3, with §2.7's rule that
 //! "could not check" is never silently healthy).
 
 use nexus_probe::{Status, Verdict};
