@@ -706,9 +706,24 @@ mod tests {
         }
         let word =
             |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        hay.match_indices(pattern).any(|(i, _)| {
-            !word(hay[..i].chars().next_back()) && !word(hay[i + pattern.len()..].chars().next())
-        })
+        // Every occurrence, overlapping ones too (`match_indices` would skip
+        // "éé" at byte 3 of "-ééé" after finding it at byte 1).
+        (0..hay.len())
+            .filter(|&i| hay.is_char_boundary(i) && hay[i..].starts_with(pattern))
+            .any(|i| {
+                !word(hay[..i].chars().next_back())
+                    && !word(hay[i + pattern.len()..].chars().next())
+            })
+    }
+
+    /// The case proptest found: the second, overlapping occurrence is the
+    /// one that stands as a word.
+    #[test]
+    fn an_overlapping_occurrence_can_be_the_word() {
+        assert!(contains_word("-ééé", "éé"));
+        assert!(contains_word_by_chars("-ééé", "éé"));
+        assert!(!contains_word("-éé", "éé"));
+        assert!(contains_word("aa-b aab", "aab"));
     }
 
     proptest::proptest! {
