@@ -794,6 +794,53 @@ fn symlinked_heartbeats_are_not_read() {
     );
 }
 
+/// `.lazarus` replaced by a link to a look-alike tree outside the cell:
+/// the survey, the glance and the state reader refuse it by name exactly as
+/// they refuse a linked `.lazarus/heartbeats`, and never read through it.
+#[test]
+fn a_symlinked_lazarus_directory_is_not_followed() {
+    let (t, s) = store();
+    let id = s.provision(new_cell("m")).unwrap().id();
+    let cell = s.join(&id, join("allegro")).unwrap();
+    // Outside the cell: a fresh heartbeat and a state file that quote a secret.
+    let fake = t.path().join("fake-lazarus");
+    std::fs::create_dir_all(fake.join("heartbeats")).unwrap();
+    let mut w = HeartbeatWriter::new(fake.join("heartbeats/allegro.json")).durable(false);
+    w.beat(1, "m", "topsecret-status").unwrap();
+    std::fs::write(fake.join("state.json"), br#"{"cell_uuid": "topsecret"}"#).unwrap();
+    let lazarus = cell.dir().join(".lazarus");
+    std::fs::remove_dir_all(&lazarus).unwrap();
+    symlink(&fake, &lazarus).unwrap();
+
+    let now = nexus_heartbeat::now_epoch();
+    let rule = Rule::fixed(60.0);
+    let (cells, skipped) = s.survey(now, &rule).unwrap();
+    assert!(skipped.is_empty(), "{skipped:?}");
+    let (_, c) = &cells[0].agents[0];
+    assert_eq!(c.state, State::Unreadable, "{c}");
+    assert!(c.reason.contains(".lazarus is not a real directory"), "{c}");
+    assert!(c.reason.contains("not followed"), "{c}");
+    assert!(!format!("{c:?}").contains("topsecret"), "{c:?}");
+    let (glances, _) = s.glance_with(now, &rule, |_, g| g).unwrap();
+    assert_eq!(glances[0][0].state, State::Unreadable);
+    let e = cell.read_state().unwrap_err();
+    assert!(matches!(e, Error::Symlink { .. }), "{e}");
+    assert!(!e.to_string().contains("topsecret"), "{e}");
+
+    // The same through a link one level down, for comparison.
+    std::fs::remove_file(&lazarus).unwrap();
+    std::fs::create_dir(&lazarus).unwrap();
+    symlink(fake.join("heartbeats"), cell.heartbeats_dir()).unwrap();
+    let got = s.open(&id).unwrap().heartbeats(now, &rule);
+    assert_eq!(got[0].1.state, State::Unreadable, "{}", got[0].1);
+    assert!(
+        got[0]
+            .1
+            .reason
+            .contains("heartbeats is not a real directory")
+    );
+}
+
 #[test]
 fn mountinfo_unescaping() {
     assert_eq!(unescape_mount("/a\\040b"), "/a b");
