@@ -41,21 +41,23 @@ pub(crate) fn link_target(path: &Path) -> String {
 /// Opens a regular file for reading without following a final symlink and
 /// without blocking on a FIFO.
 pub(crate) fn open_read(path: &Path) -> Result<File, Error> {
-    let f = open_unchecked(path)?;
-    let meta = f.metadata().map_err(Error::io(path, "stat"))?;
+    open_read_at(rustix::fs::CWD, path, path)
+}
+
+/// [`open_read`] of `name` in the open directory `dir`; `shown` names the
+/// file in errors.
+pub(crate) fn open_read_at(dir: impl AsFd, name: &Path, shown: &Path) -> Result<File, Error> {
+    let f = open_unchecked_at(dir, name, shown)?;
+    let meta = f.metadata().map_err(Error::io(shown, "stat"))?;
     if !meta.is_file() {
-        return Err(Error::corrupt(path, ".", "not a regular file"));
+        return Err(Error::corrupt(shown, ".", "not a regular file"));
     }
     Ok(f)
 }
 
-/// [`open_read`] without the check that it is a regular file.
-fn open_unchecked(path: &Path) -> Result<File, Error> {
-    open_unchecked_at(rustix::fs::CWD, path, path)
-}
-
-/// Opens `name` in the directory `dir` for reading, without following a
-/// final symlink and without blocking on a FIFO; `shown` names it in errors.
+/// [`open_read_at`] without the check that it is a regular file: opens
+/// `name` in the directory `dir` for reading, without following a final
+/// symlink and without blocking on a FIFO; `shown` names it in errors.
 fn open_unchecked_at(dir: impl AsFd, name: &Path, shown: &Path) -> Result<File, Error> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     rustix::fs::openat(dir, name, flags, Mode::empty())

@@ -609,6 +609,332 @@ fn restore_refuses_bad_archives() {
     assert!(tmp.is_empty(), "{tmp:?}");
 }
 
+/// The uid, gid and full mode of every entry below `dir` (and of `dir`
+/// itself, as ""), symlinks not followed.
+fn owners_and_modes(dir: &Path) -> BTreeMap<String, (u32, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+        out.insert(rel, (m.uid(), m.gid(), m.mode() & 0o7777));
+        if m.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out
+}
+
+/// The path and mode of every entry of a checkpoint archive.
+fn archive_modes(path: &Path) -> Vec<(String, u32)> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    ar.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let p = e.path().unwrap().display().to_string();
+            (p, e.header().mode().unwrap())
+        })
+        .collect()
+}
+
+/// The user agents run as in these tests (`nobody`).
+const AGENT: u32 = 65534;
+
+/// Gives `path` to [`AGENT`] (without following a link), then sets `mode`
+/// unless it is a link; the tests run as root.
+fn agents(path: &Path, mode: Option<u32>) {
+    std::os::unix::fs::lchown(path, Some(AGENT), Some(AGENT))
+        .unwrap_or_else(|e| panic!("chown {}: {e} (the tests run as root)", path.display()));
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+/// What an agent can plant in its workspace (issue 16): a copy of `id` it
+/// made setuid, setgid and sticky directories, a file of root's. The
+/// checkpoint records none of the special bits; a restore run as root gives
+/// every entry to the cell's owner (uid 65534, the owner of `workspace/`),
+/// not to root, with its permission bits only.
+#[test]
+fn checkpoint_and_restore_strip_setuid_and_give_everything_to_the_cells_owner() {
+    let (_t, s) = store();
+    let cell = s.provision(new_cell("m")).unwrap();
+    let id = cell.id();
+    let ws = cell.workspace();
+    agents(&ws, None);
+    std::fs::copy("/usr/bin/id", ws.join("id")).unwrap();
+    agents(&ws.join("id"), Some(0o4755));
+    std::fs::create_dir(ws.join("shared")).unwrap();
+    agents(&ws.join("shared"), Some(0o2777));
+    std::fs::write(ws.join("shared/tool"), b"#!/bin/sh\nid\n").unwrap();
+    agents(&ws.join("shared/tool"), Some(0o6755));
+    std::fs::create_dir(ws.join("tmp")).unwrap();
+    agents(&ws.join("tmp"), Some(0o1777));
+    std::fs::write(ws.join("root-file"), b"root's\n").unwrap();
+    symlink("id", ws.join("link")).unwrap();
+    agents(&ws.join("link"), None);
+    let before = owners_and_modes(&ws);
+    assert_eq!(before["id"], (AGENT, AGENT, 0o4755), "the bits are real");
+
+    let cp = s.checkpoint(&id).unwrap();
+    let recorded = archive_modes(&cp.path);
+    assert_eq!(recorded.len(), 8, "{recorded:?}");
+    for (path, mode) in &recorded {
+        assert_eq!(mode & 0o7000, 0, "{path} recorded as {mode:o}");
+    }
+
+    std::fs::remove_dir_all(ws.join("shared")).unwrap();
+    s.restore(&id, &cp.name).unwrap();
+    let after = owners_and_modes(&ws);
+    let names: Vec<&str> = after.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "",
+            "id",
+            "link",
+            "root-file",
+            "shared",
+            "shared/tool",
+            "tmp"
+        ]
+    );
+    for (rel, (uid, gid, mode)) in &after {
+        assert_eq!(
+            (*uid, *gid),
+            (AGENT, AGENT),
+            "{rel:?} is not the cell owner's"
+        );
+        assert_eq!(mode & 0o7000, 0, "{rel:?} restored as {mode:o}");
+    }
+    assert_eq!(
+        after[""], before[""],
+        "the workspace keeps its owner and mode"
+    );
+    let modes: Vec<u32> = ["id", "shared", "shared/tool", "tmp", "root-file"]
+        .iter()
+        .map(|r| after[*r].2)
+        .collect();
+    assert_eq!(modes, [0o755, 0o777, 0o755, 0o777, 0o644]);
+    assert_eq!(
+        std::fs::read(ws.join("id")).unwrap(),
+        std::fs::read("/usr/bin/id").unwrap()
+    );
+    assert_eq!(
+        std::fs::read_link(ws.join("link")).unwrap(),
+        Path::new("id")
+    );
+}
+
+/// One entry of a hand-made archive, owned by root in its header.
+fn entry(b: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, path: &str, mode: u32, data: &str) {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    match kind {
+        tar::EntryType::Symlink | tar::EntryType::Link => {
+            h.set_size(0);
+            b.append_link(&mut h, path, data).unwrap();
+        }
+        _ => {
+            if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
+                h.set_device_major(5).unwrap();
+                h.set_device_minor(1).unwrap();
+            }
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, path, data.as_bytes()).unwrap();
+        }
+    }
+}
+
+/// A hand-made archive dropped into `checkpoints/` (issue 16): setuid and
+/// setgid files root owns in the header, 02777 and 01777 directories, a
+/// symlink to a root-only file outside the cell, directories it only
+/// implies. Restored with permission bits only, everything the cell
+/// owner's, the link made but never followed. Devices, a FIFO and hard
+/// links (out of the archive or into it) refuse the whole archive, each
+/// named, and the workspace stays as it was.
+#[test]
+fn a_hand_made_archive_plants_no_setuid_file_device_fifo_or_hard_link() {
+    use tar::EntryType as T;
+    let (t, s) = store();
+    let cell = s.provision(new_cell("m")).unwrap();
+    let id = cell.id();
+    let ws = cell.workspace();
+    agents(&ws, None);
+    let secret = t.path().join("root-only");
+    std::fs::write(&secret, b"secret").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let secret_str = secret.to_str().unwrap();
+    let ws_before = owners_and_modes(&ws)[""];
+
+    let planted = archive_with(&cell, |b| {
+        entry(b, T::Directory, "workspace", 0o6777, "");
+        entry(b, T::Regular, "workspace/suid", 0o4755, "#!/bin/sh\nid\n");
+        entry(b, T::Directory, "workspace/sgid-dir", 0o2777, "");
+        entry(b, T::Regular, "workspace/sgid-dir/both", 0o6711, "x");
+        entry(b, T::Directory, "workspace/sticky", 0o1777, "");
+        entry(b, T::Regular, "workspace/deep/er/file", 0o640, "implied");
+        entry(b, T::Symlink, "workspace/out", 0o777, secret_str);
+    });
+    std::fs::write(cell.checkpoints_dir().join("planted.tar.gz"), planted).unwrap();
+    s.restore(&id, "planted.tar.gz").unwrap();
+    let tree = owners_and_modes(&ws);
+    for (rel, (uid, gid, mode)) in &tree {
+        assert_eq!(
+            (*uid, *gid),
+            (AGENT, AGENT),
+            "{rel:?} is not the cell owner's"
+        );
+        assert_eq!(mode & 0o7000, 0, "{rel:?} restored as {mode:o}");
+    }
+    let modes: Vec<(&str, u32)> = tree.iter().map(|(r, m)| (r.as_str(), m.2)).collect();
+    assert_eq!(
+        modes,
+        [
+            ("", ws_before.2),
+            ("deep", 0o755),
+            ("deep/er", 0o755),
+            ("deep/er/file", 0o640),
+            ("out", 0o777),
+            ("sgid-dir", 0o777),
+            ("sgid-dir/both", 0o711),
+            ("sticky", 0o777),
+            ("suid", 0o755),
+        ]
+    );
+    assert_eq!(std::fs::read_link(ws.join("out")).unwrap(), secret);
+    let m = std::fs::metadata(&secret).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (m.uid(), m.mode() & 0o7777),
+        (0, 0o600),
+        "the link was followed"
+    );
+
+    let passwd_links = std::fs::metadata("/etc/passwd").unwrap().nlink();
+    let refused = archive_with(&cell, |b| {
+        entry(b, T::Regular, "workspace/ok", 0o644, "fine");
+        entry(b, T::Char, "workspace/tty", 0o666, "");
+        entry(b, T::Block, "workspace/disk", 0o660, "");
+        entry(b, T::Fifo, "workspace/fifo", 0o666, "");
+        entry(b, T::Link, "workspace/pw", 0o644, "../../etc/passwd");
+        entry(b, T::Link, "workspace/abs", 0o644, "/etc/passwd");
+        entry(b, T::Link, "workspace/again", 0o644, "workspace/ok");
+        entry(b, T::Regular, "workspace/late", 0o644, "after the refusals");
+    });
+    std::fs::write(cell.checkpoints_dir().join("refused.tar.gz"), refused).unwrap();
+    let e = s.restore(&id, "refused.tar.gz").unwrap_err();
+    assert!(matches!(e, Error::Checkpoint { .. }), "{e}");
+    let msg = e.to_string();
+    for want in [
+        "refused.tar.gz",
+        "nothing was restored",
+        r#""workspace/tty" (a character device)"#,
+        r#""workspace/disk" (a block device)"#,
+        r#""workspace/fifo" (a FIFO)"#,
+        r#""workspace/pw" (a hard link to "../../etc/passwd")"#,
+        r#""workspace/abs" (a hard link to "/etc/passwd")"#,
+        r#""workspace/again" (a hard link to "workspace/ok")"#,
+    ] {
+        assert!(msg.contains(want), "{want:?} not in {msg}");
+    }
+    assert!(!msg.contains("workspace/ok\" ("), "{msg}");
+    assert_eq!(owners_and_modes(&ws), tree, "the workspace was touched");
+    assert_eq!(
+        std::fs::metadata("/etc/passwd").unwrap().nlink(),
+        passwd_links
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(cell.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".restore") || n.starts_with(".workspace"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// An agent swaps files of its workspace for symlinks to a root-only file,
+/// over and over, while checkpoints are taken (issue 16): the checkpoint
+/// looks at and opens each entry without following a link, so the file
+/// never lands in an archive (whose restore would hand it to the agent).
+#[test]
+fn a_checkpoint_never_reads_through_a_file_swapped_for_a_symlink() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    const PAIRS: usize = 64;
+    const ROUNDS: usize = 100;
+    let (t, s) = store();
+    let cell = s.provision(new_cell("m")).unwrap();
+    let id = cell.id();
+    let ws = cell.workspace();
+    let secret = t.path().join("shadow");
+    std::fs::write(&secret, b"SECRET-0123456789").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for i in 0..PAIRS {
+        // As long as the secret, so a leaked read still makes a valid archive.
+        std::fs::write(ws.join(format!("a{i}")), b"harmless-01234567").unwrap();
+        symlink(&secret, ws.join(format!("b{i}"))).unwrap();
+    }
+    /// Stops the racer however the checkpoints end (a panic included).
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = AtomicBool::new(false);
+    let (failed, swaps) = std::thread::scope(|scope| {
+        let racer = scope.spawn(|| {
+            let dir = std::fs::File::open(&ws).unwrap();
+            let started = Instant::now();
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+                for i in 0..PAIRS {
+                    rustix::fs::renameat_with(
+                        &dir,
+                        format!("a{i}"),
+                        &dir,
+                        format!("b{i}"),
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    )
+                    .unwrap();
+                    swaps += 1;
+                }
+            }
+            swaps
+        });
+        let _stop = Stop(&stop);
+        let mut failed = None;
+        for round in 0..ROUNDS {
+            let cp = match s.checkpoint(&id) {
+                Ok(cp) => cp,
+                Err(e) => {
+                    failed = Some(format!("checkpoint {round} failed: {e}"));
+                    break;
+                }
+            };
+            let mut tar = Vec::new();
+            let file = std::fs::File::open(&cp.path).unwrap();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(file), &mut tar).unwrap();
+            if tar.windows(6).any(|w| w == b"SECRET") {
+                failed = Some(format!("checkpoint {round} read the secret through a link"));
+                break;
+            }
+            std::fs::remove_file(&cp.path).unwrap();
+        }
+        drop(_stop);
+        (failed, racer.join().unwrap())
+    });
+    assert!(swaps > 0);
+    assert_eq!(failed, None);
+}
+
 fn archive_with(cell: &Cell, add: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let manifest = std::fs::read(cell.manifest_path()).unwrap();
