@@ -444,7 +444,7 @@ fn checkpoint(store: &CellStore, uuid: &str, json: bool) -> Out {
     let cp = store.checkpoint(&id(uuid)?)?;
     for s in &cp.skipped {
         eprintln!(
-            "mission-cell: not archived (a socket, FIFO or device, or changed while being archived): {s}"
+            "mission-cell: not archived (a socket, FIFO or device, changed while being archived, or another user's hard-linked file): {s}"
         );
     }
     if json {

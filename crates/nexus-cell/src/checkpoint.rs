@@ -9,8 +9,11 @@
 //! the agent cannot read into its next restore). Symlinks are stored as
 //! links; sockets, FIFOs and devices cannot be archived and are listed in
 //! [`Checkpoint::skipped`] (an agent's socket must not make checkpoints
-//! impossible). Only permission bits are recorded: never setuid, setgid or
-//! sticky.
+//! impossible), and so is a file with several links that is not the cell
+//! owner's (another user's file linked in, where `fs.protected_hardlinks`
+//! is off). Only permission bits are recorded: never setuid, setgid or
+//! sticky. The archive is 0600: it holds every file of the workspace,
+//! whatever its own mode.
 //!
 //! Restore extracts into a fresh directory inside the cell that only the
 //! restoring user can enter, refusing absolute or `..` paths and duplicate
@@ -40,6 +43,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use flate2::Compression;
@@ -85,8 +89,8 @@ pub struct Checkpoint {
     /// Size of the archive.
     pub bytes: u64,
     /// Workspace entries not archived, as `workspace/...` paths: sockets,
-    /// FIFOs and devices, and entries that changed type while being
-    /// archived.
+    /// FIFOs and devices, entries that changed type while being archived,
+    /// and files with several links that are not the cell owner's.
     pub skipped: Vec<String>,
 }
 
@@ -246,9 +250,11 @@ fn write_archive(
     ws: &Path,
 ) -> Result<(u64, Vec<String>), Error> {
     let manifest_bytes = fsx::read_bounded(manifest, MAX_MANIFEST_BYTES)?;
+    // Owner-only: it holds every file of the workspace, whatever its mode.
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(tmp)
         .map_err(Error::io(tmp, "create"))?;
     let tar_err = |e: std::io::Error| Error::io(tmp, "write archive")(e);
@@ -266,8 +272,16 @@ fn write_archive(
     builder
         .append_data(&mut header, MANIFEST_FILE, manifest_bytes.as_slice())
         .map_err(tar_err)?;
+    let owner = Owner::of(&ws_dir, ws)?.uid.as_raw();
     let mut skipped = Vec::new();
-    append_tree(&mut builder, ws_dir, ws, Path::new(WORKSPACE), &mut skipped)?;
+    append_tree(
+        &mut builder,
+        ws_dir,
+        ws,
+        Path::new(WORKSPACE),
+        owner,
+        &mut skipped,
+    )?;
     let gz = builder.into_inner().map_err(tar_err)?;
     let buf = gz.finish().map_err(tar_err)?;
     let file = buf.into_inner().map_err(|e| tar_err(e.into_error()))?;
@@ -285,8 +299,9 @@ enum Found {
     File(File, Stat),
     /// A symlink: its target and status.
     Link(std::ffi::CString, Stat),
-    /// Something that cannot be archived (socket, FIFO, device), or an
-    /// entry that changed type between the look and the open.
+    /// Something that cannot be archived (socket, FIFO, device), an entry
+    /// that changed type between the look and the open, or a hard link to
+    /// a file that is not the cell owner's.
     Skip,
     /// Gone since the directory was listed.
     Gone,
@@ -294,8 +309,11 @@ enum Found {
 
 /// Looks at `name` in `dir` (`lstat`) and opens a directory or a regular
 /// file with `O_NOFOLLOW` (a FIFO, device or socket is never opened); an
-/// entry swapped meanwhile for a symlink or another type is skipped.
-fn look_at(dir: &OwnedFd, name: &OsStr, shown: &Path) -> Result<Found, Error> {
+/// entry swapped meanwhile for a symlink or another type is skipped. So is
+/// a file with several links that is not `owner`'s: it may be another
+/// user's file an agent linked into its workspace (where
+/// `fs.protected_hardlinks` is off), which the archive must not copy.
+fn look_at(dir: &OwnedFd, name: &OsStr, shown: &Path, owner: u32) -> Result<Found, Error> {
     let io_err = |op: &'static str, e: Errno| Error::io(shown, op)(e.into());
     let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => st,
@@ -330,6 +348,7 @@ fn look_at(dir: &OwnedFd, name: &OsStr, shown: &Path) -> Result<Found, Error> {
     Ok(match FileType::from_raw_mode(now.st_mode) {
         t if t != kind => Found::Skip,
         FileType::Directory => Found::Dir(fd),
+        _ if now.st_nlink > 1 && now.st_uid != owner => Found::Skip,
         _ => Found::File(File::from(fd), now),
     })
 }
@@ -349,13 +368,15 @@ fn header_of(st: &Stat, kind: tar::EntryType, size: u64) -> tar::Header {
 
 /// Appends the open directory `dir` (as `name`) and everything below it, in
 /// name order, each entry looked at through [`look_at`]: directories,
-/// regular files and symlinks (as links). Sockets, FIFOs, devices and
-/// entries that change type while being archived are listed in `skipped`.
+/// regular files and symlinks (as links). Sockets, FIFOs, devices, entries
+/// that change type while being archived and hard links to files that are
+/// not the cell `owner`'s are listed in `skipped`.
 fn append_tree<W: std::io::Write>(
     b: &mut tar::Builder<W>,
     dir: OwnedFd,
     shown: &Path,
     name: &Path,
+    owner: u32,
     skipped: &mut Vec<String>,
 ) -> Result<(), Error> {
     let archive_err = |path: &Path, e: std::io::Error| Error::Checkpoint {
@@ -379,8 +400,8 @@ fn append_tree<W: std::io::Write>(
     for n in names {
         let path = shown.join(&n);
         let inner = name.join(&n);
-        match look_at(&dir, &n, &path)? {
-            Found::Dir(fd) => append_tree(b, fd, &path, &inner, skipped)?,
+        match look_at(&dir, &n, &path, owner)? {
+            Found::Dir(fd) => append_tree(b, fd, &path, &inner, owner, skipped)?,
             Found::File(file, st) => {
                 let size = u64::try_from(st.st_size).unwrap_or(0);
                 let mut h = header_of(&st, tar::EntryType::Regular, size);

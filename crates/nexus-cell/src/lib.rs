@@ -38,6 +38,9 @@
 //!   `workspace/`; never the restoring user, the archive's uid or a uid in
 //!   `cell.json`), or restore a device, a FIFO or a hard link (such an
 //!   archive is refused whole, the workspace untouched).
+//! - Let others read a checkpoint (archives are 0600), or copy into one a
+//!   file with several links that is not the cell owner's (another user's
+//!   file an agent linked in).
 //! - Lose or interleave an event line, or fail a reader on a bad line.
 //! - Panic or abort a scan on a corrupt file: the error names the file and
 //!   the field, and discovery skips the cell.

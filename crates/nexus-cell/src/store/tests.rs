@@ -680,6 +680,12 @@ fn checkpoint_and_restore_strip_setuid_and_give_everything_to_the_cells_owner() 
     assert_eq!(before["id"], (AGENT, AGENT, 0o4755), "the bits are real");
 
     let cp = s.checkpoint(&id).unwrap();
+    let archive_mode = std::fs::metadata(&cp.path).unwrap().permissions().mode();
+    assert_eq!(
+        archive_mode & 0o777,
+        0o600,
+        "the archive is the owner's only"
+    );
     let recorded = archive_modes(&cp.path);
     assert_eq!(recorded.len(), 8, "{recorded:?}");
     for (path, mode) in &recorded {
@@ -727,6 +733,46 @@ fn checkpoint_and_restore_strip_setuid_and_give_everything_to_the_cells_owner() 
         std::fs::read_link(ws.join("link")).unwrap(),
         Path::new("id")
     );
+}
+
+/// A root-only file hard-linked into an agent's workspace (possible where
+/// `fs.protected_hardlinks` is off): a checkpoint run as root would copy
+/// it, and a restore would give the copy to the agent. A file with several
+/// links that is not the cell owner's is skipped and listed; the agent's
+/// own hard links are archived.
+#[test]
+fn a_checkpoint_does_not_copy_another_users_file_linked_into_the_workspace() {
+    let (t, s) = store();
+    let cell = s.provision(new_cell("m")).unwrap();
+    let ws = cell.workspace();
+    agents(&ws, None);
+    let secret = t.path().join("root-only");
+    std::fs::write(&secret, b"SECRET-root-only").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::hard_link(&secret, ws.join("linked")).unwrap();
+    std::fs::write(ws.join("mine"), b"the agent's").unwrap();
+    agents(&ws.join("mine"), Some(0o644));
+    std::fs::hard_link(ws.join("mine"), ws.join("mine-too")).unwrap();
+
+    let cp = s.checkpoint(&cell.id()).unwrap();
+    assert_eq!(cp.skipped, ["workspace/linked"]);
+    let names: Vec<String> = archive_modes(&cp.path)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cell.json",
+            "workspace",
+            "workspace/mine",
+            "workspace/mine-too"
+        ]
+    );
+    let mut tar = Vec::new();
+    let file = std::fs::File::open(&cp.path).unwrap();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(file), &mut tar).unwrap();
+    assert!(!tar.windows(6).any(|w| w == b"SECRET"));
 }
 
 /// One entry of a hand-made archive, owned by root in its header.
