@@ -489,6 +489,16 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (String, Vec<u8>, u32)> {
     out
 }
 
+/// A restore, done or refused, leaves no temporary or replaced workspace.
+fn assert_no_restore_leftovers(cell: &Cell) {
+    let leftovers: Vec<_> = std::fs::read_dir(cell.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".restore") || n.starts_with(".workspace"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 #[test]
 fn checkpoint_then_restore_gives_back_the_same_workspace() {
     let (_t, s) = store();
@@ -535,12 +545,7 @@ fn checkpoint_then_restore_gives_back_the_same_workspace() {
     assert_eq!(snapshot(&ws), before);
     let k = kinds(&s.open(&id).unwrap());
     assert_eq!(k[k.len() - 2..], ["checkpoint_created", "cell_restored"]);
-    let leftovers: Vec<_> = std::fs::read_dir(cell.dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.contains("restore") || n.contains("old"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_no_restore_leftovers(&cell);
 }
 
 #[test]
@@ -601,12 +606,7 @@ fn restore_refuses_bad_archives() {
         std::fs::read(cell.workspace().join("f")).unwrap(),
         b"original"
     );
-    let tmp: Vec<_> = std::fs::read_dir(cell.dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with(".restore") || n.starts_with(".workspace"))
-        .collect();
-    assert!(tmp.is_empty(), "{tmp:?}");
+    assert_no_restore_leftovers(&cell);
 }
 
 /// The uid, gid and full mode of every entry below `dir` (and of `dir`
@@ -653,6 +653,43 @@ fn agents(path: &Path, mode: Option<u32>) {
     }
 }
 
+/// A store with one cell whose workspace is [`AGENT`]'s.
+fn agent_cell() -> (tempfile::TempDir, CellStore, Cell) {
+    let (t, s) = store();
+    let cell = s.provision(new_cell("m")).unwrap();
+    agents(&cell.workspace(), None);
+    (t, s, cell)
+}
+
+/// A file only root can read, outside the cells root.
+fn root_only(t: &tempfile::TempDir, content: &[u8]) -> PathBuf {
+    let path = t.path().join("root-only");
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// Every entry of a restored tree ([`owners_and_modes`]) is [`AGENT`]'s,
+/// with no setuid, setgid or sticky bit.
+fn assert_restored_for_the_agent(tree: &BTreeMap<String, (u32, u32, u32)>) {
+    for (rel, (uid, gid, mode)) in tree {
+        assert_eq!(
+            (*uid, *gid),
+            (AGENT, AGENT),
+            "{rel:?} is not the cell owner's"
+        );
+        assert_eq!(mode & 0o7000, 0, "{rel:?} restored as {mode:o}");
+    }
+}
+
+/// Whether a checkpoint archive holds the bytes `SECRET` anywhere.
+fn holds_secret(archive: &Path) -> bool {
+    let mut tar = Vec::new();
+    let file = std::fs::File::open(archive).unwrap();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(file), &mut tar).unwrap();
+    tar.windows(6).any(|w| w == b"SECRET")
+}
+
 /// What an agent can plant in its workspace (issue 16): a copy of `id` it
 /// made setuid, setgid and sticky directories, a file of root's. The
 /// checkpoint records none of the special bits; a restore run as root gives
@@ -660,11 +697,9 @@ fn agents(path: &Path, mode: Option<u32>) {
 /// not to root, with its permission bits only.
 #[test]
 fn checkpoint_and_restore_strip_setuid_and_give_everything_to_the_cells_owner() {
-    let (_t, s) = store();
-    let cell = s.provision(new_cell("m")).unwrap();
+    let (_t, s, cell) = agent_cell();
     let id = cell.id();
     let ws = cell.workspace();
-    agents(&ws, None);
     std::fs::copy("/usr/bin/id", ws.join("id")).unwrap();
     agents(&ws.join("id"), Some(0o4755));
     std::fs::create_dir(ws.join("shared")).unwrap();
@@ -708,14 +743,7 @@ fn checkpoint_and_restore_strip_setuid_and_give_everything_to_the_cells_owner() 
             "tmp"
         ]
     );
-    for (rel, (uid, gid, mode)) in &after {
-        assert_eq!(
-            (*uid, *gid),
-            (AGENT, AGENT),
-            "{rel:?} is not the cell owner's"
-        );
-        assert_eq!(mode & 0o7000, 0, "{rel:?} restored as {mode:o}");
-    }
+    assert_restored_for_the_agent(&after);
     assert_eq!(
         after[""], before[""],
         "the workspace keeps its owner and mode"
@@ -742,13 +770,9 @@ fn checkpoint_and_restore_strip_setuid_and_give_everything_to_the_cells_owner() 
 /// own hard links are archived.
 #[test]
 fn a_checkpoint_does_not_copy_another_users_file_linked_into_the_workspace() {
-    let (t, s) = store();
-    let cell = s.provision(new_cell("m")).unwrap();
+    let (t, s, cell) = agent_cell();
     let ws = cell.workspace();
-    agents(&ws, None);
-    let secret = t.path().join("root-only");
-    std::fs::write(&secret, b"SECRET-root-only").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let secret = root_only(&t, b"SECRET-root-only");
     std::fs::hard_link(&secret, ws.join("linked")).unwrap();
     std::fs::write(ws.join("mine"), b"the agent's").unwrap();
     agents(&ws.join("mine"), Some(0o644));
@@ -769,34 +793,38 @@ fn a_checkpoint_does_not_copy_another_users_file_linked_into_the_workspace() {
             "workspace/mine-too"
         ]
     );
-    let mut tar = Vec::new();
-    let file = std::fs::File::open(&cp.path).unwrap();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(file), &mut tar).unwrap();
-    assert!(!tar.windows(6).any(|w| w == b"SECRET"));
+    assert!(!holds_secret(&cp.path));
 }
 
-/// One entry of a hand-made archive, owned by root in its header.
-fn entry(b: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, path: &str, mode: u32, data: &str) {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1_700_000_000);
-    match kind {
-        tar::EntryType::Symlink | tar::EntryType::Link => {
-            h.set_size(0);
-            b.append_link(&mut h, path, data).unwrap();
-        }
-        _ => {
-            if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
-                h.set_device_major(5).unwrap();
-                h.set_device_minor(1).unwrap();
+/// Writes `checkpoints/<name>`, a hand-made archive of the cell's manifest
+/// and `entries` (kind, path, mode, data or link target), all owned by root
+/// in their headers.
+fn plant(cell: &Cell, name: &str, entries: &[(tar::EntryType, &str, u32, &str)]) {
+    let archive = archive_with(cell, |b| {
+        for &(kind, path, mode, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_700_000_000);
+            match kind {
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    h.set_size(0);
+                    b.append_link(&mut h, path, data).unwrap();
+                }
+                _ => {
+                    if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
+                        h.set_device_major(5).unwrap();
+                        h.set_device_minor(1).unwrap();
+                    }
+                    h.set_size(data.len() as u64);
+                    b.append_data(&mut h, path, data.as_bytes()).unwrap();
+                }
             }
-            h.set_size(data.len() as u64);
-            b.append_data(&mut h, path, data.as_bytes()).unwrap();
         }
-    }
+    });
+    std::fs::write(cell.checkpoints_dir().join(name), archive).unwrap();
 }
 
 /// A hand-made archive dropped into `checkpoints/` (issue 16): setuid and
@@ -809,37 +837,29 @@ fn entry(b: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, path: &str, mode: 
 #[test]
 fn a_hand_made_archive_plants_no_setuid_file_device_fifo_or_hard_link() {
     use tar::EntryType as T;
-    let (t, s) = store();
-    let cell = s.provision(new_cell("m")).unwrap();
+    let (t, s, cell) = agent_cell();
     let id = cell.id();
     let ws = cell.workspace();
-    agents(&ws, None);
-    let secret = t.path().join("root-only");
-    std::fs::write(&secret, b"secret").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let secret = root_only(&t, b"secret");
     let secret_str = secret.to_str().unwrap();
     let ws_before = owners_and_modes(&ws)[""];
 
-    let planted = archive_with(&cell, |b| {
-        entry(b, T::Directory, "workspace", 0o6777, "");
-        entry(b, T::Regular, "workspace/suid", 0o4755, "#!/bin/sh\nid\n");
-        entry(b, T::Directory, "workspace/sgid-dir", 0o2777, "");
-        entry(b, T::Regular, "workspace/sgid-dir/both", 0o6711, "x");
-        entry(b, T::Directory, "workspace/sticky", 0o1777, "");
-        entry(b, T::Regular, "workspace/deep/er/file", 0o640, "implied");
-        entry(b, T::Symlink, "workspace/out", 0o777, secret_str);
-    });
-    std::fs::write(cell.checkpoints_dir().join("planted.tar.gz"), planted).unwrap();
+    plant(
+        &cell,
+        "planted.tar.gz",
+        &[
+            (T::Directory, "workspace", 0o6777, ""),
+            (T::Regular, "workspace/suid", 0o4755, "#!/bin/sh\nid\n"),
+            (T::Directory, "workspace/sgid-dir", 0o2777, ""),
+            (T::Regular, "workspace/sgid-dir/both", 0o6711, "x"),
+            (T::Directory, "workspace/sticky", 0o1777, ""),
+            (T::Regular, "workspace/deep/er/file", 0o640, "implied"),
+            (T::Symlink, "workspace/out", 0o777, secret_str),
+        ],
+    );
     s.restore(&id, "planted.tar.gz").unwrap();
     let tree = owners_and_modes(&ws);
-    for (rel, (uid, gid, mode)) in &tree {
-        assert_eq!(
-            (*uid, *gid),
-            (AGENT, AGENT),
-            "{rel:?} is not the cell owner's"
-        );
-        assert_eq!(mode & 0o7000, 0, "{rel:?} restored as {mode:o}");
-    }
+    assert_restored_for_the_agent(&tree);
     let modes: Vec<(&str, u32)> = tree.iter().map(|(r, m)| (r.as_str(), m.2)).collect();
     assert_eq!(
         modes,
@@ -865,17 +885,20 @@ fn a_hand_made_archive_plants_no_setuid_file_device_fifo_or_hard_link() {
     );
 
     let passwd_links = std::fs::metadata("/etc/passwd").unwrap().nlink();
-    let refused = archive_with(&cell, |b| {
-        entry(b, T::Regular, "workspace/ok", 0o644, "fine");
-        entry(b, T::Char, "workspace/tty", 0o666, "");
-        entry(b, T::Block, "workspace/disk", 0o660, "");
-        entry(b, T::Fifo, "workspace/fifo", 0o666, "");
-        entry(b, T::Link, "workspace/pw", 0o644, "../../etc/passwd");
-        entry(b, T::Link, "workspace/abs", 0o644, "/etc/passwd");
-        entry(b, T::Link, "workspace/again", 0o644, "workspace/ok");
-        entry(b, T::Regular, "workspace/late", 0o644, "after the refusals");
-    });
-    std::fs::write(cell.checkpoints_dir().join("refused.tar.gz"), refused).unwrap();
+    plant(
+        &cell,
+        "refused.tar.gz",
+        &[
+            (T::Regular, "workspace/ok", 0o644, "fine"),
+            (T::Char, "workspace/tty", 0o666, ""),
+            (T::Block, "workspace/disk", 0o660, ""),
+            (T::Fifo, "workspace/fifo", 0o666, ""),
+            (T::Link, "workspace/pw", 0o644, "../../etc/passwd"),
+            (T::Link, "workspace/abs", 0o644, "/etc/passwd"),
+            (T::Link, "workspace/again", 0o644, "workspace/ok"),
+            (T::Regular, "workspace/late", 0o644, "after the refusals"),
+        ],
+    );
     let e = s.restore(&id, "refused.tar.gz").unwrap_err();
     assert!(matches!(e, Error::Checkpoint { .. }), "{e}");
     let msg = e.to_string();
@@ -897,12 +920,7 @@ fn a_hand_made_archive_plants_no_setuid_file_device_fifo_or_hard_link() {
         std::fs::metadata("/etc/passwd").unwrap().nlink(),
         passwd_links
     );
-    let leftovers: Vec<_> = std::fs::read_dir(cell.dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with(".restore") || n.starts_with(".workspace"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_no_restore_leftovers(&cell);
 }
 
 /// An agent swaps files of its workspace for symlinks to a root-only file,
@@ -919,9 +937,7 @@ fn a_checkpoint_never_reads_through_a_file_swapped_for_a_symlink() {
     let cell = s.provision(new_cell("m")).unwrap();
     let id = cell.id();
     let ws = cell.workspace();
-    let secret = t.path().join("shadow");
-    std::fs::write(&secret, b"SECRET-0123456789").unwrap();
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let secret = root_only(&t, b"SECRET-0123456789");
     for i in 0..PAIRS {
         // As long as the secret, so a leaked read still makes a valid archive.
         std::fs::write(ws.join(format!("a{i}")), b"harmless-01234567").unwrap();
@@ -965,10 +981,7 @@ fn a_checkpoint_never_reads_through_a_file_swapped_for_a_symlink() {
                     break;
                 }
             };
-            let mut tar = Vec::new();
-            let file = std::fs::File::open(&cp.path).unwrap();
-            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(file), &mut tar).unwrap();
-            if tar.windows(6).any(|w| w == b"SECRET") {
+            if holds_secret(&cp.path) {
                 failed = Some(format!("checkpoint {round} read the secret through a link"));
                 break;
             }
