@@ -443,7 +443,9 @@ fn destroy(store: &CellStore, uuid: &str, json: bool) -> Out {
 fn checkpoint(store: &CellStore, uuid: &str, json: bool) -> Out {
     let cp = store.checkpoint(&id(uuid)?)?;
     for s in &cp.skipped {
-        eprintln!("mission-cell: not archived (not a file, directory or symlink): {s}");
+        eprintln!(
+            "mission-cell: not archived (a socket, FIFO or device, changed while being archived, or another user's hard-linked file): {s}"
+        );
     }
     if json {
         print_json(&json!(cp));

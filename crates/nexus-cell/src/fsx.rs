@@ -3,10 +3,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use rustix::fs::OFlags;
+use rustix::fs::{Mode, OFlags};
 use serde::de::DeserializeOwned;
 
 use crate::Error;
@@ -40,21 +41,56 @@ pub(crate) fn link_target(path: &Path) -> String {
 /// Opens a regular file for reading without following a final symlink and
 /// without blocking on a FIFO.
 pub(crate) fn open_read(path: &Path) -> Result<File, Error> {
-    let f = open_unchecked(path)?;
-    let meta = f.metadata().map_err(Error::io(path, "stat"))?;
+    open_read_at(rustix::fs::CWD, path, path)
+}
+
+/// [`open_read`] of `name` in the open directory `dir`; `shown` names the
+/// file in errors.
+pub(crate) fn open_read_at(dir: impl AsFd, name: &Path, shown: &Path) -> Result<File, Error> {
+    let f = open_unchecked_at(dir, name, shown)?;
+    let meta = f.metadata().map_err(Error::io(shown, "stat"))?;
     if !meta.is_file() {
-        return Err(Error::corrupt(path, ".", "not a regular file"));
+        return Err(Error::corrupt(shown, ".", "not a regular file"));
     }
     Ok(f)
 }
 
-/// [`open_read`] without the check that it is a regular file.
-fn open_unchecked(path: &Path) -> Result<File, Error> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(nofollow() | OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(|e| open_error(path, "open", e))
+/// [`open_read_at`] without the check that it is a regular file: opens
+/// `name` in the directory `dir` for reading, without following a final
+/// symlink and without blocking on a FIFO; `shown` names it in errors.
+fn open_unchecked_at(dir: impl AsFd, name: &Path, shown: &Path) -> Result<File, Error> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    rustix::fs::openat(dir, name, flags, Mode::empty())
+        .map(File::from)
+        .map_err(|e| open_error(shown, "open", e.into()))
+}
+
+/// Opens the directory `path` (`O_DIRECTORY | O_NOFOLLOW`): a symlink in
+/// its place is refused by name, never followed.
+pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
+    open_dir_at(rustix::fs::CWD, path, path)
+}
+
+/// Opens the directory `name` of the open directory `dir` without
+/// following a symlink; `shown` names it in errors. Walking a tree one
+/// [`open_dir_at`] per component never leaves it through a link, whatever
+/// is swapped in meanwhile.
+pub(crate) fn open_dir_at(dir: impl AsFd, name: &Path, shown: &Path) -> Result<OwnedFd, Error> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir = dir.as_fd();
+    rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| {
+        let is_link = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_symlink());
+        match e {
+            rustix::io::Errno::LOOP => open_error(shown, "open directory", e.into()),
+            rustix::io::Errno::NOTDIR if is_link => Error::Symlink {
+                path: shown.to_path_buf(),
+                why: link_target(shown),
+            },
+            rustix::io::Errno::NOTDIR => Error::corrupt(shown, ".", "not a directory"),
+            e => Error::io(shown, "open directory")(e.into()),
+        }
+    })
 }
 
 /// Opens (creating with `mode`) a file for appending, refusing a symlink.
@@ -82,8 +118,19 @@ pub(crate) fn open_append(path: &Path, mode: u32) -> Result<File, Error> {
 /// cell per sweep), only when the read looks wrong (it failed, found
 /// nothing, or went past the limit), to say why.
 pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+    read_bounded_at(rustix::fs::CWD, path, path, max)
+}
+
+/// [`read_bounded`] of `name` in the open directory `dir`; `shown` names
+/// the file in errors.
+pub(crate) fn read_bounded_at(
+    dir: impl AsFd,
+    name: &Path,
+    path: &Path,
+    max: u64,
+) -> Result<Vec<u8>, Error> {
     const FIRST_READ: usize = 4096;
-    let mut f = open_unchecked(path)?;
+    let mut f = open_unchecked_at(dir, name, path)?;
     let mut buf = Vec::new();
     let read = nexus_heartbeat::read_limited(&mut f, &mut buf, FIRST_READ, max);
     match read {

@@ -29,6 +29,18 @@
 //!   cell, a managed directory or a managed file are refused, destroy
 //!   never follows a link or crosses a mount point, and agent homes are
 //!   only ever recorded.
+//! - Read through a `.lazarus` or `.lazarus/heartbeats` that is a symlink:
+//!   the cell's agents are `Unreadable`, with the reason.
+//! - Follow a link while checkpointing or restoring, record or restore a
+//!   setuid, setgid or sticky bit, or set an owner or mode by path (only
+//!   through a descriptor opened without following a link).
+//! - Give a restored entry to anyone but the cell's owner (the owner of its
+//!   `workspace/`; never the restoring user, the archive's uid or a uid in
+//!   `cell.json`), or restore a device, a FIFO or a hard link (such an
+//!   archive is refused whole, the workspace untouched).
+//! - Let others read a checkpoint (archives are 0600), or copy into one a
+//!   file with several links that is not the cell owner's (another user's
+//!   file an agent linked in).
 //! - Lose or interleave an event line, or fail a reader on a bad line.
 //! - Panic or abort a scan on a corrupt file: the error names the file and
 //!   the field, and discovery skips the cell.

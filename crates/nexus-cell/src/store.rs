@@ -110,7 +110,9 @@ impl Cell {
     }
 
     /// Reads and classifies every member's heartbeat: the heartbeats
-    /// directory is opened once (`O_DIRECTORY | O_NOFOLLOW`) and each file
+    /// directory is opened once, `.lazarus` then `heartbeats`, each
+    /// `O_DIRECTORY | O_NOFOLLOW` (a linked `.lazarus` makes every agent
+    /// `Unreadable`, never read through), and each file
     /// relative to it with `O_NOFOLLOW | O_NONBLOCK`, so a symlink (to a
     /// file outside the cell) or a FIFO is never read; parsing and the
     /// verdict are `nexus-heartbeat`'s ([`Observation::parse`], [`classify`]).
@@ -135,9 +137,7 @@ impl Cell {
         &self,
         mut f: impl FnMut(&AgentEntry, Result<File, Problem>) -> T,
     ) -> Vec<T> {
-        let dir = self.heartbeats_dir();
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let dirfd = rustix::fs::open(&dir, flags, Mode::empty());
+        let dirfd = self.open_heartbeats_dir();
         let mut name = String::new();
         self.manifest
             .agents
@@ -150,27 +150,41 @@ impl Cell {
                         name.push_str(".json");
                         open_at(fd, &name)
                     }
-                    Err(e) if *e == rustix::io::Errno::NOENT => Err(Problem {
-                        state: State::Missing,
-                        reason: "no such file (no heartbeats directory)".into(),
-                    }),
-                    Err(e) if *e == rustix::io::Errno::LOOP || *e == rustix::io::Errno::NOTDIR => {
-                        Err(Problem {
-                            state: State::Unreadable,
-                            reason: format!(
-                                "{} is not a real directory (a symbolic link?); not followed",
-                                dir.display()
-                            ),
-                        })
-                    }
-                    Err(e) => Err(Problem {
-                        state: State::Unreadable,
-                        reason: format!("cannot open {}: {e}", dir.display()),
-                    }),
+                    Err(p) => Err(p.clone()),
                 };
                 f(a, opened)
             })
             .collect()
+    }
+
+    /// Opens `.lazarus/heartbeats/` one component at a time, each with
+    /// `O_DIRECTORY | O_NOFOLLOW` relative to the one before: a symlink in
+    /// place of `.lazarus` is refused exactly like one in place of
+    /// `heartbeats`, never read through.
+    fn open_heartbeats_dir(&self) -> Result<OwnedFd, Problem> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let lazarus = self.dir.join(".lazarus");
+        let refused = |dir: &Path, e: rustix::io::Errno| match e {
+            rustix::io::Errno::NOENT => Problem {
+                state: State::Missing,
+                reason: "no such file (no heartbeats directory)".into(),
+            },
+            rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => Problem {
+                state: State::Unreadable,
+                reason: format!(
+                    "{} is not a real directory (a symbolic link?); not followed",
+                    dir.display()
+                ),
+            },
+            e => Problem {
+                state: State::Unreadable,
+                reason: format!("cannot open {}: {e}", dir.display()),
+            },
+        };
+        let parent =
+            rustix::fs::open(&lazarus, flags, Mode::empty()).map_err(|e| refused(&lazarus, e))?;
+        rustix::fs::openat(&parent, "heartbeats", flags, Mode::empty())
+            .map_err(|e| refused(&self.heartbeats_dir(), e))
     }
 
     /// Appends one event to `logs/events.jsonl`.
@@ -192,9 +206,13 @@ impl Cell {
     }
 
     /// Reads `.lazarus/state.json`; `None` when the daemon never wrote it.
+    /// Neither `.lazarus` nor the file is followed if it is a symlink.
     pub fn read_state(&self) -> Result<Option<DaemonState>, Error> {
         let path = self.state_path();
-        match fsx::read_bounded(&path, MAX_MANIFEST_BYTES) {
+        let read = fsx::open_dir(&self.dir.join(".lazarus")).and_then(|dir| {
+            fsx::read_bounded_at(&dir, Path::new("state.json"), &path, MAX_MANIFEST_BYTES)
+        });
+        match read {
             Ok(bytes) => fsx::parse_json(&path, &bytes).map(Some),
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 Ok(None)

@@ -489,6 +489,16 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (String, Vec<u8>, u32)> {
     out
 }
 
+/// A restore, done or refused, leaves no temporary or replaced workspace.
+fn assert_no_restore_leftovers(cell: &Cell) {
+    let leftovers: Vec<_> = std::fs::read_dir(cell.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".restore") || n.starts_with(".workspace"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 #[test]
 fn checkpoint_then_restore_gives_back_the_same_workspace() {
     let (_t, s) = store();
@@ -535,12 +545,7 @@ fn checkpoint_then_restore_gives_back_the_same_workspace() {
     assert_eq!(snapshot(&ws), before);
     let k = kinds(&s.open(&id).unwrap());
     assert_eq!(k[k.len() - 2..], ["checkpoint_created", "cell_restored"]);
-    let leftovers: Vec<_> = std::fs::read_dir(cell.dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.contains("restore") || n.contains("old"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_no_restore_leftovers(&cell);
 }
 
 #[test]
@@ -601,12 +606,392 @@ fn restore_refuses_bad_archives() {
         std::fs::read(cell.workspace().join("f")).unwrap(),
         b"original"
     );
-    let tmp: Vec<_> = std::fs::read_dir(cell.dir())
+    assert_no_restore_leftovers(&cell);
+}
+
+/// The uid, gid and full mode of every entry below `dir` (and of `dir`
+/// itself, as ""), symlinks not followed.
+fn owners_and_modes(dir: &Path) -> BTreeMap<String, (u32, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+        out.insert(rel, (m.uid(), m.gid(), m.mode() & 0o7777));
+        if m.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out
+}
+
+/// The path and mode of every entry of a checkpoint archive.
+fn archive_modes(path: &Path) -> Vec<(String, u32)> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    ar.entries()
         .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with(".restore") || n.starts_with(".workspace"))
+        .map(|e| {
+            let e = e.unwrap();
+            let p = e.path().unwrap().display().to_string();
+            (p, e.header().mode().unwrap())
+        })
+        .collect()
+}
+
+/// The user agents run as in these tests (`nobody`).
+const AGENT: u32 = 65534;
+
+/// Gives `path` to [`AGENT`] (without following a link), then sets `mode`
+/// unless it is a link; the tests run as root.
+fn agents(path: &Path, mode: Option<u32>) {
+    std::os::unix::fs::lchown(path, Some(AGENT), Some(AGENT))
+        .unwrap_or_else(|e| panic!("chown {}: {e} (the tests run as root)", path.display()));
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+/// A store with one cell whose workspace is [`AGENT`]'s.
+fn agent_cell() -> (tempfile::TempDir, CellStore, Cell) {
+    let (t, s) = store();
+    let cell = s.provision(new_cell("m")).unwrap();
+    agents(&cell.workspace(), None);
+    (t, s, cell)
+}
+
+/// A file only root can read, outside the cells root.
+fn root_only(t: &tempfile::TempDir, content: &[u8]) -> PathBuf {
+    let path = t.path().join("root-only");
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// Every entry of a restored tree ([`owners_and_modes`]) is [`AGENT`]'s,
+/// with no setuid, setgid or sticky bit.
+fn assert_restored_for_the_agent(tree: &BTreeMap<String, (u32, u32, u32)>) {
+    for (rel, (uid, gid, mode)) in tree {
+        assert_eq!(
+            (*uid, *gid),
+            (AGENT, AGENT),
+            "{rel:?} is not the cell owner's"
+        );
+        assert_eq!(mode & 0o7000, 0, "{rel:?} restored as {mode:o}");
+    }
+}
+
+/// Whether a checkpoint archive holds the bytes `SECRET` anywhere.
+fn holds_secret(archive: &Path) -> bool {
+    let mut tar = Vec::new();
+    let file = std::fs::File::open(archive).unwrap();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(file), &mut tar).unwrap();
+    tar.windows(6).any(|w| w == b"SECRET")
+}
+
+/// What an agent can plant in its workspace (issue 16): a copy of `id` it
+/// made setuid, setgid and sticky directories, a file of root's. The
+/// checkpoint records none of the special bits; a restore run as root gives
+/// every entry to the cell's owner (uid 65534, the owner of `workspace/`),
+/// not to root, with its permission bits only.
+#[test]
+fn checkpoint_and_restore_strip_setuid_and_give_everything_to_the_cells_owner() {
+    let (_t, s, cell) = agent_cell();
+    let id = cell.id();
+    let ws = cell.workspace();
+    std::fs::copy("/usr/bin/id", ws.join("id")).unwrap();
+    agents(&ws.join("id"), Some(0o4755));
+    std::fs::create_dir(ws.join("shared")).unwrap();
+    agents(&ws.join("shared"), Some(0o2777));
+    std::fs::write(ws.join("shared/tool"), b"#!/bin/sh\nid\n").unwrap();
+    agents(&ws.join("shared/tool"), Some(0o6755));
+    std::fs::create_dir(ws.join("tmp")).unwrap();
+    agents(&ws.join("tmp"), Some(0o1777));
+    std::fs::write(ws.join("root-file"), b"root's\n").unwrap();
+    symlink("id", ws.join("link")).unwrap();
+    agents(&ws.join("link"), None);
+    let before = owners_and_modes(&ws);
+    assert_eq!(before["id"], (AGENT, AGENT, 0o4755), "the bits are real");
+
+    let cp = s.checkpoint(&id).unwrap();
+    let archive_mode = std::fs::metadata(&cp.path).unwrap().permissions().mode();
+    assert_eq!(
+        archive_mode & 0o777,
+        0o600,
+        "the archive is the owner's only"
+    );
+    let recorded = archive_modes(&cp.path);
+    assert_eq!(recorded.len(), 8, "{recorded:?}");
+    for (path, mode) in &recorded {
+        assert_eq!(mode & 0o7000, 0, "{path} recorded as {mode:o}");
+    }
+
+    std::fs::remove_dir_all(ws.join("shared")).unwrap();
+    s.restore(&id, &cp.name).unwrap();
+    let after = owners_and_modes(&ws);
+    let names: Vec<&str> = after.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "",
+            "id",
+            "link",
+            "root-file",
+            "shared",
+            "shared/tool",
+            "tmp"
+        ]
+    );
+    assert_restored_for_the_agent(&after);
+    assert_eq!(
+        after[""], before[""],
+        "the workspace keeps its owner and mode"
+    );
+    let modes: Vec<u32> = ["id", "shared", "shared/tool", "tmp", "root-file"]
+        .iter()
+        .map(|r| after[*r].2)
         .collect();
-    assert!(tmp.is_empty(), "{tmp:?}");
+    assert_eq!(modes, [0o755, 0o777, 0o755, 0o777, 0o644]);
+    assert_eq!(
+        std::fs::read(ws.join("id")).unwrap(),
+        std::fs::read("/usr/bin/id").unwrap()
+    );
+    assert_eq!(
+        std::fs::read_link(ws.join("link")).unwrap(),
+        Path::new("id")
+    );
+}
+
+/// A root-only file hard-linked into an agent's workspace (possible where
+/// `fs.protected_hardlinks` is off): a checkpoint run as root would copy
+/// it, and a restore would give the copy to the agent. A file with several
+/// links that is not the cell owner's is skipped and listed; the agent's
+/// own hard links are archived.
+#[test]
+fn a_checkpoint_does_not_copy_another_users_file_linked_into_the_workspace() {
+    let (t, s, cell) = agent_cell();
+    let ws = cell.workspace();
+    let secret = root_only(&t, b"SECRET-root-only");
+    std::fs::hard_link(&secret, ws.join("linked")).unwrap();
+    std::fs::write(ws.join("mine"), b"the agent's").unwrap();
+    agents(&ws.join("mine"), Some(0o644));
+    std::fs::hard_link(ws.join("mine"), ws.join("mine-too")).unwrap();
+
+    let cp = s.checkpoint(&cell.id()).unwrap();
+    assert_eq!(cp.skipped, ["workspace/linked"]);
+    let names: Vec<String> = archive_modes(&cp.path)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cell.json",
+            "workspace",
+            "workspace/mine",
+            "workspace/mine-too"
+        ]
+    );
+    assert!(!holds_secret(&cp.path));
+}
+
+/// Writes `checkpoints/<name>`, a hand-made archive of the cell's manifest
+/// and `entries` (kind, path, mode, data or link target), all owned by root
+/// in their headers.
+fn plant(cell: &Cell, name: &str, entries: &[(tar::EntryType, &str, u32, &str)]) {
+    let archive = archive_with(cell, |b| {
+        for &(kind, path, mode, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_700_000_000);
+            match kind {
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    h.set_size(0);
+                    b.append_link(&mut h, path, data).unwrap();
+                }
+                _ => {
+                    if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
+                        h.set_device_major(5).unwrap();
+                        h.set_device_minor(1).unwrap();
+                    }
+                    h.set_size(data.len() as u64);
+                    b.append_data(&mut h, path, data.as_bytes()).unwrap();
+                }
+            }
+        }
+    });
+    std::fs::write(cell.checkpoints_dir().join(name), archive).unwrap();
+}
+
+/// A hand-made archive dropped into `checkpoints/` (issue 16): setuid and
+/// setgid files root owns in the header, 02777 and 01777 directories, a
+/// symlink to a root-only file outside the cell, directories it only
+/// implies. Restored with permission bits only, everything the cell
+/// owner's, the link made but never followed. Devices, a FIFO and hard
+/// links (out of the archive or into it) refuse the whole archive, each
+/// named, and the workspace stays as it was.
+#[test]
+fn a_hand_made_archive_plants_no_setuid_file_device_fifo_or_hard_link() {
+    use tar::EntryType as T;
+    let (t, s, cell) = agent_cell();
+    let id = cell.id();
+    let ws = cell.workspace();
+    let secret = root_only(&t, b"secret");
+    let secret_str = secret.to_str().unwrap();
+    let ws_before = owners_and_modes(&ws)[""];
+
+    plant(
+        &cell,
+        "planted.tar.gz",
+        &[
+            (T::Directory, "workspace", 0o6777, ""),
+            (T::Regular, "workspace/suid", 0o4755, "#!/bin/sh\nid\n"),
+            (T::Directory, "workspace/sgid-dir", 0o2777, ""),
+            (T::Regular, "workspace/sgid-dir/both", 0o6711, "x"),
+            (T::Directory, "workspace/sticky", 0o1777, ""),
+            (T::Regular, "workspace/deep/er/file", 0o640, "implied"),
+            (T::Symlink, "workspace/out", 0o777, secret_str),
+        ],
+    );
+    s.restore(&id, "planted.tar.gz").unwrap();
+    let tree = owners_and_modes(&ws);
+    assert_restored_for_the_agent(&tree);
+    let modes: Vec<(&str, u32)> = tree.iter().map(|(r, m)| (r.as_str(), m.2)).collect();
+    assert_eq!(
+        modes,
+        [
+            ("", ws_before.2),
+            ("deep", 0o755),
+            ("deep/er", 0o755),
+            ("deep/er/file", 0o640),
+            ("out", 0o777),
+            ("sgid-dir", 0o777),
+            ("sgid-dir/both", 0o711),
+            ("sticky", 0o777),
+            ("suid", 0o755),
+        ]
+    );
+    assert_eq!(std::fs::read_link(ws.join("out")).unwrap(), secret);
+    let m = std::fs::metadata(&secret).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (m.uid(), m.mode() & 0o7777),
+        (0, 0o600),
+        "the link was followed"
+    );
+
+    let passwd_links = std::fs::metadata("/etc/passwd").unwrap().nlink();
+    plant(
+        &cell,
+        "refused.tar.gz",
+        &[
+            (T::Regular, "workspace/ok", 0o644, "fine"),
+            (T::Char, "workspace/tty", 0o666, ""),
+            (T::Block, "workspace/disk", 0o660, ""),
+            (T::Fifo, "workspace/fifo", 0o666, ""),
+            (T::Link, "workspace/pw", 0o644, "../../etc/passwd"),
+            (T::Link, "workspace/abs", 0o644, "/etc/passwd"),
+            (T::Link, "workspace/again", 0o644, "workspace/ok"),
+            (T::Regular, "workspace/late", 0o644, "after the refusals"),
+        ],
+    );
+    let e = s.restore(&id, "refused.tar.gz").unwrap_err();
+    assert!(matches!(e, Error::Checkpoint { .. }), "{e}");
+    let msg = e.to_string();
+    for want in [
+        "refused.tar.gz",
+        "nothing was restored",
+        r#""workspace/tty" (a character device)"#,
+        r#""workspace/disk" (a block device)"#,
+        r#""workspace/fifo" (a FIFO)"#,
+        r#""workspace/pw" (a hard link to "../../etc/passwd")"#,
+        r#""workspace/abs" (a hard link to "/etc/passwd")"#,
+        r#""workspace/again" (a hard link to "workspace/ok")"#,
+    ] {
+        assert!(msg.contains(want), "{want:?} not in {msg}");
+    }
+    assert!(!msg.contains("workspace/ok\" ("), "{msg}");
+    assert_eq!(owners_and_modes(&ws), tree, "the workspace was touched");
+    assert_eq!(
+        std::fs::metadata("/etc/passwd").unwrap().nlink(),
+        passwd_links
+    );
+    assert_no_restore_leftovers(&cell);
+}
+
+/// An agent swaps files of its workspace for symlinks to a root-only file,
+/// over and over, while checkpoints are taken (issue 16): the checkpoint
+/// looks at and opens each entry without following a link, so the file
+/// never lands in an archive (whose restore would hand it to the agent).
+#[test]
+fn a_checkpoint_never_reads_through_a_file_swapped_for_a_symlink() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    const PAIRS: usize = 64;
+    const ROUNDS: usize = 100;
+    let (t, s) = store();
+    let cell = s.provision(new_cell("m")).unwrap();
+    let id = cell.id();
+    let ws = cell.workspace();
+    let secret = root_only(&t, b"SECRET-0123456789");
+    for i in 0..PAIRS {
+        // As long as the secret, so a leaked read still makes a valid archive.
+        std::fs::write(ws.join(format!("a{i}")), b"harmless-01234567").unwrap();
+        symlink(&secret, ws.join(format!("b{i}"))).unwrap();
+    }
+    /// Stops the racer however the checkpoints end (a panic included).
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let stop = AtomicBool::new(false);
+    let (failed, swaps) = std::thread::scope(|scope| {
+        let racer = scope.spawn(|| {
+            let dir = std::fs::File::open(&ws).unwrap();
+            let started = Instant::now();
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+                for i in 0..PAIRS {
+                    rustix::fs::renameat_with(
+                        &dir,
+                        format!("a{i}"),
+                        &dir,
+                        format!("b{i}"),
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    )
+                    .unwrap();
+                    swaps += 1;
+                }
+            }
+            swaps
+        });
+        let _stop = Stop(&stop);
+        let mut failed = None;
+        for round in 0..ROUNDS {
+            let cp = match s.checkpoint(&id) {
+                Ok(cp) => cp,
+                Err(e) => {
+                    failed = Some(format!("checkpoint {round} failed: {e}"));
+                    break;
+                }
+            };
+            if holds_secret(&cp.path) {
+                failed = Some(format!("checkpoint {round} read the secret through a link"));
+                break;
+            }
+            std::fs::remove_file(&cp.path).unwrap();
+        }
+        drop(_stop);
+        (failed, racer.join().unwrap())
+    });
+    assert!(swaps > 0);
+    assert_eq!(failed, None);
 }
 
 fn archive_with(cell: &Cell, add: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
@@ -791,6 +1176,53 @@ fn symlinked_heartbeats_are_not_read() {
     assert!(
         got.iter().all(|(_, c)| c.state == State::Missing),
         "{got:?}"
+    );
+}
+
+/// `.lazarus` replaced by a link to a look-alike tree outside the cell:
+/// the survey, the glance and the state reader refuse it by name exactly as
+/// they refuse a linked `.lazarus/heartbeats`, and never read through it.
+#[test]
+fn a_symlinked_lazarus_directory_is_not_followed() {
+    let (t, s) = store();
+    let id = s.provision(new_cell("m")).unwrap().id();
+    let cell = s.join(&id, join("allegro")).unwrap();
+    // Outside the cell: a fresh heartbeat and a state file that quote a secret.
+    let fake = t.path().join("fake-lazarus");
+    std::fs::create_dir_all(fake.join("heartbeats")).unwrap();
+    let mut w = HeartbeatWriter::new(fake.join("heartbeats/allegro.json")).durable(false);
+    w.beat(1, "m", "topsecret-status").unwrap();
+    std::fs::write(fake.join("state.json"), br#"{"cell_uuid": "topsecret"}"#).unwrap();
+    let lazarus = cell.dir().join(".lazarus");
+    std::fs::remove_dir_all(&lazarus).unwrap();
+    symlink(&fake, &lazarus).unwrap();
+
+    let now = nexus_heartbeat::now_epoch();
+    let rule = Rule::fixed(60.0);
+    let (cells, skipped) = s.survey(now, &rule).unwrap();
+    assert!(skipped.is_empty(), "{skipped:?}");
+    let (_, c) = &cells[0].agents[0];
+    assert_eq!(c.state, State::Unreadable, "{c}");
+    assert!(c.reason.contains(".lazarus is not a real directory"), "{c}");
+    assert!(c.reason.contains("not followed"), "{c}");
+    assert!(!format!("{c:?}").contains("topsecret"), "{c:?}");
+    let (glances, _) = s.glance_with(now, &rule, |_, g| g).unwrap();
+    assert_eq!(glances[0][0].state, State::Unreadable);
+    let e = cell.read_state().unwrap_err();
+    assert!(matches!(e, Error::Symlink { .. }), "{e}");
+    assert!(!e.to_string().contains("topsecret"), "{e}");
+
+    // The same through a link one level down, for comparison.
+    std::fs::remove_file(&lazarus).unwrap();
+    std::fs::create_dir(&lazarus).unwrap();
+    symlink(fake.join("heartbeats"), cell.heartbeats_dir()).unwrap();
+    let got = s.open(&id).unwrap().heartbeats(now, &rule);
+    assert_eq!(got[0].1.state, State::Unreadable, "{}", got[0].1);
+    assert!(
+        got[0]
+            .1
+            .reason
+            .contains("heartbeats is not a real directory")
     );
 }
 
