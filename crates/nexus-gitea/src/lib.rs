@@ -79,10 +79,19 @@
 //! answers 201), list/create labels ([`GiteaClient::ensure_labels`] resolves
 //! names to ids), [`GiteaClient::user_exists`]. Timeouts on every call,
 //! exponential backoff on network errors, 5xx and 429, no retry on other 4xx;
-//! [`Error::Status`] carries the status and Gitea's message.
+//! [`Error::Status`] carries the status and Gitea's message. A reply is read
+//! chunk by chunk up to [`MAX_REPLY_BYTES`] (an error reply up to 64 KiB):
+//! past it, [`Error::TooLarge`]. Whatever the server wrote (its message, a
+//! decode or transport error quoting it) goes through
+//! `nexus_secret::Redactor::clean` before it reaches an error or a log line:
+//! a server that echoes the request cannot put the token there, in any
+//! encoding, nor escape sequences or line breaks that forge log lines.
 //!
 //! # What this crate must never do
-//! - Show the token: not in logs, errors, `Debug` or `Display` ([`Token`]).
+//! - Show the token: not in logs, errors, `Debug` or `Display` ([`Token`]),
+//!   not even where the server echoed it back.
+//! - Log or keep server text that was not cleaned (token redacted, control
+//!   characters out, an excerpt), or read a reply beyond its cap.
 //! - Open a second issue for a subject that has one open.
 //! - Make any HTTP call in dry-run mode, or lose a queued action.
 //! - Deliver a queued action twice, or out of order.
@@ -97,7 +106,7 @@ mod outbox;
 mod state;
 mod types;
 
-pub use client::{GiteaClient, GiteaConfig, PAGE_LIMIT, Token};
+pub use client::{GiteaClient, GiteaConfig, MAX_REPLY_BYTES, PAGE_LIMIT, Token};
 pub use engine::{
     Check, Clock, Engine, EngineConfig, OUTBOX_RETRY, Outcome, action_marker, fingerprint,
     fingerprint_label, marker, signature,
