@@ -27,8 +27,16 @@
 //!   within `reopen_window`, else create one (`<title_prefix> <summary>`, the
 //!   diagnostics, the engine label plus a fingerprint label, the assignees;
 //!   unknown assignees are left out and named in the body);
-//! - failing, issue open: comment only when the diagnostics signature (digits
-//!   normalised) changed or `comment_min_interval` passed;
+//! - failing, issue open: comment once `comment_min_interval` has passed
+//!   since the last comment (the comment carries the latest diagnostics), or
+//!   sooner when what fails changed, the [`signature`] of the summary and
+//!   [`Check::problems`] (digits normalised: a check starts or stops
+//!   failing, a severity changes), but never within
+//!   `comment_change_floor` (default 10 min) of the last comment. New
+//!   diagnostics alone (ages, probe lines, a growing event list, time
+//!   stamps) never bring a comment forward: a revive loop that changes the
+//!   body every few seconds costs no comment, a subject flapping between
+//!   two failures one per floor at most;
 //! - healthy, issue open: recovery comment (what, how long down), then close;
 //! - at most `max_issues_per_day` issues created per subject;
 //! - at most `max_actions` issue actions per `action_window` across all

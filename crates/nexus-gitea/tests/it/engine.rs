@@ -36,6 +36,9 @@ impl Rig {
     ) -> Engine {
         let mut cfg = EngineConfig::new(dir, "watchdog", "[watchdog]");
         cfg.assignees = vec!["alice".into()];
+        // These tests are about finding, creating and delivering: a change
+        // of what fails is commented at once. The floor has its own tests.
+        cfg.comment_change_floor = Duration::ZERO;
         tune(&mut cfg);
         let c = self.clock.clone();
         Engine::new(cfg, Some(GiteaClient::new(&config(url)).unwrap()))
@@ -43,8 +46,9 @@ impl Rig {
     }
 }
 
-fn failing(diag: &str) -> Check {
-    Check::failing("nexus", "Nexus unhealthy: heartbeat", diag)
+/// A failure of `what` (which the diagnostics repeat).
+fn failing(what: &str) -> Check {
+    Check::failing("nexus", "Nexus unhealthy: heartbeat", what).with_problems([what])
 }
 
 fn healthy() -> Check {
@@ -56,7 +60,9 @@ async fn full_lifecycle_create_comment_rate_limit_resolve_reopen() {
     let fake = Fake::start().await;
     let dir = TempDir::new().unwrap();
     let rig = Rig::new();
-    let mut e = rig.engine(&fake.url(), dir.path(), |_| {});
+    let mut e = rig.engine(&fake.url(), dir.path(), |c| {
+        c.comment_change_floor = Duration::from_secs(600);
+    });
 
     // Healthy with no issue: not a single request.
     assert_eq!(e.observe(&healthy()).await.unwrap(), Outcome::Nothing);
@@ -103,7 +109,16 @@ async fn full_lifecycle_create_comment_rate_limit_resolve_reopen() {
         "no request for a rate-limited unchanged failure"
     );
 
-    // Changed diagnostics: comment.
+    // Only the diagnostics changed (an event more): nothing either.
+    let mut more = failing("heartbeat age 601s (pid 17)");
+    more.diagnostics.push_str("\n- revive attempt 2 started");
+    assert_eq!(e.observe(&more).await.unwrap(), Outcome::Nothing);
+    // What fails changed, within the floor (10 min since the issue): nothing.
+    assert_eq!(
+        e.observe(&failing("process missing")).await.unwrap(),
+        Outcome::Nothing
+    );
+    // ... and once the floor has passed: comment.
     rig.advance(300);
     assert_eq!(
         e.observe(&failing("process missing")).await.unwrap(),
