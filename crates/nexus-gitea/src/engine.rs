@@ -384,6 +384,8 @@ pub struct Engine {
     /// retry the outbox: with a black-holed Gitea each attempt costs the
     /// full timeout, and a pool calls `observe` once per agent.
     flush_hold_until: i64,
+    /// The state directory was found (or made) private by this engine.
+    dir_private: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -428,6 +430,7 @@ impl Engine {
             outbox,
             known_users: HashMap::new(),
             flush_hold_until: i64::MIN,
+            dir_private: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -470,29 +473,72 @@ impl Engine {
         (self.clock)()
     }
 
-    async fn lock(&self) -> Result<LockGuard, Error> {
-        let path = self.cfg.state_dir.join("engine.lock");
-        use std::os::unix::fs::DirBuilderExt;
+    /// Once per engine: the state directory exists and only its owner may
+    /// enter it. Created `0700` when missing; one that group or others may
+    /// enter (made by hand, or by an older version) is narrowed to `0700`
+    /// through a descriptor, never by path; a symbolic link is refused.
+    fn private_dir(&self) -> Result<(), Error> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        use std::sync::atomic::Ordering;
+        if self.dir_private.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let dir = &self.cfg.state_dir;
+        let io = |op: &'static str| {
+            move |source| Error::Io {
+                path: dir.clone(),
+                op,
+                source,
+            }
+        };
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&self.cfg.state_dir)
-            .map_err(|source| Error::Io {
-                path: self.cfg.state_dir.clone(),
-                op: "create dir",
-                source,
-            })?;
+            .create(dir)
+            .map_err(io("create dir"))?;
+        let flags = rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW;
+        let d = OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits() as i32)
+            .open(dir)
+            .map_err(|e| nofollow_error(dir, "open dir", e))?;
+        let mode = d.metadata().map_err(io("stat"))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            d.set_permissions(std::fs::Permissions::from_mode(0o700))
+                .map_err(io("chmod 700"))?;
+        }
+        self.dir_private.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn lock(&self) -> Result<LockGuard, Error> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        self.private_dir()?;
+        let path = self.cfg.state_dir.join("engine.lock");
         let io = |source| Error::Io {
             path: path.clone(),
             op: "lock",
             source,
         };
+        // 0600, and never through a symbolic link or into a FIFO.
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
         let f = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(flags.bits() as i32)
             .open(&path)
-            .map_err(io)?;
+            .map_err(|e| nofollow_error(&path, "lock", e))?;
+        let meta = f.metadata().map_err(io)?;
+        if !meta.is_file() {
+            return Err(io(std::io::Error::other("not a regular file")));
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            // Left by an older version: narrowed through the descriptor.
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(io)?;
+        }
         // Uncontended (the usual case): no blocking thread needed.
         match f.try_lock() {
             Ok(()) => return Ok(LockGuard { _file: f }),
@@ -686,7 +732,7 @@ impl Engine {
         let written = serde_json::to_vec(&times)
             .map_err(|e| e.to_string())
             .and_then(|b| {
-                nexus_heartbeat::write_atomic(&path, &b, false).map_err(|e| e.to_string())
+                nexus_heartbeat::write_private(&path, &b, false).map_err(|e| e.to_string())
             });
         match written {
             Ok(()) => {
@@ -793,7 +839,7 @@ impl Engine {
                 path: path.clone(),
                 detail: e.to_string(),
             })?;
-            nexus_heartbeat::write_atomic(&path, &bytes, false)?;
+            nexus_heartbeat::write_private(&path, &bytes, false)?;
         }
         self.deferred_dirty = false;
         Ok(())
@@ -1377,6 +1423,26 @@ impl Engine {
             rfc3339(a.decided_at),
             down.map_or(String::new(), |d| format!(" after being down for {d}"))
         )
+    }
+}
+
+/// An open that refused a symbolic link (`ELOOP` under `O_NOFOLLOW`,
+/// `ENOTDIR` with `O_DIRECTORY` too) says so; anything else is the I/O error.
+fn nofollow_error(path: &Path, op: &'static str, source: std::io::Error) -> Error {
+    use rustix::io::Errno;
+    let refused = matches!(
+        Errno::from_io_error(&source),
+        Some(Errno::LOOP | Errno::NOTDIR)
+    ) && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let op = if refused {
+        "refusing a symbolic link"
+    } else {
+        op
+    };
+    Error::Io {
+        path: path.to_owned(),
+        op,
+        source,
     }
 }
 

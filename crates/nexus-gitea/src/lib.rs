@@ -64,6 +64,12 @@
 //!   held across find-and-create, so processes sharing the directory never
 //!   race. Across hosts, a post-create check closes the newer duplicate with
 //!   "Duplicate of #N".
+//! - Everything the engine keeps (`engine.lock`, `limiter.json`,
+//!   `deferred.json`, `subjects/`, `outbox/` and its `failed/`) is a 0600
+//!   file in a 0700 directory: the state directory is created 0700, or
+//!   narrowed to it through a descriptor if an older version left it open;
+//!   the lock file is opened without following a symbolic link (a symlinked
+//!   state directory or lock is refused) and narrowed to 0600 likewise.
 //! - Per-subject state (`subjects/<fp>.json`) and the [`Outbox`]
 //!   (`outbox/*.json`) are written atomically. When Gitea is unreachable
 //!   (network error, 5xx, 429 after retries) the action is queued and
@@ -106,6 +112,7 @@
 //! - Exceed `max_actions` per `action_window`, or let its in-memory maps
 //!   grow beyond one entry per subject.
 //! - Panic on a bad answer, a corrupt state file or a dead server.
+//! - Write a file others may read, or open its state through a symbolic link.
 
 mod client;
 mod engine;
