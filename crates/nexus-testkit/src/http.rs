@@ -160,3 +160,41 @@ impl HttpServer {
         format!("http://{}{path}", self.addr)
     }
 }
+
+/// Streams a 100 MB reply to `call(url)`, once with `Content-Length` and
+/// once without (the body then ends when the connection closes), and
+/// checks that the client read it up to about `cap` and no further: the
+/// server got less than `cap` + 16 MiB out, and this process's peak RSS
+/// grew by less than twice `cap` + 16 MiB (reading it whole takes over
+/// 100 MiB). Returns what `call` returned each time, for the caller's checks.
+pub async fn assert_reads_capped<T, F, Fut>(cap: usize, mut call: F) -> Vec<T>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    const HUGE: u64 = 100 << 20;
+    let mut results = Vec::new();
+    for no_length in [true, false] {
+        let server = HttpServer::start(move |_, _| HttpResponse::huge(HUGE, no_length)).await;
+        crate::reset_peak_rss();
+        let before = crate::peak_rss();
+        let started = std::time::Instant::now();
+        results.push(call(server.url("")).await);
+        let grew = crate::peak_rss().saturating_sub(before);
+        let streamed = server.streamed();
+        let cap = cap as u64;
+        assert!(
+            grew < 2 * cap + (16 << 20),
+            "peak RSS grew by {} MiB (cap {} MiB, Content-Length sent: {})",
+            grew >> 20,
+            cap >> 20,
+            !no_length
+        );
+        assert!(
+            streamed < cap + (16 << 20),
+            "the client read on: {streamed} bytes (cap {cap})"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+    results
+}

@@ -46,7 +46,7 @@ mod servers;
 pub mod tcp;
 mod tools;
 
-pub use http::{Body, HttpResponse, HttpServer};
+pub use http::{Body, HttpResponse, HttpServer, assert_reads_capped};
 pub use process::{Sleeper, peak_rss, reset_peak_rss};
 pub use servers::{PostgresServer, RedisServer, WsServer};
 pub use tools::{chromium_dom, promtool_check_metrics};
