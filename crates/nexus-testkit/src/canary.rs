@@ -61,14 +61,17 @@ pub fn forms(canary: &str) -> Vec<String> {
 
 /// The canaries found in `text`, in any of their [`forms`].
 pub fn leaks(text: &[u8]) -> Vec<&'static str> {
-    CANARIES
+    static FORMS: std::sync::OnceLock<Vec<(&'static str, Vec<String>)>> =
+        std::sync::OnceLock::new();
+    FORMS
+        .get_or_init(|| CANARIES.iter().map(|c| (*c, forms(c))).collect())
         .iter()
-        .copied()
-        .filter(|c| {
-            forms(c)
+        .filter(|(_, forms)| {
+            forms
                 .iter()
                 .any(|f| text.windows(f.len()).any(|w| w == f.as_bytes()))
         })
+        .map(|(c, _)| *c)
         .collect()
 }
 
