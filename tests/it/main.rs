@@ -21,6 +21,7 @@ mod heartbeat;
 mod hostile;
 mod pool;
 mod prometheus;
+mod reflect;
 mod scale;
 mod standalone;
 mod systemd;

@@ -393,7 +393,9 @@ mod incidents {
             .env("GITEA_TOKEN", TOKEN)
             .env_remove("TELEGRAM_CHAT_ID")
             .arg("--registry")
-            .arg(t.registry("[incident]\nassignees = [\"alice\"]\n"))
+            // No floor: a change of the silent set is commented at once
+            // (by default not within 10 minutes of the last comment).
+            .arg(t.registry("[incident]\nassignees = [\"alice\"]\ncomment_change_floor = \"0s\"\n"))
             .arg("--no-self-heartbeat");
         c
     }

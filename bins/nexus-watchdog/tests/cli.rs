@@ -452,6 +452,88 @@ mod incidents {
         fake.assert_contract();
     }
 
+    /// Issue 16, items 4 and 13: Gitea, Telegram and the probed service
+    /// all echo the request (the Gitea token, the `/bot<token>/` path, the
+    /// probe's `Authorization` header; as is, URL- and base64-encoded)
+    /// behind escape sequences and a forged log line. Nothing of it reaches
+    /// the watchdog's output raw: no token in any form, no control
+    /// character, no forged line; the servers' words are still quoted.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn servers_that_echo_the_request_get_no_token_or_forged_line_into_the_output() {
+        use nexus_testkit::canary::{PING_TOKEN, TELEGRAM_TOKEN};
+        use nexus_testkit::reflect::{assert_clean, echo, telegram_error};
+        let fake = Fake::start().await;
+        fake.st().reflect = Some(401);
+        let telegram = HttpServer::start_with_head(|_, _, head| {
+            HttpResponse::json(401, &telegram_error(401, head))
+        })
+        .await;
+        let service = HttpServer::start_with_head(|_, _, head| {
+            let body = serde_json::json!({"status": echo(head)});
+            HttpResponse::json(200, &body.to_string())
+        })
+        .await;
+        let s = Sandbox::new();
+        let cfg = config(
+            &s,
+            &format!(
+                r#"
+[watchdog]
+subject = "nexus"
+[incident]
+url = "{gitea}"
+repo = "{REPO}"
+assignees = []
+[telegram]
+chat_id = -100123
+api_url = "{tg}"
+[[probe]]
+name = "service"
+[probe.http]
+url = "{svc}"
+json = [{{ pointer = "/status", equals = "ok" }}]
+headers = {{ Authorization = "Bearer {PING_TOKEN}" }}
+"#,
+                gitea = fake.url(),
+                tg = telegram.url(""),
+                svc = service.url("/health"),
+            ),
+        );
+        for extra in [&[][..], &["--json"][..]] {
+            let o = Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
+                .arg("--config")
+                .arg(&cfg)
+                .arg("--state-dir")
+                .arg(s.root.join("state"))
+                .arg("--heartbeat-dir")
+                .arg(s.root.join("cron"))
+                .args(extra)
+                .env("GITEA_TOKEN", TOKEN)
+                .env("TELEGRAM_BOT_TOKEN", TELEGRAM_TOKEN)
+                .env_remove("GITEA_URL")
+                .env_remove("NEXUS_REPO")
+                .env_remove("TELEGRAM_CHAT_ID")
+                .run()
+                .unwrap();
+            assert_eq!(o.status.code(), Some(1));
+            let out = String::from_utf8_lossy(&o.stdout);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_clean("the watchdog's stdout", &out);
+            assert_clean("the watchdog's stderr", &err);
+            assert!(
+                err.contains("incident nexus: gitea") && err.contains("HTTP 401: request refused"),
+                "{err}"
+            );
+            assert!(
+                err.contains("telegram: telegram sendMessage: HTTP 401: request refused"),
+                "{err}"
+            );
+            assert!(out.contains("request refused"), "{out}");
+        }
+        assert!(fake.st().log.len() >= 2, "{:?}", fake.st().log);
+        fake.st().reflect = None;
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn dry_run_with_everything_failing_makes_no_http_request() {
         let fake = Fake::start().await;

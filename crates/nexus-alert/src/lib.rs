@@ -46,9 +46,15 @@ pub struct IncidentSettings {
     pub assignees: Vec<String>,
     /// Issues created per subject per day at most.
     pub max_issues_per_day: u32,
-    /// An unchanged failure is commented at most this often.
+    /// An unchanged failure is commented at most this often (a change of
+    /// the diagnostics alone does not count).
     #[serde(deserialize_with = "deserialize_duration")]
     pub comment_min_interval: Duration,
+    /// A change of what fails (a check starts or stops failing, a severity
+    /// changes) is commented sooner, but not within this of the last
+    /// comment.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub comment_change_floor: Duration,
     /// A subject failing again within this window reopens its issue.
     #[serde(deserialize_with = "deserialize_duration")]
     pub reopen_window: Duration,
@@ -94,6 +100,7 @@ impl Default for IncidentSettings {
             assignees: vec!["Timmy".to_string()],
             max_issues_per_day: 5,
             comment_min_interval: Duration::from_secs(3600),
+            comment_change_floor: Duration::from_secs(600),
             reopen_window: Duration::from_secs(86_400),
             max_actions: 60,
             action_window: Duration::from_secs(600),
@@ -158,6 +165,7 @@ impl IncidentSettings {
             .collect();
         cfg.max_issues_per_day = self.max_issues_per_day;
         cfg.comment_min_interval = self.comment_min_interval;
+        cfg.comment_change_floor = self.comment_change_floor;
         cfg.reopen_window = self.reopen_window;
         cfg.max_actions = self.max_actions;
         cfg.action_window = self.action_window;
@@ -322,7 +330,16 @@ impl Alerts {
             let check = if healthy {
                 Check::healthy(subject, summary)
             } else {
-                Check::failing(subject, summary, markdown)
+                // What fails, and how badly: a change of it may be
+                // commented before the interval, a change of the
+                // Markdown alone may not.
+                Check::failing(subject, summary, markdown).with_problems(problems.iter().map(|p| {
+                    let severity = match p.severity {
+                        Severity::Warning => "warning",
+                        Severity::Critical => "critical",
+                    };
+                    format!("{}:{severity}", p.key)
+                }))
             };
             match self.engine.observe(&check).await {
                 Ok(Outcome::Nothing) => {}
@@ -404,6 +421,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("lable"), "{e}");
+    }
+
+    /// The watchdog's and the cron checker's problems reach the engine:
+    /// new Markdown alone (ages, another line) is not commented before the
+    /// interval; a severity that changes is (here with no floor).
+    #[tokio::test]
+    async fn a_severity_change_is_commented_and_new_markdown_alone_is_not() {
+        use nexus_testkit::gitea::{Fake, REPO, TOKEN};
+        let fake = Fake::start().await;
+        let d = tempfile::tempdir().unwrap();
+        let mut i: IncidentSettings =
+            toml::from_str("comment_change_floor = \"0s\"\nassignees = []").unwrap();
+        i.url = fake.url();
+        i.repo = REPO.into();
+        i.token_env = "NEXUS_ALERT_TEST_UNSET".into();
+        i.token = Some(TOKEN.into());
+        let i = i.or_named("watchdog", "[watchdog]");
+        assert_eq!(i.comment_change_floor, Duration::ZERO);
+        let mut a = Alerts::new(&i, None, d.path(), false, "Nexus watchdog");
+        let heartbeat = |severity| {
+            [AlertProblem {
+                key: "heartbeat".into(),
+                severity,
+                message: "heartbeat stale".into(),
+            }]
+        };
+        let summary = "Nexus unhealthy: heartbeat";
+        for (markdown, severity) in [
+            ("age 301s", Severity::Warning),
+            ("age 331s\n- restart attempted", Severity::Warning),
+            (
+                "age 361s\n- restart attempted\n- restart attempted",
+                Severity::Warning,
+            ),
+            ("age 391s", Severity::Critical),
+        ] {
+            let log = a
+                .cycle("nexus", false, summary, markdown, &heartbeat(severity))
+                .await;
+            assert!(log.iter().all(|l| !l.contains("gitea")), "{log:?}");
+        }
+        let st = fake.st();
+        assert_eq!(st.issues.len(), 1);
+        assert_eq!(st.comments.len(), 1, "{:#?}", st.comments);
+        assert!(
+            st.comments[0].1.contains("age 391s"),
+            "{}",
+            st.comments[0].1
+        );
+        drop(st);
+        fake.assert_contract();
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The typed Gitea v1 client.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use nexus_secret::{EXCERPT_CHARS, Redactor};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -17,6 +20,15 @@ use crate::types::{
 /// Items per page we ask for. Gitea silently caps `limit` at
 /// `MAX_RESPONSE_ITEMS` (default 50); the pagination loop never relies on it.
 pub const PAGE_LIMIT: u32 = 50;
+
+/// The largest successful reply read (a page of 50 issues with long bodies
+/// fits many times over); a longer one is refused with [`Error::TooLarge`]
+/// after reading this much at most, never buffered whole.
+pub const MAX_REPLY_BYTES: usize = 16 << 20;
+
+/// Of an error reply only this much is read: its message is cut to an
+/// excerpt of [`EXCERPT_CHARS`] anyway.
+const MAX_ERROR_BYTES: usize = 64 << 10;
 
 /// An API token. `Debug` prints `Token(***)`; there is no `Display`. The only
 /// place the value is read is the `Authorization` header.
@@ -34,6 +46,11 @@ impl Token {
     /// Reads the token from an environment variable (e.g. `GITEA_TOKEN`).
     pub fn from_env(var: &str) -> Option<Token> {
         std::env::var(var).ok().as_deref().and_then(Token::new)
+    }
+
+    /// What to redact from server text: the token, in every form.
+    fn redactor(&self) -> Redactor {
+        Redactor::new().secret(&self.0)
     }
 
     pub(crate) fn header(&self) -> Result<HeaderValue, Error> {
@@ -99,6 +116,9 @@ pub struct GiteaClient {
     owner: String,
     name: String,
     auth: HeaderValue,
+    /// Server text (messages, transport and decode errors) goes through it
+    /// before it is logged or kept in an error.
+    redactor: Arc<Redactor>,
     retries: u32,
     backoff: Duration,
 }
@@ -167,6 +187,7 @@ impl GiteaClient {
             owner: owner.to_owned(),
             name: name.to_owned(),
             auth: cfg.token.header()?,
+            redactor: Arc::new(cfg.token.redactor()),
             retries: cfg.retries,
             backoff: cfg.backoff,
         })
@@ -179,6 +200,12 @@ impl GiteaClient {
 
     fn repo_path(&self, rest: &str) -> String {
         format!("/repos/{}/{}{rest}", self.owner, self.name)
+    }
+
+    /// Server text as it may be logged or kept: token redacted, controls
+    /// out, at most [`EXCERPT_CHARS`] characters.
+    fn server_text(&self, text: &str) -> String {
+        self.redactor.clean(text, EXCERPT_CHARS).into_owned()
     }
 
     /// Sends with retries. A `POST` is not idempotent: it is retried only
@@ -217,7 +244,7 @@ impl GiteaClient {
             match req.send().await {
                 Err(e) => {
                     let surely_not_sent = e.is_connect();
-                    let detail = transport_detail(e);
+                    let detail = self.server_text(&transport_detail(e));
                     tracing::warn!(method, path, attempt, error = %detail, "gitea request failed");
                     if last || !(idempotent || surely_not_sent) {
                         return Err(Error::Unreachable {
@@ -228,13 +255,18 @@ impl GiteaClient {
                         });
                     }
                 }
-                Ok(resp) => {
+                Ok(mut resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    let bytes = match resp.bytes().await {
-                        Ok(b) => b.to_vec(),
+                    let cap = if status.is_success() {
+                        MAX_REPLY_BYTES
+                    } else {
+                        MAX_ERROR_BYTES
+                    };
+                    let (bytes, cut) = match read_capped(&mut resp, cap).await {
+                        Ok(b) => b,
                         Err(e) => {
-                            let detail = transport_detail(e);
+                            let detail = self.server_text(&transport_detail(e));
                             if last || !idempotent {
                                 return Err(Error::Unreachable {
                                     method,
@@ -248,6 +280,15 @@ impl GiteaClient {
                             continue;
                         }
                     };
+                    if status.is_success() && cut {
+                        // Whatever it did, this is not the documented
+                        // answer; a retry would read as much again.
+                        return Err(Error::TooLarge {
+                            method,
+                            path: path.to_owned(),
+                            limit: MAX_REPLY_BYTES,
+                        });
+                    }
                     if status.is_success() {
                         return Ok(Reply {
                             status,
@@ -262,7 +303,7 @@ impl GiteaClient {
                             method,
                             path: path.to_owned(),
                             status: status.as_u16(),
-                            message: gitea_message(&bytes),
+                            message: self.server_text(&gitea_message(&bytes)),
                         });
                     }
                     tracing::warn!(
@@ -311,10 +352,11 @@ impl GiteaClient {
             None => None,
         };
         let reply = self.send(method, path, query, body).await?;
+        // A serde error quotes the value it choked on: server text.
         let value = serde_json::from_slice(&reply.body).map_err(|e| Error::Decode {
             method,
             path: path.to_owned(),
-            detail: format!("HTTP {}: {e}", reply.status.as_u16()),
+            detail: self.server_text(&format!("HTTP {}: {e}", reply.status.as_u16())),
         })?;
         Ok((value, reply.headers))
     }
@@ -491,6 +533,28 @@ impl GiteaClient {
     }
 }
 
+/// Reads at most `cap` bytes of the body, chunk by chunk; `true` when the
+/// body was longer (the rest is never read: dropping the response closes
+/// the connection). A `Content-Length` over the cap stops before reading.
+async fn read_capped(
+    resp: &mut reqwest::Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    if resp.status().is_success() && resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Ok((Vec::new(), true));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = cap - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
+}
+
 /// A transport error as text, without the URL, with its causes.
 fn transport_detail(e: reqwest::Error) -> String {
     let kind = if e.is_timeout() {
@@ -511,7 +575,8 @@ fn transport_detail(e: reqwest::Error) -> String {
     s
 }
 
-/// Gitea's APIError `message`, else the body text (bounded), else empty.
+/// Gitea's APIError `message`, else the body text, else empty (raw: the
+/// caller cleans it).
 fn gitea_message(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct ApiError {
@@ -520,6 +585,5 @@ fn gitea_message(body: &[u8]) -> String {
     if let Ok(ApiError { message: Some(m) }) = serde_json::from_slice::<ApiError>(body) {
         return m;
     }
-    let text = String::from_utf8_lossy(body);
-    text.trim().chars().take(300).collect()
+    String::from_utf8_lossy(body).trim().to_owned()
 }

@@ -31,6 +31,14 @@ pub struct Check {
     pub summary: String,
     /// Markdown diagnostics for the issue body and comments.
     pub diagnostics: String,
+    /// What is failing, each with its severity (`heartbeat:critical`), in
+    /// any order; empty when the caller does not say (the summary alone
+    /// then tells one failure from another). With the summary, this is what
+    /// the failure *is*: a change of it may be commented before
+    /// `comment_min_interval` (see [`EngineConfig::comment_change_floor`]);
+    /// a change of the diagnostics alone may not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 impl Check {
@@ -41,6 +49,7 @@ impl Check {
             healthy: false,
             summary: summary.to_owned(),
             diagnostics: diagnostics.to_owned(),
+            problems: Vec::new(),
         }
     }
 
@@ -51,7 +60,18 @@ impl Check {
             healthy: true,
             summary: summary.to_owned(),
             diagnostics: String::new(),
+            problems: Vec::new(),
         }
+    }
+
+    /// The same observation naming what fails (`heartbeat:critical`, ...):
+    /// see [`Check::problems`].
+    pub fn with_problems<S: Into<String>>(
+        mut self,
+        problems: impl IntoIterator<Item = S>,
+    ) -> Check {
+        self.problems = problems.into_iter().map(Into::into).collect();
+        self
     }
 }
 
@@ -167,8 +187,16 @@ pub struct EngineConfig {
     /// A subject failing again within this window after its issue was closed
     /// reopens that issue instead of creating one. Default 24 h.
     pub reopen_window: Duration,
-    /// An unchanged failure is commented at most this often. Default 1 h.
+    /// An open issue is commented at most this often while its failure
+    /// stays what it is (same summary and problems; diagnostics, ages, event
+    /// lists may change: the next comment carries them). Default 1 h.
     pub comment_min_interval: Duration,
+    /// A change of what the failure is (the summary or the problems: a
+    /// check starts or stops failing, a severity changes) is commented
+    /// before `comment_min_interval` has passed, but not sooner than this
+    /// after the previous comment, so a subject flapping between two
+    /// failures costs at most one comment per floor. Default 10 min.
+    pub comment_change_floor: Duration,
     /// Issues created per subject per UTC day at most. Default 5.
     pub max_issues_per_day: u32,
     /// Make no HTTP call and write no file; report the plan.
@@ -196,6 +224,7 @@ impl EngineConfig {
             assignees: Vec::new(),
             reopen_window: Duration::from_secs(24 * 3600),
             comment_min_interval: Duration::from_secs(3600),
+            comment_change_floor: Duration::from_secs(600),
             max_issues_per_day: 5,
             dry_run: false,
             outbox_retry: OUTBOX_RETRY,
@@ -291,12 +320,19 @@ impl Limiter {
     }
 }
 
-/// Signature of a failure: summary and diagnostics with every run of digits
-/// replaced by `#` (ages, pids, timestamps change every cycle), hashed.
-pub fn signature(summary: &str, diagnostics: &str) -> String {
-    let mut norm = String::with_capacity(summary.len() + diagnostics.len());
+/// Signature of what a failure *is*: its summary and its problems (sorted),
+/// with every run of digits replaced by `#` (counts, ages, pids change
+/// without the failure changing), hashed. The diagnostics are not part of
+/// it: an event list that grows or a time stamp that moves is the same
+/// failure, commented only when `comment_min_interval` has passed.
+pub fn signature(check: &Check) -> String {
+    let mut problems: Vec<&str> = check.problems.iter().map(|p| p.trim()).collect();
+    problems.sort_unstable();
+    problems.dedup();
+    let mut norm = String::with_capacity(check.summary.len() + 16 * problems.len());
     let mut in_digits = false;
-    for c in summary.chars().chain(['\n']).chain(diagnostics.chars()) {
+    let parts = std::iter::once(check.summary.trim()).chain(problems);
+    for c in parts.flat_map(|p| p.chars().chain(['\n'])) {
         if c.is_ascii_digit() {
             if !in_digits {
                 norm.push('#');
@@ -348,6 +384,8 @@ pub struct Engine {
     /// retry the outbox: with a black-holed Gitea each attempt costs the
     /// full timeout, and a pool calls `observe` once per agent.
     flush_hold_until: i64,
+    /// The state directory was found (or made) private by this engine.
+    dir_private: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -392,6 +430,7 @@ impl Engine {
             outbox,
             known_users: HashMap::new(),
             flush_hold_until: i64::MIN,
+            dir_private: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -434,29 +473,72 @@ impl Engine {
         (self.clock)()
     }
 
-    async fn lock(&self) -> Result<LockGuard, Error> {
-        let path = self.cfg.state_dir.join("engine.lock");
-        use std::os::unix::fs::DirBuilderExt;
+    /// Once per engine: the state directory exists and only its owner may
+    /// enter it. Created `0700` when missing; one that group or others may
+    /// enter (made by hand, or by an older version) is narrowed to `0700`
+    /// through a descriptor, never by path; a symbolic link is refused.
+    fn private_dir(&self) -> Result<(), Error> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        use std::sync::atomic::Ordering;
+        if self.dir_private.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let dir = &self.cfg.state_dir;
+        let io = |op: &'static str| {
+            move |source| Error::Io {
+                path: dir.clone(),
+                op,
+                source,
+            }
+        };
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&self.cfg.state_dir)
-            .map_err(|source| Error::Io {
-                path: self.cfg.state_dir.clone(),
-                op: "create dir",
-                source,
-            })?;
+            .create(dir)
+            .map_err(io("create dir"))?;
+        let flags = rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::NOFOLLOW;
+        let d = OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits() as i32)
+            .open(dir)
+            .map_err(|e| nofollow_error(dir, "open dir", e))?;
+        let mode = d.metadata().map_err(io("stat"))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            d.set_permissions(std::fs::Permissions::from_mode(0o700))
+                .map_err(io("chmod 700"))?;
+        }
+        self.dir_private.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn lock(&self) -> Result<LockGuard, Error> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        self.private_dir()?;
+        let path = self.cfg.state_dir.join("engine.lock");
         let io = |source| Error::Io {
             path: path.clone(),
             op: "lock",
             source,
         };
+        // 0600, and never through a symbolic link or into a FIFO.
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
         let f = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(flags.bits() as i32)
             .open(&path)
-            .map_err(io)?;
+            .map_err(|e| nofollow_error(&path, "lock", e))?;
+        let meta = f.metadata().map_err(io)?;
+        if !meta.is_file() {
+            return Err(io(std::io::Error::other("not a regular file")));
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            // Left by an older version: narrowed through the descriptor.
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(io)?;
+        }
         // Uncontended (the usual case): no blocking thread needed.
         match f.try_lock() {
             Ok(()) => return Ok(LockGuard { _file: f }),
@@ -516,13 +598,29 @@ impl Engine {
         if !st.is_open() {
             return Some(ActionKind::Open);
         }
-        let sig = signature(&check.summary, &check.diagnostics);
-        let due = st
-            .last_comment_at
-            .is_none_or(|t| elapsed(now, t) >= self.cfg.comment_min_interval.as_secs() as i64);
+        self.comment_due(st, check, now)
+            .then_some(ActionKind::Comment)
+    }
+
+    /// Whether a failing subject's issue gets a comment now: once
+    /// `comment_min_interval` has passed since the last one, or sooner when
+    /// what fails changed ([`signature`]), but not within
+    /// `comment_change_floor` of the last one. Diagnostics alone never
+    /// bring a comment forward.
+    fn comment_due(&self, st: &SubjectState, check: &Check, now: i64) -> bool {
+        let Some(last) = st.last_comment_at else {
+            return true;
+        };
+        let since = elapsed(now, last);
+        if since >= self.cfg.comment_min_interval.as_secs() as i64 {
+            return true;
+        }
         // An adopted issue has no known signature: only the interval applies.
-        let changed = st.last_signature.as_deref().is_some_and(|s| s != sig);
-        (changed || due).then_some(ActionKind::Comment)
+        let changed = st
+            .last_signature
+            .as_deref()
+            .is_some_and(|s| s != signature(check));
+        changed && since >= self.cfg.comment_change_floor.as_secs() as i64
     }
 
     /// Call once per cycle per subject. Decides from local state, delivers
@@ -634,7 +732,7 @@ impl Engine {
         let written = serde_json::to_vec(&times)
             .map_err(|e| e.to_string())
             .and_then(|b| {
-                nexus_heartbeat::write_atomic(&path, &b, false).map_err(|e| e.to_string())
+                nexus_heartbeat::write_private(&path, &b, false).map_err(|e| e.to_string())
             });
         match written {
             Ok(()) => {
@@ -741,7 +839,7 @@ impl Engine {
                 path: path.clone(),
                 detail: e.to_string(),
             })?;
-            nexus_heartbeat::write_atomic(&path, &bytes, false)?;
+            nexus_heartbeat::write_private(&path, &bytes, false)?;
         }
         self.deferred_dirty = false;
         Ok(())
@@ -888,7 +986,7 @@ impl Engine {
         }
         if action.kind != ActionKind::Resolve {
             st.last_comment_at = Some(action.decided_at);
-            st.last_signature = Some(signature(&action.check.summary, &action.check.diagnostics));
+            st.last_signature = Some(signature(&action.check));
         }
         Ok(Outcome::Queued { kind: action.kind })
     }
@@ -1081,7 +1179,7 @@ impl Engine {
                 st.open_issue = Some(issue.number);
                 st.pending = false;
                 st.last_comment_at = Some(a.decided_at);
-                st.last_signature = Some(signature(&a.check.summary, &a.check.diagnostics));
+                st.last_signature = Some(signature(&a.check));
                 Ok(Outcome::Commented {
                     number: issue.number,
                 })
@@ -1123,7 +1221,7 @@ impl Engine {
         redelivery: bool,
     ) -> Result<Outcome, Error> {
         let client = self.client()?;
-        let sig = signature(&a.check.summary, &a.check.diagnostics);
+        let sig = signature(&a.check);
         let open = self.find_open(st, false).await?;
         if let Some(first) = open.first() {
             st.open_issue = Some(first.number);
@@ -1162,10 +1260,7 @@ impl Engine {
         if st.created_today >= self.cfg.max_issues_per_day {
             tracing::error!(subject = %a.check.subject, cap = self.cfg.max_issues_per_day, "daily issue cap reached; not creating another issue");
             let newest = st.last_closed.map(|c| c.number);
-            let due = st.last_signature.as_deref() != Some(sig.as_str())
-                || st.last_comment_at.is_none_or(|t| {
-                    elapsed(a.decided_at, t) >= self.cfg.comment_min_interval.as_secs() as i64
-                });
+            let due = st.last_signature.is_none() || self.comment_due(st, &a.check, a.decided_at);
             if let (Some(n), true) = (newest, due) {
                 let body = format!(
                     "**Daily cap of {} new issue(s) reached for `{}`**: still failing, not opening another issue.\n\n{}",
@@ -1331,6 +1426,26 @@ impl Engine {
     }
 }
 
+/// An open that refused a symbolic link (`ELOOP` under `O_NOFOLLOW`,
+/// `ENOTDIR` with `O_DIRECTORY` too) says so; anything else is the I/O error.
+fn nofollow_error(path: &Path, op: &'static str, source: std::io::Error) -> Error {
+    use rustix::io::Errno;
+    let refused = matches!(
+        Errno::from_io_error(&source),
+        Some(Errno::LOOP | Errno::NOTDIR)
+    ) && std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let op = if refused {
+        "refusing a symbolic link"
+    } else {
+        op
+    };
+    Error::Io {
+        path: path.to_owned(),
+        op,
+        source,
+    }
+}
+
 /// The fingerprint in a body marker, if any.
 fn parse_marker(body: &str) -> Option<String> {
     let start = body.find("<!-- nexus-incident:")? + "<!-- nexus-incident:".len();
@@ -1359,12 +1474,29 @@ mod tests {
     }
 
     #[test]
-    fn signature_ignores_numbers_only() {
-        let a = signature("heartbeat stale", "age 301s, pid 4242");
-        let b = signature("heartbeat stale", "age 999s, pid 17");
-        let c = signature("heartbeat stale", "process missing");
-        assert_eq!(a, b);
-        assert_ne!(a, c);
+    fn the_signature_is_what_fails_not_how_it_looks() {
+        let sig = |summary: &str, diag: &str, problems: &[&str]| {
+            signature(&Check::failing("s", summary, diag).with_problems(problems.iter().copied()))
+        };
+        let a = sig("timmy: agent dead", "age 301s, pid 4242", &[]);
+        assert_eq!(
+            a,
+            sig("timmy: agent dead", "age 999s\n- revive started", &[])
+        );
+        assert_eq!(a, sig(" timmy: agent dead ", "", &[]));
+        assert_ne!(a, sig("timmy: agent hung", "", &[]));
+        // Counts are numbers; names and severities are not.
+        assert_eq!(
+            sig("2 job(s) silent: a, b", "", &[]),
+            sig("3 job(s) silent: a, b", "", &[])
+        );
+        let p = sig("down", "", &["heartbeat:critical", "syntax:warning"]);
+        assert_eq!(
+            p,
+            sig("down", "", &["syntax:warning", "heartbeat:critical"])
+        );
+        assert_ne!(p, sig("down", "", &["heartbeat:warning", "syntax:warning"]));
+        assert_ne!(p, sig("down", "", &["heartbeat:critical"]));
     }
 
     #[test]

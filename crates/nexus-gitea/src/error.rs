@@ -1,7 +1,10 @@
 //! Typed errors. Every variant names the call (method and API path), the file
 //! or the field it is about. None of them can carry the token: the token only
 //! ever lives in [`crate::Token`], whose `Debug` is redacted, and in the
-//! `Authorization` header, which no error formats.
+//! `Authorization` header, which no error formats. Text from the server (its
+//! `message`, a decode or transport error that quotes it) is kept only
+//! through `nexus_secret::Redactor::clean`: the token redacted even where
+//! the server echoed it, no control character, at most an excerpt.
 
 use std::path::PathBuf;
 
@@ -18,8 +21,21 @@ pub enum Error {
         path: String,
         /// HTTP status code.
         status: u16,
-        /// Gitea's `message` field (or the raw body, trimmed), possibly empty.
+        /// Gitea's `message` field (or the body's text), cleaned: the token
+        /// redacted, no control character, at most
+        /// [`nexus_secret::EXCERPT_CHARS`] characters; possibly empty.
         message: String,
+    },
+    /// Gitea answered 2xx with a body longer than the client reads
+    /// ([`crate::MAX_REPLY_BYTES`]); what it sent beyond was never read.
+    #[error("gitea {method} {path}: reply larger than {limit} bytes; refused")]
+    TooLarge {
+        /// HTTP method.
+        method: &'static str,
+        /// API path below `/api/v1`.
+        path: String,
+        /// The limit.
+        limit: usize,
     },
     /// The request could not be sent or no answer arrived in time (after retries).
     #[error("gitea {method} {path}: unreachable after {attempts} attempt(s): {detail}")]

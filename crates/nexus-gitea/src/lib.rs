@@ -27,8 +27,16 @@
 //!   within `reopen_window`, else create one (`<title_prefix> <summary>`, the
 //!   diagnostics, the engine label plus a fingerprint label, the assignees;
 //!   unknown assignees are left out and named in the body);
-//! - failing, issue open: comment only when the diagnostics signature (digits
-//!   normalised) changed or `comment_min_interval` passed;
+//! - failing, issue open: comment once `comment_min_interval` has passed
+//!   since the last comment (the comment carries the latest diagnostics), or
+//!   sooner when what fails changed, the [`signature`] of the summary and
+//!   [`Check::problems`] (digits normalised: a check starts or stops
+//!   failing, a severity changes), but never within
+//!   `comment_change_floor` (default 10 min) of the last comment. New
+//!   diagnostics alone (ages, probe lines, a growing event list, time
+//!   stamps) never bring a comment forward: a revive loop that changes the
+//!   body every few seconds costs no comment, a subject flapping between
+//!   two failures one per floor at most;
 //! - healthy, issue open: recovery comment (what, how long down), then close;
 //! - at most `max_issues_per_day` issues created per subject;
 //! - at most `max_actions` issue actions per `action_window` across all
@@ -56,6 +64,12 @@
 //!   held across find-and-create, so processes sharing the directory never
 //!   race. Across hosts, a post-create check closes the newer duplicate with
 //!   "Duplicate of #N".
+//! - Everything the engine keeps (`engine.lock`, `limiter.json`,
+//!   `deferred.json`, `subjects/`, `outbox/` and its `failed/`) is a 0600
+//!   file in a 0700 directory: the state directory is created 0700, or
+//!   narrowed to it through a descriptor if an older version left it open;
+//!   the lock file is opened without following a symbolic link (a symlinked
+//!   state directory or lock is refused) and narrowed to 0600 likewise.
 //! - Per-subject state (`subjects/<fp>.json`) and the [`Outbox`]
 //!   (`outbox/*.json`) are written atomically. When Gitea is unreachable
 //!   (network error, 5xx, 429 after retries) the action is queued and
@@ -79,16 +93,26 @@
 //! answers 201), list/create labels ([`GiteaClient::ensure_labels`] resolves
 //! names to ids), [`GiteaClient::user_exists`]. Timeouts on every call,
 //! exponential backoff on network errors, 5xx and 429, no retry on other 4xx;
-//! [`Error::Status`] carries the status and Gitea's message.
+//! [`Error::Status`] carries the status and Gitea's message. A reply is read
+//! chunk by chunk up to [`MAX_REPLY_BYTES`] (an error reply up to 64 KiB):
+//! past it, [`Error::TooLarge`]. Whatever the server wrote (its message, a
+//! decode or transport error quoting it) goes through
+//! `nexus_secret::Redactor::clean` before it reaches an error or a log line:
+//! a server that echoes the request cannot put the token there, in any
+//! encoding, nor escape sequences or line breaks that forge log lines.
 //!
 //! # What this crate must never do
-//! - Show the token: not in logs, errors, `Debug` or `Display` ([`Token`]).
+//! - Show the token: not in logs, errors, `Debug` or `Display` ([`Token`]),
+//!   not even where the server echoed it back.
+//! - Log or keep server text that was not cleaned (token redacted, control
+//!   characters out, an excerpt), or read a reply beyond its cap.
 //! - Open a second issue for a subject that has one open.
 //! - Make any HTTP call in dry-run mode, or lose a queued action.
 //! - Deliver a queued action twice, or out of order.
 //! - Exceed `max_actions` per `action_window`, or let its in-memory maps
 //!   grow beyond one entry per subject.
 //! - Panic on a bad answer, a corrupt state file or a dead server.
+//! - Write a file others may read, or open its state through a symbolic link.
 
 mod client;
 mod engine;
@@ -97,7 +121,7 @@ mod outbox;
 mod state;
 mod types;
 
-pub use client::{GiteaClient, GiteaConfig, PAGE_LIMIT, Token};
+pub use client::{GiteaClient, GiteaConfig, MAX_REPLY_BYTES, PAGE_LIMIT, Token};
 pub use engine::{
     Check, Clock, Engine, EngineConfig, OUTBOX_RETRY, Outcome, action_marker, fingerprint,
     fingerprint_label, marker, signature,

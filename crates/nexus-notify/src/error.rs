@@ -1,5 +1,8 @@
 //! Typed errors. The bot token is part of every Bot API URL, so no variant
-//! ever holds a URL: transport errors are stored with the URL stripped.
+//! ever holds a URL: transport errors are stored with the URL stripped. Text
+//! from the server (a description, an error quoting the reply) is kept only
+//! through `nexus_secret::Redactor::clean`: the token redacted even where
+//! the server echoed the request path, no control character, an excerpt.
 
 use std::path::PathBuf;
 
@@ -14,8 +17,19 @@ pub enum Error {
         method: &'static str,
         /// HTTP status / `error_code`.
         status: u16,
-        /// Telegram's `description`.
+        /// Telegram's `description` (or the body's text), cleaned: the
+        /// token redacted, no control character, at most
+        /// [`nexus_secret::EXCERPT_CHARS`] characters.
         description: String,
+    },
+    /// A successful reply longer than the client reads
+    /// ([`crate::MAX_REPLY_BYTES`]); the rest was never read.
+    #[error("telegram {method}: reply larger than {limit} bytes; refused")]
+    TooLarge {
+        /// Bot API method.
+        method: &'static str,
+        /// The limit.
+        limit: usize,
     },
     /// Flood control asked for a longer wait than allowed, or kept refusing.
     #[error("telegram {method}: rate limited (retry after {retry_after}s)")]

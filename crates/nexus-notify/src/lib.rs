@@ -24,9 +24,18 @@
 //!   After a 429 neither polls nor requests until `retry_after` has passed
 //!   (persisted); expiry is still reported meanwhile.
 //!
+//!
+//! Replies are read chunk by chunk up to [`MAX_REPLY_BYTES`] (error replies
+//! up to 64 KiB); what the server wrote reaches an [`Error`] or a log line
+//! only through `nexus_secret::Redactor::clean` (token redacted in every
+//! form, escape sequences and line breaks out, an excerpt).
+//!
 //! # What this crate must never do
 //! - Show the bot token: it is in every request path, so no URL is ever
-//!   logged or kept in an [`Error`]; [`BotToken`]'s `Debug` is redacted.
+//!   logged or kept in an [`Error`]; [`BotToken`]'s `Debug` is redacted; a
+//!   server that echoes the path gets it redacted.
+//! - Log or keep server text that was not cleaned, or read a reply beyond
+//!   its cap.
 //! - Drop an alert because of Markdown, flood control or the message limit
 //!   (it is held, never dropped), or call again before a 429's `retry_after`.
 //! - Accept an approval from another chat, another message, or from before
@@ -45,6 +54,6 @@ pub use approval::{ApprovalConfig, Approvals, Decision, Verdict};
 pub use error::Error;
 pub use markdown::{Text, escape_markdown_v2, escape_markdown_v2_code};
 pub use telegram::{
-    BotToken, CallbackQuery, Chat, Message, Sleeper, Telegram, TelegramConfig, TgUser, Update,
-    tokio_sleeper,
+    BotToken, CallbackQuery, Chat, MAX_REPLY_BYTES, Message, Sleeper, Telegram, TelegramConfig,
+    TgUser, Update, tokio_sleeper,
 };

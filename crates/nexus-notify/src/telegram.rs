@@ -7,12 +7,22 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nexus_secret::{EXCERPT_CHARS, Redactor};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::markdown::Text;
+
+/// The largest successful reply read (`getUpdates` asks for 100 updates at
+/// most); a longer one is refused with [`Error::TooLarge`] after reading
+/// this much at most, never buffered whole.
+pub const MAX_REPLY_BYTES: usize = 8 << 20;
+
+/// Of an error reply only this much is read: its description is cut to an
+/// excerpt of [`EXCERPT_CHARS`] anyway.
+const MAX_ERROR_BYTES: usize = 64 << 10;
 
 /// A bot token. `Debug` prints `BotToken(***)`; there is no `Display`. It is
 /// only ever put into the request path, and request URLs are never logged or
@@ -177,6 +187,10 @@ pub struct Telegram {
     timeout: Duration,
     max_retry_wait: Duration,
     sleeper: Sleeper,
+    /// Server text (descriptions, transport and decode errors) goes through
+    /// it before it is logged or kept in an error: a server that echoes the
+    /// request path would otherwise show the token.
+    redactor: Arc<Redactor>,
 }
 
 impl fmt::Debug for Telegram {
@@ -230,7 +244,14 @@ impl Telegram {
             timeout: cfg.timeout,
             max_retry_wait: cfg.max_retry_wait,
             sleeper: tokio_sleeper(),
+            redactor: Arc::new(Redactor::new().secret(&cfg.token.0)),
         })
+    }
+
+    /// Server text as it may be logged or kept: token redacted, controls
+    /// out, at most [`EXCERPT_CHARS`] characters.
+    fn server_text(&self, text: &str) -> String {
+        self.redactor.clean(text, EXCERPT_CHARS).into_owned()
     }
 
     /// Replaces the sleeper (tests).
@@ -264,11 +285,11 @@ impl Telegram {
                 .json(body)
                 .send()
                 .await;
-            let resp = match sent {
+            let mut resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
                     // Never keep the URL: it contains the token.
-                    let detail = e.without_url().to_string();
+                    let detail = self.server_text(&e.without_url().to_string());
                     if transient_retry {
                         transient_retry = false;
                         tracing::warn!(method, error = %detail, "telegram unreachable; retrying once");
@@ -284,10 +305,25 @@ impl Telegram {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
-            let bytes = resp.bytes().await.map_err(|e| Error::Unreachable {
-                method,
-                detail: e.without_url().to_string(),
-            })?;
+            let success = (200..300).contains(&status);
+            let cap = if success {
+                MAX_REPLY_BYTES
+            } else {
+                MAX_ERROR_BYTES
+            };
+            let Some(bytes) =
+                read_capped(&mut resp, cap, success)
+                    .await
+                    .map_err(|e| Error::Unreachable {
+                        method,
+                        detail: self.server_text(&e.without_url().to_string()),
+                    })?
+            else {
+                return Err(Error::TooLarge {
+                    method,
+                    limit: MAX_REPLY_BYTES,
+                });
+            };
             let env: Option<Envelope> = serde_json::from_slice(&bytes).ok();
             if status == 429 {
                 let wait = env
@@ -326,7 +362,7 @@ impl Telegram {
                     Error::Api {
                         method,
                         status,
-                        description: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                        description: self.server_text(&String::from_utf8_lossy(&bytes)),
                     }
                 });
             };
@@ -334,13 +370,14 @@ impl Telegram {
                 return Err(Error::Api {
                     method,
                     status,
-                    description: env.description.unwrap_or_default(),
+                    description: self.server_text(&env.description.unwrap_or_default()),
                 });
             }
             let result = env.result.unwrap_or(Value::Null);
+            // A serde error quotes the value it choked on: server text.
             return serde_json::from_value(result).map_err(|e| Error::Decode {
                 method,
-                detail: e.to_string(),
+                detail: self.server_text(&e.to_string()),
             });
         }
     }
@@ -446,4 +483,29 @@ impl Telegram {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Reads at most `cap` bytes of a reply, chunk by chunk. A successful reply
+/// longer than that is `None` (the rest is never read: dropping the
+/// response closes the connection); an error reply is cut at `cap`.
+async fn read_capped(
+    resp: &mut reqwest::Response,
+    cap: usize,
+    whole: bool,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if whole && resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            if whole {
+                return Ok(None);
+            }
+            body.extend_from_slice(&chunk[..cap - body.len()]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }

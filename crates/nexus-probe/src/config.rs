@@ -22,6 +22,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use nexus_secret::Redactor;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
@@ -125,6 +127,45 @@ pub enum ProbeKind {
 }
 
 impl ProbeKind {
+    /// The secrets this probe hands to its target (header values, URL
+    /// passwords and tokens, connection-string passwords): what a target
+    /// that echoes the request must not get into a verdict.
+    pub(crate) fn redactor(&self) -> Redactor {
+        let mut r = Redactor::new();
+        match self {
+            ProbeKind::Http(s) => {
+                for v in s.headers.values() {
+                    r.add(v.expose());
+                    // `Bearer <token>`, `token <token>`: the credential alone too.
+                    if let Some((_, credential)) = v.expose().trim().split_once(' ') {
+                        r.add(credential.trim());
+                    }
+                }
+                url_secrets(&s.url, &mut r);
+            }
+            ProbeKind::Ws(s) => url_secrets(&s.url, &mut r),
+            ProbeKind::Ollama(s) => url_secrets(&s.url, &mut r),
+            ProbeKind::Redis(s) => r.add(s.url.password().unwrap_or_default()),
+            ProbeKind::Postgres(s) => r.add(s.url.password().unwrap_or_default()),
+            ProbeKind::Budget(s) => {
+                if let Some(url) = &s.http {
+                    url_secrets(url, &mut r);
+                }
+                if let Some(q) = &s.postgres {
+                    r.add(q.url.password().unwrap_or_default());
+                }
+            }
+            ProbeKind::Tcp(_)
+            | ProbeKind::Process(_)
+            | ProbeKind::Heartbeat(_)
+            | ProbeKind::PythonSyntax(_)
+            | ProbeKind::Disk(_)
+            | ProbeKind::Gpu(_)
+            | ProbeKind::Command(_) => {}
+        }
+        r
+    }
+
     /// The kind's TOML key (`tcp`, `http`, `python_syntax`, ...).
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -341,7 +382,7 @@ impl ConnString {
     }
 
     /// The password, if the string has one.
-    fn password(&self) -> Option<&str> {
+    pub(crate) fn password(&self) -> Option<&str> {
         let s = &self.0;
         if let Some((_, rest)) = s.split_once("://") {
             let authority = rest.split(['/', '?']).next().unwrap_or("");
@@ -362,12 +403,13 @@ impl ConnString {
         self.scrub(&self.0)
     }
 
-    /// `text` with every occurrence of the password replaced by `***`.
+    /// `text` with every occurrence of the password (as is or encoded)
+    /// replaced by `***`.
     pub fn scrub(&self, text: &str) -> String {
-        match self.password() {
-            Some(pw) => text.replace(pw, "***"),
-            None => text.to_string(),
-        }
+        Redactor::new()
+            .secret(self.password().unwrap_or_default())
+            .redact(text)
+            .into_owned()
     }
 }
 
@@ -397,6 +439,33 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"***\"")
+    }
+}
+
+/// The secrets a URL may carry: the user-info password (or the user, when
+/// it stands alone: `https://<token>@host`) and query values long enough to
+/// be tokens (shorter ones, `?verbose=1`, would only garble messages).
+fn url_secrets(url: &str, r: &mut Redactor) {
+    let Some((_, rest)) = url.split_once("://") else {
+        return;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        match userinfo.split_once(':') {
+            Some((_, password)) => r.add(password),
+            None => r.add(userinfo),
+        }
+    }
+    if let Some((_, query)) = rest.split_once('?') {
+        let query = query.split('#').next().unwrap_or("");
+        for value in query
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').map(|(_, v)| v))
+        {
+            if value.len() >= 8 {
+                r.add(value);
+            }
+        }
     }
 }
 
@@ -579,5 +648,27 @@ mod tests {
             redact_url("http://u:p@h:1/health?token=x"),
             "http://h:1/health"
         );
+    }
+
+    #[test]
+    fn a_probe_redacts_what_it_sends() {
+        let f = parse(
+            r#"
+            [[probe]]
+            name = "h"
+            http = { url = "https://ghp_t0ken@h/x?verbose=1&key=abcdefgh12", headers = { Authorization = "Bearer b3arer-value" } }
+            [[probe]]
+            name = "r"
+            redis = { url = "redis://:s3cret@127.0.0.1:6379/0" }
+            "#,
+        )
+        .unwrap();
+        let r = f.probes[0].kind.redactor();
+        assert_eq!(
+            r.redact("ghp_t0ken abcdefgh12 verbose=1 Bearer b3arer-value b3arer-value"),
+            "*** *** verbose=1 *** ***"
+        );
+        let r = f.probes[1].kind.redactor();
+        assert_eq!(r.redact("auth s3cret failed"), "auth *** failed");
     }
 }

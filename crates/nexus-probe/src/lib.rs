@@ -26,7 +26,13 @@
 //!   entry or a misconfiguration is `Unknown`, never `Ok`.
 //! - Panic on any input (hostile names, huge bodies, binary files): every
 //!   failure is a verdict with a message naming the host, file or field.
-//! - Put a password, token or header value in a verdict, error or `Debug` output.
+//! - Put a password, token or header value in a verdict, error or `Debug`
+//!   output, not even where the target echoed it back: every verdict leaves
+//!   the runner through `nexus_secret::Redactor::clean` (the probe's
+//!   secrets redacted as is and encoded, control characters out, the summary
+//!   cut at [`MAX_SUMMARY_CHARS`], every text of the details too).
+//! - Read more of a reply than its cap: HTTP bodies chunk by chunk up to the
+//!   probe's limit, WebSocket messages up to [`WS_MAX_MESSAGE_BYTES`].
 //! - Write to disk, or interpolate a path into code it runs.
 //! - Depend on a CLI, logging-setup or web-server crate (clap, anyhow, axum).
 
@@ -59,7 +65,7 @@ pub use postgres::PostgresSpec;
 pub use process::{MatchMode, ProcEntry, ProcError, ProcTable, ProcessSpec};
 pub use python::PythonSyntaxSpec;
 pub use redis::RedisSpec;
-pub use runner::{Runner, RunnerConfig};
+pub use runner::{MAX_SUMMARY_CHARS, Runner, RunnerConfig};
 pub use tcp::TcpSpec;
 pub use verdict::{Outcome, Status, Verdict};
-pub use ws::WsSpec;
+pub use ws::{WS_MAX_MESSAGE_BYTES, WsSpec};

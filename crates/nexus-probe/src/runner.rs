@@ -165,15 +165,74 @@ impl Runner {
             }
             Err(_) => timed_out(&probe.kind, timeout),
         };
+        let latency = start.elapsed();
+        let Outcome {
+            status,
+            mut summary,
+            mut details,
+        } = outcome;
+        clean_outcome(&probe.kind.redactor(), &mut summary, &mut details);
         Verdict {
             name: probe.name.clone(),
             kind: probe.kind.as_str().to_string(),
-            status: outcome.status,
-            summary: outcome.summary,
-            details: outcome.details,
-            latency: start.elapsed(),
+            status,
+            summary,
+            details,
+            latency,
             checked_at: nexus_heartbeat::now_epoch(),
         }
+    }
+}
+
+/// The longest verdict summary: one line, not a report.
+pub const MAX_SUMMARY_CHARS: usize = 1024;
+
+/// The longest text value in a verdict's details.
+const MAX_DETAIL_CHARS: usize = 1024;
+
+/// Every verdict leaves the runner through here. Targets answer with text of
+/// their own (a JSON body, an error message, a WebSocket reply) that may
+/// echo what the probe sent: the probe's secrets are redacted (as is and
+/// encoded), control characters taken out, the lengths capped, in the
+/// summary and in every text of the details (keys too).
+fn clean_outcome(
+    redactor: &nexus_secret::Redactor,
+    summary: &mut String,
+    details: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    if let std::borrow::Cow::Owned(clean) = redactor.clean(summary, MAX_SUMMARY_CHARS) {
+        *summary = clean;
+    }
+    for v in details.values_mut() {
+        clean_value(redactor, v);
+    }
+}
+
+fn clean_value(redactor: &nexus_secret::Redactor, v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(clean) = redactor.clean(s, MAX_DETAIL_CHARS) {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| clean_value(redactor, i)),
+        Value::Object(map) => {
+            let dirty = map.keys().any(|k| {
+                matches!(
+                    redactor.clean(k, MAX_DETAIL_CHARS),
+                    std::borrow::Cow::Owned(_)
+                )
+            });
+            if dirty {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, v)| (redactor.clean(&k, MAX_DETAIL_CHARS).into_owned(), v))
+                    .collect();
+            }
+            map.values_mut().for_each(|i| clean_value(redactor, i));
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 

@@ -18,6 +18,9 @@ pub struct WsSpec {
     pub expect: Option<String>,
 }
 
+/// The largest WebSocket message or frame read from the target.
+pub const WS_MAX_MESSAGE_BYTES: usize = 1 << 20;
+
 #[cfg(not(feature = "ws"))]
 pub(crate) async fn check(_spec: &WsSpec) -> Outcome {
     Outcome::unknown("WebSocket probe unavailable: nexus-probe was built without the `ws` feature")
@@ -40,7 +43,14 @@ pub(crate) async fn check(spec: &WsSpec) -> Outcome {
         ));
     }
     let fail = |what: String| Outcome::critical(format!("WebSocket probe failed: {shown}: {what}"));
-    let (mut stream, response) = match tokio_tungstenite::connect_async(spec.url.as_str()).await {
+    // A reply is one line of text: a server sending a 64 MiB message (the
+    // library's default limit) would be buffered whole.
+    let mut limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+    limits.max_message_size = Some(WS_MAX_MESSAGE_BYTES);
+    limits.max_frame_size = Some(WS_MAX_MESSAGE_BYTES);
+    let connected =
+        tokio_tungstenite::connect_async_with_config(spec.url.as_str(), Some(limits), false).await;
+    let (mut stream, response) = match connected {
         Ok(ok) => ok,
         Err(e) => return fail(crate::config::error_chain(&e)),
     };

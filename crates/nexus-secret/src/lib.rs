@@ -10,13 +10,27 @@
 //! newline (and surrounding whitespace) is trimmed; an empty file, a file
 //! over [`MAX_TOKEN_FILE`] bytes or one that is not UTF-8 is an error.
 //!
+//! [`Redactor`] is the other half: what a server answers (an error
+//! message, a body that echoes the request) goes through
+//! [`Redactor::clean`] before it is logged, kept in an error or stored:
+//! the known tokens redacted in every form a server could echo them in
+//! (as is, percent-encoded, base64 at any alignment), escape sequences and
+//! control characters taken out, the length capped ([`EXCERPT_CHARS`]).
+//! The Gitea and Telegram clients and the probes use it.
+//!
 //! # What this crate must never do
 //! - Put a token (or any part of a token file) into an error, `Debug`
 //!   output or a log line: errors name the file and the variable only.
+//! - Let [`Redactor::clean`] return a known secret (in any of its forms)
+//!   or a control character, or more than the characters asked for.
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+mod redact;
+
+pub use redact::{EXCERPT_CHARS, REDACTED, Redactor, clean, strip_controls};
 
 /// The largest token file read (a token is a line, not a document).
 pub const MAX_TOKEN_FILE: u64 = 4096;

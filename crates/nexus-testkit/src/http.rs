@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -53,13 +54,16 @@ impl HttpResponse {
     }
 }
 
-type Handler = dyn Fn(&str, &str) -> HttpResponse + Send + Sync;
+/// `handler(method, path, head)`: `head` is the request line and the
+/// headers as they came, up to the blank line.
+type Handler = dyn Fn(&str, &str, &str) -> HttpResponse + Send + Sync;
 
 /// The server; stopped on drop.
 #[derive(Debug)]
 pub struct HttpServer {
     pub addr: SocketAddr,
     task: JoinHandle<()>,
+    sent: Arc<AtomicU64>,
 }
 
 impl Drop for HttpServer {
@@ -73,12 +77,23 @@ impl HttpServer {
     pub async fn start(
         handler: impl Fn(&str, &str) -> HttpResponse + Send + Sync + 'static,
     ) -> HttpServer {
+        HttpServer::start_with_head(move |method, path, _| handler(method, path)).await
+    }
+
+    /// Serves `handler(method, path, head)`, `head` being the request line
+    /// and headers as they came (e.g. to reflect them, [`crate::reflect`]).
+    pub async fn start_with_head(
+        handler: impl Fn(&str, &str, &str) -> HttpResponse + Send + Sync + 'static,
+    ) -> HttpServer {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let handler: Arc<Handler> = Arc::new(handler);
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut s, _)) = l.accept().await {
                 let handler = handler.clone();
+                let counter = counter.clone();
                 tokio::spawn(async move {
                     let mut head = Vec::new();
                     let mut buf = [0u8; 4096];
@@ -89,10 +104,11 @@ impl HttpServer {
                         }
                     }
                     let text = String::from_utf8_lossy(&head);
+                    let text = text.split("\r\n\r\n").next().unwrap_or("");
                     let mut first = text.lines().next().unwrap_or("").split(' ');
                     let method = first.next().unwrap_or("").to_string();
                     let path = first.next().unwrap_or("").to_string();
-                    let r = handler(&method, &path);
+                    let r = handler(&method, &path, text);
                     let len = match &r.body {
                         Body::Bytes(b) => b.len() as u64,
                         Body::Repeat { len, .. } => *len,
@@ -121,6 +137,7 @@ impl HttpServer {
                                     return; // the client stopped reading
                                 }
                                 left -= n as u64;
+                                counter.fetch_add(n as u64, Ordering::Relaxed);
                             }
                         }
                     }
@@ -128,11 +145,56 @@ impl HttpServer {
                 });
             }
         });
-        HttpServer { addr, task }
+        HttpServer { addr, task, sent }
+    }
+
+    /// Bytes of streamed bodies ([`Body::Repeat`]) the clients accepted so
+    /// far (a client that stops reading stops the count, give or take the
+    /// socket buffers).
+    pub fn streamed(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+}
+
+/// Streams a 100 MB reply to `call(url)`, once with `Content-Length` and
+/// once without (the body then ends when the connection closes), and
+/// checks that the client read it up to about `cap` and no further: the
+/// server got less than `cap` + 16 MiB out, and this process's peak RSS
+/// grew by less than twice `cap` + 16 MiB (reading it whole takes over
+/// 100 MiB). Returns what `call` returned each time, for the caller's checks.
+pub async fn assert_reads_capped<T, F, Fut>(cap: usize, mut call: F) -> Vec<T>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    const HUGE: u64 = 100 << 20;
+    let mut results = Vec::new();
+    for no_length in [true, false] {
+        let server = HttpServer::start(move |_, _| HttpResponse::huge(HUGE, no_length)).await;
+        crate::reset_peak_rss();
+        let before = crate::peak_rss();
+        let started = std::time::Instant::now();
+        results.push(call(server.url("")).await);
+        let grew = crate::peak_rss().saturating_sub(before);
+        let streamed = server.streamed();
+        let cap = cap as u64;
+        assert!(
+            grew < 2 * cap + (16 << 20),
+            "peak RSS grew by {} MiB (cap {} MiB, Content-Length sent: {})",
+            grew >> 20,
+            cap >> 20,
+            !no_length
+        );
+        assert!(
+            streamed < cap + (16 << 20),
+            "the client read on: {streamed} bytes (cap {cap})"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+    results
 }

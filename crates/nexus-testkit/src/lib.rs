@@ -16,12 +16,17 @@
 //! - [`gitea::Fake`]: a stateful fake Gitea checked against the swagger,
 //!   with fault modes: 500s for the next N requests (`fail_next`), 503 for
 //!   everything (`down`), answers delayed past the client's timeout after
-//!   the request took effect (`slow_next`), and its port closed and
-//!   reopened (`unreachable` / `reachable`, through a gate);
+//!   the request took effect (`slow_next`), its port closed and
+//!   reopened (`unreachable` / `reachable`, through a gate), and errors
+//!   that reflect the request (`reflect`);
 //! - [`botapi`]: Telegram mock bodies checked against the Bot API
 //!   description; [`contracts`]: that description and the Gitea swagger,
 //!   kept in `contracts/` with their sources and licences;
-//! - [`canary`]: the tokens tests use, and the check that none leaks.
+//! - [`canary`]: the tokens tests use, and the check that none leaks (in
+//!   any form: as is, percent- or base64-encoded);
+//! - [`reflect`]: error bodies that echo the request (headers, path) behind
+//!   escape sequences and forged log lines, and the check of what a client
+//!   makes of them; [`logs`]: log lines captured as the binaries print them.
 //!
 //! Fixtures panic with a clear message when they cannot start: a missing
 //! server binary is a test failure that points at `scripts/test`, never a
@@ -34,13 +39,15 @@ pub mod canary;
 pub mod contracts;
 pub mod gitea;
 mod http;
+pub mod logs;
 mod process;
+pub mod reflect;
 mod servers;
 pub mod tcp;
 mod tools;
 
-pub use http::{Body, HttpResponse, HttpServer};
-pub use process::Sleeper;
+pub use http::{Body, HttpResponse, HttpServer, assert_reads_capped};
+pub use process::{Sleeper, peak_rss, reset_peak_rss};
 pub use servers::{PostgresServer, RedisServer, WsServer};
 pub use tools::{chromium_dom, promtool_check_metrics};
 

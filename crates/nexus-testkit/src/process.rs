@@ -94,3 +94,22 @@ impl Drop for Sleeper {
         }
     }
 }
+
+/// Resets this process's peak resident set size (`VmHWM`), so that
+/// [`peak_rss`] measures from now (Linux `clear_refs` 5).
+pub fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("cannot reset VmHWM");
+}
+
+/// This process's peak resident set size in bytes (`VmHWM`) since it
+/// started or since [`reset_peak_rss`]. Each nextest test is a process of
+/// its own, so this is the test's peak.
+pub fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("no VmHWM in /proc/self/status");
+    kb * 1024
+}

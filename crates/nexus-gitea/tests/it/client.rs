@@ -267,3 +267,62 @@ fn bad_configuration_is_a_clear_error() {
     assert!(Token::new("  \n").is_none());
     assert_eq!(Token::new(" tok\n"), Token::new("tok"));
 }
+
+/// A server that reflects the request (the `Authorization` header, the
+/// path) in its error message, URL- and base64-encoded, behind escape
+/// sequences and a forged log line: neither the errors nor the log lines
+/// carry the token or a control character, and the message is an excerpt.
+#[tokio::test]
+async fn a_reflecting_server_gets_no_token_and_no_forged_line_into_errors_or_logs() {
+    use nexus_testkit::reflect::{assert_clean, echo};
+    let logs = nexus_testkit::logs::capture();
+    let fake = Fake::start().await;
+    fake.st().add_issue("x", "", vec![]);
+    let client = GiteaClient::new(&config(&fake.url())).unwrap();
+    let mut errors = Vec::new();
+    // 500: retried (logged each time), then the error; 401 and 422: at once.
+    for status in [500, 401, 422] {
+        fake.st().reflect = Some(status);
+        errors.push((status, client.get_issue(1).await.unwrap_err()));
+        errors.push((status, client.comment(1, "hello").await.unwrap_err()));
+        errors.push((status, client.list_labels().await.unwrap_err()));
+    }
+    // The reflection does hold the token (the check is not vacuous).
+    let raw = echo(&format!("authorization: token {TOKEN}"));
+    assert!(!nexus_testkit::canary::leaks(raw.as_bytes()).is_empty());
+    let text: Vec<String> = errors.iter().map(|(_, e)| format!("{e}\n{e:?}")).collect();
+    assert_clean("the errors", &text.join("\n"));
+    let logged = logs.text();
+    assert!(logged.contains("retryable status"), "{logged}");
+    assert_clean("the log lines", &logged);
+    for (status, err) in &errors {
+        assert_eq!(err.status(), Some(*status), "{err}");
+        let Error::Status { message, .. } = err else {
+            panic!("{err:?}")
+        };
+        assert!(message.starts_with("request refused"), "{message}");
+        assert!(message.chars().count() <= nexus_secret::EXCERPT_CHARS + 1);
+    }
+    fake.st().reflect = None;
+    fake.assert_contract();
+}
+
+/// A 100 MB reply, with and without `Content-Length`: refused at the cap,
+/// read no further, and the client's memory stays bounded.
+#[tokio::test]
+async fn a_100_mb_reply_is_cut_at_the_cap_with_bounded_memory() {
+    let errors =
+        nexus_testkit::assert_reads_capped(nexus_gitea::MAX_REPLY_BYTES, |url| async move {
+            let client = GiteaClient::new(&config(&url)).unwrap();
+            client.get_issue(1).await.unwrap_err()
+        })
+        .await;
+    for err in errors {
+        assert!(
+            matches!(err, Error::TooLarge { limit, .. } if limit == nexus_gitea::MAX_REPLY_BYTES),
+            "{err:?}"
+        );
+        assert!(!err.is_transient(), "a retry would read as much again");
+        assert!(err.to_string().contains("larger than"), "{err}");
+    }
+}

@@ -36,6 +36,9 @@ impl Rig {
     ) -> Engine {
         let mut cfg = EngineConfig::new(dir, "watchdog", "[watchdog]");
         cfg.assignees = vec!["alice".into()];
+        // These tests are about finding, creating and delivering: a change
+        // of what fails is commented at once. The floor has its own tests.
+        cfg.comment_change_floor = Duration::ZERO;
         tune(&mut cfg);
         let c = self.clock.clone();
         Engine::new(cfg, Some(GiteaClient::new(&config(url)).unwrap()))
@@ -43,8 +46,9 @@ impl Rig {
     }
 }
 
-fn failing(diag: &str) -> Check {
-    Check::failing("nexus", "Nexus unhealthy: heartbeat", diag)
+/// A failure of `what` (which the diagnostics repeat).
+fn failing(what: &str) -> Check {
+    Check::failing("nexus", "Nexus unhealthy: heartbeat", what).with_problems([what])
 }
 
 fn healthy() -> Check {
@@ -56,7 +60,9 @@ async fn full_lifecycle_create_comment_rate_limit_resolve_reopen() {
     let fake = Fake::start().await;
     let dir = TempDir::new().unwrap();
     let rig = Rig::new();
-    let mut e = rig.engine(&fake.url(), dir.path(), |_| {});
+    let mut e = rig.engine(&fake.url(), dir.path(), |c| {
+        c.comment_change_floor = Duration::from_secs(600);
+    });
 
     // Healthy with no issue: not a single request.
     assert_eq!(e.observe(&healthy()).await.unwrap(), Outcome::Nothing);
@@ -103,7 +109,16 @@ async fn full_lifecycle_create_comment_rate_limit_resolve_reopen() {
         "no request for a rate-limited unchanged failure"
     );
 
-    // Changed diagnostics: comment.
+    // Only the diagnostics changed (an event more): nothing either.
+    let mut more = failing("heartbeat age 601s (pid 17)");
+    more.diagnostics.push_str("\n- revive attempt 2 started");
+    assert_eq!(e.observe(&more).await.unwrap(), Outcome::Nothing);
+    // What fails changed, within the floor (10 min since the issue): nothing.
+    assert_eq!(
+        e.observe(&failing("process missing")).await.unwrap(),
+        Outcome::Nothing
+    );
+    // ... and once the floor has passed: comment.
     rig.advance(300);
     assert_eq!(
         e.observe(&failing("process missing")).await.unwrap(),
@@ -622,4 +637,124 @@ async fn a_failing_gitea_is_retried_once_per_outbox_retry_not_once_per_subject()
     assert!(e.outbox().is_empty().unwrap());
     assert_eq!(fake.st().open_issues().len(), 4);
     fake.assert_contract();
+}
+
+/// Every file and directory under `dir`, relative, each checked: 0700
+/// directories, 0600 files.
+fn assert_private(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut seen = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let mode = std::fs::symlink_metadata(&d).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o700, "{} is {mode:04o}", d.display());
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            seen.push(p.strip_prefix(dir).unwrap().display().to_string());
+            if meta.is_dir() {
+                todo.push(p);
+            } else {
+                let mode = meta.permissions().mode() & 0o7777;
+                assert!(meta.is_file(), "{}", p.display());
+                assert_eq!(mode, 0o600, "{} is {mode:04o}", p.display());
+            }
+        }
+    }
+    seen.sort();
+    seen
+}
+
+/// Issue 16, item 12: the rate-limit window, the deferred subjects, the
+/// lock, the subjects' state, the outbox and its `failed/` are 0600 files in
+/// 0700 directories, whatever the umask; a state directory and a lock file
+/// left loose by an older version are narrowed.
+#[tokio::test]
+async fn every_file_the_engine_keeps_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    let fake = Fake::start().await;
+    let base = TempDir::new().unwrap();
+    let dir = base.path().join("gitea");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.join("engine.lock"), b"").unwrap();
+    std::fs::set_permissions(
+        dir.join("engine.lock"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let rig = Rig::new();
+    let mut e = rig.engine(&fake.url(), &dir, |c| {
+        c.max_actions = 1;
+        c.action_window = Duration::from_secs(600);
+    });
+    let fail = |s: &str| Check::failing(s, &format!("{s} down"), "details");
+    assert_eq!(
+        e.observe(&fail("a")).await.unwrap(),
+        Outcome::Created { number: 1 }
+    );
+    assert_eq!(e.observe(&fail("b")).await.unwrap(), Outcome::Deferred);
+    e.tick().await.unwrap();
+    let fa = fingerprint("watchdog", "a");
+    let fb = fingerprint("watchdog", "b");
+    assert_eq!(
+        assert_private(&dir),
+        [
+            "deferred.json".to_string(),
+            "engine.lock".into(),
+            "limiter.json".into(),
+            "subjects".into(),
+            format!("subjects/{fa}.json"),
+        ]
+    );
+    // Gitea fails when b's turn comes: queued in the outbox.
+    fake.st().down = true;
+    rig.advance(600);
+    e.tick().await.unwrap();
+    assert_eq!(e.outbox().len().unwrap(), 1);
+    // Then refuses it for good: moved to failed/.
+    fake.st().down = false;
+    fake.st().fail_next.push_back(422);
+    rig.advance(600);
+    assert_eq!(e.flush().await.unwrap(), 0);
+    let seen = assert_private(&dir);
+    assert!(seen.contains(&"outbox/failed".to_string()), "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|p| p.starts_with("outbox/failed/") && p.ends_with(".json")),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&format!("subjects/{fb}.json")), "{seen:?}");
+}
+
+/// The state directory or the lock file swapped for a symbolic link is
+/// refused: nothing is created or opened through it.
+#[tokio::test]
+async fn a_symlinked_state_dir_or_lock_file_is_refused() {
+    let fake = Fake::start().await;
+    let base = TempDir::new().unwrap();
+    let rig = Rig::new();
+    let elsewhere = base.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let linked = base.path().join("gitea-link");
+    std::os::unix::fs::symlink(&elsewhere, &linked).unwrap();
+    let mut e = rig.engine(&fake.url(), &linked, |_| {});
+    let err = e.observe(&failing("x")).await.unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+    let dir = base.path().join("gitea");
+    std::fs::create_dir(&dir).unwrap();
+    let victim = base.path().join("victim");
+    std::fs::write(&victim, b"keep").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("engine.lock")).unwrap();
+    let mut e = rig.engine(&fake.url(), &dir, |_| {});
+    let err = e.observe(&failing("x")).await.unwrap_err();
+    assert!(
+        err.to_string().contains("engine.lock") && err.to_string().contains("symbolic link"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+    assert!(fake.st().log.is_empty(), "no request: {:?}", fake.st().log);
 }

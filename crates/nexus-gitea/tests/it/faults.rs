@@ -18,6 +18,9 @@ const T0: i64 = 1_767_225_600;
 fn engine(url: &str, dir: &std::path::Path, clock: &Arc<AtomicI64>) -> Engine {
     let mut cfg = EngineConfig::new(dir, "watchdog", "[watchdog]");
     cfg.assignees = vec!["alice".into()];
+    // A change of what fails is commented at once (no floor): more actions
+    // to queue and deliver.
+    cfg.comment_change_floor = Duration::ZERO;
     let mut client = config(url);
     client.timeout = Duration::from_millis(300);
     let c = clock.clone();
@@ -36,7 +39,8 @@ async fn a_six_minute_outage_of_every_kind_delivers_each_action_once_in_order() 
     let clock = Arc::new(AtomicI64::new(T0));
     let sweep = || clock.fetch_add(30, Ordering::SeqCst);
     let mut e = engine(&fake.url(), dir.path(), &clock);
-    let fail = |s: &str, d: &str| Check::failing(s, &format!("{s} unhealthy"), d);
+    let fail =
+        |s: &str, d: &str| Check::failing(s, &format!("{s} unhealthy"), d).with_problems([d]);
     let ok = |s: &str| Check::healthy(s, "all checks pass");
 
     assert_eq!(

@@ -329,3 +329,90 @@ async fn a_clock_set_back_a_day_does_not_silence_the_issue() {
     );
     assert_eq!(fake.st().issues.len(), 1, "still one issue");
 }
+
+/// Issue 16, item 19: during a revive loop the pool's incident body changes
+/// every sweep (state, probe lines, heartbeat age, a growing event list),
+/// and each change used to be commented at once (6 comments in 15 s despite
+/// `comment_min_interval = 1h`). A body whose only change is its
+/// diagnostics is the same failure: 10 of them in 15 s give no comment.
+/// A change of what fails (here the failing checks, flipping every sweep)
+/// is commented at most once per `comment_change_floor`.
+#[tokio::test]
+async fn a_revive_loop_of_changing_bodies_stays_inside_the_comment_limits() {
+    let fake = Fake::start().await;
+    let dir = TempDir::new().unwrap();
+    let clock = Arc::new(AtomicI64::new(T0));
+    let cfg = EngineConfig::new(dir.path(), "resurrection-pool", "[pool]");
+    assert_eq!(cfg.comment_min_interval, Duration::from_secs(3600));
+    let floor = cfg.comment_change_floor.as_secs() as i64;
+    assert_eq!(floor, 600);
+    let c = clock.clone();
+    let mut e = Engine::new(cfg, Some(GiteaClient::new(&config(&fake.url())).unwrap()))
+        .with_clock(Arc::new(move || c.load(Ordering::SeqCst)));
+    // The pool's body, as it changes while the agent is revived again and
+    // again: state, probes, heartbeat age, one more event each time.
+    let body = |n: i64| {
+        let state = ["Dead", "Reviving"][(n % 2) as usize];
+        let events: String = (0..=n)
+            .rev()
+            .take(5)
+            .map(|k| {
+                format!(
+                    "- {} revive_attempt #{k}: launched pid {}\n",
+                    T0 + k,
+                    4000 + k
+                )
+            })
+            .collect();
+        format!(
+            "### Agent death detected: timmy\n\n- **State:** {state}\n- **Process alive:** {}\n\
+             - **Heartbeat age:** {}s\n- **Revive attempts (window):** {n}\n\n#### Recent events\n{events}",
+            n % 2 == 1,
+            31 + n
+        )
+    };
+    let check = |n: i64| Check::failing("agent:timmy", "timmy: agent dead", &body(n));
+    let comments = |fake: &Fake| fake.st().comments.len();
+
+    // 10 different bodies in 15 s.
+    let mut outcomes = Vec::new();
+    for n in 0..10 {
+        outcomes.push(e.observe(&check(n)).await.unwrap());
+        clock.fetch_add(if n % 2 == 0 { 1 } else { 2 }, Ordering::SeqCst);
+    }
+    assert_eq!(clock.load(Ordering::SeqCst) - T0, 15);
+    assert_eq!(outcomes[0], Outcome::Created { number: 1 });
+    assert!(
+        outcomes[1..].iter().all(|o| *o == Outcome::Nothing),
+        "{outcomes:?}"
+    );
+    assert_eq!(comments(&fake), 0, "{:#?}", fake.st().comments);
+
+    // An hour of it, a body every 15 s, the failing checks changing each
+    // time (the process is up after each launch, then gone again).
+    let mut n = 10;
+    while clock.load(Ordering::SeqCst) < T0 + 3600 {
+        let probes: &[&str] = if n % 2 == 0 {
+            &["gateway:critical", "process:critical", "heartbeat:critical"]
+        } else {
+            &["gateway:critical", "heartbeat:critical"]
+        };
+        e.observe(&check(n).with_problems(probes.iter().copied()))
+            .await
+            .unwrap();
+        n += 1;
+        clock.fetch_add(15, Ordering::SeqCst);
+    }
+    let posted = comments(&fake);
+    assert!(
+        (1..=(3600 / floor) as usize).contains(&posted),
+        "{posted} comments in an hour with a floor of {floor}s"
+    );
+    // A comment carries the body of its moment.
+    let st = fake.st();
+    let last = &st.comments.last().unwrap().1;
+    assert!(last.contains("revive_attempt #"), "{last}");
+    assert_eq!(st.issues.len(), 1);
+    drop(st);
+    fake.assert_contract();
+}

@@ -191,6 +191,74 @@ async fn the_token_never_appears_in_errors_or_debug() {
     );
 }
 
+/// A server that reflects the request (the `/bot<token>/` path, every
+/// header) in its error description, URL- and base64-encoded, behind escape
+/// sequences and a forged log line: neither the errors nor the log lines
+/// carry the token or a control character, and descriptions are excerpts.
+#[tokio::test]
+async fn a_reflecting_server_gets_no_token_and_no_forged_line_into_errors_or_logs() {
+    use nexus_testkit::canary::TELEGRAM_TOKEN;
+    use nexus_testkit::reflect::{assert_clean, head_of, telegram_error};
+    let logs = nexus_testkit::logs::capture();
+    let mut errors = Vec::new();
+    // 500: retried once, then the error; 400 and 401: at once (400 on
+    // answerCallbackQuery is logged, not returned).
+    for status in [500_u16, 400, 401] {
+        let mut server = Server::new_async().await;
+        let _m = server
+            .mock("POST", Matcher::Any)
+            .with_status(status.into())
+            .with_body_from_request(move |req| telegram_error(status, &head_of(req)).into_bytes())
+            .create_async()
+            .await;
+        let mut cfg = TelegramConfig::new(BotToken::new(TELEGRAM_TOKEN).unwrap(), CHAT);
+        cfg.base_url = server.url();
+        let (s, _) = recording_sleeper();
+        let tg = Telegram::new(&cfg).unwrap().with_sleeper(s);
+        errors.push(tg.send(&Text::new().text("x"), None).await.unwrap_err());
+        errors.push(tg.get_updates(Some(7), 0).await.unwrap_err());
+        if let Err(e) = tg.answer_callback("cb-1", "ok").await {
+            errors.push(e);
+        }
+    }
+    assert_eq!(errors.len(), 8, "{errors:?}");
+    let text: Vec<String> = errors.iter().map(|e| format!("{e}\n{e:?}")).collect();
+    assert_clean("the errors", &text.join("\n"));
+    let logged = logs.text();
+    assert!(logged.contains("answerCallbackQuery refused"), "{logged}");
+    assert_clean("the log lines", &logged);
+    for e in &errors {
+        let Error::Api { description, .. } = e else {
+            panic!("{e:?}")
+        };
+        assert!(description.starts_with("request refused"), "{description}");
+        assert!(description.chars().count() <= nexus_secret::EXCERPT_CHARS + 1);
+    }
+}
+
+/// A 100 MB reply, with and without `Content-Length`: refused at the cap,
+/// read no further, and the client's memory stays bounded.
+#[tokio::test]
+async fn a_100_mb_reply_is_cut_at_the_cap_with_bounded_memory() {
+    let errors =
+        nexus_testkit::assert_reads_capped(nexus_notify::MAX_REPLY_BYTES, |url| async move {
+            let mut cfg = TelegramConfig::new(BotToken::new(TOKEN).unwrap(), CHAT);
+            cfg.base_url = url;
+            Telegram::new(&cfg)
+                .unwrap()
+                .get_updates(None, 0)
+                .await
+                .unwrap_err()
+        })
+        .await;
+    for err in errors {
+        assert!(
+            matches!(err, Error::TooLarge { limit, .. } if limit == nexus_notify::MAX_REPLY_BYTES),
+            "{err:?}"
+        );
+    }
+}
+
 fn problem(key: &str, sev: Severity, msg: &str) -> Problem {
     Problem {
         key: key.into(),

@@ -277,6 +277,64 @@ async fn websocket_handshake_and_round_trip() {
     expect(&v, Status::Critical, "does not contain \"pong\"");
 }
 
+/// A target that echoes the request (its `Authorization` header, the
+/// token in the query, as is, URL- and base64-encoded, behind escape
+/// sequences and a forged log line) in its JSON body: the verdict (summary,
+/// details, JSON) holds no secret and no control character.
+#[tokio::test]
+async fn a_target_that_echoes_the_request_gets_no_secret_or_control_character_into_the_verdict() {
+    use nexus_probe::{MAX_SUMMARY_CHARS, Secret};
+    use nexus_testkit::canary::{PING_TOKEN, TELEGRAM_TOKEN};
+    use nexus_testkit::gitea::TOKEN;
+    use nexus_testkit::reflect::{assert_clean, echo};
+    let srv = HttpServer::start_with_head(|_, _, head| {
+        let e = echo(head);
+        let body = serde_json::json!({"status": e, "echo": {e.clone(): [e]}});
+        HttpResponse::json(200, &body.to_string())
+    })
+    .await;
+    let mut spec = HttpSpec::get(srv.url(&format!("/health?token={PING_TOKEN}")));
+    spec.headers.insert(
+        "Authorization".into(),
+        Secret::new(format!("token {TOKEN}")),
+    );
+    spec.headers
+        .insert("X-Bot".into(), Secret::new(TELEGRAM_TOKEN));
+    spec.json = vec![JsonAssert {
+        pointer: "/status".into(),
+        equals: "ok".into(),
+    }];
+    let v = run(ProbeKind::Http(spec)).await;
+    let shown = format!(
+        "{v}\n{}\n{:?}",
+        serde_json::to_string(&v).unwrap(),
+        v.details
+    );
+    assert_clean("the verdict", &shown);
+    expect(&v, Status::Critical, "JSON field /status is");
+    assert!(v.summary.chars().count() <= MAX_SUMMARY_CHARS + 1);
+    // The body is still shown, cleaned: the reflection is there, the
+    // secrets are not.
+    let body = v.details["body"]["status"].as_str().unwrap();
+    assert!(body.starts_with("request refused"), "{body}");
+    assert!(body.contains("authorization: ***"), "{body}");
+}
+
+/// A WebSocket reply larger than the cap is refused, not buffered.
+#[tokio::test]
+async fn a_websocket_reply_over_the_cap_is_refused() {
+    let ws = WsServer::echo().await;
+    let big = "x".repeat(nexus_probe::WS_MAX_MESSAGE_BYTES + 1);
+    let v = run(ProbeKind::Ws(WsSpec {
+        url: ws.url(),
+        send: Some(big),
+        expect: None,
+    }))
+    .await;
+    expect(&v, Status::Critical, "receive failed");
+    assert!(v.summary.to_lowercase().contains("too"), "{}", v.summary);
+}
+
 #[tokio::test]
 async fn ollama_tags_and_required_models() {
     let srv = HttpServer::start(|_, path| match path {

@@ -53,6 +53,10 @@ pub struct FakeState {
     pub fail_next: VecDeque<u16>,
     /// Answer 503 to everything.
     pub down: bool,
+    /// Answer everything with this status and an `APIError` whose message
+    /// reflects the request (headers, path) behind escape sequences and a
+    /// forged log line ([`crate::reflect`]).
+    pub reflect: Option<u16>,
     /// The next this-many requests are carried out, but answered only after
     /// `slow_by` (past the client's timeout): the client sees a timeout for
     /// a request that took effect, as with an overloaded Gitea.
@@ -235,6 +239,16 @@ impl FakeState {
         }
         if self.down {
             return Self::err(503, "");
+        }
+        if let Some(status) = self.reflect {
+            let mut r = Self::err(status.into(), "");
+            r.body = crate::reflect::gitea_error(&crate::reflect::head_of(req));
+            self.validated(
+                "APIError",
+                &serde_json::from_str(&r.body).unwrap(),
+                "reflected error",
+            );
+            return r;
         }
         let auth = req.header("authorization");
         if auth.len() != 1 || auth[0].to_str().ok() != Some(&format!("token {TOKEN}")) {
