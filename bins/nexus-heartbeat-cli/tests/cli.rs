@@ -346,3 +346,25 @@ fn a_push_to_a_dead_pool_never_breaks_the_job() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no push token"), "{}", stderr(&o));
 }
+
+#[test]
+fn check_never_follows_a_link_or_prints_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    // A secrets file, and a link to it where a heartbeat should be. The
+    // canary must appear in neither output (`run` fails the test if it does).
+    let secrets = dir.path().join("secrets.env");
+    let token = nexus_testkit::gitea::TOKEN;
+    std::fs::write(&secrets, format!("GITEA_TOKEN={token}\n")).unwrap();
+    let link = dir.path().join("heartbeat.json");
+    std::os::unix::fs::symlink(&secrets, &link).unwrap();
+    let o = run(cli().arg("check").arg(&link));
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("UNREADABLE"), "{out}");
+    assert!(out.contains("a symbolic link, not followed"), "{out}");
+    let o = run(cli().args(["check", "--json"]).arg(&link));
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["state"], "unreadable");
+    assert_eq!(v[0]["observation"], Value::Null);
+}

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use nexus_heartbeat::{Observation, Problem, State, observe_many, validate_job_name};
+use nexus_heartbeat::{Observation, Problem, observe_many, validate_job_name};
 
 /// What was found on disk for one job: the record that wins (the newest
 /// readable one across directories), or the problem reading it.
@@ -54,14 +54,14 @@ fn record_time(obs: &Observation) -> f64 {
 /// record wins (the writer's fallback and the primary may both hold one).
 ///
 /// A `<job>.last` that is a symbolic link is **not followed**: it is the
-/// job's record, `Unreadable`. (The directories are shared by the jobs of
-/// many users; following a link would let one of them point the checker,
-/// often root, at a file it may not read and have a clip of its content
-/// quoted in a report or an issue.)
+/// job's record, `Unreadable` (nexus-heartbeat's reader opens with
+/// `O_NOFOLLOW`, so a link swapped in after the listing is refused too).
+/// The directories are shared by the jobs of many users; following a link
+/// would let one of them point the checker, often root, at a file it may
+/// not read and have a clip of its content quoted in a report or an issue.
 pub fn scan(dirs: &[PathBuf]) -> Scan {
     let mut out = Scan::default();
     let mut candidates: Vec<(String, PathBuf)> = Vec::new();
-    let mut links: Vec<(String, PathBuf)> = Vec::new();
     for dir in dirs {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -91,22 +91,11 @@ pub fn scan(dirs: &[PathBuf]) -> Scan {
                 out.ignored.push(entry.path());
                 continue;
             }
-            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
-                links.push((stem.to_string(), entry.path()));
-                continue;
-            }
             candidates.push((stem.to_string(), entry.path()));
         }
     }
     let paths: Vec<&Path> = candidates.iter().map(|(_, p)| p.as_path()).collect();
-    let mut observed = observe_many(&paths);
-    for _ in &links {
-        observed.push(Err(Problem {
-            state: State::Unreadable,
-            reason: "a symbolic link, not followed".to_string(),
-        }));
-    }
-    candidates.extend(links);
+    let observed = observe_many(&paths);
     for ((job, path), observed) in candidates.into_iter().zip(observed) {
         match out.jobs.get_mut(&job) {
             None => {
@@ -148,6 +137,7 @@ pub fn scan(dirs: &[PathBuf]) -> Scan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nexus_heartbeat::State;
     use std::fs;
 
     #[test]
