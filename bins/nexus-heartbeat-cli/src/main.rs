@@ -93,8 +93,11 @@ struct JobArgs {
 }
 
 /// Pushes one ping: `what` is `None` (success), `start`, or an exit code.
-/// Three tries, 5 s each; the error says why, without the token.
+/// Three tries, 5 s each; the error says why, without the token, and shows
+/// the URL without its user info (`http://user:password@pool` may be how
+/// a proxy in front of the pool wants it).
 fn push(job: &JobArgs, url: &str, what: Option<&str>, interval: u64) -> Result<(), String> {
+    let shown = nexus_secret::redact_url(url);
     let token = nexus_secret::token(&job.token_env, job.token_file.as_deref())
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no push token in ${} (or --token-file)", job.token_env))?;
@@ -121,10 +124,10 @@ fn push(job: &JobArgs, url: &str, what: Option<&str>, interval: u64) -> Result<(
             Ok(r) if r.status().is_success() => return Ok(()),
             // A 4xx will not get better by retrying.
             Ok(r) if r.status().is_client_error() => {
-                return Err(format!("push to {url} refused: {}", r.status()));
+                return Err(format!("push to {shown} refused: {}", r.status()));
             }
-            Ok(r) => last = format!("push to {url}: {}", r.status()),
-            Err(e) => last = format!("push to {url} failed: {}", e.without_url()),
+            Ok(r) => last = format!("push to {shown}: {}", r.status()),
+            Err(e) => last = format!("push to {shown} failed: {}", e.without_url()),
         }
     }
     Err(last)

@@ -368,3 +368,63 @@ fn check_never_follows_a_link_or_prints_its_target() {
     assert_eq!(v[0]["state"], "unreadable");
     assert_eq!(v[0]["observation"], Value::Null);
 }
+
+/// A `--url` with credentials: whether the pool is down or refuses, no
+/// output shows the password (`run` fails the test on the canary).
+#[test]
+fn a_push_url_is_shown_without_its_credentials() {
+    use std::io::{Read, Write};
+    let password = nexus_testkit::gitea::TOKEN;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // closed again when the listener drops
+    let url = format!("http://pinger:{password}@127.0.0.1:{dead}");
+    let o = run(cli()
+        .args(["touch", "--job", "j", "--interval", "1h", "--url", &url])
+        .env("NEXUS_PING_TOKEN", "some-token-value"));
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains(&format!("push to http://127.0.0.1:{dead} failed")),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(cli()
+        .args(["run", "--job", "j", "--interval", "1h", "--url", &url])
+        .args(["--", "sh", "-c", "exit 5"])
+        .env("NEXUS_PING_TOKEN", "some-token-value"));
+    assert_eq!(o.status.code(), Some(5));
+    assert_eq!(stderr(&o).matches("push to http://127.0.0.1:").count(), 2);
+
+    // A pool that answers 401 once, then is gone.
+    let pool = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = pool.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = pool.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf).unwrap();
+        c.write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .unwrap();
+    });
+    let url = format!("http://pinger:{password}@127.0.0.1:{port}/");
+    let o = run(cli()
+        .args([
+            "touch",
+            "--strict",
+            "--job",
+            "j",
+            "--interval",
+            "1h",
+            "--url",
+            &url,
+        ])
+        .env("NEXUS_PING_TOKEN", "some-token-value"));
+    server.join().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("push to http://127.0.0.1:{port}/ refused: 401")),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -10,6 +10,9 @@
 //! newline (and surrounding whitespace) is trimmed; an empty file, a file
 //! over [`MAX_TOKEN_FILE`] bytes or one that is not UTF-8 is an error.
 //!
+//! [`redact_url`] is the one way a URL is shown: without its user info,
+//! query or fragment.
+//!
 //! # What this crate must never do
 //! - Put a token (or any part of a token file) into an error, `Debug`
 //!   output or a log line: errors name the file and the variable only.
@@ -17,6 +20,9 @@
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+mod url;
+pub use url::redact_url;
 
 /// The largest token file read (a token is a line, not a document).
 pub const MAX_TOKEN_FILE: u64 = 4096;
