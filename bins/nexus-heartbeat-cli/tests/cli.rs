@@ -428,3 +428,89 @@ fn a_push_url_is_shown_without_its_credentials() {
         stderr(&o)
     );
 }
+
+/// Waits (bounded) for `cond`, polling a file system fact the job creates.
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` is gone (or a zombie nobody has reaped yet).
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+/// SIGTERM, SIGINT or SIGHUP to `nexus-heartbeat run` reach the job (its
+/// whole process group: a `sh -c` job's own child too), the wrapper waits
+/// for it, records a failed run with the signal's code and exits with it.
+#[test]
+fn a_stop_signal_is_passed_on_to_the_job_and_recorded() {
+    use rustix::process::{Pid, Signal, kill_process};
+    for (sig, code) in [(Signal::TERM, 143), (Signal::INT, 130), (Signal::HUP, 129)] {
+        let dir = tempfile::tempdir().unwrap();
+        let started = dir.path().join("started");
+        let grandchild = dir.path().join("grandchild");
+        // The job starts a child of its own, says so through a file, and
+        // waits; the signal must reach the whole group. (Its output goes
+        // elsewhere, so the wrapper's captured output ends with the wrapper.)
+        let script = format!(
+            "exec >/dev/null 2>&1; sleep 60 & echo $! > '{g}'; echo $$ > '{s}.tmp' && mv '{s}.tmp' '{s}'; wait",
+            g = grandchild.display(),
+            s = started.display()
+        );
+        let mut c = cli();
+        c.args(["run", "--job", "long", "--interval", "1h", "--dir"])
+            .arg(dir.path())
+            .args(["--", "sh", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let wrapper = c.spawn().unwrap();
+        wait_until("the job started", || started.exists());
+        let job: u32 = std::fs::read_to_string(&started)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let sleeper: u32 = std::fs::read_to_string(&grandchild)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            json(&dir.path().join("long.last"))["status"],
+            "running",
+            "the run is recorded as started"
+        );
+        kill_process(Pid::from_raw(wrapper.id() as i32).unwrap(), sig).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(wrapper.run()));
+        let o = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the wrapper still ran 20 s after the signal")
+            .unwrap();
+        assert_eq!(o.status.code(), Some(code), "{sig:?}: {}", stderr(&o));
+        let last = json(&dir.path().join("long.last"));
+        assert_eq!(
+            (last["status"].as_str(), last["exit_code"].as_i64()),
+            (Some("failed"), Some(i64::from(code))),
+            "{sig:?}: {last}"
+        );
+        assert!(stderr(&o).contains("passed on to sh"), "{}", stderr(&o));
+        assert!(gone(job), "{sig:?}: the job {job} was orphaned");
+        if sig == Signal::INT {
+            // A non-interactive shell starts `&` commands ignoring SIGINT
+            // (POSIX): the group got it, the sleeper ignores it.
+            let _ = kill_process(Pid::from_raw(sleeper as i32).unwrap(), Signal::KILL);
+        }
+        wait_until("the job's own child is gone", || gone(sleeper));
+    }
+}
