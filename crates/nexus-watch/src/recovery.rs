@@ -465,6 +465,16 @@ mod tests {
         }
     }
 
+    /// A rule for `pattern` under `root`, older than a week.
+    fn week_old(root: &Path, pattern: &str, directories: bool) -> CleanupRule {
+        CleanupRule {
+            root: root.to_path_buf(),
+            pattern: pattern.into(),
+            older_than: Duration::from_secs(7 * 86_400),
+            directories,
+        }
+    }
+
     fn age(path: &Path, days: u64) {
         let t = SystemTime::now() - Duration::from_secs(days * 86_400);
         fs::File::options()
@@ -495,12 +505,7 @@ mod tests {
         fs::write(&victim, b"never").unwrap();
         age(&victim, 10);
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
-        let rule = CleanupRule {
-            root: root.clone(),
-            pattern: "*.log".into(),
-            older_than: Duration::from_secs(7 * 86_400),
-            directories: false,
-        };
+        let rule = week_old(&root, "*.log", false);
         let s = cleanup(&rule, SystemTime::now()).unwrap();
         assert_eq!(
             s,
@@ -556,12 +561,7 @@ mod tests {
                 p
             })
             .collect();
-        let rule = CleanupRule {
-            root: root.clone(),
-            pattern: "*.log".into(),
-            older_than: Duration::from_secs(7 * 86_400),
-            directories: false,
-        };
+        let rule = week_old(&root, "*.log", false);
 
         let stop = Arc::new(AtomicBool::new(false));
         let swaps = Arc::new(AtomicU64::new(0));
@@ -622,12 +622,7 @@ mod tests {
             .unwrap()
             .set_modified(SystemTime::now() - Duration::from_secs(10 * 86_400))
             .unwrap();
-        let rule = CleanupRule {
-            root: root.clone(),
-            pattern: "__pycache__".into(),
-            older_than: Duration::from_secs(7 * 86_400),
-            directories: true,
-        };
+        let rule = week_old(&root, "__pycache__", true);
         let s = cleanup(&rule, SystemTime::now()).unwrap();
         assert_eq!(
             s,

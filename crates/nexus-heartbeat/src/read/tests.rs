@@ -10,6 +10,11 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", path.display());
+}
+
 fn state_of(bytes: &[u8], rule: &Rule) -> Classification {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "hb.json", bytes);
@@ -331,8 +336,7 @@ fn a_config_from_a_pipe_is_read_to_its_end() {
     // `--config <(generate)`: a short read is not the end of a pipe.
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+    mkfifo(&fifo);
     let writer = {
         let fifo = fifo.clone();
         std::thread::spawn(move || {
@@ -466,8 +470,7 @@ fn content_of_a_file_not_owned_as_expected_is_never_quoted() {
 fn a_fifo_is_never_read_as_content_or_quoted() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("hb.json");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+    mkfifo(&fifo);
     // Held open read-write, so what is written waits in the pipe for the
     // checker's read.
     let mut pipe = fs::OpenOptions::new()
