@@ -301,14 +301,14 @@ struct Supervised {
     /// short): the job's own failure code, else 128 + that signal.
     code: i32,
     /// The first stop signal the wrapper received, if any.
-    signal: Option<i32>,
+    signal: Option<Signal>,
 }
 
-fn signal_name(sig: i32) -> &'static str {
-    match Signal::from_named_raw(sig) {
-        Some(Signal::TERM) => "SIGTERM",
-        Some(Signal::INT) => "SIGINT",
-        Some(Signal::HUP) => "SIGHUP",
+fn signal_name(sig: Signal) -> &'static str {
+    match sig {
+        Signal::TERM => "SIGTERM",
+        Signal::INT => "SIGINT",
+        Signal::HUP => "SIGHUP",
         _ => "a signal",
     }
 }
@@ -342,13 +342,13 @@ fn supervise(program: &str, args: &[String]) -> std::io::Result<Supervised> {
                 _ = int.recv() => Signal::INT,
                 _ = hup.recv() => Signal::HUP,
             };
-            first.get_or_insert(sig.as_raw());
+            first.get_or_insert(sig);
             if let Some(group) = group
                 && let Err(e) = kill_process_group(group, sig)
             {
                 eprintln!(
                     "nexus-heartbeat: passing {} on to {program}: {e}",
-                    signal_name(sig.as_raw())
+                    signal_name(sig)
                 );
             }
         };
@@ -362,7 +362,7 @@ fn supervise(program: &str, args: &[String]) -> std::io::Result<Supervised> {
         Ok(Supervised {
             pid,
             code: match first {
-                Some(sig) if code == 0 => 128 + sig,
+                Some(sig) if code == 0 => 128 + sig.as_raw(),
                 _ => code,
             },
             signal: first,

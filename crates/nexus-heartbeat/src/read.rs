@@ -556,7 +556,9 @@ fn open_heartbeat_with(path: &Path, flags: Option<i32>) -> Result<File, Problem>
     opts.read(true);
     let Some(flags) = flags else {
         // lstat: no link, nothing that could block an open; then the file
-        // opened must be the one looked at.
+        // opened must be the one looked at. (A FIFO swapped in between the
+        // two could still block this open: only targets whose flags are
+        // unknown take this path.)
         let before = std::fs::symlink_metadata(path).map_err(|e| open_problem(path, e))?;
         if before.file_type().is_symlink() {
             return Err(Problem::unreadable(LINK_NOT_FOLLOWED));
