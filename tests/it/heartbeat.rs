@@ -156,3 +156,75 @@ fn an_agent_linking_the_library_is_checked_by_the_cli() {
     assert_eq!(v[0]["observation"]["fields"]["seq"], 2);
     assert_eq!(v[0]["max_age_seconds"], 300.0);
 }
+
+/// A gateway's `heartbeat_path` replaced by a link (to a secrets file, or
+/// to a heartbeat that would pass) is reported as such by the real pool,
+/// never followed: the issue says so, and the target's content appears
+/// neither in the issue (the fake Gitea fails on a canary), `/api/agents`
+/// nor the status page.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_symlinked_gateway_heartbeat_is_reported_not_followed() {
+    use crate::pool::{Daemon, Fleet, free_port, get, wait_for};
+    use nexus_testkit::gitea::{Fake, REPO, TOKEN};
+    let fake = Fake::start().await;
+    let f = Fleet::new();
+    let secrets = f.root.join("secrets.env");
+    std::fs::write(&secrets, format!("GITEA_TOKEN={TOKEN}\n")).unwrap();
+    let alive = f.root.join("alive.json");
+    HeartbeatWriter::new(alive.clone())
+        .beat(1, &format!("model-{TOKEN}"), "thinking")
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut extra = String::from(
+        "[incident]\nassignees = [\"alice\"]\n\n[missions.m]\nagents = [\"leaky\", \"faked\"]\nrevive_policy = \"never\"\n",
+    );
+    for (name, target) in [("leaky", &secrets), ("faked", &alive)] {
+        let link = f.root.join(format!("{name}.json"));
+        std::os::unix::fs::symlink(target, &link).unwrap();
+        extra.push_str(&format!(
+            "\n[[gateway]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+             heartbeat_path = \"{}\"\nstale_threshold = \"60s\"\n",
+            link.display()
+        ));
+    }
+    let cfg = f.config(&extra);
+    let http = free_port();
+    let _d = Daemon(
+        f.cmd(&cfg)
+            .args(["--listen", &format!("127.0.0.1:{http}")])
+            .env("GITEA_URL", fake.url())
+            .env("NEXUS_REPO", REPO)
+            .env("GITEA_TOKEN", TOKEN)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let not_followed = "heartbeat unreadable: a symbolic link, not followed";
+    wait_for("an issue for each gateway (or a leak)", || {
+        let st = fake.st();
+        st.issues.len() == 2 || !st.leaks.is_empty()
+    });
+    fake.assert_no_leaks();
+    for issue in &fake.st().issues {
+        assert!(issue.body.contains(not_followed), "{}", issue.body);
+    }
+    let base = format!("http://127.0.0.1:{http}");
+    let agents = get(&format!("{base}/api/agents"));
+    let page = get(&format!("{base}/"));
+    for (what, text) in [("/api/agents", &agents), ("the status page", &page)] {
+        nexus_e2e::assert_no_canary(what, text.as_bytes());
+        assert!(
+            !text.contains("model-"),
+            "{what} shows a link's target: {text}"
+        );
+    }
+    let v: serde_json::Value = serde_json::from_str(&agents).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2, "{agents}");
+    for a in v.as_array().unwrap() {
+        assert_eq!(a["state"], "dead", "{a}");
+    }
+    fake.assert_no_leaks();
+    fake.assert_contract();
+    drop(listener);
+}

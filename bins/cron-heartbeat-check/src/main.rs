@@ -2,8 +2,8 @@
 //!
 //! `cron-heartbeat-check` checks every `<job>.last` and the registry of
 //! expected jobs; exit 0 only when every job is OK (or running), 1
-//! otherwise (also when nothing is monitored at all), 2 on a usage or
-//! configuration error. `cron-heartbeat-check report` writes the Night
+//! otherwise (also when nothing is monitored at all, or a `*.last` file
+//! had to be ignored), 2 on a usage or configuration error. `cron-heartbeat-check report` writes the Night
 //! Watch report. Logic lives in `nexus-cron`; this file parses flags,
 //! loads the registry, calls it and prints.
 
@@ -239,6 +239,9 @@ fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
     for p in &report.dir_problems {
         eprintln!("cron-heartbeat-check: cannot read heartbeat directory {p}");
     }
+    for line in report::ignored_lines(&report) {
+        eprintln!("cron-heartbeat-check: {line}");
+    }
     let first = setup.dirs.first().context("no heartbeat directory")?;
     let alerts_dir = a
         .alerts_dir
@@ -378,9 +381,16 @@ fn print_table(report: &CheckReport) {
             j.reason
         );
     }
+    for i in &report.ignored {
+        println!("{:<8} {}: {}", "IGNORED", i.path, i.reason);
+    }
     let failing = report.failures().count();
+    let ignored = match report.ignored.len() {
+        0 => String::new(),
+        n => format!("; {n} heartbeat file(s) ignored"),
+    };
     println!(
-        "{}",
+        "{}{ignored}",
         if report.nothing_monitored {
             "nothing monitored".to_string()
         } else if failing > 0 {

@@ -470,3 +470,60 @@ mod incidents {
         assert_eq!(fake.st().log.len(), before, "{:?}", fake.st().log);
     }
 }
+
+/// `.last` files whose names cannot be a job's (not UTF-8, a newline, an
+/// escape sequence) are reported with the name escaped, in the table, the
+/// JSON and the Night Watch report, and make the check exit 1.
+#[test]
+fn files_it_cannot_take_for_a_job_are_reported_escaped_not_dropped() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = Tree::new();
+    t.write("heartbeats", "good.last", &record("good", 30.0, 300));
+    for name in [
+        &b"bad\xff.last"[..],
+        b"two\nlines.last",
+        b"esc\x1b[31m.last",
+    ] {
+        let p = t.hb().join(std::ffi::OsStr::from_bytes(name));
+        std::fs::write(p, record("x", 30.0, 300)).unwrap();
+    }
+    let escaped = ["bad\\xff.last", "two\\nlines.last", "esc\\u{1b}[31m.last"];
+    let o = t.cmd().arg("--no-self-heartbeat").run().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    for e in escaped {
+        let row = format!("IGNORED  {}/{e}: ", t.hb().display());
+        assert!(table.contains(&row), "{row:?} not in\n{table}");
+        assert!(stderr(&o).contains(e), "{}", stderr(&o));
+    }
+    assert!(
+        table.contains("all 1 cron job(s) healthy; 3 heartbeat file(s) ignored"),
+        "{table}"
+    );
+    assert!(!table.contains('\x1b') && !stderr(&o).contains('\x1b'));
+
+    let o = t
+        .cmd()
+        .args(["--json", "--no-self-heartbeat"])
+        .run()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    let ignored = v["ignored"].as_array().unwrap();
+    assert_eq!(ignored.len(), 3, "{v}");
+    for e in escaped {
+        let i = ignored
+            .iter()
+            .find(|i| i["path"].as_str().unwrap().ends_with(e))
+            .unwrap_or_else(|| panic!("{e} not in {v}"));
+        assert!(i["reason"].as_str().unwrap().contains("not"), "{i}");
+    }
+    assert_eq!(status_of(&v, "good"), "OK");
+
+    let o = t.cmd().arg("report").run().unwrap();
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(md.contains("3 heartbeat file(s) ignored"), "{md}");
+    for e in escaped {
+        assert!(md.contains(e), "{e} not in\n{md}");
+    }
+}

@@ -2,8 +2,10 @@
 //!
 //! Exit codes: `beat` 0/1 (written/not); `touch` 0 even when the write fails
 //! (a heartbeat never breaks a job; `--strict` makes it 1); `run` the
-//! command's own code; `check` 0 when every file is fresh, 1 otherwise;
-//! 2 for usage errors everywhere.
+//! command's own code (128 + the signal when SIGTERM, SIGINT or SIGHUP
+//! stopped it: `run` passes them on to the job's process group, waits for
+//! it and records a failed run); `check` 0 when every file is fresh, 1
+//! otherwise; 2 for usage errors everywhere.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +16,8 @@ use nexus_heartbeat::{
     CronDirs, CronWriter, HeartbeatWriter, Rule, RunOutcome, classify_many, default_agent_path,
     now_epoch, parse_duration,
 };
+use rustix::process::{Pid, Signal, kill_process_group};
+use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -93,8 +97,11 @@ struct JobArgs {
 }
 
 /// Pushes one ping: `what` is `None` (success), `start`, or an exit code.
-/// Three tries, 5 s each; the error says why, without the token.
+/// Three tries, 5 s each; the error says why, without the token, and shows
+/// the URL without its user info (`http://user:password@pool` may be how
+/// a proxy in front of the pool wants it).
 fn push(job: &JobArgs, url: &str, what: Option<&str>, interval: u64) -> Result<(), String> {
+    let shown = nexus_secret::redact_url(url);
     let token = nexus_secret::token(&job.token_env, job.token_file.as_deref())
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no push token in ${} (or --token-file)", job.token_env))?;
@@ -121,10 +128,10 @@ fn push(job: &JobArgs, url: &str, what: Option<&str>, interval: u64) -> Result<(
             Ok(r) if r.status().is_success() => return Ok(()),
             // A 4xx will not get better by retrying.
             Ok(r) if r.status().is_client_error() => {
-                return Err(format!("push to {url} refused: {}", r.status()));
+                return Err(format!("push to {shown} refused: {}", r.status()));
             }
-            Ok(r) => last = format!("push to {url}: {}", r.status()),
-            Err(e) => last = format!("push to {url} failed: {}", e.without_url()),
+            Ok(r) => last = format!("push to {shown}: {}", r.status()),
+            Err(e) => last = format!("push to {shown} failed: {}", e.without_url()),
         }
     }
     Err(last)
@@ -250,16 +257,14 @@ fn run(a: RunArgs) -> ExitCode {
     if let Err(e) = started {
         eprintln!("nexus-heartbeat: {e}");
     }
-    let (code, child_pid) = match std::process::Command::new(program).args(args).spawn() {
-        Ok(mut child) => {
-            let pid = child.id();
-            let code = match child.wait() {
-                Ok(status) => exit_code(status),
-                Err(e) => {
-                    eprintln!("nexus-heartbeat: waiting for {program}: {e}");
-                    1
-                }
-            };
+    let (code, child_pid) = match supervise(program, args) {
+        Ok(Supervised { pid, code, signal }) => {
+            if let Some(sig) = signal {
+                eprintln!(
+                    "nexus-heartbeat: {} received and passed on to {program}; recorded as a failed run (exit code {code})",
+                    signal_name(sig)
+                );
+            }
             (code, pid)
         }
         Err(e) => {
@@ -286,6 +291,83 @@ fn run(a: RunArgs) -> ExitCode {
         eprintln!("nexus-heartbeat: {e}");
     }
     ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1))
+}
+
+/// What became of a job [`supervise`] ran.
+struct Supervised {
+    /// The job's PID.
+    pid: u32,
+    /// Its exit code; when a signal was passed on, never 0 (the run was cut
+    /// short): the job's own failure code, else 128 + that signal.
+    code: i32,
+    /// The first stop signal the wrapper received, if any.
+    signal: Option<Signal>,
+}
+
+fn signal_name(sig: Signal) -> &'static str {
+    match sig {
+        Signal::TERM => "SIGTERM",
+        Signal::INT => "SIGINT",
+        Signal::HUP => "SIGHUP",
+        _ => "a signal",
+    }
+}
+
+/// Runs the job in its own process group and waits for it. SIGTERM, SIGINT
+/// and SIGHUP sent to the wrapper are passed on to the job's group (so a
+/// `sh -c` job's own children get them too), and the wrapper keeps waiting:
+/// the job is never orphaned and its end is recorded. (A job that reads
+/// from a terminal should not be run under `nexus-heartbeat run`: in its own
+/// group it is not the terminal's foreground job.)
+fn supervise(program: &str, args: &[String]) -> std::io::Result<Supervised> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        // Handlers first: a signal that arrives as the job starts is caught.
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .process_group(0)
+            .spawn()?;
+        let pid = child.id().unwrap_or(0);
+        let group = i32::try_from(pid).ok().and_then(Pid::from_raw);
+        let mut first = None;
+        let status = loop {
+            let sig = tokio::select! {
+                status = child.wait() => break status,
+                _ = term.recv() => Signal::TERM,
+                _ = int.recv() => Signal::INT,
+                _ = hup.recv() => Signal::HUP,
+            };
+            first.get_or_insert(sig);
+            if let Some(group) = group
+                && let Err(e) = kill_process_group(group, sig)
+            {
+                eprintln!(
+                    "nexus-heartbeat: passing {} on to {program}: {e}",
+                    signal_name(sig)
+                );
+            }
+        };
+        let code = match status {
+            Ok(status) => exit_code(status),
+            Err(e) => {
+                eprintln!("nexus-heartbeat: waiting for {program}: {e}");
+                1
+            }
+        };
+        Ok(Supervised {
+            pid,
+            code: match first {
+                Some(sig) if code == 0 => 128 + sig.as_raw(),
+                _ => code,
+            },
+            signal: first,
+        })
+    })
 }
 
 /// The shell convention: the code, or 128 + the signal that killed it.

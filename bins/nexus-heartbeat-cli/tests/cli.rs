@@ -310,12 +310,19 @@ fn a_push_to_a_dead_pool_never_breaks_the_job() {
         .local_addr()
         .unwrap()
         .port(); // closed again when the listener drops
-    let url = format!("http://127.0.0.1:{port}");
+    // With credentials (a canary password): shown without them, whatever
+    // goes wrong (`run` fails the test on the canary).
+    let password = nexus_testkit::gitea::TOKEN;
+    let url = format!("http://pinger:{password}@127.0.0.1:{port}");
     let o = run(cli()
         .args(["touch", "--job", "j", "--interval", "1h", "--url", &url])
         .env("NEXUS_PING_TOKEN", "some-token-value"));
     assert_eq!(o.status.code(), Some(0));
-    assert!(stderr(&o).contains("failed"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("push to http://127.0.0.1:{port} failed")),
+        "{}",
+        stderr(&o)
+    );
     assert!(!stderr(&o).contains("some-token-value"));
     let o = run(cli()
         .args([
@@ -333,6 +340,7 @@ fn a_push_to_a_dead_pool_never_breaks_the_job() {
         ])
         .env("NEXUS_PING_TOKEN", "some-token-value"));
     assert_eq!(o.status.code(), Some(6));
+    assert_eq!(stderr(&o).matches("push to http://127.0.0.1:").count(), 2);
     let o = run(cli().args([
         "touch",
         "--strict",
@@ -345,4 +353,143 @@ fn a_push_to_a_dead_pool_never_breaks_the_job() {
     ]));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no push token"), "{}", stderr(&o));
+}
+
+#[test]
+fn check_never_follows_a_link_or_prints_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    // A secrets file, and a link to it where a heartbeat should be. The
+    // canary must appear in neither output (`run` fails the test if it does).
+    let secrets = dir.path().join("secrets.env");
+    let token = nexus_testkit::gitea::TOKEN;
+    std::fs::write(&secrets, format!("GITEA_TOKEN={token}\n")).unwrap();
+    let link = dir.path().join("heartbeat.json");
+    std::os::unix::fs::symlink(&secrets, &link).unwrap();
+    let o = run(cli().arg("check").arg(&link));
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("UNREADABLE"), "{out}");
+    assert!(out.contains("a symbolic link, not followed"), "{out}");
+    let o = run(cli().args(["check", "--json"]).arg(&link));
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["state"], "unreadable");
+    assert_eq!(v[0]["observation"], Value::Null);
+}
+
+/// A `--url` with credentials and a pool that refuses the push: the error
+/// shows the URL without them (`run` fails the test on the canary; a dead
+/// pool: `a_push_to_a_dead_pool_never_breaks_the_job`).
+#[test]
+fn a_push_url_is_shown_without_its_credentials() {
+    use std::io::{Read, Write};
+    let password = nexus_testkit::gitea::TOKEN;
+    // A pool that answers 401 once, then is gone.
+    let pool = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = pool.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = pool.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf).unwrap();
+        c.write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .unwrap();
+    });
+    let url = format!("http://pinger:{password}@127.0.0.1:{port}/");
+    let o = run(cli()
+        .args(["touch", "--strict", "--job", "j", "--interval", "1h"])
+        .args(["--url", &url])
+        .env("NEXUS_PING_TOKEN", "some-token-value"));
+    server.join().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("push to http://127.0.0.1:{port}/ refused: 401")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Waits (bounded) for `cond`, polling a file system fact the job creates.
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` is gone (or a zombie nobody has reaped yet).
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+/// SIGTERM, SIGINT or SIGHUP to `nexus-heartbeat run` reach the job (its
+/// whole process group: a `sh -c` job's own child too), the wrapper waits
+/// for it, records a failed run with the signal's code and exits with it.
+#[test]
+fn a_stop_signal_is_passed_on_to_the_job_and_recorded() {
+    use rustix::process::{Pid, Signal, kill_process};
+    for (sig, code) in [(Signal::TERM, 143), (Signal::INT, 130), (Signal::HUP, 129)] {
+        let dir = tempfile::tempdir().unwrap();
+        let started = dir.path().join("started");
+        let grandchild = dir.path().join("grandchild");
+        // The job starts a child of its own, says so through a file, and
+        // waits; the signal must reach the whole group. (Its output goes
+        // elsewhere, so the wrapper's captured output ends with the wrapper.)
+        let script = format!(
+            "exec >/dev/null 2>&1; sleep 60 & echo $! > '{g}'; echo $$ > '{s}.tmp' && mv '{s}.tmp' '{s}'; wait",
+            g = grandchild.display(),
+            s = started.display()
+        );
+        let mut c = cli();
+        c.args(["run", "--job", "long", "--interval", "1h", "--dir"])
+            .arg(dir.path())
+            .args(["--", "sh", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let wrapper = c.spawn().unwrap();
+        wait_until("the job started", || started.exists());
+        let job: u32 = std::fs::read_to_string(&started)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let sleeper: u32 = std::fs::read_to_string(&grandchild)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            json(&dir.path().join("long.last"))["status"],
+            "running",
+            "the run is recorded as started"
+        );
+        kill_process(Pid::from_raw(wrapper.id() as i32).unwrap(), sig).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(wrapper.run()));
+        let o = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the wrapper still ran 20 s after the signal")
+            .unwrap();
+        assert_eq!(o.status.code(), Some(code), "{sig:?}: {}", stderr(&o));
+        let last = json(&dir.path().join("long.last"));
+        assert_eq!(
+            (last["status"].as_str(), last["exit_code"].as_i64()),
+            (Some("failed"), Some(i64::from(code))),
+            "{sig:?}: {last}"
+        );
+        assert!(stderr(&o).contains("passed on to sh"), "{}", stderr(&o));
+        assert!(gone(job), "{sig:?}: the job {job} was orphaned");
+        if sig == Signal::INT {
+            // A non-interactive shell starts `&` commands ignoring SIGINT
+            // (POSIX): the group got it, the sleeper ignores it.
+            let _ = kill_process(Pid::from_raw(sleeper as i32).unwrap(), Signal::KILL);
+        }
+        wait_until("the job's own child is gone", || gone(sleeper));
+    }
 }

@@ -19,6 +19,8 @@
 //! # What this crate must never do
 //! - Read an empty directory as healthy: no job at all is `nothing_monitored`.
 //! - Forget a registered job because its file is gone (MISSING, not absent).
+//! - Drop a `*.last` file silently: one it cannot read as a job's record (a
+//!   name that is not UTF-8 or not a job name) is reported, name escaped.
 //! - Talk to the network: incidents and messages belong to the binary.
 
 mod error;
@@ -33,5 +35,5 @@ pub mod verdict;
 
 pub use error::{Error, RegistryError};
 pub use registry::{Expect, JobSpec, Registry, Settings};
-pub use scan::{Found, Scan, scan};
+pub use scan::{Found, Ignored, Scan, scan};
 pub use verdict::{CheckReport, JobReport, JobStatus, evaluate, iso};

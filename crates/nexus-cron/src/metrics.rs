@@ -87,6 +87,16 @@ impl CheckReport {
             "nexus_cron_jobs_failing",
             &[("host", host)],
             self.jobs.iter().filter(|j| j.status.is_failure()).count() as f64,
+        )
+        .family(
+            "nexus_cron_ignored_files",
+            Kind::Gauge,
+            "Files named *.last that cannot be a job's record (a name that is not UTF-8 or not a job name).",
+        )
+        .sample(
+            "nexus_cron_ignored_files",
+            &[("host", host)],
+            self.ignored.len() as f64,
         );
         e.into_string()
     }
@@ -124,6 +134,10 @@ mod tests {
             stale: vec!["nightly".into(), "never".into()],
             dirs: vec![],
             dir_problems: vec![],
+            ignored: vec![crate::Ignored {
+                path: "/hb/bad\\xff.last".into(),
+                reason: "its name is not UTF-8".into(),
+            }],
             nothing_monitored: false,
         };
         let text = report.metrics("h1");
@@ -135,6 +149,7 @@ mod tests {
             "nexus_cron_job_interval_seconds{job=\"never\",host=\"h1\"} 3600",
             "nexus_cron_check_last_run_timestamp_seconds{host=\"h1\"} 10000",
             "nexus_cron_jobs_failing{host=\"h1\"} 2",
+            "nexus_cron_ignored_files{host=\"h1\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

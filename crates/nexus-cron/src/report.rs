@@ -76,16 +76,32 @@ pub fn panel_markdown(report: &CheckReport) -> String {
     out
 }
 
-/// The top line: "⚠ N blocker(s)" or all clear.
+/// The top line: "⚠ N blocker(s)" or all clear (with a warning when files
+/// were ignored).
 pub fn verdict_line(report: &CheckReport) -> String {
     let n = report.failures().count();
+    let ignored = report.ignored.len();
     if report.nothing_monitored {
         "⚠ nothing monitored: no heartbeat files and no registry".to_string()
     } else if n > 0 {
         format!("⚠ {n} blocker(s)")
+    } else if ignored > 0 {
+        format!(
+            "⚠ all {} cron job(s) healthy, {ignored} heartbeat file(s) ignored",
+            report.jobs.len()
+        )
     } else {
         format!("✅ all {} cron job(s) healthy", report.jobs.len())
     }
+}
+
+/// One line per ignored `*.last` file: its escaped path and why.
+pub fn ignored_lines(report: &CheckReport) -> Vec<String> {
+    report
+        .ignored
+        .iter()
+        .map(|i| format!("heartbeat file ignored: {}: {}", i.path, i.reason))
+        .collect()
 }
 
 /// The whole Night Watch report in Markdown.
@@ -121,6 +137,9 @@ pub fn night_watch_markdown(report: &CheckReport, changes: &[Transition], host: 
     for p in &report.dir_problems {
         out.push_str(&format!("\n⚠ heartbeat directory unreadable: {p}\n"));
     }
+    for line in ignored_lines(report) {
+        out.push_str(&format!("\n⚠ {}\n", cell(&line)));
+    }
     out
 }
 
@@ -152,6 +171,10 @@ pub fn night_watch_html(report: &CheckReport, changes: &[Transition], host: &str
         .iter()
         .map(|b| format!("<li>{}</li>\n", html_escape(b)))
         .collect();
+    let ignored: String = ignored_lines(report)
+        .iter()
+        .map(|l| format!("<p>⚠ {}</p>\n", html_escape(l)))
+        .collect();
     let changes: String = changes
         .iter()
         .map(|t| {
@@ -172,7 +195,7 @@ tr.ok td,tr.running td{{color:#161}}tr.late td{{color:#a60}}tr:not(.ok):not(.run
 </head><body>\n<h1>Night Watch: {h}, {at}</h1>\n<p><strong>{verdict}</strong></p>\n\
 <h2>Blockers</h2>\n<ul>\n{blockers}</ul>\n\
 <h2>Heartbeat Panel</h2>\n<table>\n<tr><th>job</th><th>status</th><th>age</th><th>interval</th><th>ratio</th><th>reason</th></tr>\n{rows}</table>\n\
-<h2>Last 24 h</h2>\n<ul>\n{changes}</ul>\n</body></html>\n",
+<h2>Last 24 h</h2>\n<ul>\n{changes}</ul>\n{ignored}</body></html>\n",
         h = html_escape(host),
         at = html_escape(&report.checked_at),
         verdict = html_escape(&verdict_line(report)),
@@ -180,22 +203,22 @@ tr.ok td,tr.running td{{color:#161}}tr.late td{{color:#a60}}tr:not(.ok):not(.run
 }
 
 /// The morning-report layout: `+ job age interval` for healthy jobs, `-`
-/// for the rest.
+/// for the rest and for each ignored file.
 pub fn morning_lines(report: &CheckReport) -> String {
-    report
-        .jobs
-        .iter()
-        .map(|j| {
-            let sign = if j.status.is_healthy() { '+' } else { '-' };
-            format!(
-                "{sign} {} {} {} {}\n",
-                j.job,
-                j.status,
-                age(j),
-                interval(j).trim_matches('`')
-            )
-        })
-        .collect()
+    let jobs = report.jobs.iter().map(|j| {
+        let sign = if j.status.is_healthy() { '+' } else { '-' };
+        format!(
+            "{sign} {} {} {} {}\n",
+            j.job,
+            j.status,
+            age(j),
+            interval(j).trim_matches('`')
+        )
+    });
+    let ignored = ignored_lines(report)
+        .into_iter()
+        .map(|l| format!("- {l}\n"));
+    jobs.chain(ignored).collect()
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! Finding `<job>.last` files in the heartbeat directories.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use nexus_heartbeat::{Observation, Problem, State, observe_many, validate_job_name};
+use nexus_heartbeat::{Observation, Problem, observe_many, validate_job_name};
+use serde::Serialize;
 
 /// What was found on disk for one job: the record that wins (the newest
 /// readable one across directories), or the problem reading it.
@@ -36,8 +39,32 @@ pub struct Scan {
     pub dir_problems: Vec<DirProblem>,
     /// Directories that were scanned and exist.
     pub scanned: Vec<PathBuf>,
-    /// Files ignored because their stem is not a valid job name.
-    pub ignored: Vec<PathBuf>,
+    /// `*.last` entries that cannot be a job's record (a name that is not
+    /// UTF-8 or not a valid job name): reported, never dropped silently.
+    pub ignored: Vec<Ignored>,
+}
+
+/// A `*.last` entry that cannot be a job's record, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ignored {
+    /// The file, escaped ([`escaped`]): one line of text whatever its name.
+    pub path: String,
+    /// Why it is not a job's record.
+    pub reason: String,
+}
+
+/// A path as one line of printable text: control characters, quotes and
+/// backslashes escaped as Rust writes them (`\n`, `\u{1b}`), bytes that are
+/// not UTF-8 as `\xNN`. A name cannot forge a line in a report or a log.
+pub fn escaped(path: &OsStr) -> String {
+    let mut out = String::new();
+    for chunk in path.as_bytes().utf8_chunks() {
+        out.extend(chunk.valid().escape_debug());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 /// The moment a record was last written to: the newest of its times.
@@ -54,14 +81,14 @@ fn record_time(obs: &Observation) -> f64 {
 /// record wins (the writer's fallback and the primary may both hold one).
 ///
 /// A `<job>.last` that is a symbolic link is **not followed**: it is the
-/// job's record, `Unreadable`. (The directories are shared by the jobs of
-/// many users; following a link would let one of them point the checker,
-/// often root, at a file it may not read and have a clip of its content
-/// quoted in a report or an issue.)
+/// job's record, `Unreadable` (nexus-heartbeat's reader opens with
+/// `O_NOFOLLOW`, so a link swapped in after the listing is refused too).
+/// The directories are shared by the jobs of many users; following a link
+/// would let one of them point the checker, often root, at a file it may
+/// not read and have a clip of its content quoted in a report or an issue.
 pub fn scan(dirs: &[PathBuf]) -> Scan {
     let mut out = Scan::default();
     let mut candidates: Vec<(String, PathBuf)> = Vec::new();
-    let mut links: Vec<(String, PathBuf)> = Vec::new();
     for dir in dirs {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
@@ -77,36 +104,34 @@ pub fn scan(dirs: &[PathBuf]) -> Scan {
         out.scanned.push(dir.clone());
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                out.ignored.push(entry.path());
+            let Some(stem) = name.as_bytes().strip_suffix(b".last") else {
                 continue;
             };
-            let Some(stem) = name.strip_suffix(".last") else {
-                continue;
-            };
-            if stem.starts_with('.') {
+            if stem.starts_with(b".") {
                 continue; // our own temp files and hidden files
             }
-            if validate_job_name(stem).is_err() {
-                out.ignored.push(entry.path());
+            let ignore = |reason: String| Ignored {
+                path: escaped(entry.path().as_os_str()),
+                reason,
+            };
+            let Ok(stem) = std::str::from_utf8(stem) else {
+                out.ignored.push(ignore(
+                    "its name is not UTF-8: not a job's record".to_string(),
+                ));
                 continue;
-            }
-            if entry.file_type().is_ok_and(|t| t.is_symlink()) {
-                links.push((stem.to_string(), entry.path()));
+            };
+            if let Err(e) = validate_job_name(stem) {
+                out.ignored.push(ignore(format!(
+                    "not a job name ({}): not a job's record",
+                    e.why
+                )));
                 continue;
             }
             candidates.push((stem.to_string(), entry.path()));
         }
     }
     let paths: Vec<&Path> = candidates.iter().map(|(_, p)| p.as_path()).collect();
-    let mut observed = observe_many(&paths);
-    for _ in &links {
-        observed.push(Err(Problem {
-            state: State::Unreadable,
-            reason: "a symbolic link, not followed".to_string(),
-        }));
-    }
-    candidates.extend(links);
+    let observed = observe_many(&paths);
     for ((job, path), observed) in candidates.into_iter().zip(observed) {
         match out.jobs.get_mut(&job) {
             None => {
@@ -148,6 +173,7 @@ pub fn scan(dirs: &[PathBuf]) -> Scan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nexus_heartbeat::State;
     use std::fs;
 
     #[test]
@@ -180,9 +206,53 @@ mod tests {
         assert_eq!(s.jobs["j"].shadowed, [a.path().join("j.last")]);
         // A readable record beats a corrupt one wherever it is.
         assert_eq!(s.jobs["broken"].path, a.path().join("broken.last"));
-        assert_eq!(s.ignored, [a.path().join("bad name.last")]);
+        assert_eq!(
+            s.ignored,
+            [Ignored {
+                path: a.path().join("bad name.last").display().to_string(),
+                reason: "not a job name (only A-Z a-z 0-9 . _ - are allowed): not a job's record"
+                    .to_string()
+            }]
+        );
         assert!(s.dir_problems.is_empty());
         assert_eq!(s.scanned.len(), 2);
+    }
+
+    #[test]
+    fn names_that_cannot_be_jobs_are_reported_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let hb = dir.path();
+        let record = r#"{"timestamp": 100, "interval_seconds": 60}"#;
+        for name in [
+            &b"caf\xe9.last"[..],
+            b"a\nb.last",
+            b"ok.last",
+            b"notes\xff.txt",
+        ] {
+            fs::write(hb.join(OsStr::from_bytes(name)), record).unwrap();
+        }
+        let s = scan(&[hb.to_path_buf()]);
+        assert_eq!(s.jobs.keys().collect::<Vec<_>>(), ["ok"]);
+        let shown: Vec<(&str, &str)> = s
+            .ignored
+            .iter()
+            .map(|i| (i.path.rsplit('/').next().unwrap(), i.reason.as_str()))
+            .collect();
+        let mut shown = shown;
+        shown.sort();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "a\\nb.last",
+                    "not a job name (only A-Z a-z 0-9 . _ - are allowed): not a job's record"
+                ),
+                ("caf\\xe9.last", "its name is not UTF-8: not a job's record"),
+            ]
+        );
+        let report = crate::evaluate(&crate::Registry::default(), &s, 100.0);
+        assert_eq!(report.ignored.len(), 2);
+        assert!(!report.healthy(), "an ignored record is a problem");
     }
 
     #[test]

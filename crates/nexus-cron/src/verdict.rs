@@ -9,7 +9,7 @@ use nexus_heartbeat::{Observation, format_duration};
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{Expect, JobSpec, Registry, Settings};
-use crate::scan::{DirProblem, Found, Scan};
+use crate::scan::{DirProblem, Found, Ignored, Scan};
 
 /// A job's status. Only `Ok` and `Running` are healthy; `Late` is a warning
 /// (inside the configured grace: exit 1, but no alert or incident yet);
@@ -111,15 +111,22 @@ pub struct CheckReport {
     /// Directories that could not be listed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dir_problems: Vec<String>,
+    /// `*.last` entries that cannot be a job's record (a name that is not
+    /// UTF-8 or not a job name). A warning, like `LATE`: not healthy (exit
+    /// 1), shown in every output, but no alert or incident of its own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<Ignored>,
     /// No job at all: neither a file nor a registry entry. Never healthy.
     pub nothing_monitored: bool,
 }
 
 impl CheckReport {
-    /// Exit code 0 only when something is monitored and every job is healthy.
+    /// Exit code 0 only when something is monitored, every job is healthy
+    /// and no record was ignored.
     pub fn healthy(&self) -> bool {
         !self.nothing_monitored
             && self.dir_problems.is_empty()
+            && self.ignored.is_empty()
             && self.jobs.iter().all(|j| j.status.is_healthy())
     }
 
@@ -230,6 +237,7 @@ pub fn evaluate(registry: &Registry, scan: &Scan, now: f64) -> CheckReport {
             .iter()
             .map(|DirProblem { dir, reason }| format!("{}: {reason}", dir.display()))
             .collect(),
+        ignored: scan.ignored.clone(),
     }
 }
 

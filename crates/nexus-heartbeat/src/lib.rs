@@ -20,7 +20,8 @@
 //! # Reading
 //! [`observe`] parses a file leniently (the canonical JSON and the legacy forms:
 //! bare epoch number, ISO-8601 string, empty `touch` file with its mtime) into
-//! an [`Observation`]; [`classify`] turns it into a [`Classification`]
+//! an [`Observation`], never following a symbolic link and never quoting an
+//! invalid file beyond a short sample (none unless it is owned as expected); [`classify`] turns it into a [`Classification`]
 //! ([`State::Fresh`], `Stale`, `Missing`, `Unreadable`, `Corrupt`,
 //! `FromTheFuture`) with the age and a reason that names the file and field.
 //! [`classify_many`] does the same for thousands of files on all cores, and
@@ -32,6 +33,9 @@
 //! - Panic on any input: huge, binary, truncated or hostile files are
 //!   classified, never unwrapped.
 //! - Replace a good heartbeat with a partial one.
+//! - Follow a symbolic link to a heartbeat, read a FIFO or a device as one,
+//!   or quote more of an invalid file than [`SAMPLE_BYTES`] of printable
+//!   ASCII (none of a file that is not owned as expected, see [`observe`]).
 
 mod cron;
 mod dirs;
@@ -54,8 +58,8 @@ pub use duration::{deserialize_duration, format_duration, parse_duration};
 pub use error::{DurationError, Error, JobNameError};
 pub use read::{
     Classification, Form, Glance, MAX_CONFIG_BYTES, MAX_FILE_BYTES, Observation, Problem, Progress,
-    Rule, State, classify, classify_file, classify_many, compare, glance, glance_file, glance_path,
-    observe, observe_file, observe_many, read_config, read_limited,
+    Rule, SAMPLE_BYTES, State, classify, classify_file, classify_many, compare, glance,
+    glance_file, glance_path, observe, observe_file, observe_many, read_config, read_limited,
 };
 pub use sd::{sd_notify, sd_notify_to};
 pub use write::{write_atomic, write_private};

@@ -97,7 +97,9 @@ pub struct Observation {
 
 impl Observation {
     /// Parses file content; `mtime` stands in for the time of an empty file.
-    /// The error is a reason naming the offending field.
+    /// The error is a reason naming the offending field; it never quotes the
+    /// content (only a file reader that knows whose file it is may add a
+    /// sample of it, see [`observe`]).
     pub fn parse(bytes: &[u8], mtime: Option<f64>) -> Result<Observation, String> {
         let text = std::str::from_utf8(bytes)
             .map_err(|e| format!("binary content (not UTF-8 at byte {})", e.valid_up_to()))?;
@@ -119,35 +121,30 @@ impl Observation {
             b'{' => Observation::parse_object(text, mtime),
             b'[' => Err("JSON is an array, not an object".to_string()),
             b'"' => {
-                let s: String =
-                    serde_json::from_str(text).map_err(|e| format!("invalid JSON string: {e}"))?;
+                let s: String = serde_json::from_str(text)
+                    .map_err(|e| format!("invalid JSON string: {}", json_error(&e)))?;
                 parse_iso(&s)
                     .map(|t| legacy(Form::IsoString, t))
-                    .ok_or_else(|| format!("string {:?} is not an ISO-8601 time", clip(&s)))
+                    .ok_or_else(|| "a string that is not an ISO-8601 time".to_string())
             }
             _ => {
                 if let Ok(t) = text.parse::<f64>() {
                     return if t.is_finite() {
                         Ok(legacy(Form::BareNumber, t))
                     } else {
-                        Err(format!("epoch {text:?} is not finite"))
+                        Err("an epoch that is not finite".to_string())
                     };
                 }
                 parse_iso(text)
                     .map(|t| legacy(Form::IsoString, t))
-                    .ok_or_else(|| {
-                        format!(
-                            "not JSON, an epoch number or an ISO-8601 time: {:?}",
-                            clip(text)
-                        )
-                    })
+                    .ok_or_else(|| "not JSON, an epoch number or an ISO-8601 time".to_string())
             }
         }
     }
 
     fn parse_object(text: &str, mtime: Option<f64>) -> Result<Observation, String> {
         let fields: Map<String, Value> =
-            serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+            serde_json::from_str(text).map_err(|e| format!("invalid JSON: {}", json_error(&e)))?;
         let timestamp = match fields.get("timestamp") {
             None | Some(Value::Null) => None,
             Some(v) => Some(time_value(v).map_err(|why| format!("field `timestamp`: {why}"))?),
@@ -191,8 +188,20 @@ impl Observation {
     }
 }
 
-fn clip(s: &str) -> String {
-    s.chars().take(40).collect()
+/// A JSON error without the content: serde_json's syntax messages name the
+/// line and column only, but a data error may quote a value.
+fn json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof => e.to_string(),
+        Category::Data | Category::Io => {
+            format!(
+                "unexpected value at line {} column {}",
+                e.line(),
+                e.column()
+            )
+        }
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -218,7 +227,7 @@ fn time_value(v: &Value) -> Result<f64, String> {
             .ok()
             .filter(|t| t.is_finite())
             .or_else(|| parse_iso(s))
-            .ok_or_else(|| format!("{:?} is neither epoch seconds nor ISO-8601", clip(s))),
+            .ok_or_else(|| "a string that is neither epoch seconds nor ISO-8601".to_string()),
         other => Err(format!(
             "expected epoch seconds or an ISO-8601 string, found {}",
             type_name(other)
@@ -239,7 +248,7 @@ fn interval_value(v: &Value) -> Result<f64, String> {
     };
     match secs {
         Some(s) if s.is_finite() && s > 0.0 => Ok(s),
-        _ => Err(format!("{v} is not a positive interval")),
+        _ => Err("not a positive interval (seconds, or a duration such as 5m)".to_string()),
     }
 }
 
@@ -272,8 +281,40 @@ pub struct Problem {
     pub reason: String,
 }
 
-/// Reads and parses one heartbeat file. Never blocks on FIFOs or devices,
-/// never reads more than [`MAX_FILE_BYTES`].
+impl Problem {
+    fn unreadable(reason: impl Into<String>) -> Problem {
+        Problem {
+            state: State::Unreadable,
+            reason: reason.into(),
+        }
+    }
+
+    fn corrupt(reason: impl Into<String>) -> Problem {
+        Problem {
+            state: State::Corrupt,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// At most this many bytes of an invalid heartbeat are quoted in its
+/// reason: the printable ASCII it starts with (see [`observe`]).
+pub const SAMPLE_BYTES: usize = 32;
+
+/// Reads and parses one heartbeat file. Never follows a symbolic link
+/// (`O_NOFOLLOW`: a link is `Unreadable`, "a symbolic link, not followed"),
+/// never blocks on FIFOs or devices, never reads more than
+/// [`MAX_FILE_BYTES`]; every checker reads heartbeats through this family
+/// ([`observe_many`], [`classify_file`], [`glance_path`]).
+///
+/// The reason for an invalid file never quotes its content, except for a
+/// sample of at most [`SAMPLE_BYTES`] printable ASCII bytes from its start,
+/// and only when the file is *owned as expected*: a regular file with one
+/// name (no hard link to a file elsewhere), readable by everyone (as
+/// heartbeats are written: 0644) and owned by the owner of the directory
+/// that holds it. Anything else (a FIFO, a device, a directory, a private
+/// file, a file a stranger put in a shared directory) is reported without
+/// a byte of it.
 pub fn observe(path: &Path) -> Result<Observation, Problem> {
     observe_into(path, &mut Vec::new())
 }
@@ -281,63 +322,57 @@ pub fn observe(path: &Path) -> Result<Observation, Problem> {
 /// [`observe`] reading into `buf` (reused across calls by [`observe_many`],
 /// which saves an allocation per file).
 fn observe_into(path: &Path, buf: &mut Vec<u8>) -> Result<Observation, Problem> {
-    let mut file = match open_nonblocking(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Problem {
-                state: State::Missing,
-                reason: "no such file".to_string(),
-            });
-        }
-        Err(e) => {
-            return Err(Problem {
-                state: State::Unreadable,
-                reason: format!("cannot open: {e}"),
-            });
-        }
-    };
-    observe_opened(&mut file, buf)
+    let mut file = open_heartbeat(path)?;
+    observe_opened(&mut file, buf, Some(path))
 }
 
 /// Reads and parses a heartbeat file the caller opened itself (e.g.
 /// relative to a directory descriptor with `O_NOFOLLOW`, as `nexus-cell`
-/// does). Open it with `O_NONBLOCK` so a FIFO cannot block the read.
+/// does). Open it with `O_NONBLOCK` so a FIFO cannot block the read. Its
+/// directory is unknown here, so an invalid file's content is never quoted.
 pub fn observe_file(file: &mut File) -> Result<Observation, Problem> {
-    observe_opened(file, &mut Vec::new())
+    observe_opened(file, &mut Vec::new(), None)
 }
 
-fn observe_opened(file: &mut File, buf: &mut Vec<u8>) -> Result<Observation, Problem> {
-    let len = read_bounded(file, buf).map_err(|e| Problem {
-        state: State::Unreadable,
-        reason: format!("cannot read: {e}"),
-    })?;
-    observe_read(file, &buf[..len])
+fn observe_opened(
+    file: &mut File,
+    buf: &mut Vec<u8>,
+    path: Option<&Path>,
+) -> Result<Observation, Problem> {
+    let len = read_heartbeat(file, buf)?;
+    observe_read(file, &buf[..len], path)
 }
 
-/// [`observe_opened`] once `buf` holds what [`read_bounded`] read of `file`.
-fn observe_read(file: &File, buf: &[u8]) -> Result<Observation, Problem> {
-    let unreadable = |reason: String| Problem {
-        state: State::Unreadable,
-        reason,
-    };
-    let corrupt = |reason: String| Problem {
-        state: State::Corrupt,
-        reason,
-    };
+/// [`read_bounded`] of a heartbeat; a failed read of something that is not
+/// a regular file (a directory, a FIFO with a silent writer) says what it is.
+fn read_heartbeat(file: &mut File, buf: &mut Vec<u8>) -> Result<usize, Problem> {
+    read_bounded(file, buf).map_err(|e| match regular_file(file) {
+        Ok(_) => Problem::unreadable(format!("cannot read: {e}")),
+        Err(p) => p,
+    })
+}
+
+/// [`observe_opened`] once `buf` holds what [`read_bounded`] read of `file`
+/// (opened at `path`, when the caller knows it).
+fn observe_read(file: &File, buf: &[u8], path: Option<&Path>) -> Result<Observation, Problem> {
     if !buf.is_empty() && buf.len() as u64 <= MAX_FILE_BYTES {
         // The common case costs open, one read, close: no fstat.
-        return Observation::parse(buf, None).map_err(corrupt);
+        let reason = match Observation::parse(buf, None) {
+            Ok(obs) => return Ok(obs),
+            Err(reason) => reason,
+        };
+        // Before a word of it is quoted: what is it, and whose?
+        let meta = regular_file(file)?;
+        return Err(Problem::corrupt(match path {
+            Some(path) if owned_as_expected(&meta, path) => with_sample(reason, buf),
+            _ => reason,
+        }));
     }
     // Rare cases are worth an fstat: an empty file's time is its mtime, and
     // an empty or endless read may come from something that is not a file.
-    let meta = file
-        .metadata()
-        .map_err(|e| unreadable(format!("cannot stat: {e}")))?;
-    if !meta.is_file() {
-        return Err(unreadable("not a regular file".to_string()));
-    }
+    let meta = regular_file(file)?;
     if !buf.is_empty() {
-        return Err(corrupt(format!(
+        return Err(Problem::corrupt(format!(
             "file is {} bytes, more than the {MAX_FILE_BYTES}-byte limit for a heartbeat",
             meta.len()
         )));
@@ -347,7 +382,63 @@ fn observe_read(file: &File, buf: &[u8]) -> Result<Observation, Problem> {
         .ok()
         .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_secs_f64());
-    Observation::parse(buf, mtime).map_err(corrupt)
+    Observation::parse(buf, mtime).map_err(Problem::corrupt)
+}
+
+/// The metadata of `file` when it is a regular file; anything else is
+/// `Unreadable`, saying what it is.
+fn regular_file(file: &File) -> Result<std::fs::Metadata, Problem> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = file
+        .metadata()
+        .map_err(|e| Problem::unreadable(format!("cannot stat: {e}")))?;
+    let t = meta.file_type();
+    let what = if t.is_file() {
+        return Ok(meta);
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "of an unknown type"
+    };
+    Err(Problem::unreadable(format!("not a regular file ({what})")))
+}
+
+/// Whether the content of `path` may be quoted (see [`observe`]): one
+/// name, readable by everyone, and owned by its directory's owner.
+fn owned_as_expected(meta: &std::fs::Metadata, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if !meta.is_file() || meta.nlink() != 1 || meta.mode() & 0o004 == 0 {
+        return false;
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::metadata(dir).is_ok_and(|d| d.uid() == meta.uid())
+}
+
+/// `reason` and the printable ASCII `content` starts with (at most
+/// [`SAMPLE_BYTES`], up to the first byte that is not printable: a control
+/// character cannot forge a line or a terminal escape in a report).
+fn with_sample(reason: String, content: &[u8]) -> String {
+    let sample: String = content
+        .iter()
+        .take(SAMPLE_BYTES)
+        .take_while(|b| matches!(b, b' '..=b'~'))
+        .map(|&b| char::from(b))
+        .collect();
+    if sample.trim().is_empty() {
+        return reason;
+    }
+    format!("{reason}; starts with {sample:?}")
 }
 
 /// A heartbeat is a few hundred bytes: one read of this size is the whole file.
@@ -429,42 +520,78 @@ pub fn read_config(path: &Path) -> io::Result<String> {
     String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-/// Opens read-only with `O_NONBLOCK` where we know its value, so a FIFO put
-/// in place of a heartbeat cannot hang the reader (regular files ignore it).
-fn open_nonblocking(path: &Path) -> io::Result<File> {
+/// `O_NONBLOCK | O_NOFOLLOW` where their values are known, so a FIFO put in
+/// place of a heartbeat cannot hang the reader (regular files ignore it)
+/// and a symbolic link is refused by the kernel (`ELOOP`). Elsewhere
+/// [`open_heartbeat_with`] checks with `lstat` before and `fstat` after.
+const OPEN_FLAGS: Option<i32> = if cfg!(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "riscv64"
+    )
+)) {
+    Some(0o4000 | 0o400000)
+} else if cfg!(all(
+    target_os = "linux",
+    any(target_arch = "aarch64", target_arch = "arm")
+)) {
+    Some(0o4000 | 0o100000)
+} else {
+    None
+};
+
+/// Opens a heartbeat for reading without following a final symbolic link
+/// and without blocking; the problem says why it cannot be read.
+fn open_heartbeat(path: &Path) -> Result<File, Problem> {
+    open_heartbeat_with(path, OPEN_FLAGS)
+}
+
+/// [`open_heartbeat`] with the open flags given (`None`: not known for
+/// this target).
+fn open_heartbeat_with(path: &Path, flags: Option<i32>) -> Result<File, Problem> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let mut opts = OpenOptions::new();
     opts.read(true);
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "x86",
-            target_arch = "aarch64",
-            target_arch = "arm",
-            target_arch = "riscv64"
-        )
-    ))]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        const O_NONBLOCK: i32 = 0o4000;
-        opts.custom_flags(O_NONBLOCK);
-    }
-    #[cfg(not(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "x86",
-            target_arch = "aarch64",
-            target_arch = "arm",
-            target_arch = "riscv64"
-        )
-    )))]
-    {
-        if !std::fs::metadata(path)?.is_file() {
-            return Err(io::Error::other("not a regular file"));
+    let Some(flags) = flags else {
+        // lstat: no link, nothing that could block an open; then the file
+        // opened must be the one looked at. (A FIFO swapped in between the
+        // two could still block this open: only targets whose flags are
+        // unknown take this path.)
+        let before = std::fs::symlink_metadata(path).map_err(|e| open_problem(path, e))?;
+        if before.file_type().is_symlink() {
+            return Err(Problem::unreadable(LINK_NOT_FOLLOWED));
         }
+        if !before.is_file() {
+            return Err(Problem::unreadable("not a regular file"));
+        }
+        let file = opts.open(path).map_err(|e| open_problem(path, e))?;
+        let after = regular_file(&file)?;
+        if (after.dev(), after.ino()) != (before.dev(), before.ino()) {
+            return Err(Problem::unreadable("replaced while it was being opened"));
+        }
+        return Ok(file);
+    };
+    opts.custom_flags(flags)
+        .open(path)
+        .map_err(|e| open_problem(path, e))
+}
+
+const LINK_NOT_FOLLOWED: &str = "a symbolic link, not followed";
+
+/// Why `path` could not be opened; `O_NOFOLLOW` on a link is `ELOOP`.
+fn open_problem(path: &Path, e: io::Error) -> Problem {
+    if e.kind() == io::ErrorKind::NotFound {
+        return Problem {
+            state: State::Missing,
+            reason: "no such file".to_string(),
+        };
     }
-    opts.open(path)
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Problem::unreadable(LINK_NOT_FOLLOWED);
+    }
+    Problem::unreadable(format!("cannot open: {e}"))
 }
 
 /// How old a heartbeat may be.

@@ -470,20 +470,7 @@ fn url_secrets(url: &str, r: &mut Redactor) {
 }
 
 /// A URL for messages: no user info, no query string (either may hold a token).
-pub(crate) fn redact_url(url: &str) -> String {
-    let no_query = url.split(['?', '#']).next().unwrap_or(url);
-    match no_query.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!("{scheme}://{host}{path}")
-        }
-        None => no_query.to_string(),
-    }
-}
+pub(crate) use nexus_secret::redact_url;
 
 /// An error and its sources on one line: `a: b: c`.
 pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -17,6 +17,8 @@
 //! (as is, percent-encoded, base64 at any alignment), escape sequences and
 //! control characters taken out, the length capped ([`EXCERPT_CHARS`]).
 //! The Gitea and Telegram clients and the probes use it.
+//! [`redact_url`] is the one way a URL is shown: without its user info,
+//! query or fragment.
 //!
 //! # What this crate must never do
 //! - Put a token (or any part of a token file) into an error, `Debug`
@@ -29,8 +31,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 mod redact;
+mod url;
 
 pub use redact::{EXCERPT_CHARS, REDACTED, Redactor, clean, strip_controls};
+pub use url::redact_url;
 
 /// The largest token file read (a token is a line, not a document).
 pub const MAX_TOKEN_FILE: u64 = 4096;

@@ -1,13 +1,18 @@
 //! Opt-in recovery actions (docs/SPEC.md §4.5): a restart command with an attempt
 //! cap that holds across one-shot runs, and a disk clean-up that reports the
-//! exact bytes freed and never leaves its roots.
+//! exact bytes freed and never leaves its roots (it walks by directory
+//! descriptor, see [`cleanup`]).
 
 use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::SystemTime;
 
 use nexus_probe::{Status, Verdict};
+use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, Stat, statat, unlinkat};
+use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{CleanupRule, RecoverySpec};
@@ -288,29 +293,68 @@ impl CleanupStats {
 
 /// Applies one rule: removes what matches under `rule.root`, never following
 /// a symlink, never entering `.git`, `.venv` or `node_modules`.
+///
+/// The tree is walked by directory descriptor: each directory is opened
+/// relative to its parent's descriptor with `O_DIRECTORY | O_NOFOLLOW`, and
+/// each file is examined (`fstatat` without following) and removed
+/// (`unlinkat`) relative to the descriptor of the directory that holds it.
+/// A directory swapped for a symlink while the walk runs (`renameat2`
+/// `RENAME_EXCHANGE`) is refused at the open, and a name resolved again
+/// later can only ever be an entry of a directory that was inside the root
+/// when the walk entered it: nothing outside the root is removed.
 pub fn cleanup(rule: &CleanupRule, now: SystemTime) -> Result<CleanupStats, String> {
-    let meta = std::fs::symlink_metadata(&rule.root)
-        .map_err(|e| format!("{}: {e}", rule.root.display()))?;
-    if !meta.is_dir() {
-        return Err(format!(
+    let root = open_dir(CWD, &rule.root).map_err(|e| match e {
+        Errno::LOOP | Errno::NOTDIR => format!(
             "{}: not a directory (symlinked roots are refused)",
             rule.root.display()
-        ));
-    }
+        ),
+        e => format!("{}: {e}", rule.root.display()),
+    })?;
     let cutoff = now
         .checked_sub(rule.older_than)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut stats = CleanupStats::default();
-    walk(&rule.root, rule, cutoff, 0, &mut stats);
+    walk(root.as_fd(), rule, cutoff, 0, &mut stats);
     Ok(stats)
 }
 
-fn older(meta: &std::fs::Metadata, cutoff: SystemTime) -> bool {
-    meta.modified().is_ok_and(|m| m < cutoff)
+/// Opens the directory `name` of `dir` for a walk, refusing a symlink.
+fn open_dir<P: rustix::path::Arg>(dir: impl AsFd, name: P) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::openat(dir, name, flags, Mode::empty())
+}
+
+/// Whether an entry was last modified before `cutoff`.
+fn older(st: &Stat, cutoff: SystemTime) -> bool {
+    let Ok(secs) = u64::try_from(st.st_mtime) else {
+        return true; // before 1970
+    };
+    let nanos = u32::try_from(st.st_mtime_nsec)
+        .unwrap_or(0)
+        .min(999_999_999);
+    SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos) < cutoff
+}
+
+/// The entries of `dir` other than `.` and `..`: name, and what `fstatat`
+/// (not following links) says of it. Entries that vanish are skipped.
+fn entries(dir: BorrowedFd<'_>) -> impl Iterator<Item = (CString, Stat)> + '_ {
+    let listing = Dir::read_from(dir).ok();
+    listing
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(move |e| {
+            let name = e.file_name();
+            if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                return None;
+            }
+            let st = statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+            Some((name.to_owned(), st))
+        })
 }
 
 fn walk(
-    dir: &Path,
+    dir: BorrowedFd<'_>,
     rule: &CleanupRule,
     cutoff: SystemTime,
     depth: usize,
@@ -319,59 +363,60 @@ fn walk(
     if depth > MAX_DEPTH {
         return;
     }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        // file_type() does not follow symlinks.
-        let Ok(ft) = entry.file_type() else { continue };
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let path = entry.path();
-        if ft.is_symlink() {
-            continue;
-        }
-        if ft.is_dir() {
-            if NEVER_DESCEND.contains(&name.as_ref()) {
+    for (name, st) in entries(dir) {
+        let shown = name.to_string_lossy();
+        let kind = FileType::from_raw_mode(st.st_mode);
+        let matches = || glob_match(&rule.pattern, &shown) && older(&st, cutoff);
+        if kind == FileType::Directory {
+            if NEVER_DESCEND.contains(&shown.as_ref()) {
                 continue;
             }
-            if rule.directories
-                && glob_match(&rule.pattern, &name)
-                && entry.metadata().is_ok_and(|m| older(&m, cutoff))
-            {
-                let bytes = tree_bytes(&path, 0);
-                if std::fs::remove_dir_all(&path).is_ok() {
+            // Swapped for a symlink since the listing: ELOOP, skipped.
+            let Ok(sub) = open_dir(dir, name.as_c_str()) else {
+                continue;
+            };
+            if rule.directories && matches() {
+                stats.bytes += remove_tree(sub.as_fd(), 0);
+                if unlinkat(dir, name.as_c_str(), AtFlags::REMOVEDIR).is_ok() {
                     stats.dirs += 1;
-                    stats.bytes += bytes;
                 }
-                continue;
+            } else {
+                walk(sub.as_fd(), rule, cutoff, depth + 1, stats);
             }
-            walk(&path, rule, cutoff, depth + 1, stats);
-        } else if ft.is_file() && !rule.directories && glob_match(&rule.pattern, &name) {
-            let Ok(meta) = entry.metadata() else { continue };
-            if older(&meta, cutoff) && std::fs::remove_file(&path).is_ok() {
-                stats.files += 1;
-                stats.bytes += meta.len();
-            }
+        } else if kind == FileType::RegularFile
+            && !rule.directories
+            && matches()
+            // Relative to `dir`: whatever the name is now, it is an entry of
+            // this directory (a symlink is removed, never its target).
+            && unlinkat(dir, name.as_c_str(), AtFlags::empty()).is_ok()
+        {
+            stats.files += 1;
+            stats.bytes += st.st_size.max(0) as u64;
         }
     }
 }
 
-fn tree_bytes(dir: &Path, depth: usize) -> u64 {
+/// Empties the directory `dir` (links removed, never followed) and returns
+/// the bytes of the regular files removed.
+fn remove_tree(dir: BorrowedFd<'_>, depth: usize) -> u64 {
     if depth > MAX_DEPTH {
         return 0;
     }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(ft) if ft.is_dir() => tree_bytes(&e.path(), depth + 1),
-            Ok(ft) if ft.is_file() => e.metadata().map_or(0, |m| m.len()),
-            _ => 0,
-        })
-        .sum()
+    let mut bytes = 0;
+    for (name, st) in entries(dir) {
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if kind == FileType::Directory {
+            if let Ok(sub) = open_dir(dir, name.as_c_str()) {
+                bytes += remove_tree(sub.as_fd(), depth + 1);
+                let _ = unlinkat(dir, name.as_c_str(), AtFlags::REMOVEDIR);
+            }
+        } else if unlinkat(dir, name.as_c_str(), AtFlags::empty()).is_ok()
+            && kind == FileType::RegularFile
+        {
+            bytes += st.st_size.max(0) as u64;
+        }
+    }
+    bytes
 }
 
 /// File-name glob: `*` any run, `?` one character, everything else literal.
@@ -420,6 +465,16 @@ mod tests {
         }
     }
 
+    /// A rule for `pattern` under `root`, older than a week.
+    fn week_old(root: &Path, pattern: &str, directories: bool) -> CleanupRule {
+        CleanupRule {
+            root: root.to_path_buf(),
+            pattern: pattern.into(),
+            older_than: Duration::from_secs(7 * 86_400),
+            directories,
+        }
+    }
+
     fn age(path: &Path, days: u64) {
         let t = SystemTime::now() - Duration::from_secs(days * 86_400);
         fs::File::options()
@@ -450,12 +505,7 @@ mod tests {
         fs::write(&victim, b"never").unwrap();
         age(&victim, 10);
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
-        let rule = CleanupRule {
-            root: root.clone(),
-            pattern: "*.log".into(),
-            older_than: Duration::from_secs(7 * 86_400),
-            directories: false,
-        };
+        let rule = week_old(&root, "*.log", false);
         let s = cleanup(&rule, SystemTime::now()).unwrap();
         assert_eq!(
             s,
@@ -466,6 +516,123 @@ mod tests {
             }
         );
         assert!(!old.exists() && new.exists() && git_log.exists() && victim.exists());
+    }
+
+    /// A racer keeps exchanging a directory of the root with a symlink to a
+    /// directory outside it full of old files (`renameat2 RENAME_EXCHANGE`)
+    /// while real clean-ups run: not one outside file may go. The directory
+    /// in the root holds old files of the same names (refilled before each
+    /// run), so a walk that resolves `root/sub/<name>` again for each
+    /// removal has 300 chances a run to land outside. (The walk by path
+    /// deleted outside files in most runs of this test.)
+    #[test]
+    fn a_directory_swapped_for_a_symlink_mid_walk_never_leads_outside() {
+        use rustix::fs::{RenameFlags, renameat_with};
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::{Arc, Barrier};
+
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let sub = root.join("sub");
+        let outside = tmp.path().join("outside");
+        let link = tmp.path().join("link");
+        fs::create_dir_all(&sub).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let names: Vec<String> = (0..300).map(|i| format!("victim-{i}.log")).collect();
+        // The directory itself, wherever the racer moves it.
+        let inside = open_dir(CWD, &sub).unwrap();
+        let refill = || {
+            for name in &names {
+                let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW;
+                let fd =
+                    rustix::fs::openat(&inside, name.as_str(), flags, Mode::from(0o644)).unwrap();
+                let f = fs::File::from(fd);
+                f.set_modified(SystemTime::now() - Duration::from_secs(30 * 86_400))
+                    .unwrap();
+            }
+        };
+        let victims: Vec<PathBuf> = names
+            .iter()
+            .map(|name| {
+                let p = outside.join(name);
+                fs::write(&p, b"must survive").unwrap();
+                age(&p, 30);
+                p
+            })
+            .collect();
+        let rule = week_old(&root, "*.log", false);
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let swaps = Arc::new(AtomicU64::new(0));
+        let started = Arc::new(Barrier::new(2));
+        let racer = {
+            let (stop, swaps, started) = (stop.clone(), swaps.clone(), started.clone());
+            let (sub, link) = (sub.clone(), link.clone());
+            std::thread::spawn(move || {
+                started.wait();
+                // Bounded: a million exchanges at most, or until told.
+                for _ in 0..1_000_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    renameat_with(CWD, &sub, CWD, &link, RenameFlags::EXCHANGE).unwrap();
+                    swaps.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        started.wait();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut runs = 0;
+        // Bounded: 50 clean-ups or 5 s, stopping at the first loss.
+        while runs < 50 && std::time::Instant::now() < deadline {
+            refill();
+            let _ = cleanup(&rule, SystemTime::now());
+            runs += 1;
+            if victims.iter().any(|v| !v.exists()) {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        racer.join().unwrap();
+        let lost = victims.iter().filter(|v| !v.exists()).count();
+        assert!(swaps.load(Ordering::Relaxed) > 0, "the racer never ran");
+        assert_eq!(
+            lost,
+            0,
+            "{lost} of 300 files outside the root deleted in {runs} clean-up(s) racing {} swaps",
+            swaps.load(Ordering::Relaxed)
+        );
+    }
+
+    #[test]
+    fn directories_are_removed_whole_with_their_bytes_and_links_only_unlinked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(root.join("a/__pycache__/deep")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        let keep = outside.join("keep.pyc");
+        fs::write(&keep, b"outside").unwrap();
+        fs::write(root.join("a/__pycache__/x.pyc"), vec![b'x'; 100]).unwrap();
+        fs::write(root.join("a/__pycache__/deep/y.pyc"), vec![b'y'; 23]).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("a/__pycache__/out")).unwrap();
+        let cache = root.join("a/__pycache__");
+        fs::File::open(&cache)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(10 * 86_400))
+            .unwrap();
+        let rule = week_old(&root, "__pycache__", true);
+        let s = cleanup(&rule, SystemTime::now()).unwrap();
+        assert_eq!(
+            s,
+            CleanupStats {
+                files: 0,
+                dirs: 1,
+                bytes: 123
+            }
+        );
+        assert!(!cache.exists() && root.join("a").is_dir() && keep.exists());
     }
 
     #[test]

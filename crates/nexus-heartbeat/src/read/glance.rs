@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::{
     Classification, FIRST_READ, MAX_FILE_BYTES, Observation, Problem, Rule, State, classify,
-    interval_value, observe_read, open_nonblocking, read_bounded, time_value,
+    interval_value, observe_read, open_heartbeat, read_heartbeat, time_value,
 };
 
 /// What a sweep needs of one heartbeat.
@@ -79,10 +79,15 @@ pub fn glance(bytes: &[u8], now: f64, rule: &Rule) -> Glance {
 }
 
 /// [`glance`] of a file the caller opened (with `O_NONBLOCK`, as for
-/// [`observe_file`](super::observe_file)).
+/// [`observe_file`](super::observe_file); its content is never quoted).
 pub fn glance_file(file: &mut File, now: f64, rule: &Rule) -> Glance {
+    glance_opened(file, None, now, rule)
+}
+
+/// [`glance_file`] of a file opened at `path`, when the caller knows it.
+fn glance_opened(file: &mut File, path: Option<&Path>, now: f64, rule: &Rule) -> Glance {
     READ_BUF.with_borrow_mut(|buf| {
-        let glance = glance_read(file, buf, now, rule);
+        let glance = glance_read(file, path, buf, now, rule);
         // A rare big file must not pin a megabyte to the thread.
         if buf.len() > FIRST_READ {
             buf.truncate(FIRST_READ);
@@ -98,15 +103,16 @@ thread_local! {
     static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn glance_read(file: &mut File, buf: &mut Vec<u8>, now: f64, rule: &Rule) -> Glance {
-    let bytes = match read_bounded(file, buf) {
+fn glance_read(
+    file: &mut File,
+    path: Option<&Path>,
+    buf: &mut Vec<u8>,
+    now: f64,
+    rule: &Rule,
+) -> Glance {
+    let bytes = match read_heartbeat(file, buf) {
         Ok(len) => &buf[..len],
-        Err(e) => {
-            return Glance::problem(Problem {
-                state: State::Unreadable,
-                reason: format!("cannot read: {e}"),
-            });
-        }
+        Err(p) => return Glance::problem(p),
     };
     if !bytes.is_empty()
         && bytes.len() as u64 <= MAX_FILE_BYTES
@@ -115,23 +121,17 @@ fn glance_read(file: &mut File, buf: &mut Vec<u8>, now: f64, rule: &Rule) -> Gla
         return g;
     }
     // Empty, oversized, legacy or not fresh: the full reader decides.
-    let observed = observe_read(file, bytes);
+    let observed = observe_read(file, bytes, path);
     Glance::of(classify(Path::new(""), observed, now, rule))
 }
 
-/// [`glance`] of the file at `path` (opened like [`observe`](super::observe):
-/// `O_NONBLOCK`, a missing file is `Missing`).
+/// [`glance`] of the file at `path`, read like [`observe`](super::observe)
+/// reads it: a symbolic link is not followed, a missing file is `Missing`,
+/// an invalid file's content is quoted by a sample at most.
 pub fn glance_path(path: &Path, now: f64, rule: &Rule) -> Glance {
-    match open_nonblocking(path) {
-        Ok(mut f) => glance_file(&mut f, now, rule),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Glance::problem(Problem {
-            state: State::Missing,
-            reason: "no such file".to_string(),
-        }),
-        Err(e) => Glance::problem(Problem {
-            state: State::Unreadable,
-            reason: format!("cannot open: {e}"),
-        }),
+    match open_heartbeat(path) {
+        Ok(mut f) => glance_opened(&mut f, Some(path), now, rule),
+        Err(p) => Glance::problem(p),
     }
 }
 

@@ -10,6 +10,11 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", path.display());
+}
+
 fn state_of(bytes: &[u8], rule: &Rule) -> Classification {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "hb.json", bytes);
@@ -331,8 +336,7 @@ fn a_config_from_a_pipe_is_read_to_its_end() {
     // `--config <(generate)`: a short read is not the end of a pipe.
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+    mkfifo(&fifo);
     let writer = {
         let fifo = fifo.clone();
         std::thread::spawn(move || {
@@ -347,4 +351,158 @@ fn a_config_from_a_pipe_is_read_to_its_end() {
     };
     assert_eq!(read_config(&fifo).unwrap(), "a = 1\nb = 2\n");
     writer.join().unwrap();
+}
+
+/// A secret an attacker would like to see quoted in a report or an issue.
+const SECRET: &str = "GITEA_TOKEN=s3cr3t-canary-0123456789";
+
+fn no_secret(what: &str, text: &str) {
+    assert!(!text.contains("s3cr3t"), "{what} quotes the secret: {text}");
+}
+
+#[test]
+fn a_symlinked_heartbeat_is_reported_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = write(dir.path(), "secrets.env", SECRET.as_bytes());
+    // A target that would even pass as a fresh heartbeat.
+    let valid = write(
+        dir.path(),
+        "valid.json",
+        format!(r#"{{"timestamp": {NOW}, "model": "{SECRET}"}}"#).as_bytes(),
+    );
+    for (name, target) in [
+        ("secret.json", secrets.as_path()),
+        ("valid.json.link", valid.as_path()),
+        ("dangling.json", Path::new("/nonexistent/heartbeat.json")),
+    ] {
+        let link = dir.path().join(name);
+        std::os::unix::fs::symlink(target, &link).unwrap();
+        let c = classify_file(&link, NOW, &Rule::default());
+        assert_eq!(c.state, State::Unreadable, "{c}");
+        assert!(c.reason.contains("symbolic link, not followed"), "{c}");
+        assert!(c.observation.is_none());
+        no_secret("classify_file", &c.to_string());
+        let g = glance_path(&link, NOW, &Rule::default());
+        assert_eq!((g.state, g.pid), (State::Unreadable, None), "{g:?}");
+        no_secret("glance_path", &format!("{g:?}"));
+        let many = classify_many(&[&link], NOW, &Rule::default());
+        assert_eq!(many[0].state, State::Unreadable);
+        no_secret("classify_many", &many[0].to_string());
+    }
+    // The fallback for targets whose O_NOFOLLOW is unknown says the same.
+    let link = dir.path().join("secret.json");
+    let p = open_heartbeat_with(&link, None).unwrap_err();
+    assert_eq!(p.state, State::Unreadable);
+    assert!(p.reason.contains("symbolic link, not followed"), "{p:?}");
+}
+
+#[test]
+fn an_invalid_file_is_quoted_by_a_short_sanitised_sample_at_most() {
+    let dir = tempfile::tempdir().unwrap();
+    // A value that used to be quoted whole, the secret past the sample.
+    let long = format!(
+        r#"{{"timestamp": 1, "interval": "every {}{SECRET}"}}"#,
+        "x".repeat(40)
+    );
+    let c = state_of(long.as_bytes(), &Rule::default());
+    assert_eq!(c.state, State::Corrupt, "{c}");
+    assert!(c.reason.contains("field `interval`"), "{c}");
+    assert!(
+        c.reason
+            .contains(r#"starts with "{\"timestamp\": 1, \"interval\": \"ev""#),
+        "{c}"
+    );
+    no_secret("the reason", &c.reason);
+    // Not JSON at all: only the sample, and only up to the first
+    // character that is not printable ASCII (an escape sequence, a newline).
+    let c = state_of(format!("hello\x1b[2J{SECRET}").as_bytes(), &Rule::default());
+    assert_eq!(c.state, State::Corrupt, "{c}");
+    assert!(c.reason.ends_with(r#"; starts with "hello""#), "{c}");
+    let c = state_of(b"\xff\xfe binary", &Rule::default());
+    assert!(!c.reason.contains("starts with"), "{c}");
+    // Parsing bytes (no file, no owner to check) never quotes them.
+    let e = Observation::parse(format!("nope {SECRET}").as_bytes(), None).unwrap_err();
+    assert!(!e.contains("nope"), "{e}");
+    let e = Observation::parse(format!("\"{SECRET}\"").as_bytes(), None).unwrap_err();
+    no_secret("a parse error", &e);
+    let e =
+        Observation::parse(format!(r#"{{"timestamp": "{SECRET}"}}"#).as_bytes(), None).unwrap_err();
+    no_secret("a parse error", &e);
+    let _ = dir;
+}
+
+#[test]
+fn content_of_a_file_not_owned_as_expected_is_never_quoted() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!("{SECRET} and more");
+    let quoted = |p: &Path| {
+        let c = classify_file(p, NOW, &Rule::default());
+        assert_eq!(c.state, State::Corrupt, "{c}");
+        c.reason.contains("GITEA_TOKEN=s3cr3t")
+    };
+    let plain = write(dir.path(), "plain.json", body.as_bytes());
+    fs::set_permissions(&plain, fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(quoted(&plain), "the owner's own world-readable file");
+    // Readable by its owner only: whatever it holds is not for a report.
+    let private = write(dir.path(), "private.json", body.as_bytes());
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(!quoted(&private));
+    // A second name for a file that lives elsewhere.
+    let linked = dir.path().join("hardlink.json");
+    fs::hard_link(&plain, &linked).unwrap();
+    assert!(!quoted(&linked));
+    assert!(!quoted(&plain), "it has two names now");
+    // Owned by someone other than its directory's owner.
+    let other = write(dir.path(), "other.json", body.as_bytes());
+    fs::set_permissions(&other, fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::chown(&other, Some(65534), Some(65534))
+        .expect("chown to nobody (the tests run as root)");
+    assert!(!quoted(&other));
+    // A file opened by the caller: its directory is unknown, so no sample.
+    let mut f = fs::File::open(write(dir.path(), "opened.json", body.as_bytes())).unwrap();
+    let p = observe_file(&mut f).unwrap_err();
+    assert_eq!(p.state, State::Corrupt);
+    no_secret("a file opened by the caller", &p.reason);
+}
+
+#[test]
+fn a_fifo_is_never_read_as_content_or_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("hb.json");
+    mkfifo(&fifo);
+    // Held open read-write, so what is written waits in the pipe for the
+    // checker's read.
+    let mut pipe = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    std::io::Write::write_all(&mut pipe, SECRET.as_bytes()).unwrap();
+    let c = classify_file(&fifo, NOW, &Rule::default());
+    assert_eq!(c.state, State::Unreadable, "{c}");
+    assert!(c.reason.contains("not a regular file (a FIFO)"), "{c}");
+    no_secret("a FIFO's verdict", &c.reason);
+    let g = glance_path(&fifo, NOW, &Rule::default());
+    assert_eq!(g.state, State::Unreadable, "{g:?}");
+    drop(pipe);
+}
+
+#[test]
+fn the_open_without_known_flags_checks_before_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "hb.json",
+        format!(r#"{{"timestamp":{NOW}}}"#).as_bytes(),
+    );
+    let mut f = open_heartbeat_with(&p, None).unwrap();
+    assert!(observe_file(&mut f).is_ok());
+    let p = open_heartbeat_with(dir.path(), None).unwrap_err();
+    assert_eq!(
+        (p.state, p.reason.as_str()),
+        (State::Unreadable, "not a regular file")
+    );
+    let p = open_heartbeat_with(&dir.path().join("none"), None).unwrap_err();
+    assert_eq!(p.state, State::Missing);
 }

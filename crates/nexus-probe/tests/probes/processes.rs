@@ -317,6 +317,33 @@ async fn heartbeat_fresh_stale_corrupt_missing_and_grace() {
     assert_eq!(v.details["pid"], agent.pid);
 }
 
+/// A heartbeat replaced by a link to a secrets file (or to a heartbeat that
+/// would pass) is reported, never followed: nothing of the target reaches
+/// the verdict that becomes an issue body or `--json`.
+#[tokio::test]
+async fn a_symlinked_heartbeat_is_reported_and_its_target_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.env");
+    std::fs::write(&secrets, "GITEA_TOKEN=s3cr3t-canary\n").unwrap();
+    let alive = dir.path().join("alive.json");
+    let ts = nexus_heartbeat::now_epoch();
+    std::fs::write(
+        &alive,
+        format!(r#"{{"timestamp": {ts}, "cycle": 1, "model": "s3cr3t-model"}}"#),
+    )
+    .unwrap();
+    for target in [&secrets, &alive] {
+        let path = dir.path().join("heartbeat.json");
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink(target, &path).unwrap();
+        let v = run(ProbeKind::Heartbeat(HeartbeatSpec::new(&path))).await;
+        expect(&v, Status::Critical, "a symbolic link, not followed");
+        let shown = format!("{v} {}", serde_json::to_string(&v).unwrap());
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert_eq!(v.details["state"], "unreadable");
+    }
+}
+
 #[tokio::test]
 async fn heartbeat_never_written_by_an_old_process() {
     let root = tempfile::tempdir().unwrap();
