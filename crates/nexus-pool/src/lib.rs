@@ -25,7 +25,10 @@
 //!   the future judged by progress.
 //! - [`faults`]: write faults (a full disk) the pool runs through and reports.
 //! - [`http`]: the loopback HTTP surface over that snapshot: `/health`,
-//!   `/metrics`, `/api/agents` and the status page.
+//!   `/metrics`, `/api/agents` and the status page; clients are held to a
+//!   header timeout, a connection lifetime and a connection cap.
+//! - [`fds`]: the open-file budget shared by probes, HTTP connections and a
+//!   reserve for the pool's own files.
 //!
 //! # What this crate must never do
 //! - Listen beyond loopback unless told to.
@@ -41,6 +44,7 @@ pub mod clock;
 pub mod config;
 mod error;
 pub mod faults;
+pub mod fds;
 pub mod fleet;
 pub mod http;
 pub mod intent;
