@@ -27,6 +27,9 @@
 //! - [`http`]: the loopback HTTP surface over that snapshot: `/health`,
 //!   `/metrics`, `/api/agents` and the status page; clients are held to a
 //!   header timeout, a connection lifetime and a connection cap.
+//! - [`files`]: the pool's own files: a private state directory, reads
+//!   that follow no link and never block, bad state set aside, the PID and
+//!   cells-root locks.
 //! - [`fds`]: the open-file budget shared by probes, HTTP connections and a
 //!   reserve for the pool's own files.
 //!
@@ -45,6 +48,7 @@ pub mod config;
 mod error;
 pub mod faults;
 pub mod fds;
+pub mod files;
 pub mod fleet;
 pub mod http;
 pub mod intent;
