@@ -374,3 +374,169 @@ pub fn append_own(path: &Path, line: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Locks the daemon's PID file (its directory created `0700`): a second
+/// daemon on the same state gets [`crate::Error::AlreadyRunning`]. The file
+/// is removed when the lock is dropped.
+pub fn lock_pid_file(path: &Path) -> Result<Lock, crate::Error> {
+    if let Ok((dir, _)) = split(path) {
+        private_dir(dir).map_err(|source| crate::Error::Io {
+            op: "create directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    lock(path, Duration::ZERO, true).map_err(|e| match e {
+        LockError::Busy(pid) => crate::Error::AlreadyRunning {
+            path: path.to_path_buf(),
+            pid,
+        },
+        other => lock_error(path, other),
+    })
+}
+
+/// Locks the cells root (its [`CELLS_LOCK`] file), waiting up to `wait` for
+/// another pool to let go: a second pool on the same root gets
+/// [`crate::Error::CellsRootBusy`], naming the root and the holder's PID.
+/// The root must exist (a root that appears later would be unguarded).
+pub fn lock_cells_root(root: &Path, wait: Duration) -> Result<Lock, crate::Error> {
+    let path = root.join(CELLS_LOCK);
+    if !root.is_dir() {
+        return Err(crate::Error::Lock {
+            path,
+            why: format!("the cells root {} is not a directory", root.display()),
+        });
+    }
+    lock(&path, wait, false).map_err(|e| match e {
+        LockError::Busy(pid) => crate::Error::CellsRootBusy {
+            root: root.to_path_buf(),
+            lock: path.clone(),
+            pid,
+        },
+        other => lock_error(&path, other),
+    })
+}
+
+fn lock_error(path: &Path, e: LockError) -> crate::Error {
+    let why = match e {
+        LockError::Busy(_) => "held by another process".to_string(),
+        LockError::Unsafe(why) => format!("{why}; refusing a lock others could replace"),
+        LockError::Io(e) => e.to_string(),
+    };
+    crate::Error::Lock {
+        path: path.to_path_buf(),
+        why,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_second_lock_is_refused_with_the_holders_pid_and_a_pid_file_goes_with_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state/pool.pid");
+        let held = lock_pid_file(&p).unwrap();
+        assert_eq!(mode(&dir.path().join("state")), 0o700);
+        assert_eq!(mode(&p), 0o600);
+        let me = std::process::id();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), format!("{me}\n"));
+        let e = lock_pid_file(&p).unwrap_err();
+        assert!(
+            matches!(e, crate::Error::AlreadyRunning { pid: Some(pid), .. } if pid == me),
+            "{e}"
+        );
+        drop(held);
+        assert!(!p.exists(), "the PID file goes with its lock");
+        // The cells root's lock stays (removing it would let two pools
+        // lock two files), and a waiting pool gets it once it is free.
+        let root = dir.path().join("cells");
+        std::fs::create_dir(&root).unwrap();
+        let held = lock_cells_root(&root, Duration::ZERO).unwrap();
+        let t = Instant::now();
+        let e = lock_cells_root(&root, Duration::from_millis(300)).unwrap_err();
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&*root.to_string_lossy()) && msg.contains(&format!("PID {me}")),
+            "{msg}"
+        );
+        let waiter = std::thread::spawn({
+            let root = root.clone();
+            move || lock_cells_root(&root, Duration::from_secs(10)).map(|_| ())
+        });
+        drop(held);
+        waiter.join().unwrap().unwrap();
+        assert_eq!(mode(&root.join(CELLS_LOCK)), 0o600);
+        let e = lock_cells_root(&dir.path().join("missing"), Duration::ZERO).unwrap_err();
+        assert!(e.to_string().contains("is not a directory"), "{e}");
+    }
+
+    #[test]
+    fn a_lock_file_others_could_replace_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let refused = |p: &Path, why: &str| match lock(p, Duration::ZERO, false) {
+            Err(LockError::Unsafe(w)) => assert!(w.contains(why), "{}: {w}", p.display()),
+            other => panic!("{}: {other:?}", p.display()),
+        };
+        // A link, to a file the pool would otherwise truncate.
+        let target = d.join("target");
+        std::fs::write(&target, b"keep me").unwrap();
+        std::os::unix::fs::symlink(&target, d.join("link.lock")).unwrap();
+        refused(&d.join("link.lock"), "symbolic link");
+        // A second name of that file.
+        std::fs::hard_link(&target, d.join("hard.lock")).unwrap();
+        refused(&d.join("hard.lock"), "2 hard links");
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+        // A FIFO.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            d.join("fifo.lock").as_path(),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        refused(&d.join("fifo.lock"), "not a regular file (a FIFO)");
+        // Another user's file (the tests run as root in CI).
+        if rustix::process::geteuid().is_root() {
+            let theirs = d.join("theirs.lock");
+            std::fs::write(&theirs, b"").unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            refused(&theirs, "belongs to user 65534");
+            let owned = d.join("owned");
+            std::fs::create_dir(&owned).unwrap();
+            std::os::unix::fs::chown(&owned, Some(65534), Some(65534)).unwrap();
+            refused(&owned.join("x.lock"), "belongs to user 65534");
+        }
+        // A directory others may write, unless it is sticky.
+        let open = d.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        refused(&open.join("x.lock"), "chmod go-w");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        lock(&open.join("x.lock"), Duration::ZERO, true).unwrap();
+        // One of ours from before the pool's files were private.
+        let old = d.join("old.lock");
+        std::fs::write(&old, b"").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _l = lock(&old, Duration::ZERO, false).unwrap();
+        assert_eq!(mode(&old), 0o600);
+    }
+
+    #[test]
+    fn a_new_state_directory_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("a/b");
+        private_dir(&state).unwrap();
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
+        assert_eq!(mode(&state), 0o700);
+    }
+}
