@@ -1079,7 +1079,8 @@ fn cron_jobs_on_other_hosts_push_their_runs_to_the_pool() {
             .run()
             .unwrap()
     };
-    let check = || cron_status(&pings, "nightly");
+    let pushed = format!("nightly@{}", nexus_heartbeat::hostname());
+    let check = || cron_status(&pings, &pushed);
     let o = job("exit 0", TOKEN);
     assert_eq!(
         o.status.code(),

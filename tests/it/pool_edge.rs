@@ -315,3 +315,106 @@ fn a_flood_of_idle_connections_under_a_low_fd_limit_costs_the_pool_nothing() {
     let health: Value = serde_json::from_str(&get(&format!("{base}/health"))).unwrap();
     assert_eq!(health["service"], "resurrection-pool");
 }
+
+/// The daemon with `[ping]` serving a token.
+fn ping_daemon(f: &Fleet, pings: &Path, state: &Path, extra: &[&str]) -> (Daemon, String) {
+    let cfg = f.config(&format!("[ping]\ndir = \"{}\"\n", pings.display()));
+    let port = free_port();
+    let d = Daemon(
+        pool_with_state(&cfg, state)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("NEXUS_PING_TOKEN", PUSH_TOKEN)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    get(&format!("{url}/health"));
+    (d, url)
+}
+
+const PUSH_TOKEN: &str = "a-push-token-of-some-length";
+
+/// `nexus-heartbeat run --url` on "host B" pushes a successful
+/// `db_backup`; the local `db_backup` failed. The pool keeps the push as
+/// `db_backup@hostB`, so `cron-heartbeat-check` over both directories
+/// reports the local failure and the remote success, neither hiding the
+/// other.
+#[test]
+fn a_pushed_run_never_hides_the_local_job_of_the_same_name() {
+    let f = Fleet::new();
+    f.join("w1", RevivePolicy::Never, false);
+    let pings = f.root.join("pings");
+    let local = f.root.join("local");
+    let (_d, url) = ping_daemon(&f, &pings, &f.root.join("pool-state.json"), &[]);
+    let run = |args: &[&str], cmd: &str| {
+        Command::new(bin("nexus-heartbeat"))
+            .args(["run", "--job", "db_backup", "--interval", "1h"])
+            .args(args)
+            .args(["--", "sh", "-c", cmd])
+            .env("NEXUS_PING_TOKEN", PUSH_TOKEN)
+            .run()
+            .unwrap()
+    };
+    let o = run(&["--dir", &local.to_string_lossy()], "exit 3");
+    assert_eq!(o.status.code(), Some(3));
+    // The push comes after the local failure: the newer record.
+    let o = run(&["--url", &url, "--host", "hostB"], "exit 0");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Command::new(bin("cron-heartbeat-check"))
+        .arg("--dir")
+        .arg(&local)
+        .arg("--dir")
+        .arg(&pings)
+        .args(["--json", "--dry-run"])
+        .run()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let status = |job: &str| {
+        v["jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|j| j["job"] == job)
+            .and_then(|j| j["status"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(status("db_backup"), "FAILED", "{v:#}");
+    assert_eq!(status("db_backup@hostB"), "OK", "{v:#}");
+    assert_eq!(o.status.code(), Some(1), "a failed job fails the check");
+    assert!(pings.join("db_backup@hostB.last").is_file());
+}
+
+/// A dry-run pool answers a ping 503 and writes no `.last` file (nor its
+/// PID file, state directory or lock).
+#[test]
+fn a_dry_run_pool_records_no_ping() {
+    let f = Fleet::new();
+    f.join("w1", RevivePolicy::Never, false);
+    let pings = f.root.join("pings");
+    let state_dir = f.root.join("dry");
+    let state = state_dir.join("pool-state.json");
+    let (_d, url) = ping_daemon(&f, &pings, &state, &["--dry-run"]);
+    let o = Command::new("curl")
+        .args(["-s", "-X", "POST", "-w", "\n%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {PUSH_TOKEN}"))
+        .arg(format!("{url}/ping/db_backup?host=hostB"))
+        .run()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.ends_with("\n503") && out.contains("dry run"), "{out}");
+    assert!(!pings.exists(), "the dry run wrote a ping");
+    assert!(
+        !state_dir.exists(),
+        "the dry run created its state directory"
+    );
+    assert!(
+        !f.root
+            .join("cells")
+            .join(nexus_pool::files::CELLS_LOCK)
+            .exists(),
+        "the dry run took the cells root's lock"
+    );
+}

@@ -192,7 +192,10 @@ fn main() -> ExitCode {
     // lock, like the rest of it.
     let ping = match cfg.ping.as_ref().filter(|_| !cli.once).map(|p| p.ingest()) {
         None => None,
-        Some(Ok(p)) => Some(p),
+        Some(Ok(mut p)) => {
+            p.dry_run = cli.dry_run;
+            Some(p)
+        }
         Some(Err(message)) => {
             eprintln!("resurrection-pool: invalid pool config [ping]: {message}");
             return ExitCode::from(2);

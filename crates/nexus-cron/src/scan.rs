@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use nexus_heartbeat::{Observation, Problem, State, observe_many, validate_job_name};
+use nexus_heartbeat::{Observation, Problem, State, observe_many, validate_record_name};
 
 /// What was found on disk for one job: the record that wins (the newest
 /// readable one across directories), or the problem reading it.
@@ -87,7 +87,7 @@ pub fn scan(dirs: &[PathBuf]) -> Scan {
             if stem.starts_with('.') {
                 continue; // our own temp files and hidden files
             }
-            if validate_job_name(stem).is_err() {
+            if validate_record_name(stem).is_err() {
                 out.ignored.push(entry.path());
                 continue;
             }
@@ -183,6 +183,33 @@ mod tests {
         assert_eq!(s.ignored, [a.path().join("bad name.last")]);
         assert!(s.dir_problems.is_empty());
         assert_eq!(s.scanned.len(), 2);
+    }
+
+    /// A run pushed from another host (`<job>@<host>.last`, the pool's
+    /// ping directory) and the local record of the same job are two jobs:
+    /// the newer never hides the other.
+    #[test]
+    fn a_pushed_record_and_the_local_one_are_two_jobs() {
+        let local = tempfile::tempdir().unwrap();
+        let pings = tempfile::tempdir().unwrap();
+        fs::write(
+            local.path().join("db_backup.last"),
+            r#"{"job":"db_backup","timestamp":100,"interval_seconds":60,"status":"failed","exit_code":3}"#,
+        )
+        .unwrap();
+        fs::write(
+            pings.path().join("db_backup@hostB.last"),
+            r#"{"job":"db_backup@hostB","timestamp":200,"interval_seconds":60,"status":"ok"}"#,
+        )
+        .unwrap();
+        fs::write(pings.path().join("db_backup@.last"), "1").unwrap();
+        let s = scan(&[local.path().to_path_buf(), pings.path().to_path_buf()]);
+        assert_eq!(
+            s.jobs.keys().collect::<Vec<_>>(),
+            ["db_backup", "db_backup@hostB"]
+        );
+        assert!(s.jobs["db_backup"].shadowed.is_empty());
+        assert_eq!(s.ignored, [pings.path().join("db_backup@.last")]);
     }
 
     #[test]

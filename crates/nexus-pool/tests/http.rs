@@ -276,6 +276,7 @@ async fn a_trickled_body_is_cut_at_the_connection_lifetime() {
         default_interval: Duration::from_secs(60),
         max_body: 4096,
         rate_limit: nexus_pool::ratelimit::RateLimit::default(),
+        dry_run: false,
     });
     let (addr, _stop) = start_with(app, LIMITS).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
