@@ -14,7 +14,7 @@ use nexus_cell::RevivePolicy;
 use nexus_e2e::{Run, bin};
 use serde_json::Value;
 
-use crate::pool::{Daemon, Fleet, free_port, get, wait_for};
+use crate::pool::{Daemon, Fleet, cron_check, free_port, get, job_status, wait_for};
 
 /// Runs `cmd` to its end, which must come within `limit`: else it is
 /// killed and the test fails with what it printed.
@@ -60,6 +60,24 @@ fn pool_with_state(cfg: &Path, state: &Path) -> Command {
         .env_remove("TELEGRAM_CHAT_ID")
         .env("NEXUS_LOG", "warn");
     c
+}
+
+/// The daemon of [`pool_with_state`] (with `extra` flags) on a free port,
+/// answering; killed when dropped.
+fn serve_with_state(cfg: &Path, state: &Path, extra: &[&str]) -> (Daemon, String) {
+    let port = free_port();
+    let d = Daemon(
+        pool_with_state(cfg, state)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("NEXUS_PING_TOKEN", PUSH_TOKEN)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    get(&format!("{url}/health"));
+    (d, url)
 }
 
 /// An agent's record in the pool state at `path` (`Null` if none yet).
@@ -135,13 +153,7 @@ fn the_pools_own_files_are_private() {
     let cfg = f.config("");
     let state_dir = f.root.join("var/state");
     let state = state_dir.join("pool-state.json");
-    let _d = Daemon(
-        pool_with_state(&cfg, &state)
-            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _d = serve_with_state(&cfg, &state, &[]);
     let key = format!("{}/a1", f.cell);
     wait_for("a1 revived and healthy", || {
         record(&state, &key)["state"] == "healthy"
@@ -319,19 +331,7 @@ fn a_flood_of_idle_connections_under_a_low_fd_limit_costs_the_pool_nothing() {
 /// The daemon with `[ping]` serving a token.
 fn ping_daemon(f: &Fleet, pings: &Path, state: &Path, extra: &[&str]) -> (Daemon, String) {
     let cfg = f.config(&format!("[ping]\ndir = \"{}\"\n", pings.display()));
-    let port = free_port();
-    let d = Daemon(
-        pool_with_state(&cfg, state)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .env("NEXUS_PING_TOKEN", PUSH_TOKEN)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    get(&format!("{url}/health"));
-    (d, url)
+    serve_with_state(&cfg, state, extra)
 }
 
 const PUSH_TOKEN: &str = "a-push-token-of-some-length";
@@ -362,28 +362,11 @@ fn a_pushed_run_never_hides_the_local_job_of_the_same_name() {
     // The push comes after the local failure: the newer record.
     let o = run(&["--url", &url, "--host", "hostB"], "exit 0");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = Command::new(bin("cron-heartbeat-check"))
-        .arg("--dir")
-        .arg(&local)
-        .arg("--dir")
-        .arg(&pings)
-        .args(["--json", "--dry-run"])
-        .run()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let status = |job: &str| {
-        v["jobs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|j| j["job"] == job)
-            .and_then(|j| j["status"].as_str())
-            .unwrap_or("")
-            .to_string()
-    };
+    let (v, code) = cron_check(&[&local, &pings]);
+    let status = |job: &str| job_status(&v, job);
     assert_eq!(status("db_backup"), "FAILED", "{v:#}");
     assert_eq!(status("db_backup@hostB"), "OK", "{v:#}");
-    assert_eq!(o.status.code(), Some(1), "a failed job fails the check");
+    assert_eq!(code, Some(1), "a failed job fails the check");
     assert!(pings.join("db_backup@hostB.last").is_file());
 }
 

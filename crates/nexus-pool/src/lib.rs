@@ -42,6 +42,16 @@
 //! - Stop because a write fails (a full disk): the fault is reported on
 //!   `/health` and `/metrics`, the previous files are left intact.
 //! - Time its timers by the wall clock (see [`clock`]).
+//! - Let HTTP clients hold the descriptors it needs: a request head has a
+//!   timeout, a connection a lifetime, and live connections a cap below
+//!   the open-file budget, which keeps a reserve for the pool's own files
+//!   ([`fds`]).
+//! - Work a cells root another pool works, or trust a lock file someone
+//!   else could replace ([`files`]).
+//! - Follow a link, block on a FIFO or read without a cap at its own state
+//!   files, or stop because one is bad: it is set aside and the pool
+//!   starts empty.
+//! - Write anything in a dry run, a `/ping` included.
 
 pub mod clock;
 pub mod config;

@@ -252,15 +252,19 @@ mod tests {
 
     const TOKEN: &str = "p1ng-t0ken";
 
-    fn app(dir: &std::path::Path) -> Router {
-        router(PingIngest {
+    fn ingest(dir: &std::path::Path) -> PingIngest {
+        PingIngest {
             dir: dir.to_path_buf(),
             token: TOKEN.into(),
             default_interval: Duration::from_secs(86_400),
             max_body: 1024,
             rate_limit: RateLimit::default(),
             dry_run: false,
-        })
+        }
+    }
+
+    fn app(dir: &std::path::Path) -> Router {
+        router(ingest(dir))
     }
 
     async fn send(
@@ -510,12 +514,8 @@ mod tests {
     async fn a_dry_run_answers_503_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let dry = router(PingIngest {
-            dir: dir.path().to_path_buf(),
-            token: TOKEN.into(),
-            default_interval: Duration::from_secs(60),
-            max_body: 1024,
-            rate_limit: RateLimit::default(),
             dry_run: true,
+            ..ingest(dir.path())
         });
         for (token, code) in [
             (Some(TOKEN), StatusCode::SERVICE_UNAVAILABLE),
