@@ -4,7 +4,8 @@
 //!
 //! Exit codes: 0 all healthy (`--once`, `--status`), 1 some agent is not,
 //! 2 usage or configuration error (a missing or broken explicit config, an
-//! empty fleet without `--allow-empty`, a second daemon). The daemon exits 0
+//! empty fleet without `--allow-empty`, a second daemon on the same state,
+//! a second pool on the same cells root). The daemon exits 0
 //! on SIGTERM/SIGINT within a second. Logic lives in `nexus-pool`.
 
 mod demo;
@@ -46,7 +47,9 @@ struct Cli {
     dead_threshold: Option<Duration>,
     /// One sweep (acting on persisted state), then exit 0 if all healthy.
     /// Its report lists every agent, so the log shows warnings only
-    /// (NEXUS_LOG=info for every state change).
+    /// (NEXUS_LOG=info for every state change). Another pool on the same
+    /// cells root is waited for up to a probe timeout and a second, then
+    /// it exits 2.
     #[arg(long)]
     once: bool,
     /// Print the last known state; probes nothing, changes nothing.
@@ -55,7 +58,8 @@ struct Cli {
     /// List every cell under the cells root.
     #[arg(long, conflicts_with_all = ["once", "status"])]
     list_cells: bool,
-    /// No side effect: no launch, no message, no issue, no state written.
+    /// No side effect: no launch, no message, no issue, no state written,
+    /// no lock taken; `/ping` answers 503.
     #[arg(long)]
     dry_run: bool,
     /// JSON output (`--once`, `--status`, `--list-cells`).
