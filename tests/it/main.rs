@@ -20,6 +20,7 @@ mod full_disk;
 mod heartbeat;
 mod hostile;
 mod pool;
+mod pool_edge;
 mod prometheus;
 mod reflect;
 mod scale;

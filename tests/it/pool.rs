@@ -781,13 +781,21 @@ pub(crate) mod channels {
 
 /// What `cron-heartbeat-check --dir <dir>` says about `job` (empty if absent).
 pub(crate) fn cron_status(dir: &Path, job: &str) -> String {
-    let o = Command::new(bin("cron-heartbeat-check"))
-        .arg("--dir")
-        .arg(dir)
-        .args(["--json", "--dry-run"])
-        .run()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    job_status(&cron_check(&[dir]).0, job)
+}
+
+/// `cron-heartbeat-check --json` over `dirs`: its report and exit code.
+pub(crate) fn cron_check(dirs: &[&Path]) -> (Value, Option<i32>) {
+    let mut c = Command::new(bin("cron-heartbeat-check"));
+    for d in dirs {
+        c.arg("--dir").arg(d);
+    }
+    let o = c.args(["--json", "--dry-run"]).run().unwrap();
+    (serde_json::from_slice(&o.stdout).unwrap(), o.status.code())
+}
+
+/// `job`'s status in a `cron-heartbeat-check --json` report (empty if absent).
+pub(crate) fn job_status(v: &Value, job: &str) -> String {
     v["jobs"]
         .as_array()
         .into_iter()
@@ -1079,7 +1087,8 @@ fn cron_jobs_on_other_hosts_push_their_runs_to_the_pool() {
             .run()
             .unwrap()
     };
-    let check = || cron_status(&pings, "nightly");
+    let pushed = format!("nightly@{}", nexus_heartbeat::hostname());
+    let check = || cron_status(&pings, &pushed);
     let o = job("exit 0", TOKEN);
     assert_eq!(
         o.status.code(),

@@ -84,9 +84,13 @@ struct JobArgs {
     #[arg(long, conflicts_with = "url")]
     dir: Option<PathBuf>,
     /// Push to a resurrection pool (`http://pool:8767`) instead of writing a
-    /// file: `POST /ping/<job>`, with a timeout and retries.
+    /// file: `POST /ping/<job>?host=<host>`, with a timeout and retries; the
+    /// pool keeps it as `<job>@<host>.last`.
     #[arg(long)]
     url: Option<String>,
+    /// The host name a push is recorded under [default: this machine's].
+    #[arg(long, requires = "url")]
+    host: Option<String>,
     /// The variable holding the push token.
     #[arg(long, default_value = "NEXUS_PING_TOKEN")]
     token_env: String,
@@ -111,6 +115,9 @@ fn push(job: &JobArgs, url: &str, what: Option<&str>, interval: u64) -> Result<(
         endpoint.push_str(w);
     }
     endpoint.push_str(&format!("?interval={interval}"));
+    let host = job.host.as_deref().unwrap_or(nexus_heartbeat::hostname());
+    nexus_heartbeat::validate_host_name(host).map_err(|e| format!("{e} (use --host)"))?;
+    endpoint.push_str(&format!("&host={host}"));
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

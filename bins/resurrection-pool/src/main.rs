@@ -4,7 +4,8 @@
 //!
 //! Exit codes: 0 all healthy (`--once`, `--status`), 1 some agent is not,
 //! 2 usage or configuration error (a missing or broken explicit config, an
-//! empty fleet without `--allow-empty`, a second daemon). The daemon exits 0
+//! empty fleet without `--allow-empty`, a second daemon on the same state,
+//! a second pool on the same cells root). The daemon exits 0
 //! on SIGTERM/SIGINT within a second. Logic lives in `nexus-pool`.
 
 mod demo;
@@ -46,7 +47,9 @@ struct Cli {
     dead_threshold: Option<Duration>,
     /// One sweep (acting on persisted state), then exit 0 if all healthy.
     /// Its report lists every agent, so the log shows warnings only
-    /// (NEXUS_LOG=info for every state change).
+    /// (NEXUS_LOG=info for every state change). Another pool on the same
+    /// cells root is waited for up to a probe timeout and a second, then
+    /// it exits 2.
     #[arg(long)]
     once: bool,
     /// Print the last known state; probes nothing, changes nothing.
@@ -55,7 +58,8 @@ struct Cli {
     /// List every cell under the cells root.
     #[arg(long, conflicts_with_all = ["once", "status"])]
     list_cells: bool,
-    /// No side effect: no launch, no message, no issue, no state written.
+    /// No side effect: no launch, no message, no issue, no state written,
+    /// no lock taken; `/ping` answers 503.
     #[arg(long)]
     dry_run: bool,
     /// JSON output (`--once`, `--status`, `--list-cells`).
@@ -183,6 +187,31 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let opts = PoolOptions {
+        state_file,
+        cells_root: cli.cells_root.clone(),
+        dry_run: cli.dry_run,
+    };
+    // The ping endpoint's token is part of the config: checked before any
+    // lock, like the rest of it.
+    let ping = match cfg.ping.as_ref().filter(|_| !cli.once).map(|p| p.ingest()) {
+        None => None,
+        Some(Ok(mut p)) => {
+            p.dry_run = cli.dry_run;
+            Some(p)
+        }
+        Some(Err(message)) => {
+            eprintln!("resurrection-pool: invalid pool config [ping]: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let _locks = match take_locks(&cli, &cfg, &opts) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("resurrection-pool: {e}");
+            return ExitCode::from(exit_code(&e));
+        }
+    };
     let rt = match if cli.once { once_runtime() } else { runtime() } {
         Ok(rt) => rt,
         Err(e) => {
@@ -190,35 +219,82 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let opts = PoolOptions {
-        state_file,
-        cells_root: cli.cells_root.clone(),
-        dry_run: cli.dry_run,
-    };
     let result = rt.block_on(async {
         if cli.once {
             once(&cli, cfg, opts).await
         } else {
-            daemon(&cli, cfg, opts).await
+            daemon(cfg, opts, ping).await
         }
     });
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("resurrection-pool: {e:#}");
-            let code = if e.downcast_ref::<nexus_pool::Error>().is_some_and(|e| {
-                matches!(
-                    e,
-                    nexus_pool::Error::AlreadyRunning { .. } | nexus_pool::Error::Config { .. }
-                )
-            }) {
-                2
-            } else {
-                1
-            };
-            ExitCode::from(code)
+            ExitCode::from(e.downcast_ref::<nexus_pool::Error>().map_or(1, exit_code))
         }
     }
+}
+
+/// 2 for what a person must fix (the config, another pool on the same
+/// state or cells root, a lock file others could replace), else 1.
+fn exit_code(e: &nexus_pool::Error) -> u8 {
+    use nexus_pool::Error;
+    match e {
+        Error::AlreadyRunning { .. }
+        | Error::CellsRootBusy { .. }
+        | Error::Lock { .. }
+        | Error::Config { .. } => 2,
+        _ => 1,
+    }
+}
+
+/// The locks a pool that acts holds for its life (a dry run, which writes
+/// nothing, takes none): the daemon's PID file, in its state directory
+/// (created `0700`), and the cells root's lock, so no second pool, daemon
+/// or `--once`, works the same cells with a budget of its own. A daemon
+/// finding the root locked exits 2 at once; `--once` first waits for up to
+/// a probe timeout and a second (another `--once` finishing its sweep).
+fn take_locks(
+    cli: &Cli,
+    cfg: &PoolConfig,
+    opts: &PoolOptions,
+) -> Result<Vec<nexus_pool::files::Lock>, nexus_pool::Error> {
+    if opts.dry_run {
+        return Ok(Vec::new());
+    }
+    let mut locks = Vec::new();
+    if let Some(dir) = opts
+        .state_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        nexus_pool::files::private_dir(dir).map_err(|source| nexus_pool::Error::Io {
+            op: "create the state directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    if !cli.once {
+        let pid_path = cli
+            .pid_file
+            .clone()
+            .or_else(|| cfg.pool.pid_file.clone())
+            .unwrap_or_else(|| opts.state_file.with_extension("pid"));
+        locks.push(nexus_pool::files::lock_pid_file(&pid_path)?);
+    }
+    let root = opts
+        .cells_root
+        .clone()
+        .or_else(|| cfg.cells.as_ref().map(|c| c.root.clone()));
+    if let Some(root) = root {
+        let wait = if cli.once {
+            cfg.pool.probe_timeout + Duration::from_secs(1)
+        } else {
+            Duration::ZERO
+        };
+        locks.push(nexus_pool::files::lock_cells_root(&root, wait)?);
+    }
+    Ok(locks)
 }
 
 /// The runtime of the daemon, `--once` and the demo.
@@ -378,66 +454,15 @@ fn beat(job: &str, dir: Option<&Path>, interval: Duration) -> Result<(), String>
         })
 }
 
-/// Holds the PID file lock for the daemon's life.
-struct PidFile {
-    path: PathBuf,
-    _file: std::fs::File,
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn lock_pid_file(path: &Path) -> anyhow::Result<PidFile> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .with_context(|| format!("cannot open PID file {}", path.display()))?;
-    if file.try_lock().is_err() {
-        let pid = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
-        return Err(nexus_pool::Error::AlreadyRunning {
-            path: path.to_path_buf(),
-            pid,
-        }
-        .into());
-    }
-    file.set_len(0)?;
-    writeln!(file, "{}", std::process::id())?;
-    Ok(PidFile {
-        path: path.to_path_buf(),
-        _file: file,
-    })
-}
-
-async fn daemon(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u8> {
+async fn daemon(
+    cfg: PoolConfig,
+    opts: PoolOptions,
+    ping: Option<nexus_pool::ping::PingIngest>,
+) -> anyhow::Result<u8> {
     use tokio::signal::unix::{SignalKind, signal};
-    let pid_path = cli
-        .pid_file
-        .clone()
-        .or_else(|| cfg.pool.pid_file.clone())
-        .unwrap_or_else(|| opts.state_file.with_extension("pid"));
-    let _pid = lock_pid_file(&pid_path)?;
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let listen = cfg.pool.listen.clone();
-    let ping = match &cfg.ping {
-        Some(p) => Some(p.ingest().map_err(|message| nexus_pool::Error::Config {
-            origin: "[ping]".to_string(),
-            message,
-        })?),
-        None => None,
-    };
     let poll = cfg.pool.poll_interval;
     // The own heartbeat's interval: a sweep may take up to a probe timeout
     // beyond the poll interval, and must not look like a hung pool.

@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use nexus_heartbeat::{Observation, Problem, observe_many, validate_job_name};
+use nexus_heartbeat::{Observation, Problem, observe_many, validate_record_name};
 use serde::Serialize;
 
 /// What was found on disk for one job: the record that wins (the newest
@@ -120,7 +120,7 @@ pub fn scan(dirs: &[PathBuf]) -> Scan {
                 ));
                 continue;
             };
-            if let Err(e) = validate_job_name(stem) {
+            if let Err(e) = validate_record_name(stem) {
                 out.ignored.push(ignore(format!(
                     "not a job name ({}): not a job's record",
                     e.why
@@ -216,6 +216,37 @@ mod tests {
         );
         assert!(s.dir_problems.is_empty());
         assert_eq!(s.scanned.len(), 2);
+    }
+
+    /// A run pushed from another host (`<job>@<host>.last`, the pool's
+    /// ping directory) and the local record of the same job are two jobs:
+    /// the newer never hides the other.
+    #[test]
+    fn a_pushed_record_and_the_local_one_are_two_jobs() {
+        let local = tempfile::tempdir().unwrap();
+        let pings = tempfile::tempdir().unwrap();
+        fs::write(
+            local.path().join("db_backup.last"),
+            r#"{"job":"db_backup","timestamp":100,"interval_seconds":60,"status":"failed","exit_code":3}"#,
+        )
+        .unwrap();
+        fs::write(
+            pings.path().join("db_backup@hostB.last"),
+            r#"{"job":"db_backup@hostB","timestamp":200,"interval_seconds":60,"status":"ok"}"#,
+        )
+        .unwrap();
+        fs::write(pings.path().join("db_backup@.last"), "1").unwrap();
+        let s = scan(&[local.path().to_path_buf(), pings.path().to_path_buf()]);
+        assert_eq!(
+            s.jobs.keys().collect::<Vec<_>>(),
+            ["db_backup", "db_backup@hostB"]
+        );
+        assert!(s.jobs["db_backup"].shadowed.is_empty());
+        let ignored: Vec<&str> = s.ignored.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            ignored,
+            [pings.path().join("db_backup@.last").display().to_string()]
+        );
     }
 
     #[test]

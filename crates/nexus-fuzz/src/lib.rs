@@ -417,6 +417,7 @@ fn ping_request(data: &[u8]) -> Verdict {
             burst: u32::MAX,
             per_minute: u32::MAX,
         },
+        dry_run: false,
     });
     let (status, text) = RUNTIME.with(|rt| {
         let rt = rt
@@ -460,8 +461,8 @@ fn ping_request(data: &[u8]) -> Verdict {
             .strip_suffix(".last")
             .unwrap_or_else(|| panic!("ping: wrote {name:?}, not a .last record"));
         assert!(
-            nexus_heartbeat::validate_job_name(job).is_ok(),
-            "ping: wrote a record for the invalid job name {job:?}"
+            nexus_heartbeat::validate_record_name(job).is_ok() && job.contains('@'),
+            "ping: wrote a record for the invalid name {job:?}"
         );
     }
     if status == StatusCode::OK {
@@ -501,8 +502,10 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
 /// component: no `/`, `..`, `.`, NUL, and not longer than a file name.
 fn names(data: &[u8]) -> Verdict {
     let s = String::from_utf8_lossy(data);
-    let checks: [(&str, bool); 4] = [
+    let checks: [(&str, bool); 6] = [
         ("job", nexus_heartbeat::validate_job_name(&s).is_ok()),
+        ("host", nexus_heartbeat::validate_host_name(&s).is_ok()),
+        ("record", nexus_heartbeat::validate_record_name(&s).is_ok()),
         ("agent", nexus_cell::AgentName::new(&s).is_ok()),
         ("cell id", nexus_cell::CellId::parse(&s).is_ok()),
         (

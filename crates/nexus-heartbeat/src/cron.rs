@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::doc::{CronRecord, CronStatus, WriterStamp};
-use crate::{CronDirs, Error, hostname, now_epoch, validate_job_name, write_atomic};
+use crate::{CronDirs, Error, hostname, now_epoch, validate_record_name, write_atomic};
 
 /// What a run wrapper observed about one run of a job.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,6 +23,7 @@ pub struct CronWriter {
     dirs: CronDirs,
     durable: bool,
     pid: u32,
+    host: Option<String>,
 }
 
 impl CronWriter {
@@ -32,6 +33,7 @@ impl CronWriter {
             dirs,
             durable: true,
             pid: std::process::id(),
+            host: None,
         }
     }
 
@@ -47,6 +49,17 @@ impl CronWriter {
         self
     }
 
+    /// Report this host (the job's, when it pushed its run from another
+    /// host) instead of this machine's.
+    pub fn host(mut self, host: &str) -> CronWriter {
+        self.host = Some(host.to_string());
+        self
+    }
+
+    fn host_name(&self) -> String {
+        self.host.as_deref().unwrap_or(hostname()).to_string()
+    }
+
     /// Records a successful completion now (the seed's `write_cron_heartbeat`).
     pub fn success(&self, job: &str, interval_seconds: u64) -> Result<PathBuf, Error> {
         self.write_with(job, |prev| {
@@ -56,7 +69,7 @@ impl CronWriter {
                 timestamp: Some(now),
                 interval_seconds,
                 pid: self.pid,
-                host: hostname().to_string(),
+                host: self.host_name(),
                 status: CronStatus::Ok,
                 started_at: None,
                 finished_at: Some(now),
@@ -81,7 +94,7 @@ impl CronWriter {
             timestamp: prev.and_then(|p| p.timestamp),
             interval_seconds,
             pid: self.pid,
-            host: hostname().to_string(),
+            host: self.host_name(),
             status: CronStatus::Running,
             started_at: Some(started_at),
             finished_at: None,
@@ -107,7 +120,7 @@ impl CronWriter {
                 },
                 interval_seconds,
                 pid: self.pid,
-                host: hostname().to_string(),
+                host: self.host_name(),
                 status: if ok {
                     CronStatus::Ok
                 } else {
@@ -128,7 +141,7 @@ impl CronWriter {
         job: &str,
         make: impl Fn(Option<&CronRecord>) -> CronRecord,
     ) -> Result<PathBuf, Error> {
-        validate_job_name(job)?;
+        validate_record_name(job)?;
         let mut tried = Vec::new();
         for dir in self.dirs.candidates() {
             let path = dir.join(format!("{job}.last"));

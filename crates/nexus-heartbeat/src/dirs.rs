@@ -123,6 +123,38 @@ pub fn validate_job_name(name: &str) -> Result<(), JobNameError> {
     Ok(())
 }
 
+/// Accepts a host name that may name pushed records: what
+/// [`validate_job_name`] accepts, at most 64 bytes, not starting with `-`.
+pub fn validate_host_name(name: &str) -> Result<(), JobNameError> {
+    let why = if name.len() > 64 {
+        "a host name is at most 64 bytes"
+    } else if name.starts_with('-') {
+        "a host name starts with a letter or digit"
+    } else {
+        return validate_job_name(name);
+    };
+    Err(JobNameError {
+        name: name.chars().take(200).collect(),
+        why,
+    })
+}
+
+/// Accepts the name of a `.last` record: a job name, or `<job>@<host>` for
+/// a job another host pushed to the resurrection pool (so it never takes
+/// the place of a local job of the same name).
+pub fn validate_record_name(name: &str) -> Result<(), JobNameError> {
+    match name.split_once('@') {
+        None => validate_job_name(name),
+        Some((job, host)) => {
+            validate_job_name(job)?;
+            validate_host_name(host).map_err(|e| JobNameError {
+                name: name.chars().take(200).collect(),
+                why: e.why,
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +218,27 @@ mod tests {
             let e = validate_job_name(bad).unwrap_err();
             assert!(e.to_string().starts_with("invalid job name"), "{e}");
         }
+    }
+
+    #[test]
+    fn pushed_records_are_named_job_at_host() {
+        for ok in [
+            "db_backup",
+            "db_backup@hostB",
+            "j@web-1.example.org",
+            "j@a_b",
+        ] {
+            validate_record_name(ok).unwrap();
+        }
+        validate_host_name("web-1.example.org").unwrap();
+        for bad in [
+            "j@", "@h", "j@h@i", "j@.h", "j@-h", "j@h/x", "j@..", "a/b@h", "j@h x",
+        ] {
+            let e = validate_record_name(bad).unwrap_err();
+            assert!(e.to_string().starts_with("invalid job name"), "{e}");
+        }
+        assert!(validate_record_name(&format!("j@{}", "h".repeat(65))).is_err());
+        // A job name alone never carries a host.
+        assert!(validate_job_name("db_backup@hostB").is_err());
     }
 }

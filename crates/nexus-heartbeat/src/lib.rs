@@ -48,7 +48,8 @@ mod write;
 
 pub use cron::{CronWriter, RunOutcome, write_cron_heartbeat};
 pub use dirs::{
-    CronDirs, DIR_ENV, FALLBACK_SUBDIR, PERSISTENT_DIR, PRIMARY_DIR, validate_job_name,
+    CronDirs, DIR_ENV, FALLBACK_SUBDIR, PERSISTENT_DIR, PRIMARY_DIR, validate_host_name,
+    validate_job_name, validate_record_name,
 };
 pub use doc::{
     AgentHeartbeat, CronRecord, CronStatus, HeartbeatWriter, WriterStamp, boot_id,

@@ -102,6 +102,7 @@ impl PingSection {
             default_interval: self.default_interval,
             max_body: self.max_body,
             rate_limit: self.rate_limit,
+            dry_run: false,
         })
     }
 }

@@ -32,6 +32,33 @@ pub enum Error {
         /// The PID written in it, if readable.
         pid: Option<u32>,
     },
+    /// Another pool watches the same cells root.
+    #[error("another resurrection pool{} is watching the cells root {} (lock file {}); one pool per cells root", pid.map(|p| format!(" (PID {p})")).unwrap_or_default(), root.display(), lock.display())]
+    CellsRootBusy {
+        /// The cells root.
+        root: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+        /// The holder's PID, if the lock file says.
+        pid: Option<u32>,
+    },
+    /// A lock file (or its directory) anyone else could replace, or that
+    /// cannot be taken.
+    #[error("cannot lock {}: {why}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// The pool's state file is not one (a link, a FIFO, bad JSON ...).
+    #[error("bad pool state file {}: {reason}", path.display())]
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A heartbeat or state write failed.
     #[error(transparent)]
     Write(#[from] nexus_heartbeat::Error),

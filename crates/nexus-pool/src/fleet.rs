@@ -98,21 +98,11 @@ fn glance_line(g: &Glance) -> String {
 }
 
 /// How many probes may run at once: `wanted`, capped so that the probes'
-/// sockets fit in the open-file limit, whose soft value is first raised to
-/// the hard one (as systemd recommends for daemons that need many sockets).
+/// sockets fit in the open-file limit beside the HTTP connections and the
+/// pool's own reserve ([`crate::fds`]; the soft limit is first raised to
+/// the hard one).
 pub fn probe_concurrency(wanted: usize) -> usize {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut lim = getrlimit(Resource::Nofile);
-    if lim.current < lim.maximum {
-        lim.current = lim.maximum;
-        if let Err(e) = setrlimit(Resource::Nofile, lim) {
-            tracing::debug!("cannot raise the open-file limit: {e}");
-        }
-    }
-    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
-    // Keep room for the state files, the HTTP server and the runtime.
-    let room = usize::try_from(soft.saturating_sub(64)).unwrap_or(usize::MAX);
-    wanted.min(room).max(1)
+    crate::fds::FdBudget::current(wanted).probes
 }
 
 /// A host whose processes are this machine's.

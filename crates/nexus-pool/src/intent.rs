@@ -20,7 +20,6 @@
 //! Also here: the test-only pause points ([`pause`]), so a fault test can
 //! `kill -9` the pool at a named point instead of by timing luck.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use nexus_revive::AgentRecord;
@@ -96,9 +95,9 @@ pub fn journal_path(state_file: &Path) -> PathBuf {
     state_file.with_file_name(name)
 }
 
-/// Appends `entry` to the journal (one `write(2)`, mode 0600).
+/// Appends `entry` to the journal (one `write(2)`, mode 0600, never
+/// through a link).
 pub fn journal_append(path: &Path, entry: &JournalEntry) -> Result<(), Error> {
-    use std::os::unix::fs::OpenOptionsExt;
     let io = |op: &'static str| {
         move |source: std::io::Error| Error::Io {
             op,
@@ -109,26 +108,23 @@ pub fn journal_append(path: &Path, entry: &JournalEntry) -> Result<(), Error> {
     let mut line =
         serde_json::to_vec(entry).map_err(|e| io("serialise")(std::io::Error::other(e)))?;
     line.push(b'\n');
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io("open launch journal"))?;
-    let len = f.metadata().map_err(io("stat launch journal"))?.len();
-    if let Err(e) = f.write_all(&line) {
-        // A full disk may take part of the line: cut it back off.
-        let _ = f.set_len(len);
-        return Err(io("append to launch journal")(e));
-    }
-    Ok(())
+    crate::files::append_own(path, &line).map_err(io("append to launch journal"))
 }
 
 /// The journal's entries in order; a missing file is empty, a bad line
 /// (a torn last line after a power cut) is skipped with a warning.
 pub fn journal_read(path: &Path) -> Vec<JournalEntry> {
-    let Ok(text) = std::fs::read(path) else {
-        return Vec::new();
+    let text = match crate::files::read_own(path, crate::files::MAX_STATE_BYTES) {
+        Ok(crate::files::Found::Bytes(b)) => b,
+        Ok(crate::files::Found::Missing) => return Vec::new(),
+        Ok(crate::files::Found::Bad(why)) => {
+            tracing::error!("{}: ignored: {why}", path.display());
+            return Vec::new();
+        }
+        Err(e) => {
+            tracing::error!("{}: cannot read: {e}", path.display());
+            return Vec::new();
+        }
     };
     text.split(|b| *b == b'\n')
         .enumerate()
@@ -253,6 +249,7 @@ pub async fn pause(point: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn ids_are_unique_and_carried_by_children() {

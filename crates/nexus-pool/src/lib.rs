@@ -25,7 +25,13 @@
 //!   the future judged by progress.
 //! - [`faults`]: write faults (a full disk) the pool runs through and reports.
 //! - [`http`]: the loopback HTTP surface over that snapshot: `/health`,
-//!   `/metrics`, `/api/agents` and the status page.
+//!   `/metrics`, `/api/agents` and the status page; clients are held to a
+//!   header timeout, a connection lifetime and a connection cap.
+//! - [`files`]: the pool's own files: a private state directory, reads
+//!   that follow no link and never block, bad state set aside, the PID and
+//!   cells-root locks.
+//! - [`fds`]: the open-file budget shared by probes, HTTP connections and a
+//!   reserve for the pool's own files.
 //!
 //! # What this crate must never do
 //! - Listen beyond loopback unless told to.
@@ -36,11 +42,23 @@
 //! - Stop because a write fails (a full disk): the fault is reported on
 //!   `/health` and `/metrics`, the previous files are left intact.
 //! - Time its timers by the wall clock (see [`clock`]).
+//! - Let HTTP clients hold the descriptors it needs: a request head has a
+//!   timeout, a connection a lifetime, and live connections a cap below
+//!   the open-file budget, which keeps a reserve for the pool's own files
+//!   ([`fds`]).
+//! - Work a cells root another pool works, or trust a lock file someone
+//!   else could replace ([`files`]).
+//! - Follow a link, block on a FIFO or read without a cap at its own state
+//!   files, or stop because one is bad: it is set aside and the pool
+//!   starts empty.
+//! - Write anything in a dry run, a `/ping` included.
 
 pub mod clock;
 pub mod config;
 mod error;
 pub mod faults;
+pub mod fds;
+pub mod files;
 pub mod fleet;
 pub mod http;
 pub mod intent;

@@ -1,12 +1,16 @@
 //! Remote heartbeats: cron jobs on other hosts push their runs to the pool
-//! (`POST /ping/<job>`, `/ping/<job>/start`, `/ping/<job>/fail`,
-//! `/ping/<job>/<exit code>`, optional `?interval=1h`), token-authenticated
+//! (`POST /ping/<job>?host=<host>`, `/ping/<job>/start`, `/ping/<job>/fail`,
+//! `/ping/<job>/<exit code>`, optional `&interval=1h`), token-authenticated
 //! (`Authorization: Bearer <token>`, else 401), body at most `max_body`
 //! bytes (else 413), at most `rate_limit` requests (one token bucket for
 //! the endpoint, checked before the token: else 429 with `Retry-After`);
 //! other methods get 405 with `Allow: POST`. Each
-//! ping is stored as the same `<job>.last` record a local job writes, so one
-//! `cron-heartbeat-check` over the ping directory covers the whole fleet.
+//! ping is stored as the `.last` record a local job writes, named
+//! `<job>@<host>.last` after the sending host (a ping that names none gets
+//! 400): a pushed `db_backup` from host B and a local `db_backup` are two
+//! records, and one `cron-heartbeat-check` over the ping directory and the
+//! local ones checks both. A dry-run pool writes nothing: an authorised
+//! ping gets 503.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +40,8 @@ pub struct PingIngest {
     pub max_body: usize,
     /// Requests accepted at once and per minute (all senders together).
     pub rate_limit: RateLimit,
+    /// A dry run: nothing is written, an authorised ping gets 503.
+    pub dry_run: bool,
 }
 
 impl std::fmt::Debug for PingIngest {
@@ -46,6 +52,7 @@ impl std::fmt::Debug for PingIngest {
             .field("default_interval", &self.default_interval)
             .field("max_body", &self.max_body)
             .field("rate_limit", &self.rate_limit)
+            .field("dry_run", &self.dry_run)
             .finish()
     }
 }
@@ -53,6 +60,8 @@ impl std::fmt::Debug for PingIngest {
 #[derive(Debug, Deserialize)]
 struct PingQuery {
     interval: Option<String>,
+    /// The sending host: its runs are `<job>@<host>.last`.
+    host: Option<String>,
 }
 
 /// The routes, to merge into the pool's router.
@@ -156,6 +165,13 @@ async fn record(
         )
             .into_response();
     }
+    if ingest.dry_run {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "dry run: this pool records no pings\n",
+        )
+            .into_response();
+    }
     record_authorised(ingest, job, kind, q)
         .await
         .into_response()
@@ -170,6 +186,16 @@ async fn record_authorised(
     if let Err(e) = nexus_heartbeat::validate_job_name(&job) {
         return (StatusCode::BAD_REQUEST, format!("{e}\n"));
     }
+    let Some(host) = q.host else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "name the sending host: ?host=<name> (nexus-heartbeat --url sends it)\n".into(),
+        );
+    };
+    if let Err(e) = nexus_heartbeat::validate_host_name(&host) {
+        return (StatusCode::BAD_REQUEST, format!("{e}\n"));
+    }
+    let record = format!("{job}@{host}");
     let interval = match q.interval.as_deref().map(parse_duration) {
         None => ingest.default_interval,
         Some(Ok(d)) if !d.is_zero() => d,
@@ -183,14 +209,14 @@ async fn record_authorised(
     };
     let dir = ingest.dir.clone();
     let written = tokio::task::spawn_blocking(move || {
-        let w = CronWriter::new(CronDirs::only(&dir));
+        let w = CronWriter::new(CronDirs::only(&dir)).host(&host);
         let secs = interval.as_secs().max(1);
         let now = now_epoch();
         match kind {
-            Kind::Success => w.success(&job, secs),
-            Kind::Start => w.start(&job, secs, now),
+            Kind::Success => w.success(&record, secs),
+            Kind::Start => w.start(&record, secs, now),
             Kind::Exit(code) => w.run(
-                &job,
+                &record,
                 secs,
                 RunOutcome {
                     started_at: now,
@@ -226,14 +252,19 @@ mod tests {
 
     const TOKEN: &str = "p1ng-t0ken";
 
-    fn app(dir: &std::path::Path) -> Router {
-        router(PingIngest {
+    fn ingest(dir: &std::path::Path) -> PingIngest {
+        PingIngest {
             dir: dir.to_path_buf(),
             token: TOKEN.into(),
             default_interval: Duration::from_secs(86_400),
             max_body: 1024,
             rate_limit: RateLimit::default(),
-        })
+            dry_run: false,
+        }
+    }
+
+    fn app(dir: &std::path::Path) -> Router {
+        router(ingest(dir))
     }
 
     async fn send(
@@ -263,23 +294,28 @@ mod tests {
         let d = dir.path();
         let ok = |uri: &'static str| send(app(d), Method::POST, uri, Some(TOKEN), vec![]);
         assert_eq!(
-            ok("/ping/db_backup/start?interval=1h").await,
+            ok("/ping/db_backup/start?interval=1h&host=hostB").await,
             StatusCode::OK
         );
-        assert_eq!(record(d, "db_backup")["status"], "running");
-        assert_eq!(record(d, "db_backup")["interval_seconds"], 3600);
-        assert_eq!(ok("/ping/db_backup?interval=1h").await, StatusCode::OK);
-        assert_eq!(record(d, "db_backup")["status"], "ok");
-        assert_eq!(ok("/ping/db_backup/17").await, StatusCode::OK);
-        let r = record(d, "db_backup");
+        let db = "db_backup@hostB";
+        assert_eq!(record(d, db)["status"], "running");
+        assert_eq!(record(d, db)["interval_seconds"], 3600);
+        assert_eq!(record(d, db)["host"], "hostB");
+        assert_eq!(
+            ok("/ping/db_backup?interval=1h&host=hostB").await,
+            StatusCode::OK
+        );
+        assert_eq!(record(d, db)["status"], "ok");
+        assert_eq!(ok("/ping/db_backup/17?host=hostB").await, StatusCode::OK);
+        let r = record(d, db);
         assert_eq!(
             (r["status"].as_str(), r["exit_code"].as_i64()),
             (Some("failed"), Some(17))
         );
-        assert_eq!(ok("/ping/nightly/fail").await, StatusCode::OK);
-        assert_eq!(record(d, "nightly")["exit_code"], 1);
-        assert_eq!(ok("/ping/nightly/0").await, StatusCode::OK);
-        assert_eq!(record(d, "nightly")["status"], "ok");
+        assert_eq!(ok("/ping/nightly/fail?host=h2").await, StatusCode::OK);
+        assert_eq!(record(d, "nightly@h2")["exit_code"], 1);
+        assert_eq!(ok("/ping/nightly/0?host=h2").await, StatusCode::OK);
+        assert_eq!(record(d, "nightly@h2")["status"], "ok");
     }
 
     #[tokio::test]
@@ -306,7 +342,7 @@ mod tests {
             send(
                 app(d),
                 Method::POST,
-                "/ping/j?interval=soon",
+                "/ping/j?interval=soon&host=h",
                 Some(TOKEN),
                 vec![]
             )
@@ -341,6 +377,7 @@ mod tests {
                 default_interval: Duration::ZERO,
                 max_body: 1,
                 rate_limit: RateLimit::default(),
+                dry_run: false,
             }
         );
         assert!(!debug.contains(TOKEN));
@@ -405,13 +442,14 @@ mod tests {
                 burst: 5,
                 per_minute: 1,
             },
+            dry_run: false,
         });
         let mut codes = Vec::new();
         for i in 0..8 {
             let token = if i == 0 { "wrong" } else { TOKEN };
             let req = Request::builder()
                 .method(Method::POST)
-                .uri(format!("/ping/job{i}"))
+                .uri(format!("/ping/job{i}?host=h"))
                 .header("authorization", format!("Bearer {token}"))
                 .body(Body::empty())
                 .unwrap();
@@ -429,5 +467,72 @@ mod tests {
         // A wrong token spends a token too (no free guessing).
         assert_eq!(codes, [401, 200, 200, 200, 200, 429, 429, 429]);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
+
+    /// A pushed record is `<job>@<host>`: it never takes the place of the
+    /// local record of a job of the same name, and a ping that names no
+    /// host (or a bad one, or smuggles one into the job) writes nothing.
+    #[tokio::test]
+    async fn a_pushed_record_is_named_after_its_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let local = d.join("db_backup.last");
+        nexus_heartbeat::CronWriter::new(CronDirs::only(d))
+            .run(
+                "db_backup",
+                60,
+                RunOutcome {
+                    started_at: 1.0,
+                    finished_at: 2.0,
+                    exit_code: 3,
+                },
+            )
+            .unwrap();
+        let before = std::fs::read(&local).unwrap();
+        for (uri, code) in [
+            ("/ping/db_backup", StatusCode::BAD_REQUEST),
+            ("/ping/db_backup?host=", StatusCode::BAD_REQUEST),
+            ("/ping/db_backup?host=..", StatusCode::BAD_REQUEST),
+            ("/ping/db_backup?host=a%2Fb", StatusCode::BAD_REQUEST),
+            ("/ping/db_backup@hostB?host=hostC", StatusCode::BAD_REQUEST),
+            ("/ping/db_backup?host=hostB", StatusCode::OK),
+        ] {
+            assert_eq!(
+                send(app(d), Method::POST, uri, Some(TOKEN), vec![]).await,
+                code,
+                "{uri}"
+            );
+        }
+        assert_eq!(std::fs::read(&local).unwrap(), before, "the local record");
+        assert_eq!(record(d, "db_backup@hostB")["status"], "ok");
+        assert_eq!(std::fs::read_dir(d).unwrap().count(), 2);
+    }
+
+    /// A dry-run pool answers an authorised ping 503 and writes nothing (a
+    /// wrong token is still 401).
+    #[tokio::test]
+    async fn a_dry_run_answers_503_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dry = router(PingIngest {
+            dry_run: true,
+            ..ingest(dir.path())
+        });
+        for (token, code) in [
+            (Some(TOKEN), StatusCode::SERVICE_UNAVAILABLE),
+            (Some("wrong"), StatusCode::UNAUTHORIZED),
+        ] {
+            let mut req = Request::builder()
+                .method(Method::POST)
+                .uri("/ping/j/start?host=h");
+            if let Some(t) = token {
+                req = req.header("authorization", format!("Bearer {t}"));
+            }
+            let (status, _, body) = reply(dry.clone(), req.body(Body::empty()).unwrap()).await;
+            assert_eq!(status, code);
+            if code == StatusCode::SERVICE_UNAVAILABLE {
+                assert!(body.contains("dry run"), "{body}");
+            }
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

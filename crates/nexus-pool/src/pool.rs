@@ -76,29 +76,67 @@ const UNSENT_KEPT: usize = 100;
 const UNREACHABLE_RETRY: f64 = 30.0;
 
 impl PoolState {
-    /// Loads the state; a missing file is empty, a corrupt one is an error
-    /// naming the file (the caller decides whether to start fresh).
+    /// Loads the state; a missing file is empty, a bad one (a link, a FIFO,
+    /// too big, not the state's JSON) is an [`Error::State`] naming the
+    /// file. Never follows a link, never blocks, reads at most
+    /// [`crate::files::MAX_STATE_BYTES`].
     pub fn load(path: &Path) -> Result<PoolState, Error> {
-        match std::fs::read(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PoolState::default()),
-            Err(source) => Err(Error::Io {
-                op: "read state",
-                path: path.to_path_buf(),
-                source,
-            }),
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::Config {
-                origin: path.display().to_string(),
-                message: format!("corrupt pool state: {e}"),
-            }),
-        }
-        .map(|mut state: PoolState| {
-            // Launches recorded since the last save (see crate::intent).
-            for e in crate::intent::journal_read(&crate::intent::journal_path(path)) {
-                state.records.insert(e.key.as_str(), e.record);
-                state.launched.insert(e.key, e.intent);
+        let mut state = PoolState::read(path)?;
+        state.replay_journal(path);
+        Ok(state)
+    }
+
+    /// [`PoolState::load`] for a pool starting up: a bad state file is
+    /// logged as an error, set aside as `<name>.corrupt-<UTC time>` (unless
+    /// `dry_run`: then it is left alone) and the pool starts with an empty
+    /// state. Only an I/O error (no descriptor, no permission) is returned.
+    pub fn load_or_reset(path: &Path, dry_run: bool) -> Result<PoolState, Error> {
+        let mut state = match PoolState::read(path) {
+            Err(e @ Error::State { .. }) => {
+                let aside = if dry_run {
+                    "left in place (dry run)".to_string()
+                } else {
+                    match crate::files::set_aside(path) {
+                        Ok(p) => format!("set aside as {}", p.display()),
+                        Err(e) => format!("cannot be set aside: {e}"),
+                    }
+                };
+                tracing::error!("{e}; {aside}; starting with an empty state");
+                PoolState::default()
             }
-            state
-        })
+            other => other?,
+        };
+        state.replay_journal(path);
+        Ok(state)
+    }
+
+    fn read(path: &Path) -> Result<PoolState, Error> {
+        let bad = |reason| Error::State {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let found =
+            crate::files::read_own(path, crate::files::MAX_STATE_BYTES).map_err(|source| {
+                Error::Io {
+                    op: "read state",
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+        match found {
+            crate::files::Found::Missing => Ok(PoolState::default()),
+            crate::files::Found::Bad(why) => Err(bad(why)),
+            crate::files::Found::Bytes(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| bad(format!("not the pool's state: {e}"))),
+        }
+    }
+
+    /// Launches recorded since the last save (see [`crate::intent`]).
+    fn replay_journal(&mut self, path: &Path) {
+        for e in crate::intent::journal_read(&crate::intent::journal_path(path)) {
+            self.records.insert(e.key.as_str(), e.record);
+            self.launched.insert(e.key, e.intent);
+        }
     }
 
     #[cfg(test)]
@@ -176,7 +214,7 @@ pub struct Pool {
 impl Pool {
     /// Builds a pool; loads its persisted state.
     pub fn new(cfg: PoolConfig, opts: PoolOptions) -> Result<Pool, Error> {
-        let state = PoolState::load(&opts.state_file)?;
+        let state = PoolState::load_or_reset(&opts.state_file, opts.dry_run)?;
         let mut cfg = cfg;
         if let Some(root) = &opts.cells_root {
             let mut cells = cfg.cells.clone().unwrap_or(crate::config::CellsSection {
