@@ -19,6 +19,7 @@ mod faults;
 mod full_disk;
 mod heartbeat;
 mod hostile;
+mod hung;
 mod pool;
 mod prometheus;
 mod scale;

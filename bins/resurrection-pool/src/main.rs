@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use nexus_heartbeat::{CronDirs, CronWriter, parse_duration};
-use nexus_pool::{Pool, PoolConfig, PoolOptions, PoolState, SweepReport};
+use nexus_pool::{Pool, PoolConfig, PoolOptions, PoolState, SweepReport, Wake};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -258,8 +258,14 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     let hb_dir = cfg.pool.heartbeat_dir.clone();
     // A sweep may take up to a probe timeout beyond the poll interval.
     let interval = cfg.pool.poll_interval + cfg.pool.probe_timeout;
+    // Gitea and Telegram run beside the sweep; a one-shot waits for them
+    // before it sweeps (open issues adopted, approval answers read) and
+    // after (what the sweep queued delivered), each time at most this long.
+    let deadline = cfg.pool.channel_deadline;
     let mut pool = Pool::new(cfg, opts)?;
-    pool.adopt().await;
+    pool.adopt();
+    pool.poll_approvals();
+    pool.settle(deadline).await;
     // Each agent is printed as the sweep steps it (through one buffer:
     // 10,000 agents are 10,000 lines, not 10,000 writes), so the views of
     // the whole fleet are never held at once. JSON is one array: collected.
@@ -280,6 +286,7 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     if let Some(e) = failed {
         return Err(e.into());
     }
+    pool.settle(deadline).await;
     print_end(cli, &mut out, &views, &report)?;
     if !dry {
         let _ = beat(&job, hb_dir.as_deref(), interval);
@@ -463,7 +470,7 @@ async fn daemon(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result
         "Resurrection Pool starting: status page http://{addr}/, poll_interval={}s",
         poll.as_secs_f64()
     );
-    pool.adopt().await;
+    pool.adopt();
     nexus_heartbeat::sd_notify("READY=1");
     loop {
         let report = tokio::select! {
@@ -483,15 +490,22 @@ async fn daemon(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result
         } else {
             poll
         };
+        // Answers to approval requests wake the next sweep as they arrive.
+        pool.poll_approvals();
+        let until = tokio::time::Instant::now() + wait;
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            Some(key) = pool.next_exit() => {
-                tracing::info!("[{key}] a process the pool launched exited: sweeping now");
-            }
+            woke = pool.idle(until) => match woke {
+                Wake::Exit(key) => {
+                    tracing::info!("[{key}] a process the pool launched exited: sweeping now");
+                }
+                Wake::Answers => tracing::info!("approval answers arrived: sweeping now"),
+                Wake::Timer => {}
+            },
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
+    pool.shutdown();
     tracing::info!("Resurrection Pool stopped");
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_millis(500), server).await;

@@ -1,6 +1,8 @@
 //! The pool's HTTP surface, on loopback by default:
 //! - `GET /health`: the seed-003 gateway health JSON, for the pool itself
-//!   (`status` is `ok` while sweeps keep finishing, else `degraded` with 503);
+//!   (`status` is `ok` while sweeps keep finishing, else `degraded` with 503;
+//!   a Gitea or Telegram in trouble is listed in `channels`, and stays `ok`:
+//!   the pool goes on reviving while what it reports waits);
 //! - `GET /metrics`: Prometheus text format 0.0.4 (per-agent state, heartbeat
 //!   age, revive attempts; sweep count and duration);
 //! - `GET /api/agents`: the agents as JSON;
@@ -93,6 +95,7 @@ async fn health(AxState(shared): AxState<Shared>) -> Response {
         "sweeps": s.sweeps,
         "last_sweep_seconds": s.last_sweep_seconds,
         "faults": s.faults,
+        "channels": channel_lines(&s),
         "ts": t,
     });
     let code = if ok {
@@ -101,6 +104,17 @@ async fn health(AxState(shared): AxState<Shared>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, axum::Json(body)).into_response()
+}
+
+/// `name: trouble (N waiting)` for each channel in trouble.
+fn channel_lines(s: &PoolSnapshot) -> Vec<String> {
+    s.channels
+        .iter()
+        .filter_map(|c| {
+            let t = c.trouble.as_ref()?;
+            Some(format!("{}: {t} ({} waiting)", c.name, c.waiting))
+        })
+        .collect()
 }
 
 async fn agents(AxState(shared): AxState<Shared>) -> Response {
@@ -218,6 +232,33 @@ pub fn render_metrics(s: &PoolSnapshot) -> String {
         "Kinds of files (state, events, cell-state, heartbeat) the pool currently fails to write.",
     );
     let _ = writeln!(out, "nexus_pool_write_faults {}", s.faults.len());
+    family(
+        &mut out,
+        "nexus_pool_channel_up",
+        "gauge",
+        "1 while the channel's last call went through, 0 while Gitea or Telegram is in trouble.",
+    );
+    for c in &s.channels {
+        let _ = writeln!(
+            out,
+            "nexus_pool_channel_up{{channel=\"{}\"}} {}",
+            c.name,
+            u8::from(c.trouble.is_none())
+        );
+    }
+    family(
+        &mut out,
+        "nexus_pool_channel_waiting",
+        "gauge",
+        "Observations, messages or requests waiting for the channel.",
+    );
+    for c in &s.channels {
+        let _ = writeln!(
+            out,
+            "nexus_pool_channel_waiting{{channel=\"{}\"}} {}",
+            c.name, c.waiting
+        );
+    }
     out
 }
 
@@ -302,6 +343,9 @@ h1{{font-size:1.4em}}h2{{font-size:1.1em;margin-top:1.5em}}\
         s.last_sweep_seconds * 1000.0,
         s.sweeps
     );
+    for line in channel_lines(s) {
+        let _ = writeln!(html, "<p class=\"channel\">{}</p>", esc(&line));
+    }
     if s.agents.is_empty() {
         html.push_str("<p>No agents are configured.</p>\n");
     }

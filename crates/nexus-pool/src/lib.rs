@@ -24,12 +24,15 @@
 //! - [`clock`]: monotonic time inside the pool, and heartbeats stamped in
 //!   the future judged by progress.
 //! - [`faults`]: write faults (a full disk) the pool runs through and reports.
+//! - [`channels`]: Gitea incidents and Telegram messages and approvals, each
+//!   run by its own executor beside the sweeps, every call under a deadline.
 //! - [`http`]: the loopback HTTP surface over that snapshot: `/health`,
 //!   `/metrics`, `/api/agents` and the status page.
 //!
 //! # What this crate must never do
 //! - Listen beyond loopback unless told to.
-//! - Block a sweep on a human (approvals are tracked, never awaited).
+//! - Block a sweep on a human (approvals are tracked, never awaited), or on
+//!   Gitea or Telegram (their calls run beside the sweeps, see [`channels`]).
 //! - Launch an agent through a shell.
 //! - Launch an agent twice because the pool itself died: every launch is
 //!   journaled before its spawn and re-adopted after a restart.
@@ -37,6 +40,7 @@
 //!   `/health` and `/metrics`, the previous files are left intact.
 //! - Time its timers by the wall clock (see [`clock`]).
 
+pub mod channels;
 pub mod clock;
 pub mod config;
 mod error;
@@ -52,5 +56,5 @@ pub mod view;
 
 pub use config::PoolConfig;
 pub use error::Error;
-pub use pool::{Pool, PoolOptions, PoolState, SweepReport};
-pub use view::{AgentView, PoolSnapshot};
+pub use pool::{Pool, PoolOptions, PoolState, SweepReport, Wake};
+pub use view::{AgentView, ChannelView, PoolSnapshot};

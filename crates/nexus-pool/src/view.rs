@@ -56,6 +56,21 @@ pub struct PoolSnapshot {
     pub agents: Vec<AgentView>,
     /// Current write faults (`kind: error naming the file`), e.g. a full disk.
     pub faults: Vec<String>,
+    /// The outside services the pool reports to (Gitea, Telegram).
+    pub channels: Vec<ChannelView>,
+}
+
+/// A channel to an outside service (see [`crate::channels`]): its trouble
+/// is shown, not the pool's own (`/health` stays ok), since the pool goes on
+/// detecting and reviving while what it has to say waits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelView {
+    /// `gitea` or `telegram`.
+    pub name: &'static str,
+    /// What went wrong with its last call, while it lasts.
+    pub trouble: Option<String>,
+    /// Observations, messages or requests waiting for it.
+    pub waiting: usize,
 }
 
 impl PoolSnapshot {

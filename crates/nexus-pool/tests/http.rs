@@ -45,6 +45,7 @@ fn fleet() -> PoolSnapshot {
             agent("ezra", State::Reviving, 40.0),
         ],
         faults: Vec::new(),
+        channels: Vec::new(),
     }
 }
 

@@ -33,6 +33,7 @@ pub(crate) fn sample(now: f64) -> PoolSnapshot {
             agent("timmy", State::Reviving, None),
         ],
         faults: Vec::new(),
+        channels: Vec::new(),
     }
 }
 
