@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nexus_cell::RevivePolicy;
+use nexus_cell::{AgentName, Join, RevivePolicy, Role};
 use nexus_e2e::Run;
 use nexus_testkit::gitea::{Fake, REPO, TOKEN};
 use serde_json::Value;
@@ -36,12 +36,13 @@ fn config(f: &Fleet, extra: &str) -> PathBuf {
     cfg
 }
 
-/// Waits until each of `agents` was launched `n` times; fails if one took
-/// longer than [`ONE_SWEEP`] from `since` (waiting at most 60 s to say how
-/// long).
-fn launched_within_a_sweep(f: &Fleet, agents: &[&str], n: usize, since: Instant) {
+/// Waits until each of `agents` was launched once more than it had been
+/// when it died (`since`); fails if one took longer than [`ONE_SWEEP`]
+/// (waiting at most 60 s to say how long).
+fn launched_within_a_sweep(f: &Fleet, agents: &[(&str, usize)], since: Instant) {
     let mut late = Vec::new();
-    for a in agents {
+    for (a, before) in agents {
+        let n = before + 1;
         while f.launches(a) < n && since.elapsed() < Duration::from_secs(60) {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -53,12 +54,12 @@ fn launched_within_a_sweep(f: &Fleet, agents: &[&str], n: usize, since: Instant)
     }
     assert!(
         late.is_empty(),
-        "launch {n} not within one sweep ({ONE_SWEEP:?}) of the death: {late:?}"
+        "not relaunched within one sweep ({ONE_SWEEP:?}) of the death: {late:?}"
     );
 }
 
 /// `/health`'s status code and body, whatever the code.
-fn health(base: &str) -> (u16, Value) {
+pub(crate) fn health(base: &str) -> (u16, Value) {
     let o = Command::new("curl")
         .args(["-s", "--max-time", "2", "-w", "\n%{http_code}"])
         .arg(format!("{base}/health"))
@@ -83,6 +84,19 @@ fn healthy_with_trouble_in(base: &str, channel: &str) {
     let metrics = crate::pool::get(&format!("{base}/metrics"));
     let up = format!("nexus_pool_channel_up{{channel=\"{channel}\"}} 0");
     assert!(metrics.contains(&up), "{metrics}");
+}
+
+/// SIGKILLs each of `agents` (the PID its heartbeat names); how many times
+/// each had been launched.
+fn kill_all<'a>(f: &Fleet, agents: &[&'a str]) -> Vec<(&'a str, usize)> {
+    agents
+        .iter()
+        .map(|a| {
+            let before = f.launches(a);
+            kill_agent(f, a);
+            (*a, before)
+        })
+        .collect()
 }
 
 /// SIGKILLs `agent`'s process (the PID its heartbeat names).
@@ -133,15 +147,13 @@ async fn a_gitea_that_never_answers_delays_no_revive_and_gets_every_episode_once
     let started = Instant::now();
     let (_d, base) = start(&f, &cfg, None, &env);
     // Dead from the start: the first sweep launches them all.
-    launched_within_a_sweep(&f, &AGENTS, 1, started);
+    launched_within_a_sweep(&f, &AGENTS.map(|a| (a, 0)), started);
     healthy(&base, &AGENTS);
     healthy_with_trouble_in(&base, "gitea");
 
     let died = Instant::now();
-    for a in AGENTS {
-        kill_agent(&f, a);
-    }
-    launched_within_a_sweep(&f, &AGENTS, 2, died);
+    let before = kill_all(&f, &AGENTS);
+    launched_within_a_sweep(&f, &before, died);
     healthy(&base, &AGENTS);
     assert!(
         fake.st().log.is_empty(),
@@ -187,12 +199,25 @@ async fn a_telegram_that_never_answers_delays_no_revive_and_gets_each_message_on
     let gate = gate_file(&f);
     join_gated(&f, "auto1", RevivePolicy::Auto, &gate);
     f.join("asker", RevivePolicy::Ask, false);
-    // Its revive never beats: two launches, then "needs a human".
-    f.join("esc", RevivePolicy::Auto, false);
+    // Its revive fails its pre-flight check: "needs a human" at once.
+    let broken = f.root.join("broken.py");
+    std::fs::write(&broken, "def (:\n").unwrap();
+    f.store
+        .join(
+            &f.cell,
+            Join {
+                agent: AgentName::new("esc").unwrap(),
+                role: Role::Developer,
+                home: None,
+                revive_cmd: Some(vec!["python3".into(), broken.display().to_string()]),
+                revive_policy: Some(RevivePolicy::Auto),
+            },
+        )
+        .unwrap();
     let cfg = config(
         &f,
         &format!(
-            "max_attempts = 2\nslow_lane = 100000\napproval_timeout = 3600\n[telegram]\nchat_id = {CHAT}\napi_url = \"http://{}\"\n",
+            "max_attempts = 10\nslow_lane = 100000\napproval_timeout = 3600\n[telegram]\nchat_id = {CHAT}\napi_url = \"http://{}\"\n",
             telegram.addr
         ),
     );
@@ -203,7 +228,7 @@ async fn a_telegram_that_never_answers_delays_no_revive_and_gets_each_message_on
         None,
         &[("TELEGRAM_BOT_TOKEN", "123456:test-token")],
     );
-    launched_within_a_sweep(&f, &["auto1"], 1, started);
+    launched_within_a_sweep(&f, &[("auto1", 0)], started);
     healthy(&base, &["auto1"]);
     wait_for("esc escalated", || {
         agent(&base, "esc")["state"] == "escalated"
@@ -211,8 +236,8 @@ async fn a_telegram_that_never_answers_delays_no_revive_and_gets_each_message_on
     healthy_with_trouble_in(&base, "telegram");
 
     let died = Instant::now();
-    kill_agent(&f, "auto1");
-    launched_within_a_sweep(&f, &["auto1"], 2, died);
+    let before = kill_all(&f, &["auto1"]);
+    launched_within_a_sweep(&f, &before, died);
     assert_eq!(f.launches("asker"), 0, "no answer, no revive");
     assert!(bot.lock().unwrap().sent.is_empty());
 
@@ -233,8 +258,13 @@ async fn a_telegram_that_never_answers_delays_no_revive_and_gets_each_message_on
     wait_for("three more sweeps", || {
         health(&base).1["sweeps"].as_u64().unwrap() >= sweeps + 3
     });
-    assert_eq!((sent(&request), sent(&escalation)), (1, 1), "each once");
-    assert_eq!(bot.lock().unwrap().sent.len(), 2);
+    let all = bot.lock().unwrap().sent.clone();
+    assert_eq!(
+        (sent(&request), sent(&escalation)),
+        (1, 1),
+        "each once: {all:#?}"
+    );
+    assert_eq!(all.len(), 2, "{all:#?}");
     assert_eq!(f.launches("asker"), 0);
     assert_eq!(health(&base).0, 200);
 }
