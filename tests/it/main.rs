@@ -25,3 +25,4 @@ mod prometheus;
 mod scale;
 mod standalone;
 mod systemd;
+mod unreadable;

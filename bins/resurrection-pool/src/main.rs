@@ -2,10 +2,12 @@
 //! mission cell, revives the dead per mission policy, and shows it all on
 //! loopback HTTP.
 //!
-//! Exit codes: 0 all healthy (`--once`, `--status`), 1 some agent is not,
-//! 2 usage or configuration error (a missing or broken explicit config, an
-//! empty fleet without `--allow-empty`, a second daemon). The daemon exits 0
-//! on SIGTERM/SIGINT within a second. Logic lives in `nexus-pool`.
+//! Exit codes: 0 all healthy (`--once`, `--status`), 1 some agent is not or
+//! some cell cannot be read, 2 usage or configuration error (a missing or
+//! broken explicit config, an empty fleet or one where nothing can be read
+//! (no gateway, every cell unreadable) without `--allow-empty`, a second
+//! daemon). The daemon exits 0 on SIGTERM/SIGINT within a second. Logic
+//! lives in `nexus-pool`.
 
 mod demo;
 
@@ -262,6 +264,7 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     // before it sweeps (open issues adopted, approval answers read) and
     // after (what the sweep queued delivered), each time at most this long.
     let deadline = cfg.pool.channel_deadline;
+    let allow_empty = cli.allow_empty || cfg.pool.allow_empty;
     let mut pool = Pool::new(cfg, opts)?;
     pool.adopt();
     pool.poll_approvals();
@@ -288,13 +291,30 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     }
     pool.settle(deadline).await;
     print_end(cli, &mut out, &views, &report)?;
+    if report.blind() && !allow_empty {
+        return Ok(refuse_blind(&report));
+    }
     if !dry {
         let _ = beat(&job, hb_dir.as_deref(), interval);
     }
     // Everything is on disk and printed: freeing 10,000 records one by one
     // would only delay the exit.
     std::mem::forget(pool);
-    Ok(u8::from(report.unhealthy > 0))
+    Ok(u8::from(
+        report.unhealthy > 0 || !report.unreadable.is_empty(),
+    ))
+}
+
+/// Nothing could be read (no gateway, every cell unreadable): like an empty
+/// fleet, a configuration error unless `--allow-empty`; the reasons, and 2.
+fn refuse_blind(report: &SweepReport) -> u8 {
+    eprintln!(
+        "resurrection-pool: nothing can be watched: no gateway, and no cell could be read (use --allow-empty to start anyway; the agents' records are kept):"
+    );
+    for c in &report.unreadable {
+        eprintln!("  {c}");
+    }
+    2
 }
 
 /// One agent's line of `--once`'s report: state and name left-aligned in
@@ -356,10 +376,20 @@ fn print_end(
     if cli.json {
         serde_json::to_writer_pretty(&mut *out, views)?;
         writeln!(out)?;
+        for c in &report.unreadable {
+            eprintln!("resurrection-pool: unreadable cell {c}");
+        }
     } else {
+        for c in &report.unreadable {
+            writeln!(out, "unreadable cell {c}")?;
+        }
+        let unreadable = match report.unreadable.len() {
+            0 => String::new(),
+            n => format!(", {n} unreadable cell(s)"),
+        };
         writeln!(
             out,
-            "{} agent(s), {} unhealthy, sweep {:.0} ms",
+            "{} agent(s), {} unhealthy{unreadable}, sweep {:.0} ms",
             report.agents,
             report.unhealthy,
             report.seconds * 1000.0
@@ -452,6 +482,7 @@ async fn daemon(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result
     let job = cfg.pool.heartbeat_job.clone();
     let hb_dir = cfg.pool.heartbeat_dir.clone();
     let dry = opts.dry_run;
+    let allow_empty = cli.allow_empty || cfg.pool.allow_empty;
     let mut pool = Pool::new(cfg, opts)?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -471,13 +502,20 @@ async fn daemon(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result
         poll.as_secs_f64()
     );
     pool.adopt();
-    nexus_heartbeat::sd_notify("READY=1");
+    let mut first = true;
     loop {
         let report = tokio::select! {
             r = pool.sweep() => r,
             _ = term.recv() => break,
             _ = int.recv() => break,
         };
+        if std::mem::take(&mut first) {
+            if report.blind() && !allow_empty {
+                let _ = stop_tx.send(());
+                return Ok(refuse_blind(&report));
+            }
+            nexus_heartbeat::sd_notify("READY=1");
+        }
         nexus_heartbeat::sd_notify("WATCHDOG=1");
         if !dry {
             let beaten = beat(&job, hb_dir.as_deref(), beat_every);

@@ -1,6 +1,7 @@
 //! The pool's HTTP surface, on loopback by default:
 //! - `GET /health`: the seed-003 gateway health JSON, for the pool itself
-//!   (`status` is `ok` while sweeps keep finishing, else `degraded` with 503;
+//!   (`status` is `ok` while sweeps keep finishing, else `degraded` with 503,
+//!   as with a write fault or a cell it cannot read (`unreadable_cells`);
 //!   a Gitea or Telegram in trouble is listed in `channels`, and stays `ok`:
 //!   the pool goes on reviving while what it reports waits);
 //! - `GET /metrics`: Prometheus text format 0.0.4 (per-agent state, heartbeat
@@ -84,8 +85,9 @@ async fn health(AxState(shared): AxState<Shared>) -> Response {
     let s = read(&shared);
     let t = now();
     // A write fault (a full disk) is degraded too: the pool runs, but its
-    // state, events or heartbeat are not being kept.
-    let ok = liveness(&s, t) && s.faults.is_empty();
+    // state, events or heartbeat are not being kept; so is a cell it cannot
+    // read: it neither sees nor revives its agents.
+    let ok = liveness(&s, t) && s.faults.is_empty() && s.unreadable_cells.is_empty();
     let body = json!({
         "status": if ok { "ok" } else { "degraded" },
         "service": "resurrection-pool",
@@ -96,6 +98,7 @@ async fn health(AxState(shared): AxState<Shared>) -> Response {
         "last_sweep_seconds": s.last_sweep_seconds,
         "faults": s.faults,
         "channels": channel_lines(&s),
+        "unreadable_cells": s.unreadable_cells,
         "ts": t,
     });
     let code = if ok {
@@ -234,6 +237,19 @@ pub fn render_metrics(s: &PoolSnapshot) -> String {
     let _ = writeln!(out, "nexus_pool_write_faults {}", s.faults.len());
     family(
         &mut out,
+        "nexus_pool_cell_unreadable",
+        "gauge",
+        "1 for each cell (or cells root) the last sweep could not read; its agents keep their records.",
+    );
+    for c in &s.unreadable_cells {
+        let _ = writeln!(
+            out,
+            "nexus_pool_cell_unreadable{{cell=\"{}\",host=\"{host}\"}} 1",
+            label(&c.cell)
+        );
+    }
+    family(
+        &mut out,
         "nexus_pool_channel_up",
         "gauge",
         "1 while the channel's last call went through, 0 while Gitea or Telegram is in trouble.",
@@ -345,6 +361,18 @@ h1{{font-size:1.4em}}h2{{font-size:1.1em;margin-top:1.5em}}\
     );
     for line in channel_lines(s) {
         let _ = writeln!(html, "<p class=\"channel\">{}</p>", esc(&line));
+    }
+    if !s.unreadable_cells.is_empty() {
+        html.push_str("<h2>Unreadable cells</h2>\n<ul class=\"unreadable\">");
+        for c in &s.unreadable_cells {
+            let _ = write!(
+                html,
+                "<li><span class=\"name\">{}</span> {}</li>",
+                esc(&c.cell),
+                esc(&c.reason)
+            );
+        }
+        html.push_str("</ul>\n<p>Their agents keep their records (attempts, escalation) and are shown as unknown until the cell can be read again.</p>\n");
     }
     if s.agents.is_empty() {
         html.push_str("<p>No agents are configured.</p>\n");

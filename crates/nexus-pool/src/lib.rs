@@ -13,8 +13,8 @@
 //!   escalations, cell events and `.lazarus/state.json`, the persisted
 //!   state file.
 //! - [`records`]: every agent's persisted record, in one sorted vector whose
-//!   keys are shared with the fleet; a sweep marks what it saw and drops
-//!   the rest.
+//!   keys are shared with the fleet; a sweep marks what it saw, keeps the
+//!   rest while their cell cannot be read and retires them once it is gone.
 //! - [`ping`]: remote heartbeats pushed by cron jobs on other hosts
 //!   (`POST /ping/<job>`), stored as ordinary `.last` records.
 //! - [`view`]: the snapshot the pool publishes after each sweep
@@ -39,6 +39,8 @@
 //! - Stop because a write fails (a full disk): the fault is reported on
 //!   `/health` and `/metrics`, the previous files are left intact.
 //! - Time its timers by the wall clock (see [`clock`]).
+//! - Forget an agent's record because its cell could not be read, or reset
+//!   it because the agent left and came back (`pool::unseen`).
 
 pub mod channels;
 pub mod clock;
@@ -56,5 +58,5 @@ pub mod view;
 
 pub use config::PoolConfig;
 pub use error::Error;
-pub use pool::{Pool, PoolOptions, PoolState, SweepReport, Wake};
-pub use view::{AgentView, ChannelView, PoolSnapshot};
+pub use pool::{Pool, PoolOptions, PoolState, Retired, SweepReport, Wake};
+pub use view::{AgentView, ChannelView, PoolSnapshot, UnreadableCell};

@@ -28,6 +28,8 @@ use crate::view::{AgentView, PoolSnapshot};
 
 mod outside;
 use outside::{Incidents, Messages};
+mod unseen;
+pub use unseen::Retired;
 
 /// Events kept per agent for the status page.
 const EVENTS_KEPT: usize = 8;
@@ -70,6 +72,11 @@ pub struct PoolState {
     /// id (`approvals.json` forgets a request once it is answered).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub answers: BTreeMap<String, Approval>,
+    /// Records of agents that left the fleet, by key, kept for a while in
+    /// case they come back (see `pool::unseen`): leaving and coming back
+    /// never resets a restart budget.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub retired: BTreeMap<String, Retired>,
 }
 
 /// A Telegram message waiting to be sent.
@@ -145,6 +152,20 @@ pub struct SweepReport {
     pub confirm_soon: bool,
     /// How long the sweep took.
     pub seconds: f64,
+    /// The gateways and cells read (a cell whether or not it has agents
+    /// to watch).
+    pub read: usize,
+    /// The cells that could not be read (their agents' records are kept,
+    /// and counted as unhealthy).
+    pub unreadable: Vec<crate::view::UnreadableCell>,
+}
+
+impl SweepReport {
+    /// Nothing could be read, and something should have: no gateway, no
+    /// cell read, and the cells root or every cell under it unreadable.
+    pub fn blind(&self) -> bool {
+        self.read == 0 && !self.unreadable.is_empty()
+    }
 }
 
 /// Why [`Pool::idle`] returned.
@@ -458,7 +479,7 @@ impl Pool {
             let survey = tokio::task::spawn_blocking(move || targets(&cfg, store.as_ref()));
             tokio::join!(plan.run(&self.runner), survey)
         };
-        let (fleet, warnings) = match surveyed {
+        let (mut fleet, warnings) = match surveyed {
             Ok(surveyed) => surveyed,
             // A bug in the survey: fail as loudly as it would have inline.
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -473,11 +494,14 @@ impl Pool {
             tracing::warn!("{w}");
         }
         pause("sweep-probed").await;
+        self.restore_retired(&fleet, now);
         self.state.records.add(fleet.iter().map(|t| &t.key));
         self.state.records.unmark_all();
         let mut views = Vec::with_capacity(if each.is_some() { 0 } else { fleet.len() });
+        let unreadable = std::mem::take(&mut fleet.unreadable);
         let mut report = SweepReport {
             agents: fleet.len(),
+            read: fleet.gateways() + fleet.cells_read,
             ..SweepReport::default()
         };
         let mut cell_states = Ok(());
@@ -502,8 +526,18 @@ impl Pool {
         // (or queued while Gitea was down) as far as the limit allows, even
         // when no agent needed the engine this sweep.
         self.dispatch(true);
-        // Agents that left the fleet leave the state too.
-        self.state.records.retain_marked();
+        // The agents of cells that cannot be read keep their records, and
+        // are shown; the records of agents that left are retired.
+        let unseen = self.settle_unseen(&unreadable, now);
+        report.agents += unseen.views.len();
+        report.unhealthy += unseen.views.len();
+        for view in unseen.views {
+            match each.as_mut() {
+                Some(f) => f(view),
+                None => views.push(view),
+            }
+        }
+        report.unreadable = unseen.cells;
         let records = &self.state.records;
         self.state.launched.retain(|k, _| records.contains_key(k));
         // Answers to requests no longer waiting are moot.
@@ -528,6 +562,7 @@ impl Pool {
             agents: views,
             faults: self.faults.lines(),
             channels: self.channel_views(),
+            unreadable_cells: report.unreadable.clone(),
         };
         match self.shared.write() {
             Ok(mut g) => *g = snapshot,
@@ -992,9 +1027,16 @@ impl Pool {
             }
             let cell = match store.open(id) {
                 Ok(c) => c,
-                Err(e) => {
+                Err(e @ nexus_cell::Error::NotFound { .. }) => {
                     tracing::warn!("cell {id}: event dropped, the cell is gone: {e}");
                     return false;
+                }
+                // Unreadable for now (its manifest, the root moved away):
+                // the event waits, as for a full disk.
+                Err(e) => {
+                    blocked.push(*id);
+                    fault = Some(e.to_string());
+                    return true;
                 }
             };
             match cell.append_event(event) {

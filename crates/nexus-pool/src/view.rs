@@ -58,6 +58,25 @@ pub struct PoolSnapshot {
     pub faults: Vec<String>,
     /// The outside services the pool reports to (Gitea, Telegram).
     pub channels: Vec<ChannelView>,
+    /// The cells that could not be read at the last sweep (their agents
+    /// keep their records and are shown `unknown`).
+    pub unreadable_cells: Vec<UnreadableCell>,
+}
+
+/// A cell (or the cells root) the last sweep could not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnreadableCell {
+    /// The cell's directory name (its uuid, for a real cell), or the cells
+    /// root's path when the root itself could not be read.
+    pub cell: String,
+    /// Why, naming the file and field.
+    pub reason: String,
+}
+
+impl std::fmt::Display for UnreadableCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.cell, self.reason)
+    }
 }
 
 /// A channel to an outside service (see [`crate::channels`]): its trouble
