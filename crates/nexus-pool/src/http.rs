@@ -23,7 +23,7 @@ use axum::routing::get;
 use nexus_metrics::escape_label as label;
 use serde_json::json;
 
-use crate::view::{AgentView, PoolSnapshot};
+use crate::view::{AgentView, ChannelView, PoolSnapshot};
 use nexus_revive::State;
 
 /// The snapshot the sweeper publishes and the server reads.
@@ -138,6 +138,9 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// One number of a channel, for its gauge.
+type ChannelValue = fn(&ChannelView) -> usize;
+
 /// Renders the snapshot in the Prometheus text format (version 0.0.4),
 /// sorted and deterministic; an agent that left the fleet leaves the
 /// metrics too.
@@ -248,32 +251,23 @@ pub fn render_metrics(s: &PoolSnapshot) -> String {
             label(&c.cell)
         );
     }
-    family(
-        &mut out,
-        "nexus_pool_channel_up",
-        "gauge",
-        "1 while the channel's last call went through, 0 while Gitea or Telegram is in trouble.",
-    );
-    for c in &s.channels {
-        let _ = writeln!(
-            out,
-            "nexus_pool_channel_up{{channel=\"{}\"}} {}",
-            c.name,
-            u8::from(c.trouble.is_none())
-        );
-    }
-    family(
-        &mut out,
-        "nexus_pool_channel_waiting",
-        "gauge",
-        "Observations, messages or requests waiting for the channel.",
-    );
-    for c in &s.channels {
-        let _ = writeln!(
-            out,
-            "nexus_pool_channel_waiting{{channel=\"{}\"}} {}",
-            c.name, c.waiting
-        );
+    let per_channel: [(&str, &str, ChannelValue); 2] = [
+        (
+            "nexus_pool_channel_up",
+            "1 while the channel's last call went through, 0 while Gitea or Telegram is in trouble.",
+            |c| usize::from(c.trouble.is_none()),
+        ),
+        (
+            "nexus_pool_channel_waiting",
+            "Observations, messages or requests waiting for the channel.",
+            |c| c.waiting,
+        ),
+    ];
+    for (name, help, value) in per_channel {
+        family(&mut out, name, "gauge", help);
+        for c in &s.channels {
+            let _ = writeln!(out, "{name}{{channel=\"{}\"}} {}", c.name, value(c));
+        }
     }
     out
 }
