@@ -199,8 +199,10 @@ pub struct Pool {
     exits_rx: mpsc::UnboundedReceiver<(String, u32)>,
     incidents: Option<Incidents>,
     telegram: Option<Messages>,
-    /// A channel event changed what the state file holds.
+    /// A channel event changed what the state file holds (saved by the
+    /// next sweep) / changed a message or an answer (saved at once).
     dirty: bool,
+    urgent: bool,
     /// A sweep is under way (its records are half stepped: never saved
     /// from outside it, e.g. by a stop that cut it).
     sweeping: bool,
@@ -292,6 +294,7 @@ impl Pool {
             incidents,
             telegram,
             dirty: false,
+            urgent: false,
             sweeping: false,
             events: HashMap::new(),
             shared,
@@ -546,7 +549,7 @@ impl Pool {
             .answers
             .retain(|id, _| requests.values().any(|r| r == id));
         if !self.dry_run {
-            self.dirty = false;
+            (self.dirty, self.urgent) = (false, false);
             self.save_state();
             self.fault_result("cell-state", cell_states);
         }

@@ -198,7 +198,11 @@ impl Pool {
             self.take_events();
             self.dispatch(false);
             self.publish_channels();
-            if std::mem::take(&mut self.dirty) {
+            // A message sent or an answer read is saved at once; the rest
+            // (observations taken, a request asked) is sent again harmlessly
+            // after a crash, and saved by the next sweep.
+            if std::mem::take(&mut self.urgent) {
+                self.dirty = false;
                 self.save_state();
             }
             if answers {
@@ -235,7 +239,7 @@ impl Pool {
             }
         }
         self.publish_channels();
-        if std::mem::take(&mut self.dirty) {
+        if std::mem::take(&mut self.dirty) | std::mem::take(&mut self.urgent) {
             self.save_state();
         }
     }
@@ -245,7 +249,7 @@ impl Pool {
     /// the state for the next start).
     pub fn shutdown(&mut self) {
         self.take_events();
-        if std::mem::take(&mut self.dirty) && !self.sweeping {
+        if (std::mem::take(&mut self.dirty) | std::mem::take(&mut self.urgent)) && !self.sweeping {
             self.save_state();
         }
     }
@@ -397,7 +401,7 @@ impl Pool {
                 m.trouble = None;
                 if let Some(i) = at(id) {
                     unsent.remove(i);
-                    self.dirty = true;
+                    self.urgent = true;
                 }
             }
             TelegramEvent::Later {
@@ -418,7 +422,7 @@ impl Pool {
                 tracing::warn!("telegram: message dropped: {why}");
                 if let Some(i) = at(id) {
                     unsent.remove(i);
-                    self.dirty = true;
+                    self.urgent = true;
                 }
             }
             TelegramEvent::Asked { key, id } => {
@@ -439,7 +443,7 @@ impl Pool {
                 let any = !answers.is_empty();
                 for (id, a) in answers {
                     self.state.answers.insert(id, a);
-                    self.dirty = true;
+                    self.urgent = true;
                 }
                 return any;
             }
