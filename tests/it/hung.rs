@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::crash::{agent, join_gated, start};
 use crate::full_disk::health;
-use crate::pool::channels::bot;
+use crate::pool::channels::{bot, gitea};
 use crate::pool::{Fleet, kill, wait_for};
 
 /// A dead agent is launched within this of its death: one sweep (the poll
@@ -270,11 +270,7 @@ async fn a_one_shot_waits_for_a_hung_gitea_at_most_its_deadline_and_the_next_run
         "[incident]\nassignees = [\"alice\"]\ntimeout = \"1s\"\nretry_interval = \"10s\"\n",
     );
     let once = |url: &str| {
-        f.cmd(&cfg)
-            .args(["--once", "--json"])
-            .env("GITEA_URL", url)
-            .env("NEXUS_REPO", REPO)
-            .env("GITEA_TOKEN", TOKEN)
+        gitea(f.cmd(&cfg).args(["--once", "--json"]), url)
             .run()
             .unwrap()
     };

@@ -447,6 +447,14 @@ pub(crate) mod channels {
     use nexus_testkit::gitea::{Fake, REPO, TOKEN};
     use std::sync::{Arc, Mutex};
 
+    /// `c` talking to the Gitea at `url`, in the fake's repository, with
+    /// its token.
+    pub(crate) fn gitea<'a>(c: &'a mut Command, url: &str) -> &'a mut Command {
+        c.env("GITEA_URL", url)
+            .env("NEXUS_REPO", REPO)
+            .env("GITEA_TOKEN", TOKEN)
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn never_policy_opens_exactly_one_issue_over_ten_sweeps() {
         let fake = Fake::start().await;
@@ -454,12 +462,7 @@ pub(crate) mod channels {
         f.join("n1", RevivePolicy::Never, true);
         let cfg = f.config("[incident]\nassignees = [\"alice\"]\n");
         for _ in 0..10 {
-            let o = f
-                .cmd(&cfg)
-                .args(["--once", "--json"])
-                .env("GITEA_URL", fake.url())
-                .env("NEXUS_REPO", REPO)
-                .env("GITEA_TOKEN", TOKEN)
+            let o = gitea(f.cmd(&cfg).args(["--once", "--json"]), &fake.url())
                 .run()
                 .unwrap();
             assert_eq!(
@@ -795,12 +798,7 @@ pub(crate) mod channels {
             server.url()
         ));
         for _ in 0..2 {
-            let o = f
-                .cmd(&cfg)
-                .args(["--once", "--dry-run"])
-                .env("GITEA_URL", fake.url())
-                .env("NEXUS_REPO", REPO)
-                .env("GITEA_TOKEN", TOKEN)
+            let o = gitea(f.cmd(&cfg).args(["--once", "--dry-run"]), &fake.url())
                 .env("TELEGRAM_BOT_TOKEN", "123456:test-token")
                 .env("NEXUS_LOG", "info")
                 .run()
