@@ -64,7 +64,7 @@ fn more_sweeps(base: &str, n: u64) {
     });
 }
 
-fn agent(base: &str, name: &str) -> Value {
+pub(crate) fn agent(base: &str, name: &str) -> Value {
     let v: Value = serde_json::from_str(&get(&format!("{base}/api/agents"))).unwrap();
     v.as_array()
         .unwrap()
@@ -95,7 +95,12 @@ fn count(log: &EventLog, kind: &str) -> usize {
 }
 
 /// Starts the daemon, paused for good at `pause` (if any).
-fn start(f: &Fleet, cfg: &Path, pause: Option<&str>, env: &[(&str, &str)]) -> (Daemon, String) {
+pub(crate) fn start(
+    f: &Fleet,
+    cfg: &Path,
+    pause: Option<&str>,
+    env: &[(&str, &str)],
+) -> (Daemon, String) {
     let port = free_port();
     let mut c = f.cmd(cfg);
     c.args(["--listen", &format!("127.0.0.1:{port}")])

@@ -185,7 +185,8 @@ fn epoch_now() -> i64 {
         .as_secs() as i64
 }
 
-fn health(base: &str) -> (Value, bool) {
+/// `/health`'s body, and whether it answered 200 (else 503 or nothing).
+pub(crate) fn health(base: &str) -> (Value, bool) {
     let o = Command::new("curl")
         .args(["-s", "--max-time", "2", "-w", "\n%{http_code}"])
         .arg(format!("{base}/health"))

@@ -447,6 +447,14 @@ pub(crate) mod channels {
     use nexus_testkit::gitea::{Fake, REPO, TOKEN};
     use std::sync::{Arc, Mutex};
 
+    /// `c` talking to the Gitea at `url`, in the fake's repository, with
+    /// its token.
+    pub(crate) fn gitea<'a>(c: &'a mut Command, url: &str) -> &'a mut Command {
+        c.env("GITEA_URL", url)
+            .env("NEXUS_REPO", REPO)
+            .env("GITEA_TOKEN", TOKEN)
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn never_policy_opens_exactly_one_issue_over_ten_sweeps() {
         let fake = Fake::start().await;
@@ -454,12 +462,7 @@ pub(crate) mod channels {
         f.join("n1", RevivePolicy::Never, true);
         let cfg = f.config("[incident]\nassignees = [\"alice\"]\n");
         for _ in 0..10 {
-            let o = f
-                .cmd(&cfg)
-                .args(["--once", "--json"])
-                .env("GITEA_URL", fake.url())
-                .env("NEXUS_REPO", REPO)
-                .env("GITEA_TOKEN", TOKEN)
+            let o = gitea(f.cmd(&cfg).args(["--once", "--json"]), &fake.url())
                 .run()
                 .unwrap();
             assert_eq!(
@@ -776,6 +779,41 @@ pub(crate) mod channels {
         run();
         assert_eq!(f.launches("asker"), 1, "approved by the configured chat");
         assert_eq!(f.launches("auto1"), 1);
+    }
+
+    /// `--dry-run` with Gitea and Telegram configured: the channels run
+    /// (the engine says what it would do) but no call reaches either, no
+    /// agent is launched and no state is written.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_dry_run_calls_neither_gitea_nor_telegram() {
+        const CHAT: i64 = -1005;
+        let fake = Fake::start().await;
+        let (server, bot, mocks) = bot().await;
+        let f = Fleet::new();
+        f.join("auto1", RevivePolicy::Auto, true);
+        f.join("asker", RevivePolicy::Ask, false);
+        f.join("esc", RevivePolicy::Auto, false);
+        let cfg = f.config(&format!(
+            "max_attempts = 0\n[incident]\nassignees = [\"alice\"]\n[telegram]\nchat_id = {CHAT}\napi_url = \"{}\"\n",
+            server.url()
+        ));
+        for _ in 0..2 {
+            let o = gitea(f.cmd(&cfg).args(["--once", "--dry-run"]), &fake.url())
+                .env("TELEGRAM_BOT_TOKEN", "123456:test-token")
+                .env("NEXUS_LOG", "info")
+                .run()
+                .unwrap();
+            let log = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{log}");
+            assert!(log.contains("would open an issue"), "{log}");
+        }
+        assert!(fake.st().log.is_empty(), "{:?}", fake.st().log);
+        assert!(bot.lock().unwrap().sent.is_empty());
+        for m in &mocks {
+            assert!(!m.matched_async().await, "a Bot API call in a dry run");
+        }
+        assert_eq!(f.launches("auto1") + f.launches("esc"), 0);
+        assert!(!f.root.join("pool-state.json").exists());
     }
 }
 

@@ -2,11 +2,13 @@
 //! mission cell, revives the dead per mission policy, and shows it all on
 //! loopback HTTP.
 //!
-//! Exit codes: 0 all healthy (`--once`, `--status`), 1 some agent is not,
-//! 2 usage or configuration error (a missing or broken explicit config, an
-//! empty fleet without `--allow-empty`, a second daemon on the same state,
-//! a second pool on the same cells root). The daemon exits 0
-//! on SIGTERM/SIGINT within a second. Logic lives in `nexus-pool`.
+//! Exit codes: 0 all healthy (`--once`, `--status`), 1 some agent is not or
+//! some cell cannot be read, 2 usage or configuration error (a missing or
+//! broken explicit config, an empty fleet or one where nothing can be read
+//! (no gateway, every cell unreadable) without `--allow-empty`, a second
+//! daemon on the same state, a second pool on the same cells root). The
+//! daemon exits 0 on SIGTERM/SIGINT within a second. Logic lives in
+//! `nexus-pool`.
 
 mod demo;
 
@@ -17,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use nexus_heartbeat::{CronDirs, CronWriter, parse_duration};
-use nexus_pool::{Pool, PoolConfig, PoolOptions, PoolState, SweepReport};
+use nexus_pool::{Pool, PoolConfig, PoolOptions, PoolState, SweepReport, Wake};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -223,7 +225,7 @@ fn main() -> ExitCode {
         if cli.once {
             once(&cli, cfg, opts).await
         } else {
-            daemon(cfg, opts, ping).await
+            daemon(&cli, cfg, opts, ping).await
         }
     });
     match result {
@@ -334,8 +336,15 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     let hb_dir = cfg.pool.heartbeat_dir.clone();
     // A sweep may take up to a probe timeout beyond the poll interval.
     let interval = cfg.pool.poll_interval + cfg.pool.probe_timeout;
+    // Gitea and Telegram run beside the sweep; a one-shot waits for them
+    // before it sweeps (open issues adopted, approval answers read) and
+    // after (what the sweep queued delivered), each time at most this long.
+    let deadline = cfg.pool.channel_deadline;
+    let allow_empty = cli.allow_empty || cfg.pool.allow_empty;
     let mut pool = Pool::new(cfg, opts)?;
-    pool.adopt().await;
+    pool.adopt();
+    pool.poll_approvals();
+    pool.settle(deadline).await;
     // Each agent is printed as the sweep steps it (through one buffer:
     // 10,000 agents are 10,000 lines, not 10,000 writes), so the views of
     // the whole fleet are never held at once. JSON is one array: collected.
@@ -356,14 +365,32 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     if let Some(e) = failed {
         return Err(e.into());
     }
+    pool.settle(deadline).await;
     print_end(cli, &mut out, &views, &report)?;
+    if report.blind() && !allow_empty {
+        return Ok(refuse_blind(&report));
+    }
     if !dry {
         let _ = beat(&job, hb_dir.as_deref(), interval);
     }
     // Everything is on disk and printed: freeing 10,000 records one by one
     // would only delay the exit.
     std::mem::forget(pool);
-    Ok(u8::from(report.unhealthy > 0))
+    Ok(u8::from(
+        report.unhealthy > 0 || !report.unreadable.is_empty(),
+    ))
+}
+
+/// Nothing could be read (no gateway, every cell unreadable): like an empty
+/// fleet, a configuration error unless `--allow-empty`; the reasons, and 2.
+fn refuse_blind(report: &SweepReport) -> u8 {
+    eprintln!(
+        "resurrection-pool: nothing can be watched: no gateway, and no cell could be read (use --allow-empty to start anyway; the agents' records are kept):"
+    );
+    for c in &report.unreadable {
+        eprintln!("  {c}");
+    }
+    2
 }
 
 /// One agent's line of `--once`'s report: state and name left-aligned in
@@ -425,10 +452,20 @@ fn print_end(
     if cli.json {
         serde_json::to_writer_pretty(&mut *out, views)?;
         writeln!(out)?;
+        for c in &report.unreadable {
+            eprintln!("resurrection-pool: unreadable cell {c}");
+        }
     } else {
+        for c in &report.unreadable {
+            writeln!(out, "unreadable cell {c}")?;
+        }
+        let unreadable = match report.unreadable.len() {
+            0 => String::new(),
+            n => format!(", {n} unreadable cell(s)"),
+        };
         writeln!(
             out,
-            "{} agent(s), {} unhealthy, sweep {:.0} ms",
+            "{} agent(s), {} unhealthy{unreadable}, sweep {:.0} ms",
             report.agents,
             report.unhealthy,
             report.seconds * 1000.0
@@ -455,6 +492,7 @@ fn beat(job: &str, dir: Option<&Path>, interval: Duration) -> Result<(), String>
 }
 
 async fn daemon(
+    cli: &Cli,
     cfg: PoolConfig,
     opts: PoolOptions,
     ping: Option<nexus_pool::ping::PingIngest>,
@@ -470,6 +508,7 @@ async fn daemon(
     let job = cfg.pool.heartbeat_job.clone();
     let hb_dir = cfg.pool.heartbeat_dir.clone();
     let dry = opts.dry_run;
+    let allow_empty = cli.allow_empty || cfg.pool.allow_empty;
     let mut pool = Pool::new(cfg, opts)?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -488,14 +527,21 @@ async fn daemon(
         "Resurrection Pool starting: status page http://{addr}/, poll_interval={}s",
         poll.as_secs_f64()
     );
-    pool.adopt().await;
-    nexus_heartbeat::sd_notify("READY=1");
+    pool.adopt();
+    let mut first = true;
     loop {
         let report = tokio::select! {
             r = pool.sweep() => r,
             _ = term.recv() => break,
             _ = int.recv() => break,
         };
+        if std::mem::take(&mut first) {
+            if report.blind() && !allow_empty {
+                let _ = stop_tx.send(());
+                return Ok(refuse_blind(&report));
+            }
+            nexus_heartbeat::sd_notify("READY=1");
+        }
         nexus_heartbeat::sd_notify("WATCHDOG=1");
         if !dry {
             let beaten = beat(&job, hb_dir.as_deref(), beat_every);
@@ -508,15 +554,22 @@ async fn daemon(
         } else {
             poll
         };
+        // Answers to approval requests wake the next sweep as they arrive.
+        pool.poll_approvals();
+        let until = tokio::time::Instant::now() + wait;
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            Some(key) = pool.next_exit() => {
-                tracing::info!("[{key}] a process the pool launched exited: sweeping now");
-            }
+            woke = pool.idle(until) => match woke {
+                Wake::Exit(key) => {
+                    tracing::info!("[{key}] a process the pool launched exited: sweeping now");
+                }
+                Wake::Answers => tracing::info!("approval answers arrived: sweeping now"),
+                Wake::Timer => {}
+            },
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
+    pool.shutdown();
     tracing::info!("Resurrection Pool stopped");
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_millis(500), server).await;

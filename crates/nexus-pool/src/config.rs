@@ -131,6 +131,12 @@ pub struct PoolSection {
     /// Timeout of each probe.
     #[serde(deserialize_with = "deserialize_duration")]
     pub probe_timeout: Duration,
+    /// Each call to Gitea or Telegram gets this long; they run beside the
+    /// sweeps, never in them (see [`crate::channels`]). A call cut by it is
+    /// tried again later: Gitea after `[incident] retry_interval`, Telegram
+    /// after one more deadline. `--once` waits at most this long for them.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub channel_deadline: Duration,
     /// Probes running at once. High by default: a hung host holds its slot
     /// for the whole probe timeout, so with 100 hung gateways a bound of 32
     /// would make one sweep four timeouts long. Capped at what the open-file
@@ -160,6 +166,7 @@ impl Default for PoolSection {
             poll_interval: Duration::from_secs(60),
             dead_threshold: Duration::from_secs(300),
             probe_timeout: Duration::from_secs(5),
+            channel_deadline: Duration::from_secs(30),
             max_parallel_probes: 1024,
             state_file: None,
             listen: "127.0.0.1:8767".to_string(),

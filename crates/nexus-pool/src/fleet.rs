@@ -161,6 +161,12 @@ pub fn implied_preflight(
 #[derive(Debug, Default)]
 pub struct Fleet {
     parts: Vec<Vec<Target>>,
+    /// The cells read (active, frozen or neither).
+    pub cells_read: usize,
+    /// The cells that could not be read, and why: by directory name (a
+    /// corrupt manifest, a symlink, a bad name), or `None` for the whole
+    /// root (it cannot be listed).
+    pub unreadable: Vec<(Option<String>, String)>,
 }
 
 impl Fleet {
@@ -184,6 +190,11 @@ impl Fleet {
     /// sweep's records and views grow).
     pub fn into_parts(self) -> Vec<Vec<Target>> {
         self.parts
+    }
+
+    /// The config's gateways.
+    pub fn gateways(&self) -> usize {
+        self.parts.first().map_or(0, Vec::len)
     }
 }
 
@@ -237,7 +248,10 @@ pub fn targets(cfg: &PoolConfig, store: Option<&CellStore>) -> (Fleet, Vec<Strin
             beat: seen,
         });
     }
-    let mut fleet = Fleet { parts: vec![out] };
+    let mut fleet = Fleet {
+        parts: vec![out],
+        ..Fleet::default()
+    };
     let (Some(store), Some(cells)) = (store, &cfg.cells) else {
         return (fleet, warnings);
     };
@@ -245,11 +259,17 @@ pub fn targets(cfg: &PoolConfig, store: Option<&CellStore>) -> (Fleet, Vec<Strin
     let rule = Rule::fixed(cells.heartbeat_stale_threshold.as_secs_f64());
     let surveyed = store.glance_with(now, &rule, |cell, beats| cell_targets(&cell, beats, policy));
     match surveyed {
-        Err(e) => warnings.push(format!("cannot read cells root: {e}")),
+        Err(e) => {
+            warnings.push(format!("cannot read cells root: {e}"));
+            fleet.unreadable.push((None, e.to_string()));
+        }
         Ok((per_cell, skipped)) => {
-            for s in &skipped {
+            for s in skipped {
                 warnings.push(format!("skipped cell {}: {}", s.path.display(), s.error));
+                let name = s.path.file_name().map(|n| n.to_string_lossy().into_owned());
+                fleet.unreadable.push((name, s.error.to_string()));
             }
+            fleet.cells_read = per_cell.len();
             fleet.parts.extend(per_cell);
         }
     }

@@ -1,6 +1,9 @@
 //! The pool's HTTP surface, on loopback by default:
 //! - `GET /health`: the seed-003 gateway health JSON, for the pool itself
-//!   (`status` is `ok` while sweeps keep finishing, else `degraded` with 503);
+//!   (`status` is `ok` while sweeps keep finishing, else `degraded` with 503,
+//!   as with a write fault or a cell it cannot read (`unreadable_cells`);
+//!   a Gitea or Telegram in trouble is listed in `channels`, and stays `ok`:
+//!   the pool goes on reviving while what it reports waits);
 //! - `GET /metrics`: Prometheus text format 0.0.4 (per-agent state, heartbeat
 //!   age, revive attempts; sweep count and duration);
 //! - `GET /api/agents`: the agents as JSON;
@@ -27,7 +30,7 @@ use axum::routing::get;
 use nexus_metrics::escape_label as label;
 use serde_json::json;
 
-use crate::view::{AgentView, PoolSnapshot};
+use crate::view::{AgentView, ChannelView, PoolSnapshot};
 use nexus_revive::State;
 
 /// The snapshot the sweeper publishes and the server reads.
@@ -234,8 +237,9 @@ async fn health(AxState(shared): AxState<Shared>) -> Response {
     let s = read(&shared);
     let t = now();
     // A write fault (a full disk) is degraded too: the pool runs, but its
-    // state, events or heartbeat are not being kept.
-    let ok = liveness(&s, t) && s.faults.is_empty();
+    // state, events or heartbeat are not being kept; so is a cell it cannot
+    // read: it neither sees nor revives its agents.
+    let ok = liveness(&s, t) && s.faults.is_empty() && s.unreadable_cells.is_empty();
     let body = json!({
         "status": if ok { "ok" } else { "degraded" },
         "service": "resurrection-pool",
@@ -245,6 +249,8 @@ async fn health(AxState(shared): AxState<Shared>) -> Response {
         "sweeps": s.sweeps,
         "last_sweep_seconds": s.last_sweep_seconds,
         "faults": s.faults,
+        "channels": channel_lines(&s),
+        "unreadable_cells": s.unreadable_cells,
         "ts": t,
     });
     let code = if ok {
@@ -253,6 +259,17 @@ async fn health(AxState(shared): AxState<Shared>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, axum::Json(body)).into_response()
+}
+
+/// `name: trouble (N waiting)` for each channel in trouble.
+fn channel_lines(s: &PoolSnapshot) -> Vec<String> {
+    s.channels
+        .iter()
+        .filter_map(|c| {
+            let t = c.trouble.as_ref()?;
+            Some(format!("{}: {t} ({} waiting)", c.name, c.waiting))
+        })
+        .collect()
 }
 
 async fn agents(AxState(shared): AxState<Shared>) -> Response {
@@ -272,6 +289,9 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
+
+/// One number of a channel, for its gauge.
+type ChannelValue = fn(&ChannelView) -> usize;
 
 /// Renders the snapshot in the Prometheus text format (version 0.0.4),
 /// sorted and deterministic; an agent that left the fleet leaves the
@@ -370,6 +390,37 @@ pub fn render_metrics(s: &PoolSnapshot) -> String {
         "Kinds of files (state, events, cell-state, heartbeat) the pool currently fails to write.",
     );
     let _ = writeln!(out, "nexus_pool_write_faults {}", s.faults.len());
+    family(
+        &mut out,
+        "nexus_pool_cell_unreadable",
+        "gauge",
+        "1 for each cell (or cells root) the last sweep could not read; its agents keep their records.",
+    );
+    for c in &s.unreadable_cells {
+        let _ = writeln!(
+            out,
+            "nexus_pool_cell_unreadable{{cell=\"{}\",host=\"{host}\"}} 1",
+            label(&c.cell)
+        );
+    }
+    let per_channel: [(&str, &str, ChannelValue); 2] = [
+        (
+            "nexus_pool_channel_up",
+            "1 while the channel's last call went through, 0 while Gitea or Telegram is in trouble.",
+            |c| usize::from(c.trouble.is_none()),
+        ),
+        (
+            "nexus_pool_channel_waiting",
+            "Observations, messages or requests waiting for the channel.",
+            |c| c.waiting,
+        ),
+    ];
+    for (name, help, value) in per_channel {
+        family(&mut out, name, "gauge", help);
+        for c in &s.channels {
+            let _ = writeln!(out, "{name}{{channel=\"{}\"}} {}", c.name, value(c));
+        }
+    }
     out
 }
 
@@ -454,6 +505,21 @@ h1{{font-size:1.4em}}h2{{font-size:1.1em;margin-top:1.5em}}\
         s.last_sweep_seconds * 1000.0,
         s.sweeps
     );
+    for line in channel_lines(s) {
+        let _ = writeln!(html, "<p class=\"channel\">{}</p>", esc(&line));
+    }
+    if !s.unreadable_cells.is_empty() {
+        html.push_str("<h2>Unreadable cells</h2>\n<ul class=\"unreadable\">");
+        for c in &s.unreadable_cells {
+            let _ = write!(
+                html,
+                "<li><span class=\"name\">{}</span> {}</li>",
+                esc(&c.cell),
+                esc(&c.reason)
+            );
+        }
+        html.push_str("</ul>\n<p>Their agents keep their records (attempts, escalation) and are shown as unknown until the cell can be read again.</p>\n");
+    }
     if s.agents.is_empty() {
         html.push_str("<p>No agents are configured.</p>\n");
     }

@@ -13,8 +13,8 @@
 //!   escalations, cell events and `.lazarus/state.json`, the persisted
 //!   state file.
 //! - [`records`]: every agent's persisted record, in one sorted vector whose
-//!   keys are shared with the fleet; a sweep marks what it saw and drops
-//!   the rest.
+//!   keys are shared with the fleet; a sweep marks what it saw, keeps the
+//!   rest while their cell cannot be read and retires them once it is gone.
 //! - [`ping`]: remote heartbeats pushed by cron jobs on other hosts
 //!   (`POST /ping/<job>`), stored as ordinary `.last` records.
 //! - [`view`]: the snapshot the pool publishes after each sweep
@@ -24,6 +24,8 @@
 //! - [`clock`]: monotonic time inside the pool, and heartbeats stamped in
 //!   the future judged by progress.
 //! - [`faults`]: write faults (a full disk) the pool runs through and reports.
+//! - [`channels`]: Gitea incidents and Telegram messages and approvals, each
+//!   run by its own executor beside the sweeps, every call under a deadline.
 //! - [`http`]: the loopback HTTP surface over that snapshot: `/health`,
 //!   `/metrics`, `/api/agents` and the status page; clients are held to a
 //!   header timeout, a connection lifetime and a connection cap.
@@ -35,7 +37,8 @@
 //!
 //! # What this crate must never do
 //! - Listen beyond loopback unless told to.
-//! - Block a sweep on a human (approvals are tracked, never awaited).
+//! - Block a sweep on a human (approvals are tracked, never awaited), or on
+//!   Gitea or Telegram (their calls run beside the sweeps, see [`channels`]).
 //! - Launch an agent through a shell.
 //! - Launch an agent twice because the pool itself died: every launch is
 //!   journaled before its spawn and re-adopted after a restart.
@@ -52,7 +55,10 @@
 //!   files, or stop because one is bad: it is set aside and the pool
 //!   starts empty.
 //! - Write anything in a dry run, a `/ping` included.
+//! - Forget an agent's record because its cell could not be read, or reset
+//!   it because the agent left and came back (`pool::unseen`).
 
+pub mod channels;
 pub mod clock;
 pub mod config;
 mod error;
@@ -70,5 +76,5 @@ pub mod view;
 
 pub use config::PoolConfig;
 pub use error::Error;
-pub use pool::{Pool, PoolOptions, PoolState, SweepReport};
-pub use view::{AgentView, PoolSnapshot};
+pub use pool::{Pool, PoolOptions, PoolState, Retired, SweepReport, Wake};
+pub use view::{AgentView, ChannelView, PoolSnapshot, UnreadableCell};

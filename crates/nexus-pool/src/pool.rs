@@ -8,8 +8,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use nexus_cell::{AgentHealth, CellId, CellStore, DaemonState, Event, EventKind};
-use nexus_gitea::{Check, Engine};
-use nexus_notify::{ApprovalConfig, Approvals, Telegram, Text, Verdict};
+use nexus_gitea::Check;
+use nexus_notify::{ApprovalConfig, Approvals, Text};
 use nexus_probe::{ProbeKind, ProbeSpec, Runner, RunnerConfig, Status};
 use nexus_revive::{
     Action, AgentRecord, Approval, Health, LaunchOutcome, Settings, State, assess, launched, step,
@@ -18,12 +18,18 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::Error;
+use crate::channels::{GiteaExecutor, Observations, TelegramCommand, TelegramExecutor};
 use crate::config::{AskWithoutChannel, PoolConfig};
 use crate::fleet::{ProbePlan, ReviveHow, Seen, Target, targets};
 use crate::http::Shared;
 use crate::intent::{LAUNCH_ENV, LaunchIntent, pause};
 use crate::records::Records;
 use crate::view::{AgentView, PoolSnapshot};
+
+mod outside;
+use outside::{Incidents, Messages};
+mod unseen;
+pub use unseen::Retired;
 
 /// Events kept per agent for the status page.
 const EVENTS_KEPT: usize = 8;
@@ -58,6 +64,19 @@ pub struct PoolState {
     /// unreachable), oldest first: retried at every sweep, across restarts.
     #[serde(skip_serializing_if = "VecDeque::is_empty")]
     pub unsent: VecDeque<Unsent>,
+    /// Observations for Gitea the incident engine has not taken yet (Gitea
+    /// not answering, or the pool stopped first): sent again, in order.
+    #[serde(skip_serializing_if = "Observations::is_empty")]
+    pub observations: Observations,
+    /// Approval answers read from Telegram and not acted on yet, by request
+    /// id (`approvals.json` forgets a request once it is answered).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub answers: BTreeMap<String, Approval>,
+    /// Records of agents that left the fleet, by key, kept for a while in
+    /// case they come back (see `pool::unseen`): leaving and coming back
+    /// never resets a restart budget.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub retired: BTreeMap<String, Retired>,
 }
 
 /// A Telegram message waiting to be sent.
@@ -67,13 +86,10 @@ pub struct Unsent {
     pub text: String,
     /// Not before this time (epoch seconds): Telegram's `retry_after`.
     pub not_before: f64,
+    /// Which message a channel event is about (this run only).
+    #[serde(skip)]
+    id: u64,
 }
-
-/// Telegram messages kept to retry; beyond this the oldest are dropped.
-const UNSENT_KEPT: usize = 100;
-
-/// How long to wait before trying Telegram again when it did not answer.
-const UNREACHABLE_RETRY: f64 = 30.0;
 
 impl PoolState {
     /// Loads the state; a missing file is empty, a bad one (a link, a FIFO,
@@ -174,6 +190,31 @@ pub struct SweepReport {
     pub confirm_soon: bool,
     /// How long the sweep took.
     pub seconds: f64,
+    /// The gateways and cells read (a cell whether or not it has agents
+    /// to watch).
+    pub read: usize,
+    /// The cells that could not be read (their agents' records are kept,
+    /// and counted as unhealthy).
+    pub unreadable: Vec<crate::view::UnreadableCell>,
+}
+
+impl SweepReport {
+    /// Nothing could be read, and something should have: no gateway, no
+    /// cell read, and the cells root or every cell under it unreadable.
+    pub fn blind(&self) -> bool {
+        self.read == 0 && !self.unreadable.is_empty()
+    }
+}
+
+/// Why [`Pool::idle`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wake {
+    /// The time asked for came.
+    Timer,
+    /// A process the pool launched exited (its agent's key).
+    Exit(String),
+    /// Answers to approval requests arrived.
+    Answers,
 }
 
 /// The resurrection pool.
@@ -194,9 +235,15 @@ pub struct Pool {
     exited: HashMap<String, u32>,
     exits_tx: mpsc::UnboundedSender<(String, u32)>,
     exits_rx: mpsc::UnboundedReceiver<(String, u32)>,
-    incidents: Option<Engine>,
-    approvals: Option<Approvals>,
-    telegram: Option<Telegram>,
+    incidents: Option<Incidents>,
+    telegram: Option<Messages>,
+    /// A channel event changed what the state file holds (saved by the
+    /// next sweep) / changed a message or an answer (saved at once).
+    dirty: bool,
+    urgent: bool,
+    /// A sweep is under way (its records are half stepped: never saved
+    /// from outside it, e.g. by a stop that cut it).
+    sweeping: bool,
     events: HashMap<String, VecDeque<String>>,
     shared: Shared,
     started_at: f64,
@@ -230,21 +277,35 @@ impl Pool {
             .state_file
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let deadline = cfg.pool.channel_deadline.max(Duration::from_millis(100));
         let incidents = cfg
             .incident
             .as_ref()
             .filter(|i| i.token().is_some() || opts.dry_run)
-            .map(|i| i.engine(&state_dir.join("gitea"), opts.dry_run));
-        let telegram = cfg.telegram.as_ref().and_then(|t| t.client());
-        let approvals = telegram.clone().map(|tg| {
+            .map(|i| {
+                let (settings, dir, dry) = (i.clone(), state_dir.join("gitea"), opts.dry_run);
+                let rebuild = Box::new(move || settings.engine(&dir, dry));
+                Incidents::new(GiteaExecutor::new(rebuild, deadline, i.retry_interval))
+            });
+        let mut state = state;
+        let telegram = cfg.telegram.as_ref().and_then(|t| t.client()).map(|tg| {
             let mut ac = ApprovalConfig::new(state_dir.join("approvals.json"));
             ac.approvers = cfg
                 .missions
                 .values()
                 .flat_map(|m| m.approvers.iter().copied())
                 .collect();
-            Approvals::new(ac, tg)
+            // A long poll shorter than the deadline, so a poll is not cut.
+            let most = u32::try_from(deadline.as_secs() / 3).unwrap_or(u32::MAX);
+            ac.poll_timeout = ac.poll_timeout.min(most);
+            let approvals = Approvals::new(ac, tg.clone());
+            let x = TelegramExecutor::new(tg, approvals, deadline);
+            Messages::new(x, &mut state.unsent)
         });
+        if telegram.is_none() {
+            // Telegram was taken out of the config: nowhere to send them.
+            state.unsent.clear();
+        }
         let runner = Runner::new(RunnerConfig {
             concurrency: crate::fleet::probe_concurrency(cfg.pool.max_parallel_probes),
             default_timeout: cfg.pool.probe_timeout,
@@ -261,16 +322,18 @@ impl Pool {
             cfg: Arc::new(cfg),
             runner,
             store,
-            state,
             state_file: opts.state_file,
             dry_run: opts.dry_run,
             children: HashMap::new(),
             exited: HashMap::new(),
             exits_tx,
             exits_rx,
+            state,
             incidents,
-            approvals,
             telegram,
+            dirty: false,
+            urgent: false,
+            sweeping: false,
             events: HashMap::new(),
             shared,
             started_at: now,
@@ -374,18 +437,15 @@ impl Pool {
         &self.state
     }
 
-    /// Re-finds open incidents after a restart.
-    pub async fn adopt(&mut self) {
-        if let Some(e) = &mut self.incidents
-            && let Err(err) = e.adopt().await
-        {
-            tracing::warn!("cannot adopt open issues: {err}");
-        }
-    }
-
     /// Waits until a child the pool launched exits; returns its key.
     pub async fn next_exit(&mut self) -> Option<String> {
         let (key, pid) = self.exits_rx.recv().await?;
+        self.child_exited(&key, pid);
+        Some(key)
+    }
+
+    fn child_exited(&mut self, key: &str, pid: u32) {
+        let key = key.to_string();
         if self.children.get(&key) == Some(&pid) {
             self.children.remove(&key);
             self.exited.insert(key.clone(), pid);
@@ -400,7 +460,18 @@ impl Pool {
             }
         }
         self.note(&key, format!("launched process {pid} exited"));
-        Some(key)
+    }
+
+    /// Saves the pool state (not in a dry run); a failure is a write fault.
+    fn save_state(&mut self) {
+        if self.dry_run {
+            return;
+        }
+        let saved = self.state.save(&self.state_file);
+        if let Err(e) = &saved {
+            tracing::error!("pool state not saved: {e}");
+        }
+        self.fault_result("state", saved.map_err(|e| e.to_string()));
     }
 
     fn note(&mut self, key: &str, text: String) {
@@ -430,11 +501,12 @@ impl Pool {
     ) -> SweepReport {
         let started = Instant::now();
         let now = self.clock.now();
+        self.sweeping = true;
+        // What Gitea and Telegram did since the last sweep (answers to
+        // approval requests included): they run beside the sweep, never in it.
+        self.take_events();
         if !self.unwritten.is_empty() {
             self.write_events();
-        }
-        if !self.state.unsent.is_empty() && !self.dry_run {
-            self.send_unsent().await;
         }
         // The probes (network waits, one /proc scan) run on this thread
         // while the survey reads every cell and heartbeat on others. With
@@ -448,13 +520,14 @@ impl Pool {
             let survey = tokio::task::spawn_blocking(move || targets(&cfg, store.as_ref()));
             tokio::join!(plan.run(&self.runner), survey)
         };
-        let (fleet, warnings) = match surveyed {
+        let (mut fleet, warnings) = match surveyed {
             Ok(surveyed) => surveyed,
             // A bug in the survey: fail as loudly as it would have inline.
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             // The runtime is shutting down: no sweep, and no record dropped.
             Err(e) => {
                 tracing::warn!("the survey did not finish: {e}");
+                self.sweeping = false;
                 return SweepReport::default();
             }
         };
@@ -462,12 +535,14 @@ impl Pool {
             tracing::warn!("{w}");
         }
         pause("sweep-probed").await;
+        self.restore_retired(&fleet, now);
         self.state.records.add(fleet.iter().map(|t| &t.key));
         self.state.records.unmark_all();
-        let decisions = self.poll_approvals(now).await;
         let mut views = Vec::with_capacity(if each.is_some() { 0 } else { fleet.len() });
+        let unreadable = std::mem::take(&mut fleet.unreadable);
         let mut report = SweepReport {
             agents: fleet.len(),
+            read: fleet.gateways() + fleet.cells_read,
             ..SweepReport::default()
         };
         let mut cell_states = Ok(());
@@ -475,9 +550,7 @@ impl Pool {
         // stepped: the fleet shrinks while the records and views grow.
         for part in fleet.into_parts() {
             for t in &part {
-                let view = self
-                    .step_agent(t, probed.take(t), &decisions, now, &mut report)
-                    .await;
+                let view = self.step_agent(t, probed.take(t), now, &mut report).await;
                 match each.as_mut() {
                     Some(f) => f(view),
                     None => views.push(view),
@@ -489,27 +562,37 @@ impl Pool {
                 cell_states = Err(e);
             }
         }
-        // Incidents held back by the issue rate limit (or queued while Gitea
-        // was down) are delivered as far as the limit allows, even when no
-        // agent needed the engine this sweep.
-        if let Some(e) = &mut self.incidents
-            && let Err(err) = e.tick().await
-        {
-            tracing::warn!("incidents: {err}");
+        // The sweep's observations and messages go to their channels, and
+        // a tick delivers the incidents held back by the issue rate limit
+        // (or queued while Gitea was down) as far as the limit allows, even
+        // when no agent needed the engine this sweep.
+        self.dispatch(true);
+        // The agents of cells that cannot be read keep their records, and
+        // are shown; the records of agents that left are retired.
+        let unseen = self.settle_unseen(&unreadable, now);
+        report.agents += unseen.views.len();
+        report.unhealthy += unseen.views.len();
+        for view in unseen.views {
+            match each.as_mut() {
+                Some(f) => f(view),
+                None => views.push(view),
+            }
         }
-        // Agents that left the fleet leave the state too.
-        self.state.records.retain_marked();
+        report.unreadable = unseen.cells;
         let records = &self.state.records;
         self.state.launched.retain(|k, _| records.contains_key(k));
+        // Answers to requests no longer waiting are moot.
+        let requests = &self.state.requests;
+        self.state
+            .answers
+            .retain(|id, _| requests.values().any(|r| r == id));
         if !self.dry_run {
-            let saved = self.state.save(&self.state_file);
-            if let Err(e) = &saved {
-                tracing::error!("pool state not saved: {e}");
-            }
-            self.fault_result("state", saved.map_err(|e| e.to_string()));
+            (self.dirty, self.urgent) = (false, false);
+            self.save_state();
             self.fault_result("cell-state", cell_states);
         }
         self.sweeps += 1;
+        self.sweeping = false;
         report.seconds = started.elapsed().as_secs_f64();
         let snapshot = PoolSnapshot {
             started_at: self.started_at,
@@ -519,6 +602,8 @@ impl Pool {
             poll_interval_seconds: self.cfg.pool.poll_interval.as_secs_f64(),
             agents: views,
             faults: self.faults.lines(),
+            channels: self.channel_views(),
+            unreadable_cells: report.unreadable.clone(),
         };
         match self.shared.write() {
             Ok(mut g) => *g = snapshot,
@@ -533,7 +618,6 @@ impl Pool {
         &mut self,
         t: &Target,
         mut seen: Seen,
-        decisions: &HashMap<String, Approval>,
         now: f64,
         report: &mut SweepReport,
     ) -> AgentView {
@@ -571,12 +655,10 @@ impl Pool {
             }
             return self.view(t, s, &rec, now, true);
         }
-        let approval = self
-            .state
-            .requests
-            .get(&*t.key)
-            .and_then(|id| decisions.get(id))
-            .copied();
+        let approval = match self.state.requests.get(&*t.key) {
+            Some(id) if !self.state.answers.is_empty() => self.state.answers.remove(id),
+            _ => None,
+        };
         // Taken out while its actions run (they need `&mut self`), put
         // back in place: no key is re-allocated, no entry moved.
         let (at, mut rec) = self.state.records.take(&t.key).unwrap_or_default();
@@ -592,12 +674,16 @@ impl Pool {
         if let Some(p) = rec.pending
             && !asked
             && !self.dry_run
-            && self.approvals.is_some()
-            && !self.state.requests.contains_key(&*t.key)
+            && let Some(m) = &self.telegram
+            && !m.asking(&t.key)
+            && self.state.requests.get(&*t.key) != Some(&request_id(&t.key, &rec, now))
         {
-            self.request_approval(t, s, &mut rec, p.deadline, now).await;
+            self.request_approval(t, s, &mut rec, p.deadline, now);
+        } else if rec.pending.is_none() && self.state.requests.contains_key(&*t.key) {
+            // Answered, expired or over: nothing to poll for any more.
+            self.state.requests.remove(&*t.key);
         }
-        self.sync_incident(t, s, &rec, before).await;
+        self.sync_incident(t, s, &rec, before);
         if rec.state != State::Healthy {
             report.unhealthy += 1;
         }
@@ -633,31 +719,6 @@ impl Pool {
             revive_pending: rec.pending.is_some(),
             last_events,
         }
-    }
-
-    async fn poll_approvals(&mut self, now: f64) -> HashMap<String, Approval> {
-        let mut out = HashMap::new();
-        let Some(a) = &self.approvals else {
-            return out;
-        };
-        if self.dry_run || self.state.requests.is_empty() {
-            return out;
-        }
-        match a.poll(now as i64).await {
-            Ok(decisions) => {
-                for d in decisions {
-                    let verdict = match d.verdict {
-                        Verdict::Approved => Approval::Approved,
-                        Verdict::Denied => Approval::Denied,
-                        // Expiry is the state machine's own deadline.
-                        Verdict::Expired => continue,
-                    };
-                    out.insert(d.request_id, verdict);
-                }
-            }
-            Err(e) => tracing::warn!("approval poll failed: {e}"),
-        }
-        out
     }
 
     async fn carry_out(
@@ -701,7 +762,7 @@ impl Pool {
                     self.note(&t.key, format!("{how} after {down_seconds:.0}s"));
                 }
                 Action::RequestApproval { deadline } => {
-                    self.request_approval(t, s, rec, deadline, now).await;
+                    self.request_approval(t, s, rec, deadline, now);
                 }
                 Action::Launch { attempt, slow_lane } => {
                     let outcome = self.launch(t, s, rec, attempt, slow_lane, now).await;
@@ -723,14 +784,15 @@ impl Pool {
                     self.send_telegram(&format!(
                         "🚨 Resurrection pool: {} needs a human: {reason}",
                         t.name
-                    ))
-                    .await;
+                    ));
                 }
             }
         }
     }
 
-    async fn request_approval(
+    /// Asks for an approval through the Telegram channel (queued, not
+    /// awaited: the request id is kept once Telegram has it).
+    fn request_approval(
         &mut self,
         t: &Target,
         s: &Seen,
@@ -738,7 +800,7 @@ impl Pool {
         deadline: f64,
         now: f64,
     ) {
-        let Some(approvals) = &self.approvals else {
+        if self.telegram.is_none() {
             match self.cfg.pool.ask_without_channel {
                 AskWithoutChannel::Auto => {
                     rec.pending = None;
@@ -771,13 +833,7 @@ impl Pool {
             );
             return;
         }
-        let id = format!(
-            "r{}",
-            nexus_gitea::fingerprint(
-                "pool",
-                &format!("{}@{}", t.key, rec.episode_start.unwrap_or(now))
-            )
-        );
+        let id = request_id(&t.key, rec, now);
         let dead_for = rec.dead_since.map_or(0.0, |d| now - d);
         let question = Text::new()
             .text("🔴 Resurrection Pool: agent ")
@@ -792,78 +848,29 @@ impl Pool {
             .text("Approve to revive it, or reply ")
             .code(&format!("revive {}", t.name));
         let ttl = Duration::from_secs_f64((deadline - now).max(1.0));
-        match approvals.request(&id, &t.name, &question, ttl).await {
-            Ok(()) => {
-                self.state.requests.insert(t.key.to_string(), id);
-                self.note(&t.key, "approval requested on Telegram".to_string());
-            }
-            Err(e) => {
-                self.note(&t.key, format!("approval request failed: {e}"));
-            }
-        }
-    }
-
-    /// Sends `text` to the Telegram chat, behind any message still waiting;
-    /// one that cannot be sent now (flood control beyond `max_flood_wait`,
-    /// Telegram unreachable) waits in the pool state for a later sweep.
-    async fn send_telegram(&mut self, text: &str) {
-        if self.dry_run || self.telegram.is_none() {
-            return;
-        }
-        let unsent = &mut self.state.unsent;
-        if unsent.len() >= UNSENT_KEPT
-            && let Some(old) = unsent.pop_front()
-        {
-            tracing::warn!("telegram: dropped an unsent message: {}", old.text);
-        }
-        unsent.push_back(Unsent {
-            text: text.to_string(),
-            not_before: 0.0,
-        });
-        self.send_unsent().await;
-    }
-
-    /// Sends the waiting Telegram messages, oldest first, until one must
-    /// wait (it keeps its place) or all are sent. A message Telegram refuses
-    /// for good (a bad request) is dropped with a warning.
-    async fn send_unsent(&mut self) {
-        let Some(tg) = &self.telegram else {
-            // Telegram was taken out of the config: nowhere to send them.
-            self.state.unsent.clear();
-            return;
+        let ask = TelegramCommand::Ask {
+            key: t.key.to_string(),
+            id,
+            name: t.name.to_string(),
+            question,
+            ttl,
         };
-        let now = nexus_heartbeat::now_epoch();
-        while let Some(first) = self.state.unsent.front_mut() {
-            if first.not_before > now {
-                return;
-            }
-            match tg.send(&Text::new().text(&first.text), None).await {
-                Ok(_) => {
-                    self.state.unsent.pop_front();
-                }
-                Err(nexus_notify::Error::RateLimited { retry_after, .. }) => {
-                    tracing::warn!("telegram: flood control, retrying in {retry_after}s");
-                    first.not_before = now + retry_after as f64;
-                    return;
-                }
-                Err(
-                    e @ (nexus_notify::Error::Unreachable { .. }
-                    | nexus_notify::Error::Decode { .. }),
-                ) => {
-                    tracing::warn!("telegram: {e}; retrying in {UNREACHABLE_RETRY:.0}s");
-                    first.not_before = now + UNREACHABLE_RETRY;
-                    return;
-                }
-                Err(nexus_notify::Error::Api { status, .. }) if status >= 500 => {
-                    tracing::warn!("telegram: HTTP {status}; retrying in {UNREACHABLE_RETRY:.0}s");
-                    first.not_before = now + UNREACHABLE_RETRY;
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!("telegram: message dropped: {e}");
-                    self.state.unsent.pop_front();
-                }
-            }
+        if self.telegram.as_mut().is_some_and(|m| !m.ask(ask)) {
+            let why = "approval request not sent: the Telegram queue is full; asking again at the next sweep";
+            self.note(&t.key, why.to_string());
+        }
+    }
+
+    /// Queues `text` for the Telegram chat, behind any message still
+    /// waiting; it waits in the pool state until Telegram has it (flood
+    /// control, Telegram unreachable or not answering: see
+    /// [`crate::channels`]).
+    fn send_telegram(&mut self, text: &str) {
+        if self.dry_run {
+            return;
+        }
+        if let Some(m) = &mut self.telegram {
+            m.queue(&mut self.state.unsent, text);
         }
     }
 
@@ -1061,9 +1068,16 @@ impl Pool {
             }
             let cell = match store.open(id) {
                 Ok(c) => c,
-                Err(e) => {
+                Err(e @ nexus_cell::Error::NotFound { .. }) => {
                     tracing::warn!("cell {id}: event dropped, the cell is gone: {e}");
                     return false;
+                }
+                // Unreadable for now (its manifest, the root moved away):
+                // the event waits, as for a full disk.
+                Err(e) => {
+                    blocked.push(*id);
+                    fault = Some(e.to_string());
+                    return true;
                 }
             };
             match cell.append_event(event) {
@@ -1095,11 +1109,12 @@ impl Pool {
         self.fault_result("events", result);
     }
 
-    /// One incident per death episode, through the Gitea engine.
-    async fn sync_incident(&mut self, t: &Target, s: &Seen, rec: &AgentRecord, before: State) {
-        let Some(engine) = &mut self.incidents else {
+    /// One incident per death episode, through the Gitea channel: the
+    /// observation waits in the pool state until the engine has it.
+    fn sync_incident(&mut self, t: &Target, s: &Seen, rec: &AgentRecord, before: State) {
+        if self.incidents.is_none() {
             return;
-        };
+        }
         let check = if rec.incident_open {
             let events: Vec<String> = self
                 .events
@@ -1134,10 +1149,7 @@ impl Pool {
         } else {
             return;
         };
-        match engine.observe(&check).await {
-            Ok(outcome) => tracing::debug!("[{}] incident: {outcome:?}", t.key),
-            Err(e) => tracing::warn!("[{}] incident: {e}", t.key),
-        }
+        self.state.observations.add(check);
     }
 
     /// Writes the `state.json` of the cell whose agents are `part` (one
@@ -1177,6 +1189,12 @@ impl Pool {
             e.to_string()
         })
     }
+}
+
+/// The approval request id of `key`'s current death episode.
+fn request_id(key: &str, rec: &AgentRecord, now: f64) -> String {
+    let episode = format!("{key}@{}", rec.episode_start.unwrap_or(now));
+    format!("r{}", nexus_gitea::fingerprint("pool", &episode))
 }
 
 fn fmt_opt(v: Option<bool>) -> &'static str {

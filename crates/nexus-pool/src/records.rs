@@ -7,8 +7,9 @@
 //! (`Arc<str>`), so a key is allocated once, not once per structure.
 //!
 //! A sweep marks the records of the agents it saw ([`Records::mark`]) and
-//! drops the others at its end ([`Records::retain_marked`]): an agent that
-//! left the fleet leaves the state, without a set of the fleet's keys.
+//! takes the others out at its end ([`Records::take_unmarked`]), without a
+//! set of the fleet's keys: the pool keeps those of a cell it cannot read
+//! and retires the rest (see `pool::unseen`).
 //!
 //! On disk it is a JSON object, key → record, in key order (as the
 //! `BTreeMap` it replaces wrote it).
@@ -180,6 +181,23 @@ impl Records {
         self.entries.retain(|e| e.marked);
     }
 
+    /// The keys this sweep did not mark, in key order.
+    pub fn unmarked(&self) -> impl Iterator<Item = &Arc<str>> + '_ {
+        self.entries.iter().filter(|e| !e.marked).map(|e| &e.key)
+    }
+
+    /// Takes out the records this sweep did not mark.
+    pub fn take_unmarked(&mut self) -> Vec<(Arc<str>, AgentRecord)> {
+        if self.entries.iter().all(|e| e.marked) {
+            return Vec::new();
+        }
+        let (kept, gone) = std::mem::take(&mut self.entries)
+            .into_iter()
+            .partition(|e| e.marked);
+        self.entries = kept;
+        gone.into_iter().map(|e: Entry| (e.key, e.rec)).collect()
+    }
+
     /// Every record, by key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &AgentRecord)> + '_ {
         self.entries.iter().map(|e| (&*e.key, &e.rec))
@@ -294,6 +312,21 @@ mod tests {
         r.unmark_all();
         r.retain_marked();
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn unmarked_records_are_listed_and_taken_out_in_key_order() {
+        let mut r = Records::default();
+        r.add(["c", "a", "b"].map(Arc::from).iter());
+        r.insert("b", rec(4));
+        r.mark("a");
+        let unmarked: Vec<&str> = r.unmarked().map(|k| &**k).collect();
+        assert_eq!(unmarked, ["b", "c"]);
+        let taken = r.take_unmarked();
+        assert_eq!(taken[0].0.as_ref(), "b");
+        assert_eq!(taken[0].1.episode_attempts, 4, "taken with its record");
+        assert_eq!(r.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["a"]);
+        assert!(r.take_unmarked().is_empty());
     }
 
     #[test]

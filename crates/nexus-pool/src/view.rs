@@ -56,6 +56,40 @@ pub struct PoolSnapshot {
     pub agents: Vec<AgentView>,
     /// Current write faults (`kind: error naming the file`), e.g. a full disk.
     pub faults: Vec<String>,
+    /// The outside services the pool reports to (Gitea, Telegram).
+    pub channels: Vec<ChannelView>,
+    /// The cells that could not be read at the last sweep (their agents
+    /// keep their records and are shown `unknown`).
+    pub unreadable_cells: Vec<UnreadableCell>,
+}
+
+/// A cell (or the cells root) the last sweep could not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnreadableCell {
+    /// The cell's directory name (its uuid, for a real cell), or the cells
+    /// root's path when the root itself could not be read.
+    pub cell: String,
+    /// Why, naming the file and field.
+    pub reason: String,
+}
+
+impl std::fmt::Display for UnreadableCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.cell, self.reason)
+    }
+}
+
+/// A channel to an outside service (see [`crate::channels`]): its trouble
+/// is shown, not the pool's own (`/health` stays ok), since the pool goes on
+/// detecting and reviving while what it has to say waits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelView {
+    /// `gitea` or `telegram`.
+    pub name: &'static str,
+    /// What went wrong with its last call, while it lasts.
+    pub trouble: Option<String>,
+    /// Observations, messages or requests waiting for it.
+    pub waiting: usize,
 }
 
 impl PoolSnapshot {

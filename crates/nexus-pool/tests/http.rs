@@ -51,6 +51,15 @@ fn fleet() -> PoolSnapshot {
             agent("ezra", State::Reviving, 40.0),
         ],
         faults: Vec::new(),
+        channels: vec![nexus_pool::ChannelView {
+            name: "telegram",
+            trouble: Some("no answer within 30s".into()),
+            waiting: 1,
+        }],
+        unreadable_cells: vec![nexus_pool::UnreadableCell {
+            cell: "1b4e28ba-2fa1-11d2-883f-0016d3cca427".into(),
+            reason: "cell.json: truncated JSON".into(),
+        }],
     }
 }
 
@@ -96,6 +105,17 @@ async fn a_person_sees_every_agent_and_its_state_in_chromium() {
         );
     }
     assert!(dom.contains("3 agent(s), 2 unhealthy"), "{dom}");
+    // The pool's own troubles: a channel not answering, a cell unreadable.
+    for needle in [
+        "telegram: no answer within 30s (1 waiting)",
+        "<h2>Unreadable cells</h2>",
+        "cell.json: truncated JSON",
+    ] {
+        assert!(
+            dom.contains(needle),
+            "{needle} not in the rendered page:\n{dom}"
+        );
+    }
 }
 
 /// The router on a loopback port under `limits`; stops when the sender drops.

@@ -4,8 +4,8 @@
 //! directory and is stopped when its guard is dropped:
 //! - [`tcp`]: an accepting listener, a closed port, a listener that accepts
 //!   and never answers, one whose backlog is full (connects hang), and a
-//!   [`tcp::Gate`] that forwards to a server and can close and reopen its
-//!   port (a real "unreachable, then back");
+//!   [`tcp::Gate`] that forwards to a server and can close, hang and reopen
+//!   its port (a real "unreachable" or "not answering", then back);
 //! - [`HttpServer`]: a tiny HTTP/1.1 server with a handler closure, able to
 //!   stream bodies of any size;
 //! - [`WsServer`]: a WebSocket echo server (tokio-tungstenite);
@@ -17,8 +17,9 @@
 //!   with fault modes: 500s for the next N requests (`fail_next`), 503 for
 //!   everything (`down`), answers delayed past the client's timeout after
 //!   the request took effect (`slow_next`), its port closed and
-//!   reopened (`unreachable` / `reachable`, through a gate), and errors
-//!   that reflect the request (`reflect`);
+//!   reopened (`unreachable` / `reachable`, through a gate) or hung, its
+//!   connections accepted and never answered (`hung`), and errors that
+//!   reflect the request (`reflect`);
 //! - [`botapi`]: Telegram mock bodies checked against the Bot API
 //!   description; [`contracts`]: that description and the Gitea swagger,
 //!   kept in `contracts/` with their sources and licences;

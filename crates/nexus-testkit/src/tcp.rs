@@ -127,7 +127,8 @@ pub async fn full_backlog() -> Listener {
 
 /// A TCP forwarder on a fixed loopback port in front of another server,
 /// which a test can close (the port is then really closed: connects are
-/// refused and open connections are cut) and open again on the same port.
+/// refused and open connections are cut), hang (connections are accepted
+/// and never answered, as [`silent`] does) and open again on the same port.
 /// It runs on its own runtime thread, so a test that blocks (waiting for a
 /// child process) does not stall it.
 pub struct Gate {
@@ -207,11 +208,36 @@ impl Gate {
         }
     }
 
-    /// Listens again on the same port.
+    /// Forwards again on the same port (after [`Gate::close`] or
+    /// [`Gate::hang`]).
     pub fn open(&self) {
-        let l = std::net::TcpListener::bind(self.addr)
-            .unwrap_or_else(|e| panic!("cannot re-bind {}: {e}", self.addr));
-        self.serve(l);
+        self.close();
+        self.serve(self.rebind());
+    }
+
+    /// A server that accepts connections and never answers: the port
+    /// accepts, and every connection (those already open are cut) is held
+    /// without a byte read or written until [`Gate::open`] or
+    /// [`Gate::close`].
+    pub fn hang(&self) {
+        self.close();
+        let l = self.rebind();
+        l.set_nonblocking(true).unwrap();
+        let rt = self.rt.as_ref().unwrap();
+        let _enter = rt.enter();
+        let l = TcpListener::from_std(l).unwrap();
+        let task = rt.spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        self.tasks.lock().unwrap().push(task.abort_handle());
+    }
+
+    fn rebind(&self) -> std::net::TcpListener {
+        std::net::TcpListener::bind(self.addr)
+            .unwrap_or_else(|e| panic!("cannot re-bind {}: {e}", self.addr))
     }
 }
 
@@ -220,5 +246,43 @@ impl Drop for Gate {
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Through the gate: "hi", nothing while it hangs, "hi" again.
+    #[test]
+    fn a_gate_forwards_hangs_and_forwards_again() {
+        let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let up = upstream.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for s in upstream.incoming().take(8) {
+                let _ = s.and_then(|mut s| s.write_all(b"hi"));
+            }
+        });
+        let gate = Gate::start(up);
+        let first_bytes = || {
+            let mut s = std::net::TcpStream::connect(gate.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut buf = [0u8; 2];
+            s.read_exact(&mut buf).map(|()| buf)
+        };
+        assert_eq!(&first_bytes().unwrap(), b"hi");
+        gate.hang();
+        let e = first_bytes().unwrap_err();
+        assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "accepted, never answered: {e}"
+        );
+        gate.open();
+        assert_eq!(&first_bytes().unwrap(), b"hi");
     }
 }

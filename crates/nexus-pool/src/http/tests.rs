@@ -33,6 +33,8 @@ pub(crate) fn sample(now: f64) -> PoolSnapshot {
             agent("timmy", State::Reviving, None),
         ],
         faults: Vec::new(),
+        channels: Vec::new(),
+        unreadable_cells: Vec::new(),
     }
 }
 
@@ -167,4 +169,51 @@ async fn other_methods_get_405_with_allow_and_nothing_changes() {
         }
     }
     assert_eq!(read(&s).sweeps, 7, "the snapshot is read-only over HTTP");
+}
+
+/// A Gitea or Telegram in trouble is listed and leaves `/health` ok (the
+/// pool goes on reviving); a cell the pool cannot read makes it degraded.
+/// Both are in the metrics and on the page, escaped.
+#[tokio::test]
+async fn a_channel_in_trouble_is_shown_and_an_unreadable_cell_degrades_health() {
+    use crate::view::{ChannelView, UnreadableCell};
+    let mut s = sample(now());
+    s.channels = vec![ChannelView {
+        name: "gitea",
+        trouble: Some("no answer within 30s".into()),
+        waiting: 3,
+    }];
+    let (code, _, body) = call(shared(s.clone()), Method::GET, "/health").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["channels"][0], "gitea: no answer within 30s (3 waiting)");
+
+    s.unreadable_cells = vec![UnreadableCell {
+        cell: "c<1>".into(),
+        reason: "cell.json: truncated JSON".into(),
+    }];
+    let (code, _, body) = call(shared(s.clone()), Method::GET, "/health").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "degraded");
+    assert_eq!(
+        v["unreadable_cells"][0]["reason"],
+        "cell.json: truncated JSON"
+    );
+
+    let (_, _, metrics) = call(shared(s.clone()), Method::GET, "/metrics").await;
+    for line in [
+        "nexus_pool_channel_up{channel=\"gitea\"} 0",
+        "nexus_pool_channel_waiting{channel=\"gitea\"} 3",
+        "nexus_pool_cell_unreadable{cell=\"c<1>\",host=",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+    let (_, _, page) = call(shared(s), Method::GET, "/").await;
+    assert!(
+        page.contains("gitea: no answer within 30s (3 waiting)"),
+        "{page}"
+    );
+    assert!(page.contains("c&lt;1&gt;") && page.contains("cell.json: truncated JSON"));
 }

@@ -687,6 +687,12 @@ impl Fake {
         self.gate.open();
     }
 
+    /// Accepts connections and never answers (a hung Gitea) until
+    /// [`Fake::reachable`].
+    pub fn hung(&self) {
+        self.gate.hang();
+    }
+
     pub fn st(&self) -> std::sync::MutexGuard<'_, FakeState> {
         self.state.lock().unwrap()
     }

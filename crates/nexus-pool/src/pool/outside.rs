@@ -1,0 +1,487 @@
+//! The pool's end of its channels to Gitea and Telegram (see
+//! [`crate::channels`]): what it sends them, what their events change in
+//! the pool state, and the waits between sweeps (`idle`) and around a
+//! one-shot's sweep (`settle`).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use nexus_gitea::Outcome;
+use tokio::time::Instant;
+
+use super::{Pool, Unsent, Wake};
+use crate::channels::{
+    Channel, GiteaCommand, GiteaEvent, GiteaExecutor, GiteaJob, TelegramCommand, TelegramEvent,
+    TelegramExecutor,
+};
+use crate::view::ChannelView;
+
+/// The Gitea channel as the pool sees it.
+#[derive(Debug)]
+pub(super) struct Incidents {
+    chan: Channel<GiteaExecutor>,
+    /// No command until then (a call went unanswered).
+    hold_until: Option<Instant>,
+    /// Open issues are to be adopted (after a start).
+    adopt_wanted: bool,
+    adopting: bool,
+    ticking: bool,
+    trouble: Option<String>,
+}
+
+impl Incidents {
+    pub(super) fn new(x: GiteaExecutor) -> Incidents {
+        Incidents {
+            chan: Channel::new(x),
+            hold_until: None,
+            adopt_wanted: false,
+            adopting: false,
+            ticking: false,
+            trouble: None,
+        }
+    }
+}
+
+/// The Telegram channel as the pool sees it.
+#[derive(Debug)]
+pub(super) struct Messages {
+    chan: Channel<TelegramExecutor>,
+    /// Unsent messages handed to the channel, by id.
+    sending: HashSet<u64>,
+    /// Approval requests handed to the channel: agent key → request id.
+    asking: HashMap<String, String>,
+    polling: bool,
+    /// The id of the last message queued.
+    last_id: u64,
+    trouble: Option<String>,
+}
+
+impl Messages {
+    /// The channel, for a state whose unsent messages get their ids here.
+    pub(super) fn new(x: TelegramExecutor, unsent: &mut VecDeque<Unsent>) -> Messages {
+        let mut last_id = 0;
+        for m in unsent {
+            last_id += 1;
+            m.id = last_id;
+        }
+        Messages {
+            chan: Channel::new(x),
+            sending: HashSet::new(),
+            asking: HashMap::new(),
+            polling: false,
+            last_id,
+            trouble: None,
+        }
+    }
+
+    /// Queues `text` behind the messages still waiting in `unsent`.
+    pub(super) fn queue(&mut self, unsent: &mut VecDeque<Unsent>, text: &str) {
+        if unsent.len() >= UNSENT_KEPT
+            && let Some(i) = unsent.iter().position(|u| !self.sending.contains(&u.id))
+            && let Some(old) = unsent.remove(i)
+        {
+            tracing::warn!("telegram: dropped an unsent message: {}", old.text);
+        }
+        self.last_id += 1;
+        unsent.push_back(Unsent {
+            text: text.to_string(),
+            not_before: 0.0,
+            id: self.last_id,
+        });
+    }
+
+    /// Hands an approval request to the channel; false if its queue is full.
+    pub(super) fn ask(&mut self, ask: TelegramCommand) -> bool {
+        let TelegramCommand::Ask { key, id, .. } = &ask else {
+            return false;
+        };
+        let (key, id) = (key.clone(), id.clone());
+        let queued = self.chan.send(ask).is_ok();
+        if queued {
+            self.asking.insert(key, id);
+        }
+        queued
+    }
+
+    /// An approval request for `key` is with the channel.
+    pub(super) fn asking(&self, key: &str) -> bool {
+        self.asking.contains_key(key)
+    }
+}
+
+/// Telegram messages kept to retry; beyond this the oldest are dropped.
+const UNSENT_KEPT: usize = 100;
+
+/// A channel's trouble as shown: one line of at most 200 characters (it
+/// may quote a server).
+fn brief(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect()
+}
+
+/// An event of either channel.
+enum Event {
+    Gitea(GiteaEvent),
+    Telegram(TelegramEvent),
+}
+
+/// The next event of either channel (pending while none has a command in
+/// flight).
+async fn next_event(gitea: &mut Option<Incidents>, telegram: &mut Option<Messages>) -> Event {
+    let gitea = async {
+        match gitea {
+            Some(i) => i.chan.event().await,
+            None => std::future::pending().await,
+        }
+    };
+    let telegram = async {
+        match telegram {
+            Some(m) => m.chan.event().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        Some(e) = gitea => Event::Gitea(e),
+        Some(e) = telegram => Event::Telegram(e),
+        // An executor ended (it never does while the pool runs).
+        else => std::future::pending().await,
+    }
+}
+
+impl Pool {
+    /// Re-finds open incidents after a restart, through the Gitea channel:
+    /// queued, not awaited (see [`crate::channels`]).
+    pub fn adopt(&mut self) {
+        if let Some(inc) = &mut self.incidents {
+            inc.adopt_wanted = true;
+        }
+        self.dispatch(false);
+    }
+
+    /// Asks Telegram for the answers to the approval requests waiting
+    /// (queued, not awaited): they are acted on by the next sweep, which
+    /// [`Pool::idle`] starts as soon as they arrive.
+    pub fn poll_approvals(&mut self) {
+        if self.dry_run || self.state.requests.is_empty() {
+            return;
+        }
+        if let Some(m) = &mut self.telegram
+            && !m.polling
+            && m.chan.send(TelegramCommand::Poll).is_ok()
+        {
+            m.polling = true;
+        }
+    }
+
+    /// Waits until `until`, a launched process's exit or answers to
+    /// approval requests, whichever comes first, taking in the channels'
+    /// events meanwhile (the state file is saved when one changes a
+    /// message or an answer: a restart then neither sends a message twice
+    /// nor loses an answer).
+    pub async fn idle(&mut self, until: Instant) -> Wake {
+        loop {
+            let event = tokio::select! {
+                () = tokio::time::sleep_until(until) => return Wake::Timer,
+                exit = self.exits_rx.recv() => match exit {
+                    Some((key, pid)) => {
+                        self.child_exited(&key, pid);
+                        return Wake::Exit(key);
+                    }
+                    // The pool holds a sender: never closed.
+                    None => return Wake::Timer,
+                },
+                e = next_event(&mut self.incidents, &mut self.telegram) => e,
+            };
+            let answers = self.on_event(event);
+            self.take_events();
+            self.dispatch(false);
+            self.publish_channels();
+            // A message sent or an answer read is saved at once; the rest
+            // (observations taken, a request asked) is sent again harmlessly
+            // after a crash, and saved by the next sweep.
+            if std::mem::take(&mut self.urgent) {
+                self.dirty = false;
+                self.save_state();
+            }
+            if answers {
+                return Wake::Answers;
+            }
+        }
+    }
+
+    /// `--once`: sends what waits for the channels and waits until they have
+    /// answered, or `limit` (`[pool] channel_deadline` is the natural one)
+    /// has passed; what was not done stays in the state for the next run.
+    pub async fn settle(&mut self, limit: Duration) {
+        let until = Instant::now() + limit;
+        loop {
+            self.take_events();
+            self.dispatch(false);
+            let busy = |c: Option<bool>| c == Some(false);
+            if !busy(self.incidents.as_ref().map(|i| i.chan.idle()))
+                && !busy(self.telegram.as_ref().map(|m| m.chan.idle()))
+            {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {
+                    tracing::warn!(
+                        "Gitea or Telegram did not answer within {}: what waits is kept for the next run",
+                        nexus_heartbeat::format_duration(limit.as_secs_f64())
+                    );
+                    break;
+                }
+                e = next_event(&mut self.incidents, &mut self.telegram) => {
+                    self.on_event(e);
+                }
+            }
+        }
+        self.publish_channels();
+        if std::mem::take(&mut self.dirty) | std::mem::take(&mut self.urgent) {
+            self.save_state();
+        }
+    }
+
+    /// At a stop (SIGTERM): takes in the events already reported and saves
+    /// what they changed. Calls in flight are left (their work waits in
+    /// the state for the next start).
+    pub fn shutdown(&mut self) {
+        self.take_events();
+        if (std::mem::take(&mut self.dirty) | std::mem::take(&mut self.urgent)) && !self.sweeping {
+            self.save_state();
+        }
+    }
+
+    fn on_event(&mut self, e: Event) -> bool {
+        match e {
+            Event::Gitea(e) => {
+                self.on_gitea(e);
+                false
+            }
+            Event::Telegram(e) => self.on_telegram(e),
+        }
+    }
+
+    /// Takes in every event the channels reported so far.
+    pub(super) fn take_events(&mut self) {
+        while let Some(e) = self.incidents.as_mut().and_then(|i| i.chan.try_event()) {
+            self.on_gitea(e);
+        }
+        while let Some(e) = self.telegram.as_mut().and_then(|m| m.chan.try_event()) {
+            self.on_telegram(e);
+        }
+    }
+
+    /// Sends the channels what waits for them and is due: adopting open
+    /// issues, the observations not sent yet, a tick of the incident engine
+    /// (`tick`), the Telegram messages whose time has come.
+    pub(super) fn dispatch(&mut self, tick: bool) {
+        if let Some(inc) = &mut self.incidents
+            && inc.hold_until.is_none_or(|t| t <= Instant::now())
+        {
+            inc.hold_until = None;
+            if inc.adopt_wanted && !inc.adopting && inc.chan.send(GiteaCommand::Adopt).is_ok() {
+                inc.adopt_wanted = false;
+                inc.adopting = true;
+            }
+            let mut sent = Vec::new();
+            for (seq, check) in self.state.observations.unsent() {
+                let cmd = GiteaCommand::Observe {
+                    seq,
+                    check: check.clone(),
+                };
+                if inc.chan.send(cmd).is_err() {
+                    break;
+                }
+                sent.push(seq);
+            }
+            for seq in sent {
+                self.state.observations.sent(seq);
+            }
+            if tick && !inc.ticking && inc.chan.send(GiteaCommand::Tick).is_ok() {
+                inc.ticking = true;
+            }
+        }
+        if let Some(m) = &mut self.telegram
+            && !self.dry_run
+        {
+            let now = nexus_heartbeat::now_epoch();
+            for u in &self.state.unsent {
+                if m.sending.contains(&u.id) {
+                    continue;
+                }
+                if u.not_before > now {
+                    break;
+                }
+                let cmd = TelegramCommand::Send {
+                    id: u.id,
+                    text: u.text.clone(),
+                };
+                if m.chan.send(cmd).is_err() {
+                    break;
+                }
+                m.sending.insert(u.id);
+            }
+        }
+    }
+
+    fn on_gitea(&mut self, e: GiteaEvent) {
+        let Some(inc) = &mut self.incidents else {
+            return;
+        };
+        match e {
+            GiteaEvent::Adopted(r) => {
+                inc.adopting = false;
+                match r {
+                    Ok(n) if n > 0 => tracing::info!("adopted {n} open issue(s)"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("cannot adopt open issues: {e}"),
+                }
+            }
+            GiteaEvent::Observed { seq, result } => {
+                let check = self.state.observations.done(seq);
+                self.dirty = true;
+                let subject = check.map(|c| c.subject).unwrap_or_default();
+                inc.trouble = match result {
+                    Ok(outcome @ Outcome::Queued { .. }) => {
+                        tracing::warn!("[{subject}] incident: {outcome}");
+                        Some(outcome.to_string())
+                    }
+                    Ok(outcome) => {
+                        tracing::debug!("[{subject}] incident: {outcome}");
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!("[{subject}] incident: {e}");
+                        Some(e)
+                    }
+                };
+            }
+            GiteaEvent::Ticked(r) => {
+                inc.ticking = false;
+                inc.trouble = match r {
+                    Ok(0) => None,
+                    Ok(n) => Some(format!(
+                        "{n} issue action(s) queued in the outbox (Gitea unreachable)"
+                    )),
+                    Err(e) => {
+                        tracing::warn!("incidents: {e}");
+                        Some(e)
+                    }
+                };
+            }
+            GiteaEvent::NotDone { job, why, retry_at } => {
+                tracing::warn!("gitea: {why}; trying again later");
+                inc.hold_until = Some(retry_at);
+                inc.trouble = Some(why);
+                match job {
+                    GiteaJob::Adopt => {
+                        inc.adopt_wanted = true;
+                        inc.adopting = false;
+                    }
+                    GiteaJob::Observe(seq) => self.state.observations.retry(seq),
+                    GiteaJob::Tick => inc.ticking = false,
+                }
+            }
+        }
+    }
+
+    /// Takes in one Telegram event; true when it brought approval answers.
+    fn on_telegram(&mut self, e: TelegramEvent) -> bool {
+        let Some(m) = &mut self.telegram else {
+            return false;
+        };
+        let unsent = &mut self.state.unsent;
+        let at = |id: u64| unsent.iter().position(|u| u.id == id);
+        match e {
+            TelegramEvent::Sent { id } => {
+                m.sending.remove(&id);
+                m.trouble = None;
+                if let Some(i) = at(id) {
+                    unsent.remove(i);
+                    self.urgent = true;
+                }
+            }
+            TelegramEvent::Later {
+                id,
+                retry_after,
+                why,
+            } => {
+                m.sending.remove(&id);
+                tracing::warn!("telegram: {why}; retrying in {retry_after:.0}s");
+                m.trouble = Some(why);
+                if let Some(i) = at(id) {
+                    unsent[i].not_before = nexus_heartbeat::now_epoch() + retry_after;
+                    self.dirty = true;
+                }
+            }
+            TelegramEvent::Dropped { id, why } => {
+                m.sending.remove(&id);
+                tracing::warn!("telegram: message dropped: {why}");
+                if let Some(i) = at(id) {
+                    unsent.remove(i);
+                    self.urgent = true;
+                }
+            }
+            TelegramEvent::Asked { key, id } => {
+                m.asking.remove(&key);
+                m.trouble = None;
+                self.state.requests.insert(key.clone(), id);
+                self.dirty = true;
+                self.note(&key, "approval requested on Telegram".to_string());
+            }
+            TelegramEvent::AskFailed { key, why } => {
+                m.asking.remove(&key);
+                m.trouble = Some(why.clone());
+                self.note(&key, format!("approval request failed: {why}"));
+            }
+            TelegramEvent::Answers(answers) => {
+                m.polling = false;
+                m.trouble = None;
+                let any = !answers.is_empty();
+                for (id, a) in answers {
+                    self.state.answers.insert(id, a);
+                    self.urgent = true;
+                }
+                return any;
+            }
+            TelegramEvent::PollFailed { why } => {
+                m.polling = false;
+                tracing::warn!("approval poll failed: {why}");
+                m.trouble = Some(why);
+            }
+        }
+        false
+    }
+
+    /// The channels' state, for the snapshot.
+    pub(super) fn channel_views(&self) -> Vec<ChannelView> {
+        let mut out = Vec::new();
+        if let Some(i) = &self.incidents {
+            out.push(ChannelView {
+                name: "gitea",
+                trouble: i.trouble.as_deref().map(brief),
+                waiting: self.state.observations.len(),
+            });
+        }
+        if let Some(m) = &self.telegram {
+            out.push(ChannelView {
+                name: "telegram",
+                trouble: m.trouble.as_deref().map(brief),
+                waiting: self.state.unsent.len() + m.asking.len(),
+            });
+        }
+        out
+    }
+
+    /// Shows the channels' state at once (between sweeps too).
+    fn publish_channels(&mut self) {
+        let views = self.channel_views();
+        match self.shared.write() {
+            Ok(mut g) => g.channels = views,
+            Err(p) => p.into_inner().channels = views,
+        }
+    }
+}
