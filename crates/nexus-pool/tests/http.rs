@@ -63,6 +63,14 @@ fn fleet() -> PoolSnapshot {
     }
 }
 
+/// [`fleet`] with every cell readable: `/health` answers 200.
+fn readable_fleet() -> PoolSnapshot {
+    PoolSnapshot {
+        unreadable_cells: Vec::new(),
+        ..fleet()
+    }
+}
+
 async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -161,7 +169,7 @@ const LIMITS: ConnLimits = ConnLimits {
 /// open-file limit: e2e `pool_edge`.)
 #[tokio::test(flavor = "multi_thread")]
 async fn half_sent_requests_are_closed_within_the_header_timeout() {
-    let shared: Shared = Arc::new(RwLock::new(fleet()));
+    let shared: Shared = Arc::new(RwLock::new(readable_fleet()));
     let (addr, _stop) = start_with(router(shared), LIMITS).await;
     let mut clients = Vec::with_capacity(500);
     for _ in 0..500 {
@@ -199,7 +207,7 @@ async fn half_sent_requests_are_closed_within_the_header_timeout() {
 /// header timeout; a client beyond the cap gets a 503 at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_keep_alive_is_closed_and_the_cap_answers_503() {
-    let shared: Shared = Arc::new(RwLock::new(fleet()));
+    let shared: Shared = Arc::new(RwLock::new(readable_fleet()));
     let limits = ConnLimits {
         max_connections: 1,
         ..LIMITS
