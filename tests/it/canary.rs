@@ -11,10 +11,19 @@ use nexus_e2e::{PING_TOKEN, Run, bin};
 #[test]
 fn no_test_captures_output_around_the_canary_check() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("it"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    // Every file under it/, its module directories (attack/) too.
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join("it")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
     for bin in std::fs::read_dir(root.join("../bins")).unwrap() {
         let tests = bin.unwrap().path().join("tests");
         if let Ok(rd) = std::fs::read_dir(&tests) {

@@ -9,6 +9,7 @@
     unreachable_pub
 )]
 
+mod attack;
 mod bench;
 mod canary;
 mod cell;
@@ -19,11 +20,8 @@ mod faults;
 mod full_disk;
 mod heartbeat;
 mod hostile;
-mod hung;
 mod pool;
-mod pool_edge;
 mod prometheus;
-mod reflect;
 mod scale;
 mod standalone;
 mod systemd;

@@ -7,6 +7,7 @@
 //! Watch report. Logic lives in `nexus-cron`; this file parses flags,
 //! loads the registry, calls it and prints.
 
+use nexus_cli::{errln, out, outln};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -188,11 +189,17 @@ fn default_dirs() -> Vec<PathBuf> {
 }
 
 fn main() -> ExitCode {
+    // Output never panics (`>/dev/full`, `| head`); a stdout that failed
+    // for another reason than a closed pipe fails the run (nexus-cli).
+    nexus_cli::finish("cron-heartbeat-check", main_inner())
+}
+
+fn main_inner() -> ExitCode {
     let cli = Cli::parse();
     let setup = match Setup::load(&cli.scan) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("cron-heartbeat-check: {e:#}");
+            errln!("cron-heartbeat-check: {e:#}");
             return ExitCode::from(2);
         }
     };
@@ -203,7 +210,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("cron-heartbeat-check: {e:#}");
+            errln!("cron-heartbeat-check: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -212,21 +219,21 @@ fn main() -> ExitCode {
 fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
     let report = setup.check();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_table(&report);
     }
     for job in report.failures() {
-        eprintln!("{}", alerts::p1_line(job));
+        errln!("{}", alerts::p1_line(job));
     }
     if let Some(path) = &a.metrics_file {
         let text = report.metrics(nexus_heartbeat::hostname());
         if let Err(e) = nexus_metrics::write_textfile(path, &text) {
-            eprintln!("cron-heartbeat-check: {e}");
+            errln!("cron-heartbeat-check: {e}");
         }
     }
     if report.nothing_monitored {
-        eprintln!(
+        errln!(
             "cron-heartbeat-check: nothing monitored: no .last files in {} and no registry",
             setup
                 .dirs
@@ -237,10 +244,10 @@ fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
         );
     }
     for p in &report.dir_problems {
-        eprintln!("cron-heartbeat-check: cannot read heartbeat directory {p}");
+        errln!("cron-heartbeat-check: cannot read heartbeat directory {p}");
     }
     for line in report::ignored_lines(&report) {
-        eprintln!("cron-heartbeat-check: {line}");
+        errln!("cron-heartbeat-check: {line}");
     }
     let first = setup.dirs.first().context("no heartbeat directory")?;
     let alerts_dir = a
@@ -249,7 +256,7 @@ fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| first.parent().unwrap_or(first).join("alerts"));
     if a.dry_run {
         for job in report.failures() {
-            eprintln!(
+            errln!(
                 "dry-run: would mark {} in {}",
                 job.job,
                 alerts_dir.display()
@@ -258,10 +265,10 @@ fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         let changes = alerts::sync(&alerts_dir, &report);
         for e in &changes.errors {
-            eprintln!("cron-heartbeat-check: alert marker: {e}");
+            errln!("cron-heartbeat-check: alert marker: {e}");
         }
         if let Err(e) = history::record(&setup.state_dir, &report) {
-            eprintln!("cron-heartbeat-check: state: {e}");
+            errln!("cron-heartbeat-check: state: {e}");
         }
         if !a.no_self_heartbeat {
             let dirs = if setup.explicit_dirs {
@@ -272,12 +279,12 @@ fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
             if let Err(e) =
                 CronWriter::new(dirs).success(SELF_JOB, a.self_interval.as_secs().max(1))
             {
-                eprintln!("cron-heartbeat-check: own heartbeat: {e}");
+                errln!("cron-heartbeat-check: own heartbeat: {e}");
             }
         }
     }
     for line in incident(setup, &report, a.dry_run)? {
-        eprintln!("cron-heartbeat-check: {line}");
+        errln!("cron-heartbeat-check: {line}");
     }
     Ok(if report.healthy() {
         ExitCode::SUCCESS
@@ -364,12 +371,16 @@ fn incident(setup: &Setup, report: &CheckReport, dry_run: bool) -> anyhow::Resul
 }
 
 fn print_table(report: &CheckReport) {
-    println!(
+    outln!(
         "{:<8} {:<28} {:>9} {:>11} {:>6}  REASON",
-        "STATUS", "JOB", "AGE", "INTERVAL", "RATIO"
+        "STATUS",
+        "JOB",
+        "AGE",
+        "INTERVAL",
+        "RATIO"
     );
     for j in &report.jobs {
-        println!(
+        outln!(
             "{:<8} {:<28} {:>9} {:>11} {:>6}  {}",
             j.status.as_str(),
             j.job,
@@ -382,14 +393,14 @@ fn print_table(report: &CheckReport) {
         );
     }
     for i in &report.ignored {
-        println!("{:<8} {}: {}", "IGNORED", i.path, i.reason);
+        outln!("{:<8} {}: {}", "IGNORED", i.path, i.reason);
     }
     let failing = report.failures().count();
     let ignored = match report.ignored.len() {
         0 => String::new(),
         n => format!("; {n} heartbeat file(s) ignored"),
     };
-    println!(
+    outln!(
         "{}{ignored}",
         if report.nothing_monitored {
             "nothing monitored".to_string()
@@ -409,7 +420,7 @@ fn write_report(setup: &Setup, a: &ReportArgs) -> anyhow::Result<ExitCode> {
     let check = setup.check();
     let (changes, skipped) = history::read_since(&setup.state_dir, setup.now - 86_400.0);
     if skipped > 0 {
-        eprintln!(
+        errln!(
             "cron-heartbeat-check: skipped {skipped} unreadable line(s) in the history under {}",
             setup.state_dir.display()
         );
@@ -423,7 +434,7 @@ fn write_report(setup: &Setup, a: &ReportArgs) -> anyhow::Result<ExitCode> {
     };
     match &a.output {
         Some(path) => nexus_heartbeat::write_atomic(path, text.as_bytes(), true)?,
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@
 //! failed (no such cell, illegal transition, I/O error), 2 usage or
 //! configuration error (bad flags, hostile names, unreadable proposal).
 
+use nexus_cli::{errln, out, outln};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -188,10 +189,16 @@ fn usage(msg: String) -> Fail {
 type Out = Result<(), Fail>;
 
 fn main() -> ExitCode {
+    // Output never panics (`>/dev/full`, `| head`); a stdout that failed
+    // for another reason than a closed pipe fails the run (nexus-cli).
+    nexus_cli::finish("mission-cell", main_inner())
+}
+
+fn main_inner() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("mission-cell: {}", f.msg);
+            errln!("mission-cell: {}", f.msg);
             ExitCode::from(f.code)
         }
     }
@@ -220,7 +227,7 @@ fn run(cli: Cli) -> Out {
             if json {
                 print_json(&json!({ "template": nexus_cell::PROPOSAL_TEMPLATE }));
             } else {
-                print!("{}", nexus_cell::PROPOSAL_TEMPLATE);
+                out!("{}", nexus_cell::PROPOSAL_TEMPLATE);
             }
             Ok(())
         }
@@ -233,8 +240,8 @@ fn id(s: &str) -> Result<CellId, nexus_cell::Error> {
 
 fn print_json(v: &Value) {
     match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("mission-cell: {e}"),
+        Ok(s) => outln!("{s}"),
+        Err(e) => errln!("mission-cell: {e}"),
     }
 }
 
@@ -276,7 +283,7 @@ fn create(store: &CellStore, a: CreateArgs, json: bool) -> Out {
     if json {
         print_json(&summary(&cell));
     } else {
-        println!("{}", cell.id());
+        outln!("{}", cell.id());
     }
     Ok(())
 }
@@ -330,15 +337,15 @@ fn list(store: &CellStore, status: Option<Status>, json: bool) -> Out {
     }
     for c in &cells {
         let m = c.manifest();
-        println!("{}: {} — {}", m.uuid, m.status, m.mission);
+        outln!("{}: {} — {}", m.uuid, m.status, m.mission);
     }
     for s in &found.skipped {
         let name = s.path.file_name().unwrap_or_default().to_string_lossy();
-        println!("{name}: [unreadable manifest]");
-        eprintln!("mission-cell: skipped {}", s.error);
+        outln!("{name}: [unreadable manifest]");
+        errln!("mission-cell: skipped {}", s.error);
     }
     if cells.is_empty() && found.skipped.is_empty() {
-        println!("No mission cells found in {}", store.root().display());
+        outln!("No mission cells found in {}", store.root().display());
     }
     Ok(())
 }
@@ -364,22 +371,22 @@ fn show(store: &CellStore, uuid: &str, stale_after: f64, json: bool) -> Out {
         print_json(&v);
         return Ok(());
     }
-    println!("Cell {} [{}]", m.uuid, m.status);
+    outln!("Cell {} [{}]", m.uuid, m.status);
     if let Some(n) = &m.name {
-        println!("  name:       {n}");
+        outln!("  name:       {n}");
     }
-    println!("  mission:    {}", m.mission);
+    outln!("  mission:    {}", m.mission);
     let created = m
         .created_at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    println!("  created:    {created} by {}", m.created_by);
-    println!("  dir:        {}", cell.dir().display());
+    outln!("  created:    {created} by {}", m.created_by);
+    outln!("  dir:        {}", cell.dir().display());
     if let Some(p) = m.revive_policy {
-        println!("  policy:     {p}");
+        outln!("  policy:     {p}");
     }
     if m.agents.is_empty() {
-        println!("  no agents");
+        outln!("  no agents");
     }
     for (a, (_, c)) in m.agents.iter().zip(&beats) {
         let status = c
@@ -391,7 +398,7 @@ fn show(store: &CellStore, uuid: &str, stale_after: f64, json: bool) -> Out {
             .revive_cmd
             .as_ref()
             .map_or("no revive command".to_string(), |c| c.join(" "));
-        println!(
+        outln!(
             "  {} ({}): {} [{}] {} — revive: {}",
             a.name,
             a.role,
@@ -402,7 +409,7 @@ fn show(store: &CellStore, uuid: &str, stale_after: f64, json: bool) -> Out {
         );
     }
     for i in &m.invited {
-        println!("  invited: {} ({})", i.name, i.role);
+        outln!("  invited: {} ({})", i.name, i.role);
     }
     Ok(())
 }
@@ -424,7 +431,7 @@ fn move_to(json: bool, op: impl FnOnce() -> Result<Cell, nexus_cell::Error>) -> 
     if json {
         print_json(&summary(&cell));
     } else {
-        println!("{}: {}", cell.id(), cell.manifest().status);
+        outln!("{}: {}", cell.id(), cell.manifest().status);
     }
     Ok(())
 }
@@ -435,7 +442,7 @@ fn destroy(store: &CellStore, uuid: &str, json: bool) -> Out {
     if json {
         print_json(&json!({"uuid": id, "status": Status::Destroyed}));
     } else {
-        println!("{id}: destroyed");
+        outln!("{id}: destroyed");
     }
     Ok(())
 }
@@ -443,14 +450,14 @@ fn destroy(store: &CellStore, uuid: &str, json: bool) -> Out {
 fn checkpoint(store: &CellStore, uuid: &str, json: bool) -> Out {
     let cp = store.checkpoint(&id(uuid)?)?;
     for s in &cp.skipped {
-        eprintln!(
+        errln!(
             "mission-cell: not archived (a socket, FIFO or device, changed while being archived, or another user's hard-linked file): {s}"
         );
     }
     if json {
         print_json(&json!(cp));
     } else {
-        println!("{}", cp.name);
+        outln!("{}", cp.name);
     }
     Ok(())
 }
@@ -468,7 +475,7 @@ fn restore(store: &CellStore, uuid: &str, name: Option<String>, json: bool) -> O
     if json {
         print_json(&json!({"uuid": id, "restored": name}));
     } else {
-        println!("{id}: workspace restored from {name}");
+        outln!("{id}: workspace restored from {name}");
     }
     Ok(())
 }
@@ -477,14 +484,14 @@ fn events(store: &CellStore, uuid: &str, kinds: &[String], tail: Option<usize>, 
     let cell = store.open(&id(uuid)?)?;
     let log = cell.events()?;
     for p in log.problems() {
-        eprintln!("mission-cell: skipped {p}");
+        errln!("mission-cell: skipped {p}");
     }
     let picked: Vec<&Event> = log.tail(tail.unwrap_or(usize::MAX), kinds);
     if json {
         // Serialised directly: keeps `ts` and `event` first.
         match serde_json::to_string_pretty(&picked) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("mission-cell: {e}"),
+            Ok(s) => outln!("{s}"),
+            Err(e) => errln!("mission-cell: {e}"),
         }
         return Ok(());
     }
@@ -502,7 +509,7 @@ fn events(store: &CellStore, uuid: &str, kinds: &[String], tail: Option<usize>, 
             kind.as_str().unwrap_or_default(),
             rest.join(" ")
         );
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end());
     }
     Ok(())
 }

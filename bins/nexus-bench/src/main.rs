@@ -25,6 +25,7 @@ mod fleet;
 mod measure;
 mod table;
 
+use nexus_cli::{errln, out, outln};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -112,7 +113,7 @@ struct Cli {
 }
 
 fn log(msg: &str) {
-    eprintln!("nexus-bench: {msg}");
+    errln!("nexus-bench: {msg}");
 }
 
 fn now_unix() -> f64 {
@@ -122,6 +123,12 @@ fn now_unix() -> f64 {
 }
 
 fn main() -> ExitCode {
+    // Output never panics (`>/dev/full`, `| head`); a stdout that failed
+    // for another reason than a closed pipe fails the run (nexus-cli).
+    nexus_cli::finish("nexus-bench", main_inner())
+}
+
+fn main_inner() -> ExitCode {
     let cli = Cli::parse();
     if !cli.no_netns && !cli.in_netns {
         maybe_reexec_in_netns();
@@ -129,7 +136,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(all_ok) => ExitCode::from(u8::from(!all_ok)),
         Err(e) => {
-            eprintln!("nexus-bench: {e:#}");
+            errln!("nexus-bench: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -885,7 +892,7 @@ fn run_floor(b: &Bench<'_>, root: &Path, files: usize) -> anyhow::Result<Option<
 }
 
 fn print_report(r: &Report, b: &Bench<'_>) {
-    println!(
+    outln!(
         "nexus-bench: {} runs per case (medians) after {} unmeasured warm-up run(s) (none for hung gateways); {} cpus, {}, kernel {}; {} (CPU in 10 ms steps); network namespace: {}",
         r.runs,
         r.warmup,
@@ -899,47 +906,49 @@ fn print_report(r: &Report, b: &Bench<'_>) {
             "host (127.0.0.1 only)"
         }
     );
-    println!(
+    outln!(
         "ours: {} --once --dry-run (--cells-root ROOT | --config pool.json)",
         b.pool_bin.display()
     );
     if let Some(s) = &b.seed {
-        println!(
+        outln!(
             "seed: {} {} --config X --status (cells); {} --config pool.json --once --dry-run (gateways)",
             s.python.display(),
             s.lazarus.display(),
             s.pool.display()
         );
     }
-    println!();
-    print!("{}", table::render_main(&r.rows));
+    outln!();
+    out!("{}", table::render_main(&r.rows));
     if !r.per_agent.is_empty() {
-        println!();
-        println!("Cost per agent per sweep (whole process: (wall - empty-root wall) / agents):");
-        println!();
-        print!(
+        outln!();
+        outln!("Cost per agent per sweep (whole process: (wall - empty-root wall) / agents):");
+        outln!();
+        out!(
             "{}",
             table::render_per_agent(&r.per_agent, r.floor.as_ref())
         );
     }
     if let Some(f) = &r.floor {
-        println!();
-        println!(
+        outln!();
+        outln!(
             "Floor (floor.c, one core, {} files): {:.2} µs/file open+read+parse by path, {:.2} µs/file in a whole readdir+openat tick",
-            f.files, f.path_us, f.tick_us
+            f.files,
+            f.path_us,
+            f.tick_us
         );
     }
     let busy = table::render_contention(&r.rows, 0.25);
     if !busy.is_empty() {
-        println!();
-        println!("Disturbed runs (the machine was not quiet; compare ratios, rerun to confirm):");
-        print!("{busy}");
+        outln!();
+        outln!("Disturbed runs (the machine was not quiet; compare ratios, rerun to confirm):");
+        out!("{busy}");
     }
-    println!();
-    println!("Checks (what each program saw, last run):");
-    print!("{}", table::render_checks(&r.rows));
+    outln!();
+    outln!("Checks (what each program saw, last run):");
+    out!("{}", table::render_checks(&r.rows));
     for n in &r.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
 }
 

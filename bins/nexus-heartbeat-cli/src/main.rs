@@ -7,6 +7,7 @@
 //! it and records a failed run); `check` 0 when every file is fresh, 1
 //! otherwise; 2 for usage errors everywhere.
 
+use nexus_cli::{errln, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -186,6 +187,12 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
+    // Output never panics (`>/dev/full`, `| head`); a stdout that failed
+    // for another reason than a closed pipe fails the run (nexus-cli).
+    nexus_cli::finish("nexus-heartbeat", main_inner())
+}
+
+fn main_inner() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Beat(a) => beat(a),
@@ -204,7 +211,7 @@ fn beat(a: BeatArgs) -> ExitCode {
     match w.beat(a.cycle, &a.model, &a.status) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("nexus-heartbeat: {e}");
+            errln!("nexus-heartbeat: {e}");
             ExitCode::from(1)
         }
     }
@@ -218,13 +225,13 @@ fn touch(a: TouchArgs) -> ExitCode {
     let interval = a.job.interval.as_secs().max(1);
     if let Some(url) = &a.job.url {
         if let Err(e) = nexus_heartbeat::validate_job_name(&a.job.job) {
-            eprintln!("nexus-heartbeat: {e}");
+            errln!("nexus-heartbeat: {e}");
             return ExitCode::from(u8::from(a.strict));
         }
         return match push(&a.job, url, None, interval) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("nexus-heartbeat: {e}");
+                errln!("nexus-heartbeat: {e}");
                 ExitCode::from(u8::from(a.strict))
             }
         };
@@ -235,7 +242,7 @@ fn touch(a: TouchArgs) -> ExitCode {
     {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("nexus-heartbeat: {e}");
+            errln!("nexus-heartbeat: {e}");
             ExitCode::from(u8::from(a.strict))
         }
     }
@@ -262,12 +269,12 @@ fn run(a: RunArgs) -> ExitCode {
             .map_err(|e| e.to_string()),
     };
     if let Err(e) = started {
-        eprintln!("nexus-heartbeat: {e}");
+        errln!("nexus-heartbeat: {e}");
     }
     let (code, child_pid) = match supervise(program, args) {
         Ok(Supervised { pid, code, signal }) => {
             if let Some(sig) = signal {
-                eprintln!(
+                errln!(
                     "nexus-heartbeat: {} received and passed on to {program}; recorded as a failed run (exit code {code})",
                     signal_name(sig)
                 );
@@ -275,7 +282,7 @@ fn run(a: RunArgs) -> ExitCode {
             (code, pid)
         }
         Err(e) => {
-            eprintln!("nexus-heartbeat: cannot run {program}: {e}");
+            errln!("nexus-heartbeat: cannot run {program}: {e}");
             let code = if e.kind() == std::io::ErrorKind::NotFound {
                 127
             } else {
@@ -291,11 +298,11 @@ fn run(a: RunArgs) -> ExitCode {
     };
     if let Some(url) = &remote {
         if let Err(e) = push(&a.job, url, Some(&code.to_string()), interval) {
-            eprintln!("nexus-heartbeat: {e}");
+            errln!("nexus-heartbeat: {e}");
         }
     } else if let Err(e) = writer.pid(child_pid).run(&a.job.job, interval, outcome) {
         // The job's result matters more than its heartbeat.
-        eprintln!("nexus-heartbeat: {e}");
+        errln!("nexus-heartbeat: {e}");
     }
     ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1))
 }
@@ -353,7 +360,7 @@ fn supervise(program: &str, args: &[String]) -> std::io::Result<Supervised> {
             if let Some(group) = group
                 && let Err(e) = kill_process_group(group, sig)
             {
-                eprintln!(
+                errln!(
                     "nexus-heartbeat: passing {} on to {program}: {e}",
                     signal_name(sig)
                 );
@@ -362,7 +369,7 @@ fn supervise(program: &str, args: &[String]) -> std::io::Result<Supervised> {
         let code = match status {
             Ok(status) => exit_code(status),
             Err(e) => {
-                eprintln!("nexus-heartbeat: waiting for {program}: {e}");
+                errln!("nexus-heartbeat: waiting for {program}: {e}");
                 1
             }
         };
@@ -416,15 +423,15 @@ fn check(a: CheckArgs) -> ExitCode {
         .collect();
     if a.json {
         match serde_json::to_string_pretty(&results) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => outln!("{s}"),
             Err(e) => {
-                eprintln!("nexus-heartbeat: {e}");
+                errln!("nexus-heartbeat: {e}");
                 return ExitCode::from(2);
             }
         }
     } else {
         for c in &results {
-            println!(
+            outln!(
                 "{:<15} {}: {}",
                 c.state.as_str().to_uppercase(),
                 c.path.display(),

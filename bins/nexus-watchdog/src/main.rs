@@ -7,6 +7,7 @@
 //! unknown, 2 usage or configuration error; watch mode exits 0 on SIGTERM or
 //! SIGINT. All logic lives in `nexus-watch` and `nexus-probe`.
 
+use nexus_cli::{errln, out, outln};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -221,11 +222,17 @@ fn default_state_dir() -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    // Output never panics (`>/dev/full`, `| head`); a stdout that failed
+    // for another reason than a closed pipe fails the run (nexus-cli).
+    nexus_cli::finish("nexus-watchdog", main_inner())
+}
+
+fn main_inner() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Cmd::CheckConfig { file }) = &cli.cmd {
         return match WatchdogFile::load(file) {
             Ok(f) => {
-                println!(
+                outln!(
                     "{}: valid ({} probe(s), {} recovery action(s))",
                     file.display(),
                     f.probes.len(),
@@ -234,7 +241,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("nexus-watchdog: {e}");
+                errln!("nexus-watchdog: {e}");
                 ExitCode::from(2)
             }
         };
@@ -242,7 +249,7 @@ fn main() -> ExitCode {
     let setup = match Setup::load(&cli) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("nexus-watchdog: {e:#}");
+            errln!("nexus-watchdog: {e:#}");
             return ExitCode::from(2);
         }
     };
@@ -253,7 +260,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("nexus-watchdog: cannot start the runtime: {e}");
+            errln!("nexus-watchdog: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -265,7 +272,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("nexus-watchdog: {e:#}");
+            errln!("nexus-watchdog: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -285,13 +292,13 @@ fn alerts(cli: &Cli, setup: &Setup) -> Alerts {
 async fn cycle(cli: &Cli, setup: &Setup, alerts: &mut Alerts) -> anyhow::Result<u8> {
     let (eval, warnings) = setup.watchdog.evaluate(cli.dry_run).await;
     for w in &warnings {
-        eprintln!("nexus-watchdog: {w}");
+        errln!("nexus-watchdog: {w}");
     }
     print(cli, &eval)?;
     if let Some(path) = &cli.metrics_file
         && let Err(e) = nexus_metrics::write_textfile(path, &eval.metrics(period(cli, setup)))
     {
-        eprintln!("nexus-watchdog: {e}");
+        errln!("nexus-watchdog: {e}");
     }
     // The same evaluation feeds the report and the incident (defect W3).
     let problems: Vec<AlertProblem> = eval
@@ -322,7 +329,7 @@ async fn cycle(cli: &Cli, setup: &Setup, alerts: &mut Alerts) -> anyhow::Result<
         )
         .await
     {
-        eprintln!("nexus-watchdog: {line}");
+        errln!("nexus-watchdog: {line}");
     }
     if !cli.dry_run && !cli.no_self_heartbeat {
         beat(cli, setup);
@@ -332,14 +339,14 @@ async fn cycle(cli: &Cli, setup: &Setup, alerts: &mut Alerts) -> anyhow::Result<
 
 fn print(cli: &Cli, eval: &Evaluation) -> anyhow::Result<()> {
     if cli.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string(eval).context("serialising the report")?
         );
     } else if cli.markdown {
-        print!("{}", eval.markdown());
+        out!("{}", eval.markdown());
     } else {
-        print!("{}", eval.text());
+        out!("{}", eval.text());
     }
     Ok(())
 }
@@ -356,7 +363,7 @@ fn beat(cli: &Cli, setup: &Setup) {
     };
     let interval = period(cli, setup).as_secs().max(1);
     if let Err(e) = CronWriter::new(dirs).success(&setup.file.watchdog.heartbeat_job, interval) {
-        eprintln!("nexus-watchdog: own heartbeat: {e}");
+        errln!("nexus-watchdog: own heartbeat: {e}");
     }
 }
 
@@ -381,7 +388,7 @@ async fn watch(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let mut alerts = alerts(cli, setup);
     if let Some(w) = alerts.adopt().await {
-        eprintln!("nexus-watchdog: {w}");
+        errln!("nexus-watchdog: {w}");
     }
     nexus_heartbeat::sd_notify("READY=1");
     loop {

@@ -6,6 +6,7 @@
 //! each is detected, revived or escalated. Needs python3 and the workspace's
 //! `nexus-heartbeat` binary next to this one (`cargo build --workspace`).
 
+use nexus_cli::{errln, outln};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,14 +48,14 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     let rt = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("resurrection-pool demo: {e}");
+            errln!("resurrection-pool demo: {e}");
             return ExitCode::from(1);
         }
     };
     match rt.block_on(show(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("resurrection-pool demo: {e:#}");
+            errln!("resurrection-pool demo: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -81,7 +82,7 @@ struct Show {
 
 impl Show {
     fn say(&self, text: &str) {
-        println!("\n[{:>5.1}s] {text}", self.start.elapsed().as_secs_f64());
+        outln!("\n[{:>5.1}s] {text}", self.start.elapsed().as_secs_f64());
     }
 
     fn snapshot(&self) -> PoolSnapshot {
@@ -105,7 +106,7 @@ impl Show {
             for a in &snap.agents {
                 let prev = self.last.insert(a.name.to_string(), a.state);
                 if prev != Some(a.state) {
-                    println!(
+                    outln!(
                         "  [{:>5.1}s] {:<8} {:>9} → {:<9} heartbeat {}",
                         self.start.elapsed().as_secs_f64(),
                         a.name,
@@ -125,7 +126,7 @@ impl Show {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 Some(key) = self.pool.next_exit() => {
-                    println!("  [{:>5.1}s] the pool saw its child {key} exit", self.start.elapsed().as_secs_f64());
+                    outln!("  [{:>5.1}s] the pool saw its child {key} exit", self.start.elapsed().as_secs_f64());
                 }
             }
         }
@@ -253,11 +254,11 @@ async fn show(args: &DemoArgs) -> anyhow::Result<()> {
         last: HashMap::new(),
         cell_dir: cell.dir().to_path_buf(),
     };
-    println!(
+    outln!(
         "Resurrection pool demo: cell {id}, agents {}",
         NAMES.join(", ")
     );
-    println!("Status page: http://{addr}/   (also /api/agents, /metrics, /health)");
+    outln!("Status page: http://{addr}/   (also /api/agents, /metrics, /health)");
 
     let result = acts(&mut show).await;
     if result.is_ok() && !args.linger.is_zero() {
@@ -344,9 +345,9 @@ async fn acts(show: &mut Show) -> anyhow::Result<()> {
         })
         .unwrap_or_default();
     show.say(&format!("ezra escalated after {t:.1}s: {why}"));
-    println!("\nFinal state:");
+    outln!("\nFinal state:");
     for a in &snap.agents {
-        println!(
+        outln!(
             "  {:<8} {:<10} attempts {}",
             a.name,
             format!("{:?}", a.state).to_lowercase(),

@@ -12,6 +12,7 @@
 
 mod demo;
 
+use nexus_cli::{errln, outln};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -124,6 +125,12 @@ fn load_config(cli: &Cli) -> anyhow::Result<(PoolConfig, Option<PathBuf>)> {
 }
 
 fn main() -> ExitCode {
+    // Output never panics (`>/dev/full`, `| head`); a stdout that failed
+    // for another reason than a closed pipe fails the run (nexus-cli).
+    nexus_cli::finish("resurrection-pool", main_inner())
+}
+
+fn main_inner() -> ExitCode {
     let cli = Cli::parse();
     init_logging(if cli.once { "warn" } else { "info" });
     match &cli.cmd {
@@ -131,7 +138,7 @@ fn main() -> ExitCode {
         Some(Cmd::CheckConfig { file }) => {
             return match PoolConfig::load(file) {
                 Ok(c) => {
-                    println!(
+                    outln!(
                         "{}: valid ({} gateway(s), {} mission(s){})",
                         file.display(),
                         c.gateways.len(),
@@ -141,7 +148,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("resurrection-pool: {e}");
+                    errln!("resurrection-pool: {e}");
                     ExitCode::from(2)
                 }
             };
@@ -151,7 +158,7 @@ fn main() -> ExitCode {
     let (mut cfg, origin) = match load_config(&cli) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("resurrection-pool: {e:#}");
+            errln!("resurrection-pool: {e:#}");
             return ExitCode::from(2);
         }
     };
@@ -160,7 +167,7 @@ fn main() -> ExitCode {
     }
     if let Some(d) = cli.poll_interval {
         if d < Duration::from_secs(1) {
-            eprintln!("resurrection-pool: --poll-interval must be at least 1s");
+            errln!("resurrection-pool: --poll-interval must be at least 1s");
             return ExitCode::from(2);
         }
         cfg.pool.poll_interval = d;
@@ -184,7 +191,7 @@ fn main() -> ExitCode {
     }
     let empty = cfg.gateways.is_empty() && cfg.cells.is_none() && cli.cells_root.is_none();
     if empty && !(cli.allow_empty || cfg.pool.allow_empty) {
-        eprintln!(
+        errln!(
             "resurrection-pool: nothing to watch: no gateways and no cells root (use --allow-empty to start anyway)"
         );
         return ExitCode::from(2);
@@ -203,21 +210,21 @@ fn main() -> ExitCode {
             Some(p)
         }
         Some(Err(message)) => {
-            eprintln!("resurrection-pool: invalid pool config [ping]: {message}");
+            errln!("resurrection-pool: invalid pool config [ping]: {message}");
             return ExitCode::from(2);
         }
     };
     let _locks = match take_locks(&cli, &cfg, &opts) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("resurrection-pool: {e}");
+            errln!("resurrection-pool: {e}");
             return ExitCode::from(exit_code(&e));
         }
     };
     let rt = match if cli.once { once_runtime() } else { runtime() } {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("resurrection-pool: cannot start the runtime: {e}");
+            errln!("resurrection-pool: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -231,7 +238,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("resurrection-pool: {e:#}");
+            errln!("resurrection-pool: {e:#}");
             ExitCode::from(e.downcast_ref::<nexus_pool::Error>().map_or(1, exit_code))
         }
     }
@@ -325,7 +332,7 @@ fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+        .with_writer(nexus_cli::stderr)
         .with_target(false)
         .try_init();
 }
@@ -348,7 +355,7 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     // Each agent is printed as the sweep steps it (through one buffer:
     // 10,000 agents are 10,000 lines, not 10,000 writes), so the views of
     // the whole fleet are never held at once. JSON is one array: collected.
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, nexus_cli::stdout());
     let mut views = Vec::new();
     let mut failed: Option<std::io::Error> = None;
     let report = pool
@@ -384,11 +391,11 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
 /// Nothing could be read (no gateway, every cell unreadable): like an empty
 /// fleet, a configuration error unless `--allow-empty`; the reasons, and 2.
 fn refuse_blind(report: &SweepReport) -> u8 {
-    eprintln!(
+    errln!(
         "resurrection-pool: nothing can be watched: no gateway, and no cell could be read (use --allow-empty to start anyway; the agents' records are kept):"
     );
     for c in &report.unreadable {
-        eprintln!("  {c}");
+        errln!("  {c}");
     }
     2
 }
@@ -453,7 +460,7 @@ fn print_end(
         serde_json::to_writer_pretty(&mut *out, views)?;
         writeln!(out)?;
         for c in &report.unreadable {
-            eprintln!("resurrection-pool: unreadable cell {c}");
+            errln!("resurrection-pool: unreadable cell {c}");
         }
     } else {
         for c in &report.unreadable {
@@ -580,7 +587,7 @@ fn status(cli: &Cli, state_file: &Path) -> ExitCode {
     let state = match PoolState::load(state_file) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("resurrection-pool: {e}");
+            errln!("resurrection-pool: {e}");
             return ExitCode::from(2);
         }
     };
@@ -601,17 +608,17 @@ fn status(cli: &Cli, state_file: &Path) -> ExitCode {
         .collect();
     if cli.json {
         match serde_json::to_string_pretty(&rows) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => outln!("{s}"),
             Err(e) => {
-                eprintln!("resurrection-pool: {e}");
+                errln!("resurrection-pool: {e}");
                 return ExitCode::from(1);
             }
         }
     } else if rows.is_empty() {
-        println!("No agents in {}", state_file.display());
+        outln!("No agents in {}", state_file.display());
     } else {
         for (k, r) in state.records.iter() {
-            println!(
+            outln!(
                 "{:<10} {k}  attempts {}{}",
                 format!("{:?}", r.state).to_lowercase(),
                 r.attempts.len(),
@@ -637,14 +644,14 @@ fn list_cells(cli: &Cli, cfg: &PoolConfig) -> ExitCode {
         .or_else(|| cfg.cells.as_ref().map(|c| c.root.clone()))
         .unwrap_or_else(|| PathBuf::from(nexus_cell::DEFAULT_ROOT));
     if !root.is_dir() {
-        eprintln!("{} does not exist", root.display());
+        errln!("{} does not exist", root.display());
         return ExitCode::from(1);
     }
     let store = nexus_cell::CellStore::new(&root);
     let d = match store.discover() {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("resurrection-pool: {e}");
+            errln!("resurrection-pool: {e}");
             return ExitCode::from(1);
         }
     };
@@ -676,12 +683,12 @@ fn list_cells(cli: &Cli, cfg: &PoolConfig) -> ExitCode {
             .iter()
             .map(|(id, st, m)| serde_json::json!({"uuid": id, "status": st, "mission": m}))
             .collect();
-        println!("{}", serde_json::Value::Array(v));
+        outln!("{}", serde_json::Value::Array(v));
     } else if rows.is_empty() {
-        println!("No mission cells found in {}", root.display());
+        outln!("No mission cells found in {}", root.display());
     } else {
         for (id, st, m) in rows {
-            println!("{id}: {st} — {m}");
+            outln!("{id}: {st} — {m}");
         }
     }
     ExitCode::SUCCESS

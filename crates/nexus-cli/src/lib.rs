@@ -5,12 +5,12 @@
 //! `| head -c 10`), and release builds abort on a panic (exit 134), so a
 //! checker that prints before its side effects would stop before writing
 //! its alert markers or filing its incident. Binaries print through
-//! [`outln!`], [`out!`], [`errln!`] and [`err!`] instead, and end with
-//! [`exit`]:
+//! [`outln!`], [`out!`], [`errln!`] and [`err!`] (or the [`stdout`] and
+//! [`stderr`] writers) instead, and end with [`finish`]:
 //! - a closed pipe (`EPIPE`) ends the output quietly: the reader has all it
 //!   wanted; nothing more is written to that stream and the exit code is
 //!   what the work decided;
-//! - any other write error (a full disk) is remembered; [`exit`] names it on
+//! - any other write error (a full disk) is remembered; [`finish`] names it on
 //!   stderr (if stderr can take it) and turns a success into 1, "failed"
 //!   in the suite's exit-code contract (0 healthy, 1 unhealthy or failed,
 //!   2 usage or configuration error);
@@ -32,8 +32,9 @@ enum Health {
     Open,
     /// The reader went away (`EPIPE`): stop writing, quietly.
     Closed,
-    /// Another write error, kept for [`exit`].
-    Failed(io::ErrorKind),
+    /// Another write error, kept for [`finish`]: its kind, and the OS's
+    /// error number when there is one (for the OS's own words).
+    Failed(io::ErrorKind, Option<i32>),
 }
 
 struct Stream {
@@ -61,7 +62,7 @@ impl Stream {
         if let Err(e) = write() {
             *h = match e.kind() {
                 io::ErrorKind::BrokenPipe => Health::Closed,
-                kind => Health::Failed(kind),
+                kind => Health::Failed(kind, e.raw_os_error()),
             };
         }
     }
@@ -143,24 +144,45 @@ pub fn stderr() -> impl Write {
     Quiet
 }
 
-/// The process's exit code for the work's own `code`, once stdout is
-/// flushed: a failed stdout (not a closed pipe) is named on stderr as
-/// `<program>: cannot write the output: <error>` and makes a success 1.
-pub fn exit(program: &str, code: u8) -> ExitCode {
-    STDOUT.write(|| io::stdout().lock().flush());
-    ExitCode::from(exit_code(program, code))
+/// A writer for stdout that never fails and never panics (a report built
+/// through `write!`, a JSON serialiser): what it could not write is
+/// handled as [`outln!`] handles it.
+pub fn stdout() -> impl Write {
+    struct Quiet;
+    impl Write for Quiet {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            STDOUT.write(|| io::stdout().lock().write_all(buf));
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            STDOUT.write(|| io::stdout().lock().flush());
+            Ok(())
+        }
+    }
+    Quiet
 }
 
-fn exit_code(program: &str, code: u8) -> u8 {
+/// The process's exit code once the work decided `code`: stdout is
+/// flushed; if it failed (not a closed pipe), the failure is named on
+/// stderr as `<program>: cannot write the output: <error>` and a success
+/// becomes a failure (1). `fn main() -> ExitCode { nexus_cli::finish("x", work()) }`.
+pub fn finish(program: &str, code: ExitCode) -> ExitCode {
+    STDOUT.write(|| io::stdout().lock().flush());
+    match stdout_failure(program) {
+        Some(()) if code == ExitCode::SUCCESS => ExitCode::FAILURE,
+        _ => code,
+    }
+}
+
+/// Names a failed stdout on stderr; `Some` if it failed.
+fn stdout_failure(program: &str) -> Option<()> {
     match STDOUT.health() {
-        Health::Failed(kind) => {
-            errln!(
-                "{program}: cannot write the output: {}",
-                io::Error::from(kind)
-            );
-            code.max(1)
+        Health::Failed(kind, errno) => {
+            let e = errno.map_or_else(|| io::Error::from(kind), io::Error::from_raw_os_error);
+            errln!("{program}: cannot write the output: {e}");
+            Some(())
         }
-        Health::Open | Health::Closed => code,
+        Health::Open | Health::Closed => None,
     }
 }
 
@@ -192,19 +214,31 @@ mod tests {
         assert_eq!(s.health(), Health::Open);
         s.write(failing(io::ErrorKind::StorageFull));
         s.write(failing(io::ErrorKind::BrokenPipe));
-        assert_eq!(s.health(), Health::Failed(io::ErrorKind::StorageFull));
+        assert_eq!(s.health(), Health::Failed(io::ErrorKind::StorageFull, None));
     }
 
     #[test]
     fn the_exit_code_follows_stdout() {
         // The process's own stdout is the test harness's: it is open.
-        assert_eq!(exit_code("t", 0), 0);
-        assert_eq!(exit_code("t", 2), 2);
+        assert_eq!(finish("t", ExitCode::SUCCESS), ExitCode::SUCCESS);
+        assert_eq!(finish("t", ExitCode::from(2)), ExitCode::from(2));
         *STDOUT.health.lock().unwrap() = Health::Closed;
-        assert_eq!(exit_code("t", 0), 0, "a closed pipe is not a failure");
-        *STDOUT.health.lock().unwrap() = Health::Failed(io::ErrorKind::StorageFull);
-        assert_eq!(exit_code("t", 0), 1, "a full disk is");
-        assert_eq!(exit_code("t", 2), 2, "a worse code stays");
+        assert_eq!(
+            finish("t", ExitCode::SUCCESS),
+            ExitCode::SUCCESS,
+            "a closed pipe is not a failure"
+        );
+        *STDOUT.health.lock().unwrap() = Health::Failed(io::ErrorKind::StorageFull, None);
+        assert_eq!(
+            finish("t", ExitCode::SUCCESS),
+            ExitCode::FAILURE,
+            "a full disk is"
+        );
+        assert_eq!(
+            finish("t", ExitCode::from(2)),
+            ExitCode::from(2),
+            "a worse code stays"
+        );
         *STDOUT.health.lock().unwrap() = Health::Open;
     }
 
