@@ -41,14 +41,25 @@ pub enum Health {
     Dead,
     /// Nothing could be evaluated.
     Unknown,
-    /// The agent's process is known to have exited (the pool saw its own
-    /// child die): dead at once, no confirmation sweeps. [`assess`] never
-    /// returns it; the caller that knows sets it.
+    /// The agent's process is known to have exited: the pool saw its own
+    /// child die. Dead at once, no confirmation sweeps, no `dead_after`
+    /// wait. [`assess`] never returns it; the caller that knows sets it.
     Gone,
     /// A `/proc` scan shows the agent's process is not running while its
     /// heartbeat is still fresh: degraded at once, no confirmation sweeps
     /// (it turns dead when the heartbeat goes stale). Set by the caller.
     ProcessGone,
+    /// The pool's own process of the agent is alive, and its heartbeat is
+    /// stale past the threshold (stopped, deadlocked): dead at once, no
+    /// `dead_after` wait; the revive stops it first. A process launched
+    /// less than `revive_deadline` ago is given that long to beat. Set by
+    /// the caller.
+    Hung,
+    /// No fresh heartbeat and no live process (no heartbeat at all, or its
+    /// PID is gone): an `auto` agent the pool meets for the first time is
+    /// started at once (not a revive); later it is an inferred death, like
+    /// [`Health::Dead`]. Set by the caller.
+    NotRunning,
 }
 
 /// Which rule decides "dead".
