@@ -72,7 +72,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
 
     #[test]
-    fn concurrent_processes_append_every_line_exactly_once(
+    fn prop_concurrent_processes_append_every_line_exactly_once(
         writers in 2usize..6,
         count in 1u32..150,
         pad in prop_oneof![0usize..64, 4000usize..9000],
