@@ -535,8 +535,9 @@ async fn daemon(
         poll.as_secs_f64()
     );
     pool.adopt();
+    pool.watch();
     let mut first = true;
-    loop {
+    'run: loop {
         let report = tokio::select! {
             r = pool.sweep() => r,
             _ = term.recv() => break,
@@ -554,26 +555,27 @@ async fn daemon(
             let beaten = beat(&job, hb_dir.as_deref(), beat_every);
             pool.fault_result("heartbeat", beaten);
         }
-        // An agent that just started failing is re-checked at once, so a
-        // death is confirmed within a poll interval despite the hysteresis.
-        let wait = if report.confirm_soon {
-            Duration::from_millis(250).min(poll)
-        } else {
-            poll
-        };
-        // Answers to approval requests wake the next sweep as they arrive.
+        // Until the next safety sweep, the pool steps what changes: a beat
+        // of an agent that is not healthy, a child's exit, a deadline (a
+        // heartbeat going stale, a backoff ending); a changed fleet or a
+        // lost event brings the sweep forward.
         pool.poll_approvals();
-        let until = tokio::time::Instant::now() + wait;
-        tokio::select! {
-            woke = pool.idle(until) => match woke {
-                Wake::Exit(key) => {
-                    tracing::info!("[{key}] a process the pool launched exited: sweeping now");
-                }
-                Wake::Answers => tracing::info!("approval answers arrived: sweeping now"),
-                Wake::Timer => {}
-            },
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+        let until = tokio::time::Instant::now() + poll;
+        loop {
+            tokio::select! {
+                woke = pool.idle(until) => match woke {
+                    Wake::Steps(keys) => {
+                        pool.step_keys(&keys).await;
+                        continue;
+                    }
+                    Wake::Sweep(why) => tracing::info!("{why}: sweeping now"),
+                    Wake::Answers => tracing::info!("approval answers arrived: sweeping now"),
+                    Wake::Timer => {}
+                },
+                _ = term.recv() => break 'run,
+                _ = int.recv() => break 'run,
+            }
+            break;
         }
     }
     pool.shutdown();

@@ -465,6 +465,22 @@ impl ProbePlan {
         self.specs.is_empty()
     }
 
+    /// Keeps the probes of the agents whose key `keep` accepts.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        let mut specs = std::mem::take(&mut self.specs).into_iter();
+        let mut index = Vec::new();
+        for (entry, spec) in std::mem::take(&mut self.index)
+            .into_iter()
+            .zip(specs.by_ref())
+        {
+            if keep(&entry.0) {
+                index.push(entry);
+                self.specs.push(spec);
+            }
+        }
+        self.index = index;
+    }
+
     /// Runs every probe at once, each under its own timeout, with one
     /// `/proc` scan for all process probes.
     pub async fn run(self, runner: &Runner) -> Probed {
@@ -559,6 +575,7 @@ mod footprint {
         eprintln!("Target, Seen, AgentView: {sizes:?} bytes");
         assert!(sizes.0 <= 176, "Target grew: {sizes:?}");
         assert!(sizes.1 <= 80, "Seen grew: {sizes:?}");
-        assert!(sizes.2 <= 128, "AgentView grew: {sizes:?}");
+        // 144: `waiting` (what a sick agent waits for) is 16 of them.
+        assert!(sizes.2 <= 144, "AgentView grew: {sizes:?}");
     }
 }

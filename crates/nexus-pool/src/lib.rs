@@ -61,6 +61,7 @@
 pub mod channels;
 pub mod clock;
 pub mod config;
+pub mod engine;
 mod error;
 pub mod faults;
 pub mod fds;

@@ -7,29 +7,35 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use nexus_cell::{AgentHealth, CellId, CellStore, DaemonState, Event, EventKind};
-use nexus_gitea::Check;
-use nexus_notify::{ApprovalConfig, Approvals, Text};
-use nexus_probe::{ProbeKind, ProbeSpec, Runner, RunnerConfig, Status};
+use nexus_cell::{CellId, CellStore, Event, EventKind};
+use nexus_notify::{ApprovalConfig, Approvals};
+use nexus_probe::{Runner, RunnerConfig};
 use nexus_revive::{
-    Action, AgentRecord, Approval, Health, LaunchOutcome, Settings, State, assess, launched, step,
+    Action, AgentRecord, Approval, Health, Settings, State, assess, launched, step,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::Error;
-use crate::channels::{GiteaExecutor, Observations, TelegramCommand, TelegramExecutor};
-use crate::config::{AskWithoutChannel, PoolConfig};
-use crate::fleet::{ProbePlan, ReviveHow, Seen, Target, targets};
+use crate::channels::{GiteaExecutor, Observations, TelegramExecutor};
+use crate::config::PoolConfig;
+use crate::fleet::{ProbePlan, Seen, Target, targets};
 use crate::http::Shared;
-use crate::intent::{LAUNCH_ENV, LaunchIntent, pause};
+use crate::intent::{LaunchIntent, pause};
 use crate::records::Records;
 use crate::view::{AgentView, PoolSnapshot};
 
+mod cellio;
+mod events;
+mod launcher;
 mod outside;
-use outside::{Incidents, Messages};
+use outside::{Incidents, Messages, request_id};
 mod unseen;
 pub use unseen::Retired;
+
+/// A heartbeat's deadline is set this far past its threshold, so the
+/// step it wakes finds it stale, not at the edge.
+const STALE_SLACK: f64 = 0.05;
 
 /// Events kept per agent for the status page.
 const EVENTS_KEPT: usize = 8;
@@ -77,6 +83,10 @@ pub struct PoolState {
     /// never resets a restart budget.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub retired: BTreeMap<String, Retired>,
+    /// What each agent that is not healthy waits for, in words (for
+    /// `--status`, which reads this file and nothing else).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub waiting: BTreeMap<String, String>,
 }
 
 /// A Telegram message waiting to be sent.
@@ -209,10 +219,15 @@ impl SweepReport {
 /// Why [`Pool::idle`] returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wake {
-    /// The time asked for came.
+    /// The time asked for came: the safety sweep is due.
     Timer,
-    /// A process the pool launched exited (its agent's key).
-    Exit(String),
+    /// These agents need a step ([`Pool::step_keys`]): a launched process
+    /// exited, a beat of an agent that is not healthy landed, a deadline
+    /// came.
+    Steps(Vec<Arc<str>>),
+    /// The fleet changed (a cell added, removed, its manifest replaced) or
+    /// an event may have been lost (inotify's queue overflowed): sweep all.
+    Sweep(&'static str),
     /// Answers to approval requests arrived.
     Answers,
 }
@@ -256,6 +271,29 @@ pub struct Pool {
     unwritten_dropped: u64,
     clock: crate::clock::Clock,
     future_beats: crate::clock::FutureBeats,
+    /// The event engine's view of the fleet, rebuilt by each full sweep:
+    /// every agent's target, and where its view sits in the snapshot.
+    index: HashMap<Arc<str>, (Target, usize)>,
+    /// One deadline per agent: its heartbeat going stale, or the time its
+    /// state machine named (`nexus_revive::next_due`).
+    timers: crate::engine::Timers,
+    /// A pidfd per live child (signals reach that process and no other).
+    pidfds: HashMap<String, std::os::fd::OwnedFd>,
+    /// Hung children being stopped: key → (PID, SIGKILL due).
+    terminating: HashMap<String, (u32, Instant)>,
+    /// The last `Recovered` of the agent being stepped: how, and whether an
+    /// incident was open (closed with that text).
+    recovered: Option<(String, bool)>,
+    /// Records changed by targeted steps since the state was last saved.
+    unsaved: bool,
+    /// Waits already logged, by key (logged again when they change).
+    waits_logged: HashMap<Arc<str>, String>,
+    /// The daemon's inotify watches (see [`crate::engine`]).
+    watcher: Option<crate::engine::Watcher>,
+    /// What the watches could not cover, as last logged.
+    unwatched_logged: Option<String>,
+    /// When the state was last saved.
+    saved_at: Instant,
 }
 
 impl Pool {
@@ -343,30 +381,19 @@ impl Pool {
             unwritten_dropped: 0,
             clock: crate::clock::Clock::system(),
             future_beats: crate::clock::FutureBeats::default(),
+            index: HashMap::new(),
+            timers: crate::engine::Timers::default(),
+            pidfds: HashMap::new(),
+            terminating: HashMap::new(),
+            recovered: None,
+            unsaved: false,
+            waits_logged: HashMap::new(),
+            watcher: None,
+            unwatched_logged: None,
+            saved_at: Instant::now(),
         };
         pool.readopt_launches();
         Ok(pool)
-    }
-
-    /// After a restart (a crash included): finds the processes of persisted
-    /// launch intents and tracks them again as the pool's own, so a launch
-    /// in flight is neither repeated nor lost from sight.
-    fn readopt_launches(&mut self) {
-        let alive = crate::intent::find_all_launched(self.state.launched.values());
-        let mut gone = Vec::new();
-        for (key, intent) in &mut self.state.launched {
-            match alive.get(&intent.id).copied() {
-                Some(pid) => {
-                    intent.pid = Some(pid);
-                    self.children.insert(key.clone(), pid);
-                    tracing::info!("[{key}] re-adopted launched process {pid} after a restart");
-                }
-                None => gone.push(key.clone()),
-            }
-        }
-        for key in gone {
-            self.state.launched.remove(&key);
-        }
     }
 
     /// The snapshot the HTTP server reads.
@@ -427,39 +454,9 @@ impl Pool {
         }
     }
 
-    /// PIDs of the live processes the pool launched.
-    pub fn launched_pids(&self) -> Vec<u32> {
-        self.children.values().copied().collect()
-    }
-
     /// The persisted records (for `--status` and tests).
     pub fn state(&self) -> &PoolState {
         &self.state
-    }
-
-    /// Waits until a child the pool launched exits; returns its key.
-    pub async fn next_exit(&mut self) -> Option<String> {
-        let (key, pid) = self.exits_rx.recv().await?;
-        self.child_exited(&key, pid);
-        Some(key)
-    }
-
-    fn child_exited(&mut self, key: &str, pid: u32) {
-        let key = key.to_string();
-        if self.children.get(&key) == Some(&pid) {
-            self.children.remove(&key);
-            self.exited.insert(key.clone(), pid);
-            // Nothing left to re-adopt after a restart.
-            if self
-                .state
-                .launched
-                .get(&key)
-                .is_some_and(|i| i.pid == Some(pid))
-            {
-                self.state.launched.remove(&key);
-            }
-        }
-        self.note(&key, format!("launched process {pid} exited"));
     }
 
     /// Saves the pool state (not in a dry run); a failure is a write fault.
@@ -467,6 +464,8 @@ impl Pool {
         if self.dry_run {
             return;
         }
+        self.unsaved = false;
+        self.saved_at = Instant::now();
         let saved = self.state.save(&self.state_file);
         if let Err(e) = &saved {
             tracing::error!("pool state not saved: {e}");
@@ -548,12 +547,23 @@ impl Pool {
         let mut cell_states = Ok(());
         // Part by part (gateways, then a cell at a time), each dropped once
         // stepped: the fleet shrinks while the records and views grow.
+        // The daemon's event engine steps agents between sweeps: it keeps
+        // each one's target and where its view sits (`--once` does not).
+        let indexed = each.is_none();
+        if indexed {
+            self.index = HashMap::with_capacity(report.agents);
+        }
         for part in fleet.into_parts() {
             for t in &part {
                 let view = self.step_agent(t, probed.take(t), now, &mut report).await;
                 match each.as_mut() {
                     Some(f) => f(view),
-                    None => views.push(view),
+                    None => {
+                        if indexed && !t.frozen {
+                            self.index.insert(t.key.clone(), (t.clone(), views.len()));
+                        }
+                        views.push(view);
+                    }
                 }
             }
             if !self.dry_run
@@ -581,6 +591,8 @@ impl Pool {
         report.unreadable = unseen.cells;
         let records = &self.state.records;
         self.state.launched.retain(|k, _| records.contains_key(k));
+        self.state.waiting.retain(|k, _| records.contains_key(k));
+        self.waits_logged.retain(|k, _| records.contains_key(k));
         // Answers to requests no longer waiting are moot.
         let requests = &self.state.requests;
         self.state
@@ -609,6 +621,9 @@ impl Pool {
             Ok(mut g) => *g = snapshot,
             Err(p) => *p.into_inner() = snapshot,
         }
+        if indexed {
+            self.sync_watches();
+        }
         report
     }
 
@@ -623,36 +638,27 @@ impl Pool {
     ) -> AgentView {
         self.judge_future_beat(t, &mut seen);
         let s = &seen;
-        let mut health = assess(&s.probe, self.cfg.pool.dead_rule);
-        // Our own child died: no need to wait for its heartbeat to age.
-        // /proc says the process is gone: no need to confirm that.
-        if health == Health::Degraded
-            && s.probe.process == Some(false)
+        if let Some(dead) = self.exited.get(&*t.key).copied()
+            && let Some(p) = s.heartbeat_pid
+            && p != dead
             && s.probe.heartbeat == nexus_revive::Heartbeat::Fresh
         {
-            health = Health::ProcessGone;
-        }
-        if let Some(dead) = self.exited.get(&*t.key).copied() {
-            match s.heartbeat_pid {
-                // Someone else restarted it: believe the new heartbeat.
-                Some(p) if p != dead && s.probe.heartbeat == nexus_revive::Heartbeat::Fresh => {
-                    self.exited.remove(&*t.key);
-                }
-                _ => health = Health::Gone,
-            }
+            // Someone else restarted it: believe the new heartbeat.
+            self.exited.remove(&*t.key);
         }
         if t.frozen {
             self.state.records.mark(&t.key);
             let mut rec = self.state.records.get(&t.key).cloned().unwrap_or_default();
-            rec.state = match health {
+            rec.state = match self.judge(t, s, Some(&rec), now) {
                 Health::Healthy => State::Healthy,
-                Health::Dead | Health::Gone => State::Dead,
+                Health::Dead | Health::Gone | Health::Hung | Health::NotRunning => State::Dead,
                 Health::Degraded | Health::ProcessGone => State::Degraded,
                 Health::Unknown => State::Unknown,
             };
             if rec.state != State::Healthy {
                 report.unhealthy += 1;
             }
+            self.timers.clear(&t.key);
             return self.view(t, s, &rec, now, true);
         }
         let approval = match self.state.requests.get(&*t.key) {
@@ -663,11 +669,15 @@ impl Pool {
         // back in place: no key is re-allocated, no entry moved.
         let (at, mut rec) = self.state.records.take(&t.key).unwrap_or_default();
         let before = rec.state;
+        let health = self.judge(t, s, Some(&rec), now);
         let actions = step(&mut rec, health, t.policy, now, approval, &self.settings);
         let asked = actions
             .iter()
             .any(|a| matches!(a, Action::RequestApproval { .. }));
+        let acted = !actions.is_empty();
+        self.recovered = None;
         self.carry_out(t, s, &mut rec, actions, now).await;
+        self.unsaved |= acted;
         // A request that never reached the chat (Telegram down, flood
         // control) is sent again at each sweep while it waits, so the
         // human sees it before `ask_default` decides.
@@ -690,9 +700,124 @@ impl Pool {
         if rec.state == State::Healthy && rec.fail_streak > 0 {
             report.confirm_soon = true;
         }
+        self.schedule(t, s, &rec, now);
+        self.log_wait(t, &rec, now);
         let view = self.view(t, s, &rec, now, false);
         self.state.records.put(at, &t.key, rec);
         view
+    }
+
+    /// The agent's health for its state machine: what the probes and its
+    /// heartbeat say ([`assess`]), sharpened by what the pool knows of the
+    /// agent's process (see [`Health`]): its own child exited (`Gone`) or
+    /// alive with a stale heartbeat (`Hung`), a process `/proc` no longer
+    /// shows (`ProcessGone`), nothing running at all (`NotRunning`).
+    fn judge(&self, t: &Target, s: &Seen, rec: Option<&AgentRecord>, now: f64) -> Health {
+        use nexus_revive::Heartbeat;
+        let mut probe = s.probe;
+        let state = rec.map_or(State::Unknown, |r| r.state);
+        if state == State::Reviving
+            && probe.heartbeat == Heartbeat::Fresh
+            && let (Some(r), Some(age)) = (rec, s.heartbeat_age)
+            && r.last_launch.is_some_and(|launch| now - age < launch)
+        {
+            // The dead process's last beat: the new one has not beaten yet.
+            probe.heartbeat = Heartbeat::Stale;
+        }
+        let mut health = assess(&probe, self.cfg.pool.dead_rule);
+        // /proc says the process is gone: no need to confirm that.
+        if health == Health::Degraded
+            && probe.process == Some(false)
+            && probe.heartbeat == Heartbeat::Fresh
+        {
+            health = Health::ProcessGone;
+        }
+        // Our own child died: no need to wait for its heartbeat to age.
+        if self.exited.contains_key(&*t.key) {
+            return Health::Gone;
+        }
+        let own = self.children.contains_key(&*t.key);
+        if health == Health::Dead && own && probe.heartbeat != Heartbeat::Unknown {
+            return Health::Hung;
+        }
+        if health == Health::Dead
+            && state == State::Unknown
+            && !own
+            && probe.gateway != Some(true)
+            && probe.process != Some(true)
+            && t.gateway
+                .as_ref()
+                .is_none_or(|g| crate::fleet::is_local(&g.host))
+            && s.heartbeat_pid.is_none_or(|p| !launcher::alive(p))
+        {
+            return Health::NotRunning;
+        }
+        health
+    }
+
+    /// The staleness threshold of `t`'s heartbeat, seconds.
+    fn stale_threshold(&self, t: &Target) -> f64 {
+        match (&t.gateway, &self.cfg.cells) {
+            (Some(g), _) => g.stale_threshold.as_secs_f64(),
+            (None, Some(c)) => c.heartbeat_stale_threshold.as_secs_f64(),
+            (None, None) => self.cfg.pool.dead_threshold.as_secs_f64(),
+        }
+    }
+
+    /// Sets `t`'s deadline: the earliest of its heartbeat going stale, the
+    /// time its state machine named, and a hung process's SIGKILL.
+    fn schedule(&mut self, t: &Target, s: &Seen, rec: &AgentRecord, now: f64) {
+        let mut due = nexus_revive::next_due(rec, t.policy, now, &self.settings);
+        let mut at = |d: f64| due = Some(due.map_or(d, |x: f64| x.min(d)));
+        if s.probe.heartbeat == nexus_revive::Heartbeat::Fresh
+            && let Some(age) = s.heartbeat_age
+        {
+            // Just past the threshold, so the step then sees it stale.
+            at(now - age.max(0.0) + self.stale_threshold(t) + STALE_SLACK);
+        }
+        let mono = Instant::now();
+        if let Some((_, kill)) = self.terminating.get(&*t.key) {
+            at(now + kill.saturating_duration_since(mono).as_secs_f64());
+        }
+        match due {
+            Some(d) => {
+                let wait = Duration::from_secs_f64((d - now).clamp(0.0, 1e9));
+                self.timers.set(&t.key, mono + wait);
+            }
+            None => self.timers.clear(&t.key),
+        }
+    }
+
+    /// What `t` waits for, in words; the hung process being stopped first.
+    fn wait_text(&self, t: &Target, rec: &AgentRecord, now: f64) -> Option<String> {
+        let clock = |at: f64| crate::http::clock(at);
+        if let Some((pid, kill)) = self.terminating.get(&*t.key) {
+            let left = kill.saturating_duration_since(Instant::now()).as_secs_f64();
+            return Some(format!(
+                "hung: SIGTERM sent to PID {pid}, SIGKILL at {}",
+                clock(now + left)
+            ));
+        }
+        nexus_revive::wait(rec, t.policy, now, &self.settings).map(|w| w.describe(now, &clock))
+    }
+
+    /// Logs what `t` waits for when that changes (once per kind of wait).
+    fn log_wait(&mut self, t: &Target, rec: &AgentRecord, now: f64) {
+        match self.wait_text(t, rec, now) {
+            None => {
+                self.waits_logged.remove(&*t.key);
+                self.state.waiting.remove(&*t.key);
+            }
+            Some(text) => {
+                let kind: String = text.split([':', ' ']).next().unwrap_or("").to_string();
+                let seen = self.waits_logged.get(&*t.key);
+                if seen != Some(&kind) {
+                    tracing::info!("[{}] waiting: {text}", t.key);
+                    self.waits_logged.insert(t.key.clone(), kind);
+                }
+                self.state.waiting.insert(t.key.to_string(), text);
+            }
+        }
     }
 
     fn view(&self, t: &Target, s: &Seen, rec: &AgentRecord, now: f64, frozen: bool) -> AgentView {
@@ -717,6 +842,14 @@ impl Pool {
             last_checked: now,
             first_dead_at: rec.dead_since,
             revive_pending: rec.pending.is_some(),
+            waiting: if frozen {
+                None
+            } else {
+                self.state
+                    .waiting
+                    .get(&*t.key)
+                    .map(|w| Box::from(w.as_str()))
+            },
             last_events,
         }
     }
@@ -745,28 +878,54 @@ impl Pool {
                 } => {}
                 Action::Transition { from, to } => {
                     self.note(&t.key, format!("{from:?} → {to:?}").to_lowercase());
-                    self.cell_event(t, s, to, rec, now);
+                    self.cell_event(t, s, to);
                 }
                 Action::OpenIncident { reason } | Action::Comment { text: reason } => {
                     self.note(&t.key, reason);
                 }
-                Action::CloseIncident {
+                Action::Recovered {
                     revived,
+                    attempt,
                     down_seconds,
+                    incident,
                 } => {
                     let how = if revived {
-                        "revived and healthy"
+                        format!("revived and healthy (attempt {attempt})")
                     } else {
-                        "recovered (external)"
+                        "recovered by itself".to_string()
                     };
-                    self.note(&t.key, format!("{how} after {down_seconds:.0}s"));
+                    self.note(&t.key, format!("{how} after {down_seconds:.0}s down"));
+                    if let Some((cell, agent)) = t.cell_agent()
+                        && !self.dry_run
+                    {
+                        self.cell_append(
+                            cell,
+                            EventKind::AgentRecovered {
+                                agent,
+                                down_seconds,
+                            },
+                        );
+                    }
+                    self.recovered = Some((how, incident));
                 }
                 Action::RequestApproval { deadline } => {
                     self.request_approval(t, s, rec, deadline, now);
                 }
-                Action::Launch { attempt, slow_lane } => {
-                    let outcome = self.launch(t, s, rec, attempt, slow_lane, now).await;
-                    queue.extend(launched(rec, now, outcome, &self.settings));
+                Action::Launch {
+                    attempt,
+                    slow_lane,
+                    first_start,
+                } => {
+                    let how = launcher::How {
+                        attempt,
+                        slow_lane,
+                        first_start,
+                    };
+                    // `None`: a hung process is being stopped first; the
+                    // launch follows its exit.
+                    if let Some(outcome) = self.launch(t, s, rec, how, now).await {
+                        queue.extend(launched(rec, now, outcome, &self.settings));
+                    }
                 }
                 Action::Escalate { reason } => {
                     self.note(&t.key, format!("escalated: {reason}"));
@@ -789,478 +948,4 @@ impl Pool {
             }
         }
     }
-
-    /// Asks for an approval through the Telegram channel (queued, not
-    /// awaited: the request id is kept once Telegram has it).
-    fn request_approval(
-        &mut self,
-        t: &Target,
-        s: &Seen,
-        rec: &mut AgentRecord,
-        deadline: f64,
-        now: f64,
-    ) {
-        if self.telegram.is_none() {
-            match self.cfg.pool.ask_without_channel {
-                AskWithoutChannel::Auto => {
-                    rec.pending = None;
-                    rec.approved = true;
-                    self.note(
-                        &t.key,
-                        "No approval channel available (configure telegram): falling back to auto-revive"
-                            .to_string(),
-                    );
-                    tracing::error!(
-                        "[{}] ask policy without an approval channel: reviving without asking",
-                        t.key
-                    );
-                }
-                AskWithoutChannel::Never => {
-                    rec.pending = None;
-                    rec.denied = true;
-                    self.note(
-                        &t.key,
-                        "No approval channel available: death recorded, no revive".to_string(),
-                    );
-                }
-            }
-            return;
-        };
-        if self.dry_run {
-            self.note(
-                &t.key,
-                "[DRY-RUN] would ask for approval on Telegram".to_string(),
-            );
-            return;
-        }
-        let id = request_id(&t.key, rec, now);
-        let dead_for = rec.dead_since.map_or(0.0, |d| now - d);
-        let question = Text::new()
-            .text("🔴 Resurrection Pool: agent ")
-            .bold(&t.name)
-            .text(&format!(" has been dead for {dead_for:.0}s."))
-            .line()
-            .text("Mission: ")
-            .text(t.mission.as_deref().unwrap_or("unassigned"))
-            .line()
-            .text(&s.lines(t).join("; "))
-            .line()
-            .text("Approve to revive it, or reply ")
-            .code(&format!("revive {}", t.name));
-        let ttl = Duration::from_secs_f64((deadline - now).max(1.0));
-        let ask = TelegramCommand::Ask {
-            key: t.key.to_string(),
-            id,
-            name: t.name.to_string(),
-            question,
-            ttl,
-        };
-        if self.telegram.as_mut().is_some_and(|m| !m.ask(ask)) {
-            let why = "approval request not sent: the Telegram queue is full; asking again at the next sweep";
-            self.note(&t.key, why.to_string());
-        }
-    }
-
-    /// Queues `text` for the Telegram chat, behind any message still
-    /// waiting; it waits in the pool state until Telegram has it (flood
-    /// control, Telegram unreachable or not answering: see
-    /// [`crate::channels`]).
-    fn send_telegram(&mut self, text: &str) {
-        if self.dry_run {
-            return;
-        }
-        if let Some(m) = &mut self.telegram {
-            m.queue(&mut self.state.unsent, text);
-        }
-    }
-
-    /// Pre-flight, stop the hung process, launch, track the child.
-    async fn launch(
-        &mut self,
-        t: &Target,
-        s: &Seen,
-        rec: &AgentRecord,
-        attempt: u32,
-        slow_lane: bool,
-        now: f64,
-    ) -> LaunchOutcome {
-        let lane = if slow_lane { " (slow lane)" } else { "" };
-        if let Some(pre) = &t.preflight {
-            let spec = ProbeSpec::new("preflight", ProbeKind::PythonSyntax((**pre).clone()));
-            let v = self.runner.run_one(&spec).await;
-            if v.status != Status::Ok {
-                return LaunchOutcome::PreflightFailed(v.summary);
-            }
-        }
-        if self.dry_run {
-            self.note(
-                &t.key,
-                format!("[DRY-RUN] would revive (attempt {attempt}){lane}"),
-            );
-            return LaunchOutcome::Started;
-        }
-        // A hung agent still holds its port and files: stop it first.
-        let mut stale: Vec<u32> = s.pids.clone();
-        if let Some(pid) = self.children.get(&*t.key) {
-            // Re-adopted after a restart: only if it still is ours.
-            let ours = self
-                .state
-                .launched
-                .get(&*t.key)
-                .is_none_or(|i| crate::intent::carries(*pid, &i.id));
-            if ours {
-                stale.push(*pid);
-            }
-        }
-        stale.sort_unstable();
-        stale.dedup();
-        stale.retain(|p| *p != std::process::id());
-        if !stale.is_empty() {
-            stop_processes(&stale).await;
-            self.note(&t.key, format!("stopped hung process(es) {stale:?}"));
-        }
-        let cmd = match &t.revive {
-            ReviveHow::None => {
-                return LaunchOutcome::Failed("no revive command configured".to_string());
-            }
-            ReviveHow::Argv(how) => match argv_command(&how.0, how.1.as_deref()) {
-                Ok(c) => c,
-                Err(e) => return LaunchOutcome::Failed(e),
-            },
-            ReviveHow::Cell => {
-                let Some((cell, agent)) = t.cell_agent() else {
-                    return LaunchOutcome::Failed("no cell".to_string());
-                };
-                let Some(store) = &self.store else {
-                    return LaunchOutcome::Failed("no cells root".to_string());
-                };
-                match store.open(&cell).and_then(|c| c.revive_command(&agent)) {
-                    Ok(Some(c)) => c,
-                    Ok(None) => {
-                        return LaunchOutcome::Failed("no revive command configured".to_string());
-                    }
-                    Err(e) => return LaunchOutcome::Failed(e.to_string()),
-                }
-            }
-        };
-        let intent = self.record_intent(t, rec, attempt, now).await;
-        let mut cmd = tokio::process::Command::from(cmd);
-        cmd.env(LAUNCH_ENV, &intent);
-        let spawned = cmd.spawn();
-        if spawned.is_ok() {
-            pause("launch-spawned").await;
-        }
-        match spawned {
-            Err(e) => LaunchOutcome::Failed(format!("cannot start: {e}")),
-            Ok(mut child) => {
-                let pid = child.id().unwrap_or(0);
-                if let Some(i) = self.state.launched.get_mut(&*t.key) {
-                    i.pid = Some(pid);
-                }
-                self.children.insert(t.key.to_string(), pid);
-                self.exited.remove(&*t.key);
-                let tx = self.exits_tx.clone();
-                let key = t.key.to_string();
-                tokio::spawn(async move {
-                    let _ = child.wait().await; // reaps it
-                    let _ = tx.send((key, pid));
-                });
-                self.note(
-                    &t.key,
-                    format!("revive attempt {attempt}{lane}: started PID {pid}"),
-                );
-                LaunchOutcome::Started
-            }
-        }
-    }
-
-    /// Before a spawn: the `revive_attempt` event, then the record with the
-    /// attempt counted and the launch intent, journaled (see [`crate::intent`]).
-    /// A failed save is reported, and the launch goes ahead: a dead agent
-    /// is not left dead because the disk is full.
-    async fn record_intent(
-        &mut self,
-        t: &Target,
-        rec: &AgentRecord,
-        attempt: u32,
-        now: f64,
-    ) -> String {
-        if let Some((cell, agent)) = t.cell_agent() {
-            let max = self.settings.max_attempts;
-            self.cell_append(
-                cell,
-                EventKind::ReviveAttempt {
-                    agent,
-                    attempt,
-                    max,
-                },
-            );
-        }
-        let intent = LaunchIntent::new(&t.key, now, attempt);
-        let id = intent.id.clone();
-        let mut record = rec.clone();
-        launched(&mut record, now, LaunchOutcome::Started, &self.settings);
-        self.state
-            .launched
-            .insert(t.key.to_string(), intent.clone());
-        let entry = crate::intent::JournalEntry {
-            key: t.key.to_string(),
-            intent,
-            record,
-        };
-        let journal = crate::intent::journal_path(&self.state_file);
-        let saved = crate::intent::journal_append(&journal, &entry);
-        if let Err(e) = &saved {
-            tracing::error!("[{}] launch intent not saved: {e}", t.key);
-        }
-        self.fault_result("launch-journal", saved.map_err(|e| e.to_string()));
-        pause("launch-saved").await;
-        id
-    }
-
-    fn cell_event(&mut self, t: &Target, s: &Seen, to: State, rec: &AgentRecord, now: f64) {
-        if self.dry_run {
-            return;
-        }
-        let Some((cell, agent)) = t.cell_agent() else {
-            return;
-        };
-        let age = s.heartbeat_age.unwrap_or(-1.0);
-        let kind = match to {
-            State::Dead => EventKind::AgentDead { agent, age },
-            State::Degraded => EventKind::AgentStale { agent, age },
-            State::Healthy if rec.episode_start.is_none() && rec.healthy_since == Some(now) => {
-                EventKind::AgentRecovered {
-                    agent,
-                    down_seconds: 0.0,
-                }
-            }
-            _ => return,
-        };
-        self.cell_append(cell, kind);
-    }
-
-    /// Appends an event to `cell`'s log, behind any of its events still
-    /// waiting to be written; one that cannot be written now waits too.
-    fn cell_append(&mut self, cell: CellId, kind: EventKind) {
-        if self.unwritten.len() >= UNWRITTEN_EVENTS_KEPT {
-            self.unwritten.pop_front();
-            self.unwritten_dropped += 1;
-        }
-        self.unwritten.push_back((cell, Event::now(kind)));
-        self.write_events();
-    }
-
-    /// Writes the waiting cell events, oldest first. A cell whose log fails
-    /// keeps the rest of its events, in order, for the next sweep; other
-    /// cells go on. A cell that no longer exists has nowhere to write: its
-    /// events are dropped.
-    fn write_events(&mut self) {
-        let Some(store) = &self.store else {
-            self.unwritten.clear();
-            return;
-        };
-        let mut blocked: Vec<CellId> = Vec::new();
-        let mut fault: Option<String> = None;
-        self.unwritten.retain(|(id, event)| {
-            if blocked.contains(id) {
-                return true;
-            }
-            let cell = match store.open(id) {
-                Ok(c) => c,
-                Err(e @ nexus_cell::Error::NotFound { .. }) => {
-                    tracing::warn!("cell {id}: event dropped, the cell is gone: {e}");
-                    return false;
-                }
-                // Unreadable for now (its manifest, the root moved away):
-                // the event waits, as for a full disk.
-                Err(e) => {
-                    blocked.push(*id);
-                    fault = Some(e.to_string());
-                    return true;
-                }
-            };
-            match cell.append_event(event) {
-                Ok(()) => false,
-                Err(e) => {
-                    blocked.push(*id);
-                    fault = Some(e.to_string());
-                    true
-                }
-            }
-        });
-        let result = match fault {
-            None => {
-                if self.unwritten_dropped > 0 {
-                    tracing::warn!(
-                        "cell events: {} of them were dropped (more than {UNWRITTEN_EVENTS_KEPT} waited while the logs could not be written)",
-                        self.unwritten_dropped
-                    );
-                    self.unwritten_dropped = 0;
-                }
-                Ok(())
-            }
-            Some(e) => {
-                let e = format!("{e} ({} events kept to retry)", self.unwritten.len());
-                tracing::warn!("cell events: {e}");
-                Err(e)
-            }
-        };
-        self.fault_result("events", result);
-    }
-
-    /// One incident per death episode, through the Gitea channel: the
-    /// observation waits in the pool state until the engine has it.
-    fn sync_incident(&mut self, t: &Target, s: &Seen, rec: &AgentRecord, before: State) {
-        if self.incidents.is_none() {
-            return;
-        }
-        let check = if rec.incident_open {
-            let events: Vec<String> = self
-                .events
-                .get(&*t.key)
-                .map(|q| q.iter().take(5).cloned().collect())
-                .unwrap_or_default();
-            let body = format!(
-                "### 🔴 Agent death detected: {}\n\n- **Mission:** {}\n- **State:** {:?}\n- **Policy:** {}\n- **Gateway alive:** {}\n- **Process alive:** {}\n- **Heartbeat age:** {}\n- **Revive attempts (window):** {}\n\n#### Probes\n{}\n\n#### Recent events\n{}\n",
-                t.name,
-                t.mission.as_deref().unwrap_or("unassigned"),
-                rec.state,
-                t.policy,
-                fmt_opt(s.probe.gateway),
-                fmt_opt(s.probe.process),
-                s.heartbeat_age
-                    .map_or("N/A".to_string(), |a| format!("{a:.0}s")),
-                rec.attempts.len(),
-                s.lines(t)
-                    .iter()
-                    .map(|l| format!("- {l}"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                events
-                    .iter()
-                    .map(|l| format!("- {l}"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            );
-            Check::failing(&t.key, &format!("{}: agent dead", t.name), &body)
-        } else if before != State::Healthy && rec.state == State::Healthy {
-            Check::healthy(&t.key, &format!("{}: healthy again", t.name))
-        } else {
-            return;
-        };
-        self.state.observations.add(check);
-    }
-
-    /// Writes the `state.json` of the cell whose agents are `part` (one
-    /// part of the fleet); the error if it failed. Gateways have no cell.
-    fn write_cell_state(&self, part: &[Target], now: f64) -> Result<(), String> {
-        let (Some(store), Some(cell)) = (&self.store, part.first().and_then(|t| t.cell)) else {
-            return Ok(());
-        };
-        let mut agents: BTreeMap<String, AgentHealth> = BTreeMap::new();
-        for t in part {
-            let rec = self.state.records.get(&t.key).cloned().unwrap_or_default();
-            agents.insert(
-                t.name.to_string(),
-                AgentHealth {
-                    healthy: rec.state == State::Healthy,
-                    last_seen: Some(now),
-                    revive_count: rec.attempts.len() as u32,
-                    unhealthy_since: rec.episode_start,
-                    escalated: rec.state == State::Escalated,
-                    open_issue: None,
-                    extra: Default::default(),
-                },
-            );
-        }
-        let Ok(c) = store.open(&cell) else {
-            return Ok(());
-        };
-        let st = DaemonState {
-            cell_uuid: c.id(),
-            daemon_pid: std::process::id(),
-            last_poll: now,
-            agent_health: agents,
-            extra: Default::default(),
-        };
-        c.write_daemon_state(&st).map_err(|e| {
-            tracing::warn!("{cell}: state.json not written: {e}");
-            e.to_string()
-        })
-    }
-}
-
-/// The approval request id of `key`'s current death episode.
-fn request_id(key: &str, rec: &AgentRecord, now: f64) -> String {
-    let episode = format!("{key}@{}", rec.episode_start.unwrap_or(now));
-    format!("r{}", nexus_gitea::fingerprint("pool", &episode))
-}
-
-fn fmt_opt(v: Option<bool>) -> &'static str {
-    match v {
-        Some(true) => "yes",
-        Some(false) => "no",
-        None => "n/a",
-    }
-}
-
-fn argv_command(argv: &[String], log: Option<&Path>) -> Result<std::process::Command, String> {
-    use std::process::Stdio;
-    let (program, args) = argv.split_first().ok_or("empty revive_cmd")?;
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(args).stdin(Stdio::null());
-    match log {
-        Some(path) => {
-            let out = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open log {}: {e}", path.display()))?;
-            let err = out
-                .try_clone()
-                .map_err(|e| format!("cannot open log {}: {e}", path.display()))?;
-            cmd.stdout(out).stderr(err);
-        }
-        None => {
-            cmd.stdout(Stdio::null()).stderr(Stdio::null());
-        }
-    }
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    Ok(cmd)
-}
-
-/// SIGCONT + SIGTERM, up to 2 s for them to go, then SIGKILL.
-async fn stop_processes(pids: &[u32]) {
-    use rustix::process::{Pid, Signal, kill_process, test_kill_process};
-    let pids: Vec<Pid> = pids
-        .iter()
-        .filter_map(|p| Pid::from_raw(*p as i32))
-        .collect();
-    for p in &pids {
-        let _ = kill_process(*p, Signal::CONT);
-        let _ = kill_process(*p, Signal::TERM);
-    }
-    for _ in 0..20 {
-        if pids
-            .iter()
-            .all(|p| test_kill_process(*p).is_err() || is_zombie(p.as_raw_nonzero().get()))
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for p in &pids {
-        let _ = kill_process(*p, Signal::KILL);
-    }
-}
-
-fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
 }

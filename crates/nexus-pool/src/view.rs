@@ -35,6 +35,10 @@ pub struct AgentView {
     pub first_dead_at: Option<f64>,
     /// An approval request is waiting for an answer.
     pub revive_pending: bool,
+    /// What it waits for and until when, when it is not healthy ("backoff
+    /// 8 s until 18:03:12 (attempt 3 of 5 in 1 h)"); boxed: most agents
+    /// wait for nothing.
+    pub waiting: Option<Box<str>>,
     /// The newest events about this agent, newest first (for the status page).
     pub last_events: Vec<String>,
 }

@@ -80,7 +80,8 @@ async fn a_clock_set_back_a_day_neither_hides_a_dead_agent_nor_alarms_a_live_one
     let dead = format!("{cell}/dead");
     let live = format!("{cell}/live");
 
-    // A pool whose clock is a day ahead launches the dead agent once.
+    // A pool whose clock is a day ahead starts the agent that never ran
+    // (a first start, which spends no budget).
     let mut ahead = Pool::new(cfg.clone(), opts.clone()).unwrap();
     ahead.set_clock(Clock::starting_at(nexus_heartbeat::now_epoch() + DAY));
     beat();
@@ -92,7 +93,11 @@ async fn a_clock_set_back_a_day_neither_hides_a_dead_agent_nor_alarms_a_live_one
         "{rec:?} {:?}",
         ahead.shared().read().unwrap().agents
     );
-    assert_eq!(rec.attempts.len(), 1);
+    assert_eq!(rec.attempts.len(), 0, "a first start is not a revive");
+    assert!(
+        rec.last_launch
+            .is_some_and(|t| t > nexus_heartbeat::now_epoch() + DAY / 2.0)
+    );
     assert_eq!(ahead.state().records[&live].state, State::Healthy);
     drop(ahead);
 
@@ -121,6 +126,6 @@ async fn a_clock_set_back_a_day_neither_hides_a_dead_agent_nor_alarms_a_live_one
         "revived again after {sweeps} sweeps (deadline 5 s)"
     );
     let rec = &pool.state().records[&dead];
-    assert_eq!(rec.attempts.len(), 2, "the pre-jump attempt still counts");
+    assert_eq!(rec.attempts.len(), 1, "the revive after the failed start");
     assert!(rec.attempts.iter().all(|t| *t <= t0 + 10.0), "{rec:?}");
 }

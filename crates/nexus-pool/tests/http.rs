@@ -37,6 +37,7 @@ fn fleet() -> PoolSnapshot {
         last_checked: t,
         first_dead_at: None,
         revive_pending: false,
+        waiting: None,
         last_events: vec![format!("{name}: {state:?}")],
     };
     PoolSnapshot {

@@ -19,6 +19,7 @@ pub(crate) fn sample(now: f64) -> PoolSnapshot {
         last_checked: now,
         first_dead_at: None,
         revive_pending: false,
+        waiting: None,
         last_events: vec!["agent_dead".into()],
     };
     PoolSnapshot {

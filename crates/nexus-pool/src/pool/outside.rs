@@ -9,11 +9,17 @@ use std::time::Duration;
 use nexus_gitea::Outcome;
 use tokio::time::Instant;
 
-use super::{Pool, Unsent, Wake};
+use nexus_gitea::Check;
+use nexus_notify::Text;
+use nexus_revive::{AgentRecord, State};
+
+use super::{Pool, Unsent};
 use crate::channels::{
     Channel, GiteaCommand, GiteaEvent, GiteaExecutor, GiteaJob, TelegramCommand, TelegramEvent,
     TelegramExecutor,
 };
+use crate::config::AskWithoutChannel;
+use crate::fleet::{Seen, Target};
 use crate::view::ChannelView;
 
 /// The Gitea channel as the pool sees it.
@@ -122,14 +128,17 @@ fn brief(s: &str) -> String {
 }
 
 /// An event of either channel.
-enum Event {
+pub(super) enum Event {
     Gitea(GiteaEvent),
     Telegram(TelegramEvent),
 }
 
 /// The next event of either channel (pending while none has a command in
 /// flight).
-async fn next_event(gitea: &mut Option<Incidents>, telegram: &mut Option<Messages>) -> Event {
+pub(super) async fn next_event(
+    gitea: &mut Option<Incidents>,
+    telegram: &mut Option<Messages>,
+) -> Event {
     let gitea = async {
         match gitea {
             Some(i) => i.chan.event().await,
@@ -172,42 +181,6 @@ impl Pool {
             && m.chan.send(TelegramCommand::Poll).is_ok()
         {
             m.polling = true;
-        }
-    }
-
-    /// Waits until `until`, a launched process's exit or answers to
-    /// approval requests, whichever comes first, taking in the channels'
-    /// events meanwhile (the state file is saved when one changes a
-    /// message or an answer: a restart then neither sends a message twice
-    /// nor loses an answer).
-    pub async fn idle(&mut self, until: Instant) -> Wake {
-        loop {
-            let event = tokio::select! {
-                () = tokio::time::sleep_until(until) => return Wake::Timer,
-                exit = self.exits_rx.recv() => match exit {
-                    Some((key, pid)) => {
-                        self.child_exited(&key, pid);
-                        return Wake::Exit(key);
-                    }
-                    // The pool holds a sender: never closed.
-                    None => return Wake::Timer,
-                },
-                e = next_event(&mut self.incidents, &mut self.telegram) => e,
-            };
-            let answers = self.on_event(event);
-            self.take_events();
-            self.dispatch(false);
-            self.publish_channels();
-            // A message sent or an answer read is saved at once; the rest
-            // (observations taken, a request asked) is sent again harmlessly
-            // after a crash, and saved by the next sweep.
-            if std::mem::take(&mut self.urgent) {
-                self.dirty = false;
-                self.save_state();
-            }
-            if answers {
-                return Wake::Answers;
-            }
         }
     }
 
@@ -254,7 +227,7 @@ impl Pool {
         }
     }
 
-    fn on_event(&mut self, e: Event) -> bool {
+    pub(super) fn on_event(&mut self, e: Event) -> bool {
         match e {
             Event::Gitea(e) => {
                 self.on_gitea(e);
@@ -477,11 +450,159 @@ impl Pool {
     }
 
     /// Shows the channels' state at once (between sweeps too).
-    fn publish_channels(&mut self) {
+    pub(super) fn publish_channels(&mut self) {
         let views = self.channel_views();
         match self.shared.write() {
             Ok(mut g) => g.channels = views,
             Err(p) => p.into_inner().channels = views,
         }
+    }
+}
+
+impl Pool {
+    /// Asks for an approval through the Telegram channel (queued, not
+    /// awaited: the request id is kept once Telegram has it).
+    pub(super) fn request_approval(
+        &mut self,
+        t: &Target,
+        s: &Seen,
+        rec: &mut AgentRecord,
+        deadline: f64,
+        now: f64,
+    ) {
+        if self.telegram.is_none() {
+            match self.cfg.pool.ask_without_channel {
+                AskWithoutChannel::Auto => {
+                    rec.pending = None;
+                    rec.approved = true;
+                    self.note(
+                        &t.key,
+                        "No approval channel available (configure telegram): falling back to auto-revive"
+                            .to_string(),
+                    );
+                    tracing::error!(
+                        "[{}] ask policy without an approval channel: reviving without asking",
+                        t.key
+                    );
+                }
+                AskWithoutChannel::Never => {
+                    rec.pending = None;
+                    rec.denied = true;
+                    self.note(
+                        &t.key,
+                        "No approval channel available: death recorded, no revive".to_string(),
+                    );
+                }
+            }
+            return;
+        };
+        if self.dry_run {
+            self.note(
+                &t.key,
+                "[DRY-RUN] would ask for approval on Telegram".to_string(),
+            );
+            return;
+        }
+        let id = request_id(&t.key, rec, now);
+        let dead_for = rec.dead_since.map_or(0.0, |d| now - d);
+        let question = Text::new()
+            .text("🔴 Resurrection Pool: agent ")
+            .bold(&t.name)
+            .text(&format!(" has been dead for {dead_for:.0}s."))
+            .line()
+            .text("Mission: ")
+            .text(t.mission.as_deref().unwrap_or("unassigned"))
+            .line()
+            .text(&s.lines(t).join("; "))
+            .line()
+            .text("Approve to revive it, or reply ")
+            .code(&format!("revive {}", t.name));
+        let ttl = Duration::from_secs_f64((deadline - now).max(1.0));
+        let ask = TelegramCommand::Ask {
+            key: t.key.to_string(),
+            id,
+            name: t.name.to_string(),
+            question,
+            ttl,
+        };
+        if self.telegram.as_mut().is_some_and(|m| !m.ask(ask)) {
+            let why = "approval request not sent: the Telegram queue is full; asking again at the next sweep";
+            self.note(&t.key, why.to_string());
+        }
+    }
+
+    /// Queues `text` for the Telegram chat, behind any message still
+    /// waiting; it waits in the pool state until Telegram has it (flood
+    /// control, Telegram unreachable or not answering: see
+    /// [`crate::channels`]).
+    pub(super) fn send_telegram(&mut self, text: &str) {
+        if self.dry_run {
+            return;
+        }
+        if let Some(m) = &mut self.telegram {
+            m.queue(&mut self.state.unsent, text);
+        }
+    }
+
+    /// One incident per death episode, through the Gitea channel: the
+    /// observation waits in the pool state until the engine has it.
+    pub(super) fn sync_incident(&mut self, t: &Target, s: &Seen, rec: &AgentRecord, before: State) {
+        if self.incidents.is_none() {
+            self.recovered = None;
+            return;
+        }
+        let check = if rec.incident_open {
+            let events: Vec<String> = self
+                .events
+                .get(&*t.key)
+                .map(|q| q.iter().take(5).cloned().collect())
+                .unwrap_or_default();
+            let body = format!(
+                "### 🔴 Agent death detected: {}\n\n- **Mission:** {}\n- **State:** {:?}\n- **Policy:** {}\n- **Gateway alive:** {}\n- **Process alive:** {}\n- **Heartbeat age:** {}\n- **Revive attempts (window):** {}\n\n#### Probes\n{}\n\n#### Recent events\n{}\n",
+                t.name,
+                t.mission.as_deref().unwrap_or("unassigned"),
+                rec.state,
+                t.policy,
+                fmt_opt(s.probe.gateway),
+                fmt_opt(s.probe.process),
+                s.heartbeat_age
+                    .map_or("N/A".to_string(), |a| format!("{a:.0}s")),
+                rec.attempts.len(),
+                s.lines(t)
+                    .iter()
+                    .map(|l| format!("- {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                events
+                    .iter()
+                    .map(|l| format!("- {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+            Check::failing(&t.key, &format!("{}: agent dead", t.name), &body)
+        } else if before != State::Healthy && rec.state == State::Healthy {
+            // Closed with how it came back; no incident, nothing to close.
+            match self.recovered.take() {
+                Some((how, true)) => Check::healthy(&t.key, &format!("{}: {how}", t.name)),
+                _ => return,
+            }
+        } else {
+            return;
+        };
+        self.state.observations.add(check);
+    }
+}
+
+/// The approval request id of `key`'s current death episode.
+pub(super) fn request_id(key: &str, rec: &AgentRecord, now: f64) -> String {
+    let episode = format!("{key}@{}", rec.episode_start.unwrap_or(now));
+    format!("r{}", nexus_gitea::fingerprint("pool", &episode))
+}
+
+fn fmt_opt(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "n/a",
     }
 }

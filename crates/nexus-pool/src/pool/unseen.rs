@@ -237,6 +237,7 @@ impl Pool {
             last_events.extend(q.iter().cloned());
         }
         AgentView {
+            waiting: None,
             name: Arc::from(name),
             cell: Some(
                 before
