@@ -23,11 +23,12 @@ pub(crate) fn join_gated(f: &Fleet, agent: &str, policy: RevivePolicy, gate: &Pa
     let launches = f.root.join(format!("{agent}.launches"));
     let script = format!(
         "echo launch >> '{}'; while [ ! -e '{}' ]; do sleep 0.05; done; \
-         while :; do '{}' beat --no-fsync --path '{}' --agent {agent}; sleep 0.2; done",
+         i=0; while [ -d '{root}' ] && [ $i -lt 3000 ]; do '{}' beat --no-fsync --path '{}' --agent {agent}; i=$((i+1)); sleep 0.2; done",
         launches.display(),
         gate.display(),
         bin("nexus-heartbeat").display(),
-        f.heartbeat_path(agent).display()
+        f.heartbeat_path(agent).display(),
+        root = f.root.display(),
     );
     f.store
         .join(
@@ -147,7 +148,7 @@ fn kill_9_between_spawn_and_state_save_launches_nothing_twice() {
     let cfg = f.config("max_attempts = 3\nslow_lane = 100000");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
-        .replace("revive_deadline = 0", "revive_deadline = 60");
+        .replace("revive_deadline = 5", "revive_deadline = 60");
     std::fs::write(&cfg, text).unwrap();
     let key = format!("{}/r1", f.cell);
 
@@ -156,14 +157,16 @@ fn kill_9_between_spawn_and_state_save_launches_nothing_twice() {
         paused_at(&f, "launch-spawned") && f.launches("r1") == 1
     });
     sigkill(&mut d);
-    // Journaled before the spawn: the attempt counted, the intent without PID.
+    // Journaled before the spawn: the launch recorded (a first start: no
+    // attempt counted), the intent without PID.
     let j = journal(&f);
     assert_eq!(j.len(), 1, "{j:#?}");
     assert_eq!(j[0]["key"], key.as_str());
     assert_eq!(j[0]["record"]["state"], "reviving", "{j:#?}");
-    assert_eq!(j[0]["record"]["attempts"].as_array().unwrap().len(), 1);
+    assert!(j[0]["record"]["last_launch"].is_number(), "{j:#?}");
+    assert_eq!(j[0]["record"]["attempts"].as_array().unwrap().len(), 0);
     assert!(j[0]["intent"]["pid"].is_null(), "{j:#?}");
-    assert_eq!(count(&events_intact(&f), "revive_attempt"), 1);
+    assert_eq!(count(&events_intact(&f), "agent_started"), 1);
 
     // The blocked revive goes on; the pool restarts.
     std::fs::write(&gate, b"").unwrap();
@@ -180,15 +183,16 @@ fn kill_9_between_spawn_and_state_save_launches_nothing_twice() {
     let beat: Value =
         serde_json::from_slice(&std::fs::read(f.heartbeat_path("r1")).unwrap()).unwrap();
     assert_eq!(st["launched"][&key]["pid"], beat["pid"], "{st:#}");
-    assert_eq!(st["records"][&key]["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(st["records"][&key]["attempts"].as_array().unwrap().len(), 0);
     assert!(journal(&f).is_empty(), "taken in by the state save");
     let log = events_intact(&f);
-    assert_eq!(count(&log, "revive_attempt"), 1);
+    assert_eq!(count(&log, "agent_started"), 1);
+    assert_eq!(count(&log, "revive_attempt"), 0);
 }
 
 /// `kill -9` after the intent was saved and before anything was spawned:
-/// the restart counts the attempt (no process carries its id), and waits
-/// the revive deadline before the one real launch.
+/// the restart keeps the launch (no process carries its id), and waits the
+/// revive deadline before the one real launch, a revive.
 #[test]
 fn kill_9_between_intent_and_spawn_launches_once_after_the_deadline() {
     let f = Fleet::new();
@@ -198,7 +202,7 @@ fn kill_9_between_intent_and_spawn_launches_once_after_the_deadline() {
     let cfg = f.config("max_attempts = 3\nslow_lane = 100000");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
-        .replace("revive_deadline = 0", "revive_deadline = 2");
+        .replace("revive_deadline = 5", "revive_deadline = 2");
     std::fs::write(&cfg, text).unwrap();
     let key = format!("{}/r2", f.cell);
     let (mut d, _) = start(&f, &cfg, Some("launch-saved"), &[]);
@@ -208,14 +212,15 @@ fn kill_9_between_intent_and_spawn_launches_once_after_the_deadline() {
     let j = journal(&f);
     assert_eq!(j.len(), 1, "{j:#?}");
     assert_eq!(j[0]["key"], key.as_str());
-    assert_eq!(j[0]["record"]["attempts"].as_array().unwrap().len(), 1);
+    assert!(j[0]["record"]["last_launch"].is_number(), "{j:#?}");
     let (_d, base) = start(&f, &cfg, None, &[]);
     wait_for("r2 healthy", || agent(&base, "r2")["state"] == "healthy");
     more_sweeps(&base, 3);
     assert_eq!(f.launches("r2"), 1);
     let log = events_intact(&f);
-    // The lost attempt and the real one: two lines, none torn.
-    assert_eq!(count(&log, "revive_attempt"), 2);
+    // The lost start and the real launch: two lines, none torn.
+    assert_eq!(count(&log, "agent_started"), 1);
+    assert_eq!(count(&log, "revive_attempt"), 1);
 }
 
 /// `kill -9` in the middle of a sweep (probes done, nothing decided) with
@@ -254,7 +259,9 @@ async fn kill_9_mid_sweep_keeps_pending_approvals_and_counters() {
     assert!(pending.is_object(), "{st:#}");
     let request = st["requests"][&ask].as_str().unwrap().to_string();
     let a1_attempts = st["records"][&a1]["attempts"].clone();
-    assert_eq!(a1_attempts.as_array().unwrap().len(), 1, "{st:#}");
+    // a1's launch was its first start: no attempt spent.
+    assert!(st["records"][&a1]["last_launch"].is_number(), "{st:#}");
+    assert_eq!(a1_attempts.as_array().unwrap().len(), 0, "{st:#}");
     assert_eq!(bot.lock().unwrap().sent.len(), 1, "one approval request");
     assert_eq!((f.launches("a1"), f.launches("asker")), (1, 0));
 
@@ -287,7 +294,8 @@ async fn kill_9_mid_sweep_keeps_pending_approvals_and_counters() {
     more_sweeps(&base, 3);
     assert_eq!((f.launches("a1"), f.launches("asker")), (1, 1));
     let log = events_intact(&f);
-    assert_eq!(count(&log, "revive_attempt"), 2);
+    assert_eq!(count(&log, "agent_started"), 1);
+    assert_eq!(count(&log, "revive_attempt"), 1);
 }
 
 /// A watchdog config whose one probe is the pool's own heartbeat.

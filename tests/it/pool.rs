@@ -47,14 +47,19 @@ impl Fleet {
     }
 
     /// Joins an agent whose revive command appends a line to `<agent>.launches`
-    /// and, when `beats`, writes a fresh heartbeat through the CLI.
+    /// and, when `beats`, goes on beating through the CLI every 0.2 s (else
+    /// it exits at once: a crash loop).
     pub(crate) fn join(&self, agent: &str, policy: RevivePolicy, beats: bool) {
         let launches = self.root.join(format!("{agent}.launches"));
+        // A beating agent runs (a process that exits is dead, whatever
+        // its last heartbeat says) until the fleet's directory is gone, at
+        // most 10 minutes.
         let beat = if beats {
             format!(
-                " && exec '{}' beat --path '{}' --agent {agent}",
+                " && i=0; while [ -d '{root}' ] && [ $i -lt 3000 ]; do '{}' beat --no-fsync --path '{}' --agent {agent}; i=$((i+1)); sleep 0.2; done",
                 bin("nexus-heartbeat").display(),
-                self.heartbeat_path(agent).display()
+                self.heartbeat_path(agent).display(),
+                root = self.root.display(),
             )
         } else {
             String::new()
@@ -104,7 +109,7 @@ fail_threshold = 1
 ok_threshold = 1
 startup_grace = 0
 backoff_initial = 0
-revive_deadline = 0
+revive_deadline = 5
 {extra}
 "#,
                 hb = self.root.join("heartbeats").display(),
@@ -213,7 +218,7 @@ fn state_of(o: &Output, agent: &str) -> String {
 }
 
 #[test]
-fn auto_policy_revives_exactly_once_and_reaches_healthy() {
+fn an_auto_agent_that_never_ran_is_started_once_and_reaches_healthy() {
     let f = Fleet::new();
     f.join("a1", RevivePolicy::Auto, true);
     let cfg = f.config("");
@@ -241,8 +246,10 @@ fn auto_policy_revives_exactly_once_and_reaches_healthy() {
     }
     assert_eq!(f.launches("a1"), 1);
     let ev = f.events();
-    assert_eq!(ev.matches("\"revive_attempt\"").count(), 1, "{ev}");
-    assert!(ev.contains("\"agent_dead\""), "{ev}");
+    // A first start (supervisord's autostart), not a death and a revive.
+    assert_eq!(ev.matches("\"agent_started\"").count(), 1, "{ev}");
+    assert_eq!(ev.matches("\"revive_attempt\"").count(), 0, "{ev}");
+    assert!(!ev.contains("\"agent_dead\""), "{ev}");
 }
 
 #[test]
@@ -254,7 +261,8 @@ fn budget_exhausted_escalates_once_with_counters_in_state_json() {
         let o = f.once(&cfg);
         assert_eq!(o.status.code(), Some(1));
     }
-    assert_eq!(f.launches("b1"), 2, "no launch beyond the budget");
+    // A first start (no budget spent) and two revives.
+    assert_eq!(f.launches("b1"), 3, "no launch beyond the budget");
     // Each --once is a new process: the counters live in the state files.
     let pool = f.pool_state();
     let rec = &pool["records"][format!("{}/b1", f.cell)];
@@ -793,6 +801,8 @@ pub(crate) mod channels {
         f.join("auto1", RevivePolicy::Auto, true);
         f.join("asker", RevivePolicy::Ask, false);
         f.join("esc", RevivePolicy::Auto, false);
+        // Policy never: an issue at once (an auto agent's start files none).
+        f.join("nev", RevivePolicy::Never, false);
         let cfg = f.config(&format!(
             "max_attempts = 0\n[incident]\nassignees = [\"alice\"]\n[telegram]\nchat_id = {CHAT}\napi_url = \"{}\"\n",
             server.url()
@@ -946,12 +956,15 @@ fn detection_of_launched_and_external_deaths() {
     assert!(t.as_secs_f64() <= poll + 0.3, "{t:?}");
 
     // Launched death: the pool launched the looper, so the child's exit
-    // reaches it at once (no waiting for the heartbeat to age).
-    let pid = std::fs::read_to_string(&hb)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| v["pid"].as_u64())
-        .expect("the looper's heartbeat names its PID");
+    // reaches it at once (no waiting for the heartbeat to age), and it is
+    // relaunched at once (no dead_threshold): a new PID beats.
+    let beat_pid = || {
+        std::fs::read_to_string(&hb)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["pid"].as_u64())
+    };
+    let pid = beat_pid().expect("the looper's heartbeat names its PID");
     let sent = Instant::now();
     assert!(
         Command::new("kill")
@@ -960,18 +973,26 @@ fn detection_of_launched_and_external_deaths() {
             .unwrap()
             .success()
     );
-    let t = time_until(
-        &base,
-        "looper",
-        &["dead", "reviving"],
-        Duration::from_secs(10),
-    );
-    let t = t.max(sent.elapsed().min(t));
+    while beat_pid().is_none_or(|p| p == pid) {
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "no new PID beat within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let t = sent.elapsed();
     eprintln!(
-        "FIGURE launched agent death noticed after {:.0} ms",
+        "FIGURE launched agent killed -> new PID beating after {:.0} ms",
         t.as_secs_f64() * 1000.0
     );
     assert!(t < Duration::from_secs(1), "{t:?}");
+    time_until(&base, "looper", &["healthy"], Duration::from_secs(5));
+    let ev = f.events();
+    assert!(ev.contains("\"agent_recovered\""), "{ev}");
+    assert!(
+        !ev.contains("\"down_seconds\":0.0}"),
+        "down time recorded: {ev}"
+    );
     drop(listener);
 }
 
@@ -1063,9 +1084,11 @@ fn a_daemon_restarted_mid_episode_keeps_its_counters() {
     let f = Fleet::new();
     f.join("r1", RevivePolicy::Auto, false); // never comes back
     let cfg = f.config("max_attempts = 3\nslow_lane = 100000");
+    // Its launches exit at once: a crash loop, 1 s, 2 s, 4 s apart.
     let cfg_text = std::fs::read_to_string(&cfg)
         .unwrap()
-        .replace("revive_deadline = 0", "revive_deadline = 2");
+        .replace("revive_deadline = 5", "revive_deadline = 2")
+        .replace("backoff_initial = 0", "backoff_initial = 1");
     std::fs::write(&cfg, cfg_text).unwrap();
     let start = || {
         Daemon(
@@ -1087,10 +1110,11 @@ fn a_daemon_restarted_mid_episode_keeps_its_counters() {
     );
     let _ = d.0.wait();
     let launched_before_restart = f.launches("r1");
-    assert!(launched_before_restart < 3, "stopped mid-episode");
+    assert!(launched_before_restart < 4, "stopped mid-episode");
     let _d = start();
     wait_for("escalation", || f.events().contains("\"revive_escalated\""));
-    assert_eq!(f.launches("r1"), 3, "the restart did not reset the budget");
+    // Its first start and three revives.
+    assert_eq!(f.launches("r1"), 4, "the restart did not reset the budget");
     // The event is appended mid-sweep, the state saved at the sweep's end.
     wait_for("escalated in the pool state", || {
         std::fs::read(f.root.join("pool-state.json"))

@@ -14,7 +14,7 @@ use crate::crash::{agent, start};
 use crate::full_disk::health;
 use crate::pool::{Fleet, get, wait_for};
 
-/// `esc` never beats: launched twice (`max_attempts = 2`), then escalated,
+/// `esc` never beats: started, revived twice (`max_attempts = 2`), then escalated,
 /// the slow lane far away. Returns the daemon's base URL once it is.
 fn escalated(f: &Fleet) -> (crate::pool::Daemon, String) {
     f.join("esc", RevivePolicy::Auto, false);
@@ -23,7 +23,7 @@ fn escalated(f: &Fleet) -> (crate::pool::Daemon, String) {
     wait_for("esc escalated", || {
         agent(&base, "esc")["state"] == "escalated"
     });
-    assert_eq!(f.launches("esc"), 2);
+    assert_eq!(f.launches("esc"), 3);
     (d, base)
 }
 
@@ -86,7 +86,7 @@ fn back_and_still_escalated(f: &Fleet, base: &str) {
         health(base).1 && agent(base, "esc")["state"] == "escalated"
     });
     more_sweeps(base, 3);
-    assert_eq!(f.launches("esc"), 2, "no launch beyond the budget");
+    assert_eq!(f.launches("esc"), 3, "no launch beyond the budget");
     assert_eq!(record(f)["attempts"].as_array().unwrap().len(), 2);
     assert_eq!(f.events().matches("\"revive_escalated\"").count(), 1);
 }
@@ -196,7 +196,7 @@ fn with_every_cell_unreadable_once_and_the_daemon_say_why_and_keep_the_records()
     );
     let rec = record(&f);
     assert_eq!(rec["state"], "escalated", "{rec:#}");
-    assert_eq!(f.launches("esc"), 2);
+    assert_eq!(f.launches("esc"), 3);
 
     let o = f.cmd(&cfg).args(["--listen", "127.0.0.1:0"]).run().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -206,5 +206,5 @@ fn with_every_cell_unreadable_once_and_the_daemon_say_why_and_keep_the_records()
         "{err}"
     );
     assert_eq!(record(&f)["state"], "escalated");
-    assert_eq!(f.launches("esc"), 2);
+    assert_eq!(f.launches("esc"), 3);
 }

@@ -72,6 +72,12 @@ pub enum EventKind {
         /// Seconds since the last heartbeat.
         age: f64,
     },
+    /// The daemon started an agent that was not running when it first met
+    /// it (its first start, not a revive).
+    AgentStarted {
+        /// The agent.
+        agent: AgentName,
+    },
     /// The daemon launched the agent's revive command.
     ReviveAttempt {
         /// The agent.
@@ -138,6 +144,7 @@ pub const EVENT_KINDS: &[&str] = &[
     "heartbeat",
     "agent_stale",
     "agent_dead",
+    "agent_started",
     "revive_attempt",
     "revive_succeeded",
     "revive_escalated",
@@ -451,6 +458,7 @@ mod tests {
                 .prop_map(|(agent, status)| EventKind::Heartbeat { agent, status }),
             (agent_name(), f()).prop_map(|(agent, age)| EventKind::AgentStale { agent, age }),
             (agent_name(), f()).prop_map(|(agent, age)| EventKind::AgentDead { agent, age }),
+            agent_name().prop_map(|agent| EventKind::AgentStarted { agent }),
             (agent_name(), any::<u32>(), any::<u32>()).prop_map(|(agent, attempt, max)| {
                 EventKind::ReviveAttempt {
                     agent,

@@ -247,7 +247,7 @@ pub struct Pool {
     /// Agents whose launched process exited (key → its PID) and that have
     /// not been relaunched since: their heartbeat, however fresh, is stale
     /// evidence.
-    exited: HashMap<String, u32>,
+    exited: HashMap<String, (u32, f64)>,
     exits_tx: mpsc::UnboundedSender<(String, u32)>,
     exits_rx: mpsc::UnboundedReceiver<(String, u32)>,
     incidents: Option<Incidents>,
@@ -638,12 +638,12 @@ impl Pool {
     ) -> AgentView {
         self.judge_future_beat(t, &mut seen);
         let s = &seen;
-        if let Some(dead) = self.exited.get(&*t.key).copied()
-            && let Some(p) = s.heartbeat_pid
-            && p != dead
+        if let Some((_, exit_at)) = self.exited.get(&*t.key).copied()
             && s.probe.heartbeat == nexus_revive::Heartbeat::Fresh
+            && s.heartbeat_age.is_some_and(|age| now - age > exit_at)
         {
-            // Someone else restarted it: believe the new heartbeat.
+            // A beat written after the exit: someone else restarted it (or
+            // the launch command daemonized): believe the new heartbeat.
             self.exited.remove(&*t.key);
         }
         if t.frozen {

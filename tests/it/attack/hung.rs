@@ -119,9 +119,12 @@ async fn a_gitea_that_never_answers_delays_no_revive_and_gets_every_episode_once
     for a in AGENTS {
         join_gated(&f, a, RevivePolicy::Auto, &gate);
     }
+    // `incident_after = 0`: every death is an issue, even one a revive
+    // fixes at once (by default only a failed revive, a spent budget or a
+    // long death is).
     let cfg = config(
         &f,
-        "max_attempts = 10\n[incident]\nassignees = [\"alice\"]\ntimeout = \"1s\"\nretry_interval = \"1s\"\n",
+        "max_attempts = 10\nincident_after = 0\n[incident]\nassignees = [\"alice\"]\ntimeout = \"1s\"\nretry_interval = \"1s\"\n",
     );
     let url = fake.url();
     let env = [
@@ -255,7 +258,7 @@ async fn a_telegram_that_never_answers_delays_no_revive_and_gets_each_message_on
 }
 
 /// `--once` against a Gitea whose accept backlog is full (connects hang):
-/// it launches, waits for Gitea at most its deadline, keeps the
+/// it records two deaths, waits for Gitea at most its deadline, keeps the
 /// observations in its state and exits; the next run, with Gitea
 /// answering, files them.
 #[tokio::test(flavor = "multi_thread")]
@@ -263,8 +266,10 @@ async fn a_one_shot_waits_for_a_hung_gitea_at_most_its_deadline_and_the_next_run
     let hung = nexus_testkit::tcp::full_backlog().await;
     let fake = Fake::start().await;
     let f = Fleet::new();
-    f.join("n1", RevivePolicy::Auto, false);
-    f.join("n2", RevivePolicy::Auto, false);
+    // Policy never: a death a human must hear of (an auto agent's first
+    // start files nothing).
+    f.join("n1", RevivePolicy::Never, false);
+    f.join("n2", RevivePolicy::Never, false);
     let cfg = config(
         &f,
         "[incident]\nassignees = [\"alice\"]\ntimeout = \"1s\"\nretry_interval = \"10s\"\n",
@@ -283,7 +288,7 @@ async fn a_one_shot_waits_for_a_hung_gitea_at_most_its_deadline_and_the_next_run
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert_eq!((f.launches("n1"), f.launches("n2")), (1, 1));
+    assert_eq!((f.launches("n1"), f.launches("n2")), (0, 0));
     // Waiting before the sweep and after it, each at most the 2 s deadline.
     assert!(took < Duration::from_millis(5500), "{took:?}");
     let waiting = f.pool_state()["observations"].clone();

@@ -79,11 +79,15 @@ impl Pool {
                     }
                     tracing::info!("[{key}] re-adopted launched process {pid} after a restart");
                 }
-                None => gone.push(key.clone()),
+                None => gone.push((key.clone(), intent.pid.unwrap_or(0))),
             }
         }
-        for key in gone {
+        for (key, pid) in gone {
             self.state.launched.remove(&key);
+            // What the pool launched no longer runs: a seen exit, not a
+            // death to infer (a one-shot run sees its last launch's
+            // crash at once).
+            self.exited.insert(key, (pid, self.clock.now()));
         }
     }
 
@@ -105,7 +109,7 @@ impl Pool {
             self.children.remove(&key);
             self.pidfds.remove(&key);
             self.terminating.remove(&key);
-            self.exited.insert(key.clone(), pid);
+            self.exited.insert(key.clone(), (pid, self.clock.now()));
             // Nothing left to re-adopt after a restart.
             if self
                 .state
@@ -298,14 +302,16 @@ impl Pool {
     ) -> String {
         if let Some((cell, agent)) = t.cell_agent() {
             let max = self.settings.max_attempts;
-            self.cell_append(
-                cell,
+            let kind = if attempt == 0 {
+                EventKind::AgentStarted { agent }
+            } else {
                 EventKind::ReviveAttempt {
                     agent,
                     attempt,
                     max,
-                },
-            );
+                }
+            };
+            self.cell_append(cell, kind);
         }
         let intent = LaunchIntent::new(&t.key, now, attempt);
         let id = intent.id.clone();
