@@ -438,14 +438,15 @@ fn print_line(out: &mut impl std::io::Write, a: &nexus_pool::AgentView) -> std::
     pad(out, age, 8)?;
     out.write_all(age.as_bytes())?;
     write!(out, " attempts {}", a.revive_attempts)?;
-    match &a.cell {
-        Some(c) => {
-            out.write_all(b"  cell ")?;
-            out.write_all(c.as_bytes())?;
-            out.write_all(b"\n")
-        }
-        None => out.write_all(b"\n"),
+    if let Some(c) = &a.cell {
+        out.write_all(b"  cell ")?;
+        out.write_all(c.as_bytes())?;
     }
+    if let Some(w) = &a.waiting {
+        out.write_all(b"  waiting: ")?;
+        out.write_all(w.as_bytes())?;
+    }
+    out.write_all(b"\n")
 }
 
 /// The end of `--once`'s report: the JSON array of every agent, or the
@@ -605,6 +606,7 @@ fn status(cli: &Cli, state_file: &Path) -> ExitCode {
                 "revive_attempts": r.attempts.len(),
                 "episode_attempts": r.episode_attempts,
                 "incident_open": r.incident_open,
+                "waiting": state.waiting.get(k),
             })
         })
         .collect();
@@ -620,15 +622,15 @@ fn status(cli: &Cli, state_file: &Path) -> ExitCode {
         outln!("No agents in {}", state_file.display());
     } else {
         for (k, r) in state.records.iter() {
+            let waiting = state
+                .waiting
+                .get(k)
+                .map(|w| format!("  waiting: {w}"))
+                .unwrap_or_default();
             outln!(
-                "{:<10} {k}  attempts {}{}",
-                format!("{:?}", r.state).to_lowercase(),
+                "{:<10} {k}  attempts {}{waiting}",
+                r.state.as_str(),
                 r.attempts.len(),
-                if r.pending.is_some() {
-                    "  awaiting approval"
-                } else {
-                    ""
-                }
             );
         }
     }

@@ -146,6 +146,9 @@ pub enum Change {
     Sweep(&'static str),
 }
 
+/// A heartbeat file's name in its directory, and its agent's key.
+pub type Named = (Box<OsStr>, Arc<str>);
+
 /// The directories to watch, built by a full sweep.
 #[derive(Debug, Default)]
 pub struct Wanted {
@@ -154,7 +157,7 @@ pub struct Wanted {
     /// Every cell directory.
     pub cells: Vec<PathBuf>,
     /// Every heartbeats directory, with its files' agent keys.
-    pub beats: HashMap<PathBuf, Vec<(Box<OsStr>, Arc<str>)>>,
+    pub beats: HashMap<PathBuf, Vec<Named>>,
 }
 
 impl Wanted {
@@ -342,15 +345,16 @@ fn read_all(
         }
         match by_wd.get(&e.wd()) {
             Some(Watched::Root) => out.push(Change::Sweep("a cell was added or removed")),
-            Some(Watched::Cell) => {
+            Some(Watched::Cell)
                 if flags.intersects(ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF)
-                    || e.file_name()
-                        .is_some_and(|n| !n.to_bytes().starts_with(b"."))
-                    || e.file_name().is_some_and(|n| n.to_bytes() == b".lazarus")
-                {
-                    out.push(Change::Sweep("a cell's manifest changed"));
-                }
+                    || e.file_name().is_some_and(|n| {
+                        let n = n.to_bytes();
+                        !n.starts_with(b".") || n == b".lazarus"
+                    }) =>
+            {
+                out.push(Change::Sweep("a cell's manifest changed"));
             }
+            Some(Watched::Cell) => {}
             Some(Watched::Beats(names)) => {
                 if flags.intersects(ReadFlags::DELETE_SELF | ReadFlags::MOVE_SELF) {
                     out.push(Change::Sweep("a heartbeats directory went away"));
@@ -396,8 +400,14 @@ mod tests {
             "early wake is fine"
         );
         assert!(t.pop_due(t0 + Duration::from_secs(1)).is_empty());
-        assert_eq!(t.pop_due(t0 + Duration::from_secs(2)), [b.clone()]);
-        assert_eq!(t.pop_due(t0 + Duration::from_secs(3)), [a.clone()]);
+        assert_eq!(
+            t.pop_due(t0 + Duration::from_secs(2)),
+            std::slice::from_ref(&b)
+        );
+        assert_eq!(
+            t.pop_due(t0 + Duration::from_secs(3)),
+            std::slice::from_ref(&a)
+        );
         assert!(t.is_empty());
         assert!(
             t.pop_due(t0 + Duration::from_secs(9)).is_empty(),
@@ -407,7 +417,10 @@ mod tests {
         t.set(&a, t0 + Duration::from_secs(10));
         t.set(&a, t0 + Duration::from_secs(5));
         assert_eq!(t.next(), Some(t0 + Duration::from_secs(5)));
-        assert_eq!(t.pop_due(t0 + Duration::from_secs(5)), [a.clone()]);
+        assert_eq!(
+            t.pop_due(t0 + Duration::from_secs(5)),
+            std::slice::from_ref(&a)
+        );
         t.set(&b, t0 + Duration::from_secs(6));
         t.clear("b");
         assert!(t.pop_due(t0 + Duration::from_secs(60)).is_empty());

@@ -491,7 +491,7 @@ h1{{font-size:1.4em}}h2{{font-size:1.1em;margin-top:1.5em}}\
 .state{{display:inline-block;padding:.1em .5em;border-radius:4px;color:#fff;margin-left:.5em}}\
 .healthy{{background:#2a7}}.degraded{{background:#d90}}.dead{{background:#c33}}\
 .reviving{{background:#36c}}.escalated{{background:#808}}.unknown{{background:#888}}\
-.facts{{color:#555;font-size:.9em;margin:.3em 0}}ul.events{{margin:.2em 0;padding-left:1.2em;font-size:.85em;color:#444}}\
+.facts{{color:#555;font-size:.9em;margin:.3em 0}}.waiting{{color:#8a5a00;font-size:.9em}}ul.events{{margin:.2em 0;padding-left:1.2em;font-size:.85em;color:#444}}\
 </style></head><body>\n<h1>Resurrection pool</h1>\n<p class=\"summary\">{} agent(s), {} unhealthy; last sweep {} (took {:.0} ms); {} sweep(s)</p>\n",
         s.agents.len(),
         unhealthy,
@@ -553,12 +553,15 @@ fn write_agent(html: &mut String, a: &AgentView) {
         pr = probe(a.process_alive),
         at = a.revive_attempts,
         po = a.policy,
-        pending = if a.revive_pending {
+        pending = if a.revive_pending && a.waiting.is_none() {
             " · awaiting approval"
         } else {
             ""
         },
     );
+    if let Some(w) = &a.waiting {
+        let _ = write!(html, "<div class=\"waiting\">waiting: {}</div>", esc(w));
+    }
     if !a.last_events.is_empty() {
         html.push_str("<ul class=\"events\">");
         for e in a.last_events.iter().take(5) {

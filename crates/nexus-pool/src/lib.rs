@@ -7,11 +7,14 @@
 //!   active or frozen cell) and one concurrent probe pass over all of them
 //!   (one `/proc` scan per sweep).
 //! - [`pool`]: [`Pool::sweep`] steps every agent's `nexus-revive` state
-//!   machine and carries out its actions: launches (pre-flight check, the
-//!   hung process stopped first, the new one tracked so its death is seen at
-//!   once), one Gitea incident per death episode, Telegram approvals and
-//!   escalations, cell events and `.lazarus/state.json`, the persisted
-//!   state file.
+//!   machine (the safety sweep), [`Pool::idle`] and [`Pool::step_keys`]
+//!   step only the agents an event concerns between sweeps; the actions
+//!   are carried out by small executors: the launcher (pre-flight, the
+//!   intent journal, spawn, a hung child stopped through its pidfd), the
+//!   incidents and messages (see [`channels`]), cell I/O (events and
+//!   `.lazarus/state.json`), and the persisted state file.
+//! - [`engine`]: the event sources: inotify watches on the cells root, the
+//!   cells and the heartbeat directories, and one deadline per agent.
 //! - [`records`]: every agent's persisted record, in one sorted vector whose
 //!   keys are shared with the fleet; a sweep marks what it saw, keeps the
 //!   rest while their cell cannot be read and retires them once it is gone.
@@ -39,6 +42,12 @@
 //! - Listen beyond loopback unless told to.
 //! - Block a sweep on a human (approvals are tracked, never awaited), or on
 //!   Gitea or Telegram (their calls run beside the sweeps, see [`channels`]).
+//! - Wait a timer out on evidence it already has: a launched child's exit
+//!   or hang is acted on at once (after the backoff); only an inferred
+//!   death waits `dead_threshold`.
+//! - Signal a process it cannot prove is the one it launched (its pidfd,
+//!   or its launch intent in `/proc/<pid>/environ`), or leave a hung
+//!   process running beside its replacement.
 //! - Launch an agent through a shell.
 //! - Launch an agent twice because the pool itself died: every launch is
 //!   journaled before its spawn and re-adopted after a restart.

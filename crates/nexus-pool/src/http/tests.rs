@@ -218,3 +218,23 @@ async fn a_channel_in_trouble_is_shown_and_an_unreadable_cell_degrades_health() 
     );
     assert!(page.contains("c&lt;1&gt;") && page.contains("cell.json: truncated JSON"));
 }
+
+#[tokio::test]
+async fn what_a_sick_agent_waits_for_is_on_the_page_and_in_the_api() {
+    let now = nexus_heartbeat::now_epoch();
+    let mut snap = sample(now);
+    snap.agents[1].waiting = Some("backoff 2 s until 18:03:12 (attempt 2 of 5 in 1 h) <b>".into());
+    let shared: Shared = Arc::new(std::sync::RwLock::new(snap));
+    let (_, _, page) = call(shared.clone(), Method::GET, "/").await;
+    assert!(
+        page.contains("waiting: backoff 2 s until 18:03:12 (attempt 2 of 5 in 1 h) &lt;b&gt;"),
+        "{page}"
+    );
+    let (_, _, api) = call(shared, Method::GET, "/api/agents").await;
+    let v: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(
+        v[1]["waiting"],
+        "backoff 2 s until 18:03:12 (attempt 2 of 5 in 1 h) <b>"
+    );
+    assert!(v[0]["waiting"].is_null());
+}

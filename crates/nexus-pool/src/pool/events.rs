@@ -89,7 +89,7 @@ impl Pool {
     /// Meanwhile takes in the channels' events (the state file is saved
     /// when one changes a message or an answer: a restart then neither
     /// sends a message twice nor loses an answer) and saves records that
-    /// steps changed, at most every [`SAVE_EVERY`].
+    /// steps changed, at most once a second.
     pub async fn idle(&mut self, until: tokio::time::Instant) -> Wake {
         let mut changes = Vec::new();
         loop {
