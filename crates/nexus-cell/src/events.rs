@@ -529,6 +529,7 @@ mod tests {
                 agent: a.clone(),
                 age: 1.0,
             },
+            EventKind::AgentStarted { agent: a.clone() },
             EventKind::ReviveAttempt {
                 agent: a.clone(),
                 attempt: 1,
