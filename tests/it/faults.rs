@@ -171,3 +171,42 @@ async fn the_pool_rides_out_a_gitea_outage_and_delivers_each_issue_action_once_i
     drop(st);
     fake.assert_contract();
 }
+
+/// An agent in a crash loop under the daemon (it exits at once; three
+/// revives, then escalated): one issue, opened when the first launch
+/// failed, and no flood of "Still failing" comments while the loop runs
+/// and after it escalated: the incident engine's per-issue comment
+/// interval holds for the pool as for the watchdog.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_loop_files_one_issue_without_a_flood_of_comments() {
+    let fake = Fake::start().await;
+    let f = Fleet::new();
+    f.join("loop1", RevivePolicy::Auto, false);
+    let cfg = f.config(
+        "max_attempts = 3\nslow_lane = 100000\n[incident]\nassignees = [\"alice\"]\ntimeout = \"2s\"\nretry_interval = \"1s\"\n",
+    );
+    let _d = crate::pool::Daemon(
+        f.cmd(&cfg)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("GITEA_URL", fake.url())
+            .env("NEXUS_REPO", REPO)
+            .env("GITEA_TOKEN", TOKEN)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let escalated = || f.events().contains("\"revive_escalated\"") && !fake.st().issues.is_empty();
+    crate::pool::wait_for("escalated, its issue filed", escalated);
+    // Three safety sweeps (poll 1 s) and the deadlines in between.
+    std::thread::sleep(Duration::from_secs(4));
+    let st = fake.st();
+    assert_eq!(st.issues.len(), 1, "{:#?}", st.log);
+    assert!(
+        st.comments.len() <= 1,
+        "comments flood the issue: {:#?}",
+        st.comments
+    );
+    drop(st);
+    assert_eq!(f.launches("loop1"), 4, "a first start and three revives");
+    fake.assert_contract();
+}
