@@ -251,10 +251,22 @@ impl Pool {
         if !ours || !alive(pid) {
             return false;
         }
-        let send = |pool: &Pool, sig: Signal| match pool.pidfds.get(key) {
-            Some(fd) => pidfd_send_signal(fd, sig).is_ok(),
-            None => rustix::process::Pid::from_raw(pid as i32)
-                .is_some_and(|p| rustix::process::kill_process(p, sig).is_ok()),
+        // The process first (through its pidfd: that process and no other),
+        // then its process group (it leads one: the launch made it), so
+        // what the agent started goes too; the group's id cannot be taken
+        // by another process while its leader, just signalled, lives.
+        let send = |pool: &Pool, sig: Signal| {
+            let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
+                return false;
+            };
+            let sent = match pool.pidfds.get(key) {
+                Some(fd) => pidfd_send_signal(fd, sig).is_ok(),
+                None => rustix::process::kill_process(p, sig).is_ok(),
+            };
+            if sent {
+                let _ = rustix::process::kill_process_group(p, sig);
+            }
+            sent
         };
         match self.terminating.get(key).copied() {
             None => {
