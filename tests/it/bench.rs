@@ -76,3 +76,45 @@ fn quick_ours_only_run_measures_every_case() {
         );
     }
 }
+
+/// `--mttr` smoke run on the debug binaries (figures are not the point,
+/// the release bench's are): the crash and cold-start cases run our pool
+/// and supervisord side by side and report both in the JSON.
+#[test]
+fn quick_mttr_run_measures_the_crash_and_the_cold_start_beside_supervisord() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("mttr.json");
+    let pool = bin("resurrection-pool");
+    let out = Command::new(bin("nexus-bench"))
+        .args([
+            "--mttr",
+            "--quick",
+            "--mttr-cases",
+            "crash,cold",
+            "--limit",
+            "20",
+        ])
+        .arg("--bin-dir")
+        .arg(pool.parent().unwrap())
+        .arg("--json")
+        .arg(&json)
+        .run()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("| case | ours (defaults) | supervisord 4.2 |"),
+        "{stdout}\n{stderr}"
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let cases = report["mttr"].as_array().unwrap();
+    assert_eq!(cases.len(), 2, "{report:#}");
+    for c in cases {
+        assert!(
+            c["ours"].as_f64().is_some_and(|s| s > 0.0 && s < 10.0),
+            "{c}"
+        );
+        // Installed by scripts/setup.d/60-supervisor.sh.
+        assert!(c["supervisord"].as_f64().is_some_and(|s| s > 0.0), "{c}");
+    }
+}

@@ -23,6 +23,7 @@
 
 mod fleet;
 mod measure;
+mod mttr;
 mod table;
 
 use nexus_cli::{errln, out, outln};
@@ -110,6 +111,23 @@ struct Cli {
     no_netns: bool,
     #[arg(long, hide = true)]
     in_netns: bool,
+    /// Run the MTTR cases only (crash, crash loop, hang, cold start, idle
+    /// cost): our pool on its defaults beside supervisord (docs/PERFORMANCE.md).
+    #[arg(long)]
+    mttr: bool,
+    /// MTTR: the cases to run [default: crash,loop,hang,cold,idle].
+    #[arg(long, value_delimiter = ',')]
+    mttr_cases: Vec<String>,
+    /// MTTR: kills in the crash case (one agent each).
+    #[arg(long, default_value_t = 10)]
+    mttr_kills: usize,
+    /// MTTR: agents of the idle case.
+    #[arg(long, default_value_t = 10_000)]
+    idle_agents: usize,
+    /// MTTR: seconds the idle case runs (70: one 60 s safety sweep falls
+    /// inside the window).
+    #[arg(long, default_value_t = 70.0)]
+    idle_secs: f64,
 }
 
 fn log(msg: &str) {
@@ -578,6 +596,9 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
         .tempdir()
         .context("cannot create the temp dir")?;
     let work = tmp.path().to_path_buf();
+    if cli.mttr {
+        return run_mttr(cli, &bin_dir, &pool_bin, &work, tmp);
+    }
     let home = work.join("home");
     std::fs::create_dir_all(&home)?;
     log(&format!("workdir {}", work.display()));
@@ -836,6 +857,45 @@ fn measure_all(
 }
 
 /// Compiles floor.c into the temp dir and runs it on `root`; medians over runs.
+/// `--mttr`: the MTTR cases, their table, and the JSON report if asked.
+fn run_mttr(
+    cli: &Cli,
+    bin_dir: &Path,
+    pool_bin: &Path,
+    work: &Path,
+    tmp: tempfile::TempDir,
+) -> anyhow::Result<bool> {
+    let hb_bin = bin_dir.join("nexus-heartbeat");
+    anyhow::ensure!(hb_bin.is_file(), "{} is missing", hb_bin.display());
+    let quick = cli.quick;
+    let opts = mttr::Opts {
+        pool_bin: pool_bin.to_path_buf(),
+        hb_bin,
+        work: work.to_path_buf(),
+        kills: if quick { 3 } else { cli.mttr_kills.max(1) },
+        idle_agents: if quick { 1_000 } else { cli.idle_agents.max(1) },
+        idle_secs: if quick { 10.0 } else { cli.idle_secs.max(1.0) },
+        limit: Duration::from_secs_f64(cli.limit.min(60.0)),
+        only: cli.mttr_cases.clone(),
+    };
+    let cases = mttr::run(&opts)?;
+    out!(
+        "## MTTR: our pool (defaults) beside supervisord\n\n{}",
+        mttr::render(&cases)
+    );
+    if let Some(path) = &cli.json {
+        let v =
+            serde_json::json!({"started_unix": now_unix(), "machine": machine(), "mttr": cases});
+        std::fs::write(path, serde_json::to_vec_pretty(&v)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if cli.keep {
+        let kept = tmp.keep();
+        log(&format!("kept {}", kept.display()));
+    }
+    Ok(cases.iter().all(|c| c.pass))
+}
+
 fn run_floor(b: &Bench<'_>, root: &Path, files: usize) -> anyhow::Result<Option<Floor>> {
     let Some(seed) = &b.seed else {
         return Ok(None);

@@ -63,4 +63,4 @@ pub use read::{
     glance_file, glance_path, observe, observe_file, observe_many, read_config, read_limited,
 };
 pub use sd::{sd_notify, sd_notify_to};
-pub use write::{write_atomic, write_private};
+pub use write::{write_atomic, write_private, write_private_with};

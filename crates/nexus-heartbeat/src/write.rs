@@ -25,7 +25,7 @@ const TEMP_ATTEMPTS: u32 = 64;
 /// lose the newest beat, never corrupt the file). On error the temp file is
 /// removed and the previous file is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
-    write_with_mode(path, bytes, durable, false)
+    write_with_mode(path, &mut |f| f.write_all(bytes), durable, false)
 }
 
 /// [`write_atomic`] for state that only its owner may read (pool and
@@ -34,10 +34,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Erro
 /// missing parent directories `0700`. Heartbeats stay [`write_atomic`]
 /// (`0644`): other users' checkers read them, and they hold no secret.
 pub fn write_private(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
-    write_with_mode(path, bytes, durable, true)
+    write_with_mode(path, &mut |f| f.write_all(bytes), durable, true)
 }
 
-fn write_with_mode(path: &Path, bytes: &[u8], durable: bool, private: bool) -> Result<(), Error> {
+/// [`write_private`] for a document written as it is made (`fill` writes
+/// it into a buffered writer over the temp file), so a large one is never
+/// held in memory whole; an error of `fill` leaves the old file in place.
+pub fn write_private_with(
+    path: &Path,
+    fill: &mut dyn FnMut(&mut dyn Write) -> io::Result<()>,
+    durable: bool,
+) -> Result<(), Error> {
+    write_with_mode(
+        path,
+        &mut |f| {
+            let mut w = io::BufWriter::with_capacity(64 * 1024, f);
+            fill(&mut w)?;
+            w.flush()
+        },
+        durable,
+        true,
+    )
+}
+
+fn write_with_mode(
+    path: &Path,
+    fill: &mut dyn FnMut(&mut File) -> io::Result<()>,
+    durable: bool,
+    private: bool,
+) -> Result<(), Error> {
     let file_name = path.file_name().ok_or_else(|| Error::NotAFile {
         path: path.to_path_buf(),
     })?;
@@ -68,7 +93,7 @@ fn write_with_mode(path: &Path, bytes: &[u8], durable: bool, private: bool) -> R
     let (tmp_path, mut file) =
         create_temp(dir, file_name, mode).map_err(werr("create temp file"))?;
     let result = (|| {
-        file.write_all(bytes).map_err(werr("write"))?;
+        fill(&mut file).map_err(werr("write"))?;
         if durable {
             file.sync_all().map_err(werr("fsync"))?;
         }

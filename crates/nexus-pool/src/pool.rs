@@ -171,12 +171,13 @@ impl PoolState {
     }
 
     fn save(&self, path: &Path) -> Result<(), Error> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Io {
-            op: "serialise state",
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e),
-        })?;
-        nexus_heartbeat::write_private(path, &bytes, true)?;
+        // Written as it is serialised: 10,000 records are 5 MB of JSON,
+        // never held in memory whole.
+        nexus_heartbeat::write_private_with(
+            path,
+            &mut |w| serde_json::to_writer_pretty(w, self).map_err(std::io::Error::other),
+            true,
+        )?;
         // The state now holds every journaled launch.
         let journal = crate::intent::journal_path(path);
         match std::fs::remove_file(&journal) {
@@ -273,7 +274,9 @@ pub struct Pool {
     future_beats: crate::clock::FutureBeats,
     /// The event engine's view of the fleet, rebuilt by each full sweep:
     /// every agent's target, and where its view sits in the snapshot.
-    index: HashMap<Arc<str>, (Target, usize)>,
+    /// Key → (its place in `targets`, its view's place in the snapshot).
+    index: HashMap<Arc<str>, (u32, u32)>,
+    targets: Vec<Target>,
     /// One deadline per agent: its heartbeat going stale, or the time its
     /// state machine named (`nexus_revive::next_due`).
     timers: crate::engine::Timers,
@@ -382,6 +385,7 @@ impl Pool {
             clock: crate::clock::Clock::system(),
             future_beats: crate::clock::FutureBeats::default(),
             index: HashMap::new(),
+            targets: Vec::new(),
             timers: crate::engine::Timers::default(),
             pidfds: HashMap::new(),
             terminating: HashMap::new(),
@@ -501,6 +505,10 @@ impl Pool {
         let started = Instant::now();
         let now = self.clock.now();
         self.sweeping = true;
+        // The last sweep's targets go before this one's are read (no step
+        // between sweeps runs meanwhile); the tables keep their capacity.
+        self.index.clear();
+        self.targets = Vec::new();
         // What Gitea and Telegram did since the last sweep (answers to
         // approval requests included): they run beside the sweep, never in it.
         self.take_events();
@@ -551,25 +559,31 @@ impl Pool {
         // each one's target and where its view sits (`--once` does not).
         let indexed = each.is_none();
         if indexed {
-            self.index = HashMap::with_capacity(report.agents);
+            self.targets.reserve_exact(report.agents);
         }
         for part in fleet.into_parts() {
+            let first = views.len();
             for t in &part {
                 let view = self.step_agent(t, probed.take(t), now, &mut report).await;
                 match each.as_mut() {
                     Some(f) => f(view),
-                    None => {
-                        if indexed && !t.frozen {
-                            self.index.insert(t.key.clone(), (t.clone(), views.len()));
-                        }
-                        views.push(view);
-                    }
+                    None => views.push(view),
                 }
             }
             if !self.dry_run
                 && let Err(e) = self.write_cell_state(&part, now)
             {
                 cell_states = Err(e);
+            }
+            // Moved, not copied, into the index (the part would be dropped).
+            if indexed {
+                for (i, t) in part.into_iter().enumerate() {
+                    if !t.frozen {
+                        let at = (self.targets.len() as u32, (first + i) as u32);
+                        self.index.insert(t.key.clone(), at);
+                        self.targets.push(t);
+                    }
+                }
             }
         }
         // The sweep's observations and messages go to their channels, and
@@ -799,6 +813,12 @@ impl Pool {
             ));
         }
         nexus_revive::wait(rec, t.policy, now, &self.settings).map(|w| w.describe(now, &clock))
+    }
+
+    /// The target of `key` and its view's place, if the last sweep saw it.
+    fn indexed(&self, key: &str) -> Option<(&Target, usize)> {
+        let (t, v) = self.index.get(key)?;
+        Some((self.targets.get(*t as usize)?, *v as usize))
     }
 
     /// Logs what `t` waits for when that changes (once per kind of wait).

@@ -6,6 +6,7 @@
 //! nothing is stepped, so the cost follows what changes, not the fleet.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,17 +60,25 @@ impl Pool {
             root: self.cfg.cells.as_ref().map(|c| c.root.clone()),
             ..Wanted::default()
         };
-        let mut cells = HashSet::new();
-        for (key, (t, _)) in &self.index {
+        // One path per cell, not per agent: a name is all an agent adds.
+        let mut cells: std::collections::HashMap<nexus_cell::CellId, PathBuf> = Default::default();
+        for t in &self.targets {
+            let key = &t.key;
             match (&t.gateway, t.cell, &self.store) {
                 (Some(g), ..) => wanted.beat(&g.heartbeat, key),
                 (None, Some(cell), Some(store)) => {
-                    let dir = store.cell_dir(&cell);
-                    let beat = dir.join(format!(".lazarus/heartbeats/{}.json", t.name));
-                    wanted.beat(&beat, key);
-                    if cells.insert(cell) {
+                    let beats = cells.entry(cell).or_insert_with(|| {
+                        let dir = store.cell_dir(&cell);
+                        let beats = dir.join(".lazarus/heartbeats");
                         wanted.cells.push(dir);
-                    }
+                        beats
+                    });
+                    let name = format!("{}.json", t.name);
+                    wanted
+                        .beats
+                        .entry(beats.clone())
+                        .or_default()
+                        .push((std::ffi::OsStr::new(&name).into(), key.clone()));
                 }
                 _ => {}
             }
@@ -195,7 +204,7 @@ impl Pool {
 
     /// A beat of `key` landed.
     fn beat(&mut self, key: &Arc<str>) -> Beat {
-        let Some((t, pos)) = self.index.get(key) else {
+        let Some((t, pos)) = self.indexed(key) else {
             return Beat::Ignore;
         };
         let quiet = self
@@ -208,7 +217,6 @@ impl Pool {
         if !quiet {
             return Beat::Step;
         }
-        let pos = *pos;
         let stale = Duration::from_secs_f64(self.stale_threshold(t) + STALE_SLACK);
         self.timers.set(key, std::time::Instant::now() + stale);
         Beat::Fresh(pos)
@@ -226,7 +234,7 @@ impl Pool {
         }
         let targets: Vec<(Target, usize)> = keys
             .iter()
-            .filter_map(|k| self.index.get(k).cloned())
+            .filter_map(|k| self.indexed(k).map(|(t, pos)| (t.clone(), pos)))
             .collect();
         if targets.is_empty() {
             return;
