@@ -293,6 +293,8 @@ pub struct Pool {
     waits_logged: HashMap<Arc<str>, String>,
     /// The daemon's inotify watches (see [`crate::engine`]).
     watcher: Option<crate::engine::Watcher>,
+    /// The daemon steps agents between sweeps (deadlines are kept).
+    evented: bool,
     /// What the watches could not cover, as last logged.
     unwatched_logged: Option<String>,
     /// When the state was last saved.
@@ -393,6 +395,7 @@ impl Pool {
             unsaved: false,
             waits_logged: HashMap::new(),
             watcher: None,
+            evented: false,
             unwatched_logged: None,
             saved_at: Instant::now(),
         };
@@ -714,7 +717,10 @@ impl Pool {
         if rec.state == State::Healthy && rec.fail_streak > 0 {
             report.confirm_soon = true;
         }
-        self.schedule(t, s, &rec, now);
+        // Deadlines are the event engine's (the daemon's), not a one-shot's.
+        if self.evented {
+            self.schedule(t, s, &rec, now);
+        }
         self.log_wait(t, &rec, now);
         let view = self.view(t, s, &rec, now, false);
         self.state.records.put(at, &t.key, rec);

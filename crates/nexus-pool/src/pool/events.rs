@@ -45,6 +45,7 @@ impl Pool {
     /// inotify the safety sweep and the deadlines still find everything,
     /// later; the reason is logged.
     pub fn watch(&mut self) {
+        self.evented = true;
         match Watcher::new() {
             Ok(w) => self.watcher = Some(w),
             Err(e) => tracing::warn!(

@@ -28,9 +28,20 @@ pub(super) struct How {
     pub first_start: bool,
 }
 
-/// A process with this PID runs (it exists and is not a zombie).
+/// A process with this PID runs (it exists and is not a zombie): one
+/// `kill(pid, 0)`, and `/proc` read only for a PID that exists.
 pub(super) fn alive(pid: u32) -> bool {
-    !is_zombie(pid as i32)
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(p) {
+        // EPERM: it exists, someone else's.
+        Ok(()) | Err(rustix::io::Errno::PERM) => !is_zombie(pid as i32),
+        Err(_) => false,
+    }
 }
 
 /// A pidfd for `pid`: signals through it reach that process only, and it
