@@ -13,4 +13,3 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/nul
 else
   service supervisor stop >/dev/null 2>&1 || true
 fi
-pkill -x supervisord >/dev/null 2>&1 || true
