@@ -429,6 +429,21 @@ fn lock_error(path: &Path, e: LockError) -> crate::Error {
     }
 }
 
+/// Runs blocking file work `f` without holding up the tasks beside it: on
+/// the daemon's multi-thread runtime the worker first hands its other tasks
+/// (the HTTP server's among them) to another thread (`block_in_place`);
+/// elsewhere (a one-shot's current-thread runtime, a plain thread) it runs
+/// as is. The state file, the cells' event logs and `state.json` are
+/// written through it.
+pub fn off_runtime<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

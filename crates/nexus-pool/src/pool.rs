@@ -2,7 +2,7 @@
 //! the actions (launches, incidents, approvals, events) and publishes the
 //! snapshot.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -10,19 +10,15 @@ use std::time::{Duration, Instant};
 use nexus_cell::{CellId, CellStore, Event, EventKind};
 use nexus_notify::{ApprovalConfig, Approvals};
 use nexus_probe::{Runner, RunnerConfig};
-use nexus_revive::{
-    Action, AgentRecord, Approval, Health, Settings, State, assess, launched, step,
-};
-use serde::{Deserialize, Serialize};
+use nexus_revive::{Action, AgentRecord, Health, Settings, State, assess, launched, step};
 use tokio::sync::mpsc;
 
 use crate::Error;
-use crate::channels::{GiteaExecutor, Observations, TelegramExecutor};
+use crate::channels::{GiteaExecutor, TelegramExecutor};
 use crate::config::PoolConfig;
 use crate::fleet::{ProbePlan, Seen, Target, targets};
 use crate::http::Shared;
-use crate::intent::{LaunchIntent, pause};
-use crate::records::Records;
+use crate::intent::pause;
 use crate::view::{AgentView, PoolSnapshot};
 
 mod cellio;
@@ -30,6 +26,8 @@ mod events;
 mod launcher;
 mod outside;
 use outside::{Incidents, Messages, request_id};
+mod state;
+pub use state::{PoolState, Unsent};
 mod unseen;
 pub use unseen::Retired;
 
@@ -53,141 +51,6 @@ pub struct PoolOptions {
     pub cells_root: Option<PathBuf>,
     /// No side effect: no launch, no HTTP call, no state written.
     pub dry_run: bool,
-}
-
-/// What the pool persists between runs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PoolState {
-    /// Per-agent records by key.
-    pub records: Records,
-    /// The approval request id of each agent with one in flight.
-    pub requests: BTreeMap<String, String>,
-    /// The last launch of each agent, saved before its spawn (see
-    /// [`crate::intent`]).
-    pub launched: BTreeMap<String, LaunchIntent>,
-    /// Telegram messages not delivered yet (flood control, Telegram
-    /// unreachable), oldest first: retried at every sweep, across restarts.
-    #[serde(skip_serializing_if = "VecDeque::is_empty")]
-    pub unsent: VecDeque<Unsent>,
-    /// Observations for Gitea the incident engine has not taken yet (Gitea
-    /// not answering, or the pool stopped first): sent again, in order.
-    #[serde(skip_serializing_if = "Observations::is_empty")]
-    pub observations: Observations,
-    /// Approval answers read from Telegram and not acted on yet, by request
-    /// id (`approvals.json` forgets a request once it is answered).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub answers: BTreeMap<String, Approval>,
-    /// Records of agents that left the fleet, by key, kept for a while in
-    /// case they come back (see `pool::unseen`): leaving and coming back
-    /// never resets a restart budget.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub retired: BTreeMap<String, Retired>,
-    /// What each agent that is not healthy waits for, in words (for
-    /// `--status`, which reads this file and nothing else).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub waiting: BTreeMap<String, String>,
-}
-
-/// A Telegram message waiting to be sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Unsent {
-    /// The message.
-    pub text: String,
-    /// Not before this time (epoch seconds): Telegram's `retry_after`.
-    pub not_before: f64,
-    /// Which message a channel event is about (this run only).
-    #[serde(skip)]
-    id: u64,
-}
-
-impl PoolState {
-    /// Loads the state; a missing file is empty, a bad one (a link, a FIFO,
-    /// too big, not the state's JSON) is an [`Error::State`] naming the
-    /// file. Never follows a link, never blocks, reads at most
-    /// [`crate::files::MAX_STATE_BYTES`].
-    pub fn load(path: &Path) -> Result<PoolState, Error> {
-        let mut state = PoolState::read(path)?;
-        state.replay_journal(path);
-        Ok(state)
-    }
-
-    /// [`PoolState::load`] for a pool starting up: a bad state file is
-    /// logged as an error, set aside as `<name>.corrupt-<UTC time>` (unless
-    /// `dry_run`: then it is left alone) and the pool starts with an empty
-    /// state. Only an I/O error (no descriptor, no permission) is returned.
-    pub fn load_or_reset(path: &Path, dry_run: bool) -> Result<PoolState, Error> {
-        let mut state = match PoolState::read(path) {
-            Err(e @ Error::State { .. }) => {
-                let aside = if dry_run {
-                    "left in place (dry run)".to_string()
-                } else {
-                    match crate::files::set_aside(path) {
-                        Ok(p) => format!("set aside as {}", p.display()),
-                        Err(e) => format!("cannot be set aside: {e}"),
-                    }
-                };
-                tracing::error!("{e}; {aside}; starting with an empty state");
-                PoolState::default()
-            }
-            other => other?,
-        };
-        state.replay_journal(path);
-        Ok(state)
-    }
-
-    fn read(path: &Path) -> Result<PoolState, Error> {
-        let bad = |reason| Error::State {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let found =
-            crate::files::read_own(path, crate::files::MAX_STATE_BYTES).map_err(|source| {
-                Error::Io {
-                    op: "read state",
-                    path: path.to_path_buf(),
-                    source,
-                }
-            })?;
-        match found {
-            crate::files::Found::Missing => Ok(PoolState::default()),
-            crate::files::Found::Bad(why) => Err(bad(why)),
-            crate::files::Found::Bytes(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| bad(format!("not the pool's state: {e}"))),
-        }
-    }
-
-    /// Launches recorded since the last save (see [`crate::intent`]).
-    fn replay_journal(&mut self, path: &Path) {
-        for e in crate::intent::journal_read(&crate::intent::journal_path(path)) {
-            self.records.insert(e.key.as_str(), e.record);
-            self.launched.insert(e.key, e.intent);
-        }
-    }
-
-    #[cfg(test)]
-    pub(crate) fn save_for_tests(&self, path: &Path) {
-        self.save(path).unwrap();
-    }
-
-    fn save(&self, path: &Path) -> Result<(), Error> {
-        // Written as it is serialised: 10,000 records are 5 MB of JSON,
-        // never held in memory whole.
-        nexus_heartbeat::write_private_with(
-            path,
-            &mut |w| serde_json::to_writer_pretty(w, self).map_err(std::io::Error::other),
-            true,
-        )?;
-        // The state now holds every journaled launch.
-        let journal = crate::intent::journal_path(path);
-        match std::fs::remove_file(&journal) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                tracing::warn!("cannot remove {}: {e}", journal.display());
-            }
-            _ => {}
-        }
-        Ok(())
-    }
 }
 
 /// What one sweep found.
@@ -473,7 +336,7 @@ impl Pool {
         }
         self.unsaved = false;
         self.saved_at = Instant::now();
-        let saved = self.state.save(&self.state_file);
+        let saved = crate::files::off_runtime(|| self.state.save(&self.state_file));
         if let Err(e) = &saved {
             tracing::error!("pool state not saved: {e}");
         }

@@ -43,6 +43,10 @@ impl Pool {
     /// cells go on. A cell that no longer exists has nowhere to write: its
     /// events are dropped.
     pub(super) fn write_events(&mut self) {
+        crate::files::off_runtime(|| self.write_events_now());
+    }
+
+    fn write_events_now(&mut self) {
         let Some(store) = &self.store else {
             self.unwritten.clear();
             return;
@@ -99,6 +103,10 @@ impl Pool {
     /// Writes the `state.json` of the cell whose agents are `part` (one
     /// part of the fleet); the error if it failed. Gateways have no cell.
     pub(super) fn write_cell_state(&self, part: &[Target], now: f64) -> Result<(), String> {
+        crate::files::off_runtime(|| self.write_cell_state_now(part, now))
+    }
+
+    fn write_cell_state_now(&self, part: &[Target], now: f64) -> Result<(), String> {
         let (Some(store), Some(cell)) = (&self.store, part.first().and_then(|t| t.cell)) else {
             return Ok(());
         };
