@@ -6,14 +6,15 @@
 //! keeps, and each bound is far below what the old timers would take.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nexus_cell::{AgentName, CellId, Join, NewCell, RevivePolicy, Role};
 use nexus_e2e::bin;
 use serde_json::Value;
 
-use crate::pool::{Daemon, Fleet, free_port, get, kill};
+use crate::crash::agent as view;
+use crate::pool::{Daemon, Fleet, kill};
 
 /// A config with the pool's defaults but for `pool` lines (in `[pool]`),
 /// the cells' stale threshold and `revive` lines (in `[revive]`).
@@ -33,14 +34,7 @@ fn config(f: &Fleet, pool: &str, stale: &str, revive: &str) -> PathBuf {
 
 /// Starts the daemon; its base URL.
 fn serve(f: &Fleet, cfg: &Path) -> (Daemon, String) {
-    let port = free_port();
-    let d = Daemon(
-        f.cmd(cfg)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (d, port) = f.serve(cfg);
     (d, format!("http://127.0.0.1:{port}"))
 }
 
@@ -61,17 +55,6 @@ fn beat_pid(f: &Fleet, agent: &str) -> Option<u32> {
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .and_then(|v| v["pid"].as_u64())
         .and_then(|p| u32::try_from(p).ok())
-}
-
-/// `agent` in `/api/agents`.
-fn view(base: &str, agent: &str) -> Value {
-    let v: Value = serde_json::from_str(&get(&format!("{base}/api/agents"))).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == agent)
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 /// A process runs with this PID (not a zombie).

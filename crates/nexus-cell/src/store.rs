@@ -374,6 +374,12 @@ impl CellStore {
         self.root.join(id.to_string())
     }
 
+    /// `<root>/<id>/.lazarus/heartbeats/` without opening the cell (what
+    /// [`Cell::heartbeats_dir`] names once it is open).
+    pub fn heartbeats_dir(&self, id: &CellId) -> PathBuf {
+        self.cell_dir(id).join(".lazarus/heartbeats")
+    }
+
     /// Creates a cell with the full layout (docs/SPEC.md §5.1), status
     /// `provision`, and logs `cell_created`.
     pub fn provision(&self, new: NewCell) -> Result<Cell, Error> {

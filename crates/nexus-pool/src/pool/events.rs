@@ -70,7 +70,7 @@ impl Pool {
                 (None, Some(cell), Some(store)) => {
                     let beats = cells.entry(cell).or_insert_with(|| {
                         let dir = store.cell_dir(&cell);
-                        let beats = dir.join(".lazarus/heartbeats");
+                        let beats = store.heartbeats_dir(&cell);
                         wanted.cells.push(dir);
                         beats
                     });
@@ -292,9 +292,9 @@ impl Pool {
         let threshold = self.stale_threshold(t);
         let path = match (&t.gateway, t.cell, &self.store) {
             (Some(g), ..) => g.heartbeat.clone(),
-            (None, Some(cell), Some(store)) => store
-                .cell_dir(&cell)
-                .join(format!(".lazarus/heartbeats/{}.json", t.name)),
+            (None, Some(cell), Some(store)) => {
+                store.heartbeats_dir(&cell).join(format!("{}.json", t.name))
+            }
             _ => std::path::PathBuf::new(),
         };
         (path, threshold)
