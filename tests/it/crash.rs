@@ -154,7 +154,7 @@ fn kill_9_between_spawn_and_state_save_launches_nothing_twice() {
 
     let (mut d, _) = start(&f, &cfg, Some("launch-spawned"), &[]);
     wait_for("the launch, paused after the spawn", || {
-        paused_at(&f, "launch-spawned") && f.launches("r1") == 1
+        paused_at(&f, "launch-spawned") && f.launches_now("r1") == 1
     });
     sigkill(&mut d);
     // Journaled before the spawn: the launch recorded (a first start: no
@@ -173,7 +173,7 @@ fn kill_9_between_spawn_and_state_save_launches_nothing_twice() {
     let (_d, base) = start(&f, &cfg, None, &[]);
     wait_for("r1 healthy", || agent(&base, "r1")["state"] == "healthy");
     more_sweeps(&base, 3);
-    assert_eq!(f.launches("r1"), 1, "launched twice");
+    assert_eq!(f.launches_now("r1"), 1, "launched twice");
     assert_eq!(
         agent(&base, "r1")["process_alive"],
         true,
@@ -208,7 +208,7 @@ fn kill_9_between_intent_and_spawn_launches_once_after_the_deadline() {
     let (mut d, _) = start(&f, &cfg, Some("launch-saved"), &[]);
     wait_for("paused before the spawn", || paused_at(&f, "launch-saved"));
     sigkill(&mut d);
-    assert_eq!(f.launches("r2"), 0);
+    assert_eq!(f.launches_now("r2"), 0);
     let j = journal(&f);
     assert_eq!(j.len(), 1, "{j:#?}");
     assert_eq!(j[0]["key"], key.as_str());
@@ -216,7 +216,7 @@ fn kill_9_between_intent_and_spawn_launches_once_after_the_deadline() {
     let (_d, base) = start(&f, &cfg, None, &[]);
     wait_for("r2 healthy", || agent(&base, "r2")["state"] == "healthy");
     more_sweeps(&base, 3);
-    assert_eq!(f.launches("r2"), 1);
+    assert_eq!(f.launches_now("r2"), 1);
     let log = events_intact(&f);
     // The lost start and the real launch: two lines, none torn.
     assert_eq!(count(&log, "agent_started"), 1);
@@ -263,7 +263,7 @@ async fn kill_9_mid_sweep_keeps_pending_approvals_and_counters() {
     assert!(st["records"][&a1]["last_launch"].is_number(), "{st:#}");
     assert_eq!(a1_attempts.as_array().unwrap().len(), 0, "{st:#}");
     assert_eq!(bot.lock().unwrap().sent.len(), 1, "one approval request");
-    assert_eq!((f.launches("a1"), f.launches("asker")), (1, 0));
+    assert_eq!((f.launches_now("a1"), f.launches_now("asker")), (1, 0));
 
     let (_d, base) = start(&f, &cfg, None, &env);
     more_sweeps(&base, 3);
@@ -277,7 +277,7 @@ async fn kill_9_mid_sweep_keeps_pending_approvals_and_counters() {
         "the pending approval is untouched"
     );
     assert_eq!(bot.lock().unwrap().sent.len(), 1, "no second request");
-    assert_eq!((f.launches("a1"), f.launches("asker")), (1, 0));
+    assert_eq!((f.launches_now("a1"), f.launches_now("asker")), (1, 0));
     assert_eq!(agent(&base, "asker")["revive_pending"], true);
 
     // The approval, pressed after the crash, still revives exactly once.
@@ -287,12 +287,12 @@ async fn kill_9_mid_sweep_keeps_pending_approvals_and_counters() {
         "message": {"message_id": 1, "date": 0, "chat": {"id": CHAT, "type": "group"}},
         "data": format!("approve:{request}")}});
     bot.lock().unwrap().updates.push(press);
-    wait_for("asker launched", || f.launches("asker") == 1);
+    wait_for("asker launched", || f.launches_now("asker") == 1);
     wait_for("asker healthy", || {
         agent(&base, "asker")["state"] == "healthy"
     });
     more_sweeps(&base, 3);
-    assert_eq!((f.launches("a1"), f.launches("asker")), (1, 1));
+    assert_eq!((f.launches_now("a1"), f.launches_now("asker")), (1, 1));
     let log = events_intact(&f);
     assert_eq!(count(&log, "agent_started"), 1);
     assert_eq!(count(&log, "revive_attempt"), 1);

@@ -82,10 +82,46 @@ impl Fleet {
             .unwrap();
     }
 
+    /// How many times `agent`'s revive command ran, once every launch the
+    /// pool recorded in the cell's audit trail (`agent_started`,
+    /// `revive_attempt`) has run it: a `--once` run exits before its
+    /// children do, so the count right after it may still miss the last
+    /// launch. Waits at most 10 s for a launch that never runs.
     pub(crate) fn launches(&self, agent: &str) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ran = self.launches_now(agent);
+            if ran >= self.launches_recorded(agent) || Instant::now() >= deadline {
+                return ran;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// How many times `agent`'s revive command has run so far (a pool
+    /// killed between its record and the spawn records more than ran).
+    pub(crate) fn launches_now(&self, agent: &str) -> usize {
         std::fs::read_to_string(self.root.join(format!("{agent}.launches")))
             .map(|s| s.lines().count())
             .unwrap_or(0)
+    }
+
+    /// How many launches of `agent` the pool wrote in the cell's events.
+    fn launches_recorded(&self, agent: &str) -> usize {
+        let Ok(cell) = self.store.open(&self.cell) else {
+            return 0;
+        };
+        let Ok(log) = nexus_cell::EventLog::read(&cell.events_path()) else {
+            return 0;
+        };
+        log.events
+            .iter()
+            .filter(|(_, e)| match &e.kind {
+                nexus_cell::EventKind::AgentStarted { agent: a }
+                | nexus_cell::EventKind::ReviveAttempt { agent: a, .. } => a.as_str() == agent,
+                _ => false,
+            })
+            .count()
     }
 
     pub(crate) fn config(&self, extra: &str) -> PathBuf {
