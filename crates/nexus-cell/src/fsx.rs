@@ -93,6 +93,20 @@ pub(crate) fn open_dir_at(dir: impl AsFd, name: &Path, shown: &Path) -> Result<O
     })
 }
 
+/// Opens `rel` (one or more components) beneath the open directory `dir`
+/// in one `openat2` that follows no symbolic link in any component and
+/// never leaves `dir` (`RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`): the
+/// survey's fast path, two opens per cell where a walk takes four.
+///
+/// `None` when it fails for any reason (a link, a missing file, a kernel
+/// before 5.6): the caller then walks component by component, which says
+/// precisely what is wrong, so this never decides an error message.
+pub(crate) fn open_beneath(dir: impl AsFd, rel: &Path, flags: OFlags) -> Option<OwnedFd> {
+    use rustix::fs::ResolveFlags;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    rustix::fs::openat2(dir, rel, flags | OFlags::CLOEXEC, Mode::empty(), resolve).ok()
+}
+
 /// Opens (creating with `mode`) a file for appending, refusing a symlink.
 /// Read access is kept so the appender can look at the last byte.
 pub(crate) fn open_append(path: &Path, mode: u32) -> Result<File, Error> {
@@ -129,8 +143,13 @@ pub(crate) fn read_bounded_at(
     path: &Path,
     max: u64,
 ) -> Result<Vec<u8>, Error> {
+    read_bounded_file(open_unchecked_at(dir, name, path)?, path, max)
+}
+
+/// The read of [`read_bounded_at`] on a file already opened (`O_NOFOLLOW |
+/// O_NONBLOCK`); `path` names it in errors.
+pub(crate) fn read_bounded_file(mut f: File, path: &Path, max: u64) -> Result<Vec<u8>, Error> {
     const FIRST_READ: usize = 4096;
-    let mut f = open_unchecked_at(dir, name, path)?;
     let mut buf = Vec::new();
     let read = nexus_heartbeat::read_limited(&mut f, &mut buf, FIRST_READ, max);
     match read {

@@ -2,7 +2,7 @@
 //! discovery and destroy, all confined to one cells root.
 
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -117,27 +117,42 @@ impl Cell {
     /// file outside the cell) or a FIFO is never read; parsing and the
     /// verdict are `nexus-heartbeat`'s ([`Observation::parse`], [`classify`]).
     fn read_heartbeats(&self, now: f64, rule: &Rule) -> Vec<(AgentName, Classification)> {
-        self.each_heartbeat(|agent, opened| {
+        self.read_heartbeats_in(self.open_heartbeats_dir(), now, rule)
+    }
+
+    fn read_heartbeats_in(
+        &self,
+        dirfd: Result<OwnedFd, Problem>,
+        now: f64,
+        rule: &Rule,
+    ) -> Vec<(AgentName, Classification)> {
+        self.each_heartbeat(dirfd, |agent, opened| {
             let observed = opened.and_then(|mut f| nexus_heartbeat::observe_file(&mut f));
             let path = self.heartbeat_path(&agent.name);
             (agent.name.clone(), classify(&path, observed, now, rule))
         })
     }
 
-    fn glance_heartbeats(&self, now: f64, rule: &Rule) -> Vec<Glance> {
-        self.each_heartbeat(|_, opened| match opened {
+    fn glance_heartbeats_in(
+        &self,
+        dirfd: Result<OwnedFd, Problem>,
+        now: f64,
+        rule: &Rule,
+    ) -> Vec<Glance> {
+        self.each_heartbeat(dirfd, |_, opened| match opened {
             Ok(mut f) => nexus_heartbeat::glance_file(&mut f, now, rule),
             Err(p) => Glance::problem(p),
         })
     }
 
     /// Opens each agent's heartbeat (in manifest order) relative to the
-    /// heartbeats directory, never following a symlink, and hands it to `f`.
+    /// heartbeats directory `dirfd`, never following a symlink, and hands
+    /// it to `f`.
     fn each_heartbeat<T>(
         &self,
+        dirfd: Result<OwnedFd, Problem>,
         mut f: impl FnMut(&AgentEntry, Result<File, Problem>) -> T,
     ) -> Vec<T> {
-        let dirfd = self.open_heartbeats_dir();
         let mut name = String::new();
         self.manifest
             .agents
@@ -155,6 +170,18 @@ impl Cell {
                 f(a, opened)
             })
             .collect()
+    }
+
+    /// The heartbeats directory of a cell found by a survey: one `openat2`
+    /// beneath the cells root ([`fsx::open_beneath`]), or, when that fails,
+    /// [`Cell::open_heartbeats_dir`]'s walk, which says what is wrong.
+    fn heartbeats_dir_beneath(&self, at: &Beneath<'_>) -> Result<OwnedFd, Problem> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW;
+        let rel = format!("{}/.lazarus/heartbeats", at.name);
+        match fsx::open_beneath(at.root, Path::new(&rel), flags) {
+            Some(fd) => Ok(fd),
+            None => self.open_heartbeats_dir(),
+        }
     }
 
     /// Opens `.lazarus/heartbeats/` one component at a time, each with
@@ -691,7 +718,7 @@ impl CellStore {
     /// without `cell.json` and dot-entries are ignored; corrupt manifests,
     /// symlinks and bad names are listed in `skipped`, never fatal.
     pub fn discover(&self) -> Result<Discovery, Error> {
-        let (cells, skipped) = self.discover_with(|c| c)?;
+        let (cells, skipped) = self.discover_with(|c, _| c)?;
         Ok(Discovery { cells, skipped })
     }
 
@@ -711,8 +738,8 @@ impl CellStore {
         rule: &Rule,
         f: impl Fn(Cell, Vec<(AgentName, Classification)>) -> R + Sync,
     ) -> Result<(Vec<R>, Vec<Skipped>), Error> {
-        self.discover_with(|cell| {
-            let agents = cell.read_heartbeats(now, rule);
+        self.discover_with(|cell, at| {
+            let agents = cell.read_heartbeats_in(cell.heartbeats_dir_beneath(at), now, rule);
             f(cell, agents)
         })
     }
@@ -726,14 +753,32 @@ impl CellStore {
         rule: &Rule,
         f: impl Fn(Cell, Vec<Glance>) -> R + Sync,
     ) -> Result<(Vec<R>, Vec<Skipped>), Error> {
-        self.discover_with(|cell| {
-            let agents = cell.glance_heartbeats(now, rule);
+        self.discover_with(|cell, at| {
+            let agents = cell.glance_heartbeats_in(cell.heartbeats_dir_beneath(at), now, rule);
             f(cell, agents)
         })
     }
 
-    /// Discovery, handing each cell to `f` in the same parallel pass.
-    fn discover_with<R: Send>(&self, f: impl Fn(Cell) -> R + Sync) -> Result<Found<R>, Error> {
+    /// Discovery, handing each cell to `f` in the same parallel pass, with
+    /// where it was found (the root, open once, and its name) so that its
+    /// files are opened beneath the root's descriptor, not by path.
+    fn discover_with<R: Send>(
+        &self,
+        f: impl Fn(Cell, &Beneath<'_>) -> R + Sync,
+    ) -> Result<Found<R>, Error> {
+        let root = match rustix::fs::open(
+            &self.root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => {
+                return Err(Error::RootMissing {
+                    root: self.root.clone(),
+                });
+            }
+            Err(e) => return Err(Error::io(&self.root, "open directory")(e.into())),
+        };
         let rd = match std::fs::read_dir(&self.root) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -767,8 +812,12 @@ impl CellStore {
             if *is_link {
                 return Some(Err(self.symlink_error(&dir)));
             }
+            let at = Beneath {
+                root: root.as_fd(),
+                name,
+            };
             let loaded = match CellId::parse(name) {
-                Ok(id) => match load(dir, Some(&id)) {
+                Ok(id) => match load_beneath(&at, dir, &id) {
                     // A directory without a manifest is not a cell.
                     Err(Error::Io { source, .. })
                         if source.kind() == std::io::ErrorKind::NotFound =>
@@ -780,7 +829,7 @@ impl CellStore {
                 Err(e) if dir.join(MANIFEST_FILE).exists() => Err(e.into()),
                 Err(_) => return None,
             };
-            Some(loaded.map(&f))
+            Some(loaded.map(|cell| f(cell, &at)))
         });
         let mut cells = Vec::with_capacity(entries.len());
         for ((name, _), r) in entries.iter().zip(results) {
@@ -826,17 +875,49 @@ fn open_at(dir: &OwnedFd, name: &str) -> Result<File, Problem> {
     }
 }
 
+/// Where a surveyed cell sits: the cells root, open once per survey, and
+/// the cell's directory name in it, what its files are opened beneath.
+pub(crate) struct Beneath<'a> {
+    root: BorrowedFd<'a>,
+    name: &'a str,
+}
+
+/// [`load`] of a cell found by a survey: `cell.json` opened with one
+/// `openat2` beneath the root, or by [`load`] when that fails.
+fn load_beneath(at: &Beneath<'_>, dir: PathBuf, expect: &CellId) -> Result<Cell, Error> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    let rel = format!("{}/{MANIFEST_FILE}", at.name);
+    match fsx::open_beneath(at.root, Path::new(&rel), flags) {
+        Some(fd) => {
+            let path = dir.join(MANIFEST_FILE);
+            let bytes = fsx::read_bounded_file(File::from(fd), &path, MAX_MANIFEST_BYTES)?;
+            check_loaded(dir, &path, &bytes, Some(expect))
+        }
+        None => load(dir, Some(expect)),
+    }
+}
+
 /// Reads and validates `<dir>/cell.json`; its `uuid` must equal `expect`.
 fn load(dir: PathBuf, expect: Option<&CellId>) -> Result<Cell, Error> {
     let path = dir.join(MANIFEST_FILE);
     let bytes = fsx::read_bounded(&path, MAX_MANIFEST_BYTES)?;
-    let manifest: CellManifest = fsx::parse_json(&path, &bytes)?;
-    manifest.validate(&path)?;
+    check_loaded(dir, &path, &bytes, expect)
+}
+
+/// Parses and validates the bytes of `<dir>/cell.json` (`path`).
+fn check_loaded(
+    dir: PathBuf,
+    path: &Path,
+    bytes: &[u8],
+    expect: Option<&CellId>,
+) -> Result<Cell, Error> {
+    let manifest: CellManifest = fsx::parse_json(path, bytes)?;
+    manifest.validate(path)?;
     if let Some(id) = expect
         && manifest.uuid != *id
     {
         return Err(Error::corrupt(
-            &path,
+            path,
             "uuid",
             format!("{} does not match the directory name {id}", manifest.uuid),
         ));

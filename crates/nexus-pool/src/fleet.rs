@@ -2,7 +2,7 @@
 //! config's gateways and the agents of every active or frozen cell; and the
 //! probes of one sweep.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use nexus_probe::{
 use nexus_revive::{Heartbeat, Policy, Probe};
 
 use crate::config::PoolConfig;
+use crate::records::Records;
 
 /// How a dead agent is brought back.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,8 +199,39 @@ impl Fleet {
     }
 }
 
+/// The strings a pool already holds, for its survey to share instead of
+/// allocating them again at every sweep: the agents' keys (in their
+/// records) and names. Unknown ones are allocated as before.
+#[derive(Debug, Clone, Copy)]
+pub struct Known<'a> {
+    /// The pool's records (their keys).
+    pub records: &'a Records,
+    /// Agent names the pool holds.
+    pub names: &'a HashSet<Arc<str>>,
+}
+
+impl Known<'_> {
+    fn key(&self, key: &str) -> Arc<str> {
+        self.records
+            .key(key)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(key))
+    }
+
+    fn name(&self, name: &str) -> Arc<str> {
+        self.names
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(name))
+    }
+}
+
 /// The fleet of one sweep, and warnings (skipped cells, unknown policies).
-pub fn targets(cfg: &PoolConfig, store: Option<&CellStore>) -> (Fleet, Vec<String>) {
+pub fn targets(
+    cfg: &PoolConfig,
+    store: Option<&CellStore>,
+    known: Known<'_>,
+) -> (Fleet, Vec<String>) {
     let mut out = Vec::with_capacity(cfg.gateways.len());
     let mut warnings = Vec::new();
     let now = nexus_heartbeat::now_epoch();
@@ -216,7 +248,7 @@ pub fn targets(cfg: &PoolConfig, store: Option<&CellStore>) -> (Fleet, Vec<Strin
             now,
             &Rule::fixed(stale_threshold.as_secs_f64()),
         );
-        let name: Arc<str> = Arc::from(g.name.as_str());
+        let name = known.key(&g.name);
         out.push(Target {
             key: name.clone(),
             name,
@@ -257,7 +289,9 @@ pub fn targets(cfg: &PoolConfig, store: Option<&CellStore>) -> (Fleet, Vec<Strin
     };
     let policy = cells.revive_policy.parse().unwrap_or(Policy::Auto);
     let rule = Rule::fixed(cells.heartbeat_stale_threshold.as_secs_f64());
-    let surveyed = store.glance_with(now, &rule, |cell, beats| cell_targets(&cell, beats, policy));
+    let surveyed = store.glance_with(now, &rule, |cell, beats| {
+        cell_targets(&cell, beats, policy, known)
+    });
     match surveyed {
         Err(e) => {
             warnings.push(format!("cannot read cells root: {e}"));
@@ -279,7 +313,12 @@ pub fn targets(cfg: &PoolConfig, store: Option<&CellStore>) -> (Fleet, Vec<Strin
 /// The targets of one cell's agents (none unless the cell is active or
 /// frozen); runs inside the survey's parallel pass, so the cell's manifest
 /// and heartbeat documents are dropped as soon as its targets are built.
-fn cell_targets(cell: &Cell, beats: Vec<Glance>, default_policy: Policy) -> Vec<Target> {
+fn cell_targets(
+    cell: &Cell,
+    beats: Vec<Glance>,
+    default_policy: Policy,
+    known: Known<'_>,
+) -> Vec<Target> {
     let m = cell.manifest();
     let frozen = match m.status {
         CellStatus::Active => false,
@@ -299,9 +338,9 @@ fn cell_targets(cell: &Cell, beats: Vec<Glance>, default_policy: Policy) -> Vec<
             key_buf.push_str(&label);
             key_buf.push('/');
             key_buf.push_str(agent.name.as_str());
-            let key: Arc<str> = Arc::from(key_buf.as_str());
+            let key = known.key(&key_buf);
             Target {
-                name: Arc::from(agent.name.as_str()),
+                name: known.name(agent.name.as_str()),
                 cell: Some(cell.id()),
                 cell_label: Some(label.clone()),
                 mission: Some(mission.clone()),

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::Error;
 use crate::channels::{GiteaExecutor, TelegramExecutor};
 use crate::config::PoolConfig;
-use crate::fleet::{ProbePlan, Seen, Target, targets};
+use crate::fleet::{Known, ProbePlan, Seen, Target, targets};
 use crate::http::Shared;
 use crate::intent::pause;
 use crate::view::{AgentView, PoolSnapshot};
@@ -96,6 +96,112 @@ pub enum Wake {
     Answers,
 }
 
+/// Where a full sweep puts its views: over the snapshot's own, in place,
+/// while its agents come in the order the snapshot shows them (a sweep of
+/// an unchanged fleet makes no second list of 10,000 views); from the
+/// first part that differs, into a new list that replaces the snapshot's
+/// at the end. Meanwhile a reader sees each view whole, some from this
+/// sweep and the rest from the last.
+struct ViewSink {
+    /// Views put so far (in place, then in `fresh`).
+    placed: usize,
+    fresh: Option<Vec<AgentView>>,
+    /// How many views the sweep expects (the new list's capacity).
+    expected: usize,
+}
+
+impl ViewSink {
+    fn new(expected: usize) -> ViewSink {
+        ViewSink {
+            placed: 0,
+            fresh: None,
+            expected,
+        }
+    }
+
+    /// Views put so far: the next one's place in the snapshot.
+    fn len(&self) -> usize {
+        self.placed
+    }
+
+    /// Puts `views` next, under one write lock for the batch.
+    fn put(&mut self, shared: &Shared, views: Vec<AgentView>) {
+        if views.is_empty() {
+            return;
+        }
+        let end = self.placed + views.len();
+        if self.fresh.is_none() {
+            let mut g = crate::http::snapshot_mut(shared);
+            let same = g.agents.get(self.placed..end).is_some_and(|old| {
+                old.iter()
+                    .zip(&views)
+                    .all(|(a, b)| a.name == b.name && a.cell == b.cell)
+            });
+            if same {
+                for (slot, view) in g.agents[self.placed..end].iter_mut().zip(views) {
+                    *slot = view;
+                }
+                self.placed = end;
+                return;
+            }
+            let mut fresh = Vec::with_capacity(self.expected.max(end));
+            fresh.extend_from_slice(&g.agents[..self.placed]);
+            self.fresh = Some(fresh);
+        }
+        if let Some(fresh) = &mut self.fresh {
+            fresh.extend(views);
+            self.placed = end;
+        }
+    }
+
+    /// The snapshot shows the sweep's views, and no other.
+    fn finish(self, g: &mut PoolSnapshot) {
+        match self.fresh {
+            Some(fresh) => g.agents = fresh,
+            None => g.agents.truncate(self.placed),
+        }
+    }
+}
+
+/// The targets of the last full sweep, in the survey's parts, numbered
+/// across them in order.
+#[derive(Debug, Default)]
+struct Targets {
+    parts: Vec<Vec<Target>>,
+    /// The number of each part's first target.
+    starts: Vec<u32>,
+}
+
+impl Targets {
+    /// How many targets.
+    fn len(&self) -> usize {
+        match (self.starts.last(), self.parts.last()) {
+            (Some(s), Some(p)) => *s as usize + p.len(),
+            _ => 0,
+        }
+    }
+
+    /// Adds a part; its targets are numbered from [`Targets::len`].
+    fn push(&mut self, part: Vec<Target>) {
+        self.starts.push(self.len() as u32);
+        self.parts.push(part);
+    }
+
+    /// The target numbered `n`.
+    fn get(&self, n: usize) -> Option<&Target> {
+        let p = self
+            .starts
+            .partition_point(|s| *s as usize <= n)
+            .checked_sub(1)?;
+        self.parts.get(p)?.get(n - self.starts[p] as usize)
+    }
+
+    /// Every target, in order.
+    fn iter(&self) -> impl Iterator<Item = &Target> {
+        self.parts.iter().flatten()
+    }
+}
+
 /// The resurrection pool.
 #[derive(Debug)]
 pub struct Pool {
@@ -137,9 +243,12 @@ pub struct Pool {
     future_beats: crate::clock::FutureBeats,
     /// The event engine's view of the fleet, rebuilt by each full sweep:
     /// every agent's target, and where its view sits in the snapshot.
-    /// Key → (its place in `targets`, its view's place in the snapshot).
+    /// Key → (its number in `targets`, its view's place in the snapshot).
     index: HashMap<Arc<str>, (u32, u32)>,
-    targets: Vec<Target>,
+    /// The sweep's fleet as the survey built it, a part per cell (kept,
+    /// not copied into one list: a second list of 10,000 targets was the
+    /// largest allocation of a safety sweep).
+    targets: Targets,
     /// One deadline per agent: its heartbeat going stale, or the time its
     /// state machine named (`nexus_revive::next_due`).
     timers: crate::engine::Timers,
@@ -162,6 +271,9 @@ pub struct Pool {
     unwatched_logged: Option<String>,
     /// When the state was last saved.
     saved_at: Instant,
+    /// The agents' names, each allocated once (see [`Known`]); pruned of
+    /// those no agent holds at each sweep's end.
+    names: std::collections::HashSet<Arc<str>>,
 }
 
 impl Pool {
@@ -250,7 +362,7 @@ impl Pool {
             clock: crate::clock::Clock::system(),
             future_beats: crate::clock::FutureBeats::default(),
             index: HashMap::new(),
-            targets: Vec::new(),
+            targets: Targets::default(),
             timers: crate::engine::Timers::default(),
             pidfds: HashMap::new(),
             terminating: HashMap::new(),
@@ -261,6 +373,7 @@ impl Pool {
             evented: false,
             unwatched_logged: None,
             saved_at: Instant::now(),
+            names: Default::default(),
         };
         pool.readopt_launches();
         Ok(pool)
@@ -317,10 +430,7 @@ impl Pool {
     pub fn fault_result(&mut self, kind: &'static str, result: Result<(), String>) {
         if self.faults.record(kind, result) {
             let lines = self.faults.lines();
-            match self.shared.write() {
-                Ok(mut g) => g.faults = lines,
-                Err(p) => p.into_inner().faults = lines,
-            }
+            crate::http::snapshot_mut(&self.shared).faults = lines;
         }
     }
 
@@ -374,7 +484,7 @@ impl Pool {
         // The last sweep's targets go before this one's are read (no step
         // between sweeps runs meanwhile); the tables keep their capacity.
         self.index.clear();
-        self.targets = Vec::new();
+        self.targets = Targets::default();
         // What Gitea and Telegram did since the last sweep (answers to
         // approval requests included): they run beside the sweep, never in it.
         self.take_events();
@@ -385,13 +495,30 @@ impl Pool {
         // while the survey reads every cell and heartbeat on others. With
         // nothing to probe (a fleet of cells only), this thread surveys too.
         let plan = ProbePlan::new(&self.cfg, &self.children, self.cfg.pool.probe_timeout);
+        // The survey shares the keys and names the pool holds (a safety
+        // sweep of an unchanged fleet allocates none of them again).
         let (mut probed, surveyed) = if plan.is_empty() {
-            let surveyed = targets(&self.cfg, self.store.as_ref());
+            let known = Known {
+                records: &self.state.records,
+                names: &self.names,
+            };
+            let surveyed = targets(&self.cfg, self.store.as_ref(), known);
             (crate::fleet::Probed::default(), Ok(surveyed))
         } else {
-            let (cfg, store) = (self.cfg.clone(), self.store.clone());
-            let survey = tokio::task::spawn_blocking(move || targets(&cfg, store.as_ref()));
-            tokio::join!(plan.run(&self.runner), survey)
+            // Lent to the survey's thread (nothing else reads them until it
+            // is done), then taken back.
+            let lent = Arc::new((
+                std::mem::take(&mut self.state.records),
+                std::mem::take(&mut self.names),
+            ));
+            let (cfg, store, known) = (self.cfg.clone(), self.store.clone(), lent.clone());
+            let survey = tokio::task::spawn_blocking(move || {
+                let (records, names) = &*known;
+                targets(&cfg, store.as_ref(), Known { records, names })
+            });
+            let done = tokio::join!(plan.run(&self.runner), survey);
+            (self.state.records, self.names) = Arc::unwrap_or_clone(lent);
+            done
         };
         let (mut fleet, warnings) = match surveyed {
             Ok(surveyed) => surveyed,
@@ -411,7 +538,7 @@ impl Pool {
         self.restore_retired(&fleet, now);
         self.state.records.add(fleet.iter().map(|t| &t.key));
         self.state.records.unmark_all();
-        let mut views = Vec::with_capacity(if each.is_some() { 0 } else { fleet.len() });
+        let mut views = ViewSink::new(fleet.len());
         let unreadable = std::mem::take(&mut fleet.unreadable);
         let mut report = SweepReport {
             agents: fleet.len(),
@@ -424,32 +551,38 @@ impl Pool {
         // The daemon's event engine steps agents between sweeps: it keeps
         // each one's target and where its view sits (`--once` does not).
         let indexed = each.is_none();
-        if indexed {
-            self.targets.reserve_exact(report.agents);
-        }
         for part in fleet.into_parts() {
             let first = views.len();
+            // The daemon keeps its names for the next sweep's survey.
+            for t in part.iter().filter(|_| indexed) {
+                if !self.names.contains(&*t.name) {
+                    self.names.insert(t.name.clone());
+                }
+            }
+            let mut batch = Vec::with_capacity(if indexed { part.len() } else { 0 });
             for t in &part {
                 let view = self.step_agent(t, probed.take(t), now, &mut report).await;
                 match each.as_mut() {
                     Some(f) => f(view),
-                    None => views.push(view),
+                    None => batch.push(view),
                 }
             }
+            views.put(&self.shared, batch);
             if !self.dry_run
                 && let Err(e) = self.write_cell_state(&part, now)
             {
                 cell_states = Err(e);
             }
-            // Moved, not copied, into the index (the part would be dropped).
+            // Kept whole for the event engine (the part would be dropped).
             if indexed {
-                for (i, t) in part.into_iter().enumerate() {
+                let start = self.targets.len();
+                for (i, t) in part.iter().enumerate() {
                     if !t.frozen {
-                        let at = (self.targets.len() as u32, (first + i) as u32);
+                        let at = ((start + i) as u32, (first + i) as u32);
                         self.index.insert(t.key.clone(), at);
-                        self.targets.push(t);
                     }
                 }
+                self.targets.push(part);
             }
         }
         // The sweep's observations and messages go to their channels, and
@@ -462,17 +595,16 @@ impl Pool {
         let unseen = self.settle_unseen(&unreadable, now);
         report.agents += unseen.views.len();
         report.unhealthy += unseen.views.len();
-        for view in unseen.views {
-            match each.as_mut() {
-                Some(f) => f(view),
-                None => views.push(view),
-            }
+        match each.as_mut() {
+            Some(f) => unseen.views.into_iter().for_each(f),
+            None => views.put(&self.shared, unseen.views),
         }
         report.unreadable = unseen.cells;
         let records = &self.state.records;
         self.state.launched.retain(|k, _| records.contains_key(k));
         self.state.waiting.retain(|k, _| records.contains_key(k));
         self.waits_logged.retain(|k, _| records.contains_key(k));
+        self.names.retain(|n| Arc::strong_count(n) > 1);
         // Answers to requests no longer waiting are moot.
         let requests = &self.state.requests;
         self.state
@@ -486,21 +618,18 @@ impl Pool {
         self.sweeps += 1;
         self.sweeping = false;
         report.seconds = started.elapsed().as_secs_f64();
-        let snapshot = PoolSnapshot {
-            started_at: self.started_at,
-            sweeps: self.sweeps,
-            last_sweep_at: nexus_heartbeat::now_epoch(),
-            last_sweep_seconds: report.seconds,
-            poll_interval_seconds: self.cfg.pool.poll_interval.as_secs_f64(),
-            agents: views,
-            faults: self.faults.lines(),
-            channels: self.channel_views(),
-            unreadable_cells: report.unreadable.clone(),
-        };
-        match self.shared.write() {
-            Ok(mut g) => *g = snapshot,
-            Err(p) => *p.into_inner() = snapshot,
-        }
+        let (faults, channels) = (self.faults.lines(), self.channel_views());
+        let mut g = crate::http::snapshot_mut(&self.shared);
+        g.started_at = self.started_at;
+        g.sweeps = self.sweeps;
+        g.last_sweep_at = nexus_heartbeat::now_epoch();
+        g.last_sweep_seconds = report.seconds;
+        g.poll_interval_seconds = self.cfg.pool.poll_interval.as_secs_f64();
+        g.faults = faults;
+        g.channels = channels;
+        g.unreadable_cells = report.unreadable.clone();
+        views.finish(&mut g);
+        drop(g);
         if indexed {
             self.sync_watches();
         }
@@ -838,3 +967,6 @@ impl Pool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

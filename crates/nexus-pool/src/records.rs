@@ -77,6 +77,11 @@ impl Records {
         self.find(key).ok().map(|i| &mut self.entries[i].rec)
     }
 
+    /// The key as the records hold it (to share rather than allocate again).
+    pub fn key(&self, key: &str) -> Option<&Arc<str>> {
+        self.find(key).ok().map(|i| &self.entries[i].key)
+    }
+
     /// Whether `key` has a record.
     pub fn contains_key(&self, key: &str) -> bool {
         self.find(key).is_ok()

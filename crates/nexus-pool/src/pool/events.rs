@@ -63,7 +63,7 @@ impl Pool {
         };
         // One path per cell, not per agent: a name is all an agent adds.
         let mut cells: std::collections::HashMap<nexus_cell::CellId, PathBuf> = Default::default();
-        for t in &self.targets {
+        for t in self.targets.iter().filter(|t| !t.frozen) {
             let key = &t.key;
             match (&t.gateway, t.cell, &self.store) {
                 (Some(g), ..) => wanted.beat(&g.heartbeat, key),
@@ -181,10 +181,7 @@ impl Pool {
         }
         if !fresh.is_empty() {
             let now = self.clock.now();
-            let mut g = match self.shared.write() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let mut g = crate::http::snapshot_mut(&self.shared);
             for pos in fresh {
                 if let Some(v) = g.agents.get_mut(pos) {
                     v.heartbeat_age = Some(0.0);
@@ -273,10 +270,7 @@ impl Pool {
         if self.unsaved && !self.dry_run && self.saved_at.elapsed() >= SAVE_EVERY {
             self.save_state();
         }
-        let mut g = match self.shared.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut g = crate::http::snapshot_mut(&self.shared);
         for (pos, view) in views {
             if let Some(v) = g.agents.get_mut(pos)
                 && v.name == view.name

@@ -452,10 +452,7 @@ impl Pool {
     /// Shows the channels' state at once (between sweeps too).
     pub(super) fn publish_channels(&mut self) {
         let views = self.channel_views();
-        match self.shared.write() {
-            Ok(mut g) => g.channels = views,
-            Err(p) => p.into_inner().channels = views,
-        }
+        crate::http::snapshot_mut(&self.shared).channels = views;
     }
 }
 
