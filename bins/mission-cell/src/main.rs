@@ -195,6 +195,7 @@ fn main() -> ExitCode {
 }
 
 fn main_inner() -> ExitCode {
+    nexus_cli::init_logging(nexus_cli::ONE_SHOT);
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {

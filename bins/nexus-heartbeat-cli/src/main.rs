@@ -193,6 +193,7 @@ fn main() -> ExitCode {
 }
 
 fn main_inner() -> ExitCode {
+    nexus_cli::init_logging(nexus_cli::ONE_SHOT);
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Beat(a) => beat(a),

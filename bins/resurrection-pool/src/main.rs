@@ -132,7 +132,11 @@ fn main() -> ExitCode {
 
 fn main_inner() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(if cli.once { "warn" } else { "info" });
+    nexus_cli::init_logging(if cli.once {
+        nexus_cli::ONE_SHOT
+    } else {
+        nexus_cli::DAEMON
+    });
     match &cli.cmd {
         Some(Cmd::Demo(args)) => return demo::run(args),
         Some(Cmd::CheckConfig { file }) => {
@@ -323,18 +327,6 @@ fn once_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-}
-
-fn init_logging(default: &str) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NEXUS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(nexus_cli::stderr)
-        .with_target(false)
-        .try_init();
 }
 
 async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u8> {

@@ -17,9 +17,16 @@
 //! - stderr's own failures are dropped: there is nowhere left to report
 //!   them.
 //!
+//! It also installs the one log subscriber every binary uses
+//! ([`init_logging`]: `NEXUS_LOG`, stderr only).
+//!
 //! It must never panic, block on a reader that went away, or depend on
-//! anything but std (the heartbeat CLI links it; `scripts/check-deps`).
-//! Only binaries depend on it.
+//! anything but std and `tracing-subscriber` (the heartbeat CLI links it;
+//! `scripts/check-deps`). Only binaries depend on it.
+
+mod log;
+
+pub use log::{DAEMON, LOG_ENV, ONE_SHOT, init_logging};
 
 use std::fmt;
 use std::io::{self, Write};
