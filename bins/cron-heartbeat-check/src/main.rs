@@ -195,6 +195,7 @@ fn main() -> ExitCode {
 }
 
 fn main_inner() -> ExitCode {
+    nexus_cli::init_logging(nexus_cli::ONE_SHOT);
     let cli = Cli::parse();
     let setup = match Setup::load(&cli.scan) {
         Ok(s) => s,
@@ -346,10 +347,9 @@ fn incident(setup: &Setup, report: &CheckReport, dry_run: bool) -> anyhow::Resul
     let markdown = report::night_watch_markdown(report, &[], nexus_heartbeat::hostname());
     let problems: Vec<AlertProblem> = failing
         .iter()
-        .map(|j| AlertProblem {
-            key: j.job.clone(),
-            severity: Severity::Critical,
-            message: alerts::p1_line(j),
+        .map(|j| {
+            AlertProblem::new(j.job.clone(), Severity::Critical, alerts::p1_line(j))
+                .with_hint(alerts::hint(j))
         })
         .collect();
     let rt = tokio::runtime::Builder::new_current_thread()

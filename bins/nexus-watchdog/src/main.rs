@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use nexus_alert::{AlertProblem, Alerts, IncidentSettings, Severity};
+use nexus_alert::{Alerts, IncidentSettings};
 use nexus_heartbeat::{CronDirs, CronWriter, parse_duration};
-use nexus_probe::{MatchMode, Runner, RunnerConfig, Status};
+use nexus_probe::{MatchMode, Runner, RunnerConfig};
 use nexus_watch::{Evaluation, SeedChecks, Watchdog, WatchdogFile};
 
 #[derive(Debug, Parser)]
@@ -229,6 +229,13 @@ fn main() -> ExitCode {
 
 fn main_inner() -> ExitCode {
     let cli = Cli::parse();
+    // The libraries' warnings (a Gitea that refused the assignees, a
+    // Telegram 5xx) on stderr, filtered by NEXUS_LOG.
+    nexus_cli::init_logging(if cli.watch {
+        nexus_cli::DAEMON
+    } else {
+        nexus_cli::ONE_SHOT
+    });
     if let Some(Cmd::CheckConfig { file }) = &cli.cmd {
         return match WatchdogFile::load(file) {
             Ok(f) => {
@@ -300,24 +307,11 @@ async fn cycle(cli: &Cli, setup: &Setup, alerts: &mut Alerts) -> anyhow::Result<
     {
         errln!("nexus-watchdog: {e}");
     }
-    // The same evaluation feeds the report and the incident (defect W3).
-    let problems: Vec<AlertProblem> = eval
-        .failing()
-        .map(|v| AlertProblem {
-            key: v.name.clone(),
-            severity: if v.status == Status::Critical {
-                Severity::Critical
-            } else {
-                Severity::Warning
-            },
-            message: v.summary.clone(),
-        })
-        .collect();
-    let summary = if eval.healthy {
-        "all checks pass".to_string()
-    } else {
-        format!("Nexus unhealthy: {}", eval.failing_names())
-    };
+    // The same evaluation feeds the report and the incident (defect W3):
+    // the checks that count against the run, each with its hint and what
+    // its recovery action did.
+    let problems = eval.problems();
+    let summary = eval.summary();
     let subject = setup.file.watchdog.subject.clone();
     for line in alerts
         .cycle(

@@ -440,13 +440,7 @@ mod tests {
         let i = i.or_named("watchdog", "[watchdog]");
         assert_eq!(i.comment_change_floor, Duration::ZERO);
         let mut a = Alerts::new(&i, None, d.path(), false, "Nexus watchdog");
-        let heartbeat = |severity| {
-            [AlertProblem {
-                key: "heartbeat".into(),
-                severity,
-                message: "heartbeat stale".into(),
-            }]
-        };
+        let heartbeat = |severity| [AlertProblem::new("heartbeat", severity, "heartbeat stale")];
         let summary = "Nexus unhealthy: heartbeat";
         for (markdown, severity) in [
             ("age 301s", Severity::Warning),

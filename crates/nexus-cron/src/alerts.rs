@@ -97,6 +97,30 @@ pub fn sync(dir: &Path, report: &CheckReport) -> AlertChanges {
     changes
 }
 
+/// What a person should do about a failing job: the Night Watch report's
+/// (the incident body's) "What to do" line and the Telegram message's
+/// hint, one text for both.
+pub fn hint(job: &JobReport) -> &'static str {
+    match job.status {
+        JobStatus::Stale => {
+            "read the job's log and its crontab entry; run it by hand to see why it no longer succeeds"
+        }
+        JobStatus::Failed => {
+            "the last run failed or never finished: read the job's log, fix the cause and run it again"
+        }
+        JobStatus::Missing => {
+            "the job never reported: check that it is in the crontab and writes its heartbeat (`nexus-heartbeat run`)"
+        }
+        JobStatus::Error => {
+            "the heartbeat file cannot be read: look at its owner, mode and content"
+        }
+        JobStatus::Skew => {
+            "the heartbeat is dated in the future: check the clocks (NTP) of the writing host"
+        }
+        JobStatus::Ok | JobStatus::Running | JobStatus::Late => "nothing yet",
+    }
+}
+
 /// The priority-1 log line for a failing job (docs/SPEC.md §3.2).
 pub fn p1_line(job: &JobReport) -> String {
     match (job.status, job.age_seconds, job.interval_seconds) {

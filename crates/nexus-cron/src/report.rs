@@ -119,6 +119,15 @@ pub fn night_watch_markdown(report: &CheckReport, changes: &[Transition], host: 
         }
         out.push('\n');
     }
+    let hints: Vec<String> = report
+        .failures()
+        .map(|j| format!("- `{}`: {}\n", j.job, crate::alerts::hint(j)))
+        .collect();
+    if !hints.is_empty() {
+        out.push_str("## What to do\n\n");
+        out.push_str(&hints.concat());
+        out.push('\n');
+    }
     out.push_str(&panel_markdown(report));
     out.push_str("\n## Last 24 h\n\n");
     if changes.is_empty() {
@@ -287,6 +296,12 @@ mod tests {
             md.contains(
                 "- cron job `runner_health` has not succeeded for 1h 23m (expected every 15m 0s)"
             ),
+            "{md}"
+        );
+        // Issue 18 item 3: the hint the Telegram message carries too.
+        assert!(
+            md.contains("## What to do\n\n- `db_backup`: the job never reported")
+                && md.contains("\n- `runner_health`: read the job's log"),
             "{md}"
         );
         assert!(md.contains("## Heartbeat Panel"));

@@ -41,6 +41,37 @@ pub struct Problem {
     pub severity: Severity,
     /// One line, any characters (escaped for you).
     pub message: String,
+    /// What a person should do about it (the incident body's hint), if
+    /// anything; shown under the problem's line.
+    pub hint: Option<String>,
+    /// What an automatic recovery action did about it this cycle (the
+    /// incident body's recovery result), if one ran.
+    pub recovery: Option<String>,
+}
+
+impl Problem {
+    /// A problem without hint or recovery result.
+    pub fn new(key: impl Into<String>, severity: Severity, message: impl Into<String>) -> Problem {
+        Problem {
+            key: key.into(),
+            severity,
+            message: message.into(),
+            hint: None,
+            recovery: None,
+        }
+    }
+
+    /// With what a person should do about it.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Problem {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// With what a recovery action did about it.
+    pub fn with_recovery(mut self, result: impl Into<String>) -> Problem {
+        self.recovery = Some(result.into());
+        self
+    }
 }
 
 /// Alerter settings.
@@ -290,8 +321,15 @@ impl Alerter {
             t = t
                 .text("• ")
                 .bold(&p.key)
-                .text(&format!(" [{sev}]{new}: {}", p.message))
+                .text(&format!(" [{sev}]{new}: {}", one_line(&p.message)))
                 .line();
+            // The incident body's hint and recovery result, briefly.
+            if let Some(h) = p.hint.as_deref().filter(|h| !h.trim().is_empty()) {
+                t = t.text(&format!("   ↳ what to do: {}", one_line(h))).line();
+            }
+            if let Some(r) = p.recovery.as_deref().filter(|r| !r.trim().is_empty()) {
+                t = t.text(&format!("   ↳ recovery: {}", one_line(r))).line();
+            }
         }
         if kind == Sent::Problems {
             for k in recovered {
@@ -299,5 +337,57 @@ impl Alerter {
             }
         }
         t
+    }
+}
+
+/// `s` on one line: line breaks become spaces, so one problem stays one
+/// bullet.
+fn one_line(s: &str) -> String {
+    s.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BotToken, TelegramConfig};
+
+    fn alerter() -> Alerter {
+        let token = BotToken::new("123:render-only").unwrap();
+        let mut cfg = TelegramConfig::new(token, 1);
+        cfg.base_url = "http://127.0.0.1:9".into();
+        let tg = Telegram::new(&cfg).unwrap();
+        Alerter::new(AlertConfig::new("unused.json".into(), "Nexus watchdog"), tg)
+    }
+
+    /// Issue 18 item 3: a problem's message carries the incident body's
+    /// hint and recovery result, on lines of their own, escaped.
+    #[test]
+    fn a_problem_carries_its_hint_and_recovery_result() {
+        let p = Problem::new("ws_gateway", Severity::Critical, "refused")
+            .with_hint("restart `server.py` (the gateway)")
+            .with_recovery("restart ok\nattempt 1/3");
+        let bare = Problem::new("disk", Severity::Warning, "Disk usage high");
+        let t = alerter().render(Sent::Problems, &[p, bare], &["ws_gateway".into()], &[], 0);
+        let plain = t.plain();
+        assert!(
+            plain.contains(
+                "• ws_gateway [CRITICAL] (new): refused\n   ↳ what to do: restart `server.py` (the gateway)\n   ↳ recovery: restart ok attempt 1/3\n• disk"
+            ),
+            "{plain}"
+        );
+        assert!(
+            !plain.contains("disk [WARNING]: Disk usage high\n   ↳"),
+            "{plain}"
+        );
+        assert!(
+            t.markdown()
+                .contains("what to do: restart \\`server\\.py\\` \\(the gateway\\)"),
+            "{}",
+            t.markdown()
+        );
     }
 }

@@ -36,7 +36,7 @@ pub use error::ConfigError;
 pub use nexus_alert::{IncidentSettings, TelegramSettings};
 pub use recovery::{CleanupStats, RecoveryResult, RecoveryState, cleanup, glob_match, recover};
 pub use report::{CheckEntry, Evaluation, iso};
-pub use status::{Overall, overall};
+pub use status::{Overall, counts, overall};
 
 use nexus_probe::{ProbeSpec, Runner};
 
@@ -61,11 +61,10 @@ impl Watchdog {
     /// Runs every probe once, judges, recovers; warnings are for the log.
     pub async fn evaluate(&self, dry_run: bool) -> (Evaluation, Vec<String>) {
         let verdicts = self.runner.run(&self.probes).await;
-        let overall = overall(&verdicts, self.strict, &self.optional);
         let now = nexus_heartbeat::now_epoch();
         let (results, warnings) =
             recover(&self.recovery, &verdicts, &self.state_dir, now, dry_run).await;
-        let mut e = Evaluation::new(now, verdicts, overall);
+        let mut e = Evaluation::new(now, verdicts, self.strict, &self.optional);
         e.recovery = results;
         (e, warnings)
     }

@@ -89,7 +89,7 @@ impl Evaluation {
 mod tests {
     use nexus_probe::{Status, Verdict};
 
-    use crate::{Evaluation, Overall};
+    use crate::Evaluation;
 
     fn v(name: &str, kind: &str, status: Status) -> Verdict {
         Verdict {
@@ -107,7 +107,7 @@ mod tests {
     fn every_check_is_a_series_and_promtool_accepts_them() {
         let bad = v("gateway \"main\"", "tcp", Status::Critical);
         let ok = v("heartbeat", "heartbeat", Status::Ok);
-        let eval = Evaluation::new(1000.0, vec![bad, ok], Overall::Critical);
+        let eval = Evaluation::new(1000.0, vec![bad, ok], false, &[]);
         let text = eval.metrics(std::time::Duration::from_secs(60));
         let host = nexus_heartbeat::hostname();
         for line in [

@@ -1,11 +1,12 @@
 //! One evaluation, rendered as JSON (`--json`), text, or Markdown (the
 //! incident body).
 
+use nexus_alert::{AlertProblem, Severity};
 use nexus_probe::{Status, Verdict};
 use serde::Serialize;
 
-use crate::Overall;
 use crate::recovery::RecoveryResult;
+use crate::{Overall, counts, overall};
 
 /// One check in the JSON document: the verdict plus the seed's
 /// `healthy`/`message` keys.
@@ -18,6 +19,10 @@ pub struct CheckEntry {
     pub healthy: bool,
     /// The summary again, under the seed's key.
     pub message: String,
+    /// Counts against the run: it makes the run unhealthy and is what the
+    /// incident and the Telegram message are about (Critical, Warning, and
+    /// Unknown when strict and not optional; see [`crate::counts`]).
+    pub problem: bool,
 }
 
 /// One evaluation: every check run exactly once, used for the printed
@@ -44,8 +49,16 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// Builds the evaluation from verdicts and the overall rule's answer.
-    pub fn new(timestamp: f64, verdicts: Vec<Verdict>, overall: Overall) -> Evaluation {
+    /// Judges the verdicts by the overall rule ([`crate::overall`]) and
+    /// marks the ones that count ([`crate::counts`]); when nothing could be
+    /// evaluated at all (overall unknown), every Unknown counts.
+    pub fn new(
+        timestamp: f64,
+        verdicts: Vec<Verdict>,
+        strict: bool,
+        optional: &[String],
+    ) -> Evaluation {
+        let overall = overall(&verdicts, strict, optional);
         Evaluation {
             timestamp,
             checked_at: iso(timestamp),
@@ -58,6 +71,8 @@ impl Evaluation {
                 .map(|v| CheckEntry {
                     healthy: v.status == Status::Ok,
                     message: v.summary.clone(),
+                    problem: counts(&v, strict, optional)
+                        || (overall == Overall::Unknown && v.status == Status::Unknown),
                     verdict: v,
                 })
                 .collect(),
@@ -65,12 +80,47 @@ impl Evaluation {
         }
     }
 
-    /// The checks that are not Ok.
+    /// The checks that count against the run (see [`CheckEntry::problem`]):
+    /// an optional Unknown is not one unless strict.
     pub fn failing(&self) -> impl Iterator<Item = &Verdict> {
-        self.checks
-            .iter()
-            .map(|c| &c.verdict)
-            .filter(|v| v.status != Status::Ok)
+        self.checks.iter().filter(|c| c.problem).map(|c| &c.verdict)
+    }
+
+    /// The failing checks as alert problems, each with the hint and the
+    /// recovery result the Markdown report (the issue body) gives it.
+    pub fn problems(&self) -> Vec<AlertProblem> {
+        self.failing()
+            .map(|v| {
+                let severity = if v.status == Status::Critical {
+                    Severity::Critical
+                } else {
+                    Severity::Warning
+                };
+                let p = AlertProblem::new(v.name.clone(), severity, v.summary.clone())
+                    .with_hint(hint(v));
+                let results: Vec<&str> = self
+                    .recovery
+                    .iter()
+                    .filter(|r| r.check == v.name)
+                    .map(|r| r.message.as_str())
+                    .collect();
+                if results.is_empty() {
+                    p
+                } else {
+                    p.with_recovery(results.join("; "))
+                }
+            })
+            .collect()
+    }
+
+    /// The incident's one-line summary: `all checks pass`, or `Nexus
+    /// unhealthy: <failing checks>`.
+    pub fn summary(&self) -> String {
+        if self.healthy {
+            "all checks pass".to_string()
+        } else {
+            format!("Nexus unhealthy: {}", self.failing_names())
+        }
     }
 
     /// `ws_gateway, heartbeat`: the names of the failing checks.
@@ -221,7 +271,8 @@ mod tests {
                     "Stale heartbeat: 600s ago | x",
                 ),
             ],
-            Overall::Critical,
+            false,
+            &[],
         )
     }
 
@@ -269,5 +320,86 @@ mod tests {
             "{t}"
         );
         assert_eq!(sample().failing_names(), "heartbeat");
+    }
+
+    /// Issue 18 item 1: an optional Unknown (Ollama not running) is no
+    /// problem unless strict: the run is healthy, and nothing is failing,
+    /// so no issue and no message; strict, it is degraded and a warning
+    /// with its hint. Named in `optional`, it never counts.
+    #[test]
+    fn an_optional_unknown_is_a_problem_only_when_strict() {
+        let verdicts = || {
+            vec![
+                v("core", "tcp", Status::Ok, "reachable"),
+                v(
+                    "gpu",
+                    "ollama",
+                    Status::Unknown,
+                    "Ollama not available (optional): refused",
+                ),
+            ]
+        };
+        let e = Evaluation::new(0.0, verdicts(), false, &[]);
+        assert_eq!(e.overall_status, Overall::Healthy);
+        assert!(e.healthy && e.problems().is_empty(), "{:?}", e.problems());
+        assert_eq!(e.summary(), "all checks pass");
+        assert!(!e.markdown().contains("What to do"), "{}", e.markdown());
+        assert_eq!(
+            serde_json::to_value(&e).unwrap()["checks"][1]["problem"],
+            false
+        );
+
+        let e = Evaluation::new(0.0, verdicts(), true, &[]);
+        assert_eq!(e.overall_status, Overall::Degraded);
+        let p = e.problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(
+            (p[0].key.as_str(), p[0].severity),
+            ("gpu", Severity::Warning)
+        );
+        assert_eq!(p[0].hint.as_deref(), Some("start Ollama / check the GPU"));
+        assert_eq!(e.summary(), "Nexus unhealthy: gpu");
+        assert!(
+            e.markdown().contains("- **gpu**: start Ollama"),
+            "{}",
+            e.markdown()
+        );
+
+        let e = Evaluation::new(0.0, verdicts(), true, &["gpu".to_string()]);
+        assert!(e.healthy && e.problems().is_empty());
+
+        // Nothing evaluated at all: unknown, and every Unknown is the problem.
+        let e = Evaluation::new(
+            0.0,
+            vec![v("gpu", "ollama", Status::Unknown, "Ollama not available")],
+            false,
+            &[],
+        );
+        assert_eq!(e.overall_status, Overall::Unknown);
+        assert_eq!(e.problems().len(), 1);
+    }
+
+    /// Issue 18 item 3: the alert problem carries the issue body's hint
+    /// and the recovery action's result for that check.
+    #[test]
+    fn problems_carry_the_hint_and_the_recovery_result() {
+        let mut e = sample();
+        e.recovery.push(RecoveryResult {
+            check: "heartbeat".into(),
+            action: "restart",
+            ok: true,
+            message: "restarted: systemctl restart nexus (attempt 1/3)".into(),
+            attempts: 1,
+            freed_bytes: None,
+        });
+        let p = e.problems();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].severity, Severity::Critical);
+        let hint = p[0].hint.clone().unwrap();
+        assert!(e.markdown().contains(&format!("- **heartbeat**: {hint}")));
+        assert_eq!(
+            p[0].recovery.as_deref(),
+            Some("restarted: systemctl restart nexus (attempt 1/3)")
+        );
     }
 }

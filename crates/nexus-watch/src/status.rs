@@ -38,23 +38,33 @@ impl Overall {
     }
 }
 
+/// Whether one verdict counts against the run (docs/SPEC.md §4.3): Critical
+/// and Warning always; Unknown only when `strict` and the check is not named
+/// in `optional` ("unknown components never make the system unhealthy;
+/// `--strict` makes unknown count as degraded"). What counts is what the
+/// exit code, the report's problems, the Gitea issue and the Telegram
+/// message are about: one rule for all four.
+pub fn counts(v: &Verdict, strict: bool, optional: &[String]) -> bool {
+    match v.status {
+        Status::Critical | Status::Warning => true,
+        Status::Unknown => strict && !optional.contains(&v.name),
+        Status::Ok => false,
+    }
+}
+
 /// The rule, in order:
 /// 1. any Critical → critical;
 /// 2. any Warning → degraded;
-/// 3. when `strict`, any Unknown not named in `optional` → degraded;
+/// 3. when `strict`, any Unknown not named in `optional` → degraded
+///    (see [`counts`]);
 /// 4. at least one Ok and every other check Unknown or Ok → healthy;
 /// 5. otherwise (nothing evaluated, or no checks) → unknown.
 pub fn overall(verdicts: &[Verdict], strict: bool, optional: &[String]) -> Overall {
-    let any = |s: Status| verdicts.iter().any(|v| v.status == s);
-    let unknown_counts = strict
-        && verdicts
-            .iter()
-            .any(|v| v.status == Status::Unknown && !optional.contains(&v.name));
-    if any(Status::Critical) {
+    if verdicts.iter().any(|v| v.status == Status::Critical) {
         Overall::Critical
-    } else if any(Status::Warning) || unknown_counts {
+    } else if verdicts.iter().any(|v| counts(v, strict, optional)) {
         Overall::Degraded
-    } else if any(Status::Ok) {
+    } else if verdicts.iter().any(|v| v.status == Status::Ok) {
         Overall::Healthy
     } else {
         Overall::Unknown

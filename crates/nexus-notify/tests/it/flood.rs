@@ -104,11 +104,7 @@ fn client(server: &ServerGuard) -> Telegram {
 }
 
 fn problem(key: &str) -> Problem {
-    Problem {
-        key: key.into(),
-        severity: Severity::Critical,
-        message: "down".into(),
-    }
+    Problem::new(key, Severity::Critical, "down")
 }
 
 #[tokio::test]

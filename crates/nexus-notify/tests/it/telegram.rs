@@ -260,11 +260,7 @@ async fn a_100_mb_reply_is_cut_at_the_cap_with_bounded_memory() {
 }
 
 fn problem(key: &str, sev: Severity, msg: &str) -> Problem {
-    Problem {
-        key: key.into(),
-        severity: sev,
-        message: msg.into(),
-    }
+    Problem::new(key, sev, msg)
 }
 
 #[tokio::test]
