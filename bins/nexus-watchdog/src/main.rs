@@ -56,6 +56,15 @@ struct Cli {
     /// The interpreter that runs the agent.
     #[arg(long, env = "NEXUS_PYTHON", default_value = "python3")]
     python: String,
+    /// Where the process checks read processes: a procfs mount (anything
+    /// else, e.g. an empty directory, makes "no such process" Unknown).
+    #[arg(long, value_name = "DIR", default_value = "/proc")]
+    proc_root: PathBuf,
+    /// The PostgreSQL URL of every `postgres` probe and budget source; beats
+    /// the config's, which beats $DATABASE_URL (blank counts as unset;
+    /// none at all: "not configured", Unknown).
+    #[arg(long, value_name = "URL")]
+    postgres_url: Option<String>,
     /// Timeout of each default check.
     #[arg(long, value_parser = duration, default_value = "5s")]
     timeout: Duration,
@@ -136,7 +145,7 @@ struct Setup {
 
 impl Setup {
     fn load(cli: &Cli) -> anyhow::Result<Setup> {
-        let (file, probes, strict) = match &cli.config {
+        let (file, mut probes, strict) = match &cli.config {
             Some(path) => {
                 let file = WatchdogFile::load(path)?;
                 anyhow::ensure!(
@@ -170,6 +179,13 @@ impl Setup {
                 (WatchdogFile::default(), seed.probes(), true)
             }
         };
+        // Flag > config > DATABASE_URL, as the seed read it (docs/SPEC.md §4.6).
+        let database_url = std::env::var("DATABASE_URL").ok();
+        nexus_probe::fill_database_url(
+            &mut probes,
+            cli.postgres_url.as_deref(),
+            database_url.as_deref(),
+        );
         let state_dir = cli
             .state_dir
             .clone()
@@ -177,7 +193,8 @@ impl Setup {
             .unwrap_or_else(default_state_dir);
         let runner = Runner::new(RunnerConfig {
             ..file.runner.clone()
-        });
+        })
+        .with_proc_root(&cli.proc_root);
         let interval = cli.interval.unwrap_or(file.watchdog.interval);
         anyhow::ensure!(!interval.is_zero(), "--interval must be positive");
         let mut incident = file

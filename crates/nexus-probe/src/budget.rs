@@ -47,7 +47,9 @@ pub struct BudgetSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetQuery {
-    /// Connection string.
+    /// Connection string; empty or missing: not configured (Unknown),
+    /// unless `DATABASE_URL` fills it (see [`crate::fill_database_url`]).
+    #[serde(default)]
     pub url: ConnString,
     /// Query (default [`DEFAULT_BUDGET_QUERY`]).
     #[serde(default = "default_query")]
@@ -187,6 +189,9 @@ pub(crate) async fn check(
 ) -> Outcome {
     if let Err(why) = spec.validate() {
         return Outcome::unknown(format!("budget probe misconfigured: {why}"));
+    }
+    if spec.postgres.as_ref().is_some_and(|q| q.url.is_blank()) {
+        return Outcome::unknown("Cannot check budget without database");
     }
     let (tokens, source) = match used(spec, client, timeout).await {
         Ok(u) => u,

@@ -366,11 +366,17 @@ pub(crate) fn expand_home(p: &Path) -> PathBuf {
 /// `postgres://user:pw@host/db`, `password=pw`). `Debug` and
 /// [`ConnString::redacted`] never show the password; [`ConnString::scrub`]
 /// removes it from error text.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct ConnString(String);
 
 impl ConnString {
+    /// Empty or whitespace only: the database is not configured
+    /// (docs/SPEC.md §4.2 items 3, 4, 6).
+    pub fn is_blank(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+
     /// Wraps a connection string.
     pub fn new(s: impl Into<String>) -> ConnString {
         ConnString(s.into())
@@ -485,6 +491,37 @@ pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+/// Where the PostgreSQL probes and budget sources connect, with the seed's
+/// precedence (docs/SPEC.md §4.6): the flag (`--postgres-url`), else the
+/// URL the config gives, else `DATABASE_URL` (`env`, read by the caller).
+/// A blank value counts as absent at every level, so a probe left with a
+/// blank URL is "not configured" (Unknown), never a connection attempt.
+pub fn fill_database_url(probes: &mut [ProbeSpec], flag: Option<&str>, env: Option<&str>) {
+    let given = |v: Option<&str>| {
+        v.map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let (flag, env) = (given(flag), given(env));
+    for p in probes {
+        let url = match &mut p.kind {
+            ProbeKind::Postgres(s) => &mut s.url,
+            ProbeKind::Budget(s) => match &mut s.postgres {
+                Some(q) => &mut q.url,
+                None => continue,
+            },
+            _ => continue,
+        };
+        if let Some(f) = &flag {
+            *url = ConnString::new(f.clone());
+        } else if url.is_blank()
+            && let Some(e) = &env
+        {
+            *url = ConnString::new(e.clone());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -657,5 +694,70 @@ mod tests {
         );
         let r = f.probes[1].kind.redactor();
         assert_eq!(r.redact("auth s3cret failed"), "auth *** failed");
+    }
+
+    /// Issue 18 item 5: an empty, blank or missing PostgreSQL URL is "not
+    /// configured"; `DATABASE_URL` fills it; the flag beats both.
+    #[tokio::test]
+    async fn a_blank_database_url_is_not_configured_and_database_url_fills_it() {
+        let text = r#"
+[[probe]]
+name = "postgres"
+postgres = { url = "" }
+[[probe]]
+name = "agents"
+postgres = { url = "  ", query = "SELECT 1" }
+[[probe]]
+name = "budget"
+budget = { limit = 10, postgres = {} }
+[[probe]]
+name = "named"
+postgres = { url = "host=db.example user=n" }
+"#;
+        let file = parse(text).unwrap();
+        let runner = crate::Runner::default();
+        let verdicts = runner.run(&file.probes).await;
+        use crate::Status;
+        let got: Vec<(&str, Status, &str)> = verdicts
+            .iter()
+            .map(|v| (v.name.as_str(), v.status, v.summary.as_str()))
+            .collect();
+        assert_eq!(
+            got[..3],
+            [
+                ("postgres", Status::Unknown, "PostgreSQL URL not configured"),
+                (
+                    "agents",
+                    Status::Unknown,
+                    "Cannot check agents without database"
+                ),
+                (
+                    "budget",
+                    Status::Unknown,
+                    "Cannot check budget without database"
+                ),
+            ]
+        );
+        let url = |p: &ProbeSpec| match &p.kind {
+            ProbeKind::Postgres(s) => s.url.expose().to_string(),
+            ProbeKind::Budget(s) => s.postgres.as_ref().unwrap().url.expose().to_string(),
+            _ => unreachable!(),
+        };
+        // Config > env: only the blank ones take DATABASE_URL.
+        let mut probes = file.probes.clone();
+        fill_database_url(&mut probes, Some(" "), Some("host=env"));
+        let urls: Vec<String> = probes.iter().map(url).collect();
+        assert_eq!(
+            urls,
+            ["host=env", "host=env", "host=env", "host=db.example user=n"]
+        );
+        // A blank DATABASE_URL fills nothing.
+        let mut probes = file.probes.clone();
+        fill_database_url(&mut probes, None, Some("\t"));
+        assert!(probes[..3].iter().all(|p| url(p).trim().is_empty()));
+        // Flag > config > env.
+        let mut probes = file.probes.clone();
+        fill_database_url(&mut probes, Some("host=flag"), Some("host=env"));
+        assert!(probes.iter().all(|p| url(p) == "host=flag"));
     }
 }

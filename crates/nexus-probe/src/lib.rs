@@ -55,14 +55,16 @@ mod ws;
 
 pub use budget::{BudgetQuery, BudgetSpec, DEFAULT_BUDGET_QUERY};
 pub use command::{CommandSpec, PerfDatum, parse_perfdata};
-pub use config::{ConfigError, ConnString, ProbeFile, ProbeKind, ProbeSpec, Secret};
+pub use config::{
+    ConfigError, ConnString, ProbeFile, ProbeKind, ProbeSpec, Secret, fill_database_url,
+};
 pub use disk::DiskSpec;
 pub use gpu::GpuSpec;
 pub use heartbeat::HeartbeatSpec;
 pub use http::{DEFAULT_MAX_BODY, HttpSpec, JsonAssert};
 pub use ollama::OllamaSpec;
 pub use postgres::PostgresSpec;
-pub use process::{MatchMode, ProcEntry, ProcError, ProcTable, ProcessSpec};
+pub use process::{MatchMode, ProcEntry, ProcError, ProcTable, ProcessSpec, not_procfs};
 pub use python::PythonSyntaxSpec;
 pub use redis::RedisSpec;
 pub use runner::{MAX_SUMMARY_CHARS, Runner, RunnerConfig};

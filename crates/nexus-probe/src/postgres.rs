@@ -22,7 +22,10 @@ use crate::config::ConnString;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSpec {
-    /// `postgres://user:pw@host:port/db` or `host=... user=... dbname=...`.
+    /// `postgres://user:pw@host:port/db` or `host=... user=... dbname=...`;
+    /// empty or missing: not configured (Unknown), unless `DATABASE_URL`
+    /// fills it (see [`crate::fill_database_url`]).
+    #[serde(default)]
     pub url: ConnString,
     /// A query returning one row with one numeric column.
     #[serde(default)]
@@ -52,6 +55,16 @@ impl PostgresSpec {
             crit_at: None,
             label: None,
         }
+    }
+}
+
+/// The seed's "not configured" verdicts (docs/SPEC.md §4.2 items 3 and 4):
+/// a blank URL is no database to check, not a failed connection.
+pub(crate) fn not_configured(spec: &PostgresSpec) -> Option<&'static str> {
+    match (spec.url.is_blank(), &spec.query) {
+        (false, _) => None,
+        (true, None) => Some("PostgreSQL URL not configured"),
+        (true, Some(_)) => Some("Cannot check agents without database"),
     }
 }
 
@@ -233,6 +246,9 @@ mod imp {
     }
 
     pub(crate) async fn check(spec: &PostgresSpec, timeout: Duration) -> Outcome {
+        if let Some(why) = super::not_configured(spec) {
+            return Outcome::unknown(why);
+        }
         let conn = match connect(&spec.url, timeout).await {
             Ok(c) => c,
             Err(e) => return Outcome::critical(e),

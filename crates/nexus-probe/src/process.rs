@@ -160,6 +160,9 @@ pub struct ProcTable {
     /// Entries that exist but could not be read (`<path>: <error>`).
     unreadable: Vec<String>,
     self_pid: u32,
+    /// Why the root is not a readable procfs mount, when it is not: then
+    /// no absence is proven (an empty directory lists no process).
+    not_procfs: Option<String>,
     uptime: Option<f64>,
     ticks_per_second: u64,
     /// Per entry, the strings the argv rule matches a pattern against
@@ -173,6 +176,22 @@ pub struct ProcTable {
         std::sync::OnceLock<Vec<bool>>,
         std::sync::OnceLock<Vec<bool>>,
     ),
+}
+
+/// Why `root` is not a procfs mount (`statfs` type `PROC_SUPER_MAGIC`),
+/// or `None` when it is. Only procfs can prove that no process matches:
+/// an empty directory, a tmpfs or a bind mount of one lists none, and an
+/// empty directory cannot fake a filesystem type (docs/SPEC.md §2.3 item 2).
+pub fn not_procfs(root: &Path) -> Option<String> {
+    match rustix::fs::statfs(root) {
+        Ok(st) if st.f_type == rustix::fs::PROC_SUPER_MAGIC => None,
+        Ok(st) => Some(format!(
+            "{} is not a procfs mount (filesystem type {:#x})",
+            root.display(),
+            st.f_type
+        )),
+        Err(e) => Some(format!("{}: statfs: {e}", root.display())),
+    }
 }
 
 /// Reads at most `cap` bytes of a small `/proc` file.
@@ -288,11 +307,18 @@ impl ProcTable {
             entries,
             unreadable,
             self_pid,
+            not_procfs: not_procfs(root),
             uptime,
             ticks_per_second: rustix::param::clock_ticks_per_second().max(1),
             targets: std::sync::OnceLock::new(),
             excluded: Default::default(),
         })
+    }
+
+    /// Why the scanned directory cannot prove that a process is absent
+    /// (it is not a procfs mount), or `None` when it can.
+    pub fn not_procfs(&self) -> Option<&str> {
+        self.not_procfs.as_deref()
     }
 
     /// The directory that was scanned.
@@ -505,7 +531,17 @@ fn check_pid(root: &Path, pid: u32, table: Option<&ProcTable>, prefix: &str) -> 
     let entry = match read_entry(root, pid) {
         Ok(Some(e)) => e,
         Ok(None) => {
-            return Outcome::critical(format!("{prefix}PID {pid} is not running")).with("pid", pid);
+            let why = match table {
+                Some(t) => t.not_procfs().map(str::to_string),
+                None => not_procfs(root),
+            };
+            return match why {
+                Some(why) => {
+                    Outcome::unknown(format!("{prefix}cannot tell whether PID {pid} runs: {why}"))
+                }
+                None => Outcome::critical(format!("{prefix}PID {pid} is not running")),
+            }
+            .with("pid", pid);
         }
         Err(why) => {
             return Outcome::unknown(format!("{prefix}cannot inspect PID {pid}: {why}"))
@@ -591,20 +627,24 @@ pub(crate) fn evaluate_pattern(spec: &ProcessSpec, pattern: &str, table: &ProcTa
         .collect::<Vec<_>>()
         .join(", ");
     let outcome = if alive.is_empty() {
-        if table.unreadable().is_empty() {
-            let zombie_note = if zombies.is_empty() {
-                String::new()
-            } else {
-                format!(" (zombies only: {zombies:?})")
-            };
-            Outcome::critical(format!("No process matching '{pattern}'{zombie_note}"))
-        } else {
+        if !table.unreadable().is_empty() {
             Outcome::unknown(format!(
                 "No readable process matching '{pattern}', but {} /proc entries could not be read (first: {})",
                 table.unreadable().len(),
                 table.unreadable()[0]
             ))
             .with("unreadable", table.unreadable().iter().take(10).collect::<Vec<_>>())
+        } else if let Some(why) = table.not_procfs() {
+            Outcome::unknown(format!(
+                "Cannot tell whether a process matches '{pattern}': {why}"
+            ))
+        } else {
+            let zombie_note = if zombies.is_empty() {
+                String::new()
+            } else {
+                format!(" (zombies only: {zombies:?})")
+            };
+            Outcome::critical(format!("No process matching '{pattern}'{zombie_note}"))
         }
     } else if alive.iter().all(|e| e.is_stopped()) {
         Outcome::warning(format!(

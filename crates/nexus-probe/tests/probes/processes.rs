@@ -367,3 +367,44 @@ async fn heartbeat_never_written_by_an_old_process() {
         "never written although PID 40 has run for 4900s",
     );
 }
+
+/// Issue 18 item 4 (docs/SPEC.md §2.3 item 2): only a readable procfs can
+/// prove absence. An empty directory (an empty mount over `/proc`) lists no
+/// process, which is "cannot tell" (Unknown), never "not running"
+/// (Critical), by pattern and by PID alike; the real `/proc` still proves it.
+#[tokio::test]
+async fn a_proc_root_that_is_not_procfs_proves_no_absence() {
+    let empty = tempfile::tempdir().unwrap();
+    let t = ProcTable::scan_at(empty.path(), 1).unwrap();
+    let why = t.not_procfs().unwrap();
+    assert!(why.contains("is not a procfs mount"), "{why}");
+    assert_eq!(nexus_probe::not_procfs(Path::new("/proc")), None);
+
+    let runner = Runner::default().with_proc_root(empty.path());
+    let probe = |k| ProbeSpec::new("p", k);
+    let v = runner
+        .run_one(&probe(ProbeKind::Process(pattern("nexus_think"))))
+        .await;
+    expect(&v, Status::Unknown, "is not a procfs mount");
+    assert!(
+        v.summary.contains("Cannot tell whether a process matches"),
+        "{v}"
+    );
+    let v = runner
+        .run_one(&probe(ProbeKind::Process(ProcessSpec::pid(4_000_000))))
+        .await;
+    expect(&v, Status::Unknown, "cannot tell whether PID 4000000 runs");
+
+    let v = Runner::default()
+        .run_one(&probe(ProbeKind::Process(pattern("no-such-process-q7x"))))
+        .await;
+    expect(
+        &v,
+        Status::Critical,
+        "No process matching 'no-such-process-q7x'",
+    );
+    let v = Runner::default()
+        .run_one(&probe(ProbeKind::Process(ProcessSpec::pid(4_000_000))))
+        .await;
+    expect(&v, Status::Critical, "PID 4000000 is not running");
+}
