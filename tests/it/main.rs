@@ -9,6 +9,7 @@
     unreachable_pub
 )]
 
+mod alerting;
 mod attack;
 mod bench;
 mod canary;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use nexus_testkit::report::{check, json};
 use nexus_testkit::{HttpResponse, HttpServer, PostgresServer, RedisServer, Sleeper, tcp};
 use serde_json::Value;
 
@@ -56,25 +57,6 @@ impl Sandbox {
             .env_remove("GITEA_TOKEN");
         c
     }
-}
-
-fn json(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    })
-}
-
-fn check<'a>(v: &'a Value, name: &str) -> &'a Value {
-    v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

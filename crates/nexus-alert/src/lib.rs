@@ -317,13 +317,13 @@ impl Alerts {
     ) -> Vec<String> {
         let mut log = Vec::new();
         if !self.has_token && !self.dry_run {
+            // The engine itself warned "no Gitea token: issue management is
+            // skipped" (a log line, like every library warning); add why a
+            // token file could not stand in, once.
             if !self.warned {
-                log.push(match &self.token_problem {
-                    Some(why) => format!("no Gitea token: issue management is skipped ({why})"),
-                    None => {
-                        "no Gitea token: issue management is skipped (set GITEA_TOKEN)".to_string()
-                    }
-                });
+                if let Some(why) = &self.token_problem {
+                    log.push(format!("Gitea token file unusable: {why}"));
+                }
                 self.warned = true;
             }
         } else {

@@ -20,6 +20,8 @@
 //!   reopened (`unreachable` / `reachable`, through a gate) or hung, its
 //!   connections accepted and never answered (`hung`), and errors that
 //!   reflect the request (`reflect`);
+//! - [`telegram::Bot`]: a Telegram Bot API stand-in that records the
+//!   messages the binaries send, checked against the Bot API description;
 //! - [`botapi`]: Telegram mock bodies checked against the Bot API
 //!   description; [`contracts`]: that description and the Gitea swagger,
 //!   kept in `contracts/` with their sources and licences;
@@ -27,7 +29,8 @@
 //!   any form: as is, percent- or base64-encoded);
 //! - [`reflect`]: error bodies that echo the request (headers, path) behind
 //!   escape sequences and forged log lines, and the check of what a client
-//!   makes of them; [`logs`]: log lines captured as the binaries print them.
+//!   makes of them; [`logs`]: log lines captured as the binaries print them;
+//!   [`report`]: a binary's `--json` document and a watchdog check in it.
 //!
 //! Fixtures panic with a clear message when they cannot start: a missing
 //! server binary is a test failure that points at `scripts/test`, never a
@@ -43,8 +46,10 @@ mod http;
 pub mod logs;
 mod process;
 pub mod reflect;
+pub mod report;
 mod servers;
 pub mod tcp;
+pub mod telegram;
 mod tools;
 
 pub use http::{Body, HttpResponse, HttpServer, assert_reads_capped};
