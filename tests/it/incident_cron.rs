@@ -84,7 +84,7 @@ fn gitea_with_issue_on_page_3(fake: &Fake, title: &str, body: &str) {
     }
 }
 
-fn creates(fake: &Fake) -> usize {
+pub(crate) fn creates(fake: &Fake) -> usize {
     fake.st()
         .log
         .iter()

@@ -20,6 +20,7 @@ mod faults;
 mod full_disk;
 mod heartbeat;
 mod hostile;
+mod incident;
 mod incident_cron;
 mod mttr;
 mod pool;
