@@ -1354,6 +1354,13 @@ impl Engine {
             let number = issue.number;
             st.open_issue = Some(number);
             st.pending = false;
+            if !a.id.is_empty() && issue.body.contains(&action_marker(&a.id)) {
+                // Filed by this very action (a redelivery after an answer
+                // that came too late): delivered, and not to be commented.
+                st.last_comment_at = Some(a.decided_at);
+                st.last_signature = Some(sig);
+                return Ok(Outcome::Adopted { number });
+            }
             st.last_comment_at = self.last_commented(&issue).await?;
             st.last_signature = None;
             if !self.comment_due(st, &a.check, a.decided_at) {
