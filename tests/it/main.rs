@@ -21,6 +21,8 @@ mod faults;
 mod full_disk;
 mod heartbeat;
 mod hostile;
+mod incident;
+mod incident_cron;
 mod mttr;
 mod pool;
 mod prometheus;

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::error::Error;
 use crate::types::{
     Comment, CreateIssueCommentOption, CreateIssueOption, CreateLabelOption, EditIssueOption,
-    Issue, IssueQuery, IssueState, Label,
+    Issue, IssueLabelsOption, IssueQuery, IssueState, Label,
 };
 
 /// Items per page we ask for. Gitea silently caps `limit` at
@@ -451,9 +451,36 @@ impl GiteaClient {
     pub async fn set_state(&self, number: u64, state: IssueState) -> Result<Issue, Error> {
         let path = self.repo_path(&format!("/issues/{number}"));
         Ok(self
-            .call("PATCH", &path, &[], Some(&EditIssueOption { state }))
+            .call(
+                "PATCH",
+                &path,
+                &[],
+                Some(&EditIssueOption {
+                    state: Some(state),
+                    ..EditIssueOption::default()
+                }),
+            )
             .await?
             .0)
+    }
+
+    /// Replaces an issue's body (`PATCH`, which answers `201`).
+    pub async fn set_body(&self, number: u64, body: &str) -> Result<Issue, Error> {
+        let path = self.repo_path(&format!("/issues/{number}"));
+        let opt = EditIssueOption {
+            body: Some(body.to_owned()),
+            ..EditIssueOption::default()
+        };
+        Ok(self.call("PATCH", &path, &[], Some(&opt)).await?.0)
+    }
+
+    /// Adds labels (by id) to an issue (`200` with every label it now has).
+    pub async fn add_labels(&self, number: u64, ids: &[i64]) -> Result<Vec<Label>, Error> {
+        let path = self.repo_path(&format!("/issues/{number}/labels"));
+        let opt = IssueLabelsOption {
+            labels: ids.to_vec(),
+        };
+        Ok(self.call("POST", &path, &[], Some(&opt)).await?.0)
     }
 
     /// Every label of the repository (paginated by `X-Total-Count`; no `Link`).

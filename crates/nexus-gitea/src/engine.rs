@@ -39,6 +39,15 @@ pub struct Check {
     /// a change of the diagnostics alone may not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// How the summary names the subject, at its start (`timmy:` in
+    /// `timmy: agent dead`), when the engine watches several subjects. The
+    /// titles of this subject's issues start with `<title_prefix>
+    /// <title_subject>` (`[pool] timmy:`; `None`: the title prefix alone,
+    /// for an engine with one subject like the watchdog's): an open issue
+    /// with the engine label and that title but no fingerprint, filed by
+    /// the original tools, is adopted (docs/SPEC.md §1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_subject: Option<String>,
 }
 
 impl Check {
@@ -50,6 +59,7 @@ impl Check {
             summary: summary.to_owned(),
             diagnostics: diagnostics.to_owned(),
             problems: Vec::new(),
+            title_subject: None,
         }
     }
 
@@ -61,6 +71,7 @@ impl Check {
             summary: summary.to_owned(),
             diagnostics: String::new(),
             problems: Vec::new(),
+            title_subject: None,
         }
     }
 
@@ -71,6 +82,13 @@ impl Check {
         problems: impl IntoIterator<Item = S>,
     ) -> Check {
         self.problems = problems.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The same observation naming how its summary names the subject
+    /// (`timmy:`): see [`Check::title_subject`].
+    pub fn with_title_subject(mut self, title_subject: &str) -> Check {
+        self.title_subject = Some(title_subject.to_owned());
         self
     }
 }
@@ -349,6 +367,34 @@ pub fn signature(check: &Check) -> String {
 fn issue_matches(issue: &Issue, fp: &str) -> bool {
     let label = fingerprint_label(fp);
     issue.body.contains(&marker(fp)) || issue.labels.iter().any(|l| l.name == label)
+}
+
+/// The start of every body marker ([`marker`]).
+const MARKER_START: &str = "<!-- nexus-incident:";
+
+/// Whether an issue carries an engine fingerprint (a body marker or an
+/// `nx-` label), this subject's or another's.
+fn has_fingerprint(issue: &Issue) -> bool {
+    issue.body.contains(MARKER_START) || issue.labels.iter().any(|l| l.name.starts_with("nx-"))
+}
+
+/// Whether `title` is one of a subject's titles: `prefix`, then nothing or
+/// a space. So the prefix `[pool] a:` never takes `[pool] ab: agent dead`,
+/// nor `[watchdog]` a `[watchdog]x` title; an empty prefix takes nothing.
+fn title_matches(title: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim();
+    !prefix.is_empty()
+        && title
+            .trim_start()
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+}
+
+/// Epoch seconds of an RFC 3339 time from Gitea; `None` if it is not one.
+fn parse_rfc3339(t: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(t.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp)
 }
 
 fn rfc3339(epoch: i64) -> String {
@@ -1064,15 +1110,18 @@ impl Engine {
         let issues = client
             .list_issues(&IssueQuery::open_with_labels(&[&self.cfg.label]))
             .await?;
-        let mut by_fp: HashMap<String, u64> = HashMap::new();
+        let mut by_fp: HashMap<String, &Issue> = HashMap::new();
         for i in &issues {
             if let Some(fp) = parse_marker(&i.body) {
-                let e = by_fp.entry(fp).or_insert(i.number);
-                *e = (*e).min(i.number);
+                let e = by_fp.entry(fp).or_insert(i);
+                if i.number < e.number {
+                    *e = i;
+                }
             }
         }
         let mut adopted = Vec::new();
-        for (fp, number) in by_fp {
+        for (fp, issue) in by_fp {
+            let number = issue.number;
             let path = state::path(&self.cfg.state_dir, &fp);
             let mut st = match state::load(&path) {
                 Ok(Some(st)) => st,
@@ -1087,7 +1136,10 @@ impl Engine {
                 if st.failing_since.is_none() {
                     st.failing_since = Some(self.now());
                 }
-                st.last_comment_at.get_or_insert(self.now());
+                // Not commented by this state: when it last was, Gitea
+                // knows (unknown: the next failing cycle comments).
+                st.last_comment_at = self.last_commented(issue).await?;
+                st.last_signature = None;
                 self.save_state(&st, true)?;
                 adopted.push(number);
             }
@@ -1108,9 +1160,27 @@ impl Engine {
         t.trim().chars().take(250).collect()
     }
 
-    /// Open issues of the subject, lowest number first. With `quick`, the
-    /// remembered issue is checked first with one GET.
-    async fn find_open(&self, st: &SubjectState, quick: bool) -> Result<Vec<Issue>, Error> {
+    /// The title prefix that names a subject's issues (docs/SPEC.md §1.5):
+    /// `<title_prefix> <title_subject>`, or the title prefix alone.
+    fn subject_prefix(&self, check: &Check) -> String {
+        let prefix = self.cfg.title_prefix.trim();
+        match check.title_subject.as_deref().map(str::trim) {
+            Some(s) if !s.is_empty() => format!("{prefix} {s}").trim().to_owned(),
+            _ => prefix.to_owned(),
+        }
+    }
+
+    /// Open issues of the subject, lowest number first: those with its
+    /// fingerprint, and those with the engine label and the subject's title
+    /// prefix but no fingerprint at all (filed by the original tools),
+    /// found on every page. With `quick`, the remembered issue is checked
+    /// first with one GET.
+    async fn find_open(
+        &self,
+        st: &SubjectState,
+        check: &Check,
+        quick: bool,
+    ) -> Result<Vec<Issue>, Error> {
         let client = self.client()?;
         if quick && let Some(n) = st.open_issue {
             match client.get_issue(n).await {
@@ -1121,14 +1191,68 @@ impl Engine {
                 Err(e) => return Err(e),
             }
         }
+        let prefix = self.subject_prefix(check);
         let mut found: Vec<Issue> = client
             .list_issues(&IssueQuery::open_with_labels(&[&self.cfg.label]))
             .await?
             .into_iter()
-            .filter(|i| i.state == IssueState::Open && issue_matches(i, &st.fingerprint))
+            .filter(|i| {
+                i.state == IssueState::Open
+                    && (issue_matches(i, &st.fingerprint)
+                        || (!has_fingerprint(i) && title_matches(&i.title, &prefix)))
+            })
             .collect();
         found.sort_by_key(|i| i.number);
         Ok(found)
+    }
+
+    /// Keeps the lowest-numbered of a subject's open issues (`open`, sorted)
+    /// and closes every other one as its duplicate (docs/SPEC.md §1.5). The
+    /// one kept, if it has no fingerprint (filed by the original tools), is
+    /// adopted: the fingerprint is added to its body and labels, so it is
+    /// found as this subject's from then on. Returns the issue kept.
+    async fn settle(&self, st: &SubjectState, open: Vec<Issue>) -> Result<Option<Issue>, Error> {
+        let client = self.client()?;
+        let mut open = open.into_iter();
+        let Some(mut keep) = open.next() else {
+            return Ok(None);
+        };
+        if !issue_matches(&keep, &st.fingerprint) {
+            let body = format!("{}\n\n{}\n", keep.body.trim_end(), marker(&st.fingerprint));
+            keep = client.set_body(keep.number, &body).await?;
+            let fp_label = fingerprint_label(&st.fingerprint);
+            let ids = client
+                .ensure_labels(&[&self.cfg.label, &fp_label], &self.cfg.label_color)
+                .await?;
+            keep.labels = client.add_labels(keep.number, &ids).await?;
+            tracing::info!(number = keep.number, subject = %st.subject, "adopted an open issue filed without a fingerprint");
+        }
+        for dup in open {
+            client
+                .comment(dup.number, &format!("Duplicate of #{} (one open issue per subject: the lowest number is kept); closing.\n\n{}", keep.number, marker(&st.fingerprint)))
+                .await?;
+            client.set_state(dup.number, IssueState::Closed).await?;
+        }
+        Ok(Some(keep))
+    }
+
+    /// When an issue this engine did not comment on itself was last
+    /// commented: its newest comment's `created_at`, else its own (its body
+    /// holds the diagnostics it was filed with). `None` when Gitea's times
+    /// cannot be read: the caller then comments now.
+    async fn last_commented(&self, issue: &Issue) -> Result<Option<i64>, Error> {
+        if issue.comments == 0 {
+            return Ok(parse_rfc3339(&issue.created_at));
+        }
+        let comments = self.client()?.list_comments(issue.number).await?;
+        if comments.is_empty() {
+            return Ok(parse_rfc3339(&issue.created_at));
+        }
+        Ok(comments
+            .iter()
+            .map(|c| parse_rfc3339(&c.created_at))
+            .collect::<Option<Vec<i64>>>()
+            .and_then(|times| times.into_iter().max()))
     }
 
     /// Posts an action's comment (with its hidden action marker). With
@@ -1170,8 +1294,8 @@ impl Engine {
         match a.kind {
             ActionKind::Open => self.apply_open(st, a, redelivery).await,
             ActionKind::Comment => {
-                let open = self.find_open(st, true).await?;
-                let Some(issue) = open.first() else {
+                let open = self.find_open(st, &a.check, true).await?;
+                let Some(issue) = self.settle(st, open).await? else {
                     return self.apply_open(st, a, redelivery).await;
                 };
                 self.comment_once(issue.number, a, &self.comment_body(a), redelivery)
@@ -1185,7 +1309,7 @@ impl Engine {
                 })
             }
             ActionKind::Resolve => {
-                let open = self.find_open(st, false).await?;
+                let open = self.find_open(st, &a.check, false).await?;
                 let client = self.client()?;
                 let body = self.recovery_body(a);
                 for issue in &open {
@@ -1222,15 +1346,31 @@ impl Engine {
     ) -> Result<Outcome, Error> {
         let client = self.client()?;
         let sig = signature(&a.check);
-        let open = self.find_open(st, false).await?;
-        if let Some(first) = open.first() {
-            st.open_issue = Some(first.number);
+        let open = self.find_open(st, &a.check, false).await?;
+        if let Some(issue) = self.settle(st, open).await? {
+            // An open issue this state did not know (lost state, another
+            // process, the original tools): it gets fresh diagnostics
+            // unless it was commented within the interval.
+            let number = issue.number;
+            st.open_issue = Some(number);
             st.pending = false;
+            if !a.id.is_empty() && issue.body.contains(&action_marker(&a.id)) {
+                // Filed by this very action (a redelivery after an answer
+                // that came too late): delivered, and not to be commented.
+                st.last_comment_at = Some(a.decided_at);
+                st.last_signature = Some(sig);
+                return Ok(Outcome::Adopted { number });
+            }
+            st.last_comment_at = self.last_commented(&issue).await?;
+            st.last_signature = None;
+            if !self.comment_due(st, &a.check, a.decided_at) {
+                return Ok(Outcome::Adopted { number });
+            }
+            self.comment_once(number, a, &self.comment_body(a), redelivery)
+                .await?;
             st.last_comment_at = Some(a.decided_at);
             st.last_signature = Some(sig);
-            return Ok(Outcome::Adopted {
-                number: first.number,
-            });
+            return Ok(Outcome::Commented { number });
         }
         // Reopen a recently closed issue.
         let window = self.cfg.reopen_window.as_secs() as i64;
@@ -1321,16 +1461,15 @@ impl Engine {
         st.created_today += 1;
         // Post-create check: another engine (another host, no shared lock)
         // may have created one too. Keep the lowest number, close the rest.
-        let open = self.find_open(st, false).await?;
-        let keep = open
-            .first()
-            .map_or(created.number, |i| i.number.min(created.number));
-        for dup in open.iter().filter(|i| i.number != keep) {
-            client
-                .comment(dup.number, &format!("Duplicate of #{keep} (opened concurrently by another monitor for the same subject); closing.\n\n{}", marker(&st.fingerprint)))
-                .await?;
-            client.set_state(dup.number, IssueState::Closed).await?;
+        let mut open = self.find_open(st, &a.check, false).await?;
+        if !open.iter().any(|i| i.number == created.number) {
+            open.push(created.clone());
+            open.sort_by_key(|i| i.number);
         }
+        let keep = self
+            .settle(st, open)
+            .await?
+            .map_or(created.number, |i| i.number);
         st.open_issue = Some(keep);
         st.pending = false;
         st.last_comment_at = Some(a.decided_at);
@@ -1363,14 +1502,8 @@ impl Engine {
             .filter(|i| {
                 i.closed_at
                     .as_deref()
-                    .and_then(|t| {
-                        time::OffsetDateTime::parse(
-                            t,
-                            &time::format_description::well_known::Rfc3339,
-                        )
-                        .ok()
-                    })
-                    .is_some_and(|t| now.saturating_sub(t.unix_timestamp()) <= window)
+                    .and_then(parse_rfc3339)
+                    .is_some_and(|t| now.saturating_sub(t) <= window)
             })
             .map(|i| i.number)
             .max())
@@ -1497,6 +1630,25 @@ mod tests {
         );
         assert_ne!(p, sig("down", "", &["heartbeat:warning", "syntax:warning"]));
         assert_ne!(p, sig("down", "", &["heartbeat:critical"]));
+    }
+
+    #[test]
+    fn a_title_prefix_matches_whole_words_only() {
+        assert!(title_matches("[pool] a: agent dead (300s)", "[pool] a:"));
+        assert!(!title_matches("[pool] ab: agent dead (300s)", "[pool] a:"));
+        assert!(!title_matches("[pool] ab: agent dead", "[pool] a"));
+        assert!(title_matches("[watchdog] Nexus unhealthy: x", "[watchdog]"));
+        assert!(title_matches("[watchdog]", " [watchdog] "));
+        assert!(!title_matches("[watchdog]x Nexus unhealthy", "[watchdog]"));
+        assert!(!title_matches("[watchdog] Nexus unhealthy", ""));
+    }
+
+    #[test]
+    fn the_subject_prefix_is_the_title_prefix_and_the_title_subject() {
+        let e = Engine::new(EngineConfig::new(Path::new("/x"), "pool", "[pool] "), None);
+        let c = Check::failing("agent:a", "a: agent dead", "");
+        assert_eq!(e.subject_prefix(&c), "[pool]");
+        assert_eq!(e.subject_prefix(&c.with_title_subject(" a: ")), "[pool] a:");
     }
 
     #[test]

@@ -37,6 +37,12 @@
 //!   stamps) never bring a comment forward: a revive loop that changes the
 //!   body every few seconds costs no comment, a subject flapping between
 //!   two failures one per floor at most;
+//! - failing, an open issue found that this engine never commented on (a
+//!   fresh state directory, another process, the original tools): it is
+//!   tracked ([`Outcome::Adopted`]) and gets a comment with the diagnostics
+//!   ([`Outcome::Commented`]) unless Gitea says it was commented within
+//!   `comment_min_interval` (its newest comment, else its creation); the
+//!   interval then runs from that comment;
 //! - healthy, issue open: recovery comment (what, how long down), then close;
 //! - at most `max_issues_per_day` issues created per subject;
 //! - at most `max_actions` issue actions per `action_window` across all
@@ -57,7 +63,13 @@
 //! is stored on the issue twice: as a label `nx-<fp>` and as a hidden body
 //! marker `<!-- nexus-incident:<fp> -->`. Issues are found by listing every
 //! page of open issues with the engine label and matching the fingerprint
-//! client-side, so title edits and lost state never cause duplicates.
+//! client-side, so title edits and lost state never cause duplicates. An open
+//! issue with the engine label and the subject's title prefix
+//! (`<title_prefix> <`[`Check::title_subject`]`>`, matched word for word) but
+//! no fingerprint at all, as the original tools filed them, is the subject's
+//! too: the lowest-numbered one is adopted (the marker is added to its body,
+//! the fingerprint label to its labels) and any other is closed as its
+//! duplicate.
 //!
 //! # Concurrency and durability
 //! - One lock file per state directory (`engine.lock`, std `File::lock`) is
@@ -130,5 +142,5 @@ pub use error::Error;
 pub use outbox::{ActionKind, Outbox, QueuedAction};
 pub use types::{
     Comment, CreateIssueCommentOption, CreateIssueOption, CreateLabelOption, EditIssueOption,
-    Issue, IssueQuery, IssueState, Label, User,
+    Issue, IssueLabelsOption, IssueQuery, IssueState, Label, User,
 };

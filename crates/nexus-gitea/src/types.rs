@@ -68,6 +68,9 @@ pub struct Issue {
     /// RFC 3339 creation time.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub created_at: String,
+    /// How many comments the issue has.
+    #[serde(default)]
+    pub comments: u64,
     /// RFC 3339 close time, when closed.
     #[serde(default)]
     pub closed_at: Option<String>,
@@ -84,6 +87,9 @@ pub struct Comment {
     /// Markdown body.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub body: String,
+    /// RFC 3339 creation time.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub created_at: String,
 }
 
 /// `CreateIssueOption` (request body of `POST /repos/{o}/{r}/issues`).
@@ -102,11 +108,23 @@ pub struct CreateIssueOption {
 }
 
 /// `EditIssueOption` (request body of `PATCH /repos/{o}/{r}/issues/{index}`),
-/// reduced to the state change we make.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// reduced to the changes we make; an omitted field is left unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EditIssueOption {
     /// `open` or `closed`.
-    pub state: IssueState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<IssueState>,
+    /// The new Markdown body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+/// `IssueLabelsOption` (request body of `POST /repos/{o}/{r}/issues/{index}/labels`),
+/// with label **ids** (Gitea refuses a mix of ids and names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IssueLabelsOption {
+    /// Label ids to add.
+    pub labels: Vec<i64>,
 }
 
 /// `CreateIssueCommentOption`.

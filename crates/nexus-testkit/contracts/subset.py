@@ -19,13 +19,15 @@ GITEA_PATHS = [
     "/repos/{owner}/{repo}/issues",
     "/repos/{owner}/{repo}/issues/{index}",
     "/repos/{owner}/{repo}/issues/{index}/comments",
+    "/repos/{owner}/{repo}/issues/{index}/labels",
     "/repos/{owner}/{repo}/labels",
     "/repos/{owner}/{repo}/labels/{id}",
     "/users/{username}",
 ]
 GITEA_DEFINITIONS = [
     "Issue", "CreateIssueOption", "EditIssueOption", "Comment",
-    "CreateIssueCommentOption", "Label", "CreateLabelOption", "User", "APIError",
+    "CreateIssueCommentOption", "Label", "CreateLabelOption", "IssueLabelsOption", "User",
+    "APIError",
 ]
 TELEGRAM_METHODS = ["sendMessage", "getUpdates", "answerCallbackQuery", "editMessageReplyMarkup"]
 TELEGRAM_TYPES = ["Update", "Message", "CallbackQuery", "ResponseParameters"]

@@ -77,6 +77,7 @@ mod tests {
             "CreateIssueCommentOption",
             "Label",
             "CreateLabelOption",
+            "IssueLabelsOption",
             "User",
         ] {
             assert!(spec["definitions"].get(def).is_some(), "{def} missing");
@@ -85,6 +86,7 @@ mod tests {
             "/repos/{owner}/{repo}/issues",
             "/repos/{owner}/{repo}/issues/{index}",
             "/repos/{owner}/{repo}/issues/{index}/comments",
+            "/repos/{owner}/{repo}/issues/{index}/labels",
             "/repos/{owner}/{repo}/labels",
             "/users/{username}",
         ] {

@@ -211,24 +211,67 @@ async fn unknown_or_unassignable_assignees_are_left_out_and_named() {
 
 #[tokio::test]
 async fn finds_the_subjects_issue_on_page_3_of_120_and_does_not_duplicate() {
+    // Filed two days ago and not commented since.
+    let fake = fake_with_issue_on_page_3(None).await;
+    let dir = TempDir::new().unwrap();
+    let rig = Rig::new();
+    let mut e = rig.engine(&fake.url(), dir.path(), |_| {});
+    // Found on page 3 with a fresh state dir: this failing run comments
+    // with fresh diagnostics (it does not just note "commented now").
+    assert_eq!(
+        e.observe(&failing("heartbeat age 999s")).await.unwrap(),
+        Outcome::Commented { number: 1 }
+    );
+    {
+        let st = fake.st();
+        assert_eq!(st.issues.len(), 120);
+        assert_eq!(st.count("GET /api/v1/repos/ops/alerts/issues?"), 3);
+        assert_eq!(st.count("POST /api/v1/repos/ops/alerts/issues"), 1);
+        let comments = st.comments_of(1);
+        assert_eq!(comments.len(), 1, "{:#?}", st.log);
+        assert!(comments[0].contains("heartbeat age 999s"), "{comments:?}");
+    }
+    // From then on the interval runs from that comment.
+    rig.advance(60);
+    assert_eq!(
+        e.observe(&failing("heartbeat age 999s")).await.unwrap(),
+        Outcome::Nothing
+    );
+    assert_eq!(fake.st().comments.len(), 1);
+    fake.assert_contract();
+}
+
+/// The subject's issue (#1, filed two days before T0) on page 3 of 120
+/// open issues, with a comment `ago` seconds before T0 if given.
+async fn fake_with_issue_on_page_3(comment_ago: Option<i64>) -> Fake {
     let fake = Fake::start().await;
     let fp = fingerprint("watchdog", "nexus");
-    {
-        let mut st = fake.st();
-        let l = st.add_label("watchdog");
+    let mut st = fake.st();
+    let l = st.add_label("watchdog");
+    let n = st.add_issue(
+        "[watchdog] Nexus unhealthy: old",
+        &format!("{}\nold", marker(&fp)),
+        vec![l],
+    );
+    st.issues[0].created = T0 - 2 * 86_400;
+    if let Some(ago) = comment_ago {
+        st.add_comment(n, "looking into it (a person)", T0 - ago);
+    }
+    for k in 2..=120 {
         st.add_issue(
-            "[watchdog] Nexus unhealthy: old",
-            &format!("{}\nold", marker(&fp)),
+            &format!("[watchdog] other {k}"),
+            &marker(&format!("{k:016x}")),
             vec![l],
         );
-        for k in 2..=120 {
-            st.add_issue(
-                &format!("[watchdog] other {k}"),
-                &marker(&format!("{k:016x}")),
-                vec![l],
-            );
-        }
     }
+    drop(st);
+    fake
+}
+
+#[tokio::test]
+async fn an_adopted_issue_commented_within_the_interval_waits_for_it() {
+    // Commented 10 minutes ago (interval 1 h): adopted without a comment.
+    let fake = fake_with_issue_on_page_3(Some(600)).await;
     let dir = TempDir::new().unwrap();
     let rig = Rig::new();
     let mut e = rig.engine(&fake.url(), dir.path(), |_| {});
@@ -236,8 +279,193 @@ async fn finds_the_subjects_issue_on_page_3_of_120_and_does_not_duplicate() {
         e.observe(&failing("x")).await.unwrap(),
         Outcome::Adopted { number: 1 }
     );
+    assert_eq!(fake.st().comments_of(1).len(), 1, "only the person's");
+    // The interval is measured from that comment, not from the adoption.
+    rig.advance(2999);
+    assert_eq!(e.observe(&failing("x")).await.unwrap(), Outcome::Nothing);
+    rig.advance(1);
+    assert_eq!(
+        e.observe(&failing("x")).await.unwrap(),
+        Outcome::Commented { number: 1 }
+    );
+    assert_eq!(fake.st().comments_of(1).len(), 2);
     assert_eq!(fake.st().issues.len(), 120);
-    assert_eq!(fake.st().count("GET /api/v1/repos/ops/alerts/issues?"), 3);
+    fake.assert_contract();
+}
+
+#[tokio::test]
+async fn adopt_at_start_up_learns_when_the_issue_was_last_commented() {
+    // Last commented two hours ago: the first failing cycle comments.
+    let fake = fake_with_issue_on_page_3(Some(7200)).await;
+    let rig = Rig::new();
+    let dir = TempDir::new().unwrap();
+    let mut e = rig.engine(&fake.url(), dir.path(), |_| {});
+    assert_eq!(e.adopt().await.unwrap()[0], 1);
+    assert_eq!(
+        e.observe(&failing("x")).await.unwrap(),
+        Outcome::Commented { number: 1 }
+    );
+    assert!(fake.st().comments_of(1)[1].contains("Still failing"));
+    drop(fake);
+
+    // Last commented a minute ago: it waits for the rest of the interval.
+    let fake = fake_with_issue_on_page_3(Some(60)).await;
+    let dir = TempDir::new().unwrap();
+    let mut e = rig.engine(&fake.url(), dir.path(), |_| {});
+    assert_eq!(e.adopt().await.unwrap()[0], 1);
+    assert_eq!(e.observe(&failing("x")).await.unwrap(), Outcome::Nothing);
+    assert_eq!(fake.st().comments_of(1).len(), 1);
+    rig.advance(3540);
+    assert_eq!(
+        e.observe(&failing("x")).await.unwrap(),
+        Outcome::Commented { number: 1 }
+    );
+    fake.assert_contract();
+}
+
+/// The seed's watchdog issue, filed without a fingerprint two days ago.
+fn seed_issue(fake: &Fake, title: &str, label: i64) -> u64 {
+    let mut st = fake.st();
+    let n = st.add_issue(title, "## Nexus watchdog\n\nfiled by the seed", vec![label]);
+    st.issues.last_mut().unwrap().created = T0 - 2 * 86_400;
+    n
+}
+
+#[tokio::test]
+async fn an_issue_filed_by_the_original_tools_is_adopted_not_duplicated() {
+    let fake = Fake::start().await;
+    let l = fake.st().add_label("watchdog");
+    // Closed: never adopted.
+    let closed = seed_issue(&fake, "[watchdog] Nexus unhealthy: syntax", l);
+    fake.st().issues[0].open = false;
+    // Another prefix, one that only starts like ours, and the right title
+    // without the label: none of them is the watchdog's.
+    let other = seed_issue(&fake, "[heartbeat-checker] 2 cron job(s) silent", l);
+    let longer = seed_issue(&fake, "[watchdog]x Nexus unhealthy: heartbeat", l);
+    let unlabelled = fake
+        .st()
+        .add_issue("[watchdog] Nexus unhealthy: heartbeat", "", vec![]);
+    let seed = seed_issue(&fake, "[watchdog] Nexus unhealthy: heartbeat", l);
+    for k in 0..110 {
+        fake.st().add_issue(
+            &format!("[watchdog] other {k}"),
+            &marker(&format!("{k:016x}")),
+            vec![l],
+        );
+    }
+    let dir = TempDir::new().unwrap();
+    let rig = Rig::new();
+    let mut e = rig.engine(&fake.url(), dir.path(), |_| {});
+    // Start-up adoption goes by fingerprint only (the fillers' subjects).
+    assert!(!e.adopt().await.unwrap().contains(&seed));
+    assert_eq!(
+        e.observe(&failing("heartbeat age 999s")).await.unwrap(),
+        Outcome::Commented { number: seed }
+    );
+    let fp = fingerprint("watchdog", "nexus");
+    {
+        let st = fake.st();
+        assert_eq!(
+            st.count("POST /api/v1/repos/ops/alerts/issues"),
+            st.count("POST /api/v1/repos/ops/alerts/issues/"),
+            "no issue created: {:#?}",
+            st.log
+        );
+        let issue = st.issues.iter().find(|i| i.number == seed).unwrap();
+        assert!(issue.open);
+        assert!(issue.body.contains(&marker(&fp)), "{}", issue.body);
+        assert!(issue.body.contains("filed by the seed"), "{}", issue.body);
+        let fp_label = st.labels.iter().find(|x| x.1 == fingerprint_label(&fp));
+        assert!(issue.labels.contains(&fp_label.unwrap().0));
+        assert_eq!(st.comments_of(seed).len(), 1);
+        assert!(st.comments_of(seed)[0].contains("heartbeat age 999s"));
+        for n in [closed, other, longer, unlabelled] {
+            let i = st.issues.iter().find(|i| i.number == n).unwrap();
+            assert!(!i.body.contains(&marker(&fp)), "#{n} touched");
+            assert!(st.comments_of(n).is_empty(), "#{n} commented");
+            assert_eq!(i.open, n != closed);
+        }
+    }
+    // From then on it is the engine's own: found by its fingerprint after
+    // the state is lost, and closed on recovery.
+    let fresh = TempDir::new().unwrap();
+    let mut e = rig.engine(&fake.url(), fresh.path(), |_| {});
+    assert!(e.adopt().await.unwrap().contains(&seed));
+    rig.advance(60);
+    assert_eq!(
+        e.observe(&healthy()).await.unwrap(),
+        Outcome::Resolved { number: seed }
+    );
+    assert!(fake.st().open_issues().iter().all(|i| i.number != seed));
+    fake.assert_contract();
+}
+
+#[tokio::test]
+async fn of_several_seed_issues_the_lowest_is_kept_and_the_others_closed() {
+    let fake = Fake::start().await;
+    let l = fake.st().add_label("watchdog");
+    let a = seed_issue(&fake, "[watchdog] Nexus unhealthy: heartbeat", l);
+    let b = seed_issue(&fake, "[watchdog] Nexus unhealthy: syntax", l);
+    let c = seed_issue(&fake, "[watchdog]", l);
+    let dir = TempDir::new().unwrap();
+    let rig = Rig::new();
+    let mut e = rig.engine(&fake.url(), dir.path(), |_| {});
+    assert_eq!(
+        e.observe(&failing("x")).await.unwrap(),
+        Outcome::Commented { number: a }
+    );
+    let st = fake.st();
+    assert_eq!(st.count("POST /api/v1/repos/ops/alerts/issues "), 0);
+    let open: Vec<u64> = st.open_issues().iter().map(|i| i.number).collect();
+    assert_eq!(open, vec![a]);
+    for dup in [b, c] {
+        let comments = st.comments_of(dup);
+        assert_eq!(comments.len(), 1);
+        assert!(
+            comments[0].starts_with(&format!("Duplicate of #{a}")),
+            "{comments:?}"
+        );
+    }
+    drop(st);
+    fake.assert_contract();
+}
+
+#[tokio::test]
+async fn a_subjects_title_prefix_is_exact() {
+    let fake = Fake::start().await;
+    let l = fake.st().add_label("resurrection-pool");
+    let ab = fake
+        .st()
+        .add_issue("[pool] ab: agent dead (300s)", "seed", vec![l]);
+    // The right title, but another subject's fingerprint.
+    let theirs = fake.st().add_issue(
+        "[pool] a: agent dead",
+        &marker(&fingerprint("resurrection-pool", "other")),
+        vec![l],
+    );
+    let dir = TempDir::new().unwrap();
+    let rig = Rig::new();
+    let mut e = rig.engine(&fake.url(), dir.path(), |c| {
+        c.label = "resurrection-pool".into();
+        c.title_prefix = "[pool]".into();
+        c.assignees.clear();
+    });
+    let dead = |name: &str| {
+        Check::failing(name, &format!("{name}: agent dead"), "gone")
+            .with_title_subject(&format!("{name}:"))
+    };
+    let Outcome::Created { number } = e.observe(&dead("a")).await.unwrap() else {
+        panic!("{:#?}", fake.st().log)
+    };
+    assert!(number > theirs);
+    assert_eq!(
+        e.observe(&dead("ab")).await.unwrap(),
+        Outcome::Commented { number: ab }
+    );
+    let st = fake.st();
+    assert_eq!(st.open_issues().len(), 3, "nothing closed as a duplicate");
+    assert!(st.comments_of(theirs).is_empty());
+    drop(st);
     fake.assert_contract();
 }
 

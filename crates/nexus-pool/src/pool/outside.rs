@@ -576,11 +576,15 @@ impl Pool {
                     .collect::<Vec<_>>()
                     .join("\n"),
             );
+            // `[pool] <name>:` names the agent's issues, the seed's too
+            // (docs/SPEC.md §6.6).
             Check::failing(&t.key, &format!("{}: agent dead", t.name), &body)
+                .with_title_subject(&format!("{}:", t.name))
         } else if before != State::Healthy && rec.state == State::Healthy {
             // Closed with how it came back; no incident, nothing to close.
             match self.recovered.take() {
-                Some((how, true)) => Check::healthy(&t.key, &format!("{}: {how}", t.name)),
+                Some((how, true)) => Check::healthy(&t.key, &format!("{}: {how}", t.name))
+                    .with_title_subject(&format!("{}:", t.name)),
                 _ => return,
             }
         } else {

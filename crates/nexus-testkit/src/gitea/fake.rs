@@ -8,8 +8,10 @@
 //! (default 30), newest-created first, `X-Total-Count` and `Link` on issue
 //! lists (label lists: count only), label filter by names with AND semantics
 //! (unknown names dropped; all unknown = no filter), `labels` in
-//! CreateIssueOption are ids, PATCH answers 201, 422 for a bad assignee,
-//! 404 for an unknown user. Every request body we receive and every response
+//! CreateIssueOption are ids, PATCH answers 201 (state, title, body),
+//! labels added to an issue by ids or names (never a mix: 400), comments
+//! with their creation times and counted on the issue, `updated_at` moved
+//! by every change, 422 for a bad assignee, 404 for an unknown user. Every request body we receive and every response
 //! body we send is validated against the swagger; violations are recorded
 //! and [`Fake::assert_contract`] fails the test on any.
 
@@ -44,6 +46,10 @@ pub struct FakeState {
     pub issues: Vec<FIssue>,
     pub labels: Vec<(i64, String, String)>,
     pub comments: Vec<(u64, String)>,
+    /// When each of `comments` was made (epoch s), in the same order.
+    pub comment_times: Vec<i64>,
+    /// The last edit of an issue (epoch s): a PATCH or labels added.
+    pub edited: Vec<(u64, i64)>,
     /// Users that exist; `assignable` is the subset that can be assigned.
     pub users: Vec<String>,
     pub assignable: Vec<String>,
@@ -96,6 +102,25 @@ impl FakeState {
         self.next_id
     }
 
+    /// The fake's clock (epoch s), one second further at every change.
+    fn tick(&mut self) -> i64 {
+        self.clock += 1;
+        1_767_225_600 + self.clock
+    }
+
+    /// A comment on issue `number` made at `at` (epoch s), as if a person
+    /// or another tool had written it.
+    pub fn add_comment(&mut self, number: u64, body: &str, at: i64) {
+        self.comments.push((number, body.to_owned()));
+        self.comment_times.push(at);
+    }
+
+    fn edit(&mut self, number: u64) {
+        let now = self.tick();
+        self.edited.retain(|e| e.0 != number);
+        self.edited.push((number, now));
+    }
+
     pub fn add_label(&mut self, name: &str) -> i64 {
         let id = self.id();
         self.labels.push((id, name.to_owned(), "e11d21".into()));
@@ -142,11 +167,16 @@ impl FakeState {
     }
 
     /// A comment on issue `n`, as the API returns it.
-    fn comment_json(n: &str, id: i64, body: &str) -> Value {
+    fn comment_json(n: &str, id: i64, body: &str, at: i64) -> Value {
         json!({"id": id, "html_url": format!("https://git.example.com/{REPO}/issues/{n}#issuecomment-{id}"),
             "pull_request_url": "", "issue_url": format!("https://git.example.com/{REPO}/issues/{n}"),
             "user": Self::user_json("monitor"), "original_author": "", "original_author_id": 0,
-            "body": body, "assets": [], "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"})
+            "body": body, "assets": [], "created_at": ts(at), "updated_at": ts(at)})
+    }
+
+    /// When comment `k` (an index of `comments`) was made.
+    fn comment_time(&self, k: usize) -> i64 {
+        self.comment_times.get(k).copied().unwrap_or(1_767_225_600)
     }
 
     fn user_json(login: &str) -> Value {
@@ -159,6 +189,15 @@ impl FakeState {
 
     fn issue_json(&self, i: &FIssue) -> Value {
         let assignees: Vec<Value> = i.assignees.iter().map(|a| Self::user_json(a)).collect();
+        let comments: Vec<usize> = (0..self.comments.len())
+            .filter(|k| self.comments[*k].0 == i.number)
+            .collect();
+        let updated = comments
+            .iter()
+            .map(|k| self.comment_time(*k))
+            .chain(self.edited.iter().filter(|e| e.0 == i.number).map(|e| e.1))
+            .chain(i.closed_at)
+            .fold(i.created, i64::max);
         json!({
             "id": 1000 + i.number, "url": format!("https://git.example.com/api/v1/repos/{REPO}/issues/{}", i.number),
             "html_url": format!("https://git.example.com/{REPO}/issues/{}", i.number), "number": i.number,
@@ -167,8 +206,8 @@ impl FakeState {
             "labels": i.labels.iter().map(|l| self.label_json(*l)).collect::<Vec<_>>(),
             "milestone": null, "assignee": assignees.first().cloned(),
             "assignees": if assignees.is_empty() { Value::Null } else { Value::Array(assignees) },
-            "state": if i.open { "open" } else { "closed" }, "is_locked": false, "comments": 0,
-            "created_at": ts(i.created), "updated_at": ts(i.created),
+            "state": if i.open { "open" } else { "closed" }, "is_locked": false, "comments": comments.len(),
+            "created_at": ts(i.created), "updated_at": ts(updated),
             "closed_at": i.closed_at.map(ts), "due_date": null, "pull_request": null,
             "repository": {"id": 5, "name": "alerts", "owner": "ops", "full_name": REPO}, "pin_order": 0
         })
@@ -388,11 +427,20 @@ impl FakeState {
             }
             ("PATCH", ["issues", n]) => {
                 self.validated("EditIssueOption", &body, "PATCH issue request");
-                self.clock += 1;
-                let now = 1_767_225_600 + self.clock;
-                let Some(i) = self.issues.iter_mut().find(|i| i.number.to_string() == *n) else {
+                let Some(number) = self.number_of(n) else {
                     return Self::err(404, "The target couldn't be found.");
                 };
+                self.edit(number);
+                let now = self.tick();
+                let Some(i) = self.issues.iter_mut().find(|i| i.number == number) else {
+                    return Self::err(404, "The target couldn't be found.");
+                };
+                if let Some(title) = body["title"].as_str() {
+                    i.title = title.to_owned();
+                }
+                if let Some(text) = body["body"].as_str() {
+                    i.body = text.to_owned();
+                }
                 match body["state"].as_str() {
                     Some("closed") => {
                         if i.open {
@@ -421,7 +469,9 @@ impl FakeState {
                     .iter()
                     .enumerate()
                     .filter(|(_, c)| c.0 == number)
-                    .map(|(k, c)| Self::comment_json(n, 100_000 + k as i64, &c.1))
+                    .map(|(k, c)| {
+                        Self::comment_json(n, 100_000 + k as i64, &c.1, self.comment_time(k))
+                    })
                     .collect();
                 for v in &items {
                     self.validated("Comment", v, "GET comments response");
@@ -443,10 +493,51 @@ impl FakeState {
                 let Some(number) = self.number_of(n) else {
                     return Self::err(500, "");
                 };
-                self.comments.push((number, b.to_owned()));
-                let v = Self::comment_json(n, self.id(), b);
+                let at = self.tick();
+                self.add_comment(number, b, at);
+                let v = Self::comment_json(n, self.id(), b, at);
                 self.validated("Comment", &v, "POST comment response");
                 Self::ok(201, v)
+            }
+            ("POST", ["issues", n, "labels"]) => {
+                self.validated("IssueLabelsOption", &body, "POST issue labels request");
+                let Some(number) = self.number_of(n) else {
+                    return Self::err(404, "The target couldn't be found.");
+                };
+                let given = body["labels"].as_array().cloned().unwrap_or_default();
+                let (ids, names): (Vec<&Value>, Vec<&Value>) =
+                    given.iter().partition(|v| v.is_i64());
+                if names.iter().any(|v| !v.is_string()) {
+                    return Self::err(400, "a label must be an integer or a string");
+                }
+                if !ids.is_empty() && !names.is_empty() {
+                    return Self::err(400, "labels should be an array of strings or integers");
+                }
+                // Unknown ids and names are silently ignored, like Gitea.
+                let add: Vec<i64> = self
+                    .labels
+                    .iter()
+                    .filter(|l| {
+                        ids.iter().any(|v| v.as_i64() == Some(l.0))
+                            || names.iter().any(|v| v.as_str() == Some(l.1.as_str()))
+                    })
+                    .map(|l| l.0)
+                    .collect();
+                self.edit(number);
+                let Some(i) = self.issues.iter_mut().find(|i| i.number == number) else {
+                    return Self::err(404, "The target couldn't be found.");
+                };
+                for id in add {
+                    if !i.labels.contains(&id) {
+                        i.labels.push(id);
+                    }
+                }
+                let now: Vec<i64> = i.labels.clone();
+                let items: Vec<Value> = now.iter().map(|l| self.label_json(*l)).collect();
+                for v in &items {
+                    self.validated("Label", v, "POST issue labels response");
+                }
+                Self::ok(200, Value::Array(items))
             }
             ("GET", ["labels"]) => {
                 let mut labels = self.labels.clone();
