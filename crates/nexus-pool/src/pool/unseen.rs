@@ -254,7 +254,8 @@ impl Pool {
             last_checked: before.map_or(0.0, |b| b.last_checked),
             first_dead_at: rec.dead_since,
             revive_pending: rec.pending.is_some(),
-            last_events,
+            reason: Some(Box::new(format!("cell unreadable, record kept: {why}"))),
+            last_events: last_events.into_boxed_slice(),
         }
     }
 }
