@@ -21,6 +21,7 @@ mod full_disk;
 mod heartbeat;
 mod hostile;
 mod mttr;
+mod operator;
 mod pool;
 mod prometheus;
 mod scale;
