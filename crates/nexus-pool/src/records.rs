@@ -145,6 +145,17 @@ impl Records {
         self.find(key).ok().map(|i| self.entries[i].seen)
     }
 
+    /// Sets what the last check of `key` saw; false if it has no record.
+    pub fn set_sighting(&mut self, key: &str, seen: Sighting) -> bool {
+        match self.find(key) {
+            Ok(i) => {
+                self.entries[i].seen = seen;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Every record with what its last check saw, by key order.
     pub fn iter_seen(&self) -> impl Iterator<Item = (&str, &AgentRecord, Sighting)> + '_ {
         self.entries.iter().map(|e| (&*e.key, &e.rec, e.seen))

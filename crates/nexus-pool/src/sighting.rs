@@ -43,6 +43,8 @@ pub enum Why {
     GatewayDown,
     /// It could not be checked.
     Unchecked,
+    /// Its cell cannot be read (its record is kept, not stepped).
+    CellUnreadable,
 }
 
 impl Why {
@@ -195,6 +197,7 @@ impl Sighting {
             Why::ProcessGone => "its process is gone".to_string(),
             Why::GatewayDown => "its gateway does not answer".to_string(),
             Why::Unchecked => "could not be checked".to_string(),
+            Why::CellUnreadable => "its cell cannot be read: record kept, not stepped".to_string(),
         };
         Some(if self.is_frozen() && self.why != Why::None {
             format!("cell frozen (reported, never revived): {why}")
@@ -222,8 +225,11 @@ struct OnDisk {
     state: State,
     #[serde(skip_serializing_if = "is_none")]
     why: Why,
+    #[serde(skip_serializing_if = "Option::is_none")]
     heartbeat_age: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     gateway_alive: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     process_alive: Option<bool>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     frozen: bool,
@@ -239,7 +245,8 @@ impl From<Sighting> for OnDisk {
             checked_at: s.checked_at(),
             state: s.state,
             why: s.why,
-            heartbeat_age: s.heartbeat_age(),
+            // Tenths of a second: what an f32 holds, without its noise.
+            heartbeat_age: s.heartbeat_age().map(|a| (a * 10.0).round() / 10.0),
             gateway_alive: s.gateway_alive(),
             process_alive: s.process_alive(),
             frozen: s.is_frozen(),
@@ -361,6 +368,11 @@ mod tests {
         .frozen();
         let text = serde_json::to_string(&s).unwrap();
         assert!(text.contains(r#""why":"heartbeat_corrupt""#), "{text}");
+        assert!(text.contains(r#""heartbeat_age":3.0"#), "{text}");
+        assert!(
+            !text.contains("process_alive"),
+            "not probed: not written: {text}"
+        );
         assert!(text.contains(r#""frozen":true"#), "{text}");
         let back: Sighting = serde_json::from_str(&text).unwrap();
         assert_eq!(back, s);

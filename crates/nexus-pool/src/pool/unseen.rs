@@ -144,8 +144,17 @@ impl Pool {
         }
         if !kept.is_empty() {
             let before = self.previous_views(&cells);
+            let probe = nexus_revive::Probe {
+                gateway: None,
+                process: None,
+                heartbeat: nexus_revive::Heartbeat::Unknown,
+            };
+            let unread = crate::sighting::Why::CellUnreadable;
+            let seen = crate::sighting::Sighting::new(now, State::Unknown, unread, &probe, None);
             for (key, why) in kept {
                 self.state.records.mark(&key);
+                // Shown unknown, and so by `--status`.
+                self.state.records.set_sighting(&key, seen);
                 let rec = self.state.records.get(&key).cloned().unwrap_or_default();
                 out.views
                     .push(self.unseen_view(&key, &rec, &why, before.get(&*key)));
