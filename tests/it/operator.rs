@@ -4,13 +4,12 @@
 
 use std::path::Path;
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
 
 use nexus_cell::{RevivePolicy, Status};
 use nexus_e2e::Run;
 use serde_json::Value;
 
-use crate::pool::{Daemon, Fleet, free_port, get, wait_for};
+use crate::pool::{Daemon, Fleet, free_port, wait_for};
 
 /// One `--once` with the log at `level`; its output.
 fn once(f: &Fleet, cfg: &Path, level: &str) -> Output {
@@ -67,6 +66,30 @@ fn write_beat(path: &Path, timestamp: &str) {
         format!(r#"{{"agent": "d1", "timestamp": {timestamp}}}"#),
     )
     .unwrap();
+}
+
+/// The daemon on `cfg`, its log in a file: the daemon, its base URL, the log.
+fn daemon(f: &Fleet, cfg: &Path) -> (Daemon, String, std::path::PathBuf) {
+    let port = free_port();
+    let log = f.root.join(format!("daemon-{port}.log"));
+    let d = Daemon(
+        f.cmd(cfg)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap(),
+    );
+    (d, format!("http://127.0.0.1:{port}"), log)
+}
+
+/// Waits until the daemon at `base` has swept `n` times (1 s apart), so
+/// whatever it logs once per sweep would be there `n` times.
+fn sweeps(base: &str, n: u64) {
+    wait_for("the daemon's sweeps", || {
+        crate::full_disk::health(base).0["sweeps"]
+            .as_u64()
+            .is_some_and(|s| s >= n)
+    });
 }
 
 #[test]
@@ -255,36 +278,41 @@ fn a_corrupt_heartbeat_is_one_warning_per_episode_naming_the_file_and_field() {
 
     // The daemon carries the episode on (no warning again) and shows the
     // reason in /api/agents.
-    let port = free_port();
-    let log = f.root.join("daemon.log");
-    let _d = Daemon(
-        f.cmd(&cfg)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let reason = loop {
-        let agents: Value = serde_json::from_str(&get(&format!("{base}/api/agents"))).unwrap();
-        let health: Value = serde_json::from_str(&get(&format!("{base}/health"))).unwrap();
-        let d1 = agents
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == "d1")
-            .cloned();
-        // Three sweeps (1 s apart): the episode had every chance to be logged again.
-        if let Some(d1) = d1
-            && health["sweeps"].as_u64().unwrap_or(0) >= 3
-        {
-            break d1["reason"].as_str().unwrap_or_default().to_string();
-        }
-        assert!(Instant::now() < deadline, "the daemon never swept 3 times");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (_d, base, log) = daemon(&f, &cfg);
+    sweeps(&base, 3);
+    let d1 = crate::crash::agent(&base, "d1");
+    let reason = d1["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with(&words), "{reason}");
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(!logged.contains("corrupt heartbeat"), "{logged}");
+}
+
+#[test]
+fn a_cell_that_stays_unreadable_is_one_warning_not_one_per_sweep() {
+    let f = Fleet::new();
+    f.join("e1", RevivePolicy::Never, false);
+    let broken = f
+        .store
+        .provision(nexus_cell::NewCell {
+            mission: "broken".into(),
+            created_by: "tests".into(),
+            ..nexus_cell::NewCell::default()
+        })
+        .unwrap()
+        .id();
+    let manifest = f.store.open(&broken).unwrap().manifest_path();
+    std::fs::write(&manifest, "{").unwrap();
+    let cfg = f.config("");
+    let (_d, base, log) = daemon(&f, &cfg);
+    sweeps(&base, 4);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let skipped: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("skipped cell") && l.contains(&broken.to_string()))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{logged}");
+    assert!(
+        skipped[0].contains(" WARN ") && skipped[0].contains("cell.json"),
+        "{logged}"
+    );
 }

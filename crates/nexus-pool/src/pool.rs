@@ -274,6 +274,8 @@ pub struct Pool {
     evented: bool,
     /// What the watches could not cover, as last logged.
     unwatched_logged: Option<String>,
+    /// The last survey's warnings, as logged (see `log_survey_warnings`).
+    survey_warned: Vec<String>,
     /// When the state was last saved.
     saved_at: Instant,
     /// The agents' names, each allocated once (see [`Known`]); pruned of
@@ -378,6 +380,7 @@ impl Pool {
             watcher: None,
             evented: false,
             unwatched_logged: None,
+            survey_warned: Vec::new(),
             saved_at: Instant::now(),
             names: Default::default(),
         };
@@ -438,6 +441,17 @@ impl Pool {
             let lines = self.faults.lines();
             crate::http::snapshot_mut(&self.shared).faults = lines;
         }
+    }
+
+    /// Logs what the survey could not read (a cell skipped, an unknown
+    /// policy) when it is new: a cell that stays unreadable is one WARN,
+    /// not one per sweep (the snapshot shows it meanwhile); it is logged
+    /// again if it comes back after a sweep without it.
+    fn log_survey_warnings(&mut self, warnings: Vec<String>) {
+        for w in warnings.iter().filter(|w| !self.survey_warned.contains(*w)) {
+            tracing::warn!("{w}");
+        }
+        self.survey_warned = warnings;
     }
 
     /// The persisted records (for `--status` and tests).
@@ -548,9 +562,7 @@ impl Pool {
                 return SweepReport::default();
             }
         };
-        for w in warnings {
-            tracing::warn!("{w}");
-        }
+        self.log_survey_warnings(warnings);
         pause("sweep-probed").await;
         self.restore_retired(&fleet, now);
         self.state.records.add(fleet.iter().map(|t| &t.key));
