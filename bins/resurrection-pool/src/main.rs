@@ -442,6 +442,10 @@ fn print_line(out: &mut impl std::io::Write, a: &nexus_pool::AgentView) -> std::
         out.write_all(b"  cell ")?;
         out.write_all(c.as_bytes())?;
     }
+    if let Some(r) = &a.reason {
+        out.write_all(b"  why: ")?;
+        out.write_all(r.as_bytes())?;
+    }
     if let Some(w) = &a.waiting {
         out.write_all(b"  waiting: ")?;
         out.write_all(w.as_bytes())?;

@@ -48,23 +48,28 @@ pub enum Why {
 }
 
 impl Why {
-    /// What the check saw, for an agent judged `health`: the pool's own
-    /// knowledge of the process first, then the heartbeat, then the probes.
+    /// What the check saw, for an agent judged `health`: its own child's
+    /// exit first, then a heartbeat that cannot be parsed or read (the
+    /// operator's to fix, whatever else it causes: a "hung" agent whose
+    /// heartbeat is corrupt is the corrupt heartbeat), then what the pool
+    /// knows of the process, then the heartbeat, then the probes.
     pub fn of(health: Health, beat: HbState, probe: &Probe) -> Why {
-        match health {
-            Health::Healthy => return Why::None,
-            Health::Gone => return Why::Exited,
-            Health::Hung => return Why::Hung,
-            Health::NotRunning => return Why::NotRunning,
-            Health::ProcessGone => return Why::ProcessGone,
-            Health::Dead | Health::Degraded | Health::Unknown => {}
+        match (health, beat) {
+            (Health::Healthy, _) => return Why::None,
+            (Health::Gone, _) => return Why::Exited,
+            (_, HbState::Corrupt) => return Why::HeartbeatCorrupt,
+            (_, HbState::Unreadable) => return Why::HeartbeatUnreadable,
+            (Health::Hung, _) => return Why::Hung,
+            (Health::NotRunning, _) => return Why::NotRunning,
+            (Health::ProcessGone, _) => return Why::ProcessGone,
+            (Health::Dead | Health::Degraded | Health::Unknown, _) => {}
         }
         match beat {
             HbState::Missing => Why::NoHeartbeat,
             HbState::Stale => Why::HeartbeatStale,
+            HbState::FromTheFuture => Why::HeartbeatFuture,
             HbState::Corrupt => Why::HeartbeatCorrupt,
             HbState::Unreadable => Why::HeartbeatUnreadable,
-            HbState::FromTheFuture => Why::HeartbeatFuture,
             HbState::Fresh if probe.gateway == Some(false) => Why::GatewayDown,
             HbState::Fresh if probe.process == Some(false) => Why::ProcessGone,
             HbState::Fresh => Why::Unchecked,
@@ -295,6 +300,16 @@ mod tests {
         assert_eq!(Why::of(Health::Healthy, HbState::Corrupt, &p), Why::None);
         assert_eq!(Why::of(Health::Gone, HbState::Fresh, &p), Why::Exited);
         assert_eq!(Why::of(Health::Hung, HbState::Stale, &p), Why::Hung);
+        // A broken heartbeat is what the operator must fix, whatever it causes.
+        assert_eq!(
+            Why::of(Health::Hung, HbState::Corrupt, &p),
+            Why::HeartbeatCorrupt
+        );
+        assert_eq!(
+            Why::of(Health::NotRunning, HbState::Unreadable, &p),
+            Why::HeartbeatUnreadable
+        );
+        assert_eq!(Why::of(Health::Gone, HbState::Corrupt, &p), Why::Exited);
         assert_eq!(
             Why::of(Health::Dead, HbState::Corrupt, &p),
             Why::HeartbeatCorrupt
