@@ -1009,7 +1009,7 @@ impl Pool {
             }
             // An escalation's incident says what its escalation says: one
             // ERROR line for one event.
-            let level = logs::level(&a, queue.iter());
+            let level = logs::level(&a, queue.iter(), logs::needs_human(rec, t.policy));
             match a {
                 // A new agent found healthy is not news (10,000 of them on a
                 // first sweep would drown the log): the snapshot shows it.
