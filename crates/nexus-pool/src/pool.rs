@@ -761,6 +761,9 @@ impl Pool {
         self.log_wait(t, &rec, now);
         let mut sighting = self.sighting;
         sighting.state = rec.state;
+        if rec.state == State::Reviving {
+            sighting.why = sighting.why.launched();
+        }
         let view = self.view(t, s, &rec, now, Some(sighting));
         self.state.records.put(at, &t.key, rec, sighting);
         view

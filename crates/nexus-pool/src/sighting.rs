@@ -45,6 +45,8 @@ pub enum Why {
     Unchecked,
     /// Its cell cannot be read (its record is kept, not stepped).
     CellUnreadable,
+    /// Launched, its first fresh heartbeat not there yet.
+    Launched,
 }
 
 impl Why {
@@ -73,6 +75,16 @@ impl Why {
             HbState::Fresh if probe.gateway == Some(false) => Why::GatewayDown,
             HbState::Fresh if probe.process == Some(false) => Why::ProcessGone,
             HbState::Fresh => Why::Unchecked,
+        }
+    }
+
+    /// The same, of an agent whose launch is in flight (`reviving`): what
+    /// is missing is its first beat, unless its file is bad or its process
+    /// already exited.
+    pub fn launched(self) -> Why {
+        match self {
+            Why::HeartbeatCorrupt | Why::HeartbeatUnreadable | Why::Exited => self,
+            _ => Why::Launched,
         }
     }
 
@@ -203,6 +215,7 @@ impl Sighting {
             Why::GatewayDown => "its gateway does not answer".to_string(),
             Why::Unchecked => "could not be checked".to_string(),
             Why::CellUnreadable => "its cell cannot be read: record kept, not stepped".to_string(),
+            Why::Launched => "launched: no fresh heartbeat yet".to_string(),
         };
         Some(if self.is_frozen() && self.why != Why::None {
             format!("cell frozen (reported, never revived): {why}")
@@ -328,6 +341,11 @@ mod tests {
         );
         assert!(Why::HeartbeatCorrupt.is_bad_file() && Why::HeartbeatUnreadable.is_bad_file());
         assert!(!Why::HeartbeatStale.is_bad_file());
+        // In flight: the first beat is what is missing, not a hang.
+        assert_eq!(Why::Hung.launched(), Why::Launched);
+        assert_eq!(Why::NoHeartbeat.launched(), Why::Launched);
+        assert_eq!(Why::Exited.launched(), Why::Exited);
+        assert_eq!(Why::HeartbeatCorrupt.launched(), Why::HeartbeatCorrupt);
     }
 
     #[test]
