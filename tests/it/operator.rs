@@ -9,6 +9,7 @@ use nexus_cell::{RevivePolicy, Status};
 use nexus_e2e::Run;
 use serde_json::Value;
 
+use crate::mttr::beat_pid;
 use crate::pool::{Daemon, Fleet, free_port, wait_for};
 
 /// One `--once` with the log at `level`; its output.
@@ -68,12 +69,14 @@ fn write_beat(path: &Path, timestamp: &str) {
     .unwrap();
 }
 
-/// The daemon on `cfg`, its log in a file: the daemon, its base URL, the log.
-fn daemon(f: &Fleet, cfg: &Path) -> (Daemon, String, std::path::PathBuf) {
+/// The daemon on `cfg`, its log (at `level`) in a file: the daemon, its
+/// base URL, the log.
+fn daemon(f: &Fleet, cfg: &Path, level: &str) -> (Daemon, String, std::path::PathBuf) {
     let port = free_port();
     let log = f.root.join(format!("daemon-{port}.log"));
     let d = Daemon(
         f.cmd(cfg)
+            .env("NEXUS_LOG", level)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
             .spawn()
@@ -283,7 +286,7 @@ fn a_corrupt_heartbeat_is_one_warning_per_episode_naming_the_file_and_field() {
 
     // The daemon carries the episode on (no warning again) and shows the
     // reason in /api/agents.
-    let (_d, base, log) = daemon(&f, &cfg);
+    let (_d, base, log) = daemon(&f, &cfg, "warn");
     sweeps(&base, 3);
     let d1 = crate::crash::agent(&base, "d1");
     let reason = d1["reason"].as_str().unwrap_or_default();
@@ -308,7 +311,7 @@ fn a_cell_that_stays_unreadable_is_one_warning_not_one_per_sweep() {
     let manifest = f.store.open(&broken).unwrap().manifest_path();
     std::fs::write(&manifest, "{").unwrap();
     let cfg = f.config("");
-    let (_d, base, log) = daemon(&f, &cfg);
+    let (_d, base, log) = daemon(&f, &cfg, "warn");
     sweeps(&base, 4);
     let logged = std::fs::read_to_string(&log).unwrap();
     let skipped: Vec<&str> = logged
@@ -320,4 +323,49 @@ fn a_cell_that_stays_unreadable_is_one_warning_not_one_per_sweep() {
         skipped[0].contains(" WARN ") && skipped[0].contains("cell.json"),
         "{logged}"
     );
+}
+
+#[test]
+fn a_hang_its_kill_and_the_revive_are_warnings_the_recovery_information() {
+    let f = Fleet::new();
+    f.join("h1", RevivePolicy::Auto, true);
+    let cfg = f.root.join("hang.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[pool]\nheartbeat_dir = \"{}\"\n[cells]\nroot = \"{}\"\nheartbeat_stale_threshold = \"2s\"\n",
+            f.root.join("heartbeats").display(),
+            f.root.join("cells").display(),
+        ),
+    )
+    .unwrap();
+    let (_d, base, log) = daemon(&f, &cfg, "info");
+    let state = || crate::crash::agent(&base, "h1")["state"].clone();
+    wait_for("h1 healthy", || state() == "healthy");
+    let hung = beat_pid(&f, "h1").unwrap();
+    crate::pool::kill("-STOP", hung);
+    wait_for("a new PID beating", || {
+        beat_pid(&f, "h1").is_some_and(|p| p != hung)
+    });
+    wait_for("h1 healthy again", || state() == "healthy");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let key = format!("[{}/h1]", f.cell);
+    let lines = |needle: &str| -> Vec<&str> {
+        logged
+            .lines()
+            .filter(|l| l.contains(&key) && l.contains(needle))
+            .collect()
+    };
+    let one = |needle: &str, level: &str| {
+        let found = lines(needle);
+        assert_eq!(found.len(), 1, "{needle}: {logged}");
+        assert!(found[0].contains(level), "{needle} at {level}: {logged}");
+    };
+    one("healthy → dead: hung", " WARN ");
+    one(&format!("{key} hung: SIGTERM sent to PID {hung}"), " WARN ");
+    // Its exit ends the event the SIGTERM line began.
+    one(&format!("launched process {hung} exited"), " INFO ");
+    one("revive attempt 1: started PID", " WARN ");
+    one("revived and healthy (attempt 1)", " INFO ");
+    assert!(!logged.contains(" ERROR "), "no escalation: {logged}");
 }

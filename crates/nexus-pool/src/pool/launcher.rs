@@ -116,6 +116,9 @@ impl Pool {
 
     pub(super) fn child_exited(&mut self, key: &str, pid: u32) {
         let key = key.to_string();
+        // A hung process the pool is stopping: its exit is the end of
+        // that (logged) event, not a death of its own.
+        let stopped = self.terminating.get(&key).is_some_and(|(p, _)| *p == pid);
         if self.children.get(&key) == Some(&pid) {
             self.children.remove(&key);
             self.pidfds.remove(&key);
@@ -131,12 +134,13 @@ impl Pool {
                 self.state.launched.remove(&key);
             }
         }
-        // A death the pool saw.
-        self.note_at(
-            tracing::Level::WARN,
-            &key,
-            format!("launched process {pid} exited"),
-        );
+        // A death the pool saw, unless it is the hung process it stopped.
+        let level = if stopped {
+            tracing::Level::INFO
+        } else {
+            tracing::Level::WARN
+        };
+        self.note_at(level, &key, format!("launched process {pid} exited"));
     }
 
     /// Pre-flight, stop the hung process, launch, track the child. `None`
