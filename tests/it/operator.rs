@@ -85,6 +85,13 @@ fn daemon(f: &Fleet, cfg: &Path, level: &str) -> (Daemon, String, std::path::Pat
     (d, format!("http://127.0.0.1:{port}"), log)
 }
 
+/// The daemon's log, checked for the canary tokens like any captured output.
+fn read_log(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    nexus_e2e::assert_no_canary("the daemon's log", text.as_bytes());
+    text
+}
+
 /// Waits until the daemon at `base` has swept `n` times (1 s apart), so
 /// whatever it logs once per sweep would be there `n` times.
 fn sweeps(base: &str, n: u64) {
@@ -291,7 +298,7 @@ fn a_corrupt_heartbeat_is_one_warning_per_episode_naming_the_file_and_field() {
     let d1 = crate::crash::agent(&base, "d1");
     let reason = d1["reason"].as_str().unwrap_or_default();
     assert!(reason.starts_with(&words), "{reason}");
-    let logged = std::fs::read_to_string(&log).unwrap();
+    let logged = read_log(&log);
     assert!(!logged.contains("corrupt heartbeat"), "{logged}");
 }
 
@@ -313,7 +320,7 @@ fn a_cell_that_stays_unreadable_is_one_warning_not_one_per_sweep() {
     let cfg = f.config("");
     let (_d, base, log) = daemon(&f, &cfg, "warn");
     sweeps(&base, 4);
-    let logged = std::fs::read_to_string(&log).unwrap();
+    let logged = read_log(&log);
     let skipped: Vec<&str> = logged
         .lines()
         .filter(|l| l.contains("skipped cell") && l.contains(&broken.to_string()))
@@ -348,7 +355,7 @@ fn a_hang_its_kill_and_the_revive_are_warnings_the_recovery_information() {
         beat_pid(&f, "h1").is_some_and(|p| p != hung)
     });
     wait_for("h1 healthy again", || state() == "healthy");
-    let logged = std::fs::read_to_string(&log).unwrap();
+    let logged = read_log(&log);
     let key = format!("[{}/h1]", f.cell);
     let lines = |needle: &str| -> Vec<&str> {
         logged
