@@ -49,7 +49,7 @@ fn within(what: &str, limit: Duration, cond: impl Fn() -> bool) -> Duration {
 }
 
 /// The PID in `agent`'s heartbeat, if it has one.
-fn beat_pid(f: &Fleet, agent: &str) -> Option<u32> {
+pub(crate) fn beat_pid(f: &Fleet, agent: &str) -> Option<u32> {
     std::fs::read_to_string(f.heartbeat_path(agent))
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())

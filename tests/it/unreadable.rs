@@ -78,6 +78,23 @@ fn shown_unreadable(f: &Fleet, base: &str, cell: &str, why: &str) {
     let rec = record(f);
     assert_eq!(rec["state"], "escalated", "{rec:#}");
     assert_eq!(rec["attempts"].as_array().unwrap().len(), 2, "{rec:#}");
+    // `--status` (the state file) says what the page says.
+    let o = f
+        .cmd(&f.root.join("pool.toml"))
+        .args(["--status", "--json"])
+        .run()
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let key = format!("{}/esc", f.cell);
+    let row = rows.as_array().unwrap().iter().find(|r| r["name"] == key);
+    let row = row.unwrap_or_else(|| panic!("{rows:#}"));
+    assert_eq!(row["state"], "unknown", "{row:#}");
+    assert!(
+        row["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("cell cannot be read")),
+        "{row:#}"
+    );
 }
 
 /// Readable again: escalated as before, no launch beyond the budget.

@@ -191,7 +191,7 @@ fn main_inner() -> ExitCode {
         return list_cells(&cli, &cfg);
     }
     if cli.status {
-        return status(&cli, &state_file);
+        return status(&cli, &cfg, &state_file);
     }
     let empty = cfg.gateways.is_empty() && cfg.cells.is_none() && cli.cells_root.is_none();
     if empty && !(cli.allow_empty || cfg.pool.allow_empty) {
@@ -434,6 +434,10 @@ fn print_line(out: &mut impl std::io::Write, a: &nexus_pool::AgentView) -> std::
         out.write_all(b"  cell ")?;
         out.write_all(c.as_bytes())?;
     }
+    if let Some(r) = &a.reason {
+        out.write_all(b"  why: ")?;
+        out.write_all(r.as_bytes())?;
+    }
     if let Some(w) = &a.waiting {
         out.write_all(b"  waiting: ")?;
         out.write_all(w.as_bytes())?;
@@ -578,7 +582,10 @@ async fn daemon(
     Ok(0)
 }
 
-fn status(cli: &Cli, state_file: &Path) -> ExitCode {
+/// The last sweep's view of every agent, from the state file, and the
+/// agents the config and the cells declare that no sweep checked yet (the
+/// cells root is read, never written). Probes nothing, changes nothing.
+fn status(cli: &Cli, cfg: &PoolConfig, state_file: &Path) -> ExitCode {
     let state = match PoolState::load(state_file) {
         Ok(s) => s,
         Err(e) => {
@@ -586,22 +593,16 @@ fn status(cli: &Cli, state_file: &Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rows: Vec<serde_json::Value> = state
-        .records
-        .iter()
-        .map(|(k, r)| {
-            serde_json::json!({
-                "name": k,
-                "state": r.state,
-                "first_dead_at": r.dead_since,
-                "revive_pending": r.pending.is_some(),
-                "revive_attempts": r.attempts.len(),
-                "episode_attempts": r.episode_attempts,
-                "incident_open": r.incident_open,
-                "waiting": state.waiting.get(k),
-            })
-        })
-        .collect();
+    let root = cli
+        .cells_root
+        .clone()
+        .or_else(|| cfg.cells.as_ref().map(|c| c.root.clone()));
+    let store = root.map(nexus_cell::CellStore::new);
+    let (declared, problems) = nexus_pool::status::declared(cfg, store.as_ref());
+    for p in &problems {
+        errln!("resurrection-pool: {p}");
+    }
+    let rows = nexus_pool::status::rows(&state, &declared);
     if cli.json {
         match serde_json::to_string_pretty(&rows) {
             Ok(s) => outln!("{s}"),
@@ -613,24 +614,11 @@ fn status(cli: &Cli, state_file: &Path) -> ExitCode {
     } else if rows.is_empty() {
         outln!("No agents in {}", state_file.display());
     } else {
-        for (k, r) in state.records.iter() {
-            let waiting = state
-                .waiting
-                .get(k)
-                .map(|w| format!("  waiting: {w}"))
-                .unwrap_or_default();
-            outln!(
-                "{:<10} {k}  attempts {}{waiting}",
-                r.state.as_str(),
-                r.attempts.len(),
-            );
+        for r in &rows {
+            outln!("{}", r.line());
         }
     }
-    let unhealthy = state
-        .records
-        .iter()
-        .any(|(_, r)| r.state != nexus_revive::State::Healthy);
-    ExitCode::from(u8::from(unhealthy))
+    ExitCode::from(u8::from(rows.iter().any(|r| !r.healthy())))
 }
 
 fn list_cells(cli: &Cli, cfg: &PoolConfig) -> ExitCode {

@@ -88,8 +88,8 @@ fn list_cells_of_a_missing_root_exits_1() {
 }
 
 /// `--once`'s report is its output: the log shows warnings only unless
-/// `NEXUS_LOG` asks for more, and never carries terminal colour codes into a
-/// pipe or a file.
+/// `NEXUS_LOG` asks for more (a death is one: a WARN line naming the agent
+/// and why), and never carries terminal colour codes into a pipe or a file.
 #[test]
 fn once_logs_warnings_only_and_plain_text_off_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
@@ -118,9 +118,15 @@ fn once_logs_warnings_only_and_plain_text_off_a_terminal() {
     let report = String::from_utf8_lossy(&quiet.stdout);
     assert!(report.contains("lost"), "{report}");
     let log = String::from_utf8_lossy(&quiet.stderr);
-    assert!(!log.contains("→"), "state changes are info lines: {log}");
+    assert!(!log.contains(" INFO "), "info lines: {log}");
+    let death: Vec<&str> = log.lines().filter(|l| l.contains("→ dead")).collect();
+    assert_eq!(death.len(), 1, "{log}");
+    assert!(
+        death[0].contains(" WARN ") && death[0].contains("[lost] unknown → dead: not running"),
+        "{log}"
+    );
     let verbose = run(Some("info"));
     let log = String::from_utf8_lossy(&verbose.stderr);
-    assert!(log.contains("[lost]") && log.contains("→ dead"), "{log}");
+    assert!(log.contains(" INFO "), "{log}");
     assert!(!log.contains('\u{1b}'), "colour codes in a pipe: {log:?}");
 }

@@ -40,7 +40,9 @@ pub struct Scan {
     /// Directories that were scanned and exist.
     pub scanned: Vec<PathBuf>,
     /// `*.last` entries that cannot be a job's record (a name that is not
-    /// UTF-8 or not a valid job name): reported, never dropped silently.
+    /// UTF-8 or not a valid job name, or a file that cannot be read or
+    /// parsed while another record of its job is used): reported, never
+    /// dropped silently.
     pub ignored: Vec<Ignored>,
 }
 
@@ -133,7 +135,7 @@ pub fn scan(dirs: &[PathBuf]) -> Scan {
     let paths: Vec<&Path> = candidates.iter().map(|(_, p)| p.as_path()).collect();
     let observed = observe_many(&paths);
     for ((job, path), observed) in candidates.into_iter().zip(observed) {
-        match out.jobs.get_mut(&job) {
+        let (lost, lost_observed) = match out.jobs.get_mut(&job) {
             None => {
                 out.jobs.insert(
                     job,
@@ -143,6 +145,7 @@ pub fn scan(dirs: &[PathBuf]) -> Scan {
                         shadowed: Vec::new(),
                     },
                 );
+                continue;
             }
             Some(found) => {
                 let newer = match (&observed, &found.observed) {
@@ -160,11 +163,24 @@ pub fn scan(dirs: &[PathBuf]) -> Scan {
                         },
                     );
                     found.shadowed = old.shadowed;
-                    found.shadowed.push(old.path);
+                    found.shadowed.push(old.path.clone());
+                    (old.path, old.observed)
                 } else {
-                    found.shadowed.push(path);
+                    found.shadowed.push(path.clone());
+                    (path, observed)
                 }
             }
+        };
+        // A record that loses to another because it cannot be read or
+        // parsed is reported, never dropped silently: its file and why.
+        if let Err(p) = lost_observed {
+            out.ignored.push(Ignored {
+                path: escaped(lost.as_os_str()),
+                reason: format!(
+                    "{}: {} (not used: another record of job {job} is)",
+                    p.state, p.reason
+                ),
+            });
         }
     }
     out
@@ -204,16 +220,24 @@ mod tests {
         assert_eq!(s.jobs.keys().collect::<Vec<_>>(), ["broken", "j", "only_a"]);
         assert_eq!(s.jobs["j"].path, b.path().join("j.last"));
         assert_eq!(s.jobs["j"].shadowed, [a.path().join("j.last")]);
-        // A readable record beats a corrupt one wherever it is.
+        // A readable record beats a corrupt one wherever it is, and the
+        // corrupt one is reported with its file and why.
         assert_eq!(s.jobs["broken"].path, a.path().join("broken.last"));
-        assert_eq!(
-            s.ignored,
-            [Ignored {
+        let mut ignored = s.ignored.clone();
+        ignored.sort_by(|x, y| x.path.cmp(&y.path));
+        let mut want = [
+            Ignored {
                 path: a.path().join("bad name.last").display().to_string(),
                 reason: "not a job name (only A-Z a-z 0-9 . _ - are allowed): not a job's record"
-                    .to_string()
-            }]
-        );
+                    .to_string(),
+            },
+            Ignored {
+                path: b.path().join("broken.last").display().to_string(),
+                reason: "corrupt: invalid JSON: EOF while parsing an object at line 1 column 1; starts with \"{\" (not used: another record of job broken is)".to_string(),
+            },
+        ];
+        want.sort_by(|x, y| x.path.cmp(&y.path));
+        assert_eq!(ignored, want);
         assert!(s.dir_problems.is_empty());
         assert_eq!(s.scanned.len(), 2);
     }

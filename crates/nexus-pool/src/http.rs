@@ -572,6 +572,9 @@ fn write_agent(html: &mut String, a: &AgentView) {
             ""
         },
     );
+    if let Some(r) = &a.reason {
+        let _ = write!(html, "<div class=\"reason\">why: {}</div>", esc(r));
+    }
     if let Some(w) = &a.waiting {
         let _ = write!(html, "<div class=\"waiting\">waiting: {}</div>", esc(w));
     }

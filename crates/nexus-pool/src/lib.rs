@@ -18,6 +18,10 @@
 //! - [`records`]: every agent's persisted record, in one sorted vector whose
 //!   keys are shared with the fleet; a sweep marks what it saw, keeps the
 //!   rest while their cell cannot be read and retires them once it is gone.
+//! - [`sighting`]: what the last check of each agent saw (state and why,
+//!   heartbeat age, gateway, process, when), kept beside its record and
+//!   saved for `--status`.
+//! - [`status`]: `--status`, from the state file and the cells' manifests.
 //! - [`ping`]: remote heartbeats pushed by cron jobs on other hosts
 //!   (`POST /ping/<job>`), stored as ordinary `.last` records.
 //! - [`view`]: the snapshot the pool publishes after each sweep
@@ -82,6 +86,8 @@ pub mod ping;
 pub mod pool;
 pub mod ratelimit;
 pub mod records;
+pub mod sighting;
+pub mod status;
 pub mod view;
 
 pub use config::PoolConfig;

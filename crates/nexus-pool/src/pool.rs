@@ -19,11 +19,13 @@ use crate::config::PoolConfig;
 use crate::fleet::{Known, ProbePlan, Seen, Target, targets};
 use crate::http::Shared;
 use crate::intent::pause;
+use crate::sighting::{Sighting, Why, bad_file_reason};
 use crate::view::{AgentView, PoolSnapshot};
 
 mod cellio;
 mod events;
 mod launcher;
+mod logs;
 mod outside;
 use outside::{Incidents, Messages, request_id};
 mod state;
@@ -261,6 +263,9 @@ pub struct Pool {
     recovered: Option<(String, bool)>,
     /// Records changed by targeted steps since the state was last saved.
     unsaved: bool,
+    /// What the check of the agent being stepped saw (the words of its
+    /// actions' log lines).
+    sighting: Sighting,
     /// Waits already logged, by key (logged again when they change).
     waits_logged: HashMap<Arc<str>, String>,
     /// The daemon's inotify watches (see [`crate::engine`]).
@@ -269,6 +274,8 @@ pub struct Pool {
     evented: bool,
     /// What the watches could not cover, as last logged.
     unwatched_logged: Option<String>,
+    /// The last survey's warnings, as logged (see `log_survey_warnings`).
+    survey_warned: Vec<String>,
     /// When the state was last saved.
     saved_at: Instant,
     /// The agents' names, each allocated once (see [`Known`]); pruned of
@@ -368,10 +375,12 @@ impl Pool {
             terminating: HashMap::new(),
             recovered: None,
             unsaved: false,
+            sighting: Sighting::default(),
             waits_logged: HashMap::new(),
             watcher: None,
             evented: false,
             unwatched_logged: None,
+            survey_warned: Vec::new(),
             saved_at: Instant::now(),
             names: Default::default(),
         };
@@ -434,6 +443,17 @@ impl Pool {
         }
     }
 
+    /// Logs what the survey could not read (a cell skipped, an unknown
+    /// policy) when it is new: a cell that stays unreadable is one WARN,
+    /// not one per sweep (the snapshot shows it meanwhile); it is logged
+    /// again if it comes back after a sweep without it.
+    fn log_survey_warnings(&mut self, warnings: Vec<String>) {
+        for w in warnings.iter().filter(|w| !self.survey_warned.contains(*w)) {
+            tracing::warn!("{w}");
+        }
+        self.survey_warned = warnings;
+    }
+
     /// The persisted records (for `--status` and tests).
     pub fn state(&self) -> &PoolState {
         &self.state
@@ -454,7 +474,18 @@ impl Pool {
     }
 
     fn note(&mut self, key: &str, text: String) {
-        tracing::info!("[{key}] {text}");
+        self.note_at(tracing::Level::INFO, key, text);
+    }
+
+    /// Logs `text` about `key` at `level` (a death WARN, an escalation
+    /// ERROR) and keeps it for the status page.
+    fn note_at(&mut self, level: tracing::Level, key: &str, text: String) {
+        match level {
+            tracing::Level::ERROR => tracing::error!("[{key}] {text}"),
+            tracing::Level::WARN => tracing::warn!("[{key}] {text}"),
+            tracing::Level::INFO => tracing::info!("[{key}] {text}"),
+            _ => tracing::debug!("[{key}] {text}"),
+        }
         let q = self.events.entry(key.to_string()).or_default();
         let stamp = crate::http::clock(nexus_heartbeat::now_epoch());
         q.push_front(format!("{stamp} {text}"));
@@ -531,9 +562,7 @@ impl Pool {
                 return SweepReport::default();
             }
         };
-        for w in warnings {
-            tracing::warn!("{w}");
-        }
+        self.log_survey_warnings(warnings);
         pause("sweep-probed").await;
         self.restore_retired(&fleet, now);
         self.state.records.add(fleet.iter().map(|t| &t.key));
@@ -603,6 +632,7 @@ impl Pool {
         let records = &self.state.records;
         self.state.launched.retain(|k, _| records.contains_key(k));
         self.state.waiting.retain(|k, _| records.contains_key(k));
+        self.state.reasons.retain(|k, _| records.contains_key(k));
         self.waits_logged.retain(|k, _| records.contains_key(k));
         self.names.retain(|n| Arc::strong_count(n) > 1);
         // Answers to requests no longer waiting are moot.
@@ -655,30 +685,45 @@ impl Pool {
             // the launch command daemonized): believe the new heartbeat.
             self.exited.remove(&*t.key);
         }
+        // Taken out while its actions run (they need `&mut self`), put
+        // back in place: no key is re-allocated, no entry moved.
+        let (at, mut rec, last) = self.state.records.take(&t.key).unwrap_or_default();
         if t.frozen {
-            self.state.records.mark(&t.key);
-            let mut rec = self.state.records.get(&t.key).cloned().unwrap_or_default();
-            rec.state = match self.judge(t, s, Some(&rec), now) {
+            let health = self.judge(t, s, Some(&rec), now);
+            let shown = match health {
                 Health::Healthy => State::Healthy,
                 Health::Dead | Health::Gone | Health::Hung | Health::NotRunning => State::Dead,
                 Health::Degraded | Health::ProcessGone => State::Degraded,
                 Health::Unknown => State::Unknown,
             };
-            if rec.state != State::Healthy {
+            let why = Why::of(health, t.beat.state, &s.probe);
+            let sighting = Sighting::new(now, shown, why, &s.probe, s.heartbeat_age).frozen();
+            self.bad_heartbeat(t);
+            self.log_frozen(t, last, sighting);
+            if shown != State::Healthy {
                 report.unhealthy += 1;
             }
             self.timers.clear(&t.key);
-            return self.view(t, s, &rec, now, true);
+            // The record is the state machine's, and a frozen cell's agent
+            // is never stepped: it is kept as it was, and the state the
+            // check found is shown (and saved) beside it.
+            let mut rec_shown = rec.clone();
+            rec_shown.state = shown;
+            let view = self.view(t, s, &rec_shown, now, Some(sighting));
+            self.state.records.put(at, &t.key, rec, sighting);
+            return view;
         }
         let approval = match self.state.requests.get(&*t.key) {
             Some(id) if !self.state.answers.is_empty() => self.state.answers.remove(id),
             _ => None,
         };
-        // Taken out while its actions run (they need `&mut self`), put
-        // back in place: no key is re-allocated, no entry moved.
-        let (at, mut rec) = self.state.records.take(&t.key).unwrap_or_default();
         let before = rec.state;
         let health = self.judge(t, s, Some(&rec), now);
+        let why = Why::of(health, t.beat.state, &s.probe);
+        self.bad_heartbeat(t);
+        // What the check saw, for the words of the actions' log lines (the
+        // state is the one the step leaves).
+        self.sighting = Sighting::new(now, before, why, &s.probe, s.heartbeat_age);
         let actions = step(&mut rec, health, t.policy, now, approval, &self.settings);
         let asked = actions
             .iter()
@@ -714,9 +759,74 @@ impl Pool {
             self.schedule(t, s, &rec, now);
         }
         self.log_wait(t, &rec, now);
-        let view = self.view(t, s, &rec, now, false);
-        self.state.records.put(at, &t.key, rec);
+        let mut sighting = self.sighting;
+        sighting.state = rec.state;
+        if rec.state == State::Reviving {
+            sighting.why = sighting.why.launched();
+        }
+        let view = self.view(t, s, &rec, now, Some(sighting));
+        self.state.records.put(at, &t.key, rec, sighting);
         view
+    }
+
+    /// Logs a heartbeat that cannot be read or parsed once per episode
+    /// (WARN, naming the file and field), and keeps its words for the
+    /// view and `--status`; a heartbeat read again ends the episode.
+    fn bad_heartbeat(&mut self, t: &Target) {
+        let why = match t.beat.state {
+            nexus_heartbeat::State::Corrupt => Why::HeartbeatCorrupt,
+            nexus_heartbeat::State::Unreadable => Why::HeartbeatUnreadable,
+            // Missing is no reading either: the episode goes on.
+            nexus_heartbeat::State::Missing => return,
+            _ => {
+                if !self.state.reasons.is_empty() {
+                    self.state.reasons.remove(&*t.key);
+                }
+                return;
+            }
+        };
+        let (file, _) = self.beat_file(t);
+        let words = bad_file_reason(why, &file, t.beat.reason.as_deref().unwrap_or("?"));
+        match self.state.reasons.get_mut(&*t.key) {
+            Some(known) => {
+                if *known != words {
+                    *known = words;
+                }
+            }
+            None => {
+                tracing::warn!("[{}] {words}: treated as no heartbeat", t.key);
+                self.state.reasons.insert(t.key.to_string(), words);
+                self.unsaved = true;
+            }
+        }
+    }
+
+    /// What the check of `key` saw, in words (`None`: healthy).
+    fn reason_of(&self, key: &str, s: Sighting) -> Option<String> {
+        let detail = self.state.reasons.get(key).map(String::as_str);
+        s.reason(detail.filter(|_| s.why.is_bad_file()))
+    }
+
+    /// A frozen cell's agent is never stepped: what its checks find is
+    /// logged when it changes (a death WARN, a recovery INFO), once.
+    fn log_frozen(&mut self, t: &Target, last: Sighting, now: Sighting) {
+        if last.is_frozen() && last.state == now.state {
+            return;
+        }
+        let first = !last.is_frozen() && !last.checked();
+        match now.state {
+            State::Healthy if first || last.state == State::Healthy => {}
+            State::Healthy => self.note(&t.key, "frozen cell: healthy again".to_string()),
+            State::Unknown => {}
+            state => {
+                let why = self.reason_of(&t.key, now).unwrap_or_default();
+                self.note_at(
+                    tracing::Level::WARN,
+                    &t.key,
+                    format!("{}: {why}", state.as_str()),
+                );
+            }
+        }
     }
 
     /// The agent's health for its state machine: what the probes and its
@@ -838,7 +948,15 @@ impl Pool {
         }
     }
 
-    fn view(&self, t: &Target, s: &Seen, rec: &AgentRecord, now: f64, frozen: bool) -> AgentView {
+    fn view(
+        &self,
+        t: &Target,
+        s: &Seen,
+        rec: &AgentRecord,
+        now: f64,
+        sighting: Option<Sighting>,
+    ) -> AgentView {
+        let frozen = sighting.is_some_and(|s| s.is_frozen());
         let mut last_events: Vec<String> = self
             .events
             .get(&*t.key)
@@ -847,6 +965,10 @@ impl Pool {
         if frozen {
             last_events.insert(0, "cell is frozen: reported, never revived".to_string());
         }
+        let reason = sighting
+            .filter(|s| s.state != State::Healthy)
+            .and_then(|s| self.reason_of(&t.key, s))
+            .map(Box::new);
         AgentView {
             name: t.name.clone(),
             cell: t.cell_label.clone(),
@@ -868,7 +990,8 @@ impl Pool {
                     .get(&*t.key)
                     .map(|w| Box::from(w.as_str()))
             },
-            last_events,
+            reason,
+            last_events: last_events.into_boxed_slice(),
         }
     }
 
@@ -887,6 +1010,9 @@ impl Pool {
             if budget == 0 {
                 break;
             }
+            // An escalation's incident says what its escalation says: one
+            // ERROR line for one event.
+            let level = logs::level(&a, queue.iter(), logs::needs_human(rec, t.policy));
             match a {
                 // A new agent found healthy is not news (10,000 of them on a
                 // first sweep would drown the log): the snapshot shows it.
@@ -895,11 +1021,17 @@ impl Pool {
                     to: State::Healthy,
                 } => {}
                 Action::Transition { from, to } => {
-                    self.note(&t.key, format!("{from:?} → {to:?}").to_lowercase());
+                    let mut text = format!("{from:?} → {to:?}").to_lowercase();
+                    if matches!(to, State::Dead | State::Degraded)
+                        && let Some(why) = self.reason_of(&t.key, self.sighting)
+                    {
+                        text = format!("{text}: {why}");
+                    }
+                    self.note_at(level, &t.key, text);
                     self.cell_event(t, s, to);
                 }
                 Action::OpenIncident { reason } | Action::Comment { text: reason } => {
-                    self.note(&t.key, reason);
+                    self.note_at(level, &t.key, reason);
                 }
                 Action::Recovered {
                     revived,
@@ -946,7 +1078,7 @@ impl Pool {
                     }
                 }
                 Action::Escalate { reason } => {
-                    self.note(&t.key, format!("escalated: {reason}"));
+                    self.note_at(level, &t.key, format!("escalated: {reason}"));
                     if let Some((cell, agent)) = t.cell_agent()
                         && !self.dry_run
                     {

@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 use nexus_revive::AgentRecord;
 use serde::de::{MapAccess, Visitor};
+
+use crate::sighting::Sighting;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -25,6 +27,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 struct Entry {
     key: Arc<str>,
     rec: AgentRecord,
+    /// What its last check saw (for `--status`).
+    seen: Sighting,
     /// Seen by the sweep in progress.
     marked: bool,
 }
@@ -100,6 +104,7 @@ impl Records {
                     Entry {
                         key,
                         rec,
+                        seen: Sighting::default(),
                         marked: false,
                     },
                 );
@@ -125,6 +130,7 @@ impl Records {
                 self.entries.push(Entry {
                     key: key.clone(),
                     rec: AgentRecord::default(),
+                    seen: Sighting::default(),
                     marked: false,
                 });
             }
@@ -134,10 +140,32 @@ impl Records {
         self.entries.dedup_by(|a, b| a.key == b.key);
     }
 
+    /// What the last check of `key` saw.
+    pub fn sighting(&self, key: &str) -> Option<Sighting> {
+        self.find(key).ok().map(|i| self.entries[i].seen)
+    }
+
+    /// Sets what the last check of `key` saw; false if it has no record.
+    pub fn set_sighting(&mut self, key: &str, seen: Sighting) -> bool {
+        match self.find(key) {
+            Ok(i) => {
+                self.entries[i].seen = seen;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Every record with what its last check saw, by key order.
+    pub fn iter_seen(&self) -> impl Iterator<Item = (&str, &AgentRecord, Sighting)> + '_ {
+        self.entries.iter().map(|e| (&*e.key, &e.rec, e.seen))
+    }
+
     /// Takes out the record of `key` (leaving a default one), marks it seen
-    /// by this sweep, and tells where it was: the sweep steps it and puts it
-    /// back with [`Records::put`], one search for both.
-    pub fn take(&mut self, key: &str) -> Option<(usize, AgentRecord)> {
+    /// by this sweep, and tells where it was and what its last check saw:
+    /// the sweep steps it and puts it back with [`Records::put`], one
+    /// search for both.
+    pub fn take(&mut self, key: &str) -> Option<(usize, AgentRecord, Sighting)> {
         let i = match self.entries.get(self.next) {
             Some(e) if *e.key == *key => self.next,
             _ => self.find(key).ok()?,
@@ -145,22 +173,27 @@ impl Records {
         self.next = i + 1;
         let e = &mut self.entries[i];
         e.marked = true;
-        Some((i, std::mem::take(&mut e.rec)))
+        Some((i, std::mem::take(&mut e.rec), e.seen))
     }
 
     /// Puts back the record of `key` taken from `at` (searched for again
-    /// only if the records changed in between), marked.
-    pub fn put(&mut self, at: usize, key: &Arc<str>, rec: AgentRecord) {
-        match self.entries.get_mut(at) {
-            Some(e) if *e.key == **key => {
-                e.rec = rec;
-                e.marked = true;
-            }
+    /// only if the records changed in between), marked, with what this
+    /// check saw.
+    pub fn put(&mut self, at: usize, key: &Arc<str>, rec: AgentRecord, seen: Sighting) {
+        let at = match self.entries.get(at) {
+            Some(e) if *e.key == **key => at,
             _ => {
-                self.insert(key.clone(), rec);
-                self.mark(key);
+                self.insert(key.clone(), rec.clone());
+                match self.find(key) {
+                    Ok(i) => i,
+                    Err(_) => return,
+                }
             }
-        }
+        };
+        let e = &mut self.entries[at];
+        e.rec = rec;
+        e.seen = seen;
+        e.marked = true;
     }
 
     /// Forgets which records the last sweep saw.
@@ -222,11 +255,38 @@ impl std::ops::Index<&str> for Records {
     }
 }
 
+/// A record as the state file holds it: the record's fields and, once
+/// checked, `seen` (a state file without it loads as never checked; an
+/// older pool ignores it).
+#[derive(Serialize)]
+struct Out<'a> {
+    #[serde(flatten)]
+    rec: &'a AgentRecord,
+    #[serde(skip_serializing_if = "unchecked")]
+    seen: &'a Sighting,
+}
+
+fn unchecked(s: &&Sighting) -> bool {
+    !s.checked()
+}
+
+#[derive(Deserialize)]
+struct In {
+    #[serde(flatten)]
+    rec: AgentRecord,
+    #[serde(default)]
+    seen: Sighting,
+}
+
 impl Serialize for Records {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.entries.len()))?;
         for e in &self.entries {
-            map.serialize_entry(&*e.key, &e.rec)?;
+            let out = Out {
+                rec: &e.rec,
+                seen: &e.seen,
+            };
+            map.serialize_entry(&*e.key, &out)?;
         }
         map.end()
     }
@@ -242,10 +302,11 @@ impl<'de> Deserialize<'de> for Records {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Records, A::Error> {
                 let mut entries = Vec::with_capacity(m.size_hint().unwrap_or(0).min(1 << 16));
-                while let Some((key, rec)) = m.next_entry::<String, AgentRecord>()? {
+                while let Some((key, e)) = m.next_entry::<String, In>()? {
                     entries.push(Entry {
                         key: Arc::from(key),
-                        rec,
+                        rec: e.rec,
+                        seen: e.seen,
                         marked: false,
                     });
                 }
@@ -290,15 +351,31 @@ mod tests {
         let mut r = Records::default();
         r.add(["a", "b"].map(Arc::from).iter());
         let b: Arc<str> = Arc::from("b");
-        let (at, mut rec) = r.take("b").unwrap();
+        let (at, mut rec, seen) = r.take("b").unwrap();
+        assert!(!seen.checked());
         rec.episode_attempts = 3;
-        r.put(at, &b, rec.clone());
+        let probe = nexus_revive::Probe {
+            gateway: None,
+            process: None,
+            heartbeat: nexus_revive::Heartbeat::Missing,
+        };
+        let now = Sighting::new(
+            9.0,
+            State::Dead,
+            crate::sighting::Why::NoHeartbeat,
+            &probe,
+            None,
+        );
+        r.put(at, &b, rec.clone(), now);
         assert_eq!(r["b"], rec);
+        assert_eq!(r.sighting("b"), Some(now));
         // Moved in between: found again, not written over another record.
-        let (at, _) = r.take("b").unwrap();
+        let (at, _, _) = r.take("b").unwrap();
         r.insert("0", AgentRecord::default());
-        r.put(at, &b, rec.clone());
+        r.put(at, &b, rec.clone(), now);
         assert_eq!(r["b"], rec);
+        assert_eq!(r.sighting("b"), Some(now));
+        assert_eq!(r.sighting("0"), Some(Sighting::default()));
         assert_eq!(r["a"], AgentRecord::default());
         assert!(r.take("zz").is_none());
         r.retain_marked();
@@ -354,6 +431,37 @@ mod tests {
     }
 
     #[test]
+    fn a_sighting_is_saved_beside_its_record_and_an_old_file_still_loads() {
+        // A state file from before sightings: records only.
+        let old: Records =
+            serde_json::from_str(r#"{"k": {"state": "dead", "episode_attempts": 2}}"#).unwrap();
+        assert_eq!(old["k"].state, State::Dead);
+        assert_eq!(old["k"].episode_attempts, 2);
+        assert_eq!(old.sighting("k"), Some(Sighting::default()));
+        // Never checked: nothing more is written.
+        assert!(!serde_json::to_string(&old).unwrap().contains(r#""seen""#));
+
+        let mut r = old;
+        let (at, rec, _) = r.take("k").unwrap();
+        let probe = nexus_revive::Probe {
+            gateway: Some(false),
+            process: None,
+            heartbeat: nexus_revive::Heartbeat::Stale,
+        };
+        let why = crate::sighting::Why::HeartbeatStale;
+        let seen = Sighting::new(1_800_000_000.0, State::Dead, why, &probe, Some(70.0));
+        r.put(at, &Arc::from("k"), rec, seen);
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(r#""seen":{"#), "{text}");
+        // An older pool reads the record and ignores the rest.
+        let as_old: BTreeMap<String, AgentRecord> = serde_json::from_str(&text).unwrap();
+        assert_eq!(as_old["k"].episode_attempts, 2);
+        let back: Records = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.sighting("k"), Some(seen));
+    }
+
+    #[test]
     fn a_record_of_the_wrong_type_is_an_error_not_a_panic() {
         let e = serde_json::from_str::<Records>(r#"{"a": 3}"#).unwrap_err();
         assert!(e.to_string().contains("invalid type"), "{e}");
@@ -393,5 +501,17 @@ mod tests {
             let expected: Vec<(&str, &AgentRecord)> = model.iter().map(|(k, v)| (k.as_str(), v)).collect();
             prop_assert_eq!(listed, expected);
         }
+    }
+}
+
+#[cfg(test)]
+mod footprint {
+    /// An entry exists per agent for the pool's whole life: at 10,000
+    /// agents every 8 bytes here are 80 kB of the daemon's idle RSS.
+    #[test]
+    fn an_entry_stays_small() {
+        let (entry, rec) = (size_of::<super::Entry>(), size_of::<super::AgentRecord>());
+        eprintln!("Entry {entry} bytes, AgentRecord {rec}");
+        assert!(entry <= 200, "Entry grew: {entry} bytes (record {rec})");
     }
 }

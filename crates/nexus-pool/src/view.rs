@@ -39,8 +39,14 @@ pub struct AgentView {
     /// 8 s until 18:03:12 (attempt 3 of 5 in 1 h)"); boxed: most agents
     /// wait for nothing.
     pub waiting: Option<Box<str>>,
-    /// The newest events about this agent, newest first (for the status page).
-    pub last_events: Vec<String>,
+    /// Why it is not healthy, as its last check saw it ("no heartbeat",
+    /// "corrupt heartbeat: <file>: field `timestamp`: …"); `None` when
+    /// healthy. One pointer (most agents have none).
+    #[allow(clippy::box_collection)]
+    pub reason: Option<Box<String>>,
+    /// The newest events about this agent, newest first (for the status
+    /// page; a boxed slice, a word smaller than a vector).
+    pub last_events: Box<[String]>,
 }
 
 /// The pool's state after its last sweep.

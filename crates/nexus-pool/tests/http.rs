@@ -38,7 +38,8 @@ fn fleet() -> PoolSnapshot {
         first_dead_at: None,
         revive_pending: false,
         waiting: None,
-        last_events: vec![format!("{name}: {state:?}")],
+        reason: None,
+        last_events: Box::new([format!("{name}: {state:?}")]),
     };
     PoolSnapshot {
         started_at: t - 60.0,

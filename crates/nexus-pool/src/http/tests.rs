@@ -20,7 +20,8 @@ pub(crate) fn sample(now: f64) -> PoolSnapshot {
         first_dead_at: None,
         revive_pending: false,
         waiting: None,
-        last_events: vec!["agent_dead".into()],
+        reason: None,
+        last_events: Box::new(["agent_dead".into()]),
     };
     PoolSnapshot {
         started_at: now - 100.0,
@@ -241,4 +242,22 @@ async fn what_a_sick_agent_waits_for_is_on_the_page_and_in_the_api() {
         "backoff 2 s until 18:03:12 (attempt 2 of 5 in 1 h) <b>"
     );
     assert!(v[0]["waiting"].is_null());
+}
+
+#[tokio::test]
+async fn why_a_sick_agent_is_sick_is_on_the_page_and_in_the_api() {
+    let now = nexus_heartbeat::now_epoch();
+    let mut snap = sample(now);
+    let why = "corrupt heartbeat: /c/x.json: field `timestamp`: <bad>";
+    snap.agents[1].reason = Some(Box::new(why.to_string()));
+    let shared: Shared = Arc::new(std::sync::RwLock::new(snap));
+    let (_, _, page) = call(shared.clone(), Method::GET, "/").await;
+    assert!(
+        page.contains("why: corrupt heartbeat: /c/x.json: field `timestamp`: &lt;bad&gt;"),
+        "{page}"
+    );
+    let (_, _, api) = call(shared, Method::GET, "/api/agents").await;
+    let v: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(v[1]["reason"], why);
+    assert!(v[0]["reason"].is_null());
 }

@@ -282,7 +282,7 @@ impl Pool {
     }
 
     /// `t`'s heartbeat file and its staleness threshold.
-    fn beat_file(&self, t: &Target) -> (std::path::PathBuf, f64) {
+    pub(super) fn beat_file(&self, t: &Target) -> (std::path::PathBuf, f64) {
         let threshold = self.stale_threshold(t);
         let path = match (&t.gateway, t.cell, &self.store) {
             (Some(g), ..) => g.heartbeat.clone(),

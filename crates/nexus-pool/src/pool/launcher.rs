@@ -116,6 +116,9 @@ impl Pool {
 
     pub(super) fn child_exited(&mut self, key: &str, pid: u32) {
         let key = key.to_string();
+        // A hung process the pool is stopping: its exit is the end of
+        // that (logged) event, not a death of its own.
+        let stopped = self.terminating.get(&key).is_some_and(|(p, _)| *p == pid);
         if self.children.get(&key) == Some(&pid) {
             self.children.remove(&key);
             self.pidfds.remove(&key);
@@ -131,7 +134,13 @@ impl Pool {
                 self.state.launched.remove(&key);
             }
         }
-        self.note(&key, format!("launched process {pid} exited"));
+        // A death the pool saw, unless it is the hung process it stopped.
+        let level = if stopped {
+            tracing::Level::INFO
+        } else {
+            tracing::Level::WARN
+        };
+        self.note_at(level, &key, format!("launched process {pid} exited"));
     }
 
     /// Pre-flight, stop the hung process, launch, track the child. `None`
@@ -181,7 +190,11 @@ impl Pool {
         stale.retain(|p| *p != std::process::id());
         if !stale.is_empty() {
             stop_processes(&stale).await;
-            self.note(&t.key, format!("stopped hung process(es) {stale:?}"));
+            self.note_at(
+                tracing::Level::WARN,
+                &t.key,
+                format!("stopped hung process(es) {stale:?}"),
+            );
         }
         let cmd = match &t.revive {
             ReviveHow::None => {
@@ -237,7 +250,13 @@ impl Pool {
                     let _ = child.wait().await; // reaps it
                     let _ = tx.send((key, pid));
                 });
-                self.note(&t.key, format!("{what}: started PID {pid}"));
+                // A revive attempt is a WARN; a first start is not news.
+                let level = if first_start {
+                    tracing::Level::INFO
+                } else {
+                    tracing::Level::WARN
+                };
+                self.note_at(level, &t.key, format!("{what}: started PID {pid}"));
                 LaunchOutcome::Started
             }
         })
@@ -287,7 +306,8 @@ impl Pool {
                 }
                 let kill_at = Instant::now() + STOP_GRACE;
                 self.terminating.insert(key.to_string(), (pid, kill_at));
-                self.note(
+                self.note_at(
+                    tracing::Level::WARN,
                     key,
                     format!(
                         "hung: SIGTERM sent to PID {pid}; SIGKILL in {} s unless it exits",
@@ -298,7 +318,8 @@ impl Pool {
             }
             Some((_, kill_at)) if Instant::now() >= kill_at => {
                 if send(self, Signal::KILL) {
-                    self.note(
+                    self.note_at(
+                        tracing::Level::WARN,
                         key,
                         format!("hung: PID {pid} ignored SIGTERM: SIGKILL sent"),
                     );

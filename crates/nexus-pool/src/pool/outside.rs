@@ -408,7 +408,11 @@ impl Pool {
             TelegramEvent::AskFailed { key, why } => {
                 m.asking.remove(&key);
                 m.trouble = Some(why.clone());
-                self.note(&key, format!("approval request failed: {why}"));
+                self.note_at(
+                    tracing::Level::WARN,
+                    &key,
+                    format!("approval request failed: {why}"),
+                );
             }
             TelegramEvent::Answers(answers) => {
                 m.polling = false;

@@ -23,7 +23,8 @@ fn view(cell: &str, name: &str, state: State) -> AgentView {
         first_dead_at: None,
         revive_pending: false,
         waiting: None,
-        last_events: Vec::new(),
+        reason: None,
+        last_events: Box::default(),
     }
 }
 

@@ -144,8 +144,17 @@ impl Pool {
         }
         if !kept.is_empty() {
             let before = self.previous_views(&cells);
+            let probe = nexus_revive::Probe {
+                gateway: None,
+                process: None,
+                heartbeat: nexus_revive::Heartbeat::Unknown,
+            };
+            let unread = crate::sighting::Why::CellUnreadable;
+            let seen = crate::sighting::Sighting::new(now, State::Unknown, unread, &probe, None);
             for (key, why) in kept {
                 self.state.records.mark(&key);
+                // Shown unknown, and so by `--status`.
+                self.state.records.set_sighting(&key, seen);
                 let rec = self.state.records.get(&key).cloned().unwrap_or_default();
                 out.views
                     .push(self.unseen_view(&key, &rec, &why, before.get(&*key)));
@@ -254,7 +263,8 @@ impl Pool {
             last_checked: before.map_or(0.0, |b| b.last_checked),
             first_dead_at: rec.dead_since,
             revive_pending: rec.pending.is_some(),
-            last_events,
+            reason: Some(Box::new(format!("cell unreadable, record kept: {why}"))),
+            last_events: last_events.into_boxed_slice(),
         }
     }
 }

@@ -297,6 +297,19 @@ async fn heartbeat_fresh_stale_corrupt_missing_and_grace() {
     let v = run(ProbeKind::Heartbeat(spec.clone())).await;
     expect(&v, Status::Critical, "Heartbeat file unreadable");
 
+    // A timestamp that is no time: the message (the seed's words, docs/SPEC.md
+    // §2.3.3) names the file and the field.
+    std::fs::write(&path, r#"{"timestamp": "abc", "cycle": 7}"#).unwrap();
+    let v = run(ProbeKind::Heartbeat(spec.clone())).await;
+    expect(
+        &v,
+        Status::Critical,
+        &format!(
+            "Heartbeat file unreadable: {}: field `timestamp`: a string that is neither epoch seconds nor ISO-8601",
+            path.display()
+        ),
+    );
+
     write_heartbeat(&path, -3600.0);
     expect(
         &run(ProbeKind::Heartbeat(spec.clone())).await,
