@@ -31,7 +31,8 @@ use nexus_pool::{Pool, PoolConfig, PoolOptions, PoolState, SweepReport, Wake};
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
-    /// Config file (TOML, or the seed's resurrection_pool.json); wins over
+    /// Config file (TOML, the seed's resurrection_pool.json, or lazarus-pit's
+    /// config/lazarus-pit.toml as is); wins over
     /// RESURRECTION_CONFIG, then ~/.nexus/resurrection_pool.{toml,json},
     /// then /etc/nexus/resurrection_pool.{toml,json}.
     #[arg(long)]
@@ -91,6 +92,35 @@ enum Cmd {
     },
 }
 
+/// `check-config`: 0 and a summary if the file can be used (its warnings
+/// on stderr), else 2 and the error naming the key.
+fn check_config(file: &Path) -> ExitCode {
+    match PoolConfig::load(file) {
+        Ok(c) => {
+            for w in &c.warnings {
+                errln!("resurrection-pool: warning: {w}");
+            }
+            let cells = c
+                .cells
+                .as_ref()
+                .map(|c| format!(", cells under {}", c.root.display()))
+                .unwrap_or_default();
+            outln!(
+                "{}: valid {} ({} gateway(s), {} mission(s){cells})",
+                file.display(),
+                c.format.as_str(),
+                c.gateways.len(),
+                c.missions.len(),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            errln!("resurrection-pool: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| e.to_string())
 }
@@ -132,33 +162,25 @@ fn main() -> ExitCode {
 
 fn main_inner() -> ExitCode {
     let cli = Cli::parse();
-    nexus_cli::init_logging(if cli.once {
+    let default_level = if cli.once {
         nexus_cli::ONE_SHOT
     } else {
         nexus_cli::DAEMON
-    });
+    };
     match &cli.cmd {
-        Some(Cmd::Demo(args)) => return demo::run(args),
+        Some(Cmd::Demo(args)) => {
+            nexus_cli::init_logging(default_level);
+            return demo::run(args);
+        }
         Some(Cmd::CheckConfig { file }) => {
-            return match PoolConfig::load(file) {
-                Ok(c) => {
-                    outln!(
-                        "{}: valid ({} gateway(s), {} mission(s){})",
-                        file.display(),
-                        c.gateways.len(),
-                        c.missions.len(),
-                        if c.cells.is_some() { ", cells" } else { "" }
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    errln!("resurrection-pool: {e}");
-                    ExitCode::from(2)
-                }
-            };
+            nexus_cli::init_logging(default_level);
+            return check_config(file);
         }
         None => {}
     }
+    // The config is read before the log subscriber is installed: it may
+    // name the daemon's level (lazarus-pit's `daemon.log_level`; NEXUS_LOG
+    // wins). Its errors are printed, not logged.
     let (mut cfg, origin) = match load_config(&cli) {
         Ok(x) => x,
         Err(e) => {
@@ -166,6 +188,13 @@ fn main_inner() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    nexus_cli::init_logging(match cfg.log_level {
+        Some(level) if !cli.once => level,
+        _ => default_level,
+    });
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
     if origin.is_none() {
         tracing::info!("No config file found; using defaults (no gateways configured)");
     }

@@ -1,5 +1,10 @@
-//! The pool's configuration: TOML (`deny_unknown_fields`), or the seed's
-//! `resurrection_pool.json` accepted as is ([`PoolConfig::from_seed_json`]).
+//! The pool's configuration: TOML (`deny_unknown_fields`), the seed's
+//! `resurrection_pool.json` accepted as is ([`PoolConfig::from_seed_json`]),
+//! or the lazarus-pit daemon's `config/lazarus-pit.toml` accepted as is
+//! (told apart by its tables: a `[daemon]`, `[gitea]` or `[notifications]`
+//! table, a `[gateway]` table, or a `[cells]` key only it has).
+
+mod lazarus;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -41,6 +46,41 @@ pub struct PoolConfig {
     /// Remote heartbeats pushed to `POST /ping/<job>`.
     #[serde(default)]
     pub ping: Option<PingSection>,
+    /// Which format the file was in.
+    #[serde(skip)]
+    pub format: ConfigFormat,
+    /// What the file holds that the pool does not use, and other start-up
+    /// warnings of the file (lazarus-pit's: one line naming every key with
+    /// no equivalent). Logged at start-up, printed by `check-config`.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+    /// The daemon's log filter from the file (lazarus-pit's
+    /// `daemon.log_level`); `NEXUS_LOG` wins.
+    #[serde(skip)]
+    pub log_level: Option<&'static str>,
+}
+
+/// The format a config file was in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConfigFormat {
+    /// The pool's own TOML.
+    #[default]
+    Toml,
+    /// The seed pool's `resurrection_pool.json`.
+    SeedJson,
+    /// The lazarus-pit daemon's `config/lazarus-pit.toml`.
+    LazarusPit,
+}
+
+impl ConfigFormat {
+    /// How `check-config` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigFormat::Toml => "resurrection-pool TOML",
+            ConfigFormat::SeedJson => "seed resurrection_pool.json",
+            ConfigFormat::LazarusPit => "lazarus-pit TOML",
+        }
+    }
 }
 
 /// `[ping]`: accept heartbeats from cron jobs on other hosts.
@@ -158,6 +198,12 @@ pub struct PoolSection {
     pub allow_empty: bool,
     /// `ask` without Telegram: `auto` (revive, loudly) or `never`.
     pub ask_without_channel: AskWithoutChannel,
+    /// Open a Gitea issue when an agent needs a human (lazarus-pit's
+    /// `notifications.open_issue_on_death`); `false`: no issue at all.
+    pub open_issue_on_death: bool,
+    /// Close the issue when the agent is healthy again (lazarus-pit's
+    /// `notifications.close_issue_on_revive`); `false`: left for a human.
+    pub close_issue_on_revive: bool,
 }
 
 impl Default for PoolSection {
@@ -176,6 +222,8 @@ impl Default for PoolSection {
             dead_rule: DeadRule::Hung,
             allow_empty: false,
             ask_without_channel: AskWithoutChannel::Auto,
+            open_issue_on_death: true,
+            close_issue_on_revive: true,
         }
     }
 }
@@ -340,7 +388,8 @@ struct SeedGitea {
 }
 
 impl PoolConfig {
-    /// Reads a config file: `.json` is the seed format, anything else TOML.
+    /// Reads a config file: `.json` is the seed format, anything else TOML
+    /// (the pool's, or lazarus-pit's, told apart by its tables).
     pub fn load(path: &Path) -> Result<PoolConfig, Error> {
         let text = nexus_heartbeat::read_config(path).map_err(|source| Error::Io {
             op: "read config",
@@ -355,8 +404,36 @@ impl PoolConfig {
         }
     }
 
-    /// Parses TOML.
+    /// Parses TOML: the pool's own, or lazarus-pit's `config/lazarus-pit.toml`.
     pub fn parse(text: &str, origin: &str) -> Result<PoolConfig, Error> {
+        PoolConfig::parse_with(text, origin, &|k| std::env::var(k).ok())
+    }
+
+    /// [`PoolConfig::parse`] with the environment lookup passed in (for
+    /// lazarus-pit's `GITEA_TOKEN`, which wins over its `gitea.token`).
+    pub fn parse_with(
+        text: &str,
+        origin: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<PoolConfig, Error> {
+        if let Ok(table) = text.parse::<toml::Table>() {
+            match lazarus::shape(&table) {
+                lazarus::Shape::Pool => {}
+                lazarus::Shape::Lazarus => {
+                    let cfg = lazarus::to_pool(table, origin, env)?;
+                    cfg.validate(origin)?;
+                    return Ok(cfg);
+                }
+                lazarus::Shape::Mixed(l, p) => {
+                    return Err(Error::Config {
+                        origin: origin.to_string(),
+                        message: format!(
+                            "mixes lazarus-pit's format ({l}) with the pool's ({p}): use one (docs/DEPLOYMENT.md, \"Coming from lazarus-pit\")"
+                        ),
+                    });
+                }
+            }
+        }
         let mut cfg: PoolConfig = toml::from_str(text).map_err(|e| Error::Config {
             origin: origin.to_string(),
             message: e.to_string().trim_end().to_string(),
@@ -388,7 +465,10 @@ impl PoolConfig {
                 }),
             }
         };
-        let mut cfg = PoolConfig::default();
+        let mut cfg = PoolConfig {
+            format: ConfigFormat::SeedJson,
+            ..PoolConfig::default()
+        };
         if let Some(d) = secs(seed.poll_interval, "poll_interval")? {
             cfg.pool.poll_interval = d;
         }

@@ -2,7 +2,8 @@
 //! agents of every active mission cell, decides with `nexus-revive`, revives
 //! into the agent's cell, and shows all of it.
 //!
-//! - [`config`]: `resurrection-pool.toml`, and the seed's JSON as is.
+//! - [`config`]: `resurrection-pool.toml`, and the seed's JSON and
+//!   lazarus-pit's `config/lazarus-pit.toml` as is.
 //! - [`fleet`]: the watched agents (config gateways plus the agents of every
 //!   active or frozen cell) and one concurrent probe pass over all of them
 //!   (one `/proc` scan per sweep).
@@ -90,7 +91,7 @@ pub mod sighting;
 pub mod status;
 pub mod view;
 
-pub use config::PoolConfig;
+pub use config::{ConfigFormat, PoolConfig};
 pub use error::Error;
 pub use pool::{Pool, PoolOptions, PoolState, Retired, SweepReport, Wake};
 pub use view::{AgentView, ChannelView, PoolSnapshot, UnreadableCell};

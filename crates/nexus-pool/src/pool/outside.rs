@@ -553,6 +553,11 @@ impl Pool {
             return;
         }
         let check = if rec.incident_open {
+            if !self.cfg.pool.open_issue_on_death {
+                // `open_issue_on_death = false`: no issue, so none to close.
+                self.recovered = None;
+                return;
+            }
             let events: Vec<String> = self
                 .events
                 .get(&*t.key)
@@ -587,8 +592,12 @@ impl Pool {
         } else if before != State::Healthy && rec.state == State::Healthy {
             // Closed with how it came back; no incident, nothing to close.
             match self.recovered.take() {
-                Some((how, true)) => Check::healthy(&t.key, &format!("{}: {how}", t.name))
-                    .with_title_subject(&format!("{}:", t.name)),
+                // `close_issue_on_revive = false`: the issue is left open
+                // for a human.
+                Some((how, true)) if self.cfg.pool.close_issue_on_revive => {
+                    Check::healthy(&t.key, &format!("{}: {how}", t.name))
+                        .with_title_subject(&format!("{}:", t.name))
+                }
                 _ => return,
             }
         } else {
