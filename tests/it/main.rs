@@ -23,6 +23,7 @@ mod heartbeat;
 mod hostile;
 mod incident;
 mod incident_cron;
+mod lazarus;
 mod mttr;
 mod operator;
 mod pool;

@@ -267,8 +267,14 @@ pub(crate) fn to_pool(
         message,
     };
     let unknown = unknown_keys(&table);
-    let file: LazarusFile = serde_path_to_error::deserialize(toml::Value::Table(table))
-        .map_err(|e| err(format!("lazarus-pit `{}`: {}", e.path(), e.inner())))?;
+    let file: LazarusFile =
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            err(format!(
+                "lazarus-pit `{}`: {}",
+                e.path(),
+                e.inner().message().trim_end()
+            ))
+        })?;
     let mut cfg = PoolConfig {
         format: ConfigFormat::LazarusPit,
         ..PoolConfig::default()
