@@ -53,6 +53,15 @@ fn pool(f: &Fleet, cfg: &Path) -> Command {
     c
 }
 
+/// `resurrection-pool check-config <cfg>`.
+fn check_config(cfg: &Path) -> Output {
+    Command::new(nexus_e2e::bin("resurrection-pool"))
+        .arg("check-config")
+        .arg(cfg)
+        .run()
+        .unwrap()
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -84,14 +93,10 @@ fn beat_now(f: &Fleet, agent: &str) -> f64 {
 #[test]
 fn check_config_takes_the_seed_sample_and_names_a_bad_key_in_each_section() {
     let f = Fleet::new();
-    let o = Command::new(nexus_e2e::bin("resurrection-pool"))
-        .arg("check-config")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../docs/examples/lazarus-pit.toml"
-        ))
-        .run()
-        .unwrap();
+    let o = check_config(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/examples/lazarus-pit.toml"
+    )));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -132,7 +137,7 @@ fn check_config_takes_the_seed_sample_and_names_a_bad_key_in_each_section() {
         ),
     ] {
         let cfg = lazarus_file(&f, &[(old, new)]);
-        let o = pool(&f, &cfg).arg("check-config").arg(&cfg).run().unwrap();
+        let o = check_config(&cfg);
         assert_eq!(o.status.code(), Some(2), "{key}: {}", stderr(&o));
         let err = stderr(&o);
         assert!(
@@ -142,7 +147,7 @@ fn check_config_takes_the_seed_sample_and_names_a_bad_key_in_each_section() {
     }
     // Unknown keys are named in the same one warning, not refused.
     let cfg = lazarus_file(&f, &[("[gitea]\n", "[gitea]\nbranch = \"main\"\n")]);
-    let o = pool(&f, &cfg).arg("check-config").arg(&cfg).run().unwrap();
+    let o = check_config(&cfg);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     warned_once(&stderr(&o));
     assert!(
@@ -152,7 +157,7 @@ fn check_config_takes_the_seed_sample_and_names_a_bad_key_in_each_section() {
     );
     // resurrect_after below the threshold: a warning of its own.
     let cfg = lazarus_file(&f, &[("resurrect_after = 120", "resurrect_after = 30")]);
-    let o = pool(&f, &cfg).arg("check-config").arg(&cfg).run().unwrap();
+    let o = check_config(&cfg);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("`cells.resurrect_after` (30s) is smaller"),

@@ -29,6 +29,8 @@ const KNOWN: &[(&str, &[&str])] = &[
             "resurrect_after",
             "max_revive_attempts",
             "poll_interval",
+            // Not in the seed's file: docs/SPEC.md L6 names it.
+            "revive_policy",
         ],
     ),
     ("gateway", &["host", "port", "health_host", "health_port"]),
@@ -38,6 +40,9 @@ const KNOWN: &[(&str, &[&str])] = &[
         &["open_issue_on_death", "close_issue_on_revive"],
     ),
 ];
+
+/// Tables only lazarus-pit's format has (its `[gateway]` is a table).
+const LAZARUS_ONLY: &[&str] = &["daemon", "gitea", "notifications"];
 
 /// Tables only the pool's own format has (`[[gateway]]` is an array there).
 const POOL_ONLY: &[&str] = &["pool", "missions", "revive", "incident", "telegram", "ping"];
@@ -58,34 +63,28 @@ pub(crate) enum Shape {
 /// an array, `[[gateway]]`), or a `[cells]` key only lazarus-pit has
 /// (`resurrect_after`, `max_revive_attempts`, `poll_interval`).
 pub(crate) fn shape(table: &toml::Table) -> Shape {
-    let cells_only = ["resurrect_after", "max_revive_attempts", "poll_interval"];
-    let lazarus = ["daemon", "gitea", "notifications"]
-        .into_iter()
-        .find(|k| table.contains_key(*k))
-        .map(|k| format!("[{k}]"))
-        .or_else(|| {
-            table
-                .get("gateway")
-                .is_some_and(toml::Value::is_table)
-                .then(|| "[gateway]".to_string())
-        })
-        .or_else(|| {
-            let cells = table.get("cells").and_then(toml::Value::as_table)?;
-            cells_only
-                .into_iter()
-                .find(|k| cells.contains_key(*k))
-                .map(|k| format!("[cells] {k}"))
-        });
-    let pool = POOL_ONLY
-        .iter()
-        .find(|k| table.contains_key(**k))
-        .map(|k| format!("[{k}]"))
-        .or_else(|| {
-            table
-                .get("gateway")
-                .is_some_and(toml::Value::is_array)
-                .then(|| "[[gateway]]".to_string())
-        });
+    // The first of `names` that is a table of `table` (named as written),
+    // else `gateway` if `is_gateway` says it has that format's form.
+    let first = |names: &[&str], is_gateway: fn(&toml::Value) -> bool, gateway: &str| {
+        names
+            .iter()
+            .find(|k| table.contains_key(**k))
+            .map(|k| format!("[{k}]"))
+            .or_else(|| {
+                table
+                    .get("gateway")
+                    .filter(|g| is_gateway(g))
+                    .map(|_| gateway.to_string())
+            })
+    };
+    let lazarus = first(LAZARUS_ONLY, toml::Value::is_table, "[gateway]").or_else(|| {
+        let cells = table.get("cells").and_then(toml::Value::as_table)?;
+        ["resurrect_after", "max_revive_attempts", "poll_interval"]
+            .into_iter()
+            .find(|k| cells.contains_key(*k))
+            .map(|k| format!("[cells] {k}"))
+    });
+    let pool = first(POOL_ONLY, toml::Value::is_array, "[[gateway]]");
     match (lazarus, pool) {
         (None, _) => Shape::Pool,
         (Some(_), None) => Shape::Lazarus,
@@ -199,6 +198,23 @@ struct Cells {
     resurrect_after: Option<Seconds>,
     max_revive_attempts: Option<Count>,
     poll_interval: Option<Seconds>,
+    revive_policy: Option<PolicyWord>,
+}
+
+/// `cells.revive_policy`: `auto`, `ask` or `never` (docs/SPEC.md L6).
+struct PolicyWord(String);
+
+impl<'de> Deserialize<'de> for PolicyWord {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PolicyWord, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.parse::<nexus_revive::Policy>() {
+            Ok(p) => Ok(PolicyWord(p.to_string())),
+            Err(_) => Err(serde::de::Error::custom(format!(
+                "{:?} is not one of auto, ask, never",
+                nexus_secret::clean(&s, 32)
+            ))),
+        }
+    }
 }
 
 /// Never read by the seed; typed so a wrong type is still named.
@@ -295,7 +311,10 @@ pub(crate) fn to_pool(
             .clone()
             .unwrap_or_else(|| PathBuf::from(CELLS_ROOT_DEFAULT)),
         heartbeat_stale_threshold: Duration::from_secs_f64(stale),
-        revive_policy: "auto".to_string(),
+        revive_policy: c
+            .revive_policy
+            .as_ref()
+            .map_or_else(|| "auto".to_string(), |p| p.0.clone()),
     });
     // The seed revives an agent silent for more than `resurrect_after`
     // (counted from its last beat); the pool counts its wait from the
@@ -495,6 +514,11 @@ mod tests {
                 "gateway.health_host",
             ),
             (
+                "poll_interval = 15",
+                "poll_interval = 15\nrevive_policy = \"maybe\"",
+                "cells.revive_policy",
+            ),
+            (
                 "url = \"https://forge.alexanderwhitestone.com\"",
                 "url = 1",
                 "gitea.url",
@@ -573,6 +597,18 @@ mod tests {
         let bad = SAMPLE.replacen("# token = \"\"", "token = [\"s3cret-canary\"]", 1);
         let e = load(&bad).unwrap_err().to_string();
         assert!(e.contains("`gitea.token`") && !e.contains("canary"), "{e}");
+    }
+
+    #[test]
+    fn the_revive_policy_of_spec_l6_is_taken() {
+        let text = SAMPLE.replacen(
+            "poll_interval = 15",
+            "poll_interval = 15\nrevive_policy = \"never\"",
+            1,
+        );
+        let c = load(&text).unwrap();
+        assert_eq!(c.cells.as_ref().unwrap().revive_policy, "never");
+        assert!(!c.warnings[0].contains("revive_policy"), "{:?}", c.warnings);
     }
 
     #[test]
