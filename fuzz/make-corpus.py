@@ -123,6 +123,9 @@ toml_target("pool_toml", (REPO / "docs/examples/resurrection-pool.toml").read_by
 put("pool_toml", "bad-revive-cmd-shell-string", b'[[gateway]]\nname = "x"\nport = 1\nrevive_cmd = "python3 -m x; rm -rf /"\n')
 put("pool_toml", "bad-gateway-name-traversal", b'[[gateway]]\nname = "../x"\nport = 1\n')
 put("pool_toml", "bad-ping-max-body-negative", b'[ping]\ndir = "/tmp/x"\nmax_body = -1\n')
+put("pool_toml", "ok-lazarus-pit-sample", (REPO / "docs/examples/lazarus-pit.toml").read_bytes())
+put("pool_toml", "bad-lazarus-poll-interval-zero", b'[cells]\npoll_interval = 0\n')
+put("pool_toml", "bad-lazarus-mixed-with-pool", b'[daemon]\npid_file = "/tmp/p"\n[pool]\n')
 reg = b'''[defaults]
 multiplier = 3
 grace = "10m"
