@@ -11,7 +11,7 @@ use nexus_cell::{AgentName, Join, RevivePolicy, Role};
 use nexus_e2e::Run;
 use serde_json::Value;
 
-use crate::pool::{Fleet, free_port, kill, wait_for};
+use crate::pool::{Fleet, free_port, get, kill, wait_for};
 
 /// The seed's sample, as a lazarus-pit user has it.
 const SAMPLE: &str = include_str!("../../docs/examples/lazarus-pit.toml");
@@ -250,15 +250,37 @@ fn the_daemon_revives_past_resurrect_after_within_max_revive_attempts() {
         ],
     );
     std::fs::create_dir(f.root.join("run")).unwrap();
-    let last_beat = beat_now(&f, "hb1");
+    beat_now(&f, "hb1");
     let log = f.root.join("pool.log");
+    let port = free_port();
     let mut daemon = pool(&f, &cfg)
         // The file's `daemon.log_level` decides.
         .env_remove("NEXUS_LOG")
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
         .unwrap();
+    // The agent beats until the pool has seen it healthy (however slowly
+    // the pool starts), then falls silent.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let last_beat = loop {
+        let ts = beat_now(&f, "hb1");
+        let agents: Value =
+            serde_json::from_str(&get(&format!("http://127.0.0.1:{port}/api/agents"))).unwrap();
+        if agents
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "hb1" && a["state"] == "healthy")
+        {
+            break ts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hb1 never seen healthy: {agents}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let pid = daemon.id();
     wait_for("the escalation", || {
         f.events().contains("\"revive_escalated\"")
@@ -330,10 +352,8 @@ mod notifications {
         let cfg = lazarus_file(
             &f,
             &[
-                (
-                    "heartbeat_stale_threshold = 60",
-                    "heartbeat_stale_threshold = 1",
-                ),
+                // A missing heartbeat is dead at once; a fresh one stays
+                // fresh however slow the machine.
                 ("resurrect_after = 120", "resurrect_after = 1"),
                 (
                     "url = \"https://forge.alexanderwhitestone.com\"",
