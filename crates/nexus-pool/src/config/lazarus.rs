@@ -250,19 +250,20 @@ const ATTEMPTS_DEFAULT: u32 = 3;
 const POLL_DEFAULT: f64 = 15.0;
 const CELLS_ROOT_DEFAULT: &str = "/var/missions";
 
-/// The keys of `table` the seed does not know, as `section.key`.
+/// The keys of `table` the seed does not know, as `section.key` (control
+/// characters taken out and lengths capped: they go into a log line).
 fn unknown_keys(table: &toml::Table) -> Vec<String> {
     let mut out = Vec::new();
     for (section, value) in table {
         let Some((_, keys)) = KNOWN.iter().find(|(s, _)| s == section) else {
-            out.push(section.clone());
+            out.push(nexus_secret::clean(section, 64).into_owned());
             continue;
         };
         if let Some(t) = value.as_table() {
             out.extend(
                 t.keys()
                     .filter(|k| !keys.contains(&k.as_str()))
-                    .map(|k| format!("{section}.{k}")),
+                    .map(|k| format!("{section}.{}", nexus_secret::clean(k, 64))),
             );
         }
     }
@@ -353,7 +354,7 @@ pub(crate) fn to_pool(
     if let Some(f) = file.daemon.log_file.filter(|f| f.as_os_str() != "-") {
         ignored.push(format!(
             "daemon.log_file ({}: the pool logs to stderr, e.g. the journal)",
-            f.display()
+            nexus_secret::clean(&f.to_string_lossy(), 256)
         ));
     }
     let g = &file.gateway;
@@ -564,6 +565,15 @@ mod tests {
             "{w}"
         );
         assert!(w.contains("gateway.health_port"), "{w}");
+    }
+
+    #[test]
+    fn an_unknown_key_cannot_forge_a_log_line() {
+        let text = format!("{SAMPLE}\n[cells.\"x\\u001b[2J\\nERROR forged\"]\n");
+        let c = load(&text).unwrap();
+        let w = &c.warnings[0];
+        assert!(!w.contains('\u{1b}') && !w.contains('\n'), "{w:?}");
+        assert!(w.contains("cells.x"), "{w:?}");
     }
 
     #[test]
