@@ -27,6 +27,12 @@ pub struct HttpSpec {
     /// gateway check uses `"warning"`).
     #[serde(default = "critical")]
     pub unexpected_status: Status,
+    /// The status given when nothing listens (connection refused): default
+    /// Critical; `"unknown"` for an endpoint that may not be deployed, such
+    /// as the gateway's `/health` without its sidecar (a timeout or any
+    /// other failure stays Critical).
+    #[serde(default = "critical")]
+    pub refused: Status,
     /// JSON assertions on the body, e.g. `{ pointer = "/status", equals = "ok" }`.
     #[serde(default)]
     pub json: Vec<JsonAssert>,
@@ -69,6 +75,7 @@ impl HttpSpec {
             method: get(),
             expect_status: two_xx(),
             unexpected_status: Status::Critical,
+            refused: Status::Critical,
             json: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY,
             headers: BTreeMap::new(),
@@ -177,8 +184,13 @@ pub(crate) async fn check(spec: &HttpSpec, client: &reqwest::Client) -> Outcome 
     let mut resp = match req.send().await {
         Ok(r) => r,
         Err(e) => {
+            let status = if refused(&e) {
+                spec.refused
+            } else {
+                Status::Critical
+            };
             let why = request_error(e);
-            return Outcome::critical(format!("HTTP {shown} unreachable: {why}"));
+            return Outcome::new(status, format!("HTTP {shown} unreachable: {why}"));
         }
     };
     let code = resp.status().as_u16();
@@ -238,6 +250,20 @@ pub(crate) async fn check(spec: &HttpSpec, client: &reqwest::Client) -> Outcome 
     base(Outcome::ok(format!(
         "HTTP {shown} responding (status {code})"
     )))
+}
+
+/// Whether nothing listened: a connection refused somewhere in the chain.
+fn refused(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Equality that treats `1` and `1.0` as equal (TOML and JSON differ there).

@@ -457,3 +457,24 @@ async fn hung_targets_hold_their_place_in_the_connect_burst_only_briefly() {
         );
     }
 }
+
+/// `refused = "unknown"`: an endpoint that is not deployed (nothing listens)
+/// is Unknown, while one that listens and hangs or answers badly fails.
+#[tokio::test]
+async fn http_refused_can_be_unknown_and_only_refused() {
+    let closed = tcp::closed();
+    let mut spec = HttpSpec::get(format!("http://{closed}/health"));
+    spec.refused = Status::Unknown;
+    let v = run(ProbeKind::Http(spec.clone())).await;
+    expect(&v, Status::Unknown, "unreachable");
+
+    let silent = tcp::silent().await;
+    spec.url = format!("http://{}/health", silent.addr);
+    let v = run_with(ProbeKind::Http(spec.clone()), Duration::from_millis(300)).await;
+    expect(&v, Status::Critical, "timed out");
+
+    let srv = HttpServer::start(|_, _| HttpResponse::json(503, r#"{"status":"degraded"}"#)).await;
+    spec.url = srv.url("/health");
+    let v = run(ProbeKind::Http(spec)).await;
+    expect(&v, Status::Critical, "returned status 503");
+}
