@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use nexus_gateway_health::{BindError, Limits, Liveness, Options, spawn, tick_period};
+use nexus_gateway_health::{
+    BindError, HealthServer, Limits, Liveness, Options, spawn, tick_period,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -73,15 +75,23 @@ async fn gateway(live: Liveness, fresh_within: Duration) -> SocketAddr {
     addr
 }
 
-fn options(fresh_within: Duration, header_timeout: Duration, max_connections: usize) -> Options {
-    Options {
+/// A health server for `live` on a free loopback port.
+async fn start(
+    live: &Liveness,
+    fresh_within: Duration,
+    header_timeout: Duration,
+    max_connections: usize,
+) -> HealthServer {
+    let limits = Limits {
+        header_timeout,
+        lifetime: Duration::from_secs(30),
+        max_connections,
+    };
+    let options = Options {
         fresh_within,
-        limits: Limits {
-            header_timeout,
-            lifetime: Duration::from_secs(30),
-            max_connections,
-        },
-    }
+        limits,
+    };
+    spawn("127.0.0.1", 0, live.clone(), options).await.unwrap()
 }
 
 /// Polls `f` until it is true, at most `DEADLINE`.
@@ -98,14 +108,7 @@ async fn an_embedded_endpoint_counts_clients_and_answers_every_form() {
     let fresh = Duration::from_secs(30);
     let live = Liveness::new(0);
     let gw = gateway(live.clone(), fresh).await;
-    let health = spawn(
-        "127.0.0.1",
-        0,
-        live.clone(),
-        options(fresh, Duration::from_secs(5), 64),
-    )
-    .await
-    .unwrap();
+    let health = start(&live, fresh, Duration::from_secs(5), 64).await;
     let h = health.local_addr();
 
     let (code, head, body) = get(h, "GET", "/health?probe=1").await;
@@ -158,14 +161,7 @@ async fn an_embedded_endpoint_counts_clients_and_answers_every_form() {
 async fn a_loop_that_stops_ticking_goes_degraded_with_503() {
     let fresh = Duration::from_millis(300);
     let live = Liveness::new(8765);
-    let health = spawn(
-        "127.0.0.1",
-        0,
-        live.clone(),
-        options(fresh, Duration::from_secs(5), 64),
-    )
-    .await
-    .unwrap();
+    let health = start(&live, fresh, Duration::from_secs(5), 64).await;
     let h = health.local_addr();
     // Never ticked: not live.
     let (code, _, body) = get(h, "GET", "/health").await;
@@ -187,14 +183,7 @@ async fn a_client_that_stalls_mid_request_stalls_nobody() {
     let live = Liveness::new(8765);
     live.tick();
     let header_timeout = Duration::from_millis(500);
-    let health = spawn(
-        "127.0.0.1",
-        0,
-        live.clone(),
-        options(Duration::from_secs(30), header_timeout, 64),
-    )
-    .await
-    .unwrap();
+    let health = start(&live, Duration::from_secs(30), header_timeout, 64).await;
     let h = health.local_addr();
     // Half a request, then nothing.
     let mut stalled = TcpStream::connect(h).await.unwrap();
@@ -225,14 +214,7 @@ async fn a_client_that_stalls_mid_request_stalls_nobody() {
 async fn past_the_cap_a_client_gets_503_at_once() {
     let live = Liveness::new(8765);
     live.tick();
-    let health = spawn(
-        "127.0.0.1",
-        0,
-        live.clone(),
-        options(Duration::from_secs(30), Duration::from_secs(5), 2),
-    )
-    .await
-    .unwrap();
+    let health = start(&live, Duration::from_secs(30), Duration::from_secs(5), 2).await;
     let h = health.local_addr();
     let _a = TcpStream::connect(h).await.unwrap();
     let _b = TcpStream::connect(h).await.unwrap();
