@@ -307,7 +307,7 @@ fn the_watchdog_reads_the_sidecar_and_tolerates_its_absence() {
         h["message"]
             .as_str()
             .unwrap()
-            .contains("returned status 503"),
+            .contains("JSON field /status is \"degraded\""),
         "{v:#}"
     );
     assert_eq!(check(&v, "ws_gateway")["status"], "ok", "{v:#}");

@@ -82,6 +82,31 @@ impl HttpSpec {
         }
     }
 
+    /// The gateway's `GET http://host:port/health` (docs/SPEC.md §7), as
+    /// the watchdog's `gateway_health` check and the pool's gateway probe
+    /// read it: 200 with `"status": "ok"` is Ok; a `degraded` 503 (the
+    /// gateway is wedged), another status in the body or no answer within
+    /// the timeout is Critical; nothing listening (no endpoint deployed) or
+    /// an answer that is not the endpoint's (a 404, a WebSocket server's
+    /// 426 or 400) is Unknown, so the gateway's own probe decides.
+    pub fn gateway_health(host: &str, port: u16) -> HttpSpec {
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        let mut spec = HttpSpec::get(format!("http://{host}:{port}/health"));
+        spec.expect_status = vec!["200".to_string(), "503".to_string()];
+        spec.unexpected_status = Status::Unknown;
+        spec.refused = Status::Unknown;
+        spec.max_body_bytes = 64 * 1024;
+        spec.json = vec![JsonAssert {
+            pointer: "/status".to_string(),
+            equals: "ok".into(),
+        }];
+        spec
+    }
+
     pub(crate) fn validate(&self) -> Result<(), String> {
         self.ranges().map(drop)?;
         reqwest::Method::from_bytes(self.method.as_bytes())

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nexus_probe::{
-    HeartbeatSpec, HttpSpec, JsonAssert, MatchMode, ProbeKind, ProbeSpec, ProcessSpec,
-    PythonSyntaxSpec, Status, TcpSpec,
+    HeartbeatSpec, HttpSpec, MatchMode, ProbeKind, ProbeSpec, ProcessSpec, PythonSyntaxSpec,
+    TcpSpec,
 };
 
 /// The name of the health endpoint's check.
@@ -63,11 +63,12 @@ impl Default for SeedChecks {
 
 impl SeedChecks {
     /// `ws_gateway`, `consciousness_loop`, `heartbeat`, `syntax`, then
-    /// `gateway_health` (unless turned off): `GET /health` must answer 200
-    /// with `"status": "ok"`; a `degraded` 503 (a wedged gateway), another
-    /// answer or a timeout is Critical, while a refused connection (no
-    /// endpoint deployed) is Unknown, which [`SeedChecks::optional`] lets
-    /// pass: the TCP check `ws_gateway` decides then.
+    /// `gateway_health` (unless turned off), read by
+    /// [`HttpSpec::gateway_health`]: a `degraded` 503 (a wedged gateway)
+    /// or a timeout is Critical, while no endpoint there (refused, or an
+    /// answer that is not the endpoint's) is Unknown, which
+    /// [`SeedChecks::optional`] lets pass: the TCP check `ws_gateway`
+    /// decides then.
     pub fn probes(&self) -> Vec<ProbeSpec> {
         let process = ProcessSpec::pattern(&self.process_pattern).mode(self.process_match);
         let heartbeat = HeartbeatSpec {
@@ -104,19 +105,7 @@ impl SeedChecks {
     }
 
     fn health_probe(&self) -> ProbeSpec {
-        let host = if self.health_host.contains(':') && !self.health_host.starts_with('[') {
-            format!("[{}]", self.health_host)
-        } else {
-            self.health_host.clone()
-        };
-        let mut spec = HttpSpec::get(format!("http://{host}:{}/health", self.health_port));
-        spec.expect_status = vec!["200".to_string()];
-        spec.refused = Status::Unknown;
-        spec.max_body_bytes = 64 * 1024;
-        spec.json = vec![JsonAssert {
-            pointer: "/status".to_string(),
-            equals: "ok".into(),
-        }];
+        let spec = HttpSpec::gateway_health(&self.health_host, self.health_port);
         ProbeSpec::new(GATEWAY_HEALTH, ProbeKind::Http(spec))
     }
 }
@@ -144,7 +133,7 @@ mod tests {
             panic!("not http")
         };
         assert_eq!(h.url, "http://127.0.0.1:8766/health");
-        assert_eq!(h.refused, Status::Unknown);
+        assert_eq!(h.refused, nexus_probe::Status::Unknown);
         let off = SeedChecks {
             gateway_health: false,
             ..SeedChecks::default()

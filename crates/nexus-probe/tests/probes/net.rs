@@ -478,3 +478,27 @@ async fn http_refused_can_be_unknown_and_only_refused() {
     let v = run(ProbeKind::Http(spec)).await;
     expect(&v, Status::Critical, "returned status 503");
 }
+
+/// The gateway health endpoint's rule: ok / degraded / not there.
+#[tokio::test]
+async fn gateway_health_tells_ok_degraded_and_absent_apart() {
+    let health = |port: u16| ProbeKind::Http(HttpSpec::gateway_health("127.0.0.1", port));
+    let ok = HttpServer::start(|_, _| HttpResponse::json(200, r#"{"status":"ok"}"#)).await;
+    expect(&run(health(ok.addr.port())).await, Status::Ok, "status 200");
+    let degraded =
+        HttpServer::start(|_, _| HttpResponse::json(503, r#"{"status":"degraded"}"#)).await;
+    let v = run(health(degraded.addr.port())).await;
+    expect(&v, Status::Critical, "/status is \"degraded\"");
+    // Not the endpoint: a 426 from a WebSocket server, a 404.
+    for code in [426, 404] {
+        let other = HttpServer::start(move |_, _| HttpResponse::text(code, "no")).await;
+        let v = run(health(other.addr.port())).await;
+        expect(&v, Status::Unknown, &format!("status {code}"));
+    }
+    let v = run(health(tcp::closed().port())).await;
+    expect(&v, Status::Unknown, "unreachable");
+    assert_eq!(
+        HttpSpec::gateway_health("::1", 8766).url,
+        "http://[::1]:8766/health"
+    );
+}
