@@ -27,10 +27,11 @@ pub struct HttpSpec {
     /// gateway check uses `"warning"`).
     #[serde(default = "critical")]
     pub unexpected_status: Status,
-    /// The status given when nothing listens (connection refused): default
-    /// Critical; `"unknown"` for an endpoint that may not be deployed, such
-    /// as the gateway's `/health` without its sidecar (a timeout or any
-    /// other failure stays Critical).
+    /// The status given when nothing answers: the connection refused, or
+    /// closed before a byte of an answer (a server of another protocol).
+    /// Default Critical; `"unknown"` for an endpoint that may not be
+    /// deployed, such as the gateway's `/health` without its sidecar (a
+    /// timeout or any other failure stays Critical).
     #[serde(default = "critical")]
     pub refused: Status,
     /// JSON assertions on the body, e.g. `{ pointer = "/status", equals = "ok" }`.
@@ -277,13 +278,16 @@ pub(crate) async fn check(spec: &HttpSpec, client: &reqwest::Client) -> Outcome 
     )))
 }
 
-/// Whether nothing listened: a connection refused somewhere in the chain.
+/// Whether nothing answered: a connection refused somewhere in the chain,
+/// or closed before an answer began (hyper's `IncompleteMessage`, whose
+/// words a test pins).
 fn refused(e: &reqwest::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
-        if c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
-        {
+        let refused = c
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+        if refused || c.to_string() == "connection closed before message completed" {
             return true;
         }
         cause = c.source();

@@ -497,6 +497,11 @@ async fn gateway_health_tells_ok_degraded_and_absent_apart() {
     }
     let v = run(health(tcp::closed().port())).await;
     expect(&v, Status::Unknown, "unreachable");
+    // A WebSocket server (tokio-tungstenite) closes a plain GET unanswered:
+    // not the endpoint either (another gateway on the health port).
+    let ws = WsServer::echo().await;
+    let v = run(health(ws.addr.port())).await;
+    expect(&v, Status::Unknown, "closed before message completed");
     assert_eq!(
         HttpSpec::gateway_health("::1", 8766).url,
         "http://[::1]:8766/health"
