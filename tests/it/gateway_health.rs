@@ -313,3 +313,60 @@ fn the_watchdog_reads_the_sidecar_and_tolerates_its_absence() {
     assert_eq!(check(&v, "ws_gateway")["status"], "ok", "{v:#}");
     assert_eq!(v["overall_status"], "critical", "{v:#}");
 }
+
+#[test]
+fn check_config_names_a_bad_key_of_the_new_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "nexus-watchdog",
+            "w.toml",
+            "[[probe]]\nname = \"gateway_health\"\n[probe.http]\nurl = \"http://127.0.0.1:8766/health\"\nrefsued = \"unknown\"\n",
+            "refsued",
+        ),
+        (
+            "resurrection-pool",
+            "p.toml",
+            "[[gateway]]\nname = \"timmy\"\nhealth_prot = 8766\n",
+            "health_prot",
+        ),
+        (
+            "resurrection-pool",
+            "q.toml",
+            "[[gateway]]\nname = \"timmy\"\nhealth = \"off\"\n",
+            "health",
+        ),
+    ];
+    for (binary, file, text, key) in cases {
+        let path = tmp.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        let o = Command::new(bin(binary))
+            .arg("check-config")
+            .arg(&path)
+            .run()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{binary}: {stderr}");
+        assert!(
+            stderr.contains(key) && stderr.contains(file),
+            "{binary}: {stderr}"
+        );
+    }
+    // The shipped examples, with the new keys, are valid.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
+    for (binary, file) in [
+        ("nexus-watchdog", "watchdog.toml"),
+        ("resurrection-pool", "resurrection-pool.toml"),
+    ] {
+        let o = Command::new(bin(binary))
+            .arg("check-config")
+            .arg(examples.join(file))
+            .run()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
