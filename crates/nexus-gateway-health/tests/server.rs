@@ -1,6 +1,8 @@
 //! The health server on a real socket, embedded in a real WebSocket gateway
 //! (tokio-tungstenite) on loopback.
 
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
