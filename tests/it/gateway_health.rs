@@ -370,3 +370,67 @@ fn check_config_names_a_bad_key_of_the_new_settings() {
         );
     }
 }
+
+/// The pool's `[[gateway]]` reads `/health` too: a wedged gateway (TCP still
+/// accepted) is down; no endpoint leaves the TCP probe to decide.
+#[test]
+fn the_pool_counts_a_wedged_gateway_down_through_its_health() {
+    let (_rt, _ws, gate) = gateway();
+    let w = Watch::new();
+    let once = |health_port: u16| {
+        let root = &w.root;
+        std::fs::create_dir_all(root.join("cells")).unwrap();
+        std::fs::write(
+            root.join("heartbeat.json"),
+            format!(
+                r#"{{"timestamp":{},"pid":1}}"#,
+                nexus_heartbeat::now_epoch()
+            ),
+        )
+        .unwrap();
+        let cfg = root.join("pool.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[pool]\nheartbeat_dir = \"{hb}\"\nprobe_timeout = \"2s\"\n[cells]\nroot = \"{cells}\"\n\
+                 [[gateway]]\nname = \"timmy\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+                 heartbeat_path = \"{beat}\"\nprocess_pattern = \"{pattern}\"\nhealth_port = {health_port}\n",
+                hb = root.join("hb").display(),
+                cells = root.join("cells").display(),
+                port = gate.addr.port(),
+                beat = root.join("heartbeat.json").display(),
+                pattern = w.agent.name,
+            ),
+        )
+        .unwrap();
+        let o = Command::new(bin("resurrection-pool"))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--state-file")
+            .arg(root.join("state.json"))
+            .args(["--once", "--json", "--dry-run"])
+            .env_remove("RESURRECTION_CONFIG")
+            .env_remove("GITEA_TOKEN")
+            .env_remove("TELEGRAM_BOT_TOKEN")
+            .env("NEXUS_LOG", "error")
+            .run()
+            .unwrap();
+        let v = json(&o);
+        (o.status.code(), v[0].clone())
+    };
+    // No sidecar: the TCP probe decides, the agent is healthy.
+    let (code, a) = once(tcp::closed().port());
+    assert_eq!((code, &a["state"]), (Some(0), &"healthy".into()), "{a:#}");
+    // The sidecar says ok: healthy.
+    let side = Sidecar::start(gate.addr);
+    side.until("ok", |f| is(f, 200, "ok"));
+    let (code, a) = once(side.addr.port());
+    assert_eq!((code, &a["state"]), (Some(0), &"healthy".into()), "{a:#}");
+    // Wedged: TCP connects, /health is degraded: the gateway is down.
+    gate.hang();
+    side.until("degraded", |f| is(f, 503, "degraded"));
+    let (code, a) = once(side.addr.port());
+    assert_eq!(code, Some(1), "{a:#}");
+    assert_eq!(a["gateway_alive"], false, "{a:#}");
+    assert_eq!(a["state"], "degraded", "{a:#}");
+}
