@@ -54,32 +54,24 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// trickled byte by byte, a response never read).
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 
-/// What the server allows its clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnLimits {
-    /// See [`HEADER_TIMEOUT`].
-    pub header_timeout: Duration,
-    /// See [`CONNECTION_LIFETIME`].
-    pub lifetime: Duration,
-    /// Connections served at once; one more is answered 503 and closed at
-    /// once, so clients never hold more descriptors than this.
-    pub max_connections: usize,
-}
+/// What the server allows its clients: a request head within
+/// [`HEADER_TIMEOUT`], a connection served for [`CONNECTION_LIFETIME`] at
+/// most, at most `max_connections` at once (one more is answered 503 and
+/// closed at once, so clients never hold more descriptors than this).
+pub type ConnLimits = nexus_gateway_health::Limits;
 
-impl ConnLimits {
-    /// The defaults, with the connection cap from this process's
-    /// open-file budget ([`crate::fds`]).
-    pub fn current() -> ConnLimits {
-        ConnLimits {
-            header_timeout: HEADER_TIMEOUT,
-            lifetime: CONNECTION_LIFETIME,
-            max_connections: crate::fds::FdBudget::current(1).http,
-        }
+/// The defaults, with the connection cap from this process's open-file
+/// budget ([`crate::fds`]).
+pub fn current_limits() -> ConnLimits {
+    ConnLimits {
+        header_timeout: HEADER_TIMEOUT,
+        lifetime: CONNECTION_LIFETIME,
+        max_connections: crate::fds::FdBudget::current(1).http,
     }
 }
 
 /// Serves the router (plus the ping routes, when configured) on
-/// `listener` until `shutdown` resolves, within [`ConnLimits::current`].
+/// `listener` until `shutdown` resolves, within [`current_limits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Shared,
@@ -90,7 +82,7 @@ pub async fn serve(
     if let Some(p) = ping {
         app = app.merge(crate::ping::router(p));
     }
-    serve_with(listener, app, ConnLimits::current(), shutdown).await
+    serve_with(listener, app, current_limits(), shutdown).await
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves: HTTP/1.1, each
@@ -106,11 +98,6 @@ pub async fn serve_with(
     limits: ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = nexus_gateway_health::Limits {
-        header_timeout: limits.header_timeout,
-        lifetime: limits.lifetime,
-        max_connections: limits.max_connections,
-    };
     let service = hyper_util::service::TowerToHyperService::new(app);
     nexus_gateway_health::serve_with(listener, service, limits, shutdown).await
 }
