@@ -258,4 +258,37 @@ mod tests {
             assert_eq!(j["ts"].as_f64(), Some(0.0), "{now}");
         }
     }
+
+    proptest::proptest! {
+        /// Any method and target: one of the four answers, a
+        /// `Content-Length` that is the body's (GET's for HEAD), and for
+        /// `/health` the seed's JSON; never a panic.
+        #[test]
+        fn any_request_gets_a_well_formed_answer(
+            method in "[A-Za-z]{0,8}",
+            target in "\\PC{0,64}",
+            since in proptest::option::of(0u64..100),
+            uptime_ms in 0u64..10_000_000_000,
+            now in proptest::num::f64::ANY,
+        ) {
+            let mut s = snap(since);
+            s.uptime = Duration::from_millis(uptime_ms);
+            let r = respond(&method, &target, &s, WINDOW, now);
+            proptest::prop_assert!([200, 503, 404, 405].contains(&r.status), "{}", r.status);
+            let len: usize = r.header("content-length").unwrap().parse().unwrap();
+            if method == "HEAD" {
+                proptest::prop_assert!(r.body.is_empty());
+            } else {
+                proptest::prop_assert_eq!(len, r.body.len());
+            }
+            if r.status == 200 || r.status == 503 {
+                if method == "GET" {
+                    let j = json(&r);
+                    proptest::prop_assert!(j["uptime_seconds"].as_f64().is_some_and(|u| u >= 0.0));
+                    proptest::prop_assert!(j["ts"].as_f64().is_some_and(|t| t >= 0.0));
+                    proptest::prop_assert_eq!(j["status"] == "ok", r.status == 200);
+                }
+            }
+        }
+    }
 }
