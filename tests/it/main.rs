@@ -19,6 +19,7 @@ mod crash;
 mod cron;
 mod faults;
 mod full_disk;
+mod gateway_health;
 mod heartbeat;
 mod hostile;
 mod incident;

@@ -27,12 +27,15 @@ fn install_units(dir: &Path) -> Vec<PathBuf> {
         let mut text = std::fs::read_to_string(&path).unwrap();
         for b in [
             "cron-heartbeat-check",
+            "nexus-health-sidecar",
             "nexus-watchdog",
             "resurrection-pool",
         ] {
-            let from = format!("/usr/local/bin/{b} ");
-            if text.contains(&from) {
-                text = text.replace(&from, &format!("{} ", bin(b).display()));
+            for end in [" ", "\n"] {
+                let from = format!("/usr/local/bin/{b}{end}");
+                if text.contains(&from) {
+                    text = text.replace(&from, &format!("{}{end}", bin(b).display()));
+                }
             }
         }
         let to = dir.join(path.file_name().unwrap());
@@ -48,7 +51,13 @@ fn every_shipped_unit_verifies_without_a_warning() {
     let analyze = systemd_analyze();
     let tmp = tempfile::tempdir().unwrap();
     let units = install_units(tmp.path());
-    assert!(units.len() >= 5, "{units:?}");
+    assert!(units.len() >= 6, "{units:?}");
+    assert!(
+        units
+            .iter()
+            .any(|u| u.ends_with("nexus-health-sidecar.service")),
+        "{units:?}"
+    );
     let o = Command::new(analyze)
         .arg("verify")
         .args(&units)

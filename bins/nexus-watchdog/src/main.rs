@@ -37,6 +37,16 @@ struct Cli {
     /// Gateway port (default checks).
     #[arg(long, env = "NEXUS_WS_PORT", default_value_t = 8765)]
     ws_port: u16,
+    /// The gateway's health endpoint (default checks: `gateway_health`,
+    /// `GET http://HOST:PORT/health`; nothing listening there is tolerated).
+    #[arg(long, env = "NEXUS_HEALTH_HOST", default_value = "127.0.0.1")]
+    health_host: String,
+    /// Its port.
+    #[arg(long, env = "NEXUS_HEALTH_PORT", default_value_t = 8766)]
+    health_port: u16,
+    /// Leave the `gateway_health` check out of the default checks.
+    #[arg(long)]
+    no_gateway_health: bool,
     /// The consciousness loop's process pattern.
     #[arg(long, default_value = "nexus_think")]
     process_pattern: String,
@@ -174,9 +184,15 @@ impl Setup {
                     think_script: cli.think_script.clone(),
                     python: cli.python.clone(),
                     timeout: cli.timeout,
+                    health_host: cli.health_host.clone(),
+                    health_port: cli.health_port,
+                    gateway_health: !cli.no_gateway_health,
                 };
-                // The four seed checks are required: Unknown is never healthy.
-                (WatchdogFile::default(), seed.probes(), true)
+                // The four seed checks are required: Unknown is never
+                // healthy; only `gateway_health` may be Unknown (no endpoint).
+                let mut file = WatchdogFile::default();
+                file.watchdog.optional = seed.optional();
+                (file, seed.probes(), true)
             }
         };
         // Flag > config > DATABASE_URL, as the seed read it (docs/SPEC.md §4.6).

@@ -54,6 +54,8 @@ impl Sandbox {
             .env_remove("NEXUS_HEARTBEAT_PATH")
             .env_remove("NEXUS_WS_HOST")
             .env_remove("NEXUS_WS_PORT")
+            .env_remove("NEXUS_HEALTH_HOST")
+            .env_remove("NEXUS_HEALTH_PORT")
             .env_remove("GITEA_TOKEN");
         c
     }

@@ -261,6 +261,21 @@ pub struct GatewayConfig {
     /// Heartbeat older than this is stale [default: `[pool] dead_threshold`, as in the seed].
     #[serde(default, deserialize_with = "opt_duration")]
     pub stale_threshold: Option<Duration>,
+    /// Probe the gateway's `GET /health` too (docs/SPEC.md §7): a `degraded`
+    /// answer (a wedged gateway) counts as the gateway down; nothing there
+    /// leaves the TCP probe to decide. `false` turns it off.
+    #[serde(default = "yes")]
+    pub health: bool,
+    /// The port of that endpoint, on the gateway's host (the seed's 8766).
+    #[serde(default = "health_port")]
+    pub health_port: u16,
+}
+
+fn yes() -> bool {
+    true
+}
+fn health_port() -> u16 {
+    8766
 }
 
 fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -495,6 +510,8 @@ impl PoolConfig {
                 preflight: None,
                 python: python3(),
                 stale_threshold: None,
+                health: true,
+                health_port: health_port(),
             })
             .collect();
         cfg.missions = seed.missions;
@@ -663,6 +680,15 @@ mod tests {
                 "two gateways",
             ),
             ("[revive]\nmax_attemps = 3", "max_attemps"),
+            (
+                "[[gateway]]\nname = \"a\"\nhealth_prot = 8766",
+                "health_prot",
+            ),
+            (
+                "[[gateway]]\nname = \"a\"\nhealth_port = 70000",
+                "health_port",
+            ),
+            ("[[gateway]]\nname = \"a\"\nhealth = \"no\"", "health"),
         ] {
             let e = PoolConfig::parse(text, "pool.toml")
                 .unwrap_err()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use nexus_cell::{AgentName, Cell, CellId, CellStore, RevivePolicy, Status as CellStatus};
 use nexus_heartbeat::{Glance, Rule, State as HbState};
 use nexus_probe::{
-    ProbeKind, ProbeSpec, ProcessSpec, PythonSyntaxSpec, Runner, Status, TcpSpec, Verdict,
+    HttpSpec, ProbeKind, ProbeSpec, ProcessSpec, PythonSyntaxSpec, Runner, Status, TcpSpec, Verdict,
 };
 use nexus_revive::{Heartbeat, Policy, Probe};
 
@@ -410,8 +410,18 @@ fn pids_of(p: Option<&Verdict>) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// The gateway from its TCP probe and its `/health` (when probed): down if
+/// either says so (a wedged gateway still accepts TCP); a health endpoint
+/// that is not there (Unknown) leaves it to the TCP probe.
+fn gateway_alive(tcp: Option<&Verdict>, health: Option<&Verdict>) -> Option<bool> {
+    match (alive(tcp), alive(health)) {
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        (t, h) => t.or(h),
+    }
+}
+
 /// A sweep's view of an agent whose heartbeat was read in the survey.
-fn seen_from(b: &Glance, g: Option<Verdict>, p: Option<Verdict>) -> Seen {
+fn seen_from(b: &Glance, [g, p, h]: [Option<Verdict>; 3]) -> Seen {
     let heartbeat = match b.state {
         HbState::Fresh => Heartbeat::Fresh,
         HbState::Missing => Heartbeat::Missing,
@@ -419,14 +429,14 @@ fn seen_from(b: &Glance, g: Option<Verdict>, p: Option<Verdict>) -> Seen {
     };
     Seen {
         probe: Probe {
-            gateway: alive(g.as_ref()),
+            gateway: gateway_alive(g.as_ref(), h.as_ref()),
             process: alive(p.as_ref()),
             heartbeat,
         },
         heartbeat_age: b.age_seconds,
         heartbeat_pid: b.pid,
         pids: pids_of(p.as_ref()),
-        verdicts: [g, p].into_iter().flatten().collect(),
+        verdicts: [g, h, p].into_iter().flatten().collect(),
     }
 }
 
@@ -434,19 +444,19 @@ fn seen_from(b: &Glance, g: Option<Verdict>, p: Option<Verdict>) -> Seen {
 /// time as the sweep steps them, so no per-agent vector outlives its step.
 #[derive(Debug, Default)]
 pub struct Probed {
-    verdicts: HashMap<Arc<str>, [Option<Verdict>; 2]>,
+    verdicts: HashMap<Arc<str>, [Option<Verdict>; 3]>,
 }
 
 impl Probed {
     /// What the sweep saw of `t`.
     pub fn take(&mut self, t: &Target) -> Seen {
         // Most agents (cell agents the pool did not launch) had no probe.
-        let [g, p] = if self.verdicts.is_empty() {
-            [None, None]
+        let probed = if self.verdicts.is_empty() {
+            Default::default()
         } else {
             self.verdicts.remove(&t.key).unwrap_or_default()
         };
-        seen_from(&t.beat, g, p)
+        seen_from(&t.beat, probed)
     }
 }
 
@@ -459,7 +469,8 @@ impl Probed {
 #[derive(Debug, Default)]
 pub struct ProbePlan {
     specs: Vec<ProbeSpec>,
-    /// Per spec: the agent's key, and its slot (0 gateway, 1 process).
+    /// Per spec: the agent's key, and its slot (0 gateway, 1 process, 2 the
+    /// gateway's `/health`).
     index: Vec<(Arc<str>, usize)>,
 }
 
@@ -468,7 +479,7 @@ impl ProbePlan {
     pub fn new(cfg: &PoolConfig, children: &HashMap<String, u32>, timeout: Duration) -> ProbePlan {
         let mut plan = ProbePlan::default();
         let mut add = |key: &Arc<str>, slot: usize, kind: ProbeKind| {
-            let label = if slot == 0 { "gateway" } else { "process" };
+            let label = ["gateway", "process", "health"][slot];
             plan.specs
                 .push(ProbeSpec::new(format!("{key}.{label}"), kind).timeout(timeout));
             plan.index.push((key.clone(), slot));
@@ -477,6 +488,10 @@ impl ProbePlan {
         for g in &cfg.gateways {
             let key: Arc<str> = Arc::from(g.name.as_str());
             add(&key, 0, ProbeKind::Tcp(TcpSpec::new(&g.host, g.port)));
+            if g.health {
+                let health = HttpSpec::gateway_health(&g.host, g.health_port);
+                add(&key, 2, ProbeKind::Http(health));
+            }
             let process = match children.get(&g.name) {
                 // The pool launches agents itself: its children must count.
                 Some(pid) => Some(ProcessSpec::pid(*pid)),
@@ -528,7 +543,7 @@ impl ProbePlan {
         } else {
             runner.run(&self.specs).await
         };
-        let mut per: HashMap<Arc<str>, [Option<Verdict>; 2]> =
+        let mut per: HashMap<Arc<str>, [Option<Verdict>; 3]> =
             HashMap::with_capacity(self.index.len());
         for ((key, slot), v) in self.index.into_iter().zip(verdicts) {
             per.entry(key).or_default()[slot] = Some(v);
@@ -575,10 +590,13 @@ mod plan {
             ),
             ("launched", 0, "tcp"),
             ("launched", 1, "process"),
+            ("launched", 2, "http"),
             ("local", 0, "tcp"),
             ("local", 1, "process"),
+            ("local", 2, "http"),
             // A remote gateway's processes are not this machine's.
             ("remote", 0, "tcp"),
+            ("remote", 2, "http"),
         ]
         .map(|(k, s, kind)| (k.to_string(), s, kind.to_string()));
         assert_eq!(got, want);
@@ -593,6 +611,73 @@ mod plan {
             matches!(launched, Some(ProbeKind::Process(ref p)) if p.pid == Some(41)),
             "{launched:?}"
         );
+        // `/health` on the gateway's host, the seed's port unless told.
+        let urls: Vec<String> = plan
+            .specs
+            .iter()
+            .filter_map(|s| match &s.kind {
+                ProbeKind::Http(h) => Some(h.url.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            urls.contains(&"http://10.0.0.5:8766/health".to_string()),
+            "{urls:?}"
+        );
+        let cfg = PoolConfig::parse(
+            "[[gateway]]\nname = \"a\"\nhealth = false\n[[gateway]]\nname = \"b\"\nhealth_port = 9766\n",
+            "pool.toml",
+        )
+        .unwrap();
+        let plan = ProbePlan::new(&cfg, &HashMap::new(), Duration::from_secs(1));
+        let urls: Vec<(&str, &str)> = plan
+            .index
+            .iter()
+            .zip(&plan.specs)
+            .filter_map(|((k, _), s)| match &s.kind {
+                ProbeKind::Http(h) => Some((&**k, h.url.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(urls, [("b", "http://localhost:9766/health")]);
+    }
+
+    fn verdict(status: Status) -> Verdict {
+        Verdict {
+            name: "x".into(),
+            kind: "tcp".into(),
+            status,
+            summary: String::new(),
+            details: Default::default(),
+            latency: Duration::ZERO,
+            checked_at: 0.0,
+        }
+    }
+
+    /// A wedged gateway accepts TCP: its `degraded` /health says it is down;
+    /// no endpoint leaves the TCP probe to decide.
+    #[test]
+    fn the_gateway_is_down_if_tcp_or_its_health_says_so() {
+        use Status::*;
+        let cases = [
+            (Some(Ok), None, Some(true)),
+            (Some(Ok), Some(Ok), Some(true)),
+            (Some(Ok), Some(Unknown), Some(true)),
+            (Some(Ok), Some(Critical), Some(false)),
+            (Some(Critical), Some(Ok), Some(false)),
+            (Some(Critical), Some(Unknown), Some(false)),
+            (Some(Unknown), Some(Ok), Some(true)),
+            (Some(Unknown), Some(Unknown), None),
+            (None, None, None),
+        ];
+        for (tcp, health, want) in cases {
+            let (t, h) = (tcp.map(verdict), health.map(verdict));
+            assert_eq!(
+                gateway_alive(t.as_ref(), h.as_ref()),
+                want,
+                "{tcp:?} {health:?}"
+            );
+        }
     }
 }
 

@@ -54,36 +54,24 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// trickled byte by byte, a response never read).
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 
-/// How long a connection past its lifetime (or at shutdown) may finish the
-/// request in hand before it is dropped.
-const GRACE: Duration = Duration::from_secs(1);
+/// What the server allows its clients: a request head within
+/// [`HEADER_TIMEOUT`], a connection served for [`CONNECTION_LIFETIME`] at
+/// most, at most `max_connections` at once (one more is answered 503 and
+/// closed at once, so clients never hold more descriptors than this).
+pub type ConnLimits = nexus_gateway_health::Limits;
 
-/// What the server allows its clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnLimits {
-    /// See [`HEADER_TIMEOUT`].
-    pub header_timeout: Duration,
-    /// See [`CONNECTION_LIFETIME`].
-    pub lifetime: Duration,
-    /// Connections served at once; one more is answered 503 and closed at
-    /// once, so clients never hold more descriptors than this.
-    pub max_connections: usize,
-}
-
-impl ConnLimits {
-    /// The defaults, with the connection cap from this process's
-    /// open-file budget ([`crate::fds`]).
-    pub fn current() -> ConnLimits {
-        ConnLimits {
-            header_timeout: HEADER_TIMEOUT,
-            lifetime: CONNECTION_LIFETIME,
-            max_connections: crate::fds::FdBudget::current(1).http,
-        }
+/// The defaults, with the connection cap from this process's open-file
+/// budget ([`crate::fds`]).
+pub fn current_limits() -> ConnLimits {
+    ConnLimits {
+        header_timeout: HEADER_TIMEOUT,
+        lifetime: CONNECTION_LIFETIME,
+        max_connections: crate::fds::FdBudget::current(1).http,
     }
 }
 
 /// Serves the router (plus the ping routes, when configured) on
-/// `listener` until `shutdown` resolves, within [`ConnLimits::current`].
+/// `listener` until `shutdown` resolves, within [`current_limits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Shared,
@@ -94,7 +82,7 @@ pub async fn serve(
     if let Some(p) = ping {
         app = app.merge(crate::ping::router(p));
     }
-    serve_with(listener, app, ConnLimits::current(), shutdown).await
+    serve_with(listener, app, current_limits(), shutdown).await
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves: HTTP/1.1, each
@@ -102,110 +90,16 @@ pub async fn serve(
 /// the connection closed at the end of its lifetime), at most
 /// `max_connections` at once. At shutdown no connection is accepted any
 /// more and the live ones finish their request in hand (for at most a
-/// second).
+/// second). The connection loop is the gateway health server's
+/// (`nexus_gateway_health::serve_with`), one code for both.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: ConnLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
-    let mut conns = tokio::task::JoinSet::new();
-    let mut starved = false;
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            () = &mut shutdown => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => {
-                starved = false;
-                stream
-            }
-            Err(e) if out_of_descriptors(&e) => {
-                // The kernel keeps the client in the backlog; retrying at
-                // once would spin on a listener that stays readable.
-                if !starved {
-                    tracing::warn!("HTTP: cannot accept a connection: {e}");
-                    starved = true;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            Err(e) => {
-                tracing::debug!("HTTP: accept: {e}");
-                continue;
-            }
-        };
-        match permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let conn = connection(stream, app.clone(), limits, stop_rx.clone());
-                conns.spawn(async move {
-                    conn.await;
-                    drop(permit);
-                });
-            }
-            Err(_) => refuse(&stream),
-        }
-    }
-    drop(listener);
-    drop(stop_tx);
-    while conns.join_next().await.is_some() {}
-    Ok(())
-}
-
-/// Accept failures that mean "no descriptor or memory for one more".
-fn out_of_descriptors(e: &std::io::Error) -> bool {
-    use rustix::io::Errno;
-    matches!(
-        Errno::from_io_error(e),
-        Some(Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM)
-    )
-}
-
-/// A client beyond the connection cap: a 503 if the socket takes it at
-/// once (it never waits), then closed.
-fn refuse(stream: &tokio::net::TcpStream) {
-    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\
-content-type: text/plain; charset=utf-8\r\nretry-after: 1\r\ncontent-length: 21\r\n\r\n\
-too many connections\n";
-    let _ = stream.try_write(BUSY);
-}
-
-/// Serves one connection within `limits` until it ends, its lifetime
-/// passes or the server stops.
-async fn connection(
-    stream: tokio::net::TcpStream,
-    app: Router,
-    limits: ConnLimits,
-    mut stop: tokio::sync::watch::Receiver<()>,
-) {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .keep_alive(true);
-    let conn = builder.serve_connection(
-        TokioIo::new(stream),
-        hyper_util::service::TowerToHyperService::new(app),
-    );
-    let mut conn = std::pin::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!("HTTP connection: {e}");
-            }
-            return;
-        }
-        () = tokio::time::sleep(limits.lifetime) => {}
-        _ = stop.changed() => {}
-    }
-    conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(GRACE, conn).await;
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    nexus_gateway_health::serve_with(listener, service, limits, shutdown).await
 }
 
 /// Runs `f` on the snapshot under its read lock: a request reads it in

@@ -27,6 +27,13 @@ pub struct HttpSpec {
     /// gateway check uses `"warning"`).
     #[serde(default = "critical")]
     pub unexpected_status: Status,
+    /// The status given when nothing answers: the connection refused, or
+    /// closed before a byte of an answer (a server of another protocol).
+    /// Default Critical; `"unknown"` for an endpoint that may not be
+    /// deployed, such as the gateway's `/health` without its sidecar (a
+    /// timeout or any other failure stays Critical).
+    #[serde(default = "critical")]
+    pub refused: Status,
     /// JSON assertions on the body, e.g. `{ pointer = "/status", equals = "ok" }`.
     #[serde(default)]
     pub json: Vec<JsonAssert>,
@@ -69,10 +76,36 @@ impl HttpSpec {
             method: get(),
             expect_status: two_xx(),
             unexpected_status: Status::Critical,
+            refused: Status::Critical,
             json: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY,
             headers: BTreeMap::new(),
         }
+    }
+
+    /// The gateway's `GET http://host:port/health` (docs/SPEC.md §7), as
+    /// the watchdog's `gateway_health` check and the pool's gateway probe
+    /// read it: 200 with `"status": "ok"` is Ok; a `degraded` 503 (the
+    /// gateway is wedged), another status in the body or no answer within
+    /// the timeout is Critical; nothing listening (no endpoint deployed) or
+    /// an answer that is not the endpoint's (a 404, a WebSocket server's
+    /// 426 or 400) is Unknown, so the gateway's own probe decides.
+    pub fn gateway_health(host: &str, port: u16) -> HttpSpec {
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        let mut spec = HttpSpec::get(format!("http://{host}:{port}/health"));
+        spec.expect_status = vec!["200".to_string(), "503".to_string()];
+        spec.unexpected_status = Status::Unknown;
+        spec.refused = Status::Unknown;
+        spec.max_body_bytes = 64 * 1024;
+        spec.json = vec![JsonAssert {
+            pointer: "/status".to_string(),
+            equals: "ok".into(),
+        }];
+        spec
     }
 
     pub(crate) fn validate(&self) -> Result<(), String> {
@@ -177,8 +210,13 @@ pub(crate) async fn check(spec: &HttpSpec, client: &reqwest::Client) -> Outcome 
     let mut resp = match req.send().await {
         Ok(r) => r,
         Err(e) => {
+            let status = if refused(&e) {
+                spec.refused
+            } else {
+                Status::Critical
+            };
             let why = request_error(e);
-            return Outcome::critical(format!("HTTP {shown} unreachable: {why}"));
+            return Outcome::new(status, format!("HTTP {shown} unreachable: {why}"));
         }
     };
     let code = resp.status().as_u16();
@@ -238,6 +276,23 @@ pub(crate) async fn check(spec: &HttpSpec, client: &reqwest::Client) -> Outcome 
     base(Outcome::ok(format!(
         "HTTP {shown} responding (status {code})"
     )))
+}
+
+/// Whether nothing answered: a connection refused somewhere in the chain,
+/// or closed before an answer began (hyper's `IncompleteMessage`, whose
+/// words a test pins).
+fn refused(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let refused = c
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+        if refused || c.to_string() == "connection closed before message completed" {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Equality that treats `1` and `1.0` as equal (TOML and JSON differ there).

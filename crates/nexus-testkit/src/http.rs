@@ -198,3 +198,65 @@ where
     }
     results
 }
+
+/// An answer read by [`fetch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The status code.
+    pub status: u16,
+    /// The head after the status line, header names lower-cased.
+    pub head: String,
+    /// Everything after the head.
+    pub body: String,
+}
+
+impl Fetched {
+    /// The value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            (n == name).then(|| v.trim())
+        })
+    }
+
+    /// The body as JSON (panics if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// One `method target` request with `connection: close` to `addr`, blocking,
+/// each step within 5 s; `None` if nothing answers (refused, cut, silent).
+pub fn fetch(addr: SocketAddr, method: &str, target: &str) -> Option<Fetched> {
+    use std::io::{Read, Write};
+    let limit = std::time::Duration::from_secs(5);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, limit).ok()?;
+    s.set_read_timeout(Some(limit)).ok()?;
+    s.set_write_timeout(Some(limit)).ok()?;
+    write!(
+        s,
+        "{method} {target} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = Vec::new();
+    // Capped: a health answer is small.
+    let _ = s.take(1 << 20).read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let (status_line, rest) = head.split_once("\r\n").unwrap_or((head, ""));
+    let status = status_line.split(' ').nth(1)?.parse().ok()?;
+    let head = rest
+        .lines()
+        .map(|l| match l.split_once(':') {
+            Some((n, v)) => format!("{}:{v}", n.to_ascii_lowercase()),
+            None => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Some(Fetched {
+        status,
+        head,
+        body: body.to_string(),
+    })
+}

@@ -52,7 +52,7 @@ pub mod tcp;
 pub mod telegram;
 mod tools;
 
-pub use http::{Body, HttpResponse, HttpServer, assert_reads_capped};
+pub use http::{Body, Fetched, HttpResponse, HttpServer, assert_reads_capped, fetch};
 pub use process::{Sleeper, peak_rss, reset_peak_rss};
 pub use servers::{PostgresServer, RedisServer, WsServer};
 pub use tools::{chromium_dom, promtool_check_metrics};

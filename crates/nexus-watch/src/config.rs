@@ -221,6 +221,10 @@ mod tests {
             ),
             ("[[recovery]]\ncheck = \"b\"", "give `restart` or `cleanup`"),
             (
+                "[[probe]]\nname = \"gateway_health\"\nhttp = { url = \"http://127.0.0.1:8766/health\", refsued = \"unknown\" }",
+                "refsued",
+            ),
+            (
                 "[[recovery]]\ncheck = \"d\"\ncleanup = [{ root = \"logs\", pattern = \"*.log\", older_than = \"7d\" }]",
                 "absolute",
             ),

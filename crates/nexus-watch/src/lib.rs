@@ -31,7 +31,7 @@ mod status;
 use std::path::PathBuf;
 
 pub use config::{CleanupRule, RecoverySpec, WatchdogFile, WatchdogSection};
-pub use defaults::SeedChecks;
+pub use defaults::{GATEWAY_HEALTH, SeedChecks};
 pub use error::ConfigError;
 pub use nexus_alert::{IncidentSettings, TelegramSettings};
 pub use recovery::{CleanupStats, RecoveryResult, RecoveryState, cleanup, glob_match, recover};

@@ -210,6 +210,11 @@ fn hint(v: &Verdict) -> &'static str {
         ("ws_gateway", _) | ("gateway", _) => {
             "the gateway does not answer: restart `server.py` (the gateway service)"
         }
+        ("gateway_health", _) => {
+            "the gateway accepts connections but is not live (its /health says degraded: a wedged \
+             event loop, or the sidecar cannot complete a WebSocket handshake): read its log, then \
+             restart `server.py` (the gateway service)"
+        }
         ("consciousness_loop", _) | (_, "process") => {
             "the process is not running: start it (`python -m nexus.nexus_think ...`)"
         }

@@ -457,3 +457,53 @@ async fn hung_targets_hold_their_place_in_the_connect_burst_only_briefly() {
         );
     }
 }
+
+/// `refused = "unknown"`: an endpoint that is not deployed (nothing listens)
+/// is Unknown, while one that listens and hangs or answers badly fails.
+#[tokio::test]
+async fn http_refused_can_be_unknown_and_only_refused() {
+    let closed = tcp::closed();
+    let mut spec = HttpSpec::get(format!("http://{closed}/health"));
+    spec.refused = Status::Unknown;
+    let v = run(ProbeKind::Http(spec.clone())).await;
+    expect(&v, Status::Unknown, "unreachable");
+
+    let silent = tcp::silent().await;
+    spec.url = format!("http://{}/health", silent.addr);
+    let v = run_with(ProbeKind::Http(spec.clone()), Duration::from_millis(300)).await;
+    expect(&v, Status::Critical, "timed out");
+
+    let srv = HttpServer::start(|_, _| HttpResponse::json(503, r#"{"status":"degraded"}"#)).await;
+    spec.url = srv.url("/health");
+    let v = run(ProbeKind::Http(spec)).await;
+    expect(&v, Status::Critical, "returned status 503");
+}
+
+/// The gateway health endpoint's rule: ok / degraded / not there.
+#[tokio::test]
+async fn gateway_health_tells_ok_degraded_and_absent_apart() {
+    let health = |port: u16| ProbeKind::Http(HttpSpec::gateway_health("127.0.0.1", port));
+    let ok = HttpServer::start(|_, _| HttpResponse::json(200, r#"{"status":"ok"}"#)).await;
+    expect(&run(health(ok.addr.port())).await, Status::Ok, "status 200");
+    let degraded =
+        HttpServer::start(|_, _| HttpResponse::json(503, r#"{"status":"degraded"}"#)).await;
+    let v = run(health(degraded.addr.port())).await;
+    expect(&v, Status::Critical, "/status is \"degraded\"");
+    // Not the endpoint: a 426 from a WebSocket server, a 404.
+    for code in [426, 404] {
+        let other = HttpServer::start(move |_, _| HttpResponse::text(code, "no")).await;
+        let v = run(health(other.addr.port())).await;
+        expect(&v, Status::Unknown, &format!("status {code}"));
+    }
+    let v = run(health(tcp::closed().port())).await;
+    expect(&v, Status::Unknown, "unreachable");
+    // A WebSocket server (tokio-tungstenite) closes a plain GET unanswered:
+    // not the endpoint either (another gateway on the health port).
+    let ws = WsServer::echo().await;
+    let v = run(health(ws.addr.port())).await;
+    expect(&v, Status::Unknown, "closed before message completed");
+    assert_eq!(
+        HttpSpec::gateway_health("::1", 8766).url,
+        "http://[::1]:8766/health"
+    );
+}
