@@ -24,6 +24,7 @@ mod hostile;
 mod incident;
 mod incident_cron;
 mod mttr;
+mod nostr;
 mod operator;
 mod pool;
 mod prometheus;

@@ -1,7 +1,7 @@
 //! The pool's side effects on outside services, off the sweep's path.
 //!
-//! Two channels: Gitea (the incident engine) and Telegram (messages and
-//! approvals). Each is an *executor*: a tokio task that owns its client,
+//! Three channels: Gitea (the incident engine), Telegram (messages and
+//! approvals) and Nostr (approvals by direct message). Each is an *executor*: a tokio task that owns its client,
 //! takes commands in order from a bounded queue, runs each under the
 //! channel's deadline (`[pool] channel_deadline`) and reports how it went as
 //! an event. The pool (the core) only sends commands and reads the events
@@ -288,6 +288,9 @@ pub(crate) enum TelegramCommand {
     },
     /// Read the answers to the requests waiting.
     Poll,
+    /// The request `id` was answered on another channel: forget it and
+    /// say so in the chat.
+    Withdraw { id: String, note: Text },
 }
 
 /// How a Telegram command went.
@@ -316,11 +319,36 @@ pub(crate) enum TelegramEvent {
         key: String,
         why: String,
     },
-    /// Answers by request id (expiry is the state machine's own deadline).
-    Answers(Vec<(String, Approval)>),
+    /// Answers by request id, with who gave them (expiry is the state
+    /// machine's own deadline).
+    Answers(Vec<Answer>),
     PollFailed {
         why: String,
     },
+    /// A withdrawal done (or why not: the request then expires by itself).
+    Withdrawn {
+        id: String,
+        result: Result<bool, String>,
+    },
+}
+
+/// An answer read from a channel: the request id, the answer, who gave it.
+pub(crate) type Answer = (String, Approval, Option<String>);
+
+/// The answers among `decisions` (expiry is the state machine's own
+/// deadline, not a channel's).
+fn answers(decisions: Vec<nexus_notify::Decision>) -> Vec<Answer> {
+    decisions
+        .into_iter()
+        .filter_map(|d| {
+            let a = match d.verdict {
+                Verdict::Approved => Approval::Approved,
+                Verdict::Denied => Approval::Denied,
+                Verdict::Expired => return None,
+            };
+            Some((d.request_id, a, d.by))
+        })
+        .collect()
 }
 
 /// Sends messages, asks for approvals and reads the answers.
@@ -455,20 +483,7 @@ impl Executor for TelegramExecutor {
                 }
                 let now = nexus_heartbeat::now_epoch() as i64;
                 match tokio::time::timeout(deadline, self.approvals.poll(now)).await {
-                    Ok(Ok(decisions)) => TelegramEvent::Answers(
-                        decisions
-                            .into_iter()
-                            .filter_map(|d| {
-                                let a = match d.verdict {
-                                    Verdict::Approved => Approval::Approved,
-                                    Verdict::Denied => Approval::Denied,
-                                    // Expiry is the state machine's own deadline.
-                                    Verdict::Expired => return None,
-                                };
-                                Some((d.request_id, a))
-                            })
-                            .collect(),
-                    ),
+                    Ok(Ok(decisions)) => TelegramEvent::Answers(answers(decisions)),
                     Ok(Err(e)) => {
                         if matches!(e, E::Unreachable { .. }) {
                             self.no_answer();
@@ -480,6 +495,112 @@ impl Executor for TelegramExecutor {
                         TelegramEvent::PollFailed { why: late() }
                     }
                 }
+            }
+            TelegramCommand::Withdraw { id, note } => {
+                if self.holding(false).is_some() {
+                    let why = "telegram is not answering".to_string();
+                    return TelegramEvent::Withdrawn { id, result: Err(why) };
+                }
+                let done =
+                    tokio::time::timeout(deadline, self.approvals.withdraw(&id, &note)).await;
+                let result = match done {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => {
+                        self.no_answer();
+                        Err(late())
+                    }
+                };
+                TelegramEvent::Withdrawn { id, result }
+            }
+        }
+    }
+}
+
+/// A command of the Nostr channel.
+#[derive(Debug)]
+pub(crate) enum NostrCommand {
+    /// An approval request for the agent `key` (request id `id`).
+    Ask {
+        key: String,
+        id: String,
+        name: String,
+        text: String,
+        ttl: Duration,
+    },
+    /// Read the replies to the requests waiting.
+    Poll,
+    /// The request `id` was answered on another channel.
+    Withdraw { id: String, note: String },
+}
+
+/// How a Nostr command went.
+#[derive(Debug)]
+pub(crate) enum NostrEvent {
+    /// A relay accepted the request (`OK true`).
+    Asked { key: String, id: String },
+    AskFailed { key: String, why: String },
+    Answers(Vec<Answer>),
+    PollFailed { why: String },
+    Withdrawn {
+        id: String,
+        result: Result<bool, String>,
+    },
+}
+
+/// Asks for approvals over Nostr DMs and reads the replies. Relays that
+/// fail back off inside the client (no call until then), so there is no
+/// hold here; each command still gets the channel's deadline.
+pub(crate) struct NostrExecutor {
+    approvals: nexus_nostr::NostrApprovals,
+    deadline: Duration,
+}
+
+impl NostrExecutor {
+    pub(crate) fn new(approvals: nexus_nostr::NostrApprovals, deadline: Duration) -> NostrExecutor {
+        NostrExecutor {
+            approvals,
+            deadline,
+        }
+    }
+}
+
+impl Executor for NostrExecutor {
+    type Command = NostrCommand;
+    type Event = NostrEvent;
+
+    async fn run(&mut self, cmd: NostrCommand) -> NostrEvent {
+        let deadline = self.deadline;
+        let late = || format!("no answer within {}", seconds(deadline));
+        let a = &mut self.approvals;
+        match cmd {
+            NostrCommand::Ask {
+                key,
+                id,
+                name,
+                text,
+                ttl,
+            } => match tokio::time::timeout(deadline, a.request(&id, &name, &text, ttl)).await {
+                Ok(Ok(())) => NostrEvent::Asked { key, id },
+                Ok(Err(e)) => NostrEvent::AskFailed {
+                    key,
+                    why: e.to_string(),
+                },
+                Err(_) => NostrEvent::AskFailed { key, why: late() },
+            },
+            NostrCommand::Poll => {
+                let now = nexus_heartbeat::now_epoch() as u64;
+                match tokio::time::timeout(deadline, a.poll(now)).await {
+                    Ok(Ok(decisions)) => NostrEvent::Answers(answers(decisions)),
+                    Ok(Err(e)) => NostrEvent::PollFailed { why: e.to_string() },
+                    Err(_) => NostrEvent::PollFailed { why: late() },
+                }
+            }
+            NostrCommand::Withdraw { id, note } => {
+                let result = match tokio::time::timeout(deadline, a.withdraw(&id, &note)).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(late()),
+                };
+                NostrEvent::Withdrawn { id, result }
             }
         }
     }

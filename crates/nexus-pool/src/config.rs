@@ -41,6 +41,9 @@ pub struct PoolConfig {
     /// Remote heartbeats pushed to `POST /ping/<job>`.
     #[serde(default)]
     pub ping: Option<PingSection>,
+    /// Nostr approvals: signed, encrypted DMs to the approvers' keys.
+    #[serde(default)]
+    pub nostr: Option<nexus_nostr::NostrSettings>,
 }
 
 /// `[ping]`: accept heartbeats from cron jobs on other hosts.
@@ -156,7 +159,8 @@ pub struct PoolSection {
     pub dead_rule: DeadRule,
     /// Allow a fleet with no agent at all (else exit 2).
     pub allow_empty: bool,
-    /// `ask` without Telegram: `auto` (revive, loudly) or `never`.
+    /// `ask` without an approval channel (Telegram or Nostr): `auto`
+    /// (revive, loudly) or `never`.
     pub ask_without_channel: AskWithoutChannel,
 }
 
@@ -302,8 +306,19 @@ struct SeedJson {
     #[serde(default)]
     gitea: Option<SeedGitea>,
     #[serde(default)]
-    #[allow(dead_code)]
-    nostr: Option<serde_json::Value>,
+    nostr: Option<SeedNostr>,
+}
+
+/// The seed's `nostr` object, with the new `secret_key` (the variable
+/// `NOSTR_SECRET_KEY` wins over it).
+#[derive(Debug, Deserialize)]
+struct SeedNostr {
+    #[serde(default)]
+    relay_url: Option<String>,
+    #[serde(default)]
+    recipient_pubkey: Option<String>,
+    #[serde(default)]
+    secret_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -430,6 +445,23 @@ impl PoolConfig {
                 ..TelegramSettings::default()
             });
         }
+        if let Some(n) = seed.nostr {
+            let s = nexus_nostr::NostrSettings {
+                relay_url: n.relay_url.filter(|u| !u.trim().is_empty()),
+                recipient_pubkey: n.recipient_pubkey.unwrap_or_default(),
+                secret_key: n.secret_key.filter(|k| !k.trim().is_empty()),
+                ..nexus_nostr::NostrSettings::default()
+            };
+            // The seed writes an empty object when Nostr is not used, and
+            // its example has a relay but no recipient: nobody to ask.
+            if !s.relay_urls().is_empty() && !s.recipient_pubkey.trim().is_empty() {
+                cfg.nostr = Some(s);
+            } else if s.is_configured() {
+                tracing::warn!(
+                    "{origin}: `nostr` needs both relay_url and recipient_pubkey; Nostr approvals are off"
+                );
+            }
+        }
         if let Some(g) = seed.gitea {
             let d = IncidentSettings::named("resurrection-pool", "[pool]");
             cfg.incident = Some(IncidentSettings {
@@ -474,6 +506,9 @@ impl PoolConfig {
         }
         nexus_heartbeat::validate_job_name(&self.pool.heartbeat_job)
             .map_err(|e| err(format!("[pool] `heartbeat_job`: {e}")))?;
+        if let Some(n) = &self.nostr {
+            n.validate().map_err(|e| err(e.to_string()))?;
+        }
         Ok(())
     }
 

@@ -1,4 +1,4 @@
-//! The pool's end of its channels to Gitea and Telegram (see
+//! The pool's end of its channels to Gitea, Telegram and Nostr (see
 //! [`crate::channels`]): what it sends them, what their events change in
 //! the pool state, and the waits between sweeps (`idle`) and around a
 //! one-shot's sweep (`settle`).
@@ -15,9 +15,10 @@ use nexus_revive::{AgentRecord, State};
 
 use super::{Pool, Unsent};
 use crate::channels::{
-    Channel, GiteaCommand, GiteaEvent, GiteaExecutor, GiteaJob, TelegramCommand, TelegramEvent,
-    TelegramExecutor,
+    Answer, Channel, GiteaCommand, GiteaEvent, GiteaExecutor, GiteaJob, NostrCommand, NostrEvent,
+    NostrExecutor, TelegramCommand, TelegramEvent, TelegramExecutor,
 };
+use nexus_revive::Approval;
 use crate::config::AskWithoutChannel;
 use crate::fleet::{Seen, Target};
 use crate::view::ChannelView;
@@ -56,6 +57,8 @@ pub(super) struct Messages {
     sending: HashSet<u64>,
     /// Approval requests handed to the channel: agent key → request id.
     asking: HashMap<String, String>,
+    /// Approval requests the channel has (since this start): key → id.
+    asked: HashMap<String, String>,
     polling: bool,
     /// The id of the last message queued.
     last_id: u64,
@@ -74,6 +77,7 @@ impl Messages {
             chan: Channel::new(x),
             sending: HashSet::new(),
             asking: HashMap::new(),
+            asked: HashMap::new(),
             polling: false,
             last_id,
             trouble: None,
@@ -113,6 +117,57 @@ impl Messages {
     pub(super) fn asking(&self, key: &str) -> bool {
         self.asking.contains_key(key)
     }
+
+    /// The channel should be asked `id` for `key`: it neither has it nor
+    /// is being asked.
+    pub(super) fn lacks(&self, key: &str, id: &str) -> bool {
+        !self.asking(key) && self.asked.get(key).is_none_or(|a| a != id)
+    }
+}
+
+/// The Nostr channel as the pool sees it.
+#[derive(Debug)]
+pub(super) struct Dms {
+    chan: Channel<NostrExecutor>,
+    /// Approval requests handed to the channel: agent key → request id.
+    asking: HashMap<String, String>,
+    /// Approval requests a relay accepted (since this start): key → id.
+    asked: HashMap<String, String>,
+    polling: bool,
+    trouble: Option<String>,
+}
+
+impl Dms {
+    pub(super) fn new(x: NostrExecutor) -> Dms {
+        Dms {
+            chan: Channel::new(x),
+            asking: HashMap::new(),
+            asked: HashMap::new(),
+            polling: false,
+            trouble: None,
+        }
+    }
+
+    /// The channel should be asked `id` for `key`.
+    pub(super) fn lacks(&self, key: &str, id: &str) -> bool {
+        !self.asking.contains_key(key) && self.asked.get(key).is_none_or(|a| a != id)
+    }
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Telegram,
+    Nostr,
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Via::Telegram => "Telegram",
+            Via::Nostr => "Nostr",
+        })
+    }
 }
 
 /// Telegram messages kept to retry; beyond this the oldest are dropped.
@@ -127,17 +182,19 @@ fn brief(s: &str) -> String {
         .collect()
 }
 
-/// An event of either channel.
+/// An event of a channel.
 pub(super) enum Event {
     Gitea(GiteaEvent),
     Telegram(TelegramEvent),
+    Nostr(NostrEvent),
 }
 
-/// The next event of either channel (pending while none has a command in
+/// The next event of any channel (pending while none has a command in
 /// flight).
 pub(super) async fn next_event(
     gitea: &mut Option<Incidents>,
     telegram: &mut Option<Messages>,
+    nostr: &mut Option<Dms>,
 ) -> Event {
     let gitea = async {
         match gitea {
@@ -151,9 +208,16 @@ pub(super) async fn next_event(
             None => std::future::pending().await,
         }
     };
+    let nostr = async {
+        match nostr {
+            Some(n) => n.chan.event().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         Some(e) = gitea => Event::Gitea(e),
         Some(e) = telegram => Event::Telegram(e),
+        Some(e) = nostr => Event::Nostr(e),
         // An executor ended (it never does while the pool runs).
         else => std::future::pending().await,
     }
@@ -182,6 +246,12 @@ impl Pool {
         {
             m.polling = true;
         }
+        if let Some(n) = &mut self.nostr
+            && !n.polling
+            && n.chan.send(NostrCommand::Poll).is_ok()
+        {
+            n.polling = true;
+        }
     }
 
     /// `--once`: sends what waits for the channels and waits until they have
@@ -195,18 +265,19 @@ impl Pool {
             let busy = |c: Option<bool>| c == Some(false);
             if !busy(self.incidents.as_ref().map(|i| i.chan.idle()))
                 && !busy(self.telegram.as_ref().map(|m| m.chan.idle()))
+                && !busy(self.nostr.as_ref().map(|n| n.chan.idle()))
             {
                 break;
             }
             tokio::select! {
                 () = tokio::time::sleep_until(until) => {
                     tracing::warn!(
-                        "Gitea or Telegram did not answer within {}: what waits is kept for the next run",
+                        "Gitea, Telegram or Nostr did not answer within {}: what waits is kept for the next run",
                         nexus_heartbeat::format_duration(limit.as_secs_f64())
                     );
                     break;
                 }
-                e = next_event(&mut self.incidents, &mut self.telegram) => {
+                e = next_event(&mut self.incidents, &mut self.telegram, &mut self.nostr) => {
                     self.on_event(e);
                 }
             }
@@ -234,6 +305,7 @@ impl Pool {
                 false
             }
             Event::Telegram(e) => self.on_telegram(e),
+            Event::Nostr(e) => self.on_nostr(e),
         }
     }
 
@@ -244,6 +316,9 @@ impl Pool {
         }
         while let Some(e) = self.telegram.as_mut().and_then(|m| m.chan.try_event()) {
             self.on_telegram(e);
+        }
+        while let Some(e) = self.nostr.as_mut().and_then(|n| n.chan.try_event()) {
+            self.on_nostr(e);
         }
     }
 
@@ -401,6 +476,7 @@ impl Pool {
             TelegramEvent::Asked { key, id } => {
                 m.asking.remove(&key);
                 m.trouble = None;
+                m.asked.insert(key.clone(), id.clone());
                 self.state.requests.insert(key.clone(), id);
                 self.dirty = true;
                 self.note(&key, "approval requested on Telegram".to_string());
@@ -417,20 +493,107 @@ impl Pool {
             TelegramEvent::Answers(answers) => {
                 m.polling = false;
                 m.trouble = None;
-                let any = !answers.is_empty();
-                for (id, a) in answers {
-                    self.state.answers.insert(id, a);
-                    self.urgent = true;
-                }
-                return any;
+                return self.take_answers(Via::Telegram, answers);
             }
             TelegramEvent::PollFailed { why } => {
                 m.polling = false;
                 tracing::warn!("approval poll failed: {why}");
                 m.trouble = Some(why);
             }
+            TelegramEvent::Withdrawn { id, result } => withdrawn(Via::Telegram, &id, result),
         }
         false
+    }
+
+    /// Takes in one Nostr event; true when it brought approval answers.
+    fn on_nostr(&mut self, e: NostrEvent) -> bool {
+        let Some(n) = &mut self.nostr else {
+            return false;
+        };
+        match e {
+            NostrEvent::Asked { key, id } => {
+                n.asking.remove(&key);
+                n.trouble = None;
+                n.asked.insert(key.clone(), id.clone());
+                self.state.requests.insert(key.clone(), id);
+                self.dirty = true;
+                self.note(&key, "approval requested on Nostr".to_string());
+            }
+            NostrEvent::AskFailed { key, why } => {
+                n.asking.remove(&key);
+                n.trouble = Some(why.clone());
+                self.note_at(
+                    tracing::Level::WARN,
+                    &key,
+                    format!("nostr approval request failed: {why}"),
+                );
+            }
+            NostrEvent::Answers(answers) => {
+                n.polling = false;
+                n.trouble = None;
+                return self.take_answers(Via::Nostr, answers);
+            }
+            NostrEvent::PollFailed { why } => {
+                n.polling = false;
+                tracing::warn!("nostr approval poll failed: {why}");
+                n.trouble = Some(why);
+            }
+            NostrEvent::Withdrawn { id, result } => withdrawn(Via::Nostr, &id, result),
+        }
+        false
+    }
+
+    /// Answers read from `via`: the first answer to a request still asked
+    /// decides; the request is withdrawn on the other channel (which says
+    /// so), and any later answer to it is ignored. True when one counted.
+    fn take_answers(&mut self, via: Via, answers: Vec<Answer>) -> bool {
+        let mut any = false;
+        for (id, a, by) in answers {
+            let key = self
+                .state
+                .requests
+                .iter()
+                .find(|(_, r)| **r == id)
+                .map(|(k, _)| k.clone());
+            let Some(key) = key.filter(|_| !self.state.answers.contains_key(&id)) else {
+                tracing::info!("{via}: an answer to {id} ignored: already answered, or no longer asked");
+                continue;
+            };
+            let by = by.unwrap_or_else(|| "an approver".to_string());
+            let word = match a {
+                Approval::Approved => "revive",
+                Approval::Denied => "skip",
+            };
+            let name = key.rsplit('/').next().unwrap_or(&key);
+            let note = format!("Answered via {via} by {by}: {word} {name}");
+            self.state.answers.insert(id.clone(), a);
+            self.urgent = true;
+            any = true;
+            self.note(&key, format!("approval answered via {via} by {by}: {word}"));
+            if via != Via::Telegram
+                && let Some(m) = &mut self.telegram
+            {
+                let cmd = TelegramCommand::Withdraw {
+                    id: id.clone(),
+                    note: Text::new().text(&note),
+                };
+                if m.chan.send(cmd).is_err() {
+                    tracing::warn!("telegram: queue full; request {id} not withdrawn (it expires)");
+                }
+            }
+            if via != Via::Nostr
+                && let Some(n) = &mut self.nostr
+            {
+                let cmd = NostrCommand::Withdraw {
+                    id: id.clone(),
+                    note: note.clone(),
+                };
+                if n.chan.send(cmd).is_err() {
+                    tracing::warn!("nostr: queue full; request {id} not withdrawn (it expires)");
+                }
+            }
+        }
+        any
     }
 
     /// The channels' state, for the snapshot.
@@ -450,6 +613,13 @@ impl Pool {
                 waiting: self.state.unsent.len() + m.asking.len(),
             });
         }
+        if let Some(n) = &self.nostr {
+            out.push(ChannelView {
+                name: "nostr",
+                trouble: n.trouble.as_deref().map(brief),
+                waiting: n.asking.len(),
+            });
+        }
         out
     }
 
@@ -461,8 +631,9 @@ impl Pool {
 }
 
 impl Pool {
-    /// Asks for an approval through the Telegram channel (queued, not
-    /// awaited: the request id is kept once Telegram has it).
+    /// Asks for an approval through each approval channel that does not
+    /// have the request yet (queued, not awaited: the request id is kept
+    /// once a channel has it).
     pub(super) fn request_approval(
         &mut self,
         t: &Target,
@@ -471,14 +642,14 @@ impl Pool {
         deadline: f64,
         now: f64,
     ) {
-        if self.telegram.is_none() {
+        if self.telegram.is_none() && self.nostr.is_none() {
             match self.cfg.pool.ask_without_channel {
                 AskWithoutChannel::Auto => {
                     rec.pending = None;
                     rec.approved = true;
                     self.note(
                         &t.key,
-                        "No approval channel available (configure telegram): falling back to auto-revive"
+                        "No approval channel available (configure telegram or nostr): falling back to auto-revive"
                             .to_string(),
                     );
                     tracing::error!(
@@ -500,13 +671,13 @@ impl Pool {
         if self.dry_run {
             self.note(
                 &t.key,
-                "[DRY-RUN] would ask for approval on Telegram".to_string(),
+                "[DRY-RUN] would ask for approval".to_string(),
             );
             return;
         }
         let id = request_id(&t.key, rec, now);
         let dead_for = rec.dead_since.map_or(0.0, |d| now - d);
-        let question = Text::new()
+        let what = Text::new()
             .text("🔴 Resurrection Pool: agent ")
             .bold(&t.name)
             .text(&format!(" has been dead for {dead_for:.0}s."))
@@ -515,20 +686,65 @@ impl Pool {
             .text(t.mission.as_deref().unwrap_or("unassigned"))
             .line()
             .text(&s.lines(t).join("; "))
-            .line()
-            .text("Approve to revive it, or reply ")
-            .code(&format!("revive {}", t.name));
+            .line();
         let ttl = Duration::from_secs_f64((deadline - now).max(1.0));
-        let ask = TelegramCommand::Ask {
-            key: t.key.to_string(),
-            id,
-            name: t.name.to_string(),
-            question,
-            ttl,
-        };
-        if self.telegram.as_mut().is_some_and(|m| !m.ask(ask)) {
-            let why = "approval request not sent: the Telegram queue is full; asking again at the next sweep";
-            self.note(&t.key, why.to_string());
+        if let Some(n) = &mut self.nostr
+            && n.lacks(&t.key, &id)
+        {
+            let text = format!(
+                "{}Reply \"revive {name}\" to revive it, or \"skip {name}\" to leave it dead (\"+1\" as a reply to this message revives it too).",
+                what.plain(),
+                name = t.name
+            );
+            let ask = NostrCommand::Ask {
+                key: t.key.to_string(),
+                id: id.clone(),
+                name: t.name.to_string(),
+                text,
+                ttl,
+            };
+            if n.chan.send(ask).is_ok() {
+                n.asking.insert(t.key.to_string(), id.clone());
+            } else {
+                let why = "approval request not sent: the Nostr queue is full; asking again at the next sweep";
+                self.note(&t.key, why.to_string());
+            }
+        }
+        if let Some(m) = &mut self.telegram
+            && m.lacks(&t.key, &id)
+        {
+            let question = what
+                .text("Approve to revive it, or reply ")
+                .code(&format!("revive {}", t.name));
+            let ask = TelegramCommand::Ask {
+                key: t.key.to_string(),
+                id,
+                name: t.name.to_string(),
+                question,
+                ttl,
+            };
+            if !m.ask(ask) {
+                let why = "approval request not sent: the Telegram queue is full; asking again at the next sweep";
+                self.note(&t.key, why.to_string());
+            }
+        }
+    }
+
+    /// Some approval channel lacks `key`'s request `id` (not asked, or
+    /// its request failed): it is asked again at each sweep while the
+    /// approval waits, so a human sees it before `ask_default` decides.
+    pub(super) fn request_missing(&self, key: &str, id: &str) -> bool {
+        self.telegram.as_ref().is_some_and(|m| m.lacks(key, id))
+            || self.nostr.as_ref().is_some_and(|n| n.lacks(key, id))
+    }
+
+    /// `key` asks for nothing any more: the channels forget it.
+    pub(super) fn forget_request(&mut self, key: &str) {
+        if let Some(m) = &mut self.telegram {
+            m.asked.remove(key);
+        }
+        if let Some(n) = &mut self.nostr {
+            n.asked.remove(key);
         }
     }
 
@@ -609,5 +825,13 @@ fn fmt_opt(v: Option<bool>) -> &'static str {
         Some(true) => "yes",
         Some(false) => "no",
         None => "n/a",
+    }
+}
+
+fn withdrawn(via: Via, id: &str, result: Result<bool, String>) {
+    match result {
+        Ok(true) => tracing::info!("{via}: request {id} withdrawn (answered elsewhere)"),
+        Ok(false) => {}
+        Err(why) => tracing::warn!("{via}: request {id} not withdrawn ({why}); it expires by itself"),
     }
 }
