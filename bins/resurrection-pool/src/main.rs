@@ -143,11 +143,12 @@ fn main_inner() -> ExitCode {
             return match PoolConfig::load(file) {
                 Ok(c) => {
                     outln!(
-                        "{}: valid ({} gateway(s), {} mission(s){})",
+                        "{}: valid ({} gateway(s), {} mission(s){}{})",
                         file.display(),
                         c.gateways.len(),
                         c.missions.len(),
-                        if c.cells.is_some() { ", cells" } else { "" }
+                        if c.cells.is_some() { ", cells" } else { "" },
+                        if c.nostr.is_some() { ", nostr" } else { "" }
                     );
                     ExitCode::SUCCESS
                 }

@@ -607,6 +607,29 @@ mod tests {
         assert_eq!(c.mission_of("ghost").1, Policy::Ask);
     }
 
+    /// The seed's `nostr` object: with a relay and a recipient it is the
+    /// channel (the new `secret_key` kept out of `Debug`); the seed's own
+    /// example, a relay and nobody to ask, leaves Nostr off; a bad key is
+    /// named.
+    #[test]
+    fn the_seed_nostr_object_configures_the_channel() {
+        let hex = "7e7e9c42a91bfef19fa929e5fda1b72e0ebc1a4c1141673e2794234d86addf4e";
+        let secret = "1".repeat(64);
+        let text = format!(
+            r#"{{"nostr": {{"relay_url": "wss://relay.example", "recipient_pubkey": "{hex}", "secret_key": "{secret}"}}}}"#
+        );
+        let c = PoolConfig::from_seed_json(&text, "p.json").unwrap();
+        let n = c.nostr.as_ref().unwrap();
+        assert_eq!(n.relay_urls(), ["wss://relay.example"]);
+        assert_eq!(n.secret_key.as_deref(), Some(secret.as_str()));
+        assert!(!format!("{c:?}").contains(&secret));
+        let bare = r#"{"nostr": {"relay_url": "wss://relay.example"}}"#;
+        assert!(PoolConfig::from_seed_json(bare, "p.json").unwrap().nostr.is_none());
+        let bad = text.replace(hex, "nope");
+        let e = PoolConfig::from_seed_json(&bad, "p.json").unwrap_err().to_string();
+        assert!(e.contains("recipient_pubkey") && !e.contains(&secret), "{e}");
+    }
+
     #[test]
     fn toml_errors_name_the_key() {
         for (text, needle) in [
@@ -618,6 +641,7 @@ mod tests {
                 "two gateways",
             ),
             ("[revive]\nmax_attemps = 3", "max_attemps"),
+            ("[nostr]\nrelay_urls = [\"ws://x\"]", "relay_urls"),
         ] {
             let e = PoolConfig::parse(text, "pool.toml")
                 .unwrap_err()
