@@ -4,6 +4,7 @@
 //! from `backoff_initial` to `backoff_max`, and is skipped until then.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -12,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::Error;
 
@@ -203,13 +204,38 @@ impl Relays {
     }
 }
 
+/// TLS for `wss://`: rustls with aws-lc-rs (named, not the process
+/// default, which is ambiguous when a test build links ring too) and the
+/// platform verifier (the system's roots), as reqwest verifies Gitea and
+/// Telegram.
+fn tls() -> Result<Connector, String> {
+    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
+        std::sync::OnceLock::new();
+    let cfg = CONFIG.get_or_init(|| {
+        use rustls_platform_verifier::BuilderVerifierExt;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| b.with_platform_verifier())
+            .map(|b| Arc::new(b.with_no_client_auth()))
+            .map_err(|e| format!("TLS set-up: {}", short(e)))
+    });
+    cfg.clone().map(Connector::Rustls)
+}
+
 async fn connect(url: &str) -> Result<Ws, String> {
     let cfg = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(cfg), true)
-        .await
-        .map_err(|e| format!("cannot connect: {}", short(e)))?;
+    let connector = if url.starts_with("wss://") {
+        Some(tls()?)
+    } else {
+        Some(Connector::Plain)
+    };
+    let (ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(cfg), true, connector)
+            .await
+            .map_err(|e| format!("cannot connect: {}", short(e)))?;
     Ok(ws)
 }
 

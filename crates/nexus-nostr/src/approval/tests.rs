@@ -286,3 +286,22 @@ fn pending(state: &Path, id: &str) -> Pending {
 fn a_sent(state: &Path, id: &str) -> u64 {
     pending(state, id).sent_at
 }
+
+/// `wss://` goes through TLS (rustls, aws-lc-rs): against a relay that
+/// speaks plain WebSocket the handshake fails cleanly, never a panic
+/// about the crypto provider and never a fall-back to plain text.
+#[tokio::test]
+async fn a_wss_relay_is_spoken_to_over_tls() {
+    let (_relay, url) = relay_on(None).await;
+    let s = setup(vec![url.replace("ws://", "wss://")], Dm::Nip17);
+    let mut a = s.approvals();
+    let e = a
+        .request("r1", "alpha", "q", Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Down { .. }), "{e}");
+    assert!(e.to_string().contains("tls") || e.to_string().contains("TLS"), "{e}");
+    assert!(!a.is_pending("r1").unwrap());
+    let mut plain = Relays::new(&[url], Duration::from_secs(3));
+    assert!(inbox(&mut plain, &s.approver).await.is_empty(), "nothing in clear");
+}
