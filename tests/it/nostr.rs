@@ -15,10 +15,19 @@ use nostr::{Event, EventBuilder, Filter, Keys, Kind, PublicKey, Timestamp, ToBec
 use nostr_relay_builder::{LocalRelay, RelayBuilder};
 use serde_json::{Value, json};
 
-use crate::pool::Fleet;
+use crate::pool::{Daemon, Fleet, free_port, wait_for};
 
 async fn relay() -> (LocalRelay, String) {
-    let r = LocalRelay::new(RelayBuilder::default().addr(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    relay_on(None).await
+}
+
+/// A relay on `port` (any free one when `None`).
+async fn relay_on(port: Option<u16>) -> (LocalRelay, String) {
+    let mut b = RelayBuilder::default().addr(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    if let Some(p) = port {
+        b = b.port(p);
+    }
+    let r = LocalRelay::new(b);
     r.run().await.unwrap();
     let url = r.url().await.to_string();
     (r, url.trim_end_matches('/').to_string())
@@ -35,7 +44,10 @@ struct Nostr {
 
 impl Nostr {
     async fn start() -> Nostr {
-        let (relay, url) = relay().await;
+        Nostr::with(relay().await)
+    }
+
+    fn with((relay, url): (LocalRelay, String)) -> Nostr {
         Nostr {
             client: Relays::new(std::slice::from_ref(&url), Duration::from_secs(5)),
             _relay: relay,
@@ -142,6 +154,72 @@ async fn a_nostr_approval_from_the_approver_key_revives_and_another_key_is_ignor
         state["requests"].as_object().is_none_or(|r| r.is_empty()),
         "{state}"
     );
+}
+
+/// The daemon: the approver's answer is read at the next poll and the
+/// agent is relaunched; `/metrics` shows the Nostr channel up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_pool_revives_on_the_approvers_nostr_answer() {
+    let mut n = Nostr::start().await;
+    let f = Fleet::new();
+    f.join("asker", RevivePolicy::Ask, true);
+    let cfg = f.config(&format!("approval_timeout = 3600\n\n{}", n.section()));
+    let port = free_port();
+    let _d = Daemon(
+        f.cmd(&cfg)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("NOSTR_SECRET_KEY", n.pool.secret_key().to_secret_hex())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while n.inbox().await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no request on the relay");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = crate::pool::get(&format!("http://127.0.0.1:{port}/metrics"));
+    assert!(
+        metrics.contains("nexus_pool_channel_up{channel=\"nostr\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(f.launches_now("asker"), 0);
+    let approver = n.approver.clone();
+    n.reply(&approver, "revive asker").await;
+    wait_for("the approved launch", || f.launches_now("asker") == 1);
+    assert_eq!(n.inbox().await.len(), 1, "asked once");
+}
+
+/// The only relay is down: the request is not sent (and not counted);
+/// with the relay up on the same port, the next sweep sends it, and the
+/// answer works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_down_then_up_gets_the_request_once_it_is_back() {
+    let port = free_port();
+    let keys = (Keys::generate(), Keys::generate());
+    let f = Fleet::new();
+    f.join("asker", RevivePolicy::Ask, true);
+    let section = |url: &str| {
+        format!(
+            "[nostr]\nrelay_url = \"{url}\"\nrecipient_pubkey = \"{}\"\nok_timeout = \"2s\"\n",
+            keys.1.public_key().to_hex()
+        )
+    };
+    let url = format!("ws://127.0.0.1:{port}");
+    let cfg = f.config(&format!("approval_timeout = 3600\n\n{}", section(&url)));
+    let o = sweep(&f, &cfg, Some(&keys.0), false);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("nostr approval request failed"), "{err}");
+    assert!(f.pool_state()["requests"].as_object().is_none_or(|r| r.is_empty()));
+    let mut n = Nostr::with(relay_on(Some(port)).await);
+    (n.pool, n.approver) = keys.clone();
+    assert!(n.inbox().await.is_empty());
+    sweep(&f, &cfg, Some(&n.pool), false);
+    assert_eq!(n.inbox().await.len(), 1, "sent once the relay is back");
+    let approver = n.approver.clone();
+    n.reply(&approver, "revive asker").await;
+    sweep(&f, &cfg, Some(&n.pool), false);
+    assert_eq!(f.launches("asker"), 1);
 }
 
 /// No secret key: a clear warning, nothing on the relay (never an

@@ -549,12 +549,7 @@ impl Pool {
     fn take_answers(&mut self, via: Via, answers: Vec<Answer>) -> bool {
         let mut any = false;
         for (id, a, by) in answers {
-            let key = self
-                .state
-                .requests
-                .iter()
-                .find(|(_, r)| **r == id)
-                .map(|(k, _)| k.clone());
+            let key = self.asked_for(&id);
             let Some(key) = key.filter(|_| !self.state.answers.contains_key(&id)) else {
                 tracing::info!("{via}: an answer to {id} ignored: already answered, or no longer asked");
                 continue;
@@ -594,6 +589,23 @@ impl Pool {
             }
         }
         any
+    }
+
+    /// The agent whose request `id` is: one a channel reported asked, or
+    /// (a crash before that was saved) one whose pending approval has this
+    /// id, which is then noted as asked.
+    fn asked_for(&mut self, id: &str) -> Option<String> {
+        if let Some((k, _)) = self.state.requests.iter().find(|(_, r)| *r == id) {
+            return Some(k.clone());
+        }
+        let key = self
+            .state
+            .records
+            .iter()
+            .find(|(k, r)| r.pending.is_some() && request_id(k, r, 0.0) == id)
+            .map(|(k, _)| k.to_string())?;
+        self.state.requests.insert(key.clone(), id.to_string());
+        Some(key)
     }
 
     /// The channels' state, for the snapshot.
