@@ -85,7 +85,8 @@ impl Nostr {
 
     /// Every event the relay holds.
     async fn all_events(&mut self) -> Vec<Event> {
-        let f = [Filter::new().kinds([Kind::GiftWrap, Kind::EncryptedDirectMessage, Kind::TextNote])];
+        let f =
+            [Filter::new().kinds([Kind::GiftWrap, Kind::EncryptedDirectMessage, Kind::TextNote])];
         self.client.fetch(&f).await.unwrap()
     }
 
@@ -175,7 +176,10 @@ async fn a_running_pool_revives_on_the_approvers_nostr_answer() {
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while n.inbox().await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no request on the relay");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no request on the relay"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let metrics = crate::pool::get(&format!("http://127.0.0.1:{port}/metrics"));
@@ -209,8 +213,12 @@ async fn a_relay_down_then_up_gets_the_request_once_it_is_back() {
     let cfg = f.config(&format!("approval_timeout = 3600\n\n{}", section(&url)));
     let o = sweep(&f, &cfg, Some(&keys.0), false);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("nostr approval request failed"), "{err}");
-    assert!(f.pool_state()["requests"].as_object().is_none_or(|r| r.is_empty()));
+    assert!(err.contains("Nostr approval request failed"), "{err}");
+    assert!(
+        f.pool_state()["requests"]
+            .as_object()
+            .is_none_or(|r| r.is_empty())
+    );
     let mut n = Nostr::with(relay_on(Some(port)).await);
     (n.pool, n.approver) = keys.clone();
     assert!(n.inbox().await.is_empty());
@@ -231,7 +239,8 @@ async fn without_a_secret_key_nostr_is_disabled_with_a_warning_and_sends_nothing
     f.join("asker", RevivePolicy::Ask, true);
     let cfg = f.config(&format!(
         "approval_timeout = 3600\n\n{}",
-        n.section().replace("[nostr]", "[nostr]\ntoken_env = \"NEXUS_E2E_NO_SUCH_KEY\"")
+        n.section()
+            .replace("[nostr]", "[nostr]\ntoken_env = \"NEXUS_E2E_NO_SUCH_KEY\"")
     ));
     let cfg_text = std::fs::read_to_string(&cfg)
         .unwrap()
@@ -282,7 +291,11 @@ async fn with_telegram_and_nostr_the_first_answer_wins_and_the_other_request_is_
         .enumerate()
         .filter_map(|(i, b)| {
             let data = b["reply_markup"]["inline_keyboard"][0][0]["callback_data"].as_str()?;
-            Some((i as i64 + 1, b["text"].as_str()?.to_string(), data.to_string()))
+            Some((
+                i as i64 + 1,
+                b["text"].as_str()?.to_string(),
+                data.to_string(),
+            ))
         })
         .collect();
     assert_eq!(requests.len(), 2, "{requests:?}");
@@ -320,7 +333,8 @@ async fn with_telegram_and_nostr_the_first_answer_wins_and_the_other_request_is_
     assert!(edited.contains(&tg_one), "{edited:?}");
     let said = bot.read();
     assert!(
-        said.iter().any(|t| t.contains("Answered via Nostr") && t.contains("one")),
+        said.iter()
+            .any(|t| t.contains("Answered via Nostr") && t.contains("one")),
         "{said:?}"
     );
     // `two`'s Nostr request is withdrawn: the approver is told.
@@ -334,7 +348,9 @@ async fn with_telegram_and_nostr_the_first_answer_wins_and_the_other_request_is_
     // Later answers on the other channels change nothing: no second
     // launch, no error, nothing pending.
     n.reply(&approver, "skip two").await;
-    bot.st().updates.push(press(2, tg_one, &data_one.replace("approve", "deny")));
+    bot.st()
+        .updates
+        .push(press(2, tg_one, &data_one.replace("approve", "deny")));
     sweep(&f, &cfg, Some(&n.pool), true);
     assert_eq!((f.launches("one"), f.launches("two")), (1, 1));
     let state: Value = f.pool_state();

@@ -39,16 +39,28 @@ fn check_config_names_a_bad_key_in_the_nostr_section() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("pool.toml");
     let npub = "npub180cvv07tjdrrgpa0j7j7tmnyl2yr6yr7l8j4s3evf6u64th6gkwsyjh6w6";
-    let good = format!("[nostr]\nrelay_url = \"wss://relay.example\"\nrecipient_pubkey = \"{npub}\"\n");
+    let good =
+        format!("[nostr]\nrelay_url = \"wss://relay.example\"\nrecipient_pubkey = \"{npub}\"\n");
     std::fs::write(&cfg, &good).unwrap();
     let o = pool().arg("check-config").arg(&cfg).run().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(out.contains("nostr"), "{out}");
     for (text, needle) in [
-        (format!("{good}recipient_pubkye = \"x\"\n"), "recipient_pubkye"),
+        (
+            format!("{good}recipient_pubkye = \"x\"\n"),
+            "recipient_pubkye",
+        ),
         (good.replace(npub, "npub1nope"), "recipient_pubkey"),
-        (good.replace("wss://relay.example", "https://relay.example"), "relays"),
+        (
+            good.replace("wss://relay.example", "https://relay.example"),
+            "relays",
+        ),
         (format!("{good}approvers = [\"00\"]\n"), "approvers"),
         (format!("{good}dm = \"nip99\"\n"), "nip99"),
     ] {

@@ -69,7 +69,10 @@ fn event_err(e: impl std::fmt::Display) -> Error {
 fn load(path: &Path) -> Result<ApprovalState, Error> {
     match nexus_heartbeat::read_config(path) {
         Ok(text) => Ok(serde_json::from_str(&text).unwrap_or_else(|e| {
-            tracing::error!("corrupt nostr approval state {}: {e}; starting fresh", path.display());
+            tracing::error!(
+                "corrupt nostr approval state {}: {e}; starting fresh",
+                path.display()
+            );
             ApprovalState::default()
         })),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ApprovalState::default()),
@@ -93,7 +96,11 @@ fn save(path: &Path, st: &ApprovalState) -> Result<(), Error> {
 /// `npub1…` shortened, for "answered by".
 fn who(k: &PublicKey) -> String {
     let s = k.to_bech32().unwrap_or_else(|_| k.to_hex());
-    format!("{}…{}", &s[..12.min(s.len())], &s[s.len().saturating_sub(6)..])
+    format!(
+        "{}…{}",
+        &s[..12.min(s.len())],
+        &s[s.len().saturating_sub(6)..]
+    )
 }
 
 impl NostrApprovals {

@@ -130,7 +130,10 @@ impl Relays {
             let url = self.relays[i].url.clone();
             async move {
                 let r = tokio::time::timeout(timeout, publish_one(&url, events)).await;
-                (i, r.unwrap_or_else(|_| Err(format!("no OK within {timeout:?}"))))
+                (
+                    i,
+                    r.unwrap_or_else(|_| Err(format!("no OK within {timeout:?}"))),
+                )
             }
         });
         let mut out = Published::default();
@@ -170,7 +173,10 @@ impl Relays {
             let url = self.relays[i].url.clone();
             async move {
                 let r = tokio::time::timeout(timeout, fetch_one(&url, filters)).await;
-                (i, r.unwrap_or_else(|_| Err(format!("no EOSE within {timeout:?}"))))
+                (
+                    i,
+                    r.unwrap_or_else(|_| Err(format!("no EOSE within {timeout:?}"))),
+                )
             }
         });
         let mut seen = HashSet::new();
@@ -232,10 +238,9 @@ async fn connect(url: &str) -> Result<Ws, String> {
     } else {
         Some(Connector::Plain)
     };
-    let (ws, _) =
-        tokio_tungstenite::connect_async_tls_with_config(url, Some(cfg), true, connector)
-            .await
-            .map_err(|e| format!("cannot connect: {}", short(e)))?;
+    let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, Some(cfg), true, connector)
+        .await
+        .map_err(|e| format!("cannot connect: {}", short(e)))?;
     Ok(ws)
 }
 

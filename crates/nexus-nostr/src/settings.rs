@@ -95,7 +95,8 @@ pub fn parse_pubkey(s: &str) -> Result<PublicKey, String> {
     if s.starts_with("npub1") {
         PublicKey::from_bech32(s).map_err(|e| format!("{s:?} is not a valid npub: {e}"))
     } else {
-        PublicKey::from_hex(s).map_err(|_| format!("{s:?} is not a 64-hex-digit public key or an npub"))
+        PublicKey::from_hex(s)
+            .map_err(|_| format!("{s:?} is not a 64-hex-digit public key or an npub"))
     }
 }
 
@@ -120,10 +121,12 @@ impl NostrSettings {
 
     /// The recipient then the approvers, parsed, without repeats.
     pub fn approver_keys(&self) -> Result<Vec<PublicKey>, Error> {
-        let mut out = vec![parse_pubkey(&self.recipient_pubkey).map_err(|why| Error::Config {
-            field: "recipient_pubkey",
-            why,
-        })?];
+        let mut out = vec![
+            parse_pubkey(&self.recipient_pubkey).map_err(|why| Error::Config {
+                field: "recipient_pubkey",
+                why,
+            })?,
+        ];
         for a in &self.approvers {
             let k = parse_pubkey(a).map_err(|why| Error::Config {
                 field: "approvers",

@@ -278,19 +278,27 @@ fn text(e: impl std::fmt::Display) -> String {
 pub(crate) enum TelegramCommand {
     /// A message to the chat (an unsent message of the pool state).
     Send { id: u64, text: String },
+    /// Approvals.
+    Approval(ApprovalCommand<Text>),
+}
+
+/// A command of an approval channel (Telegram's, Nostr's); `Q` is its
+/// text (Telegram's MarkdownV2 builder, Nostr's plain text).
+#[derive(Debug)]
+pub(crate) enum ApprovalCommand<Q> {
     /// An approval request for the agent `key` (request id `id`).
     Ask {
         key: String,
         id: String,
         name: String,
-        question: Text,
+        question: Q,
         ttl: Duration,
     },
     /// Read the answers to the requests waiting.
     Poll,
     /// The request `id` was answered on another channel: forget it and
-    /// say so in the chat.
-    Withdraw { id: String, note: Text },
+    /// say so (`note`).
+    Withdraw { id: String, note: Q },
 }
 
 /// How a Telegram command went.
@@ -311,6 +319,14 @@ pub(crate) enum TelegramEvent {
         id: u64,
         why: String,
     },
+    /// How an approval command went.
+    Approval(ApprovalEvent),
+}
+
+/// How an approval command went (Telegram's, Nostr's).
+#[derive(Debug)]
+pub(crate) enum ApprovalEvent {
+    /// The channel has the request.
     Asked {
         key: String,
         id: String,
@@ -443,7 +459,19 @@ impl Executor for TelegramExecutor {
                     why,
                 }
             }
-            TelegramCommand::Ask {
+            TelegramCommand::Approval(a) => TelegramEvent::Approval(self.approve(a).await),
+        }
+    }
+}
+
+impl TelegramExecutor {
+    /// Asks, polls or withdraws an approval request.
+    async fn approve(&mut self, cmd: ApprovalCommand<Text>) -> ApprovalEvent {
+        use nexus_notify::Error as E;
+        let deadline = self.deadline;
+        let late = || format!("no answer within {}", seconds(deadline));
+        match cmd {
+            ApprovalCommand::Ask {
                 key,
                 id,
                 name,
@@ -452,7 +480,7 @@ impl Executor for TelegramExecutor {
             } => {
                 if self.holding(false).is_some() {
                     let why = "telegram is not answering; asking again later".to_string();
-                    return TelegramEvent::AskFailed { key, why };
+                    return ApprovalEvent::AskFailed { key, why };
                 }
                 let asked = tokio::time::timeout(
                     deadline,
@@ -460,46 +488,49 @@ impl Executor for TelegramExecutor {
                 )
                 .await;
                 match asked {
-                    Ok(Ok(())) => TelegramEvent::Asked { key, id },
+                    Ok(Ok(())) => ApprovalEvent::Asked { key, id },
                     Ok(Err(e)) => {
                         if matches!(e, E::Unreachable { .. }) {
                             self.no_answer();
                         }
-                        TelegramEvent::AskFailed {
+                        ApprovalEvent::AskFailed {
                             key,
                             why: e.to_string(),
                         }
                     }
                     Err(_) => {
                         self.no_answer();
-                        TelegramEvent::AskFailed { key, why: late() }
+                        ApprovalEvent::AskFailed { key, why: late() }
                     }
                 }
             }
-            TelegramCommand::Poll => {
+            ApprovalCommand::Poll => {
                 if self.holding(false).is_some() {
                     let why = "telegram is not answering".to_string();
-                    return TelegramEvent::PollFailed { why };
+                    return ApprovalEvent::PollFailed { why };
                 }
                 let now = nexus_heartbeat::now_epoch() as i64;
                 match tokio::time::timeout(deadline, self.approvals.poll(now)).await {
-                    Ok(Ok(decisions)) => TelegramEvent::Answers(answers(decisions)),
+                    Ok(Ok(decisions)) => ApprovalEvent::Answers(answers(decisions)),
                     Ok(Err(e)) => {
                         if matches!(e, E::Unreachable { .. }) {
                             self.no_answer();
                         }
-                        TelegramEvent::PollFailed { why: e.to_string() }
+                        ApprovalEvent::PollFailed { why: e.to_string() }
                     }
                     Err(_) => {
                         self.no_answer();
-                        TelegramEvent::PollFailed { why: late() }
+                        ApprovalEvent::PollFailed { why: late() }
                     }
                 }
             }
-            TelegramCommand::Withdraw { id, note } => {
+            ApprovalCommand::Withdraw { id, note } => {
                 if self.holding(false).is_some() {
                     let why = "telegram is not answering".to_string();
-                    return TelegramEvent::Withdrawn { id, result: Err(why) };
+                    return ApprovalEvent::Withdrawn {
+                        id,
+                        result: Err(why),
+                    };
                 }
                 let done =
                     tokio::time::timeout(deadline, self.approvals.withdraw(&id, &note)).await;
@@ -510,42 +541,17 @@ impl Executor for TelegramExecutor {
                         Err(late())
                     }
                 };
-                TelegramEvent::Withdrawn { id, result }
+                ApprovalEvent::Withdrawn { id, result }
             }
         }
     }
 }
 
 /// A command of the Nostr channel.
-#[derive(Debug)]
-pub(crate) enum NostrCommand {
-    /// An approval request for the agent `key` (request id `id`).
-    Ask {
-        key: String,
-        id: String,
-        name: String,
-        text: String,
-        ttl: Duration,
-    },
-    /// Read the replies to the requests waiting.
-    Poll,
-    /// The request `id` was answered on another channel.
-    Withdraw { id: String, note: String },
-}
+pub(crate) type NostrCommand = ApprovalCommand<String>;
 
 /// How a Nostr command went.
-#[derive(Debug)]
-pub(crate) enum NostrEvent {
-    /// A relay accepted the request (`OK true`).
-    Asked { key: String, id: String },
-    AskFailed { key: String, why: String },
-    Answers(Vec<Answer>),
-    PollFailed { why: String },
-    Withdrawn {
-        id: String,
-        result: Result<bool, String>,
-    },
-}
+pub(crate) type NostrEvent = ApprovalEvent;
 
 /// Asks for approvals over Nostr DMs and reads the replies. Relays that
 /// fail back off inside the client (no call until then), so there is no
@@ -573,34 +579,36 @@ impl Executor for NostrExecutor {
         let late = || format!("no answer within {}", seconds(deadline));
         let a = &mut self.approvals;
         match cmd {
-            NostrCommand::Ask {
+            ApprovalCommand::Ask {
                 key,
                 id,
                 name,
-                text,
+                question,
                 ttl,
-            } => match tokio::time::timeout(deadline, a.request(&id, &name, &text, ttl)).await {
-                Ok(Ok(())) => NostrEvent::Asked { key, id },
-                Ok(Err(e)) => NostrEvent::AskFailed {
-                    key,
-                    why: e.to_string(),
-                },
-                Err(_) => NostrEvent::AskFailed { key, why: late() },
-            },
-            NostrCommand::Poll => {
-                let now = nexus_heartbeat::now_epoch() as u64;
-                match tokio::time::timeout(deadline, a.poll(now)).await {
-                    Ok(Ok(decisions)) => NostrEvent::Answers(answers(decisions)),
-                    Ok(Err(e)) => NostrEvent::PollFailed { why: e.to_string() },
-                    Err(_) => NostrEvent::PollFailed { why: late() },
+            } => {
+                match tokio::time::timeout(deadline, a.request(&id, &name, &question, ttl)).await {
+                    Ok(Ok(())) => ApprovalEvent::Asked { key, id },
+                    Ok(Err(e)) => ApprovalEvent::AskFailed {
+                        key,
+                        why: e.to_string(),
+                    },
+                    Err(_) => ApprovalEvent::AskFailed { key, why: late() },
                 }
             }
-            NostrCommand::Withdraw { id, note } => {
+            ApprovalCommand::Poll => {
+                let now = nexus_heartbeat::now_epoch() as u64;
+                match tokio::time::timeout(deadline, a.poll(now)).await {
+                    Ok(Ok(decisions)) => ApprovalEvent::Answers(answers(decisions)),
+                    Ok(Err(e)) => ApprovalEvent::PollFailed { why: e.to_string() },
+                    Err(_) => ApprovalEvent::PollFailed { why: late() },
+                }
+            }
+            ApprovalCommand::Withdraw { id, note } => {
                 let result = match tokio::time::timeout(deadline, a.withdraw(&id, &note)).await {
                     Ok(r) => r.map_err(|e| e.to_string()),
                     Err(_) => Err(late()),
                 };
-                NostrEvent::Withdrawn { id, result }
+                ApprovalEvent::Withdrawn { id, result }
             }
         }
     }
@@ -805,17 +813,26 @@ mod tests {
         assert!(took >= deadline && took < deadline * 3, "{took:?}");
         let t1 = Instant::now();
         let ask = x
-            .run(TelegramCommand::Ask {
+            .run(TelegramCommand::Approval(ApprovalCommand::Ask {
                 key: "c/a".into(),
                 id: "r1".into(),
                 name: "a".into(),
                 question: Text::new().text("revive a?"),
                 ttl: Duration::from_secs(60),
-            })
+            }))
             .await;
-        let poll = x.run(TelegramCommand::Poll).await;
-        assert!(matches!(ask, TelegramEvent::AskFailed { .. }), "{ask:?}");
-        assert!(matches!(poll, TelegramEvent::PollFailed { .. }), "{poll:?}");
+        let poll = x
+            .run(TelegramCommand::Approval(ApprovalCommand::Poll))
+            .await;
+        use ApprovalEvent as A;
+        assert!(
+            matches!(ask, TelegramEvent::Approval(A::AskFailed { .. })),
+            "{ask:?}"
+        );
+        assert!(
+            matches!(poll, TelegramEvent::Approval(A::PollFailed { .. })),
+            "{poll:?}"
+        );
         assert!(t1.elapsed() < deadline, "held: no call");
         assert!(!state.exists(), "nothing saved for a request never made");
     }

@@ -624,10 +624,20 @@ mod tests {
         assert_eq!(n.secret_key.as_deref(), Some(secret.as_str()));
         assert!(!format!("{c:?}").contains(&secret));
         let bare = r#"{"nostr": {"relay_url": "wss://relay.example"}}"#;
-        assert!(PoolConfig::from_seed_json(bare, "p.json").unwrap().nostr.is_none());
+        assert!(
+            PoolConfig::from_seed_json(bare, "p.json")
+                .unwrap()
+                .nostr
+                .is_none()
+        );
         let bad = text.replace(hex, "nope");
-        let e = PoolConfig::from_seed_json(&bad, "p.json").unwrap_err().to_string();
-        assert!(e.contains("recipient_pubkey") && !e.contains(&secret), "{e}");
+        let e = PoolConfig::from_seed_json(&bad, "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("recipient_pubkey") && !e.contains(&secret),
+            "{e}"
+        );
     }
 
     #[test]

@@ -409,6 +409,7 @@ impl Pool {
             names: Default::default(),
         };
         pool.readopt_launches();
+        pool.recall_asked();
         Ok(pool)
     }
 

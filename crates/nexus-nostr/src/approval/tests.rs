@@ -122,7 +122,10 @@ async fn a_request_is_signed_and_only_the_approver_can_read_it() {
         let got = inbox(&mut c, &s.approver).await;
         assert_eq!(got.len(), 1, "{dm:?}");
         let (from, text, ev) = &got[0];
-        assert_eq!((*from, text.as_str()), (s.pool.public_key(), "revive alpha?"));
+        assert_eq!(
+            (*from, text.as_str()),
+            (s.pool.public_key(), "revive alpha?")
+        );
         assert!(!ev.content.contains("alpha"), "encrypted");
         let kind = if dm == Dm::Nip17 {
             // The wrap is signed by a throw-away key, the seal by ours.
@@ -164,22 +167,40 @@ async fn only_the_approvers_answer_after_the_request_counts() {
     let me = s.pool.public_key();
     let mut c = s.client();
     let stranger = Keys::generate();
-    publish(&mut c, dm(&stranger, me, "revive alpha", Timestamp::now(), &[]).await).await;
+    publish(
+        &mut c,
+        dm(&stranger, me, "revive alpha", Timestamp::now(), &[]).await,
+    )
+    .await;
     // Before the request: an old answer is not this one's.
     let old = Timestamp::from(sent - 10);
     publish(&mut c, dm(&s.approver, me, "revive alpha", old, &[]).await).await;
     // `+1` that replies to nothing does nothing.
-    publish(&mut c, dm(&s.approver, me, "+1", Timestamp::now(), &[]).await).await;
+    publish(
+        &mut c,
+        dm(&s.approver, me, "+1", Timestamp::now(), &[]).await,
+    )
+    .await;
     assert_eq!(a.poll(sent).await.unwrap(), []);
     assert!(a.is_pending("r1").unwrap());
     // The approver's answers: text for one, `+1` as a reply for the other.
-    publish(&mut c, dm(&s.approver, me, "Revive Alpha ", Timestamp::now(), &[]).await).await;
+    publish(
+        &mut c,
+        dm(&s.approver, me, "Revive Alpha ", Timestamp::now(), &[]).await,
+    )
+    .await;
     let refs = pending(&s.state, "r2").refs;
-    publish(&mut c, dm(&s.approver, me, "+1", Timestamp::now(), &refs).await).await;
+    publish(
+        &mut c,
+        dm(&s.approver, me, "+1", Timestamp::now(), &refs).await,
+    )
+    .await;
     let mut got = a.poll(sent).await.unwrap();
     got.sort_by(|x, y| x.request_id.cmp(&y.request_id));
-    let verdicts: Vec<_> = got.iter().map(|d| (d.request_id.as_str(), d.verdict)).collect();
-    assert_eq!(verdicts, [("r1", Verdict::Approved), ("r2", Verdict::Approved)]);
+    assert_eq!(
+        verdicts(&got),
+        [("r1", Verdict::Approved), ("r2", Verdict::Approved)]
+    );
     assert!(got[0].by.as_deref().unwrap().starts_with("npub1"));
     // Answered: a second poll finds nothing (the relay still has the DMs).
     assert_eq!(a.poll(sent).await.unwrap(), []);
@@ -205,8 +226,10 @@ async fn skip_denies_nip04_replies_count_and_expiry_is_reported_once() {
         .unwrap();
     publish(&mut s.client(), reply).await;
     let got = a.poll(sent + 60).await.unwrap();
-    let verdicts: Vec<_> = got.iter().map(|d| (d.request_id.as_str(), d.verdict)).collect();
-    assert_eq!(verdicts, [("r1", Verdict::Denied), ("r2", Verdict::Expired)]);
+    assert_eq!(
+        verdicts(&got),
+        [("r1", Verdict::Denied), ("r2", Verdict::Expired)]
+    );
     assert_eq!(a.poll(sent + 60).await.unwrap(), []);
 }
 
@@ -227,9 +250,16 @@ async fn a_withdrawn_request_tells_the_approver_and_ignores_a_later_answer() {
         .into_iter()
         .map(|(_, t, _)| t)
         .collect();
-    assert!(texts.contains(&"answered via Telegram".to_string()), "{texts:?}");
+    assert!(
+        texts.contains(&"answered via Telegram".to_string()),
+        "{texts:?}"
+    );
     let me = s.pool.public_key();
-    publish(&mut c, dm(&s.approver, me, "revive alpha", Timestamp::now(), &[]).await).await;
+    publish(
+        &mut c,
+        dm(&s.approver, me, "revive alpha", Timestamp::now(), &[]).await,
+    )
+    .await;
     assert_eq!(a.poll(sent).await.unwrap(), []);
 }
 
@@ -276,7 +306,17 @@ async fn one_ok_is_enough_and_a_relay_down_is_retried_with_backoff() {
 async fn without_a_key_there_is_no_channel() {
     let mut s = setup(vec!["ws://127.0.0.1:1".into()], Dm::Nip17);
     s.settings.secret_key = None;
-    assert!(NostrApprovals::new(&s.settings, s.state.clone()).unwrap().is_none());
+    assert!(
+        NostrApprovals::new(&s.settings, s.state.clone())
+            .unwrap()
+            .is_none()
+    );
+}
+
+fn verdicts(got: &[Decision]) -> Vec<(&str, Verdict)> {
+    got.iter()
+        .map(|d| (d.request_id.as_str(), d.verdict))
+        .collect()
 }
 
 fn pending(state: &Path, id: &str) -> Pending {
@@ -300,8 +340,14 @@ async fn a_wss_relay_is_spoken_to_over_tls() {
         .await
         .unwrap_err();
     assert!(matches!(e, Error::Down { .. }), "{e}");
-    assert!(e.to_string().contains("tls") || e.to_string().contains("TLS"), "{e}");
+    assert!(
+        e.to_string().contains("tls") || e.to_string().contains("TLS"),
+        "{e}"
+    );
     assert!(!a.is_pending("r1").unwrap());
     let mut plain = Relays::new(&[url], Duration::from_secs(3));
-    assert!(inbox(&mut plain, &s.approver).await.is_empty(), "nothing in clear");
+    assert!(
+        inbox(&mut plain, &s.approver).await.is_empty(),
+        "nothing in clear"
+    );
 }

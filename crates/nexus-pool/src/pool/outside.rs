@@ -15,13 +15,13 @@ use nexus_revive::{AgentRecord, State};
 
 use super::{Pool, Unsent};
 use crate::channels::{
-    Answer, Channel, GiteaCommand, GiteaEvent, GiteaExecutor, GiteaJob, NostrCommand, NostrEvent,
-    NostrExecutor, TelegramCommand, TelegramEvent, TelegramExecutor,
+    Answer, ApprovalCommand, ApprovalEvent, Channel, GiteaCommand, GiteaEvent, GiteaExecutor,
+    GiteaJob, NostrEvent, NostrExecutor, TelegramCommand, TelegramEvent, TelegramExecutor,
 };
-use nexus_revive::Approval;
 use crate::config::AskWithoutChannel;
 use crate::fleet::{Seen, Target};
 use crate::view::ChannelView;
+use nexus_revive::Approval;
 
 /// The Gitea channel as the pool sees it.
 #[derive(Debug)]
@@ -55,11 +55,7 @@ pub(super) struct Messages {
     chan: Channel<TelegramExecutor>,
     /// Unsent messages handed to the channel, by id.
     sending: HashSet<u64>,
-    /// Approval requests handed to the channel: agent key → request id.
-    asking: HashMap<String, String>,
-    /// Approval requests the channel has (since this start): key → id.
-    asked: HashMap<String, String>,
-    polling: bool,
+    asks: Asks,
     /// The id of the last message queued.
     last_id: u64,
     trouble: Option<String>,
@@ -76,9 +72,7 @@ impl Messages {
         Messages {
             chan: Channel::new(x),
             sending: HashSet::new(),
-            asking: HashMap::new(),
-            asked: HashMap::new(),
-            polling: false,
+            asks: Asks::default(),
             last_id,
             trouble: None,
         }
@@ -99,29 +93,54 @@ impl Messages {
             id: self.last_id,
         });
     }
+}
 
-    /// Hands an approval request to the channel; false if its queue is full.
-    pub(super) fn ask(&mut self, ask: TelegramCommand) -> bool {
-        let TelegramCommand::Ask { key, id, .. } = &ask else {
+/// What the pool knows of an approval channel's requests.
+#[derive(Debug, Default)]
+struct Asks {
+    /// Requests handed to the channel: agent key → request id.
+    asking: HashMap<String, String>,
+    /// Requests the channel has (since this start): key → id.
+    asked: HashMap<String, String>,
+    polling: bool,
+}
+
+impl Asks {
+    /// The channel should be asked `id` for `key`: it neither has it nor
+    /// is being asked.
+    fn lacks(&self, key: &str, id: &str) -> bool {
+        !self.asking.contains_key(key) && self.asked.get(key).is_none_or(|a| a != id)
+    }
+
+    /// Hands `ask` to `chan`; false if its queue is full.
+    fn ask<X, Q>(
+        &mut self,
+        chan: &mut Channel<X>,
+        ask: ApprovalCommand<Q>,
+        wrap: fn(ApprovalCommand<Q>) -> X::Command,
+    ) -> bool
+    where
+        X: crate::channels::Executor,
+    {
+        let ApprovalCommand::Ask { key, id, .. } = &ask else {
             return false;
         };
         let (key, id) = (key.clone(), id.clone());
-        let queued = self.chan.send(ask).is_ok();
+        let queued = chan.send(wrap(ask)).is_ok();
         if queued {
             self.asking.insert(key, id);
         }
         queued
     }
 
-    /// An approval request for `key` is with the channel.
-    pub(super) fn asking(&self, key: &str) -> bool {
-        self.asking.contains_key(key)
-    }
-
-    /// The channel should be asked `id` for `key`: it neither has it nor
-    /// is being asked.
-    pub(super) fn lacks(&self, key: &str, id: &str) -> bool {
-        !self.asking(key) && self.asked.get(key).is_none_or(|a| a != id)
+    /// Asks `chan` for the answers, unless a poll is under way.
+    fn poll<X, Q>(&mut self, chan: &mut Channel<X>, wrap: fn(ApprovalCommand<Q>) -> X::Command)
+    where
+        X: crate::channels::Executor,
+    {
+        if !self.polling && chan.send(wrap(ApprovalCommand::Poll)).is_ok() {
+            self.polling = true;
+        }
     }
 }
 
@@ -129,11 +148,7 @@ impl Messages {
 #[derive(Debug)]
 pub(super) struct Dms {
     chan: Channel<NostrExecutor>,
-    /// Approval requests handed to the channel: agent key → request id.
-    asking: HashMap<String, String>,
-    /// Approval requests a relay accepted (since this start): key → id.
-    asked: HashMap<String, String>,
-    polling: bool,
+    asks: Asks,
     trouble: Option<String>,
 }
 
@@ -141,16 +156,9 @@ impl Dms {
     pub(super) fn new(x: NostrExecutor) -> Dms {
         Dms {
             chan: Channel::new(x),
-            asking: HashMap::new(),
-            asked: HashMap::new(),
-            polling: false,
+            asks: Asks::default(),
             trouble: None,
         }
-    }
-
-    /// The channel should be asked `id` for `key`.
-    pub(super) fn lacks(&self, key: &str, id: &str) -> bool {
-        !self.asking.contains_key(key) && self.asked.get(key).is_none_or(|a| a != id)
     }
 }
 
@@ -159,6 +167,16 @@ impl Dms {
 enum Via {
     Telegram,
     Nostr,
+}
+
+impl Via {
+    /// Its name in the state file (`asked_on`).
+    fn name(self) -> &'static str {
+        match self {
+            Via::Telegram => "telegram",
+            Via::Nostr => "nostr",
+        }
+    }
 }
 
 impl std::fmt::Display for Via {
@@ -240,17 +258,11 @@ impl Pool {
         if self.dry_run || self.state.requests.is_empty() {
             return;
         }
-        if let Some(m) = &mut self.telegram
-            && !m.polling
-            && m.chan.send(TelegramCommand::Poll).is_ok()
-        {
-            m.polling = true;
+        if let Some(m) = &mut self.telegram {
+            m.asks.poll(&mut m.chan, TelegramCommand::Approval);
         }
-        if let Some(n) = &mut self.nostr
-            && !n.polling
-            && n.chan.send(NostrCommand::Poll).is_ok()
-        {
-            n.polling = true;
+        if let Some(n) = &mut self.nostr {
+            n.asks.poll(&mut n.chan, |c| c);
         }
     }
 
@@ -473,72 +485,60 @@ impl Pool {
                     self.urgent = true;
                 }
             }
-            TelegramEvent::Asked { key, id } => {
-                m.asking.remove(&key);
-                m.trouble = None;
-                m.asked.insert(key.clone(), id.clone());
-                self.state.requests.insert(key.clone(), id);
-                self.dirty = true;
-                self.note(&key, "approval requested on Telegram".to_string());
-            }
-            TelegramEvent::AskFailed { key, why } => {
-                m.asking.remove(&key);
-                m.trouble = Some(why.clone());
-                self.note_at(
-                    tracing::Level::WARN,
-                    &key,
-                    format!("approval request failed: {why}"),
-                );
-            }
-            TelegramEvent::Answers(answers) => {
-                m.polling = false;
-                m.trouble = None;
-                return self.take_answers(Via::Telegram, answers);
-            }
-            TelegramEvent::PollFailed { why } => {
-                m.polling = false;
-                tracing::warn!("approval poll failed: {why}");
-                m.trouble = Some(why);
-            }
-            TelegramEvent::Withdrawn { id, result } => withdrawn(Via::Telegram, &id, result),
+            TelegramEvent::Approval(e) => return self.on_approval(Via::Telegram, e),
         }
         false
     }
 
     /// Takes in one Nostr event; true when it brought approval answers.
     fn on_nostr(&mut self, e: NostrEvent) -> bool {
-        let Some(n) = &mut self.nostr else {
+        self.on_approval(Via::Nostr, e)
+    }
+
+    /// Takes in one event of an approval channel; true when it brought
+    /// approval answers.
+    fn on_approval(&mut self, via: Via, e: ApprovalEvent) -> bool {
+        let channel = match via {
+            Via::Telegram => self
+                .telegram
+                .as_mut()
+                .map(|m| (&mut m.asks, &mut m.trouble)),
+            Via::Nostr => self.nostr.as_mut().map(|n| (&mut n.asks, &mut n.trouble)),
+        };
+        let Some((asks, trouble)) = channel else {
             return false;
         };
         match e {
-            NostrEvent::Asked { key, id } => {
-                n.asking.remove(&key);
-                n.trouble = None;
-                n.asked.insert(key.clone(), id.clone());
+            ApprovalEvent::Asked { key, id } => {
+                asks.asking.remove(&key);
+                asks.asked.insert(key.clone(), id.clone());
+                *trouble = None;
                 self.state.requests.insert(key.clone(), id);
+                let on = self.state.asked_on.entry(key.clone()).or_default();
+                on.insert(via.name().to_string());
                 self.dirty = true;
-                self.note(&key, "approval requested on Nostr".to_string());
+                self.note(&key, format!("approval requested on {via}"));
             }
-            NostrEvent::AskFailed { key, why } => {
-                n.asking.remove(&key);
-                n.trouble = Some(why.clone());
+            ApprovalEvent::AskFailed { key, why } => {
+                asks.asking.remove(&key);
+                *trouble = Some(why.clone());
                 self.note_at(
                     tracing::Level::WARN,
                     &key,
-                    format!("nostr approval request failed: {why}"),
+                    format!("{via} approval request failed: {why}"),
                 );
             }
-            NostrEvent::Answers(answers) => {
-                n.polling = false;
-                n.trouble = None;
-                return self.take_answers(Via::Nostr, answers);
+            ApprovalEvent::Answers(answers) => {
+                asks.polling = false;
+                *trouble = None;
+                return self.take_answers(via, answers);
             }
-            NostrEvent::PollFailed { why } => {
-                n.polling = false;
-                tracing::warn!("nostr approval poll failed: {why}");
-                n.trouble = Some(why);
+            ApprovalEvent::PollFailed { why } => {
+                asks.polling = false;
+                tracing::warn!("{via} approval poll failed: {why}");
+                *trouble = Some(why);
             }
-            NostrEvent::Withdrawn { id, result } => withdrawn(Via::Nostr, &id, result),
+            ApprovalEvent::Withdrawn { id, result } => withdrawn(via, &id, result),
         }
         false
     }
@@ -551,7 +551,9 @@ impl Pool {
         for (id, a, by) in answers {
             let key = self.asked_for(&id);
             let Some(key) = key.filter(|_| !self.state.answers.contains_key(&id)) else {
-                tracing::info!("{via}: an answer to {id} ignored: already answered, or no longer asked");
+                tracing::info!(
+                    "{via}: an answer to {id} ignored: already answered, or no longer asked"
+                );
                 continue;
             };
             let by = by.unwrap_or_else(|| "an approver".to_string());
@@ -568,10 +570,10 @@ impl Pool {
             if via != Via::Telegram
                 && let Some(m) = &mut self.telegram
             {
-                let cmd = TelegramCommand::Withdraw {
+                let cmd = TelegramCommand::Approval(ApprovalCommand::Withdraw {
                     id: id.clone(),
                     note: Text::new().text(&note),
-                };
+                });
                 if m.chan.send(cmd).is_err() {
                     tracing::warn!("telegram: queue full; request {id} not withdrawn (it expires)");
                 }
@@ -579,7 +581,7 @@ impl Pool {
             if via != Via::Nostr
                 && let Some(n) = &mut self.nostr
             {
-                let cmd = NostrCommand::Withdraw {
+                let cmd = ApprovalCommand::Withdraw {
                     id: id.clone(),
                     note: note.clone(),
                 };
@@ -622,14 +624,14 @@ impl Pool {
             out.push(ChannelView {
                 name: "telegram",
                 trouble: m.trouble.as_deref().map(brief),
-                waiting: self.state.unsent.len() + m.asking.len(),
+                waiting: self.state.unsent.len() + m.asks.asking.len(),
             });
         }
         if let Some(n) = &self.nostr {
             out.push(ChannelView {
                 name: "nostr",
                 trouble: n.trouble.as_deref().map(brief),
-                waiting: n.asking.len(),
+                waiting: n.asks.asking.len(),
             });
         }
         out
@@ -681,10 +683,7 @@ impl Pool {
             return;
         };
         if self.dry_run {
-            self.note(
-                &t.key,
-                "[DRY-RUN] would ask for approval".to_string(),
-            );
+            self.note(&t.key, "[DRY-RUN] would ask for approval".to_string());
             return;
         }
         let id = request_id(&t.key, rec, now);
@@ -701,41 +700,39 @@ impl Pool {
             .line();
         let ttl = Duration::from_secs_f64((deadline - now).max(1.0));
         if let Some(n) = &mut self.nostr
-            && n.lacks(&t.key, &id)
+            && n.asks.lacks(&t.key, &id)
         {
             let text = format!(
                 "{}Reply \"revive {name}\" to revive it, or \"skip {name}\" to leave it dead (\"+1\" as a reply to this message revives it too).",
                 what.plain(),
                 name = t.name
             );
-            let ask = NostrCommand::Ask {
+            let ask = ApprovalCommand::Ask {
                 key: t.key.to_string(),
                 id: id.clone(),
                 name: t.name.to_string(),
-                text,
+                question: text,
                 ttl,
             };
-            if n.chan.send(ask).is_ok() {
-                n.asking.insert(t.key.to_string(), id.clone());
-            } else {
+            if !n.asks.ask(&mut n.chan, ask, |c| c) {
                 let why = "approval request not sent: the Nostr queue is full; asking again at the next sweep";
                 self.note(&t.key, why.to_string());
             }
         }
         if let Some(m) = &mut self.telegram
-            && m.lacks(&t.key, &id)
+            && m.asks.lacks(&t.key, &id)
         {
             let question = what
                 .text("Approve to revive it, or reply ")
                 .code(&format!("revive {}", t.name));
-            let ask = TelegramCommand::Ask {
+            let ask = ApprovalCommand::Ask {
                 key: t.key.to_string(),
                 id,
                 name: t.name.to_string(),
                 question,
                 ttl,
             };
-            if !m.ask(ask) {
+            if !m.asks.ask(&mut m.chan, ask, TelegramCommand::Approval) {
                 let why = "approval request not sent: the Telegram queue is full; asking again at the next sweep";
                 self.note(&t.key, why.to_string());
             }
@@ -746,17 +743,38 @@ impl Pool {
     /// its request failed): it is asked again at each sweep while the
     /// approval waits, so a human sees it before `ask_default` decides.
     pub(super) fn request_missing(&self, key: &str, id: &str) -> bool {
-        self.telegram.as_ref().is_some_and(|m| m.lacks(key, id))
-            || self.nostr.as_ref().is_some_and(|n| n.lacks(key, id))
+        self.telegram
+            .as_ref()
+            .is_some_and(|m| m.asks.lacks(key, id))
+            || self.nostr.as_ref().is_some_and(|n| n.asks.lacks(key, id))
+    }
+
+    /// At a start: each channel has the requests the state says it has.
+    pub(super) fn recall_asked(&mut self) {
+        for (key, id) in &self.state.requests {
+            let on = self.state.asked_on.get(key);
+            let has = |via: Via| on.map_or(via == Via::Telegram, |o| o.contains(via.name()));
+            if let Some(m) = &mut self.telegram
+                && has(Via::Telegram)
+            {
+                m.asks.asked.insert(key.clone(), id.clone());
+            }
+            if let Some(n) = &mut self.nostr
+                && has(Via::Nostr)
+            {
+                n.asks.asked.insert(key.clone(), id.clone());
+            }
+        }
     }
 
     /// `key` asks for nothing any more: the channels forget it.
     pub(super) fn forget_request(&mut self, key: &str) {
+        self.state.asked_on.remove(key);
         if let Some(m) = &mut self.telegram {
-            m.asked.remove(key);
+            m.asks.asked.remove(key);
         }
         if let Some(n) = &mut self.nostr {
-            n.asked.remove(key);
+            n.asks.asked.remove(key);
         }
     }
 
@@ -844,6 +862,8 @@ fn withdrawn(via: Via, id: &str, result: Result<bool, String>) {
     match result {
         Ok(true) => tracing::info!("{via}: request {id} withdrawn (answered elsewhere)"),
         Ok(false) => {}
-        Err(why) => tracing::warn!("{via}: request {id} not withdrawn ({why}); it expires by itself"),
+        Err(why) => {
+            tracing::warn!("{via}: request {id} not withdrawn ({why}); it expires by itself")
+        }
     }
 }
