@@ -24,6 +24,17 @@ fn check_config_accepts_the_example_and_names_a_bad_key() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // The seed's JSON, with its `nostr` object (docs/examples).
+    let seed = example.with_file_name("resurrection_pool.json");
+    let o = pool().arg("check-config").arg(&seed).run().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("nostr"), "{out}");
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("pool.toml");
     std::fs::write(&bad, "[revive]\nmax_attemps = 3\n").unwrap();
