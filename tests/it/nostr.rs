@@ -122,6 +122,16 @@ fn sweep(f: &Fleet, cfg: &Path, key: Option<&Keys>, telegram: bool) -> Output {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // The pool's secret key never reaches its output, in either form.
+    if let Some(k) = key {
+        let all = [o.stdout.as_slice(), o.stderr.as_slice()].concat();
+        let all = String::from_utf8_lossy(&all);
+        let nsec = k.secret_key().to_bech32().unwrap();
+        assert!(
+            !all.contains(&k.secret_key().to_secret_hex()) && !all.contains(&nsec),
+            "the secret key in the output"
+        );
+    }
     o
 }
 
