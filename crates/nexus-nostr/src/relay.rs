@@ -138,6 +138,7 @@ impl Relays {
         });
         let mut out = Published::default();
         let mut last = String::new();
+        let mut failed = 0;
         for (i, r) in futures_util::future::join_all(calls).await {
             let url = self.relays[i].url.clone();
             match r {
@@ -149,12 +150,13 @@ impl Relays {
                 }
                 Err(why) => {
                     self.failed(i, &why);
+                    failed += 1;
                     last = format!("{url}: {why}");
                     out.problems.push(last.clone());
                 }
             }
         }
-        if out.accepted.is_empty() && !last.is_empty() && out.problems.len() == due.len() {
+        if failed == due.len() {
             return Err(Error::Down {
                 retry_in: self.due().err().map_or(0.0, |e| e.retry_in()),
                 why: last,

@@ -1,19 +1,19 @@
 //! The pool's side effects on outside services, off the sweep's path.
 //!
 //! Three channels: Gitea (the incident engine), Telegram (messages and
-//! approvals) and Nostr (approvals by direct message). Each is an *executor*: a tokio task that owns its client,
-//! takes commands in order from a bounded queue, runs each under the
-//! channel's deadline (`[pool] channel_deadline`) and reports how it went as
-//! an event. The pool (the core) only sends commands and reads the events
+//! approvals) and Nostr (approvals by direct message). Each is an
+//! *executor*: a tokio task that owns its client, takes commands in order
+//! from a bounded queue, runs each under the channel's deadline (`[pool]
+//! channel_deadline`) and reports how it went as an event. The pool (the core) only sends commands and reads the events
 //! back, at the start of its next sweep or between sweeps: a Gitea or a
 //! Telegram that accepts connections and never answers costs its executor a
 //! deadline, never a sweep its timing.
 //!
 //! The executors keep nothing that must outlive them. What waits is in the
 //! pool state ([`Observations`], the unsent messages, the approval answers)
-//! and in the clients' own files (the Gitea outbox, `approvals.json`), so a
-//! command lost with its queue (a restart, `--once` ending at its deadline)
-//! is sent again, and a call cut by the deadline is a crash at that point,
+//! and in the clients' own files (the Gitea outbox, `approvals.json`,
+//! `nostr-approvals.json`), so a command lost with its queue (a restart,
+//! `--once` ending at its deadline) is sent again, and a call cut by the deadline is a crash at that point,
 //! which the clients are built for: the Gitea engine is rebuilt from its
 //! files as after a restart (its outbox delivers once, with a duplicate
 //! check), an approval request or poll saves nothing before its answer.
@@ -21,7 +21,7 @@
 //! After a call that got no answer, a channel holds: the commands queued
 //! behind it are answered at once without a call, and the pool sends no
 //! more until the hold ends (Gitea: `[incident] retry_interval`; Telegram:
-//! one deadline).
+//! one deadline). Nostr's relays back off one by one inside its client.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

@@ -134,7 +134,7 @@ pub struct PoolSection {
     /// Timeout of each probe.
     #[serde(deserialize_with = "deserialize_duration")]
     pub probe_timeout: Duration,
-    /// Each call to Gitea or Telegram gets this long; they run beside the
+    /// Each call to Gitea, Telegram or Nostr gets this long; they run beside the
     /// sweeps, never in them (see [`crate::channels`]). A call cut by it is
     /// tried again later: Gitea after `[incident] retry_interval`, Telegram
     /// after one more deadline. `--once` waits at most this long for them.
