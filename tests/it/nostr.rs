@@ -323,11 +323,15 @@ async fn with_telegram_and_nostr_the_first_answer_wins_and_the_other_request_is_
     let approver = n.approver.clone();
     n.reply(&approver, "revive one").await;
     let press = |update: i64, message: i64, data: &str| {
-        json!({"update_id": update, "callback_query": {
+        let u = json!({"update_id": update, "callback_query": {
             "id": format!("cb{update}"), "chat_instance": "1",
             "from": {"id": 42, "is_bot": false, "first_name": "Op", "username": "op"},
             "message": {"message_id": message, "date": 0, "chat": {"id": CHAT, "type": "group"}},
-            "data": data}})
+            "data": data}});
+        // What the stand-in returns is a real `Update` (the Bot API contract).
+        let wrong = nexus_testkit::botapi::check_type("Update", &u);
+        assert!(wrong.is_empty(), "{wrong:?}");
+        u
     };
     bot.st().updates.push(press(1, tg_two, &data_two));
     sweep(&f, &cfg, Some(&n.pool), true);
@@ -369,4 +373,31 @@ async fn with_telegram_and_nostr_the_first_answer_wins_and_the_other_request_is_
         "{state}"
     );
     bot.assert_contract();
+}
+
+/// Nobody answers on Nostr: at the end of `approval_timeout` the
+/// request expires to `ask_default` (here `revive`), as on Telegram.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unanswered_nostr_request_expires_to_ask_default() {
+    let mut n = Nostr::start().await;
+    let f = Fleet::new();
+    f.join("asker", RevivePolicy::Ask, true);
+    let cfg = f.config(&format!(
+        "approval_timeout = 2\nask_default = \"revive\"\n\n{}",
+        n.section()
+    ));
+    sweep(&f, &cfg, Some(&n.pool), false);
+    assert_eq!(n.inbox().await.len(), 1);
+    assert_eq!(f.launches("asker"), 0, "asked, not revived");
+    // Polled: a sweep every 100 ms, at most 200 of them and 20 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for _ in 0..200 {
+        if f.launches_now("asker") > 0 || std::time::Instant::now() > deadline {
+            break;
+        }
+        sweep(&f, &cfg, Some(&n.pool), false);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(f.launches("asker"), 1);
+    assert_eq!(n.inbox().await.len(), 1, "asked once");
 }
