@@ -128,6 +128,12 @@ impl NostrApprovals {
         self.keys.public_key()
     }
 
+    /// Our public key as an `npub` (what a person follows).
+    pub fn npub(&self) -> String {
+        let k = self.keys.public_key();
+        k.to_bech32().unwrap_or_else(|_| k.to_hex())
+    }
+
     /// Whether `request_id` waits for an answer.
     pub fn is_pending(&self, request_id: &str) -> Result<bool, Error> {
         Ok(load(&self.state_file)?.pending.contains_key(request_id))

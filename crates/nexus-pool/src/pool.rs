@@ -337,7 +337,14 @@ impl Pool {
             Some(n) => {
                 let file = state_dir.join("nostr-approvals.json");
                 match nexus_nostr::NostrApprovals::new(n, file) {
-                    Ok(Some(a)) => Some(outside::Dms::new(NostrExecutor::new(a, deadline))),
+                    Ok(Some(a)) => {
+                        tracing::info!(
+                            "[nostr] approvals through {} as {}",
+                            n.relay_urls().join(", "),
+                            a.npub()
+                        );
+                        Some(outside::Dms::new(NostrExecutor::new(a, deadline)))
+                    }
                     Ok(None) => {
                         tracing::warn!(
                             "[nostr] no secret key (${} or token_file): Nostr approvals are disabled; nothing is sent to the relays",
