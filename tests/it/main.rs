@@ -26,6 +26,7 @@ mod incident;
 mod incident_cron;
 mod lazarus;
 mod mttr;
+mod nostr;
 mod operator;
 mod pool;
 mod prometheus;

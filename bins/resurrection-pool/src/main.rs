@@ -105,8 +105,9 @@ fn check_config(file: &Path) -> ExitCode {
                 .as_ref()
                 .map(|c| format!(", cells under {}", c.root.display()))
                 .unwrap_or_default();
+            let nostr = if c.nostr.is_some() { ", nostr" } else { "" };
             outln!(
-                "{}: valid {} ({} gateway(s), {} mission(s){cells})",
+                "{}: valid {} ({} gateway(s), {} mission(s){cells}{nostr})",
                 file.display(),
                 c.format.as_str(),
                 c.gateways.len(),

@@ -24,12 +24,63 @@ fn check_config_accepts_the_example_and_names_a_bad_key() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // The seed's JSON, with its `nostr` object (docs/examples).
+    let seed = example.with_file_name("resurrection_pool.json");
+    let o = pool().arg("check-config").arg(&seed).run().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("nostr"), "{out}");
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("pool.toml");
     std::fs::write(&bad, "[revive]\nmax_attemps = 3\n").unwrap();
     let o = pool().arg("check-config").arg(&bad).run().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("max_attemps"));
+}
+
+/// `[nostr]`: an unknown key, a bad public key and a bad relay URL are
+/// each named; a good section is valid.
+#[test]
+fn check_config_names_a_bad_key_in_the_nostr_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pool.toml");
+    let npub = "npub180cvv07tjdrrgpa0j7j7tmnyl2yr6yr7l8j4s3evf6u64th6gkwsyjh6w6";
+    let good =
+        format!("[nostr]\nrelay_url = \"wss://relay.example\"\nrecipient_pubkey = \"{npub}\"\n");
+    std::fs::write(&cfg, &good).unwrap();
+    let o = pool().arg("check-config").arg(&cfg).run().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("nostr"), "{out}");
+    for (text, needle) in [
+        (
+            format!("{good}recipient_pubkye = \"x\"\n"),
+            "recipient_pubkye",
+        ),
+        (good.replace(npub, "npub1nope"), "recipient_pubkey"),
+        (
+            good.replace("wss://relay.example", "https://relay.example"),
+            "relays",
+        ),
+        (format!("{good}approvers = [\"00\"]\n"), "approvers"),
+        (format!("{good}dm = \"nip99\"\n"), "nip99"),
+    ] {
+        std::fs::write(&cfg, &text).unwrap();
+        let o = pool().arg("check-config").arg(&cfg).run().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{needle}: {err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
 }
 
 #[test]

@@ -188,6 +188,22 @@ impl Approvals {
         state::save(&self.cfg.state_file, &st)
     }
 
+    /// Forgets `request_id` (answered on another channel): its buttons are
+    /// removed and `note` is sent to the chat. A later answer to it is
+    /// ignored. False when it was not pending (nothing sent).
+    pub async fn withdraw(&self, request_id: &str, note: &Text) -> Result<bool, Error> {
+        let mut st: ApprovalState = state::load(&self.cfg.state_file)?;
+        let Some(p) = st.pending.remove(request_id) else {
+            return Ok(false);
+        };
+        state::save(&self.cfg.state_file, &st)?;
+        if let Err(e) = self.tg.clear_buttons(p.message_id).await {
+            tracing::warn!(error = %e, "could not remove the approval buttons");
+        }
+        self.tg.send(note, None).await?;
+        Ok(true)
+    }
+
     fn approver_ok(&self, from: Option<&TgUser>) -> bool {
         self.cfg.approvers.is_empty() || from.is_some_and(|u| self.cfg.approvers.contains(&u.id))
     }

@@ -1,19 +1,19 @@
 //! The pool's side effects on outside services, off the sweep's path.
 //!
-//! Two channels: Gitea (the incident engine) and Telegram (messages and
-//! approvals). Each is an *executor*: a tokio task that owns its client,
-//! takes commands in order from a bounded queue, runs each under the
-//! channel's deadline (`[pool] channel_deadline`) and reports how it went as
-//! an event. The pool (the core) only sends commands and reads the events
+//! Three channels: Gitea (the incident engine), Telegram (messages and
+//! approvals) and Nostr (approvals by direct message). Each is an
+//! *executor*: a tokio task that owns its client, takes commands in order
+//! from a bounded queue, runs each under the channel's deadline (`[pool]
+//! channel_deadline`) and reports how it went as an event. The pool (the core) only sends commands and reads the events
 //! back, at the start of its next sweep or between sweeps: a Gitea or a
 //! Telegram that accepts connections and never answers costs its executor a
 //! deadline, never a sweep its timing.
 //!
 //! The executors keep nothing that must outlive them. What waits is in the
 //! pool state ([`Observations`], the unsent messages, the approval answers)
-//! and in the clients' own files (the Gitea outbox, `approvals.json`), so a
-//! command lost with its queue (a restart, `--once` ending at its deadline)
-//! is sent again, and a call cut by the deadline is a crash at that point,
+//! and in the clients' own files (the Gitea outbox, `approvals.json`,
+//! `nostr-approvals.json`), so a command lost with its queue (a restart,
+//! `--once` ending at its deadline) is sent again, and a call cut by the deadline is a crash at that point,
 //! which the clients are built for: the Gitea engine is rebuilt from its
 //! files as after a restart (its outbox delivers once, with a duplicate
 //! check), an approval request or poll saves nothing before its answer.
@@ -21,7 +21,7 @@
 //! After a call that got no answer, a channel holds: the commands queued
 //! behind it are answered at once without a call, and the pool sends no
 //! more until the hold ends (Gitea: `[incident] retry_interval`; Telegram:
-//! one deadline).
+//! one deadline). Nostr's relays back off one by one inside its client.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -278,16 +278,27 @@ fn text(e: impl std::fmt::Display) -> String {
 pub(crate) enum TelegramCommand {
     /// A message to the chat (an unsent message of the pool state).
     Send { id: u64, text: String },
+    /// Approvals.
+    Approval(ApprovalCommand<Text>),
+}
+
+/// A command of an approval channel (Telegram's, Nostr's); `Q` is its
+/// text (Telegram's MarkdownV2 builder, Nostr's plain text).
+#[derive(Debug)]
+pub(crate) enum ApprovalCommand<Q> {
     /// An approval request for the agent `key` (request id `id`).
     Ask {
         key: String,
         id: String,
         name: String,
-        question: Text,
+        question: Q,
         ttl: Duration,
     },
     /// Read the answers to the requests waiting.
     Poll,
+    /// The request `id` was answered on another channel: forget it and
+    /// say so (`note`).
+    Withdraw { id: String, note: Q },
 }
 
 /// How a Telegram command went.
@@ -308,6 +319,14 @@ pub(crate) enum TelegramEvent {
         id: u64,
         why: String,
     },
+    /// How an approval command went.
+    Approval(ApprovalEvent),
+}
+
+/// How an approval command went (Telegram's, Nostr's).
+#[derive(Debug)]
+pub(crate) enum ApprovalEvent {
+    /// The channel has the request.
     Asked {
         key: String,
         id: String,
@@ -316,11 +335,36 @@ pub(crate) enum TelegramEvent {
         key: String,
         why: String,
     },
-    /// Answers by request id (expiry is the state machine's own deadline).
-    Answers(Vec<(String, Approval)>),
+    /// Answers by request id, with who gave them (expiry is the state
+    /// machine's own deadline).
+    Answers(Vec<Answer>),
     PollFailed {
         why: String,
     },
+    /// A withdrawal done (or why not: the request then expires by itself).
+    Withdrawn {
+        id: String,
+        result: Result<bool, String>,
+    },
+}
+
+/// An answer read from a channel: the request id, the answer, who gave it.
+pub(crate) type Answer = (String, Approval, Option<String>);
+
+/// The answers among `decisions` (expiry is the state machine's own
+/// deadline, not a channel's).
+fn answers(decisions: Vec<nexus_notify::Decision>) -> Vec<Answer> {
+    decisions
+        .into_iter()
+        .filter_map(|d| {
+            let a = match d.verdict {
+                Verdict::Approved => Approval::Approved,
+                Verdict::Denied => Approval::Denied,
+                Verdict::Expired => return None,
+            };
+            Some((d.request_id, a, d.by))
+        })
+        .collect()
 }
 
 /// Sends messages, asks for approvals and reads the answers.
@@ -415,7 +459,19 @@ impl Executor for TelegramExecutor {
                     why,
                 }
             }
-            TelegramCommand::Ask {
+            TelegramCommand::Approval(a) => TelegramEvent::Approval(self.approve(a).await),
+        }
+    }
+}
+
+impl TelegramExecutor {
+    /// Asks, polls or withdraws an approval request.
+    async fn approve(&mut self, cmd: ApprovalCommand<Text>) -> ApprovalEvent {
+        use nexus_notify::Error as E;
+        let deadline = self.deadline;
+        let late = || format!("no answer within {}", seconds(deadline));
+        match cmd {
+            ApprovalCommand::Ask {
                 key,
                 id,
                 name,
@@ -424,7 +480,7 @@ impl Executor for TelegramExecutor {
             } => {
                 if self.holding(false).is_some() {
                     let why = "telegram is not answering; asking again later".to_string();
-                    return TelegramEvent::AskFailed { key, why };
+                    return ApprovalEvent::AskFailed { key, why };
                 }
                 let asked = tokio::time::timeout(
                     deadline,
@@ -432,54 +488,127 @@ impl Executor for TelegramExecutor {
                 )
                 .await;
                 match asked {
-                    Ok(Ok(())) => TelegramEvent::Asked { key, id },
+                    Ok(Ok(())) => ApprovalEvent::Asked { key, id },
                     Ok(Err(e)) => {
                         if matches!(e, E::Unreachable { .. }) {
                             self.no_answer();
                         }
-                        TelegramEvent::AskFailed {
+                        ApprovalEvent::AskFailed {
                             key,
                             why: e.to_string(),
                         }
                     }
                     Err(_) => {
                         self.no_answer();
-                        TelegramEvent::AskFailed { key, why: late() }
+                        ApprovalEvent::AskFailed { key, why: late() }
                     }
                 }
             }
-            TelegramCommand::Poll => {
+            ApprovalCommand::Poll => {
                 if self.holding(false).is_some() {
                     let why = "telegram is not answering".to_string();
-                    return TelegramEvent::PollFailed { why };
+                    return ApprovalEvent::PollFailed { why };
                 }
                 let now = nexus_heartbeat::now_epoch() as i64;
                 match tokio::time::timeout(deadline, self.approvals.poll(now)).await {
-                    Ok(Ok(decisions)) => TelegramEvent::Answers(
-                        decisions
-                            .into_iter()
-                            .filter_map(|d| {
-                                let a = match d.verdict {
-                                    Verdict::Approved => Approval::Approved,
-                                    Verdict::Denied => Approval::Denied,
-                                    // Expiry is the state machine's own deadline.
-                                    Verdict::Expired => return None,
-                                };
-                                Some((d.request_id, a))
-                            })
-                            .collect(),
-                    ),
+                    Ok(Ok(decisions)) => ApprovalEvent::Answers(answers(decisions)),
                     Ok(Err(e)) => {
                         if matches!(e, E::Unreachable { .. }) {
                             self.no_answer();
                         }
-                        TelegramEvent::PollFailed { why: e.to_string() }
+                        ApprovalEvent::PollFailed { why: e.to_string() }
                     }
                     Err(_) => {
                         self.no_answer();
-                        TelegramEvent::PollFailed { why: late() }
+                        ApprovalEvent::PollFailed { why: late() }
                     }
                 }
+            }
+            ApprovalCommand::Withdraw { id, note } => {
+                if self.holding(false).is_some() {
+                    let why = "telegram is not answering".to_string();
+                    return ApprovalEvent::Withdrawn {
+                        id,
+                        result: Err(why),
+                    };
+                }
+                let done =
+                    tokio::time::timeout(deadline, self.approvals.withdraw(&id, &note)).await;
+                let result = match done {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => {
+                        self.no_answer();
+                        Err(late())
+                    }
+                };
+                ApprovalEvent::Withdrawn { id, result }
+            }
+        }
+    }
+}
+
+/// A command of the Nostr channel.
+pub(crate) type NostrCommand = ApprovalCommand<String>;
+
+/// How a Nostr command went.
+pub(crate) type NostrEvent = ApprovalEvent;
+
+/// Asks for approvals over Nostr DMs and reads the replies. Relays that
+/// fail back off inside the client (no call until then), so there is no
+/// hold here; each command still gets the channel's deadline.
+pub(crate) struct NostrExecutor {
+    approvals: nexus_nostr::NostrApprovals,
+    deadline: Duration,
+}
+
+impl NostrExecutor {
+    pub(crate) fn new(approvals: nexus_nostr::NostrApprovals, deadline: Duration) -> NostrExecutor {
+        NostrExecutor {
+            approvals,
+            deadline,
+        }
+    }
+}
+
+impl Executor for NostrExecutor {
+    type Command = NostrCommand;
+    type Event = NostrEvent;
+
+    async fn run(&mut self, cmd: NostrCommand) -> NostrEvent {
+        let deadline = self.deadline;
+        let late = || format!("no answer within {}", seconds(deadline));
+        let a = &mut self.approvals;
+        match cmd {
+            ApprovalCommand::Ask {
+                key,
+                id,
+                name,
+                question,
+                ttl,
+            } => {
+                match tokio::time::timeout(deadline, a.request(&id, &name, &question, ttl)).await {
+                    Ok(Ok(())) => ApprovalEvent::Asked { key, id },
+                    Ok(Err(e)) => ApprovalEvent::AskFailed {
+                        key,
+                        why: e.to_string(),
+                    },
+                    Err(_) => ApprovalEvent::AskFailed { key, why: late() },
+                }
+            }
+            ApprovalCommand::Poll => {
+                let now = nexus_heartbeat::now_epoch() as u64;
+                match tokio::time::timeout(deadline, a.poll(now)).await {
+                    Ok(Ok(decisions)) => ApprovalEvent::Answers(answers(decisions)),
+                    Ok(Err(e)) => ApprovalEvent::PollFailed { why: e.to_string() },
+                    Err(_) => ApprovalEvent::PollFailed { why: late() },
+                }
+            }
+            ApprovalCommand::Withdraw { id, note } => {
+                let result = match tokio::time::timeout(deadline, a.withdraw(&id, &note)).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(late()),
+                };
+                ApprovalEvent::Withdrawn { id, result }
             }
         }
     }
@@ -684,17 +813,26 @@ mod tests {
         assert!(took >= deadline && took < deadline * 3, "{took:?}");
         let t1 = Instant::now();
         let ask = x
-            .run(TelegramCommand::Ask {
+            .run(TelegramCommand::Approval(ApprovalCommand::Ask {
                 key: "c/a".into(),
                 id: "r1".into(),
                 name: "a".into(),
                 question: Text::new().text("revive a?"),
                 ttl: Duration::from_secs(60),
-            })
+            }))
             .await;
-        let poll = x.run(TelegramCommand::Poll).await;
-        assert!(matches!(ask, TelegramEvent::AskFailed { .. }), "{ask:?}");
-        assert!(matches!(poll, TelegramEvent::PollFailed { .. }), "{poll:?}");
+        let poll = x
+            .run(TelegramCommand::Approval(ApprovalCommand::Poll))
+            .await;
+        use ApprovalEvent as A;
+        assert!(
+            matches!(ask, TelegramEvent::Approval(A::AskFailed { .. })),
+            "{ask:?}"
+        );
+        assert!(
+            matches!(poll, TelegramEvent::Approval(A::PollFailed { .. })),
+            "{poll:?}"
+        );
         assert!(t1.elapsed() < deadline, "held: no call");
         assert!(!state.exists(), "nothing saved for a request never made");
     }

@@ -46,6 +46,9 @@ pub struct PoolConfig {
     /// Remote heartbeats pushed to `POST /ping/<job>`.
     #[serde(default)]
     pub ping: Option<PingSection>,
+    /// Nostr approvals: signed, encrypted DMs to the approvers' keys.
+    #[serde(default)]
+    pub nostr: Option<nexus_nostr::NostrSettings>,
     /// Which format the file was in.
     #[serde(skip)]
     pub format: ConfigFormat,
@@ -171,7 +174,7 @@ pub struct PoolSection {
     /// Timeout of each probe.
     #[serde(deserialize_with = "deserialize_duration")]
     pub probe_timeout: Duration,
-    /// Each call to Gitea or Telegram gets this long; they run beside the
+    /// Each call to Gitea, Telegram or Nostr gets this long; they run beside the
     /// sweeps, never in them (see [`crate::channels`]). A call cut by it is
     /// tried again later: Gitea after `[incident] retry_interval`, Telegram
     /// after one more deadline. `--once` waits at most this long for them.
@@ -196,7 +199,8 @@ pub struct PoolSection {
     pub dead_rule: DeadRule,
     /// Allow a fleet with no agent at all (else exit 2).
     pub allow_empty: bool,
-    /// `ask` without Telegram: `auto` (revive, loudly) or `never`.
+    /// `ask` without an approval channel (Telegram or Nostr): `auto`
+    /// (revive, loudly) or `never`.
     pub ask_without_channel: AskWithoutChannel,
     /// Open a Gitea issue when an agent needs a human (lazarus-pit's
     /// `notifications.open_issue_on_death`); `false`: no issue at all.
@@ -365,8 +369,19 @@ struct SeedJson {
     #[serde(default)]
     gitea: Option<SeedGitea>,
     #[serde(default)]
-    #[allow(dead_code)]
-    nostr: Option<serde_json::Value>,
+    nostr: Option<SeedNostr>,
+}
+
+/// The seed's `nostr` object, with the new `secret_key` (the variable
+/// `NOSTR_SECRET_KEY` wins over it).
+#[derive(Debug, Deserialize)]
+struct SeedNostr {
+    #[serde(default)]
+    relay_url: Option<String>,
+    #[serde(default)]
+    recipient_pubkey: Option<String>,
+    #[serde(default)]
+    secret_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -527,6 +542,23 @@ impl PoolConfig {
                 ..TelegramSettings::default()
             });
         }
+        if let Some(n) = seed.nostr {
+            let s = nexus_nostr::NostrSettings {
+                relay_url: n.relay_url.filter(|u| !u.trim().is_empty()),
+                recipient_pubkey: n.recipient_pubkey.unwrap_or_default(),
+                secret_key: n.secret_key.filter(|k| !k.trim().is_empty()),
+                ..nexus_nostr::NostrSettings::default()
+            };
+            // The seed writes an empty object when Nostr is not used, and
+            // its example has a relay but no recipient: nobody to ask.
+            if !s.relay_urls().is_empty() && !s.recipient_pubkey.trim().is_empty() {
+                cfg.nostr = Some(s);
+            } else if s.is_configured() {
+                tracing::warn!(
+                    "{origin}: `nostr` needs both relay_url and recipient_pubkey; Nostr approvals are off"
+                );
+            }
+        }
         if let Some(g) = seed.gitea {
             let d = IncidentSettings::named("resurrection-pool", "[pool]");
             cfg.incident = Some(IncidentSettings {
@@ -571,6 +603,9 @@ impl PoolConfig {
         }
         nexus_heartbeat::validate_job_name(&self.pool.heartbeat_job)
             .map_err(|e| err(format!("[pool] `heartbeat_job`: {e}")))?;
+        if let Some(n) = &self.nostr {
+            n.validate().map_err(|e| err(e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -669,6 +704,39 @@ mod tests {
         assert_eq!(c.mission_of("ghost").1, Policy::Ask);
     }
 
+    /// The seed's `nostr` object: with a relay and a recipient it is the
+    /// channel (the new `secret_key` kept out of `Debug`); the seed's own
+    /// example, a relay and nobody to ask, leaves Nostr off; a bad key is
+    /// named.
+    #[test]
+    fn the_seed_nostr_object_configures_the_channel() {
+        let hex = "7e7e9c42a91bfef19fa929e5fda1b72e0ebc1a4c1141673e2794234d86addf4e";
+        let secret = "1".repeat(64);
+        let text = format!(
+            r#"{{"nostr": {{"relay_url": "wss://relay.example", "recipient_pubkey": "{hex}", "secret_key": "{secret}"}}}}"#
+        );
+        let c = PoolConfig::from_seed_json(&text, "p.json").unwrap();
+        let n = c.nostr.as_ref().unwrap();
+        assert_eq!(n.relay_urls(), ["wss://relay.example"]);
+        assert_eq!(n.secret_key.as_deref(), Some(secret.as_str()));
+        assert!(!format!("{c:?}").contains(&secret));
+        let bare = r#"{"nostr": {"relay_url": "wss://relay.example"}}"#;
+        assert!(
+            PoolConfig::from_seed_json(bare, "p.json")
+                .unwrap()
+                .nostr
+                .is_none()
+        );
+        let bad = text.replace(hex, "nope");
+        let e = PoolConfig::from_seed_json(&bad, "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("recipient_pubkey") && !e.contains(&secret),
+            "{e}"
+        );
+    }
+
     #[test]
     fn toml_errors_name_the_key() {
         for (text, needle) in [
@@ -680,6 +748,7 @@ mod tests {
                 "two gateways",
             ),
             ("[revive]\nmax_attemps = 3", "max_attemps"),
+            ("[nostr]\nrelay_urls = [\"ws://x\"]", "relay_urls"),
             (
                 "[[gateway]]\nname = \"a\"\nhealth_prot = 8766",
                 "health_prot",

@@ -14,7 +14,7 @@ use nexus_revive::{Action, AgentRecord, Health, Settings, State, assess, launche
 use tokio::sync::mpsc;
 
 use crate::Error;
-use crate::channels::{GiteaExecutor, TelegramExecutor};
+use crate::channels::{GiteaExecutor, NostrExecutor, TelegramExecutor};
 use crate::config::PoolConfig;
 use crate::fleet::{Known, ProbePlan, Seen, Target, targets};
 use crate::http::Shared;
@@ -224,6 +224,7 @@ pub struct Pool {
     exits_rx: mpsc::UnboundedReceiver<(String, u32)>,
     incidents: Option<Incidents>,
     telegram: Option<Messages>,
+    nostr: Option<outside::Dms>,
     /// A channel event changed what the state file holds (saved by the
     /// next sweep) / changed a message or an answer (saved at once).
     dirty: bool,
@@ -331,6 +332,35 @@ impl Pool {
             // Telegram was taken out of the config: nowhere to send them.
             state.unsent.clear();
         }
+        let nostr = match cfg.nostr.as_ref() {
+            None => None,
+            Some(n) => {
+                let file = state_dir.join("nostr-approvals.json");
+                match nexus_nostr::NostrApprovals::new(n, file) {
+                    Ok(Some(a)) => {
+                        tracing::info!(
+                            "[nostr] approvals through {} as {}",
+                            n.relay_urls().join(", "),
+                            a.npub()
+                        );
+                        Some(outside::Dms::new(NostrExecutor::new(a, deadline)))
+                    }
+                    Ok(None) => {
+                        tracing::warn!(
+                            "[nostr] no secret key (${} or token_file): Nostr approvals are disabled; nothing is sent to the relays",
+                            n.token_env
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        return Err(Error::Config {
+                            origin: "(nostr secret key)".into(),
+                            message: e.to_string(),
+                        });
+                    }
+                }
+            }
+        };
         let runner = Runner::new(RunnerConfig {
             concurrency: crate::fleet::probe_concurrency(cfg.pool.max_parallel_probes),
             default_timeout: cfg.pool.probe_timeout,
@@ -356,6 +386,7 @@ impl Pool {
             state,
             incidents,
             telegram,
+            nostr,
             dirty: false,
             urgent: false,
             sweeping: false,
@@ -385,6 +416,7 @@ impl Pool {
             names: Default::default(),
         };
         pool.readopt_launches();
+        pool.recall_asked();
         Ok(pool)
     }
 
@@ -732,20 +764,19 @@ impl Pool {
         self.recovered = None;
         self.carry_out(t, s, &mut rec, actions, now).await;
         self.unsaved |= acted;
-        // A request that never reached the chat (Telegram down, flood
-        // control) is sent again at each sweep while it waits, so the
-        // human sees it before `ask_default` decides.
+        // A request that never reached a channel (Telegram down, flood
+        // control, no relay accepting) is sent again at each sweep while
+        // it waits, so the human sees it before `ask_default` decides.
         if let Some(p) = rec.pending
             && !asked
             && !self.dry_run
-            && let Some(m) = &self.telegram
-            && !m.asking(&t.key)
-            && self.state.requests.get(&*t.key) != Some(&request_id(&t.key, &rec, now))
+            && self.request_missing(&t.key, &request_id(&t.key, &rec, now))
         {
             self.request_approval(t, s, &mut rec, p.deadline, now);
         } else if rec.pending.is_none() && self.state.requests.contains_key(&*t.key) {
             // Answered, expired or over: nothing to poll for any more.
             self.state.requests.remove(&*t.key);
+            self.forget_request(&t.key);
         }
         self.sync_incident(t, s, &rec, before);
         if rec.state != State::Healthy {

@@ -1,7 +1,8 @@
 //! A Telegram Bot API stand-in for the binaries' alerts: a mockito server
 //! that answers `sendMessage` as the Bot API does (a `Message` with an id,
 //! the chat and the date), records each accepted body, checks every request
-//! against the Bot API description ([`crate::botapi`]).
+//! against the Bot API description ([`crate::botapi`]); `getUpdates` returns
+//! the updates a test queued.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +15,11 @@ pub struct BotState {
     pub sent: Vec<Value>,
     /// Bot API contract violations of the requests.
     pub violations: Vec<String>,
+    /// Every request, method and body, in order.
+    pub calls: Vec<(String, Value)>,
+    /// Updates the next `getUpdates` returns (then forgets), as a test
+    /// queued them: `Update` objects of the Bot API.
+    pub updates: Vec<Value>,
     next_id: i64,
 }
 
@@ -57,6 +63,7 @@ impl Bot {
                 let found = crate::botapi::check_request(&method, &body);
                 st.violations
                     .extend(found.into_iter().map(|v| format!("{method}: {v}")));
+                st.calls.push((method.clone(), body.clone()));
                 let result = match method.as_str() {
                     "sendMessage" => {
                         st.next_id += 1;
@@ -66,7 +73,7 @@ impl Bot {
                         st.sent.push(body);
                         r
                     }
-                    "getUpdates" => json!([]),
+                    "getUpdates" => Value::Array(std::mem::take(&mut st.updates)),
                     _ => json!(true),
                 };
                 json!({"ok": true, "result": result})

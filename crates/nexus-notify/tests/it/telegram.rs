@@ -580,6 +580,53 @@ async fn old_or_unrelated_text_is_ignored_and_expiry_is_reported() {
     assert_eq!(d[0].verdict, Verdict::Expired);
 }
 
+/// A request answered on another channel is withdrawn: its buttons go,
+/// the chat is told, and a later press on it is not accepted.
+#[tokio::test]
+async fn a_withdrawn_request_loses_its_buttons_says_why_and_ignores_a_later_press() {
+    let mut server = Server::new_async().await;
+    let v = Violations::default();
+    let dir = TempDir::new().unwrap();
+    let (a, _req) = approvals(&mut server, &dir, &v).await;
+    let cleared = server
+        .mock("POST", path("editMessageReplyMarkup").as_str())
+        .match_body(Matcher::PartialJson(json!({"message_id": 42})))
+        .match_request(v.checker("editMessageReplyMarkup"))
+        .with_body(ok(message(42, CHAT, SENT_AT, "Revive timmy?")))
+        .expect(1)
+        .create_async()
+        .await;
+    let note = server
+        .mock("POST", path("sendMessage").as_str())
+        .match_body(Matcher::Regex("Answered via Nostr".into()))
+        .match_request(v.checker("sendMessage"))
+        .with_body(ok(message(43, CHAT, SENT_AT + 5, "Answered via Nostr")))
+        .expect(1)
+        .create_async()
+        .await;
+    let text = Text::new().text("Answered via Nostr by npub1abc: revive timmy");
+    assert!(a.withdraw("timmy-1", &text).await.unwrap());
+    assert!(!a.withdraw("timmy-1", &text).await.unwrap(), "said once");
+    assert!(!a.is_pending("timmy-1").unwrap());
+    cleared.assert_async().await;
+    note.assert_async().await;
+    let _press = server
+        .mock("POST", path("getUpdates").as_str())
+        .with_body(ok(json!([callback(30, CHAT, 42, 7, "approve:timmy-1")])))
+        .create_async()
+        .await;
+    let refused = server
+        .mock("POST", path("answerCallbackQuery").as_str())
+        .match_body(Matcher::PartialJson(json!({"text": "Not accepted here"})))
+        .with_body(ok(json!(true)))
+        .expect(1)
+        .create_async()
+        .await;
+    assert!(a.poll(SENT_AT + 30).await.unwrap().is_empty());
+    refused.assert_async().await;
+    v.assert_none();
+}
+
 #[tokio::test]
 async fn plus_one_as_a_reply_approves_and_skip_denies() {
     let mut server = Server::new_async().await;

@@ -143,7 +143,7 @@ impl Pool {
                         None => continue,
                     }
                 }
-                e = next_event(&mut self.incidents, &mut self.telegram) => e,
+                e = next_event(&mut self.incidents, &mut self.telegram, &mut self.nostr) => e,
             };
             let answers = self.on_event(event);
             self.take_events();

@@ -1,4 +1,4 @@
-//! The pool's end of its channels to Gitea and Telegram (see
+//! The pool's end of its channels to Gitea, Telegram and Nostr (see
 //! [`crate::channels`]): what it sends them, what their events change in
 //! the pool state, and the waits between sweeps (`idle`) and around a
 //! one-shot's sweep (`settle`).
@@ -15,12 +15,13 @@ use nexus_revive::{AgentRecord, State};
 
 use super::{Pool, Unsent};
 use crate::channels::{
-    Channel, GiteaCommand, GiteaEvent, GiteaExecutor, GiteaJob, TelegramCommand, TelegramEvent,
-    TelegramExecutor,
+    Answer, ApprovalCommand, ApprovalEvent, Channel, GiteaCommand, GiteaEvent, GiteaExecutor,
+    GiteaJob, NostrEvent, NostrExecutor, TelegramCommand, TelegramEvent, TelegramExecutor,
 };
 use crate::config::AskWithoutChannel;
 use crate::fleet::{Seen, Target};
 use crate::view::ChannelView;
+use nexus_revive::Approval;
 
 /// The Gitea channel as the pool sees it.
 #[derive(Debug)]
@@ -54,9 +55,7 @@ pub(super) struct Messages {
     chan: Channel<TelegramExecutor>,
     /// Unsent messages handed to the channel, by id.
     sending: HashSet<u64>,
-    /// Approval requests handed to the channel: agent key → request id.
-    asking: HashMap<String, String>,
-    polling: bool,
+    asks: Asks,
     /// The id of the last message queued.
     last_id: u64,
     trouble: Option<String>,
@@ -73,8 +72,7 @@ impl Messages {
         Messages {
             chan: Channel::new(x),
             sending: HashSet::new(),
-            asking: HashMap::new(),
-            polling: false,
+            asks: Asks::default(),
             last_id,
             trouble: None,
         }
@@ -95,23 +93,98 @@ impl Messages {
             id: self.last_id,
         });
     }
+}
 
-    /// Hands an approval request to the channel; false if its queue is full.
-    pub(super) fn ask(&mut self, ask: TelegramCommand) -> bool {
-        let TelegramCommand::Ask { key, id, .. } = &ask else {
+/// What the pool knows of an approval channel's requests.
+#[derive(Debug, Default)]
+struct Asks {
+    /// Requests handed to the channel: agent key → request id.
+    asking: HashMap<String, String>,
+    /// Requests the channel has (since this start): key → id.
+    asked: HashMap<String, String>,
+    polling: bool,
+}
+
+impl Asks {
+    /// The channel should be asked `id` for `key`: it neither has it nor
+    /// is being asked.
+    fn lacks(&self, key: &str, id: &str) -> bool {
+        !self.asking.contains_key(key) && self.asked.get(key).is_none_or(|a| a != id)
+    }
+
+    /// Hands `ask` to `chan`; false if its queue is full.
+    fn ask<X, Q>(
+        &mut self,
+        chan: &mut Channel<X>,
+        ask: ApprovalCommand<Q>,
+        wrap: fn(ApprovalCommand<Q>) -> X::Command,
+    ) -> bool
+    where
+        X: crate::channels::Executor,
+    {
+        let ApprovalCommand::Ask { key, id, .. } = &ask else {
             return false;
         };
         let (key, id) = (key.clone(), id.clone());
-        let queued = self.chan.send(ask).is_ok();
+        let queued = chan.send(wrap(ask)).is_ok();
         if queued {
             self.asking.insert(key, id);
         }
         queued
     }
 
-    /// An approval request for `key` is with the channel.
-    pub(super) fn asking(&self, key: &str) -> bool {
-        self.asking.contains_key(key)
+    /// Asks `chan` for the answers, unless a poll is under way.
+    fn poll<X, Q>(&mut self, chan: &mut Channel<X>, wrap: fn(ApprovalCommand<Q>) -> X::Command)
+    where
+        X: crate::channels::Executor,
+    {
+        if !self.polling && chan.send(wrap(ApprovalCommand::Poll)).is_ok() {
+            self.polling = true;
+        }
+    }
+}
+
+/// The Nostr channel as the pool sees it.
+#[derive(Debug)]
+pub(super) struct Dms {
+    chan: Channel<NostrExecutor>,
+    asks: Asks,
+    trouble: Option<String>,
+}
+
+impl Dms {
+    pub(super) fn new(x: NostrExecutor) -> Dms {
+        Dms {
+            chan: Channel::new(x),
+            asks: Asks::default(),
+            trouble: None,
+        }
+    }
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Telegram,
+    Nostr,
+}
+
+impl Via {
+    /// Its name in the state file (`asked_on`).
+    fn name(self) -> &'static str {
+        match self {
+            Via::Telegram => "telegram",
+            Via::Nostr => "nostr",
+        }
+    }
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Via::Telegram => "Telegram",
+            Via::Nostr => "Nostr",
+        })
     }
 }
 
@@ -127,17 +200,19 @@ fn brief(s: &str) -> String {
         .collect()
 }
 
-/// An event of either channel.
+/// An event of a channel.
 pub(super) enum Event {
     Gitea(GiteaEvent),
     Telegram(TelegramEvent),
+    Nostr(NostrEvent),
 }
 
-/// The next event of either channel (pending while none has a command in
+/// The next event of any channel (pending while none has a command in
 /// flight).
 pub(super) async fn next_event(
     gitea: &mut Option<Incidents>,
     telegram: &mut Option<Messages>,
+    nostr: &mut Option<Dms>,
 ) -> Event {
     let gitea = async {
         match gitea {
@@ -151,9 +226,16 @@ pub(super) async fn next_event(
             None => std::future::pending().await,
         }
     };
+    let nostr = async {
+        match nostr {
+            Some(n) => n.chan.event().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         Some(e) = gitea => Event::Gitea(e),
         Some(e) = telegram => Event::Telegram(e),
+        Some(e) = nostr => Event::Nostr(e),
         // An executor ended (it never does while the pool runs).
         else => std::future::pending().await,
     }
@@ -176,11 +258,11 @@ impl Pool {
         if self.dry_run || self.state.requests.is_empty() {
             return;
         }
-        if let Some(m) = &mut self.telegram
-            && !m.polling
-            && m.chan.send(TelegramCommand::Poll).is_ok()
-        {
-            m.polling = true;
+        if let Some(m) = &mut self.telegram {
+            m.asks.poll(&mut m.chan, TelegramCommand::Approval);
+        }
+        if let Some(n) = &mut self.nostr {
+            n.asks.poll(&mut n.chan, |c| c);
         }
     }
 
@@ -195,18 +277,19 @@ impl Pool {
             let busy = |c: Option<bool>| c == Some(false);
             if !busy(self.incidents.as_ref().map(|i| i.chan.idle()))
                 && !busy(self.telegram.as_ref().map(|m| m.chan.idle()))
+                && !busy(self.nostr.as_ref().map(|n| n.chan.idle()))
             {
                 break;
             }
             tokio::select! {
                 () = tokio::time::sleep_until(until) => {
                     tracing::warn!(
-                        "Gitea or Telegram did not answer within {}: what waits is kept for the next run",
+                        "Gitea, Telegram or Nostr did not answer within {}: what waits is kept for the next run",
                         nexus_heartbeat::format_duration(limit.as_secs_f64())
                     );
                     break;
                 }
-                e = next_event(&mut self.incidents, &mut self.telegram) => {
+                e = next_event(&mut self.incidents, &mut self.telegram, &mut self.nostr) => {
                     self.on_event(e);
                 }
             }
@@ -234,6 +317,7 @@ impl Pool {
                 false
             }
             Event::Telegram(e) => self.on_telegram(e),
+            Event::Nostr(e) => self.on_nostr(e),
         }
     }
 
@@ -244,6 +328,9 @@ impl Pool {
         }
         while let Some(e) = self.telegram.as_mut().and_then(|m| m.chan.try_event()) {
             self.on_telegram(e);
+        }
+        while let Some(e) = self.nostr.as_mut().and_then(|n| n.chan.try_event()) {
+            self.on_nostr(e);
         }
     }
 
@@ -398,39 +485,129 @@ impl Pool {
                     self.urgent = true;
                 }
             }
-            TelegramEvent::Asked { key, id } => {
-                m.asking.remove(&key);
-                m.trouble = None;
+            TelegramEvent::Approval(e) => return self.on_approval(Via::Telegram, e),
+        }
+        false
+    }
+
+    /// Takes in one Nostr event; true when it brought approval answers.
+    fn on_nostr(&mut self, e: NostrEvent) -> bool {
+        self.on_approval(Via::Nostr, e)
+    }
+
+    /// Takes in one event of an approval channel; true when it brought
+    /// approval answers.
+    fn on_approval(&mut self, via: Via, e: ApprovalEvent) -> bool {
+        let channel = match via {
+            Via::Telegram => self
+                .telegram
+                .as_mut()
+                .map(|m| (&mut m.asks, &mut m.trouble)),
+            Via::Nostr => self.nostr.as_mut().map(|n| (&mut n.asks, &mut n.trouble)),
+        };
+        let Some((asks, trouble)) = channel else {
+            return false;
+        };
+        match e {
+            ApprovalEvent::Asked { key, id } => {
+                asks.asking.remove(&key);
+                asks.asked.insert(key.clone(), id.clone());
+                *trouble = None;
                 self.state.requests.insert(key.clone(), id);
+                let on = self.state.asked_on.entry(key.clone()).or_default();
+                on.insert(via.name().to_string());
                 self.dirty = true;
-                self.note(&key, "approval requested on Telegram".to_string());
+                self.note(&key, format!("approval requested on {via}"));
             }
-            TelegramEvent::AskFailed { key, why } => {
-                m.asking.remove(&key);
-                m.trouble = Some(why.clone());
+            ApprovalEvent::AskFailed { key, why } => {
+                asks.asking.remove(&key);
+                *trouble = Some(why.clone());
                 self.note_at(
                     tracing::Level::WARN,
                     &key,
-                    format!("approval request failed: {why}"),
+                    format!("{via} approval request failed: {why}"),
                 );
             }
-            TelegramEvent::Answers(answers) => {
-                m.polling = false;
-                m.trouble = None;
-                let any = !answers.is_empty();
-                for (id, a) in answers {
-                    self.state.answers.insert(id, a);
-                    self.urgent = true;
-                }
-                return any;
+            ApprovalEvent::Answers(answers) => {
+                asks.polling = false;
+                *trouble = None;
+                return self.take_answers(via, answers);
             }
-            TelegramEvent::PollFailed { why } => {
-                m.polling = false;
-                tracing::warn!("approval poll failed: {why}");
-                m.trouble = Some(why);
+            ApprovalEvent::PollFailed { why } => {
+                asks.polling = false;
+                tracing::warn!("{via} approval poll failed: {why}");
+                *trouble = Some(why);
             }
+            ApprovalEvent::Withdrawn { id, result } => withdrawn(via, &id, result),
         }
         false
+    }
+
+    /// Answers read from `via`: the first answer to a request still asked
+    /// decides; the request is withdrawn on the other channel (which says
+    /// so), and any later answer to it is ignored. True when one counted.
+    fn take_answers(&mut self, via: Via, answers: Vec<Answer>) -> bool {
+        let mut any = false;
+        for (id, a, by) in answers {
+            let key = self.asked_for(&id);
+            let Some(key) = key.filter(|_| !self.state.answers.contains_key(&id)) else {
+                tracing::info!(
+                    "{via}: an answer to {id} ignored: already answered, or no longer asked"
+                );
+                continue;
+            };
+            let by = by.unwrap_or_else(|| "an approver".to_string());
+            let word = match a {
+                Approval::Approved => "revive",
+                Approval::Denied => "skip",
+            };
+            let name = key.rsplit('/').next().unwrap_or(&key);
+            let note = format!("Answered via {via} by {by}: {word} {name}");
+            self.state.answers.insert(id.clone(), a);
+            self.urgent = true;
+            any = true;
+            self.note(&key, format!("approval answered via {via} by {by}: {word}"));
+            if via != Via::Telegram
+                && let Some(m) = &mut self.telegram
+            {
+                let cmd = TelegramCommand::Approval(ApprovalCommand::Withdraw {
+                    id: id.clone(),
+                    note: Text::new().text(&note),
+                });
+                if m.chan.send(cmd).is_err() {
+                    tracing::warn!("telegram: queue full; request {id} not withdrawn (it expires)");
+                }
+            }
+            if via != Via::Nostr
+                && let Some(n) = &mut self.nostr
+            {
+                let cmd = ApprovalCommand::Withdraw {
+                    id: id.clone(),
+                    note: note.clone(),
+                };
+                if n.chan.send(cmd).is_err() {
+                    tracing::warn!("nostr: queue full; request {id} not withdrawn (it expires)");
+                }
+            }
+        }
+        any
+    }
+
+    /// The agent whose request `id` is: one a channel reported asked, or
+    /// (a crash before that was saved) one whose pending approval has this
+    /// id, which is then noted as asked.
+    fn asked_for(&mut self, id: &str) -> Option<String> {
+        if let Some((k, _)) = self.state.requests.iter().find(|(_, r)| *r == id) {
+            return Some(k.clone());
+        }
+        let key = self
+            .state
+            .records
+            .iter()
+            .find(|(k, r)| r.pending.is_some() && request_id(k, r, 0.0) == id)
+            .map(|(k, _)| k.to_string())?;
+        self.state.requests.insert(key.clone(), id.to_string());
+        Some(key)
     }
 
     /// The channels' state, for the snapshot.
@@ -447,7 +624,14 @@ impl Pool {
             out.push(ChannelView {
                 name: "telegram",
                 trouble: m.trouble.as_deref().map(brief),
-                waiting: self.state.unsent.len() + m.asking.len(),
+                waiting: self.state.unsent.len() + m.asks.asking.len(),
+            });
+        }
+        if let Some(n) = &self.nostr {
+            out.push(ChannelView {
+                name: "nostr",
+                trouble: n.trouble.as_deref().map(brief),
+                waiting: n.asks.asking.len(),
             });
         }
         out
@@ -461,8 +645,9 @@ impl Pool {
 }
 
 impl Pool {
-    /// Asks for an approval through the Telegram channel (queued, not
-    /// awaited: the request id is kept once Telegram has it).
+    /// Asks for an approval through each approval channel that does not
+    /// have the request yet (queued, not awaited: the request id is kept
+    /// once a channel has it).
     pub(super) fn request_approval(
         &mut self,
         t: &Target,
@@ -471,14 +656,14 @@ impl Pool {
         deadline: f64,
         now: f64,
     ) {
-        if self.telegram.is_none() {
+        if self.telegram.is_none() && self.nostr.is_none() {
             match self.cfg.pool.ask_without_channel {
                 AskWithoutChannel::Auto => {
                     rec.pending = None;
                     rec.approved = true;
                     self.note(
                         &t.key,
-                        "No approval channel available (configure telegram): falling back to auto-revive"
+                        "No approval channel available (configure telegram or nostr): falling back to auto-revive"
                             .to_string(),
                     );
                     tracing::error!(
@@ -498,15 +683,12 @@ impl Pool {
             return;
         };
         if self.dry_run {
-            self.note(
-                &t.key,
-                "[DRY-RUN] would ask for approval on Telegram".to_string(),
-            );
+            self.note(&t.key, "[DRY-RUN] would ask for approval".to_string());
             return;
         }
         let id = request_id(&t.key, rec, now);
         let dead_for = rec.dead_since.map_or(0.0, |d| now - d);
-        let question = Text::new()
+        let what = Text::new()
             .text("🔴 Resurrection Pool: agent ")
             .bold(&t.name)
             .text(&format!(" has been dead for {dead_for:.0}s."))
@@ -515,20 +697,84 @@ impl Pool {
             .text(t.mission.as_deref().unwrap_or("unassigned"))
             .line()
             .text(&s.lines(t).join("; "))
-            .line()
-            .text("Approve to revive it, or reply ")
-            .code(&format!("revive {}", t.name));
+            .line();
         let ttl = Duration::from_secs_f64((deadline - now).max(1.0));
-        let ask = TelegramCommand::Ask {
-            key: t.key.to_string(),
-            id,
-            name: t.name.to_string(),
-            question,
-            ttl,
-        };
-        if self.telegram.as_mut().is_some_and(|m| !m.ask(ask)) {
-            let why = "approval request not sent: the Telegram queue is full; asking again at the next sweep";
-            self.note(&t.key, why.to_string());
+        if let Some(n) = &mut self.nostr
+            && n.asks.lacks(&t.key, &id)
+        {
+            let text = format!(
+                "{}Reply \"revive {name}\" to revive it, or \"skip {name}\" to leave it dead (\"+1\" as a reply to this message revives it too).",
+                what.plain(),
+                name = t.name
+            );
+            let ask = ApprovalCommand::Ask {
+                key: t.key.to_string(),
+                id: id.clone(),
+                name: t.name.to_string(),
+                question: text,
+                ttl,
+            };
+            if !n.asks.ask(&mut n.chan, ask, |c| c) {
+                let why = "approval request not sent: the Nostr queue is full; asking again at the next sweep";
+                self.note(&t.key, why.to_string());
+            }
+        }
+        if let Some(m) = &mut self.telegram
+            && m.asks.lacks(&t.key, &id)
+        {
+            let question = what
+                .text("Approve to revive it, or reply ")
+                .code(&format!("revive {}", t.name));
+            let ask = ApprovalCommand::Ask {
+                key: t.key.to_string(),
+                id,
+                name: t.name.to_string(),
+                question,
+                ttl,
+            };
+            if !m.asks.ask(&mut m.chan, ask, TelegramCommand::Approval) {
+                let why = "approval request not sent: the Telegram queue is full; asking again at the next sweep";
+                self.note(&t.key, why.to_string());
+            }
+        }
+    }
+
+    /// Some approval channel lacks `key`'s request `id` (not asked, or
+    /// its request failed): it is asked again at each sweep while the
+    /// approval waits, so a human sees it before `ask_default` decides.
+    pub(super) fn request_missing(&self, key: &str, id: &str) -> bool {
+        self.telegram
+            .as_ref()
+            .is_some_and(|m| m.asks.lacks(key, id))
+            || self.nostr.as_ref().is_some_and(|n| n.asks.lacks(key, id))
+    }
+
+    /// At a start: each channel has the requests the state says it has.
+    pub(super) fn recall_asked(&mut self) {
+        for (key, id) in &self.state.requests {
+            let on = self.state.asked_on.get(key);
+            let has = |via: Via| on.map_or(via == Via::Telegram, |o| o.contains(via.name()));
+            if let Some(m) = &mut self.telegram
+                && has(Via::Telegram)
+            {
+                m.asks.asked.insert(key.clone(), id.clone());
+            }
+            if let Some(n) = &mut self.nostr
+                && has(Via::Nostr)
+            {
+                n.asks.asked.insert(key.clone(), id.clone());
+            }
+        }
+    }
+
+    /// `key` asks for nothing any more: the channels forget it.
+    pub(super) fn forget_request(&mut self, key: &str) {
+        self.state.asked_on.remove(key);
+        if let Some(m) = &mut self.telegram {
+            m.asks.asked.remove(key);
+        }
+        if let Some(n) = &mut self.nostr {
+            n.asks.asked.remove(key);
         }
     }
 
@@ -618,5 +864,15 @@ fn fmt_opt(v: Option<bool>) -> &'static str {
         Some(true) => "yes",
         Some(false) => "no",
         None => "n/a",
+    }
+}
+
+fn withdrawn(via: Via, id: &str, result: Result<bool, String>) {
+    match result {
+        Ok(true) => tracing::info!("{via}: request {id} withdrawn (answered elsewhere)"),
+        Ok(false) => {}
+        Err(why) => {
+            tracing::warn!("{via}: request {id} not withdrawn ({why}); it expires by itself")
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! what each sick agent waits for; read without following a link and under
 //! a cap, a bad file set aside, written atomically and streamed.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 
 use nexus_revive::Approval;
@@ -23,6 +23,12 @@ pub struct PoolState {
     pub records: Records,
     /// The approval request id of each agent with one in flight.
     pub requests: BTreeMap<String, String>,
+    /// The approval channels that have each agent's request (`telegram`,
+    /// `nostr`), so a restart asks only those that do not. A request in
+    /// `requests` without an entry here is Telegram's (a state from before
+    /// Nostr).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub asked_on: BTreeMap<String, BTreeSet<String>>,
     /// The last launch of each agent, saved before its spawn (see
     /// [`crate::intent`]).
     pub launched: BTreeMap<String, LaunchIntent>,

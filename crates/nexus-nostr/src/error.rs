@@ -1,0 +1,51 @@
+//! Errors: never with the secret key in them.
+
+use std::path::PathBuf;
+
+/// What went wrong with Nostr.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting is wrong (names the key, never the secret).
+    #[error("[nostr] `{field}`: {why}")]
+    Config {
+        /// The key.
+        field: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// No relay could be reached or answered in time.
+    #[error("no nostr relay answered ({why}); next try in {retry_in:.0}s")]
+    Down {
+        /// Seconds until a relay is tried again.
+        retry_in: f64,
+        /// The last relay's failure.
+        why: String,
+    },
+    /// Relays answered, but none accepted the event.
+    #[error("no nostr relay accepted the request: {0}")]
+    Refused(String),
+    /// Building, signing or encrypting an event failed.
+    #[error("nostr: {0}")]
+    Event(String),
+    /// The state file.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Seconds until a relay is due again (0 when not a back-off).
+    pub fn retry_in(&self) -> f64 {
+        match self {
+            Error::Down { retry_in, .. } => *retry_in,
+            _ => 0.0,
+        }
+    }
+}
