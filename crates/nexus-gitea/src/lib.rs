@@ -126,6 +126,7 @@
 //! - Panic on a bad answer, a corrupt state file or a dead server.
 //! - Write a file others may read, or open its state through a symbolic link.
 
+mod check;
 mod client;
 mod engine;
 mod error;
@@ -133,9 +134,10 @@ mod outbox;
 mod state;
 mod types;
 
+pub use check::Check;
 pub use client::{GiteaClient, GiteaConfig, MAX_REPLY_BYTES, PAGE_LIMIT, Token};
 pub use engine::{
-    Check, Clock, Engine, EngineConfig, OUTBOX_RETRY, Outcome, action_marker, fingerprint,
+    Clock, Engine, EngineConfig, OUTBOX_RETRY, Outcome, action_marker, fingerprint,
     fingerprint_label, marker, signature,
 };
 pub use error::Error;

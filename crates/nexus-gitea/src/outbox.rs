@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Check;
+use crate::check::Check;
 use crate::error::Error;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -44,7 +44,7 @@ pub struct QueuedAction {
     pub kind: ActionKind,
     /// The observation that caused it.
     pub check: Check,
-    /// Epoch seconds when it was decided (bodies say "at <this time>").
+    /// Epoch seconds when it was decided (bodies say "at `<this time>`").
     pub decided_at: i64,
     /// Epoch seconds the subject started failing, for "down for ...".
     pub down_since: Option<i64>,
