@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use nexus_secret::Redactor;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::budget::BudgetSpec;
 use crate::command::CommandSpec;
@@ -216,7 +216,7 @@ impl ProbeKind {
 #[serde(deny_unknown_fields)]
 struct RawSpec {
     name: String,
-    #[serde(default, deserialize_with = "opt_duration")]
+    #[serde(default, deserialize_with = "nexus_stdx::deserialize_opt_duration")]
     timeout: Option<Duration>,
     tcp: Option<TcpSpec>,
     ws: Option<WsSpec>,
@@ -328,38 +328,6 @@ impl ProbeFile {
         })?;
         ProbeFile::parse(&text, &path.display().to_string())
     }
-}
-
-/// Deserialises `"5s"`, `"250ms"`, `"2m"` or plain seconds.
-pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(f64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Secs(s) if (0.0..1e10).contains(&s) => Ok(Duration::from_secs_f64(s)),
-        Raw::Secs(s) => Err(serde::de::Error::custom(format!(
-            "duration {s} is not a number of seconds"
-        ))),
-        Raw::Text(t) => nexus_heartbeat::parse_duration(&t).map_err(serde::de::Error::custom),
-    }
-}
-
-/// [`duration`] for optional fields.
-pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    duration(d).map(Some)
-}
-
-/// Expands a leading `~/` with `$HOME`.
-pub(crate) fn expand_home(p: &Path) -> PathBuf {
-    if let Ok(rest) = p.strip_prefix("~")
-        && let Some(home) = std::env::var_os("HOME")
-    {
-        return PathBuf::from(home).join(rest);
-    }
-    p.to_path_buf()
 }
 
 /// A connection string that may hold a password (`redis://:pw@host`,

@@ -31,7 +31,7 @@ pub struct RunnerConfig {
     /// one timeout as long as fewer than this many targets hang.
     pub concurrency: usize,
     /// Timeout for probes that set none (default 5 s, the seeds' value).
-    #[serde(deserialize_with = "crate::config::duration")]
+    #[serde(deserialize_with = "nexus_stdx::deserialize_duration")]
     pub default_timeout: Duration,
 }
 

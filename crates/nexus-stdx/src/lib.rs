@@ -10,3 +10,13 @@
 //! It must never do I/O beyond reading the environment (no I/O runtime, no
 //! network, no files), set up logging, or hold domain types: a helper that
 //! knows about heartbeats, probes or pools belongs in that crate.
+
+mod duration;
+mod html;
+mod path;
+
+pub use duration::{DurationError, format_duration, parse_duration};
+#[cfg(feature = "serde")]
+pub use duration::{deserialize_duration, deserialize_opt_duration};
+pub use html::escape_html;
+pub use path::{expand_home, expand_home_with};
