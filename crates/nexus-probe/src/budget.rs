@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{ConnString, redact_url};
+use crate::secrets::{ConnString, redact_url};
 use crate::verdict::round;
 use crate::{Outcome, Status};
 
