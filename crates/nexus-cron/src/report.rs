@@ -1,7 +1,8 @@
 //! The Night Watch report: the Heartbeat Panel, blockers and the last 24 h
 //! of state changes, as Markdown, HTML or `+`/`-` morning lines.
 
-use nexus_heartbeat::format_duration;
+use nexus_stdx::escape_html;
+use nexus_stdx::format_duration;
 
 use crate::history::Transition;
 use crate::{CheckReport, JobReport, JobStatus};
@@ -152,14 +153,6 @@ pub fn night_watch_markdown(report: &CheckReport, changes: &[Transition], host: 
     out
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 /// The same report as a standalone HTML page.
 pub fn night_watch_html(report: &CheckReport, changes: &[Transition], host: &str) -> String {
     let mut rows = String::new();
@@ -167,30 +160,30 @@ pub fn night_watch_html(report: &CheckReport, changes: &[Transition], host: &str
         rows.push_str(&format!(
             "<tr class=\"{}\"><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             j.status.as_str().to_lowercase(),
-            html_escape(&j.job),
+            escape_html(&j.job),
             icon(j.status),
             j.status,
-            html_escape(&age(j)),
-            html_escape(interval(j).trim_matches('`')),
-            html_escape(&ratio(j)),
-            html_escape(&j.reason)
+            escape_html(&age(j)),
+            escape_html(interval(j).trim_matches('`')),
+            escape_html(&ratio(j)),
+            escape_html(&j.reason)
         ));
     }
     let blockers: String = blockers(report)
         .iter()
-        .map(|b| format!("<li>{}</li>\n", html_escape(b)))
+        .map(|b| format!("<li>{}</li>\n", escape_html(b)))
         .collect();
     let ignored: String = ignored_lines(report)
         .iter()
-        .map(|l| format!("<p>⚠ {}</p>\n", html_escape(l)))
+        .map(|l| format!("<p>⚠ {}</p>\n", escape_html(l)))
         .collect();
     let changes: String = changes
         .iter()
         .map(|t| {
             format!(
                 "<li>{} <code>{}</code> {} → {}</li>\n",
-                html_escape(&t.at),
-                html_escape(&t.job),
+                escape_html(&t.at),
+                escape_html(&t.job),
                 t.from.map_or("new".to_string(), |s| s.to_string()),
                 t.to
             )
@@ -205,9 +198,9 @@ tr.ok td,tr.running td{{color:#161}}tr.late td{{color:#a60}}tr:not(.ok):not(.run
 <h2>Blockers</h2>\n<ul>\n{blockers}</ul>\n\
 <h2>Heartbeat Panel</h2>\n<table>\n<tr><th>job</th><th>status</th><th>age</th><th>interval</th><th>ratio</th><th>reason</th></tr>\n{rows}</table>\n\
 <h2>Last 24 h</h2>\n<ul>\n{changes}</ul>\n{ignored}</body></html>\n",
-        h = html_escape(host),
-        at = html_escape(&report.checked_at),
-        verdict = html_escape(&verdict_line(report)),
+        h = escape_html(host),
+        at = escape_html(&report.checked_at),
+        verdict = escape_html(&verdict_line(report)),
     )
 }
 

@@ -60,13 +60,3 @@ pub struct JobNameError {
     /// Why it was rejected.
     pub why: &'static str,
 }
-
-/// A duration string that is not `90s`, `5m`, `1h`, `2d`, `250ms` or plain seconds.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: {why} (use e.g. 90s, 5m, 1h, 2d or plain seconds)")]
-pub struct DurationError {
-    /// The rejected text.
-    pub input: String,
-    /// Why it was rejected.
-    pub why: &'static str,
-}

@@ -40,7 +40,6 @@
 mod cron;
 mod dirs;
 mod doc;
-mod duration;
 mod error;
 mod read;
 mod sd;
@@ -55,8 +54,9 @@ pub use doc::{
     AgentHeartbeat, CronRecord, CronStatus, HeartbeatWriter, WriterStamp, boot_id,
     default_agent_path, elapsed_since, hostname, now_epoch, write_heartbeat,
 };
-pub use duration::{deserialize_duration, format_duration, parse_duration};
-pub use error::{DurationError, Error, JobNameError};
+pub use error::{Error, JobNameError};
+// The agent-facing duration API: one copy, in nexus-stdx (daemon crates use it from there).
+pub use nexus_stdx::{DurationError, deserialize_duration, format_duration, parse_duration};
 pub use read::{
     Classification, Form, Glance, MAX_CONFIG_BYTES, MAX_FILE_BYTES, Observation, Problem, Progress,
     Rule, SAMPLE_BYTES, State, classify, classify_file, classify_many, compare, glance,

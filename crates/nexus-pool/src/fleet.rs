@@ -112,16 +112,6 @@ pub fn is_local(host: &str) -> bool {
     h == "localhost" || h == "::1" || h.starts_with("127.") || h == nexus_heartbeat::hostname()
 }
 
-fn expand_home(p: &std::path::Path) -> PathBuf {
-    match p.strip_prefix("~") {
-        Ok(rest) => std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default()
-            .join(rest),
-        Err(_) => p.to_path_buf(),
-    }
-}
-
 fn policy_of(p: RevivePolicy) -> Policy {
     match p {
         RevivePolicy::Auto => Policy::Auto,
@@ -239,7 +229,7 @@ pub fn targets(
     for g in &cfg.gateways {
         let (mission, policy, w) = cfg.mission_in(&missions, &g.name);
         warnings.extend(w);
-        let heartbeat = expand_home(&g.heartbeat_path);
+        let heartbeat = nexus_stdx::expand_home(&g.heartbeat_path);
         let stale_threshold = g.stale_threshold.unwrap_or(cfg.pool.dead_threshold);
         // Read here, in one synchronous pass, rather than as a probe: a
         // thousand heartbeat probes would be a thousand blocking tasks.

@@ -28,6 +28,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use nexus_metrics::escape_label as label;
+use nexus_stdx::escape_html as esc;
 use serde_json::json;
 
 use crate::view::{AgentView, ChannelView, PoolSnapshot};
@@ -346,21 +347,6 @@ async fn metrics(AxState(shared): AxState<Shared>) -> Response {
 pub fn clock(epoch: f64) -> String {
     let s = epoch.max(0.0) as u64 % 86_400;
     format!("{:02}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
-}
-
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn age(secs: Option<f64>) -> String {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{ConnString, redact_url};
+use crate::secrets::{ConnString, redact_url};
 use crate::verdict::round;
 use crate::{Outcome, Status};
 
@@ -141,7 +141,7 @@ async fn used(
 ) -> Result<(f64, String), String> {
     let ptr = spec.pointer.as_deref();
     if let Some(file) = &spec.file {
-        let file = crate::config::expand_home(file);
+        let file = nexus_stdx::expand_home(file);
         let shown = file.display().to_string();
         let meta = tokio::fs::metadata(&file)
             .await

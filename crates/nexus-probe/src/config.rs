@@ -20,13 +20,12 @@
 //!
 //! Every struct denies unknown fields, so a typo is an error naming the key.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use nexus_secret::Redactor;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::budget::BudgetSpec;
 use crate::command::CommandSpec;
@@ -39,7 +38,7 @@ use crate::postgres::PostgresSpec;
 use crate::process::ProcessSpec;
 use crate::python::PythonSyntaxSpec;
 use crate::redis::RedisSpec;
-use crate::runner::RunnerConfig;
+use crate::secrets::{ConnString, url_secrets};
 use crate::tcp::TcpSpec;
 use crate::ws::WsSpec;
 
@@ -216,7 +215,7 @@ impl ProbeKind {
 #[serde(deny_unknown_fields)]
 struct RawSpec {
     name: String,
-    #[serde(default, deserialize_with = "opt_duration")]
+    #[serde(default, deserialize_with = "nexus_stdx::deserialize_opt_duration")]
     timeout: Option<Duration>,
     tcp: Option<TcpSpec>,
     ws: Option<WsSpec>,
@@ -289,6 +288,27 @@ impl TryFrom<RawSpec> for ProbeSpec {
     }
 }
 
+/// The runner's settings (`[runner]` in a probe file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunnerConfig {
+    /// How many probes may run at once (default 256). One sweep takes about
+    /// one timeout as long as fewer than this many targets hang.
+    pub concurrency: usize,
+    /// Timeout for probes that set none (default 5 s, the seeds' value).
+    #[serde(deserialize_with = "nexus_stdx::deserialize_duration")]
+    pub default_timeout: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> RunnerConfig {
+        RunnerConfig {
+            concurrency: 256,
+            default_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// A probe config file: an optional `[runner]` table and `[[probe]]` tables.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -330,169 +350,6 @@ impl ProbeFile {
     }
 }
 
-/// Deserialises `"5s"`, `"250ms"`, `"2m"` or plain seconds.
-pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Secs(f64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Secs(s) if (0.0..1e10).contains(&s) => Ok(Duration::from_secs_f64(s)),
-        Raw::Secs(s) => Err(serde::de::Error::custom(format!(
-            "duration {s} is not a number of seconds"
-        ))),
-        Raw::Text(t) => nexus_heartbeat::parse_duration(&t).map_err(serde::de::Error::custom),
-    }
-}
-
-/// [`duration`] for optional fields.
-pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    duration(d).map(Some)
-}
-
-/// Expands a leading `~/` with `$HOME`.
-pub(crate) fn expand_home(p: &Path) -> PathBuf {
-    if let Ok(rest) = p.strip_prefix("~")
-        && let Some(home) = std::env::var_os("HOME")
-    {
-        return PathBuf::from(home).join(rest);
-    }
-    p.to_path_buf()
-}
-
-/// A connection string that may hold a password (`redis://:pw@host`,
-/// `postgres://user:pw@host/db`, `password=pw`). `Debug` and
-/// [`ConnString::redacted`] never show the password; [`ConnString::scrub`]
-/// removes it from error text.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct ConnString(String);
-
-impl ConnString {
-    /// Empty or whitespace only: the database is not configured
-    /// (docs/SPEC.md §4.2 items 3, 4, 6).
-    pub fn is_blank(&self) -> bool {
-        self.0.trim().is_empty()
-    }
-
-    /// Wraps a connection string.
-    pub fn new(s: impl Into<String>) -> ConnString {
-        ConnString(s.into())
-    }
-
-    /// The full string, password included: only for handing to a driver.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The password, if the string has one.
-    pub(crate) fn password(&self) -> Option<&str> {
-        let s = &self.0;
-        if let Some((_, rest)) = s.split_once("://") {
-            let authority = rest.split(['/', '?']).next().unwrap_or("");
-            let userinfo = authority.rsplit_once('@')?.0;
-            return userinfo
-                .split_once(':')
-                .map(|(_, pw)| pw)
-                .filter(|p| !p.is_empty());
-        }
-        s.split_whitespace()
-            .find_map(|kv| kv.strip_prefix("password="))
-            .map(|p| p.trim_matches('\''))
-            .filter(|p| !p.is_empty())
-    }
-
-    /// The string with its password replaced by `***`.
-    pub fn redacted(&self) -> String {
-        self.scrub(&self.0)
-    }
-
-    /// `text` with every occurrence of the password (as is or encoded)
-    /// replaced by `***`.
-    pub fn scrub(&self, text: &str) -> String {
-        Redactor::new()
-            .secret(self.password().unwrap_or_default())
-            .redact(text)
-            .into_owned()
-    }
-}
-
-impl fmt::Debug for ConnString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.redacted())
-    }
-}
-
-/// A secret value (an HTTP header such as `Authorization`): `Debug` prints `***`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-
-    /// The value, for handing to a client.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
-/// The secrets a URL may carry: the user-info password (or the user, when
-/// it stands alone: `https://<token>@host`) and query values long enough to
-/// be tokens (shorter ones, `?verbose=1`, would only garble messages).
-fn url_secrets(url: &str, r: &mut Redactor) {
-    let Some((_, rest)) = url.split_once("://") else {
-        return;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if let Some((userinfo, _)) = authority.rsplit_once('@') {
-        match userinfo.split_once(':') {
-            Some((_, password)) => r.add(password),
-            None => r.add(userinfo),
-        }
-    }
-    if let Some((_, query)) = rest.split_once('?') {
-        let query = query.split('#').next().unwrap_or("");
-        for value in query
-            .split('&')
-            .filter_map(|kv| kv.split_once('=').map(|(_, v)| v))
-        {
-            if value.len() >= 8 {
-                r.add(value);
-            }
-        }
-    }
-}
-
-/// A URL for messages: no user info, no query string (either may hold a token).
-pub(crate) use nexus_secret::redact_url;
-
-/// An error and its sources on one line: `a: b: c`.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
 /// Where the PostgreSQL probes and budget sources connect, with the seed's
 /// precedence (docs/SPEC.md §4.6): the flag (`--postgres-url`), else the
 /// URL the config gives, else `DATABASE_URL` (`env`, read by the caller).
@@ -527,6 +384,7 @@ pub fn fill_database_url(probes: &mut [ProbeSpec], flag: Option<&str>, env: Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::{Secret, redact_url};
 
     fn parse(text: &str) -> Result<ProbeFile, String> {
         ProbeFile::parse(text, "test.toml").map_err(|e| e.to_string())

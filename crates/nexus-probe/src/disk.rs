@@ -87,7 +87,7 @@ pub(crate) fn usage(
 }
 
 pub(crate) async fn check(spec: &DiskSpec) -> Outcome {
-    let path = crate::config::expand_home(&spec.path);
+    let path = nexus_stdx::expand_home(&spec.path);
     let p = path.clone();
     let st = match tokio::task::spawn_blocking(move || rustix::fs::statvfs(&p)).await {
         Ok(Ok(st)) => st,

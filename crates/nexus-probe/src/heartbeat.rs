@@ -19,7 +19,10 @@ pub struct HeartbeatSpec {
     /// The heartbeat file (`~/` is expanded).
     pub path: PathBuf,
     /// Stale beyond this age (default 300 s; exactly at it is fresh).
-    #[serde(default = "five_minutes", deserialize_with = "crate::config::duration")]
+    #[serde(
+        default = "five_minutes",
+        deserialize_with = "nexus_stdx::deserialize_duration"
+    )]
     pub max_age: Duration,
     /// The agent's process: a missing heartbeat while it is younger than
     /// `max_age` is "starting" (Warning), not dead.
@@ -57,7 +60,7 @@ pub(crate) async fn check(spec: &HeartbeatSpec, sweep: &Sweep) -> Outcome {
     if let Err(why) = spec.validate() {
         return Outcome::unknown(format!("heartbeat probe misconfigured: {why}"));
     }
-    let path = crate::config::expand_home(&spec.path);
+    let path = nexus_stdx::expand_home(&spec.path);
     let max_age = spec.max_age.as_secs_f64();
     let rule = Rule::fixed(max_age);
     let file = path.clone();

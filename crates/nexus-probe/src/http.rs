@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{Secret, error_chain, redact_url};
+use crate::secrets::{Secret, redact_url};
 use crate::{Outcome, Status};
+use nexus_stdx::error_chain;
 
 /// Default body cap: 1 MiB. A health endpoint returning more is broken.
 pub const DEFAULT_MAX_BODY: u64 = 1 << 20;

@@ -49,15 +49,14 @@ mod process;
 mod python;
 mod redis;
 mod runner;
+mod secrets;
 mod tcp;
 mod verdict;
 mod ws;
 
 pub use budget::{BudgetQuery, BudgetSpec, DEFAULT_BUDGET_QUERY};
 pub use command::{CommandSpec, PerfDatum, parse_perfdata};
-pub use config::{
-    ConfigError, ConnString, ProbeFile, ProbeKind, ProbeSpec, Secret, fill_database_url,
-};
+pub use config::{ConfigError, ProbeFile, ProbeKind, ProbeSpec, RunnerConfig, fill_database_url};
 pub use disk::DiskSpec;
 pub use gpu::GpuSpec;
 pub use heartbeat::HeartbeatSpec;
@@ -67,7 +66,8 @@ pub use postgres::PostgresSpec;
 pub use process::{MatchMode, ProcEntry, ProcError, ProcTable, ProcessSpec, not_procfs};
 pub use python::PythonSyntaxSpec;
 pub use redis::RedisSpec;
-pub use runner::{MAX_SUMMARY_CHARS, Runner, RunnerConfig};
+pub use runner::{MAX_SUMMARY_CHARS, Runner};
+pub use secrets::{ConnString, Secret};
 pub use tcp::TcpSpec;
 pub use verdict::{Outcome, Status, Verdict};
 pub use ws::{WS_MAX_MESSAGE_BYTES, WsSpec};

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::Outcome;
-use crate::config::redact_url;
+use crate::secrets::redact_url;
 
 /// `ollama = { url = "http://127.0.0.1:11434", models = ["llama3"] }`.
 #[derive(Debug, Clone, Deserialize)]

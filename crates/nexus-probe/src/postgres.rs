@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::Outcome;
-use crate::config::ConnString;
+use crate::secrets::ConnString;
 
 /// ```toml
 /// [probe.postgres]
@@ -103,7 +103,7 @@ mod imp {
                 db.message(),
                 db.code().code()
             ),
-            None => crate::config::error_chain(e),
+            None => nexus_stdx::error_chain(e),
         }
     }
 

@@ -678,7 +678,7 @@ pub(crate) async fn check(spec: &ProcessSpec, sweep: &Sweep) -> Outcome {
             Err(e) => Outcome::unknown(format!("Process probe failed: {e}")),
         },
         (_, Some(file), _) => {
-            let file = crate::config::expand_home(file);
+            let file = nexus_stdx::expand_home(file);
             match read_pidfile(&file) {
                 Ok(pid) => check_pid(
                     sweep.proc_root(),

@@ -59,7 +59,7 @@ out(kind='ok')
 "#;
 
 pub(crate) async fn check(spec: &PythonSyntaxSpec) -> Outcome {
-    let path = crate::config::expand_home(&spec.path);
+    let path = nexus_stdx::expand_home(&spec.path);
     let shown = path.display().to_string();
     match tokio::fs::metadata(&path).await {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::Outcome;
-use crate::config::ConnString;
+use crate::secrets::ConnString;
 
 /// `redis = { url = "redis://127.0.0.1:6379/0", mem_warn_pct = 90, mem_crit_pct = 98 }`.
 #[derive(Debug, Clone, Deserialize)]

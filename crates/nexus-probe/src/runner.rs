@@ -16,39 +16,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, StreamExt};
-use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use crate::config::{ProbeKind, ProbeSpec};
+use crate::config::{ProbeKind, ProbeSpec, RunnerConfig};
 use crate::process::ProcTable;
 use crate::{Outcome, Status, Verdict};
-
-/// The runner's settings (`[runner]` in a probe file).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RunnerConfig {
-    /// How many probes may run at once (default 256). One sweep takes about
-    /// one timeout as long as fewer than this many targets hang.
-    pub concurrency: usize,
-    /// Timeout for probes that set none (default 5 s, the seeds' value).
-    #[serde(deserialize_with = "crate::config::duration")]
-    pub default_timeout: Duration,
-}
 
 /// How many connecting probes may be starting at once.
 pub(crate) const CONNECT_BURST: usize = 16;
 
 /// How long a connecting probe holds its place in the burst at most.
 pub(crate) const CONNECT_HOLD: Duration = Duration::from_millis(10);
-
-impl Default for RunnerConfig {
-    fn default() -> RunnerConfig {
-        RunnerConfig {
-            concurrency: 256,
-            default_timeout: Duration::from_secs(5),
-        }
-    }
-}
 
 /// Runs probes. Cheap to create; holds no connections between sweeps.
 #[derive(Debug, Clone)]

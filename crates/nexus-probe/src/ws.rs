@@ -31,7 +31,7 @@ pub(crate) async fn check(spec: &WsSpec) -> Outcome {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
 
-    let shown = crate::config::redact_url(&spec.url);
+    let shown = crate::secrets::redact_url(&spec.url);
     if spec
         .url
         .get(..6)
@@ -52,7 +52,7 @@ pub(crate) async fn check(spec: &WsSpec) -> Outcome {
         tokio_tungstenite::connect_async_with_config(spec.url.as_str(), Some(limits), false).await;
     let (mut stream, response) = match connected {
         Ok(ok) => ok,
-        Err(e) => return fail(crate::config::error_chain(&e)),
+        Err(e) => return fail(nexus_stdx::error_chain(&e)),
     };
     let status = response.status().as_u16();
     let mut outcome =

@@ -1,9 +1,29 @@
 //! Durations as people type them on a cron line: `90s`, `5m`, `1h`, `2d`,
-//! `250ms`, `1.5h`, or plain seconds.
+//! `250ms`, `1.5h`, or plain seconds; and how the panels print them.
 
+use std::fmt;
 use std::time::Duration;
 
-use crate::DurationError;
+/// A duration string that is not `90s`, `5m`, `1h`, `2d`, `250ms` or plain seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurationError {
+    /// The rejected text.
+    pub input: String,
+    /// Why it was rejected.
+    pub why: &'static str,
+}
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid duration {:?}: {} (use e.g. 90s, 5m, 1h, 2d or plain seconds)",
+            self.input, self.why
+        )
+    }
+}
+
+impl std::error::Error for DurationError {}
 
 /// Parses `90s`, `5m`, `1h`, `2d`, `250ms`, `1.5h` or plain seconds (`300`).
 ///
@@ -40,9 +60,10 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+#[cfg(feature = "serde")]
 /// Serde helper: a duration field written as `"90s"`, `"5m"` or seconds.
 ///
-/// Use as `#[serde(deserialize_with = "nexus_heartbeat::deserialize_duration")]`.
+/// Use as `#[serde(deserialize_with = "nexus_stdx::deserialize_duration")]`.
 pub fn deserialize_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
@@ -57,6 +78,15 @@ pub fn deserialize_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Du
         ))),
         Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
     }
+}
+
+/// [`deserialize_duration`] for an `Option<Duration>` field that is present
+/// (pair it with `#[serde(default)]` for an absent one).
+#[cfg(feature = "serde")]
+pub fn deserialize_opt_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    deserialize_duration(d).map(Some)
 }
 
 /// Formats seconds the way the Night Watch panel prints them:
@@ -122,5 +152,35 @@ mod tests {
         assert_eq!(format_duration(90_000.0), "1d 1h");
         assert_eq!(format_duration(-5.0), "-5s");
         assert_eq!(format_duration(f64::NAN), "?");
+    }
+}
+
+#[cfg(all(test, feature = "serde"))]
+mod serde_tests {
+    use std::time::Duration;
+
+    #[derive(serde::Deserialize)]
+    struct Cfg {
+        #[serde(deserialize_with = "super::deserialize_duration")]
+        every: Duration,
+        #[serde(default, deserialize_with = "super::deserialize_opt_duration")]
+        within: Option<Duration>,
+    }
+
+    #[test]
+    fn reads_text_and_seconds_and_rejects_negative_seconds() {
+        let c: Cfg = serde_json::from_str(r#"{"every": "5m", "within": 2.5}"#).unwrap();
+        assert_eq!(c.every, Duration::from_secs(300));
+        assert_eq!(c.within, Some(Duration::from_secs_f64(2.5)));
+        let c: Cfg = serde_json::from_str(r#"{"every": 90}"#).unwrap();
+        assert_eq!((c.every, c.within), (Duration::from_secs(90), None));
+        let e = serde_json::from_str::<Cfg>(r#"{"every": -1}"#)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("not a number of seconds"), "{e}");
+        let e = serde_json::from_str::<Cfg>(r#"{"every": "5x"}"#)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("invalid duration"), "{e}");
     }
 }
