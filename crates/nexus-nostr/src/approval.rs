@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nexus_notify::{Decision, Verdict};
+use nexus_notify::{Decision, Verdict, take_expired};
 use nostr::nips::{nip04, nip59::UnwrappedGift};
 use nostr::{
     Event, EventBuilder, EventId, Filter, Keys, Kind, PublicKey, Tag, TagKind, Timestamp, ToBech32,
@@ -276,22 +276,12 @@ impl NostrApprovals {
                 }
             }
         }
-        let expired: Vec<String> = st
-            .pending
-            .iter()
-            .filter(|(_, p)| now > p.deadline)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for id in expired {
-            if let Some(p) = st.pending.remove(&id) {
-                decisions.push(Decision {
-                    request_id: id,
-                    subject: p.subject,
-                    verdict: Verdict::Expired,
-                    by: None,
-                });
-            }
-        }
+        decisions.extend(take_expired(
+            &mut st.pending,
+            now,
+            |p| p.deadline,
+            |p| p.subject,
+        ));
         save(&self.state_file, &st)?;
         Ok(decisions)
     }

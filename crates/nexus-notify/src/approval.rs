@@ -80,6 +80,34 @@ struct Pending {
     deadline: i64,
 }
 
+/// Takes every request past its deadline out of `pending`, in id order: one
+/// [`Verdict::Expired`] decision each. Shared by the approval channels
+/// (Telegram here, Nostr in `nexus-nostr`), whose pending records differ.
+pub fn take_expired<P, T: PartialOrd>(
+    pending: &mut BTreeMap<String, P>,
+    now: T,
+    deadline: impl Fn(&P) -> T,
+    subject: impl Fn(P) -> String,
+) -> Vec<Decision> {
+    let expired: Vec<String> = pending
+        .iter()
+        .filter(|(_, p)| now > deadline(p))
+        .map(|(k, _)| k.clone())
+        .collect();
+    expired
+        .into_iter()
+        .filter_map(|id| {
+            let p = pending.remove(&id)?;
+            Some(Decision {
+                request_id: id,
+                subject: subject(p),
+                verdict: Verdict::Expired,
+                by: None,
+            })
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 struct ApprovalState {
@@ -292,22 +320,12 @@ impl Approvals {
                 decisions.push(d);
             }
         }
-        let expired: Vec<String> = st
-            .pending
-            .iter()
-            .filter(|(_, p)| now > p.deadline)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for id in expired {
-            if let Some(p) = st.pending.remove(&id) {
-                decisions.push(Decision {
-                    request_id: id,
-                    subject: p.subject,
-                    verdict: Verdict::Expired,
-                    by: None,
-                });
-            }
-        }
+        decisions.extend(take_expired(
+            &mut st.pending,
+            now,
+            |p| p.deadline,
+            |p| p.subject,
+        ));
         state::save(&self.cfg.state_file, &st)?;
         Ok(decisions)
     }

@@ -50,7 +50,7 @@ mod state;
 mod telegram;
 
 pub use alerts::{AlertConfig, Alerter, Problem, Sent, Severity};
-pub use approval::{ApprovalConfig, Approvals, Decision, Verdict};
+pub use approval::{ApprovalConfig, Approvals, Decision, Verdict, take_expired};
 pub use error::Error;
 pub use markdown::{Text, escape_markdown_v2, escape_markdown_v2_code};
 pub use telegram::{
