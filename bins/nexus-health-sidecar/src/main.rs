@@ -44,18 +44,14 @@ struct Cli {
     #[arg(long, default_value = "/")]
     ws_path: String,
     /// `ok` only if a handshake succeeded within this long.
-    #[arg(long, value_parser = duration, default_value = "30s")]
+    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "30s")]
     fresh_within: Duration,
     /// How often the gateway is probed.
-    #[arg(long, value_parser = duration, default_value = "10s")]
+    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "10s")]
     probe_interval: Duration,
     /// A handshake not done within this long failed (a wedged gateway).
-    #[arg(long, value_parser = duration, default_value = "5s")]
+    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "5s")]
     probe_timeout: Duration,
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    nexus_heartbeat::parse_duration(s).map_err(|e| e.to_string())
 }
 
 impl Cli {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::Outcome;
 use crate::process::{ProcessSpec, evaluate_pattern};
-use crate::runner::Sweep;
+use crate::sweep::Sweep;
 use crate::verdict::round;
 
 /// `heartbeat = { path = "~/.nexus/heartbeat.json", max_age = "5m", grace = { pattern = "nexus_think" } }`.

@@ -18,6 +18,9 @@
 //! parameterised threshold query; disk space and inodes; Ollama models; GPU
 //! via `nvidia-smi`; a daily token budget; any Nagios plugin.
 //!
+//! [`seed`] holds the seed agent's default settings (ports, process,
+//! heartbeat file) that the watchdog and the pool share.
+//!
 //! Heavy kinds sit behind default-on features (`redis`, `postgres`, `ws`);
 //! without one, that kind answers Unknown.
 //!
@@ -50,6 +53,8 @@ mod python;
 mod redis;
 mod runner;
 mod secrets;
+pub mod seed;
+mod sweep;
 mod tcp;
 mod verdict;
 mod ws;

@@ -12,11 +12,11 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Outcome;
-use crate::runner::Sweep;
 
 /// How a pattern is matched against a command line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -667,11 +667,21 @@ pub(crate) fn evaluate_pattern(spec: &ProcessSpec, pattern: &str, table: &ProcTa
     }
 }
 
-pub(crate) async fn check(spec: &ProcessSpec, sweep: &Sweep) -> Outcome {
+/// `procs` gives the sweep's process table (scanned once per sweep, only
+/// once a valid spec asks for it); `proc_root` is where it was read.
+pub(crate) async fn check<F, E>(
+    spec: &ProcessSpec,
+    proc_root: &Path,
+    procs: impl FnOnce() -> F,
+) -> Outcome
+where
+    F: Future<Output = Arc<Result<ProcTable, E>>>,
+    E: std::fmt::Display,
+{
     if let Err(why) = spec.validate() {
         return Outcome::unknown(format!("process probe misconfigured: {why}"));
     }
-    let table = sweep.procs().await;
+    let table = procs().await;
     match (&spec.pattern, &spec.pidfile, spec.pid) {
         (Some(pattern), _, _) => match table.as_ref() {
             Ok(t) => evaluate_pattern(spec, pattern, t).outcome,
@@ -681,7 +691,7 @@ pub(crate) async fn check(spec: &ProcessSpec, sweep: &Sweep) -> Outcome {
             let file = nexus_stdx::expand_home(file);
             match read_pidfile(&file) {
                 Ok(pid) => check_pid(
-                    sweep.proc_root(),
+                    proc_root,
                     pid,
                     table.as_ref().as_ref().ok(),
                     &format!("PID file {}: ", file.display()),
@@ -689,7 +699,7 @@ pub(crate) async fn check(spec: &ProcessSpec, sweep: &Sweep) -> Outcome {
                 Err(why) => Outcome::critical(why),
             }
         }
-        (_, _, Some(pid)) => check_pid(sweep.proc_root(), pid, table.as_ref().as_ref().ok(), ""),
+        (_, _, Some(pid)) => check_pid(proc_root, pid, table.as_ref().as_ref().ok(), ""),
         _ => Outcome::unknown("process probe misconfigured"),
     }
 }
