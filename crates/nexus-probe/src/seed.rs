@@ -1,8 +1,8 @@
 //! The seed agent's default settings, one copy: where its gateway listens,
 //! its health endpoint, its process, its heartbeat file, its think script
 //! and interpreter. The watchdog (`nexus_watch::SeedChecks`, the
-//! `nexus-watchdog` flags) and the pool (`[[gateway]]` and the seed JSON's
-//! defaults) both read them here, the lowest crate both depend on that
+//! `nexus-watchdog` flags), the pool (`[[gateway]]` and the seed JSON's
+//! defaults) and the health sidecar's flags all read them here, the lowest crate both depend on that
 //! knows what a probe of the agent targets; so with `NEXUS_HEARTBEAT_PATH`
 //! set they watch the same file.
 
@@ -13,8 +13,8 @@ use std::time::Duration;
 pub const WS_HOST: &str = "localhost";
 /// The gateway's WebSocket port.
 pub const WS_PORT: u16 = 8765;
-/// The host of the gateway's health endpoint, for the watchdog (the pool
-/// asks each gateway's own host).
+/// The host of the gateway's health endpoint, for the watchdog and the
+/// sidecar that serves it (the pool asks each gateway's own host).
 pub const HEALTH_HOST: &str = "127.0.0.1";
 /// The port of the gateway's `GET /health` (seed 003).
 pub const HEALTH_PORT: u16 = 8766;
