@@ -31,6 +31,7 @@ mod operator;
 mod pool;
 mod prometheus;
 mod scale;
+mod seed_defaults;
 mod standalone;
 mod systemd;
 mod unreadable;

@@ -16,7 +16,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use nexus_alert::{AlertProblem, Alerts, IncidentSettings, Severity, TelegramSettings};
 use nexus_cron::{CheckReport, Registry, alerts, history, report};
-use nexus_heartbeat::{CronDirs, CronWriter, format_duration, now_epoch, parse_duration};
+use nexus_heartbeat::{CronDirs, CronWriter, format_duration, now_epoch};
 
 /// The registry read when `--registry` is not given, if it exists.
 const DEFAULT_REGISTRY: &str = "/etc/bezalel/cron-jobs.toml";
@@ -54,13 +54,13 @@ struct ScanArgs {
     #[arg(long, global = true)]
     registry: Option<PathBuf>,
     /// Interval for files that record none [default: registry's, else 1d].
-    #[arg(long, global = true, value_parser = duration)]
+    #[arg(long, global = true, value_parser = nexus_cli::duration_arg)]
     default_interval: Option<Duration>,
     /// STALE beyond this many intervals [default: registry's, else 2].
     #[arg(long, global = true)]
     multiplier: Option<f64>,
     /// LATE (not yet STALE) for this long past the deadline [default: registry's, else 0s].
-    #[arg(long, global = true, value_parser = duration)]
+    #[arg(long, global = true, value_parser = nexus_cli::duration_arg)]
     grace: Option<Duration>,
     /// Where the state and history live [default: the first directory's parent].
     #[arg(long, global = true)]
@@ -82,7 +82,7 @@ struct CheckArgs {
     #[arg(long)]
     alerts_dir: Option<PathBuf>,
     /// The interval of this checker's own heartbeat (its timer period).
-    #[arg(long, value_parser = duration, default_value = "15m")]
+    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "15m")]
     self_interval: Duration,
     /// Do not write this checker's own heartbeat.
     #[arg(long)]
@@ -108,10 +108,6 @@ struct ReportArgs {
     /// Write to this file (atomically) instead of stdout.
     #[arg(long)]
     output: Option<PathBuf>,
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s).map_err(|e| e.to_string())
 }
 
 fn instant(s: &str) -> Result<f64, String> {
@@ -272,14 +268,8 @@ fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
             errln!("cron-heartbeat-check: state: {e}");
         }
         if !a.no_self_heartbeat {
-            let dirs = if setup.explicit_dirs {
-                CronDirs::only(first)
-            } else {
-                CronDirs::resolve(None)
-            };
-            if let Err(e) =
-                CronWriter::new(dirs).success(SELF_JOB, a.self_interval.as_secs().max(1))
-            {
+            let dir = setup.explicit_dirs.then_some(first.as_path());
+            if let Err(e) = CronWriter::own(dir).beat(SELF_JOB, a.self_interval) {
                 errln!("cron-heartbeat-check: own heartbeat: {e}");
             }
         }

@@ -19,7 +19,7 @@ use anyhow::Context;
 use clap::Parser;
 use nexus_cli::errln;
 use nexus_gateway_health::{Limits, Liveness, Options};
-use nexus_probe::{ProbeKind, ProbeSpec, Runner, RunnerConfig, Status, WsSpec};
+use nexus_probe::{ProbeKind, ProbeSpec, Runner, RunnerConfig, Status, WsSpec, seed};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,33 +29,29 @@ use nexus_probe::{ProbeKind, ProbeSpec, Runner, RunnerConfig, Status, WsSpec};
 )]
 struct Cli {
     /// Address the health endpoint listens on.
-    #[arg(long, env = "NEXUS_HEALTH_HOST", default_value = "127.0.0.1")]
+    #[arg(long, env = "NEXUS_HEALTH_HOST", default_value = seed::HEALTH_HOST)]
     host: String,
     /// Port the health endpoint listens on.
-    #[arg(long, env = "NEXUS_HEALTH_PORT", default_value_t = 8766)]
+    #[arg(long, env = "NEXUS_HEALTH_PORT", default_value_t = seed::HEALTH_PORT)]
     port: u16,
     /// The gateway's host.
-    #[arg(long, env = "NEXUS_WS_HOST", default_value = "localhost")]
+    #[arg(long, env = "NEXUS_WS_HOST", default_value = seed::WS_HOST)]
     ws_host: String,
     /// The gateway's WebSocket port.
-    #[arg(long, env = "NEXUS_WS_PORT", default_value_t = 8765)]
+    #[arg(long, env = "NEXUS_WS_PORT", default_value_t = seed::WS_PORT)]
     ws_port: u16,
     /// The path of the handshake's request.
     #[arg(long, default_value = "/")]
     ws_path: String,
     /// `ok` only if a handshake succeeded within this long.
-    #[arg(long, value_parser = duration, default_value = "30s")]
+    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "30s")]
     fresh_within: Duration,
     /// How often the gateway is probed.
-    #[arg(long, value_parser = duration, default_value = "10s")]
+    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "10s")]
     probe_interval: Duration,
     /// A handshake not done within this long failed (a wedged gateway).
-    #[arg(long, value_parser = duration, default_value = "5s")]
+    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "5s")]
     probe_timeout: Duration,
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    nexus_heartbeat::parse_duration(s).map_err(|e| e.to_string())
 }
 
 impl Cli {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use nexus_heartbeat::{
     CronDirs, CronWriter, HeartbeatWriter, Rule, RunOutcome, classify_many, default_agent_path,
-    now_epoch, parse_duration,
+    now_epoch,
 };
 use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::signal::unix::{SignalKind, signal};
@@ -78,7 +78,7 @@ struct JobArgs {
     #[arg(long)]
     job: String,
     /// Expected interval between successes: 90s, 5m, 1h, 1d or seconds.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = nexus_cli::duration_arg)]
     interval: Duration,
     /// Heartbeat directory [default: $BEZALEL_HEARTBEAT_DIR, else
     /// /var/run/bezalel/heartbeats falling back to ~/.bezalel/heartbeats].
@@ -169,21 +169,17 @@ struct CheckArgs {
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Maximum age [default: 2x the file's interval; agent heartbeats 300s].
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = nexus_cli::duration_arg)]
     max_age: Option<Duration>,
     /// Interval assumed for a `.last` file that records none (touch-style).
-    #[arg(long, value_parser = duration, default_value = "1d")]
+    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "1d")]
     default_interval: Duration,
     /// How far in the future a timestamp may be before it is clock skew.
-    #[arg(long, value_parser = duration, default_value = "300s")]
+    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "300s")]
     future_tolerance: Duration,
     /// One JSON array instead of a line per file.
     #[arg(long)]
     json: bool,
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

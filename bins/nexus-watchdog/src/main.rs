@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use nexus_alert::{Alerts, IncidentSettings};
-use nexus_heartbeat::{CronDirs, CronWriter, parse_duration};
-use nexus_probe::{MatchMode, Runner, RunnerConfig};
+use nexus_heartbeat::CronWriter;
+use nexus_probe::{MatchMode, Runner, RunnerConfig, seed};
 use nexus_watch::{Evaluation, SeedChecks, Watchdog, WatchdogFile};
 
 #[derive(Debug, Parser)]
@@ -32,39 +32,40 @@ struct Cli {
     #[arg(long, env = "NEXUS_WATCHDOG_CONFIG")]
     config: Option<PathBuf>,
     /// Gateway host (default checks).
-    #[arg(long, env = "NEXUS_WS_HOST", default_value = "localhost")]
+    #[arg(long, env = "NEXUS_WS_HOST", default_value = seed::WS_HOST)]
     ws_host: String,
     /// Gateway port (default checks).
-    #[arg(long, env = "NEXUS_WS_PORT", default_value_t = 8765)]
+    #[arg(long, env = "NEXUS_WS_PORT", default_value_t = seed::WS_PORT)]
     ws_port: u16,
     /// The gateway's health endpoint (default checks: `gateway_health`,
     /// `GET http://HOST:PORT/health`; nothing listening there is tolerated).
-    #[arg(long, env = "NEXUS_HEALTH_HOST", default_value = "127.0.0.1")]
+    #[arg(long, env = "NEXUS_HEALTH_HOST", default_value = seed::HEALTH_HOST)]
     health_host: String,
     /// Its port.
-    #[arg(long, env = "NEXUS_HEALTH_PORT", default_value_t = 8766)]
+    #[arg(long, env = "NEXUS_HEALTH_PORT", default_value_t = seed::HEALTH_PORT)]
     health_port: u16,
     /// Leave the `gateway_health` check out of the default checks.
     #[arg(long)]
     no_gateway_health: bool,
     /// The consciousness loop's process pattern.
-    #[arg(long, default_value = "nexus_think")]
+    #[arg(long, default_value = seed::PROCESS_PATTERN)]
     process_pattern: String,
     /// `argv`: the pattern is a word of the command line (so `vim nexus_think.py`
     /// does not count); `substring`: anywhere in it.
     #[arg(long, value_enum, default_value = "argv")]
     process_match: ProcessMatch,
-    /// Heartbeat file [default: ~/.nexus/heartbeat.json].
-    #[arg(long, env = "NEXUS_HEARTBEAT_PATH")]
+    /// Heartbeat file [default: $NEXUS_HEARTBEAT_PATH, else
+    /// ~/.nexus/heartbeat.json, as the pool resolves it].
+    #[arg(long)]
     heartbeat_path: Option<PathBuf>,
-    /// Stale beyond this age.
-    #[arg(long, value_parser = duration, default_value = "300")]
-    stale_threshold: Duration,
+    /// Stale beyond this age [default: 300s].
+    #[arg(long, value_parser = nexus_cli::duration_arg)]
+    stale_threshold: Option<Duration>,
     /// The think script to syntax-check.
-    #[arg(long, default_value = "nexus/nexus_think.py")]
+    #[arg(long, default_value = seed::THINK_SCRIPT)]
     think_script: PathBuf,
     /// The interpreter that runs the agent.
-    #[arg(long, env = "NEXUS_PYTHON", default_value = "python3")]
+    #[arg(long, env = "NEXUS_PYTHON", default_value = seed::PYTHON)]
     python: String,
     /// Where the process checks read processes: a procfs mount (anything
     /// else, e.g. an empty directory, makes "no such process" Unknown).
@@ -76,13 +77,13 @@ struct Cli {
     #[arg(long, value_name = "URL")]
     postgres_url: Option<String>,
     /// Timeout of each default check.
-    #[arg(long, value_parser = duration, default_value = "5s")]
+    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "5s")]
     timeout: Duration,
     /// Loop forever (SIGTERM/SIGINT end it within a second).
     #[arg(long)]
     watch: bool,
     /// Cycle period with --watch [default: the config's, else 60s].
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = nexus_cli::duration_arg)]
     interval: Option<Duration>,
     /// No side effect at all: no HTTP call, no state, no recovery, no heartbeat.
     #[arg(long)]
@@ -141,10 +142,6 @@ enum ProcessMatch {
     Substring,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s).map_err(|e| e.to_string())
-}
-
 /// Everything one run needs, after flags, environment and config are merged.
 struct Setup {
     watchdog: Watchdog,
@@ -179,8 +176,8 @@ impl Setup {
                     heartbeat_path: cli
                         .heartbeat_path
                         .clone()
-                        .unwrap_or_else(nexus_heartbeat::default_agent_path),
-                    stale_threshold: cli.stale_threshold,
+                        .unwrap_or_else(seed::heartbeat_path),
+                    stale_threshold: cli.stale_threshold.unwrap_or(seed::STALE_THRESHOLD),
                     think_script: cli.think_script.clone(),
                     python: cli.python.clone(),
                     timeout: cli.timeout,
@@ -380,16 +377,13 @@ fn print(cli: &Cli, eval: &Evaluation) -> anyhow::Result<()> {
 
 /// The watchdog's own cron heartbeat, so cron-heartbeat-check watches the watcher.
 fn beat(cli: &Cli, setup: &Setup) {
-    let dirs = match cli
+    let dir = cli
         .heartbeat_dir
         .as_deref()
-        .or(setup.file.watchdog.heartbeat_dir.as_deref())
+        .or(setup.file.watchdog.heartbeat_dir.as_deref());
+    if let Err(e) =
+        CronWriter::own(dir).beat(&setup.file.watchdog.heartbeat_job, period(cli, setup))
     {
-        Some(d) => CronDirs::only(d),
-        None => CronDirs::resolve(None),
-    };
-    let interval = period(cli, setup).as_secs().max(1);
-    if let Err(e) = CronWriter::new(dirs).success(&setup.file.watchdog.heartbeat_job, interval) {
         errln!("nexus-watchdog: own heartbeat: {e}");
     }
 }

@@ -26,7 +26,7 @@ pub(crate) struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:8767")]
     listen: String,
     /// Keep the fleet and the status page up this long after the show.
-    #[arg(long, value_parser = crate::duration, default_value = "0s")]
+    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "0s")]
     linger: Duration,
 }
 

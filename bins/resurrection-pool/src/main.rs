@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use nexus_heartbeat::{CronDirs, CronWriter, parse_duration};
+use nexus_heartbeat::CronWriter;
 use nexus_pool::{Pool, PoolConfig, PoolOptions, PoolState, SweepReport, Wake};
 
 #[derive(Debug, Parser)]
@@ -44,10 +44,10 @@ struct Cli {
     #[arg(long)]
     listen: Option<String>,
     /// Time between sweeps.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = nexus_cli::duration_arg)]
     poll_interval: Option<Duration>,
     /// Dead this long before the policy acts.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = nexus_cli::duration_arg)]
     dead_threshold: Option<Duration>,
     /// One sweep (acting on persisted state), then exit 0 if all healthy.
     /// Its report lists every agent, so the log shows warnings only
@@ -120,10 +120,6 @@ fn check_config(file: &Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s).map_err(|e| e.to_string())
 }
 
 fn home() -> PathBuf {
@@ -511,13 +507,9 @@ fn print_end(
 
 /// Writes the pool's own heartbeat; the error (naming the file) if it failed.
 fn beat(job: &str, dir: Option<&Path>, interval: Duration) -> Result<(), String> {
-    let dirs = match dir {
-        Some(d) => CronDirs::only(d),
-        None => CronDirs::resolve(None),
-    };
-    CronWriter::new(dirs)
+    CronWriter::own(dir)
         .durable(false)
-        .success(job, interval.as_secs().max(1))
+        .beat(job, interval)
         .map(|_| ())
         .map_err(|e| {
             tracing::warn!("own heartbeat: {e}");

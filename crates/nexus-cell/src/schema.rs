@@ -12,6 +12,12 @@ use time::OffsetDateTime;
 
 use crate::{AgentName, CellId, Error, Status};
 
+/// What the daemon may do when an agent dies (docs/SPEC.md defect L6; the
+/// resurrection pool's semantics): the one policy type, `nexus_revive`'s,
+/// under the name the cell schema has always used. On disk `"auto"`,
+/// `"ask"`, `"never"`; `yes`/`no` are accepted as aliases.
+pub use nexus_revive::Policy as RevivePolicy;
+
 /// Longest `mission` / `objective` text, in bytes.
 pub const MAX_TEXT: usize = 8 * 1024;
 /// Longest short string (`name`, `created_by`, `repo`, a home path), in bytes.
@@ -73,50 +79,6 @@ impl std::str::FromStr for Role {
             .ok_or_else(|| {
                 format!("unknown role {s:?} (developer, reviewer, observer or coordinator)")
             })
-    }
-}
-
-/// What the daemon may do when an agent dies (docs/SPEC.md defect L6; the
-/// resurrection pool's semantics). `yes`/`no` are accepted as aliases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RevivePolicy {
-    /// Revive without asking.
-    #[serde(alias = "yes")]
-    Auto,
-    /// Ask a human first.
-    Ask,
-    /// Never revive; only report.
-    #[serde(alias = "no")]
-    Never,
-}
-
-impl RevivePolicy {
-    /// The lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevivePolicy::Auto => "auto",
-            RevivePolicy::Ask => "ask",
-            RevivePolicy::Never => "never",
-        }
-    }
-}
-
-impl fmt::Display for RevivePolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for RevivePolicy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<RevivePolicy, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" | "yes" => Ok(RevivePolicy::Auto),
-            "ask" => Ok(RevivePolicy::Ask),
-            "never" | "no" => Ok(RevivePolicy::Never),
-            _ => Err(format!("unknown revive policy {s:?} (auto, ask or never)")),
-        }
     }
 }
 

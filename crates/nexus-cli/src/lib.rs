@@ -18,14 +18,17 @@
 //!   them.
 //!
 //! It also installs the one log subscriber every binary uses
-//! ([`init_logging`]: `NEXUS_LOG`, stderr only).
+//! ([`init_logging`]: `NEXUS_LOG`, stderr only), and holds the argument
+//! parsers the binaries share ([`duration_arg`] for clap's `value_parser`).
 //!
 //! It must never panic, block on a reader that went away, or depend on
-//! anything but std and `tracing-subscriber` (the heartbeat CLI links it;
-//! `scripts/check-deps`). Only binaries depend on it.
+//! anything but std, `tracing-subscriber` and `nexus-stdx` (the heartbeat
+//! CLI links it; `scripts/check-deps`). Only binaries depend on it.
 
+mod arg;
 mod log;
 
+pub use arg::{DurationError, duration_arg};
 pub use log::{DAEMON, LOG_ENV, ONE_SHOT, init_logging};
 
 use std::fmt;

@@ -1,6 +1,7 @@
 //! The cron-side writer: `<dir>/<job>.last` records (docs/SPEC.md §3.1).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::doc::{CronRecord, CronStatus, WriterStamp};
 use crate::{CronDirs, Error, hostname, now_epoch, validate_record_name, write_atomic};
@@ -35,6 +36,21 @@ impl CronWriter {
             pid: std::process::id(),
             host: None,
         }
+    }
+
+    /// The writer of a daemon's own heartbeat ("who watches the
+    /// watcher"): into `dir` when one is given (a flag or the config), else
+    /// the resolved cron directories ([`CronDirs::resolve`]), so
+    /// `cron-heartbeat-check` sees a watchdog, checker or pool that stopped.
+    /// Beat with [`CronWriter::beat`] once per cycle.
+    pub fn own(dir: Option<&Path>) -> CronWriter {
+        CronWriter::new(CronDirs::resolve(dir))
+    }
+
+    /// A daemon's beat, once per cycle: `job` succeeded now and is due
+    /// again within `every` (at least 1 s). The error names the file.
+    pub fn beat(&self, job: &str, every: Duration) -> Result<PathBuf, Error> {
+        self.success(job, every.as_secs().max(1))
     }
 
     /// Skip the fsyncs.
@@ -208,6 +224,30 @@ mod tests {
         }
         assert_eq!(v["status"], "ok");
         assert_eq!(v["seq"], 1);
+    }
+
+    #[test]
+    fn a_daemons_own_beat_goes_to_its_dir_with_a_whole_second_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = CronWriter::own(Some(dir.path())).durable(false);
+        let p = w
+            .beat("nexus_watchdog", Duration::from_millis(300))
+            .unwrap();
+        assert_eq!(p, dir.path().join("nexus_watchdog.last"));
+        let r = read(&p);
+        assert_eq!(
+            r.interval_seconds, 1,
+            "a sub-second cycle is due within 1 s"
+        );
+        let p = w.beat("nexus_watchdog", Duration::from_secs(90)).unwrap();
+        assert_eq!(read(&p).interval_seconds, 90);
+        assert_eq!(read(&p).stamp.seq, Some(2));
+        let blocker = dir.path().join("not-a-dir");
+        std::fs::write(&blocker, b"x").unwrap();
+        let err = CronWriter::own(Some(&blocker))
+            .beat("nexus_watchdog", Duration::from_secs(60))
+            .unwrap_err();
+        assert!(err.to_string().contains("not-a-dir"), "{err}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use nexus_alert::{IncidentSettings, TelegramSettings};
 use nexus_heartbeat::deserialize_duration;
+use nexus_probe::seed;
 use nexus_revive::{DeadRule, Policy, Settings};
 use serde::Deserialize;
 
@@ -279,7 +280,7 @@ fn yes() -> bool {
     true
 }
 fn health_port() -> u16 {
-    8766
+    seed::HEALTH_PORT
 }
 
 fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -287,19 +288,19 @@ fn opt_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duratio
 }
 
 fn localhost() -> String {
-    "localhost".to_string()
+    seed::WS_HOST.to_string()
 }
 fn ws_port() -> u16 {
-    8765
+    seed::WS_PORT
 }
 fn default_heartbeat() -> PathBuf {
-    PathBuf::from("~/.nexus/heartbeat.json")
+    seed::heartbeat_path()
 }
 fn nexus_think() -> String {
-    "nexus_think".to_string()
+    seed::PROCESS_PATTERN.to_string()
 }
 fn python3() -> String {
-    "python3".to_string()
+    seed::PYTHON.to_string()
 }
 
 /// `[missions.<id>]`.
@@ -686,9 +687,11 @@ mod tests {
         assert_eq!(c.settings().dead_after, 120.0);
         assert_eq!(c.revive.approval_timeout, 60.0);
         assert_eq!(c.gateways.len(), 2);
+        // The seed agent's file, as the watchdog resolves it
+        // (`NEXUS_HEARTBEAT_PATH`, else `~/.nexus/heartbeat.json`).
         assert_eq!(
             c.gateways[1].heartbeat_path,
-            PathBuf::from("~/.nexus/heartbeat.json")
+            nexus_heartbeat::default_agent_path()
         );
         assert_eq!(c.telegram.as_ref().unwrap().chat_id, -1001);
         assert_eq!(c.incident.as_ref().unwrap().token.as_deref(), Some("t0k"));

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nexus_cell::{AgentName, Cell, CellId, CellStore, RevivePolicy, Status as CellStatus};
+use nexus_cell::{AgentName, Cell, CellId, CellStore, Status as CellStatus};
 use nexus_heartbeat::{Glance, Rule, State as HbState};
 use nexus_probe::{
     HttpSpec, ProbeKind, ProbeSpec, ProcessSpec, PythonSyntaxSpec, Runner, Status, TcpSpec, Verdict,
@@ -110,14 +110,6 @@ pub fn probe_concurrency(wanted: usize) -> usize {
 pub fn is_local(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h == "localhost" || h == "::1" || h.starts_with("127.") || h == nexus_heartbeat::hostname()
-}
-
-fn policy_of(p: RevivePolicy) -> Policy {
-    match p {
-        RevivePolicy::Auto => Policy::Auto,
-        RevivePolicy::Ask => Policy::Ask,
-        RevivePolicy::Never => Policy::Never,
-    }
 }
 
 /// A revive command that runs a Python file gets that file syntax-checked
@@ -337,7 +329,7 @@ fn cell_targets(
                 policy: agent
                     .revive_policy
                     .or(m.revive_policy)
-                    .map_or(default_policy, policy_of),
+                    .unwrap_or(default_policy),
                 frozen,
                 gateway: None,
                 revive: if agent.revive_cmd.as_ref().is_some_and(|c| !c.is_empty()) {

@@ -27,7 +27,7 @@ use axum::extract::State as AxState;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use nexus_metrics::escape_label as label;
+use nexus_metrics::{Exposition, Kind};
 use nexus_stdx::escape_html as esc;
 use serde_json::json;
 
@@ -193,122 +193,109 @@ const STATES: [State; 6] = [
     State::Escalated,
 ];
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
 /// One number of a channel, for its gauge.
 type ChannelValue = fn(&ChannelView) -> usize;
 
-/// Renders the snapshot in the Prometheus text format (version 0.0.4),
-/// sorted and deterministic; an agent that left the fleet leaves the
-/// metrics too.
+/// Renders the snapshot in the Prometheus text format (version 0.0.4)
+/// through [`nexus_metrics::Exposition`] (escaped labels; `NaN`, `+Inf` and
+/// `-Inf` spelled as Prometheus reads them), sorted and deterministic; an
+/// agent that left the fleet leaves the metrics too.
 pub fn render_metrics(s: &PoolSnapshot) -> String {
-    let mut out = String::new();
+    let mut e = Exposition::new();
     // Stable labels on every per-agent series: agent, cell, mission, host.
-    let host = label(nexus_heartbeat::hostname());
-    let ids: Vec<String> = s
+    let host = nexus_heartbeat::hostname();
+    let ids: Vec<[(&str, &str); 4]> = s
         .agents
         .iter()
         .map(|a| {
-            format!(
-                "agent=\"{}\",cell=\"{}\",mission=\"{}\",host=\"{host}\"",
-                label(&a.name),
-                label(a.cell.as_deref().unwrap_or("")),
-                label(a.mission.as_deref().unwrap_or(""))
-            )
+            [
+                ("agent", &*a.name),
+                ("cell", a.cell.as_deref().unwrap_or("")),
+                ("mission", a.mission.as_deref().unwrap_or("")),
+                ("host", host),
+            ]
         })
         .collect();
-    family(
-        &mut out,
+    e.family(
         "nexus_pool_agent_state",
-        "gauge",
+        Kind::Gauge,
         "1 for the agent's current state, 0 for the others.",
     );
-    for (a, id) in s.agents.iter().zip(&ids) {
+    for (a, [agent, cell, mission, host]) in s.agents.iter().zip(&ids) {
         for st in STATES {
-            let _ = writeln!(
-                out,
-                "nexus_pool_agent_state{{{id},state=\"{}\"}} {}",
-                st.as_str(),
-                u8::from(a.state == st)
+            e.sample(
+                "nexus_pool_agent_state",
+                &[*agent, *cell, *mission, *host, ("state", st.as_str())],
+                f64::from(u8::from(a.state == st)),
             );
         }
     }
-    family(
-        &mut out,
+    e.family(
         "nexus_pool_agent_heartbeat_age_seconds",
-        "gauge",
+        Kind::Gauge,
         "Seconds since the agent's last heartbeat (absent: none).",
     );
     for (a, id) in s.agents.iter().zip(&ids) {
         if let Some(h) = a.heartbeat_age {
-            let _ = writeln!(out, "nexus_pool_agent_heartbeat_age_seconds{{{id}}} {h}");
+            e.sample("nexus_pool_agent_heartbeat_age_seconds", id, h);
         }
     }
-    family(
-        &mut out,
+    e.family(
         "nexus_pool_agent_revive_attempts",
-        "gauge",
+        Kind::Gauge,
         "Revive launches inside the restart window.",
     );
     for (a, id) in s.agents.iter().zip(&ids) {
-        let _ = writeln!(
-            out,
-            "nexus_pool_agent_revive_attempts{{{id}}} {}",
-            a.revive_attempts
+        e.sample(
+            "nexus_pool_agent_revive_attempts",
+            id,
+            f64::from(a.revive_attempts),
         );
     }
-    family(&mut out, "nexus_pool_agents", "gauge", "Agents watched.");
-    let _ = writeln!(out, "nexus_pool_agents {}", s.agents.len());
-    family(
-        &mut out,
+    e.family("nexus_pool_agents", Kind::Gauge, "Agents watched.")
+        .sample("nexus_pool_agents", &[], s.agents.len() as f64);
+    e.family(
         "nexus_pool_sweeps_total",
-        "counter",
+        Kind::Counter,
         "Sweeps since the pool started.",
-    );
-    let _ = writeln!(out, "nexus_pool_sweeps_total {}", s.sweeps);
-    family(
-        &mut out,
+    )
+    .sample("nexus_pool_sweeps_total", &[], s.sweeps as f64);
+    e.family(
         "nexus_pool_last_sweep_timestamp_seconds",
-        "gauge",
+        Kind::Gauge,
         "When the last sweep finished (Unix time); stale means the pool is stuck.",
+    )
+    .sample(
+        "nexus_pool_last_sweep_timestamp_seconds",
+        &[],
+        s.last_sweep_at,
     );
-    let _ = writeln!(
-        out,
-        "nexus_pool_last_sweep_timestamp_seconds {}",
-        s.last_sweep_at
-    );
-    family(
-        &mut out,
+    e.family(
         "nexus_pool_last_sweep_duration_seconds",
-        "gauge",
+        Kind::Gauge,
         "Wall time of the last sweep.",
+    )
+    .sample(
+        "nexus_pool_last_sweep_duration_seconds",
+        &[],
+        s.last_sweep_seconds,
     );
-    let _ = writeln!(
-        out,
-        "nexus_pool_last_sweep_duration_seconds {}",
-        s.last_sweep_seconds
-    );
-    family(
-        &mut out,
+    e.family(
         "nexus_pool_write_faults",
-        "gauge",
+        Kind::Gauge,
         "Kinds of files (state, events, cell-state, heartbeat) the pool currently fails to write.",
-    );
-    let _ = writeln!(out, "nexus_pool_write_faults {}", s.faults.len());
-    family(
-        &mut out,
+    )
+    .sample("nexus_pool_write_faults", &[], s.faults.len() as f64);
+    e.family(
         "nexus_pool_cell_unreadable",
-        "gauge",
+        Kind::Gauge,
         "1 for each cell (or cells root) the last sweep could not read; its agents keep their records.",
     );
     for c in &s.unreadable_cells {
-        let _ = writeln!(
-            out,
-            "nexus_pool_cell_unreadable{{cell=\"{}\",host=\"{host}\"}} 1",
-            label(&c.cell)
+        e.sample(
+            "nexus_pool_cell_unreadable",
+            &[("cell", &c.cell), ("host", host)],
+            1.0,
         );
     }
     let per_channel: [(&str, &str, ChannelValue); 2] = [
@@ -324,12 +311,12 @@ pub fn render_metrics(s: &PoolSnapshot) -> String {
         ),
     ];
     for (name, help, value) in per_channel {
-        family(&mut out, name, "gauge", help);
+        e.family(name, Kind::Gauge, help);
         for c in &s.channels {
-            let _ = writeln!(out, "{name}{{channel=\"{}\"}} {}", c.name, value(c));
+            e.sample(name, &[("channel", c.name)], value(c) as f64);
         }
     }
-    out
+    e.into_string()
 }
 
 async fn metrics(AxState(shared): AxState<Shared>) -> Response {

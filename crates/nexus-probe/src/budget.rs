@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::error::SpecError;
 use crate::secrets::{ConnString, redact_url};
 use crate::verdict::round;
 use crate::{Outcome, Status};
@@ -83,11 +84,11 @@ impl BudgetSpec {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), SpecError> {
         if !(self.limit.is_finite() && self.limit > 0.0) {
-            return Err(format!(
-                "`limit` must be a positive number, found {}",
-                self.limit
+            return Err(SpecError::field(
+                "limit",
+                format!("must be a positive number, found {}", self.limit),
             ));
         }
         let sources = [
@@ -96,14 +97,31 @@ impl BudgetSpec {
             self.postgres.is_some(),
         ];
         if sources.iter().filter(|s| **s).count() != 1 {
-            return Err("set exactly one source: `file`, `http` or `postgres`".to_string());
+            return Err(SpecError::ExactlyOne {
+                fields: &["file", "http", "postgres"],
+            });
         }
         Ok(())
     }
 }
 
+/// Why a usage text holds no number.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NumberError {
+    #[error("{0:?} is not finite")]
+    NotFinite(String),
+    #[error("not a number or JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("JSON field {0} is missing")]
+    Missing(String),
+    #[error("JSON field {0} is not a finite number")]
+    NotFiniteField(String),
+    #[error("JSON field {ptr} is {found}, not a number")]
+    NotANumber { ptr: String, found: String },
+}
+
 /// A number from text: a bare number, or JSON with the number at `pointer`.
-pub(crate) fn number_from(text: &str, pointer: Option<&str>) -> Result<f64, String> {
+pub(crate) fn number_from(text: &str, pointer: Option<&str>) -> Result<f64, NumberError> {
     let t = text.trim();
     if pointer.is_none()
         && let Ok(n) = t.parse::<f64>()
@@ -111,51 +129,90 @@ pub(crate) fn number_from(text: &str, pointer: Option<&str>) -> Result<f64, Stri
         return if n.is_finite() {
             Ok(n)
         } else {
-            Err(format!("{t:?} is not finite"))
+            Err(NumberError::NotFinite(t.to_string()))
         };
     }
-    let doc: Value = serde_json::from_str(t).map_err(|e| format!("not a number or JSON: {e}"))?;
+    let doc: Value = serde_json::from_str(t).map_err(NumberError::NotJson)?;
     let ptr = pointer.unwrap_or("/tokens_used");
     let v = if doc.is_number() && pointer.is_none() {
         &doc
     } else {
         doc.pointer(ptr)
-            .ok_or_else(|| format!("JSON field {ptr} is missing"))?
+            .ok_or_else(|| NumberError::Missing(ptr.to_string()))?
+    };
+    let not_a_number = |found: String| NumberError::NotANumber {
+        ptr: ptr.to_string(),
+        found,
     };
     match v {
         Value::Number(n) => n
             .as_f64()
-            .ok_or_else(|| format!("JSON field {ptr} is not a finite number")),
+            .ok_or_else(|| NumberError::NotFiniteField(ptr.to_string())),
         Value::String(s) => s
             .trim()
             .parse::<f64>()
-            .map_err(|_| format!("JSON field {ptr} is {s:?}, not a number")),
-        other => Err(format!("JSON field {ptr} is {other}, not a number")),
+            .map_err(|_| not_a_number(format!("{s:?}"))),
+        other => Err(not_a_number(other.to_string())),
     }
+}
+
+/// Why a usage source gave no number.
+#[derive(Debug, thiserror::Error)]
+enum SourceError {
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("not a regular file under 1 MiB")]
+    NotRegular,
+    #[error("not UTF-8 text")]
+    NotUtf8,
+    /// A request error on one line, without the URL.
+    #[error("{0}")]
+    Request(String),
+    #[error("status {0}")]
+    Status(u16),
+    #[error(transparent)]
+    Body(crate::http::BodyError),
+    #[error(transparent)]
+    Number(NumberError),
+}
+
+/// Why the budget probe has no usage, naming the file or URL it read.
+#[derive(Debug, thiserror::Error)]
+enum UsageError {
+    #[error("{at}: {why}")]
+    Source { at: String, why: SourceError },
+    #[error(transparent)]
+    Postgres(crate::postgres::PgError),
+    #[error("no usage source configured")]
+    NoSource,
 }
 
 async fn used(
     spec: &BudgetSpec,
     client: &reqwest::Client,
     timeout: Duration,
-) -> Result<(f64, String), String> {
+) -> Result<(f64, String), UsageError> {
     let ptr = spec.pointer.as_deref();
+    let at = |shown: &str| {
+        let at = shown.to_string();
+        move |why| UsageError::Source { at, why }
+    };
     if let Some(file) = &spec.file {
         let file = nexus_stdx::expand_home(file);
         let shown = file.display().to_string();
         let meta = tokio::fs::metadata(&file)
             .await
-            .map_err(|e| format!("{shown}: {e}"))?;
+            .map_err(|e| at(&shown)(SourceError::Io(e)))?;
         if !meta.is_file() || meta.len() > 1 << 20 {
-            return Err(format!("{shown}: not a regular file under 1 MiB"));
+            return Err(at(&shown)(SourceError::NotRegular));
         }
         let bytes = tokio::fs::read(&file)
             .await
-            .map_err(|e| format!("{shown}: {e}"))?;
-        let text = String::from_utf8(bytes).map_err(|_| format!("{shown}: not UTF-8 text"))?;
+            .map_err(|e| at(&shown)(SourceError::Io(e)))?;
+        let text = String::from_utf8(bytes).map_err(|_| at(&shown)(SourceError::NotUtf8))?;
         return number_from(&text, ptr)
             .map(|n| (n, shown.clone()))
-            .map_err(|e| format!("{shown}: {e}"));
+            .map_err(|e| at(&shown)(SourceError::Number(e)));
     }
     if let Some(url) = &spec.http {
         let shown = redact_url(url);
@@ -163,23 +220,25 @@ async fn used(
             .get(url)
             .send()
             .await
-            .map_err(|e| format!("{shown}: {}", crate::http::request_error(e)))?;
+            .map_err(|e| at(&shown)(SourceError::Request(crate::http::request_error(e))))?;
         if !resp.status().is_success() {
-            return Err(format!("{shown}: status {}", resp.status().as_u16()));
+            return Err(at(&shown)(SourceError::Status(resp.status().as_u16())));
         }
         let body = crate::http::read_capped(&mut resp, 1 << 20)
             .await
-            .map_err(|e| format!("{shown}: {e}"))?;
+            .map_err(|e| at(&shown)(SourceError::Body(e)))?;
         let text = String::from_utf8_lossy(&body);
         return number_from(&text, ptr)
             .map(|n| (n, shown.clone()))
-            .map_err(|e| format!("{shown}: {e}"));
+            .map_err(|e| at(&shown)(SourceError::Number(e)));
     }
     if let Some(q) = &spec.postgres {
-        let n = crate::postgres::query_value(&q.url, &q.query, &q.params, timeout).await?;
+        let n = crate::postgres::query_value(&q.url, &q.query, &q.params, timeout)
+            .await
+            .map_err(UsageError::Postgres)?;
         return Ok((n, "postgres".to_string()));
     }
-    Err("no usage source configured".to_string())
+    Err(UsageError::NoSource)
 }
 
 pub(crate) async fn check(
@@ -229,6 +288,7 @@ mod tests {
         assert!(
             number_from("{\"a\": 1}", None)
                 .unwrap_err()
+                .to_string()
                 .contains("/tokens_used")
         );
         assert!(number_from("\u{0}\u{1}binary", None).is_err());

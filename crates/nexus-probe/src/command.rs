@@ -5,6 +5,7 @@ use std::process::Stdio;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::SpecError;
 use crate::{Outcome, Status};
 
 /// `command = { argv = ["/usr/lib/nagios/plugins/check_load", "-w", "5,4,3", "-c", "9,8,7"] }`.
@@ -23,10 +24,10 @@ impl CommandSpec {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), SpecError> {
         match self.argv.first() {
             Some(p) if !p.is_empty() => Ok(()),
-            _ => Err("`argv` must name a program".to_string()),
+            _ => Err(SpecError::field("argv", "must name a program")),
         }
     }
 }

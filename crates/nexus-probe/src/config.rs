@@ -30,6 +30,7 @@ use serde::Deserialize;
 use crate::budget::BudgetSpec;
 use crate::command::CommandSpec;
 use crate::disk::DiskSpec;
+use crate::error::SpecError;
 use crate::gpu::GpuSpec;
 use crate::heartbeat::HeartbeatSpec;
 use crate::http::HttpSpec;
@@ -199,7 +200,7 @@ impl ProbeKind {
     }
 
     /// Checks what serde cannot (exactly one target, ranges, positive limits).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SpecError> {
         match self {
             ProbeKind::Http(s) => s.validate(),
             ProbeKind::Process(s) => s.validate(),
@@ -232,13 +233,41 @@ struct RawSpec {
     command: Option<CommandSpec>,
 }
 
-impl TryFrom<RawSpec> for ProbeSpec {
-    type Error = String;
+/// A `[[probe]]` table serde read but that cannot work, naming the probe.
+#[derive(Debug, thiserror::Error)]
+enum RawSpecError {
+    #[error("probe `name` is empty")]
+    EmptyName,
+    #[error(
+        "probe {0:?} has no kind table (one of tcp, ws, http, process, heartbeat, \
+         python_syntax, redis, postgres, disk, ollama, gpu, budget, command)"
+    )]
+    NoKind(String),
+    #[error(
+        "probe {name:?} has more than one kind table ({first}, {second}, ...): use one per probe"
+    )]
+    TwoKinds {
+        name: String,
+        first: &'static str,
+        second: &'static str,
+    },
+    #[error("probe {0:?}: `timeout` must be positive")]
+    ZeroTimeout(String),
+    #[error("probe {name:?} ({kind}): {source}")]
+    Invalid {
+        name: String,
+        kind: &'static str,
+        source: SpecError,
+    },
+}
 
-    fn try_from(r: RawSpec) -> Result<ProbeSpec, String> {
+impl TryFrom<RawSpec> for ProbeSpec {
+    type Error = RawSpecError;
+
+    fn try_from(r: RawSpec) -> Result<ProbeSpec, RawSpecError> {
         let name = r.name;
         if name.trim().is_empty() {
-            return Err("probe `name` is empty".to_string());
+            return Err(RawSpecError::EmptyName);
         }
         let kinds: Vec<ProbeKind> = [
             r.tcp.map(ProbeKind::Tcp),
@@ -261,25 +290,22 @@ impl TryFrom<RawSpec> for ProbeSpec {
         let mut kinds = kinds.into_iter();
         let kind = match (kinds.next(), kinds.next()) {
             (Some(k), None) => k,
-            (None, _) => {
-                return Err(format!(
-                    "probe {name:?} has no kind table (one of tcp, ws, http, process, heartbeat, \
-                     python_syntax, redis, postgres, disk, ollama, gpu, budget, command)"
-                ));
-            }
+            (None, _) => return Err(RawSpecError::NoKind(name)),
             (Some(a), Some(b)) => {
-                return Err(format!(
-                    "probe {name:?} has more than one kind table ({}, {}, ...): use one per probe",
-                    a.as_str(),
-                    b.as_str()
-                ));
+                return Err(RawSpecError::TwoKinds {
+                    name,
+                    first: a.as_str(),
+                    second: b.as_str(),
+                });
             }
         };
         if r.timeout == Some(Duration::ZERO) {
-            return Err(format!("probe {name:?}: `timeout` must be positive"));
+            return Err(RawSpecError::ZeroTimeout(name));
         }
-        kind.validate()
-            .map_err(|why| format!("probe {name:?} ({}): {why}", kind.as_str()))?;
+        if let Err(source) = kind.validate() {
+            let kind = kind.as_str();
+            return Err(RawSpecError::Invalid { name, kind, source });
+        }
         Ok(ProbeSpec {
             name,
             timeout: r.timeout,

@@ -8,8 +8,9 @@ use nexus_heartbeat::{Rule, State};
 use serde::Deserialize;
 
 use crate::Outcome;
+use crate::error::SpecError;
 use crate::process::{ProcessSpec, evaluate_pattern};
-use crate::runner::Sweep;
+use crate::sweep::Sweep;
 use crate::verdict::round;
 
 /// `heartbeat = { path = "~/.nexus/heartbeat.json", max_age = "5m", grace = { pattern = "nexus_think" } }`.
@@ -44,13 +45,13 @@ impl HeartbeatSpec {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), SpecError> {
         if self.max_age.is_zero() {
-            return Err("`max_age` must be positive".to_string());
+            return Err(SpecError::field("max_age", "must be positive"));
         }
         match &self.grace {
-            Some(g) if g.pattern.is_none() => Err("`grace` needs a `pattern`".to_string()),
-            Some(g) => g.validate().map_err(|e| format!("grace: {e}")),
+            Some(g) if g.pattern.is_none() => Err(SpecError::field("grace", "needs a `pattern`")),
+            Some(g) => g.validate().map_err(|e| SpecError::Grace(Box::new(e))),
             None => Ok(()),
         }
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::error::SpecError;
 use crate::secrets::{Secret, redact_url};
 use crate::{Outcome, Status};
 use nexus_stdx::error_chain;
@@ -109,26 +110,30 @@ impl HttpSpec {
         spec
     }
 
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), SpecError> {
         self.ranges().map(drop)?;
-        reqwest::Method::from_bytes(self.method.as_bytes())
-            .map_err(|_| format!("invalid HTTP method {:?}", self.method))?;
+        reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
+            SpecError::field("method", format!("{:?} is not an HTTP method", self.method))
+        })?;
         for a in &self.json {
             if !(a.pointer.is_empty() || a.pointer.starts_with('/')) {
-                return Err(format!("JSON pointer {:?} must start with `/`", a.pointer));
+                return Err(SpecError::field(
+                    "json",
+                    format!("pointer {:?} must start with `/`", a.pointer),
+                ));
             }
         }
         Ok(())
     }
 
-    fn ranges(&self) -> Result<Vec<(u16, u16)>, String> {
+    fn ranges(&self) -> Result<Vec<(u16, u16)>, SpecError> {
         self.expect_status.iter().map(|s| parse_range(s)).collect()
     }
 }
 
 /// `"200"`, `"2xx"` or `"200-299"` as an inclusive range.
-pub(crate) fn parse_range(s: &str) -> Result<(u16, u16), String> {
-    let bad = || format!("invalid status range {s:?} (use 200, 2xx or 200-299)");
+pub(crate) fn parse_range(s: &str) -> Result<(u16, u16), SpecError> {
+    let bad = || SpecError::StatusRange(s.to_string());
     let t = s.trim().to_ascii_lowercase();
     let num = |x: &str| {
         x.trim()
@@ -155,30 +160,40 @@ pub(crate) fn parse_range(s: &str) -> Result<(u16, u16), String> {
     Ok(range)
 }
 
+/// Why a body was not read whole.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    #[error("response body is {len} bytes, over the {cap}-byte cap")]
+    Declared { len: u64, cap: u64 },
+    #[error("response body exceeds the {cap}-byte cap")]
+    Exceeds { cap: u64 },
+    /// The reqwest error's chain, without the URL (it may carry a token).
+    #[error("reading the body failed: {0}")]
+    Read(String),
+}
+
 /// Reads at most `cap` bytes of the body; `Err` says why it stopped.
-pub(crate) async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Result<Vec<u8>, String> {
+pub(crate) async fn read_capped(
+    resp: &mut reqwest::Response,
+    cap: u64,
+) -> Result<Vec<u8>, BodyError> {
     if let Some(len) = resp.content_length()
         && len > cap
     {
-        return Err(format!(
-            "response body is {len} bytes, over the {cap}-byte cap"
-        ));
+        return Err(BodyError::Declared { len, cap });
     }
     let mut body = Vec::new();
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
                 if body.len() as u64 + chunk.len() as u64 > cap {
-                    return Err(format!("response body exceeds the {cap}-byte cap"));
+                    return Err(BodyError::Exceeds { cap });
                 }
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
             Err(e) => {
-                return Err(format!(
-                    "reading the body failed: {}",
-                    error_chain(&e.without_url())
-                ));
+                return Err(BodyError::Read(error_chain(&e.without_url())));
             }
         }
     }
@@ -199,7 +214,7 @@ pub(crate) async fn check(spec: &HttpSpec, client: &reqwest::Client) -> Outcome 
     let shown = redact_url(&spec.url);
     let ranges = match spec.ranges() {
         Ok(r) => r,
-        Err(e) => return Outcome::unknown(e),
+        Err(e) => return Outcome::unknown(e.to_string()),
     };
     let Ok(method) = reqwest::Method::from_bytes(spec.method.as_bytes()) else {
         return Outcome::unknown(format!("invalid HTTP method {:?}", spec.method));

@@ -18,6 +18,9 @@
 //! parameterised threshold query; disk space and inodes; Ollama models; GPU
 //! via `nvidia-smi`; a daily token budget; any Nagios plugin.
 //!
+//! [`seed`] holds the seed agent's default settings (ports, process,
+//! heartbeat file) that the watchdog and the pool share.
+//!
 //! Heavy kinds sit behind default-on features (`redis`, `postgres`, `ws`);
 //! without one, that kind answers Unknown.
 //!
@@ -40,6 +43,7 @@ mod budget;
 mod command;
 mod config;
 mod disk;
+mod error;
 mod gpu;
 mod heartbeat;
 mod http;
@@ -50,6 +54,8 @@ mod python;
 mod redis;
 mod runner;
 mod secrets;
+pub mod seed;
+mod sweep;
 mod tcp;
 mod verdict;
 mod ws;
@@ -58,6 +64,7 @@ pub use budget::{BudgetQuery, BudgetSpec, DEFAULT_BUDGET_QUERY};
 pub use command::{CommandSpec, PerfDatum, parse_perfdata};
 pub use config::{ConfigError, ProbeFile, ProbeKind, ProbeSpec, RunnerConfig, fill_database_url};
 pub use disk::DiskSpec;
+pub use error::SpecError;
 pub use gpu::GpuSpec;
 pub use heartbeat::HeartbeatSpec;
 pub use http::{DEFAULT_MAX_BODY, HttpSpec, JsonAssert};

@@ -11,6 +11,45 @@ use serde_json::Value;
 use crate::Outcome;
 use crate::secrets::ConnString;
 
+/// A PostgreSQL connection or query that failed. Every text in it is
+/// already scrubbed of the connection string's password
+/// ([`ConnString::scrub`]); `target` is `user@host:port/db`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PgError {
+    #[cfg(not(feature = "postgres"))]
+    #[error("nexus-probe was built without the `postgres` feature")]
+    NoFeature,
+    #[cfg(feature = "postgres")]
+    #[error("invalid PostgreSQL URL {0}")]
+    Url(String),
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL connection failed ({target}): {why}")]
+    Connect { target: String, why: String },
+    #[cfg(feature = "postgres")]
+    #[error("parameter ${n}: expected {want} for type {ty}, found {found}")]
+    ParamValue {
+        n: usize,
+        want: &'static str,
+        ty: String,
+        found: String,
+    },
+    #[cfg(feature = "postgres")]
+    #[error(
+        "parameter ${n} has type {ty}, which probes do not bind; cast it in the query (e.g. ${n}::float8)"
+    )]
+    ParamType { n: usize, ty: String },
+    #[cfg(feature = "postgres")]
+    #[error("the query has {wanted} parameter(s), {given} given")]
+    ParamCount { wanted: usize, given: usize },
+    /// The server's or the driver's message.
+    #[cfg(feature = "postgres")]
+    #[error("{0}")]
+    Server(String),
+    #[cfg(feature = "postgres")]
+    #[error("query failed ({target}): {why}")]
+    Query { target: String, why: String },
+}
+
 /// ```toml
 /// [probe.postgres]
 /// url = "host=127.0.0.1 port=5432 user=nexus dbname=nexus"
@@ -81,8 +120,8 @@ pub(crate) async fn query_value(
     _query: &str,
     _params: &[Value],
     _timeout: Duration,
-) -> Result<f64, String> {
-    Err("nexus-probe was built without the `postgres` feature".to_string())
+) -> Result<f64, PgError> {
+    Err(PgError::NoFeature)
 }
 
 #[cfg(feature = "postgres")]
@@ -135,19 +174,20 @@ mod imp {
         }
     }
 
-    pub(crate) async fn connect(url: &ConnString, timeout: Duration) -> Result<Conn, String> {
+    pub(crate) async fn connect(url: &ConnString, timeout: Duration) -> Result<Conn, PgError> {
         let mut cfg: tokio_postgres::Config =
             url.expose().parse().map_err(|e: tokio_postgres::Error| {
-                url.scrub(&format!("invalid PostgreSQL URL {}: {e}", url.redacted()))
+                PgError::Url(url.scrub(&format!("{}: {e}", url.redacted())))
             })?;
         cfg.connect_timeout(timeout);
         let target = target(&cfg);
-        let (client, connection) = cfg.connect(tokio_postgres::NoTls).await.map_err(|e| {
-            url.scrub(&format!(
-                "PostgreSQL connection failed ({target}): {}",
-                pg_error(&e)
-            ))
-        })?;
+        let (client, connection) =
+            cfg.connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| PgError::Connect {
+                    target: url.scrub(&target),
+                    why: url.scrub(&pg_error(&e)),
+                })?;
         let task = tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -159,9 +199,14 @@ mod imp {
     }
 
     /// Converts a config value to the parameter type the server inferred.
-    fn param(i: usize, v: &Value, ty: &Type) -> Result<Box<dyn ToSql + Sync + Send>, String> {
+    fn param(i: usize, v: &Value, ty: &Type) -> Result<Box<dyn ToSql + Sync + Send>, PgError> {
         let n = i + 1;
-        let bad = |want: &str| format!("parameter ${n}: expected {want} for type {ty}, found {v}");
+        let bad = |want: &'static str| PgError::ParamValue {
+            n,
+            want,
+            ty: ty.to_string(),
+            found: v.to_string(),
+        };
         Ok(match *ty {
             Type::INT2 => Box::new(
                 v.as_i64()
@@ -184,9 +229,10 @@ mod imp {
                 })
             }
             _ => {
-                return Err(format!(
-                    "parameter ${n} has type {ty}, which probes do not bind; cast it in the query (e.g. ${n}::float8)"
-                ));
+                return Err(PgError::ParamType {
+                    n,
+                    ty: ty.to_string(),
+                });
             }
         })
     }
@@ -198,20 +244,16 @@ mod imp {
         conn: &Conn,
         query: &str,
         params: &[Value],
-    ) -> Result<f64, String> {
+    ) -> Result<f64, PgError> {
+        let server = |e: tokio_postgres::Error| PgError::Server(pg_error(&e));
         let q = query.trim().trim_end_matches(';').trim();
         let wrapped = format!("SELECT (({q}))::float8");
-        let stmt = conn
-            .client
-            .prepare(&wrapped)
-            .await
-            .map_err(|e| pg_error(&e))?;
+        let stmt = conn.client.prepare(&wrapped).await.map_err(server)?;
         if stmt.params().len() != params.len() {
-            return Err(format!(
-                "the query has {} parameter(s), {} given",
-                stmt.params().len(),
-                params.len()
-            ));
+            return Err(PgError::ParamCount {
+                wanted: stmt.params().len(),
+                given: params.len(),
+            });
         }
         let boxed = params
             .iter()
@@ -223,12 +265,8 @@ mod imp {
             .iter()
             .map(|b| b.as_ref() as &(dyn ToSql + Sync))
             .collect();
-        let row = conn
-            .client
-            .query_one(&stmt, &refs)
-            .await
-            .map_err(|e| pg_error(&e))?;
-        let v: Option<f64> = row.try_get(0).map_err(|e| pg_error(&e))?;
+        let row = conn.client.query_one(&stmt, &refs).await.map_err(server)?;
+        let v: Option<f64> = row.try_get(0).map_err(server)?;
         Ok(v.unwrap_or(0.0))
     }
 
@@ -238,11 +276,14 @@ mod imp {
         query: &str,
         params: &[Value],
         timeout: Duration,
-    ) -> Result<f64, String> {
+    ) -> Result<f64, PgError> {
         let conn = connect(url, timeout).await?;
         run_value(&conn, query, params)
             .await
-            .map_err(|e| url.scrub(&format!("query failed ({}): {e}", conn.target)))
+            .map_err(|e| PgError::Query {
+                target: url.scrub(&conn.target),
+                why: url.scrub(&e.to_string()),
+            })
     }
 
     pub(crate) async fn check(spec: &PostgresSpec, timeout: Duration) -> Outcome {
@@ -251,7 +292,7 @@ mod imp {
         }
         let conn = match connect(&spec.url, timeout).await {
             Ok(c) => c,
-            Err(e) => return Outcome::critical(e),
+            Err(e) => return Outcome::critical(e.to_string()),
         };
         let t = conn.target.clone();
         if let Err(e) = conn.client.simple_query("SELECT 1").await {

@@ -12,11 +12,12 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Outcome;
-use crate::runner::Sweep;
+use crate::error::SpecError;
 
 /// How a pattern is matched against a command line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -90,7 +91,7 @@ impl ProcessSpec {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), SpecError> {
         let n = [
             self.pattern.is_some(),
             self.pidfile.is_some(),
@@ -100,13 +101,15 @@ impl ProcessSpec {
         .filter(|b| **b)
         .count();
         if n != 1 {
-            return Err("set exactly one of `pattern`, `pidfile`, `pid`".to_string());
+            return Err(SpecError::ExactlyOne {
+                fields: &["pattern", "pidfile", "pid"],
+            });
         }
         if self.pattern.as_deref().is_some_and(|p| p.trim().is_empty()) {
-            return Err("`pattern` is empty".to_string());
+            return Err(SpecError::field("pattern", "is empty"));
         }
         if self.pid == Some(0) {
-            return Err("`pid` 0 is not a process".to_string());
+            return Err(SpecError::field("pid", "0 is not a process"));
         }
         Ok(())
     }
@@ -569,26 +572,39 @@ fn check_pid(root: &Path, pid: u32, table: Option<&ProcTable>, prefix: &str) -> 
         .with("age_seconds", age.map(|a| crate::verdict::round(a, 1)))
 }
 
+/// A PID file that names no process, naming the file.
+#[derive(Debug, thiserror::Error)]
+enum PidFileError {
+    #[error("PID file {} is missing", .0.display())]
+    Missing(PathBuf),
+    #[error("cannot read PID file {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("PID file {} does not hold a PID: {text:?}", path.display())]
+    NotAPid { path: PathBuf, text: String },
+}
+
 /// Reads a PID file: one decimal PID, surrounding whitespace allowed.
-fn read_pidfile(path: &Path) -> Result<u32, String> {
+fn read_pidfile(path: &Path) -> Result<u32, PidFileError> {
     let bytes = match read_small(path, 64) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(format!("PID file {} is missing", path.display()));
+            return Err(PidFileError::Missing(path.to_path_buf()));
         }
-        Err(e) => return Err(format!("cannot read PID file {}: {e}", path.display())),
+        Err(source) => {
+            return Err(PidFileError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     };
     let text = String::from_utf8_lossy(&bytes);
     text.trim()
         .parse::<u32>()
         .ok()
         .filter(|p| *p > 0)
-        .ok_or_else(|| {
-            format!(
-                "PID file {} does not hold a PID: {:?}",
-                path.display(),
-                text.trim()
-            )
+        .ok_or_else(|| PidFileError::NotAPid {
+            path: path.to_path_buf(),
+            text: text.trim().to_string(),
         })
 }
 
@@ -667,11 +683,21 @@ pub(crate) fn evaluate_pattern(spec: &ProcessSpec, pattern: &str, table: &ProcTa
     }
 }
 
-pub(crate) async fn check(spec: &ProcessSpec, sweep: &Sweep) -> Outcome {
+/// `procs` gives the sweep's process table (scanned once per sweep, only
+/// once a valid spec asks for it); `proc_root` is where it was read.
+pub(crate) async fn check<F, E>(
+    spec: &ProcessSpec,
+    proc_root: &Path,
+    procs: impl FnOnce() -> F,
+) -> Outcome
+where
+    F: Future<Output = Arc<Result<ProcTable, E>>>,
+    E: std::fmt::Display,
+{
     if let Err(why) = spec.validate() {
         return Outcome::unknown(format!("process probe misconfigured: {why}"));
     }
-    let table = sweep.procs().await;
+    let table = procs().await;
     match (&spec.pattern, &spec.pidfile, spec.pid) {
         (Some(pattern), _, _) => match table.as_ref() {
             Ok(t) => evaluate_pattern(spec, pattern, t).outcome,
@@ -681,15 +707,15 @@ pub(crate) async fn check(spec: &ProcessSpec, sweep: &Sweep) -> Outcome {
             let file = nexus_stdx::expand_home(file);
             match read_pidfile(&file) {
                 Ok(pid) => check_pid(
-                    sweep.proc_root(),
+                    proc_root,
                     pid,
                     table.as_ref().as_ref().ok(),
                     &format!("PID file {}: ", file.display()),
                 ),
-                Err(why) => Outcome::critical(why),
+                Err(why) => Outcome::critical(why.to_string()),
             }
         }
-        (_, _, Some(pid)) => check_pid(sweep.proc_root(), pid, table.as_ref().as_ref().ok(), ""),
+        (_, _, Some(pid)) => check_pid(proc_root, pid, table.as_ref().as_ref().ok(), ""),
         _ => Outcome::unknown("process probe misconfigured"),
     }
 }

@@ -12,14 +12,12 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, StreamExt};
-use tokio::sync::OnceCell;
 
 use crate::config::{ProbeKind, ProbeSpec, RunnerConfig};
-use crate::process::ProcTable;
+use crate::sweep::Sweep;
 use crate::{Outcome, Status, Verdict};
 
 /// How many connecting probes may be starting at once.
@@ -243,9 +241,11 @@ async fn check(kind: &ProbeKind, sweep: &Sweep, timeout: Duration) -> Outcome {
         ProbeKind::Ws(s) => crate::ws::check(s).await,
         ProbeKind::Http(s) => match sweep.http().await {
             Ok(client) => crate::http::check(s, client).await,
-            Err(e) => Outcome::unknown(e.clone()),
+            Err(e) => Outcome::unknown(e.to_string()),
         },
-        ProbeKind::Process(s) => crate::process::check(s, sweep).await,
+        ProbeKind::Process(s) => {
+            crate::process::check(s, sweep.proc_root(), || sweep.procs()).await
+        }
         ProbeKind::Heartbeat(s) => crate::heartbeat::check(s, sweep).await,
         ProbeKind::PythonSyntax(s) => crate::python::check(s).await,
         ProbeKind::Redis(s) => crate::redis::check(s).await,
@@ -253,70 +253,14 @@ async fn check(kind: &ProbeKind, sweep: &Sweep, timeout: Duration) -> Outcome {
         ProbeKind::Disk(s) => crate::disk::check(s).await,
         ProbeKind::Ollama(s) => match sweep.http().await {
             Ok(client) => crate::ollama::check(s, client).await,
-            Err(e) => Outcome::unknown(e.clone()),
+            Err(e) => Outcome::unknown(e.to_string()),
         },
         ProbeKind::Gpu(s) => crate::gpu::check(s).await,
         ProbeKind::Budget(s) => match sweep.http().await {
             Ok(client) => crate::budget::check(s, client, timeout).await,
-            Err(e) => Outcome::unknown(e.clone()),
+            Err(e) => Outcome::unknown(e.to_string()),
         },
         ProbeKind::Command(s) => crate::command::check(s).await,
-    }
-}
-
-/// State shared by the probes of one sweep: the `/proc` snapshot and the
-/// HTTP client, each built at most once, on first use.
-#[derive(Debug)]
-pub(crate) struct Sweep {
-    proc_root: PathBuf,
-    procs: OnceCell<Arc<Result<ProcTable, String>>>,
-    http: OnceCell<Result<reqwest::Client, String>>,
-}
-
-impl Sweep {
-    pub(crate) fn new(proc_root: PathBuf) -> Sweep {
-        Sweep {
-            proc_root,
-            procs: OnceCell::new(),
-            http: OnceCell::new(),
-        }
-    }
-
-    pub(crate) fn proc_root(&self) -> &std::path::Path {
-        &self.proc_root
-    }
-
-    /// The process table, scanned once per sweep (on a blocking thread).
-    pub(crate) async fn procs(&self) -> Arc<Result<ProcTable, String>> {
-        self.procs
-            .get_or_init(|| async {
-                let root = self.proc_root.clone();
-                let scanned = tokio::task::spawn_blocking(move || {
-                    ProcTable::scan_at(&root, std::process::id())
-                })
-                .await;
-                Arc::new(match scanned {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(e) => Err(format!("process scan did not finish: {e}")),
-                })
-            })
-            .await
-            .clone()
-    }
-
-    /// One HTTP client per sweep: no proxy (probes go straight to the
-    /// target), at most 5 redirects.
-    pub(crate) async fn http(&self) -> &Result<reqwest::Client, String> {
-        self.http
-            .get_or_init(|| async {
-                reqwest::Client::builder()
-                    .no_proxy()
-                    .redirect(reqwest::redirect::Policy::limited(5))
-                    .user_agent(concat!("nexus-probe/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| format!("cannot build the HTTP client: {e}"))
-            })
-            .await
     }
 }
 

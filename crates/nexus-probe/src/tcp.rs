@@ -32,17 +32,34 @@ impl TcpSpec {
     }
 }
 
+/// A host the probe cannot connect to before trying: a bad name, or one
+/// that does not resolve.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HostError {
+    #[error("invalid host name {0:?}: empty or longer than 253 bytes")]
+    Length(String),
+    #[error("invalid host name {host:?}: bad label {label:?}")]
+    Label { host: String, label: String },
+    #[error("cannot resolve host {0:?}: .invalid names never resolve (RFC 6761)")]
+    Invalid(String),
+    #[error("cannot resolve host {host:?}: {source}")]
+    Lookup {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("cannot resolve host {0:?}: no addresses")]
+    NoAddresses(String),
+}
+
 /// Checks that a host name is a plausible DNS name or IP literal, so hostile
 /// or mistyped names are refused before any lookup.
-pub(crate) fn validate_host(host: &str) -> Result<(), String> {
+pub(crate) fn validate_host(host: &str) -> Result<(), HostError> {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     if h.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
     if h.is_empty() || h.len() > 253 {
-        return Err(format!(
-            "invalid host name {host:?}: empty or longer than 253 bytes"
-        ));
+        return Err(HostError::Length(host.to_string()));
     }
     for label in h.trim_end_matches('.').split('.') {
         let ok = !label.is_empty()
@@ -52,7 +69,10 @@ pub(crate) fn validate_host(host: &str) -> Result<(), String> {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             && !label.starts_with('-');
         if !ok {
-            return Err(format!("invalid host name {host:?}: bad label {label:?}"));
+            return Err(HostError::Label {
+                host: host.to_string(),
+                label: label.to_string(),
+            });
         }
     }
     Ok(())
@@ -60,7 +80,7 @@ pub(crate) fn validate_host(host: &str) -> Result<(), String> {
 
 /// Resolves `host:port` to every address. `.invalid` names never resolve
 /// (RFC 6761) and are refused without asking DNS.
-pub(crate) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+pub(crate) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, HostError> {
     validate_host(host)?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<IpAddr>() {
@@ -71,16 +91,17 @@ pub(crate) async fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, St
         .to_ascii_lowercase()
         .ends_with(".invalid")
     {
-        return Err(format!(
-            "cannot resolve host {host:?}: .invalid names never resolve (RFC 6761)"
-        ));
+        return Err(HostError::Invalid(host.to_string()));
     }
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
         .await
-        .map_err(|e| format!("cannot resolve host {host:?}: {e}"))?
+        .map_err(|source| HostError::Lookup {
+            host: host.to_string(),
+            source,
+        })?
         .collect();
     if addrs.is_empty() {
-        return Err(format!("cannot resolve host {host:?}: no addresses"));
+        return Err(HostError::NoAddresses(host.to_string()));
     }
     Ok(addrs)
 }

@@ -1,4 +1,6 @@
-//! Revive policies per mission.
+//! Revive policies per mission: the one type for the daemon's default, a
+//! cell's and an agent's policy (`nexus-cell` stores it in `cell.json` as
+//! `"auto"`, `"ask"` or `"never"`, with `yes`/`no` read as aliases).
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,11 +12,24 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     /// Revive at once (within the budget).
+    #[serde(alias = "yes")]
     Auto,
     /// Ask a human; revive only on approval.
     Ask,
     /// Record the death; never revive.
+    #[serde(alias = "no")]
     Never,
+}
+
+impl Policy {
+    /// The lower-case word, as written in `cell.json` and the pool's TOML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Auto => "auto",
+            Policy::Ask => "ask",
+            Policy::Never => "never",
+        }
+    }
 }
 
 /// A policy word that is none of `auto`, `ask`, `never`, `yes`, `no`.
@@ -39,11 +54,7 @@ impl FromStr for Policy {
 
 impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Policy::Auto => "auto",
-            Policy::Ask => "ask",
-            Policy::Never => "never",
-        })
+        f.write_str(self.as_str())
     }
 }
 
@@ -60,5 +71,23 @@ mod tests {
         assert_eq!("never".parse(), Ok(Policy::Never));
         let e = "substitute".parse::<Policy>().unwrap_err();
         assert!(e.to_string().contains("substitute"));
+    }
+
+    #[test]
+    fn serde_words_and_aliases() {
+        for p in [Policy::Auto, Policy::Ask, Policy::Never] {
+            let t = serde_json::to_string(&p).unwrap();
+            assert_eq!(t, format!("\"{}\"", p.as_str()));
+            assert_eq!(serde_json::from_str::<Policy>(&t).unwrap(), p);
+        }
+        assert_eq!(
+            serde_json::from_str::<Policy>("\"yes\"").unwrap(),
+            Policy::Auto
+        );
+        assert_eq!(
+            serde_json::from_str::<Policy>("\"no\"").unwrap(),
+            Policy::Never
+        );
+        assert!(serde_json::from_str::<Policy>("\"maybe\"").is_err());
     }
 }

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use nexus_probe::{
     HeartbeatSpec, HttpSpec, MatchMode, ProbeKind, ProbeSpec, ProcessSpec, PythonSyntaxSpec,
-    TcpSpec,
+    TcpSpec, seed,
 };
 
 /// The name of the health endpoint's check.
 pub const GATEWAY_HEALTH: &str = "gateway_health";
 
 /// The settings of the four default checks (docs/SPEC.md §2.2); every field has a
-/// flag and most an environment variable in `nexus-watchdog`.
+/// flag and most an environment variable in `nexus-watchdog`. The defaults
+/// are the seed agent's, from [`nexus_probe::seed`] (shared with the pool).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeedChecks {
     /// Gateway host (`--ws-host`, `NEXUS_WS_HOST`).
@@ -45,17 +46,17 @@ pub struct SeedChecks {
 impl Default for SeedChecks {
     fn default() -> SeedChecks {
         SeedChecks {
-            ws_host: "localhost".to_string(),
-            ws_port: 8765,
-            process_pattern: "nexus_think".to_string(),
+            ws_host: seed::WS_HOST.to_string(),
+            ws_port: seed::WS_PORT,
+            process_pattern: seed::PROCESS_PATTERN.to_string(),
             process_match: MatchMode::Argv,
-            heartbeat_path: nexus_heartbeat::default_agent_path(),
-            stale_threshold: Duration::from_secs(300),
-            think_script: PathBuf::from("nexus/nexus_think.py"),
-            python: "python3".to_string(),
+            heartbeat_path: seed::heartbeat_path(),
+            stale_threshold: seed::STALE_THRESHOLD,
+            think_script: PathBuf::from(seed::THINK_SCRIPT),
+            python: seed::PYTHON.to_string(),
             timeout: Duration::from_secs(5),
-            health_host: "127.0.0.1".to_string(),
-            health_port: 8766,
+            health_host: seed::HEALTH_HOST.to_string(),
+            health_port: seed::HEALTH_PORT,
             gateway_health: true,
         }
     }

@@ -1,6 +1,7 @@
 use super::*;
 use axum::body::Body;
 use axum::http::{Method, Request};
+use nexus_metrics::escape_label as label;
 use nexus_revive::Policy;
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -130,6 +131,36 @@ async fn metrics_per_agent() {
         "{body}"
     );
     assert_eq!(label("a\"b\\c\nd"), r#"a\"b\\c\nd"#);
+}
+
+/// A heartbeat age or sweep time that is not a finite number (a clock
+/// gone wrong) is spelled as Prometheus reads it (`NaN`, `+Inf`, `-Inf`),
+/// not as Rust prints it (`inf`), and the whole text passes promtool.
+#[test]
+fn non_finite_values_are_spelled_as_prometheus_reads_them() {
+    let mut s = sample(now());
+    s.agents[0].heartbeat_age = Some(f64::NAN);
+    s.agents[1].heartbeat_age = Some(f64::INFINITY);
+    s.last_sweep_seconds = f64::NEG_INFINITY;
+    let body = render_metrics(&s);
+    let host = nexus_heartbeat::hostname();
+    let age = |a: &AgentView, v: &str| {
+        format!(
+            r#"nexus_pool_agent_heartbeat_age_seconds{{agent="{}",cell="{}",mission="{}",host="{host}"}} {v}"#,
+            label(&a.name),
+            label(a.cell.as_deref().unwrap_or("")),
+            label(a.mission.as_deref().unwrap_or("")),
+        )
+    };
+    for line in [
+        age(&s.agents[0], "NaN"),
+        age(&s.agents[1], "+Inf"),
+        "nexus_pool_last_sweep_duration_seconds -Inf".to_string(),
+    ] {
+        assert!(body.lines().any(|l| l == line), "{line} not in\n{body}");
+    }
+    assert!(!body.contains("inf"), "Rust's spelling leaked:\n{body}");
+    nexus_testkit::promtool_check_metrics(&body);
 }
 
 #[tokio::test]
