@@ -458,4 +458,49 @@ mod tests {
             open_nofollow_with(&fifo, flags).unwrap();
         }
     }
+
+    #[test]
+    fn config_files_are_read_whole_up_to_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = {
+            let p = dir.path().join("ok.toml");
+            fs::write(&p, b"a = 1\n").unwrap();
+            p
+        };
+        assert_eq!(read_config(&p).unwrap(), "a = 1\n");
+        // An endless device stops at the limit, with an error that names it.
+        let e = read_config(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("16 MiB limit"), "{e}");
+        let e = read_config(&{
+            let p = dir.path().join("bin.toml");
+            fs::write(&p, b"\xff\xfe").unwrap();
+            p
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_config_from_a_pipe_is_read_to_its_end() {
+        // `--config <(generate)`: a short read is not the end of a pipe.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut f = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+                f.write_all(b"a = 1\n").unwrap();
+                f.flush().unwrap();
+                // A second write the reader may see in a second `read`.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                f.write_all(b"b = 2\n").unwrap();
+            })
+        };
+        assert_eq!(read_config(&fifo).unwrap(), "a = 1\nb = 2\n");
+        writer.join().unwrap();
+    }
 }
