@@ -15,8 +15,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use nexus_alert::{Alerts, IncidentSettings};
-use nexus_heartbeat::{CronDirs, CronWriter, parse_duration};
+use nexus_heartbeat::{CronDirs, CronWriter};
 use nexus_probe::{MatchMode, Runner, RunnerConfig};
+use nexus_stdx::parse_duration;
 use nexus_watch::{Evaluation, SeedChecks, Watchdog, WatchdogFile};
 
 #[derive(Debug, Parser)]
@@ -417,7 +418,7 @@ async fn watch(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
     if let Some(w) = alerts.adopt().await {
         errln!("nexus-watchdog: {w}");
     }
-    nexus_heartbeat::sd_notify("READY=1");
+    nexus_stdx::sd_notify("READY=1");
     loop {
         // A signal aborts the cycle in flight; cycles never overlap.
         tokio::select! {
@@ -425,7 +426,7 @@ async fn watch(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
             _ = term.recv() => return Ok(0),
             _ = int.recv() => return Ok(0),
         }
-        nexus_heartbeat::sd_notify("WATCHDOG=1");
+        nexus_stdx::sd_notify("WATCHDOG=1");
         tokio::select! {
             _ = tokio::time::sleep(setup.interval) => {}
             _ = term.recv() => return Ok(0),

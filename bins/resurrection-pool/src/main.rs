@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use nexus_heartbeat::{CronDirs, CronWriter, parse_duration};
+use nexus_heartbeat::{CronDirs, CronWriter};
 use nexus_pool::{Pool, PoolConfig, PoolOptions, PoolState, SweepReport, Wake};
+use nexus_stdx::parse_duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -575,9 +576,9 @@ async fn daemon(
                 let _ = stop_tx.send(());
                 return Ok(refuse_blind(&report));
             }
-            nexus_heartbeat::sd_notify("READY=1");
+            nexus_stdx::sd_notify("READY=1");
         }
-        nexus_heartbeat::sd_notify("WATCHDOG=1");
+        nexus_stdx::sd_notify("WATCHDOG=1");
         if !dry {
             let beaten = beat(&job, hb_dir.as_deref(), beat_every);
             pool.fault_result("heartbeat", beaten);

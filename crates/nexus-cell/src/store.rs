@@ -6,9 +6,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use nexus_heartbeat::{
-    Classification, Glance, HeartbeatWriter, Problem, Rule, State, classify, write_atomic,
-};
+use nexus_heartbeat::{Classification, Glance, HeartbeatWriter, Problem, Rule, State, classify};
+use nexus_stdx::write_atomic;
 use rustix::fs::{Mode, OFlags};
 use serde::Serialize;
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use nexus_heartbeat::{Observation, format_duration};
+use nexus_heartbeat::Observation;
+use nexus_stdx::format_duration;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{Expect, JobSpec, Registry, Settings};

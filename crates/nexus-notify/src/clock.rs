@@ -7,7 +7,7 @@
 //! stamp counts as long past (at most one early repeat per jump), and a
 //! flood hold further ahead than any Telegram `retry_after` is void.
 
-pub(crate) use nexus_heartbeat::elapsed_since as elapsed;
+pub(crate) use nexus_stdx::elapsed_since as elapsed;
 
 /// The longest flood-control hold believed: Telegram asks for seconds or
 /// minutes; a hold ending further ahead was set before the clock went back.

@@ -207,7 +207,7 @@ type ChannelValue = fn(&ChannelView) -> usize;
 pub fn render_metrics(s: &PoolSnapshot) -> String {
     let mut out = String::new();
     // Stable labels on every per-agent series: agent, cell, mission, host.
-    let host = label(nexus_heartbeat::hostname());
+    let host = label(nexus_stdx::hostname());
     let ids: Vec<String> = s
         .agents
         .iter()

@@ -61,7 +61,7 @@ impl Watchdog {
     /// Runs every probe once, judges, recovers; warnings are for the log.
     pub async fn evaluate(&self, dry_run: bool) -> (Evaluation, Vec<String>) {
         let verdicts = self.runner.run(&self.probes).await;
-        let now = nexus_heartbeat::now_epoch();
+        let now = nexus_stdx::now_epoch();
         let (results, warnings) =
             recover(&self.recovery, &verdicts, &self.state_dir, now, dry_run).await;
         let mut e = Evaluation::new(now, verdicts, self.strict, &self.optional);

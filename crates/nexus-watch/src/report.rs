@@ -62,7 +62,7 @@ impl Evaluation {
         Evaluation {
             timestamp,
             checked_at: iso(timestamp),
-            host: nexus_heartbeat::hostname().to_string(),
+            host: nexus_stdx::hostname().to_string(),
             overall_status: overall,
             healthy: overall == Overall::Healthy,
             has_critical: verdicts.iter().any(|v| v.status == Status::Critical),

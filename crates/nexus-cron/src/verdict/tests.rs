@@ -10,7 +10,7 @@ fn found(text: &str) -> Found {
         path: PathBuf::from("/hb/job.last"),
         observed: Observation::parse(text.as_bytes(), Some(NOW - 10.0)).map_err(|reason| Problem {
             state: State::Corrupt,
-            reason,
+            reason: reason.to_string(),
         }),
         shadowed: vec![],
     }

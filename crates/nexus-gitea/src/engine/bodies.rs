@@ -122,7 +122,7 @@ impl Engine {
         b.push_str(a.check.diagnostics.trim());
         b.push_str(&format!(
             "\n\n---\n_Opened by the nexus incident engine on {} at {}. It comments while the problem lasts and closes this issue on recovery._\n",
-            nexus_heartbeat::hostname(),
+            nexus_stdx::hostname(),
             rfc3339(a.decided_at)
         ));
         b
@@ -140,7 +140,7 @@ impl Engine {
     pub(super) fn recovery_body(&self, a: &QueuedAction) -> String {
         let down = a
             .down_since
-            .map(|s| nexus_heartbeat::format_duration(a.decided_at.saturating_sub(s) as f64));
+            .map(|s| nexus_stdx::format_duration(a.decided_at.saturating_sub(s) as f64));
         format!(
             "## ✅ Recovered: `{}`\n\n{}\n\nRecovered at {}{}. Closing.\n",
             a.check.subject.replace('`', "'"),

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use nexus_heartbeat::elapsed_since as elapsed;
+use nexus_stdx::elapsed_since as elapsed;
 
 use super::Engine;
 
@@ -113,9 +113,7 @@ impl Limiter {
         let times: Vec<i64> = self.sent.iter().copied().collect();
         let written = serde_json::to_vec(&times)
             .map_err(|e| e.to_string())
-            .and_then(|b| {
-                nexus_heartbeat::write_private(path, &b, false).map_err(|e| e.to_string())
-            });
+            .and_then(|b| nexus_stdx::write_private(path, &b, false).map_err(|e| e.to_string()));
         match written {
             Ok(()) => {
                 self.dirty = false;
