@@ -144,6 +144,20 @@ mod tests {
         assert_eq!(e.name.len(), 200, "the error clips the name");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn the_one_pass_check_accepts_what_the_rule_accepts(
+            s in proptest::prop_oneof!["[a-z0-9._/\\\\-]{0,70}", "\\PC{0,70}", "[.a\\x00\\x1f\\u{85}-]{0,4}"],
+            max in proptest::prop_oneof![proptest::strategy::Just(36usize), proptest::strategy::Just(64usize), 0usize..8],
+        ) {
+            proptest::prop_assert_eq!(
+                plain(s.as_bytes(), max),
+                explain(&s, max) == "accepted",
+                "{:?} (max {})", s, max
+            );
+        }
+    }
+
     #[test]
     fn the_fast_path_and_the_explanation_agree() {
         // Every string of up to 3 bytes over an alphabet of the interesting ones.

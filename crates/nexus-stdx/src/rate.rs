@@ -71,6 +71,11 @@ impl SlidingWindow {
         true
     }
 
+    /// The most actions per window (0: no limit).
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
     /// Actions counted in the window.
     pub fn len(&self) -> usize {
         self.sent.len()

@@ -35,7 +35,7 @@ pub use defaults::{GATEWAY_HEALTH, SeedChecks};
 pub use error::ConfigError;
 pub use nexus_alert::{IncidentSettings, TelegramSettings};
 pub use recovery::{CleanupStats, RecoveryResult, RecoveryState, cleanup, glob_match, recover};
-pub use report::{CheckEntry, Evaluation, iso};
+pub use report::{CheckEntry, Evaluation};
 pub use status::{Overall, counts, overall};
 
 use nexus_probe::{ProbeSpec, Runner};
