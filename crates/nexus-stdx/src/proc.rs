@@ -155,6 +155,19 @@ mod tests {
     }
 
     #[test]
+    fn stat_with_hostile_comm() {
+        let line =
+            "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(
+            (s.pid, s.comm.as_str(), s.state, s.ppid, s.start_ticks),
+            (4242, "a) b (c)", 'S', 1, 987654)
+        );
+        assert!(parse_stat("garbage").is_err());
+        assert!(parse_stat("1 (x) S").is_err());
+    }
+
+    #[test]
     fn reads_this_process() {
         let root = Path::new("/proc");
         if !root.join("self").exists() {
