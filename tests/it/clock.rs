@@ -29,8 +29,8 @@ fn join_watched(f: &Fleet, agent: &str) {
 }
 
 fn stamped(f: &Fleet, agent: &str, ahead: u64) {
-    let ts = nexus_heartbeat::now_epoch() + ahead as f64;
-    nexus_heartbeat::write_atomic(
+    let ts = nexus_stdx::now_epoch() + ahead as f64;
+    nexus_stdx::write_atomic(
         &f.heartbeat_path(agent),
         format!("{{\"timestamp\": {ts}, \"agent\": \"{agent}\"}}").as_bytes(),
         false,

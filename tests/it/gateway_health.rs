@@ -146,7 +146,7 @@ fn the_sidecar_follows_a_real_gateway_through_stop_and_wedge() {
         "{j}"
     );
     let ts = j["ts"].as_f64().unwrap();
-    assert!((ts - nexus_heartbeat::now_epoch()).abs() < 60.0, "{j}");
+    assert!((ts - nexus_stdx::now_epoch()).abs() < 60.0, "{j}");
     // The query string is ignored; HEAD has no body; other methods 405; other paths 404.
     assert_eq!(side.get("/health?x=1").unwrap().status, 200);
     let head = fetch(side.addr, "HEAD", "/health?probe=1").unwrap();
@@ -239,7 +239,7 @@ impl Watch {
         std::fs::write(root.join("think.py"), "def main():\n    return 1\n").unwrap();
         let doc = format!(
             r#"{{"timestamp":{},"pid":1,"cycle":1,"model":"m","status":"thinking"}}"#,
-            nexus_heartbeat::now_epoch()
+            nexus_stdx::now_epoch()
         );
         std::fs::write(root.join("heartbeat.json"), doc).unwrap();
         Watch {
@@ -382,10 +382,7 @@ fn the_pool_counts_a_wedged_gateway_down_through_its_health() {
         std::fs::create_dir_all(root.join("cells")).unwrap();
         std::fs::write(
             root.join("heartbeat.json"),
-            format!(
-                r#"{{"timestamp":{},"pid":1}}"#,
-                nexus_heartbeat::now_epoch()
-            ),
+            format!(r#"{{"timestamp":{},"pid":1}}"#, nexus_stdx::now_epoch()),
         )
         .unwrap();
         let cfg = root.join("pool.toml");

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use nexus_heartbeat::{AgentHeartbeat, HeartbeatWriter, write_atomic};
+use nexus_heartbeat::{AgentHeartbeat, HeartbeatWriter};
+use nexus_stdx::write_atomic;
 
 /// A document whose padding encodes its cycle: torn writes cannot pass.
 fn stress_doc(cycle: u64, pad_len: usize) -> Vec<u8> {

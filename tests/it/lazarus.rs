@@ -79,8 +79,8 @@ fn warned_once(log: &str) {
 }
 
 fn beat_now(f: &Fleet, agent: &str) -> f64 {
-    let ts = nexus_heartbeat::now_epoch();
-    nexus_heartbeat::write_atomic(
+    let ts = nexus_stdx::now_epoch();
+    nexus_stdx::write_atomic(
         &f.heartbeat_path(agent),
         format!("{{\"timestamp\": {ts}, \"agent\": \"{agent}\", \"status\": \"thinking\"}}")
             .as_bytes(),

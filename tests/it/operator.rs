@@ -191,7 +191,7 @@ fn a_frozen_cells_dead_agent_is_one_warning_and_shown_dead_by_status() {
     assert_eq!(r["frozen"], true, "{r}");
     assert!(r["heartbeat_age"].is_null(), "{r}");
     assert!(
-        r["last_checked"].as_f64().unwrap() > nexus_heartbeat::now_epoch() - 60.0,
+        r["last_checked"].as_f64().unwrap() > nexus_stdx::now_epoch() - 60.0,
         "{r}"
     );
 }
@@ -283,7 +283,7 @@ fn a_corrupt_heartbeat_is_one_warning_per_episode_naming_the_file_and_field() {
     );
 
     // Readable in between: a new episode, a new warning.
-    write_beat(&path, &format!("{}", nexus_heartbeat::now_epoch()));
+    write_beat(&path, &format!("{}", nexus_stdx::now_epoch()));
     let fine = corrupt_lines(&[once(&f, &cfg, "warn")]);
     assert!(fine.is_empty(), "{fine:#?}");
     assert!(row(&status_json(&f, &cfg), &key)["reason"].is_null());

@@ -1185,7 +1185,7 @@ fn cron_jobs_on_other_hosts_push_their_runs_to_the_pool() {
             .run()
             .unwrap()
     };
-    let pushed = format!("nightly@{}", nexus_heartbeat::hostname());
+    let pushed = format!("nightly@{}", nexus_stdx::hostname());
     let check = || cron_status(&pings, &pushed);
     let o = job("exit 0", TOKEN);
     assert_eq!(

@@ -85,7 +85,7 @@ fn the_watchdog_and_the_cron_checker_write_metrics_for_node_exporter() {
     let (watchdog, cron) = textfiles(tmp.path());
     nexus_testkit::promtool_check_metrics(&watchdog);
     nexus_testkit::promtool_check_metrics(&cron);
-    let host = nexus_heartbeat::hostname();
+    let host = nexus_stdx::hostname();
     assert!(
         watchdog.contains(&format!(
             "nexus_watchdog_check_status{{check=\"ws_gateway\",kind=\"tcp\",host=\"{host}\"}} 2"

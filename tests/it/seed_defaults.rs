@@ -14,7 +14,7 @@ use nexus_testkit::tcp;
 
 fn beat(path: &Path, age: f64) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let at = nexus_heartbeat::now_epoch() - age;
+    let at = nexus_stdx::now_epoch() - age;
     std::fs::write(path, format!(r#"{{"timestamp":{at},"pid":1}}"#)).unwrap();
 }
 

@@ -16,7 +16,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use nexus_alert::{AlertProblem, Alerts, IncidentSettings, Severity, TelegramSettings};
 use nexus_cron::{CheckReport, Registry, alerts, history, report};
-use nexus_heartbeat::{CronDirs, CronWriter, format_duration, now_epoch};
+use nexus_heartbeat::{CronDirs, CronWriter};
+use nexus_stdx::{format_duration, now_epoch};
 
 /// The registry read when `--registry` is not given, if it exists.
 const DEFAULT_REGISTRY: &str = "/etc/bezalel/cron-jobs.toml";
@@ -180,7 +181,7 @@ fn default_dirs() -> Vec<PathBuf> {
         return resolved.candidates().to_vec();
     }
     let mut dirs = resolved.candidates().to_vec();
-    dirs.insert(1, PathBuf::from(nexus_heartbeat::PERSISTENT_DIR));
+    dirs.insert(1, PathBuf::from(nexus_heartbeat::CronDirs::PERSISTENT_DIR));
     dirs
 }
 
@@ -224,7 +225,7 @@ fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
         errln!("{}", alerts::p1_line(job));
     }
     if let Some(path) = &a.metrics_file {
-        let text = report.metrics(nexus_heartbeat::hostname());
+        let text = report.metrics(nexus_stdx::hostname());
         if let Err(e) = nexus_metrics::write_textfile(path, &text) {
             errln!("cron-heartbeat-check: {e}");
         }
@@ -334,7 +335,7 @@ fn incident(setup: &Setup, report: &CheckReport, dry_run: bool) -> anyhow::Resul
                 .join(", ")
         )
     };
-    let markdown = report::night_watch_markdown(report, &[], nexus_heartbeat::hostname());
+    let markdown = report::night_watch_markdown(report, &[], nexus_stdx::hostname());
     let problems: Vec<AlertProblem> = failing
         .iter()
         .map(|j| {
@@ -415,7 +416,7 @@ fn write_report(setup: &Setup, a: &ReportArgs) -> anyhow::Result<ExitCode> {
             setup.state_dir.display()
         );
     }
-    let host = nexus_heartbeat::hostname();
+    let host = nexus_stdx::hostname();
     let text = match (a.panel, a.html, a.lines) {
         (_, _, true) => report::morning_lines(&check),
         (true, false, false) => report::panel_markdown(&check),
@@ -423,7 +424,7 @@ fn write_report(setup: &Setup, a: &ReportArgs) -> anyhow::Result<ExitCode> {
         (false, false, false) => report::night_watch_markdown(&check, &changes, host),
     };
     match &a.output {
-        Some(path) => nexus_heartbeat::write_atomic(path, text.as_bytes(), true)?,
+        Some(path) => nexus_stdx::write_atomic(path, text.as_bytes(), true)?,
         None => out!("{text}"),
     }
     Ok(ExitCode::SUCCESS)

@@ -14,7 +14,8 @@ use nexus_cell::{
     AgentName, Cell, CellId, CellStore, Event, Join, NewCell, RevivePolicy, Role, Status,
     parse_proposal,
 };
-use nexus_heartbeat::{Rule, now_epoch};
+use nexus_heartbeat::Rule;
+use nexus_stdx::now_epoch;
 use serde_json::{Value, json};
 
 #[derive(Debug, Parser)]

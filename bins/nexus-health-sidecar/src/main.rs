@@ -70,9 +70,9 @@ impl Cli {
             return Err(format!(
                 "--probe-interval ({}) plus --probe-timeout ({}) must not exceed --fresh-within ({}): \
                  a live gateway would be shown degraded between two probes",
-                nexus_heartbeat::format_duration(self.probe_interval.as_secs_f64()),
-                nexus_heartbeat::format_duration(self.probe_timeout.as_secs_f64()),
-                nexus_heartbeat::format_duration(self.fresh_within.as_secs_f64()),
+                nexus_stdx::format_duration(self.probe_interval.as_secs_f64()),
+                nexus_stdx::format_duration(self.probe_timeout.as_secs_f64()),
+                nexus_stdx::format_duration(self.fresh_within.as_secs_f64()),
             ));
         }
         if !self.ws_path.starts_with('/') {
@@ -156,9 +156,9 @@ async fn serve(cli: &Cli, listener: tokio::net::TcpListener) -> anyhow::Result<(
     ));
     tracing::info!(
         "serving http://{addr}/health for {url} (ok while a handshake succeeded within {})",
-        nexus_heartbeat::format_duration(cli.fresh_within.as_secs_f64())
+        nexus_stdx::format_duration(cli.fresh_within.as_secs_f64())
     );
-    nexus_heartbeat::sd_notify("READY=1");
+    nexus_stdx::sd_notify("READY=1");
     let prober = tokio::spawn(probe_loop(live, url, cli.probe_interval, cli.probe_timeout));
     tokio::select! {
         _ = term.recv() => {}
@@ -210,7 +210,7 @@ async fn probe_loop(live: Liveness, url: String, interval: Duration, timeout: Du
             }
         }
         was_live = Some(ok);
-        nexus_heartbeat::sd_notify("WATCHDOG=1");
+        nexus_stdx::sd_notify("WATCHDOG=1");
     }
 }
 

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use nexus_heartbeat::{
-    CronDirs, CronWriter, HeartbeatWriter, Rule, RunOutcome, classify_many, default_agent_path,
-    now_epoch,
+    CronDirs, CronWriter, HeartbeatWriter, Ping, PingKind, Rule, RunOutcome, classify_many,
+    default_agent_path,
 };
+use nexus_stdx::now_epoch;
 use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -101,24 +102,24 @@ struct JobArgs {
     token_file: Option<PathBuf>,
 }
 
-/// Pushes one ping: `what` is `None` (success), `start`, or an exit code.
+/// Pushes one ping (the `/ping` grammar of [`Ping`], which the pool parses).
 /// Three tries, 5 s each; the error says why, without the token, and shows
 /// the URL without its user info (`http://user:password@pool` may be how
 /// a proxy in front of the pool wants it).
-fn push(job: &JobArgs, url: &str, what: Option<&str>, interval: u64) -> Result<(), String> {
+fn push(job: &JobArgs, url: &str, kind: PingKind, interval: u64) -> Result<(), String> {
     let shown = nexus_secret::redact_url(url);
     let token = nexus_secret::token(&job.token_env, job.token_file.as_deref())
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no push token in ${} (or --token-file)", job.token_env))?;
-    let mut endpoint = format!("{}/ping/{}", url.trim_end_matches('/'), job.job);
-    if let Some(w) = what {
-        endpoint.push('/');
-        endpoint.push_str(w);
-    }
-    endpoint.push_str(&format!("?interval={interval}"));
-    let host = job.host.as_deref().unwrap_or(nexus_heartbeat::hostname());
-    nexus_heartbeat::validate_host_name(host).map_err(|e| format!("{e} (use --host)"))?;
-    endpoint.push_str(&format!("&host={host}"));
+    let host = job.host.as_deref().unwrap_or(nexus_stdx::hostname());
+    let ping =
+        Ping::new(&job.job, host, kind, Some(Duration::from_secs(interval))).map_err(|e| {
+            match nexus_heartbeat::validate_job_name(&job.job) {
+                Ok(()) => format!("{e} (use --host)"),
+                Err(_) => e.to_string(),
+            }
+        })?;
+    let endpoint = format!("{}{}", url.trim_end_matches('/'), ping.path_and_query());
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -225,7 +226,7 @@ fn touch(a: TouchArgs) -> ExitCode {
             errln!("nexus-heartbeat: {e}");
             return ExitCode::from(u8::from(a.strict));
         }
-        return match push(&a.job, url, None, interval) {
+        return match push(&a.job, url, PingKind::Success, interval) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 errln!("nexus-heartbeat: {e}");
@@ -257,7 +258,7 @@ fn run(a: RunArgs) -> ExitCode {
     // Say "running" first: a run that hangs or whose wrapper is killed is
     // then visible as such instead of looking like a job that never started.
     let started = match &remote {
-        Some(url) => push(&a.job, url, Some("start"), interval),
+        Some(url) => push(&a.job, url, PingKind::Start, interval),
         None => writer
             .clone()
             .pid(std::process::id())
@@ -294,7 +295,7 @@ fn run(a: RunArgs) -> ExitCode {
         exit_code: code,
     };
     if let Some(url) = &remote {
-        if let Err(e) = push(&a.job, url, Some(&code.to_string()), interval) {
+        if let Err(e) = push(&a.job, url, PingKind::exit(code), interval) {
             errln!("nexus-heartbeat: {e}");
         }
     } else if let Err(e) = writer.pid(child_pid).run(&a.job.job, interval, outcome) {

@@ -411,7 +411,7 @@ async fn watch(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
     if let Some(w) = alerts.adopt().await {
         errln!("nexus-watchdog: {w}");
     }
-    nexus_heartbeat::sd_notify("READY=1");
+    nexus_stdx::sd_notify("READY=1");
     loop {
         // A signal aborts the cycle in flight; cycles never overlap.
         tokio::select! {
@@ -419,7 +419,7 @@ async fn watch(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
             _ = term.recv() => return Ok(0),
             _ = int.recv() => return Ok(0),
         }
-        nexus_heartbeat::sd_notify("WATCHDOG=1");
+        nexus_stdx::sd_notify("WATCHDOG=1");
         tokio::select! {
             _ = tokio::time::sleep(setup.interval) => {}
             _ = term.recv() => return Ok(0),

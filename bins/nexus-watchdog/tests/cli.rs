@@ -30,7 +30,7 @@ impl Sandbox {
         Sandbox { _tmp: tmp, root }
     }
     fn heartbeat(&self, age_seconds: f64) {
-        let now = nexus_heartbeat::now_epoch();
+        let now = nexus_stdx::now_epoch();
         let doc = format!(
             r#"{{"timestamp":{},"pid":1,"cycle":7,"model":"timmy","status":"thinking"}}"#,
             now - age_seconds

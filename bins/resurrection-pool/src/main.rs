@@ -567,9 +567,9 @@ async fn daemon(
                 let _ = stop_tx.send(());
                 return Ok(refuse_blind(&report));
             }
-            nexus_heartbeat::sd_notify("READY=1");
+            nexus_stdx::sd_notify("READY=1");
         }
-        nexus_heartbeat::sd_notify("WATCHDOG=1");
+        nexus_stdx::sd_notify("WATCHDOG=1");
         if !dry {
             let beaten = beat(&job, hb_dir.as_deref(), beat_every);
             pool.fault_result("heartbeat", beaten);

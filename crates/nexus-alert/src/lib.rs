@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nexus_gitea::{Check, Engine, EngineConfig, GiteaClient, GiteaConfig, Outcome, Token};
-use nexus_heartbeat::deserialize_duration;
 use nexus_notify::{AlertConfig, Alerter, BotToken, Problem, Telegram, TelegramConfig};
+use nexus_stdx::deserialize_duration;
 use serde::Deserialize;
 
 pub use nexus_notify::{Problem as AlertProblem, Severity};
@@ -356,7 +356,7 @@ impl Alerts {
                     ));
                 }
             } else {
-                let now = nexus_heartbeat::now_epoch() as i64;
+                let now = nexus_stdx::now_epoch() as i64;
                 match a.notify(problems, now).await {
                     Ok(nexus_notify::Sent::Nothing) => {}
                     Ok(sent) => log.push(format!("telegram: {sent:?}")),

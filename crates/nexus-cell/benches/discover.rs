@@ -10,7 +10,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use nexus_cell::{
     AgentEntry, AgentName, CellId, CellManifest, CellStore, NewCell, Role, Status, now_utc,
 };
-use nexus_heartbeat::{AgentHeartbeat, Rule, WriterStamp, classify_many, now_epoch, write_atomic};
+use nexus_heartbeat::{AgentHeartbeat, Rule, WriterStamp, classify_many};
+use nexus_stdx::{now_epoch, write_atomic};
 
 const CELLS: usize = 1_000;
 const AGENTS: usize = 10;

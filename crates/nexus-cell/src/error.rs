@@ -116,7 +116,7 @@ pub enum Error {
     },
     /// An atomic write (manifest, state) failed; the old file is intact.
     #[error(transparent)]
-    Write(#[from] nexus_heartbeat::Error),
+    Write(#[from] nexus_stdx::WriteError),
 }
 
 impl Error {

@@ -151,7 +151,7 @@ pub(crate) fn read_bounded_at(
 pub(crate) fn read_bounded_file(mut f: File, path: &Path, max: u64) -> Result<Vec<u8>, Error> {
     const FIRST_READ: usize = 4096;
     let mut buf = Vec::new();
-    let read = nexus_heartbeat::read_limited(&mut f, &mut buf, FIRST_READ, max);
+    let read = nexus_stdx::read_limited(&mut f, &mut buf, FIRST_READ, max);
     match read {
         Ok(len) if len > 0 && len as u64 <= max => {
             buf.truncate(len);

@@ -143,69 +143,14 @@ fn clip(s: &str) -> String {
     s.chars().take(200).collect()
 }
 
-/// The shared rule for names used as one path component.
+/// The workspace's one rule for names used as one path component
+/// (`nexus_stdx::validate_name`), worded as this crate's [`NameError`].
 fn check_component(kind: &'static str, name: &str, max: usize) -> Result<(), NameError> {
-    // The common case in one pass (the pool checks 10,000 names per sweep);
-    // `explain` only words a refusal.
-    if plain_component(name.as_bytes(), max) {
-        return Ok(());
-    }
-    explain(kind, name, max)
-}
-
-/// `[A-Za-z0-9._-]{1,max}`, not starting with `.`, without `..`: what
-/// [`explain`] accepts (its allowed bytes exclude NUL, control characters
-/// and separators; a property test holds the two equal).
-fn plain_component(b: &[u8], max: usize) -> bool {
-    !b.is_empty()
-        && b.len() <= max
-        && b[0] != b'.'
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
-        && !b.windows(2).any(|w| w == b"..")
-}
-
-/// The rule, check by check, with the first refusal's reason.
-fn explain(kind: &'static str, name: &str, max: usize) -> Result<(), NameError> {
-    let err = |why| {
-        Err(NameError {
-            kind,
-            name: clip(name),
-            why,
-        })
-    };
-    if name.is_empty() {
-        return err("empty");
-    }
-    if name.len() > max {
-        return err(match max {
-            36 => "longer than 36 bytes",
-            64 => "longer than 64 bytes",
-            _ => "too long",
-        });
-    }
-    if name.contains('\0') {
-        return err("contains NUL");
-    }
-    if name.chars().any(char::is_control) {
-        return err("contains a control character");
-    }
-    if name.contains('/') || name.contains('\\') {
-        return err("contains a path separator");
-    }
-    if name == "." || name == ".." || name.contains("..") {
-        return err("contains '..'");
-    }
-    if name.starts_with('.') {
-        return err("starts with '.'");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return err("only A-Z a-z 0-9 . _ - are allowed");
-    }
-    Ok(())
+    nexus_stdx::validate_name(kind, name, max).map_err(|e| NameError {
+        kind: e.kind,
+        name: e.name,
+        why: e.why,
+    })
 }
 
 #[cfg(test)]
@@ -299,18 +244,6 @@ mod tests {
                 prop_assert!(matches!(p.components().next(), Some(std::path::Component::Normal(_))));
                 prop_assert!(!n.as_str().starts_with('.'));
             }
-        }
-
-        #[test]
-        fn the_one_pass_check_accepts_what_the_rule_accepts(
-            s in prop_oneof!["[a-z0-9._/\\\\-]{0,70}", "\\PC{0,70}", "[.a\\x00\\x1f\\u{85}]{0,4}"],
-            max in prop_oneof![Just(36usize), Just(64usize), 0usize..8],
-        ) {
-            prop_assert_eq!(
-                plain_component(s.as_bytes(), max),
-                explain("agent name", &s, max).is_ok(),
-                "{:?} (max {})", s, max
-            );
         }
 
         #[test]

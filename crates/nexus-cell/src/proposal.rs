@@ -4,7 +4,7 @@
 //! HTML comments (the template's hints) are ignored, and so are the
 //! template's unfilled placeholders (`- @ —`, `yes / no`, empty cells).
 
-use nexus_heartbeat::parse_duration;
+use nexus_stdx::parse_duration;
 
 use crate::{AgentName, CellConfig, Invitee, Isolation, NewCell, Role};
 

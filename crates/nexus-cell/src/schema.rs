@@ -430,7 +430,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn agent_name() -> impl Strategy<Value = AgentName> {
-        "[A-Za-z0-9_-][A-Za-z0-9_-]{0,20}".prop_map(|s| AgentName::new(&s).unwrap())
+        "[A-Za-z0-9_][A-Za-z0-9_-]{0,20}".prop_map(|s| AgentName::new(&s).unwrap())
     }
 
     fn role() -> impl Strategy<Value = Role> {

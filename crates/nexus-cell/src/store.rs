@@ -6,9 +6,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use nexus_heartbeat::{
-    Classification, Glance, HeartbeatWriter, Problem, Rule, State, classify, write_atomic,
-};
+use nexus_heartbeat::{Classification, Glance, HeartbeatWriter, Problem, Rule, State, classify};
+use nexus_stdx::write_atomic;
 use rustix::fs::{Mode, OFlags};
 use serde::Serialize;
 
@@ -807,7 +806,9 @@ impl CellStore {
             }
         }
         entries.sort();
-        let results = par_map(&entries, |(name, is_link)| {
+        // 64 entries per thread before a thread is worth it; a panic in the
+        // closure is resumed here (nexus-stdx's one policy).
+        let results = nexus_stdx::par_map(&entries, 64, |(name, is_link)| {
             let dir = self.root.join(name);
             if *is_link {
                 return Some(Err(self.symlink_error(&dir)));
@@ -972,61 +973,6 @@ fn unescape_mount(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Maps `f` over `items` on all cores (input order kept); small inputs
-/// stay on this thread.
-///
-/// The threads take batches from a shared counter rather than a fixed
-/// share each: on a machine whose other work (or hypervisor) takes a core
-/// for a few milliseconds, the other threads take over its share instead of
-/// waiting for it at the end.
-fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    const PER_THREAD_MIN: usize = 64;
-    const BATCH: usize = 8;
-    // Asked only when it matters: `available_parallelism` reads the cgroup
-    // files under /proc, a tenth of an empty root's start-up.
-    if items.len() < 2 * PER_THREAD_MIN {
-        return items.iter().map(&f).collect();
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(items.len() / PER_THREAD_MIN).max(1);
-    if threads == 1 {
-        return items.iter().map(&f).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let work = || {
-        let mut batches: Vec<(usize, Vec<R>)> = Vec::new();
-        loop {
-            let start = next.fetch_add(BATCH, std::sync::atomic::Ordering::Relaxed);
-            let Some(batch) = items.get(start..(start + BATCH).min(items.len())) else {
-                break;
-            };
-            if batch.is_empty() {
-                break;
-            }
-            batches.push((start, batch.iter().map(&f).collect()));
-        }
-        batches
-    };
-    let work = &work;
-    let mut batches = std::thread::scope(|s| {
-        let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
-        // The calling thread works too: one thread (and one allocator
-        // arena) fewer.
-        let mut all = work();
-        // A worker panic is a bug in `f`; re-raise it here.
-        for h in handles {
-            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        }
-        all
-    });
-    batches.sort_unstable_by_key(|(start, _)| *start);
-    let mut out = Vec::with_capacity(items.len());
-    for (_, b) in batches {
-        out.extend(b);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nexus_cron::{Registry, evaluate, scan};
-use nexus_heartbeat::now_epoch;
+use nexus_stdx::now_epoch;
 
 fn scan_10k(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::{CheckReport, JobReport, JobStatus};
-use nexus_heartbeat::format_duration;
+use nexus_stdx::format_duration;
 
 /// The content of one `.alert` file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,7 +65,7 @@ pub fn sync(dir: &Path, report: &CheckReport) -> AlertChanges {
         let written = serde_json::to_vec_pretty(&alert)
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
-                nexus_heartbeat::write_private(&path, &bytes, true).map_err(|e| e.to_string())
+                nexus_stdx::write_private(&path, &bytes, true).map_err(|e| e.to_string())
             });
         match written {
             Ok(()) if previous.is_none() => changes.raised.push(job.job.clone()),

@@ -42,7 +42,7 @@ pub enum RegistryError {
 pub enum Error {
     /// Writing a marker or state file failed.
     #[error(transparent)]
-    Write(#[from] nexus_heartbeat::Error),
+    Write(#[from] nexus_stdx::WriteError),
     /// Listing or removing in a directory failed.
     #[error("{op} {}: {source}", path.display())]
     Io {

@@ -82,7 +82,7 @@ pub fn record(dir: &Path, report: &CheckReport) -> Result<Vec<Transition>, Error
         path: state_path(dir),
         source: std::io::Error::other(e),
     })?;
-    nexus_heartbeat::write_private(&state_path(dir), &bytes, true)?;
+    nexus_stdx::write_private(&state_path(dir), &bytes, true)?;
     compact_if_large(dir, report.checked_at_epoch)?;
     Ok(changes)
 }
@@ -154,7 +154,7 @@ fn compact_if_large(dir: &Path, now: f64) -> Result<(), Error> {
             bytes.extend(line);
         }
     }
-    nexus_heartbeat::write_private(&path, &bytes, true)?;
+    nexus_stdx::write_private(&path, &bytes, true)?;
     Ok(())
 }
 

@@ -36,4 +36,4 @@ pub mod verdict;
 pub use error::{Error, RegistryError};
 pub use registry::{Expect, JobSpec, Registry, Settings};
 pub use scan::{Found, Ignored, Scan, scan};
-pub use verdict::{CheckReport, JobReport, JobStatus, evaluate, iso};
+pub use verdict::{CheckReport, JobReport, JobStatus, evaluate};

@@ -150,7 +150,7 @@ enum RawDuration {
 impl Registry {
     /// Reads and validates a registry file.
     pub fn load(path: &Path) -> Result<Registry, RegistryError> {
-        let text = nexus_heartbeat::read_config(path).map_err(|source| RegistryError::Io {
+        let text = nexus_stdx::read_config(path).map_err(|source| RegistryError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -174,7 +174,7 @@ impl Registry {
         let dur = |job: &str, field: &str, d: Option<RawDuration>| match d {
             None => Ok(None),
             Some(RawDuration::Seconds(s)) => Ok(Some(Duration::from_secs(s))),
-            Some(RawDuration::Text(t)) => nexus_heartbeat::parse_duration(&t)
+            Some(RawDuration::Text(t)) => nexus_stdx::parse_duration(&t)
                 .map(Some)
                 .map_err(|e| field_err(job, field, e.to_string())),
         };

@@ -244,7 +244,7 @@ mod tests {
                     observed: Observation::parse(text.as_bytes(), None).map_err(|reason| {
                         nexus_heartbeat::Problem {
                             state: nexus_heartbeat::State::Corrupt,
-                            reason,
+                            reason: reason.to_string(),
                         }
                     }),
                     shadowed: vec![],

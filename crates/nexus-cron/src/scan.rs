@@ -300,7 +300,7 @@ mod tests {
             [
                 (
                     "a\\nb.last",
-                    "not a job name (only A-Z a-z 0-9 . _ - are allowed): not a job's record"
+                    "not a job name (contains a control character): not a job's record"
                 ),
                 ("caf\\xe9.last", "its name is not UTF-8: not a job's record"),
             ]

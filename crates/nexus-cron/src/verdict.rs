@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use nexus_heartbeat::{Observation, format_duration};
+use nexus_heartbeat::Observation;
+use nexus_stdx::format_duration;
+use nexus_stdx::rfc3339;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{Expect, JobSpec, Registry, Settings};
@@ -136,34 +138,6 @@ impl CheckReport {
     }
 }
 
-/// Formats epoch seconds as RFC 3339 UTC, to the second.
-pub fn iso(epoch: f64) -> String {
-    if !epoch.is_finite() || !(0.0..221_845_392_000.0).contains(&epoch) {
-        // Outside 1970..9000: let jiff say what it can.
-        return Timestamp::from_second(epoch.floor() as i64)
-            .map(|t| t.to_string())
-            .unwrap_or_else(|_| format!("{epoch}"));
-    }
-    // Civil from days (H. Hinnant), fast enough for 10,000 rows a check.
-    let secs = epoch.floor() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
 fn zoned(epoch: f64, tz: &TimeZone) -> Option<jiff::Zoned> {
     let t = Timestamp::from_nanosecond((epoch * 1e9) as i128).ok()?;
     Some(t.to_zoned(tz.clone()))
@@ -178,41 +152,18 @@ pub fn evaluate(registry: &Registry, scan: &Scan, now: f64) -> CheckReport {
     let mut names: Vec<&String> = registry.jobs.keys().chain(scan.jobs.keys()).collect();
     names.sort();
     names.dedup();
-    let judge = |part: &[&String]| {
-        part.iter()
-            .map(|name| {
-                evaluate_job(
-                    name,
-                    registry.jobs.get(*name),
-                    scan.jobs.get(*name),
-                    &registry.settings,
-                    &scan.scanned,
-                    now,
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    // Thousands of jobs are judged on all cores; the order is kept.
-    const PER_THREAD_MIN: usize = 1024;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(names.len() / PER_THREAD_MIN).max(1);
-    let mut jobs: Vec<JobReport> = if threads == 1 {
-        judge(&names)
-    } else {
-        let chunk = names.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = names
-                .chunks(chunk)
-                .map(|part| s.spawn(move || judge(part)))
-                .collect();
-            let mut out = Vec::with_capacity(names.len());
-            for (h, part) in handles.into_iter().zip(names.chunks(chunk)) {
-                // A panic in a worker is a bug; fall back to this thread.
-                out.extend(h.join().unwrap_or_else(|_| judge(part)));
-            }
-            out
-        })
-    };
+    // Thousands of jobs are judged on all cores (1,024 per thread at
+    // least); the order is kept, and a panic is resumed here.
+    let mut jobs: Vec<JobReport> = nexus_stdx::par_map(&names, 1024, |name| {
+        evaluate_job(
+            name,
+            registry.jobs.get(*name),
+            scan.jobs.get(*name),
+            &registry.settings,
+            &scan.scanned,
+            now,
+        )
+    });
     jobs.sort_by(|a, b| {
         (!a.status.is_failure(), a.status.is_healthy(), &a.job).cmp(&(
             !b.status.is_failure(),
@@ -226,7 +177,7 @@ pub fn evaluate(registry: &Registry, scan: &Scan, now: f64) -> CheckReport {
         .map(|j| j.job.clone())
         .collect();
     CheckReport {
-        checked_at: iso(now),
+        checked_at: rfc3339(now),
         checked_at_epoch: now,
         nothing_monitored: jobs.is_empty(),
         jobs,
@@ -345,7 +296,7 @@ fn judge(
         let age = now - ts;
         report.age_seconds = Some(age);
         report.ratio = Some(age / interval);
-        report.last_run_iso = Some(iso(ts));
+        report.last_run_iso = Some(rfc3339(ts));
         if -age > settings.future_tolerance.as_secs_f64() {
             return (
                 JobStatus::Skew,
@@ -389,7 +340,7 @@ fn judge(
             };
         }
         Some("failed") => {
-            let when = field("finished_at").map_or_else(|| "?".to_string(), iso);
+            let when = field("finished_at").map_or_else(|| "?".to_string(), rfc3339);
             let code = report
                 .exit_code
                 .map_or_else(|| "unknown".to_string(), |c| c.to_string());
@@ -432,7 +383,7 @@ fn judge(
         let why = if report.schedule.is_some() {
             format!(
                 "missed its scheduled run at {}",
-                iso(deadline - max_run_time)
+                rfc3339(deadline - max_run_time)
             )
         } else {
             format!("silent for more than {multiplier}x its interval")

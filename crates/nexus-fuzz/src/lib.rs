@@ -159,12 +159,12 @@ fn heartbeat(data: &[u8]) -> Verdict {
                 if obs.form == Form::Json {
                     let again = serde_json::to_vec(&obs.fields)
                         .map_err(|e| e.to_string())
-                        .and_then(|b| Observation::parse(&b, mtime))
+                        .and_then(|b| Observation::parse(&b, mtime).map_err(|e| e.to_string()))
                         .unwrap_or_else(|e| panic!("heartbeat: rewritten form refused: {e}"));
                     assert_eq!(again, obs, "heartbeat: a rewrite changed the document");
                 }
             }
-            Err(reason) => assert!(!reason.is_empty(), "heartbeat: empty reason"),
+            Err(reason) => assert!(!reason.to_string().is_empty(), "heartbeat: empty reason"),
         }
     }
     // Through a file: the same answer, never a panic.
@@ -504,7 +504,10 @@ fn names(data: &[u8]) -> Verdict {
     let s = String::from_utf8_lossy(data);
     let checks: [(&str, bool); 6] = [
         ("job", nexus_heartbeat::validate_job_name(&s).is_ok()),
-        ("host", nexus_heartbeat::validate_host_name(&s).is_ok()),
+        (
+            "host",
+            nexus_stdx::validate_name("host name", &s, 64).is_ok(),
+        ),
         ("record", nexus_heartbeat::validate_record_name(&s).is_ok()),
         ("agent", nexus_cell::AgentName::new(&s).is_ok()),
         ("cell id", nexus_cell::CellId::parse(&s).is_ok()),

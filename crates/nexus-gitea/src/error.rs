@@ -87,7 +87,7 @@ pub enum Error {
     },
     /// Writing a state or outbox file atomically failed.
     #[error(transparent)]
-    Write(#[from] nexus_heartbeat::Error),
+    Write(#[from] nexus_stdx::WriteError),
 }
 
 impl Error {

@@ -3,7 +3,7 @@
 //!
 //! File names are `<enqueue time in ns, 20 digits>-<pid>-<counter>.json`, so
 //! lexical order is enqueue order and two processes never pick the same name.
-//! Files are written with [`nexus_heartbeat::write_atomic`] (fsync + rename),
+//! Files are written with [`nexus_stdx::write_atomic`] (fsync + rename),
 //! so a crash leaves either the whole action or nothing. An entry is removed
 //! only after Gitea accepted it. Entries Gitea rejects for good (a 4xx other
 //! than 429) or that do not parse are moved to `failed/` and logged, never
@@ -80,7 +80,7 @@ impl Outbox {
             path: path.clone(),
             detail: e.to_string(),
         })?;
-        nexus_heartbeat::write_private(&path, &bytes, true)?;
+        nexus_stdx::write_private(&path, &bytes, true)?;
         Ok(path)
     }
 

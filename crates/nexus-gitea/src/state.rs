@@ -73,6 +73,6 @@ pub(crate) fn save(path: &Path, st: &SubjectState, durable: bool) -> Result<(), 
         path: path.to_owned(),
         detail: e.to_string(),
     })?;
-    nexus_heartbeat::write_private(path, &bytes, durable)?;
+    nexus_stdx::write_private(path, &bytes, durable)?;
     Ok(())
 }

@@ -6,9 +6,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nexus_heartbeat::{
-    AgentHeartbeat, Observation, Rule, WriterStamp, classify_file, classify_many, now_epoch,
-    write_atomic,
+    AgentHeartbeat, Observation, Rule, WriterStamp, classify_file, classify_many,
 };
+use nexus_stdx::{now_epoch, write_atomic};
 
 fn doc(cycle: u64) -> Vec<u8> {
     let d = AgentHeartbeat {

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::doc::{CronRecord, CronStatus, WriterStamp};
-use crate::{CronDirs, Error, hostname, now_epoch, validate_record_name, write_atomic};
+use nexus_stdx::{hostname, now_epoch, write_atomic};
+
+use crate::{CronDirs, Error, validate_record_name};
 
 /// What a run wrapper observed about one run of a job.
 #[derive(Debug, Clone, Copy, PartialEq)]

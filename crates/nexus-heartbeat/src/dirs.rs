@@ -5,18 +5,6 @@ use std::path::{Path, PathBuf};
 
 use crate::JobNameError;
 
-/// The seed's primary directory. It is on tmpfs on most systems, so it is
-/// empty after a reboot; the checker's registry of expected jobs makes that
-/// visible (MISSING) instead of silent.
-pub const PRIMARY_DIR: &str = "/var/run/bezalel/heartbeats";
-/// The persistent directory of #1096; recommended as `--dir` or
-/// `BEZALEL_HEARTBEAT_DIR` because it survives reboots.
-pub const PERSISTENT_DIR: &str = "/var/lib/bezalel/heartbeats";
-/// Fallback under `$HOME` when the primary cannot be created or written.
-pub const FALLBACK_SUBDIR: &str = ".bezalel/heartbeats";
-/// Environment variable that overrides the directory (no fallback then).
-pub const DIR_ENV: &str = "BEZALEL_HEARTBEAT_DIR";
-
 /// The ordered list of directories a cron heartbeat is written to (the first
 /// that works) and read from (all of them; newest record wins).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,13 +14,25 @@ pub struct CronDirs {
 }
 
 impl CronDirs {
+    /// The seed's primary directory. It is on tmpfs on most systems, so it is
+    /// empty after a reboot; the checker's registry of expected jobs makes that
+    /// visible (MISSING) instead of silent.
+    pub const PRIMARY_DIR: &str = "/var/run/bezalel/heartbeats";
+    /// The persistent directory of #1096; recommended as `--dir` or
+    /// `BEZALEL_HEARTBEAT_DIR` because it survives reboots.
+    pub const PERSISTENT_DIR: &str = "/var/lib/bezalel/heartbeats";
+    /// Fallback under `$HOME` when the primary cannot be created or written.
+    pub const FALLBACK_SUBDIR: &str = ".bezalel/heartbeats";
+    /// Environment variable that overrides the directory (no fallback then).
+    pub const DIR_ENV: &str = "BEZALEL_HEARTBEAT_DIR";
+
     /// Resolves from an explicit directory (`--dir`), else the
     /// `BEZALEL_HEARTBEAT_DIR` environment variable, else primary then
     /// `$HOME/.bezalel/heartbeats`.
     pub fn resolve(explicit: Option<&Path>) -> CronDirs {
         CronDirs::resolve_with(
             explicit,
-            std::env::var_os(DIR_ENV),
+            std::env::var_os(CronDirs::DIR_ENV),
             std::env::var_os("HOME"),
         )
     }
@@ -50,9 +50,9 @@ impl CronDirs {
         if let Some(dir) = env_dir.filter(|d| !d.is_empty()) {
             return CronDirs::only(Path::new(&dir));
         }
-        let mut candidates = vec![PathBuf::from(PRIMARY_DIR)];
+        let mut candidates = vec![PathBuf::from(CronDirs::PRIMARY_DIR)];
         if let Some(home) = home.filter(|h| !h.is_empty()) {
-            candidates.push(Path::new(&home).join(FALLBACK_SUBDIR));
+            candidates.push(Path::new(&home).join(CronDirs::FALLBACK_SUBDIR));
         }
         CronDirs {
             candidates,
@@ -96,47 +96,22 @@ impl CronDirs {
     }
 }
 
-/// Accepts `[A-Za-z0-9._-]{1,128}` except `.` and `..` and names starting
-/// with `.` (hidden files, and our own temp files, start with a dot).
+/// The longest job name, in bytes.
+const MAX_JOB_NAME: usize = 128;
+/// The longest host name of a pushed record, in bytes.
+const MAX_HOST_NAME: usize = 64;
+
+/// Accepts a job name that is safe as a file stem: the workspace's one
+/// safe-name rule (`nexus_stdx::validate_name`: `[A-Za-z0-9._-]`, not
+/// starting with `.` or `-`, no `..`) and at most 128 bytes.
 pub fn validate_job_name(name: &str) -> Result<(), JobNameError> {
-    let err = |why| {
-        Err(JobNameError {
-            name: name.chars().take(200).collect(),
-            why,
-        })
-    };
-    if name.is_empty() {
-        return err("empty");
-    }
-    if name.len() > 128 {
-        return err("longer than 128 bytes");
-    }
-    if name.starts_with('.') {
-        return err("starts with '.'");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return err("only A-Z a-z 0-9 . _ - are allowed");
-    }
-    Ok(())
+    Ok(nexus_stdx::validate_name("job name", name, MAX_JOB_NAME)?)
 }
 
-/// Accepts a host name that may name pushed records: what
-/// [`validate_job_name`] accepts, at most 64 bytes, not starting with `-`.
-pub fn validate_host_name(name: &str) -> Result<(), JobNameError> {
-    let why = if name.len() > 64 {
-        "a host name is at most 64 bytes"
-    } else if name.starts_with('-') {
-        "a host name starts with a letter or digit"
-    } else {
-        return validate_job_name(name);
-    };
-    Err(JobNameError {
-        name: name.chars().take(200).collect(),
-        why,
-    })
+/// Accepts a host name that may name pushed records: the same rule, at
+/// most 64 bytes.
+pub(crate) fn validate_host_name(name: &str) -> Result<(), JobNameError> {
+    Ok(nexus_stdx::validate_name("host name", name, MAX_HOST_NAME)?)
 }
 
 /// Accepts the name of a `.last` record: a job name, or `<job>@<host>` for
@@ -176,14 +151,14 @@ mod tests {
         assert_eq!(
             d.candidates(),
             [
-                PathBuf::from(PRIMARY_DIR),
+                PathBuf::from(CronDirs::PRIMARY_DIR),
                 PathBuf::from("/home/u/.bezalel/heartbeats")
             ]
         );
         assert!(!d.is_explicit());
 
         let d = CronDirs::resolve_with(None, None, None);
-        assert_eq!(d.candidates(), [PathBuf::from(PRIMARY_DIR)]);
+        assert_eq!(d.candidates(), [PathBuf::from(CronDirs::PRIMARY_DIR)]);
     }
 
     #[test]
@@ -213,6 +188,9 @@ mod tests {
             "a b",
             "é",
             "x\0",
+            "a..b",
+            "-rf",
+            "x\ny",
             &"x".repeat(129),
         ] {
             let e = validate_job_name(bad).unwrap_err();

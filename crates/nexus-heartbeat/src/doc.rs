@@ -1,13 +1,12 @@
 //! The heartbeat documents (docs/SPEC.md §1.2 and §3.1) and the agent-side writer.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use nexus_stdx::{boot_id, now_epoch, write_atomic};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{Error, write_atomic};
+use crate::Error;
 
 /// Who wrote a document and how many times: `seq` grows by one on every
 /// write to the same file, `boot_id` is the kernel's boot id. Two reads with
@@ -114,48 +113,6 @@ pub struct CronRecord {
     /// Fields this version does not know; preserved on rewrite.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-}
-
-/// Seconds since the Unix epoch, as a float (the heartbeat time base).
-pub fn now_epoch() -> f64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs_f64(),
-        Err(e) => -e.duration().as_secs_f64(),
-    }
-}
-
-/// Seconds from `then` to `now` (epoch seconds) for intervals kept in state
-/// files across processes, where the wall clock is the only clock they share.
-/// A `then` in the future means the clock was set back: it counts as long
-/// past, so a jump costs at most one early repeat (a reminder, a comment),
-/// never a silence as long as the jump.
-pub fn elapsed_since(now: i64, then: i64) -> i64 {
-    if then > now { i64::MAX } else { now - then }
-}
-
-/// The kernel boot id, read once per process; `None` off Linux.
-pub fn boot_id() -> Option<&'static str> {
-    static BOOT: OnceLock<Option<String>> = OnceLock::new();
-    BOOT.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-    })
-    .as_deref()
-}
-
-/// This machine's host name, read once per process.
-pub fn hostname() -> &'static str {
-    static HOST: OnceLock<String> = OnceLock::new();
-    HOST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "unknown".to_string())
-    })
 }
 
 /// `$NEXUS_HEARTBEAT_PATH`, else `$HOME/.nexus/heartbeat.json`, else
@@ -371,13 +328,5 @@ mod tests {
         assert_eq!(doc.pid, std::process::id());
         let on_disk: AgentHeartbeat = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(on_disk, doc);
-    }
-
-    #[test]
-    fn host_and_boot_are_known_on_linux() {
-        assert!(!hostname().is_empty());
-        if Path::new("/proc/sys/kernel/random/boot_id").exists() {
-            assert_eq!(boot_id().map(str::len), Some(36));
-        }
     }
 }

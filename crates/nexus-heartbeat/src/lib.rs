@@ -4,17 +4,18 @@
 //! A *heartbeat* is a small JSON document replaced atomically on every beat.
 //! Long-running agents write an [`AgentHeartbeat`] (by default
 //! `~/.nexus/heartbeat.json`, or `<cell>/.lazarus/heartbeats/<agent>.json`);
-//! cron jobs write a [`CronRecord`] to `<dir>/<job>.last`.
+//! cron jobs write a [`CronRecord`] to `<dir>/<job>.last`, or push it to
+//! the resurrection pool as a [`Ping`] (the `/ping` URL grammar, shared by
+//! the heartbeat CLI and the pool's server).
 //! Both carry a [`WriterStamp`] (`seq`, `boot_id`) so a reader comparing two
 //! observations can tell a reboot or a stuck writer ([`compare`]).
 //!
 //! # Writing
-//! [`write_atomic`] is the only way this crate puts bytes on disk: a temp file
-//! in the same directory, `fsync`, `rename`, `fsync` of the directory
-//! ([`write_private`]: the same, `0600` files in new `0700` directories).
-//! A reader never sees a partial document, and a failed write leaves the old
-//! file intact. [`HeartbeatWriter`] and [`CronWriter`] build the documents;
-//! [`CronDirs`] resolves where cron heartbeats live (primary, fallback,
+//! Every write is `nexus_stdx::write_atomic`: a temp file in the same
+//! directory, `fsync`, `rename`, `fsync` of the directory. A reader never
+//! sees a partial document, and a failed write leaves the old file intact.
+//! [`HeartbeatWriter`] and [`CronWriter`] build the documents; [`CronDirs`]
+//! resolves where cron heartbeats live (primary, fallback,
 //! `BEZALEL_HEARTBEAT_DIR`, or an explicit directory).
 //!
 //! # Reading
@@ -27,6 +28,10 @@
 //! [`classify_many`] does the same for thousands of files on all cores, and
 //! [`glance`] is a fleet sweep's fast path: the same verdict (state, age, PID)
 //! without keeping the document.
+//!
+//! Generic helpers (time, host id, durations, capped reads, `sd_notify`)
+//! live in `nexus-stdx`; this crate does not re-export them, and
+//! `scripts/check-deps` keeps its dependencies and its exported names few.
 //!
 //! # What this crate must never do
 //! - Pull in an async runtime or a network stack: agents link it.
@@ -41,26 +46,19 @@ mod cron;
 mod dirs;
 mod doc;
 mod error;
+mod ping;
 mod read;
-mod sd;
-mod write;
 
 pub use cron::{CronWriter, RunOutcome, write_cron_heartbeat};
-pub use dirs::{
-    CronDirs, DIR_ENV, FALLBACK_SUBDIR, PERSISTENT_DIR, PRIMARY_DIR, validate_host_name,
-    validate_job_name, validate_record_name,
-};
+pub use dirs::{CronDirs, validate_job_name, validate_record_name};
 pub use doc::{
-    AgentHeartbeat, CronRecord, CronStatus, HeartbeatWriter, WriterStamp, boot_id,
-    default_agent_path, elapsed_since, hostname, now_epoch, write_heartbeat,
+    AgentHeartbeat, CronRecord, CronStatus, HeartbeatWriter, WriterStamp, default_agent_path,
+    write_heartbeat,
 };
 pub use error::{Error, JobNameError};
-// The agent-facing duration API: one copy, in nexus-stdx (daemon crates use it from there).
-pub use nexus_stdx::{DurationError, deserialize_duration, format_duration, parse_duration};
+pub use ping::{Ping, PingError, PingKind};
 pub use read::{
-    Classification, Form, Glance, MAX_CONFIG_BYTES, MAX_FILE_BYTES, Observation, Problem, Progress,
-    Rule, SAMPLE_BYTES, State, classify, classify_file, classify_many, compare, glance,
-    glance_file, glance_path, observe, observe_file, observe_many, read_config, read_limited,
+    Classification, FieldProblem, Form, Glance, MAX_FILE_BYTES, Observation, ParseError, Problem,
+    Progress, Rule, SAMPLE_BYTES, State, classify, classify_file, classify_many, compare, glance,
+    glance_file, glance_path, observe, observe_file, observe_many,
 };
-pub use sd::{sd_notify, sd_notify_to};
-pub use write::{write_atomic, write_private, write_private_with};

@@ -5,8 +5,8 @@
 //! `Unreadable` or `Corrupt` with a reason naming the field.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -15,7 +15,9 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::{Iso8601, Rfc3339};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::{format_duration, parse_duration};
+use nexus_stdx::{format_duration, parse_duration};
+
+pub use crate::error::{FieldProblem, ParseError};
 
 /// Files larger than this are not heartbeats; they are reported `Corrupt`
 /// without being read.
@@ -97,12 +99,13 @@ pub struct Observation {
 
 impl Observation {
     /// Parses file content; `mtime` stands in for the time of an empty file.
-    /// The error is a reason naming the offending field; it never quotes the
-    /// content (only a file reader that knows whose file it is may add a
-    /// sample of it, see [`observe`]).
-    pub fn parse(bytes: &[u8], mtime: Option<f64>) -> Result<Observation, String> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|e| format!("binary content (not UTF-8 at byte {})", e.valid_up_to()))?;
+    /// The error names the offending field; it never quotes the content
+    /// (only a file reader that knows whose file it is may add a sample of
+    /// it, see [`observe`]).
+    pub fn parse(bytes: &[u8], mtime: Option<f64>) -> Result<Observation, ParseError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| ParseError::Binary {
+            valid_up_to: e.valid_up_to(),
+        })?;
         let text = text.trim();
         let legacy = |form, timestamp| Observation {
             form,
@@ -114,49 +117,48 @@ impl Observation {
         if text.is_empty() {
             return match mtime {
                 Some(t) => Ok(legacy(Form::Empty, t)),
-                None => Err("empty file and no modification time".to_string()),
+                None => Err(ParseError::EmptyWithoutTime),
             };
         }
         match text.as_bytes()[0] {
             b'{' => Observation::parse_object(text, mtime),
-            b'[' => Err("JSON is an array, not an object".to_string()),
+            b'[' => Err(ParseError::Array),
             b'"' => {
                 let s: String = serde_json::from_str(text)
-                    .map_err(|e| format!("invalid JSON string: {}", json_error(&e)))?;
+                    .map_err(|e| ParseError::JsonString(json_error(&e)))?;
                 parse_iso(&s)
                     .map(|t| legacy(Form::IsoString, t))
-                    .ok_or_else(|| "a string that is not an ISO-8601 time".to_string())
+                    .ok_or(ParseError::NotIso)
             }
             _ => {
                 if let Ok(t) = text.parse::<f64>() {
                     return if t.is_finite() {
                         Ok(legacy(Form::BareNumber, t))
                     } else {
-                        Err("an epoch that is not finite".to_string())
+                        Err(ParseError::NotFinite)
                     };
                 }
                 parse_iso(text)
                     .map(|t| legacy(Form::IsoString, t))
-                    .ok_or_else(|| "not JSON, an epoch number or an ISO-8601 time".to_string())
+                    .ok_or(ParseError::UnknownForm)
             }
         }
     }
 
-    fn parse_object(text: &str, mtime: Option<f64>) -> Result<Observation, String> {
+    fn parse_object(text: &str, mtime: Option<f64>) -> Result<Observation, ParseError> {
         let fields: Map<String, Value> =
-            serde_json::from_str(text).map_err(|e| format!("invalid JSON: {}", json_error(&e)))?;
+            serde_json::from_str(text).map_err(|e| ParseError::Json(json_error(&e)))?;
+        let field = |field| move |problem| ParseError::Field { field, problem };
         let timestamp = match fields.get("timestamp") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(time_value(v).map_err(|why| format!("field `timestamp`: {why}"))?),
+            Some(v) => Some(time_value(v).map_err(field("timestamp"))?),
         };
         let interval_seconds = match ["interval_seconds", "interval"]
             .iter()
             .find_map(|k| fields.get(*k).map(|v| (*k, v)))
         {
             None | Some((_, Value::Null)) => None,
-            Some((key, v)) => {
-                Some(interval_value(v).map_err(|why| format!("field `{key}`: {why}"))?)
-            }
+            Some((key, v)) => Some(interval_value(v).map_err(field(key))?),
         };
         Ok(Observation {
             form: Form::Json,
@@ -215,40 +217,40 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn time_value(v: &Value) -> Result<f64, String> {
+fn time_value(v: &Value) -> Result<f64, FieldProblem> {
     match v {
         Value::Number(n) => n
             .as_f64()
             .filter(|t| t.is_finite())
-            .ok_or_else(|| "not a finite number".to_string()),
+            .ok_or(FieldProblem::NotFinite),
         Value::String(s) => s
             .trim()
             .parse::<f64>()
             .ok()
             .filter(|t| t.is_finite())
             .or_else(|| parse_iso(s))
-            .ok_or_else(|| "a string that is neither epoch seconds nor ISO-8601".to_string()),
-        other => Err(format!(
-            "expected epoch seconds or an ISO-8601 string, found {}",
-            type_name(other)
-        )),
+            .ok_or(FieldProblem::NotATime),
+        other => Err(FieldProblem::WrongType {
+            expected: "epoch seconds or an ISO-8601 string",
+            found: type_name(other),
+        }),
     }
 }
 
-fn interval_value(v: &Value) -> Result<f64, String> {
+fn interval_value(v: &Value) -> Result<f64, FieldProblem> {
     let secs = match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => parse_duration(s).ok().map(|d| d.as_secs_f64()),
         other => {
-            return Err(format!(
-                "expected seconds or a duration, found {}",
-                type_name(other)
-            ));
+            return Err(FieldProblem::WrongType {
+                expected: "seconds or a duration",
+                found: type_name(other),
+            });
         }
     };
     match secs {
         Some(s) if s.is_finite() && s > 0.0 => Ok(s),
-        _ => Err("not a positive interval (seconds, or a duration such as 5m)".to_string()),
+        _ => Err(FieldProblem::NotPositive),
     }
 }
 
@@ -359,7 +361,7 @@ fn observe_read(file: &File, buf: &[u8], path: Option<&Path>) -> Result<Observat
         // The common case costs open, one read, close: no fstat.
         let reason = match Observation::parse(buf, None) {
             Ok(obs) => return Ok(obs),
-            Err(reason) => reason,
+            Err(e) => e.to_string(),
         };
         // Before a word of it is quoted: what is it, and whose?
         let meta = regular_file(file)?;
@@ -382,7 +384,7 @@ fn observe_read(file: &File, buf: &[u8], path: Option<&Path>) -> Result<Observat
         .ok()
         .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_secs_f64());
-    Observation::parse(buf, mtime).map_err(Problem::corrupt)
+    Observation::parse(buf, mtime).map_err(|e| Problem::corrupt(e.to_string()))
 }
 
 /// The metadata of `file` when it is a regular file; anything else is
@@ -445,115 +447,21 @@ fn with_sample(reason: String, content: &[u8]) -> String {
 pub(crate) const FIRST_READ: usize = 4096;
 
 /// Reads the whole file, at most `MAX_FILE_BYTES + 1` bytes, into the front
-/// of `buf` (see [`read_limited`]).
+/// of `buf` (see `nexus_stdx::read_limited`).
 fn read_bounded(file: &mut File, buf: &mut Vec<u8>) -> io::Result<usize> {
-    read_limited(file, buf, FIRST_READ, MAX_FILE_BYTES)
+    nexus_stdx::read_limited(file, buf, FIRST_READ, MAX_FILE_BYTES)
 }
-
-/// Reads a whole small file, at most `max + 1` bytes, into the front of
-/// `buf` in as few `read` calls as it takes (one for a file shorter than
-/// `first`), and returns how many bytes it read: the file is `&buf[..len]`;
-/// `len > max` means it is over the limit.
-///
-/// A short read is taken as end of file, which holds for a regular file
-/// that is replaced by rename, never appended to (heartbeats, manifests):
-/// no extra `read` to see the end, no `fstat` for the size. An endless
-/// device stops at `max + 1` bytes.
-///
-/// `buf` keeps its length between calls, so a buffer reused across files is
-/// zeroed once, not once per file (a sweep reads 10,000 of them).
-pub fn read_limited(
-    file: &mut impl Read,
-    buf: &mut Vec<u8>,
-    first: usize,
-    max: u64,
-) -> io::Result<usize> {
-    let cap = usize::try_from(max).unwrap_or(usize::MAX - 1) + 1;
-    let first = first.clamp(1, cap);
-    if buf.len() < first {
-        buf.resize(first, 0);
-    }
-    let mut len = 0;
-    loop {
-        match file.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => {
-                len += n;
-                if len < buf.len() {
-                    break;
-                }
-                if len >= cap {
-                    break; // one byte past the limit: the caller reports it
-                }
-                let grow = buf.len().saturating_mul(2).min(cap);
-                buf.resize(grow, 0);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(len)
-}
-
-/// The largest config file read: 16 MiB (10,000 gateways in the seed's JSON
-/// are about 3 MB).
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
-
-/// Reads a config file as text, at most [`MAX_CONFIG_BYTES`]: a bigger file
-/// (or an endless device) is an `InvalidData` error naming the limit, not a
-/// daemon that allocates until it is killed. Reads to the real end of file,
-/// so a pipe (`--config <(generate)`) is read whole.
-pub fn read_config(path: &Path) -> io::Result<String> {
-    let mut bytes = Vec::new();
-    File::open(path)?
-        .take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "larger than the {} MiB limit for a config file",
-                MAX_CONFIG_BYTES >> 20
-            ),
-        ));
-    }
-    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
-/// `O_NONBLOCK | O_NOFOLLOW` where their values are known, so a FIFO put in
-/// place of a heartbeat cannot hang the reader (regular files ignore it)
-/// and a symbolic link is refused by the kernel (`ELOOP`). Elsewhere
-/// [`open_heartbeat_with`] checks with `lstat` before and `fstat` after.
-const OPEN_FLAGS: Option<i32> = if cfg!(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "riscv64"
-    )
-)) {
-    Some(0o4000 | 0o400000)
-} else if cfg!(all(
-    target_os = "linux",
-    any(target_arch = "aarch64", target_arch = "arm")
-)) {
-    Some(0o4000 | 0o100000)
-} else {
-    None
-};
 
 /// Opens a heartbeat for reading without following a final symbolic link
 /// and without blocking; the problem says why it cannot be read.
 fn open_heartbeat(path: &Path) -> Result<File, Problem> {
-    open_heartbeat_with(path, OPEN_FLAGS)
+    open_heartbeat_with(path, nexus_stdx::NOFOLLOW_NONBLOCK)
 }
 
 /// [`open_heartbeat`] with the open flags given (`None`: not known for
-/// this target).
+/// this target: `lstat` before and `fstat` after the open instead).
 fn open_heartbeat_with(path: &Path, flags: Option<i32>) -> Result<File, Problem> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let mut opts = OpenOptions::new();
-    opts.read(true);
+    use std::os::unix::fs::MetadataExt;
     let Some(flags) = flags else {
         // lstat: no link, nothing that could block an open; then the file
         // opened must be the one looked at. (A FIFO swapped in between the
@@ -566,16 +474,14 @@ fn open_heartbeat_with(path: &Path, flags: Option<i32>) -> Result<File, Problem>
         if !before.is_file() {
             return Err(Problem::unreadable("not a regular file"));
         }
-        let file = opts.open(path).map_err(|e| open_problem(path, e))?;
+        let file = File::open(path).map_err(|e| open_problem(path, e))?;
         let after = regular_file(&file)?;
         if (after.dev(), after.ino()) != (before.dev(), before.ino()) {
             return Err(Problem::unreadable("replaced while it was being opened"));
         }
         return Ok(file);
     };
-    opts.custom_flags(flags)
-        .open(path)
-        .map_err(|e| open_problem(path, e))
+    nexus_stdx::open_nofollow_with(path, flags).map_err(|e| open_problem(path, e))
 }
 
 const LINK_NOT_FOLLOWED: &str = "a symbolic link, not followed";
@@ -773,41 +679,15 @@ pub fn classify_many<P: AsRef<Path> + Sync>(
 /// order. The read is the expensive part (four syscalls a file), so this is
 /// what checkers of thousands of files call.
 pub fn observe_many<P: AsRef<Path> + Sync>(paths: &[P]) -> Vec<Result<Observation, Problem>> {
+    // Files per thread before a thread is worth starting; each thread
+    // reuses one read buffer.
     const PER_THREAD_MIN: usize = 256;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(paths.len() / PER_THREAD_MIN).max(1);
-    let observe_all = |part: &[P]| {
-        let mut buf = Vec::with_capacity(FIRST_READ);
-        part.iter()
-            .map(|p| observe_into(p.as_ref(), &mut buf))
-            .collect::<Vec<_>>()
-    };
-    if threads == 1 {
-        return observe_all(paths);
-    }
-    let chunk = paths.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = paths
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || part.iter().map(|p| observe(p.as_ref())).collect::<Vec<_>>())
-            })
-            .collect();
-        let mut out = Vec::with_capacity(paths.len());
-        for (h, part) in handles.into_iter().zip(paths.chunks(chunk)) {
-            match h.join() {
-                Ok(v) => out.extend(v),
-                // A panic in a worker is a bug; still answer for every file.
-                Err(_) => out.extend(part.iter().map(|_| {
-                    Err(Problem {
-                        state: State::Unreadable,
-                        reason: "internal error while reading".to_string(),
-                    })
-                })),
-            }
-        }
-        out
-    })
+    nexus_stdx::par_map_with(
+        paths,
+        PER_THREAD_MIN,
+        || Vec::with_capacity(FIRST_READ),
+        |buf, p| observe_into(p.as_ref(), buf),
+    )
 }
 
 /// How a writer moved between two observations of the same file.

@@ -125,7 +125,7 @@ pub fn format_value(v: f64) -> String {
 /// Replaces `path` (it should end in `.prom`) with `text`, atomically, so
 /// node_exporter's textfile collector never reads half a file.
 pub fn write_textfile(path: &Path, text: &str) -> Result<(), Error> {
-    nexus_heartbeat::write_atomic(path, text.as_bytes(), false).map_err(|e| Error {
+    nexus_stdx::write_atomic(path, text.as_bytes(), false).map_err(|e| Error {
         path: path.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     })

@@ -67,7 +67,7 @@ fn event_err(e: impl std::fmt::Display) -> Error {
 }
 
 fn load(path: &Path) -> Result<ApprovalState, Error> {
-    match nexus_heartbeat::read_config(path) {
+    match nexus_stdx::read_config(path) {
         Ok(text) => Ok(serde_json::from_str(&text).unwrap_or_else(|e| {
             tracing::error!(
                 "corrupt nostr approval state {}: {e}; starting fresh",
@@ -86,7 +86,7 @@ fn load(path: &Path) -> Result<ApprovalState, Error> {
 
 fn save(path: &Path, st: &ApprovalState) -> Result<(), Error> {
     let bytes = serde_json::to_vec_pretty(st).map_err(event_err)?;
-    nexus_heartbeat::write_private(path, &bytes, true).map_err(|e| Error::Io {
+    nexus_stdx::write_private(path, &bytes, true).map_err(|e| Error::Io {
         op: "write state",
         path: path.to_path_buf(),
         source: std::io::Error::other(e.to_string()),

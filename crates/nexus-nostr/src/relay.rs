@@ -108,7 +108,7 @@ impl Relays {
         tracing::warn!(
             "nostr relay {}: {why}; next try in {}",
             r.url,
-            nexus_heartbeat::format_duration(wait.as_secs_f64())
+            nexus_stdx::format_duration(wait.as_secs_f64())
         );
     }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nexus_heartbeat::deserialize_duration;
+use nexus_stdx::deserialize_duration;
 use nostr::{FromBech32, Keys, PublicKey};
 use serde::Deserialize;
 

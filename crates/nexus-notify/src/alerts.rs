@@ -10,6 +10,8 @@
 //! first message allowed afterwards carries the *current* state (with a line
 //! saying how many updates were held back).
 
+use nexus_stdx::SlidingWindow;
+
 use crate::clock::{elapsed, holds};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -214,11 +216,16 @@ impl Alerter {
         };
 
         if kind != Sent::Nothing {
-            let window = self.cfg.message_window.as_secs() as i64;
-            st.sent_times.retain(|t| elapsed(now, *t) < window);
-            let max = self.cfg.max_messages as usize;
+            let mut window = SlidingWindow::with_times(
+                self.cfg.max_messages as usize,
+                self.cfg.message_window.as_secs() as i64,
+                st.sent_times.iter().copied(),
+                now,
+            );
+            let allowed = window.allows(now);
+            st.sent_times = window.times();
             let flood = st.hold_until.is_some_and(|t| holds(now, t));
-            if flood || (max > 0 && st.sent_times.len() >= max) {
+            if flood || !allowed {
                 st.held_back = st.held_back.saturating_add(1);
                 state::save(&self.cfg.state_file, &st)?;
                 tracing::info!(flood, held_back = st.held_back, "telegram alert held back");
@@ -237,7 +244,8 @@ impl Alerter {
                 }
             }
             st.last_sent = Some(now);
-            st.sent_times.push(now);
+            window.record(now);
+            st.sent_times = window.times();
             st.hold_until = None;
             st.held_back = 0;
         }

@@ -183,7 +183,7 @@ impl Approvals {
         if st.pending.contains_key(request_id) {
             return Ok(());
         }
-        let now = nexus_heartbeat::now_epoch() as i64;
+        let now = nexus_stdx::now_epoch() as i64;
         if let Some(retry_after) = st.held(now) {
             return Err(Error::RateLimited {
                 method: "sendMessage",

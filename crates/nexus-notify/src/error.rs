@@ -75,5 +75,5 @@ pub enum Error {
     },
     /// Writing a state file atomically failed.
     #[error(transparent)]
-    Write(#[from] nexus_heartbeat::Error),
+    Write(#[from] nexus_stdx::WriteError),
 }

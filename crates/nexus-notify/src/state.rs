@@ -34,7 +34,7 @@ pub(crate) fn save<T: Serialize>(path: &Path, v: &T) -> Result<(), Error> {
         op: "serialise state",
         source: std::io::Error::other(e),
     })?;
-    nexus_heartbeat::write_private(path, &bytes, true)?;
+    nexus_stdx::write_private(path, &bytes, true)?;
     Ok(())
 }
 

@@ -146,7 +146,7 @@ impl<X: Executor> Channel<X> {
 }
 
 fn seconds(d: Duration) -> String {
-    nexus_heartbeat::format_duration(d.as_secs_f64())
+    nexus_stdx::format_duration(d.as_secs_f64())
 }
 
 /// What a Gitea command was.
@@ -509,7 +509,7 @@ impl TelegramExecutor {
                     let why = "telegram is not answering".to_string();
                     return ApprovalEvent::PollFailed { why };
                 }
-                let now = nexus_heartbeat::now_epoch() as i64;
+                let now = nexus_stdx::now_epoch() as i64;
                 match tokio::time::timeout(deadline, self.approvals.poll(now)).await {
                     Ok(Ok(decisions)) => ApprovalEvent::Answers(answers(decisions)),
                     Ok(Err(e)) => {
@@ -596,7 +596,7 @@ impl Executor for NostrExecutor {
                 }
             }
             ApprovalCommand::Poll => {
-                let now = nexus_heartbeat::now_epoch() as u64;
+                let now = nexus_stdx::now_epoch() as u64;
                 match tokio::time::timeout(deadline, a.poll(now)).await {
                     Ok(Ok(decisions)) => ApprovalEvent::Answers(answers(decisions)),
                     Ok(Err(e)) => ApprovalEvent::PollFailed { why: e.to_string() },

@@ -34,7 +34,7 @@ pub struct Clock {
 impl Clock {
     /// Anchored at the system wall clock now.
     pub fn system() -> Clock {
-        Clock::starting_at(nexus_heartbeat::now_epoch())
+        Clock::starting_at(nexus_stdx::now_epoch())
     }
 
     /// Anchored at `wall` (epoch seconds) now.
@@ -153,7 +153,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hb = dir.path().join("hb.json");
         let write = |n: u32| {
-            nexus_heartbeat::write_atomic(&hb, format!("{{\"n\":{n}}}").as_bytes(), false).unwrap();
+            nexus_stdx::write_atomic(&hb, format!("{{\"n\":{n}}}").as_bytes(), false).unwrap();
         };
         let th = Duration::from_secs(60);
         let t0 = Instant::now();

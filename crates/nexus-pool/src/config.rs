@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nexus_alert::{IncidentSettings, TelegramSettings};
-use nexus_heartbeat::deserialize_duration;
 use nexus_probe::seed;
 use nexus_revive::{DeadRule, Policy, Settings};
+use nexus_stdx::deserialize_duration;
 use serde::Deserialize;
 
 use crate::Error;
@@ -422,7 +422,7 @@ impl PoolConfig {
     /// Reads a config file: `.json` is the seed format, anything else TOML
     /// (the pool's, or lazarus-pit's, told apart by its tables).
     pub fn load(path: &Path) -> Result<PoolConfig, Error> {
-        let text = nexus_heartbeat::read_config(path).map_err(|source| Error::Io {
+        let text = nexus_stdx::read_config(path).map_err(|source| Error::Io {
             op: "read config",
             path: path.to_path_buf(),
             source,

@@ -61,7 +61,7 @@ pub enum Error {
     },
     /// A heartbeat or state write failed.
     #[error(transparent)]
-    Write(#[from] nexus_heartbeat::Error),
+    Write(#[from] nexus_stdx::WriteError),
     /// A cell operation failed.
     #[error(transparent)]
     Cell(#[from] nexus_cell::Error),

@@ -8,7 +8,7 @@
 //! its place cannot hang the pool), and read up to a cap.
 //!
 //! - State directories are created `0700`, their files `0600`
-//!   ([`nexus_heartbeat::write_private`], the PID file, the launch journal).
+//!   ([`nexus_stdx::write_private`], the PID file, the launch journal).
 //! - A bad state file (a link, a FIFO, truncated or invalid JSON, a `NaN`)
 //!   is renamed to `<name>.corrupt-<UTC time>` in the same directory
 //!   ([`set_aside`]; the rename moves a link itself, never its target).
@@ -93,7 +93,7 @@ pub fn read_own(path: &Path, max: u64) -> io::Result<Found> {
         )));
     }
     let mut buf = Vec::new();
-    let len = nexus_heartbeat::read_limited(&mut file, &mut buf, 64 << 10, max)?;
+    let len = nexus_stdx::read_limited(&mut file, &mut buf, 64 << 10, max)?;
     if len as u64 > max {
         return Ok(Found::Bad(format!(
             "larger than the {} MiB limit",

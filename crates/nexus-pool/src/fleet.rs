@@ -92,7 +92,7 @@ fn glance_line(g: &Glance) -> String {
         (None, Some(age)) => format!(
             "heartbeat {}: last beat {} ago",
             g.state,
-            nexus_heartbeat::format_duration(age.max(0.0))
+            nexus_stdx::format_duration(age.max(0.0))
         ),
         (None, None) => format!("heartbeat {}", g.state),
     }
@@ -109,7 +109,7 @@ pub fn probe_concurrency(wanted: usize) -> usize {
 /// A host whose processes are this machine's.
 pub fn is_local(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
-    h == "localhost" || h == "::1" || h.starts_with("127.") || h == nexus_heartbeat::hostname()
+    h == "localhost" || h == "::1" || h.starts_with("127.") || h == nexus_stdx::hostname()
 }
 
 /// A revive command that runs a Python file gets that file syntax-checked
@@ -216,7 +216,7 @@ pub fn targets(
 ) -> (Fleet, Vec<String>) {
     let mut out = Vec::with_capacity(cfg.gateways.len());
     let mut warnings = Vec::new();
-    let now = nexus_heartbeat::now_epoch();
+    let now = nexus_stdx::now_epoch();
     let missions = cfg.mission_index();
     for g in &cfg.gateways {
         let (mission, policy, w) = cfg.mission_in(&missions, &g.name);

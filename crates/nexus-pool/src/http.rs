@@ -203,7 +203,7 @@ type ChannelValue = fn(&ChannelView) -> usize;
 pub fn render_metrics(s: &PoolSnapshot) -> String {
     let mut e = Exposition::new();
     // Stable labels on every per-agent series: agent, cell, mission, host.
-    let host = nexus_heartbeat::hostname();
+    let host = nexus_stdx::hostname();
     let ids: Vec<[(&str, &str); 4]> = s
         .agents
         .iter()

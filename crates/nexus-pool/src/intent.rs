@@ -149,7 +149,7 @@ pub fn carries(pid: u32, id: &str) -> bool {
 }
 
 fn environ_has(path: &Path, id: &str) -> bool {
-    let Ok(env) = std::fs::read(path) else {
+    let Ok(env) = nexus_stdx::read_capped(path, nexus_stdx::proc::MAX_ARGS_BYTES) else {
         return false;
     };
     let want = format!("{LAUNCH_ENV}={id}");
@@ -183,23 +183,19 @@ pub fn find_all_launched<'a>(
     if wanted.is_empty() {
         return found;
     }
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    let mut pids: Vec<u32> = dir
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .collect();
     // The launched process is the oldest (lowest PID, barring wrap-around)
     // of those that inherited the variable; its process group holds the rest.
-    pids.sort_unstable();
+    let proc_root = Path::new("/proc");
+    let Ok(pids) = nexus_stdx::proc::pids(proc_root) else {
+        return found;
+    };
     let prefix = format!("{LAUNCH_ENV}=");
     for pid in pids {
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        let Ok(env) = nexus_stdx::proc::read_environ(proc_root, pid) else {
             continue;
         };
         let id = env
-            .split(|b| *b == 0)
+            .iter()
             .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
             .and_then(|v| std::str::from_utf8(v).ok());
         if let Some(id) = id

@@ -17,13 +17,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use nexus_heartbeat::{CronDirs, CronWriter, RunOutcome, now_epoch, parse_duration};
-use serde::Deserialize;
+use nexus_heartbeat::{CronDirs, CronWriter, Ping, PingKind, RunOutcome};
+use nexus_stdx::now_epoch;
 
 use crate::ratelimit::{RateLimit, TokenBucket};
 
@@ -57,20 +57,13 @@ impl std::fmt::Debug for PingIngest {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct PingQuery {
-    interval: Option<String>,
-    /// The sending host: its runs are `<job>@<host>.last`.
-    host: Option<String>,
-}
-
 /// The routes, to merge into the pool's router.
 pub fn router(ingest: PingIngest) -> Router {
     let max = ingest.max_body;
     let bucket = Arc::new(TokenBucket::new(ingest.rate_limit));
     Router::new()
         .route("/ping/{job}", post(ping))
-        .route("/ping/{job}/{what}", post(ping_what))
+        .route("/ping/{job}/{what}", post(ping))
         .route_layer(middleware::from_fn_with_state(bucket, limited))
         .layer(DefaultBodyLimit::max(max))
         .with_state(Arc::new(ingest))
@@ -106,56 +99,14 @@ fn authorised(ingest: &PingIngest, headers: &HeaderMap) -> bool {
         .is_some_and(|t| same(t.trim(), &ingest.token))
 }
 
-/// What a ping says about the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Success,
-    Start,
-    Exit(i32),
-}
-
+/// One handler for both routes: the path and query are parsed by the one
+/// `/ping` grammar ([`Ping::parse`]), which the heartbeat CLI formats.
+/// The body is read (and so capped at `max_body`) but not used.
 async fn ping(
     State(ingest): State<Arc<PingIngest>>,
-    Path(job): Path<String>,
-    Query(q): Query<PingQuery>,
+    uri: Uri,
     headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    record(ingest, job, Kind::Success, q, headers, body.len()).await
-}
-
-async fn ping_what(
-    State(ingest): State<Arc<PingIngest>>,
-    Path((job, what)): Path<(String, String)>,
-    Query(q): Query<PingQuery>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let kind = match what.as_str() {
-        "start" => Kind::Start,
-        "fail" => Kind::Exit(1),
-        code => match code.parse::<u8>() {
-            Ok(0) => Kind::Success,
-            Ok(c) => Kind::Exit(i32::from(c)),
-            Err(_) => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    "expected /ping/<job>, /start, /fail or /<exit code 0-255>\n",
-                )
-                    .into_response();
-            }
-        },
-    };
-    record(ingest, job, kind, q, headers, body.len()).await
-}
-
-async fn record(
-    ingest: Arc<PingIngest>,
-    job: String,
-    kind: Kind,
-    q: PingQuery,
-    headers: HeaderMap,
-    _body_len: usize,
+    _body: axum::body::Bytes,
 ) -> Response {
     if !authorised(&ingest, &headers) {
         return (
@@ -172,56 +123,30 @@ async fn record(
         )
             .into_response();
     }
-    record_authorised(ingest, job, kind, q)
-        .await
-        .into_response()
+    match Ping::parse(uri.path(), uri.query()) {
+        Ok(ping) => record_authorised(ingest, ping).await.into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
 }
 
-async fn record_authorised(
-    ingest: Arc<PingIngest>,
-    job: String,
-    kind: Kind,
-    q: PingQuery,
-) -> (StatusCode, String) {
-    if let Err(e) = nexus_heartbeat::validate_job_name(&job) {
-        return (StatusCode::BAD_REQUEST, format!("{e}\n"));
-    }
-    let Some(host) = q.host else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "name the sending host: ?host=<name> (nexus-heartbeat --url sends it)\n".into(),
-        );
-    };
-    if let Err(e) = nexus_heartbeat::validate_host_name(&host) {
-        return (StatusCode::BAD_REQUEST, format!("{e}\n"));
-    }
-    let record = format!("{job}@{host}");
-    let interval = match q.interval.as_deref().map(parse_duration) {
-        None => ingest.default_interval,
-        Some(Ok(d)) if !d.is_zero() => d,
-        Some(Ok(_)) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                "interval must be positive\n".into(),
-            );
-        }
-        Some(Err(e)) => return (StatusCode::BAD_REQUEST, format!("{e}\n")),
-    };
+async fn record_authorised(ingest: Arc<PingIngest>, ping: Ping) -> (StatusCode, String) {
+    let interval = ping.interval.unwrap_or(ingest.default_interval);
+    let record = ping.record_name();
     let dir = ingest.dir.clone();
     let written = tokio::task::spawn_blocking(move || {
-        let w = CronWriter::new(CronDirs::only(&dir)).host(&host);
+        let w = CronWriter::new(CronDirs::only(&dir)).host(&ping.host);
         let secs = interval.as_secs().max(1);
         let now = now_epoch();
-        match kind {
-            Kind::Success => w.success(&record, secs),
-            Kind::Start => w.start(&record, secs, now),
-            Kind::Exit(code) => w.run(
+        match ping.kind {
+            PingKind::Success => w.success(&record, secs),
+            PingKind::Start => w.start(&record, secs, now),
+            PingKind::Exit(code) => w.run(
                 &record,
                 secs,
                 RunOutcome {
                     started_at: now,
                     finished_at: now,
-                    exit_code: code,
+                    exit_code: i32::from(code),
                 },
             ),
         }

@@ -366,7 +366,7 @@ impl Pool {
             default_timeout: cfg.pool.probe_timeout,
         });
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
-        let now = nexus_heartbeat::now_epoch();
+        let now = nexus_stdx::now_epoch();
         let shared = Arc::new(RwLock::new(PoolSnapshot {
             started_at: now,
             poll_interval_seconds: cfg.pool.poll_interval.as_secs_f64(),
@@ -519,7 +519,7 @@ impl Pool {
             _ => tracing::debug!("[{key}] {text}"),
         }
         let q = self.events.entry(key.to_string()).or_default();
-        let stamp = crate::http::clock(nexus_heartbeat::now_epoch());
+        let stamp = crate::http::clock(nexus_stdx::now_epoch());
         q.push_front(format!("{stamp} {text}"));
         q.truncate(EVENTS_KEPT);
     }
@@ -684,7 +684,7 @@ impl Pool {
         let mut g = crate::http::snapshot_mut(&self.shared);
         g.started_at = self.started_at;
         g.sweeps = self.sweeps;
-        g.last_sweep_at = nexus_heartbeat::now_epoch();
+        g.last_sweep_at = nexus_stdx::now_epoch();
         g.last_sweep_seconds = report.seconds;
         g.poll_interval_seconds = self.cfg.pool.poll_interval.as_secs_f64();
         g.faults = faults;

@@ -83,7 +83,7 @@ async fn a_clock_set_back_a_day_neither_hides_a_dead_agent_nor_alarms_a_live_one
     // A pool whose clock is a day ahead starts the agent that never ran
     // (a first start, which spends no budget).
     let mut ahead = Pool::new(cfg.clone(), opts.clone()).unwrap();
-    ahead.set_clock(Clock::starting_at(nexus_heartbeat::now_epoch() + DAY));
+    ahead.set_clock(Clock::starting_at(nexus_stdx::now_epoch() + DAY));
     beat();
     ahead.sweep().await;
     let rec = &ahead.state().records[&dead];
@@ -96,7 +96,7 @@ async fn a_clock_set_back_a_day_neither_hides_a_dead_agent_nor_alarms_a_live_one
     assert_eq!(rec.attempts.len(), 0, "a first start is not a revive");
     assert!(
         rec.last_launch
-            .is_some_and(|t| t > nexus_heartbeat::now_epoch() + DAY / 2.0)
+            .is_some_and(|t| t > nexus_stdx::now_epoch() + DAY / 2.0)
     );
     assert_eq!(ahead.state().records[&live].state, State::Healthy);
     drop(ahead);
@@ -105,7 +105,7 @@ async fn a_clock_set_back_a_day_neither_hides_a_dead_agent_nor_alarms_a_live_one
     // (5 s) is measured from now, not from a day ahead.
     let mut pool = Pool::new(cfg, opts).unwrap();
     let started = std::time::Instant::now();
-    let t0 = nexus_heartbeat::now_epoch();
+    let t0 = nexus_stdx::now_epoch();
     let mut sweeps = 0;
     // Counted by the pool's record: the launched command may run well
     // after the sweep that spawned it (the sweeps here take no real time).

@@ -368,7 +368,7 @@ impl ProbeFile {
 
     /// Reads and parses a TOML file.
     pub fn load(path: &Path) -> Result<ProbeFile, ConfigError> {
-        let text = nexus_heartbeat::read_config(path).map_err(|source| ConfigError::Read {
+        let text = nexus_stdx::read_config(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;

@@ -10,10 +10,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use nexus_stdx::{proc, read_capped};
 use serde::{Deserialize, Serialize};
 
 use crate::Outcome;
@@ -197,75 +198,28 @@ pub fn not_procfs(root: &Path) -> Option<String> {
     }
 }
 
-/// Reads at most `cap` bytes of a small `/proc` file.
-fn read_small(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    fs::File::open(path)?.take(cap).read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
-/// The process went away between listing and reading: not an error.
-fn vanished(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(3) // ESRCH
-}
-
-/// Parses `/proc/<pid>/stat`: `pid (comm) S ppid ... starttime(22) ...`.
-/// `comm` may hold spaces and parentheses, so split at the last `)`.
-pub(crate) fn parse_stat(text: &str) -> Result<(u32, String, char, u32, u64), String> {
-    let open = text.find('(').ok_or("no `(` before comm")?;
-    let close = text.rfind(')').ok_or("no `)` after comm")?;
-    if close < open {
-        return Err("malformed comm".to_string());
-    }
-    let pid = text[..open]
-        .trim()
-        .parse::<u32>()
-        .map_err(|_| "bad pid field")?;
-    let comm = text[open + 1..close].to_string();
-    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
-    let state = rest
-        .first()
-        .and_then(|s| s.chars().next())
-        .ok_or("no state field")?;
-    let ppid = rest
-        .get(1)
-        .and_then(|s| s.parse::<u32>().ok())
-        .ok_or("bad ppid field")?;
-    let start = rest
-        .get(19)
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or("bad starttime field")?;
-    Ok((pid, comm, state, ppid, start))
-}
-
 /// Reads one process; `Ok(None)` when it has exited meanwhile.
 fn read_entry(root: &Path, pid: u32) -> Result<Option<ProcEntry>, String> {
-    let dir = root.join(pid.to_string());
-    let stat_path = dir.join("stat");
-    let stat = match read_small(&stat_path, 4096) {
+    let path = |file: &str| root.join(pid.to_string()).join(file).display().to_string();
+    let stat = match proc::read_stat_text(root, pid) {
         Ok(b) => b,
-        Err(e) if vanished(&e) => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", stat_path.display())),
+        Err(e) if proc::vanished(&e) => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path("stat"))),
     };
-    let (_, comm, state, ppid, start_ticks) = parse_stat(&String::from_utf8_lossy(&stat))
-        .map_err(|why| format!("cannot parse {}: {why}", stat_path.display()))?;
-    let cmd_path = dir.join("cmdline");
-    let argv = match read_small(&cmd_path, 128 * 1024) {
-        Ok(b) => b
-            .split(|&c| c == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect(),
-        Err(e) if vanished(&e) => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", cmd_path.display())),
+    let stat = proc::parse_stat(&String::from_utf8_lossy(&stat))
+        .map_err(|why| format!("cannot parse {}: {why}", path("stat")))?;
+    let argv = match proc::read_cmdline(root, pid) {
+        Ok(argv) => argv,
+        Err(e) if proc::vanished(&e) => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path("cmdline"))),
     };
     Ok(Some(ProcEntry {
         pid,
-        ppid,
-        state,
-        comm,
+        ppid: stat.ppid,
+        state: stat.state,
+        comm: stat.comm,
         argv,
-        start_ticks,
+        start_ticks: stat.start_ticks,
     }))
 }
 
@@ -299,7 +253,7 @@ impl ProcTable {
             }
         }
         entries.sort_by_key(|e| e.pid);
-        let uptime = read_small(&root.join("uptime"), 256).ok().and_then(|b| {
+        let uptime = read_capped(&root.join("uptime"), 256).ok().and_then(|b| {
             String::from_utf8_lossy(&b)
                 .split_whitespace()
                 .next()
@@ -585,7 +539,7 @@ enum PidFileError {
 
 /// Reads a PID file: one decimal PID, surrounding whitespace allowed.
 fn read_pidfile(path: &Path) -> Result<u32, PidFileError> {
-    let bytes = match read_small(path, 64) {
+    let bytes = match read_capped(path, 64) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(PidFileError::Missing(path.to_path_buf()));
@@ -804,18 +758,5 @@ mod tests {
                 "{:?} in {:?}", pattern, hay
             );
         }
-    }
-
-    #[test]
-    fn stat_with_hostile_comm() {
-        let line =
-            "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
-        let (pid, comm, state, ppid, start) = parse_stat(line).unwrap();
-        assert_eq!(
-            (pid, comm.as_str(), state, ppid, start),
-            (4242, "a) b (c)", 'S', 1, 987654)
-        );
-        assert!(parse_stat("garbage").is_err());
-        assert!(parse_stat("1 (x) S").is_err());
     }
 }

@@ -155,7 +155,7 @@ impl Runner {
             summary,
             details,
             latency,
-            checked_at: nexus_heartbeat::now_epoch(),
+            checked_at: nexus_stdx::now_epoch(),
         }
     }
 }

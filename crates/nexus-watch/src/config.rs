@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nexus_alert::{IncidentSettings, TelegramSettings};
-use nexus_heartbeat::deserialize_duration;
 use nexus_probe::{ProbeSpec, RunnerConfig, Status};
+use nexus_stdx::deserialize_duration;
 use serde::Deserialize;
 
 use crate::ConfigError;
@@ -143,7 +143,7 @@ impl WatchdogFile {
 
     /// Reads and parses a file.
     pub fn load(path: &Path) -> Result<WatchdogFile, ConfigError> {
-        let text = nexus_heartbeat::read_config(path).map_err(|source| ConfigError::Read {
+        let text = nexus_stdx::read_config(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;

@@ -35,7 +35,7 @@ pub use defaults::{GATEWAY_HEALTH, SeedChecks};
 pub use error::ConfigError;
 pub use nexus_alert::{IncidentSettings, TelegramSettings};
 pub use recovery::{CleanupStats, RecoveryResult, RecoveryState, cleanup, glob_match, recover};
-pub use report::{CheckEntry, Evaluation, iso};
+pub use report::{CheckEntry, Evaluation};
 pub use status::{Overall, counts, overall};
 
 use nexus_probe::{ProbeSpec, Runner};
@@ -61,7 +61,7 @@ impl Watchdog {
     /// Runs every probe once, judges, recovers; warnings are for the log.
     pub async fn evaluate(&self, dry_run: bool) -> (Evaluation, Vec<String>) {
         let verdicts = self.runner.run(&self.probes).await;
-        let now = nexus_heartbeat::now_epoch();
+        let now = nexus_stdx::now_epoch();
         let (results, warnings) =
             recover(&self.recovery, &verdicts, &self.state_dir, now, dry_run).await;
         let mut e = Evaluation::new(now, verdicts, self.strict, &self.optional);

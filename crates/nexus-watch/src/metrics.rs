@@ -109,7 +109,7 @@ mod tests {
         let ok = v("heartbeat", "heartbeat", Status::Ok);
         let eval = Evaluation::new(1000.0, vec![bad, ok], false, &[]);
         let text = eval.metrics(std::time::Duration::from_secs(60));
-        let host = nexus_heartbeat::hostname();
+        let host = nexus_stdx::hostname();
         for line in [
             format!(
                 "nexus_watchdog_check_status{{check=\"gateway \\\"main\\\"\",kind=\"tcp\",host=\"{host}\"}} 2"

@@ -80,7 +80,7 @@ impl RecoveryState {
                 source,
             }
         })?;
-        nexus_heartbeat::write_private(&path, &bytes, true)
+        Ok(nexus_stdx::write_private(&path, &bytes, true)?)
     }
 }
 
@@ -125,7 +125,7 @@ pub async fn recover(
                 ok: false,
                 message: format!(
                     "recovery cap reached: {used} attempt(s) in the last {}; manual intervention required",
-                    nexus_heartbeat::format_duration(window)
+                    nexus_stdx::format_duration(window)
                 ),
                 attempts: used,
                 freed_bytes: None,
@@ -203,7 +203,7 @@ async fn run_restart(spec: &RecoverySpec) -> RecoveryResult {
             result.message = format!(
                 "restart failed: {:?} did not finish within {}",
                 spec.restart,
-                nexus_heartbeat::format_duration(spec.timeout.as_secs_f64())
+                nexus_stdx::format_duration(spec.timeout.as_secs_f64())
             );
         }
         Ok(Err(e)) => result.message = format!("restart failed: waiting for {program:?}: {e}"),

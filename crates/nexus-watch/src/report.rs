@@ -61,8 +61,8 @@ impl Evaluation {
         let overall = overall(&verdicts, strict, optional);
         Evaluation {
             timestamp,
-            checked_at: iso(timestamp),
-            host: nexus_heartbeat::hostname().to_string(),
+            checked_at: nexus_stdx::rfc3339(timestamp),
+            host: nexus_stdx::hostname().to_string(),
             overall_status: overall,
             healthy: overall == Overall::Healthy,
             has_critical: verdicts.iter().any(|v| v.status == Status::Critical),
@@ -229,17 +229,6 @@ fn hint(v: &Verdict) -> &'static str {
         (_, "ollama") | (_, "gpu") => "start Ollama / check the GPU",
         _ => "see the details above",
     }
-}
-
-/// Epoch seconds as RFC 3339 UTC, to the second.
-pub fn iso(epoch: f64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(epoch.floor() as i64)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("{epoch}"))
 }
 
 #[cfg(test)]

@@ -85,7 +85,7 @@ fn cases() -> Vec<Case> {
     let hb = d.path().join("hb.json");
     write(
         &hb,
-        &format!("{{\"timestamp\": {}}}", nexus_heartbeat::now_epoch()),
+        &format!("{{\"timestamp\": {}}}", nexus_stdx::now_epoch()),
     );
     cases.push(Case {
         name: "nexus-heartbeat",
@@ -100,7 +100,7 @@ fn cases() -> Vec<Case> {
         &beats.join("db_backup.last"),
         &format!(
             "{{\"job\": \"db_backup\", \"timestamp\": {}, \"interval_seconds\": 60}}",
-            nexus_heartbeat::now_epoch()
+            nexus_stdx::now_epoch()
         ),
     );
     cases.push(Case {

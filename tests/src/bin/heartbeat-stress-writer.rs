@@ -8,7 +8,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use nexus_heartbeat::{AgentHeartbeat, WriterStamp, now_epoch, write_atomic};
+use nexus_heartbeat::{AgentHeartbeat, WriterStamp};
+use nexus_stdx::{now_epoch, write_atomic};
 
 fn main() {
     let mut args = std::env::args_os().skip(1);

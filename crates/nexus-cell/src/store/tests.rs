@@ -1095,7 +1095,7 @@ fn daemon_state_and_heartbeats() {
     let mut w = cell.heartbeat_writer(&name("fresh")).durable(false);
     let doc = w.beat(1, "m", "thinking").unwrap();
     assert_eq!(doc.cell_uuid.as_deref(), Some(id.to_string().as_str()));
-    let now = nexus_heartbeat::now_epoch();
+    let now = nexus_stdx::now_epoch();
     let rule = Rule::fixed(60.0);
     let states: Vec<_> = cell
         .heartbeats(now, &rule)
@@ -1130,7 +1130,7 @@ fn symlinked_heartbeats_are_not_read() {
         .durable(false)
         .beat(1, "m", "thinking")
         .unwrap();
-    let now = nexus_heartbeat::now_epoch();
+    let now = nexus_stdx::now_epoch();
     let rule = Rule::fixed(60.0);
     let got = cell.heartbeats(now, &rule);
     use nexus_heartbeat::State;
@@ -1197,7 +1197,7 @@ fn a_symlinked_lazarus_directory_is_not_followed() {
     std::fs::remove_dir_all(&lazarus).unwrap();
     symlink(&fake, &lazarus).unwrap();
 
-    let now = nexus_heartbeat::now_epoch();
+    let now = nexus_stdx::now_epoch();
     let rule = Rule::fixed(60.0);
     let (cells, skipped) = s.survey(now, &rule).unwrap();
     assert!(skipped.is_empty(), "{skipped:?}");

@@ -10,7 +10,7 @@ fn found(text: &str) -> Found {
         path: PathBuf::from("/hb/job.last"),
         observed: Observation::parse(text.as_bytes(), Some(NOW - 10.0)).map_err(|reason| Problem {
             state: State::Corrupt,
-            reason,
+            reason: reason.to_string(),
         }),
         shadowed: vec![],
     }
@@ -211,7 +211,7 @@ fn report_sorts_failing_first_and_never_reads_empty_as_healthy() {
 }
 
 #[test]
-fn iso_matches_jiff() {
+fn rfc3339_matches_jiff() {
     for epoch in [
         0.0,
         1.5,
@@ -222,7 +222,7 @@ fn iso_matches_jiff() {
         221_845_392_000.0,
     ] {
         let want = Timestamp::from_second(epoch as i64).unwrap().to_string();
-        assert_eq!(iso(epoch), want, "{epoch}");
+        assert_eq!(nexus_stdx::rfc3339(epoch), want, "{epoch}");
     }
-    assert_eq!(iso(-1.0), "1969-12-31T23:59:59Z");
+    assert_eq!(nexus_stdx::rfc3339(-1.0), "1969-12-31T23:59:59Z");
 }

@@ -85,16 +85,6 @@ pub(super) fn parse_marker(body: &str) -> Option<String> {
     (fp.len() == 16).then_some(fp)
 }
 
-fn rfc3339(epoch: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(epoch)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("@{epoch}"))
-}
-
 impl Engine {
     pub(super) fn open_body(
         &self,
@@ -110,7 +100,7 @@ impl Engine {
         b.push_str(&format!(
             "\n**Subject:** `{}`\n**Failing since:** {}\n",
             a.check.subject.replace('`', "'"),
-            rfc3339(a.down_since.unwrap_or(a.decided_at))
+            nexus_stdx::rfc3339(a.down_since.unwrap_or(a.decided_at) as f64)
         ));
         if !missing.is_empty() {
             b.push_str(&format!(
@@ -122,8 +112,8 @@ impl Engine {
         b.push_str(a.check.diagnostics.trim());
         b.push_str(&format!(
             "\n\n---\n_Opened by the nexus incident engine on {} at {}. It comments while the problem lasts and closes this issue on recovery._\n",
-            nexus_heartbeat::hostname(),
-            rfc3339(a.decided_at)
+            nexus_stdx::hostname(),
+            nexus_stdx::rfc3339(a.decided_at as f64)
         ));
         b
     }
@@ -132,7 +122,7 @@ impl Engine {
         format!(
             "## Still failing: {}\n\n_Observed at {}._\n\n{}\n",
             a.check.summary.trim(),
-            rfc3339(a.decided_at),
+            nexus_stdx::rfc3339(a.decided_at as f64),
             a.check.diagnostics.trim()
         )
     }
@@ -140,12 +130,12 @@ impl Engine {
     pub(super) fn recovery_body(&self, a: &QueuedAction) -> String {
         let down = a
             .down_since
-            .map(|s| nexus_heartbeat::format_duration(a.decided_at.saturating_sub(s) as f64));
+            .map(|s| nexus_stdx::format_duration(a.decided_at.saturating_sub(s) as f64));
         format!(
             "## ✅ Recovered: `{}`\n\n{}\n\nRecovered at {}{}. Closing.\n",
             a.check.subject.replace('`', "'"),
             a.check.summary.trim(),
-            rfc3339(a.decided_at),
+            nexus_stdx::rfc3339(a.decided_at as f64),
             down.map_or(String::new(), |d| format!(" after being down for {d}"))
         )
     }

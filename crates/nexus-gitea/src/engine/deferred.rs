@@ -69,7 +69,7 @@ impl Engine {
                 path: path.clone(),
                 detail: e.to_string(),
             })?;
-            nexus_heartbeat::write_private(&path, &bytes, false)?;
+            nexus_stdx::write_private(&path, &bytes, false)?;
         }
         self.deferred_dirty = false;
         Ok(())

@@ -1,22 +1,19 @@
 //! The sliding-window rate limiter of delivered actions (`max_actions` per
 //! `action_window`, across all subjects), kept in `limiter.json`.
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use nexus_heartbeat::elapsed_since as elapsed;
+use nexus_stdx::SlidingWindow;
 
 use super::Engine;
 
-/// A sliding-window counter of delivered actions: at most `max` entries.
+/// The sliding window of delivered actions (`nexus_stdx::SlidingWindow`).
 /// Kept in `limiter.json` too (read and written under the engine lock), so
 /// the limit holds across restarts and across processes sharing the state
 /// directory: a crash-looping daemon does not start counting again.
 #[derive(Debug)]
 pub(super) struct Limiter {
-    max: usize,
-    window: i64,
-    sent: VecDeque<i64>,
+    window: SlidingWindow,
     /// Changed since `limiter.json` was written.
     dirty: bool,
     /// Size and mtime of `limiter.json` when last read or written: an
@@ -25,31 +22,12 @@ pub(super) struct Limiter {
 }
 
 impl Limiter {
-    /// Takes the window another run saved: times in the future (the clock
-    /// was set back) count as now, so they expire one window from now.
-    fn replace(&mut self, mut times: Vec<i64>, now: i64) {
-        for t in &mut times {
-            *t = (*t).min(now);
-        }
-        times.sort_unstable();
-        let keep = times.len().saturating_sub(self.max);
-        self.sent = times.into_iter().skip(keep).collect();
-    }
-
     pub(super) fn allows(&mut self, now: i64) -> bool {
-        while self
-            .sent
-            .front()
-            .is_some_and(|t| elapsed(now, *t) >= self.window)
-        {
-            self.sent.pop_front();
-        }
-        self.max == 0 || self.sent.len() < self.max
+        self.window.allows(now)
     }
 
     pub(super) fn record(&mut self, now: i64) {
-        if self.max > 0 {
-            self.sent.push_back(now);
+        if self.window.record(now) {
             self.dirty = true;
         }
     }
@@ -57,9 +35,7 @@ impl Limiter {
     /// A limiter of `max` actions (0: no limit) per `window` seconds.
     pub(super) fn new(max: usize, window: i64) -> Limiter {
         Limiter {
-            max,
-            window,
-            sent: VecDeque::new(),
+            window: SlidingWindow::new(max, window),
             dirty: false,
             seen: None,
         }
@@ -67,7 +43,7 @@ impl Limiter {
 
     /// Actions counted in the window.
     pub(super) fn len(&self) -> usize {
-        self.sent.len()
+        self.window.len()
     }
 
     /// Under the engine lock: the window as `limiter.json` has it (another
@@ -75,7 +51,7 @@ impl Limiter {
     /// actions), unless the file did not change since this engine last
     /// read or wrote it. A corrupt file is ignored (this run's count goes on).
     pub(super) fn load(&mut self, path: &Path, now: i64) {
-        if self.max == 0 {
+        if self.window.max() == 0 {
             return;
         }
         let meta = match std::fs::metadata(path) {
@@ -95,7 +71,7 @@ impl Limiter {
             .and_then(|b| serde_json::from_slice::<Vec<i64>>(&b).map_err(|e| e.to_string()));
         match times {
             Ok(times) => {
-                self.replace(times, now);
+                self.window.replace(times, now);
                 self.seen = Some(stamp);
             }
             Err(e) => {
@@ -110,12 +86,10 @@ impl Limiter {
         if !self.dirty {
             return;
         }
-        let times: Vec<i64> = self.sent.iter().copied().collect();
+        let times = self.window.times();
         let written = serde_json::to_vec(&times)
             .map_err(|e| e.to_string())
-            .and_then(|b| {
-                nexus_heartbeat::write_private(path, &b, false).map_err(|e| e.to_string())
-            });
+            .and_then(|b| nexus_stdx::write_private(path, &b, false).map_err(|e| e.to_string()));
         match written {
             Ok(()) => {
                 self.dirty = false;

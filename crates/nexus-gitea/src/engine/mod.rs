@@ -23,7 +23,7 @@ use std::sync::Arc;
 // clock; a stamp from the future counts as long past. Reopening a recently
 // closed issue keeps the plain difference: after a clock jump it reopens
 // rather than files a duplicate.
-use nexus_heartbeat::elapsed_since as elapsed;
+use nexus_stdx::elapsed_since as elapsed;
 
 use crate::check::Check;
 use crate::client::GiteaClient;
@@ -97,7 +97,7 @@ impl Engine {
             deferred_dirty: false,
             cfg,
             client,
-            clock: Arc::new(|| nexus_heartbeat::now_epoch() as i64),
+            clock: Arc::new(|| nexus_stdx::now_epoch() as i64),
             outbox,
             known_users: HashMap::new(),
             flush_hold_until: i64::MIN,

@@ -136,9 +136,9 @@ pub fn glance_path(path: &Path, now: f64, rule: &Rule) -> Glance {
 }
 
 fn full(bytes: &[u8], now: f64, rule: &Rule) -> Glance {
-    let observed = Observation::parse(bytes, None).map_err(|reason| Problem {
+    let observed = Observation::parse(bytes, None).map_err(|e| Problem {
         state: State::Corrupt,
-        reason,
+        reason: e.to_string(),
     });
     Glance::of(classify(Path::new(""), observed, now, rule))
 }

@@ -168,7 +168,7 @@ fn legacy_forms() {
     // Empty touch file: the mtime is the beat.
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "job.last", b"");
-    let c = classify_file(&p, crate::now_epoch(), &rule);
+    let c = classify_file(&p, nexus_stdx::now_epoch(), &rule);
     assert_eq!(c.state, State::Fresh, "{c}");
     assert_eq!(c.observation.unwrap().form, Form::Empty);
 }
@@ -318,41 +318,6 @@ fn endless_devices_are_not_files() {
     assert_eq!(c.state, State::Unreadable, "{c}");
 }
 
-#[test]
-fn config_files_are_read_whole_up_to_the_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "ok.toml", b"a = 1\n");
-    assert_eq!(read_config(&p).unwrap(), "a = 1\n");
-    // An endless device stops at the limit, with an error that names it.
-    let e = read_config(Path::new("/dev/zero")).unwrap_err();
-    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
-    assert!(e.to_string().contains("16 MiB limit"), "{e}");
-    let e = read_config(&write(dir.path(), "bin.toml", b"\xff\xfe")).unwrap_err();
-    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
-}
-
-#[test]
-fn a_config_from_a_pipe_is_read_to_its_end() {
-    // `--config <(generate)`: a short read is not the end of a pipe.
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("fifo");
-    mkfifo(&fifo);
-    let writer = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || {
-            use std::io::Write;
-            let mut f = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-            f.write_all(b"a = 1\n").unwrap();
-            f.flush().unwrap();
-            // A second write the reader may see in a second `read`.
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            f.write_all(b"b = 2\n").unwrap();
-        })
-    };
-    assert_eq!(read_config(&fifo).unwrap(), "a = 1\nb = 2\n");
-    writer.join().unwrap();
-}
-
 /// A secret an attacker would like to see quoted in a report or an issue.
 const SECRET: &str = "GITEA_TOKEN=s3cr3t-canary-0123456789";
 
@@ -422,12 +387,20 @@ fn an_invalid_file_is_quoted_by_a_short_sanitised_sample_at_most() {
     assert!(!c.reason.contains("starts with"), "{c}");
     // Parsing bytes (no file, no owner to check) never quotes them.
     let e = Observation::parse(format!("nope {SECRET}").as_bytes(), None).unwrap_err();
-    assert!(!e.contains("nope"), "{e}");
+    assert_eq!(e, ParseError::UnknownForm);
+    assert!(!e.to_string().contains("nope"), "{e}");
     let e = Observation::parse(format!("\"{SECRET}\"").as_bytes(), None).unwrap_err();
-    no_secret("a parse error", &e);
+    no_secret("a parse error", &e.to_string());
     let e =
         Observation::parse(format!(r#"{{"timestamp": "{SECRET}"}}"#).as_bytes(), None).unwrap_err();
-    no_secret("a parse error", &e);
+    assert_eq!(
+        e,
+        ParseError::Field {
+            field: "timestamp",
+            problem: FieldProblem::NotATime
+        }
+    );
+    no_secret("a parse error", &e.to_string());
     let _ = dir;
 }
 

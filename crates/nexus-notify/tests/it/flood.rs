@@ -195,7 +195,7 @@ async fn approvals_under_flood_control_wait_retry_after_and_still_expire() {
     let mut cfg = ApprovalConfig::new(dir.path().join("approvals.json"));
     cfg.poll_timeout = 0;
     let a = Approvals::new(cfg, client(&server));
-    let now = nexus_heartbeat::now_epoch() as i64;
+    let now = nexus_stdx::now_epoch() as i64;
     bot.lock().unwrap().now = now;
     a.request(
         "timmy-1",

@@ -110,7 +110,7 @@ async fn metrics_per_agent() {
     let (code, ctype, body) = call(shared(sample(now())), Method::GET, "/metrics").await;
     assert_eq!(code, StatusCode::OK);
     assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
-    let host = nexus_heartbeat::hostname();
+    let host = nexus_stdx::hostname();
     let id = |agent: &str, cell: &str, mission: &str| {
         format!(r#"agent="{agent}",cell="{cell}",mission="{mission}",host="{host}""#)
     };
@@ -143,7 +143,7 @@ fn non_finite_values_are_spelled_as_prometheus_reads_them() {
     s.agents[1].heartbeat_age = Some(f64::INFINITY);
     s.last_sweep_seconds = f64::NEG_INFINITY;
     let body = render_metrics(&s);
-    let host = nexus_heartbeat::hostname();
+    let host = nexus_stdx::hostname();
     let age = |a: &AgentView, v: &str| {
         format!(
             r#"nexus_pool_agent_heartbeat_age_seconds{{agent="{}",cell="{}",mission="{}",host="{host}"}} {v}"#,
@@ -257,7 +257,7 @@ async fn a_channel_in_trouble_is_shown_and_an_unreadable_cell_degrades_health() 
 
 #[tokio::test]
 async fn what_a_sick_agent_waits_for_is_on_the_page_and_in_the_api() {
-    let now = nexus_heartbeat::now_epoch();
+    let now = nexus_stdx::now_epoch();
     let mut snap = sample(now);
     snap.agents[1].waiting = Some("backoff 2 s until 18:03:12 (attempt 2 of 5 in 1 h) <b>".into());
     let shared: Shared = Arc::new(std::sync::RwLock::new(snap));
@@ -277,7 +277,7 @@ async fn what_a_sick_agent_waits_for_is_on_the_page_and_in_the_api() {
 
 #[tokio::test]
 async fn why_a_sick_agent_is_sick_is_on_the_page_and_in_the_api() {
-    let now = nexus_heartbeat::now_epoch();
+    let now = nexus_stdx::now_epoch();
     let mut snap = sample(now);
     let why = "corrupt heartbeat: /c/x.json: field `timestamp`: <bad>";
     snap.agents[1].reason = Some(Box::new(why.to_string()));

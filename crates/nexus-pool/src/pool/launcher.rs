@@ -431,11 +431,12 @@ async fn stop_processes(pids: &[u32]) {
 }
 
 fn is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    use nexus_stdx::proc;
+    let Ok(pid) = u32::try_from(pid) else {
+        return true;
+    };
+    proc::read_stat_text(std::path::Path::new("/proc"), pid)
         .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
+        .and_then(|s| proc::parse_stat(&String::from_utf8_lossy(&s)).ok())
+        .is_none_or(|s| s.state == 'Z')
 }

@@ -285,7 +285,7 @@ impl Pool {
                 () = tokio::time::sleep_until(until) => {
                     tracing::warn!(
                         "Gitea, Telegram or Nostr did not answer within {}: what waits is kept for the next run",
-                        nexus_heartbeat::format_duration(limit.as_secs_f64())
+                        nexus_stdx::format_duration(limit.as_secs_f64())
                     );
                     break;
                 }
@@ -367,7 +367,7 @@ impl Pool {
         if let Some(m) = &mut self.telegram
             && !self.dry_run
         {
-            let now = nexus_heartbeat::now_epoch();
+            let now = nexus_stdx::now_epoch();
             for u in &self.state.unsent {
                 if m.sending.contains(&u.id) {
                     continue;
@@ -473,7 +473,7 @@ impl Pool {
                 tracing::warn!("telegram: {why}; retrying in {retry_after:.0}s");
                 m.trouble = Some(why);
                 if let Some(i) = at(id) {
-                    unsent[i].not_before = nexus_heartbeat::now_epoch() + retry_after;
+                    unsent[i].not_before = nexus_stdx::now_epoch() + retry_after;
                     self.dirty = true;
                 }
             }

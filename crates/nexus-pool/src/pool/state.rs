@@ -145,7 +145,7 @@ impl PoolState {
     pub(super) fn save(&self, path: &Path) -> Result<(), Error> {
         // Written as it is serialised: 10,000 records are 5 MB of JSON,
         // never held in memory whole.
-        nexus_heartbeat::write_private_with(
+        nexus_stdx::write_private_with(
             path,
             &mut |w| serde_json::to_writer_pretty(w, self).map_err(std::io::Error::other),
             true,

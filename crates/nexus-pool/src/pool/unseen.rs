@@ -165,7 +165,7 @@ impl Pool {
             tracing::info!(
                 "{} agent(s) left the fleet; their records are kept {} in case they come back",
                 gone.len(),
-                nexus_heartbeat::format_duration(self.retirement())
+                nexus_stdx::format_duration(self.retirement())
             );
         }
         for (key, record) in gone {

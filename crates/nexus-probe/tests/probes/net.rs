@@ -437,7 +437,7 @@ async fn hung_targets_hold_their_place_in_the_connect_burst_only_briefly() {
         (0..30).map(|i| if i < 24 { &hung } else { &open }.addr.port()),
         timeout,
     );
-    let started = nexus_heartbeat::now_epoch();
+    let started = nexus_stdx::now_epoch();
     let t0 = Instant::now();
     let verdicts = Runner::default().run(&probes).await;
     assert!(

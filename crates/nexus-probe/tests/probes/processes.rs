@@ -266,7 +266,7 @@ async fn ancestors_and_children_are_excluded_in_a_fake_table() {
 }
 
 fn write_heartbeat(path: &Path, age: f64) {
-    let ts = nexus_heartbeat::now_epoch() - age;
+    let ts = nexus_stdx::now_epoch() - age;
     std::fs::write(
         path,
         format!(r#"{{"timestamp": {ts}, "cycle": 7, "model": "timmy", "pid": 1}}"#),
@@ -339,7 +339,7 @@ async fn a_symlinked_heartbeat_is_reported_and_its_target_never_shown() {
     let secrets = dir.path().join("secrets.env");
     std::fs::write(&secrets, "GITEA_TOKEN=s3cr3t-canary\n").unwrap();
     let alive = dir.path().join("alive.json");
-    let ts = nexus_heartbeat::now_epoch();
+    let ts = nexus_stdx::now_epoch();
     std::fs::write(
         &alive,
         format!(r#"{{"timestamp": {ts}, "cycle": 1, "model": "s3cr3t-model"}}"#),

@@ -236,7 +236,7 @@ async fn budget_from_files() {
 async fn a_toml_file_runs_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let hb = dir.path().join("hb.json");
-    std::fs::write(&hb, format!("{}", nexus_heartbeat::now_epoch())).unwrap();
+    std::fs::write(&hb, format!("{}", nexus_stdx::now_epoch())).unwrap();
     let text = format!(
         r#"
         [runner]

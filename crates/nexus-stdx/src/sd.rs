@@ -1,6 +1,6 @@
 //! systemd's heartbeat: `sd_notify` (`READY=1` once, `WATCHDOG=1` every
-//! cycle) for daemons started with `NOTIFY_SOCKET`. The same few lines as
-//! ntpd-rs inlines; std only.
+//! cycle) for daemons started with `NOTIFY_SOCKET`, over a unix datagram
+//! socket. The same few lines as ntpd-rs inlines.
 
 use std::ffi::OsStr;
 use std::os::unix::net::UnixDatagram;
