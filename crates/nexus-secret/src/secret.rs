@@ -94,12 +94,18 @@ mod tests {
                 token: Some(s),
             }
         );
-        assert!(!shown.contains(CANARY) && shown.contains("example.org"), "{shown}");
+        assert!(
+            !shown.contains(CANARY) && shown.contains("example.org"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn trimmed_drops_whitespace_and_refuses_blank() {
-        assert_eq!(Secret::trimmed(" a\n").map(|s| s.expose().to_owned()), Some("a".into()));
+        assert_eq!(
+            Secret::trimmed(" a\n").map(|s| s.expose().to_owned()),
+            Some("a".into())
+        );
         assert!(Secret::trimmed(" \n").is_none());
         assert!(Secret::new(" ").is_blank() && !Secret::new("x").is_blank());
     }
