@@ -39,4 +39,4 @@ pub use approval::{ApprovalState, NostrApprovals, Pending};
 pub use error::Error;
 pub use nostr::{Keys, PublicKey};
 pub use relay::{Published, Relays};
-pub use settings::{Dm, NostrSettings, parse_pubkey};
+pub use settings::{Dm, NostrSettings, PubkeyError, parse_pubkey};

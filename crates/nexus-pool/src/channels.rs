@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
-use nexus_gitea::{Check, Engine, Outcome};
-use nexus_notify::{Approvals, Telegram, Text, Verdict};
+use nexus_alert::gitea::{Check, Engine, Outcome};
+use nexus_alert::telegram::{Approvals, Decision, Telegram, Text};
 use nexus_revive::Approval;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::mpsc;
@@ -353,17 +353,10 @@ pub(crate) type Answer = (String, Approval, Option<String>);
 
 /// The answers among `decisions` (expiry is the state machine's own
 /// deadline, not a channel's).
-fn answers(decisions: Vec<nexus_notify::Decision>) -> Vec<Answer> {
+fn answers(decisions: Vec<Decision>) -> Vec<Answer> {
     decisions
         .into_iter()
-        .filter_map(|d| {
-            let a = match d.verdict {
-                Verdict::Approved => Approval::Approved,
-                Verdict::Denied => Approval::Denied,
-                Verdict::Expired => return None,
-            };
-            Some((d.request_id, a, d.by))
-        })
+        .filter_map(|d| Some((d.request_id, d.verdict?, d.by)))
         .collect()
 }
 
@@ -412,7 +405,7 @@ impl Executor for TelegramExecutor {
     type Event = TelegramEvent;
 
     async fn run(&mut self, cmd: TelegramCommand) -> TelegramEvent {
-        use nexus_notify::Error as E;
+        use nexus_alert::telegram::Error as E;
         let deadline = self.deadline;
         let late = || format!("no answer within {}", seconds(deadline));
         match cmd {
@@ -467,7 +460,7 @@ impl Executor for TelegramExecutor {
 impl TelegramExecutor {
     /// Asks, polls or withdraws an approval request.
     async fn approve(&mut self, cmd: ApprovalCommand<Text>) -> ApprovalEvent {
-        use nexus_notify::Error as E;
+        use nexus_alert::telegram::Error as E;
         let deadline = self.deadline;
         let late = || format!("no answer within {}", seconds(deadline));
         match cmd {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use nexus_alert::telegram::{ApprovalConfig, Approvals};
 use nexus_cell::{CellId, CellStore, Event, EventKind};
-use nexus_notify::{ApprovalConfig, Approvals};
 use nexus_probe::{Runner, RunnerConfig};
 use nexus_revive::{Action, AgentRecord, Health, Settings, State, assess, launched, step};
 use tokio::sync::mpsc;

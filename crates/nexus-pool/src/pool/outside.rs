@@ -6,11 +6,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use nexus_gitea::Outcome;
+use nexus_alert::gitea::Outcome;
 use tokio::time::Instant;
 
-use nexus_gitea::Check;
-use nexus_notify::Text;
+use nexus_alert::gitea::Check;
+use nexus_alert::telegram::Text;
 use nexus_revive::{AgentRecord, State};
 
 use super::{Pool, Unsent};
@@ -856,7 +856,7 @@ impl Pool {
 /// The approval request id of `key`'s current death episode.
 pub(super) fn request_id(key: &str, rec: &AgentRecord, now: f64) -> String {
     let episode = format!("{key}@{}", rec.episode_start.unwrap_or(now));
-    format!("r{}", nexus_gitea::fingerprint("pool", &episode))
+    format!("r{}", nexus_alert::gitea::fingerprint("pool", &episode))
 }
 
 fn fmt_opt(v: Option<bool>) -> &'static str {
