@@ -15,8 +15,9 @@ use nexus_revive::{AgentRecord, State};
 
 use super::{Pool, Unsent};
 use crate::channels::{
-    Answer, ApprovalCommand, ApprovalEvent, Channel, GiteaCommand, GiteaEvent, GiteaExecutor,
-    GiteaJob, NostrEvent, NostrExecutor, TelegramCommand, TelegramEvent, TelegramExecutor,
+    Answer, ApprovalCommand, ApprovalEvent, Channel, ChannelError, GiteaCommand, GiteaEvent,
+    GiteaExecutor, GiteaJob, NostrEvent, NostrExecutor, TelegramCommand, TelegramEvent,
+    TelegramExecutor,
 };
 use crate::config::AskWithoutChannel;
 use crate::fleet::{Seen, Target};
@@ -415,7 +416,7 @@ impl Pool {
                     }
                     Err(e) => {
                         tracing::warn!("[{subject}] incident: {e}");
-                        Some(e)
+                        Some(e.to_string())
                     }
                 };
             }
@@ -428,7 +429,7 @@ impl Pool {
                     )),
                     Err(e) => {
                         tracing::warn!("incidents: {e}");
-                        Some(e)
+                        Some(e.to_string())
                     }
                 };
             }
@@ -867,7 +868,7 @@ fn fmt_opt(v: Option<bool>) -> &'static str {
     }
 }
 
-fn withdrawn(via: Via, id: &str, result: Result<bool, String>) {
+fn withdrawn(via: Via, id: &str, result: Result<bool, ChannelError>) {
     match result {
         Ok(true) => tracing::info!("{via}: request {id} withdrawn (answered elsewhere)"),
         Ok(false) => {}
