@@ -215,6 +215,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("lable"), "{e}");
+        // A daemon's file: other tables are skipped, a bad key in the alert
+        // tables is named.
+        let text = "[jobs.a]\ninterval = \"1h\"\n[telegram]\nchat_id = 5";
+        let t: AlertTables = toml::from_str(text).unwrap();
+        assert_eq!(t.telegram.map(|t| t.chat_id), Some(5));
+        assert!(t.incident.is_none());
+        let e = toml::from_str::<AlertTables>("[jobs.a]\n[incident]\nrepos = \"a/b\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("repos"), "{e}");
     }
 
     /// The watchdog's and the cron checker's problems reach the engine:

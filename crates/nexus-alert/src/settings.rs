@@ -281,14 +281,3 @@ pub struct AlertTables {
     #[serde(default)]
     pub telegram: Option<TelegramSettings>,
 }
-
-impl AlertTables {
-    /// [`IncidentSettings::with_env`] and [`TelegramSettings::with_env`] on
-    /// the tables present.
-    pub fn with_env(self, env: Env<'_>) -> AlertTables {
-        AlertTables {
-            incident: self.incident.map(|i| i.with_env(env)),
-            telegram: self.telegram.map(|t| t.with_env(env)),
-        }
-    }
-}

@@ -766,6 +766,8 @@ mod tests {
             ),
             ("[revive]\nmax_attemps = 3", "max_attemps"),
             ("[nostr]\nrelay_urls = [\"ws://x\"]", "relay_urls"),
+            ("[incident]\nlable = \"x\"", "lable"),
+            ("[telegram]\nchatid = 1", "chatid"),
             (
                 "[[gateway]]\nname = \"a\"\nhealth_prot = 8766",
                 "health_prot",
