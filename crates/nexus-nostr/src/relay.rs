@@ -156,12 +156,10 @@ impl Relays {
                 let r = tokio::time::timeout(timeout, publish_one(&url, events)).await;
                 (
                     i,
-                    r.unwrap_or_else(|_| {
-                        Err(RelayError::Timeout {
-                            what: "OK",
-                            timeout,
-                        })
-                    }),
+                    r.unwrap_or(Err(RelayError::Timeout {
+                        what: "OK",
+                        timeout,
+                    })),
                 )
             }
         });
@@ -206,12 +204,10 @@ impl Relays {
                 let r = tokio::time::timeout(timeout, fetch_one(&url, filters)).await;
                 (
                     i,
-                    r.unwrap_or_else(|_| {
-                        Err(RelayError::Timeout {
-                            what: "EOSE",
-                            timeout,
-                        })
-                    }),
+                    r.unwrap_or(Err(RelayError::Timeout {
+                        what: "EOSE",
+                        timeout,
+                    })),
                 )
             }
         });
