@@ -370,17 +370,7 @@ mod tests {
     /// the registry alone accepts the tables.
     #[test]
     fn the_binary_tables_are_typed_and_a_bad_key_is_named() {
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Incident {
-            #[serde(default)]
-            #[allow(dead_code)]
-            label: String,
-        }
-        #[derive(Debug, Deserialize)]
-        struct Tables {
-            incident: Option<Incident>,
-        }
+        use nexus_alert::AlertTables as Tables;
         let text =
             "[jobs.a]\ninterval = \"1h\"\n[incident]\nlable = \"x\"\n[telegram]\nchat_id = 1";
         assert_eq!(parse(text).unwrap().jobs.len(), 1);
@@ -389,7 +379,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cron-jobs.toml") && e.contains("lable"), "{e}");
-        let (_, t) = Registry::parse_with::<Tables>(&text.replace("lable", "label"), path).unwrap();
-        assert!(t.incident.is_some());
+        let fixed = text.replace("lable", "label");
+        let (_, t) = Registry::parse_with::<Tables>(&fixed, path).unwrap();
+        assert_eq!(t.incident.map(|i| i.label).as_deref(), Some("x"));
+        assert_eq!(t.telegram.map(|t| t.chat_id), Some(1));
     }
 }

@@ -278,26 +278,18 @@ mod tests {
     /// fails at load, naming the file and the key.
     #[test]
     fn a_bad_key_in_the_binary_tables_names_the_file_and_the_key() {
-        #[derive(Debug, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Incident {
-            #[serde(default)]
-            #[allow(dead_code)]
-            label: String,
-        }
-        #[derive(Debug, Deserialize)]
-        struct Tables {
-            #[allow(dead_code)]
-            incident: Option<Incident>,
-        }
+        use nexus_alert::AlertTables;
         let text = "[incident]\nlable = \"x\"\n[watchdog]\ninterval = \"5s\"";
         WatchdogFile::parse(text, "w.toml").unwrap();
-        let e = WatchdogFile::parse_with::<Tables>(text, "w.toml")
+        let e = WatchdogFile::parse_with::<AlertTables>(text, "w.toml")
             .unwrap_err()
             .to_string();
         assert!(e.contains("w.toml") && e.contains("lable"), "{e}");
-        let (_, t) =
-            WatchdogFile::parse_with::<Tables>("[incident]\nlabel = \"x\"", "w.toml").unwrap();
-        assert!(t.incident.is_some());
+        let ok = "[telegram]\nchat_id = -5\nrepeat = \"2h\"";
+        let (f, t) = WatchdogFile::parse_with::<AlertTables>(ok, "w.toml").unwrap();
+        assert_eq!(f.watchdog.interval, Duration::from_secs(60));
+        assert!(t.incident.is_none());
+        let telegram = t.telegram.map(|t| (t.chat_id, t.repeat));
+        assert_eq!(telegram, Some((-5, Duration::from_secs(7200))));
     }
 }
