@@ -384,4 +384,16 @@ mod tests {
         assert_eq!(t.incident.map(|i| i.label).as_deref(), Some("x"));
         assert_eq!(t.telegram.map(|t| t.chat_id), Some(1));
     }
+
+    /// The shipped example parses, alert tables included (the product's
+    /// forge lives there, not in the code).
+    #[test]
+    fn the_shipped_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/cron-jobs.toml");
+        let (reg, tables) = Registry::load_with::<nexus_alert::AlertTables>(&path).unwrap();
+        assert_eq!(reg.jobs.len(), 2);
+        let incident = tables.incident.unwrap();
+        assert!(incident.is_configured() && !incident.assignees.is_empty());
+        assert!(tables.telegram.is_some());
+    }
 }
