@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use nexus_alert::{AlertProblem, Alerts, IncidentSettings, Severity, TelegramSettings};
+use nexus_alert::{
+    AlertProblem, AlertTables, Alerts, IncidentSettings, Severity, TelegramSettings,
+};
 use nexus_cron::{CheckReport, Registry, alerts, history, report};
 use nexus_heartbeat::{CronDirs, CronWriter};
 use nexus_stdx::{format_duration, now_epoch};
@@ -126,6 +128,8 @@ struct Setup {
     dirs: Vec<PathBuf>,
     explicit_dirs: bool,
     registry: Registry,
+    /// `[incident]`, `[telegram]`, typed at load, the environment applied.
+    alerting: AlertTables,
     state_dir: PathBuf,
     now: f64,
 }
@@ -138,12 +142,12 @@ impl Setup {
         } else {
             default_dirs()
         };
-        let mut registry = match &a.registry {
-            Some(p) => Registry::load(p)?,
+        let (mut registry, alerting) = match &a.registry {
+            Some(p) => Registry::load_with::<AlertTables>(p)?,
             None if Path::new(DEFAULT_REGISTRY).is_file() => {
-                Registry::load(Path::new(DEFAULT_REGISTRY))?
+                Registry::load_with::<AlertTables>(Path::new(DEFAULT_REGISTRY))?
             }
-            None => Registry::default(),
+            None => (Registry::default(), AlertTables::default()),
         };
         let s = &mut registry.settings;
         if let Some(d) = a.default_interval.filter(|d| !d.is_zero()) {
@@ -165,6 +169,7 @@ impl Setup {
             dirs,
             explicit_dirs,
             registry,
+            alerting,
             state_dir,
             now: a.at.unwrap_or_else(now_epoch),
         })
@@ -286,38 +291,32 @@ fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The registry's `[incident]` / `[telegram]` tables (defaults: label
-/// `heartbeat-checker`, prefix `[heartbeat-checker]`).
-fn alert_settings(reg: &Registry) -> anyhow::Result<(IncidentSettings, Option<TelegramSettings>)> {
-    let origin = reg
-        .path
-        .as_ref()
-        .map_or_else(|| "registry".to_string(), |p| p.display().to_string());
-    let incident: IncidentSettings = match &reg.incident {
-        Some(v) => v
-            .clone()
-            .try_into()
-            .with_context(|| format!("{origin}: [incident]"))?,
-        None => IncidentSettings::default(),
-    };
-    let incident = incident.or_named("heartbeat-checker", "[heartbeat-checker]");
-    let telegram = match &reg.telegram {
-        Some(v) => Some(
-            v.clone()
-                .try_into()
-                .with_context(|| format!("{origin}: [telegram]"))?,
-        ),
+/// `heartbeat-checker`, prefix `[heartbeat-checker]`), with the environment
+/// overrides, resolved once, here at the edge.
+fn alert_settings(tables: &AlertTables) -> (IncidentSettings, Option<TelegramSettings>) {
+    let env = |k: &str| std::env::var(k).ok();
+    let incident = tables
+        .incident
+        .clone()
+        .unwrap_or_default()
+        .with_env(&env)
+        .or_named("heartbeat-checker", "[heartbeat-checker]");
+    let telegram = match &tables.telegram {
+        Some(t) => Some(t.clone().with_env(&env)),
         // Environment only: both variables set.
-        None if std::env::var_os("TELEGRAM_CHAT_ID").is_some() => Some(TelegramSettings::default()),
+        None if env("TELEGRAM_CHAT_ID").is_some() => {
+            Some(TelegramSettings::default().with_env(&env))
+        }
         None => None,
     };
-    Ok((incident, telegram))
+    (incident, telegram)
 }
 
 /// One incident for the whole set of failing jobs (subject `cron`),
 /// commented as the set changes, closed when every job recovers; a Telegram
 /// message per new failing set.
 fn incident(setup: &Setup, report: &CheckReport, dry_run: bool) -> anyhow::Result<Vec<String>> {
-    let (settings, telegram) = alert_settings(&setup.registry)?;
+    let (settings, telegram) = alert_settings(&setup.alerting);
     let failing: Vec<&nexus_cron::JobReport> = report.failures().collect();
     let healthy = failing.is_empty() && !report.nothing_monitored;
     let summary = if healthy {

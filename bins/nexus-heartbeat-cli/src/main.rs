@@ -108,7 +108,8 @@ struct JobArgs {
 /// a proxy in front of the pool wants it).
 fn push(job: &JobArgs, url: &str, kind: PingKind, interval: u64) -> Result<(), String> {
     let shown = nexus_secret::redact_url(url);
-    let token = nexus_secret::token(&job.token_env, job.token_file.as_deref())
+    let from_env = std::env::var(&job.token_env).ok();
+    let token = nexus_secret::token(from_env.as_deref(), job.token_file.as_deref())
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no push token in ${} (or --token-file)", job.token_env))?;
     let host = job.host.as_deref().unwrap_or(nexus_stdx::hostname());
@@ -131,7 +132,7 @@ fn push(job: &JobArgs, url: &str, kind: PingKind, interval: u64) -> Result<(), S
         }
         match client
             .post(&endpoint)
-            .header("authorization", format!("Bearer {token}"))
+            .header("authorization", format!("Bearer {}", token.expose()))
             .send()
         {
             Ok(r) if r.status().is_success() => return Ok(()),

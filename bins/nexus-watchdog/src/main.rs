@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use nexus_alert::{Alerts, IncidentSettings};
+use nexus_alert::{
+    AlertProblem, AlertTables, Alerts, IncidentSettings, Severity, TelegramSettings,
+};
 use nexus_heartbeat::CronWriter;
 use nexus_probe::{MatchMode, Runner, RunnerConfig, seed};
 use nexus_watch::{Evaluation, SeedChecks, Watchdog, WatchdogFile};
@@ -148,13 +150,14 @@ struct Setup {
     file: WatchdogFile,
     interval: Duration,
     incident: IncidentSettings,
+    telegram: Option<TelegramSettings>,
 }
 
 impl Setup {
     fn load(cli: &Cli) -> anyhow::Result<Setup> {
-        let (file, mut probes, strict) = match &cli.config {
+        let (file, tables, mut probes, strict) = match &cli.config {
             Some(path) => {
-                let file = WatchdogFile::load(path)?;
+                let (file, tables) = WatchdogFile::load_with::<AlertTables>(path)?;
                 anyhow::ensure!(
                     !file.probes.is_empty(),
                     "{}: no [[probe]] tables: nothing to check",
@@ -162,7 +165,7 @@ impl Setup {
                 );
                 let probes = file.probes.clone();
                 let strict = file.watchdog.strict || cli.strict;
-                (file, probes, strict)
+                (file, tables, probes, strict)
             }
             None => {
                 let seed = SeedChecks {
@@ -189,7 +192,7 @@ impl Setup {
                 // healthy; only `gateway_health` may be Unknown (no endpoint).
                 let mut file = WatchdogFile::default();
                 file.watchdog.optional = seed.optional();
-                (file, seed.probes(), true)
+                (file, AlertTables::default(), seed.probes(), true)
             }
         };
         // Flag > config > DATABASE_URL, as the seed read it (docs/SPEC.md §4.6).
@@ -210,10 +213,12 @@ impl Setup {
         .with_proc_root(&cli.proc_root);
         let interval = cli.interval.unwrap_or(file.watchdog.interval);
         anyhow::ensure!(!interval.is_zero(), "--interval must be positive");
-        let mut incident = file
+        // The environment overrides, resolved once, here at the edge.
+        let env = |k: &str| std::env::var(k).ok();
+        let mut incident = tables
             .incident
-            .clone()
             .unwrap_or_default()
+            .with_env(&env)
             .or_named("watchdog", "[watchdog]");
         if let Some(l) = &cli.label {
             incident.label = l.clone();
@@ -239,6 +244,7 @@ impl Setup {
             file,
             interval,
             incident,
+            telegram: tables.telegram.map(|t| t.with_env(&env)),
         })
     }
 }
@@ -267,8 +273,8 @@ fn main_inner() -> ExitCode {
         nexus_cli::ONE_SHOT
     });
     if let Some(Cmd::CheckConfig { file }) = &cli.cmd {
-        return match WatchdogFile::load(file) {
-            Ok(f) => {
+        return match WatchdogFile::load_with::<AlertTables>(file) {
+            Ok((f, _)) => {
                 outln!(
                     "{}: valid ({} probe(s), {} recovery action(s))",
                     file.display(),
@@ -318,7 +324,7 @@ fn main_inner() -> ExitCode {
 fn alerts(cli: &Cli, setup: &Setup) -> Alerts {
     Alerts::new(
         &setup.incident,
-        setup.file.telegram.as_ref(),
+        setup.telegram.as_ref(),
         &setup.watchdog.state_dir,
         cli.dry_run,
         "Nexus watchdog",
@@ -340,7 +346,23 @@ async fn cycle(cli: &Cli, setup: &Setup, alerts: &mut Alerts) -> anyhow::Result<
     // The same evaluation feeds the report and the incident (defect W3):
     // the checks that count against the run, each with its hint and what
     // its recovery action did.
-    let problems = eval.problems();
+    let problems: Vec<AlertProblem> = eval
+        .findings()
+        .into_iter()
+        .map(|f| {
+            let severity = if f.critical {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
+            let p = AlertProblem::new(f.verdict.name.clone(), severity, f.verdict.summary.clone())
+                .with_hint(f.hint);
+            match f.recovery {
+                Some(r) => p.with_recovery(r),
+                None => p,
+            }
+        })
+        .collect();
     let summary = eval.summary();
     let subject = setup.file.watchdog.subject.clone();
     for line in alerts

@@ -136,19 +136,21 @@ fn load_config(cli: &Cli) -> anyhow::Result<(PoolConfig, Option<PathBuf>)> {
         .config
         .clone()
         .or_else(|| std::env::var_os("RESURRECTION_CONFIG").map(PathBuf::from));
+    // The environment overrides, resolved once, here at the edge.
+    let env = |k: &str| std::env::var(k).ok();
     if let Some(p) = explicit {
-        let cfg = PoolConfig::load(&p)?;
+        let cfg = PoolConfig::load(&p)?.with_env(&env);
         return Ok((cfg, Some(p)));
     }
     for dir in [home().join(".nexus"), PathBuf::from("/etc/nexus")] {
         for name in ["resurrection_pool.toml", "resurrection_pool.json"] {
             let p = dir.join(name);
             if p.is_file() {
-                return Ok((PoolConfig::load(&p)?, Some(p)));
+                return Ok((PoolConfig::load(&p)?.with_env(&env), Some(p)));
             }
         }
     }
-    Ok((PoolConfig::default(), None))
+    Ok((PoolConfig::default().with_env(&env), None))
 }
 
 fn main() -> ExitCode {

@@ -1,260 +1,47 @@
-//! Incident delivery for the binaries (watchdog, cron checker, pool): the
-//! `[incident]` (Gitea) and `[telegram]` settings they share, with the
-//! environment overrides of the spec (`GITEA_URL`, `NEXUS_REPO`,
-//! `GITEA_TOKEN`, `TELEGRAM_BOT_TOKEN`, `TELEGRAM_CHAT_ID`), and [`Alerts`],
-//! which builds the `nexus-gitea` engine and the `nexus-notify` alerter and
-//! is called once per cycle with the cycle's one evaluation.
+//! The one alerting boundary of the suite: every daemon (watchdog, cron
+//! checker, pool) reaches Gitea and Telegram only through this crate.
+//!
+//! - [`IncidentSettings`] (`[incident]`: per-subject Gitea issues) and
+//!   [`TelegramSettings`] (`[telegram]`: alerts and approvals) are
+//!   serde-only settings each daemon embeds typed in its configuration
+//!   file ([`AlertTables`] for the files a library owns). Their defaults
+//!   configure nothing: the forge URL, repository and assignees live in
+//!   `docs/examples`. The environment overrides (`GITEA_URL`, `NEXUS_REPO`,
+//!   `GITEA_TOKEN`, `TELEGRAM_BOT_TOKEN`, `TELEGRAM_CHAT_ID`) are resolved
+//!   once, by the binary, with their `with_env`.
+//! - [`Alerts`] builds the `nexus-gitea` engine and the `nexus-notify`
+//!   alerter and is called once per cycle with the cycle's one evaluation.
+//! - [`gitea`] and [`telegram`] re-export the channel types a daemon that
+//!   runs its own executors needs (the pool: the engine, approvals).
 //!
 //! # What this crate must never do
-//! - Show a token: settings hold the *name* of the variable; a token read
-//!   from a seed file is kept out of `Debug`.
+//! - Show a token: tokens are held in `nexus_secret::Secret`, whose `Debug`
+//!   is redacted.
+//! - Read the process environment: the binary passes it in.
 //! - Make an HTTP call in dry-run mode, or fail a cycle because Gitea or
 //!   Telegram is down (their own queues and state files keep the work).
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-use nexus_gitea::{Check, Engine, EngineConfig, GiteaClient, GiteaConfig, Outcome, Token};
-use nexus_notify::{AlertConfig, Alerter, BotToken, Problem, Telegram, TelegramConfig};
-use nexus_stdx::deserialize_duration;
-use serde::Deserialize;
+use nexus_gitea::{Check, Engine, Outcome};
+use nexus_notify::{AlertConfig, Alerter, Problem};
+
+mod settings;
 
 pub use nexus_notify::{Problem as AlertProblem, Severity};
+pub use settings::{AlertTables, Env, IncidentSettings, TelegramSettings};
 
-/// `[incident]`: one Gitea issue per failing subject.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IncidentSettings {
-    /// Gitea base URL (`GITEA_URL` overrides).
-    pub url: String,
-    /// `owner/name` (`NEXUS_REPO` overrides).
-    pub repo: String,
-    /// The variable holding the token (never the token itself).
-    pub token_env: String,
-    /// A file holding the token, mode 0600 or stricter (a looser file is
-    /// refused, see `nexus-secret`); used when the variable is not set.
-    pub token_file: Option<PathBuf>,
-    /// A token from a seed JSON file; the variable and the file win.
-    #[serde(skip)]
-    pub token: Option<String>,
-    /// The issue label (empty: the binary's own, see [`IncidentSettings::or_named`]).
-    pub label: String,
-    /// The title prefix (`[watchdog]`, `[heartbeat-checker]`, `[pool]`;
-    /// empty: the binary's own).
-    pub title_prefix: String,
-    /// Assignees; unknown users are left out and named in the issue.
-    pub assignees: Vec<String>,
-    /// Issues created per subject per day at most.
-    pub max_issues_per_day: u32,
-    /// An unchanged failure is commented at most this often (a change of
-    /// the diagnostics alone does not count).
-    #[serde(deserialize_with = "deserialize_duration")]
-    pub comment_min_interval: Duration,
-    /// A change of what fails (a check starts or stops failing, a severity
-    /// changes) is commented sooner, but not within this of the last
-    /// comment.
-    #[serde(deserialize_with = "deserialize_duration")]
-    pub comment_change_floor: Duration,
-    /// A subject failing again within this window reopens its issue.
-    #[serde(deserialize_with = "deserialize_duration")]
-    pub reopen_window: Duration,
-    /// Rate limit: at most this many issue actions (create, comment,
-    /// close/reopen) per `action_window`, across all subjects; 0 = none.
-    /// Subjects beyond it wait, and only their final state is reported.
-    pub max_actions: u32,
-    /// The sliding window of `max_actions`.
-    #[serde(deserialize_with = "deserialize_duration")]
-    pub action_window: Duration,
-    /// While Gitea fails, queued actions are retried this often.
-    #[serde(deserialize_with = "deserialize_duration")]
-    pub retry_interval: Duration,
-    /// Timeout of each Gitea request.
-    #[serde(deserialize_with = "deserialize_duration")]
-    pub timeout: Duration,
+/// The Gitea side, for a daemon that drives the engine itself (the pool).
+pub mod gitea {
+    pub use nexus_gitea::{Check, Engine, Error, Outcome, fingerprint};
 }
 
-impl std::fmt::Debug for IncidentSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IncidentSettings")
-            .field("url", &self.url)
-            .field("repo", &self.repo)
-            .field("token_env", &self.token_env)
-            .field("token_file", &self.token_file)
-            .field("token", &self.token.as_ref().map(|_| "***"))
-            .field("label", &self.label)
-            .field("title_prefix", &self.title_prefix)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for IncidentSettings {
-    fn default() -> IncidentSettings {
-        IncidentSettings {
-            url: "https://forge.alexanderwhitestone.com".to_string(),
-            repo: "Timmy_Foundation/the-nexus".to_string(),
-            token_env: "GITEA_TOKEN".to_string(),
-            token_file: None,
-            token: None,
-            label: String::new(),
-            title_prefix: String::new(),
-            assignees: vec!["Timmy".to_string()],
-            max_issues_per_day: 5,
-            comment_min_interval: Duration::from_secs(3600),
-            comment_change_floor: Duration::from_secs(600),
-            reopen_window: Duration::from_secs(86_400),
-            max_actions: 60,
-            action_window: Duration::from_secs(600),
-            retry_interval: nexus_gitea::OUTBOX_RETRY,
-            timeout: Duration::from_secs(15),
-        }
-    }
-}
-
-impl IncidentSettings {
-    /// Defaults with a binary's label and title prefix.
-    pub fn named(label: &str, title_prefix: &str) -> IncidentSettings {
-        IncidentSettings::default().or_named(label, title_prefix)
-    }
-
-    /// Fills an empty label or title prefix (a config table that names
-    /// neither) with the binary's own.
-    pub fn or_named(mut self, label: &str, title_prefix: &str) -> IncidentSettings {
-        if self.label.is_empty() {
-            self.label = label.to_string();
-        }
-        if self.title_prefix.is_empty() {
-            self.title_prefix = title_prefix.to_string();
-        }
-        self
-    }
-
-    /// The token: the variable, else `token_file`, else the seed file's,
-    /// trimmed; `None` if none (or the token file is unusable: see
-    /// [`IncidentSettings::token_problem`]).
-    pub fn token(&self) -> Option<Token> {
-        nexus_secret::token(&self.token_env, self.token_file.as_deref())
-            .ok()
-            .flatten()
-            .or_else(|| self.token.clone())
-            .and_then(|t| Token::new(t.trim()))
-    }
-
-    /// Why `token_file` cannot be used (loose mode, empty, missing), when
-    /// the variable does not take its place. Names the file, never the token.
-    pub fn token_problem(&self) -> Option<String> {
-        nexus_secret::token(&self.token_env, self.token_file.as_deref())
-            .err()
-            .map(|e| e.to_string())
-    }
-
-    /// The engine; without a token it manages no issue (one warning).
-    pub fn engine(&self, state_dir: &Path, dry_run: bool) -> Engine {
-        let url = std::env::var("GITEA_URL").unwrap_or_else(|_| self.url.clone());
-        let repo = std::env::var("NEXUS_REPO").unwrap_or_else(|_| self.repo.clone());
-        let client = self.token().and_then(|t| {
-            let mut g = GiteaConfig::new(&url, &repo, t);
-            g.timeout = self.timeout;
-            GiteaClient::new(&g).ok()
-        });
-        let mut cfg = EngineConfig::new(state_dir, &self.label, &self.title_prefix);
-        cfg.assignees = self
-            .assignees
-            .iter()
-            .filter(|a| !a.eq_ignore_ascii_case("none") && !a.is_empty())
-            .cloned()
-            .collect();
-        cfg.max_issues_per_day = self.max_issues_per_day;
-        cfg.comment_min_interval = self.comment_min_interval;
-        cfg.comment_change_floor = self.comment_change_floor;
-        cfg.reopen_window = self.reopen_window;
-        cfg.max_actions = self.max_actions;
-        cfg.action_window = self.action_window;
-        cfg.outbox_retry = self.retry_interval;
-        cfg.dry_run = dry_run;
-        Engine::new(cfg, client)
-    }
-}
-
-/// `[telegram]`: messages per problem set.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TelegramSettings {
-    /// The chat (`TELEGRAM_CHAT_ID` overrides).
-    pub chat_id: i64,
-    /// The variable holding the bot token.
-    pub token_env: String,
-    /// A file holding the bot token, mode 0600 or stricter; used when the
-    /// variable is not set.
-    pub token_file: Option<PathBuf>,
-    /// A token from a seed JSON file; the variable and the file win.
-    #[serde(skip)]
-    pub token: Option<String>,
-    /// The Bot API base URL.
-    pub api_url: String,
-    /// Remind about an unchanged problem set this often.
-    #[serde(deserialize_with = "deserialize_duration")]
-    pub repeat: Duration,
-    /// Rate limit: at most this many alert messages per `message_window`
-    /// (0 = none). A message held back is not lost: the next one allowed
-    /// carries the current state and says updates were held back.
-    pub max_messages: u32,
-    /// The sliding window of `max_messages`.
-    #[serde(deserialize_with = "deserialize_duration")]
-    pub message_window: Duration,
-    /// The longest flood-control wait (429 `retry_after`) slept through
-    /// inside a cycle; a longer one holds alerts and approvals until it has
-    /// passed instead of stalling the cycle.
-    #[serde(deserialize_with = "deserialize_duration")]
-    pub max_flood_wait: Duration,
-}
-
-impl std::fmt::Debug for TelegramSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TelegramSettings")
-            .field("chat_id", &self.chat_id)
-            .field("token_env", &self.token_env)
-            .field("token_file", &self.token_file)
-            .field("token", &self.token.as_ref().map(|_| "***"))
-            .field("api_url", &self.api_url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Default for TelegramSettings {
-    fn default() -> TelegramSettings {
-        TelegramSettings {
-            chat_id: 0,
-            token_env: "TELEGRAM_BOT_TOKEN".to_string(),
-            token_file: None,
-            token: None,
-            api_url: "https://api.telegram.org".to_string(),
-            repeat: Duration::from_secs(3600),
-            max_messages: 10,
-            message_window: Duration::from_secs(600),
-            max_flood_wait: Duration::from_secs(5),
-        }
-    }
-}
-
-impl TelegramSettings {
-    /// The Telegram client, when a token and a chat are known.
-    pub fn client(&self) -> Option<Telegram> {
-        let chat = std::env::var("TELEGRAM_CHAT_ID")
-            .ok()
-            .and_then(|c| c.trim().parse().ok())
-            .unwrap_or(self.chat_id);
-        if chat == 0 {
-            return None;
-        }
-        let raw = nexus_secret::token(&self.token_env, self.token_file.as_deref())
-            .ok()
-            .flatten()
-            .or_else(|| self.token.clone())?;
-        let mut cfg = TelegramConfig::new(BotToken::new(raw.trim())?, chat);
-        cfg.base_url = self.api_url.clone();
-        cfg.max_retry_wait = self.max_flood_wait;
-        Telegram::new(&cfg).ok()
-    }
+/// The Telegram side, for a daemon that drives messages and approvals
+/// itself (the pool).
+pub mod telegram {
+    pub use nexus_notify::{
+        ApprovalConfig, Approvals, Decision, Error, Telegram, Text, take_expired,
+    };
 }
 
 /// One binary's alert channels.
@@ -262,8 +49,10 @@ impl TelegramSettings {
 pub struct Alerts {
     engine: Engine,
     alerter: Option<Alerter>,
-    has_token: bool,
-    token_problem: Option<String>,
+    /// A forge is configured and a token known.
+    enabled: bool,
+    /// Why not, said once.
+    disabled_why: Option<String>,
     dry_run: bool,
     warned: bool,
 }
@@ -289,8 +78,16 @@ impl Alerts {
         Alerts {
             engine: incident.engine(&state_dir.join("gitea"), dry_run),
             alerter,
-            has_token: incident.token().is_some(),
-            token_problem: incident.token_problem(),
+            enabled: incident.is_configured() && incident.token().is_some(),
+            disabled_why: if !incident.is_configured() {
+                Some("no forge configured ([incident] url and repo): no issues are opened".into())
+            } else {
+                // The engine itself warns "no Gitea token"; add why a
+                // token file could not stand in.
+                incident
+                    .token_problem()
+                    .map(|why| format!("Gitea token file unusable: {why}"))
+            },
             dry_run,
             warned: false,
         }
@@ -316,14 +113,9 @@ impl Alerts {
         problems: &[Problem],
     ) -> Vec<String> {
         let mut log = Vec::new();
-        if !self.has_token && !self.dry_run {
-            // The engine itself warned "no Gitea token: issue management is
-            // skipped" (a log line, like every library warning); add why a
-            // token file could not stand in, once.
+        if !self.enabled && !self.dry_run {
             if !self.warned {
-                if let Some(why) = &self.token_problem {
-                    log.push(format!("Gitea token file unusable: {why}"));
-                }
+                log.extend(self.disabled_why.clone());
                 self.warned = true;
             }
         } else {
@@ -371,6 +163,8 @@ impl Alerts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nexus_secret::Secret;
+    use std::time::Duration;
 
     #[test]
     fn settings_parse_and_never_show_a_token() {
@@ -382,14 +176,14 @@ mod tests {
             ("heartbeat-checker", "[cron]")
         );
         assert_eq!(i.comment_min_interval, Duration::from_secs(1800));
-        assert_eq!(i.assignees, ["Timmy"]);
+        assert!(i.assignees.is_empty() && !i.is_configured(), "{i:?}");
         let with_token = IncidentSettings {
-            token: Some("s3cr3t".into()),
+            token: Some(Secret::new("s3cr3t")),
             ..i
         };
         assert!(!format!("{with_token:?}").contains("s3cr3t"));
         let t = TelegramSettings {
-            token: Some("123:secret".into()),
+            token: Some(Secret::new("123:secret")),
             ..TelegramSettings::default()
         };
         assert!(!format!("{t:?}").contains("secret"));
@@ -421,6 +215,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("lable"), "{e}");
+        // A daemon's file: other tables are skipped, a bad key in the alert
+        // tables is named.
+        let text = "[jobs.a]\ninterval = \"1h\"\n[telegram]\nchat_id = 5";
+        let t: AlertTables = toml::from_str(text).unwrap();
+        assert_eq!(t.telegram.map(|t| t.chat_id), Some(5));
+        assert!(t.incident.is_none());
+        let e = toml::from_str::<AlertTables>("[jobs.a]\n[incident]\nrepos = \"a/b\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("repos"), "{e}");
     }
 
     /// The watchdog's and the cron checker's problems reach the engine:
@@ -436,7 +240,7 @@ mod tests {
         i.url = fake.url();
         i.repo = REPO.into();
         i.token_env = "NEXUS_ALERT_TEST_UNSET".into();
-        i.token = Some(TOKEN.into());
+        i.token = Some(Secret::new(TOKEN));
         let i = i.or_named("watchdog", "[watchdog]");
         assert_eq!(i.comment_change_floor, Duration::ZERO);
         let mut a = Alerts::new(&i, None, d.path(), false, "Nexus watchdog");
@@ -493,5 +297,75 @@ mod tests {
         let why = i.token_problem().unwrap();
         assert!(why.contains("gitea.token") && why.contains("0644"), "{why}");
         assert!(!why.contains("canary") && !format!("{i:?}").contains("canary"));
+    }
+
+    /// The overrides the binary resolves at its edge: the same variables
+    /// and the same precedence as before (the variable, then the file,
+    /// then a seed's token).
+    #[test]
+    fn the_environment_is_applied_once_by_with_env() {
+        use std::collections::HashMap;
+        let vars: HashMap<&str, &str> = [
+            ("GITEA_URL", "http://127.0.0.1:3000"),
+            ("NEXUS_REPO", "ops/alerts"),
+            ("MY_GITEA_TOKEN", " env-t0ken-canary\n"),
+            ("TELEGRAM_CHAT_ID", "-1001"),
+            ("TELEGRAM_BOT_TOKEN", "123:bot-canary"),
+        ]
+        .into();
+        let env = |k: &str| vars.get(k).map(|v| v.to_string());
+        let i: IncidentSettings = toml::from_str(
+            "url = \"https://forge.example\"\nrepo = \"a/b\"\ntoken_env = \"MY_GITEA_TOKEN\"\ntoken_file = \"/nonexistent/gitea.token\"",
+        )
+        .unwrap();
+        assert!(i.token().is_none() && i.token_problem().is_some());
+        let i = i.with_env(&env);
+        assert_eq!(
+            (i.url.as_str(), i.repo.as_str()),
+            ("http://127.0.0.1:3000", "ops/alerts")
+        );
+        assert!(i.is_configured());
+        assert_eq!(i.token(), nexus_gitea::Token::new("env-t0ken-canary"));
+        assert_eq!(
+            i.token_problem(),
+            None,
+            "the variable takes the file's place"
+        );
+        assert!(!format!("{i:?}").contains("canary"));
+        // Nothing set: the settings stay as they were.
+        let none = |_: &str| None;
+        let j = IncidentSettings::named("w", "[w]").with_env(&none);
+        assert!(!j.is_configured() && j.token().is_none());
+        let t = TelegramSettings::default().with_env(&env);
+        assert_eq!(t.chat_id, -1001);
+        assert!(t.client().is_some());
+        assert!(!format!("{t:?}").contains("canary"));
+        assert!(
+            TelegramSettings::default()
+                .with_env(&none)
+                .client()
+                .is_none()
+        );
+    }
+
+    /// No forge configured (the code's default): no issue is opened, and
+    /// the daemon is told once.
+    #[tokio::test]
+    async fn without_a_forge_no_issue_is_opened_and_it_is_said_once() {
+        let d = tempfile::tempdir().unwrap();
+        let i = IncidentSettings {
+            token: Some(Secret::new("a-token")),
+            ..IncidentSettings::named("watchdog", "[watchdog]")
+        };
+        let mut a = Alerts::new(&i, None, d.path(), false, "Nexus watchdog");
+        let p = [AlertProblem::new("disk", Severity::Critical, "full")];
+        let first = a.cycle("nexus", false, "down", "", &p).await;
+        assert!(
+            first.len() == 1 && first[0].contains("no forge configured"),
+            "{first:?}"
+        );
+        let second = a.cycle("nexus", false, "down", "", &p).await;
+        assert!(second.is_empty(), "{second:?}");
+        assert!(!d.path().join("gitea").exists());
     }
 }

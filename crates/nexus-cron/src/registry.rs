@@ -24,6 +24,7 @@ use std::time::Duration;
 use croner::Cron;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::RegistryError;
 
@@ -97,10 +98,6 @@ pub struct Registry {
     pub jobs: BTreeMap<String, JobSpec>,
     /// The file it was read from, if any.
     pub path: Option<PathBuf>,
-    /// The `[incident]` table, uninterpreted (the binary owns alerting).
-    pub incident: Option<toml::Value>,
-    /// The `[telegram]` table, uninterpreted.
-    pub telegram: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,10 +107,11 @@ struct RawRegistry {
     defaults: RawDefaults,
     #[serde(default)]
     jobs: BTreeMap<String, RawJob>,
-    #[serde(default)]
-    incident: Option<toml::Value>,
-    #[serde(default)]
-    telegram: Option<toml::Value>,
+    /// The binary's (it owns alerting): typed by [`Registry::load_with`].
+    #[serde(default, rename = "incident")]
+    _incident: Option<IgnoredAny>,
+    #[serde(default, rename = "telegram")]
+    _telegram: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,13 +148,35 @@ enum RawDuration {
 impl Registry {
     /// Reads and validates a registry file.
     pub fn load(path: &Path) -> Result<Registry, RegistryError> {
+        Registry::load_with::<IgnoredAny>(path).map(|(reg, _)| reg)
+    }
+
+    /// [`Registry::load`], and the tables this crate leaves to the binary
+    /// (`[incident]`, `[telegram]`) typed as `A` (the binary's
+    /// `nexus_alert::AlertTables`) from the same text: a bad key there fails
+    /// here, naming the file and the key.
+    pub fn load_with<A: DeserializeOwned>(path: &Path) -> Result<(Registry, A), RegistryError> {
         let text = nexus_stdx::read_config(path).map_err(|source| RegistryError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut reg = Registry::parse(&text, path)?;
+        let (mut reg, tables) = Registry::parse_with(&text, path)?;
         reg.path = Some(path.to_path_buf());
-        Ok(reg)
+        Ok((reg, tables))
+    }
+
+    /// [`Registry::parse`] with the binary's tables (see
+    /// [`Registry::load_with`]).
+    pub fn parse_with<A: DeserializeOwned>(
+        text: &str,
+        path: &Path,
+    ) -> Result<(Registry, A), RegistryError> {
+        let reg = Registry::parse(text, path)?;
+        let tables = toml::from_str(text).map_err(|e| RegistryError::Toml {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok((reg, tables))
     }
 
     /// Parses registry text; `path` only names the file in errors.
@@ -267,8 +287,6 @@ impl Registry {
             settings,
             jobs,
             path: None,
-            incident: raw.incident,
-            telegram: raw.telegram,
         })
     }
 }
@@ -345,5 +363,37 @@ mod tests {
             e.contains("cron-jobs.toml") && e.contains("intervall"),
             "{e}"
         );
+    }
+
+    /// `[incident]` and `[telegram]` are the binary's, typed from the same
+    /// text: a bad key there fails at load, naming the file and the key;
+    /// the registry alone accepts the tables.
+    #[test]
+    fn the_binary_tables_are_typed_and_a_bad_key_is_named() {
+        use nexus_alert::AlertTables as Tables;
+        let text =
+            "[jobs.a]\ninterval = \"1h\"\n[incident]\nlable = \"x\"\n[telegram]\nchat_id = 1";
+        assert_eq!(parse(text).unwrap().jobs.len(), 1);
+        let path = Path::new("/etc/bezalel/cron-jobs.toml");
+        let e = Registry::parse_with::<Tables>(text, path)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cron-jobs.toml") && e.contains("lable"), "{e}");
+        let fixed = text.replace("lable", "label");
+        let (_, t) = Registry::parse_with::<Tables>(&fixed, path).unwrap();
+        assert_eq!(t.incident.map(|i| i.label).as_deref(), Some("x"));
+        assert_eq!(t.telegram.map(|t| t.chat_id), Some(1));
+    }
+
+    /// The shipped example parses, alert tables included (the product's
+    /// forge lives there, not in the code).
+    #[test]
+    fn the_shipped_example_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/cron-jobs.toml");
+        let (reg, tables) = Registry::load_with::<nexus_alert::AlertTables>(&path).unwrap();
+        assert_eq!(reg.jobs.len(), 2);
+        let incident = tables.incident.unwrap();
+        assert!(incident.is_configured() && !incident.assignees.is_empty());
+        assert!(tables.telegram.is_some());
     }
 }

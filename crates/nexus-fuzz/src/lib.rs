@@ -410,7 +410,7 @@ fn ping_request(data: &[u8]) -> Verdict {
     };
     let app = nexus_pool::ping::router(nexus_pool::ping::PingIngest {
         dir: dir.clone(),
-        token: PING_TOKEN.to_string(),
+        token: PING_TOKEN.into(),
         default_interval: Duration::from_secs(3600),
         max_body: 1024,
         rate_limit: nexus_pool::ratelimit::RateLimit {

@@ -1,10 +1,9 @@
 //! The typed Gitea v1 client.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nexus_secret::{EXCERPT_CHARS, Redactor};
+use nexus_secret::{EXCERPT_CHARS, Redactor, Secret};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -30,43 +29,40 @@ pub const MAX_REPLY_BYTES: usize = 16 << 20;
 /// excerpt of [`EXCERPT_CHARS`] anyway.
 const MAX_ERROR_BYTES: usize = 64 << 10;
 
-/// An API token. `Debug` prints `Token(***)`; there is no `Display`. The only
-/// place the value is read is the `Authorization` header.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
+/// An API token, held in a [`Secret`] (`Debug` prints `Token(Secret("***"))`;
+/// there is no `Display`). The only place the value is read is the
+/// `Authorization` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token(Secret);
 
 impl Token {
     /// Wraps a token, trimming surrounding whitespace (tokens read from env
     /// files often carry a newline). `None` if nothing is left.
     pub fn new(raw: &str) -> Option<Token> {
-        let t = raw.trim();
-        (!t.is_empty()).then(|| Token(t.to_owned()))
-    }
-
-    /// Reads the token from an environment variable (e.g. `GITEA_TOKEN`).
-    pub fn from_env(var: &str) -> Option<Token> {
-        std::env::var(var).ok().as_deref().and_then(Token::new)
+        Secret::trimmed(raw).map(Token)
     }
 
     /// What to redact from server text: the token, in every form.
     fn redactor(&self) -> Redactor {
-        Redactor::new().secret(&self.0)
+        Redactor::new().secret(self.0.expose())
     }
 
     pub(crate) fn header(&self) -> Result<HeaderValue, Error> {
-        let mut v =
-            HeaderValue::from_str(&format!("token {}", self.0)).map_err(|_| Error::Config {
+        let mut v = HeaderValue::from_str(&format!("token {}", self.0.expose())).map_err(|_| {
+            Error::Config {
                 field: "token",
                 why: "contains characters not allowed in an HTTP header".into(),
-            })?;
+            }
+        })?;
         v.set_sensitive(true);
         Ok(v)
     }
 }
 
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(***)")
+impl From<Secret> for Token {
+    /// A token as given (trim it first: see [`Token::new`]).
+    fn from(s: Secret) -> Token {
+        Token(s)
     }
 }
 
@@ -108,8 +104,9 @@ impl GiteaConfig {
 /// Every call has a timeout; network errors, 5xx and 429 are retried (a
 /// `POST` only on a refused connection or 429: see `send`) with
 /// exponential backoff (429 honours `Retry-After`, capped at 60 s); other 4xx
-/// fail at once with [`Error::Status`] carrying Gitea's `message`.
-#[derive(Clone)]
+/// fail at once with [`Error::Status`] carrying Gitea's `message`. `Debug`
+/// shows the `Authorization` header as `Sensitive`.
+#[derive(Clone, Debug)]
 pub struct GiteaClient {
     http: reqwest::Client,
     api: String,
@@ -121,17 +118,6 @@ pub struct GiteaClient {
     redactor: Arc<Redactor>,
     retries: u32,
     backoff: Duration,
-}
-
-impl fmt::Debug for GiteaClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GiteaClient")
-            .field("api", &self.api)
-            .field("repo", &format_args!("{}/{}", self.owner, self.name))
-            .field("token", &format_args!("***"))
-            .field("retries", &self.retries)
-            .finish()
-    }
 }
 
 fn valid_name(s: &str) -> bool {

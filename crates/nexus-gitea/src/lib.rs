@@ -7,7 +7,7 @@
 //! then call [`Engine::observe`] once per cycle for each subject:
 //!
 //! ```text
-//! let client = Token::from_env("GITEA_TOKEN")
+//! let client = Token::new(&token_read_by_the_binary)
 //!     .map(|t| GiteaClient::new(&GiteaConfig::new(&url, "ops/alerts", t)))
 //!     .transpose()?;                       // None: issue management skipped
 //! let mut cfg = EngineConfig::new(&state_dir, "watchdog", "[watchdog]");

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nexus_notify::{Decision, Verdict, take_expired};
+use nexus_notify::{Approval, Decision, take_expired};
 use nostr::nips::{nip04, nip59::UnwrappedGift};
 use nostr::{
     Event, EventBuilder, EventId, Filter, Keys, Kind, PublicKey, Tag, TagKind, Timestamp, ToBech32,
@@ -334,9 +334,9 @@ fn decide(st: &mut ApprovalState, r: &Reply) -> Option<Decision> {
             || text == format!("/revive {name}")
             || (text == "+1" && reply)
         {
-            Verdict::Approved
+            Approval::Approved
         } else if text == format!("skip {name}") || text == format!("/skip {name}") {
-            Verdict::Denied
+            Approval::Denied
         } else {
             return None;
         };
@@ -346,7 +346,7 @@ fn decide(st: &mut ApprovalState, r: &Reply) -> Option<Decision> {
     Some(Decision {
         request_id: id,
         subject: p.subject,
-        verdict,
+        verdict: Some(verdict),
         by: Some(who(&r.from)),
     })
 }

@@ -2,7 +2,9 @@
 //!
 //! - [`NostrSettings`]: the `[nostr]` section (and the seed JSON's `nostr`
 //!   object): relays, the recipient, the approvers, where the secret key
-//!   is (`token_env`, default `NOSTR_SECRET_KEY`, or `token_file`), the DM
+//!   is (`token_file`, a seed's `secret_key`, or the `token_env` variable,
+//!   default `NOSTR_SECRET_KEY`, which the binary applies with
+//!   [`NostrSettings::with_env`]: the crate reads no environment), the DM
 //!   kind ([`Dm`]: NIP-17 gift wrap by default, NIP-04 kind 4 as an option)
 //!   and the deadlines.
 //! - [`Relays`]: NIP-01 over WebSocket: publish and await `["OK", id, true]`
@@ -24,7 +26,8 @@
 //! # What this crate must never do
 //! - Send an unsigned event, or send anything without a secret key (no key:
 //!   no [`NostrApprovals`] at all).
-//! - Show the secret key: not in a log, an error or a `Debug` output.
+//! - Show the secret key: not in a log, an error or a `Debug` output (it is
+//!   a `nexus_secret::Secret`).
 //! - Accept an answer from a key that is not an approver, from before the
 //!   request, or for a request that is no longer pending.
 //! - Wait on a relay without a deadline, or read a relay message beyond
@@ -39,4 +42,4 @@ pub use approval::{ApprovalState, NostrApprovals, Pending};
 pub use error::Error;
 pub use nostr::{Keys, PublicKey};
 pub use relay::{Published, Relays};
-pub use settings::{Dm, NostrSettings, parse_pubkey};
+pub use settings::{Dm, NostrSettings, PubkeyError, parse_pubkey};

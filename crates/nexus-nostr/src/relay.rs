@@ -57,6 +57,30 @@ fn short(e: impl std::fmt::Display) -> String {
     nexus_secret::clean(&e.to_string(), 200).into_owned()
 }
 
+/// Why one relay failed a call (its text cleaned of controls and cut).
+#[derive(Debug, Clone, thiserror::Error)]
+enum RelayError {
+    #[error("TLS set-up: {0}")]
+    Tls(String),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("{0}")]
+    Transport(String),
+    #[error("closed before {0}")]
+    Closed(&'static str),
+    #[error("no {what} within {timeout:?}")]
+    Timeout {
+        what: &'static str,
+        timeout: Duration,
+    },
+    #[error("subscription closed: {0}")]
+    SubscriptionClosed(String),
+}
+
+fn transport(e: impl std::fmt::Display) -> RelayError {
+    RelayError::Transport(short(e))
+}
+
 impl Relays {
     /// The relays at `urls` (`ws://` or `wss://`).
     pub fn new(urls: &[String], timeout: Duration) -> Relays {
@@ -132,7 +156,10 @@ impl Relays {
                 let r = tokio::time::timeout(timeout, publish_one(&url, events)).await;
                 (
                     i,
-                    r.unwrap_or_else(|_| Err(format!("no OK within {timeout:?}"))),
+                    r.unwrap_or(Err(RelayError::Timeout {
+                        what: "OK",
+                        timeout,
+                    })),
                 )
             }
         });
@@ -149,7 +176,7 @@ impl Relays {
                         .extend(refused.into_iter().map(|why| format!("{url}: {why}")));
                 }
                 Err(why) => {
-                    self.failed(i, &why);
+                    self.failed(i, &why.to_string());
                     failed += 1;
                     last = format!("{url}: {why}");
                     out.problems.push(last.clone());
@@ -177,7 +204,10 @@ impl Relays {
                 let r = tokio::time::timeout(timeout, fetch_one(&url, filters)).await;
                 (
                     i,
-                    r.unwrap_or_else(|_| Err(format!("no EOSE within {timeout:?}"))),
+                    r.unwrap_or(Err(RelayError::Timeout {
+                        what: "EOSE",
+                        timeout,
+                    })),
                 )
             }
         });
@@ -197,7 +227,7 @@ impl Relays {
                     }
                 }
                 Err(why) => {
-                    self.failed(i, &why);
+                    self.failed(i, &why.to_string());
                     last = Some(format!("{}: {why}", self.relays[i].url));
                 }
             }
@@ -216,8 +246,8 @@ impl Relays {
 /// default, which is ambiguous when a test build links ring too) and the
 /// platform verifier (the system's roots), as reqwest verifies Gitea and
 /// Telegram.
-fn tls() -> Result<Connector, String> {
-    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
+fn tls() -> Result<Connector, RelayError> {
+    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, RelayError>> =
         std::sync::OnceLock::new();
     let cfg = CONFIG.get_or_init(|| {
         use rustls_platform_verifier::BuilderVerifierExt;
@@ -226,12 +256,12 @@ fn tls() -> Result<Connector, String> {
             .with_safe_default_protocol_versions()
             .and_then(|b| b.with_platform_verifier())
             .map(|b| Arc::new(b.with_no_client_auth()))
-            .map_err(|e| format!("TLS set-up: {}", short(e)))
+            .map_err(|e| RelayError::Tls(short(e)))
     });
     cfg.clone().map(Connector::Rustls)
 }
 
-async fn connect(url: &str) -> Result<Ws, String> {
+async fn connect(url: &str) -> Result<Ws, RelayError> {
     let cfg = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE));
@@ -242,18 +272,18 @@ async fn connect(url: &str) -> Result<Ws, String> {
     };
     let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, Some(cfg), true, connector)
         .await
-        .map_err(|e| format!("cannot connect: {}", short(e)))?;
+        .map_err(|e| RelayError::Connect(short(e)))?;
     Ok(ws)
 }
 
 /// The next relay message (pings answered by the library; other frames
 /// skipped); `None` when the relay closed.
-async fn next(ws: &mut Ws) -> Result<Option<RelayMessage<'static>>, String> {
+async fn next(ws: &mut Ws) -> Result<Option<RelayMessage<'static>>, RelayError> {
     loop {
         let Some(m) = ws.next().await else {
             return Ok(None);
         };
-        match m.map_err(short)? {
+        match m.map_err(transport)? {
             Message::Text(t) => match RelayMessage::from_json(t.as_str()) {
                 Ok(m) => return Ok(Some(m)),
                 Err(e) => tracing::debug!("nostr: unreadable relay message: {}", short(e)),
@@ -266,18 +296,18 @@ async fn next(ws: &mut Ws) -> Result<Option<RelayMessage<'static>>, String> {
 
 type Outcome = (Vec<EventId>, Vec<String>);
 
-async fn publish_one(url: &str, events: &[Event]) -> Result<Outcome, String> {
+async fn publish_one(url: &str, events: &[Event]) -> Result<Outcome, RelayError> {
     let mut ws = connect(url).await?;
     let mut waiting: HashSet<EventId> = HashSet::new();
     for e in events {
         let msg = ClientMessage::event(e.clone()).as_json();
-        ws.send(Message::text(msg)).await.map_err(short)?;
+        ws.send(Message::text(msg)).await.map_err(transport)?;
         waiting.insert(e.id);
     }
     let (mut accepted, mut refused) = (Vec::new(), Vec::new());
     while !waiting.is_empty() {
         match next(&mut ws).await? {
-            None => return Err("closed before OK".into()),
+            None => return Err(RelayError::Closed("OK")),
             Some(RelayMessage::Ok {
                 event_id,
                 status,
@@ -297,15 +327,15 @@ async fn publish_one(url: &str, events: &[Event]) -> Result<Outcome, String> {
     Ok((accepted, refused))
 }
 
-async fn fetch_one(url: &str, filters: &[Filter]) -> Result<Vec<Event>, String> {
+async fn fetch_one(url: &str, filters: &[Filter]) -> Result<Vec<Event>, RelayError> {
     let mut ws = connect(url).await?;
     let sub = SubscriptionId::generate();
     let req = ClientMessage::req(sub.clone(), filters.to_vec()).as_json();
-    ws.send(Message::text(req)).await.map_err(short)?;
+    ws.send(Message::text(req)).await.map_err(transport)?;
     let mut out: HashMap<EventId, Event> = HashMap::new();
     loop {
         match next(&mut ws).await? {
-            None => return Err("closed before EOSE".into()),
+            None => return Err(RelayError::Closed("EOSE")),
             Some(RelayMessage::Event {
                 subscription_id,
                 event,
@@ -320,7 +350,7 @@ async fn fetch_one(url: &str, filters: &[Filter]) -> Result<Vec<Event>, String> 
                 subscription_id,
                 message,
             }) if *subscription_id == sub => {
-                return Err(format!("subscription closed: {}", short(message)));
+                return Err(RelayError::SubscriptionClosed(short(message)));
             }
             Some(_) => {}
         }

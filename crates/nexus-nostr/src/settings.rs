@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nexus_secret::Secret;
 use nexus_stdx::deserialize_duration;
 use nostr::{FromBech32, Keys, PublicKey};
 use serde::Deserialize;
@@ -24,7 +25,7 @@ pub enum Dm {
 }
 
 /// `[nostr]`.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NostrSettings {
     /// One relay (the seed's key).
@@ -41,9 +42,10 @@ pub struct NostrSettings {
     /// A file holding it, mode 0600 or stricter; used when the variable is
     /// not set.
     pub token_file: Option<PathBuf>,
-    /// A secret key from a seed JSON file; the variable and the file win.
+    /// A secret key from a seed JSON file, or the variable's once
+    /// [`NostrSettings::with_env`] has run; the file wins over a seed's.
     #[serde(skip)]
-    pub secret_key: Option<String>,
+    pub secret_key: Option<Secret>,
     /// `nip17` (default) or `nip04`.
     pub dm: Dm,
     /// A relay's `OK` (or `EOSE`) must come within this.
@@ -55,20 +57,6 @@ pub struct NostrSettings {
     /// …up to this.
     #[serde(deserialize_with = "deserialize_duration")]
     pub backoff_max: Duration,
-}
-
-impl std::fmt::Debug for NostrSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NostrSettings")
-            .field("relays", &self.relay_urls())
-            .field("recipient_pubkey", &self.recipient_pubkey)
-            .field("approvers", &self.approvers)
-            .field("token_env", &self.token_env)
-            .field("token_file", &self.token_file)
-            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
-            .field("dm", &self.dm)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Default for NostrSettings {
@@ -89,14 +77,35 @@ impl Default for NostrSettings {
     }
 }
 
+/// Why a public key does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum PubkeyError {
+    /// It starts like an `npub` but is not one.
+    #[error("{key:?} is not a valid npub: {why}")]
+    Npub {
+        /// The text given.
+        key: String,
+        /// The bech32 decoder's reason.
+        why: String,
+    },
+    /// Neither an `npub` nor 64 hex digits.
+    #[error("{key:?} is not a 64-hex-digit public key or an npub")]
+    Hex {
+        /// The text given.
+        key: String,
+    },
+}
+
 /// A public key in hex or `npub` form.
-pub fn parse_pubkey(s: &str) -> Result<PublicKey, String> {
+pub fn parse_pubkey(s: &str) -> Result<PublicKey, PubkeyError> {
     let s = s.trim();
     if s.starts_with("npub1") {
-        PublicKey::from_bech32(s).map_err(|e| format!("{s:?} is not a valid npub: {e}"))
+        PublicKey::from_bech32(s).map_err(|e| PubkeyError::Npub {
+            key: s.to_string(),
+            why: e.to_string(),
+        })
     } else {
-        PublicKey::from_hex(s)
-            .map_err(|_| format!("{s:?} is not a 64-hex-digit public key or an npub"))
+        PublicKey::from_hex(s).map_err(|_| PubkeyError::Hex { key: s.to_string() })
     }
 }
 
@@ -122,15 +131,15 @@ impl NostrSettings {
     /// The recipient then the approvers, parsed, without repeats.
     pub fn approver_keys(&self) -> Result<Vec<PublicKey>, Error> {
         let mut out = vec![
-            parse_pubkey(&self.recipient_pubkey).map_err(|why| Error::Config {
+            parse_pubkey(&self.recipient_pubkey).map_err(|e| Error::Config {
                 field: "recipient_pubkey",
-                why,
+                why: e.to_string(),
             })?,
         ];
         for a in &self.approvers {
-            let k = parse_pubkey(a).map_err(|why| Error::Config {
+            let k = parse_pubkey(a).map_err(|e| Error::Config {
                 field: "approvers",
-                why,
+                why: e.to_string(),
             })?;
             if !out.contains(&k) {
                 out.push(k);
@@ -166,20 +175,31 @@ impl NostrSettings {
         Ok(())
     }
 
-    /// The secret key: `$token_env`, else `token_file`, else the seed's;
+    /// The environment override, resolved once by the binary: `$token_env`
+    /// when set and not blank wins over `token_file` and a seed's key.
+    pub fn with_env(mut self, env: &dyn Fn(&str) -> Option<String>) -> NostrSettings {
+        if let Some(k) = env(&self.token_env).as_deref().and_then(Secret::trimmed) {
+            self.secret_key = Some(k);
+            self.token_file = None;
+        }
+        self
+    }
+
+    /// The secret key: `token_file`'s, else [`NostrSettings::secret_key`]
+    /// (the variable's after [`NostrSettings::with_env`], or the seed's);
     /// `None` when there is none. An unusable file or a malformed key is an
     /// error that never quotes the key.
     pub fn keys(&self) -> Result<Option<Keys>, Error> {
-        let raw = nexus_secret::token(&self.token_env, self.token_file.as_deref())
+        let raw = nexus_secret::token(None, self.token_file.as_deref())
             .map_err(|e| Error::Config {
                 field: "token_file",
                 why: e.to_string(),
             })?
-            .or_else(|| self.secret_key.clone().filter(|s| !s.trim().is_empty()));
+            .or_else(|| self.secret_key.clone().filter(|s| !s.is_blank()));
         let Some(raw) = raw else {
             return Ok(None);
         };
-        Keys::parse(raw.trim()).map(Some).map_err(|_| Error::Config {
+        Keys::parse(raw.expose().trim()).map(Some).map_err(|_| Error::Config {
             field: "secret_key",
             why: format!(
                 "the key in ${} (or token_file, or the seed's secret_key) is not a 64-hex-digit or nsec secret key",
@@ -199,13 +219,13 @@ mod tests {
         let hex = k.secret_key().to_secret_hex();
         let s = NostrSettings {
             token_env: "NEXUS_NOSTR_TEST_UNSET_VAR".into(),
-            secret_key: Some(hex.clone()),
+            secret_key: Some(Secret::new(hex.clone())),
             ..NostrSettings::default()
         };
         assert_eq!(s.keys().unwrap().unwrap().public_key(), k.public_key());
         assert!(!format!("{s:?}").contains(&hex));
         let bad = NostrSettings {
-            secret_key: Some(format!("{}zz", &hex[..62])),
+            secret_key: Some(Secret::new(format!("{}zz", &hex[..62]))),
             ..s.clone()
         };
         let e = bad.keys().unwrap_err().to_string();
@@ -215,6 +235,16 @@ mod tests {
             ..s
         };
         assert!(none.keys().unwrap().is_none());
+        // The variable, resolved by the binary, wins over the seed's key.
+        let other = Keys::generate();
+        let var = other.secret_key().to_secret_hex();
+        let env = |k: &str| (k == "NEXUS_NOSTR_TEST_UNSET_VAR").then(|| var.clone());
+        let from_env = none.with_env(&env);
+        assert_eq!(
+            from_env.keys().unwrap().unwrap().public_key(),
+            other.public_key()
+        );
+        assert!(!format!("{from_env:?}").contains(&var));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nexus_revive::Approval;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -47,17 +48,6 @@ impl ApprovalConfig {
     }
 }
 
-/// The answer to a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Approve pressed, or `revive <name>` / `+1` as a reply.
-    Approved,
-    /// Deny pressed, or `skip <name>`.
-    Denied,
-    /// Nobody answered before the deadline.
-    Expired,
-}
-
 /// A decided request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -65,8 +55,10 @@ pub struct Decision {
     pub request_id: String,
     /// The subject (agent name).
     pub subject: String,
-    /// The answer.
-    pub verdict: Verdict,
+    /// The answer (Approve pressed, `revive <name>` or `+1` as a reply;
+    /// Deny pressed or `skip <name>`), or `None`: nobody answered before
+    /// the deadline.
+    pub verdict: Option<Approval>,
     /// Who decided (`@username` or first name), if anyone.
     pub by: Option<String>,
 }
@@ -81,7 +73,7 @@ struct Pending {
 }
 
 /// Takes every request past its deadline out of `pending`, in id order: one
-/// [`Verdict::Expired`] decision each. Shared by the approval channels
+/// expired decision (`verdict: None`) each. Shared by the approval channels
 /// (Telegram here, Nostr in `nexus-nostr`), whose pending records differ.
 pub fn take_expired<P, T: PartialOrd>(
     pending: &mut BTreeMap<String, P>,
@@ -101,7 +93,7 @@ pub fn take_expired<P, T: PartialOrd>(
             Some(Decision {
                 request_id: id,
                 subject: subject(p),
-                verdict: Verdict::Expired,
+                verdict: None,
                 by: None,
             })
         })
@@ -267,8 +259,8 @@ impl Approvals {
                 let parsed = cq.data.as_deref().and_then(|d| {
                     let (verb, id) = d.split_once(':')?;
                     let verdict = match verb {
-                        "approve" => Verdict::Approved,
-                        "deny" => Verdict::Denied,
+                        "approve" => Approval::Approved,
+                        "deny" => Approval::Denied,
                         _ => return None,
                     };
                     Some((verdict, id.to_owned()))
@@ -285,7 +277,7 @@ impl Approvals {
                     Some((verdict, id)) => {
                         let p = st.pending.remove(&id).unwrap_or_default();
                         let by = who(&cq.from);
-                        let word = if verdict == Verdict::Approved {
+                        let word = if verdict == Approval::Approved {
                             "Approved"
                         } else {
                             "Denied"
@@ -299,7 +291,7 @@ impl Approvals {
                         decisions.push(Decision {
                             request_id: id,
                             subject: p.subject,
-                            verdict,
+                            verdict: Some(verdict),
                             by: Some(by),
                         });
                     }
@@ -346,9 +338,9 @@ impl Approvals {
                 || text == format!("/revive {name}")
                 || (text == "+1" && reply_to_request)
             {
-                Verdict::Approved
+                Approval::Approved
             } else if text == format!("skip {name}") || text == format!("/skip {name}") {
-                Verdict::Denied
+                Approval::Denied
             } else {
                 return None;
             };
@@ -359,7 +351,7 @@ impl Approvals {
         Some(Decision {
             request_id: id,
             subject: p.subject,
-            verdict,
+            verdict: Some(verdict),
             by,
         })
     }

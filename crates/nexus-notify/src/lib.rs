@@ -50,9 +50,10 @@ mod state;
 mod telegram;
 
 pub use alerts::{AlertConfig, Alerter, Problem, Sent, Severity};
-pub use approval::{ApprovalConfig, Approvals, Decision, Verdict, take_expired};
+pub use approval::{ApprovalConfig, Approvals, Decision, take_expired};
 pub use error::Error;
 pub use markdown::{Text, escape_markdown_v2, escape_markdown_v2_code};
+pub use nexus_revive::Approval;
 pub use telegram::{
     BotToken, CallbackQuery, Chat, MAX_REPLY_BYTES, Message, Sleeper, Telegram, TelegramConfig,
     TgUser, Update, tokio_sleeper,

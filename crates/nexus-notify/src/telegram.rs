@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nexus_secret::{EXCERPT_CHARS, Redactor};
+use nexus_secret::{EXCERPT_CHARS, Redactor, Secret};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -24,28 +24,28 @@ pub const MAX_REPLY_BYTES: usize = 8 << 20;
 /// excerpt of [`EXCERPT_CHARS`] anyway.
 const MAX_ERROR_BYTES: usize = 64 << 10;
 
-/// A bot token. `Debug` prints `BotToken(***)`; there is no `Display`. It is
-/// only ever put into the request path, and request URLs are never logged or
-/// kept in errors.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BotToken(String);
+/// A bot token, held in a [`Secret`] (`Debug` prints
+/// `BotToken(Secret("***"))`; there is no `Display`). It is only ever put
+/// into the request path, and request URLs are never logged or kept in
+/// errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotToken(Secret);
 
 impl BotToken {
     /// Wraps a token, trimming whitespace; `None` if empty.
     pub fn new(raw: &str) -> Option<BotToken> {
-        let t = raw.trim();
-        (!t.is_empty()).then(|| BotToken(t.to_owned()))
+        Secret::trimmed(raw).map(BotToken)
     }
 
-    /// Reads it from an environment variable (e.g. `TELEGRAM_BOT_TOKEN`).
-    pub fn from_env(var: &str) -> Option<BotToken> {
-        std::env::var(var).ok().as_deref().and_then(BotToken::new)
+    fn expose(&self) -> &str {
+        self.0.expose()
     }
 }
 
-impl fmt::Debug for BotToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BotToken(***)")
+impl From<Secret> for BotToken {
+    /// A token as given (trim it first: see [`BotToken::new`]).
+    fn from(s: Secret) -> BotToken {
+        BotToken(s)
     }
 }
 
@@ -218,7 +218,7 @@ impl Telegram {
         }
         if cfg
             .token
-            .0
+            .expose()
             .chars()
             .any(|c| c == '/' || c.is_whitespace() || c == '?' || c == '#')
         {
@@ -244,7 +244,7 @@ impl Telegram {
             timeout: cfg.timeout,
             max_retry_wait: cfg.max_retry_wait,
             sleeper: tokio_sleeper(),
-            redactor: Arc::new(Redactor::new().secret(&cfg.token.0)),
+            redactor: Arc::new(Redactor::new().secret(cfg.token.expose())),
         })
     }
 
@@ -274,7 +274,7 @@ impl Telegram {
         body: &Value,
         extra_timeout: Duration,
     ) -> Result<T, Error> {
-        let url = format!("{}/bot{}/{method}", self.base, self.token.0);
+        let url = format!("{}/bot{}/{method}", self.base, self.token.expose());
         let mut transient_retry = true;
         let mut flood = 0;
         loop {

@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::Duration;
 
-use nexus_gitea::{Check, Engine, Outcome};
-use nexus_notify::{Approvals, Telegram, Text, Verdict};
+use nexus_alert::gitea::{Check, Engine, Outcome};
+use nexus_alert::telegram::{Approvals, Decision, Telegram, Text};
 use nexus_revive::Approval;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tokio::sync::mpsc;
@@ -149,6 +149,26 @@ fn seconds(d: Duration) -> String {
     nexus_stdx::format_duration(d.as_secs_f64())
 }
 
+/// Why a channel's call did not go through.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ChannelError {
+    /// Gitea refused or could not be reached (the engine's error).
+    #[error(transparent)]
+    Gitea(#[from] nexus_alert::gitea::Error),
+    /// Telegram's.
+    #[error(transparent)]
+    Telegram(#[from] nexus_alert::telegram::Error),
+    /// Nostr's.
+    #[error(transparent)]
+    Nostr(#[from] nexus_nostr::Error),
+    /// The call was cut at the channel's deadline.
+    #[error("no answer within {}", seconds(*.0))]
+    NoAnswer(Duration),
+    /// The channel holds after a call without an answer: no call made.
+    #[error("{0} is not answering")]
+    Held(&'static str),
+}
+
 /// What a Gitea command was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum GiteaJob {
@@ -172,14 +192,14 @@ pub(crate) enum GiteaCommand {
 #[derive(Debug)]
 pub(crate) enum GiteaEvent {
     /// Open issues adopted (how many), or why not.
-    Adopted(Result<usize, String>),
+    Adopted(Result<usize, ChannelError>),
     /// The engine observed `seq`: what it did, or Gitea's refusal.
     Observed {
         seq: u64,
-        result: Result<Outcome, String>,
+        result: Result<Outcome, ChannelError>,
     },
     /// A tick ran: the actions still queued in the outbox, or why not.
-    Ticked(Result<usize, String>),
+    Ticked(Result<usize, ChannelError>),
     /// Not done: no answer within the deadline (the engine was rebuilt from
     /// its files), or held after such a call; to send again after `retry_at`.
     NotDone {
@@ -239,16 +259,20 @@ impl Executor for GiteaExecutor {
         let engine = &mut self.engine;
         let done = tokio::time::timeout(self.deadline, async move {
             match cmd {
-                GiteaCommand::Adopt => {
-                    GiteaEvent::Adopted(engine.adopt().await.map(|n| n.len()).map_err(text))
-                }
+                GiteaCommand::Adopt => GiteaEvent::Adopted(
+                    engine
+                        .adopt()
+                        .await
+                        .map(|n| n.len())
+                        .map_err(ChannelError::from),
+                ),
                 GiteaCommand::Observe { seq, check } => GiteaEvent::Observed {
                     seq,
-                    result: engine.observe(&check).await.map_err(text),
+                    result: engine.observe(&check).await.map_err(ChannelError::from),
                 },
                 GiteaCommand::Tick => GiteaEvent::Ticked(match engine.tick().await {
-                    Ok(()) => engine.outbox().len().map_err(text),
-                    Err(e) => Err(text(e)),
+                    Ok(()) => engine.outbox().len().map_err(ChannelError::from),
+                    Err(e) => Err(e.into()),
                 }),
             }
         })
@@ -267,10 +291,6 @@ impl Executor for GiteaExecutor {
             }
         }
     }
-}
-
-fn text(e: impl std::fmt::Display) -> String {
-    e.to_string()
 }
 
 /// A command of the Telegram channel.
@@ -344,7 +364,7 @@ pub(crate) enum ApprovalEvent {
     /// A withdrawal done (or why not: the request then expires by itself).
     Withdrawn {
         id: String,
-        result: Result<bool, String>,
+        result: Result<bool, ChannelError>,
     },
 }
 
@@ -353,17 +373,10 @@ pub(crate) type Answer = (String, Approval, Option<String>);
 
 /// The answers among `decisions` (expiry is the state machine's own
 /// deadline, not a channel's).
-fn answers(decisions: Vec<nexus_notify::Decision>) -> Vec<Answer> {
+fn answers(decisions: Vec<Decision>) -> Vec<Answer> {
     decisions
         .into_iter()
-        .filter_map(|d| {
-            let a = match d.verdict {
-                Verdict::Approved => Approval::Approved,
-                Verdict::Denied => Approval::Denied,
-                Verdict::Expired => return None,
-            };
-            Some((d.request_id, a, d.by))
-        })
+        .filter_map(|d| Some((d.request_id, d.verdict?, d.by)))
         .collect()
 }
 
@@ -412,7 +425,7 @@ impl Executor for TelegramExecutor {
     type Event = TelegramEvent;
 
     async fn run(&mut self, cmd: TelegramCommand) -> TelegramEvent {
-        use nexus_notify::Error as E;
+        use nexus_alert::telegram::Error as E;
         let deadline = self.deadline;
         let late = || format!("no answer within {}", seconds(deadline));
         match cmd {
@@ -467,7 +480,7 @@ impl Executor for TelegramExecutor {
 impl TelegramExecutor {
     /// Asks, polls or withdraws an approval request.
     async fn approve(&mut self, cmd: ApprovalCommand<Text>) -> ApprovalEvent {
-        use nexus_notify::Error as E;
+        use nexus_alert::telegram::Error as E;
         let deadline = self.deadline;
         let late = || format!("no answer within {}", seconds(deadline));
         match cmd {
@@ -526,19 +539,18 @@ impl TelegramExecutor {
             }
             ApprovalCommand::Withdraw { id, note } => {
                 if self.holding(false).is_some() {
-                    let why = "telegram is not answering".to_string();
                     return ApprovalEvent::Withdrawn {
                         id,
-                        result: Err(why),
+                        result: Err(ChannelError::Held("telegram")),
                     };
                 }
                 let done =
                     tokio::time::timeout(deadline, self.approvals.withdraw(&id, &note)).await;
                 let result = match done {
-                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Ok(r) => r.map_err(ChannelError::from),
                     Err(_) => {
                         self.no_answer();
-                        Err(late())
+                        Err(ChannelError::NoAnswer(deadline))
                     }
                 };
                 ApprovalEvent::Withdrawn { id, result }
@@ -605,8 +617,8 @@ impl Executor for NostrExecutor {
             }
             ApprovalCommand::Withdraw { id, note } => {
                 let result = match tokio::time::timeout(deadline, a.withdraw(&id, &note)).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(_) => Err(late()),
+                    Ok(r) => r.map_err(ChannelError::from),
+                    Err(_) => Err(ChannelError::NoAnswer(deadline)),
                 };
                 ApprovalEvent::Withdrawn { id, result }
             }

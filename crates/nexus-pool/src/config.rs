@@ -13,6 +13,7 @@ use std::time::Duration;
 use nexus_alert::{IncidentSettings, TelegramSettings};
 use nexus_probe::seed;
 use nexus_revive::{DeadRule, Policy, Settings};
+use nexus_secret::Secret;
 use nexus_stdx::deserialize_duration;
 use serde::Deserialize;
 
@@ -101,6 +102,10 @@ pub struct PingSection {
     /// used when the variable is not set. One of the two is required.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// The variable's value, set by [`PoolConfig::with_env`] at the
+    /// binary's edge.
+    #[serde(skip)]
+    pub token: Option<Secret>,
     /// Interval recorded for a ping that names none.
     #[serde(default = "one_day", deserialize_with = "deserialize_duration")]
     pub default_interval: Duration,
@@ -126,20 +131,23 @@ impl PingSection {
     /// The ingest, or why it cannot run (a ping endpoint without a token
     /// would let anyone write heartbeats).
     pub fn ingest(&self) -> Result<crate::ping::PingIngest, String> {
-        let token = nexus_secret::token(&self.token_env, self.token_file.as_deref())
-            .map_err(|e| format!("[ping] {e}"))?
-            .filter(|t| t.len() >= 16)
-            .ok_or_else(|| {
-                let file = self
-                    .token_file
-                    .as_ref()
-                    .map(|f| format!(" or {}", f.display()))
-                    .unwrap_or_default();
-                format!(
-                    "[ping] needs a token of at least 16 characters in ${}{file}",
-                    self.token_env
-                )
-            })?;
+        let token = nexus_secret::token(
+            self.token.as_ref().map(Secret::expose),
+            self.token_file.as_deref(),
+        )
+        .map_err(|e| format!("[ping] {e}"))?
+        .filter(|t| t.expose().len() >= 16)
+        .ok_or_else(|| {
+            let file = self
+                .token_file
+                .as_ref()
+                .map(|f| format!(" or {}", f.display()))
+                .unwrap_or_default();
+            format!(
+                "[ping] needs a token of at least 16 characters in ${}{file}",
+                self.token_env
+            )
+        })?;
         Ok(crate::ping::PingIngest {
             dir: self.dir.clone(),
             token,
@@ -435,23 +443,27 @@ impl PoolConfig {
         }
     }
 
-    /// Parses TOML: the pool's own, or lazarus-pit's `config/lazarus-pit.toml`.
-    pub fn parse(text: &str, origin: &str) -> Result<PoolConfig, Error> {
-        PoolConfig::parse_with(text, origin, &|k| std::env::var(k).ok())
+    /// The environment overrides, resolved once by the binary
+    /// (`|k| std::env::var(k).ok()`): `[incident]`, `[telegram]` and
+    /// `[nostr]` (see their `with_env`) and the `[ping]` token variable.
+    pub fn with_env(mut self, env: &dyn Fn(&str) -> Option<String>) -> PoolConfig {
+        self.incident = self.incident.map(|i| i.with_env(env));
+        self.telegram = self.telegram.map(|t| t.with_env(env));
+        self.nostr = self.nostr.map(|n| n.with_env(env));
+        if let Some(p) = &mut self.ping {
+            p.token = env(&p.token_env).as_deref().and_then(Secret::trimmed);
+        }
+        self
     }
 
-    /// [`PoolConfig::parse`] with the environment lookup passed in (for
-    /// lazarus-pit's `GITEA_TOKEN`, which wins over its `gitea.token`).
-    pub fn parse_with(
-        text: &str,
-        origin: &str,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<PoolConfig, Error> {
+    /// Parses TOML: the pool's own, or lazarus-pit's `config/lazarus-pit.toml`.
+    /// Reads no environment: see [`PoolConfig::with_env`].
+    pub fn parse(text: &str, origin: &str) -> Result<PoolConfig, Error> {
         if let Ok(table) = text.parse::<toml::Table>() {
             match lazarus::shape(&table) {
                 lazarus::Shape::Pool => {}
                 lazarus::Shape::Lazarus => {
-                    let cfg = lazarus::to_pool(table, origin, env)?;
+                    let cfg = lazarus::to_pool(table, origin)?;
                     cfg.validate(origin)?;
                     return Ok(cfg);
                 }
@@ -539,7 +551,7 @@ impl PoolConfig {
             };
             cfg.telegram = Some(TelegramSettings {
                 chat_id,
-                token: t.bot_token.filter(|s| !s.trim().is_empty()),
+                token: t.bot_token.as_deref().and_then(Secret::trimmed),
                 ..TelegramSettings::default()
             });
         }
@@ -547,7 +559,7 @@ impl PoolConfig {
             let s = nexus_nostr::NostrSettings {
                 relay_url: n.relay_url.filter(|u| !u.trim().is_empty()),
                 recipient_pubkey: n.recipient_pubkey.unwrap_or_default(),
-                secret_key: n.secret_key.filter(|k| !k.trim().is_empty()),
+                secret_key: n.secret_key.as_deref().and_then(Secret::trimmed),
                 ..nexus_nostr::NostrSettings::default()
             };
             // The seed writes an empty object when Nostr is not used, and
@@ -565,7 +577,7 @@ impl PoolConfig {
             cfg.incident = Some(IncidentSettings {
                 url: g.url.unwrap_or(d.url.clone()),
                 repo: g.repo.unwrap_or(d.repo.clone()),
-                token: g.token.filter(|s| !s.trim().is_empty()),
+                token: g.token.as_deref().and_then(Secret::trimmed),
                 assignees: Vec::new(),
                 ..d
             });
@@ -694,7 +706,9 @@ mod tests {
             nexus_heartbeat::default_agent_path()
         );
         assert_eq!(c.telegram.as_ref().unwrap().chat_id, -1001);
-        assert_eq!(c.incident.as_ref().unwrap().token.as_deref(), Some("t0k"));
+        let i = c.incident.as_ref().unwrap();
+        assert_eq!(i.token.as_ref().map(Secret::expose), Some("t0k"));
+        assert!(!format!("{c:?}").contains("t0k") && !format!("{c:?}").contains("123:abc"));
         let (label, policy, warnings) = c.mission_of("timmy");
         assert_eq!(
             (label.as_deref(), policy),
@@ -721,7 +735,10 @@ mod tests {
         let c = PoolConfig::from_seed_json(&text, "p.json").unwrap();
         let n = c.nostr.as_ref().unwrap();
         assert_eq!(n.relay_urls(), ["wss://relay.example"]);
-        assert_eq!(n.secret_key.as_deref(), Some(secret.as_str()));
+        assert_eq!(
+            n.secret_key.as_ref().map(Secret::expose),
+            Some(secret.as_str())
+        );
         assert!(!format!("{c:?}").contains(&secret));
         let bare = r#"{"nostr": {"relay_url": "wss://relay.example"}}"#;
         assert!(
@@ -752,6 +769,8 @@ mod tests {
             ),
             ("[revive]\nmax_attemps = 3", "max_attemps"),
             ("[nostr]\nrelay_urls = [\"ws://x\"]", "relay_urls"),
+            ("[incident]\nlable = \"x\"", "lable"),
+            ("[telegram]\nchatid = 1", "chatid"),
             (
                 "[[gateway]]\nname = \"a\"\nhealth_prot = 8766",
                 "health_prot",
@@ -800,7 +819,7 @@ mod tests {
         let c = PoolConfig::parse(&text, "t").unwrap();
         let p = c.ping.as_ref().unwrap();
         let ingest = p.ingest().unwrap();
-        assert_eq!(ingest.token, "p1ng-t0ken-from-a-file");
+        assert_eq!(ingest.token.expose(), "p1ng-t0ken-from-a-file");
         assert_eq!(
             ingest.rate_limit,
             crate::ratelimit::RateLimit {

@@ -62,7 +62,7 @@ impl LaunchIntent {
         LaunchIntent {
             id: format!(
                 "{}-{}-{}-{n}",
-                nexus_gitea::fingerprint("launch", key),
+                nexus_alert::gitea::fingerprint("launch", key),
                 std::process::id(),
                 (at * 1000.0) as u64
             ),

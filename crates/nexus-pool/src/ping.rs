@@ -23,17 +23,18 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use nexus_heartbeat::{CronDirs, CronWriter, Ping, PingKind, RunOutcome};
+use nexus_secret::Secret;
 use nexus_stdx::now_epoch;
 
 use crate::ratelimit::{RateLimit, TokenBucket};
 
 /// Where pings go and who may send them.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct PingIngest {
     /// The directory of the `<job>.last` records.
     pub dir: PathBuf,
     /// The token a sender must present.
-    pub token: String,
+    pub token: Secret,
     /// Interval recorded for a job whose ping names none.
     pub default_interval: Duration,
     /// Largest accepted request body.
@@ -42,19 +43,6 @@ pub struct PingIngest {
     pub rate_limit: RateLimit,
     /// A dry run: nothing is written, an authorised ping gets 503.
     pub dry_run: bool,
-}
-
-impl std::fmt::Debug for PingIngest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PingIngest")
-            .field("dir", &self.dir)
-            .field("token", &"***")
-            .field("default_interval", &self.default_interval)
-            .field("max_body", &self.max_body)
-            .field("rate_limit", &self.rate_limit)
-            .field("dry_run", &self.dry_run)
-            .finish()
-    }
 }
 
 /// The routes, to merge into the pool's router.
@@ -96,7 +84,7 @@ fn authorised(ingest: &PingIngest, headers: &HeaderMap) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| same(t.trim(), &ingest.token))
+        .is_some_and(|t| same(t.trim(), ingest.token.expose()))
 }
 
 /// One handler for both routes: the path and query are parsed by the one

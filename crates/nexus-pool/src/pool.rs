@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use nexus_alert::telegram::{ApprovalConfig, Approvals};
 use nexus_cell::{CellId, CellStore, Event, EventKind};
-use nexus_notify::{ApprovalConfig, Approvals};
 use nexus_probe::{Runner, RunnerConfig};
 use nexus_revive::{Action, AgentRecord, Health, Settings, State, assess, launched, step};
 use tokio::sync::mpsc;
@@ -304,10 +304,15 @@ impl Pool {
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let deadline = cfg.pool.channel_deadline.max(Duration::from_millis(100));
+        if cfg.incident.as_ref().is_some_and(|i| !i.is_configured()) {
+            tracing::warn!(
+                "[incident] names no forge (url and repo): no issues are opened (docs/examples/resurrection-pool.toml)"
+            );
+        }
         let incidents = cfg
             .incident
             .as_ref()
-            .filter(|i| i.token().is_some() || opts.dry_run)
+            .filter(|i| i.is_configured() && (i.token().is_some() || opts.dry_run))
             .map(|i| {
                 let (settings, dir, dry) = (i.clone(), state_dir.join("gitea"), opts.dry_run);
                 let rebuild = Box::new(move || settings.engine(&dir, dry));

@@ -1,41 +1,42 @@
 //! Credentials in probe specs and how they are shown: [`ConnString`],
-//! [`Secret`], the secrets a URL carries and `redact_url`. The probe modules
+//! `Secret` (`nexus_secret`'s, re-exported), the secrets a URL carries and
+//! `redact_url`. The probe modules
 //! and `config` both import from here, so imports run one way
 //! (`config` → probe modules → `secrets`).
-
-use std::fmt;
 
 use nexus_secret::Redactor;
 use serde::Deserialize;
 
+pub use nexus_secret::Secret;
+
 /// A connection string that may hold a password (`redis://:pw@host`,
-/// `postgres://user:pw@host/db`, `password=pw`). `Debug` and
-/// [`ConnString::redacted`] never show the password; [`ConnString::scrub`]
-/// removes it from error text.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+/// `postgres://user:pw@host/db`, `password=pw`), held in a [`Secret`]:
+/// `Debug` shows none of it, [`ConnString::redacted`] all but the password;
+/// [`ConnString::scrub`] removes the password from error text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
-pub struct ConnString(String);
+pub struct ConnString(Secret);
 
 impl ConnString {
     /// Empty or whitespace only: the database is not configured
     /// (docs/SPEC.md §4.2 items 3, 4, 6).
     pub fn is_blank(&self) -> bool {
-        self.0.trim().is_empty()
+        self.0.is_blank()
     }
 
     /// Wraps a connection string.
     pub fn new(s: impl Into<String>) -> ConnString {
-        ConnString(s.into())
+        ConnString(Secret::new(s))
     }
 
     /// The full string, password included: only for handing to a driver.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose()
     }
 
     /// The password, if the string has one.
     pub(crate) fn password(&self) -> Option<&str> {
-        let s = &self.0;
+        let s = self.0.expose();
         if let Some((_, rest)) = s.split_once("://") {
             let authority = rest.split(['/', '?']).next().unwrap_or("");
             let userinfo = authority.rsplit_once('@')?.0;
@@ -52,7 +53,7 @@ impl ConnString {
 
     /// The string with its password replaced by `***`.
     pub fn redacted(&self) -> String {
-        self.scrub(&self.0)
+        self.scrub(self.0.expose())
     }
 
     /// `text` with every occurrence of the password (as is or encoded)
@@ -62,35 +63,6 @@ impl ConnString {
             .secret(self.password().unwrap_or_default())
             .redact(text)
             .into_owned()
-    }
-}
-
-impl fmt::Debug for ConnString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.redacted())
-    }
-}
-
-/// A secret value (an HTTP header such as `Authorization`): `Debug` prints `***`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-
-    /// The value, for handing to a client.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
     }
 }
 

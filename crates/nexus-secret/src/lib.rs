@@ -1,8 +1,12 @@
 //! Where the suite's tokens come from: an environment variable, or a file
 //! (`token_file = "/etc/nexus/gitea.token"`) that only its owner can read.
 //!
-//! [`token`] is the one rule every binary follows: the variable when it is
-//! set and not blank, else the file, else nothing. [`read_token_file`]
+//! [`Secret`] holds every token, key and connection string: its `Debug` and
+//! `Display` print `***`, so settings that hold one derive `Debug` safely.
+//!
+//! [`token`] is the one rule every binary follows: the variable's value
+//! (read by the binary at its edge, never here) when it is set and not
+//! blank, else the file, else nothing. [`read_token_file`]
 //! **refuses** a file that its group or others can read or write (mode
 //! `& 0o077 != 0`, as ssh does for keys): a token that leaked through a
 //! loose mode is already lost, and a warning in a log nobody reads does
@@ -31,9 +35,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 mod redact;
+mod secret;
 mod url;
 
 pub use redact::{EXCERPT_CHARS, REDACTED, Redactor, clean, strip_controls};
+pub use secret::Secret;
 pub use url::redact_url;
 
 /// The largest token file read (a token is a line, not a document).
@@ -90,7 +96,7 @@ pub enum Error {
 
 /// Reads a token file: a regular file, mode `0600` or stricter, at most
 /// [`MAX_TOKEN_FILE`] bytes of UTF-8, trimmed.
-pub fn read_token_file(path: &Path) -> Result<String, Error> {
+pub fn read_token_file(path: &Path) -> Result<Secret, Error> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -118,26 +124,19 @@ pub fn read_token_file(path: &Path) -> Result<String, Error> {
             path: path.to_path_buf(),
         });
     }
-    let text = String::from_utf8(bytes).map_err(|_| Error::NotText {
+    let text = Secret::new(String::from_utf8(bytes).map_err(|_| Error::NotText {
         path: path.to_path_buf(),
-    })?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(Error::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(token.to_string())
+    })?);
+    Secret::trimmed(text.expose()).ok_or_else(|| Error::Empty {
+        path: path.to_path_buf(),
+    })
 }
 
-/// The token: `$env` when set and not blank (trimmed), else the file's,
-/// else `None`. An unusable file is an error, not a silent `None`.
-pub fn token(env: &str, file: Option<&Path>) -> Result<Option<String>, Error> {
-    if let Some(t) = std::env::var(env)
-        .ok()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-    {
+/// The token: `from_env` (the variable's value, read by the binary at its
+/// edge) when set and not blank (trimmed), else the file's, else `None`.
+/// An unusable file is an error, not a silent `None`.
+pub fn token(from_env: Option<&str>, file: Option<&Path>) -> Result<Option<Secret>, Error> {
+    if let Some(t) = from_env.and_then(Secret::trimmed) {
         return Ok(Some(t));
     }
     file.map(read_token_file).transpose()
@@ -166,10 +165,10 @@ mod tests {
             format!("  {SECRET}  \n\n"),
         ] {
             let p = file(d.path(), content.as_bytes(), 0o600);
-            assert_eq!(read_token_file(&p).unwrap(), SECRET);
+            assert_eq!(read_token_file(&p).unwrap().expose(), SECRET);
         }
         let p = file(d.path(), SECRET.as_bytes(), 0o400);
-        assert_eq!(read_token_file(&p).unwrap(), SECRET);
+        assert_eq!(read_token_file(&p).unwrap().expose(), SECRET);
     }
 
     #[test]
@@ -216,17 +215,25 @@ mod tests {
     fn the_variable_wins_then_the_file() {
         let d = tempfile::tempdir().unwrap();
         let p = file(d.path(), b"from-file\n", 0o600);
-        let var = "NEXUS_SECRET_TEST_TOKEN_UNSET_BY_ANYONE";
-        assert_eq!(token(var, Some(&p)).unwrap().as_deref(), Some("from-file"));
-        assert_eq!(token(var, None).unwrap(), None);
+        let shown = |t: Option<Secret>| t.map(|t| t.expose().to_owned());
+        assert_eq!(
+            shown(token(None, Some(&p)).unwrap()).as_deref(),
+            Some("from-file")
+        );
+        assert_eq!(
+            shown(token(Some(" \n"), Some(&p)).unwrap()).as_deref(),
+            Some("from-file"),
+            "a blank variable does not count"
+        );
+        assert_eq!(token(None, None).unwrap(), None);
         let loose = d.path().join("loose");
         fs::write(&loose, "x").unwrap();
         fs::set_permissions(&loose, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(token(var, Some(&loose)).is_err());
-        // PATH is always set and not blank: it wins over any file.
+        assert!(token(None, Some(&loose)).is_err());
+        // A set variable wins over any file, even an unusable one.
         assert_eq!(
-            token("PATH", Some(&loose)).unwrap(),
-            std::env::var("PATH").ok().map(|p| p.trim().to_string())
+            shown(token(Some(" from-env\n"), Some(&loose)).unwrap()).as_deref(),
+            Some("from-env")
         );
     }
 }

@@ -1,14 +1,15 @@
-//! `watchdog.toml`: what to check, how to alert, how to recover.
+//! `watchdog.toml`: what to check, how to recover, and (typed by the
+//! binary, see [`WatchdogFile::load_with`]) how to alert.
 //! Every table denies unknown keys, so a typo is an error that names it.
 //! The commented reference is `docs/examples/watchdog.toml`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nexus_alert::{IncidentSettings, TelegramSettings};
 use nexus_probe::{ProbeSpec, RunnerConfig, Status};
 use nexus_stdx::deserialize_duration;
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::ConfigError;
 
@@ -19,12 +20,12 @@ pub struct WatchdogFile {
     /// Mode and status settings.
     #[serde(default)]
     pub watchdog: WatchdogSection,
-    /// Gitea issues (one per incident); without a token none are managed.
-    #[serde(default)]
-    pub incident: Option<IncidentSettings>,
-    /// Telegram messages. Absent: no messages.
-    #[serde(default)]
-    pub telegram: Option<TelegramSettings>,
+    /// `[incident]`: the binary's (this crate never talks to Gitea).
+    #[serde(default, rename = "incident")]
+    _incident: Option<IgnoredAny>,
+    /// `[telegram]`: the binary's.
+    #[serde(default, rename = "telegram")]
+    _telegram: Option<IgnoredAny>,
     /// Probe concurrency and default timeout.
     #[serde(default)]
     pub runner: RunnerConfig,
@@ -134,11 +135,38 @@ impl WatchdogFile {
             origin: origin.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        file.validate().map_err(|message| ConfigError::Parse {
+        file.validate().map_err(|(at, why)| ConfigError::Invalid {
             origin: origin.to_string(),
-            message,
+            at,
+            why,
         })?;
         Ok(file)
+    }
+
+    /// [`WatchdogFile::parse`], and the tables this crate leaves to the
+    /// binary (`[incident]`, `[telegram]`) typed as `A` (the binary's
+    /// `nexus_alert::AlertTables`), from the same text: a bad key there
+    /// fails here, naming the file and the key.
+    pub fn parse_with<A: DeserializeOwned>(
+        text: &str,
+        origin: &str,
+    ) -> Result<(WatchdogFile, A), ConfigError> {
+        let file = WatchdogFile::parse(text, origin)?;
+        let tables = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        Ok((file, tables))
+    }
+
+    /// [`WatchdogFile::load`] with the binary's tables (see
+    /// [`WatchdogFile::parse_with`]).
+    pub fn load_with<A: DeserializeOwned>(path: &Path) -> Result<(WatchdogFile, A), ConfigError> {
+        let text = nexus_stdx::read_config(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        WatchdogFile::parse_with(&text, &path.display().to_string())
     }
 
     /// Reads and parses a file.
@@ -150,42 +178,48 @@ impl WatchdogFile {
         WatchdogFile::parse(&text, &path.display().to_string())
     }
 
-    /// What serde cannot check: names, references between tables.
-    fn validate(&self) -> Result<(), String> {
+    /// What serde cannot check: names, references between tables. The
+    /// error is the table and key, and what is wrong.
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |at: &str, why: String| Err((at.to_string(), why));
         let mut names = std::collections::HashSet::new();
         for p in &self.probes {
             if !names.insert(p.name.as_str()) {
-                return Err(format!("two probes are named {:?}", p.name));
+                return bad(
+                    "[[probe]] `name`",
+                    format!("two probes are named {:?}", p.name),
+                );
             }
         }
         if self.watchdog.interval.is_zero() {
-            return Err("[watchdog] `interval` must be positive".to_string());
+            return bad("[watchdog] `interval`", "must be positive".into());
         }
-        nexus_heartbeat::validate_job_name(&self.watchdog.heartbeat_job)
-            .map_err(|e| format!("[watchdog] `heartbeat_job`: {e}"))?;
+        if let Err(e) = nexus_heartbeat::validate_job_name(&self.watchdog.heartbeat_job) {
+            return bad("[watchdog] `heartbeat_job`", e.to_string());
+        }
         for (i, r) in self.recovery.iter().enumerate() {
             let at = format!("[[recovery]] #{} (check {:?})", i + 1, r.check);
             if !self.probes.is_empty() && !names.contains(r.check.as_str()) {
-                return Err(format!("{at}: `check` names no probe"));
+                return bad(&at, "`check` names no probe".into());
             }
             if r.restart.is_empty() && r.cleanup.is_empty() {
-                return Err(format!("{at}: give `restart` or `cleanup`"));
+                return bad(&at, "give `restart` or `cleanup`".into());
             }
             if r.max_attempts == 0 {
-                return Err(format!("{at}: `max_attempts` must be at least 1"));
+                return bad(&at, "`max_attempts` must be at least 1".into());
             }
             for c in &r.cleanup {
                 if !c.root.is_absolute() {
-                    return Err(format!(
-                        "{at}: cleanup `root` {} must be absolute",
-                        c.root.display()
-                    ));
+                    return bad(
+                        &at,
+                        format!("cleanup `root` {} must be absolute", c.root.display()),
+                    );
                 }
                 if c.pattern.is_empty() || c.pattern.contains('/') {
-                    return Err(format!(
-                        "{at}: cleanup `pattern` {:?} must be a file-name glob",
-                        c.pattern
-                    ));
+                    return bad(
+                        &at,
+                        format!("cleanup `pattern` {:?} must be a file-name glob", c.pattern),
+                    );
                 }
             }
         }
@@ -200,9 +234,14 @@ mod tests {
     #[test]
     fn the_shipped_example_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/watchdog.toml");
-        let f = WatchdogFile::load(&path).unwrap();
+        #[derive(Deserialize)]
+        struct Tables {
+            incident: Option<toml::Table>,
+            telegram: Option<toml::Table>,
+        }
+        let (f, t) = WatchdogFile::load_with::<Tables>(&path).unwrap();
         assert!(f.probes.len() >= 8, "{}", f.probes.len());
-        assert!(f.incident.is_some() && f.telegram.is_some());
+        assert!(t.incident.is_some() && t.telegram.is_some());
         assert!(!f.recovery.is_empty());
     }
 
@@ -233,5 +272,24 @@ mod tests {
             let e = WatchdogFile::parse(text, "w.toml").unwrap_err().to_string();
             assert!(e.contains("w.toml") && e.contains(needle), "{needle}: {e}");
         }
+    }
+
+    /// The binary's tables are typed from the same text: a bad key there
+    /// fails at load, naming the file and the key.
+    #[test]
+    fn a_bad_key_in_the_binary_tables_names_the_file_and_the_key() {
+        use nexus_alert::AlertTables;
+        let text = "[incident]\nlable = \"x\"\n[watchdog]\ninterval = \"5s\"";
+        WatchdogFile::parse(text, "w.toml").unwrap();
+        let e = WatchdogFile::parse_with::<AlertTables>(text, "w.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("w.toml") && e.contains("lable"), "{e}");
+        let ok = "[telegram]\nchat_id = -5\nrepeat = \"2h\"";
+        let (f, t) = WatchdogFile::parse_with::<AlertTables>(ok, "w.toml").unwrap();
+        assert_eq!(f.watchdog.interval, Duration::from_secs(60));
+        assert!(t.incident.is_none());
+        let telegram = t.telegram.map(|t| (t.chat_id, t.repeat));
+        assert_eq!(telegram, Some((-5, Duration::from_secs(7200))));
     }
 }

@@ -22,4 +22,34 @@ pub enum ConfigError {
         /// What is wrong, with line, column and key where the parser knows them.
         message: String,
     },
+    /// A value the parser accepted that the watchdog cannot use.
+    #[error("invalid watchdog config {origin}: {at}: {why}")]
+    Invalid {
+        /// The file name.
+        origin: String,
+        /// The table and key (`[watchdog] \`interval\``, `[[recovery]] #2`).
+        at: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// Why a clean-up rule could not run at all (its root cannot be walked).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CleanupError {
+    /// The root is a symlink or not a directory.
+    #[error("{}: not a directory (symlinked roots are refused)", root.display())]
+    NotADirectory {
+        /// The rule's `root`.
+        root: PathBuf,
+    },
+    /// The root cannot be opened.
+    #[error("{}: {source}", root.display())]
+    Open {
+        /// The rule's `root`.
+        root: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
 }

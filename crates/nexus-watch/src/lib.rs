@@ -32,10 +32,9 @@ use std::path::PathBuf;
 
 pub use config::{CleanupRule, RecoverySpec, WatchdogFile, WatchdogSection};
 pub use defaults::{GATEWAY_HEALTH, SeedChecks};
-pub use error::ConfigError;
-pub use nexus_alert::{IncidentSettings, TelegramSettings};
+pub use error::{CleanupError, ConfigError};
 pub use recovery::{CleanupStats, RecoveryResult, RecoveryState, cleanup, glob_match, recover};
-pub use report::{CheckEntry, Evaluation};
+pub use report::{CheckEntry, Evaluation, Finding};
 pub use status::{Overall, counts, overall};
 
 use nexus_probe::{ProbeSpec, Runner};

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::SystemTime;
 
+use crate::error::CleanupError;
 use nexus_probe::{Status, Verdict};
 use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, Stat, statat, unlinkat};
 use rustix::io::Errno;
@@ -238,7 +239,7 @@ async fn run_cleanup(spec: &RecoverySpec) -> RecoveryResult {
         for rule in &rules {
             match cleanup(rule, now) {
                 Ok(s) => total.add(&s),
-                Err(e) => errors.push(e),
+                Err(e) => errors.push(e.to_string()),
             }
         }
         (total, errors)
@@ -302,13 +303,15 @@ impl CleanupStats {
 /// `RENAME_EXCHANGE`) is refused at the open, and a name resolved again
 /// later can only ever be an entry of a directory that was inside the root
 /// when the walk entered it: nothing outside the root is removed.
-pub fn cleanup(rule: &CleanupRule, now: SystemTime) -> Result<CleanupStats, String> {
+pub fn cleanup(rule: &CleanupRule, now: SystemTime) -> Result<CleanupStats, CleanupError> {
     let root = open_dir(CWD, &rule.root).map_err(|e| match e {
-        Errno::LOOP | Errno::NOTDIR => format!(
-            "{}: not a directory (symlinked roots are refused)",
-            rule.root.display()
-        ),
-        e => format!("{}: {e}", rule.root.display()),
+        Errno::LOOP | Errno::NOTDIR => CleanupError::NotADirectory {
+            root: rule.root.clone(),
+        },
+        e => CleanupError::Open {
+            root: rule.root.clone(),
+            source: e.into(),
+        },
     })?;
     let cutoff = now
         .checked_sub(rule.older_than)
@@ -647,8 +650,12 @@ mod tests {
             directories: false,
         };
         assert!(
-            cleanup(&rule, SystemTime::now())
+            matches!(
+                cleanup(&rule, SystemTime::now()),
+                Err(CleanupError::NotADirectory { .. })
+            ) && cleanup(&rule, SystemTime::now())
                 .unwrap_err()
+                .to_string()
                 .contains("not a directory")
         );
     }

@@ -1,7 +1,6 @@
 //! One evaluation, rendered as JSON (`--json`), text, or Markdown (the
 //! incident body).
 
-use nexus_alert::{AlertProblem, Severity};
 use nexus_probe::{Status, Verdict};
 use serde::Serialize;
 
@@ -23,6 +22,19 @@ pub struct CheckEntry {
     /// incident and the Telegram message are about (Critical, Warning, and
     /// Unknown when strict and not optional; see [`crate::counts`]).
     pub problem: bool,
+}
+
+/// A check that counts against the run ([`Evaluation::findings`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding<'a> {
+    /// The check's verdict.
+    pub verdict: &'a Verdict,
+    /// Critical (else a warning).
+    pub critical: bool,
+    /// What a person should do about it.
+    pub hint: &'static str,
+    /// What the recovery actions did about it this cycle, if one ran.
+    pub recovery: Option<String>,
 }
 
 /// One evaluation: every check run exactly once, used for the printed
@@ -86,28 +98,23 @@ impl Evaluation {
         self.checks.iter().filter(|c| c.problem).map(|c| &c.verdict)
     }
 
-    /// The failing checks as alert problems, each with the hint and the
-    /// recovery result the Markdown report (the issue body) gives it.
-    pub fn problems(&self) -> Vec<AlertProblem> {
+    /// The failing checks, each with the hint and the recovery result the
+    /// Markdown report (the issue body) gives it: what the binary turns
+    /// into alert problems.
+    pub fn findings(&self) -> Vec<Finding<'_>> {
         self.failing()
             .map(|v| {
-                let severity = if v.status == Status::Critical {
-                    Severity::Critical
-                } else {
-                    Severity::Warning
-                };
-                let p = AlertProblem::new(v.name.clone(), severity, v.summary.clone())
-                    .with_hint(hint(v));
                 let results: Vec<&str> = self
                     .recovery
                     .iter()
                     .filter(|r| r.check == v.name)
                     .map(|r| r.message.as_str())
                     .collect();
-                if results.is_empty() {
-                    p
-                } else {
-                    p.with_recovery(results.join("; "))
+                Finding {
+                    verdict: v,
+                    critical: v.status == Status::Critical,
+                    hint: hint(v),
+                    recovery: (!results.is_empty()).then(|| results.join("; ")),
                 }
             })
             .collect()
@@ -335,7 +342,7 @@ mod tests {
         };
         let e = Evaluation::new(0.0, verdicts(), false, &[]);
         assert_eq!(e.overall_status, Overall::Healthy);
-        assert!(e.healthy && e.problems().is_empty(), "{:?}", e.problems());
+        assert!(e.healthy && e.findings().is_empty(), "{:?}", e.findings());
         assert_eq!(e.summary(), "all checks pass");
         assert!(!e.markdown().contains("What to do"), "{}", e.markdown());
         assert_eq!(
@@ -345,13 +352,10 @@ mod tests {
 
         let e = Evaluation::new(0.0, verdicts(), true, &[]);
         assert_eq!(e.overall_status, Overall::Degraded);
-        let p = e.problems();
+        let p = e.findings();
         assert_eq!(p.len(), 1, "{p:?}");
-        assert_eq!(
-            (p[0].key.as_str(), p[0].severity),
-            ("gpu", Severity::Warning)
-        );
-        assert_eq!(p[0].hint.as_deref(), Some("start Ollama / check the GPU"));
+        assert_eq!((p[0].verdict.name.as_str(), p[0].critical), ("gpu", false));
+        assert_eq!(p[0].hint, "start Ollama / check the GPU");
         assert_eq!(e.summary(), "Nexus unhealthy: gpu");
         assert!(
             e.markdown().contains("- **gpu**: start Ollama"),
@@ -360,7 +364,7 @@ mod tests {
         );
 
         let e = Evaluation::new(0.0, verdicts(), true, &["gpu".to_string()]);
-        assert!(e.healthy && e.problems().is_empty());
+        assert!(e.healthy && e.findings().is_empty());
 
         // Nothing evaluated at all: unknown, and every Unknown is the problem.
         let e = Evaluation::new(
@@ -370,7 +374,7 @@ mod tests {
             &[],
         );
         assert_eq!(e.overall_status, Overall::Unknown);
-        assert_eq!(e.problems().len(), 1);
+        assert_eq!(e.findings().len(), 1);
     }
 
     /// Issue 18 item 3: the alert problem carries the issue body's hint
@@ -386,10 +390,10 @@ mod tests {
             attempts: 1,
             freed_bytes: None,
         });
-        let p = e.problems();
+        let p = e.findings();
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].severity, Severity::Critical);
-        let hint = p[0].hint.clone().unwrap();
+        assert!(p[0].critical);
+        let hint = p[0].hint;
         assert!(e.markdown().contains(&format!("- **heartbeat**: {hint}")));
         assert_eq!(
             p[0].recovery.as_deref(),

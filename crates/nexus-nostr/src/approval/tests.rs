@@ -42,7 +42,7 @@ fn setup(relays: Vec<String>, dm: Dm) -> Setup {
         relays,
         recipient_pubkey: approver.public_key().to_bech32().unwrap(),
         token_env: "NEXUS_NOSTR_TEST_UNSET_VAR".into(),
-        secret_key: Some(pool.secret_key().to_secret_hex()),
+        secret_key: Some(pool.secret_key().to_secret_hex().into()),
         dm,
         ok_timeout: Duration::from_secs(3),
         backoff_initial: Duration::from_millis(300),
@@ -199,7 +199,10 @@ async fn only_the_approvers_answer_after_the_request_counts() {
     got.sort_by(|x, y| x.request_id.cmp(&y.request_id));
     assert_eq!(
         verdicts(&got),
-        [("r1", Verdict::Approved), ("r2", Verdict::Approved)]
+        [
+            ("r1", Some(Approval::Approved)),
+            ("r2", Some(Approval::Approved))
+        ]
     );
     assert!(got[0].by.as_deref().unwrap().starts_with("npub1"));
     // Answered: a second poll finds nothing (the relay still has the DMs).
@@ -228,7 +231,7 @@ async fn skip_denies_nip04_replies_count_and_expiry_is_reported_once() {
     let got = a.poll(sent + 60).await.unwrap();
     assert_eq!(
         verdicts(&got),
-        [("r1", Verdict::Denied), ("r2", Verdict::Expired)]
+        [("r1", Some(Approval::Denied)), ("r2", None)]
     );
     assert_eq!(a.poll(sent + 60).await.unwrap(), []);
 }
@@ -313,7 +316,7 @@ async fn without_a_key_there_is_no_channel() {
     );
 }
 
-fn verdicts(got: &[Decision]) -> Vec<(&str, Verdict)> {
+fn verdicts(got: &[Decision]) -> Vec<(&str, Option<Approval>)> {
     got.iter()
         .map(|d| (d.request_id.as_str(), d.verdict))
         .collect()

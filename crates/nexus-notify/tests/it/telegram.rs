@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use mockito::{Matcher, Server, ServerGuard};
 use nexus_notify::{
-    AlertConfig, Alerter, ApprovalConfig, Approvals, BotToken, Error, Problem, Sent, Severity,
-    Sleeper, Telegram, TelegramConfig, Text, Verdict,
+    AlertConfig, Alerter, Approval, ApprovalConfig, Approvals, BotToken, Error, Problem, Sent,
+    Severity, Sleeper, Telegram, TelegramConfig, Text,
 };
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -537,7 +537,7 @@ async fn an_approval_from_another_chat_is_ignored() {
         .await;
     let d = a.poll(SENT_AT + 20).await.unwrap();
     assert_eq!(d.len(), 1);
-    assert_eq!(d[0].verdict, Verdict::Approved);
+    assert_eq!(d[0].verdict, Some(Approval::Approved));
     assert_eq!(d[0].subject, "timmy");
     assert_eq!(d[0].by.as_deref(), Some("@alice"));
     assert!(!a.is_pending("timmy-1").unwrap());
@@ -577,7 +577,7 @@ async fn old_or_unrelated_text_is_ignored_and_expiry_is_reported() {
         .await;
     let d = a.poll(SENT_AT + 601).await.unwrap();
     assert_eq!(d.len(), 1);
-    assert_eq!(d[0].verdict, Verdict::Expired);
+    assert_eq!(d[0].verdict, None);
 }
 
 /// A request answered on another channel is withdrawn: its buttons go,
@@ -643,7 +643,7 @@ async fn plus_one_as_a_reply_approves_and_skip_denies() {
         .await;
     let d = a.poll(SENT_AT + 30).await.unwrap();
     assert_eq!(d.len(), 1);
-    assert_eq!(d[0].verdict, Verdict::Approved);
+    assert_eq!(d[0].verdict, Some(Approval::Approved));
 }
 
 #[tokio::test]

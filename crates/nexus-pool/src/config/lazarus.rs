@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nexus_alert::IncidentSettings;
+use nexus_secret::Secret;
 use serde::Deserialize;
 
 use super::{CellsSection, ConfigFormat, PoolConfig};
@@ -274,11 +275,7 @@ fn unknown_keys(table: &toml::Table) -> Vec<String> {
 /// pool's configuration. `env` looks up an environment variable (the
 /// process's in the binary; injected in tests): `GITEA_TOKEN` wins over
 /// `gitea.token`, as in the seed.
-pub(crate) fn to_pool(
-    table: toml::Table,
-    origin: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<PoolConfig, Error> {
+pub(crate) fn to_pool(table: toml::Table, origin: &str) -> Result<PoolConfig, Error> {
     let err = |message: String| Error::Config {
         origin: origin.to_string(),
         message,
@@ -337,15 +334,11 @@ pub(crate) fn to_pool(
     cfg.pool.open_issue_on_death = file.notifications.open_issue_on_death.unwrap_or(true);
     cfg.pool.close_issue_on_revive = file.notifications.close_issue_on_revive.unwrap_or(true);
     let d = IncidentSettings::named("resurrection-pool", "[pool]");
-    let from_env = env(&d.token_env).is_some_and(|t| !t.trim().is_empty());
     cfg.incident = Some(IncidentSettings {
         url: file.gitea.url.unwrap_or_else(|| d.url.clone()),
         repo: file.gitea.repo.unwrap_or_else(|| d.repo.clone()),
-        // The variable wins: the file's token is not even kept.
-        token: file
-            .gitea
-            .token
-            .filter(|t| !from_env && !t.trim().is_empty()),
+        // The variable wins (`PoolConfig::with_env` replaces it).
+        token: file.gitea.token.as_deref().and_then(Secret::trimmed),
         assignees: Vec::new(),
         ..d
     });
@@ -394,12 +387,8 @@ mod tests {
     /// The seed's own sample file, copied into the repository.
     const SAMPLE: &str = include_str!("../../../../docs/examples/lazarus-pit.toml");
 
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
-
     fn load(text: &str) -> Result<PoolConfig, Error> {
-        PoolConfig::parse_with(text, "lazarus-pit.toml", &no_env)
+        PoolConfig::parse(text, "lazarus-pit.toml")
     }
 
     #[test]
@@ -593,15 +582,23 @@ mod tests {
     fn the_environment_token_wins_over_the_file_and_neither_is_shown() {
         let text = SAMPLE.replacen("# token = \"\"", "token = \"f1le-t0ken-canary\"", 1);
         assert_ne!(text, SAMPLE);
-        let c = PoolConfig::parse_with(&text, "l.toml", &no_env).unwrap();
+        let c = PoolConfig::parse(&text, "l.toml").unwrap();
         let i = c.incident.as_ref().unwrap();
-        assert_eq!(i.token.as_deref(), Some("f1le-t0ken-canary"));
+        assert_eq!(
+            i.token.as_ref().map(Secret::expose),
+            Some("f1le-t0ken-canary")
+        );
         assert!(!format!("{c:?}").contains("canary"));
         assert!(!c.warnings.join("\n").contains("canary"));
         let env = |k: &str| (k == "GITEA_TOKEN").then(|| "env-t0ken".to_string());
-        let c = PoolConfig::parse_with(&text, "l.toml", &env).unwrap();
+        let c = PoolConfig::parse(&text, "l.toml").unwrap().with_env(&env);
         let i = c.incident.as_ref().unwrap();
-        assert_eq!(i.token, None, "the variable is used");
+        assert_eq!(
+            i.token.as_ref().map(Secret::expose),
+            Some("env-t0ken"),
+            "the variable is used"
+        );
+        assert!(!format!("{c:?}").contains("env-t0ken"));
         assert_eq!(i.token_env, "GITEA_TOKEN");
         // A token of the wrong type is named, not shown.
         let bad = SAMPLE.replacen("# token = \"\"", "token = [\"s3cret-canary\"]", 1);

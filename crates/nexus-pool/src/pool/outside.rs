@@ -6,17 +6,18 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
-use nexus_gitea::Outcome;
+use nexus_alert::gitea::Outcome;
 use tokio::time::Instant;
 
-use nexus_gitea::Check;
-use nexus_notify::Text;
+use nexus_alert::gitea::Check;
+use nexus_alert::telegram::Text;
 use nexus_revive::{AgentRecord, State};
 
 use super::{Pool, Unsent};
 use crate::channels::{
-    Answer, ApprovalCommand, ApprovalEvent, Channel, GiteaCommand, GiteaEvent, GiteaExecutor,
-    GiteaJob, NostrEvent, NostrExecutor, TelegramCommand, TelegramEvent, TelegramExecutor,
+    Answer, ApprovalCommand, ApprovalEvent, Channel, ChannelError, GiteaCommand, GiteaEvent,
+    GiteaExecutor, GiteaJob, NostrEvent, NostrExecutor, TelegramCommand, TelegramEvent,
+    TelegramExecutor,
 };
 use crate::config::AskWithoutChannel;
 use crate::fleet::{Seen, Target};
@@ -415,7 +416,7 @@ impl Pool {
                     }
                     Err(e) => {
                         tracing::warn!("[{subject}] incident: {e}");
-                        Some(e)
+                        Some(e.to_string())
                     }
                 };
             }
@@ -428,7 +429,7 @@ impl Pool {
                     )),
                     Err(e) => {
                         tracing::warn!("incidents: {e}");
-                        Some(e)
+                        Some(e.to_string())
                     }
                 };
             }
@@ -856,7 +857,7 @@ impl Pool {
 /// The approval request id of `key`'s current death episode.
 pub(super) fn request_id(key: &str, rec: &AgentRecord, now: f64) -> String {
     let episode = format!("{key}@{}", rec.episode_start.unwrap_or(now));
-    format!("r{}", nexus_gitea::fingerprint("pool", &episode))
+    format!("r{}", nexus_alert::gitea::fingerprint("pool", &episode))
 }
 
 fn fmt_opt(v: Option<bool>) -> &'static str {
@@ -867,7 +868,7 @@ fn fmt_opt(v: Option<bool>) -> &'static str {
     }
 }
 
-fn withdrawn(via: Via, id: &str, result: Result<bool, String>) {
+fn withdrawn(via: Via, id: &str, result: Result<bool, ChannelError>) {
     match result {
         Ok(true) => tracing::info!("{via}: request {id} withdrawn (answered elsewhere)"),
         Ok(false) => {}
