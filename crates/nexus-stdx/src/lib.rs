@@ -14,6 +14,7 @@
 
 mod duration;
 mod error;
+mod exit;
 mod html;
 mod path;
 
@@ -21,5 +22,6 @@ pub use duration::{DurationError, format_duration, parse_duration};
 #[cfg(feature = "serde")]
 pub use duration::{deserialize_duration, deserialize_opt_duration};
 pub use error::error_chain;
+pub use exit::{ExitKind, HasExitKind};
 pub use html::escape_html;
 pub use path::{expand_home, expand_home_with};

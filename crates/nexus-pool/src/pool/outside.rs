@@ -867,7 +867,7 @@ fn fmt_opt(v: Option<bool>) -> &'static str {
     }
 }
 
-fn withdrawn(via: Via, id: &str, result: Result<bool, String>) {
+fn withdrawn(via: Via, id: &str, result: Result<bool, impl std::fmt::Display>) {
     match result {
         Ok(true) => tracing::info!("{via}: request {id} withdrawn (answered elsewhere)"),
         Ok(false) => {}
