@@ -147,6 +147,32 @@ impl Error {
     }
 }
 
+/// Bad input ([`Error::is_usage`]) is a usage error (exit code 2); the
+/// rest is a failure (1).
+impl nexus_stdx::HasExitKind for Error {
+    fn exit_kind(&self) -> nexus_stdx::ExitKind {
+        if self.is_usage() {
+            nexus_stdx::ExitKind::Usage
+        } else {
+            nexus_stdx::ExitKind::Failure
+        }
+    }
+}
+
+/// A name given on the command line or in a proposal: a usage error.
+impl nexus_stdx::HasExitKind for NameError {
+    fn exit_kind(&self) -> nexus_stdx::ExitKind {
+        nexus_stdx::ExitKind::Usage
+    }
+}
+
+/// A word given on the command line or in a proposal: a usage error.
+impl nexus_stdx::HasExitKind for UnknownValue {
+    fn exit_kind(&self) -> nexus_stdx::ExitKind {
+        nexus_stdx::ExitKind::Usage
+    }
+}
+
 /// A name that cannot be used as a path component.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind} {name:?}: {why}")]

@@ -108,3 +108,11 @@ impl Error {
         )
     }
 }
+
+/// What a person must fix ([`Error::is_usage`]) is a configuration error
+/// (exit code 2); the rest is a failure (1).
+impl nexus_stdx::HasExitKind for Error {
+    fn exit_kind(&self) -> nexus_stdx::ExitKind {
+        nexus_stdx::ExitKind::config_if(self.is_usage())
+    }
+}
