@@ -599,10 +599,7 @@ async fn daemon(
 fn status(cli: &Cli, cfg: &PoolConfig, state_file: &Path) -> ExitCode {
     let state = match PoolState::load(state_file) {
         Ok(s) => s,
-        Err(e) => {
-            errln!("resurrection-pool: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return nexus_cli::Fail::config(e).report("resurrection-pool"),
     };
     let root = cli
         .cells_root
@@ -617,10 +614,7 @@ fn status(cli: &Cli, cfg: &PoolConfig, state_file: &Path) -> ExitCode {
     if cli.json {
         match serde_json::to_string_pretty(&rows) {
             Ok(s) => outln!("{s}"),
-            Err(e) => {
-                errln!("resurrection-pool: {e}");
-                return ExitCode::from(1);
-            }
+            Err(e) => return nexus_cli::Fail::failure(e).report("resurrection-pool"),
         }
     } else if rows.is_empty() {
         outln!("No agents in {}", state_file.display());
@@ -645,10 +639,7 @@ fn list_cells(cli: &Cli, cfg: &PoolConfig) -> ExitCode {
     let store = nexus_cell::CellStore::new(&root);
     let d = match store.discover() {
         Ok(d) => d,
-        Err(e) => {
-            errln!("resurrection-pool: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return nexus_cli::Fail::failure(e).report("resurrection-pool"),
     };
     let mut rows: Vec<(String, String, String)> = d
         .cells
