@@ -440,6 +440,36 @@ mod tests {
     use crate::schema::tests::{agent_name, utc_time};
     use proptest::prelude::*;
 
+    #[test]
+    fn a_bad_line_names_the_field() {
+        let says = |line: &str| Event::parse(line.as_bytes()).unwrap_err().to_string();
+        assert!(says("{\"ts\":").starts_with("invalid JSON: "));
+        assert_eq!(says("{\"event\":\"x\"}"), "field `ts` is missing");
+        assert!(
+            says("{\"ts\":\"yesterday\",\"event\":\"x\"}").starts_with("field `ts`: "),
+            "{}",
+            says("{\"ts\":\"yesterday\",\"event\":\"x\"}")
+        );
+        let ts = "\"ts\":\"2026-01-01T00:00:00Z\"";
+        assert_eq!(says(&format!("{{{ts}}}")), "field `event` is missing");
+        assert_eq!(
+            says(&format!("{{{ts},\"event\":7}}")),
+            "field `event` is not a string"
+        );
+        let e = says(&format!(
+            "{{{ts},\"event\":\"agent_joined\",\"agent\":\"a1\",\"role\":\"pilot\"}}"
+        ));
+        assert!(
+            e.starts_with("event agent_joined: unknown variant `pilot`"),
+            "{e}"
+        );
+        let e = says(&format!("{{{ts},\"event\":\"agent_left\"}}"));
+        assert!(
+            e.starts_with("event agent_left: missing field `agent`"),
+            "{e}"
+        );
+    }
+
     fn kind() -> impl Strategy<Value = EventKind> {
         let f = || -1e9f64..1e9;
         prop_oneof![

@@ -632,6 +632,46 @@ Format: @agent-name — role (developer / reviewer / observer / coordinator) -->
             "| Max revive attempts | many |",
         );
         assert!(parse_proposal(&bad).is_err());
+        let e = parse_proposal(&bad).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "line {}: Max revive attempts: expected a whole number, found \"many\"",
+                line_of("| Max revive attempts | |")
+            )
+        );
+        let bad = FILLED.replace(
+            "| Auto-archive on close | yes |",
+            "| Auto-archive on close | maybe |",
+        );
+        let e = parse_proposal(&bad).unwrap_err();
+        assert_eq!(
+            e.reason,
+            ProposalProblem::Setting {
+                key: "Auto-archive on close".into(),
+                why: SettingProblem::YesNo("maybe".into()),
+            }
+        );
+        assert!(
+            e.to_string()
+                .ends_with("Auto-archive on close: expected yes or no, found \"maybe\""),
+            "{e}"
+        );
+        let bad = FILLED.replace(
+            "External network access required: no",
+            "External network access required: sometimes",
+        );
+        let e = parse_proposal(&bad).unwrap_err();
+        assert_eq!(
+            e.reason.to_string(),
+            "expected yes or no, found \"sometimes\""
+        );
+        let bad = FILLED.replace("- @allegro — developer", "- @allegro");
+        let e = parse_proposal(&bad).unwrap_err();
+        assert_eq!(
+            e.reason.to_string(),
+            "no role for @allegro (expected \"- @agent — role\")"
+        );
     }
 
     #[test]

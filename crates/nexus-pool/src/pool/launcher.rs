@@ -446,3 +446,23 @@ fn is_zombie(pid: i32) -> bool {
         })
         .unwrap_or(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revive_command_that_cannot_start_names_why() {
+        let e = argv_command(&[], None).unwrap_err();
+        assert_eq!(e.to_string(), "empty revive_cmd");
+        let log = Path::new("/nonexistent-nexus-dir/agent.log");
+        let e = argv_command(&["true".to_string()], Some(log)).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("cannot open log /nonexistent-nexus-dir/agent.log: "),
+            "{text}"
+        );
+        assert!(matches!(e, Error::Io { op: "open log", .. }), "{e:?}");
+        assert!(argv_command(&["true".to_string()], None).is_ok());
+    }
+}
