@@ -202,8 +202,7 @@ fn main_inner() -> ExitCode {
     let setup = match Setup::load(&cli.scan) {
         Ok(s) => s,
         Err(e) => {
-            errln!("cron-heartbeat-check: {e:#}");
-            return ExitCode::from(2);
+            return nexus_cli::Fail::config(format_args!("{e:#}")).report("cron-heartbeat-check");
         }
     };
     let result = match &cli.cmd {
@@ -212,10 +211,7 @@ fn main_inner() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            errln!("cron-heartbeat-check: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => nexus_cli::Fail::failure(format_args!("{e:#}")).report("cron-heartbeat-check"),
     }
 }
 

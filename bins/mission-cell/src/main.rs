@@ -5,7 +5,7 @@
 //! failed (no such cell, illegal transition, I/O error), 2 usage or
 //! configuration error (bad flags, hostile names, unreadable proposal).
 
-use nexus_cli::{errln, out, outln};
+use nexus_cli::{Fail, errln, out, outln};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -159,34 +159,6 @@ struct JoinArgs {
     revive_cmd: Vec<String>,
 }
 
-/// A failure with its exit code.
-struct Fail {
-    code: u8,
-    msg: String,
-}
-
-impl From<nexus_cell::Error> for Fail {
-    fn from(e: nexus_cell::Error) -> Fail {
-        Fail {
-            code: if e.is_usage() { 2 } else { 1 },
-            msg: e.to_string(),
-        }
-    }
-}
-
-impl From<nexus_cell::NameError> for Fail {
-    fn from(e: nexus_cell::NameError) -> Fail {
-        Fail {
-            code: 2,
-            msg: e.to_string(),
-        }
-    }
-}
-
-fn usage(msg: String) -> Fail {
-    Fail { code: 2, msg }
-}
-
 type Out = Result<(), Fail>;
 
 fn main() -> ExitCode {
@@ -199,10 +171,7 @@ fn main_inner() -> ExitCode {
     nexus_cli::init_logging(nexus_cli::ONE_SHOT);
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            errln!("mission-cell: {}", f.msg);
-            ExitCode::from(f.code)
-        }
+        Err(f) => f.report("mission-cell"),
     }
 }
 
@@ -267,7 +236,7 @@ fn create(store: &CellStore, a: CreateArgs, json: bool) -> Out {
         (Some(path), _) => {
             let text = read_proposal(path)?;
             parse_proposal(&text)
-                .map_err(|e| usage(format!("{}: {e}", path.display())))?
+                .map_err(|e| Fail::usage(format!("{}: {e}", path.display())))?
                 .into_new_cell(by, &text)
         }
         (None, Some(mission)) => NewCell {
@@ -275,7 +244,7 @@ fn create(store: &CellStore, a: CreateArgs, json: bool) -> Out {
             created_by: by,
             ..NewCell::default()
         },
-        (None, None) => return Err(usage("give --mission or --proposal".into())),
+        (None, None) => return Err(Fail::usage("give --mission or --proposal")),
     };
     new.name = a.name.or(new.name);
     new.gitea_issue = a.gitea_issue.or(new.gitea_issue);
@@ -292,16 +261,17 @@ fn create(store: &CellStore, a: CreateArgs, json: bool) -> Out {
 
 /// At most 1 MiB of UTF-8 text.
 fn read_proposal(path: &Path) -> Result<String, Fail> {
-    let meta = std::fs::metadata(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| Fail::usage(format!("{}: {e}", path.display())))?;
     if !meta.is_file() || meta.len() > 1 << 20 {
-        return Err(usage(format!(
+        return Err(Fail::usage(format!(
             "{}: not a regular file of at most 1 MiB",
             path.display()
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| Fail::usage(format!("{}: {e}", path.display())))?;
     String::from_utf8(bytes).map_err(|e| {
-        usage(format!(
+        Fail::usage(format!(
             "{}: not UTF-8 text (byte {})",
             path.display(),
             e.utf8_error().valid_up_to()
@@ -312,10 +282,7 @@ fn read_proposal(path: &Path) -> Result<String, Fail> {
 fn list(store: &CellStore, status: Option<Status>, json: bool) -> Out {
     let found = match store.discover() {
         Err(nexus_cell::Error::RootMissing { root }) => {
-            return Err(Fail {
-                code: 1,
-                msg: format!("{} does not exist", root.display()),
-            });
+            return Err(Fail::failure(format!("{} does not exist", root.display())));
         }
         other => other?,
     };
@@ -357,10 +324,7 @@ fn show(store: &CellStore, uuid: &str, stale_after: f64, json: bool) -> Out {
     let m = cell.manifest();
     let beats = cell.heartbeats(now_epoch(), &Rule::fixed(stale_after));
     if json {
-        let mut v = serde_json::to_value(m).map_err(|e| Fail {
-            code: 1,
-            msg: e.to_string(),
-        })?;
+        let mut v = serde_json::to_value(m).map_err(Fail::failure)?;
         v["dir"] = json!(cell.dir());
         v["heartbeats"] = beats
             .iter()
@@ -468,10 +432,10 @@ fn restore(store: &CellStore, uuid: &str, name: Option<String>, json: bool) -> O
     let id = id(uuid)?;
     let name = match name {
         Some(n) => n,
-        None => store.checkpoints(&id)?.pop().ok_or_else(|| Fail {
-            code: 1,
-            msg: format!("cell {id} has no checkpoints"),
-        })?,
+        None => store
+            .checkpoints(&id)?
+            .pop()
+            .ok_or_else(|| Fail::failure(format!("cell {id} has no checkpoints")))?,
     };
     store.restore(&id, &name)?;
     if json {
@@ -498,10 +462,7 @@ fn events(store: &CellStore, uuid: &str, kinds: &[String], tail: Option<usize>, 
         return Ok(());
     }
     for e in picked {
-        let mut fields = e.to_value().map_err(|e| Fail {
-            code: 1,
-            msg: e.to_string(),
-        })?;
+        let mut fields = e.to_value().map_err(Fail::failure)?;
         let ts = fields.remove("ts").unwrap_or_default();
         let kind = fields.remove("event").unwrap_or_default();
         let rest: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -153,10 +153,7 @@ fn main_inner() -> ExitCode {
     }
     match run(&cli) {
         Ok(all_ok) => ExitCode::from(u8::from(!all_ok)),
-        Err(e) => {
-            errln!("nexus-bench: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => nexus_cli::Fail::usage(format_args!("{e:#}")).report("nexus-bench"),
     }
 }
 

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use nexus_cli::errln;
 use nexus_gateway_health::{Limits, Liveness, Options};
 use nexus_probe::{ProbeKind, ProbeSpec, Runner, RunnerConfig, Status, WsSpec, seed};
 
@@ -99,8 +98,7 @@ fn main_inner() -> ExitCode {
     let cli = Cli::parse();
     nexus_cli::init_logging(nexus_cli::DAEMON);
     if let Err(e) = cli.validate() {
-        errln!("nexus-health-sidecar: {e}");
-        return ExitCode::from(2);
+        return nexus_cli::Fail::usage(e).report("nexus-health-sidecar");
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -109,8 +107,8 @@ fn main_inner() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            errln!("nexus-health-sidecar: cannot start the runtime: {e}");
-            return ExitCode::from(1);
+            return nexus_cli::Fail::failure(format_args!("cannot start the runtime: {e}"))
+                .report("nexus-health-sidecar");
         }
     };
     rt.block_on(run(&cli))
@@ -120,17 +118,11 @@ async fn run(cli: &Cli) -> ExitCode {
     // The port first: a sidecar that cannot serve says so and stops.
     let listener = match nexus_gateway_health::bind(&cli.host, cli.port).await {
         Ok(l) => l,
-        Err(e) => {
-            errln!("nexus-health-sidecar: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return nexus_cli::Fail::config(e).report("nexus-health-sidecar"),
     };
     match serve(cli, listener).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            errln!("nexus-health-sidecar: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => nexus_cli::Fail::failure(format_args!("{e:#}")).report("nexus-health-sidecar"),
     }
 }
 

@@ -209,10 +209,7 @@ fn beat(a: BeatArgs) -> ExitCode {
         .cell(a.agent, a.cell_uuid);
     match w.beat(a.cycle, &a.model, &a.status) {
         Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            errln!("nexus-heartbeat: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => nexus_cli::Fail::failure(e).report("nexus-heartbeat"),
     }
 }
 

@@ -283,18 +283,12 @@ fn main_inner() -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                errln!("nexus-watchdog: {e}");
-                ExitCode::from(2)
-            }
+            Err(e) => nexus_cli::Fail::config(e).report("nexus-watchdog"),
         };
     }
     let setup = match Setup::load(&cli) {
         Ok(s) => s,
-        Err(e) => {
-            errln!("nexus-watchdog: {e:#}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return nexus_cli::Fail::config(format_args!("{e:#}")).report("nexus-watchdog"),
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -303,8 +297,8 @@ fn main_inner() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            errln!("nexus-watchdog: cannot start the runtime: {e}");
-            return ExitCode::from(1);
+            return nexus_cli::Fail::failure(format_args!("cannot start the runtime: {e}"))
+                .report("nexus-watchdog");
         }
     };
     let result = if cli.watch {
@@ -314,10 +308,7 @@ fn main_inner() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            errln!("nexus-watchdog: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => nexus_cli::Fail::failure(format_args!("{e:#}")).report("nexus-watchdog"),
     }
 }
 

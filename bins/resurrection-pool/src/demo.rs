@@ -6,7 +6,7 @@
 //! each is detected, revived or escalated. Needs python3 and the workspace's
 //! `nexus-heartbeat` binary next to this one (`cargo build --workspace`).
 
-use nexus_cli::{errln, outln};
+use nexus_cli::outln;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,17 +47,11 @@ impl Drop for TempRoot {
 pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     let rt = match crate::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            errln!("resurrection-pool demo: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return nexus_cli::Fail::failure(e).report("resurrection-pool demo"),
     };
     match rt.block_on(show(args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            errln!("resurrection-pool demo: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => nexus_cli::Fail::failure(format_args!("{e:#}")).report("resurrection-pool demo"),
     }
 }
 

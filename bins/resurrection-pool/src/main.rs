@@ -115,10 +115,7 @@ fn check_config(file: &Path) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            errln!("resurrection-pool: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => nexus_cli::Fail::config(e).report("resurrection-pool"),
     }
 }
 
@@ -183,8 +180,7 @@ fn main_inner() -> ExitCode {
     let (mut cfg, origin) = match load_config(&cli) {
         Ok(x) => x,
         Err(e) => {
-            errln!("resurrection-pool: {e:#}");
-            return ExitCode::from(2);
+            return nexus_cli::Fail::config(format_args!("{e:#}")).report("resurrection-pool");
         }
     };
     nexus_cli::init_logging(match cfg.log_level {
@@ -199,8 +195,8 @@ fn main_inner() -> ExitCode {
     }
     if let Some(d) = cli.poll_interval {
         if d < Duration::from_secs(1) {
-            errln!("resurrection-pool: --poll-interval must be at least 1s");
-            return ExitCode::from(2);
+            return nexus_cli::Fail::usage("--poll-interval must be at least 1s")
+                .report("resurrection-pool");
         }
         cfg.pool.poll_interval = d;
     }
@@ -223,10 +219,10 @@ fn main_inner() -> ExitCode {
     }
     let empty = cfg.gateways.is_empty() && cfg.cells.is_none() && cli.cells_root.is_none();
     if empty && !(cli.allow_empty || cfg.pool.allow_empty) {
-        errln!(
-            "resurrection-pool: nothing to watch: no gateways and no cells root (use --allow-empty to start anyway)"
-        );
-        return ExitCode::from(2);
+        return nexus_cli::Fail::config(
+            "nothing to watch: no gateways and no cells root (use --allow-empty to start anyway)",
+        )
+        .report("resurrection-pool");
     }
     let opts = PoolOptions {
         state_file,
@@ -241,17 +237,11 @@ fn main_inner() -> ExitCode {
             p.dry_run = cli.dry_run;
             Some(p)
         }
-        Some(Err(message)) => {
-            errln!("resurrection-pool: invalid pool config [ping]: {message}");
-            return ExitCode::from(2);
-        }
+        Some(Err(e)) => return nexus_cli::Fail::from(e).report("resurrection-pool"),
     };
     let _locks = match take_locks(&cli, &cfg, &opts) {
         Ok(l) => l,
-        Err(e) => {
-            errln!("resurrection-pool: {e}");
-            return ExitCode::from(exit_code(&e));
-        }
+        Err(e) => return nexus_cli::Fail::from(e).report("resurrection-pool"),
     };
     let rt = match if cli.once { once_runtime() } else { runtime() } {
         Ok(rt) => rt,
@@ -270,22 +260,13 @@ fn main_inner() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            errln!("resurrection-pool: {e:#}");
-            ExitCode::from(e.downcast_ref::<nexus_pool::Error>().map_or(1, exit_code))
+            // 2 for what a person must fix (`nexus_pool::Error::is_usage`).
+            let kind = e.downcast_ref::<nexus_pool::Error>().map_or(
+                nexus_cli::ExitKind::Failure,
+                nexus_cli::HasExitKind::exit_kind,
+            );
+            nexus_cli::Fail::new(kind, format_args!("{e:#}")).report("resurrection-pool")
         }
-    }
-}
-
-/// 2 for what a person must fix (the config, another pool on the same
-/// state or cells root, a lock file others could replace), else 1.
-fn exit_code(e: &nexus_pool::Error) -> u8 {
-    use nexus_pool::Error;
-    match e {
-        Error::AlreadyRunning { .. }
-        | Error::CellsRootBusy { .. }
-        | Error::Lock { .. }
-        | Error::Config { .. } => 2,
-        _ => 1,
     }
 }
 
@@ -612,10 +593,7 @@ async fn daemon(
 fn status(cli: &Cli, cfg: &PoolConfig, state_file: &Path) -> ExitCode {
     let state = match PoolState::load(state_file) {
         Ok(s) => s,
-        Err(e) => {
-            errln!("resurrection-pool: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return nexus_cli::Fail::config(e).report("resurrection-pool"),
     };
     let root = cli
         .cells_root
@@ -630,10 +608,7 @@ fn status(cli: &Cli, cfg: &PoolConfig, state_file: &Path) -> ExitCode {
     if cli.json {
         match serde_json::to_string_pretty(&rows) {
             Ok(s) => outln!("{s}"),
-            Err(e) => {
-                errln!("resurrection-pool: {e}");
-                return ExitCode::from(1);
-            }
+            Err(e) => return nexus_cli::Fail::failure(e).report("resurrection-pool"),
         }
     } else if rows.is_empty() {
         outln!("No agents in {}", state_file.display());
@@ -658,10 +633,7 @@ fn list_cells(cli: &Cli, cfg: &PoolConfig) -> ExitCode {
     let store = nexus_cell::CellStore::new(&root);
     let d = match store.discover() {
         Ok(d) => d,
-        Err(e) => {
-            errln!("resurrection-pool: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return nexus_cli::Fail::failure(e).report("resurrection-pool"),
     };
     let mut rows: Vec<(String, String, String)> = d
         .cells

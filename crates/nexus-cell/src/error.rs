@@ -147,6 +147,32 @@ impl Error {
     }
 }
 
+/// Bad input ([`Error::is_usage`]) is a usage error (exit code 2); the
+/// rest is a failure (1).
+impl nexus_stdx::HasExitKind for Error {
+    fn exit_kind(&self) -> nexus_stdx::ExitKind {
+        if self.is_usage() {
+            nexus_stdx::ExitKind::Usage
+        } else {
+            nexus_stdx::ExitKind::Failure
+        }
+    }
+}
+
+/// A name given on the command line or in a proposal: a usage error.
+impl nexus_stdx::HasExitKind for NameError {
+    fn exit_kind(&self) -> nexus_stdx::ExitKind {
+        nexus_stdx::ExitKind::Usage
+    }
+}
+
+/// A word given on the command line or in a proposal: a usage error.
+impl nexus_stdx::HasExitKind for UnknownValue {
+    fn exit_kind(&self) -> nexus_stdx::ExitKind {
+        nexus_stdx::ExitKind::Usage
+    }
+}
+
 /// A name that cannot be used as a path component.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind} {name:?}: {why}")]
@@ -177,4 +203,73 @@ fn allowed_hint(from: Status) -> String {
         let names: Vec<&str> = next.iter().map(|s| s.as_str()).collect();
         format!(" (from {from} only: {})", names.join(", "))
     }
+}
+
+/// A word that names none of a type's values: a role, a revive policy or a
+/// status (`FromStr`, what the CLI's flags and the proposal parse).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?} ({expected})")]
+pub struct UnknownValue {
+    /// `role`, `revive policy`, `status`.
+    pub kind: &'static str,
+    /// The word given.
+    pub value: String,
+    /// The words accepted.
+    pub expected: &'static str,
+}
+
+/// Why a line of `events.jsonl` is not an event ([`crate::Event::parse`]);
+/// names the field where there is one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The line is not a JSON object.
+    #[error("invalid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// `ts` or `event` is absent.
+    #[error("field `{0}` is missing")]
+    Missing(&'static str),
+    /// `ts` is not an RFC 3339 time.
+    #[error("field `ts`: {0}")]
+    Time(#[source] serde_json::Error),
+    /// `event` is not a string.
+    #[error("field `event` is not a string")]
+    NotAString,
+    /// A known event whose fields do not fit it; `field` is a JSON path
+    /// (`None`: the object as a whole).
+    #[error("event {event}: {}{source}", field.as_deref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
+    Fields {
+        /// The event name.
+        event: String,
+        /// The offending field.
+        field: Option<String>,
+        /// What serde found.
+        source: serde_json::Error,
+    },
+}
+
+/// Why a value the store checks itself (bounded text, an agent's home, a
+/// revive command) is refused; the caller names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ValueError {
+    #[error("longer than {0} bytes")]
+    TooLong(usize),
+    #[error("contains NUL")]
+    Nul,
+    #[error("contains a control character")]
+    Control,
+    #[error("{0:?} is not an absolute path")]
+    NotAbsolute(String),
+    #[error("{0:?} contains '.' or '..'")]
+    DotComponent(String),
+    #[error("empty command")]
+    EmptyCommand,
+    #[error("empty program name")]
+    EmptyProgram,
+    #[error("more than {0} arguments")]
+    TooManyArgs(usize),
+    #[error("argument {index} is longer than {max} bytes")]
+    ArgTooLong { index: usize, max: usize },
+    #[error("argument {0} contains NUL")]
+    ArgNul(usize),
 }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{AgentName, Error, Role, fsx};
+use crate::{AgentName, Error, EventError, Role, fsx};
 
 /// Lines longer than this are not events; readers skip them unparsed.
 pub const MAX_LINE: usize = 1 << 20;
@@ -211,27 +211,24 @@ impl Event {
     }
 
     /// Parses one line; the error names the field.
-    pub fn parse(line: &[u8]) -> Result<Event, String> {
-        let mut map: Map<String, Value> =
-            serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    pub fn parse(line: &[u8]) -> Result<Event, EventError> {
+        let mut map: Map<String, Value> = serde_json::from_slice(line).map_err(EventError::Json)?;
         let ts = match map.remove("ts") {
-            None => return Err("field `ts` is missing".into()),
-            Some(v) => {
-                time::serde::rfc3339::deserialize(v).map_err(|e| format!("field `ts`: {e}"))?
-            }
+            None => return Err(EventError::Missing("ts")),
+            Some(v) => time::serde::rfc3339::deserialize(v).map_err(EventError::Time)?,
         };
         let name = match map.get("event") {
             Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err("field `event` is not a string".into()),
-            None => return Err("field `event` is missing".into()),
+            Some(_) => return Err(EventError::NotAString),
+            None => return Err(EventError::Missing("event")),
         };
         let kind = if EVENT_KINDS.contains(&name.as_str()) {
             serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
                 let path = e.path().to_string();
-                if path == "." {
-                    format!("event {name}: {}", e.inner())
-                } else {
-                    format!("event {name}: field `{path}`: {}", e.inner())
+                EventError::Fields {
+                    event: name,
+                    field: (path != ".").then_some(path),
+                    source: e.into_inner(),
                 }
             })?
         } else {
@@ -393,9 +390,9 @@ impl EventLog {
             }
             match Event::parse(text) {
                 Ok(ev) => log.events.push((n, ev)),
-                Err(reason) => log.skipped.push(SkippedLine {
+                Err(e) => log.skipped.push(SkippedLine {
                     line: n,
-                    reason,
+                    reason: e.to_string(),
                     torn: !complete,
                 }),
             }
@@ -442,6 +439,36 @@ mod tests {
     use super::*;
     use crate::schema::tests::{agent_name, utc_time};
     use proptest::prelude::*;
+
+    #[test]
+    fn a_bad_line_names_the_field() {
+        let says = |line: &str| Event::parse(line.as_bytes()).unwrap_err().to_string();
+        assert!(says("{\"ts\":").starts_with("invalid JSON: "));
+        assert_eq!(says("{\"event\":\"x\"}"), "field `ts` is missing");
+        assert!(
+            says("{\"ts\":\"yesterday\",\"event\":\"x\"}").starts_with("field `ts`: "),
+            "{}",
+            says("{\"ts\":\"yesterday\",\"event\":\"x\"}")
+        );
+        let ts = "\"ts\":\"2026-01-01T00:00:00Z\"";
+        assert_eq!(says(&format!("{{{ts}}}")), "field `event` is missing");
+        assert_eq!(
+            says(&format!("{{{ts},\"event\":7}}")),
+            "field `event` is not a string"
+        );
+        let e = says(&format!(
+            "{{{ts},\"event\":\"agent_joined\",\"agent\":\"a1\",\"role\":\"pilot\"}}"
+        ));
+        assert!(
+            e.starts_with("event agent_joined: unknown variant `pilot`"),
+            "{e}"
+        );
+        let e = says(&format!("{{{ts},\"event\":\"agent_left\"}}"));
+        assert!(
+            e.starts_with("event agent_left: missing field `agent`"),
+            "{e}"
+        );
+    }
 
     fn kind() -> impl Strategy<Value = EventKind> {
         let f = || -1e9f64..1e9;

@@ -58,11 +58,13 @@ mod state;
 mod store;
 
 pub use checkpoint::{Checkpoint, MAX_ENTRIES};
-pub use error::{Error, NameError, TransitionError};
+pub use error::{Error, EventError, NameError, TransitionError, UnknownValue};
 pub use events::{EVENT_KINDS, Event, EventKind, EventLog, MAX_LINE, SkippedLine, append_event};
 pub use lifecycle::Status;
 pub use names::{AgentName, CellId, MAX_AGENT_NAME, validate_checkpoint_name};
-pub use proposal::{PROPOSAL_TEMPLATE, Proposal, ProposalError, parse_proposal};
+pub use proposal::{
+    PROPOSAL_TEMPLATE, Proposal, ProposalError, ProposalProblem, SettingProblem, parse_proposal,
+};
 pub use schema::{
     AgentEntry, CellConfig, CellManifest, Invitee, Isolation, MAX_AGENTS, MAX_ARG, MAX_ARGS,
     MAX_SHORT, MAX_TEXT, RevivePolicy, Role, now_utc,

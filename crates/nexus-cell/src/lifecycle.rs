@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::TransitionError;
+use crate::error::UnknownValue;
 
 /// The status of a cell, stored in `cell.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -92,12 +93,16 @@ impl fmt::Display for Status {
 }
 
 impl std::str::FromStr for Status {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Status, String> {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Status, UnknownValue> {
         Status::ALL
             .into_iter()
             .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown status {s:?}"))
+            .ok_or_else(|| UnknownValue {
+                kind: "status",
+                value: s.to_string(),
+                expected: "provision, active, frozen, archived or destroyed",
+            })
     }
 }
 
@@ -144,6 +149,10 @@ mod tests {
             Status::Provision
         );
         assert!(serde_json::from_str::<Status>("\"zombie\"").is_err());
+        assert_eq!(
+            "zombie".parse::<Status>().unwrap_err().to_string(),
+            "unknown status \"zombie\" (provision, active, frozen, archived or destroyed)"
+        );
     }
 
     proptest! {

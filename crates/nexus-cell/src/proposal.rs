@@ -4,9 +4,9 @@
 //! HTML comments (the template's hints) are ignored, and so are the
 //! template's unfilled placeholders (`- @ —`, `yes / no`, empty cells).
 
-use nexus_stdx::parse_duration;
+use nexus_stdx::{DurationError, parse_duration};
 
-use crate::{AgentName, CellConfig, Invitee, Isolation, NewCell, Role};
+use crate::{AgentName, CellConfig, Invitee, Isolation, NameError, NewCell, Role, UnknownValue};
 
 /// The blank template (seed 003's `.gitea/ISSUE_TEMPLATE/mission-proposal.md`),
 /// for `mission-cell template` and the Gitea repository.
@@ -19,7 +19,58 @@ pub struct ProposalError {
     /// Where (0 when the problem is a missing section).
     pub line: usize,
     /// What is wrong.
-    pub reason: String,
+    pub reason: ProposalProblem,
+}
+
+/// What is wrong with a line of a proposal (or the proposal as a whole).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProposalProblem {
+    /// No "Mission Summary" text.
+    #[error("section \"Mission Summary\" is missing or empty")]
+    NoMission,
+    /// An "Agents Invited" item that is not `- @agent — role`.
+    #[error("expected \"- @agent — role\", found {0:?}")]
+    NotAnInvitee(String),
+    /// An invitee without a role.
+    #[error("no role for @{0} (expected \"- @agent — role\")")]
+    NoRole(String),
+    /// The same agent invited twice.
+    #[error("agent {0} is listed twice")]
+    Duplicate(AgentName),
+    /// An invitee's name that cannot be an agent name.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// An invitee's role that is not one.
+    #[error(transparent)]
+    Role(#[from] UnknownValue),
+    /// "External network access required:" neither yes nor no.
+    #[error("expected yes or no, found {0:?}")]
+    YesNo(String),
+    /// A "Cell Configuration" row whose value does not fit its setting;
+    /// `key` is the setting as written.
+    #[error("{key}: {why}")]
+    Setting {
+        /// The setting (`Max duration`, ...).
+        key: String,
+        /// What is wrong with its value.
+        why: SettingProblem,
+    },
+}
+
+/// Why a "Cell Configuration" value is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingProblem {
+    /// Not a duration (`48h`, `30m`).
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    /// Neither yes nor no.
+    #[error("expected yes or no, found {0:?}")]
+    YesNo(String),
+    /// Not a whole number.
+    #[error("expected a whole number, found {0:?}")]
+    Number(String),
 }
 
 /// What a proposal says.
@@ -175,14 +226,14 @@ pub fn parse_proposal(text: &str) -> Result<Proposal, ProposalError> {
         if line.is_empty() {
             continue;
         }
-        let err = |reason: String| ProposalError { line: n, reason };
+        let err = |reason: ProposalProblem| ProposalError { line: n, reason };
         match section.as_str() {
             "mission summary" => summary.push(line),
             "objective" => objective.push(line),
             "agents invited" => {
                 if let Some(inv) = invitee(line).map_err(err)? {
                     if p.invited.iter().any(|x| x.name == inv.name) {
-                        return Err(err(format!("agent {} is listed twice", inv.name)));
+                        return Err(err(ProposalProblem::Duplicate(inv.name)));
                     }
                     p.invited.push(inv);
                 }
@@ -204,7 +255,7 @@ pub fn parse_proposal(text: &str) -> Result<Proposal, ProposalError> {
     if p.mission.is_empty() {
         return Err(ProposalError {
             line: 0,
-            reason: "section \"Mission Summary\" is missing or empty".into(),
+            reason: ProposalProblem::NoMission,
         });
     }
     if !objective.is_empty() {
@@ -241,7 +292,7 @@ fn strip_comments(text: &str) -> String {
 }
 
 /// `- @name — role`; `None` for the template's empty placeholder.
-fn invitee(line: &str) -> Result<Option<Invitee>, String> {
+fn invitee(line: &str) -> Result<Option<Invitee>, ProposalProblem> {
     let Some(item) = line.strip_prefix("- ").or_else(|| line.strip_prefix("* ")) else {
         return Ok(None);
     };
@@ -251,12 +302,12 @@ fn invitee(line: &str) -> Result<Option<Invitee>, String> {
     }
     let item = item
         .strip_prefix('@')
-        .ok_or_else(|| format!("expected \"- @agent — role\", found {item:?}"))?;
+        .ok_or_else(|| ProposalProblem::NotAnInvitee(item.to_string()))?;
     let (name, role) = ["—", "–", " - ", ":"]
         .iter()
         .find_map(|sep| item.split_once(sep))
-        .ok_or_else(|| format!("no role for @{item} (expected \"- @agent — role\")"))?;
-    let name = AgentName::new(name.trim()).map_err(|e| e.to_string())?;
+        .ok_or_else(|| ProposalProblem::NoRole(item.to_string()))?;
+    let name = AgentName::new(name.trim())?;
     let word = role.split_whitespace().next().unwrap_or("");
     let role: Role = word.parse()?;
     Ok(Some(Invitee { name, role }))
@@ -276,16 +327,18 @@ fn checkbox(line: &str) -> Option<(bool, &str)> {
     }
 }
 
-fn yes_no(v: &str) -> Result<Option<bool>, String> {
+/// `Some(None)` for the template's blank, `None` for a word that is
+/// neither yes nor no.
+fn yes_no(v: &str) -> Option<Option<bool>> {
     match v.trim().to_ascii_lowercase().as_str() {
-        "yes" | "true" | "y" => Ok(Some(true)),
-        "no" | "false" | "n" => Ok(Some(false)),
-        "" | "yes / no" | "yes/no" => Ok(None),
-        other => Err(format!("expected yes or no, found {other:?}")),
+        "yes" | "true" | "y" => Some(Some(true)),
+        "no" | "false" | "n" => Some(Some(false)),
+        "" | "yes / no" | "yes/no" => Some(None),
+        _ => None,
     }
 }
 
-fn isolation(line: &str, iso: &mut Isolation) -> Result<(), String> {
+fn isolation(line: &str, iso: &mut Isolation) -> Result<(), ProposalProblem> {
     let Some((checked, text)) = checkbox(line) else {
         return Ok(());
     };
@@ -307,7 +360,9 @@ fn isolation(line: &str, iso: &mut Isolation) -> Result<(), String> {
                 .collect();
         }
     } else if lower.starts_with("external network") {
-        iso.external_network = match yes_no(value)? {
+        iso.external_network = match yes_no(value)
+            .ok_or_else(|| ProposalProblem::YesNo(value.to_ascii_lowercase()))?
+        {
             Some(v) => Some(v),
             None if checked => Some(true),
             None => None,
@@ -316,7 +371,7 @@ fn isolation(line: &str, iso: &mut Isolation) -> Result<(), String> {
     Ok(())
 }
 
-fn config_row(line: &str, cfg: &mut CellConfig) -> Result<(), String> {
+fn config_row(line: &str, cfg: &mut CellConfig) -> Result<(), ProposalProblem> {
     let Some(inner) = line.strip_prefix('|') else {
         return Ok(());
     };
@@ -328,19 +383,22 @@ fn config_row(line: &str, cfg: &mut CellConfig) -> Result<(), String> {
     let [key, value] = cols.as_slice() else {
         return Ok(());
     };
-    let secs = |v: &str| -> Result<Option<u64>, String> {
+    let secs = |v: &str| -> Result<Option<u64>, SettingProblem> {
         if v.is_empty() {
             return Ok(None);
         }
-        parse_duration(v)
-            .map(|d| Some(d.as_secs()))
-            .map_err(|e| format!("{key}: {e}"))
+        Ok(Some(parse_duration(v)?.as_secs()))
+    };
+    let setting = |why: SettingProblem| ProposalProblem::Setting {
+        key: key.to_string(),
+        why,
     };
     match key.to_ascii_lowercase().as_str() {
-        "max duration" => cfg.max_duration_seconds = secs(value)?,
-        "checkpoint interval" => cfg.checkpoint_interval_seconds = secs(value)?,
+        "max duration" => cfg.max_duration_seconds = secs(value).map_err(setting)?,
+        "checkpoint interval" => cfg.checkpoint_interval_seconds = secs(value).map_err(setting)?,
         "auto-archive on close" => {
-            cfg.auto_archive = yes_no(value).map_err(|e| format!("{key}: {e}"))?;
+            cfg.auto_archive = yes_no(value)
+                .ok_or_else(|| setting(SettingProblem::YesNo(value.to_ascii_lowercase())))?;
         }
         "max revive attempts" => {
             cfg.max_revive_attempts = if value.is_empty() {
@@ -349,7 +407,7 @@ fn config_row(line: &str, cfg: &mut CellConfig) -> Result<(), String> {
                 Some(
                     value
                         .parse()
-                        .map_err(|_| format!("{key}: expected a whole number, found {value:?}"))?,
+                        .map_err(|_| setting(SettingProblem::Number(value.to_string())))?,
                 )
             };
         }
@@ -520,7 +578,7 @@ Format: @agent-name — role (developer / reviewer / observer / coordinator) -->
     #[test]
     fn the_shipped_template_is_the_blank_form() {
         let e = parse_proposal(PROPOSAL_TEMPLATE).unwrap_err();
-        assert!(e.reason.contains("Mission Summary"), "{e}");
+        assert!(e.reason.to_string().contains("Mission Summary"), "{e}");
         let filled = PROPOSAL_TEMPLATE
             .replace(
                 "<!-- One-sentence description of the mission objective -->",
@@ -544,7 +602,7 @@ Format: @agent-name — role (developer / reviewer / observer / coordinator) -->
                 "title: \"[MISSION] \"",
             );
         let e = parse_proposal(&blank).unwrap_err();
-        assert!(e.reason.contains("Mission Summary"), "{e}");
+        assert!(e.reason.to_string().contains("Mission Summary"), "{e}");
     }
 
     #[test]
@@ -553,12 +611,13 @@ Format: @agent-name — role (developer / reviewer / observer / coordinator) -->
         let bad = FILLED.replace("- @ezra — reviewer", "- @../etc — reviewer");
         let e = parse_proposal(&bad).unwrap_err();
         assert_eq!(e.line, line_of("- @ezra — reviewer"), "{e}");
-        assert!(e.reason.contains("invalid agent name"), "{e}");
+        assert!(e.reason.to_string().contains("invalid agent name"), "{e}");
         let bad = FILLED.replace("- @ezra — reviewer", "- @ezra — pilot");
         assert!(
             parse_proposal(&bad)
                 .unwrap_err()
                 .reason
+                .to_string()
                 .contains("unknown role")
         );
         let bad = FILLED.replace("| Max duration | 48h |", "| Max duration | forever |");
@@ -573,6 +632,46 @@ Format: @agent-name — role (developer / reviewer / observer / coordinator) -->
             "| Max revive attempts | many |",
         );
         assert!(parse_proposal(&bad).is_err());
+        let e = parse_proposal(&bad).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "line {}: Max revive attempts: expected a whole number, found \"many\"",
+                line_of("| Max revive attempts | |")
+            )
+        );
+        let bad = FILLED.replace(
+            "| Auto-archive on close | yes |",
+            "| Auto-archive on close | maybe |",
+        );
+        let e = parse_proposal(&bad).unwrap_err();
+        assert_eq!(
+            e.reason,
+            ProposalProblem::Setting {
+                key: "Auto-archive on close".into(),
+                why: SettingProblem::YesNo("maybe".into()),
+            }
+        );
+        assert!(
+            e.to_string()
+                .ends_with("Auto-archive on close: expected yes or no, found \"maybe\""),
+            "{e}"
+        );
+        let bad = FILLED.replace(
+            "External network access required: no",
+            "External network access required: sometimes",
+        );
+        let e = parse_proposal(&bad).unwrap_err();
+        assert_eq!(
+            e.reason.to_string(),
+            "expected yes or no, found \"sometimes\""
+        );
+        let bad = FILLED.replace("- @allegro — developer", "- @allegro");
+        let e = parse_proposal(&bad).unwrap_err();
+        assert_eq!(
+            e.reason.to_string(),
+            "no role for @allegro (expected \"- @agent — role\")"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::error::{UnknownValue, ValueError};
 use crate::{AgentName, CellId, Error, Status};
 
 /// What the daemon may do when an agent dies (docs/SPEC.md defect L6; the
@@ -70,14 +71,16 @@ impl fmt::Display for Role {
 }
 
 impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Role, String> {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Role, UnknownValue> {
         let t = s.trim().to_ascii_lowercase();
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == t)
-            .ok_or_else(|| {
-                format!("unknown role {s:?} (developer, reviewer, observer or coordinator)")
+            .ok_or_else(|| UnknownValue {
+                kind: "role",
+                value: s.to_string(),
+                expected: "developer, reviewer, observer or coordinator",
             })
     }
 }
@@ -220,24 +223,25 @@ impl CellManifest {
     /// non-empty revive commands. The error names `path` and the field.
     pub fn validate(&self, path: &Path) -> Result<(), Error> {
         let bad = |field: String, reason: String| Err(Error::corrupt(path, field, reason));
+        let why = |e: ValueError| e.to_string();
         if let Err(r) = check_text(&self.mission, MAX_TEXT, false) {
-            return bad("mission".into(), r);
+            return bad("mission".into(), why(r));
         }
         if let Some(Err(r)) = self.name.as_deref().map(|n| check_text(n, MAX_SHORT, true)) {
-            return bad("name".into(), r);
+            return bad("name".into(), why(r));
         }
         if let Err(r) = check_text(&self.created_by, MAX_SHORT, true) {
-            return bad("created_by".into(), r);
+            return bad("created_by".into(), why(r));
         }
         if let Some(Err(r)) = self.repo.as_deref().map(|n| check_text(n, MAX_SHORT, true)) {
-            return bad("repo".into(), r);
+            return bad("repo".into(), why(r));
         }
         if let Some(Err(r)) = self
             .objective
             .as_deref()
             .map(|n| check_text(n, MAX_TEXT, true))
         {
-            return bad("objective".into(), r);
+            return bad("objective".into(), why(r));
         }
         if self.agents.len() > MAX_AGENTS {
             return bad("agents".into(), format!("more than {MAX_AGENTS} agents"));
@@ -250,10 +254,10 @@ impl CellManifest {
                 );
             }
             if let Some(Err(r)) = a.home.as_deref().map(check_home) {
-                return bad(format!("agents[{i}].home"), r);
+                return bad(format!("agents[{i}].home"), why(r));
             }
             if let Some(Err(r)) = a.revive_cmd.as_deref().map(check_revive_cmd) {
-                return bad(format!("agents[{i}].revive_cmd"), r);
+                return bad(format!("agents[{i}].revive_cmd"), why(r));
             }
         }
         Ok(())
@@ -261,9 +265,9 @@ impl CellManifest {
 }
 
 /// Bounded, NUL-free text; `single_line` also refuses control characters.
-pub(crate) fn check_text(s: &str, max: usize, single_line: bool) -> Result<(), String> {
+pub(crate) fn check_text(s: &str, max: usize, single_line: bool) -> Result<(), ValueError> {
     if s.len() > max {
-        return Err(format!("longer than {max} bytes"));
+        return Err(ValueError::TooLong(max));
     }
     // Printable ASCII (nearly every text) passes in one pass over the bytes;
     // other ASCII is checked byte by byte; the control characters beyond
@@ -273,24 +277,24 @@ pub(crate) fn check_text(s: &str, max: usize, single_line: bool) -> Result<(), S
     }
     if s.is_ascii() {
         return if s.bytes().any(|b| b == 0) {
-            Err("contains NUL".into())
+            Err(ValueError::Nul)
         } else if single_line && s.bytes().any(|b| b.is_ascii_control()) {
-            Err("contains a control character".into())
+            Err(ValueError::Control)
         } else {
             Ok(())
         };
     }
     if s.contains('\0') {
-        return Err("contains NUL".into());
+        return Err(ValueError::Nul);
     }
     if single_line && s.chars().any(char::is_control) {
-        return Err("contains a control character".into());
+        return Err(ValueError::Control);
     }
     Ok(())
 }
 
 /// A home is an absolute, normalised path (no `.` or `..` components).
-pub(crate) fn check_home(p: &Path) -> Result<(), String> {
+pub(crate) fn check_home(p: &Path) -> Result<(), ValueError> {
     use std::os::unix::ffi::OsStrExt;
     // `from_utf8` has an ASCII fast path; `to_string_lossy` walks chunks.
     let s = match std::str::from_utf8(p.as_os_str().as_bytes()) {
@@ -299,33 +303,36 @@ pub(crate) fn check_home(p: &Path) -> Result<(), String> {
     };
     check_text(&s, MAX_SHORT, true)?;
     if !p.is_absolute() {
-        return Err(format!("{s:?} is not an absolute path"));
+        return Err(ValueError::NotAbsolute(s.into_owned()));
     }
     // As `Path::components` sees it: `..` anywhere, `.` only at the start
     // (and an absolute path has none there). Split by hand: the survey
     // checks 10,000 homes per sweep.
     if s.split('/').any(|c| c == "..") {
-        return Err(format!("{s:?} contains '.' or '..'"));
+        return Err(ValueError::DotComponent(s.into_owned()));
     }
     Ok(())
 }
 
 /// A revive command is a non-empty argv of bounded, NUL-free strings.
-pub(crate) fn check_revive_cmd(argv: &[String]) -> Result<(), String> {
+pub(crate) fn check_revive_cmd(argv: &[String]) -> Result<(), ValueError> {
     match argv.first() {
-        None => return Err("empty command".into()),
-        Some(p) if p.trim().is_empty() => return Err("empty program name".into()),
+        None => return Err(ValueError::EmptyCommand),
+        Some(p) if p.trim().is_empty() => return Err(ValueError::EmptyProgram),
         _ => {}
     }
     if argv.len() > MAX_ARGS {
-        return Err(format!("more than {MAX_ARGS} arguments"));
+        return Err(ValueError::TooManyArgs(MAX_ARGS));
     }
     for (i, a) in argv.iter().enumerate() {
         if a.len() > MAX_ARG {
-            return Err(format!("argument {i} is longer than {MAX_ARG} bytes"));
+            return Err(ValueError::ArgTooLong {
+                index: i,
+                max: MAX_ARG,
+            });
         }
         if a.contains('\0') {
-            return Err(format!("argument {i} contains NUL"));
+            return Err(ValueError::ArgNul(i));
         }
     }
     Ok(())
@@ -415,7 +422,7 @@ pub(crate) mod tests {
             } else {
                 Ok(())
             };
-            prop_assert_eq!(check_text(&s, max, single_line), by_chars, "{:?}", s);
+            prop_assert_eq!(check_text(&s, max, single_line).map_err(|e| e.to_string()), by_chars, "{:?}", s);
         }
     }
 
@@ -572,7 +579,17 @@ pub(crate) mod tests {
         );
         assert_eq!("no".parse::<RevivePolicy>().unwrap(), RevivePolicy::Never);
         assert!("maybe".parse::<RevivePolicy>().is_err());
-        assert!("pilot".parse::<Role>().unwrap_err().contains("developer"));
+        assert!(
+            "pilot"
+                .parse::<Role>()
+                .unwrap_err()
+                .to_string()
+                .contains("developer")
+        );
+        assert_eq!(
+            "maybe".parse::<RevivePolicy>().unwrap_err().to_string(),
+            "unknown revive policy \"maybe\" (auto, ask or never)"
+        );
     }
 
     #[test]

@@ -409,11 +409,9 @@ impl CellStore {
     /// Creates a cell with the full layout (docs/SPEC.md §5.1), status
     /// `provision`, and logs `cell_created`.
     pub fn provision(&self, new: NewCell) -> Result<Cell, Error> {
-        check_text(&new.mission, crate::schema::MAX_TEXT, false).map_err(|reason| {
-            Error::Invalid {
-                field: "mission",
-                reason,
-            }
+        check_text(&new.mission, crate::schema::MAX_TEXT, false).map_err(|e| Error::Invalid {
+            field: "mission",
+            reason: e.to_string(),
         })?;
         if new.mission.trim().is_empty() {
             return Err(Error::Invalid {
@@ -541,16 +539,16 @@ impl CellStore {
     /// Adds an agent (`provision -> active` on the first join) and creates
     /// its inbox.
     pub fn join(&self, id: &CellId, join: Join) -> Result<Cell, Error> {
-        if let Some(Err(reason)) = join.home.as_deref().map(check_home) {
+        if let Some(Err(e)) = join.home.as_deref().map(check_home) {
             return Err(Error::Invalid {
                 field: "home",
-                reason,
+                reason: e.to_string(),
             });
         }
-        if let Some(Err(reason)) = join.revive_cmd.as_deref().map(check_revive_cmd) {
+        if let Some(Err(e)) = join.revive_cmd.as_deref().map(check_revive_cmd) {
             return Err(Error::Invalid {
                 field: "revive command",
-                reason,
+                reason: e.to_string(),
             });
         }
         let cell = self.update(id, |m| {

@@ -17,12 +17,19 @@
 //! - stderr's own failures are dropped: there is nowhere left to report
 //!   them.
 //!
+//! An error a binary stops on is a [`Fail`]: its message and its
+//! [`ExitKind`] (1 failure, 2 usage or configuration). A library error
+//! that implements [`HasExitKind`] becomes one with `?`; anything else (an
+//! `anyhow` chain) is given its kind, and [`Fail::report`] prints
+//! `<program>: <message>` and returns the code: the one mapping from
+//! errors to exit codes.
+//!
 //! It also installs the one log subscriber every binary uses
 //! ([`init_logging`]: `NEXUS_LOG`, stderr only), and holds the argument
 //! parsers the binaries share ([`duration_arg`] for clap's `value_parser`).
 //!
 //! It must never panic, block on a reader that went away, or depend on
-//! anything but std, `tracing-subscriber` and `nexus-stdx` (the heartbeat
+//! anything but std, `nexus-stdx` and `tracing-subscriber` (the heartbeat
 //! CLI links it; `scripts/check-deps`). Only binaries depend on it.
 
 mod arg;
@@ -30,6 +37,7 @@ mod log;
 
 pub use arg::{DurationError, duration_arg};
 pub use log::{DAEMON, LOG_ENV, ONE_SHOT, init_logging};
+pub use nexus_stdx::{ExitKind, HasExitKind};
 
 use std::fmt;
 use std::io::{self, Write};
@@ -184,6 +192,67 @@ pub fn finish(program: &str, code: ExitCode) -> ExitCode {
     }
 }
 
+/// An error a binary stops on: the message it prints and the exit code it
+/// leads to. `?` turns a library error that implements [`HasExitKind`]
+/// into one; anything else gets its kind by name:
+/// `Fail::config(format_args!("{e:#}"))`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fail {
+    kind: ExitKind,
+    message: String,
+}
+
+impl Fail {
+    /// A failure of `kind`, printed as `message`.
+    pub fn new(kind: ExitKind, message: impl fmt::Display) -> Fail {
+        Fail {
+            kind,
+            message: message.to_string(),
+        }
+    }
+
+    /// A command line that asks for something impossible (exit code 2).
+    pub fn usage(message: impl fmt::Display) -> Fail {
+        Fail::new(ExitKind::Usage, message)
+    }
+
+    /// A configuration that cannot be used (exit code 2).
+    pub fn config(message: impl fmt::Display) -> Fail {
+        Fail::new(ExitKind::Config, message)
+    }
+
+    /// A check or the work failed (exit code 1).
+    pub fn failure(message: impl fmt::Display) -> Fail {
+        Fail::new(ExitKind::Failure, message)
+    }
+
+    /// Which failure it is.
+    pub fn kind(&self) -> ExitKind {
+        self.kind
+    }
+
+    /// Names the failure on stderr as `<program>: <message>`; returns the
+    /// exit code it leads to.
+    pub fn report(&self, program: &str) -> ExitCode {
+        errln!("{program}: {}", self.message);
+        self.kind.into()
+    }
+}
+
+impl fmt::Display for Fail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Fail {}
+
+impl<E: HasExitKind + fmt::Display> From<E> for Fail {
+    fn from(e: E) -> Fail {
+        Fail::new(e.exit_kind(), e)
+    }
+}
+
 /// Names a failed stdout on stderr; `Some` if it failed.
 fn stdout_failure(program: &str) -> Option<()> {
     match STDOUT.health() {
@@ -250,6 +319,37 @@ mod tests {
             "a worse code stays"
         );
         *STDOUT.health.lock().unwrap() = Health::Open;
+    }
+
+    #[derive(Debug)]
+    struct BadKey(&'static str);
+    impl fmt::Display for BadKey {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "x.toml: unknown key {}", self.0)
+        }
+    }
+    impl HasExitKind for BadKey {
+        fn exit_kind(&self) -> ExitKind {
+            ExitKind::Config
+        }
+    }
+
+    #[test]
+    fn a_library_error_keeps_its_kind_and_message() {
+        fn load() -> Result<(), Fail> {
+            Err(BadKey("colour"))?;
+            Ok(())
+        }
+        let f = load().unwrap_err();
+        assert_eq!(f.kind(), ExitKind::Config);
+        assert_eq!(f.to_string(), "x.toml: unknown key colour");
+        assert_eq!(f.report("t"), ExitCode::from(2));
+        assert_eq!(Fail::failure("down").report("t"), ExitCode::from(1));
+        assert_eq!(Fail::usage("no such flag").kind().code(), 2);
+        assert_eq!(
+            Fail::config(format_args!("{}: {}", "a", "b")).to_string(),
+            "a: b"
+        );
     }
 
     #[test]

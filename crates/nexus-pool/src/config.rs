@@ -130,23 +130,16 @@ fn sixteen_kib() -> usize {
 impl PingSection {
     /// The ingest, or why it cannot run (a ping endpoint without a token
     /// would let anyone write heartbeats).
-    pub fn ingest(&self) -> Result<crate::ping::PingIngest, String> {
+    pub fn ingest(&self) -> Result<crate::ping::PingIngest, crate::Error> {
         let token = nexus_secret::token(
             self.token.as_ref().map(Secret::expose),
             self.token_file.as_deref(),
         )
-        .map_err(|e| format!("[ping] {e}"))?
+        .map_err(crate::Error::PingTokenUnreadable)?
         .filter(|t| t.expose().len() >= 16)
-        .ok_or_else(|| {
-            let file = self
-                .token_file
-                .as_ref()
-                .map(|f| format!(" or {}", f.display()))
-                .unwrap_or_default();
-            format!(
-                "[ping] needs a token of at least 16 characters in ${}{file}",
-                self.token_env
-            )
+        .ok_or_else(|| crate::Error::PingTokenMissing {
+            env: self.token_env.clone(),
+            file: self.token_file.clone(),
         })?;
         Ok(crate::ping::PingIngest {
             dir: self.dir.clone(),
@@ -829,20 +822,20 @@ mod tests {
         );
         assert!(!format!("{ingest:?}").contains("p1ng"));
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let e = p.ingest().unwrap_err();
+        let e = p.ingest().unwrap_err().to_string();
         assert!(e.contains("ping.token") && e.contains("chmod 600"), "{e}");
+        assert!(e.starts_with("invalid pool config [ping]: "), "{e}");
         assert!(!e.contains("p1ng"), "{e}");
         let none = PoolConfig::parse(
             "[ping]\ndir = \"/tmp/x\"\ntoken_env = \"NEXUS_POOL_TEST_UNSET\"\n",
             "t",
         )
         .unwrap();
-        assert!(
-            none.ping
-                .unwrap()
-                .ingest()
-                .unwrap_err()
-                .contains("at least 16")
+        let e = none.ping.unwrap().ingest().unwrap_err();
+        assert!(e.is_usage(), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "invalid pool config [ping]: needs a token of at least 16 characters in $NEXUS_POOL_TEST_UNSET"
         );
     }
 }

@@ -65,4 +65,54 @@ pub enum Error {
     /// A cell operation failed.
     #[error(transparent)]
     Cell(#[from] nexus_cell::Error),
+    /// `[ping]` is set but its token file cannot be used (a ping endpoint
+    /// without a token would let anyone write heartbeats).
+    #[error("invalid pool config [ping]: {0}")]
+    PingTokenUnreadable(#[source] nexus_secret::Error),
+    /// `[ping]` is set but neither its variable nor its file holds a token
+    /// long enough.
+    #[error("invalid pool config [ping]: needs a token of at least 16 characters in ${env}{}", file.as_ref().map(|f| format!(" or {}", f.display())).unwrap_or_default())]
+    PingTokenMissing {
+        /// The variable named by `token_env`.
+        env: String,
+        /// The file named by `token_file`.
+        file: Option<PathBuf>,
+    },
+    /// A revive command without a program.
+    #[error("empty revive_cmd")]
+    EmptyReviveCmd,
+    /// Cell events could not be appended; they wait in memory for the
+    /// next try.
+    #[error("{source} ({kept} events kept to retry)")]
+    EventsKept {
+        /// The last append that failed.
+        source: nexus_cell::Error,
+        /// How many events wait.
+        kept: usize,
+    },
+}
+
+impl Error {
+    /// Whether a person must fix something before the pool can run (the
+    /// config, another pool on the same state or cells root, a lock file
+    /// others could replace): exit code 2 rather than 1.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::AlreadyRunning { .. }
+                | Error::CellsRootBusy { .. }
+                | Error::Lock { .. }
+                | Error::Config { .. }
+                | Error::PingTokenUnreadable(_)
+                | Error::PingTokenMissing { .. }
+        )
+    }
+}
+
+/// What a person must fix ([`Error::is_usage`]) is a configuration error
+/// (exit code 2); the rest is a failure (1).
+impl nexus_stdx::HasExitKind for Error {
+    fn exit_kind(&self) -> nexus_stdx::ExitKind {
+        nexus_stdx::ExitKind::config_if(self.is_usage())
+    }
 }

@@ -13,9 +13,14 @@ pub struct Faults(BTreeMap<&'static str, String>);
 
 impl Faults {
     /// Records how a write of `kind` went; logs a fault when it appears and
-    /// when it clears. Returns whether the set changed.
-    pub fn record(&mut self, kind: &'static str, result: Result<(), String>) -> bool {
-        match result {
+    /// when it clears. Returns whether the set changed (a fault is the same
+    /// while its text is).
+    pub fn record<E: std::fmt::Display>(
+        &mut self,
+        kind: &'static str,
+        result: Result<(), E>,
+    ) -> bool {
+        match result.map_err(|e| e.to_string()) {
             Ok(()) => {
                 let cleared = self.0.remove(kind).is_some();
                 if cleared {
@@ -47,11 +52,11 @@ mod tests {
     #[test]
     fn a_fault_appears_once_and_clears() {
         let mut f = Faults::default();
-        assert!(!f.record("state", Ok(())));
-        assert!(f.record("state", Err("cannot write /x: No space left".into())));
-        assert!(!f.record("state", Err("cannot write /x: No space left".into())));
+        assert!(!f.record("state", Ok::<(), String>(())));
+        assert!(f.record("state", Err("cannot write /x: No space left")));
+        assert!(!f.record("state", Err("cannot write /x: No space left")));
         assert_eq!(f.lines(), vec!["state: cannot write /x: No space left"]);
-        assert!(f.record("state", Ok(())));
+        assert!(f.record("state", Ok::<(), &str>(())));
         assert!(f.lines().is_empty());
     }
 }

@@ -473,7 +473,11 @@ impl Pool {
 
     /// Records how a write of `kind` went (`state`, `events`, `cell-state`,
     /// `heartbeat`); a fault shows on `/health` and `/metrics` at once.
-    pub fn fault_result(&mut self, kind: &'static str, result: Result<(), String>) {
+    pub fn fault_result<E: std::fmt::Display>(
+        &mut self,
+        kind: &'static str,
+        result: Result<(), E>,
+    ) {
         if self.faults.record(kind, result) {
             let lines = self.faults.lines();
             crate::http::snapshot_mut(&self.shared).faults = lines;
@@ -507,7 +511,7 @@ impl Pool {
         if let Err(e) = &saved {
             tracing::error!("pool state not saved: {e}");
         }
-        self.fault_result("state", saved.map_err(|e| e.to_string()));
+        self.fault_result("state", saved);
     }
 
     fn note(&mut self, key: &str, text: String) {

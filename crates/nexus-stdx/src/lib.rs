@@ -28,6 +28,7 @@
 mod clock;
 mod duration;
 mod error;
+mod exit;
 mod fs;
 mod host;
 mod html;
@@ -43,6 +44,7 @@ pub use duration::{DurationError, format_duration, parse_duration};
 #[cfg(feature = "serde")]
 pub use duration::{deserialize_duration, deserialize_opt_duration};
 pub use error::error_chain;
+pub use exit::{ExitKind, HasExitKind};
 pub use fs::{
     MAX_CONFIG_BYTES, NOFOLLOW_NONBLOCK, WriteError, open_nofollow_with, read_capped, read_config,
     read_limited, write_atomic, write_private, write_private_with,

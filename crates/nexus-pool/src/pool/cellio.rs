@@ -52,7 +52,7 @@ impl Pool {
             return;
         };
         let mut blocked: Vec<CellId> = Vec::new();
-        let mut fault: Option<String> = None;
+        let mut fault: Option<nexus_cell::Error> = None;
         self.unwritten.retain(|(id, event)| {
             if blocked.contains(id) {
                 return true;
@@ -67,7 +67,7 @@ impl Pool {
                 // the event waits, as for a full disk.
                 Err(e) => {
                     blocked.push(*id);
-                    fault = Some(e.to_string());
+                    fault = Some(e);
                     return true;
                 }
             };
@@ -75,7 +75,7 @@ impl Pool {
                 Ok(()) => false,
                 Err(e) => {
                     blocked.push(*id);
-                    fault = Some(e.to_string());
+                    fault = Some(e);
                     true
                 }
             }
@@ -91,8 +91,11 @@ impl Pool {
                 }
                 Ok(())
             }
-            Some(e) => {
-                let e = format!("{e} ({} events kept to retry)", self.unwritten.len());
+            Some(source) => {
+                let e = crate::Error::EventsKept {
+                    source,
+                    kept: self.unwritten.len(),
+                };
                 tracing::warn!("cell events: {e}");
                 Err(e)
             }
@@ -102,11 +105,15 @@ impl Pool {
 
     /// Writes the `state.json` of the cell whose agents are `part` (one
     /// part of the fleet); the error if it failed. Gateways have no cell.
-    pub(super) fn write_cell_state(&self, part: &[Target], now: f64) -> Result<(), String> {
+    pub(super) fn write_cell_state(
+        &self,
+        part: &[Target],
+        now: f64,
+    ) -> Result<(), nexus_cell::Error> {
         crate::files::off_runtime(|| self.write_cell_state_now(part, now))
     }
 
-    fn write_cell_state_now(&self, part: &[Target], now: f64) -> Result<(), String> {
+    fn write_cell_state_now(&self, part: &[Target], now: f64) -> Result<(), nexus_cell::Error> {
         let (Some(store), Some(cell)) = (&self.store, part.first().and_then(|t| t.cell)) else {
             return Ok(());
         };
@@ -137,9 +144,8 @@ impl Pool {
             agent_health: agents,
             extra: Default::default(),
         };
-        c.write_daemon_state(&st).map_err(|e| {
+        c.write_daemon_state(&st).inspect_err(|e| {
             tracing::warn!("{cell}: state.json not written: {e}");
-            e.to_string()
         })
     }
 }

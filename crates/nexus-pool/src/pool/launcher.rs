@@ -14,6 +14,7 @@ use nexus_probe::{ProbeKind, ProbeSpec, Status};
 use nexus_revive::{AgentRecord, LaunchOutcome, launched};
 
 use super::Pool;
+use crate::Error;
 use crate::fleet::{ReviveHow, Seen, Target};
 use crate::intent::{LAUNCH_ENV, LaunchIntent, pause};
 
@@ -204,7 +205,7 @@ impl Pool {
             }
             ReviveHow::Argv(how) => match argv_command(&how.0, how.1.as_deref()) {
                 Ok(c) => c,
-                Err(e) => return Some(LaunchOutcome::Failed(e)),
+                Err(e) => return Some(LaunchOutcome::Failed(e.to_string())),
             },
             ReviveHow::Cell => {
                 let Some((cell, agent)) = t.cell_agent() else {
@@ -374,15 +375,23 @@ impl Pool {
         if let Err(e) = &saved {
             tracing::error!("[{}] launch intent not saved: {e}", t.key);
         }
-        self.fault_result("launch-journal", saved.map_err(|e| e.to_string()));
+        self.fault_result("launch-journal", saved);
         pause("launch-saved").await;
         id
     }
 }
 
-fn argv_command(argv: &[String], log: Option<&Path>) -> Result<std::process::Command, String> {
+fn argv_command(argv: &[String], log: Option<&Path>) -> Result<std::process::Command, Error> {
     use std::process::Stdio;
-    let (program, args) = argv.split_first().ok_or("empty revive_cmd")?;
+    let (program, args) = argv.split_first().ok_or(Error::EmptyReviveCmd)?;
+    let log_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io {
+            op: "open log",
+            path,
+            source,
+        }
+    };
     let mut cmd = std::process::Command::new(program);
     cmd.args(args).stdin(Stdio::null());
     match log {
@@ -391,10 +400,8 @@ fn argv_command(argv: &[String], log: Option<&Path>) -> Result<std::process::Com
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|e| format!("cannot open log {}: {e}", path.display()))?;
-            let err = out
-                .try_clone()
-                .map_err(|e| format!("cannot open log {}: {e}", path.display()))?;
+                .map_err(log_error(path))?;
+            let err = out.try_clone().map_err(log_error(path))?;
             cmd.stdout(out).stderr(err);
         }
         None => {
@@ -439,4 +446,24 @@ fn is_zombie(pid: i32) -> bool {
         .ok()
         .and_then(|s| proc::parse_stat(&String::from_utf8_lossy(&s)).ok())
         .is_none_or(|s| s.state == 'Z')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revive_command_that_cannot_start_names_why() {
+        let e = argv_command(&[], None).unwrap_err();
+        assert_eq!(e.to_string(), "empty revive_cmd");
+        let log = Path::new("/nonexistent-nexus-dir/agent.log");
+        let e = argv_command(&["true".to_string()], Some(log)).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("cannot open log /nonexistent-nexus-dir/agent.log: "),
+            "{text}"
+        );
+        assert!(matches!(e, Error::Io { op: "open log", .. }), "{e:?}");
+        assert!(argv_command(&["true".to_string()], None).is_ok());
+    }
 }
