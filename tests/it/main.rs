@@ -14,6 +14,7 @@ mod attack;
 mod bench;
 mod canary;
 mod cell;
+mod checks;
 mod clock;
 mod crash;
 mod cron;

@@ -140,7 +140,6 @@ struct CreateArgs {
 
 #[derive(Debug, Args)]
 struct JoinArgs {
-    /// The cell.
     uuid: String,
     /// Agent name: [A-Za-z0-9._-], at most 64 bytes.
     #[arg(long)]

@@ -43,7 +43,6 @@ struct Cli {
     /// `GET http://HOST:PORT/health`; nothing listening there is tolerated).
     #[arg(long, env = "NEXUS_HEALTH_HOST", default_value = seed::HEALTH_HOST)]
     health_host: String,
-    /// Its port.
     #[arg(long, env = "NEXUS_HEALTH_PORT", default_value_t = seed::HEALTH_PORT)]
     health_port: u16,
     /// Leave the `gateway_health` check out of the default checks.

@@ -380,9 +380,10 @@ impl CellStore {
         CellStore { root: root.into() }
     }
 
-    /// `explicit`, else `$MISSION_CELLS_ROOT`, else `/var/missions`.
-    pub fn resolve(explicit: Option<&Path>) -> CellStore {
-        let env = std::env::var_os(ROOT_ENV).filter(|v| !v.is_empty());
+    /// `explicit`, else `from_env` (the value of `$MISSION_CELLS_ROOT`, read
+    /// by the binary), else `/var/missions`. An empty value counts as unset.
+    pub fn resolve(explicit: Option<&Path>, from_env: Option<&std::ffi::OsStr>) -> CellStore {
+        let env = from_env.filter(|v| !v.is_empty());
         match (explicit, env) {
             (Some(p), _) => CellStore::new(p),
             (None, Some(e)) => CellStore::new(PathBuf::from(e)),

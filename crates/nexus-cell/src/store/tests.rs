@@ -1240,6 +1240,14 @@ fn mountinfo_unescaping() {
 
 #[test]
 fn root_resolution() {
-    let s = CellStore::resolve(Some(Path::new("/x")));
+    let s = CellStore::resolve(Some(Path::new("/x")), Some("/y".as_ref()));
     assert_eq!(s.root(), Path::new("/x"));
+    let s = CellStore::resolve(None, Some("/y".as_ref()));
+    assert_eq!(s.root(), Path::new("/y"));
+    let s = CellStore::resolve(None, Some("".as_ref()));
+    assert_eq!(s.root(), Path::new(DEFAULT_ROOT));
+    assert_eq!(
+        CellStore::resolve(None, None).root(),
+        Path::new(DEFAULT_ROOT)
+    );
 }

@@ -121,7 +121,6 @@ impl<'de> Deserialize<'de> for Seconds {
     }
 }
 
-/// A positive count.
 #[derive(Debug, Clone, Copy)]
 struct Count(u32);
 

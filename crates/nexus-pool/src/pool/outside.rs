@@ -201,7 +201,6 @@ fn brief(s: &str) -> String {
         .collect()
 }
 
-/// An event of a channel.
 pub(super) enum Event {
     Gitea(GiteaEvent),
     Telegram(TelegramEvent),
