@@ -588,7 +588,7 @@ pub(crate) mod tests {
         );
         assert_eq!(
             "maybe".parse::<RevivePolicy>().unwrap_err().to_string(),
-            "unknown revive policy \"maybe\" (auto, ask or never)"
+            "unknown revive policy \"maybe\" (use auto, ask or never; yes and no are aliases of auto and never)"
         );
     }
 
