@@ -31,5 +31,5 @@ pub const STALE_THRESHOLD: Duration = Duration::from_secs(300);
 /// `$HOME/.nexus/heartbeat.json` (`nexus_heartbeat::default_agent_path`,
 /// where the agent's own writer puts it).
 pub fn heartbeat_path() -> PathBuf {
-    nexus_heartbeat::default_agent_path()
+    nexus_heartbeat::AgentHeartbeat::default_path()
 }
