@@ -19,15 +19,22 @@
 //! `BEZALEL_HEARTBEAT_DIR`, or an explicit directory).
 //!
 //! # Reading
-//! [`Observation::read`] parses a file leniently (the canonical JSON and the legacy forms:
-//! bare epoch number, ISO-8601 string, empty `touch` file with its mtime) into
-//! an [`Observation`], never following a symbolic link and never quoting an
-//! invalid file beyond a short sample (none unless it is owned as expected); [`Classification::of`] turns it into a [`Classification`]
-//! ([`State::Fresh`], `Stale`, `Missing`, `Unreadable`, `Corrupt`,
-//! `FromTheFuture`) with the age and a reason that names the file and field.
-//! [`Classification::read_many`] does the same for thousands of files on all cores, and
-//! [`Glance::parse`] is a fleet sweep's fast path: the same verdict (state, age, PID)
-//! without keeping the document.
+//! [`Observation::read`] parses a file leniently (the canonical JSON and the
+//! legacy forms: bare epoch number, ISO-8601 string, empty `touch` file with
+//! its mtime) into an [`Observation`], never following a symbolic link and
+//! never quoting an invalid file beyond a short sample (none unless it is
+//! owned as expected); [`Classification::of`] turns it into a
+//! [`Classification`] ([`State::Fresh`], `Stale`, `Missing`, `Unreadable`,
+//! `Corrupt`, `FromTheFuture`) with the age and a reason that names the file
+//! and field. [`Classification::read_many`] does the same for thousands of
+//! files on all cores, and [`Glance`] is a fleet sweep's fast path: the same
+//! verdict (state, age, PID) without keeping the document.
+//!
+//! Each operation is an associated function or constant of the type it
+//! returns (`Observation::read`, `Classification::read`, `Glance::read`,
+//! `Progress::between`, `AgentHeartbeat::default_path`,
+//! `CronDirs::validate_job_name`, `Observation::MAX_FILE_BYTES`), so the
+//! crate exports few names.
 //!
 //! Generic helpers (time, host id, durations, capped reads, `sd_notify`)
 //! live in `nexus-stdx`; this crate does not re-export them, and
@@ -39,8 +46,9 @@
 //!   classified, never unwrapped.
 //! - Replace a good heartbeat with a partial one.
 //! - Follow a symbolic link to a heartbeat, read a FIFO or a device as one,
-//!   or quote more of an invalid file than [`Observation::SAMPLE_BYTES`] of printable
-//!   ASCII (none of a file that is not owned as expected, see [`Observation::read`]).
+//!   or quote more of an invalid file than [`Observation::SAMPLE_BYTES`] of
+//!   printable ASCII (none of a file that is not owned as expected, see
+//!   [`Observation::read`]).
 
 mod cron;
 mod dirs;

@@ -30,7 +30,7 @@ pub struct Glance {
     pub age_seconds: Option<f64>,
     /// The writer's `pid`, when it is a number that fits.
     pub pid: Option<u32>,
-    /// Why it is not fresh, as `classify` words it; `None` when fresh.
+    /// Why it is not fresh, as [`Classification::of`] words it; `None` when fresh.
     pub reason: Option<String>,
 }
 
@@ -153,12 +153,12 @@ fn fast(bytes: &[u8], now: f64, rule: &Rule) -> Option<Glance> {
         return None;
     }
     // UTF-8 checked once for the file, not per string (see nexus-cell's
-    // manifests); invalid UTF-8 is for `classify` to word.
+    // manifests); invalid UTF-8 is for `Classification::of` to word.
     let lean: Lean = serde_json::from_str(std::str::from_utf8(bytes).ok()?).ok()?;
     let timestamp = time_value(lean.timestamp.as_ref()?).ok()?;
     let interval = match (&lean.interval_seconds, &lean.interval) {
         (Some(v), _) => Some(interval_value(v).ok()?),
-        // `interval_seconds: null` beside `interval`: let `classify` decide.
+        // `interval_seconds: null` beside `interval`: let `Classification::of` decide.
         (None, Some(_)) => return None,
         (None, None) => None,
     };
