@@ -114,7 +114,7 @@ impl Cell {
     /// `Unreadable`, never read through), and each file
     /// relative to it with `O_NOFOLLOW | O_NONBLOCK`, so a symlink (to a
     /// file outside the cell) or a FIFO is never read; parsing and the
-    /// verdict are `nexus-heartbeat`'s ([`Observation::parse`], [`Classification::of`]).
+    /// verdict are `nexus-heartbeat`'s ([`Observation::parse`](nexus_heartbeat::Observation::parse), [`Classification::of`]).
     fn read_heartbeats(&self, now: f64, rule: &Rule) -> Vec<(AgentName, Classification)> {
         self.read_heartbeats_in(self.open_heartbeats_dir(), now, rule)
     }
