@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use nexus_heartbeat::{
-    CronDirs, CronWriter, HeartbeatWriter, Ping, PingKind, Rule, RunOutcome, classify_many,
-    default_agent_path,
+    AgentHeartbeat, Classification, CronDirs, CronWriter, HeartbeatWriter, Ping, PingKind, Rule,
+    RunOutcome,
 };
 use nexus_stdx::now_epoch;
 use rustix::process::{Pid, Signal, kill_process_group};
@@ -115,7 +115,7 @@ fn push(job: &JobArgs, url: &str, kind: PingKind, interval: u64) -> Result<(), S
     let host = job.host.as_deref().unwrap_or(nexus_stdx::hostname());
     let ping =
         Ping::new(&job.job, host, kind, Some(Duration::from_secs(interval))).map_err(|e| {
-            match nexus_heartbeat::validate_job_name(&job.job) {
+            match nexus_heartbeat::CronDirs::validate_job_name(&job.job) {
                 Ok(()) => format!("{e} (use --host)"),
                 Err(_) => e.to_string(),
             }
@@ -202,7 +202,7 @@ fn main_inner() -> ExitCode {
 }
 
 fn beat(a: BeatArgs) -> ExitCode {
-    let path = a.path.unwrap_or_else(default_agent_path);
+    let path = a.path.unwrap_or_else(AgentHeartbeat::default_path);
     let mut w = HeartbeatWriter::new(path)
         .durable(!a.no_fsync)
         .pid(a.pid.unwrap_or_else(std::os::unix::process::parent_id))
@@ -220,7 +220,7 @@ fn writer(job: &JobArgs) -> CronWriter {
 fn touch(a: TouchArgs) -> ExitCode {
     let interval = a.job.interval.as_secs().max(1);
     if let Some(url) = &a.job.url {
-        if let Err(e) = nexus_heartbeat::validate_job_name(&a.job.job) {
+        if let Err(e) = nexus_heartbeat::CronDirs::validate_job_name(&a.job.job) {
             errln!("nexus-heartbeat: {e}");
             return ExitCode::from(u8::from(a.strict));
         }
@@ -404,8 +404,8 @@ fn check(a: CheckArgs) -> ExitCode {
     let now = now_epoch();
     let is_cron = |p: &PathBuf| p.extension().is_some_and(|e| e == "last");
     let (cron, agent): (Vec<_>, Vec<_>) = a.paths.iter().cloned().partition(is_cron);
-    let mut cron = classify_many(&cron, now, &cron_rule).into_iter();
-    let mut agent = classify_many(&agent, now, &rule).into_iter();
+    let mut cron = Classification::read_many(&cron, now, &cron_rule).into_iter();
+    let mut agent = Classification::read_many(&agent, now, &rule).into_iter();
     let results: Vec<_> = a
         .paths
         .iter()

@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use nexus_cell::{
     AgentEntry, AgentName, CellId, CellManifest, CellStore, NewCell, Role, Status, now_utc,
 };
-use nexus_heartbeat::{AgentHeartbeat, Rule, WriterStamp, classify_many};
+use nexus_heartbeat::{AgentHeartbeat, Classification, Rule, WriterStamp};
 use nexus_stdx::{now_epoch, write_atomic};
 
 const CELLS: usize = 1_000;
@@ -109,7 +109,7 @@ fn survey(c: &mut Criterion) {
         })
         .collect();
     g.bench_function("classify_10000_cell_heartbeats", |b| {
-        b.iter(|| classify_many(black_box(&paths), now_epoch(), &rule))
+        b.iter(|| Classification::read_many(black_box(&paths), now_epoch(), &rule))
     });
     g.bench_function("survey_1000_cells_10_agents", |b| {
         b.iter(|| {

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use nexus_heartbeat::{Classification, Glance, HeartbeatWriter, Problem, Rule, State, classify};
+use nexus_heartbeat::{Classification, Glance, HeartbeatWriter, Problem, Rule, State};
 use nexus_stdx::write_atomic;
 use rustix::fs::{Mode, OFlags};
 use serde::Serialize;
@@ -114,7 +114,7 @@ impl Cell {
     /// `Unreadable`, never read through), and each file
     /// relative to it with `O_NOFOLLOW | O_NONBLOCK`, so a symlink (to a
     /// file outside the cell) or a FIFO is never read; parsing and the
-    /// verdict are `nexus-heartbeat`'s ([`Observation::parse`], [`classify`]).
+    /// verdict are `nexus-heartbeat`'s ([`Observation::parse`](nexus_heartbeat::Observation::parse), [`Classification::of`]).
     fn read_heartbeats(&self, now: f64, rule: &Rule) -> Vec<(AgentName, Classification)> {
         self.read_heartbeats_in(self.open_heartbeats_dir(), now, rule)
     }
@@ -126,9 +126,12 @@ impl Cell {
         rule: &Rule,
     ) -> Vec<(AgentName, Classification)> {
         self.each_heartbeat(dirfd, |agent, opened| {
-            let observed = opened.and_then(|mut f| nexus_heartbeat::observe_file(&mut f));
+            let observed = opened.and_then(|mut f| nexus_heartbeat::Observation::of_file(&mut f));
             let path = self.heartbeat_path(&agent.name);
-            (agent.name.clone(), classify(&path, observed, now, rule))
+            (
+                agent.name.clone(),
+                Classification::of(&path, observed, now, rule),
+            )
         })
     }
 
@@ -139,7 +142,7 @@ impl Cell {
         rule: &Rule,
     ) -> Vec<Glance> {
         self.each_heartbeat(dirfd, |_, opened| match opened {
-            Ok(mut f) => nexus_heartbeat::glance_file(&mut f, now, rule),
+            Ok(mut f) => nexus_heartbeat::Glance::of_file(&mut f, now, rule),
             Err(p) => Glance::problem(p),
         })
     }

@@ -228,7 +228,7 @@ impl Registry {
 
         let mut jobs = BTreeMap::new();
         for (name, j) in raw.jobs {
-            nexus_heartbeat::validate_record_name(&name)
+            nexus_heartbeat::CronDirs::validate_record_name(&name)
                 .map_err(|e| field_err(&name, "name", e.to_string()))?;
             let interval = match (dur(&name, "interval", j.interval)?, j.interval_seconds) {
                 (Some(_), Some(_)) => {

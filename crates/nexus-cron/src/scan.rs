@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use nexus_heartbeat::{Observation, Problem, observe_many, validate_record_name};
+use nexus_heartbeat::{CronDirs, Observation, Problem};
 use serde::Serialize;
 
 /// What was found on disk for one job: the record that wins (the newest
@@ -122,7 +122,7 @@ pub fn scan(dirs: &[PathBuf]) -> Scan {
                 ));
                 continue;
             };
-            if let Err(e) = validate_record_name(stem) {
+            if let Err(e) = CronDirs::validate_record_name(stem) {
                 out.ignored.push(ignore(format!(
                     "not a job name ({}): not a job's record",
                     e.why
@@ -133,7 +133,7 @@ pub fn scan(dirs: &[PathBuf]) -> Scan {
         }
     }
     let paths: Vec<&Path> = candidates.iter().map(|(_, p)| p.as_path()).collect();
-    let observed = observe_many(&paths);
+    let observed = Observation::read_many(&paths);
     for ((job, path), observed) in candidates.into_iter().zip(observed) {
         let (lost, lost_observed) = match out.jobs.get_mut(&job) {
             None => {

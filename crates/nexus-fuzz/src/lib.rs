@@ -155,7 +155,7 @@ fn heartbeat(data: &[u8]) -> Verdict {
                 if let Some(i) = obs.interval_seconds {
                     assert!(i.is_finite() && i > 0.0, "heartbeat: interval {i} accepted");
                 }
-                let _ = nexus_heartbeat::compare(&obs, &obs);
+                let _ = nexus_heartbeat::Progress::between(&obs, &obs);
                 if obs.form == Form::Json {
                     let again = serde_json::to_vec(&obs.fields)
                         .map_err(|e| e.to_string())
@@ -171,7 +171,7 @@ fn heartbeat(data: &[u8]) -> Verdict {
     let dir = scratch("heartbeat");
     let path = dir.join("agent.json");
     put(&path, data);
-    let file = nexus_heartbeat::observe(&path);
+    let file = nexus_heartbeat::Observation::read(&path);
     if let Err(p) = &file {
         assert!(!p.reason.is_empty(), "heartbeat file: empty reason");
     }
@@ -461,7 +461,7 @@ fn ping_request(data: &[u8]) -> Verdict {
             .strip_suffix(".last")
             .unwrap_or_else(|| panic!("ping: wrote {name:?}, not a .last record"));
         assert!(
-            nexus_heartbeat::validate_record_name(job).is_ok() && job.contains('@'),
+            nexus_heartbeat::CronDirs::validate_record_name(job).is_ok() && job.contains('@'),
             "ping: wrote a record for the invalid name {job:?}"
         );
     }
@@ -503,12 +503,18 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
 fn names(data: &[u8]) -> Verdict {
     let s = String::from_utf8_lossy(data);
     let checks: [(&str, bool); 6] = [
-        ("job", nexus_heartbeat::validate_job_name(&s).is_ok()),
+        (
+            "job",
+            nexus_heartbeat::CronDirs::validate_job_name(&s).is_ok(),
+        ),
         (
             "host",
             nexus_stdx::validate_name("host name", &s, 64).is_ok(),
         ),
-        ("record", nexus_heartbeat::validate_record_name(&s).is_ok()),
+        (
+            "record",
+            nexus_heartbeat::CronDirs::validate_record_name(&s).is_ok(),
+        ),
         ("agent", nexus_cell::AgentName::new(&s).is_ok()),
         ("cell id", nexus_cell::CellId::parse(&s).is_ok()),
         (

@@ -5,9 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nexus_heartbeat::{
-    AgentHeartbeat, Observation, Rule, WriterStamp, classify_file, classify_many,
-};
+use nexus_heartbeat::{AgentHeartbeat, Classification, Observation, Rule, WriterStamp};
 use nexus_stdx::{now_epoch, write_atomic};
 
 fn doc(cycle: u64) -> Vec<u8> {
@@ -62,14 +60,14 @@ fn classify(c: &mut Criterion) {
     // The results are dropped outside the timed region: freeing 10,000
     // parsed documents is the caller's cost, not the classifier's.
     g.bench_function("classify_10k_files", |b| {
-        b.iter_with_large_drop(|| classify_many(black_box(&paths), now_epoch(), &rule))
+        b.iter_with_large_drop(|| Classification::read_many(black_box(&paths), now_epoch(), &rule))
     });
     g.bench_function("classify_10k_files_one_thread", |b| {
         b.iter_with_large_drop(|| {
             let now = now_epoch();
             paths
                 .iter()
-                .map(|p| classify_file(p, now, &rule))
+                .map(|p| Classification::read(p, now, &rule))
                 .collect::<Vec<_>>()
         })
     });

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::doc::{CronRecord, CronStatus, WriterStamp};
 use nexus_stdx::{hostname, now_epoch, write_atomic};
 
-use crate::{CronDirs, Error, validate_record_name};
+use crate::{CronDirs, Error};
 
 /// What a run wrapper observed about one run of a job.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -159,7 +159,7 @@ impl CronWriter {
         job: &str,
         make: impl Fn(Option<&CronRecord>) -> CronRecord,
     ) -> Result<PathBuf, Error> {
-        validate_record_name(job)?;
+        CronDirs::validate_record_name(job)?;
         let mut tried = Vec::new();
         for dir in self.dirs.candidates() {
             let path = dir.join(format!("{job}.last"));
@@ -189,13 +189,6 @@ fn read_previous(path: &Path) -> Option<CronRecord> {
     // Never carry a stale job name forward from a renamed file.
     rec.extra.retain(|k, _| k != "job");
     Some(rec)
-}
-
-/// The seed's `write_cron_heartbeat(job, interval_seconds)`: a durable
-/// success record in the default directories (`BEZALEL_HEARTBEAT_DIR`, else
-/// primary then `~/.bezalel/heartbeats`).
-pub fn write_cron_heartbeat(job: &str, interval_seconds: u64) -> Result<PathBuf, Error> {
-    CronWriter::new(CronDirs::resolve(None)).success(job, interval_seconds)
 }
 
 #[cfg(test)]

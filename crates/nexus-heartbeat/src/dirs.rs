@@ -101,31 +101,33 @@ const MAX_JOB_NAME: usize = 128;
 /// The longest host name of a pushed record, in bytes.
 const MAX_HOST_NAME: usize = 64;
 
-/// Accepts a job name that is safe as a file stem: the workspace's one
-/// safe-name rule (`nexus_stdx::validate_name`: `[A-Za-z0-9._-]`, not
-/// starting with `.` or `-`, no `..`) and at most 128 bytes.
-pub fn validate_job_name(name: &str) -> Result<(), JobNameError> {
-    Ok(nexus_stdx::validate_name("job name", name, MAX_JOB_NAME)?)
-}
-
 /// Accepts a host name that may name pushed records: the same rule, at
 /// most 64 bytes.
 pub(crate) fn validate_host_name(name: &str) -> Result<(), JobNameError> {
     Ok(nexus_stdx::validate_name("host name", name, MAX_HOST_NAME)?)
 }
 
-/// Accepts the name of a `.last` record: a job name, or `<job>@<host>` for
-/// a job another host pushed to the resurrection pool (so it never takes
-/// the place of a local job of the same name).
-pub fn validate_record_name(name: &str) -> Result<(), JobNameError> {
-    match name.split_once('@') {
-        None => validate_job_name(name),
-        Some((job, host)) => {
-            validate_job_name(job)?;
-            validate_host_name(host).map_err(|e| JobNameError {
-                name: name.chars().take(200).collect(),
-                why: e.why,
-            })
+impl CronDirs {
+    /// Accepts a job name that is safe as a file stem: the workspace's one
+    /// safe-name rule (`nexus_stdx::validate_name`: `[A-Za-z0-9._-]`, not
+    /// starting with `.` or `-`, no `..`) and at most 128 bytes.
+    pub fn validate_job_name(name: &str) -> Result<(), JobNameError> {
+        Ok(nexus_stdx::validate_name("job name", name, MAX_JOB_NAME)?)
+    }
+
+    /// Accepts the name of a `.last` record: a job name, or `<job>@<host>` for
+    /// a job another host pushed to the resurrection pool (so it never takes
+    /// the place of a local job of the same name).
+    pub fn validate_record_name(name: &str) -> Result<(), JobNameError> {
+        match name.split_once('@') {
+            None => CronDirs::validate_job_name(name),
+            Some((job, host)) => {
+                CronDirs::validate_job_name(job)?;
+                validate_host_name(host).map_err(|e| JobNameError {
+                    name: name.chars().take(200).collect(),
+                    why: e.why,
+                })
+            }
         }
     }
 }
@@ -176,7 +178,7 @@ mod tests {
     #[test]
     fn job_names() {
         for ok in ["nightly_watch", "db-backup.v2", "A9"] {
-            validate_job_name(ok).unwrap();
+            CronDirs::validate_job_name(ok).unwrap();
         }
         for bad in [
             "",
@@ -193,7 +195,7 @@ mod tests {
             "x\ny",
             &"x".repeat(129),
         ] {
-            let e = validate_job_name(bad).unwrap_err();
+            let e = CronDirs::validate_job_name(bad).unwrap_err();
             assert!(e.to_string().starts_with("invalid job name"), "{e}");
         }
     }
@@ -206,17 +208,17 @@ mod tests {
             "j@web-1.example.org",
             "j@a_b",
         ] {
-            validate_record_name(ok).unwrap();
+            CronDirs::validate_record_name(ok).unwrap();
         }
         validate_host_name("web-1.example.org").unwrap();
         for bad in [
             "j@", "@h", "j@h@i", "j@.h", "j@-h", "j@h/x", "j@..", "a/b@h", "j@h x",
         ] {
-            let e = validate_record_name(bad).unwrap_err();
+            let e = CronDirs::validate_record_name(bad).unwrap_err();
             assert!(e.to_string().starts_with("invalid job name"), "{e}");
         }
-        assert!(validate_record_name(&format!("j@{}", "h".repeat(65))).is_err());
+        assert!(CronDirs::validate_record_name(&format!("j@{}", "h".repeat(65))).is_err());
         // A job name alone never carries a host.
-        assert!(validate_job_name("db_backup@hostB").is_err());
+        assert!(CronDirs::validate_job_name("db_backup@hostB").is_err());
     }
 }

@@ -11,7 +11,7 @@ use crate::Error;
 /// Who wrote a document and how many times: `seq` grows by one on every
 /// write to the same file, `boot_id` is the kernel's boot id. Two reads with
 /// the same `seq` mean the writer did not write in between; a new `boot_id`
-/// means the machine rebooted. See [`crate::compare`].
+/// means the machine rebooted. See [`Progress::between`](crate::Progress::between).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WriterStamp {
     /// Write counter for this file, starting at 1.
@@ -115,16 +115,18 @@ pub struct CronRecord {
     pub extra: Map<String, Value>,
 }
 
-/// `$NEXUS_HEARTBEAT_PATH`, else `$HOME/.nexus/heartbeat.json`, else
-/// `.nexus/heartbeat.json` relative to the working directory.
-pub fn default_agent_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("NEXUS_HEARTBEAT_PATH").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
+impl AgentHeartbeat {
+    /// `$NEXUS_HEARTBEAT_PATH`, else `$HOME/.nexus/heartbeat.json`, else
+    /// `.nexus/heartbeat.json` relative to the working directory.
+    pub fn default_path() -> PathBuf {
+        if let Some(p) = std::env::var_os("NEXUS_HEARTBEAT_PATH").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+        home.map(PathBuf::from)
+            .unwrap_or_default()
+            .join(".nexus/heartbeat.json")
     }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
-    home.map(PathBuf::from)
-        .unwrap_or_default()
-        .join(".nexus/heartbeat.json")
 }
 
 /// Reads the `seq` of an existing document, if it has one.
@@ -227,17 +229,6 @@ impl HeartbeatWriter {
     }
 }
 
-/// The seed's `write_heartbeat(cycle, model, status, path)`: one durable
-/// agent heartbeat with this process's PID.
-pub fn write_heartbeat(
-    path: &Path,
-    cycle: u64,
-    model: &str,
-    status: &str,
-) -> Result<AgentHeartbeat, Error> {
-    HeartbeatWriter::new(path.to_path_buf()).beat(cycle, model, status)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,7 +314,9 @@ mod tests {
         assert_eq!(w.beat(1, "m", "thinking").unwrap().stamp.seq, Some(1));
         assert_eq!(w.beat(2, "m", "thinking").unwrap().stamp.seq, Some(2));
         // A restarted agent continues the count from the file.
-        let doc = write_heartbeat(&p, 3, "m", "thinking").unwrap();
+        let doc = HeartbeatWriter::new(p.clone())
+            .beat(3, "m", "thinking")
+            .unwrap();
         assert_eq!(doc.stamp.seq, Some(3));
         assert_eq!(doc.pid, std::process::id());
         let on_disk: AgentHeartbeat = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();

@@ -8,7 +8,7 @@
 //! the resurrection pool as a [`Ping`] (the `/ping` URL grammar, shared by
 //! the heartbeat CLI and the pool's server).
 //! Both carry a [`WriterStamp`] (`seq`, `boot_id`) so a reader comparing two
-//! observations can tell a reboot or a stuck writer ([`compare`]).
+//! observations can tell a reboot or a stuck writer ([`Progress::between`]).
 //!
 //! # Writing
 //! Every write is `nexus_stdx::write_atomic`: a temp file in the same
@@ -19,15 +19,22 @@
 //! `BEZALEL_HEARTBEAT_DIR`, or an explicit directory).
 //!
 //! # Reading
-//! [`observe`] parses a file leniently (the canonical JSON and the legacy forms:
-//! bare epoch number, ISO-8601 string, empty `touch` file with its mtime) into
-//! an [`Observation`], never following a symbolic link and never quoting an
-//! invalid file beyond a short sample (none unless it is owned as expected); [`classify`] turns it into a [`Classification`]
-//! ([`State::Fresh`], `Stale`, `Missing`, `Unreadable`, `Corrupt`,
-//! `FromTheFuture`) with the age and a reason that names the file and field.
-//! [`classify_many`] does the same for thousands of files on all cores, and
-//! [`glance`] is a fleet sweep's fast path: the same verdict (state, age, PID)
-//! without keeping the document.
+//! [`Observation::read`] parses a file leniently (the canonical JSON and the
+//! legacy forms: bare epoch number, ISO-8601 string, empty `touch` file with
+//! its mtime) into an [`Observation`], never following a symbolic link and
+//! never quoting an invalid file beyond a short sample (none unless it is
+//! owned as expected); [`Classification::of`] turns it into a
+//! [`Classification`] ([`State::Fresh`], `Stale`, `Missing`, `Unreadable`,
+//! `Corrupt`, `FromTheFuture`) with the age and a reason that names the file
+//! and field. [`Classification::read_many`] does the same for thousands of
+//! files on all cores, and [`Glance`] is a fleet sweep's fast path: the same
+//! verdict (state, age, PID) without keeping the document.
+//!
+//! Each operation is an associated function or constant of the type it
+//! returns (`Observation::read`, `Classification::read`, `Glance::read`,
+//! `Progress::between`, `AgentHeartbeat::default_path`,
+//! `CronDirs::validate_job_name`, `Observation::MAX_FILE_BYTES`), so the
+//! crate exports few names.
 //!
 //! Generic helpers (time, host id, durations, capped reads, `sd_notify`)
 //! live in `nexus-stdx`; this crate does not re-export them, and
@@ -39,8 +46,9 @@
 //!   classified, never unwrapped.
 //! - Replace a good heartbeat with a partial one.
 //! - Follow a symbolic link to a heartbeat, read a FIFO or a device as one,
-//!   or quote more of an invalid file than [`SAMPLE_BYTES`] of printable
-//!   ASCII (none of a file that is not owned as expected, see [`observe`]).
+//!   or quote more of an invalid file than [`Observation::SAMPLE_BYTES`] of
+//!   printable ASCII (none of a file that is not owned as expected, see
+//!   [`Observation::read`]).
 
 mod cron;
 mod dirs;
@@ -49,16 +57,12 @@ mod error;
 mod ping;
 mod read;
 
-pub use cron::{CronWriter, RunOutcome, write_cron_heartbeat};
-pub use dirs::{CronDirs, validate_job_name, validate_record_name};
-pub use doc::{
-    AgentHeartbeat, CronRecord, CronStatus, HeartbeatWriter, WriterStamp, default_agent_path,
-    write_heartbeat,
-};
+pub use cron::{CronWriter, RunOutcome};
+pub use dirs::CronDirs;
+pub use doc::{AgentHeartbeat, CronRecord, CronStatus, HeartbeatWriter, WriterStamp};
 pub use error::{Error, JobNameError};
 pub use ping::{Ping, PingError, PingKind};
 pub use read::{
-    Classification, FieldProblem, Form, Glance, MAX_FILE_BYTES, Observation, ParseError, Problem,
-    Progress, Rule, SAMPLE_BYTES, State, classify, classify_file, classify_many, compare, glance,
-    glance_file, glance_path, observe, observe_file, observe_many,
+    Classification, FieldProblem, Form, Glance, Observation, ParseError, Problem, Progress, Rule,
+    State,
 };

@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::{JobNameError, validate_job_name};
+use crate::{CronDirs, JobNameError};
 
 /// What a ping says about the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +84,7 @@ impl Ping {
         kind: PingKind,
         interval: Option<Duration>,
     ) -> Result<Ping, PingError> {
-        validate_job_name(job)?;
+        CronDirs::validate_job_name(job)?;
         crate::dirs::validate_host_name(host)?;
         if interval.is_some_and(|d| d.is_zero()) {
             return Err(PingError::ZeroInterval);
@@ -116,7 +116,7 @@ impl Ping {
                 },
             ),
         };
-        validate_job_name(job)?;
+        CronDirs::validate_job_name(job)?;
         let (mut host, mut interval) = (None, None);
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));

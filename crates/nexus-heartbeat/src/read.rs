@@ -19,10 +19,6 @@ use nexus_stdx::{format_duration, parse_duration};
 
 pub use crate::error::{FieldProblem, ParseError};
 
-/// Files larger than this are not heartbeats; they are reported `Corrupt`
-/// without being read.
-pub const MAX_FILE_BYTES: u64 = 1 << 20;
-
 /// The state of one heartbeat file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -98,10 +94,18 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// Files larger than this are not heartbeats; they are reported `Corrupt`
+    /// without being read.
+    pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+    /// At most this many bytes of an invalid heartbeat are quoted in its
+    /// reason: the printable ASCII it starts with (see [`Observation::read`]).
+    pub const SAMPLE_BYTES: usize = 32;
+
     /// Parses file content; `mtime` stands in for the time of an empty file.
     /// The error names the offending field; it never quotes the content
     /// (only a file reader that knows whose file it is may add a sample of
-    /// it, see [`observe`]).
+    /// it, see [`Observation::read`]).
     pub fn parse(bytes: &[u8], mtime: Option<f64>) -> Result<Observation, ParseError> {
         let text = std::str::from_utf8(bytes).map_err(|e| ParseError::Binary {
             valid_up_to: e.valid_up_to(),
@@ -299,41 +303,54 @@ impl Problem {
     }
 }
 
-/// At most this many bytes of an invalid heartbeat are quoted in its
-/// reason: the printable ASCII it starts with (see [`observe`]).
-pub const SAMPLE_BYTES: usize = 32;
+impl Observation {
+    /// Reads and parses one heartbeat file. Never follows a symbolic link
+    /// (`O_NOFOLLOW`: a link is `Unreadable`, "a symbolic link, not followed"),
+    /// never blocks on FIFOs or devices, never reads more than
+    /// [`Observation::MAX_FILE_BYTES`]; every checker reads heartbeats through this family
+    /// ([`Observation::read_many`], [`Classification::read`], [`Glance::read`]).
+    ///
+    /// The reason for an invalid file never quotes its content, except for a
+    /// sample of at most [`Observation::SAMPLE_BYTES`] printable ASCII bytes from its start,
+    /// and only when the file is *owned as expected*: a regular file with one
+    /// name (no hard link to a file elsewhere), readable by everyone (as
+    /// heartbeats are written: 0644) and owned by the owner of the directory
+    /// that holds it. Anything else (a FIFO, a device, a directory, a private
+    /// file, a file a stranger put in a shared directory) is reported without
+    /// a byte of it.
+    pub fn read(path: &Path) -> Result<Observation, Problem> {
+        observe_into(path, &mut Vec::new())
+    }
 
-/// Reads and parses one heartbeat file. Never follows a symbolic link
-/// (`O_NOFOLLOW`: a link is `Unreadable`, "a symbolic link, not followed"),
-/// never blocks on FIFOs or devices, never reads more than
-/// [`MAX_FILE_BYTES`]; every checker reads heartbeats through this family
-/// ([`observe_many`], [`classify_file`], [`glance_path`]).
-///
-/// The reason for an invalid file never quotes its content, except for a
-/// sample of at most [`SAMPLE_BYTES`] printable ASCII bytes from its start,
-/// and only when the file is *owned as expected*: a regular file with one
-/// name (no hard link to a file elsewhere), readable by everyone (as
-/// heartbeats are written: 0644) and owned by the owner of the directory
-/// that holds it. Anything else (a FIFO, a device, a directory, a private
-/// file, a file a stranger put in a shared directory) is reported without
-/// a byte of it.
-pub fn observe(path: &Path) -> Result<Observation, Problem> {
-    observe_into(path, &mut Vec::new())
+    /// Reads and parses a heartbeat file the caller opened itself (e.g.
+    /// relative to a directory descriptor with `O_NOFOLLOW`, as `nexus-cell`
+    /// does). Open it with `O_NONBLOCK` so a FIFO cannot block the read. Its
+    /// directory is unknown here, so an invalid file's content is never quoted.
+    pub fn of_file(file: &mut File) -> Result<Observation, Problem> {
+        observe_opened(file, &mut Vec::new(), None)
+    }
+
+    /// [`Observation::read`]s many files on all available cores; results are in input
+    /// order. The read is the expensive part (four syscalls a file), so this is
+    /// what checkers of thousands of files call.
+    pub fn read_many<P: AsRef<Path> + Sync>(paths: &[P]) -> Vec<Result<Observation, Problem>> {
+        // Files per thread before a thread is worth starting; each thread
+        // reuses one read buffer.
+        const PER_THREAD_MIN: usize = 256;
+        nexus_stdx::par_map_with(
+            paths,
+            PER_THREAD_MIN,
+            || Vec::with_capacity(FIRST_READ),
+            |buf, p| observe_into(p.as_ref(), buf),
+        )
+    }
 }
 
-/// [`observe`] reading into `buf` (reused across calls by [`observe_many`],
+/// [`Observation::read`] reading into `buf` (reused across calls by [`Observation::read_many`],
 /// which saves an allocation per file).
 fn observe_into(path: &Path, buf: &mut Vec<u8>) -> Result<Observation, Problem> {
     let mut file = open_heartbeat(path)?;
     observe_opened(&mut file, buf, Some(path))
-}
-
-/// Reads and parses a heartbeat file the caller opened itself (e.g.
-/// relative to a directory descriptor with `O_NOFOLLOW`, as `nexus-cell`
-/// does). Open it with `O_NONBLOCK` so a FIFO cannot block the read. Its
-/// directory is unknown here, so an invalid file's content is never quoted.
-pub fn observe_file(file: &mut File) -> Result<Observation, Problem> {
-    observe_opened(file, &mut Vec::new(), None)
 }
 
 fn observe_opened(
@@ -357,7 +374,7 @@ fn read_heartbeat(file: &mut File, buf: &mut Vec<u8>) -> Result<usize, Problem> 
 /// [`observe_opened`] once `buf` holds what [`read_bounded`] read of `file`
 /// (opened at `path`, when the caller knows it).
 fn observe_read(file: &File, buf: &[u8], path: Option<&Path>) -> Result<Observation, Problem> {
-    if !buf.is_empty() && buf.len() as u64 <= MAX_FILE_BYTES {
+    if !buf.is_empty() && buf.len() as u64 <= Observation::MAX_FILE_BYTES {
         // The common case costs open, one read, close: no fstat.
         let reason = match Observation::parse(buf, None) {
             Ok(obs) => return Ok(obs),
@@ -375,8 +392,9 @@ fn observe_read(file: &File, buf: &[u8], path: Option<&Path>) -> Result<Observat
     let meta = regular_file(file)?;
     if !buf.is_empty() {
         return Err(Problem::corrupt(format!(
-            "file is {} bytes, more than the {MAX_FILE_BYTES}-byte limit for a heartbeat",
-            meta.len()
+            "file is {} bytes, more than the {}-byte limit for a heartbeat",
+            meta.len(),
+            Observation::MAX_FILE_BYTES
         )));
     }
     let mtime = meta
@@ -413,7 +431,7 @@ fn regular_file(file: &File) -> Result<std::fs::Metadata, Problem> {
     Err(Problem::unreadable(format!("not a regular file ({what})")))
 }
 
-/// Whether the content of `path` may be quoted (see [`observe`]): one
+/// Whether the content of `path` may be quoted (see [`Observation::read`]): one
 /// name, readable by everyone, and owned by its directory's owner.
 fn owned_as_expected(meta: &std::fs::Metadata, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -428,12 +446,12 @@ fn owned_as_expected(meta: &std::fs::Metadata, path: &Path) -> bool {
 }
 
 /// `reason` and the printable ASCII `content` starts with (at most
-/// [`SAMPLE_BYTES`], up to the first byte that is not printable: a control
+/// [`Observation::SAMPLE_BYTES`], up to the first byte that is not printable: a control
 /// character cannot forge a line or a terminal escape in a report).
 fn with_sample(reason: String, content: &[u8]) -> String {
     let sample: String = content
         .iter()
-        .take(SAMPLE_BYTES)
+        .take(Observation::SAMPLE_BYTES)
         .take_while(|b| matches!(b, b' '..=b'~'))
         .map(|&b| char::from(b))
         .collect();
@@ -446,10 +464,10 @@ fn with_sample(reason: String, content: &[u8]) -> String {
 /// A heartbeat is a few hundred bytes: one read of this size is the whole file.
 pub(crate) const FIRST_READ: usize = 4096;
 
-/// Reads the whole file, at most `MAX_FILE_BYTES + 1` bytes, into the front
+/// Reads the whole file, at most `Observation::MAX_FILE_BYTES + 1` bytes, into the front
 /// of `buf` (see `nexus_stdx::read_limited`).
 fn read_bounded(file: &mut File, buf: &mut Vec<u8>) -> io::Result<usize> {
-    nexus_stdx::read_limited(file, buf, FIRST_READ, MAX_FILE_BYTES)
+    nexus_stdx::read_limited(file, buf, FIRST_READ, Observation::MAX_FILE_BYTES)
 }
 
 /// Opens a heartbeat for reading without following a final symbolic link
@@ -577,117 +595,104 @@ impl fmt::Display for Classification {
     }
 }
 
-/// Classifies an observation (or the problem reading it) at time `now`.
-pub fn classify(
-    path: &Path,
-    observed: Result<Observation, Problem>,
-    now: f64,
-    rule: &Rule,
-) -> Classification {
-    let obs = match observed {
-        Ok(obs) => obs,
-        Err(p) => {
-            return Classification {
-                path: path.to_path_buf(),
-                state: p.state,
-                age_seconds: None,
-                max_age_seconds: rule.max_age_for(None),
-                reason: p.reason,
-                observation: None,
-            };
-        }
-    };
-    let max_age = rule.max_age_for(Some(&obs));
-    let failed_run = match (obs.str_field("status"), obs.fields.get("exit_code")) {
-        (Some("failed"), Some(code)) => format!("; last run failed with exit code {code}"),
-        (Some("failed"), None) => "; last run failed".to_string(),
-        _ => String::new(),
-    };
-    let (state, age, reason) = match obs.timestamp {
-        None => {
-            let why = if obs.str_field("status") == Some("failed") {
-                "never succeeded (no `timestamp`)"
-            } else {
-                "field `timestamp` is missing (treated as epoch 0)"
-            };
-            (State::Stale, now, format!("{why}{failed_run}"))
-        }
-        Some(ts) => {
-            let age = now - ts;
-            if age < -rule.future_tolerance {
-                (
-                    State::FromTheFuture,
-                    age,
-                    format!(
-                        "timestamp is {} in the future (tolerance {}): clock skew",
-                        format_duration(-age),
-                        format_duration(rule.future_tolerance)
-                    ),
-                )
-            } else if age > max_age {
-                (
-                    State::Stale,
-                    age,
-                    format!(
-                        "last beat {} ago (max {}){failed_run}",
-                        format_duration(age),
-                        format_duration(max_age)
-                    ),
-                )
-            } else {
-                (
-                    State::Fresh,
-                    age,
-                    format!(
-                        "last beat {} ago (max {}){failed_run}",
-                        format_duration(age.max(0.0)),
-                        format_duration(max_age)
-                    ),
-                )
+impl Classification {
+    /// Classifies an observation (or the problem reading it) at time `now`.
+    pub fn of(
+        path: &Path,
+        observed: Result<Observation, Problem>,
+        now: f64,
+        rule: &Rule,
+    ) -> Classification {
+        let obs = match observed {
+            Ok(obs) => obs,
+            Err(p) => {
+                return Classification {
+                    path: path.to_path_buf(),
+                    state: p.state,
+                    age_seconds: None,
+                    max_age_seconds: rule.max_age_for(None),
+                    reason: p.reason,
+                    observation: None,
+                };
             }
+        };
+        let max_age = rule.max_age_for(Some(&obs));
+        let failed_run = match (obs.str_field("status"), obs.fields.get("exit_code")) {
+            (Some("failed"), Some(code)) => format!("; last run failed with exit code {code}"),
+            (Some("failed"), None) => "; last run failed".to_string(),
+            _ => String::new(),
+        };
+        let (state, age, reason) = match obs.timestamp {
+            None => {
+                let why = if obs.str_field("status") == Some("failed") {
+                    "never succeeded (no `timestamp`)"
+                } else {
+                    "field `timestamp` is missing (treated as epoch 0)"
+                };
+                (State::Stale, now, format!("{why}{failed_run}"))
+            }
+            Some(ts) => {
+                let age = now - ts;
+                if age < -rule.future_tolerance {
+                    (
+                        State::FromTheFuture,
+                        age,
+                        format!(
+                            "timestamp is {} in the future (tolerance {}): clock skew",
+                            format_duration(-age),
+                            format_duration(rule.future_tolerance)
+                        ),
+                    )
+                } else if age > max_age {
+                    (
+                        State::Stale,
+                        age,
+                        format!(
+                            "last beat {} ago (max {}){failed_run}",
+                            format_duration(age),
+                            format_duration(max_age)
+                        ),
+                    )
+                } else {
+                    (
+                        State::Fresh,
+                        age,
+                        format!(
+                            "last beat {} ago (max {}){failed_run}",
+                            format_duration(age.max(0.0)),
+                            format_duration(max_age)
+                        ),
+                    )
+                }
+            }
+        };
+        Classification {
+            path: path.to_path_buf(),
+            state,
+            age_seconds: Some(age),
+            max_age_seconds: max_age,
+            reason,
+            observation: Some(obs),
         }
-    };
-    Classification {
-        path: path.to_path_buf(),
-        state,
-        age_seconds: Some(age),
-        max_age_seconds: max_age,
-        reason,
-        observation: Some(obs),
     }
-}
 
-/// Reads and classifies one file.
-pub fn classify_file(path: &Path, now: f64, rule: &Rule) -> Classification {
-    classify(path, observe(path), now, rule)
-}
+    /// Reads and classifies one file.
+    pub fn read(path: &Path, now: f64, rule: &Rule) -> Classification {
+        Classification::of(path, Observation::read(path), now, rule)
+    }
 
-/// Classifies many files on all available cores; results are in input order.
-pub fn classify_many<P: AsRef<Path> + Sync>(
-    paths: &[P],
-    now: f64,
-    rule: &Rule,
-) -> Vec<Classification> {
-    observe_many(paths)
-        .into_iter()
-        .zip(paths)
-        .map(|(observed, p)| classify(p.as_ref(), observed, now, rule))
-        .collect()
-}
-
-/// [`observe`]s many files on all available cores; results are in input
-/// order. The read is the expensive part (four syscalls a file), so this is
-/// what checkers of thousands of files call.
-pub fn observe_many<P: AsRef<Path> + Sync>(paths: &[P]) -> Vec<Result<Observation, Problem>> {
-    // Files per thread before a thread is worth starting; each thread
-    // reuses one read buffer.
-    const PER_THREAD_MIN: usize = 256;
-    nexus_stdx::par_map_with(
-        paths,
-        PER_THREAD_MIN,
-        || Vec::with_capacity(FIRST_READ),
-        |buf, p| observe_into(p.as_ref(), buf),
-    )
+    /// Classifies many files on all available cores; results are in input order.
+    pub fn read_many<P: AsRef<Path> + Sync>(
+        paths: &[P],
+        now: f64,
+        rule: &Rule,
+    ) -> Vec<Classification> {
+        Observation::read_many(paths)
+            .into_iter()
+            .zip(paths)
+            .map(|(observed, p)| Classification::of(p.as_ref(), observed, now, rule))
+            .collect()
+    }
 }
 
 /// How a writer moved between two observations of the same file.
@@ -709,23 +714,25 @@ pub enum Progress {
     Unknown,
 }
 
-/// Compares two observations of one file.
-pub fn compare(previous: &Observation, current: &Observation) -> Progress {
-    if let (Some(a), Some(b)) = (previous.boot_id(), current.boot_id())
-        && a != b
-    {
-        return Progress::Rebooted;
-    }
-    match (previous.seq(), current.seq()) {
-        (Some(a), Some(b)) if b > a => Progress::Advanced { writes: b - a },
-        (Some(a), Some(b)) if b == a => Progress::Unchanged,
-        (Some(_), Some(_)) => Progress::Regressed,
-        _ => Progress::Unknown,
+impl Progress {
+    /// Compares two observations of one file.
+    pub fn between(previous: &Observation, current: &Observation) -> Progress {
+        if let (Some(a), Some(b)) = (previous.boot_id(), current.boot_id())
+            && a != b
+        {
+            return Progress::Rebooted;
+        }
+        match (previous.seq(), current.seq()) {
+            (Some(a), Some(b)) if b > a => Progress::Advanced { writes: b - a },
+            (Some(a), Some(b)) if b == a => Progress::Unchanged,
+            (Some(_), Some(_)) => Progress::Regressed,
+            _ => Progress::Unknown,
+        }
     }
 }
 
 mod glance;
-pub use glance::{Glance, glance, glance_file, glance_path};
+pub use glance::Glance;
 
 #[cfg(test)]
 mod tests;

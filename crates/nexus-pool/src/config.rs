@@ -601,13 +601,13 @@ impl PoolConfig {
                     g.name
                 )));
             }
-            nexus_heartbeat::validate_job_name(&g.name)
+            nexus_heartbeat::CronDirs::validate_job_name(&g.name)
                 .map_err(|e| err(format!("[[gateway]] `name`: {e}")))?;
             if !names.insert(g.name.as_str()) {
                 return Err(err(format!("two gateways are named {:?}", g.name)));
             }
         }
-        nexus_heartbeat::validate_job_name(&self.pool.heartbeat_job)
+        nexus_heartbeat::CronDirs::validate_job_name(&self.pool.heartbeat_job)
             .map_err(|e| err(format!("[pool] `heartbeat_job`: {e}")))?;
         if let Some(n) = &self.nostr {
             n.validate().map_err(|e| err(e.to_string()))?;
@@ -696,7 +696,7 @@ mod tests {
         // (`NEXUS_HEARTBEAT_PATH`, else `~/.nexus/heartbeat.json`).
         assert_eq!(
             c.gateways[1].heartbeat_path,
-            nexus_heartbeat::default_agent_path()
+            nexus_heartbeat::AgentHeartbeat::default_path()
         );
         assert_eq!(c.telegram.as_ref().unwrap().chat_id, -1001);
         let i = c.incident.as_ref().unwrap();

@@ -225,7 +225,7 @@ pub fn targets(
         let stale_threshold = g.stale_threshold.unwrap_or(cfg.pool.dead_threshold);
         // Read here, in one synchronous pass, rather than as a probe: a
         // thousand heartbeat probes would be a thousand blocking tasks.
-        let seen = nexus_heartbeat::glance_path(
+        let seen = nexus_heartbeat::Glance::read(
             &heartbeat,
             now,
             &Rule::fixed(stale_threshold.as_secs_f64()),

@@ -66,7 +66,7 @@ pub(crate) async fn check(spec: &HeartbeatSpec, sweep: &Sweep) -> Outcome {
     let rule = Rule::fixed(max_age);
     let file = path.clone();
     let c = match tokio::task::spawn_blocking(move || {
-        nexus_heartbeat::classify_file(&file, nexus_stdx::now_epoch(), &rule)
+        nexus_heartbeat::Classification::read(&file, nexus_stdx::now_epoch(), &rule)
     })
     .await
     {

@@ -28,8 +28,8 @@ pub const PYTHON: &str = "python3";
 pub const STALE_THRESHOLD: Duration = Duration::from_secs(300);
 
 /// The agent's heartbeat file: `$NEXUS_HEARTBEAT_PATH`, else
-/// `$HOME/.nexus/heartbeat.json` (`nexus_heartbeat::default_agent_path`,
+/// `$HOME/.nexus/heartbeat.json` (`nexus_heartbeat::AgentHeartbeat::default_path`,
 /// where the agent's own writer puts it).
 pub fn heartbeat_path() -> PathBuf {
-    nexus_heartbeat::default_agent_path()
+    nexus_heartbeat::AgentHeartbeat::default_path()
 }

@@ -194,7 +194,7 @@ impl WatchdogFile {
         if self.watchdog.interval.is_zero() {
             return bad("[watchdog] `interval`", "must be positive".into());
         }
-        if let Err(e) = nexus_heartbeat::validate_job_name(&self.watchdog.heartbeat_job) {
+        if let Err(e) = nexus_heartbeat::CronDirs::validate_job_name(&self.watchdog.heartbeat_job) {
             return bad("[watchdog] `heartbeat_job`", e.to_string());
         }
         for (i, r) in self.recovery.iter().enumerate() {

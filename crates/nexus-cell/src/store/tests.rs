@@ -1155,7 +1155,7 @@ fn symlinked_heartbeats_are_not_read() {
     );
     std::fs::write(
         cell.heartbeat_path(&name("huge")),
-        vec![b' '; nexus_heartbeat::MAX_FILE_BYTES as usize + 1],
+        vec![b' '; nexus_heartbeat::Observation::MAX_FILE_BYTES as usize + 1],
     )
     .unwrap();
     let got = cell.heartbeats(now, &rule);

@@ -3,10 +3,10 @@
 //!
 //! A supervisor of 10,000 agents reads 10,000 files per sweep, and 90 % of
 //! them are fresh. For those it needs three numbers (state, age, PID), not a
-//! map of every field and a sentence. [`glance`] reads just the fields the
+//! map of every field and a sentence. [`Glance::parse`] reads just the fields the
 //! verdict depends on; anything it is not sure about (legacy forms, a field
 //! of an odd type, a duplicate key, a beat that is not fresh) goes through
-//! the full [`classify`](super::classify), so the two can never disagree
+//! the full [`Classification::of`], so the two can never disagree
 //! (a property test holds them to it).
 
 use std::fs::File;
@@ -16,21 +16,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    Classification, FIRST_READ, MAX_FILE_BYTES, Observation, Problem, Rule, State, classify,
-    interval_value, observe_read, open_heartbeat, read_heartbeat, time_value,
+    Classification, FIRST_READ, Observation, Problem, Rule, State, interval_value, observe_read,
+    open_heartbeat, read_heartbeat, time_value,
 };
 
 /// What a sweep needs of one heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Glance {
-    /// The state, as [`classify`](super::classify) decides it.
+    /// The state, as [`Classification::of`] decides it.
     pub state: State,
     /// Seconds since the beat; `None` when the file has no timestamp
     /// (unlike [`Classification::age_seconds`], which counts from epoch 0).
     pub age_seconds: Option<f64>,
     /// The writer's `pid`, when it is a number that fits.
     pub pid: Option<u32>,
-    /// Why it is not fresh, as `classify` words it; `None` when fresh.
+    /// Why it is not fresh, as [`Classification::of`] words it; `None` when fresh.
     pub reason: Option<String>,
 }
 
@@ -72,19 +72,31 @@ struct Lean {
     pid: Option<Value>,
 }
 
-/// The verdict on heartbeat content (as [`classify`](super::classify) of
-/// [`Observation::parse`] would give it, without the document).
-pub fn glance(bytes: &[u8], now: f64, rule: &Rule) -> Glance {
-    fast(bytes, now, rule).unwrap_or_else(|| full(bytes, now, rule))
+impl Glance {
+    /// The verdict on heartbeat content (as [`Classification::of`] of
+    /// [`Observation::parse`] would give it, without the document).
+    pub fn parse(bytes: &[u8], now: f64, rule: &Rule) -> Glance {
+        fast(bytes, now, rule).unwrap_or_else(|| full(bytes, now, rule))
+    }
+
+    /// [`Glance::parse`] of a file the caller opened (with `O_NONBLOCK`, as for
+    /// [`Observation::of_file`]; its content is never quoted).
+    pub fn of_file(file: &mut File, now: f64, rule: &Rule) -> Glance {
+        glance_opened(file, None, now, rule)
+    }
+
+    /// [`Glance::parse`] of the file at `path`, read like [`Observation::read`]
+    /// reads it: a symbolic link is not followed, a missing file is `Missing`,
+    /// an invalid file's content is quoted by a sample at most.
+    pub fn read(path: &Path, now: f64, rule: &Rule) -> Glance {
+        match open_heartbeat(path) {
+            Ok(mut f) => glance_opened(&mut f, Some(path), now, rule),
+            Err(p) => Glance::problem(p),
+        }
+    }
 }
 
-/// [`glance`] of a file the caller opened (with `O_NONBLOCK`, as for
-/// [`observe_file`](super::observe_file); its content is never quoted).
-pub fn glance_file(file: &mut File, now: f64, rule: &Rule) -> Glance {
-    glance_opened(file, None, now, rule)
-}
-
-/// [`glance_file`] of a file opened at `path`, when the caller knows it.
+/// [`Glance::of_file`] of a file opened at `path`, when the caller knows it.
 fn glance_opened(file: &mut File, path: Option<&Path>, now: f64, rule: &Rule) -> Glance {
     READ_BUF.with_borrow_mut(|buf| {
         let glance = glance_read(file, path, buf, now, rule);
@@ -98,7 +110,7 @@ fn glance_opened(file: &mut File, path: Option<&Path>, now: f64, rule: &Rule) ->
 }
 
 thread_local! {
-    /// The read buffer of [`glance_file`], reused by every file a thread
+    /// The read buffer of [`Glance::of_file`], reused by every file a thread
     /// reads (no allocation and no zeroing per heartbeat).
     static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -115,24 +127,14 @@ fn glance_read(
         Err(p) => return Glance::problem(p),
     };
     if !bytes.is_empty()
-        && bytes.len() as u64 <= MAX_FILE_BYTES
+        && bytes.len() as u64 <= Observation::MAX_FILE_BYTES
         && let Some(g) = fast(bytes, now, rule)
     {
         return g;
     }
     // Empty, oversized, legacy or not fresh: the full reader decides.
     let observed = observe_read(file, bytes, path);
-    Glance::of(classify(Path::new(""), observed, now, rule))
-}
-
-/// [`glance`] of the file at `path`, read like [`observe`](super::observe)
-/// reads it: a symbolic link is not followed, a missing file is `Missing`,
-/// an invalid file's content is quoted by a sample at most.
-pub fn glance_path(path: &Path, now: f64, rule: &Rule) -> Glance {
-    match open_heartbeat(path) {
-        Ok(mut f) => glance_opened(&mut f, Some(path), now, rule),
-        Err(p) => Glance::problem(p),
-    }
+    Glance::of(Classification::of(Path::new(""), observed, now, rule))
 }
 
 fn full(bytes: &[u8], now: f64, rule: &Rule) -> Glance {
@@ -140,7 +142,7 @@ fn full(bytes: &[u8], now: f64, rule: &Rule) -> Glance {
         state: State::Corrupt,
         reason: e.to_string(),
     });
-    Glance::of(classify(Path::new(""), observed, now, rule))
+    Glance::of(Classification::of(Path::new(""), observed, now, rule))
 }
 
 /// A fresh beat's glance, or `None` for anything else.
@@ -151,12 +153,12 @@ fn fast(bytes: &[u8], now: f64, rule: &Rule) -> Option<Glance> {
         return None;
     }
     // UTF-8 checked once for the file, not per string (see nexus-cell's
-    // manifests); invalid UTF-8 is for `classify` to word.
+    // manifests); invalid UTF-8 is for `Classification::of` to word.
     let lean: Lean = serde_json::from_str(std::str::from_utf8(bytes).ok()?).ok()?;
     let timestamp = time_value(lean.timestamp.as_ref()?).ok()?;
     let interval = match (&lean.interval_seconds, &lean.interval) {
         (Some(v), _) => Some(interval_value(v).ok()?),
-        // `interval_seconds: null` beside `interval`: let `classify` decide.
+        // `interval_seconds: null` beside `interval`: let `Classification::of` decide.
         (None, Some(_)) => return None,
         (None, None) => None,
     };
@@ -186,7 +188,7 @@ mod tests {
 
     #[test]
     fn a_fresh_beat_needs_no_document() {
-        let g = glance(
+        let g = Glance::parse(
             br#"{"timestamp": 990, "pid": 42, "model": "m"}"#,
             1000.0,
             &rule(),
@@ -201,28 +203,28 @@ mod tests {
     fn a_path_is_glanced_like_it_is_classified() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("hb.json");
-        assert_eq!(glance_path(&p, NOW, &rule()).state, State::Missing);
+        assert_eq!(Glance::read(&p, NOW, &rule()).state, State::Missing);
         std::fs::write(&p, br#"{"timestamp": 995, "pid": 9}"#).unwrap();
-        let g = glance_path(&p, NOW, &rule());
+        let g = Glance::read(&p, NOW, &rule());
         assert_eq!((g.state, g.pid), (State::Fresh, Some(9)));
         std::fs::write(&p, b"").unwrap();
-        let c = super::super::classify_file(&p, NOW, &rule());
-        assert_eq!(glance_path(&p, NOW, &rule()).state, c.state);
+        let c = super::super::Classification::read(&p, NOW, &rule());
+        assert_eq!(Glance::read(&p, NOW, &rule()).state, c.state);
     }
 
     #[test]
     fn anything_else_is_worded_by_classify() {
-        let stale = glance(br#"{"timestamp": 100, "pid": 7}"#, 1000.0, &rule());
+        let stale = Glance::parse(br#"{"timestamp": 100, "pid": 7}"#, 1000.0, &rule());
         assert_eq!(stale.state, State::Stale);
         assert!(stale.reason.as_deref().is_some_and(|r| r.contains("ago")));
         assert_eq!(stale.pid, Some(7));
-        let corrupt = glance(br#"{"timestamp": 17"#, 1000.0, &rule());
+        let corrupt = Glance::parse(br#"{"timestamp": 17"#, 1000.0, &rule());
         assert_eq!(corrupt.state, State::Corrupt);
-        let no_ts = glance(br#"{"pid": 1}"#, 1000.0, &rule());
+        let no_ts = Glance::parse(br#"{"pid": 1}"#, 1000.0, &rule());
         assert_eq!((no_ts.state, no_ts.age_seconds), (State::Stale, None));
-        let array = glance(b"[990]", 1000.0, &rule());
+        let array = Glance::parse(b"[990]", 1000.0, &rule());
         assert_eq!(array.state, State::Corrupt);
-        let bare = glance(b"990", 1000.0, &rule());
+        let bare = Glance::parse(b"990", 1000.0, &rule());
         assert_eq!(bare.state, State::Fresh);
     }
 
@@ -280,7 +282,7 @@ mod tests {
         #[test]
         fn glance_agrees_with_classify(doc in document()) {
             let (rule, now) = (Rule::default(), NOW);
-            let fast = glance(doc.as_bytes(), now, &rule);
+            let fast = Glance::parse(doc.as_bytes(), now, &rule);
             let slow = full(doc.as_bytes(), now, &rule);
             prop_assert_eq!(fast.state, slow.state, "{}", doc);
             prop_assert_eq!(fast.age_seconds, slow.age_seconds, "{}", doc);

@@ -18,7 +18,7 @@ fn mkfifo(path: &Path) {
 fn state_of(bytes: &[u8], rule: &Rule) -> Classification {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "hb.json", bytes);
-    classify_file(&p, NOW, rule)
+    Classification::read(&p, NOW, rule)
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn stale_is_strictly_older() {
 #[test]
 fn missing_file() {
     let dir = tempfile::tempdir().unwrap();
-    let c = classify_file(&dir.path().join("nope.json"), NOW, &Rule::default());
+    let c = Classification::read(&dir.path().join("nope.json"), NOW, &Rule::default());
     assert_eq!(c.state, State::Missing);
     assert!(c.to_string().contains("nope.json"), "{c}");
 }
@@ -53,14 +53,14 @@ fn missing_file() {
 #[test]
 fn unreadable_directory_and_fifo() {
     let dir = tempfile::tempdir().unwrap();
-    let c = classify_file(dir.path(), NOW, &Rule::default());
+    let c = Classification::read(dir.path(), NOW, &Rule::default());
     assert_eq!(c.state, State::Unreadable, "{c}");
 
     let fifo = dir.path().join("fifo");
     let status = std::process::Command::new("mkfifo").arg(&fifo).status();
     if matches!(status, Ok(s) if s.success()) {
         // Must not block: a FIFO has no writer here.
-        let c = classify_file(&fifo, NOW, &Rule::default());
+        let c = Classification::read(&fifo, NOW, &Rule::default());
         assert_eq!(c.state, State::Unreadable, "{c}");
     }
 }
@@ -73,11 +73,11 @@ fn unreadable_permission_denied() {
     fs::set_permissions(&p, fs::Permissions::from_mode(0o000)).unwrap();
     if fs::read(&p).is_ok() {
         // Running as root: permissions do not apply. Use a path under a file.
-        let c = classify_file(&p.join("x"), NOW, &Rule::default());
+        let c = Classification::read(&p.join("x"), NOW, &Rule::default());
         assert_eq!(c.state, State::Unreadable, "{c}");
         return;
     }
-    let c = classify_file(&p, NOW, &Rule::default());
+    let c = Classification::read(&p, NOW, &Rule::default());
     assert_eq!(c.state, State::Unreadable, "{c}");
 }
 
@@ -110,8 +110,8 @@ fn huge_file_is_corrupt_without_reading_it() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("huge.json");
     let f = fs::File::create(&p).unwrap();
-    f.set_len(MAX_FILE_BYTES * 64).unwrap(); // sparse: 64 MiB, no disk used
-    let c = classify_file(&p, NOW, &Rule::default());
+    f.set_len(Observation::MAX_FILE_BYTES * 64).unwrap(); // sparse: 64 MiB, no disk used
+    let c = Classification::read(&p, NOW, &Rule::default());
     assert_eq!(c.state, State::Corrupt);
     assert!(c.reason.contains("limit"), "{c}");
 }
@@ -168,7 +168,7 @@ fn legacy_forms() {
     // Empty touch file: the mtime is the beat.
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "job.last", b"");
-    let c = classify_file(&p, nexus_stdx::now_epoch(), &rule);
+    let c = Classification::read(&p, nexus_stdx::now_epoch(), &rule);
     assert_eq!(c.state, State::Fresh, "{c}");
     assert_eq!(c.observation.unwrap().form, Form::Empty);
 }
@@ -223,7 +223,7 @@ fn many_keeps_order_and_answers_for_every_file() {
         paths.push(write(dir.path(), &format!("{i}.json"), body.as_bytes()));
     }
     paths.push(dir.path().join("missing.json"));
-    let out = classify_many(&paths, NOW, &Rule::fixed(500.0));
+    let out = Classification::read_many(&paths, NOW, &Rule::fixed(500.0));
     assert_eq!(out.len(), paths.len());
     for (p, c) in paths.iter().zip(&out) {
         assert_eq!(&c.path, p);
@@ -250,23 +250,23 @@ fn progress_between_observations() {
         }
     };
     assert_eq!(
-        compare(&obs(Some(1), "a"), &obs(Some(4), "a")),
+        Progress::between(&obs(Some(1), "a"), &obs(Some(4), "a")),
         Progress::Advanced { writes: 3 }
     );
     assert_eq!(
-        compare(&obs(Some(4), "a"), &obs(Some(4), "a")),
+        Progress::between(&obs(Some(4), "a"), &obs(Some(4), "a")),
         Progress::Unchanged
     );
     assert_eq!(
-        compare(&obs(Some(4), "a"), &obs(Some(5), "b")),
+        Progress::between(&obs(Some(4), "a"), &obs(Some(5), "b")),
         Progress::Rebooted
     );
     assert_eq!(
-        compare(&obs(Some(4), "a"), &obs(Some(2), "a")),
+        Progress::between(&obs(Some(4), "a"), &obs(Some(2), "a")),
         Progress::Regressed
     );
     assert_eq!(
-        compare(&obs(None, "a"), &obs(Some(2), "a")),
+        Progress::between(&obs(None, "a"), &obs(Some(2), "a")),
         Progress::Unknown
     );
 }
@@ -285,7 +285,7 @@ proptest! {
     #[test]
     fn classify_is_total(ts in proptest::option::of(-1e12f64..1e12), max in 0f64..1e6) {
         let obs = Observation { form: Form::Json, timestamp: ts, interval_seconds: None, mtime: None, fields: Map::new() };
-        let c = classify(Path::new("x"), Ok(obs), NOW, &Rule::fixed(max));
+        let c = Classification::of(Path::new("x"), Ok(obs), NOW, &Rule::fixed(max));
         prop_assert!(c.age_seconds.is_some());
     }
 }
@@ -312,9 +312,9 @@ fn read_bounded_reads_whole_files_of_any_size() {
 
 #[test]
 fn endless_devices_are_not_files() {
-    let c = classify_file(Path::new("/dev/zero"), NOW, &Rule::default());
+    let c = Classification::read(Path::new("/dev/zero"), NOW, &Rule::default());
     assert_eq!(c.state, State::Unreadable, "{c}");
-    let c = classify_file(Path::new("/dev/null"), NOW, &Rule::default());
+    let c = Classification::read(Path::new("/dev/null"), NOW, &Rule::default());
     assert_eq!(c.state, State::Unreadable, "{c}");
 }
 
@@ -342,15 +342,15 @@ fn a_symlinked_heartbeat_is_reported_not_followed() {
     ] {
         let link = dir.path().join(name);
         std::os::unix::fs::symlink(target, &link).unwrap();
-        let c = classify_file(&link, NOW, &Rule::default());
+        let c = Classification::read(&link, NOW, &Rule::default());
         assert_eq!(c.state, State::Unreadable, "{c}");
         assert!(c.reason.contains("symbolic link, not followed"), "{c}");
         assert!(c.observation.is_none());
         no_secret("classify_file", &c.to_string());
-        let g = glance_path(&link, NOW, &Rule::default());
+        let g = Glance::read(&link, NOW, &Rule::default());
         assert_eq!((g.state, g.pid), (State::Unreadable, None), "{g:?}");
         no_secret("glance_path", &format!("{g:?}"));
-        let many = classify_many(&[&link], NOW, &Rule::default());
+        let many = Classification::read_many(&[&link], NOW, &Rule::default());
         assert_eq!(many[0].state, State::Unreadable);
         no_secret("classify_many", &many[0].to_string());
     }
@@ -410,7 +410,7 @@ fn content_of_a_file_not_owned_as_expected_is_never_quoted() {
     let dir = tempfile::tempdir().unwrap();
     let body = format!("{SECRET} and more");
     let quoted = |p: &Path| {
-        let c = classify_file(p, NOW, &Rule::default());
+        let c = Classification::read(p, NOW, &Rule::default());
         assert_eq!(c.state, State::Corrupt, "{c}");
         c.reason.contains("GITEA_TOKEN=s3cr3t")
     };
@@ -434,7 +434,7 @@ fn content_of_a_file_not_owned_as_expected_is_never_quoted() {
     assert!(!quoted(&other));
     // A file opened by the caller: its directory is unknown, so no sample.
     let mut f = fs::File::open(write(dir.path(), "opened.json", body.as_bytes())).unwrap();
-    let p = observe_file(&mut f).unwrap_err();
+    let p = Observation::of_file(&mut f).unwrap_err();
     assert_eq!(p.state, State::Corrupt);
     no_secret("a file opened by the caller", &p.reason);
 }
@@ -452,11 +452,11 @@ fn a_fifo_is_never_read_as_content_or_quoted() {
         .open(&fifo)
         .unwrap();
     std::io::Write::write_all(&mut pipe, SECRET.as_bytes()).unwrap();
-    let c = classify_file(&fifo, NOW, &Rule::default());
+    let c = Classification::read(&fifo, NOW, &Rule::default());
     assert_eq!(c.state, State::Unreadable, "{c}");
     assert!(c.reason.contains("not a regular file (a FIFO)"), "{c}");
     no_secret("a FIFO's verdict", &c.reason);
-    let g = glance_path(&fifo, NOW, &Rule::default());
+    let g = Glance::read(&fifo, NOW, &Rule::default());
     assert_eq!(g.state, State::Unreadable, "{g:?}");
     drop(pipe);
 }
@@ -470,7 +470,7 @@ fn the_open_without_known_flags_checks_before_and_after() {
         format!(r#"{{"timestamp":{NOW}}}"#).as_bytes(),
     );
     let mut f = open_heartbeat_with(&p, None).unwrap();
-    assert!(observe_file(&mut f).is_ok());
+    assert!(Observation::of_file(&mut f).is_ok());
     let p = open_heartbeat_with(dir.path(), None).unwrap_err();
     assert_eq!(
         (p.state, p.reason.as_str()),

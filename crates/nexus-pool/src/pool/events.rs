@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nexus_heartbeat::{Glance, Rule, glance_path};
+use nexus_heartbeat::{Glance, Rule};
 use nexus_revive::State;
 
 use super::outside::next_event;
@@ -242,7 +242,7 @@ impl Pool {
         let glances = tokio::task::spawn_blocking(move || {
             reads
                 .iter()
-                .map(|(path, threshold)| glance_path(path, now, &Rule::fixed(*threshold)))
+                .map(|(path, threshold)| Glance::read(path, now, &Rule::fixed(*threshold)))
                 .collect::<Vec<Glance>>()
         })
         .await
