@@ -49,7 +49,7 @@ enum Cmd {
     },
     /// Show a cell: manifest, agents and their heartbeats.
     Show {
-        /// The cell.
+        /// The cell's UUID (as `create` and `list` print it).
         uuid: String,
         /// Heartbeats older than this many seconds are stale.
         #[arg(long, default_value_t = 60.0)]
@@ -59,40 +59,40 @@ enum Cmd {
     Join(JoinArgs),
     /// Remove an agent.
     Leave {
-        /// The cell.
+        /// The cell's UUID (as `create` and `list` print it).
         uuid: String,
-        /// The agent.
+        /// The agent's name in the cell.
         #[arg(long)]
         agent: String,
     },
     /// Pause a cell (active -> frozen): shown, never revived.
     Freeze {
-        /// The cell.
+        /// The cell's UUID (as `create` and `list` print it).
         uuid: String,
     },
     /// Resume a frozen cell (frozen -> active).
     Resume {
-        /// The cell.
+        /// The cell's UUID (as `create` and `list` print it).
         uuid: String,
     },
     /// Mark the mission complete (active|frozen -> archived).
     Archive {
-        /// The cell.
+        /// The cell's UUID (as `create` and `list` print it).
         uuid: String,
     },
     /// Delete an archived (or never used) cell; nothing outside it is touched.
     Destroy {
-        /// The cell.
+        /// The cell's UUID (as `create` and `list` print it).
         uuid: String,
     },
     /// Write checkpoints/TIMESTAMP.tar.gz of the workspace and manifest.
     Checkpoint {
-        /// The cell.
+        /// The cell's UUID (as `create` and `list` print it).
         uuid: String,
     },
     /// Replace the workspace with a checkpoint's (default: the newest).
     Restore {
-        /// The cell.
+        /// The cell's UUID (as `create` and `list` print it).
         uuid: String,
         /// Checkpoint file name in checkpoints/.
         checkpoint: Option<String>,
@@ -101,7 +101,7 @@ enum Cmd {
     Template,
     /// Print the event log (bad lines are reported on stderr and skipped).
     Events {
-        /// The cell.
+        /// The cell's UUID (as `create` and `list` print it).
         uuid: String,
         /// Only these kinds (repeatable), e.g. --kind agent_joined.
         #[arg(long = "kind")]
@@ -140,6 +140,7 @@ struct CreateArgs {
 
 #[derive(Debug, Args)]
 struct JoinArgs {
+    /// The cell's UUID (as `create` and `list` print it).
     uuid: String,
     /// Agent name: [A-Za-z0-9._-], at most 64 bytes.
     #[arg(long)]

@@ -132,7 +132,7 @@ struct Cli {
 enum Cmd {
     /// Validate a config file; names the bad key. Exit 0 valid, 2 invalid.
     CheckConfig {
-        /// The file.
+        /// The watchdog TOML file to check (as `--config` would load it).
         file: PathBuf,
     },
 }

@@ -87,7 +87,7 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Validate a config file; names the bad key.
     CheckConfig {
-        /// The file.
+        /// The pool config file to check (TOML or JSON, as `--config` would load it).
         file: PathBuf,
     },
 }

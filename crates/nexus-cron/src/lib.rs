@@ -6,7 +6,7 @@
 //! per job with a [`JobStatus`] (OK, RUNNING, LATE, STALE, FAILED, MISSING,
 //! ERROR, SKEW), and renders it as the Night Watch report.
 //!
-//! - [`scan`] lists `*.last` in every heartbeat directory (the newest record
+//! - [`scan()`] lists `*.last` in every heartbeat directory (the newest record
 //!   of a job wins across primary and fallback) and reads them in parallel.
 //! - [`evaluate`] judges each job against its interval (STALE beyond
 //!   multiplier x interval plus grace) or its cron schedule in its time zone

@@ -40,7 +40,7 @@ pub struct AgentView {
     /// wait for nothing.
     pub waiting: Option<Box<str>>,
     /// Why it is not healthy, as its last check saw it ("no heartbeat",
-    /// "corrupt heartbeat: <file>: field `timestamp`: …"); `None` when
+    /// "corrupt heartbeat: `<file>`: field `timestamp`: …"); `None` when
     /// healthy. One pointer (most agents have none).
     #[allow(clippy::box_collection)]
     pub reason: Option<Box<String>>,

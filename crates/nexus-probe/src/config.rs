@@ -185,8 +185,7 @@ impl ProbeKind {
         }
     }
 
-    /// The probe opens a network connection (paced by the runner: see
-    /// [`crate::runner`]).
+    /// The probe opens a network connection, so the runner paces it.
     pub fn connects(&self) -> bool {
         matches!(
             self,

@@ -9,7 +9,7 @@ use rustix::process::{Pid, Signal, kill_process};
 /// Killed (and reaped, when it is our child) on drop.
 #[derive(Debug)]
 pub struct Sleeper {
-    /// The unique name (argv[0] basename).
+    /// The unique name (the basename of `argv[0]`).
     pub name: String,
     pub pid: u32,
     child: Option<Child>,

@@ -27,7 +27,7 @@ pub enum ConfigError {
     Invalid {
         /// The file name.
         origin: String,
-        /// The table and key (`[watchdog] \`interval\``, `[[recovery]] #2`).
+        /// The table and key (``[watchdog] `interval` ``, `[[recovery]] #2`).
         at: String,
         /// What is wrong with it.
         why: String,

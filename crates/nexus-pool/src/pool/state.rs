@@ -54,7 +54,7 @@ pub struct PoolState {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub waiting: BTreeMap<String, String>,
     /// The words of each agent's heartbeat that cannot be read or parsed
-    /// ("corrupt heartbeat: <file>: field `timestamp`: …"), by key, while
+    /// ("corrupt heartbeat: `<file>`: field `timestamp`: …"), by key, while
     /// it lasts: the few agents with one (the rest's reasons are codes in
     /// their records' `seen`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
