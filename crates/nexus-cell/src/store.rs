@@ -306,11 +306,11 @@ pub struct NewCell {
     pub mission: String,
     /// Who creates it.
     pub created_by: String,
-    /// Optional display label, free text of at most [`MAX_SHORT`] bytes.
+    /// Optional display label, free text of at most [`MAX_SHORT`](crate::MAX_SHORT) bytes.
     pub name: Option<String>,
     /// The mission's Gitea issue.
     pub gitea_issue: Option<u64>,
-    /// Repository the mission works on, free text of at most [`MAX_SHORT`] bytes.
+    /// Repository the mission works on, free text of at most [`MAX_SHORT`](crate::MAX_SHORT) bytes.
     pub repo: Option<String>,
     /// The cell's revive policy.
     pub revive_policy: Option<RevivePolicy>,
