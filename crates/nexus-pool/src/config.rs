@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::Error;
 
-/// The whole configuration.
+/// A pool config file, parsed: its own TOML, the seed's JSON or lazarus-pit's TOML.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
@@ -330,7 +330,7 @@ fn ask() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CellsSection {
-    /// The cells root.
+    /// Directory holding one subdirectory per cell (default `/var/missions`).
     #[serde(default = "missions_root")]
     pub root: PathBuf,
     /// A cell agent's heartbeat is stale beyond this.

@@ -79,7 +79,7 @@ impl LaunchIntent {
 pub struct JournalEntry {
     /// The agent's key.
     pub key: String,
-    /// The launch.
+    /// Intent as persisted before the spawn (id, time, attempt, PID once known).
     pub intent: LaunchIntent,
     /// The record as it stands once the launch is counted.
     pub record: AgentRecord,

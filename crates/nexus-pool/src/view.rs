@@ -17,7 +17,7 @@ pub struct AgentView {
     pub cell: Option<Arc<str>>,
     /// The mission's label (shared likewise).
     pub mission: Option<Arc<str>>,
-    /// Its revive policy.
+    /// Effective policy: the agent's own, else its cell's or mission's, else the default.
     pub policy: Policy,
     /// The state machine's state.
     pub state: State,
