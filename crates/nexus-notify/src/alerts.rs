@@ -158,7 +158,7 @@ pub struct Alerter {
 }
 
 impl Alerter {
-    /// An alerter.
+    /// Sends through `tg`, keeping its problem-set state in `cfg`'s state file.
     pub fn new(cfg: AlertConfig, tg: Telegram) -> Alerter {
         Alerter { cfg, tg }
     }

@@ -48,7 +48,7 @@ impl ApprovalConfig {
     }
 }
 
-/// A decided request.
+/// A request that was answered or expired, as [`Approvals::poll`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// The request id given to [`Approvals::request`].
@@ -139,7 +139,7 @@ fn who(u: &TgUser) -> String {
 }
 
 impl Approvals {
-    /// An approval channel.
+    /// Sends through `tg`; pending requests live in `cfg`'s state file.
     pub fn new(cfg: ApprovalConfig, tg: Telegram) -> Approvals {
         Approvals { cfg, tg }
     }
