@@ -42,7 +42,7 @@ pub struct AgentHeartbeat {
     pub pid: u32,
     /// Think-cycle counter.
     pub cycle: u64,
-    /// The model the agent runs.
+    /// Model identifier, free text (quoted in watchdog messages).
     pub model: String,
     /// What the agent is doing, e.g. `"thinking"`.
     pub status: String,
@@ -91,7 +91,7 @@ pub struct CronRecord {
     pub interval_seconds: u64,
     /// The process that wrote the record.
     pub pid: u32,
-    /// The host the job ran on.
+    /// Host name of the machine that ran the job, or the host a pushed run names.
     pub host: String,
     /// Outcome of the most recent run.
     pub status: CronStatus,
