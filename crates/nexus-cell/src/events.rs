@@ -117,12 +117,12 @@ pub enum EventKind {
     CellDestroyed,
     /// A checkpoint was written to `checkpoints/<checkpoint>`.
     CheckpointCreated {
-        /// The archive's file name.
+        /// File name under `checkpoints/`, e.g. `<UTC timestamp>.tar.gz`.
         checkpoint: String,
     },
     /// The workspace was restored from `checkpoints/<checkpoint>`.
     CellRestored {
-        /// The archive's file name.
+        /// File name under `checkpoints/`, e.g. `<UTC timestamp>.tar.gz`.
         checkpoint: String,
     },
     /// An event kind this version does not know (read only; kept whole).

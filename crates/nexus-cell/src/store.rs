@@ -26,7 +26,7 @@ pub const ROOT_ENV: &str = "MISSION_CELLS_ROOT";
 pub const CELL_UUID_ENV: &str = "LAZARUS_CELL_UUID";
 /// Environment variable a revived agent finds its own name in.
 pub const AGENT_ENV: &str = "LAZARUS_AGENT";
-/// The manifest's file name.
+/// Manifest file name inside each cell directory.
 pub const MANIFEST_FILE: &str = "cell.json";
 /// Largest `cell.json` read (a bigger file is reported corrupt).
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
@@ -308,11 +308,11 @@ pub struct NewCell {
     pub created_by: String,
     /// Optional display label, free text of at most [`MAX_SHORT`](crate::MAX_SHORT) bytes.
     pub name: Option<String>,
-    /// The mission's Gitea issue.
+    /// Number of the Gitea issue holding the mission proposal.
     pub gitea_issue: Option<u64>,
     /// Repository the mission works on, free text of at most [`MAX_SHORT`](crate::MAX_SHORT) bytes.
     pub repo: Option<String>,
-    /// The cell's revive policy.
+    /// Default for agents that set none; `None`: the daemon's default applies.
     pub revive_policy: Option<RevivePolicy>,
     /// What "done" looks like.
     pub objective: Option<String>,

@@ -52,7 +52,7 @@ impl Default for Limits {
 pub struct Options {
     /// `ok` only if the gateway's loop ticked within this.
     pub fresh_within: Duration,
-    /// The clients' limits.
+    /// Per-connection timeouts and the connection cap.
     pub limits: Limits,
 }
 

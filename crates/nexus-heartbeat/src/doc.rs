@@ -38,7 +38,7 @@ impl WriterStamp {
 pub struct AgentHeartbeat {
     /// Unix epoch seconds; the only field liveness logic uses.
     pub timestamp: f64,
-    /// The agent's process id.
+    /// PID of the agent process; the writer's own unless the caller sets one.
     pub pid: u32,
     /// Think-cycle counter.
     pub cycle: u64,

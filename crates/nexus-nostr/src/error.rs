@@ -18,7 +18,7 @@ pub enum Error {
     Down {
         /// Seconds until a relay is tried again.
         retry_in: f64,
-        /// The last relay's failure.
+        /// Failure of the last relay tried, cleaned of control characters and cut.
         why: String,
     },
     /// Relays answered, but none accepted the event.

@@ -68,7 +68,7 @@ pub struct PoolConfig {
 /// The format a config file was in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ConfigFormat {
-    /// The pool's own TOML.
+    /// The pool's own TOML (docs/DEPLOYMENT.md), not lazarus-pit's.
     #[default]
     Toml,
     /// The seed pool's `resurrection_pool.json`.
@@ -238,7 +238,7 @@ impl Default for PoolSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
-    /// The agent's name.
+    /// Agent name; also the agent's key in the pool's state.
     pub name: String,
     /// Gateway host; the process probe only applies when it is local.
     #[serde(default = "localhost")]

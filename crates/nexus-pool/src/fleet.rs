@@ -79,7 +79,7 @@ pub struct Gateway {
     pub host: String,
     /// Gateway port from `[[gateway]] port` (default the seed's WS port).
     pub port: u16,
-    /// The agent's heartbeat file.
+    /// Heartbeat file path, `~` expanded.
     pub heartbeat: PathBuf,
     /// Stale beyond this.
     pub stale_threshold: Duration,
@@ -175,7 +175,7 @@ impl Fleet {
         self.parts
     }
 
-    /// The config's gateways.
+    /// Number of gateway targets (the first part).
     pub fn gateways(&self) -> usize {
         self.parts.first().map_or(0, Vec::len)
     }

@@ -31,7 +31,7 @@ pub enum Why {
     HeartbeatUnreadable,
     /// The heartbeat is stamped in the future and no longer changes.
     HeartbeatFuture,
-    /// The pool's own child exited.
+    /// An agent process the pool itself launched has exited.
     Exited,
     /// The pool's own child runs, its heartbeat is stale.
     Hung,

@@ -320,7 +320,6 @@ impl ProcTable {
         out
     }
 
-    /// The prober's descendants.
     fn descendants(&self) -> HashSet<u32> {
         let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
         for e in &self.entries {

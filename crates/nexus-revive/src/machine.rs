@@ -213,9 +213,9 @@ pub struct AgentRecord {
 pub enum Action {
     /// The state changed (log it, append an event).
     Transition {
-        /// Before.
+        /// State before this step.
         from: State,
-        /// After.
+        /// State after this step.
         to: State,
     },
     /// Open the episode's incident (at most once per episode).

@@ -26,7 +26,7 @@ pub enum Wait {
     },
     /// An inferred death inside the pool's start-up grace.
     StartupGrace {
-        /// The grace's end.
+        /// Epoch seconds when the start-up grace ends.
         until: f64,
     },
     /// An inferred death being confirmed (`dead_after`).
