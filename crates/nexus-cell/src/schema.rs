@@ -176,7 +176,7 @@ pub struct CellManifest {
     pub created_by: String,
     /// Lifecycle status.
     pub status: Status,
-    /// Members.
+    /// Agents that have joined and not left, in join order.
     #[serde(default)]
     pub agents: Vec<AgentEntry>,
     /// The Gitea issue of the mission.

@@ -73,9 +73,9 @@ impl std::fmt::Display for JobStatus {
 /// One job's status, reason and figures from one check run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobReport {
-    /// Job name.
+    /// Job name: the record's file stem (`db_backup`, or `db_backup@host-b` for a ping) or registry key.
     pub job: String,
-    /// Status.
+    /// Status from this check; it decides the exit code and the alerts.
     pub status: JobStatus,
     /// One line saying why.
     pub reason: String,

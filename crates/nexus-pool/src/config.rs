@@ -243,7 +243,7 @@ pub struct GatewayConfig {
     /// Gateway host; the process probe only applies when it is local.
     #[serde(default = "localhost")]
     pub host: String,
-    /// Gateway port.
+    /// Gateway WebSocket port (default the seed's 8765).
     #[serde(default = "ws_port")]
     pub port: u16,
     /// The agent's heartbeat (`~` expanded).
