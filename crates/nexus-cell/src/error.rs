@@ -14,7 +14,7 @@ pub enum Error {
     /// A system call on a file or directory failed.
     #[error("{}: {op}: {source}", path.display())]
     Io {
-        /// Path under the cells root as the store built it (not canonicalised).
+        /// The cells root or a path under it, as the store built it (not canonicalised).
         path: PathBuf,
         /// What was being done (`read`, `create directory`, `append`, ...).
         op: &'static str,

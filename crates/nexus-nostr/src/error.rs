@@ -18,7 +18,7 @@ pub enum Error {
     Down {
         /// Seconds until a relay is tried again.
         retry_in: f64,
-        /// Failure of the last relay tried, cleaned of control characters and cut.
+        /// Last relay's failure as `<url>: <reason>`, or that every relay is backing off.
         why: String,
     },
     /// Relays answered, but none accepted the event.

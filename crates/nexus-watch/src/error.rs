@@ -9,7 +9,7 @@ pub enum ConfigError {
     /// The config file cannot be opened or read.
     #[error("cannot read watchdog config {}: {source}", path.display())]
     Read {
-        /// Config path as given on the command line.
+        /// Config path as passed to `load` (not resolved).
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
@@ -44,7 +44,7 @@ pub enum CleanupError {
         /// The rule's `root`.
         root: PathBuf,
     },
-    /// The root exists but cannot be opened (permissions, I/O).
+    /// The root cannot be opened: missing, no permission, or another I/O error.
     #[error("{}: {source}", root.display())]
     Open {
         /// The rule's `root`.
