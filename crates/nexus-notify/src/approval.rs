@@ -26,7 +26,7 @@ use crate::markdown::Text;
 use crate::state;
 use crate::telegram::{Message, Telegram, TgUser};
 
-/// Approval settings.
+/// Settings of [`Approvals`]: state file, who may decide, long-poll time.
 #[derive(Debug, Clone)]
 pub struct ApprovalConfig {
     /// State file (offset + pending requests).

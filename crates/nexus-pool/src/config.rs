@@ -23,7 +23,7 @@ use crate::Error;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
-    /// Daemon settings.
+    /// `[pool]`: the daemon's own settings.
     #[serde(default)]
     pub pool: PoolSection,
     /// Gateways watched directly (one agent each).
