@@ -61,7 +61,7 @@ enum Cmd {
     Leave {
         /// The cell's UUID (as `create` and `list` print it).
         uuid: String,
-        /// The agent's name in the cell.
+        /// Agent to remove, as named at `join`.
         #[arg(long)]
         agent: String,
     },

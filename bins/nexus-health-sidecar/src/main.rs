@@ -33,10 +33,10 @@ struct Cli {
     /// Port the health endpoint listens on.
     #[arg(long, env = "NEXUS_HEALTH_PORT", default_value_t = seed::HEALTH_PORT)]
     port: u16,
-    /// The gateway's host.
+    /// Gateway host to open the WebSocket handshake with (name, IPv4 or bare IPv6).
     #[arg(long, env = "NEXUS_WS_HOST", default_value = seed::WS_HOST)]
     ws_host: String,
-    /// The gateway's WebSocket port.
+    /// Gateway WebSocket port; also reported as `ws_port` in the body.
     #[arg(long, env = "NEXUS_WS_PORT", default_value_t = seed::WS_PORT)]
     ws_port: u16,
     /// The path of the handshake's request.

@@ -305,7 +305,6 @@ fn run(a: RunArgs) -> ExitCode {
 
 /// What became of a job [`supervise`] ran.
 struct Supervised {
-    /// The job's PID.
     pid: u32,
     /// Its exit code; when a signal was passed on, never 0 (the run was cut
     /// short): the job's own failure code, else 128 + that signal.

@@ -202,7 +202,7 @@ pub struct TelegramSettings {
     /// [`TelegramSettings::with_env`] has run; the file wins over a seed's.
     #[serde(skip)]
     pub token: Option<Secret>,
-    /// The Bot API base URL.
+    /// Bot API root (no token in it), default `https://api.telegram.org`.
     pub api_url: String,
     /// Remind about an unchanged problem set this often.
     #[serde(deserialize_with = "deserialize_duration")]

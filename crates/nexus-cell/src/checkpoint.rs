@@ -84,7 +84,7 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
 pub struct Checkpoint {
     /// File name in `checkpoints/`.
     pub name: String,
-    /// Full path.
+    /// `<cell dir>/checkpoints/<name>`.
     pub path: PathBuf,
     /// Size of the archive.
     pub bytes: u64,

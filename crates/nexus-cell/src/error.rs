@@ -14,7 +14,7 @@ pub enum Error {
     /// A system call on a file or directory failed.
     #[error("{}: {op}: {source}", path.display())]
     Io {
-        /// The file or directory.
+        /// The cells root or a path under it, as the store built it (not canonicalised).
         path: PathBuf,
         /// What was being done (`read`, `create directory`, `append`, ...).
         op: &'static str,
@@ -25,9 +25,9 @@ pub enum Error {
     /// as `agents[2].joined_at` (`.` for the whole document).
     #[error("{}: field `{field}`: {reason}", path.display())]
     Corrupt {
-        /// The file.
+        /// File or directory at fault, e.g. a cell's `cell.json` or a directory that is a file.
         path: PathBuf,
-        /// The offending field.
+        /// JSON path such as `agents[2].joined_at`; `.` for the whole document.
         field: String,
         /// What is wrong with it.
         reason: String,
@@ -35,22 +35,22 @@ pub enum Error {
     /// The cells root does not exist.
     #[error("cells root {} does not exist", root.display())]
     RootMissing {
-        /// The root.
+        /// Root as passed to [`CellStore::new`](crate::CellStore::new), not canonicalised.
         root: PathBuf,
     },
     /// No cell with this id under the root.
     #[error("no cell {id} in {}", root.display())]
     NotFound {
-        /// The cells root.
+        /// Root as passed to [`CellStore::new`](crate::CellStore::new), not canonicalised.
         root: PathBuf,
-        /// The cell id asked for.
+        /// Cell UUID asked for, hyphenated lowercase.
         id: String,
     },
     /// A path is a symbolic link (or leads through one) where the store
     /// only accepts real files and directories inside the cells root.
     #[error("{}: refusing to follow a symbolic link ({why})", path.display())]
     Symlink {
-        /// The link.
+        /// Path that is or leads through the link, under the cells root.
         path: PathBuf,
         /// Where it points, or why it is refused.
         why: String,
@@ -58,7 +58,7 @@ pub enum Error {
     /// A lifecycle transition the state machine does not allow.
     #[error("cell {cell}: {source}")]
     Transition {
-        /// The cell.
+        /// Cell UUID, hyphenated lowercase.
         cell: String,
         /// Both states.
         source: TransitionError,
@@ -66,9 +66,9 @@ pub enum Error {
     /// An operation that the cell's current status does not allow.
     #[error("cell {cell} is {status}: cannot {op}")]
     NotAllowed {
-        /// The cell.
+        /// Cell UUID, hyphenated lowercase.
         cell: String,
-        /// Its status.
+        /// Status at the time of the refused operation.
         status: Status,
         /// The operation (`join`, `restore`, ...).
         op: &'static str,
@@ -76,17 +76,17 @@ pub enum Error {
     /// The agent is already a member of the cell.
     #[error("cell {cell}: agent {agent} has already joined")]
     AgentExists {
-        /// The cell.
+        /// Cell UUID, hyphenated lowercase.
         cell: String,
-        /// The agent.
+        /// Agent name as given to the join.
         agent: String,
     },
     /// The agent is not a member of the cell.
     #[error("cell {cell}: no agent {agent}")]
     AgentNotFound {
-        /// The cell.
+        /// Cell UUID, hyphenated lowercase.
         cell: String,
-        /// The agent.
+        /// Agent name as given, not found in the manifest's `agents`.
         agent: String,
     },
     /// A value given to the store is out of bounds (too long, empty argv, ...).
@@ -101,7 +101,7 @@ pub enum Error {
     /// to delete (a mount point, an agent home).
     #[error("refusing to destroy {}: {why}", path.display())]
     Unsafe {
-        /// The cell directory.
+        /// The cell directory, or its `workspace/` when restoring a checkpoint.
         path: PathBuf,
         /// What lives inside it.
         why: String,
@@ -109,7 +109,7 @@ pub enum Error {
     /// A checkpoint archive is malformed or does not belong to this cell.
     #[error("checkpoint {}: {reason}", path.display())]
     Checkpoint {
-        /// The archive.
+        /// Archive being read, or the workspace entry that could not be archived.
         path: PathBuf,
         /// What is wrong.
         reason: String,
@@ -189,9 +189,9 @@ pub struct NameError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("illegal transition {from} -> {to}{}", allowed_hint(*.from))]
 pub struct TransitionError {
-    /// The current status.
+    /// Status the cell is in now.
     pub from: Status,
-    /// The status asked for.
+    /// Status that was requested and refused.
     pub to: Status,
 }
 
@@ -212,9 +212,9 @@ fn allowed_hint(from: Status) -> String {
 pub struct UnknownValue {
     /// `role`, `revive policy`, `status`.
     pub kind: &'static str,
-    /// The word given.
+    /// Word as given, untrimmed (roles match case-insensitively, statuses exactly).
     pub value: String,
-    /// The words accepted.
+    /// Accepted words, for the message (e.g. `developer, reviewer, observer or coordinator`).
     pub expected: &'static str,
 }
 
@@ -239,9 +239,9 @@ pub enum EventError {
     /// (`None`: the object as a whole).
     #[error("event {event}: {}{source}", field.as_deref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
     Fields {
-        /// The event name.
+        /// Value of the line's `event` (one of [`EVENT_KINDS`](crate::EVENT_KINDS)).
         event: String,
-        /// The offending field.
+        /// Path inside the event's fields from serde (e.g. `age`); `None` for the object as a whole.
         field: Option<String>,
         /// What serde found.
         source: serde_json::Error,

@@ -30,44 +30,44 @@ pub const MAX_LINE: usize = 1 << 20;
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EventKind {
-    /// The cell was provisioned.
+    /// `provision`: the cell directory and manifest were written (the log's first line).
     CellCreated {
         /// Who created it.
         by: String,
-        /// The cell id.
+        /// The new cell's UUID, hyphenated lowercase (same as the manifest's `uuid`).
         uuid: Uuid,
     },
     /// The first agent joined: `provision -> active`, or a frozen cell resumed.
     CellActivated,
-    /// An agent joined.
+    /// An agent was added to the manifest's `agents` list.
     AgentJoined {
-        /// The agent.
+        /// Agent name, as in the cell manifest's `agents`.
         agent: AgentName,
-        /// Its role.
+        /// Role it joined with, from the join request.
         role: Role,
     },
-    /// An agent left.
+    /// An agent was removed from the manifest's `agents` list.
     AgentLeft {
-        /// The agent.
+        /// Agent name, as it was in the cell manifest's `agents`.
         agent: AgentName,
     },
     /// An agent reported in (logged by agents that want an audit trail).
     Heartbeat {
-        /// The agent.
+        /// Agent name, as in the cell manifest's `agents`.
         agent: AgentName,
-        /// Its status text.
+        /// Free-form status as the agent reported it (e.g. `thinking`).
         status: String,
     },
     /// The daemon saw a stale heartbeat.
     AgentStale {
-        /// The agent.
+        /// Agent name, as in the cell manifest's `agents`.
         agent: AgentName,
         /// Heartbeat age in seconds.
         age: f64,
     },
     /// The daemon declared the agent dead.
     AgentDead {
-        /// The agent.
+        /// Agent name, as in the cell manifest's `agents`.
         agent: AgentName,
         /// Seconds since the last heartbeat.
         age: f64,
@@ -75,54 +75,54 @@ pub enum EventKind {
     /// The daemon started an agent that was not running when it first met
     /// it (its first start, not a revive).
     AgentStarted {
-        /// The agent.
+        /// Agent name, as in the cell manifest's `agents`.
         agent: AgentName,
     },
     /// The daemon launched the agent's revive command.
     ReviveAttempt {
-        /// The agent.
+        /// Agent name, as in the cell manifest's `agents`.
         agent: AgentName,
         /// Attempt number, from 1.
         attempt: u32,
         /// Attempts allowed before escalating.
         max: u32,
     },
-    /// The revive command started.
+    /// The revive command was spawned (the agent is not yet known to be healthy).
     ReviveSucceeded {
-        /// The agent.
+        /// Agent name, as in the cell manifest's `agents`.
         agent: AgentName,
-        /// The new process.
+        /// PID of the spawned revive command.
         pid: u32,
     },
     /// Revives are exhausted, refused by policy or impossible: a human is asked.
     ReviveEscalated {
-        /// The agent.
+        /// Agent name, as in the cell manifest's `agents`.
         agent: AgentName,
-        /// Why.
+        /// Human-readable cause (e.g. revives exhausted); may be absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     /// A dead agent's heartbeat is fresh again.
     AgentRecovered {
-        /// The agent.
+        /// Agent name, as in the cell manifest's `agents`.
         agent: AgentName,
         /// How long it was down.
         down_seconds: f64,
     },
-    /// The cell was paused.
+    /// `active -> frozen`: paused; its agents are still shown but never revived.
     CellFrozen,
-    /// The mission is complete.
+    /// `active | frozen -> archived`: mission complete; the cell is kept read-only.
     CellArchived,
     /// The cell is being torn down (the last line before removal).
     CellDestroyed,
     /// A checkpoint was written to `checkpoints/<checkpoint>`.
     CheckpointCreated {
-        /// The archive's file name.
+        /// File name under `checkpoints/`, e.g. `<UTC timestamp>.tar.gz`.
         checkpoint: String,
     },
     /// The workspace was restored from `checkpoints/<checkpoint>`.
     CellRestored {
-        /// The archive's file name.
+        /// File name under `checkpoints/`, e.g. `<UTC timestamp>.tar.gz`.
         checkpoint: String,
     },
     /// An event kind this version does not know (read only; kept whole).
@@ -174,12 +174,12 @@ impl EventKind {
 pub struct Event {
     /// When (UTC).
     pub ts: OffsetDateTime,
-    /// What.
+    /// The `event` tag and its fields.
     pub kind: EventKind,
 }
 
 impl Event {
-    /// An event stamped now.
+    /// Stamped with the current UTC time.
     pub fn now(kind: EventKind) -> Event {
         Event {
             ts: crate::now_utc(),
@@ -187,7 +187,7 @@ impl Event {
         }
     }
 
-    /// The JSON object of the line.
+    /// The line's JSON object: `ts` (RFC 3339), `event` and the kind's own fields.
     pub fn to_value(&self) -> Result<Map<String, Value>, serde_json::Error> {
         let ts = time::serde::rfc3339::serialize(&self.ts, serde_json::value::Serializer)?;
         let mut out = Map::new();
@@ -313,7 +313,7 @@ fn ends_with_newline(file: &File, len: u64) -> bool {
     matches!(file.read_at(&mut last, len - 1), Ok(1) if last[0] == b'\n')
 }
 
-/// A line a reader skipped.
+/// A line of `events.jsonl` a reader skipped: bad JSON or fields, overlong, or torn.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SkippedLine {
     /// 1-based line number.
@@ -327,7 +327,7 @@ pub struct SkippedLine {
 /// What a read of `events.jsonl` found.
 #[derive(Debug, Clone, Default)]
 pub struct EventLog {
-    /// The file.
+    /// The log file, as passed to [`EventLog::read`].
     pub path: PathBuf,
     /// Every whole, valid event, in file order, with its line number.
     pub events: Vec<(usize, Event)>,

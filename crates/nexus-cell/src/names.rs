@@ -25,7 +25,7 @@ impl AgentName {
         Ok(AgentName(name.to_string()))
     }
 
-    /// The name.
+    /// Validated name, usable as a file stem.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -88,7 +88,7 @@ impl CellId {
         Ok(CellId(u))
     }
 
-    /// The UUID.
+    /// The UUID (the cell directory's name when hyphenated).
     pub fn uuid(&self) -> Uuid {
         self.0
     }

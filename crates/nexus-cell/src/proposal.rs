@@ -32,10 +32,10 @@ pub enum ProposalProblem {
     /// An "Agents Invited" item that is not `- @agent — role`.
     #[error("expected \"- @agent — role\", found {0:?}")]
     NotAnInvitee(String),
-    /// An invitee without a role.
+    /// An invitee line with `@agent` but no `— role` after it.
     #[error("no role for @{0} (expected \"- @agent — role\")")]
     NoRole(String),
-    /// The same agent invited twice.
+    /// An agent listed twice under "Agents Invited".
     #[error("agent {0} is listed twice")]
     Duplicate(AgentName),
     /// An invitee's name that cannot be an agent name.

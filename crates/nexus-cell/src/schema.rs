@@ -53,7 +53,7 @@ impl Role {
         Role::Coordinator,
     ];
 
-    /// The lower-case name.
+    /// Lower-case name as written in `cell.json` and accepted on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Developer => "developer",
@@ -90,7 +90,7 @@ impl std::str::FromStr for Role {
 pub struct AgentEntry {
     /// The agent's name (also its heartbeat, log and inbox file stem).
     pub name: AgentName,
-    /// Its role.
+    /// Role given when it joined; never changes afterwards.
     pub role: Role,
     /// When it joined (ISO-8601, UTC `Z`).
     #[serde(with = "time::serde::rfc3339")]
@@ -114,9 +114,9 @@ pub struct AgentEntry {
 /// An agent named in the mission proposal, not (yet) joined.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invitee {
-    /// The agent.
+    /// Agent name as written after `@` in the proposal.
     pub name: AgentName,
-    /// The role it is invited for.
+    /// Role written after the separator (`—`, `–`, ` - ` or `:`) in the proposal.
     pub role: Role,
 }
 
@@ -164,7 +164,7 @@ pub struct Isolation {
 pub struct CellManifest {
     /// The cell id; equals the directory name.
     pub uuid: CellId,
-    /// A short human name.
+    /// Optional display label, free text of at most [`MAX_SHORT`] bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// One-sentence mission.
@@ -176,7 +176,7 @@ pub struct CellManifest {
     pub created_by: String,
     /// Lifecycle status.
     pub status: Status,
-    /// Members.
+    /// Agents that have joined and not left, in join order.
     #[serde(default)]
     pub agents: Vec<AgentEntry>,
     /// The Gitea issue of the mission.

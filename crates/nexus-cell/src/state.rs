@@ -37,9 +37,9 @@ pub struct AgentHealth {
 /// `state.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DaemonState {
-    /// The cell.
+    /// Cell this state belongs to; equals the manifest's `uuid`.
     pub cell_uuid: CellId,
-    /// The daemon that wrote it.
+    /// PID of the daemon process that last wrote the file.
     pub daemon_pid: u32,
     /// Epoch seconds of the last poll.
     pub last_poll: f64,

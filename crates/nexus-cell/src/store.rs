@@ -26,7 +26,7 @@ pub const ROOT_ENV: &str = "MISSION_CELLS_ROOT";
 pub const CELL_UUID_ENV: &str = "LAZARUS_CELL_UUID";
 /// Environment variable a revived agent finds its own name in.
 pub const AGENT_ENV: &str = "LAZARUS_AGENT";
-/// The manifest's file name.
+/// Manifest file name inside each cell directory.
 pub const MANIFEST_FILE: &str = "cell.json";
 /// Largest `cell.json` read (a bigger file is reported corrupt).
 pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
@@ -45,11 +45,11 @@ impl Cell {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
-    /// The cell id.
+    /// Cell UUID, as in the manifest (equals the directory name).
     pub fn id(&self) -> CellId {
         self.manifest.uuid
     }
-    /// The manifest.
+    /// Manifest as last read or written by this handle (may be stale).
     pub fn manifest(&self) -> &CellManifest {
         &self.manifest
     }
@@ -306,13 +306,13 @@ pub struct NewCell {
     pub mission: String,
     /// Who creates it.
     pub created_by: String,
-    /// A short human name.
+    /// Optional display label, free text of at most [`MAX_SHORT`](crate::MAX_SHORT) bytes.
     pub name: Option<String>,
-    /// The mission's Gitea issue.
+    /// Number of the Gitea issue holding the mission proposal.
     pub gitea_issue: Option<u64>,
-    /// The repository.
+    /// Repository the mission works on, free text of at most [`MAX_SHORT`](crate::MAX_SHORT) bytes.
     pub repo: Option<String>,
-    /// The cell's revive policy.
+    /// Default for agents that set none; `None`: the daemon's default applies.
     pub revive_policy: Option<RevivePolicy>,
     /// What "done" looks like.
     pub objective: Option<String>,
@@ -329,15 +329,15 @@ pub struct NewCell {
 /// What [`CellStore::join`] needs.
 #[derive(Debug, Clone)]
 pub struct Join {
-    /// The agent.
+    /// Name the agent joins under; must not already be a member.
     pub agent: AgentName,
-    /// Its role.
+    /// Role recorded in the manifest and the `agent_joined` event.
     pub role: Role,
     /// Its home outside the cell (absolute).
     pub home: Option<PathBuf>,
     /// How to revive it (program and arguments).
     pub revive_cmd: Option<Vec<String>>,
-    /// Its revive policy.
+    /// Overrides the cell's policy for this agent; `None` inherits it.
     pub revive_policy: Option<RevivePolicy>,
 }
 
@@ -362,7 +362,7 @@ pub struct Discovery {
 /// One cell and the state of every agent heartbeat in it.
 #[derive(Debug, Clone)]
 pub struct CellHealth {
-    /// The cell.
+    /// Cell as opened for this scan.
     pub cell: Cell,
     /// One classification per agent, in manifest order.
     pub agents: Vec<(AgentName, Classification)>,
@@ -394,7 +394,7 @@ impl CellStore {
         }
     }
 
-    /// The root directory.
+    /// Root as given (not canonicalised); cells are `<root>/<uuid>`.
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -11,15 +11,15 @@ use nexus_stdx::format_duration;
 /// The content of one `.alert` file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
-    /// The job.
+    /// Job name; also the marker's file stem.
     pub job: String,
-    /// Its failing status.
+    /// Status at the latest check (never a healthy one: healthy jobs have no marker).
     pub status: JobStatus,
-    /// Why.
+    /// The check's one-line reason, as in [`JobReport::reason`].
     pub reason: String,
     /// Seconds since the last success, if any.
     pub age_seconds: Option<f64>,
-    /// The expected interval.
+    /// Expected interval in seconds (for schedules: the gap between the last two runs).
     pub interval_seconds: Option<f64>,
     /// When the failure was first detected (kept across runs), RFC 3339.
     pub detected_at: String,

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
-    /// The file cannot be read.
+    /// The registry file cannot be opened or read.
     #[error("cannot read registry {}: {source}", path.display())]
     Io {
-        /// The registry file.
+        /// Registry path as given (e.g. `/etc/bezalel/cron-jobs.toml`).
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
@@ -17,7 +17,7 @@ pub enum RegistryError {
     /// The file is not valid TOML or has unknown keys.
     #[error("registry {}: {message}", path.display())]
     Toml {
-        /// The registry file.
+        /// Registry path as given (e.g. `/etc/bezalel/cron-jobs.toml`).
         path: PathBuf,
         /// The parser's message (with line and column).
         message: String,
@@ -25,11 +25,11 @@ pub enum RegistryError {
     /// A field of one job is invalid.
     #[error("registry {}: job {job}: field `{field}`: {message}", path.display())]
     Field {
-        /// The registry file.
+        /// Registry path as given (e.g. `/etc/bezalel/cron-jobs.toml`).
         path: PathBuf,
         /// The job (or `[defaults]`).
         job: String,
-        /// The field.
+        /// Key inside the job's table, e.g. `schedule` or `interval`.
         field: String,
         /// What is wrong.
         message: String,
@@ -48,7 +48,7 @@ pub enum Error {
     Io {
         /// What was being done.
         op: &'static str,
-        /// The file or directory.
+        /// State file or `checker-history.jsonl` in the configured state directory.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,

@@ -24,11 +24,11 @@ pub struct Transition {
     pub at: String,
     /// The same, epoch seconds.
     pub epoch: f64,
-    /// The job.
+    /// Job name as in the report.
     pub job: String,
     /// The previous status (`None` for a job seen for the first time).
     pub from: Option<JobStatus>,
-    /// The new status.
+    /// Status the job moved to at this check.
     pub to: JobStatus,
     /// Why, as the check said.
     pub reason: String,

@@ -62,11 +62,11 @@ pub enum Expect {
     Interval(Duration),
     /// At every occurrence of a cron schedule, in a time zone.
     Schedule {
-        /// The parsed pattern.
+        /// `pattern`, parsed once when the registry is loaded.
         cron: Box<Cron>,
-        /// The pattern as written.
+        /// Pattern as written in the registry (for messages), e.g. `0 3 * * *`.
         pattern: String,
-        /// The zone it is evaluated in.
+        /// The job's `timezone`, else the registry default (UTC unless set).
         timezone: TimeZone,
     },
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 /// readable one across directories), or the problem reading it.
 #[derive(Debug, Clone)]
 pub struct Found {
-    /// The file that won.
+    /// The winning record: the newest readable one across the directories.
     pub path: PathBuf,
     /// Its content, or why it could not be used.
     pub observed: Result<Observation, Problem>,
@@ -23,7 +23,7 @@ pub struct Found {
 /// A directory that could not be listed (it is reported, not fatal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirProblem {
-    /// The directory.
+    /// Directory as configured (not canonicalised).
     pub dir: PathBuf,
     /// Why it could not be read.
     pub reason: String,

@@ -70,12 +70,12 @@ impl std::fmt::Display for JobStatus {
     }
 }
 
-/// The verdict on one job.
+/// One job's status, reason and figures from one check run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobReport {
-    /// Job name.
+    /// Job name: the record's file stem (`db_backup`, or `db_backup@host-b` for a ping) or registry key.
     pub job: String,
-    /// Status.
+    /// Status from this check; it decides the exit code and the alerts.
     pub status: JobStatus,
     /// One line saying why.
     pub reason: String,
@@ -85,7 +85,7 @@ pub struct JobReport {
     pub interval_seconds: Option<f64>,
     /// `age / interval`.
     pub ratio: Option<f64>,
-    /// The record that was used.
+    /// Record file the verdict is based on (`None`: no file found).
     pub path: Option<PathBuf>,
     /// The last success, RFC 3339 UTC.
     pub last_run_iso: Option<String>,
@@ -132,7 +132,7 @@ impl CheckReport {
             && self.jobs.iter().all(|j| j.status.is_healthy())
     }
 
-    /// The failing jobs.
+    /// Jobs whose status counts as a failure (see [`JobStatus::is_failure`]).
     pub fn failures(&self) -> impl Iterator<Item = &JobReport> {
         self.jobs.iter().filter(|j| j.status.is_failure())
     }

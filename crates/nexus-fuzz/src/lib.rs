@@ -304,7 +304,6 @@ fn probe_toml(data: &[u8]) -> Verdict {
     })
 }
 
-/// The pool's TOML.
 fn pool_toml(data: &[u8]) -> Verdict {
     config("pool_toml", "pool.toml", data, |p| {
         nexus_pool::PoolConfig::load(p).map(|_| ())
@@ -321,7 +320,6 @@ fn pool_seed_json(data: &[u8]) -> Verdict {
     })
 }
 
-/// The cron checker's registry.
 fn cron_registry(data: &[u8]) -> Verdict {
     config("cron_registry", "cron-registry.toml", data, |p| {
         nexus_cron::Registry::load(p).map(|_| ())

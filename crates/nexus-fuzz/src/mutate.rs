@@ -14,7 +14,7 @@ pub enum Format {
     Json,
     /// One JSON document per line.
     JsonLines,
-    /// A TOML document.
+    /// One TOML document; its parsed tree is mutated like a JSON one.
     Toml,
     /// Anything (byte mutations only).
     Bytes,

@@ -113,7 +113,7 @@ impl Liveness {
         }
     }
 
-    /// The gateway's WebSocket port.
+    /// Port given at construction; `ws_port` in the health body.
     pub fn ws_port(&self) -> u16 {
         self.inner.ws_port
     }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::Snapshot;
 
-/// The one path served.
+/// Only this path is served; the query string is ignored, any other path gets 404.
 pub const HEALTH_PATH: &str = "/health";
 
 /// The body's `service`, the seed's.
@@ -15,7 +15,7 @@ pub const SERVICE: &str = "nexus-gateway";
 /// An answer: status, headers, body (empty for `HEAD`, 404 and 405).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
-    /// The status code.
+    /// HTTP status: 200, 503 (stale loop), 404 or 405.
     pub status: u16,
     /// Header names (lower case) and values.
     pub headers: Vec<(&'static str, String)>,

@@ -52,7 +52,7 @@ impl Default for Limits {
 pub struct Options {
     /// `ok` only if the gateway's loop ticked within this.
     pub fresh_within: Duration,
-    /// The clients' limits.
+    /// Per-connection timeouts and the connection cap.
     pub limits: Limits,
 }
 
@@ -86,7 +86,7 @@ pub enum BindError {
     Resolve {
         /// `host:port` as configured.
         addr: String,
-        /// Why.
+        /// Resolver error for the host part.
         source: std::io::Error,
     },
     /// Any other failure (permission, no such address here).
@@ -94,7 +94,7 @@ pub enum BindError {
     Other {
         /// `host:port` as configured.
         addr: String,
-        /// Why.
+        /// Error from `bind`/`listen` (other than address in use).
         source: std::io::Error,
     },
 }

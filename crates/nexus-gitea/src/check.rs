@@ -35,7 +35,7 @@ pub struct Check {
 }
 
 impl Check {
-    /// A failing observation.
+    /// Failing `subject`, without `problems` or a title subject (set them after).
     pub fn failing(subject: &str, summary: &str, diagnostics: &str) -> Check {
         Check {
             subject: subject.to_owned(),

@@ -73,7 +73,7 @@ pub struct GiteaConfig {
     pub base_url: String,
     /// `owner/name` of the repository that holds the incident issues.
     pub repo: String,
-    /// The API token.
+    /// API token, sent only in the `Authorization` header.
     pub token: Token,
     /// Timeout of each HTTP request (connect + answer). Default 15 s.
     pub timeout: Duration,

@@ -34,7 +34,7 @@ pub enum Error {
         method: &'static str,
         /// API path below `/api/v1`.
         path: String,
-        /// The limit.
+        /// Bytes read before giving up ([`crate::MAX_REPLY_BYTES`]).
         limit: usize,
     },
     /// The request could not be sent or no answer arrived in time (after retries).
@@ -70,7 +70,7 @@ pub enum Error {
     /// A state, lock or outbox file could not be read or written.
     #[error("{}: {op}: {source}", path.display())]
     Io {
-        /// The file or directory.
+        /// State, lock or outbox path as configured (not canonicalised).
         path: PathBuf,
         /// What was being done (`lock`, `read`, `create dir`, ...).
         op: &'static str,
@@ -80,7 +80,7 @@ pub enum Error {
     /// A state or outbox file holds JSON we cannot use.
     #[error("{}: corrupt JSON: {detail}", path.display())]
     Corrupt {
-        /// The file.
+        /// State file, or the outbox entry file.
         path: PathBuf,
         /// The serde error (names line, column and field).
         detail: String,

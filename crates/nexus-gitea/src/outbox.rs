@@ -40,7 +40,7 @@ pub struct QueuedAction {
     /// Empty in entries written before ids existed (no duplicate check).
     #[serde(default)]
     pub id: String,
-    /// The action.
+    /// Open, comment or resolve.
     pub kind: ActionKind,
     /// The observation that caused it.
     pub check: Check,
@@ -50,7 +50,7 @@ pub struct QueuedAction {
     pub down_since: Option<i64>,
 }
 
-/// The queue directory.
+/// Directory of queued actions, one JSON file each, named so that oldest sorts first.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     dir: PathBuf,
@@ -62,7 +62,7 @@ impl Outbox {
         Outbox { dir }
     }
 
-    /// The directory.
+    /// Directory as given to [`Outbox::new`].
     pub fn dir(&self) -> &Path {
         &self.dir
     }

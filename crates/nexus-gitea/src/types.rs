@@ -114,7 +114,7 @@ pub struct EditIssueOption {
     /// `open` or `closed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<IssueState>,
-    /// The new Markdown body.
+    /// Replacement Markdown body (the whole body, not a diff).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
 }

@@ -38,11 +38,11 @@ impl WriterStamp {
 pub struct AgentHeartbeat {
     /// Unix epoch seconds; the only field liveness logic uses.
     pub timestamp: f64,
-    /// The agent's process id.
+    /// PID of the agent process; the writer's own unless the caller sets one.
     pub pid: u32,
     /// Think-cycle counter.
     pub cycle: u64,
-    /// The model the agent runs.
+    /// Model identifier, free text (quoted in watchdog messages).
     pub model: String,
     /// What the agent is doing, e.g. `"thinking"`.
     pub status: String,
@@ -91,7 +91,7 @@ pub struct CronRecord {
     pub interval_seconds: u64,
     /// The process that wrote the record.
     pub pid: u32,
-    /// The host the job ran on.
+    /// Host name of the machine that ran the job, or the host a pushed run names.
     pub host: String,
     /// Outcome of the most recent run.
     pub status: CronStatus,

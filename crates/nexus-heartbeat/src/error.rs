@@ -12,9 +12,9 @@ pub enum Error {
     /// The document could not be serialised (never expected for our types).
     #[error("cannot serialise heartbeat for {}: {source}", path.display())]
     Serialise {
-        /// The target path.
+        /// Heartbeat file that was to be written.
         path: PathBuf,
-        /// The serde error.
+        /// Cause from `serde_json`.
         source: serde_json::Error,
     },
     /// A cron job name the safe-name rule refuses (`nexus_stdx::validate_name`).
@@ -23,7 +23,7 @@ pub enum Error {
     /// No candidate directory accepted the cron heartbeat.
     #[error("cannot write heartbeat for job {job:?} in any directory: {}", tried.join("; "))]
     NoDirectory {
-        /// The job.
+        /// Job name as given to the writer.
         job: String,
         /// One line per directory tried: `<dir>: <error>`.
         tried: Vec<String>,
@@ -63,7 +63,7 @@ pub enum ParseError {
     /// An empty file whose modification time is unknown.
     #[error("empty file and no modification time")]
     EmptyWithoutTime,
-    /// A JSON array.
+    /// The file is a JSON array; a heartbeat is an object or a bare time.
     #[error("JSON is an array, not an object")]
     Array,
     /// A quoted string that is not valid JSON (serde's line and column).
@@ -101,7 +101,7 @@ pub enum FieldProblem {
     /// A string that is neither epoch seconds nor ISO-8601.
     #[error("a string that is neither epoch seconds nor ISO-8601")]
     NotATime,
-    /// The wrong JSON type.
+    /// A field holds a JSON value of the wrong type.
     #[error("expected {expected}, found {found}")]
     WrongType {
         /// What the field holds.

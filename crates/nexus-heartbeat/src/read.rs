@@ -27,7 +27,7 @@ pub enum State {
     Fresh,
     /// Older than allowed, or no timestamp at all (treated as epoch 0).
     Stale,
-    /// The file does not exist.
+    /// No file at the path (`ENOENT`).
     Missing,
     /// The file exists but cannot be read (permissions, a directory, a FIFO).
     Unreadable,
@@ -79,7 +79,7 @@ pub enum Form {
 /// What a heartbeat file says, parsed leniently.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Observation {
-    /// The on-disk form.
+    /// How the beat was written: JSON object, bare number, ISO string or empty file.
     pub form: Form,
     /// Epoch seconds of the beat; `None` when a JSON object has no `timestamp`.
     pub timestamp: Option<f64>,
@@ -568,9 +568,9 @@ impl Rule {
 /// The verdict on one heartbeat file.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Classification {
-    /// The file.
+    /// Heartbeat path as given (not canonicalised).
     pub path: PathBuf,
-    /// Its state.
+    /// Verdict at the time of the check, against `max_age_seconds`.
     pub state: State,
     /// `now - timestamp` in seconds, when there is a timestamp (epoch 0 when
     /// the field is missing).

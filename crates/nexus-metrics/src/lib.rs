@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// A metric family's type.
+/// What a family's `# TYPE` line says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// A value that goes up and down.
@@ -42,9 +42,9 @@ impl Kind {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write metrics to {path}: {source}")]
 pub struct Error {
-    /// The file.
+    /// Target path as given (should end in `.prom`).
     pub path: PathBuf,
-    /// Why.
+    /// The atomic write's error as text (directory, temp file or rename), wrapped as I/O.
     #[source]
     pub source: std::io::Error,
 }
@@ -56,7 +56,7 @@ pub struct Exposition {
 }
 
 impl Exposition {
-    /// An empty exposition.
+    /// Empty text; add families and samples, then take the text.
     pub fn new() -> Exposition {
         Exposition::default()
     }
@@ -86,12 +86,12 @@ impl Exposition {
         self
     }
 
-    /// The text so far.
+    /// Text built so far; every line ends in a newline.
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
-    /// The finished text.
+    /// Text built so far, consuming the builder.
     pub fn into_string(self) -> String {
         self.text
     }

@@ -25,7 +25,7 @@ const WRAP_TWEAK: u64 = 2 * 86_400;
 /// A request waiting for its answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
-    /// The agent's name.
+    /// Agent name that `revive <name>` and `skip <name>` replies must give (any case).
     pub subject: String,
     /// The ids a reply names with an `e` tag (the message of each DM).
     pub refs: Vec<String>,

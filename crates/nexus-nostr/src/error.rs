@@ -8,9 +8,9 @@ pub enum Error {
     /// A setting is wrong (names the key, never the secret).
     #[error("[nostr] `{field}`: {why}")]
     Config {
-        /// The key.
+        /// Key in `[nostr]`, e.g. `relays` or `recipient_pubkey`.
         field: &'static str,
-        /// Why.
+        /// What is wrong with the value (never the secret itself).
         why: String,
     },
     /// No relay could be reached or answered in time.
@@ -18,7 +18,7 @@ pub enum Error {
     Down {
         /// Seconds until a relay is tried again.
         retry_in: f64,
-        /// The last relay's failure.
+        /// Last relay's failure as `<url>: <reason>`, or that every relay is backing off.
         why: String,
     },
     /// Relays answered, but none accepted the event.
@@ -27,14 +27,14 @@ pub enum Error {
     /// Building, signing or encrypting an event failed.
     #[error("nostr: {0}")]
     Event(String),
-    /// The state file.
+    /// The approval state file could not be read or written.
     #[error("{op} {}: {source}", path.display())]
     Io {
         /// What was done.
         op: &'static str,
-        /// The file.
+        /// State file path as configured.
         path: PathBuf,
-        /// The cause.
+        /// Error from reading or writing the file.
         #[source]
         source: std::io::Error,
     },

@@ -41,7 +41,7 @@ pub struct Published {
     pub problems: Vec<String>,
 }
 
-/// The configured relays.
+/// The `[nostr]` relays, in configured order, each with its own back-off.
 #[derive(Debug, Clone)]
 pub struct Relays {
     relays: Vec<Relay>,

@@ -83,7 +83,7 @@ pub enum PubkeyError {
     /// It starts like an `npub` but is not one.
     #[error("{key:?} is not a valid npub: {why}")]
     Npub {
-        /// The text given.
+        /// Key as given, trimmed.
         key: String,
         /// The bech32 decoder's reason.
         why: String,
@@ -91,7 +91,7 @@ pub enum PubkeyError {
     /// Neither an `npub` nor 64 hex digits.
     #[error("{key:?} is not a 64-hex-digit public key or an npub")]
     Hex {
-        /// The text given.
+        /// Key as given, trimmed.
         key: String,
     },
 }

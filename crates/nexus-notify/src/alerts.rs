@@ -76,7 +76,7 @@ impl Problem {
     }
 }
 
-/// Alerter settings.
+/// Settings of an [`Alerter`]: its state file, title and how often it may speak.
 #[derive(Debug, Clone)]
 pub struct AlertConfig {
     /// State file (e.g. `~/.local/state/nexus-heartbeat/alerts.json`).
@@ -96,7 +96,7 @@ pub struct AlertConfig {
 }
 
 impl AlertConfig {
-    /// Defaults.
+    /// `state_file` and `title` as given; the rest at the defaults each field names.
     pub fn new(state_file: PathBuf, title: &str) -> AlertConfig {
         AlertConfig {
             state_file,
@@ -158,7 +158,7 @@ pub struct Alerter {
 }
 
 impl Alerter {
-    /// An alerter.
+    /// Sends through `tg`, keeping its problem-set state in `cfg`'s state file.
     pub fn new(cfg: AlertConfig, tg: Telegram) -> Alerter {
         Alerter { cfg, tg }
     }

@@ -26,7 +26,7 @@ use crate::markdown::Text;
 use crate::state;
 use crate::telegram::{Message, Telegram, TgUser};
 
-/// Approval settings.
+/// Settings of [`Approvals`]: state file, who may decide, long-poll time.
 #[derive(Debug, Clone)]
 pub struct ApprovalConfig {
     /// State file (offset + pending requests).
@@ -48,7 +48,7 @@ impl ApprovalConfig {
     }
 }
 
-/// A decided request.
+/// A request that was answered or expired, as [`Approvals::poll`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     /// The request id given to [`Approvals::request`].
@@ -139,7 +139,7 @@ fn who(u: &TgUser) -> String {
 }
 
 impl Approvals {
-    /// An approval channel.
+    /// Sends through `tg`; pending requests live in `cfg`'s state file.
     pub fn new(cfg: ApprovalConfig, tg: Telegram) -> Approvals {
         Approvals { cfg, tg }
     }

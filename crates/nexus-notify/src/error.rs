@@ -28,7 +28,7 @@ pub enum Error {
     TooLarge {
         /// Bot API method.
         method: &'static str,
-        /// The limit.
+        /// Bytes read before giving up ([`crate::MAX_REPLY_BYTES`]).
         limit: usize,
     },
     /// Flood control asked for a longer wait than allowed, or kept refusing.
@@ -58,15 +58,15 @@ pub enum Error {
     /// A configuration value is unusable.
     #[error("invalid telegram configuration: {field}: {why}")]
     Config {
-        /// The field.
+        /// Config field or argument at fault (`base_url`, `token`, `request_id`, ...).
         field: &'static str,
-        /// Why.
+        /// What is wrong with the value (never the value itself when it is the token).
         why: String,
     },
     /// A state file could not be read.
     #[error("{}: {op}: {source}", path.display())]
     Io {
-        /// The file.
+        /// State file path as configured.
         path: PathBuf,
         /// What was being done.
         op: &'static str,

@@ -56,7 +56,7 @@ pub struct Text {
 }
 
 impl Text {
-    /// An empty message.
+    /// Empty in both renderings; add text with the chaining methods.
     pub fn new() -> Text {
         Text::default()
     }
@@ -86,7 +86,7 @@ impl Text {
         self
     }
 
-    /// A line break.
+    /// Appends a newline to both renderings.
     pub fn line(mut self) -> Text {
         self.markdown.push('\n');
         self.plain.push('\n');
@@ -98,7 +98,7 @@ impl Text {
         &self.markdown
     }
 
-    /// The plain-text rendering.
+    /// Same content without MarkdownV2 markup: the fallback when Telegram rejects the markup.
     pub fn plain(&self) -> &str {
         &self.plain
     }

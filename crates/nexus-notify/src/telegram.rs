@@ -63,7 +63,7 @@ pub fn tokio_sleeper() -> Sleeper {
 pub struct TelegramConfig {
     /// API root, default `https://api.telegram.org` (tests: mockito).
     pub base_url: String,
-    /// The bot token.
+    /// Bot token (`<id>:<secret>`), only ever put in the request path.
     pub token: BotToken,
     /// The chat alerts and approval requests go to; the only chat whose
     /// answers count.
@@ -116,7 +116,7 @@ pub struct Message {
     pub message_id: i64,
     /// Unix seconds (0 for an inaccessible message).
     pub date: i64,
-    /// The chat.
+    /// Chat it was posted in; only the configured chat's messages count.
     pub chat: Chat,
     /// Sender (absent for channel posts).
     #[serde(default)]
@@ -136,7 +136,7 @@ pub struct CallbackQuery {
     pub id: String,
     /// Who pressed the button.
     pub from: TgUser,
-    /// The message with the button.
+    /// Message carrying the button; absent when it is too old for Telegram to include.
     #[serde(default)]
     pub message: Option<Message>,
     /// The button's `callback_data`.
@@ -149,13 +149,13 @@ pub struct CallbackQuery {
 pub struct Update {
     /// Increasing id; the next offset is the last one + 1.
     pub update_id: i64,
-    /// A new message.
+    /// New message in a chat the bot is in.
     #[serde(default)]
     pub message: Option<Message>,
-    /// A channel post.
+    /// New post in a channel the bot is in.
     #[serde(default)]
     pub channel_post: Option<Message>,
-    /// A button press.
+    /// Inline-keyboard button press (Approve / Deny).
     #[serde(default)]
     pub callback_query: Option<CallbackQuery>,
 }
@@ -177,7 +177,7 @@ struct Parameters {
     retry_after: Option<u64>,
 }
 
-/// The Bot API client.
+/// Bot API client bound to one token and one chat.
 #[derive(Clone)]
 pub struct Telegram {
     http: reqwest::Client,
@@ -260,7 +260,7 @@ impl Telegram {
         self
     }
 
-    /// The configured chat.
+    /// Chat id from [`TelegramConfig::chat_id`]; messages go only there.
     pub fn chat_id(&self) -> i64 {
         self.chat_id
     }

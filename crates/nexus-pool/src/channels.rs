@@ -346,7 +346,7 @@ pub(crate) enum TelegramEvent {
 /// How an approval command went (Telegram's, Nostr's).
 #[derive(Debug)]
 pub(crate) enum ApprovalEvent {
-    /// The channel has the request.
+    /// The channel accepted request `id`; its answers refer to that id.
     Asked {
         key: String,
         id: String,

@@ -19,11 +19,11 @@ use serde::Deserialize;
 
 use crate::Error;
 
-/// The whole configuration.
+/// A pool config file, parsed: its own TOML, the seed's JSON or lazarus-pit's TOML.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
-    /// Daemon settings.
+    /// `[pool]`: the daemon's own settings.
     #[serde(default)]
     pub pool: PoolSection,
     /// Gateways watched directly (one agent each).
@@ -68,7 +68,7 @@ pub struct PoolConfig {
 /// The format a config file was in.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ConfigFormat {
-    /// The pool's own TOML.
+    /// The pool's own TOML (docs/DEPLOYMENT.md), not lazarus-pit's.
     #[default]
     Toml,
     /// The seed pool's `resurrection_pool.json`.
@@ -238,12 +238,12 @@ impl Default for PoolSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
-    /// The agent's name.
+    /// Agent name; also the agent's key in the pool's state.
     pub name: String,
     /// Gateway host; the process probe only applies when it is local.
     #[serde(default = "localhost")]
     pub host: String,
-    /// Gateway port.
+    /// Gateway WebSocket port (default the seed's 8765).
     #[serde(default = "ws_port")]
     pub port: u16,
     /// The agent's heartbeat (`~` expanded).
@@ -330,7 +330,7 @@ fn ask() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CellsSection {
-    /// The cells root.
+    /// Directory holding one subdirectory per cell (default `/var/missions`).
     #[serde(default = "missions_root")]
     pub root: PathBuf,
     /// A cell agent's heartbeat is stale beyond this.

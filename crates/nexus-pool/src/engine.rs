@@ -178,7 +178,7 @@ pub type Named = (Box<OsStr>, Arc<str>);
 /// The directories to watch, built by a full sweep.
 #[derive(Debug, Default)]
 pub struct Wanted {
-    /// The cells root.
+    /// Cells root to watch for cells coming and going; `None` without `[cells]`.
     pub root: Option<PathBuf>,
     /// Every cell directory.
     pub cells: Vec<PathBuf>,

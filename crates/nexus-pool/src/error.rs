@@ -2,24 +2,24 @@
 
 use std::path::PathBuf;
 
-/// An error of the pool.
+/// Everything the pool's library calls can fail with; each names what failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A configuration that cannot be used.
     #[error("invalid pool config {origin}: {message}")]
     Config {
-        /// The file.
+        /// Config file path as given, or a pseudo-source such as `(nostr secret key)`.
         origin: String,
         /// What is wrong, naming the key.
         message: String,
     },
-    /// A file operation failed.
+    /// A read, write or stat of one of the pool's files failed.
     #[error("cannot {op} {}: {source}", path.display())]
     Io {
         /// What was being done.
         op: &'static str,
-        /// The file.
+        /// Path as configured (not canonicalised).
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
@@ -27,7 +27,7 @@ pub enum Error {
     /// Another pool holds the PID file lock.
     #[error("another resurrection pool is running (PID file {} is locked{})", path.display(), pid.map(|p| format!(" by PID {p}")).unwrap_or_default())]
     AlreadyRunning {
-        /// The PID file.
+        /// PID file path as configured.
         path: PathBuf,
         /// The PID written in it, if readable.
         pid: Option<u32>,
@@ -35,9 +35,9 @@ pub enum Error {
     /// Another pool watches the same cells root.
     #[error("another resurrection pool{} is watching the cells root {} (lock file {}); one pool per cells root", pid.map(|p| format!(" (PID {p})")).unwrap_or_default(), root.display(), lock.display())]
     CellsRootBusy {
-        /// The cells root.
+        /// Cells root as configured in `[cells] root`.
         root: PathBuf,
-        /// Its lock file.
+        /// `<root>/.resurrection-pool.lock`, held while a pool runs.
         lock: PathBuf,
         /// The holder's PID, if the lock file says.
         pid: Option<u32>,
@@ -46,15 +46,15 @@ pub enum Error {
     /// cannot be taken.
     #[error("cannot lock {}: {why}", path.display())]
     Lock {
-        /// The lock file.
+        /// PID file, or the cells root's `.resurrection-pool.lock`.
         path: PathBuf,
-        /// Why.
+        /// In words: the root is not a directory, others could replace the file, or the I/O error.
         why: String,
     },
     /// The pool's state file is not one (a link, a FIFO, bad JSON ...).
     #[error("bad pool state file {}: {reason}", path.display())]
     State {
-        /// The state file.
+        /// State file path as configured.
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
@@ -62,7 +62,7 @@ pub enum Error {
     /// A heartbeat or state write failed.
     #[error(transparent)]
     Write(#[from] nexus_stdx::WriteError),
-    /// A cell operation failed.
+    /// Opening, reading or writing a mission cell failed.
     #[error(transparent)]
     Cell(#[from] nexus_cell::Error),
     /// `[ping]` is set but its token file cannot be used (a ping endpoint
@@ -85,7 +85,7 @@ pub enum Error {
     /// next try.
     #[error("{source} ({kept} events kept to retry)")]
     EventsKept {
-        /// The last append that failed.
+        /// Error of the most recent failed append (earlier ones are not kept).
         source: nexus_cell::Error,
         /// How many events wait.
         kept: usize,

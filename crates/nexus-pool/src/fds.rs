@@ -27,7 +27,7 @@ pub const MAX_HTTP_CONNECTIONS: usize = 256;
 /// How the open-file limit is shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FdBudget {
-    /// The soft open-file limit.
+    /// Soft `RLIMIT_NOFILE`, after raising it to the hard limit where possible.
     pub limit: u64,
     /// Kept for the pool's own work.
     pub reserve: usize,

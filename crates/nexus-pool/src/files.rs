@@ -40,7 +40,7 @@ pub const CELLS_LOCK: &str = ".resurrection-pool.lock";
 pub enum Found {
     /// No such file (or no such directory).
     Missing,
-    /// The whole file.
+    /// Entire content (at most `max` bytes), read without following a final link.
     Bytes(Vec<u8>),
     /// Something that is not the pool's file: why (a link, not a regular
     /// file, over the cap). Its content is never read.

@@ -44,7 +44,7 @@ pub struct Target {
     pub cell_label: Option<Arc<str>>,
     /// Its mission's label (shared by the cell's agents).
     pub mission: Option<Arc<str>>,
-    /// The revive policy.
+    /// Effective policy: the agent's own, else its cell's or mission's, else the default.
     pub policy: Policy,
     /// Its cell is frozen: reported, never revived.
     pub frozen: bool,
@@ -77,9 +77,9 @@ impl Target {
 pub struct Gateway {
     /// Host of the gateway.
     pub host: String,
-    /// Its port.
+    /// Gateway port from `[[gateway]] port` (default the seed's WS port).
     pub port: u16,
-    /// The agent's heartbeat file.
+    /// Heartbeat file path, `~` expanded.
     pub heartbeat: PathBuf,
     /// Stale beyond this.
     pub stale_threshold: Duration,
@@ -175,7 +175,7 @@ impl Fleet {
         self.parts
     }
 
-    /// The config's gateways.
+    /// Number of gateway targets (the first part).
     pub fn gateways(&self) -> usize {
         self.parts.first().map_or(0, Vec::len)
     }

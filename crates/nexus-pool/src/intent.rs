@@ -46,7 +46,7 @@ pub struct LaunchIntent {
     pub id: String,
     /// When it was decided (epoch seconds, the pool's clock).
     pub at: f64,
-    /// The episode's attempt number.
+    /// Attempt number within the death episode.
     pub attempt: u32,
     /// The PID, once known (saved with the next state save).
     #[serde(default)]
@@ -77,9 +77,9 @@ impl LaunchIntent {
 /// and the intent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JournalEntry {
-    /// The agent's key.
+    /// Agent key: the gateway name or `<cell>/<agent>`.
     pub key: String,
-    /// The launch.
+    /// Intent as persisted before the spawn (id, time, attempt, PID once known).
     pub intent: LaunchIntent,
     /// The record as it stands once the launch is counted.
     pub record: AgentRecord,

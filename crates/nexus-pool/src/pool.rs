@@ -204,7 +204,7 @@ impl Targets {
     }
 }
 
-/// The resurrection pool.
+/// The resurrection pool daemon's state and loop: one per cells root and PID file.
 #[derive(Debug)]
 pub struct Pool {
     /// Shared with each sweep's survey, which runs on a blocking thread.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-/// The configured limit.
+/// Token-bucket limit for the `/ping` endpoint (`burst` and `per_minute`).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
@@ -28,7 +28,7 @@ impl Default for RateLimit {
     }
 }
 
-/// The bucket.
+/// Token bucket shared by all senders; thread-safe.
 #[derive(Debug)]
 pub struct TokenBucket {
     limit: RateLimit,
@@ -36,7 +36,7 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    /// A full bucket.
+    /// Starts full: `burst` tokens available at once.
     pub fn new(limit: RateLimit) -> TokenBucket {
         TokenBucket {
             limit,

@@ -31,7 +31,7 @@ pub enum Why {
     HeartbeatUnreadable,
     /// The heartbeat is stamped in the future and no longer changes.
     HeartbeatFuture,
-    /// The pool's own child exited.
+    /// An agent process the pool itself launched has exited.
     Exited,
     /// The pool's own child runs, its heartbeat is stale.
     Hung,
@@ -39,7 +39,7 @@ pub enum Why {
     NotRunning,
     /// `/proc` no longer shows its process.
     ProcessGone,
-    /// Its gateway does not answer.
+    /// The gateway did not answer the last probe.
     GatewayDown,
     /// It could not be checked.
     Unchecked,
@@ -184,7 +184,7 @@ impl Sighting {
         untri(self.bits >> 2)
     }
 
-    /// Its cell was frozen.
+    /// Whether the agent's cell was frozen (reported, never revived).
     pub fn is_frozen(&self) -> bool {
         self.bits & FROZEN != 0
     }

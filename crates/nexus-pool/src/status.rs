@@ -56,7 +56,7 @@ impl StatusRow {
         self.state == State::Healthy.as_str()
     }
 
-    /// The row as one line of text.
+    /// One line for `--status`: state, name, then heartbeat age and probe results.
     pub fn line(&self) -> String {
         use std::fmt::Write as _;
         let mut out = format!("{:<15} {}", self.state, self.name);

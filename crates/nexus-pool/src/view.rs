@@ -10,16 +10,16 @@ use nexus_revive::{Policy, State};
 /// One agent as the pool last saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentView {
-    /// The agent's name.
+    /// Agent name: the gateway's `name`, or the name inside its cell.
     pub name: Arc<str>,
     /// The mission cell (uuid), when the agent lives in one (shared by the
     /// cell's agents).
     pub cell: Option<Arc<str>>,
     /// The mission's label (shared likewise).
     pub mission: Option<Arc<str>>,
-    /// Its revive policy.
+    /// Effective policy: the agent's own, else its cell's or mission's, else the default.
     pub policy: Policy,
-    /// The state machine's state.
+    /// State-machine state after the last sweep.
     pub state: State,
     /// The gateway answered (`None`: not applicable / unknown).
     pub gateway_alive: Option<bool>,

@@ -17,7 +17,7 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
-    /// A plugin invocation.
+    /// Runs `argv` directly, no shell; `argv[0]` must name the program.
     pub fn new<S: Into<String>>(argv: impl IntoIterator<Item = S>) -> CommandSpec {
         CommandSpec {
             argv: argv.into_iter().map(Into::into).collect(),
@@ -35,7 +35,7 @@ impl CommandSpec {
 /// One perfdata item: `'label'=value[UOM];[warn];[crit];[min];[max]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PerfDatum {
-    /// The label.
+    /// Label with the surrounding quotes removed (`''` unescaped to `'`).
     pub label: String,
     /// The value (`None` for `U`, unknown).
     pub value: Option<f64>,

@@ -47,10 +47,10 @@ use crate::ws::WsSpec;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file could not be read.
+    /// The config file cannot be opened or read.
     #[error("cannot read probe config {}: {source}", path.display())]
     Read {
-        /// The file.
+        /// Config path as given.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,

@@ -37,16 +37,16 @@ pub enum MatchMode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessSpec {
-    /// The pattern to look for.
+    /// Word (or substring, per `match`) to find in a command line, e.g. `nexus_think`.
     #[serde(default)]
     pub pattern: Option<String>,
     /// How `pattern` is matched (default `argv`).
     #[serde(default, rename = "match")]
     pub match_mode: MatchMode,
-    /// A file holding the PID.
+    /// File holding one decimal PID (`~` expanded).
     #[serde(default)]
     pub pidfile: Option<PathBuf>,
-    /// A PID.
+    /// PID to check directly (not 0).
     #[serde(default)]
     pub pid: Option<u32>,
     /// Ignore the prober's own descendants (default true). A supervisor that
@@ -120,7 +120,7 @@ impl ProcessSpec {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot scan processes in {}: {source}", path.display())]
 pub struct ProcError {
-    /// The directory.
+    /// Proc root as configured (`/proc` unless a test overrides it).
     pub path: PathBuf,
     /// The I/O error.
     pub source: io::Error,
@@ -320,7 +320,6 @@ impl ProcTable {
         out
     }
 
-    /// The prober's descendants.
     fn descendants(&self) -> HashSet<u32> {
         let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
         for e in &self.entries {

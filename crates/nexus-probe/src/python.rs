@@ -15,7 +15,7 @@ use crate::Outcome;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PythonSyntaxSpec {
-    /// The source file.
+    /// Python source file to check (`~` expanded), e.g. `nexus/nexus_think.py`.
     pub path: PathBuf,
     /// The interpreter that will run the agent (default `python3`).
     #[serde(default = "python3")]

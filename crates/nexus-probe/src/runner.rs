@@ -54,7 +54,7 @@ impl Runner {
         self
     }
 
-    /// The settings.
+    /// Settings the runner was built with.
     pub fn config(&self) -> &RunnerConfig {
         &self.config
     }

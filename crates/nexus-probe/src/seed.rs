@@ -9,9 +9,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The gateway's host.
+/// Default gateway host (the seed's).
 pub const WS_HOST: &str = "localhost";
-/// The gateway's WebSocket port.
+/// Default gateway WebSocket port (the seed's).
 pub const WS_PORT: u16 = 8765;
 /// The host of the gateway's health endpoint, for the watchdog and the
 /// sidecar that serves it (the pool asks each gateway's own host).
@@ -22,7 +22,7 @@ pub const HEALTH_PORT: u16 = 8766;
 pub const PROCESS_PATTERN: &str = "nexus_think";
 /// The think script the watchdog syntax-checks.
 pub const THINK_SCRIPT: &str = "nexus/nexus_think.py";
-/// The agent's interpreter.
+/// Interpreter the seed's agent runs under, used for the syntax check.
 pub const PYTHON: &str = "python3";
 /// A heartbeat older than this is stale (the watchdog's default).
 pub const STALE_THRESHOLD: Duration = Duration::from_secs(300);

@@ -128,16 +128,16 @@ impl fmt::Display for Verdict {
 /// What a probe kind returns before the runner adds name, kind, latency and time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// The status.
+    /// Verdict; "could not check" is always `Unknown`.
     pub status: Status,
-    /// The one-line summary.
+    /// One line for humans, e.g. `Alive: cycle=12, 3s ago, model=m`.
     pub summary: String,
     /// Structured details.
     pub details: Map<String, Value>,
 }
 
 impl Outcome {
-    /// An outcome without details.
+    /// No structured details; add them to `details` if needed.
     pub fn new(status: Status, summary: impl Into<String>) -> Outcome {
         Outcome {
             status,

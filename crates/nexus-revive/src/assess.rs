@@ -25,7 +25,7 @@ pub struct Probe {
     pub gateway: Option<bool>,
     /// The agent's process runs (not a zombie, not stopped).
     pub process: Option<bool>,
-    /// The heartbeat.
+    /// What the heartbeat probe saw; alone it decides life under [`DeadRule::Hung`].
     pub heartbeat: Heartbeat,
 }
 
@@ -37,7 +37,7 @@ pub enum Health {
     Healthy,
     /// The mind is alive (fresh heartbeat) but something else fails.
     Degraded,
-    /// The mind is not alive.
+    /// Dead under the [`DeadRule`]: heartbeat stale or missing (`Hung`), or every known probe fails (`All`).
     Dead,
     /// Nothing could be evaluated.
     Unknown,

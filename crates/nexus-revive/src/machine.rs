@@ -184,7 +184,7 @@ pub struct AgentRecord {
     /// Launches since the agent was last healthy for `backoff_reset_after`:
     /// the backoff grows with it, so a flapping agent does not reset it.
     pub backoff_level: u32,
-    /// The last launch.
+    /// Epoch seconds of the most recent launch (first start or revive).
     pub last_launch: Option<f64>,
     /// Healthy since (for the backoff reset).
     pub healthy_since: Option<f64>,
@@ -213,14 +213,14 @@ pub struct AgentRecord {
 pub enum Action {
     /// The state changed (log it, append an event).
     Transition {
-        /// Before.
+        /// State before this step.
         from: State,
-        /// After.
+        /// State after this step.
         to: State,
     },
     /// Open the episode's incident (at most once per episode).
     OpenIncident {
-        /// Why.
+        /// One line for the issue, e.g. `... did not become healthy within 120s`.
         reason: String,
     },
     /// Add to the open incident.
@@ -259,7 +259,7 @@ pub enum Action {
     },
     /// Tell a human: the budget is spent or the pre-flight failed.
     Escalate {
-        /// Why.
+        /// One line for the human, e.g. `restart budget spent: 5 revive(s) in 3600s; ...`.
         reason: String,
     },
 }
@@ -267,7 +267,7 @@ pub enum Action {
 /// How a launch went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LaunchOutcome {
-    /// The process started.
+    /// The process was spawned; health is judged by later sweeps.
     Started,
     /// It could not be started (counts as an attempt).
     Failed(String),

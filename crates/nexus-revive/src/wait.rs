@@ -14,19 +14,19 @@ pub enum Wait {
     /// Its first start was launched: healthy on its first fresh heartbeat,
     /// failed if none lands by `until`.
     Starting {
-        /// The revive deadline.
+        /// Launch time plus `revive_deadline`.
         until: f64,
     },
     /// A revive was launched: healthy on its first fresh heartbeat.
     Reviving {
         /// Which revive, in the episode.
         attempt: u32,
-        /// The revive deadline.
+        /// Launch time plus `revive_deadline`.
         until: f64,
     },
     /// An inferred death inside the pool's start-up grace.
     StartupGrace {
-        /// The grace's end.
+        /// Epoch seconds when the start-up grace ends.
         until: f64,
     },
     /// An inferred death being confirmed (`dead_after`).
@@ -40,7 +40,7 @@ pub enum Wait {
         until: f64,
         /// The revive it will be, counted in the attempt window.
         attempt: u32,
-        /// The budget.
+        /// `max_attempts` per window.
         max: u32,
         /// The budget's window, seconds.
         window: f64,

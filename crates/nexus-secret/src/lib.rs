@@ -52,7 +52,7 @@ pub enum Error {
     /// The file cannot be opened or read.
     #[error("token file {}: {source}", path.display())]
     Io {
-        /// The file.
+        /// Token file path as configured (`token_file`), not resolved.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
@@ -63,33 +63,33 @@ pub enum Error {
         path.display(), path.display()
     )]
     Permissions {
-        /// The file.
+        /// Token file path as configured (`token_file`), not resolved.
         path: PathBuf,
-        /// Its permission bits.
+        /// `st_mode & 0o7777` (shown in octal); group or other bits are set.
         mode: u32,
     },
     /// Not a regular file (a directory, FIFO, device).
     #[error("token file {} is not a regular file", path.display())]
     NotAFile {
-        /// The path.
+        /// Token file path as configured (`token_file`), not resolved.
         path: PathBuf,
     },
     /// Blank after trimming.
     #[error("token file {} is empty", path.display())]
     Empty {
-        /// The file.
+        /// Token file path as configured (`token_file`), not resolved.
         path: PathBuf,
     },
     /// Larger than [`MAX_TOKEN_FILE`].
     #[error("token file {} is larger than {MAX_TOKEN_FILE} bytes", path.display())]
     TooLarge {
-        /// The file.
+        /// Token file path as configured (`token_file`), not resolved.
         path: PathBuf,
     },
     /// Not UTF-8.
     #[error("token file {} is not UTF-8 text", path.display())]
     NotText {
-        /// The file.
+        /// Token file path as configured (`token_file`), not resolved.
         path: PathBuf,
     },
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 /// A duration string that is not `90s`, `5m`, `1h`, `2d`, `250ms` or plain seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DurationError {
-    /// The rejected text.
+    /// Text as given, untrimmed.
     pub input: String,
     /// Why it was rejected.
     pub why: &'static str,

@@ -22,14 +22,14 @@ const TEMP_ATTEMPTS: u32 = 64;
 pub enum WriteError {
     /// The parent directory could not be created.
     CreateDir {
-        /// The directory.
+        /// Parent directory of the target that could not be created.
         path: PathBuf,
         /// The I/O error.
         source: io::Error,
     },
     /// The target path has no file name (e.g. `/` or `..`).
     NotAFile {
-        /// The path given.
+        /// Target path as given.
         path: PathBuf,
     },
     /// Writing, syncing or renaming the temp file failed.

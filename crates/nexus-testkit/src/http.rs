@@ -8,7 +8,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// A response body.
 #[derive(Debug, Clone)]
 pub enum Body {
     /// These bytes.
@@ -202,7 +201,7 @@ where
 /// An answer read by [`fetch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
-    /// The status code.
+    /// Status code from the status line.
     pub status: u16,
     /// The head after the status line, header names lower-cased.
     pub head: String,

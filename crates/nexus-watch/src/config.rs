@@ -13,7 +13,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::ConfigError;
 
-/// The whole configuration file.
+/// A watchdog TOML file, parsed; `[incident]` and `[telegram]` are left to the binary.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchdogFile {
@@ -76,7 +76,7 @@ impl Default for WatchdogSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecoverySpec {
-    /// The probe name it reacts to.
+    /// Check name it reacts to (a probe's `name`, e.g. `ws_gateway`).
     pub check: String,
     /// The statuses that trigger it (default: critical).
     #[serde(default = "critical_only")]

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The file cannot be read.
+    /// The config file cannot be opened or read.
     #[error("cannot read watchdog config {}: {source}", path.display())]
     Read {
-        /// The file.
+        /// Config path as passed to `load` (not resolved).
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
@@ -17,7 +17,7 @@ pub enum ConfigError {
     /// Malformed TOML, an unknown key, a wrong type or an inconsistent value.
     #[error("invalid watchdog config {origin}: {message}")]
     Parse {
-        /// The file name.
+        /// Config path as given, or the name the caller passed to `parse`.
         origin: String,
         /// What is wrong, with line, column and key where the parser knows them.
         message: String,
@@ -25,7 +25,7 @@ pub enum ConfigError {
     /// A value the parser accepted that the watchdog cannot use.
     #[error("invalid watchdog config {origin}: {at}: {why}")]
     Invalid {
-        /// The file name.
+        /// Config path as given, or the name the caller passed to `parse`.
         origin: String,
         /// The table and key (``[watchdog] `interval` ``, `[[recovery]] #2`).
         at: String,
@@ -44,12 +44,12 @@ pub enum CleanupError {
         /// The rule's `root`.
         root: PathBuf,
     },
-    /// The root cannot be opened.
+    /// The root cannot be opened: missing, no permission, or another I/O error.
     #[error("{}: {source}", root.display())]
     Open {
         /// The rule's `root`.
         root: PathBuf,
-        /// The cause.
+        /// Error from opening the root directory.
         source: std::io::Error,
     },
 }

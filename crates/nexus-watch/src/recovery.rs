@@ -26,7 +26,7 @@ const MAX_DEPTH: usize = 32;
 /// What one recovery action did (or, in dry-run, would do).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecoveryResult {
-    /// The check it reacted to.
+    /// Check name from the `[[recovery]]` entry, e.g. `ws_gateway`.
     pub check: String,
     /// `restart`, `cleanup` or `none` (cap reached).
     pub action: &'static str,

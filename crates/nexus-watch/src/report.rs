@@ -27,7 +27,7 @@ pub struct CheckEntry {
 /// A check that counts against the run ([`Evaluation::findings`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding<'a> {
-    /// The check's verdict.
+    /// Verdict of the check as the runner returned it.
     pub verdict: &'a Verdict,
     /// Critical (else a warning).
     pub critical: bool,

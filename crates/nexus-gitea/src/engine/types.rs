@@ -14,7 +14,7 @@ pub enum Outcome {
     /// Nothing to do (healthy without issue, or an unchanged failure inside
     /// the comment interval).
     Nothing,
-    /// A new issue.
+    /// No open or recently closed issue: a new one was filed.
     Created {
         /// Issue number.
         number: u64,
@@ -43,7 +43,7 @@ pub enum Outcome {
     /// `max_issues_per_day` reached: no issue created (the newest issue of the
     /// subject, if any, got a comment instead).
     CapReached {
-        /// The issue commented on.
+        /// Newest issue of the subject, if it existed and a comment was due.
         commented_on: Option<u64>,
     },
     /// The rate limit (`max_actions` per `action_window`) is reached: the

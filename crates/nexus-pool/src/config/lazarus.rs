@@ -51,7 +51,7 @@ const POOL_ONLY: &[&str] = &["pool", "missions", "revive", "incident", "telegram
 /// Which format a TOML document is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Shape {
-    /// The pool's own TOML.
+    /// The pool's own TOML (docs/DEPLOYMENT.md), not lazarus-pit's.
     Pool,
     /// lazarus-pit's `config/lazarus-pit.toml`.
     Lazarus,

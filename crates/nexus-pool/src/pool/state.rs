@@ -64,7 +64,7 @@ pub struct PoolState {
 /// A Telegram message waiting to be sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Unsent {
-    /// The message.
+    /// Message text as queued; resent unchanged.
     pub text: String,
     /// Not before this time (epoch seconds): Telegram's `retry_after`.
     pub not_before: f64,

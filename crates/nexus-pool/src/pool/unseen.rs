@@ -36,7 +36,7 @@ use crate::view::{AgentView, UnreadableCell};
 pub struct Retired {
     /// When it left (epoch seconds).
     pub left_at: f64,
-    /// Its record as it was.
+    /// Record frozen at the moment the agent left the fleet.
     pub record: AgentRecord,
 }
 
