@@ -40,7 +40,10 @@ fn every_binary_prints_its_man_page_naming_itself() {
         let th = man.lines().find(|l| l.starts_with(".TH ")).unwrap_or("");
         assert!(th.starts_with(&format!(".TH {name} 1 ")), "{name}: {th}");
         assert!(man.contains("\\-\\-help"), "{name}: no options section");
-        assert!(!man.contains("generate"), "{name}: the hidden flag shows");
+        assert!(
+            !man.contains("\\-\\-generate"),
+            "{name}: the hidden flag shows"
+        );
     }
 }
 
