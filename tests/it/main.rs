@@ -21,6 +21,7 @@ mod cron;
 mod faults;
 mod full_disk;
 mod gateway_health;
+mod generate;
 mod heartbeat;
 mod hostile;
 mod incident;

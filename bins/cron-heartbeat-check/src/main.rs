@@ -197,6 +197,9 @@ fn main() -> ExitCode {
 }
 
 fn main_inner() -> ExitCode {
+    if let Some(code) = nexus_cli::generate_if_asked::<Cli>() {
+        return code;
+    }
     nexus_cli::init_logging(nexus_cli::ONE_SHOT);
     let cli = Cli::parse();
     let setup = match Setup::load(&cli.scan) {

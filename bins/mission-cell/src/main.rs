@@ -168,6 +168,9 @@ fn main() -> ExitCode {
 }
 
 fn main_inner() -> ExitCode {
+    if let Some(code) = nexus_cli::generate_if_asked::<Cli>() {
+        return code;
+    }
     nexus_cli::init_logging(nexus_cli::ONE_SHOT);
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,

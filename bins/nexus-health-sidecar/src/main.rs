@@ -95,6 +95,9 @@ fn main() -> ExitCode {
 }
 
 fn main_inner() -> ExitCode {
+    if let Some(code) = nexus_cli::generate_if_asked::<Cli>() {
+        return code;
+    }
     let cli = Cli::parse();
     nexus_cli::init_logging(nexus_cli::DAEMON);
     if let Err(e) = cli.validate() {

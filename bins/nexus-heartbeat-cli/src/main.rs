@@ -191,6 +191,9 @@ fn main() -> ExitCode {
 }
 
 fn main_inner() -> ExitCode {
+    if let Some(code) = nexus_cli::generate_if_asked::<Cli>() {
+        return code;
+    }
     nexus_cli::init_logging(nexus_cli::ONE_SHOT);
     let cli = Cli::parse();
     match cli.cmd {

@@ -263,6 +263,9 @@ fn main() -> ExitCode {
 }
 
 fn main_inner() -> ExitCode {
+    if let Some(code) = nexus_cli::generate_if_asked::<Cli>() {
+        return code;
+    }
     let cli = Cli::parse();
     // The libraries' warnings (a Gitea that refused the assignees, a
     // Telegram 5xx) on stderr, filtered by NEXUS_LOG.

@@ -157,6 +157,9 @@ fn main() -> ExitCode {
 }
 
 fn main_inner() -> ExitCode {
+    if let Some(code) = nexus_cli::generate_if_asked::<Cli>() {
+        return code;
+    }
     let cli = Cli::parse();
     let default_level = if cli.once {
         nexus_cli::ONE_SHOT

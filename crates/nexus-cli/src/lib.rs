@@ -27,15 +27,25 @@
 //! It also installs the one log subscriber every binary uses
 //! ([`init_logging`]: `NEXUS_LOG`, stderr only), and holds the argument
 //! parsers the binaries share ([`duration_arg`] for clap's `value_parser`).
+//! With the `generate` feature (every shipped binary turns it on), the
+//! hidden `<bin> --generate man|complete-bash|complete-zsh|complete-fish`
+//! ([`generate_if_asked`], [`generate`], [`Generate`]): the man page and
+//! completions the Debian package ships.
 //!
 //! It must never panic, block on a reader that went away, or depend on
 //! anything but std, `nexus-stdx` and `tracing-subscriber` (the heartbeat
-//! CLI links it; `scripts/check-deps`). Only binaries depend on it.
+//! CLI links it; `scripts/check-deps`), and clap, clap_complete and
+//! clap_mangen behind the optional `generate` feature only. Only binaries
+//! depend on it.
 
 mod arg;
+#[cfg(feature = "generate")]
+mod generate;
 mod log;
 
 pub use arg::{DurationError, duration_arg};
+#[cfg(feature = "generate")]
+pub use generate::{Generate, generate, generate_if_asked};
 pub use log::{DAEMON, LOG_ENV, ONE_SHOT, init_logging};
 pub use nexus_stdx::{ExitKind, HasExitKind};
 
