@@ -57,13 +57,13 @@ struct ScanArgs {
     #[arg(long, global = true)]
     registry: Option<PathBuf>,
     /// Interval for files that record none [default: registry's, else 1d].
-    #[arg(long, global = true, value_parser = nexus_cli::duration_arg)]
+    #[arg(long, global = true, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg)]
     default_interval: Option<Duration>,
     /// STALE beyond this many intervals [default: registry's, else 2].
     #[arg(long, global = true)]
     multiplier: Option<f64>,
     /// LATE (not yet STALE) for this long past the deadline [default: registry's, else 0s].
-    #[arg(long, global = true, value_parser = nexus_cli::duration_arg)]
+    #[arg(long, global = true, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg)]
     grace: Option<Duration>,
     /// Where the state and history live [default: the first directory's parent].
     #[arg(long, global = true)]
@@ -85,7 +85,7 @@ struct CheckArgs {
     #[arg(long)]
     alerts_dir: Option<PathBuf>,
     /// The interval of this checker's own heartbeat (its timer period).
-    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "15m")]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg, default_value = "15m")]
     self_interval: Duration,
     /// Do not write this checker's own heartbeat.
     #[arg(long)]
@@ -202,7 +202,8 @@ fn main_inner() -> ExitCode {
     let setup = match Setup::load(&cli.scan) {
         Ok(s) => s,
         Err(e) => {
-            return nexus_cli::Fail::config(format_args!("{e:#}")).report("cron-heartbeat-check");
+            return nexus_cli::Fail::chain(nexus_cli::ExitKind::Config, &*e)
+                .report("cron-heartbeat-check");
         }
     };
     let result = match &cli.cmd {
@@ -211,7 +212,9 @@ fn main_inner() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => nexus_cli::Fail::failure(format_args!("{e:#}")).report("cron-heartbeat-check"),
+        Err(e) => {
+            nexus_cli::Fail::chain(nexus_cli::ExitKind::Failure, &*e).report("cron-heartbeat-check")
+        }
     }
 }
 
