@@ -380,6 +380,24 @@ fn bad_registry_exits_2_naming_file_and_field() {
         .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("nope.toml"), "{e}");
+    assert_eq!(
+        e.matches("No such file or directory").count(),
+        1,
+        "cause twice: {e}"
+    );
+}
+
+#[test]
+fn a_negative_duration_is_named_as_such() {
+    let t = Tree::new();
+    for flag in ["--default-interval", "--grace", "--self-interval"] {
+        let o = t.cmd().args([flag, "-5s"]).run().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{flag}");
+        let e = stderr(&o);
+        assert!(e.contains("durations cannot be negative"), "{flag}: {e}");
+    }
 }
 
 mod incidents {
