@@ -224,7 +224,11 @@ fn main_inner() -> ExitCode {
             .report("resurrection-pool");
     }
     let allow_empty = cli.allow_empty || cfg.pool.allow_empty;
-    if let Some(e) = missing_cells_root(&cli, &cfg, allow_empty) {
+    // `--status` reads the state file: a root gone since is one of the
+    // problems it reports, not a reason to show nothing.
+    if !cli.status
+        && let Some(e) = missing_cells_root(&cli, &cfg, allow_empty)
+    {
         return e.report("resurrection-pool");
     }
     let state_file = cli
@@ -299,9 +303,9 @@ fn cells_root(cli: &Cli, cfg: &PoolConfig) -> Option<PathBuf> {
 }
 
 /// A named cells root that does not exist is a typo until shown otherwise:
-/// exit 2 naming it, unless `--allow-empty` (the root may appear later; it
-/// is then watched but not locked). A root that exists but holds no cell
-/// is a new install, and fine.
+/// exit 2 naming it (the daemon, `--once`, `--list-cells`), unless
+/// `--allow-empty` (the root may appear later; it is then watched but not
+/// locked). A root that exists but holds no cell is a new install, and fine.
 fn missing_cells_root(cli: &Cli, cfg: &PoolConfig, allow_empty: bool) -> Option<nexus_cli::Fail> {
     let root = cells_root(cli, cfg)?;
     if root.is_dir() || allow_empty {

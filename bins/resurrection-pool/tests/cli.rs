@@ -131,18 +131,14 @@ fn an_empty_fleet_is_a_usage_error_unless_allowed() {
 }
 
 /// A cells root that does not exist is a typo until shown otherwise: exit
-/// 2 naming it, for every mode, unless `--allow-empty`; one that exists
-/// but holds no cell is a new install.
+/// 2 naming it, unless `--allow-empty`; one that exists but holds no cell
+/// is a new install. `--status` shows the last state and names the
+/// missing root among its problems.
 #[test]
 fn list_cells_of_a_missing_root_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("s.json");
-    for mode in [
-        &["--list-cells"][..],
-        &["--status"],
-        &["--once"],
-        &["--once", "--dry-run"],
-    ] {
+    for mode in [&["--list-cells"][..], &["--once"], &["--once", "--dry-run"]] {
         let o = pool()
             .env("HOME", dir.path())
             .args(mode)
@@ -171,6 +167,19 @@ fn list_cells_of_a_missing_root_exits_2() {
         .run()
         .unwrap();
     assert_ne!(o.status.code(), Some(2), "{o:?}");
+    let o = pool()
+        .env("HOME", dir.path())
+        .args([
+            "--status",
+            "--cells-root",
+            "/nonexistent/cells",
+            "--state-file",
+        ])
+        .arg(&state)
+        .run()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(2), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/cells does not exist"));
     let empty = dir.path().join("cells");
     std::fs::create_dir(&empty).unwrap();
     let o = pool()
