@@ -138,6 +138,18 @@ fn an_empty_fleet_is_a_usage_error_unless_allowed() {
 fn list_cells_of_a_missing_root_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("s.json");
+    let run = |mode: &[&str], root: &std::path::Path| {
+        pool()
+            .env("HOME", dir.path())
+            .args(mode)
+            .arg("--cells-root")
+            .arg(root)
+            .arg("--state-file")
+            .arg(&state)
+            .run()
+            .unwrap()
+    };
+    let missing = std::path::Path::new("/nonexistent/cells");
     // The daemon too (not a dry run: were the check gone, the cells root's
     // lock would still refuse it, so the test cannot hang).
     let daemon = &["--listen", "127.0.0.1:0"][..];
@@ -147,13 +159,7 @@ fn list_cells_of_a_missing_root_exits_2() {
         &["--once", "--dry-run"],
         daemon,
     ] {
-        let o = pool()
-            .env("HOME", dir.path())
-            .args(mode)
-            .args(["--cells-root", "/nonexistent/cells", "--state-file"])
-            .arg(&state)
-            .run()
-            .unwrap();
+        let o = run(mode, missing);
         assert_eq!(o.status.code(), Some(2), "{mode:?}");
         let e = String::from_utf8_lossy(&o.stderr);
         assert!(
@@ -162,42 +168,14 @@ fn list_cells_of_a_missing_root_exits_2() {
             "{mode:?}: {e}"
         );
     }
-    let o = pool()
-        .env("HOME", dir.path())
-        .args([
-            "--once",
-            "--allow-empty",
-            "--cells-root",
-            "/nonexistent/cells",
-            "--state-file",
-        ])
-        .arg(&state)
-        .run()
-        .unwrap();
+    let o = run(&["--once", "--allow-empty"], missing);
     assert_ne!(o.status.code(), Some(2), "{o:?}");
-    let o = pool()
-        .env("HOME", dir.path())
-        .args([
-            "--status",
-            "--cells-root",
-            "/nonexistent/cells",
-            "--state-file",
-        ])
-        .arg(&state)
-        .run()
-        .unwrap();
+    let o = run(&["--status"], missing);
     assert_ne!(o.status.code(), Some(2), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/cells does not exist"));
     let empty = dir.path().join("cells");
     std::fs::create_dir(&empty).unwrap();
-    let o = pool()
-        .env("HOME", dir.path())
-        .args(["--once", "--cells-root"])
-        .arg(&empty)
-        .arg("--state-file")
-        .arg(&state)
-        .run()
-        .unwrap();
+    let o = run(&["--once"], &empty);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stdout).contains("0 agent(s), 0 unhealthy"));
 }
