@@ -72,9 +72,10 @@ async fn all_healthy_then_each_failure() {
     let agent = Sleeper::child("nexus_think");
     let s = Sandbox::new();
     s.heartbeat(5.0);
+    // As its timer runs it: with its own heartbeat.
     let o = s
         .cmd(gw.addr.port(), &agent.name)
-        .arg("--json")
+        .args(["--json", "--self-heartbeat"])
         .run()
         .unwrap();
     let v = json(&o);
@@ -87,9 +88,7 @@ async fn all_healthy_then_each_failure() {
             .contains(&agent.pid.to_string())
     );
     // The watchdog beat for cron-heartbeat-check.
-    let own: Value =
-        serde_json::from_slice(&std::fs::read(s.root.join("cron/nexus_watchdog.last")).unwrap())
-            .unwrap();
+    let own: Value = serde_json::from_slice(&std::fs::read(s.own_beat()).unwrap()).unwrap();
     assert_eq!(own["interval_seconds"], 300);
 
     // Hung mind: the process lives, the heartbeat is ten minutes old.
