@@ -35,7 +35,8 @@ impl Tree {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cron-heartbeat-check"));
         c.arg("--dir")
             .arg(self.hb())
-            .env_remove("BEZALEL_HEARTBEAT_DIR");
+            .env_remove("BEZALEL_HEARTBEAT_DIR")
+            .env_remove("NEXUS_SELF_HEARTBEAT");
         c
     }
     fn registry(&self, text: &str) -> PathBuf {
@@ -302,7 +303,12 @@ fn dry_run_changes_nothing_and_a_real_run_beats_itself() {
     assert!(!t.hb().join("cron-heartbeat-check.last").exists());
     assert!(!t.root.join("checker-state.json").exists());
 
-    let o = t.cmd().run().unwrap();
+    // By hand: no own heartbeat; as its timer runs it: one.
+    let o = t.cmd().env_remove("NEXUS_SELF_HEARTBEAT").run().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(t.root.join("alerts/x.alert").exists());
+    assert!(!t.hb().join("cron-heartbeat-check.last").exists());
+    let o = t.cmd().env("NEXUS_SELF_HEARTBEAT", "1").run().unwrap();
     assert_eq!(o.status.code(), Some(1));
     let own: Value =
         serde_json::from_slice(&std::fs::read(t.hb().join("cron-heartbeat-check.last")).unwrap())
