@@ -4,7 +4,9 @@
 //! expected jobs; exit 0 only when every job is OK (or running), 1
 //! otherwise (also when nothing is monitored at all, or a `*.last` file
 //! had to be ignored), 2 on a usage or configuration error. `cron-heartbeat-check report` writes the Night
-//! Watch report. Logic lives in `nexus-cron`; this file parses flags,
+//! Watch report. Its own heartbeat (`cron-heartbeat-check.last`) is written
+//! only with `--self-heartbeat` or `NEXUS_SELF_HEARTBEAT=1` (its systemd
+//! unit): a run by hand is not the scheduled job. Logic lives in `nexus-cron`; this file parses flags,
 //! loads the registry, calls it and prints.
 
 use nexus_cli::{errln, out, outln};
@@ -57,13 +59,13 @@ struct ScanArgs {
     #[arg(long, global = true)]
     registry: Option<PathBuf>,
     /// Interval for files that record none [default: registry's, else 1d].
-    #[arg(long, global = true, value_parser = nexus_cli::duration_arg)]
+    #[arg(long, global = true, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg)]
     default_interval: Option<Duration>,
     /// STALE beyond this many intervals [default: registry's, else 2].
     #[arg(long, global = true)]
     multiplier: Option<f64>,
     /// LATE (not yet STALE) for this long past the deadline [default: registry's, else 0s].
-    #[arg(long, global = true, value_parser = nexus_cli::duration_arg)]
+    #[arg(long, global = true, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg)]
     grace: Option<Duration>,
     /// Where the state and history live [default: the first directory's parent].
     #[arg(long, global = true)]
@@ -85,11 +87,16 @@ struct CheckArgs {
     #[arg(long)]
     alerts_dir: Option<PathBuf>,
     /// The interval of this checker's own heartbeat (its timer period).
-    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "15m")]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg, default_value = "15m")]
     self_interval: Duration,
-    /// Do not write this checker's own heartbeat.
+    /// Do not write this checker's own heartbeat (wins over
+    /// `--self-heartbeat` and its variable).
     #[arg(long)]
     no_self_heartbeat: bool,
+    /// Write this checker's own heartbeat, as a run of its systemd timer
+    /// does; a run by hand leaves none behind.
+    #[arg(long, env = nexus_cli::SELF_HEARTBEAT_ENV, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    self_heartbeat: bool,
     /// Also write the verdicts as Prometheus metrics to this file, for
     /// node_exporter's textfile collector (e.g.
     /// /var/lib/prometheus/node-exporter/nexus-cron.prom); replaced atomically.
@@ -205,7 +212,8 @@ fn main_inner() -> ExitCode {
     let setup = match Setup::load(&cli.scan) {
         Ok(s) => s,
         Err(e) => {
-            return nexus_cli::Fail::config(format_args!("{e:#}")).report("cron-heartbeat-check");
+            return nexus_cli::Fail::chain(nexus_cli::ExitKind::Config, &*e)
+                .report("cron-heartbeat-check");
         }
     };
     let result = match &cli.cmd {
@@ -214,7 +222,9 @@ fn main_inner() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => nexus_cli::Fail::failure(format_args!("{e:#}")).report("cron-heartbeat-check"),
+        Err(e) => {
+            nexus_cli::Fail::chain(nexus_cli::ExitKind::Failure, &*e).report("cron-heartbeat-check")
+        }
     }
 }
 
@@ -272,7 +282,9 @@ fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
         if let Err(e) = history::record(&setup.state_dir, &report) {
             errln!("cron-heartbeat-check: state: {e}");
         }
-        if !a.no_self_heartbeat {
+        // A run by hand is not the scheduled job: only its timer's run (or
+        // one asked to) writes the own heartbeat.
+        if a.self_heartbeat && !a.no_self_heartbeat {
             let dir = setup.explicit_dirs.then_some(first.as_path());
             if let Err(e) = CronWriter::own(dir).beat(SELF_JOB, a.self_interval) {
                 errln!("cron-heartbeat-check: own heartbeat: {e}");

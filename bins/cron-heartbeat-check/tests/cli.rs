@@ -35,7 +35,8 @@ impl Tree {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cron-heartbeat-check"));
         c.arg("--dir")
             .arg(self.hb())
-            .env_remove("BEZALEL_HEARTBEAT_DIR");
+            .env_remove("BEZALEL_HEARTBEAT_DIR")
+            .env_remove("NEXUS_SELF_HEARTBEAT");
         c
     }
     fn registry(&self, text: &str) -> PathBuf {
@@ -302,7 +303,12 @@ fn dry_run_changes_nothing_and_a_real_run_beats_itself() {
     assert!(!t.hb().join("cron-heartbeat-check.last").exists());
     assert!(!t.root.join("checker-state.json").exists());
 
-    let o = t.cmd().run().unwrap();
+    // By hand: no own heartbeat; as its timer runs it: one.
+    let o = t.cmd().env_remove("NEXUS_SELF_HEARTBEAT").run().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(t.root.join("alerts/x.alert").exists());
+    assert!(!t.hb().join("cron-heartbeat-check.last").exists());
+    let o = t.cmd().env("NEXUS_SELF_HEARTBEAT", "1").run().unwrap();
     assert_eq!(o.status.code(), Some(1));
     let own: Value =
         serde_json::from_slice(&std::fs::read(t.hb().join("cron-heartbeat-check.last")).unwrap())
@@ -380,6 +386,24 @@ fn bad_registry_exits_2_naming_file_and_field() {
         .run()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("nope.toml"), "{e}");
+    assert_eq!(
+        e.matches("No such file or directory").count(),
+        1,
+        "cause twice: {e}"
+    );
+}
+
+#[test]
+fn a_negative_duration_is_named_as_such() {
+    let t = Tree::new();
+    for flag in ["--default-interval", "--grace", "--self-interval"] {
+        let o = t.cmd().args([flag, "-5s"]).run().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{flag}");
+        let e = stderr(&o);
+        assert!(e.contains("durations cannot be negative"), "{flag}: {e}");
+    }
 }
 
 mod incidents {

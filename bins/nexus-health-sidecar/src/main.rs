@@ -43,13 +43,13 @@ struct Cli {
     #[arg(long, default_value = "/")]
     ws_path: String,
     /// `ok` only if a handshake succeeded within this long.
-    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "30s")]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg, default_value = "30s")]
     fresh_within: Duration,
     /// How often the gateway is probed.
-    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "10s")]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg, default_value = "10s")]
     probe_interval: Duration,
     /// A handshake not done within this long failed (a wedged gateway).
-    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "5s")]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg, default_value = "5s")]
     probe_timeout: Duration,
 }
 
@@ -125,7 +125,9 @@ async fn run(cli: &Cli) -> ExitCode {
     };
     match serve(cli, listener).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => nexus_cli::Fail::failure(format_args!("{e:#}")).report("nexus-health-sidecar"),
+        Err(e) => {
+            nexus_cli::Fail::chain(nexus_cli::ExitKind::Failure, &*e).report("nexus-health-sidecar")
+        }
     }
 }
 

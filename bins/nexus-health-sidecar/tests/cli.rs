@@ -41,6 +41,12 @@ fn periods_that_cannot_show_a_live_gateway_are_refused() {
     );
     let o = sidecar().args(["--port", "x"]).run().unwrap();
     assert_eq!(o.status.code(), Some(2));
+    for flag in ["--fresh-within", "--probe-interval", "--probe-timeout"] {
+        let o = sidecar().args([flag, "-5s"]).run().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{flag}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("durations cannot be negative"), "{flag}: {e}");
+    }
 }
 
 #[test]

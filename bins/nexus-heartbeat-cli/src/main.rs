@@ -79,7 +79,7 @@ struct JobArgs {
     #[arg(long)]
     job: String,
     /// Expected interval between successes: 90s, 5m, 1h, 1d or seconds.
-    #[arg(long, value_parser = nexus_cli::duration_arg)]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg)]
     interval: Duration,
     /// Heartbeat directory [default: $BEZALEL_HEARTBEAT_DIR, else
     /// /var/run/bezalel/heartbeats falling back to ~/.bezalel/heartbeats].
@@ -141,7 +141,14 @@ fn push(job: &JobArgs, url: &str, kind: PingKind, interval: u64) -> Result<(), S
                 return Err(format!("push to {shown} refused: {}", r.status()));
             }
             Ok(r) => last = format!("push to {shown}: {}", r.status()),
-            Err(e) => last = format!("push to {shown} failed: {}", e.without_url()),
+            // The whole chain: "connection refused", a timeout, a TLS or
+            // DNS failure, not only reqwest's "error sending request".
+            Err(e) => {
+                last = format!(
+                    "push to {shown} failed: {}",
+                    nexus_stdx::error_chain(&e.without_url())
+                );
+            }
         }
     }
     Err(last)
@@ -171,13 +178,13 @@ struct CheckArgs {
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Maximum age [default: 2x the file's interval; agent heartbeats 300s].
-    #[arg(long, value_parser = nexus_cli::duration_arg)]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg)]
     max_age: Option<Duration>,
     /// Interval assumed for a `.last` file that records none (touch-style).
-    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "1d")]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg, default_value = "1d")]
     default_interval: Duration,
     /// How far in the future a timestamp may be before it is clock skew.
-    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "300s")]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg, default_value = "300s")]
     future_tolerance: Duration,
     /// One JSON array instead of a line per file.
     #[arg(long)]

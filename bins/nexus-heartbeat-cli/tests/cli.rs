@@ -301,6 +301,20 @@ fn bad_usage_exits_2() {
         let o = run(cli().args(args));
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
     }
+    for args in [
+        &["touch", "--job", "j", "--interval", "-5s"][..],
+        &["check", "--max-age", "-5s", "x"],
+        &["check", "--default-interval", "-1d", "x"],
+        &["check", "--future-tolerance", "-5s", "x"],
+    ] {
+        let o = run(cli().args(args));
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&o).contains("durations cannot be negative"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
 }
 
 #[test]
@@ -323,6 +337,8 @@ fn a_push_to_a_dead_pool_never_breaks_the_job() {
         "{}",
         stderr(&o)
     );
+    // The reason, not only reqwest's "error sending request".
+    assert!(stderr(&o).contains("Connection refused"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("some-token-value"));
     let o = run(cli()
         .args([

@@ -3,7 +3,9 @@
 //!
 //! Without `--config` it runs the four seed checks (gateway, loop process,
 //! heartbeat, syntax); with one it runs any probe list. One-shot by default
-//! (cron), `--watch` loops. Exit codes: 0 healthy, 1 degraded, failing or
+//! (cron), `--watch` loops. `--watch` writes the watchdog's own cron
+//! heartbeat; a one-shot only with `--self-heartbeat` or
+//! `NEXUS_SELF_HEARTBEAT=1` (its systemd unit). Exit codes: 0 healthy, 1 degraded, failing or
 //! unknown, 2 usage or configuration error; watch mode exits 0 on SIGTERM or
 //! SIGINT. All logic lives in `nexus-watch` and `nexus-probe`.
 
@@ -60,7 +62,7 @@ struct Cli {
     #[arg(long)]
     heartbeat_path: Option<PathBuf>,
     /// Stale beyond this age [default: 300s].
-    #[arg(long, value_parser = nexus_cli::duration_arg)]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg)]
     stale_threshold: Option<Duration>,
     /// The think script to syntax-check.
     #[arg(long, default_value = seed::THINK_SCRIPT)]
@@ -78,13 +80,13 @@ struct Cli {
     #[arg(long, value_name = "URL")]
     postgres_url: Option<String>,
     /// Timeout of each default check.
-    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "5s")]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg, default_value = "5s")]
     timeout: Duration,
     /// Loop forever (SIGTERM/SIGINT end it within a second).
     #[arg(long)]
     watch: bool,
     /// Cycle period with --watch [default: the config's, else 60s].
-    #[arg(long, value_parser = nexus_cli::duration_arg)]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg)]
     interval: Option<Duration>,
     /// No side effect at all: no HTTP call, no state, no recovery, no heartbeat.
     #[arg(long)]
@@ -102,9 +104,15 @@ struct Cli {
     /// [default: ~/.local/state/nexus-watchdog].
     #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// Do not write the watchdog's own cron heartbeat.
+    /// Do not write the watchdog's own cron heartbeat (wins over
+    /// `--self-heartbeat` and its variable).
     #[arg(long)]
     no_self_heartbeat: bool,
+    /// Write the watchdog's own cron heartbeat after a one-shot run, as a
+    /// run of its systemd timer does (`--watch` always writes it); a run by
+    /// hand leaves none behind.
+    #[arg(long, env = nexus_cli::SELF_HEARTBEAT_ENV, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    self_heartbeat: bool,
     /// Directory of the watchdog's own cron heartbeat
     /// [default: $BEZALEL_HEARTBEAT_DIR, else the cron defaults].
     #[arg(long)]
@@ -290,7 +298,10 @@ fn main_inner() -> ExitCode {
     }
     let setup = match Setup::load(&cli) {
         Ok(s) => s,
-        Err(e) => return nexus_cli::Fail::config(format_args!("{e:#}")).report("nexus-watchdog"),
+        Err(e) => {
+            return nexus_cli::Fail::chain(nexus_cli::ExitKind::Config, &*e)
+                .report("nexus-watchdog");
+        }
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -310,7 +321,9 @@ fn main_inner() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(e) => nexus_cli::Fail::failure(format_args!("{e:#}")).report("nexus-watchdog"),
+        Err(e) => {
+            nexus_cli::Fail::chain(nexus_cli::ExitKind::Failure, &*e).report("nexus-watchdog")
+        }
     }
 }
 
@@ -370,7 +383,9 @@ async fn cycle(cli: &Cli, setup: &Setup, alerts: &mut Alerts) -> anyhow::Result<
     {
         errln!("nexus-watchdog: {line}");
     }
-    if !cli.dry_run && !cli.no_self_heartbeat {
+    // A one-shot by hand is not a scheduled job: only `--watch`, or a run
+    // its timer starts (NEXUS_SELF_HEARTBEAT=1), writes the own heartbeat.
+    if !cli.dry_run && !cli.no_self_heartbeat && (cli.watch || cli.self_heartbeat) {
         beat(cli, setup);
     }
     Ok(eval.overall_status.exit_code())

@@ -56,8 +56,13 @@ impl Sandbox {
             .env_remove("NEXUS_WS_PORT")
             .env_remove("NEXUS_HEALTH_HOST")
             .env_remove("NEXUS_HEALTH_PORT")
-            .env_remove("GITEA_TOKEN");
+            .env_remove("GITEA_TOKEN")
+            .env_remove("NEXUS_SELF_HEARTBEAT");
         c
+    }
+    /// The watchdog's own cron heartbeat in this sandbox.
+    fn own_beat(&self) -> PathBuf {
+        self.root.join("cron/nexus_watchdog.last")
     }
 }
 
@@ -67,9 +72,10 @@ async fn all_healthy_then_each_failure() {
     let agent = Sleeper::child("nexus_think");
     let s = Sandbox::new();
     s.heartbeat(5.0);
+    // As its timer runs it: with its own heartbeat.
     let o = s
         .cmd(gw.addr.port(), &agent.name)
-        .arg("--json")
+        .args(["--json", "--self-heartbeat"])
         .run()
         .unwrap();
     let v = json(&o);
@@ -82,9 +88,7 @@ async fn all_healthy_then_each_failure() {
             .contains(&agent.pid.to_string())
     );
     // The watchdog beat for cron-heartbeat-check.
-    let own: Value =
-        serde_json::from_slice(&std::fs::read(s.root.join("cron/nexus_watchdog.last")).unwrap())
-            .unwrap();
+    let own: Value = serde_json::from_slice(&std::fs::read(s.own_beat()).unwrap()).unwrap();
     assert_eq!(own["interval_seconds"], 300);
 
     // Hung mind: the process lives, the heartbeat is ten minutes old.
@@ -168,6 +172,15 @@ fn watch_mode_stops_within_a_second_of_sigterm() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.starts_with("Overall status"), "{first}");
+    // The daemon writes its own heartbeat after each cycle.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !s.own_beat().exists() {
+        assert!(
+            std::time::Instant::now() < until,
+            "no own heartbeat from --watch"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || {
@@ -543,5 +556,61 @@ headers = {{ Authorization = "Bearer {PING_TOKEN}" }}
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(err.matches("no Gitea token").count(), 1, "{err}");
         assert!(fake.st().log.is_empty(), "{:?}", fake.st().log);
+    }
+}
+
+/// A one-shot run by hand is not a scheduled job: it leaves no own
+/// heartbeat for cron-heartbeat-check to miss later; `--self-heartbeat` or
+/// `NEXUS_SELF_HEARTBEAT=1` (the shipped timer's unit) asks for one, and
+/// `--no-self-heartbeat` still wins.
+#[test]
+fn only_a_scheduled_one_shot_writes_the_own_heartbeat() {
+    let s = Sandbox::new();
+    let closed = tcp::closed();
+    let run = |c: &mut Command| c.run().unwrap().status.code();
+    assert_eq!(
+        run(&mut s.cmd(closed.port(), "no-such-process-xyz")),
+        Some(1)
+    );
+    assert!(!s.own_beat().exists(), "a hand run wrote its own heartbeat");
+    let mut c = s.cmd(closed.port(), "no-such-process-xyz");
+    c.env("NEXUS_SELF_HEARTBEAT", "1")
+        .arg("--no-self-heartbeat");
+    assert_eq!(run(&mut c), Some(1));
+    assert!(!s.own_beat().exists(), "--no-self-heartbeat wins");
+    let mut c = s.cmd(closed.port(), "no-such-process-xyz");
+    c.arg("--self-heartbeat");
+    assert_eq!(run(&mut c), Some(1));
+    assert!(s.own_beat().is_file(), "--self-heartbeat wrote nothing");
+    std::fs::remove_file(s.own_beat()).unwrap();
+    let mut c = s.cmd(closed.port(), "no-such-process-xyz");
+    c.env("NEXUS_SELF_HEARTBEAT", "1");
+    assert_eq!(run(&mut c), Some(1));
+    assert!(
+        s.own_beat().is_file(),
+        "NEXUS_SELF_HEARTBEAT=1 wrote nothing"
+    );
+}
+
+#[test]
+fn a_missing_config_names_its_cause_once() {
+    let s = Sandbox::new();
+    let o = run_config(&s, &s.root.join("missing.toml"), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("missing.toml"), "{e}");
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
+}
+
+#[test]
+fn a_negative_duration_is_named_as_such() {
+    for flag in ["--stale-threshold", "--timeout", "--interval"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
+            .args([flag, "-5s"])
+            .run()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{flag}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("durations cannot be negative"), "{flag}: {e}");
     }
 }

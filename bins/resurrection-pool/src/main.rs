@@ -5,10 +5,12 @@
 //! Exit codes: 0 all healthy (`--once`, `--status`), 1 some agent is not or
 //! some cell cannot be read, 2 usage or configuration error (a missing or
 //! broken explicit config, an empty fleet or one where nothing can be read
-//! (no gateway, every cell unreadable) without `--allow-empty`, a second
+//! (no gateway, every cell unreadable) or a named cells root that does not
+//! exist, without `--allow-empty`, a second
 //! daemon on the same state, a second pool on the same cells root). The
-//! daemon exits 0 on SIGTERM/SIGINT within a second. Logic lives in
-//! `nexus-pool`.
+//! daemon exits 0 on SIGTERM/SIGINT within a second. The daemon writes its
+//! own cron heartbeat; `--once` only with `--self-heartbeat` or
+//! `NEXUS_SELF_HEARTBEAT=1` (its systemd unit). Logic lives in `nexus-pool`.
 
 mod demo;
 
@@ -40,14 +42,14 @@ struct Cli {
     /// Watch the agents of the cells under this root.
     #[arg(long, env = "MISSION_CELLS_ROOT")]
     cells_root: Option<PathBuf>,
-    /// HTTP listen address [default: the config's, 127.0.0.1:8767].
-    #[arg(long)]
+    /// HTTP listen address, ADDRESS:PORT [default: the config's, 127.0.0.1:8767].
+    #[arg(long, value_parser = nexus_cli::listen_arg)]
     listen: Option<String>,
     /// Time between sweeps.
-    #[arg(long, value_parser = nexus_cli::duration_arg)]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg)]
     poll_interval: Option<Duration>,
     /// Dead this long before the policy acts.
-    #[arg(long, value_parser = nexus_cli::duration_arg)]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg)]
     dead_threshold: Option<Duration>,
     /// One sweep (acting on persisted state), then exit 0 if all healthy.
     /// Its report lists every agent, so the log shows warnings only
@@ -75,9 +77,14 @@ struct Cli {
     /// The PID file (locked while the daemon runs).
     #[arg(long)]
     pid_file: Option<PathBuf>,
-    /// Start even with no agent to watch.
+    /// Start even with no agent to watch, or a cells root that does not exist (yet).
     #[arg(long)]
     allow_empty: bool,
+    /// Write the pool's own cron heartbeat (`<heartbeat_job>.last`) after a
+    /// `--once` sweep, as a run of its systemd timer does (the daemon
+    /// always writes it); a hand-run `--once` leaves none behind.
+    #[arg(long, env = nexus_cli::SELF_HEARTBEAT_ENV, value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    self_heartbeat: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,7 +190,8 @@ fn main_inner() -> ExitCode {
     let (mut cfg, origin) = match load_config(&cli) {
         Ok(x) => x,
         Err(e) => {
-            return nexus_cli::Fail::config(format_args!("{e:#}")).report("resurrection-pool");
+            return nexus_cli::Fail::chain(nexus_cli::ExitKind::Config, &*e)
+                .report("resurrection-pool");
         }
     };
     nexus_cli::init_logging(match cfg.log_level {
@@ -194,7 +202,13 @@ fn main_inner() -> ExitCode {
         tracing::warn!("{w}");
     }
     if origin.is_none() {
-        tracing::info!("No config file found; using defaults (no gateways configured)");
+        // Only the daemon says so at its default level: `--status` and
+        // `--list-cells` stay quiet unless NEXUS_LOG asks.
+        if cli.status || cli.list_cells {
+            tracing::debug!("No config file found; using defaults (no gateways configured)");
+        } else {
+            tracing::info!("No config file found; using defaults (no gateways configured)");
+        }
     }
     if let Some(d) = cli.poll_interval {
         if d < Duration::from_secs(1) {
@@ -208,6 +222,17 @@ fn main_inner() -> ExitCode {
     }
     if let Some(l) = &cli.listen {
         cfg.pool.listen = l.clone();
+    } else if let Err(e) = nexus_cli::listen_arg(&cfg.pool.listen) {
+        return nexus_cli::Fail::config(format_args!("[pool] listen: {e}"))
+            .report("resurrection-pool");
+    }
+    let allow_empty = cli.allow_empty || cfg.pool.allow_empty;
+    // `--status` reads the state file: a root gone since is one of the
+    // problems it reports, not a reason to show nothing.
+    if !cli.status
+        && let Some(e) = missing_cells_root(&cli, &cfg, allow_empty)
+    {
+        return e.report("resurrection-pool");
     }
     let state_file = cli
         .state_file
@@ -221,7 +246,7 @@ fn main_inner() -> ExitCode {
         return status(&cli, &cfg, &state_file);
     }
     let empty = cfg.gateways.is_empty() && cfg.cells.is_none() && cli.cells_root.is_none();
-    if empty && !(cli.allow_empty || cfg.pool.allow_empty) {
+    if empty && !allow_empty {
         return nexus_cli::Fail::config(
             "nothing to watch: no gateways and no cells root (use --allow-empty to start anyway)",
         )
@@ -268,9 +293,31 @@ fn main_inner() -> ExitCode {
                 nexus_cli::ExitKind::Failure,
                 nexus_cli::HasExitKind::exit_kind,
             );
-            nexus_cli::Fail::new(kind, format_args!("{e:#}")).report("resurrection-pool")
+            nexus_cli::Fail::chain(kind, &*e).report("resurrection-pool")
         }
     }
+}
+
+/// The cells root, from `--cells-root` or the config, when it is named.
+fn cells_root(cli: &Cli, cfg: &PoolConfig) -> Option<PathBuf> {
+    cli.cells_root
+        .clone()
+        .or_else(|| cfg.cells.as_ref().map(|c| c.root.clone()))
+}
+
+/// A named cells root that does not exist is a typo until shown otherwise:
+/// exit 2 naming it (the daemon, `--once`, `--list-cells`), unless
+/// `--allow-empty` (the root may appear later; it is then watched but not
+/// locked). A root that exists but holds no cell is a new install, and fine.
+fn missing_cells_root(cli: &Cli, cfg: &PoolConfig, allow_empty: bool) -> Option<nexus_cli::Fail> {
+    let root = cells_root(cli, cfg)?;
+    if root.is_dir() || allow_empty {
+        return None;
+    }
+    Some(nexus_cli::Fail::config(format_args!(
+        "cells root {} does not exist (use --allow-empty to start anyway)",
+        root.display()
+    )))
 }
 
 /// The locks a pool that acts holds for its life (a dry run, which writes
@@ -310,7 +357,9 @@ fn take_locks(
     let root = opts
         .cells_root
         .clone()
-        .or_else(|| cfg.cells.as_ref().map(|c| c.root.clone()));
+        .or_else(|| cfg.cells.as_ref().map(|c| c.root.clone()))
+        // A missing root passed `--allow-empty`: nothing there to guard yet.
+        .filter(|r| r.is_dir());
     if let Some(root) = root {
         let wait = if cli.once {
             cfg.pool.probe_timeout + Duration::from_secs(1)
@@ -381,7 +430,9 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     if report.blind() && !allow_empty {
         return Ok(refuse_blind(&report));
     }
-    if !dry {
+    // A hand-run sweep is not a scheduled job: only its timer's run (or
+    // one asked to) writes the own heartbeat cron-heartbeat-check watches.
+    if !dry && cli.self_heartbeat {
         let _ = beat(&job, hb_dir.as_deref(), interval);
     }
     // Everything is on disk and printed: freeing 10,000 records one by one
@@ -598,11 +649,7 @@ fn status(cli: &Cli, cfg: &PoolConfig, state_file: &Path) -> ExitCode {
         Ok(s) => s,
         Err(e) => return nexus_cli::Fail::config(e).report("resurrection-pool"),
     };
-    let root = cli
-        .cells_root
-        .clone()
-        .or_else(|| cfg.cells.as_ref().map(|c| c.root.clone()));
-    let store = root.map(nexus_cell::CellStore::new);
+    let store = cells_root(cli, cfg).map(nexus_cell::CellStore::new);
     let (declared, problems) = nexus_pool::status::declared(cfg, store.as_ref());
     for p in &problems {
         errln!("resurrection-pool: {p}");
@@ -624,11 +671,7 @@ fn status(cli: &Cli, cfg: &PoolConfig, state_file: &Path) -> ExitCode {
 }
 
 fn list_cells(cli: &Cli, cfg: &PoolConfig) -> ExitCode {
-    let root = cli
-        .cells_root
-        .clone()
-        .or_else(|| cfg.cells.as_ref().map(|c| c.root.clone()))
-        .unwrap_or_else(|| PathBuf::from(nexus_cell::DEFAULT_ROOT));
+    let root = cells_root(cli, cfg).unwrap_or_else(|| PathBuf::from(nexus_cell::DEFAULT_ROOT));
     if !root.is_dir() {
         errln!("{} does not exist", root.display());
         return ExitCode::from(1);

@@ -9,6 +9,8 @@ use std::process::Command;
 fn pool() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_resurrection-pool"));
     c.env_remove("RESURRECTION_CONFIG")
+        .env_remove("MISSION_CELLS_ROOT")
+        .env_remove("NEXUS_SELF_HEARTBEAT")
         .env("NEXUS_LOG", "error");
     c
 }
@@ -128,14 +130,148 @@ fn an_empty_fleet_is_a_usage_error_unless_allowed() {
     );
 }
 
+/// A cells root that does not exist is a typo until shown otherwise: exit
+/// 2 naming it, unless `--allow-empty`; one that exists but holds no cell
+/// is a new install. `--status` shows the last state and names the
+/// missing root among its problems.
 #[test]
-fn list_cells_of_a_missing_root_exits_1() {
-    let o = pool()
-        .args(["--list-cells", "--cells-root", "/nonexistent/cells"])
-        .run()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
+fn list_cells_of_a_missing_root_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let run = |mode: &[&str], root: &std::path::Path| {
+        pool()
+            .env("HOME", dir.path())
+            .args(mode)
+            .arg("--cells-root")
+            .arg(root)
+            .arg("--state-file")
+            .arg(&state)
+            .run()
+            .unwrap()
+    };
+    let missing = std::path::Path::new("/nonexistent/cells");
+    // The daemon too (not a dry run: were the check gone, the cells root's
+    // lock would still refuse it, so the test cannot hang).
+    let daemon = &["--listen", "127.0.0.1:0"][..];
+    for mode in [
+        &["--list-cells"][..],
+        &["--once"],
+        &["--once", "--dry-run"],
+        daemon,
+    ] {
+        let o = run(mode, missing);
+        assert_eq!(o.status.code(), Some(2), "{mode:?}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains("cells root /nonexistent/cells does not exist")
+                && e.contains("--allow-empty"),
+            "{mode:?}: {e}"
+        );
+    }
+    let o = run(&["--once", "--allow-empty"], missing);
+    assert_ne!(o.status.code(), Some(2), "{o:?}");
+    let o = run(&["--status"], missing);
+    assert_ne!(o.status.code(), Some(2), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/cells does not exist"));
+    let empty = dir.path().join("cells");
+    std::fs::create_dir(&empty).unwrap();
+    let o = run(&["--once"], &empty);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("0 agent(s), 0 unhealthy"));
+}
+
+/// A hand-run `--once` leaves no own heartbeat for cron-heartbeat-check to
+/// miss later; `--self-heartbeat` or `NEXUS_SELF_HEARTBEAT=1` (its timer's
+/// unit) asks for one. (The daemon's own beat: the e2e pool tests.)
+#[test]
+fn only_a_scheduled_once_writes_the_own_heartbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let beats = dir.path().join("beats");
+    let cfg = dir.path().join("pool.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[pool]\nheartbeat_dir = {:?}\n",
+            beats.display().to_string()
+        ),
+    )
+    .unwrap();
+    let own = beats.join("resurrection_pool.last");
+    let once = |extra: &[&str], env: Option<&str>| {
+        let mut c = pool();
+        if let Some(v) = env {
+            c.env("NEXUS_SELF_HEARTBEAT", v);
+        }
+        c.env("HOME", dir.path())
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--once", "--allow-empty", "--state-file"])
+            .arg(dir.path().join("s.json"))
+            .args(extra)
+            .run()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(once(&[], None), Some(0));
+    assert!(!own.exists(), "a hand-run --once wrote its own heartbeat");
+    assert_eq!(once(&[], Some("0")), Some(0));
+    assert!(!own.exists(), "NEXUS_SELF_HEARTBEAT=0 wrote one");
+    assert_eq!(once(&["--self-heartbeat"], None), Some(0));
+    assert!(own.is_file(), "--self-heartbeat wrote nothing");
+    std::fs::remove_file(&own).unwrap();
+    assert_eq!(once(&[], Some("1")), Some(0));
+    assert!(own.is_file(), "NEXUS_SELF_HEARTBEAT=1 wrote nothing");
+}
+
+#[test]
+fn operator_mistakes_read_as_what_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let o = pool().arg("--config").arg(&missing).run().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("missing.toml"), "{e}");
+    assert_eq!(
+        e.matches("No such file or directory").count(),
+        1,
+        "cause twice: {e}"
+    );
+    for flag in ["--dead-threshold", "--poll-interval"] {
+        let o = pool().args([flag, "-5s", "--once"]).run().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{flag}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("durations cannot be negative"), "{flag}: {e}");
+    }
+    let o = pool().args(["--listen", "localhost"]).run().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("expected ADDRESS:PORT, e.g. 127.0.0.1:8767"),
+        "{e}"
+    );
+}
+
+/// `--status` and `--list-cells` print what was asked, and no INFO line
+/// about a missing config file on every run.
+#[test]
+fn status_and_list_cells_are_quiet_without_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cells = dir.path().join("cells");
+    std::fs::create_dir(&cells).unwrap();
+    for mode in ["--status", "--list-cells"] {
+        let o = pool()
+            .env_remove("NEXUS_LOG")
+            .env("HOME", dir.path())
+            .arg(mode)
+            .arg("--cells-root")
+            .arg(&cells)
+            .run()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{mode}: {o:?}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.is_empty(), "{mode}: {e}");
+    }
 }
 
 /// `--once`'s report is its output: the log shows warnings only unless

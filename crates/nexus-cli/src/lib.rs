@@ -26,7 +26,8 @@
 //!
 //! It also installs the one log subscriber every binary uses
 //! ([`init_logging`]: `NEXUS_LOG`, stderr only), and holds the argument
-//! parsers the binaries share ([`duration_arg`] for clap's `value_parser`).
+//! parsers the binaries share ([`duration_arg`], [`listen_arg`] for clap's
+//! `value_parser`).
 //! With the `generate` feature (every shipped binary turns it on), the
 //! hidden `<bin> --generate man|complete-bash|complete-zsh|complete-fish`
 //! ([`generate_if_asked`], [`generate`], [`Generate`]): the man page and
@@ -43,10 +44,18 @@ mod arg;
 mod generate;
 mod log;
 
-pub use arg::{DurationError, duration_arg};
+pub use arg::{DurationError, ListenError, duration_arg, listen_arg};
 #[cfg(feature = "generate")]
 pub use generate::{Generate, generate, generate_if_asked};
 pub use log::{DAEMON, LOG_ENV, ONE_SHOT, init_logging};
+
+/// The variable a scheduled run is told to write its binary's own cron
+/// heartbeat by (`NEXUS_SELF_HEARTBEAT=1`, set by the shipped systemd
+/// units; the flag `--self-heartbeat` is the same switch): a one-shot run
+/// by hand is not a scheduled job and leaves no `.last` behind. Daemons
+/// always write theirs. Binaries read it through clap's `env`, at their
+/// edge.
+pub const SELF_HEARTBEAT_ENV: &str = "NEXUS_SELF_HEARTBEAT";
 pub use nexus_stdx::{ExitKind, HasExitKind};
 
 use std::fmt;
@@ -205,7 +214,7 @@ pub fn finish(program: &str, code: ExitCode) -> ExitCode {
 /// An error a binary stops on: the message it prints and the exit code it
 /// leads to. `?` turns a library error that implements [`HasExitKind`]
 /// into one; anything else gets its kind by name:
-/// `Fail::config(format_args!("{e:#}"))`.
+/// `Fail::chain(ExitKind::Config, &*e)` for an `anyhow` chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fail {
     kind: ExitKind,
@@ -219,6 +228,14 @@ impl Fail {
             kind,
             message: message.to_string(),
         }
+    }
+
+    /// A failure of `kind` printed as the error and its sources on one line
+    /// (`a: b: c`, [`nexus_stdx::error_chain`]), each cause once: an error
+    /// whose message already holds its source (`#[error("…: {source}")]`)
+    /// does not print it again, as anyhow's `{e:#}` would.
+    pub fn chain(kind: ExitKind, e: &(dyn std::error::Error + 'static)) -> Fail {
+        Fail::new(kind, nexus_stdx::error_chain(e))
     }
 
     /// A command line that asks for something impossible (exit code 2).
@@ -360,6 +377,28 @@ mod tests {
             Fail::config(format_args!("{}: {}", "a", "b")).to_string(),
             "a: b"
         );
+    }
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "cannot read config x.toml: {}", self.0)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_chain_names_each_cause_once() {
+        let e = Outer(io::Error::from_raw_os_error(2));
+        let f = Fail::chain(ExitKind::Config, &e);
+        let cause = io::Error::from_raw_os_error(2).to_string();
+        assert_eq!(f.to_string(), format!("cannot read config x.toml: {cause}"));
+        assert_eq!(f.kind(), ExitKind::Config);
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     if s.is_empty() {
         return Err(err("empty"));
     }
+    if s.starts_with('-') {
+        return Err(err("durations cannot be negative"));
+    }
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());

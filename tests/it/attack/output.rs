@@ -255,6 +255,7 @@ fn the_cron_checker_leaves_its_markers_whatever_became_of_its_output() {
             d.path().join("state").display().to_string(),
             "--alerts-dir".into(),
             d.path().join("alerts").display().to_string(),
+            "--self-heartbeat".into(),
         ],
         dir: d,
         code: 1,
