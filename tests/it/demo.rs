@@ -339,11 +339,21 @@ fn stopped(extra: &[&str], marker: &str, how: How, code: i32) {
         }
     }
     let (status, out) = demo.exit();
+    let left = processes_under(&dir);
+    let in_groups = alive_in(&groups);
+    if !in_groups.is_empty() {
+        // A failed run leaves nothing running either.
+        for &g in &groups {
+            if let Some(g) = rustix::process::Pid::from_raw(g) {
+                let _ = rustix::process::kill_process_group(g, rustix::process::Signal::KILL);
+            }
+        }
+    }
+    assert_eq!(left, [], "agents left running:\n{out}");
+    assert_eq!(in_groups, Vec::<i32>::new(), "their process groups");
+    assert!(!dir.exists(), "{} left behind:\n{out}", dir.display());
     assert_eq!(status, Some(code), "{out}");
     assert!(out.contains("its agents are stopped"), "{out}");
-    assert!(!dir.exists(), "{} left behind:\n{out}", dir.display());
-    assert_eq!(processes_under(&dir), [], "agents left running:\n{out}");
-    assert_eq!(alive_in(&groups), Vec::<i32>::new(), "their process groups");
 }
 
 #[test]
