@@ -278,10 +278,10 @@ fn processes_under(dir: &Path) -> Vec<(i32, i32)> {
         let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
         let ours = cwd.to_string_lossy().starts_with(&needle)
             || String::from_utf8_lossy(&cmdline).contains(&needle);
-        if let (true, Some((state, pgid))) = (ours, stat(pid)) {
-            if state != "Z" {
-                found.push((pid, pgid));
-            }
+        if let (true, Some((state, pgid))) = (ours, stat(pid))
+            && state != "Z"
+        {
+            found.push((pid, pgid));
         }
     }
     found
