@@ -197,10 +197,13 @@ impl Show {
     /// Kills every agent the demo started with its whole process group
     /// (the pool launches each as a group leader; the `nexus-heartbeat`
     /// it runs is in it), a stopped one too, and waits (at most 2 s) until
-    /// they are gone.
-    async fn stop_agents(&mut self) {
+    /// they are gone. The agents are the pool's children, the PIDs in their
+    /// heartbeats, and any process working in the cell (one launched by a
+    /// sweep that a signal cut short).
+    async fn stop_agents(&self) {
         let mut pids: Vec<u32> = self.pool.launched_pids();
         pids.extend(NAMES.iter().filter_map(|n| self.heartbeat_pid(n)));
+        pids.extend(working_in(&self.cell_dir));
         pids.sort_unstable();
         pids.dedup();
         for &pid in &pids {
@@ -211,13 +214,11 @@ impl Show {
             let _ = kill_process_group(p, Signal::KILL);
             let _ = kill_process(p, Signal::KILL);
         }
-        // The pool reaps its children; a zombie or a vanished PID is gone.
+        // The pool's tasks reap its children; a zombie or a vanished PID
+        // is gone.
         let deadline = Instant::now() + Duration::from_secs(2);
         while pids.iter().any(|&pid| running(pid)) && Instant::now() < deadline {
-            tokio::select! {
-                _ = self.pool.next_exit() => {}
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -229,6 +230,21 @@ impl Show {
         kill_process(p, sig).with_context(|| format!("cannot signal {agent} (PID {pid})"))?;
         Ok(pid)
     }
+}
+
+/// The processes whose working directory is under `dir`.
+fn working_in(dir: &std::path::Path) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+            cwd.starts_with(dir).then_some(pid)
+        })
+        .collect()
 }
 
 /// `pid` exists and is not a zombie.
