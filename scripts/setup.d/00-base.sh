@@ -12,6 +12,7 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # unit files are
 command -v curl >/dev/null 2>&1 || need+=(curl)                  # e2e tests read the pool's HTTP surface
 [[ -x /bin/kill || -x /usr/bin/kill ]] || need+=(procps)         # e2e tests signal processes
 [[ -x /usr/bin/time ]] || need+=(time)                           # nexus-bench: CPU and peak RSS per child
+command -v script >/dev/null 2>&1 || need+=(bsdutils)               # e2e demo tests: Ctrl-C through a pseudo-terminal
 if ((${#need[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

@@ -18,6 +18,7 @@ mod checks;
 mod clock;
 mod crash;
 mod cron;
+mod demo;
 mod faults;
 mod full_disk;
 mod gateway_health;

@@ -1033,34 +1033,6 @@ fn detection_of_launched_and_external_deaths() {
 }
 
 #[test]
-fn the_demo_detects_revives_and_escalates() {
-    let o = Command::new(bin("resurrection-pool"))
-        .args(["demo", "--listen", "127.0.0.1:0"])
-        .env("NEXUS_LOG", "warn")
-        .run()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    for needle in [
-        "All three agents healthy",
-        "allegro is back",
-        "bezalel was stopped and revived",
-        "ezra escalated",
-        "pre-flight check failed",
-    ] {
-        assert!(
-            out.contains(needle),
-            "{needle:?} missing from the demo:\n{out}"
-        );
-    }
-}
-
-#[test]
 fn config_precedence_flag_over_environment() {
     let f = Fleet::new();
     f.join("p1", RevivePolicy::Never, false);

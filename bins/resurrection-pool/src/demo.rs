@@ -5,6 +5,14 @@
 //! one has its source broken; the terminal and the status page show how
 //! each is detected, revived or escalated. Needs python3 and the workspace's
 //! `nexus-heartbeat` binary next to this one (`cargo build --workspace`).
+//!
+//! The story on stdout is the whole output: the pool's own log, which
+//! would tell the same transitions again, is off unless `NEXUS_LOG` asks
+//! for it ([`LOG_DEFAULT`]); where the story gives a revive's attempt or
+//! down time it quotes the pool's own event, so the two never disagree.
+//! On SIGINT, SIGTERM or SIGHUP (mid-show or during `--linger`) the demo
+//! kills its agents' process groups, removes its directory and exits
+//! 128 + the signal's number (130, 143, 129).
 
 use nexus_cli::outln;
 use std::collections::HashMap;
@@ -17,7 +25,12 @@ use nexus_cell::{AgentName, CellStore, Join, NewCell, RevivePolicy, Role};
 use nexus_pool::config::{CellsSection, PoolSection};
 use nexus_pool::{Pool, PoolConfig, PoolOptions, PoolSnapshot};
 use nexus_revive::{Settings, State};
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::{Pid, Signal, kill_process, kill_process_group};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// The demo's log filter unless `NEXUS_LOG` says otherwise: the pool's
+/// lines are off (the story tells each transition), other warnings stay.
+pub(crate) const LOG_DEFAULT: &str = "warn,nexus_pool=off";
 
 /// `resurrection-pool demo` flags.
 #[derive(Debug, clap::Args)]
@@ -50,8 +63,36 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
         Err(e) => return nexus_cli::Fail::failure(e).report("resurrection-pool demo"),
     };
     match rt.block_on(show(args)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(code)) => ExitCode::from(code),
         Err(e) => nexus_cli::Fail::failure(format_args!("{e:#}")).report("resurrection-pool demo"),
+    }
+}
+
+/// The signals that end the demo early, each with its exit code
+/// (128 + its number), installed before anything is started.
+struct Stops {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Stops {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            hup: signal(SignalKind::hangup()).context("SIGHUP handler")?,
+        })
+    }
+
+    /// The first of them to arrive: its name and exit code.
+    async fn first(&mut self) -> (&'static str, u8) {
+        tokio::select! {
+            _ = self.int.recv() => ("SIGINT", 130),
+            _ = self.term.recv() => ("SIGTERM", 143),
+            _ = self.hup.recv() => ("SIGHUP", 129),
+        }
     }
 }
 
@@ -75,6 +116,14 @@ struct Show {
 }
 
 impl Show {
+    /// The pool's own words for `agent`'s last recovery ("revived and
+    /// healthy (attempt 1) after 1.2s down"), as its log has them.
+    fn recovery(&self, agent: &str) -> String {
+        self.event(agent, "revived and healthy")
+            .or_else(|| self.event(agent, "recovered by itself"))
+            .unwrap_or_else(|| "healthy again".to_string())
+    }
+
     fn say(&self, text: &str) {
         outln!("\n[{:>5.1}s] {text}", self.start.elapsed().as_secs_f64());
     }
@@ -135,6 +184,44 @@ impl Show {
         u32::try_from(v["pid"].as_u64()?).ok()
     }
 
+    /// The pool's newest event about `agent` that contains `what`, without
+    /// its clock stamp: the words and numbers the pool's log line has.
+    fn event(&self, agent: &str, what: &str) -> Option<String> {
+        let snap = self.snapshot();
+        let a = snap.agents.iter().find(|a| &*a.name == agent)?;
+        let e = a.last_events.iter().find(|e| e.contains(what))?;
+        // "14:23:23 revived and healthy …": the stamp is the first word.
+        Some(e.split_once(' ').map_or(e.as_str(), |(_, t)| t).to_string())
+    }
+
+    /// Kills every agent the demo started with its whole process group
+    /// (the pool launches each as a group leader; the `nexus-heartbeat`
+    /// it runs is in it), a stopped one too, and waits (at most 2 s) until
+    /// they are gone. The agents are the pool's children, the PIDs in their
+    /// heartbeats, and any process working in the cell (one launched by a
+    /// sweep that a signal cut short).
+    async fn stop_agents(&self) {
+        let mut pids: Vec<u32> = self.pool.launched_pids();
+        pids.extend(NAMES.iter().filter_map(|n| self.heartbeat_pid(n)));
+        pids.extend(working_in(&self.cell_dir));
+        pids.sort_unstable();
+        pids.dedup();
+        for &pid in &pids {
+            let Some(p) = Pid::from_raw(pid as i32) else {
+                continue;
+            };
+            let _ = kill_process_group(p, Signal::CONT);
+            let _ = kill_process_group(p, Signal::KILL);
+            let _ = kill_process(p, Signal::KILL);
+        }
+        // The pool's tasks reap its children; a zombie or a vanished PID
+        // is gone.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while pids.iter().any(|&pid| running(pid)) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn signal(&self, agent: &str, sig: Signal) -> anyhow::Result<u32> {
         let pid = self
             .heartbeat_pid(agent)
@@ -145,11 +232,39 @@ impl Show {
     }
 }
 
+/// The processes whose working directory is under `dir`.
+fn working_in(dir: &std::path::Path) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+            cwd.starts_with(dir).then_some(pid)
+        })
+        .collect()
+}
+
+/// `pid` exists and is not a zombie.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        // "pid (comm) S …": the state follows the last ')'.
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|st| st != "Z" && st != "X")
+    })
+}
+
 fn state_of(s: &PoolSnapshot, name: &str) -> Option<State> {
     s.agents.iter().find(|a| &*a.name == name).map(|a| a.state)
 }
 
-async fn show(args: &DemoArgs) -> anyhow::Result<()> {
+/// The show; `Some(exit code)` when a signal ended it early.
+async fn show(args: &DemoArgs) -> anyhow::Result<Option<u8>> {
+    // Before anything is started: a signal from here on is handled.
+    let mut stops = Stops::install()?;
     let beat = sibling("nexus-heartbeat")?;
     let python_ok = std::process::Command::new("python3")
         .arg("--version")
@@ -161,6 +276,16 @@ async fn show(args: &DemoArgs) -> anyhow::Result<()> {
     let root = TempRoot(std::env::temp_dir().join(format!("nexus-demo-{}", std::process::id())));
     let cells_root = root.0.join("cells");
     std::fs::create_dir_all(&cells_root)?;
+    let settings = Settings {
+        fail_threshold: 2,
+        ok_threshold: 1,
+        startup_grace: 0.0,
+        backoff_initial: 1.0,
+        backoff_cap: 5.0,
+        revive_deadline: 15.0,
+        attempt_window: 600.0,
+        ..Settings::default()
+    };
     let store = CellStore::new(&cells_root);
     let cell = store.provision(NewCell {
         mission: "Demo: keep three agents thinking".into(),
@@ -208,16 +333,7 @@ async fn show(args: &DemoArgs) -> anyhow::Result<()> {
             heartbeat_stale_threshold: Duration::from_secs(3),
             revive_policy: "auto".into(),
         }),
-        revive: Settings {
-            fail_threshold: 2,
-            ok_threshold: 1,
-            startup_grace: 0.0,
-            backoff_initial: 1.0,
-            backoff_cap: 5.0,
-            revive_deadline: 15.0,
-            attempt_window: 600.0,
-            ..Settings::default()
-        },
+        revive: settings.clone(),
         ..PoolConfig::default()
     };
     let pool = Pool::new(
@@ -253,34 +369,59 @@ async fn show(args: &DemoArgs) -> anyhow::Result<()> {
         NAMES.join(", ")
     );
     outln!("Status page: http://{addr}/   (also /api/agents, /metrics, /health)");
+    outln!(
+        "Demo directory: {} (removed at the end, also on Ctrl-C)",
+        root.0.display()
+    );
 
-    let result = acts(&mut show).await;
-    if result.is_ok() && !args.linger.is_zero() {
-        show.say(&format!(
-            "The fleet stays up {}s more: look at http://{addr}/",
-            args.linger.as_secs()
-        ));
-        let until = Instant::now() + args.linger;
-        while Instant::now() < until {
-            show.pool.sweep().await;
-            tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut stopped = None;
+    let result = tokio::select! {
+        r = acts_and_linger(&mut show, &settings, args.linger, addr) => r,
+        (name, code) = stops.first() => {
+            stopped = Some((name, code));
+            Ok(())
         }
-    }
+    };
     // Stop every agent the demo started, whatever happened.
-    for name in NAMES {
-        let _ = show.signal(name, Signal::CONT);
-        let _ = show.signal(name, Signal::KILL);
-    }
-    for pid in show.pool.launched_pids() {
-        if let Some(p) = Pid::from_raw(pid as i32) {
-            let _ = kill_process(p, Signal::KILL);
-        }
-    }
+    show.stop_agents().await;
     let _ = stop_tx.send(());
-    result
+    let dir = root.0.clone();
+    drop(root);
+    match stopped {
+        Some((name, code)) => {
+            nexus_cli::errln!(
+                "resurrection-pool demo: stopped by {name}: its agents are stopped and {} is removed",
+                dir.display()
+            );
+            Ok(Some(code))
+        }
+        None => result.map(|()| None),
+    }
 }
 
-async fn acts(show: &mut Show) -> anyhow::Result<()> {
+async fn acts_and_linger(
+    show: &mut Show,
+    settings: &Settings,
+    linger: Duration,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    acts(show, settings).await?;
+    if !linger.is_zero() {
+        show.say(&format!(
+            "The fleet stays up {}s more: look at http://{addr}/   (Ctrl-C ends it early)",
+            linger.as_secs()
+        ));
+        let until = Instant::now() + linger;
+        while Instant::now() < until {
+            show.pool.sweep().await;
+            let left = until.saturating_duration_since(Instant::now());
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+        }
+    }
+    Ok(())
+}
+
+async fn acts(show: &mut Show, settings: &Settings) -> anyhow::Result<()> {
     show.say("Act 0: the agents have never run; the pool finds them dead and revives them (policy auto).");
     let t = show
         .until("all agents healthy", |s| {
@@ -294,24 +435,25 @@ async fn acts(show: &mut Show) -> anyhow::Result<()> {
     show.say(&format!(
         "Act 1: SIGKILL allegro (PID {pid}). The pool launched it, so it sees the exit at once."
     ));
-    let t = show
-        .until("allegro revived", |s| {
-            state_of(s, "allegro") == Some(State::Healthy) && attempts(s, "allegro") > before
-        })
-        .await?;
-    show.say(&format!("allegro is back after {t:.1}s."));
+    show.until("allegro revived", |s| {
+        state_of(s, "allegro") == Some(State::Healthy) && attempts(s, "allegro") > before
+    })
+    .await?;
+    show.say(&format!("allegro is back: {}.", show.recovery("allegro")));
 
     let before = attempts(&show.snapshot(), "bezalel");
     let pid = show.signal("bezalel", Signal::STOP)?;
     show.say(&format!(
         "Act 2: SIGSTOP bezalel (PID {pid}): its process and port still exist, but its heartbeat goes stale. A hung mind is dead."
     ));
-    let t = show
-        .until("bezalel revived", |s| {
-            state_of(s, "bezalel") == Some(State::Healthy) && attempts(s, "bezalel") > before
-        })
-        .await?;
-    show.say(&format!("bezalel was stopped and revived after {t:.1}s."));
+    show.until("bezalel revived", |s| {
+        state_of(s, "bezalel") == Some(State::Healthy) && attempts(s, "bezalel") > before
+    })
+    .await?;
+    show.say(&format!(
+        "bezalel was stopped and is back: {}.",
+        show.recovery("bezalel")
+    ));
 
     let script = show.cell_dir.join("workspace/agent-ezra.py");
     let mut src = std::fs::read_to_string(&script)?;
@@ -321,31 +463,26 @@ async fn acts(show: &mut Show) -> anyhow::Result<()> {
     show.say(&format!(
         "Act 3: a bad deploy breaks ezra's source, then ezra dies (PID {pid}). The pre-flight syntax check refuses to revive it into a crash loop and escalates to a human."
     ));
-    let t = show
-        .until("ezra escalated", |s| {
-            state_of(s, "ezra") == Some(State::Escalated)
-        })
-        .await?;
+    show.until("ezra escalated", |s| {
+        state_of(s, "ezra") == Some(State::Escalated)
+    })
+    .await?;
+    let why = show
+        .event("ezra", "escalated: ")
+        .unwrap_or_else(|| "escalated".to_string());
+    show.say(&format!("ezra: {why}"));
     let snap = show.snapshot();
-    let why = snap
-        .agents
-        .iter()
-        .find(|a| &*a.name == "ezra")
-        .and_then(|a| {
-            a.last_events
-                .iter()
-                .find(|e| e.contains("escalated"))
-                .cloned()
-        })
-        .unwrap_or_default();
-    show.say(&format!("ezra escalated after {t:.1}s: {why}"));
+    // The pool's log counts each launch as "revive attempt k" and its
+    // budget as "attempt k of N in <window>": the same count here.
     outln!("\nFinal state:");
     for a in &snap.agents {
         outln!(
-            "  {:<8} {:<10} attempts {}",
+            "  {:<8} {:<10} revive attempts {} of {} in {:.0} min",
             a.name,
             format!("{:?}", a.state).to_lowercase(),
-            a.revive_attempts
+            a.revive_attempts,
+            settings.max_attempts,
+            settings.attempt_window / 60.0
         );
     }
     Ok(())

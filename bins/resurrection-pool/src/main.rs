@@ -175,7 +175,7 @@ fn main_inner() -> ExitCode {
     };
     match &cli.cmd {
         Some(Cmd::Demo(args)) => {
-            nexus_cli::init_logging(default_level);
+            nexus_cli::init_logging(demo::LOG_DEFAULT);
             return demo::run(args);
         }
         Some(Cmd::CheckConfig { file }) => {

@@ -1084,7 +1084,7 @@ impl Pool {
                     } else {
                         "recovered by itself".to_string()
                     };
-                    self.note(&t.key, format!("{how} after {down_seconds:.0}s down"));
+                    self.note(&t.key, format!("{how} after {down_seconds:.1}s down"));
                     if let Some((cell, agent)) = t.cell_agent()
                         && !self.dry_run
                     {

@@ -748,8 +748,17 @@ fn waits_say_what_and_until_when() {
         wait(&rec, Policy::Auto, 450.0, &s)
             .unwrap()
             .describe(450.0, &clock),
+        "escalated: a human is needed (one more try at @2100)",
+        "no revive was spent: the escalation had another cause (a pre-flight)"
+    );
+    rec.attempts = vec![300.0; s.max_attempts as usize];
+    assert_eq!(
+        wait(&rec, Policy::Auto, 450.0, &s)
+            .unwrap()
+            .describe(450.0, &clock),
         "budget spent: a human is needed (one more try at @2100)"
     );
+    rec.attempts.clear();
     rec.state = State::Dead;
     assert_eq!(
         wait(&rec, Policy::Auto, 200.0, &s)

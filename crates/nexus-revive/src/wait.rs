@@ -50,10 +50,14 @@ pub enum Wait {
         /// When the request expires.
         until: f64,
     },
-    /// The budget is spent or the pre-flight failed: a human is needed.
+    /// Escalated (the budget is spent, or the pre-flight failed): a human
+    /// is needed.
     Human {
         /// The next slow-lane try (policy `auto` only).
         retry_at: Option<f64>,
+        /// The restart budget is spent (else the escalation had another
+        /// cause, e.g. a pre-flight that failed): the line says so only then.
+        budget_spent: bool,
     },
     /// A human refused the revive for this episode.
     Denied,
@@ -71,7 +75,7 @@ impl Wait {
             | Wait::Confirming { until }
             | Wait::Backoff { until, .. }
             | Wait::Approval { until } => Some(until),
-            Wait::Human { retry_at } => retry_at,
+            Wait::Human { retry_at, .. } => retry_at,
             Wait::Denied | Wait::Never => None,
         }
     }
@@ -106,12 +110,19 @@ impl Wait {
             ),
             Wait::Approval { until } => format!("awaiting approval until {}", clock(until)),
             Wait::Human {
-                retry_at: Some(t), ..
-            } => format!(
-                "budget spent: a human is needed (one more try at {})",
-                clock(t)
-            ),
-            Wait::Human { retry_at: None } => "budget spent: a human is needed".to_string(),
+                retry_at,
+                budget_spent,
+            } => {
+                let why = if budget_spent {
+                    "budget spent"
+                } else {
+                    "escalated"
+                };
+                match retry_at {
+                    Some(t) => format!("{why}: a human is needed (one more try at {})", clock(t)),
+                    None => format!("{why}: a human is needed"),
+                }
+            }
             Wait::Denied => "revive denied: a human said no for this episode".to_string(),
             Wait::Never => "policy never: a human is needed".to_string(),
         }
@@ -143,6 +154,7 @@ pub fn wait(rec: &AgentRecord, policy: Policy, now: f64, s: &Settings) -> Option
         }),
         State::Escalated => Some(Wait::Human {
             retry_at: (policy == Policy::Auto && !rec.denied).then(|| slow_lane_due(rec, s)),
+            budget_spent: rec.attempts.len() as u32 >= s.max_attempts,
         }),
         State::Dead => {
             let dead_since = rec.dead_since?;
@@ -170,7 +182,10 @@ pub fn wait(rec: &AgentRecord, policy: Policy, now: f64, s: &Settings) -> Option
                         .filter(|t| now - **t < s.attempt_window)
                         .count() as u32;
                     if used >= s.max_attempts {
-                        return Some(Wait::Human { retry_at: None });
+                        return Some(Wait::Human {
+                            retry_at: None,
+                            budget_spent: true,
+                        });
                     }
                     backoff_until(rec, s)
                         .filter(|t| *t > now)
