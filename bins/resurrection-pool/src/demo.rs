@@ -39,7 +39,7 @@ pub(crate) struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:8767")]
     listen: String,
     /// Keep the fleet and the status page up this long after the show.
-    #[arg(long, value_parser = nexus_cli::duration_arg, default_value = "0s")]
+    #[arg(long, allow_hyphen_values = true, value_parser = nexus_cli::duration_arg, default_value = "0s")]
     linger: Duration,
 }
 
@@ -65,7 +65,8 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     match rt.block_on(show(args)) {
         Ok(None) => ExitCode::SUCCESS,
         Ok(Some(code)) => ExitCode::from(code),
-        Err(e) => nexus_cli::Fail::failure(format_args!("{e:#}")).report("resurrection-pool demo"),
+        Err(e) => nexus_cli::Fail::chain(nexus_cli::ExitKind::Failure, &*e)
+            .report("resurrection-pool demo"),
     }
 }
 
