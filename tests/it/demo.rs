@@ -6,6 +6,7 @@
 //! would: Ctrl-C is the byte 0x03 typed into it.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -308,17 +309,38 @@ fn alive_in(groups: &[i32]) -> Vec<i32> {
 
 enum How {
     CtrlC,
-    Term,
+    /// A signal sent to the demo's PID (SIGTERM from a supervisor,
+    /// SIGHUP from a closed terminal).
+    Signal(rustix::process::Signal),
 }
 
-/// Starts the demo on a terminal, waits for `marker`, stops it `how`, and
-/// checks: exit `code`, no agent (no process of theirs, none in their
-/// process groups) and no directory left.
+/// Starts the demo on a terminal, with an operator's shell working in its
+/// directory, waits for `marker`, stops it `how`, and checks: exit
+/// `code`, no agent (no process of theirs, none in their process groups)
+/// and no directory left, and the operator's shell untouched.
 fn stopped(extra: &[&str], marker: &str, how: How, code: i32) {
     let mut demo = PtyDemo::start(extra);
     let (dir, pid) = demo.dir_and_pid();
     demo.until(marker);
-    let running = processes_under(&dir);
+    // A bystander: not the demo's, in a group of its own, `cd`'d into the
+    // agents' mission cell as a curious operator's shell would be.
+    let cell = std::fs::read_dir(dir.join("cells"))
+        .unwrap()
+        .flatten()
+        .find(|e| !e.file_name().to_string_lossy().starts_with('.') && e.path().is_dir())
+        .expect("the demo's mission cell")
+        .path();
+    let mut bystander = Command::new("sh")
+        .args(["-c", "exec sleep 600"])
+        .current_dir(&cell)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let bystander_pid = bystander.id() as i32;
+    let running: Vec<(i32, i32)> = processes_under(&dir)
+        .into_iter()
+        .filter(|&(p, _)| p != bystander_pid)
+        .collect();
     assert!(
         !running.is_empty(),
         "no agent found running under {}",
@@ -332,13 +354,23 @@ fn stopped(extra: &[&str], marker: &str, how: How, code: i32) {
             demo.stdin.write_all(b"\x03").unwrap();
             demo.stdin.flush().unwrap();
         }
-        How::Term => {
+        How::Signal(sig) => {
             let p = rustix::process::Pid::from_raw(pid).unwrap();
-            rustix::process::kill_process(p, rustix::process::Signal::TERM).unwrap();
+            rustix::process::kill_process(p, sig).unwrap();
         }
     }
     let (status, out) = demo.exit();
-    let left = processes_under(&dir);
+    let untouched = bystander.try_wait().unwrap().is_none();
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    assert!(
+        untouched,
+        "the demo killed a process it did not start:\n{out}"
+    );
+    let left: Vec<(i32, i32)> = processes_under(&dir)
+        .into_iter()
+        .filter(|&(p, _)| p != bystander_pid)
+        .collect();
     let in_groups = alive_in(&groups);
     if !in_groups.is_empty() {
         // A failed run leaves nothing running either.
@@ -372,6 +404,23 @@ fn ctrl_c_stops_the_agents_and_removes_the_directory() {
 #[test]
 fn sigterm_stops_the_agents_and_removes_the_directory() {
     for (extra, marker) in WHEN {
-        stopped(extra, marker, How::Term, 143);
+        stopped(
+            extra,
+            marker,
+            How::Signal(rustix::process::Signal::TERM),
+            143,
+        );
     }
+}
+
+/// A closed terminal (mid-show only: the path is the same while lingering).
+#[test]
+fn sighup_stops_the_agents_and_removes_the_directory() {
+    let (extra, marker) = WHEN[0];
+    stopped(
+        extra,
+        marker,
+        How::Signal(rustix::process::Signal::HUP),
+        129,
+    );
 }

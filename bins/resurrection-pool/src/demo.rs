@@ -11,8 +11,9 @@
 //! for it ([`LOG_DEFAULT`]); where the story gives a revive's attempt or
 //! down time it quotes the pool's own event, so the two never disagree.
 //! On SIGINT, SIGTERM or SIGHUP (mid-show or during `--linger`) the demo
-//! kills its agents' process groups, removes its directory and exits
-//! 128 + the signal's number (130, 143, 129).
+//! kills its agents (its own descendants, never a bystander's process),
+//! removes its directory and exits 128 + the signal's number (130, 143,
+//! 129).
 
 use nexus_cli::outln;
 use std::collections::HashMap;
@@ -195,26 +196,37 @@ impl Show {
         Some(e.split_once(' ').map_or(e.as_str(), |(_, t)| t).to_string())
     }
 
-    /// Kills every agent the demo started with its whole process group
-    /// (the pool launches each as a group leader; the `nexus-heartbeat`
-    /// it runs is in it), a stopped one too, and waits (at most 2 s) until
-    /// they are gone. The agents are the pool's children, the PIDs in their
-    /// heartbeats, and any process working in the cell (one launched by a
-    /// sweep that a signal cut short).
+    /// Kills every agent the demo started, a stopped one too, and waits
+    /// (at most 2 s) until they are gone. Only what is the demo's own is
+    /// touched: the pool's children with their whole process groups (the
+    /// pool launches each as a group leader; the `nexus-heartbeat` it runs
+    /// is in it), and every other descendant of the demo (one launched by
+    /// a sweep that a signal cut short, an orphan the demo reaps as
+    /// subreaper) alone. A PID read from a heartbeat file or a process
+    /// merely working in the demo's directory (an operator's shell) is not
+    /// a reason to kill anything.
     async fn stop_agents(&self) {
-        let mut pids: Vec<u32> = self.pool.launched_pids();
-        pids.extend(NAMES.iter().filter_map(|n| self.heartbeat_pid(n)));
-        pids.extend(working_in(&self.cell_dir));
-        pids.sort_unstable();
-        pids.dedup();
-        for &pid in &pids {
-            let Some(p) = Pid::from_raw(pid as i32) else {
-                continue;
-            };
-            let _ = kill_process_group(p, Signal::CONT);
-            let _ = kill_process_group(p, Signal::KILL);
-            let _ = kill_process(p, Signal::KILL);
+        let me = std::process::id();
+        let groups: Vec<u32> = self
+            .pool
+            .launched_pids()
+            .into_iter()
+            .filter(|&p| p > 1 && p != me)
+            .collect();
+        for &pid in &groups {
+            if let Some(p) = Pid::from_raw(pid as i32) {
+                let _ = kill_process_group(p, Signal::CONT);
+                let _ = kill_process_group(p, Signal::KILL);
+            }
         }
+        let mut pids = descendants_of(me);
+        for &pid in &pids {
+            if let Some(p) = Pid::from_raw(pid as i32) {
+                let _ = kill_process(p, Signal::CONT);
+                let _ = kill_process(p, Signal::KILL);
+            }
+        }
+        pids.extend(groups);
         // The pool's tasks reap its children; a zombie or a vanished PID
         // is gone.
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -227,25 +239,51 @@ impl Show {
         let pid = self
             .heartbeat_pid(agent)
             .with_context(|| format!("{agent} has no PID in its heartbeat"))?;
+        if !descendants_of(std::process::id()).contains(&pid) {
+            bail!("{agent}'s heartbeat names PID {pid}, which the demo did not start");
+        }
         let p = Pid::from_raw(pid as i32).context("bad PID")?;
         kill_process(p, sig).with_context(|| format!("cannot signal {agent} (PID {pid})"))?;
         Ok(pid)
     }
 }
 
-/// The processes whose working directory is under `dir`.
-fn working_in(dir: &std::path::Path) -> Vec<u32> {
+/// The live descendants of process `root` (children, their children, …),
+/// from one read of `/proc`; never `root` itself or PID 1.
+fn descendants_of(root: u32) -> Vec<u32> {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    procs
+    let parents: Vec<(u32, u32)> = procs
         .flatten()
         .filter_map(|e| {
             let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
-            cwd.starts_with(dir).then_some(pid)
+            Some((pid, parent_of(pid)?))
         })
-        .collect()
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|&&(pid, ppid)| ppid == p && pid > 1 && !found.contains(&pid))
+                .map(|&(pid, _)| pid)
+                .collect::<Vec<_>>(),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// The parent of `pid` from `/proc/<pid>/stat` ("pid (comm) S ppid …").
+fn parent_of(pid: u32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut f = s.rsplit_once(')')?.1.split_whitespace();
+    f.next()?;
+    f.next()?.parse().ok()
 }
 
 /// `pid` exists and is not a zombie.
@@ -264,8 +302,12 @@ fn state_of(s: &PoolSnapshot, name: &str) -> Option<State> {
 
 /// The show; `Some(exit code)` when a signal ended it early.
 async fn show(args: &DemoArgs) -> anyhow::Result<Option<u8>> {
-    // Before anything is started: a signal from here on is handled.
+    // Before anything is started: a signal from here on is handled, and
+    // an agent's orphaned child becomes the demo's (so stop_agents finds
+    // it among the demo's descendants) rather than init's.
     let mut stops = Stops::install()?;
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+        .context("cannot become the agents' subreaper")?;
     let beat = sibling("nexus-heartbeat")?;
     let python_ok = std::process::Command::new("python3")
         .arg("--version")
@@ -274,7 +316,13 @@ async fn show(args: &DemoArgs) -> anyhow::Result<Option<u8>> {
     if !python_ok {
         bail!("python3 is missing: the demo agents are Python loops (apt-get install python3)");
     }
-    let root = TempRoot(std::env::temp_dir().join(format!("nexus-demo-{}", std::process::id())));
+    let root = std::env::temp_dir().join(format!("nexus-demo-{}", std::process::id()));
+    // A fresh directory of ours (0700), never one found in place: another
+    // user may have made that name in a shared /tmp.
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&root)
+        .with_context(|| format!("cannot create the demo directory {}", root.display()))?;
+    let root = TempRoot(root);
     let cells_root = root.0.join("cells");
     std::fs::create_dir_all(&cells_root)?;
     let settings = Settings {
