@@ -442,6 +442,11 @@ fn a_running_pool_shows_its_fleet_to_chromium_and_promtool() {
         dom.contains("<span class=\"name\">omega</span><span class=\"state dead\">dead</span>"),
         "{dom}"
     );
+    // Grouped under the mission's label, not the cell's uuid; no "n/a";
+    // times say their zone.
+    assert!(dom.contains(">e2e mission<span class=\"cell\""), "{dom}");
+    assert!(!dom.contains("n/a"), "{dom}");
+    assert!(dom.contains("UTC"), "{dom}");
 
     // SIGTERM ends it within a second.
     let sent = Instant::now();

@@ -18,7 +18,6 @@
 //! [`CONNECTION_LIFETIME`], and past the connection cap of the open-file
 //! budget ([`crate::fds`]) a client is answered 503 and closed at once.
 
-use std::fmt::Write as _;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -28,10 +27,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use nexus_metrics::{Exposition, Kind};
-use nexus_stdx::escape_html as esc;
 use serde_json::json;
 
-use crate::view::{AgentView, ChannelView, PoolSnapshot};
+use crate::view::{ChannelView, PoolSnapshot};
 use nexus_revive::State;
 
 /// The snapshot the sweeper publishes and the server reads.
@@ -170,7 +168,7 @@ fn health_of(s: &PoolSnapshot, t: f64) -> Response {
 }
 
 /// `name: trouble (N waiting)` for each channel in trouble.
-fn channel_lines(s: &PoolSnapshot) -> Vec<String> {
+pub(crate) fn channel_lines(s: &PoolSnapshot) -> Vec<String> {
     s.channels
         .iter()
         .filter_map(|c| {
@@ -336,128 +334,9 @@ pub fn clock(epoch: f64) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
 }
 
-fn age(secs: Option<f64>) -> String {
-    match secs {
-        None => "never".to_string(),
-        Some(s) if s < 90.0 => format!("{s:.0}s ago"),
-        Some(s) if s < 5400.0 => format!("{:.0}m ago", s / 60.0),
-        Some(s) => format!("{:.1}h ago", s / 3600.0),
-    }
-}
-
-fn probe(v: Option<bool>) -> &'static str {
-    match v {
-        Some(true) => "up",
-        Some(false) => "down",
-        None => "n/a",
-    }
-}
-
-/// Renders the status page.
-pub fn render_page(s: &PoolSnapshot, now: f64) -> String {
-    let mut html = String::new();
-    let unhealthy = s.unhealthy();
-    let _ = write!(
-        html,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<meta http-equiv=\"refresh\" content=\"5\">\
-<title>Resurrection pool: {} agent(s), {} unhealthy</title>\
-<style>\
-body{{font-family:system-ui,sans-serif;margin:1em;background:#fafafa;color:#222}}\
-h1{{font-size:1.4em}}h2{{font-size:1.1em;margin-top:1.5em}}\
-.agent{{border:1px solid #ccc;border-radius:6px;padding:.6em;margin:.5em 0;background:#fff}}\
-.agent .name{{font-weight:bold;font-size:1.1em}}\
-.state{{display:inline-block;padding:.1em .5em;border-radius:4px;color:#fff;margin-left:.5em}}\
-.healthy{{background:#2a7}}.degraded{{background:#d90}}.dead{{background:#c33}}\
-.reviving{{background:#36c}}.escalated{{background:#808}}.unknown{{background:#888}}\
-.facts{{color:#555;font-size:.9em;margin:.3em 0}}.waiting{{color:#8a5a00;font-size:.9em}}ul.events{{margin:.2em 0;padding-left:1.2em;font-size:.85em;color:#444}}\
-</style></head><body>\n<h1>Resurrection pool</h1>\n<p class=\"summary\">{} agent(s), {} unhealthy; last sweep {} (took {:.0} ms); {} sweep(s)</p>\n",
-        s.agents.len(),
-        unhealthy,
-        s.agents.len(),
-        unhealthy,
-        if s.last_sweep_at > 0.0 {
-            age(Some(now - s.last_sweep_at))
-        } else {
-            "pending".to_string()
-        },
-        s.last_sweep_seconds * 1000.0,
-        s.sweeps
-    );
-    for line in channel_lines(s) {
-        let _ = writeln!(html, "<p class=\"channel\">{}</p>", esc(&line));
-    }
-    if !s.unreadable_cells.is_empty() {
-        html.push_str("<h2>Unreadable cells</h2>\n<ul class=\"unreadable\">");
-        for c in &s.unreadable_cells {
-            let _ = write!(
-                html,
-                "<li><span class=\"name\">{}</span> {}</li>",
-                esc(&c.cell),
-                esc(&c.reason)
-            );
-        }
-        html.push_str("</ul>\n<p>Their agents keep their records (attempts, escalation) and are shown as unknown until the cell can be read again.</p>\n");
-    }
-    if s.agents.is_empty() {
-        html.push_str("<p>No agents are configured.</p>\n");
-    }
-    let mut current: Option<Option<&str>> = None;
-    for a in &s.agents {
-        if current != Some(a.cell.as_deref()) {
-            current = Some(a.cell.as_deref());
-            let heading = match (&a.cell, &a.mission) {
-                (Some(c), Some(m)) => format!("Cell {} — {}", esc(c), esc(m)),
-                (Some(c), None) => format!("Cell {}", esc(c)),
-                (None, _) => "Gateways".to_string(),
-            };
-            let _ = writeln!(html, "<h2>{heading}</h2>");
-        }
-        write_agent(&mut html, a);
-    }
-    html.push_str("</body></html>\n");
-    html
-}
-
-fn write_agent(html: &mut String, a: &AgentView) {
-    let st = a.state.as_str();
-    let _ = write!(
-        html,
-        "<div class=\"agent\" data-agent=\"{name}\" data-state=\"{st}\">\
-<span class=\"name\">{name}</span><span class=\"state {st}\">{st}</span>\
-<div class=\"facts\">heartbeat {hb} · gateway {gw} · process {pr} · attempts {at} · policy {po}{pending}</div>",
-        name = esc(&a.name),
-        hb = age(a.heartbeat_age),
-        gw = probe(a.gateway_alive),
-        pr = probe(a.process_alive),
-        at = a.revive_attempts,
-        po = a.policy,
-        pending = if a.revive_pending && a.waiting.is_none() {
-            " · awaiting approval"
-        } else {
-            ""
-        },
-    );
-    if let Some(r) = &a.reason {
-        let _ = write!(html, "<div class=\"reason\">why: {}</div>", esc(r));
-    }
-    if let Some(w) = &a.waiting {
-        let _ = write!(html, "<div class=\"waiting\">waiting: {}</div>", esc(w));
-    }
-    if !a.last_events.is_empty() {
-        html.push_str("<ul class=\"events\">");
-        for e in a.last_events.iter().take(5) {
-            let _ = write!(html, "<li>{}</li>", esc(e));
-        }
-        html.push_str("</ul>");
-    }
-    html.push_str("</div>\n");
-}
-
 async fn page(AxState(shared): AxState<Shared>) -> Response {
     let now = now();
-    Html(with_snapshot(&shared, |s| render_page(s, now))).into_response()
+    Html(with_snapshot(&shared, |s| crate::page::render(s, now))).into_response()
 }
 
 #[cfg(test)]

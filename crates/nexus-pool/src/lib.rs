@@ -83,6 +83,7 @@ pub mod files;
 pub mod fleet;
 pub mod http;
 pub mod intent;
+mod page;
 pub mod ping;
 pub mod pool;
 pub mod ratelimit;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::view::AgentView;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use nexus_metrics::escape_label as label;
