@@ -447,6 +447,12 @@ fn a_running_pool_shows_its_fleet_to_chromium_and_promtool() {
     assert!(dom.contains(">e2e mission<span class=\"cell\""), "{dom}");
     assert!(!dom.contains("n/a"), "{dom}");
     assert!(dom.contains("UTC"), "{dom}");
+    // A badge, as a README embeds it: an SVG document Chromium renders.
+    let badge = nexus_testkit::chromium_dom(&format!("{base}/badge/omega.svg"));
+    assert!(
+        badge.contains("<svg") && badge.contains(">dead</text>"),
+        "{badge}"
+    );
 
     // SIGTERM ends it within a second.
     let sent = Instant::now();

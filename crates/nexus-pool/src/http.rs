@@ -42,6 +42,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/agents", get(agents))
+        .route("/badge/{file}", get(crate::badge::badge))
         .with_state(shared)
 }
 

@@ -293,3 +293,22 @@ async fn why_a_sick_agent_is_sick_is_on_the_page_and_in_the_api() {
     assert_eq!(v[1]["reason"], why);
     assert!(v[0]["reason"].is_null());
 }
+
+#[tokio::test]
+async fn badges_per_agent_and_a_grey_one_for_an_unknown_name() {
+    let s = shared(sample(now()));
+    let (code, ctype, body) = call(s.clone(), Method::GET, "/badge/bezalel.svg").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(ctype, "image/svg+xml; charset=utf-8");
+    assert!(body.contains("aria-label=\"bezalel: dead\""), "{body}");
+    let (code, _, body) = call(s.clone(), Method::GET, "/badge/nobody.svg").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert!(body.contains("aria-label=\"nobody: not found\""), "{body}");
+    let (code, _, _) = call(s.clone(), Method::GET, "/badge/bezalel").await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, ctype, body) = call(s, Method::HEAD, "/badge/allegro.svg").await;
+    assert_eq!(
+        (code, ctype.as_str(), body.as_str()),
+        (StatusCode::OK, "image/svg+xml; charset=utf-8", "")
+    );
+}
