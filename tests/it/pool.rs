@@ -476,6 +476,71 @@ fn a_running_pool_shows_its_fleet_to_chromium_and_promtool() {
     assert!(sent.elapsed() < Duration::from_secs(1));
 }
 
+/// The status page's actions as an operator uses them, in a real
+/// Chromium: acknowledge a dead agent, then retry it now (its policy is
+/// `never`: only a human's retry launches it). Each is recorded in the
+/// cell's log with its outcome, and the page reflects it.
+#[test]
+fn the_page_acknowledges_and_retries_a_dead_agent_in_chromium() {
+    let f = Fleet::new();
+    f.join("omega", RevivePolicy::Never, false);
+    let cfg = f.config("");
+    let (_d, port) = f.serve(&cfg);
+    let base = format!("http://127.0.0.1:{port}");
+    let api = || get(&format!("{base}/api/agents"));
+    wait_for("omega dead", || api().contains("\"dead\""));
+    assert_eq!(
+        f.launches_now("omega"),
+        0,
+        "policy never: no launch by itself"
+    );
+
+    let mut b = nexus_testkit::browser::Browser::launch();
+    b.goto(&format!("{base}/"));
+    b.click_and_wait("div[data-agent='omega'] button[data-do='acknowledge']");
+    wait_for("the acknowledgement", || {
+        api().contains("\"acknowledged_by\":\"the status page (loopback)\"")
+    });
+    b.goto(&format!("{base}/"));
+    let dom = b.dom();
+    assert!(
+        dom.contains("acknowledged by the status page (loopback)"),
+        "{dom}"
+    );
+    assert!(
+        !dom.contains("data-do=\"acknowledge\""),
+        "acknowledged once: {dom}"
+    );
+
+    b.click_and_wait("div[data-agent='omega'] button[data-do='retry']");
+    wait_for("the retry's launch", || f.launches_now("omega") == 1);
+    let events = f.events();
+    for line in [
+        "\"event\":\"human_action\",\"action\":\"acknowledge\",\"agent\":\"omega\",\"by\":\"the status page (loopback)\",\"outcome\":\"done\"",
+        "\"event\":\"human_action\",\"action\":\"retry\",\"agent\":\"omega\",\"by\":\"the status page (loopback)\",\"outcome\":\"done\"",
+    ] {
+        assert!(events.contains(line), "{line} not in\n{events}");
+    }
+
+    // A form from another site (no CSRF token, a foreign Origin) changes
+    // nothing.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Origin: http://evil.example",
+        ])
+        .args(["--data", "agent=x&do=retry&csrf=guess"])
+        .arg(format!("{base}/action"))
+        .run()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
+}
+
 #[test]
 fn a_second_daemon_exits_2() {
     let f = Fleet::new();

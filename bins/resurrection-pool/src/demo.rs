@@ -403,6 +403,7 @@ async fn show(args: &DemoArgs) -> anyhow::Result<Option<u8>> {
         listener,
         pool.shared(),
         None,
+        None,
         async {
             let _ = stop_rx.await;
         },

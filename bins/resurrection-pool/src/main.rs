@@ -578,10 +578,14 @@ async fn daemon(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let actions = pool
+        .page_actions()
+        .context("cannot make the status page's CSRF token")?;
     let server = tokio::spawn(nexus_pool::http::serve(
         listener,
         pool.shared(),
         ping,
+        Some(actions),
         async {
             let _ = stop_rx.await;
         },

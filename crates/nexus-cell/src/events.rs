@@ -125,6 +125,18 @@ pub enum EventKind {
         /// File name under `checkpoints/`, e.g. `<UTC timestamp>.tar.gz`.
         checkpoint: String,
     },
+    /// A human acted on an agent from the status page (approve, deny,
+    /// retry, acknowledge), and what came of it.
+    HumanAction {
+        /// Agent name, as in the cell manifest's `agents`.
+        agent: AgentName,
+        /// `approve`, `deny`, `retry` or `acknowledge`.
+        action: String,
+        /// Who: `the status page (loopback)`.
+        by: String,
+        /// `done`, or why it was refused.
+        outcome: String,
+    },
     /// An event kind this version does not know (read only; kept whole).
     #[serde(skip)]
     Other {
@@ -154,6 +166,7 @@ pub const EVENT_KINDS: &[&str] = &[
     "cell_destroyed",
     "checkpoint_created",
     "cell_restored",
+    "human_action",
 ];
 
 impl EventKind {
@@ -506,6 +519,14 @@ mod tests {
             Just(EventKind::CellDestroyed),
             "[0-9TZ.]{1,20}".prop_map(|checkpoint| EventKind::CheckpointCreated { checkpoint }),
             "[0-9TZ.]{1,20}".prop_map(|checkpoint| EventKind::CellRestored { checkpoint }),
+            (agent_name(), "[a-z]{1,10}", ".{0,10}", ".{0,10}").prop_map(
+                |(agent, action, by, outcome)| EventKind::HumanAction {
+                    agent,
+                    action,
+                    by,
+                    outcome
+                }
+            ),
             (
                 "zz_[a-z]{1,8}",
                 proptest::collection::btree_map("[a-y]{1,6}", any::<i64>(), 0..3)
@@ -582,6 +603,12 @@ mod tests {
             },
             EventKind::CellRestored {
                 checkpoint: "c".into(),
+            },
+            EventKind::HumanAction {
+                agent: a.clone(),
+                action: "retry".into(),
+                by: "page".into(),
+                outcome: "done".into(),
             },
         ];
         let names: Vec<String> = samples.iter().map(EventKind::name).collect();

@@ -681,7 +681,9 @@ mod footprint {
         eprintln!("Target, Seen, AgentView: {sizes:?} bytes");
         assert!(sizes.0 <= 176, "Target grew: {sizes:?}");
         assert!(sizes.1 <= 80, "Seen grew: {sizes:?}");
-        // 144: `waiting` (what a sick agent waits for) is 16 of them.
-        assert!(sizes.2 <= 144, "AgentView grew: {sizes:?}");
+        // 160: `waiting` (what a sick agent waits for) is 16 of them, and
+        // `acknowledged_by` (the page's acknowledgement) 16 more: 160 kB of
+        // peak RSS at 10,000 agents, for a field the page cannot do without.
+        assert!(sizes.2 <= 160, "AgentView grew: {sizes:?}");
     }
 }

@@ -70,17 +70,24 @@ pub fn current_limits() -> ConnLimits {
     }
 }
 
-/// Serves the router (plus the ping routes, when configured) on
-/// `listener` until `shutdown` resolves, within [`current_limits`].
+/// Serves the router (plus the ping routes and the page's actions, when
+/// given) on `listener` until `shutdown` resolves, within
+/// [`current_limits`]. The actions are served only on a loopback
+/// listener (see [`crate::actions`]): on another, the page shows none.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Shared,
     ping: Option<crate::ping::PingIngest>,
+    actions: Option<crate::actions::PageActions>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut app = router(shared);
     if let Some(p) = ping {
         app = app.merge(crate::ping::router(p));
+    }
+    let loopback = listener.local_addr()?.ip().is_loopback();
+    if let Some(a) = actions.filter(|_| loopback) {
+        app = app.merge(a.clone().router()).layer(axum::Extension(a));
     }
     serve_with(listener, app, current_limits(), shutdown).await
 }
@@ -335,9 +342,16 @@ pub fn clock(epoch: f64) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
 }
 
-async fn page(AxState(shared): AxState<Shared>) -> Response {
+async fn page(
+    AxState(shared): AxState<Shared>,
+    actions: Option<axum::Extension<crate::actions::PageActions>>,
+) -> Response {
     let now = now();
-    Html(with_snapshot(&shared, |s| crate::page::render(s, now))).into_response()
+    let csrf = actions.as_ref().map(|a| a.csrf());
+    Html(with_snapshot(&shared, |s| {
+        crate::page::render(s, now, csrf)
+    }))
+    .into_response()
 }
 
 #[cfg(test)]

@@ -72,6 +72,7 @@
 //! - Forget an agent's record because its cell could not be read, or reset
 //!   it because the agent left and came back (`pool::unseen`).
 
+pub mod actions;
 mod badge;
 pub mod channels;
 pub mod clock;

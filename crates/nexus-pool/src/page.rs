@@ -4,7 +4,9 @@
 //! detail); facts that do not apply to an agent (no gateway, no process to
 //! watch) are left out rather than shown as "n/a"; every clock time is
 //! labelled with its zone (UTC, the pool's clock); an agent that waits for
-//! a human says what to do.
+//! a human says what to do, and offers the actions that fit ([`crate::actions`]:
+//! approve or deny a revive request, retry now, acknowledge) when the page
+//! is served with them (on loopback, each form carrying the CSRF token).
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
@@ -25,10 +27,13 @@ h2 .cell{font-weight:normal;color:#777;font-size:.8em;margin-left:.5em}\
 .facts{color:#555;font-size:.9em;margin:.3em 0}.waiting{color:#8a5a00;font-size:.9em}\
 .todo{background:#fff4e0;border-left:3px solid #d90;padding:.2em .5em;font-size:.9em;margin:.3em 0}\
 ul.events{margin:.2em 0;padding-left:1.2em;font-size:.85em;color:#444}\
-.zone{color:#777;font-size:.85em}";
+.zone{color:#777;font-size:.85em}\
+form.act{display:inline;margin-right:.4em}form.act button{font-size:.85em;padding:.15em .6em;cursor:pointer}\
+.ack{color:#555;font-size:.85em}";
 
-/// Renders the status page of snapshot `s` at epoch time `now`.
-pub(crate) fn render(s: &PoolSnapshot, now: f64) -> String {
+/// Renders the status page of snapshot `s` at epoch time `now`; with
+/// `csrf` (the actions' token), with the action buttons.
+pub(crate) fn render(s: &PoolSnapshot, now: f64, csrf: Option<&str>) -> String {
     let unhealthy = s.unhealthy();
     let last_sweep = if s.last_sweep_at > 0.0 {
         format!(
@@ -75,7 +80,7 @@ pub(crate) fn render(s: &PoolSnapshot, now: f64) -> String {
                 @for group in groups(&s.agents) {
                     (heading(group[0]))
                     @for a in group {
-                        (agent(a))
+                        (agent(a, csrf))
                     }
                 }
             }
@@ -114,7 +119,7 @@ fn heading(first: &AgentView) -> Markup {
     }
 }
 
-fn agent(a: &AgentView) -> Markup {
+fn agent(a: &AgentView, csrf: Option<&str>) -> Markup {
     let st = a.state.as_str();
     let mut facts = vec![format!("heartbeat {}", age(a.heartbeat_age))];
     if let Some(g) = a.gateway_alive {
@@ -142,6 +147,24 @@ fn agent(a: &AgentView) -> Markup {
             @if let Some(t) = todo(a) {
                 div.todo { "what to do: " (t) }
             }
+            @if let Some(by) = &a.acknowledged_by {
+                div.ack { "acknowledged by " (by) }
+            }
+            @if let Some(csrf) = csrf {
+                @let acts = actions(a);
+                @if !acts.is_empty() {
+                    div.actions {
+                        @for (what, label) in acts {
+                            form.act method="post" action="/action" {
+                                input type="hidden" name="agent" value=(a.key());
+                                input type="hidden" name="do" value=(what);
+                                input type="hidden" name="csrf" value=(csrf);
+                                button type="submit" data-do=(what) { (label) }
+                            }
+                        }
+                    }
+                }
+            }
             @if !a.last_events.is_empty() {
                 ul.events title="newest first; times UTC" {
                     @for e in a.last_events.iter().take(5) {
@@ -151,6 +174,24 @@ fn agent(a: &AgentView) -> Markup {
             }
         }
     }
+}
+
+/// The actions that fit `a`'s state: (the form's `do`, the button's label).
+fn actions(a: &AgentView) -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    if a.revive_pending {
+        out.push(("approve", "Approve revive"));
+        out.push(("deny", "Deny"));
+    }
+    if matches!(a.state, State::Dead | State::Escalated) {
+        out.push(("retry", "Retry now"));
+    }
+    if !matches!(a.state, State::Healthy | State::Unknown | State::Reviving)
+        && a.acknowledged_by.is_none()
+    {
+        out.push(("acknowledge", "Acknowledge"));
+    }
+    out
 }
 
 /// What a human can do about an agent the pool will not fix alone.
@@ -196,7 +237,7 @@ mod tests {
     fn groups_are_headed_by_the_mission_and_hostile_text_is_escaped() {
         let mut s = sample(NOW);
         s.agents[0].name = "<script>x</script>".into();
-        let page = render(&s, NOW);
+        let page = render(&s, NOW, None);
         assert!(
             page.contains("<h2 data-cell=\"cell-1\">Operation &lt;Lazarus&gt;<span class=\"cell\" title=\"cell-1\">cell cell-1</span></h2>"),
             "{page}"
@@ -213,7 +254,7 @@ mod tests {
         let mut s = sample(NOW);
         s.agents[2].gateway_alive = None;
         s.agents[2].process_alive = None;
-        let page = render(&s, NOW);
+        let page = render(&s, NOW, None);
         assert!(!page.contains("n/a"), "{page}");
         assert!(
             page.contains("heartbeat 3s ago · gateway up · process up"),
@@ -232,13 +273,52 @@ mod tests {
         let mut s = sample(NOW);
         s.agents[1].state = State::Escalated;
         s.agents[2].revive_pending = true;
-        let page = render(&s, NOW);
+        let page = render(&s, NOW, None);
         assert_eq!(page.matches("class=\"todo\"").count(), 2, "{page}");
         assert!(page.contains("spent its revive budget"), "{page}");
         assert!(
             page.contains("approve or deny the revive in Telegram"),
             "{page}"
         );
-        assert!(render(&sample(NOW), NOW).matches("class=\"todo\"").count() == 0);
+        assert!(
+            render(&sample(NOW), NOW, None)
+                .matches("class=\"todo\"")
+                .count()
+                == 0
+        );
+    }
+
+    #[test]
+    fn the_actions_fit_the_state_and_carry_the_token() {
+        let mut s = sample(NOW);
+        // allegro healthy, bezalel dead, timmy reviving (a gateway).
+        s.agents[1].revive_pending = true;
+        assert_eq!(
+            render(&s, NOW, None).matches("<form").count(),
+            0,
+            "no token, no forms"
+        );
+        let page = render(&s, NOW, Some("t0k"));
+        let forms: Vec<&str> = page.split("<form").skip(1).collect();
+        assert_eq!(forms.len(), 4, "{page}");
+        for (form, what) in forms
+            .iter()
+            .zip(["approve", "deny", "retry", "acknowledge"])
+        {
+            assert!(
+                form.contains("name=\"agent\" value=\"cell-1/bezalel\""),
+                "{form}"
+            );
+            assert!(
+                form.contains(&format!("name=\"do\" value=\"{what}\"")),
+                "{form}"
+            );
+            assert!(form.contains("name=\"csrf\" value=\"t0k\""), "{form}");
+        }
+        s.agents[1].acknowledged_by = Some("ops".into());
+        s.agents[1].revive_pending = false;
+        let page = render(&s, NOW, Some("t0k"));
+        assert!(page.contains("acknowledged by ops"), "{page}");
+        assert_eq!(page.matches("<form").count(), 1, "retry only: {page}");
     }
 }

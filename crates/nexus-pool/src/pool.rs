@@ -24,6 +24,7 @@ use crate::view::{AgentView, PoolSnapshot};
 
 mod cellio;
 mod events;
+mod human;
 mod launcher;
 mod logs;
 mod outside;
@@ -282,6 +283,10 @@ pub struct Pool {
     /// The agents' names, each allocated once (see [`Known`]); pruned of
     /// those no agent holds at each sweep's end.
     names: std::collections::HashSet<Arc<str>>,
+    /// The status page's actions, when it has any (see `human`).
+    inbox: Option<crate::actions::Inbox>,
+    /// Retries and acknowledgements from the page, for the agents' next step.
+    commands: human::Commands,
 }
 
 impl Pool {
@@ -419,6 +424,8 @@ impl Pool {
             survey_warned: Vec::new(),
             saved_at: Instant::now(),
             names: Default::default(),
+            inbox: None,
+            commands: Default::default(),
         };
         pool.readopt_launches();
         pool.recall_asked();
@@ -673,6 +680,9 @@ impl Pool {
         let records = &self.state.records;
         self.state.launched.retain(|k, _| records.contains_key(k));
         self.state.waiting.retain(|k, _| records.contains_key(k));
+        self.state
+            .acknowledged
+            .retain(|k, _| records.contains_key(k));
         self.state.reasons.retain(|k, _| records.contains_key(k));
         self.waits_logged.retain(|k, _| records.contains_key(k));
         self.names.retain(|n| Arc::strong_count(n) > 1);
@@ -765,7 +775,10 @@ impl Pool {
         // What the check saw, for the words of the actions' log lines (the
         // state is the one the step leaves).
         self.sighting = Sighting::new(now, before, why, &s.probe, s.heartbeat_age);
-        let actions = step(&mut rec, health, t.policy, now, approval, &self.settings);
+        let mut actions = step(&mut rec, health, t.policy, now, approval, &self.settings);
+        if !self.commands.is_empty() {
+            self.human_command(t, &mut rec, &mut actions, now);
+        }
         let asked = actions
             .iter()
             .any(|a| matches!(a, Action::RequestApproval { .. }));
@@ -790,6 +803,9 @@ impl Pool {
         self.sync_incident(t, s, &rec, before);
         if rec.state != State::Healthy {
             report.unhealthy += 1;
+        } else if !self.state.acknowledged.is_empty() {
+            // The episode is over, and its acknowledgement with it.
+            self.state.acknowledged.remove(&*t.key);
         }
         if rec.state == State::Healthy && rec.fail_streak > 0 {
             report.confirm_soon = true;
@@ -1022,6 +1038,11 @@ impl Pool {
             last_checked: now,
             first_dead_at: rec.dead_since,
             revive_pending: rec.pending.is_some(),
+            acknowledged_by: self
+                .state
+                .acknowledged
+                .get(&*t.key)
+                .map(|b| Box::from(b.as_str())),
             waiting: if frozen {
                 None
             } else {

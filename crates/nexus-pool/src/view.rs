@@ -35,6 +35,10 @@ pub struct AgentView {
     pub first_dead_at: Option<f64>,
     /// An approval request is waiting for an answer.
     pub revive_pending: bool,
+    /// Who acknowledged the current episode from the status page (left
+    /// out of the JSON when nobody did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<Box<str>>,
     /// What it waits for and until when, when it is not healthy ("backoff
     /// 8 s until 18:03:12 (attempt 3 of 5 in 1 h)"); boxed: most agents
     /// wait for nothing.
@@ -100,6 +104,17 @@ pub struct ChannelView {
     pub trouble: Option<String>,
     /// Observations, messages or requests waiting for it.
     pub waiting: usize,
+}
+
+impl AgentView {
+    /// The pool's key for it: `<cell>/<name>`, or a gateway's name (what
+    /// the page's actions name).
+    pub fn key(&self) -> String {
+        match &self.cell {
+            Some(c) => format!("{c}/{}", self.name),
+            None => self.name.to_string(),
+        }
+    }
 }
 
 impl PoolSnapshot {

@@ -37,6 +37,7 @@ fn fleet() -> PoolSnapshot {
         last_checked: t,
         first_dead_at: None,
         revive_pending: false,
+        acknowledged_by: None,
         waiting: None,
         reason: None,
         last_events: Box::new([format!("{name}: {state:?}")]),
@@ -78,7 +79,7 @@ async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
     let addr = listener.local_addr().unwrap();
     let shared: Shared = Arc::new(RwLock::new(fleet()));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, shared, None, async {
+    tokio::spawn(serve(listener, shared, None, None, async {
         let _ = rx.await;
     }));
     (format!("http://{addr}"), tx)

@@ -15,6 +15,9 @@
 //! - [`wait`] says what a sick agent waits for and until when (shown on the
 //!   status page, `--once` and the log); [`next_due`] when it must be
 //!   stepped again with no new evidence: the event engine's timers.
+//! - [`command`] carries out a human's [`Command`] from the status page:
+//!   retry now (a launch, overriding budget, backoff and policy) or
+//!   acknowledge (kept on the episode); a [`Refused`] says why not.
 //!
 //! Evidence, not timers (issue 17): a death the pool *saw* (its own child
 //! exited, [`Health::Gone`]; its own process hung, [`Health::Hung`]) is
@@ -34,16 +37,19 @@
 //! # What this crate must never do
 //! - Perform I/O or read the clock: `now` is always passed in.
 //! - Launch under `never`, while an approval is pending, inside the startup
-//!   grace or the backoff, or beyond the budget (slow lane excepted).
+//!   grace or the backoff, or beyond the budget (slow lane and a human's
+//!   retry excepted).
 //! - Open more than one incident per episode, or close one it did not open.
 //! - Count a first start against the restart budget.
 
 mod assess;
+mod human;
 mod machine;
 mod policy;
 mod wait;
 
 pub use assess::{DeadRule, Health, Heartbeat, Probe, assess};
+pub use human::{Command, Refused, command};
 pub use machine::{
     Action, AgentRecord, Approval, AskDefault, LaunchOutcome, Pending, Settings, State, launched,
     step,

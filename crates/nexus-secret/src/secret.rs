@@ -35,6 +35,13 @@ impl Secret {
         &self.0
     }
 
+    /// `candidate` is this value, compared in time independent of where
+    /// the two differ (a token or a CSRF value checked on a request).
+    pub fn matches(&self, candidate: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
     /// Empty or whitespace only.
     pub fn is_blank(&self) -> bool {
         self.0.trim().is_empty()
@@ -85,6 +92,16 @@ mod tests {
     use super::*;
 
     const CANARY: &str = "s3cr3t-canary-0xC0FFEE";
+
+    #[test]
+    fn matches_only_the_same_value() {
+        let s = Secret::new(CANARY);
+        assert!(s.matches(CANARY));
+        assert!(!s.matches(&CANARY[1..]));
+        assert!(!s.matches(&format!("{CANARY}x")));
+        assert!(!s.matches(&CANARY.replace('0', "1")));
+        assert!(!s.matches(""));
+    }
 
     #[test]
     fn debug_and_display_never_show_the_value() {

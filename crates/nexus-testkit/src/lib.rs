@@ -25,6 +25,9 @@
 //! - [`botapi`]: Telegram mock bodies checked against the Bot API
 //!   description; [`contracts`]: that description and the Gitea swagger,
 //!   kept in `contracts/` with their sources and licences;
+//! - [`browser::Browser`]: a real headless Chromium driven over the
+//!   DevTools protocol, for tests that click (each step awaited on the
+//!   page's `load` event);
 //! - [`canary`]: the tokens tests use, and the check that none leaks (in
 //!   any form: as is, percent- or base64-encoded);
 //! - [`reflect`]: error bodies that echo the request (headers, path) behind
@@ -39,6 +42,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 pub mod botapi;
+pub mod browser;
 pub mod canary;
 pub mod contracts;
 pub mod gitea;

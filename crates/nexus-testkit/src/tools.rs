@@ -4,22 +4,27 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+/// How Chromium runs here: headless, no sandbox (tests run as root), no
+/// background networking (this machine's network is closed), a
+/// phone-sized window.
+pub(crate) const CHROMIUM_FLAGS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=390,844",
+];
+
 /// The DOM of `url` after a headless Chromium loaded it (phone-sized window).
 pub fn chromium_dom(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=390,844",
-            "--dump-dom",
-        ])
+        .args(CHROMIUM_FLAGS)
+        .arg("--dump-dom")
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(url)
         .output()

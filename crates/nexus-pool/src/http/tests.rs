@@ -21,6 +21,7 @@ pub(crate) fn sample(now: f64) -> PoolSnapshot {
         last_checked: now,
         first_dead_at: None,
         revive_pending: false,
+        acknowledged_by: None,
         waiting: None,
         reason: None,
         last_events: Box::new(["agent_dead".into()]),

@@ -144,6 +144,12 @@ impl Pool {
                     }
                 }
                 e = next_event(&mut self.incidents, &mut self.telegram, &mut self.nostr) => e,
+                Some(a) = super::human::next_action(&mut self.inbox) => {
+                    match self.take_action(a) {
+                        Some(w) => return w,
+                        None => continue,
+                    }
+                }
             };
             let answers = self.on_event(event);
             self.take_events();

@@ -165,9 +165,11 @@ impl Dms {
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Via {
+pub(super) enum Via {
     Telegram,
     Nostr,
+    /// The status page's approve and deny buttons (never asked on).
+    Page,
 }
 
 impl Via {
@@ -176,6 +178,7 @@ impl Via {
         match self {
             Via::Telegram => "telegram",
             Via::Nostr => "nostr",
+            Via::Page => "page",
         }
     }
 }
@@ -185,6 +188,7 @@ impl std::fmt::Display for Via {
         f.write_str(match self {
             Via::Telegram => "Telegram",
             Via::Nostr => "Nostr",
+            Via::Page => "the status page",
         })
     }
 }
@@ -504,6 +508,8 @@ impl Pool {
                 .as_mut()
                 .map(|m| (&mut m.asks, &mut m.trouble)),
             Via::Nostr => self.nostr.as_mut().map(|n| (&mut n.asks, &mut n.trouble)),
+            // The page asks nothing: its answers come through `take_answers`.
+            Via::Page => None,
         };
         let Some((asks, trouble)) = channel else {
             return false;
@@ -546,7 +552,7 @@ impl Pool {
     /// Answers read from `via`: the first answer to a request still asked
     /// decides; the request is withdrawn on the other channel (which says
     /// so), and any later answer to it is ignored. True when one counted.
-    fn take_answers(&mut self, via: Via, answers: Vec<Answer>) -> bool {
+    pub(super) fn take_answers(&mut self, via: Via, answers: Vec<Answer>) -> bool {
         let mut any = false;
         for (id, a, by) in answers {
             let key = self.asked_for(&id);

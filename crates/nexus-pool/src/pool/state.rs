@@ -53,6 +53,10 @@ pub struct PoolState {
     /// `--status`, which reads this file and nothing else).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub waiting: BTreeMap<String, String>,
+    /// Who acknowledged each agent's current episode from the status page
+    /// (dropped when the episode ends).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub acknowledged: BTreeMap<String, String>,
     /// The words of each agent's heartbeat that cannot be read or parsed
     /// ("corrupt heartbeat: `<file>`: field `timestamp`: …"), by key, while
     /// it lasts: the few agents with one (the rest's reasons are codes in

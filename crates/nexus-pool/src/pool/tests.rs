@@ -22,6 +22,7 @@ fn view(cell: &str, name: &str, state: State) -> AgentView {
         last_checked: 0.0,
         first_dead_at: None,
         revive_pending: false,
+        acknowledged_by: None,
         waiting: None,
         reason: None,
         last_events: Box::default(),

@@ -263,6 +263,11 @@ impl Pool {
             last_checked: before.map_or(0.0, |b| b.last_checked),
             first_dead_at: rec.dead_since,
             revive_pending: rec.pending.is_some(),
+            acknowledged_by: self
+                .state
+                .acknowledged
+                .get(key)
+                .map(|b| Box::from(b.as_str())),
             reason: Some(Box::new(format!("cell unreadable, record kept: {why}"))),
             last_events: last_events.into_boxed_slice(),
         }
