@@ -901,6 +901,69 @@ pub(crate) mod channels {
         assert_eq!(f.launches("auto1"), 1);
     }
 
+    /// A revive request asked on Telegram, approved from the status page
+    /// in a real Chromium: the agent is launched, the request is withdrawn
+    /// in the chat with who answered, and the cell's log has the action.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_request_asked_on_telegram_is_approved_from_the_page() {
+        const CHAT: i64 = -1006;
+        let (server, bot, _mocks) = bot().await;
+        let f = Fleet::new();
+        f.join("asker", RevivePolicy::Ask, true);
+        let cfg = f.config(&format!(
+            "approval_timeout = 3600\n[telegram]\nchat_id = {CHAT}\napi_url = \"{}\"\n",
+            server.url()
+        ));
+        let port = free_port();
+        let _d = Daemon(
+            f.cmd(&cfg)
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .env("TELEGRAM_BOT_TOKEN", "123456:test-token")
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let b = format!("http://127.0.0.1:{port}");
+        // The browser's own runtime runs on a thread of its own.
+        tokio::task::spawn_blocking(move || {
+            wait_for("the revive request", || {
+                get(&format!("{b}/api/agents")).contains("\"revive_pending\":true")
+            });
+            let mut browser = nexus_testkit::browser::Browser::launch();
+            browser.goto(&format!("{b}/"));
+            browser.click_and_wait("div[data-agent='asker'] button[data-do='approve']");
+        })
+        .await
+        .unwrap();
+        let launched = tokio::task::spawn_blocking({
+            let f_root = f.root.clone();
+            move || {
+                let file = f_root.join("asker.launches");
+                wait_for("the approved launch", || file.exists());
+            }
+        });
+        launched.await.unwrap();
+        assert_eq!(f.launches("asker"), 1);
+        let events = f.events();
+        assert!(
+            events.contains("\"event\":\"human_action\",\"action\":\"approve\",\"agent\":\"asker\",\"by\":\"the status page (loopback)\",\"outcome\":\"done\""),
+            "{events}"
+        );
+        let note = tokio::task::spawn_blocking({
+            let bot = bot.clone();
+            move || {
+                wait_for("the withdrawal note", || {
+                    bot.lock().unwrap().sent.iter().any(|m| {
+                        m["text"]
+                            .as_str()
+                            .is_some_and(|t| t.contains("via the status page"))
+                    })
+                });
+            }
+        });
+        note.await.unwrap();
+    }
+
     /// `--dry-run` with Gitea and Telegram configured: the channels run
     /// (the engine says what it would do) but no call reaches either, no
     /// agent is launched and no state is written.
