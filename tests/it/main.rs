@@ -10,6 +10,7 @@
 )]
 
 mod alerting;
+mod alertmanager;
 mod attack;
 mod bench;
 mod canary;

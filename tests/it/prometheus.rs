@@ -129,95 +129,20 @@ fn every_metric_a_rule_uses_is_exported() {
 /// an agent dies in one; the alert fires through the Prometheus API.
 #[test]
 fn a_real_prometheus_sees_the_alert_fire() {
-    use crate::pool::{Daemon, Fleet, free_port, get, wait_for};
-    use nexus_cell::RevivePolicy;
-    use std::process::Stdio;
+    use crate::alertmanager::{Host, prometheus};
+    use crate::pool::{get, wait_for};
 
-    let prometheus = Command::new("prometheus").arg("--version").run();
+    let version = Command::new("prometheus").arg("--version").run();
     assert!(
-        prometheus.is_ok_and(|o| o.status.success()),
+        version.is_ok_and(|o| o.status.success()),
         "prometheus is missing: run scripts/test (scripts/setup.d installs it)"
     );
-    let mut pools = Vec::new();
-    let mut agents = Vec::new();
-    let mut targets = Vec::new();
-    for (i, agent) in ["north", "south"].into_iter().enumerate() {
-        let f = Fleet::new();
-        f.join(agent, RevivePolicy::Never, false);
-        let hb = f.heartbeat_path(agent);
-        // The agent: a loop beating through the CLI, started by the test.
-        let looper = Command::new("sh")
-            .arg("-c")
-            .arg("while :; do \"$0\" beat --no-fsync --path \"$1\"; sleep 0.2; done")
-            .arg(nexus_e2e::bin("nexus-heartbeat"))
-            .arg(&hb)
-            .spawn()
-            .unwrap();
-        agents.push(looper);
-        let cfg = f.root.join("pool.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[pool]\npoll_interval = \"1s\"\ndead_threshold = \"0s\"\nheartbeat_dir = \"{hb}\"\n\
-                 [cells]\nroot = \"{cells}\"\nheartbeat_stale_threshold = \"2s\"\n\
-                 [revive]\nfail_threshold = 1\nok_threshold = 1\nstartup_grace = 0\n",
-                hb = f.root.join("heartbeats").display(),
-                cells = f.root.join("cells").display()
-            ),
-        )
-        .unwrap();
-        let (d, port) = f.serve(&cfg);
-        wait_for(&format!("{agent} healthy"), || {
-            get(&format!("http://127.0.0.1:{port}/api/agents")).contains("\"healthy\"")
-        });
-        targets.push(format!("'127.0.0.1:{port}'"));
-        pools.push((f, d, i));
-    }
-    // The shipped rules, with the `for` durations shortened for the test.
+    let (mut hosts, targets) = Host::fleet(&["north", "south"]);
     let tmp = tempfile::tempdir().unwrap();
-    let rules = std::fs::read_to_string(dir().join("rules.yml"))
-        .unwrap()
-        .replace("for: 2m", "for: 1s")
-        .replace("for: 1m", "for: 1s");
-    std::fs::write(tmp.path().join("rules.yml"), rules).unwrap();
-    std::fs::write(
-        tmp.path().join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - rules.yml\n\
-             scrape_configs:\n  - job_name: resurrection-pool\n    static_configs:\n      - targets: [{}]\n",
-            targets.join(", ")
-        ),
-    )
-    .unwrap();
-    let web = free_port();
-    let _prom = Daemon(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                tmp.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                tmp.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_prom, web) = prometheus(tmp.path(), &targets, None);
     let api = format!("http://127.0.0.1:{web}/api/v1");
-    // Both pools are scraped.
-    wait_for("two healthy targets", || {
-        get(&format!(
-            "{api}/query?query=sum(up%7Bjob%3D%22resurrection-pool%22%7D)"
-        ))
-        .contains("\"2\"")
-    });
     // "north" dies; its pool sees it; Prometheus fires the alert for it alone.
-    let mut north = agents.remove(0);
-    north.kill().unwrap();
-    north.wait().unwrap();
+    hosts[0].stop();
     wait_for("NexusAgentDead firing for north", || {
         let alerts = get(&format!("{api}/alerts"));
         alerts.contains("\"alertname\":\"NexusAgentDead\"")
@@ -226,9 +151,5 @@ fn a_real_prometheus_sees_the_alert_fire() {
     });
     let alerts = get(&format!("{api}/alerts"));
     assert!(!alerts.contains("\"agent\":\"south\""), "{alerts}");
-    for mut a in agents {
-        let _ = a.kill();
-        let _ = a.wait();
-    }
-    drop(pools);
+    drop(hosts);
 }

@@ -402,8 +402,7 @@ async fn show(args: &DemoArgs) -> anyhow::Result<Option<u8>> {
     tokio::spawn(nexus_pool::http::serve(
         listener,
         pool.shared(),
-        None,
-        None,
+        Default::default(),
         async {
             let _ = stop_rx.await;
         },

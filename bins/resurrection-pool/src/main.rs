@@ -267,6 +267,16 @@ fn main_inner() -> ExitCode {
         }
         Some(Err(e)) => return nexus_cli::Fail::from(e).report("resurrection-pool"),
     };
+    let alerts = match cfg
+        .alertmanager
+        .as_ref()
+        .filter(|_| !cli.once)
+        .map(|a| a.ingest())
+    {
+        None => None,
+        Some(Ok(a)) => Some(a),
+        Some(Err(e)) => return nexus_cli::Fail::from(e).report("resurrection-pool"),
+    };
     let _locks = match take_locks(&cli, &cfg, &opts) {
         Ok(l) => l,
         Err(e) => return nexus_cli::Fail::from(e).report("resurrection-pool"),
@@ -282,7 +292,7 @@ fn main_inner() -> ExitCode {
         if cli.once {
             once(&cli, cfg, opts).await
         } else {
-            daemon(&cli, cfg, opts, ping).await
+            daemon(&cli, cfg, opts, ping, alerts).await
         }
     });
     match result {
@@ -559,6 +569,10 @@ async fn daemon(
     cfg: PoolConfig,
     opts: PoolOptions,
     ping: Option<nexus_pool::ping::PingIngest>,
+    alerts: Option<(
+        nexus_pool::alertmanager::AlertIngest,
+        nexus_pool::alertmanager::AlertInbox,
+    )>,
 ) -> anyhow::Result<u8> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -581,11 +595,18 @@ async fn daemon(
     let actions = pool
         .page_actions()
         .context("cannot make the status page's CSRF token")?;
+    let alertmanager = alerts.map(|(ingest, inbox)| {
+        pool.receive_alerts(inbox);
+        ingest
+    });
     let server = tokio::spawn(nexus_pool::http::serve(
         listener,
         pool.shared(),
-        ping,
-        Some(actions),
+        nexus_pool::http::Extras {
+            ping,
+            actions: Some(actions),
+            alertmanager,
+        },
         async {
             let _ = stop_rx.await;
         },

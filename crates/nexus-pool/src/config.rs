@@ -51,6 +51,9 @@ pub struct PoolConfig {
     /// Nostr approvals: signed, encrypted DMs to the approvers' keys.
     #[serde(default)]
     pub nostr: Option<nexus_nostr::NostrSettings>,
+    /// Alertmanager's webhook into the incident engine (`POST /alertmanager`).
+    #[serde(default)]
+    pub alertmanager: Option<AlertmanagerSection>,
     /// Which format the file was in.
     #[serde(skip)]
     pub format: ConfigFormat,
@@ -125,6 +128,64 @@ fn one_day() -> Duration {
 }
 fn sixteen_kib() -> usize {
     16 * 1024
+}
+
+/// `[alertmanager]`: Alertmanager's webhook receiver (see
+/// [`crate::alertmanager`]); present means on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerSection {
+    /// The variable holding the bearer token Alertmanager presents
+    /// (`http_config.authorization.credentials`).
+    #[serde(default = "alertmanager_token_env")]
+    pub token_env: String,
+    /// A file holding that token (mode 0600 or stricter, else refused);
+    /// used when the variable is not set. One of the two is required.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// The variable's value, set by [`PoolConfig::with_env`].
+    #[serde(skip)]
+    pub token: Option<Secret>,
+    /// Largest accepted notification, in bytes.
+    #[serde(default = "one_mib")]
+    pub max_body: usize,
+}
+
+fn alertmanager_token_env() -> String {
+    "NEXUS_ALERTMANAGER_TOKEN".to_string()
+}
+fn one_mib() -> usize {
+    1024 * 1024
+}
+
+impl AlertmanagerSection {
+    /// The receiver, or why it cannot run (a receiver without a token
+    /// would let anyone open issues).
+    pub fn ingest(
+        &self,
+    ) -> Result<
+        (
+            crate::alertmanager::AlertIngest,
+            crate::alertmanager::AlertInbox,
+        ),
+        crate::Error,
+    > {
+        let token = nexus_secret::token(
+            self.token.as_ref().map(Secret::expose),
+            self.token_file.as_deref(),
+        )
+        .map_err(|e| crate::Error::TokenUnreadable {
+            table: "alertmanager",
+            source: e,
+        })?
+        .filter(|t| t.expose().len() >= 16)
+        .ok_or_else(|| crate::Error::TokenMissing {
+            table: "alertmanager",
+            env: self.token_env.clone(),
+            file: self.token_file.clone(),
+        })?;
+        Ok(crate::alertmanager::AlertIngest::new(token, self.max_body))
+    }
 }
 
 impl PingSection {
@@ -438,13 +499,17 @@ impl PoolConfig {
 
     /// The environment overrides, resolved once by the binary
     /// (`|k| std::env::var(k).ok()`): `[incident]`, `[telegram]` and
-    /// `[nostr]` (see their `with_env`) and the `[ping]` token variable.
+    /// `[nostr]` (see their `with_env`) and the `[ping]` and
+    /// `[alertmanager]` token variables.
     pub fn with_env(mut self, env: &dyn Fn(&str) -> Option<String>) -> PoolConfig {
         self.incident = self.incident.map(|i| i.with_env(env));
         self.telegram = self.telegram.map(|t| t.with_env(env));
         self.nostr = self.nostr.map(|n| n.with_env(env));
         if let Some(p) = &mut self.ping {
             p.token = env(&p.token_env).as_deref().and_then(Secret::trimmed);
+        }
+        if let Some(a) = &mut self.alertmanager {
+            a.token = env(&a.token_env).as_deref().and_then(Secret::trimmed);
         }
         self
     }

@@ -78,6 +78,27 @@ pub enum Error {
         /// The file named by `token_file`.
         file: Option<PathBuf>,
     },
+    /// A table that needs a token (`[alertmanager]`) names a token file
+    /// that cannot be used.
+    #[error("invalid pool config [{table}]: {source}")]
+    TokenUnreadable {
+        /// The table.
+        table: &'static str,
+        /// Why the file cannot be used.
+        #[source]
+        source: nexus_secret::Error,
+    },
+    /// A table that needs a token (`[alertmanager]`) has neither its
+    /// variable nor its file holding one long enough.
+    #[error("invalid pool config [{table}]: needs a token of at least 16 characters in ${env}{}", file.as_ref().map(|f| format!(" or {}", f.display())).unwrap_or_default())]
+    TokenMissing {
+        /// The table.
+        table: &'static str,
+        /// The variable named by `token_env`.
+        env: String,
+        /// The file named by `token_file`.
+        file: Option<PathBuf>,
+    },
     /// A revive command without a program.
     #[error("empty revive_cmd")]
     EmptyReviveCmd,
@@ -105,6 +126,8 @@ impl Error {
                 | Error::Config { .. }
                 | Error::PingTokenUnreadable(_)
                 | Error::PingTokenMissing { .. }
+                | Error::TokenUnreadable { .. }
+                | Error::TokenMissing { .. }
         )
     }
 }

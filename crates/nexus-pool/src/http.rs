@@ -70,23 +70,37 @@ pub fn current_limits() -> ConnLimits {
     }
 }
 
-/// Serves the router (plus the ping routes and the page's actions, when
-/// given) on `listener` until `shutdown` resolves, within
-/// [`current_limits`]. The actions are served only on a loopback
-/// listener (see [`crate::actions`]): on another, the page shows none.
+/// What the server offers besides the page, `/health`, `/metrics`,
+/// `/api/agents` and the badges, each when given.
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// `/ping/...` (`[ping]`).
+    pub ping: Option<crate::ping::PingIngest>,
+    /// The page's actions (`POST /action`), on a loopback listener only.
+    pub actions: Option<crate::actions::PageActions>,
+    /// Alertmanager's webhook (`POST /alertmanager`, `[alertmanager]`).
+    pub alertmanager: Option<crate::alertmanager::AlertIngest>,
+}
+
+/// Serves the router and `extras` on `listener` until `shutdown`
+/// resolves, within [`current_limits`]. The actions are served only on a
+/// loopback listener (see [`crate::actions`]): on another, the page shows
+/// none.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Shared,
-    ping: Option<crate::ping::PingIngest>,
-    actions: Option<crate::actions::PageActions>,
+    extras: Extras,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut app = router(shared);
-    if let Some(p) = ping {
+    if let Some(p) = extras.ping {
         app = app.merge(crate::ping::router(p));
     }
+    if let Some(a) = extras.alertmanager {
+        app = app.merge(a.router());
+    }
     let loopback = listener.local_addr()?.ip().is_loopback();
-    if let Some(a) = actions.filter(|_| loopback) {
+    if let Some(a) = extras.actions.filter(|_| loopback) {
         app = app.merge(a.clone().router()).layer(axum::Extension(a));
     }
     serve_with(listener, app, current_limits(), shutdown).await

@@ -73,6 +73,7 @@
 //!   it because the agent left and came back (`pool::unseen`).
 
 pub mod actions;
+pub mod alertmanager;
 mod badge;
 pub mod channels;
 pub mod clock;

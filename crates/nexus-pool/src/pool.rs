@@ -22,6 +22,7 @@ use crate::intent::pause;
 use crate::sighting::{Sighting, Why, bad_file_reason};
 use crate::view::{AgentView, PoolSnapshot};
 
+mod alerts;
 mod cellio;
 mod events;
 mod human;
@@ -287,6 +288,8 @@ pub struct Pool {
     inbox: Option<crate::actions::Inbox>,
     /// Retries and acknowledgements from the page, for the agents' next step.
     commands: human::Commands,
+    /// Alertmanager's notifications, when the receiver is on (see `alerts`).
+    alert_inbox: Option<crate::alertmanager::AlertInbox>,
 }
 
 impl Pool {
@@ -426,6 +429,7 @@ impl Pool {
             names: Default::default(),
             inbox: None,
             commands: Default::default(),
+            alert_inbox: None,
         };
         pool.readopt_launches();
         pool.recall_asked();

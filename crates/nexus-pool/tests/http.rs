@@ -79,7 +79,7 @@ async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
     let addr = listener.local_addr().unwrap();
     let shared: Shared = Arc::new(RwLock::new(fleet()));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, shared, None, None, async {
+    tokio::spawn(serve(listener, shared, Default::default(), async {
         let _ = rx.await;
     }));
     (format!("http://{addr}"), tx)

@@ -144,6 +144,10 @@ impl Pool {
                     }
                 }
                 e = next_event(&mut self.incidents, &mut self.telegram, &mut self.nostr) => e,
+                Some(n) = super::alerts::next_notification(&mut self.alert_inbox) => {
+                    self.take_notification(&n);
+                    continue;
+                }
                 Some(a) = super::human::next_action(&mut self.inbox) => {
                     match self.take_action(a) {
                         Some(w) => return w,
