@@ -20,6 +20,7 @@ mod clock;
 mod crash;
 mod cron;
 mod demo;
+mod examples;
 mod faults;
 mod full_disk;
 mod gateway_health;

@@ -156,6 +156,12 @@ impl Setup {
             }
             None => (Registry::default(), AlertTables::default()),
         };
+        // A value of `[incident]`/`[telegram]` that cannot work (a URL that
+        // is none) stops the run in the user's terms, not in the HTTP
+        // client's at the first alert. (Its warnings, a missing token, are
+        // the alert code's to say when it has something to send.)
+        let found = alerting.findings(&|k| std::env::var(k).ok());
+        anyhow::ensure!(found.usable(), "{}", found.errors.join("; "));
         let s = &mut registry.settings;
         if let Some(d) = a.default_interval.filter(|d| !d.is_zero()) {
             s.default_interval = d;

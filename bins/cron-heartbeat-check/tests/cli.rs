@@ -395,6 +395,28 @@ fn bad_registry_exits_2_naming_file_and_field() {
     );
 }
 
+/// An `[incident]` URL that is none stops the run in the user's terms,
+/// not in the HTTP client's at the first alert (issue 21).
+#[test]
+fn a_forge_url_that_is_none_exits_2_in_the_users_terms() {
+    let t = Tree::new();
+    let reg = t.registry("[incident]\nurl = \"not a url\"\nrepo = \"o/r\"\n");
+    let o = t
+        .cmd()
+        .arg("--registry")
+        .arg(&reg)
+        .env_remove("GITEA_URL")
+        .run()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("[incident] `url` (or GITEA_URL): \"not a url\" is not an absolute URL"),
+        "{e}"
+    );
+    assert!(!e.contains("builder error"), "{e}");
+}
+
 #[test]
 fn a_negative_duration_is_named_as_such() {
     let t = Tree::new();

@@ -160,6 +160,14 @@ struct Setup {
     telegram: Option<TelegramSettings>,
 }
 
+/// The value checks of a loaded file: its probes' and its alert tables'
+/// (with this process's environment, as the run would see it).
+fn findings(file: &WatchdogFile, tables: &AlertTables) -> nexus_stdx::Findings {
+    let mut f = file.findings();
+    f.extend(tables.findings(&|k| std::env::var(k).ok()));
+    f
+}
+
 impl Setup {
     fn load(cli: &Cli) -> anyhow::Result<Setup> {
         let (file, tables, mut probes, strict) = match &cli.config {
@@ -170,6 +178,18 @@ impl Setup {
                     "{}: no [[probe]] tables: nothing to check",
                     path.display()
                 );
+                // The same value checks as `check-config`: an error stops
+                // the start, a warning is logged once.
+                let findings = findings(&file, &tables);
+                anyhow::ensure!(
+                    findings.usable(),
+                    "{}: {}",
+                    path.display(),
+                    findings.errors.join("; ")
+                );
+                for w in &findings.warnings {
+                    nexus_cli::errln!("nexus-watchdog: warning: {}: {w}", path.display());
+                }
                 let probes = file.probes.clone();
                 let strict = file.watchdog.strict || cli.strict;
                 (file, tables, probes, strict)
@@ -284,14 +304,14 @@ fn main_inner() -> ExitCode {
     });
     if let Some(Cmd::CheckConfig { file }) = &cli.cmd {
         return match WatchdogFile::load_with::<AlertTables>(file) {
-            Ok((f, _)) => {
-                outln!(
-                    "{}: valid ({} probe(s), {} recovery action(s))",
-                    file.display(),
+            Ok((f, tables)) => {
+                let found = findings(&f, &tables);
+                let summary = format!(
+                    "{} probe(s), {} recovery action(s)",
                     f.probes.len(),
                     f.recovery.len()
                 );
-                ExitCode::SUCCESS
+                nexus_cli::report_findings("nexus-watchdog", file, &found, &summary)
             }
             Err(e) => nexus_cli::Fail::config(e).report("nexus-watchdog"),
         };

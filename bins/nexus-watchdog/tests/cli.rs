@@ -387,6 +387,69 @@ fn check_config_names_the_bad_key() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// `check-config` checks values, not only keys (issue 21), in the
+/// user's terms: a URL that is none, a percentage out of range, a disk
+/// path that does not exist yet (a warning), `expect_status` as one
+/// value or a list, and a wrong one with the accepted forms.
+#[test]
+fn check_config_checks_values_in_the_users_terms() {
+    let s = Sandbox::new();
+    let check = |text: &str| {
+        let f = config(&s, text);
+        let o = Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
+            .arg("check-config")
+            .arg(&f)
+            .run()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let http = |extra: &str| {
+        format!(
+            "[[probe]]\nname = \"gw\"\n[probe.http]\nurl = \"http://127.0.0.1:1/health\"\n{extra}"
+        )
+    };
+    let (code, _, err) = check("[[probe]]\nname = \"gw\"\n[probe.http]\nurl = \"not a url\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("probe \"gw\" (http): `url` \"not a url\" is not an absolute URL (expected e.g. http://127.0.0.1:8080/)"),
+        "{err}"
+    );
+    assert!(!err.contains("builder error"), "{err}");
+    let (code, _, err) =
+        check("[[probe]]\nname = \"d\"\n[probe.disk]\npath = \"/\"\nwarn_pct = 185\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("probe \"d\" (disk): `warn_pct` 185 is not a percentage (0 to 100)"),
+        "{err}"
+    );
+    let (code, out, err) =
+        check("[[probe]]\nname = \"d\"\n[probe.disk]\npath = \"/no/such/data\"\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: [[probe]] \"d\" (disk): `path` /no/such/data does not exist (yet)"),
+        "{err}"
+    );
+    assert!(out.contains("1 warning(s))"), "{out}");
+    for ok in [
+        "expect_status = \"2xx\"\n",
+        "expect_status = 200\n",
+        "expect_status = [\"2xx\", 301]\n",
+    ] {
+        let (code, _, err) = check(&http(ok));
+        assert_eq!(code, Some(0), "{ok}: {err}");
+    }
+    let (code, _, err) = check(&http("expect_status = true\n"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("expected a status code or range, or a list of them: 200, \"2xx\", \"200-299\" or [\"2xx\", 301]"),
+        "{err}"
+    );
+}
+
 mod incidents {
     use super::*;
     use nexus_testkit::gitea::{Fake, REPO, TOKEN};

@@ -104,23 +104,22 @@ enum Cmd {
 fn check_config(file: &Path) -> ExitCode {
     match PoolConfig::load(file) {
         Ok(c) => {
-            for w in &c.warnings {
-                errln!("resurrection-pool: warning: {w}");
-            }
+            // As the daemon would see it: with this process's environment.
+            let c = c.with_env(&|k| std::env::var(k).ok());
+            let found = c.findings();
             let cells = c
                 .cells
                 .as_ref()
                 .map(|c| format!(", cells under {}", c.root.display()))
                 .unwrap_or_default();
             let nostr = if c.nostr.is_some() { ", nostr" } else { "" };
-            outln!(
-                "{}: valid {} ({} gateway(s), {} mission(s){cells}{nostr})",
-                file.display(),
+            let summary = format!(
+                "{}: {} gateway(s), {} mission(s){cells}{nostr}",
                 c.format.as_str(),
                 c.gateways.len(),
                 c.missions.len(),
             );
-            ExitCode::SUCCESS
+            nexus_cli::report_findings("resurrection-pool", file, &found, &summary)
         }
         Err(e) => nexus_cli::Fail::config(e).report("resurrection-pool"),
     }
@@ -198,8 +197,21 @@ fn main_inner() -> ExitCode {
         Some(level) if !cli.once => level,
         _ => default_level,
     });
-    for w in &cfg.warnings {
-        tracing::warn!("{w}");
+    // The same value checks as `check-config` (not for `--status` and
+    // `--list-cells`, which only read): an error stops the start, each
+    // warning is logged once.
+    if cli.status || cli.list_cells {
+        for w in &cfg.warnings {
+            tracing::warn!("{w}");
+        }
+    } else {
+        let found = cfg.findings();
+        for w in &found.warnings {
+            tracing::warn!("{w}");
+        }
+        if !found.usable() {
+            return nexus_cli::Fail::config(found.errors.join("; ")).report("resurrection-pool");
+        }
     }
     if origin.is_none() {
         // Only the daemon says so at its default level: `--status` and

@@ -19,7 +19,14 @@ fn pool() -> Command {
 fn check_config_accepts_the_example_and_names_a_bad_key() {
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../docs/examples/resurrection-pool.toml");
-    let o = pool().arg("check-config").arg(&example).run().unwrap();
+    // Its `[ping]` and `[alertmanager]` need their tokens, as the daemon would.
+    let o = pool()
+        .arg("check-config")
+        .arg(&example)
+        .env("NEXUS_PING_TOKEN", "ping-token-0123456789")
+        .env("NEXUS_ALERTMANAGER_TOKEN", "am-token-0123456789")
+        .run()
+        .unwrap();
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -83,6 +90,54 @@ fn check_config_names_a_bad_key_in_the_nostr_section() {
         assert_eq!(o.status.code(), Some(2), "{needle}: {err}");
         assert!(err.contains(needle), "{needle}: {err}");
     }
+}
+
+/// `check-config` checks values, not only keys (issue 21): a section
+/// that needs a token without one, a URL that is none, and a cells root
+/// that does not exist (a warning: it may appear later).
+#[test]
+fn check_config_checks_values_in_the_users_terms() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pool.toml");
+    let check = |text: &str| {
+        std::fs::write(&cfg, text).unwrap();
+        let o = pool()
+            .arg("check-config")
+            .arg(&cfg)
+            .env_remove("NEXUS_PING_TOKEN")
+            .env_remove("GITEA_URL")
+            .run()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = check("[ping]\ndir = \"/tmp\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("error: invalid pool config [ping]: needs a token of at least 16 characters in $NEXUS_PING_TOKEN"),
+        "{err}"
+    );
+    let (code, _, err) = check("[incident]\nurl = \"not a url\"\nrepo = \"o/r\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("error: [incident] `url` (or GITEA_URL): \"not a url\" is not an absolute URL (expected e.g. http://127.0.0.1:8080/)"),
+        "{err}"
+    );
+    assert!(!err.contains("builder error"), "{err}");
+    let missing = dir.path().join("no-such-cells");
+    let (code, out, err) = check(&format!("[cells]\nroot = \"{}\"\n", missing.display()));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: [cells] `root`") && err.contains("is not a directory (yet)"),
+        "{err}"
+    );
+    assert!(
+        out.contains("valid (") && out.contains("1 warning(s))"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -152,6 +152,37 @@ impl IncidentSettings {
             .and_then(|t| Token::new(t.expose()))
     }
 
+    /// The values that cannot work (errors) or leave issues unfiled
+    /// (warnings), after [`IncidentSettings::with_env`]: each line names
+    /// `[incident]` and the key, never a token.
+    pub fn findings(&self) -> nexus_stdx::Findings {
+        let mut f = nexus_stdx::Findings::default();
+        if !self.url.trim().is_empty()
+            && let Some(why) = nexus_stdx::url_problem(self.url.trim(), &["http", "https"])
+        {
+            f.error(format!("[incident] `url` (or GITEA_URL): {why}"));
+        }
+        if !self.repo.trim().is_empty() && self.repo.trim().split('/').count() != 2 {
+            f.error(format!(
+                "[incident] `repo` (or NEXUS_REPO): {:?} is not `owner/name`",
+                self.repo
+            ));
+        }
+        if self.is_configured() {
+            if let Some(why) = self.token_problem() {
+                f.warn(format!(
+                    "[incident] `token_file`: {why}: no issue will be filed"
+                ));
+            } else if self.token().is_none() {
+                f.warn(format!(
+                    "[incident]: no token in ${} or `token_file`: no issue will be filed (set it where the service's environment comes from)",
+                    self.token_env
+                ));
+            }
+        }
+        f
+    }
+
     /// Why `token_file` cannot be used (loose mode, empty, missing), when
     /// the variable does not take its place. Names the file, never the token.
     pub fn token_problem(&self) -> Option<String> {
@@ -252,6 +283,28 @@ impl TelegramSettings {
         self
     }
 
+    /// The values that cannot work (errors) or leave messages unsent
+    /// (warnings), after [`TelegramSettings::with_env`]: each line names
+    /// `[telegram]` and the key, never a token.
+    pub fn findings(&self) -> nexus_stdx::Findings {
+        let mut f = nexus_stdx::Findings::default();
+        if let Some(why) = nexus_stdx::url_problem(&self.api_url, &["http", "https"]) {
+            f.error(format!("[telegram] `api_url`: {why}"));
+        }
+        if self.chat_id == 0 {
+            f.warn("[telegram]: no `chat_id` (or TELEGRAM_CHAT_ID): no message will be sent");
+        }
+        match nexus_secret::token(None, self.token_file.as_deref()) {
+            Err(e) => f.warn(format!("[telegram] `token_file`: {e}: no message will be sent")),
+            Ok(None) if self.token.is_none() => f.warn(format!(
+                "[telegram]: no bot token in ${} or `token_file`: no message will be sent (set it where the service's environment comes from)",
+                self.token_env
+            )),
+            Ok(_) => {}
+        }
+        f
+    }
+
     /// The Telegram client, when a token and a chat are known.
     pub fn client(&self) -> Option<Telegram> {
         if self.chat_id == 0 {
@@ -280,4 +333,19 @@ pub struct AlertTables {
     /// `[telegram]`.
     #[serde(default)]
     pub telegram: Option<TelegramSettings>,
+}
+
+impl AlertTables {
+    /// Both tables' findings (see [`IncidentSettings::findings`]), after
+    /// the environment is applied with `env`.
+    pub fn findings(&self, env: Env<'_>) -> nexus_stdx::Findings {
+        let mut f = nexus_stdx::Findings::default();
+        if let Some(i) = &self.incident {
+            f.extend(i.clone().with_env(env).findings());
+        }
+        if let Some(t) = &self.telegram {
+            f.extend(t.clone().with_env(env).findings());
+        }
+        f
+    }
 }

@@ -56,6 +56,39 @@ pub use log::{DAEMON, LOG_ENV, ONE_SHOT, init_logging};
 /// always write theirs. Binaries read it through clap's `env`, at their
 /// edge.
 pub const SELF_HEARTBEAT_ENV: &str = "NEXUS_SELF_HEARTBEAT";
+
+/// `check-config`'s ending, the same for every binary: each warning and
+/// error of `found` on stderr (`<program>: warning: ...`,
+/// `<program>: error: ...`), then `<file>: valid (<summary>)` and 0, or
+/// `<file>: not usable: N error(s)` and 2.
+pub fn report_findings(
+    program: &str,
+    file: &std::path::Path,
+    found: &nexus_stdx::Findings,
+    summary: &str,
+) -> ExitCode {
+    for w in &found.warnings {
+        errln!("{program}: warning: {w}");
+    }
+    for e in &found.errors {
+        errln!("{program}: error: {e}");
+    }
+    if found.usable() {
+        let warned = match found.warnings.len() {
+            0 => String::new(),
+            n => format!(", {n} warning(s)"),
+        };
+        outln!("{}: valid ({summary}{warned})", file.display());
+        ExitCode::SUCCESS
+    } else {
+        errln!(
+            "{program}: {}: not usable: {} error(s)",
+            file.display(),
+            found.errors.len()
+        );
+        ExitCode::from(ExitKind::Config.code())
+    }
+}
 pub use nexus_stdx::{ExitKind, HasExitKind};
 
 use std::fmt;

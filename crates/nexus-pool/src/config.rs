@@ -644,6 +644,44 @@ impl PoolConfig {
         Ok(cfg)
     }
 
+    /// The values that cannot work (errors: the daemon refuses to start)
+    /// or may not (warnings), after [`PoolConfig::with_env`]: a `[ping]`
+    /// or `[alertmanager]` without its token, `[incident]` and
+    /// `[telegram]` values, a cells root that does not exist. Each line
+    /// names the table and key, never a token.
+    pub fn findings(&self) -> nexus_stdx::Findings {
+        let mut f = nexus_stdx::Findings::default();
+        for w in &self.warnings {
+            f.warn(w.clone());
+        }
+        if let Some(p) = &self.ping
+            && let Err(e) = p.ingest()
+        {
+            f.error(e.to_string());
+        }
+        if let Some(a) = &self.alertmanager
+            && let Err(e) = a.ingest()
+        {
+            f.error(e.to_string());
+        }
+        if let Some(i) = &self.incident {
+            f.extend(i.findings());
+        }
+        if let Some(t) = &self.telegram {
+            f.extend(t.findings());
+        }
+        if let Some(c) = &self.cells {
+            let root = nexus_stdx::expand_home(&c.root);
+            if !root.is_dir() {
+                f.warn(format!(
+                    "[cells] `root` {} is not a directory (yet): the daemon refuses to start without it unless --allow-empty",
+                    root.display()
+                ));
+            }
+        }
+        f
+    }
+
     fn validate(&self, origin: &str) -> Result<(), Error> {
         let err = |message: String| Error::Config {
             origin: origin.to_string(),

@@ -206,8 +206,28 @@ impl ProbeKind {
             ProbeKind::Budget(s) => s.validate(),
             ProbeKind::Command(s) => s.validate(),
             ProbeKind::Heartbeat(s) => s.validate(),
+            ProbeKind::Disk(s) => s.validate(),
+            ProbeKind::Ws(s) => url_field(&s.url, &["ws", "wss"]),
+            ProbeKind::Ollama(s) => url_field(&s.url, &["http", "https"]),
             _ => Ok(()),
         }
+    }
+
+    /// What may work only later (a disk path that does not exist yet):
+    /// warnings, not errors, each naming its key.
+    pub fn warnings(&self) -> Vec<String> {
+        match self {
+            ProbeKind::Disk(s) => s.warnings(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// `url` is an absolute URL with one of `schemes` and a host.
+fn url_field(url: &str, schemes: &[&str]) -> Result<(), SpecError> {
+    match nexus_stdx::url_problem(url, schemes) {
+        Some(why) => Err(SpecError::field("url", why)),
+        None => Ok(()),
     }
 }
 

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::error::SpecError;
+
 use crate::verdict::round;
 use crate::{Outcome, Status};
 
@@ -40,6 +42,45 @@ fn p95() -> f64 {
 }
 
 impl DiskSpec {
+    /// Each threshold a percentage, each warning at or below its critical.
+    pub(crate) fn validate(&self) -> Result<(), SpecError> {
+        let pcts = [
+            ("warn_pct", self.warn_pct),
+            ("crit_pct", self.crit_pct),
+            ("inode_warn_pct", self.inode_warn_pct),
+            ("inode_crit_pct", self.inode_crit_pct),
+        ];
+        for (field, v) in pcts {
+            if let Some(why) = nexus_stdx::percent_problem(v) {
+                return Err(SpecError::field(field, why));
+            }
+        }
+        for (warn, crit) in [(pcts[0], pcts[1]), (pcts[2], pcts[3])] {
+            if warn.1 > crit.1 {
+                return Err(SpecError::field(
+                    warn.0,
+                    format!(
+                        "{} is above `{}` {}: a warning must come first",
+                        warn.1, crit.0, crit.1
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// What may work only later: a `path` that does not exist (yet).
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        let path = nexus_stdx::expand_home(&self.path);
+        if path.exists() {
+            return Vec::new();
+        }
+        vec![format!(
+            "`path` {} does not exist (yet): the check is Critical until it does",
+            path.display()
+        )]
+    }
+
     /// Default thresholds for `path`.
     pub fn new(path: impl Into<PathBuf>) -> DiskSpec {
         DiskSpec {

@@ -22,8 +22,9 @@ pub struct HttpSpec {
     /// `GET` (default), `HEAD`, `POST`, ...
     #[serde(default = "get")]
     pub method: String,
-    /// Accepted status codes: `"200"`, `"2xx"`, `"200-299"` (default `["2xx"]`).
-    #[serde(default = "two_xx")]
+    /// Accepted status codes: `"200"`, `"2xx"`, `"200-299"` (default
+    /// `["2xx"]`); one (`"2xx"`, `200`) or a list (`["2xx", 301]`).
+    #[serde(default = "two_xx", deserialize_with = "one_or_many_statuses")]
     pub expect_status: Vec<String>,
     /// The status given for any other code (default Critical; the seed's
     /// gateway check uses `"warning"`).
@@ -55,6 +56,62 @@ pub struct JsonAssert {
     pub pointer: String,
     /// The expected value (any JSON/TOML value).
     pub equals: Value,
+}
+
+/// `expect_status` as written: a code or range (`"2xx"`, `200`), or a
+/// list of them; a wrong value's error shows the accepted forms.
+fn one_or_many_statuses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct Statuses;
+    const FORMS: &str =
+        "a status code or range, or a list of them: 200, \"2xx\", \"200-299\" or [\"2xx\", 301]";
+    impl<'de> serde::de::Visitor<'de> for Statuses {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(FORMS)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Vec<String>, E> {
+            Ok(vec![v.to_string()])
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Vec<String>, E> {
+            Ok(vec![v.to_string()])
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Vec<String>, E> {
+            Ok(vec![v.to_string()])
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Vec<String>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(one) = seq.next_element::<OneStatus>()? {
+                out.push(one.0);
+            }
+            Ok(out)
+        }
+    }
+    struct OneStatus(String);
+    impl<'de> Deserialize<'de> for OneStatus {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<OneStatus, D::Error> {
+            struct One;
+            impl serde::de::Visitor<'_> for One {
+                type Value = OneStatus;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str(FORMS)
+                }
+                fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OneStatus, E> {
+                    Ok(OneStatus(v.to_string()))
+                }
+                fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<OneStatus, E> {
+                    Ok(OneStatus(v.to_string()))
+                }
+                fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<OneStatus, E> {
+                    Ok(OneStatus(v.to_string()))
+                }
+            }
+            d.deserialize_any(One)
+        }
+    }
+    d.deserialize_any(Statuses)
 }
 
 fn get() -> String {
@@ -111,6 +168,9 @@ impl HttpSpec {
     }
 
     pub(crate) fn validate(&self) -> Result<(), SpecError> {
+        if let Some(why) = nexus_stdx::url_problem(&self.url, &["http", "https"]) {
+            return Err(SpecError::field("url", why));
+        }
         self.ranges().map(drop)?;
         reqwest::Method::from_bytes(self.method.as_bytes()).map_err(|_| {
             SpecError::field("method", format!("{:?} is not an HTTP method", self.method))

@@ -12,7 +12,9 @@
 //! - the one rule for names that become path components ([`validate_name`]);
 //! - one parallel map ([`par_map`], panics resumed on the caller) and one
 //!   sliding-window rate limiter ([`SlidingWindow`]);
-//! - text: [`escape_html`], [`error_chain`], [`expand_home`].
+//! - text: [`escape_html`], [`error_chain`], [`expand_home`];
+//! - config checks: [`Findings`] (errors and warnings), [`url_problem`],
+//!   [`percent_problem`].
 //!
 //! It is std-only. The one allowed dependency is `serde`, optional, behind
 //! the `serde` feature, for the serde glue (`deserialize_duration`);
@@ -29,6 +31,7 @@ mod clock;
 mod duration;
 mod error;
 mod exit;
+mod findings;
 mod fs;
 mod host;
 mod html;
@@ -45,6 +48,7 @@ pub use duration::{DurationError, format_duration, parse_duration};
 pub use duration::{deserialize_duration, deserialize_opt_duration};
 pub use error::error_chain;
 pub use exit::{ExitKind, HasExitKind};
+pub use findings::{Findings, percent_problem, url_problem};
 pub use fs::{
     MAX_CONFIG_BYTES, NOFOLLOW_NONBLOCK, WriteError, open_nofollow_with, read_capped, read_config,
     read_limited, write_atomic, write_private, write_private_with,

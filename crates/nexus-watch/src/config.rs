@@ -178,6 +178,19 @@ impl WatchdogFile {
         WatchdogFile::parse(&text, &path.display().to_string())
     }
 
+    /// What may work only later, each line naming the probe and key (a
+    /// disk path that does not exist yet): `check-config` prints them, the
+    /// watchdog logs them once at start.
+    pub fn findings(&self) -> nexus_stdx::Findings {
+        let mut f = nexus_stdx::Findings::default();
+        for p in &self.probes {
+            for w in p.kind.warnings() {
+                f.warn(format!("[[probe]] {:?} ({}): {w}", p.name, p.kind.as_str()));
+            }
+        }
+        f
+    }
+
     /// What serde cannot check: names, references between tables. The
     /// error is the table and key, and what is wrong.
     fn validate(&self) -> Result<(), (String, String)> {
