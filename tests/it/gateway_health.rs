@@ -358,9 +358,12 @@ fn check_config_names_a_bad_key_of_the_new_settings() {
         ("nexus-watchdog", "watchdog.toml"),
         ("resurrection-pool", "resurrection-pool.toml"),
     ] {
+        // The pool's `[ping]` and `[alertmanager]` need their tokens.
         let o = Command::new(bin(binary))
             .arg("check-config")
             .arg(examples.join(file))
+            .env("NEXUS_PING_TOKEN", "ping-token-0123456789")
+            .env("NEXUS_ALERTMANAGER_TOKEN", "am-token-0123456789")
             .run()
             .unwrap();
         assert!(

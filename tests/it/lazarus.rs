@@ -100,7 +100,7 @@ fn check_config_takes_the_seed_sample_and_names_a_bad_key_in_each_section() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
-        out.contains("valid lazarus-pit TOML") && out.contains("cells under /var/missions"),
+        out.contains("valid (lazarus-pit TOML") && out.contains("cells under /var/missions"),
         "{out}"
     );
     warned_once(&stderr(&o));

@@ -25,6 +25,7 @@ mod faults;
 mod full_disk;
 mod gateway_health;
 mod generate;
+mod hcping;
 mod heartbeat;
 mod hostile;
 mod incident;

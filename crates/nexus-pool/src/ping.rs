@@ -1,27 +1,48 @@
-//! Remote heartbeats: cron jobs on other hosts push their runs to the pool
-//! (`POST /ping/<job>?host=<host>`, `/ping/<job>/start`, `/ping/<job>/fail`,
-//! `/ping/<job>/<exit code>`, optional `&interval=1h`), token-authenticated
-//! (`Authorization: Bearer <token>`, else 401), body at most `max_body`
-//! bytes (else 413), at most `rate_limit` requests (one token bucket for
-//! the endpoint, checked before the token: else 429 with `Retry-After`);
-//! other methods get 405 with `Allow: POST`. Each
-//! ping is stored as the `.last` record a local job writes, named
-//! `<job>@<host>.last` after the sending host (a ping that names none gets
-//! 400): a pushed `db_backup` from host B and a local `db_backup` are two
-//! records, and one `cron-heartbeat-check` over the ping directory and the
-//! local ones checks both. A dry-run pool writes nothing: an authorised
-//! ping gets 503.
+//! Remote heartbeats: cron jobs on other hosts push their runs to the pool,
+//! in either of two grammars on `/ping`:
+//!
+//! - **the suite's own**, sent by `nexus-heartbeat --url`: `POST
+//!   /ping/<job>?host=<host>`, `/ping/<job>/start`, `/ping/<job>/fail`,
+//!   `/ping/<job>/<exit code>`, optional `&interval=1h`, token-authenticated
+//!   (`Authorization: Bearer <token>`, else 401), body at most `max_body`
+//!   bytes (else 413); other methods get 405 with `Allow: POST`. Each ping
+//!   is stored as the `.last` record a local job writes, named
+//!   `<job>@<host>.last` after the sending host (a ping that names none gets
+//!   400): a pushed `db_backup` from host B and a local `db_backup` are two
+//!   records.
+//! - **healthchecks.io's** slug URLs, which curl one-liners, runitor and the
+//!   hc client libraries send (<https://healthchecks.io/docs/http_api/>):
+//!   `GET`, `HEAD` or `POST` on `/ping/<ping-key>/<slug>`, with `/start`,
+//!   `/fail`, `/log` or `/<exit status 0-255>` after it (0 is a success, any
+//!   other a failure, as is `/fail`; `/log` is answered and changes no
+//!   state, nor creates a check), `?rid=<uuid>` run ids (a malformed one is 400) and
+//!   `?create=1`: a slug with no record yet is 404 `not found`, or created
+//!   (201 `Created`) with `create=1`, as healthchecks auto-provisions a
+//!   check; a created check's interval is `default_interval` (1 day, as
+//!   healthchecks'). The ping key is the `[ping]` token, a secret in the URL
+//!   (compared in constant time; a request whose first segment is not the
+//!   key is read in the suite's grammar, which needs the bearer token). The
+//!   record is `<slug>.last` (a slug is one check, whichever host sends
+//!   it). Like healthchecks, the pool reads at most the first 100 kB of a
+//!   body and ignores the rest, never refusing a ping for its size.
+//!
+//! Both are rate-limited as one endpoint (`rate_limit`: one token bucket,
+//! checked before the token, else 429 with `Retry-After`). One
+//! `cron-heartbeat-check` over the ping directory checks every record. A
+//! dry-run pool writes nothing: an authorised ping gets 503.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::any;
+use http_body_util::BodyExt;
 use nexus_heartbeat::{CronDirs, CronWriter, Ping, PingKind, RunOutcome};
 use nexus_secret::Secret;
 use nexus_stdx::now_epoch;
@@ -45,16 +66,38 @@ pub struct PingIngest {
     pub dry_run: bool,
 }
 
+/// How much of a healthchecks-style ping's body is read (healthchecks.io
+/// keeps the first 100 kB; the rest is ignored, the ping still counts).
+pub const HC_BODY_LIMIT: usize = 100_000;
+
 /// The routes, to merge into the pool's router.
 pub fn router(ingest: PingIngest) -> Router {
-    let max = ingest.max_body;
     let bucket = Arc::new(TokenBucket::new(ingest.rate_limit));
     Router::new()
-        .route("/ping/{job}", post(ping))
-        .route("/ping/{job}/{what}", post(ping))
+        .route("/ping/{a}", any(ping))
+        .route("/ping/{a}/{b}", any(ping))
+        .route("/ping/{a}/{b}/{c}", any(ping))
         .route_layer(middleware::from_fn_with_state(bucket, limited))
-        .layer(DefaultBodyLimit::max(max))
         .with_state(Arc::new(ingest))
+}
+
+/// Reads `body` up to `cap` bytes: the bytes read and whether there was
+/// more (not read).
+async fn read_capped(body: Body, cap: usize) -> (usize, bool) {
+    let mut body = body;
+    let mut n = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            break;
+        };
+        if let Some(data) = frame.data_ref() {
+            n += data.len();
+            if n > cap {
+                return (cap, true);
+            }
+        }
+    }
+    (n, false)
 }
 
 /// 429 with `Retry-After` (whole seconds) once the bucket is empty.
@@ -70,21 +113,12 @@ async fn limited(State(bucket): State<Arc<TokenBucket>>, req: Request, next: Nex
     }
 }
 
-/// Compares in time independent of where the strings differ.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 fn authorised(ingest: &PingIngest, headers: &HeaderMap) -> bool {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| same(t.trim(), ingest.token.expose()))
+        .is_some_and(|t| ingest.token.matches(t.trim()))
 }
 
 /// One handler for both routes: the path and query are parsed by the one
@@ -92,10 +126,28 @@ fn authorised(ingest: &PingIngest, headers: &HeaderMap) -> bool {
 /// The body is read (and so capped at `max_body`) but not used.
 async fn ping(
     State(ingest): State<Arc<PingIngest>>,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
-    _body: axum::body::Bytes,
+    body: Body,
 ) -> Response {
+    // healthchecks' grammar when the first segment is the ping key.
+    let first = uri
+        .path()
+        .strip_prefix("/ping/")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_default();
+    if ingest.token.matches(first) {
+        return hc::ping(ingest, &method, &uri, body).await;
+    }
+    if method != Method::POST {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, "POST")],
+            "this endpoint takes POST (or healthchecks' /ping/<ping-key>/<slug>)\n",
+        )
+            .into_response();
+    }
     if !authorised(&ingest, &headers) {
         return (
             StatusCode::UNAUTHORIZED,
@@ -111,6 +163,13 @@ async fn ping(
         )
             .into_response();
     }
+    if read_capped(body, ingest.max_body).await.1 {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a ping body is at most {} bytes\n", ingest.max_body),
+        )
+            .into_response();
+    }
     match Ping::parse(uri.path(), uri.query()) {
         Ok(ping) => record_authorised(ingest, ping).await.into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
@@ -120,12 +179,41 @@ async fn ping(
 async fn record_authorised(ingest: Arc<PingIngest>, ping: Ping) -> (StatusCode, String) {
     let interval = ping.interval.unwrap_or(ingest.default_interval);
     let record = ping.record_name();
-    let dir = ingest.dir.clone();
+    if store(
+        ingest.dir.clone(),
+        record,
+        Some(ping.host),
+        ping.kind,
+        interval,
+    )
+    .await
+    {
+        (StatusCode::OK, "OK\n".into())
+    } else {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot record the ping\n".into(),
+        )
+    }
+}
+
+/// Writes what a ping of `record` says into `dir`, off the runtime: true
+/// when it was written (a failure is logged).
+async fn store(
+    dir: PathBuf,
+    record: String,
+    host: Option<String>,
+    kind: PingKind,
+    interval: Duration,
+) -> bool {
     let written = tokio::task::spawn_blocking(move || {
-        let w = CronWriter::new(CronDirs::only(&dir)).host(&ping.host);
+        let mut w = CronWriter::new(CronDirs::only(&dir));
+        if let Some(h) = &host {
+            w = w.host(h);
+        }
         let secs = interval.as_secs().max(1);
         let now = now_epoch();
-        match ping.kind {
+        match kind {
             PingKind::Success => w.success(&record, secs),
             PingKind::Start => w.start(&record, secs, now),
             PingKind::Exit(code) => w.run(
@@ -141,18 +229,129 @@ async fn record_authorised(ingest: Arc<PingIngest>, ping: Ping) -> (StatusCode, 
     })
     .await;
     match written {
-        Ok(Ok(_)) => (StatusCode::OK, "OK\n".into()),
+        Ok(Ok(_)) => true,
         Ok(Err(e)) => {
             tracing::error!("ping: {e}");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot record the ping\n".into(),
-            )
+            false
         }
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "cannot record the ping\n".into(),
-        ),
+        Err(_) => false,
+    }
+}
+
+/// healthchecks.io's slug grammar (see the module's documentation).
+mod hc {
+    use super::*;
+
+    fn answer(code: StatusCode, text: &'static str) -> Response {
+        (
+            code,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            text,
+        )
+            .into_response()
+    }
+
+    /// `8-4-4-4-12` hex digits.
+    fn is_uuid(s: &str) -> bool {
+        let parts: Vec<&str> = s.split('-').collect();
+        parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+            && parts
+                .iter()
+                .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+
+    pub(super) async fn ping(
+        ingest: Arc<PingIngest>,
+        method: &Method,
+        uri: &Uri,
+        body: Body,
+    ) -> Response {
+        if !matches!(*method, Method::GET | Method::HEAD | Method::POST) {
+            return (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(header::ALLOW, "GET, HEAD, POST")],
+                "",
+            )
+                .into_response();
+        }
+        let mut segs = uri.path().trim_start_matches("/ping/").split('/').skip(1);
+        let (Some(slug), what) = (segs.next(), segs.next()) else {
+            return answer(StatusCode::NOT_FOUND, "not found");
+        };
+        if CronDirs::validate_job_name(slug).is_err() {
+            return answer(StatusCode::BAD_REQUEST, "invalid url format");
+        }
+        // What the ping says; `None`: a log, which changes no state.
+        let kind = match what {
+            None => Some(PingKind::Success),
+            Some("start") => Some(PingKind::Start),
+            Some("fail") => Some(PingKind::Exit(1)),
+            Some("log") => None,
+            Some(code) if code.bytes().all(|b| b.is_ascii_digit()) => match code.parse::<u8>() {
+                Ok(c) => Some(PingKind::exit(i32::from(c))),
+                Err(_) => return answer(StatusCode::BAD_REQUEST, "invalid url format"),
+            },
+            Some(_) => return answer(StatusCode::NOT_FOUND, "not found"),
+        };
+        let (mut create, mut rid_ok) = (false, true);
+        for pair in uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            match pair.split_once('=').unwrap_or((pair, "")) {
+                ("create", v) => create = v == "1",
+                ("rid", v) => rid_ok &= is_uuid(v),
+                _ => {}
+            }
+        }
+        if !rid_ok {
+            return answer(StatusCode::BAD_REQUEST, "invalid rid");
+        }
+        // The body is not kept; its first 100 kB are read, the rest ignored.
+        let _ = read_capped(body, HC_BODY_LIMIT).await;
+        if ingest.dry_run {
+            return answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "dry run: this pool records no pings",
+            );
+        }
+        let record = slug.to_string();
+        let known = ingest.dir.join(format!("{record}.last")).is_file();
+        // A log changes nothing, so it creates nothing either.
+        let Some(kind) = kind.filter(|_| known || create) else {
+            return if known {
+                answer(StatusCode::OK, "OK")
+            } else {
+                answer(StatusCode::NOT_FOUND, "not found")
+            };
+        };
+        let interval = ingest.default_interval;
+        match store(ingest.dir.clone(), record, None, kind, interval).await {
+            true if known => answer(StatusCode::OK, "OK"),
+            true => answer(StatusCode::CREATED, "Created"),
+            false => answer(StatusCode::INTERNAL_SERVER_ERROR, "cannot record the ping"),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::is_uuid;
+
+        #[test]
+        fn run_ids_are_uuids() {
+            assert!(is_uuid("3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
+            for bad in [
+                "",
+                "x",
+                "3f2504e0-4f89-11d3-9a0c-0305e82c330",
+                "3f2504e0_4f89_11d3_9a0c_0305e82c3301",
+                "zf2504e0-4f89-11d3-9a0c-0305e82c3301",
+            ] {
+                assert!(!is_uuid(bad), "{bad}");
+            }
+        }
     }
 }
 
@@ -447,5 +646,104 @@ mod tests {
             }
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    /// healthchecks' slug grammar, as its docs give it: GET, HEAD and POST;
+    /// 404 for an unknown slug, 201 when `?create=1` makes it, 200 after;
+    /// `/start`, `/fail`, exit statuses and `/log`; a bad rid or exit
+    /// status is 400; a body past 100 kB is read no further, never refused.
+    #[tokio::test]
+    async fn healthchecks_slug_pings() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let hc = |method: Method, uri: String, body: Vec<u8>| {
+            let req = Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::from(body))
+                .unwrap();
+            reply(app(d), req)
+        };
+        let base = format!("/ping/{TOKEN}/backup");
+        let (code, _, body) = hc(Method::GET, base.clone(), vec![]).await;
+        assert_eq!((code, body.as_str()), (StatusCode::NOT_FOUND, "not found"));
+        let (code, _, body) = hc(Method::HEAD, format!("{base}?create=1"), vec![]).await;
+        assert_eq!((code, body.as_str()), (StatusCode::CREATED, ""));
+        assert_eq!(record(d, "backup")["status"], "ok");
+        assert_eq!(record(d, "backup")["interval_seconds"], 86_400);
+        let (code, _, body) = hc(Method::GET, format!("{base}?create=1"), vec![]).await;
+        assert_eq!((code, body.as_str()), (StatusCode::OK, "OK"));
+        let rid = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
+        let (code, _, _) = hc(Method::POST, format!("{base}/start?rid={rid}"), vec![]).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(record(d, "backup")["status"], "running");
+        let (code, _, _) = hc(
+            Method::POST,
+            format!("{base}/3?rid={rid}"),
+            b"disk full".to_vec(),
+        )
+        .await;
+        assert_eq!(code, StatusCode::OK);
+        let r = record(d, "backup");
+        assert_eq!(
+            (r["status"].as_str(), r["exit_code"].as_i64()),
+            (Some("failed"), Some(3))
+        );
+        let (code, _, _) = hc(Method::POST, format!("{base}/log"), b"note".to_vec()).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(
+            record(d, "backup")["status"],
+            "failed",
+            "a log changes nothing"
+        );
+        let (code, _, _) = hc(Method::POST, format!("{base}/0"), vec![b'x'; 300_000]).await;
+        assert_eq!(code, StatusCode::OK, "a big body is truncated, not refused");
+        assert_eq!(record(d, "backup")["status"], "ok");
+        let (code, _, _) = hc(Method::GET, format!("{base}/fail"), vec![]).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(record(d, "backup")["exit_code"], 1);
+        for (uri, code, text) in [
+            (
+                format!("{base}?rid=nope"),
+                StatusCode::BAD_REQUEST,
+                "invalid rid",
+            ),
+            (
+                format!("{base}/256"),
+                StatusCode::BAD_REQUEST,
+                "invalid url format",
+            ),
+            (
+                format!("/ping/{TOKEN}/..%2Fx?create=1"),
+                StatusCode::BAD_REQUEST,
+                "invalid url format",
+            ),
+            (
+                format!("/ping/{TOKEN}/other/log?create=1"),
+                StatusCode::NOT_FOUND,
+                "not found",
+            ),
+            (
+                format!("{base}/explode"),
+                StatusCode::NOT_FOUND,
+                "not found",
+            ),
+        ] {
+            let (got, _, body) = hc(Method::GET, uri.clone(), vec![]).await;
+            assert_eq!((got, body.as_str()), (code, text), "{uri}");
+        }
+        let (code, headers, _) = hc(Method::PUT, base.clone(), vec![]).await;
+        assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(headers.get(header::ALLOW).unwrap(), "GET, HEAD, POST");
+        // Only the ping key opens this grammar: a wrong key is the suite's
+        // grammar, which wants POST and the bearer token.
+        let (code, _, _) = hc(Method::GET, "/ping/not-the-key/backup".into(), vec![]).await;
+        assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED);
+        let names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".last"))
+            .collect();
+        assert_eq!(names, ["backup.last"]);
     }
 }
