@@ -34,7 +34,7 @@ fn sweep(files: &[Vec<u8>], rec: Option<&Recorder>) -> Duration {
             .sum();
         let state = if ts % 7 == 0 { "dead" } else { "healthy" };
         if let Some(r) = rec
-            && i % 100 == 0
+            && i.is_multiple_of(100)
         {
             r.record(Event::now(
                 Kind::Agent,

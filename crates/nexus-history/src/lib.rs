@@ -42,28 +42,30 @@ pub const MAX_REASON: usize = 1024;
 pub const PRUNE_BATCH: i64 = 5_000;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    at_ms INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    grp TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    old_state TEXT NOT NULL,
-    new_state TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    actor TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_subject ON events(kind, subject, at_ms);
-CREATE INDEX IF NOT EXISTS events_at ON events(at_ms);
 CREATE TABLE IF NOT EXISTS subjects (
+    id INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
     subject TEXT NOT NULL,
     grp TEXT NOT NULL,
     state TEXT NOT NULL,
     reason TEXT NOT NULL,
     at_ms INTEGER NOT NULL,
-    PRIMARY KEY (kind, subject)
-) WITHOUT ROWID;
+    UNIQUE (kind, subject)
+);
+CREATE TABLE IF NOT EXISTS reasons (
+    id INTEGER PRIMARY KEY,
+    text TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    subject_id INTEGER NOT NULL,
+    old_state TEXT NOT NULL,
+    new_state TEXT NOT NULL,
+    reason_id INTEGER NOT NULL,
+    actor TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_subject ON events(subject_id, at_ms);
 ";
 
 /// What a history row is about.
@@ -437,51 +439,67 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Msg>, options: &Options, share
 fn write_batch(conn: &mut Connection, batch: &[Event]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
-        let mut ins = tx.prepare_cached(
-            "INSERT INTO events (at_ms, kind, grp, subject, old_state, new_state, reason, actor)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        let mut up = tx.prepare_cached(
+        // Each subject and reason text is stored once; events point at them.
+        let mut subject = tx.prepare_cached(
             "INSERT INTO subjects (kind, subject, grp, state, reason, at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (kind, subject) DO UPDATE SET
-               grp = excluded.grp, state = excluded.state,
-               reason = excluded.reason, at_ms = excluded.at_ms
-             WHERE excluded.at_ms >= subjects.at_ms",
+               grp = iif(excluded.at_ms >= subjects.at_ms, excluded.grp, subjects.grp),
+               state = iif(excluded.at_ms >= subjects.at_ms, excluded.state, subjects.state),
+               reason = iif(excluded.at_ms >= subjects.at_ms, excluded.reason, subjects.reason),
+               at_ms = max(excluded.at_ms, subjects.at_ms)
+             RETURNING id",
+        )?;
+        let mut find_reason = tx.prepare_cached("SELECT id FROM reasons WHERE text = ?1")?;
+        let mut add_reason = tx.prepare_cached("INSERT INTO reasons (text) VALUES (?1)")?;
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO events (at_ms, subject_id, old_state, new_state, reason_id, actor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for e in batch {
-            let group = cut(&e.group, MAX_NAME);
-            let subject = cut(&e.subject, MAX_NAME);
             let new_state = cut(&e.new_state, MAX_STATE);
             let reason = cut(&e.reason, MAX_REASON);
+            let subject_id: i64 = subject.query_row(
+                params![
+                    e.kind.as_str(),
+                    cut(&e.subject, MAX_NAME),
+                    cut(&e.group, MAX_NAME),
+                    new_state,
+                    reason,
+                    e.at_ms
+                ],
+                |r| r.get(0),
+            )?;
+            let reason_id: i64 = match find_reason
+                .query_row(params![reason], |r| r.get(0))
+                .optional()?
+            {
+                Some(id) => id,
+                None => {
+                    add_reason.execute(params![reason])?;
+                    tx.last_insert_rowid()
+                }
+            };
             ins.execute(params![
                 e.at_ms,
-                e.kind.as_str(),
-                group,
-                subject,
+                subject_id,
                 cut(&e.old_state, MAX_STATE),
                 new_state,
-                reason,
+                reason_id,
                 cut(&e.actor, MAX_REASON),
-            ])?;
-            up.execute(params![
-                e.kind.as_str(),
-                subject,
-                group,
-                new_state,
-                reason,
-                e.at_ms
             ])?;
         }
     }
     tx.commit()
 }
 
-/// Deletes at most `limit` rows older than `cutoff_ms`; returns how many.
+/// Deletes the rows older than `cutoff_ms` among the `limit` oldest rows
+/// (by rowid, which follows time: no index on `at_ms` is needed); returns
+/// how many. Fewer than `limit` means the old prefix is gone.
 fn prune_step(conn: &Connection, cutoff_ms: i64, limit: i64) -> rusqlite::Result<usize> {
     conn.execute(
         "DELETE FROM events WHERE id IN
-           (SELECT id FROM events WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)",
+           (SELECT id FROM (SELECT id, at_ms FROM events ORDER BY id LIMIT ?2) WHERE at_ms < ?1)",
         params![cutoff_ms, limit],
     )
 }
@@ -626,8 +644,10 @@ impl Reader {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT at_ms, grp, subject, old_state, new_state, reason, actor FROM events
-                 WHERE kind = ?1 AND subject = ?2 ORDER BY at_ms DESC, id DESC LIMIT ?3",
+                "SELECT e.at_ms, s.grp, s.subject, e.old_state, e.new_state, r.text, e.actor
+                 FROM events e JOIN subjects s ON s.id = e.subject_id
+                 JOIN reasons r ON r.id = e.reason_id
+                 WHERE s.kind = ?1 AND s.subject = ?2 ORDER BY e.at_ms DESC, e.id DESC LIMIT ?3",
             )
             .map_err(self.err())?;
         let rows = st
@@ -671,8 +691,9 @@ impl Reader {
         let before: Option<String> = self
             .conn
             .query_row(
-                "SELECT new_state FROM events WHERE kind = ?1 AND subject = ?2 AND at_ms < ?3
-                 ORDER BY at_ms DESC, id DESC LIMIT 1",
+                "SELECT e.new_state FROM events e JOIN subjects s ON s.id = e.subject_id
+                 WHERE s.kind = ?1 AND s.subject = ?2 AND e.at_ms < ?3
+                 ORDER BY e.at_ms DESC, e.id DESC LIMIT 1",
                 params![kind.as_str(), subject, from_ms],
                 |r| r.get(0),
             )
@@ -681,9 +702,9 @@ impl Reader {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT at_ms, new_state FROM events
-                 WHERE kind = ?1 AND subject = ?2 AND at_ms >= ?3 AND at_ms < ?4
-                 ORDER BY at_ms, id",
+                "SELECT e.at_ms, e.new_state FROM events e JOIN subjects s ON s.id = e.subject_id
+                 WHERE s.kind = ?1 AND s.subject = ?2 AND e.at_ms >= ?3 AND e.at_ms < ?4
+                 ORDER BY e.at_ms, e.id",
             )
             .map_err(self.err())?;
         let changes = st
