@@ -32,7 +32,11 @@ fn sweep(files: &[Vec<u8>], rec: Option<&Recorder>) -> Duration {
                     .ok()
             })
             .sum();
-        let state = if ts.is_multiple_of(7) { "dead" } else { "healthy" };
+        let state = if ts.is_multiple_of(7) {
+            "dead"
+        } else {
+            "healthy"
+        };
         if let Some(r) = rec
             && i.is_multiple_of(100)
         {

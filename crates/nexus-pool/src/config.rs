@@ -51,6 +51,9 @@ pub struct PoolConfig {
     /// Nostr approvals: signed, encrypted DMs to the approvers' keys.
     #[serde(default)]
     pub nostr: Option<nexus_nostr::NostrSettings>,
+    /// `[history]`: every agent state change in a SQLite file (nexus-history).
+    #[serde(default)]
+    pub history: Option<HistorySection>,
     /// Which format the file was in.
     #[serde(skip)]
     pub format: ConfigFormat,
@@ -86,6 +89,25 @@ impl ConfigFormat {
             ConfigFormat::LazarusPit => "lazarus-pit TOML",
         }
     }
+}
+
+/// `[history]`: where and how long agent state changes are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySection {
+    /// Off: nothing recorded (default on when the table is present).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The SQLite file; default `history.sqlite` beside the state file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Rows older than this are pruned (default `"30d"`).
+    #[serde(default = "thirty_days", deserialize_with = "deserialize_duration")]
+    pub retention: Duration,
+}
+
+fn thirty_days() -> Duration {
+    Duration::from_secs(30 * 86_400)
 }
 
 /// `[ping]`: accept heartbeats from cron jobs on other hosts.
