@@ -181,6 +181,33 @@ fn targets_are_numbered_across_their_parts() {
     assert_eq!(t.iter().count(), 5);
 }
 
+/// A new cell for `mission` holding `agents`, none ever revived.
+fn cell_with(store: &CellStore, mission: &str, agents: &[&str]) -> CellId {
+    let cell = store
+        .provision(NewCell {
+            mission: mission.into(),
+            created_by: "tests".into(),
+            ..NewCell::default()
+        })
+        .unwrap()
+        .id();
+    for agent in agents {
+        store
+            .join(
+                &cell,
+                Join {
+                    agent: AgentName::new(agent).unwrap(),
+                    role: Role::Developer,
+                    home: None,
+                    revive_cmd: None,
+                    revive_policy: Some(RevivePolicy::Never),
+                },
+            )
+            .unwrap();
+    }
+    cell
+}
+
 /// A second sweep of the same fleet allocates no key and no name: the
 /// survey shares those of the records and of the first sweep.
 #[tokio::test(flavor = "multi_thread")]
@@ -191,29 +218,7 @@ async fn a_second_sweep_shares_the_first_ones_keys_and_names() {
     let store = CellStore::new(&root);
     let mut cells = Vec::new();
     for mission in ["one", "two"] {
-        let cell = store
-            .provision(NewCell {
-                mission: mission.into(),
-                created_by: "tests".into(),
-                ..NewCell::default()
-            })
-            .unwrap()
-            .id();
-        for agent in ["scout", "smith"] {
-            store
-                .join(
-                    &cell,
-                    Join {
-                        agent: AgentName::new(agent).unwrap(),
-                        role: Role::Developer,
-                        home: None,
-                        revive_cmd: None,
-                        revive_policy: Some(RevivePolicy::Never),
-                    },
-                )
-                .unwrap();
-        }
-        cells.push(cell);
+        cells.push(cell_with(&store, mission, &["scout", "smith"]));
     }
     let cfg =
         PoolConfig::parse(&format!("[cells]\nroot = \"{}\"\n", root.display()), "test").unwrap();
@@ -267,26 +272,7 @@ async fn a_state_change_is_recorded_in_the_history() {
     let root = tmp.path().join("cells");
     std::fs::create_dir_all(&root).unwrap();
     let store = CellStore::new(&root);
-    let cell = store
-        .provision(NewCell {
-            mission: "orbit".into(),
-            created_by: "tests".into(),
-            ..NewCell::default()
-        })
-        .unwrap()
-        .id();
-    store
-        .join(
-            &cell,
-            Join {
-                agent: AgentName::new("scout").unwrap(),
-                role: Role::Developer,
-                home: None,
-                revive_cmd: None,
-                revive_policy: Some(RevivePolicy::Never),
-            },
-        )
-        .unwrap();
+    let _cell = cell_with(&store, "orbit", &["scout"]);
     let db = tmp.path().join("h.sqlite");
     let cfg = PoolConfig::parse(
         &format!(
