@@ -54,6 +54,9 @@ pub struct PoolConfig {
     /// Alertmanager's webhook into the incident engine (`POST /alertmanager`).
     #[serde(default)]
     pub alertmanager: Option<AlertmanagerSection>,
+    /// `[history]`: every agent state change in a SQLite file (nexus-history).
+    #[serde(default)]
+    pub history: Option<HistorySection>,
     /// Which format the file was in.
     #[serde(skip)]
     pub format: ConfigFormat,
@@ -89,6 +92,25 @@ impl ConfigFormat {
             ConfigFormat::LazarusPit => "lazarus-pit TOML",
         }
     }
+}
+
+/// `[history]`: where and how long agent state changes are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySection {
+    /// Off: nothing recorded (default on when the table is present).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The SQLite file; default `history.sqlite` beside the state file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Rows older than this are pruned (default `"30d"`).
+    #[serde(default = "thirty_days", deserialize_with = "deserialize_duration")]
+    pub retention: Duration,
+}
+
+fn thirty_days() -> Duration {
+    Duration::from_secs(30 * 86_400)
 }
 
 /// `[ping]`: accept heartbeats from cron jobs on other hosts.

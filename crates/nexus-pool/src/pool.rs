@@ -290,6 +290,34 @@ pub struct Pool {
     commands: human::Commands,
     /// Alertmanager's notifications, when the receiver is on (see `alerts`).
     alert_inbox: Option<crate::alertmanager::AlertInbox>,
+    /// `[history]`'s recorder: each agent state change, never blocking.
+    history: Option<nexus_history::Recorder>,
+}
+
+/// Starts `[history]`'s recorder; a file that cannot be opened is logged
+/// and history is off (the pool runs on without it).
+fn start_history(
+    cfg: &PoolConfig,
+    state_file: &std::path::Path,
+) -> Option<nexus_history::Recorder> {
+    let h = cfg.history.as_ref().filter(|h| h.enabled)?;
+    let path = h.path.clone().unwrap_or_else(|| {
+        state_file
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join("history.sqlite")
+    });
+    let options = nexus_history::Options {
+        retention: h.retention,
+        ..nexus_history::Options::default()
+    };
+    match nexus_history::Recorder::start(&path, options) {
+        Ok((rec, _writer)) => Some(rec),
+        Err(e) => {
+            tracing::error!("history off: {}", nexus_stdx::error_chain(&e));
+            None
+        }
+    }
 }
 
 impl Pool {
@@ -385,6 +413,11 @@ impl Pool {
             poll_interval_seconds: cfg.pool.poll_interval.as_secs_f64(),
             ..PoolSnapshot::default()
         }));
+        let history = if opts.dry_run {
+            None
+        } else {
+            start_history(&cfg, &opts.state_file)
+        };
         let mut pool = Pool {
             settings: cfg.settings(),
             cfg: Arc::new(cfg),
@@ -426,6 +459,7 @@ impl Pool {
             unwatched_logged: None,
             survey_warned: Vec::new(),
             saved_at: Instant::now(),
+            history,
             names: Default::default(),
             inbox: None,
             commands: Default::default(),
@@ -823,6 +857,25 @@ impl Pool {
         sighting.state = rec.state;
         if rec.state == State::Reviving {
             sighting.why = sighting.why.launched();
+        }
+        if rec.state != before
+            && let Some(h) = &self.history
+        {
+            let group = t
+                .mission
+                .as_deref()
+                .or(t.cell_label.as_deref())
+                .unwrap_or("");
+            let mut e = nexus_history::Event::now(
+                nexus_history::Kind::Agent,
+                group,
+                &t.name,
+                before.as_str(),
+                rec.state.as_str(),
+                &format!("{:?}", sighting.why),
+            );
+            e.at_ms = (now * 1000.0) as i64;
+            h.record(e);
         }
         let view = self.view(t, s, &rec, now, Some(sighting));
         self.state.records.put(at, &t.key, rec, sighting);

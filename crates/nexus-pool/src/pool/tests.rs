@@ -182,6 +182,33 @@ fn targets_are_numbered_across_their_parts() {
     assert_eq!(t.iter().count(), 5);
 }
 
+/// A new cell for `mission` holding `agents`, none ever revived.
+fn cell_with(store: &CellStore, mission: &str, agents: &[&str]) -> CellId {
+    let cell = store
+        .provision(NewCell {
+            mission: mission.into(),
+            created_by: "tests".into(),
+            ..NewCell::default()
+        })
+        .unwrap()
+        .id();
+    for agent in agents {
+        store
+            .join(
+                &cell,
+                Join {
+                    agent: AgentName::new(agent).unwrap(),
+                    role: Role::Developer,
+                    home: None,
+                    revive_cmd: None,
+                    revive_policy: Some(RevivePolicy::Never),
+                },
+            )
+            .unwrap();
+    }
+    cell
+}
+
 /// A second sweep of the same fleet allocates no key and no name: the
 /// survey shares those of the records and of the first sweep.
 #[tokio::test(flavor = "multi_thread")]
@@ -192,29 +219,7 @@ async fn a_second_sweep_shares_the_first_ones_keys_and_names() {
     let store = CellStore::new(&root);
     let mut cells = Vec::new();
     for mission in ["one", "two"] {
-        let cell = store
-            .provision(NewCell {
-                mission: mission.into(),
-                created_by: "tests".into(),
-                ..NewCell::default()
-            })
-            .unwrap()
-            .id();
-        for agent in ["scout", "smith"] {
-            store
-                .join(
-                    &cell,
-                    Join {
-                        agent: AgentName::new(agent).unwrap(),
-                        role: Role::Developer,
-                        home: None,
-                        revive_cmd: None,
-                        revive_policy: Some(RevivePolicy::Never),
-                    },
-                )
-                .unwrap();
-        }
-        cells.push(cell);
+        cells.push(cell_with(&store, mission, &["scout", "smith"]));
     }
     let cfg =
         PoolConfig::parse(&format!("[cells]\nroot = \"{}\"\n", root.display()), "test").unwrap();
@@ -259,4 +264,44 @@ async fn a_second_sweep_shares_the_first_ones_keys_and_names() {
         &first[0].0
     ));
     drop(cells);
+}
+
+/// `[history]` on: an agent's state change becomes a row in the SQLite file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_change_is_recorded_in_the_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("cells");
+    std::fs::create_dir_all(&root).unwrap();
+    let store = CellStore::new(&root);
+    let _cell = cell_with(&store, "orbit", &["scout"]);
+    let db = tmp.path().join("h.sqlite");
+    let cfg = PoolConfig::parse(
+        &format!(
+            "[cells]\nroot = \"{}\"\n[history]\npath = \"{}\"\nretention = \"7d\"\n",
+            root.display(),
+            db.display()
+        ),
+        "test",
+    )
+    .unwrap();
+    let mut pool = Pool::new(
+        cfg,
+        PoolOptions {
+            state_file: tmp.path().join("state.json"),
+            cells_root: None,
+            dry_run: false,
+        },
+    )
+    .unwrap();
+    pool.sweep().await;
+    pool.history.as_ref().unwrap().flush();
+    let reader = nexus_history::Reader::open(&db).unwrap();
+    let subjects = reader.subjects().unwrap();
+    let scout = subjects.iter().find(|s| s.subject == "scout").unwrap();
+    assert_ne!(scout.state, "healthy", "{scout:?}");
+    let events = reader
+        .last_events(nexus_history::Kind::Agent, "scout", 10)
+        .unwrap();
+    assert!(!events.is_empty());
+    assert_ne!(events[0].old_state, events[0].new_state);
 }
