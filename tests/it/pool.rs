@@ -288,6 +288,32 @@ fn an_auto_agent_that_never_ran_is_started_once_and_reaches_healthy() {
     assert!(!ev.contains("\"agent_dead\""), "{ev}");
 }
 
+/// A one-shot run's transitions reach the history before it exits (the
+/// writer is a thread of its own; `--once` waits for it).
+#[test]
+fn a_once_run_leaves_its_transitions_in_the_history() {
+    let f = Fleet::new();
+    f.join("h1", RevivePolicy::Never, false);
+    let history = f.root.join("history.sqlite");
+    let cfg = f.config(&format!("[history]\npath = \"{}\"\n", history.display()));
+    let o = f.once(&cfg);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let ev = nexus_history::Reader::open(&history)
+        .unwrap()
+        .last_events(nexus_history::Kind::Agent, "h1", 10)
+        .unwrap();
+    assert!(
+        ev.iter()
+            .any(|e| e.old_state == "unknown" && e.new_state == "dead" && e.group == "e2e mission"),
+        "{ev:?}"
+    );
+}
+
 #[test]
 fn budget_exhausted_escalates_once_with_counters_in_state_json() {
     let f = Fleet::new();
@@ -484,7 +510,8 @@ fn a_running_pool_shows_its_fleet_to_chromium_and_promtool() {
 fn the_page_acknowledges_and_retries_a_dead_agent_in_chromium() {
     let f = Fleet::new();
     f.join("omega", RevivePolicy::Never, false);
-    let cfg = f.config("");
+    let history = f.root.join("history.sqlite");
+    let cfg = f.config(&format!("[history]\npath = \"{}\"\n", history.display()));
     let (_d, port) = f.serve(&cfg);
     let base = format!("http://127.0.0.1:{port}");
     let api = || get(&format!("{base}/api/agents"));
@@ -515,6 +542,28 @@ fn the_page_acknowledges_and_retries_a_dead_agent_in_chromium() {
     b.click_and_wait("div[data-agent='omega'] button[data-do='retry']");
     wait_for("the retry's launch", || f.launches_now("omega") == 1);
     let events = f.events();
+    // The history has the death and both actions, with who asked.
+    wait_for("the actions in the history", || {
+        nexus_history::Reader::open(&history)
+            .and_then(|r| r.last_events(nexus_history::Kind::Agent, "omega", 20))
+            .is_ok_and(|ev| {
+                ev.iter()
+                    .filter(|e| e.actor == "the status page (loopback)")
+                    .count()
+                    == 2
+            })
+    });
+    let ev = nexus_history::Reader::open(&history)
+        .unwrap()
+        .last_events(nexus_history::Kind::Agent, "omega", 20)
+        .unwrap();
+    assert!(
+        ev.iter()
+            .any(|e| e.new_state == "dead" && e.actor.is_empty()),
+        "{ev:?}"
+    );
+    assert!(ev.iter().any(|e| e.reason == "acknowledge: done"), "{ev:?}");
+    assert!(ev.iter().any(|e| e.reason == "retry: done"), "{ev:?}");
     for line in [
         "\"event\":\"human_action\",\"action\":\"acknowledge\",\"agent\":\"omega\",\"by\":\"the status page (loopback)\",\"outcome\":\"done\"",
         "\"event\":\"human_action\",\"action\":\"retry\",\"agent\":\"omega\",\"by\":\"the status page (loopback)\",\"outcome\":\"done\"",

@@ -294,6 +294,25 @@ pub struct Pool {
     history: Option<nexus_history::Recorder>,
 }
 
+impl Pool {
+    /// Waits until the history writer has committed what was recorded
+    /// (at the end of a one-shot run and at shutdown; the writer is a
+    /// thread of its own, so this is short).
+    fn flush_history(&self) {
+        if let Some(h) = &self.history {
+            h.flush();
+        }
+    }
+}
+
+/// An agent's group in the history: its mission's label, else its cell's.
+fn history_group(t: &Target) -> &str {
+    t.mission
+        .as_deref()
+        .or(t.cell_label.as_deref())
+        .unwrap_or("")
+}
+
 /// Starts `[history]`'s recorder; a file that cannot be opened is logged
 /// and history is off (the pool runs on without it).
 fn start_history(
@@ -861,14 +880,9 @@ impl Pool {
         if rec.state != before
             && let Some(h) = &self.history
         {
-            let group = t
-                .mission
-                .as_deref()
-                .or(t.cell_label.as_deref())
-                .unwrap_or("");
             let mut e = nexus_history::Event::now(
                 nexus_history::Kind::Agent,
-                group,
+                history_group(t),
                 &t.name,
                 before.as_str(),
                 rec.state.as_str(),

@@ -3,13 +3,14 @@
 //! Nostr answer goes (the request is then withdrawn there); a retry or an
 //! acknowledgement is carried out at the agent's next step by
 //! [`nexus_revive::command`]. Each is written to the agent's cell log
-//! (`human_action`, with its outcome); a refusal is noted among the
-//! agent's events, so the page shows why nothing happened.
+//! (`human_action`, with its outcome) and to the history (`[history]`: a
+//! row whose actor is who asked, its state unchanged); a refusal is noted
+//! among the agent's events, so the page shows why nothing happened.
 
 use std::sync::Arc;
 
 use nexus_cell::EventKind;
-use nexus_revive::{Action, AgentRecord, Approval, Command};
+use nexus_revive::{Action, AgentRecord, Approval, Command, State};
 
 use super::outside::{Via, request_id};
 use super::{Pool, Wake};
@@ -40,6 +41,11 @@ impl Pool {
             return None;
         };
         let t = t.clone();
+        let state = self
+            .state
+            .records
+            .get(&t.key)
+            .map_or(State::Unknown, |r| r.state);
         match a.what {
             What::Approve | What::Deny => {
                 let approval = if a.what == What::Approve {
@@ -55,15 +61,15 @@ impl Pool {
                         .cloned()
                         .unwrap_or_else(|| request_id(&t.key, rec, 0.0)),
                     _ => {
-                        self.human_outcome(&t, a, "refused: no revive request waits");
+                        self.human_outcome(&t, a, state, "refused: no revive request waits");
                         return Some(Wake::Steps(vec![t.key.clone()]));
                     }
                 };
                 if self.take_answers(Via::Page, vec![(id, approval, Some(a.by.to_string()))]) {
-                    self.human_outcome(&t, a, DONE);
+                    self.human_outcome(&t, a, state, DONE);
                     Some(Wake::Answers)
                 } else {
-                    self.human_outcome(&t, a, "refused: answered already");
+                    self.human_outcome(&t, a, state, "refused: answered already");
                     Some(Wake::Steps(vec![t.key.clone()]))
                 }
             }
@@ -94,10 +100,11 @@ impl Pool {
             by,
         };
         if cmd == Command::RetryNow && actions.iter().any(|a| matches!(a, Action::Launch { .. })) {
-            self.human_outcome(t, a, "done (a launch was due anyway)");
+            self.human_outcome(t, a, rec.state, "done (a launch was due anyway)");
             return;
         }
         let acknowledged = self.state.acknowledged.get(&*t.key).map(String::as_str);
+        let state = rec.state;
         match nexus_revive::command(rec, cmd, by, acknowledged, now) {
             Ok(more) => {
                 actions.extend(more);
@@ -106,16 +113,29 @@ impl Pool {
                         .acknowledged
                         .insert(t.key.to_string(), by.to_string());
                 }
-                self.human_outcome(t, a, DONE);
+                self.human_outcome(t, a, state, DONE);
             }
-            Err(why) => self.human_outcome(t, a, &format!("refused: {why}")),
+            Err(why) => self.human_outcome(t, a, state, &format!("refused: {why}")),
         }
     }
 
-    /// Writes `a` and its outcome to `t`'s cell log; notes a refusal among
-    /// the agent's events (a carried-out action notes itself: its comment,
-    /// its launch, the answer).
-    fn human_outcome(&mut self, t: &Target, a: HumanAction, outcome: &str) {
+    /// Writes `a` and its outcome to the history (in `state`, unchanged)
+    /// and to `t`'s cell log; notes a refusal among the agent's events (a
+    /// carried-out action notes itself: its comment, its launch, the
+    /// answer).
+    fn human_outcome(&mut self, t: &Target, a: HumanAction, state: State, outcome: &str) {
+        if let Some(h) = &self.history {
+            let mut e = nexus_history::Event::now(
+                nexus_history::Kind::Agent,
+                super::history_group(t),
+                &t.name,
+                state.as_str(),
+                state.as_str(),
+                &format!("{}: {outcome}", a.what.as_str()),
+            );
+            e.actor = a.by.to_string();
+            h.record(e);
+        }
         if outcome != DONE && !outcome.starts_with("done ") {
             self.note(
                 &t.key,

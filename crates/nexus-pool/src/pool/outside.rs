@@ -298,6 +298,8 @@ impl Pool {
                 }
             }
         }
+        // A one-shot run ends after this: its transitions reach the history first.
+        self.flush_history();
         self.publish_channels();
         if std::mem::take(&mut self.dirty) | std::mem::take(&mut self.urgent) {
             self.save_state();
@@ -308,6 +310,7 @@ impl Pool {
     /// what they changed. Calls in flight are left (their work waits in
     /// the state for the next start).
     pub fn shutdown(&mut self) {
+        self.flush_history();
         self.take_events();
         if (std::mem::take(&mut self.dirty) | std::mem::take(&mut self.urgent)) && !self.sweeping {
             self.save_state();
