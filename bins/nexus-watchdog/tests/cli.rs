@@ -434,6 +434,28 @@ fn check_config_checks_values_in_the_users_terms() {
         "{err}"
     );
     assert!(out.contains("1 warning(s))"), "{out}");
+    // The source a syntax check reads and a heartbeat's directory, likewise.
+    let (code, out, err) = check(
+        "[[probe]]\nname = \"s\"\npython_syntax = { path = \"/no/such/think.py\" }\n\
+         [[probe]]\nname = \"h\"\nheartbeat = { path = \"/no/such/dir/hb.json\" }\n\
+         [[probe]]\nname = \"h2\"\nheartbeat = { path = \"hb.json\" }\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(
+            "[[probe]] \"s\" (python_syntax): `path` /no/such/think.py does not exist (yet)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("[[probe]] \"h\" (heartbeat): `path` /no/such/dir does not exist (yet)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("\"h2\""),
+        "a file in the working directory: {err}"
+    );
+    assert!(out.contains("2 warning(s))"), "{out}");
     for ok in [
         "expect_status = \"2xx\"\n",
         "expect_status = 200\n",

@@ -213,13 +213,35 @@ impl ProbeKind {
         }
     }
 
-    /// What may work only later (a disk path that does not exist yet):
-    /// warnings, not errors, each naming its key.
+    /// What may work only later, a path the probe needs that does not
+    /// exist yet (a disk path, the source a syntax check reads, the
+    /// directory a heartbeat is written to): warnings, not errors, each
+    /// naming its key.
     pub fn warnings(&self) -> Vec<String> {
-        match self {
-            ProbeKind::Disk(s) => s.warnings(),
-            _ => Vec::new(),
-        }
+        let missing = |key: &str, path: &std::path::Path, then: &str| {
+            let path = nexus_stdx::expand_home(path);
+            (!path.exists())
+                .then(|| format!("`{key}` {} does not exist (yet): {then}", path.display()))
+        };
+        let warning = match self {
+            ProbeKind::Disk(s) => missing("path", &s.path, "the check is Critical until it does"),
+            ProbeKind::PythonSyntax(s) => {
+                missing("path", &s.path, "the check is Critical until it does")
+            }
+            ProbeKind::Heartbeat(s) => s
+                .path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .and_then(|dir| {
+                    missing(
+                        "path",
+                        dir,
+                        "no heartbeat can be written there until it does (its directory)",
+                    )
+                }),
+            _ => None,
+        };
+        warning.into_iter().collect()
     }
 }
 

@@ -69,18 +69,6 @@ impl DiskSpec {
         Ok(())
     }
 
-    /// What may work only later: a `path` that does not exist (yet).
-    pub(crate) fn warnings(&self) -> Vec<String> {
-        let path = nexus_stdx::expand_home(&self.path);
-        if path.exists() {
-            return Vec::new();
-        }
-        vec![format!(
-            "`path` {} does not exist (yet): the check is Critical until it does",
-            path.display()
-        )]
-    }
-
     /// Default thresholds for `path`.
     pub fn new(path: impl Into<PathBuf>) -> DiskSpec {
         DiskSpec {
