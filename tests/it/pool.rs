@@ -288,6 +288,24 @@ fn an_auto_agent_that_never_ran_is_started_once_and_reaches_healthy() {
     assert!(!ev.contains("\"agent_dead\""), "{ev}");
 }
 
+/// The last 20 history events of the agent named `name` in whichever cell
+/// (its subject is its key, `<cell>/<name>`).
+fn history_events(
+    path: &std::path::Path,
+    name: &str,
+) -> Result<Vec<nexus_history::Event>, nexus_history::HistoryError> {
+    let r = nexus_history::Reader::open(path)?;
+    let suffix = format!("/{name}");
+    let Some(s) = r
+        .subjects()?
+        .into_iter()
+        .find(|s| s.kind == nexus_history::Kind::Agent && s.subject.ends_with(&suffix))
+    else {
+        return Ok(Vec::new());
+    };
+    r.last_events(nexus_history::Kind::Agent, &s.subject, 20)
+}
+
 /// A one-shot run's transitions reach the history before it exits (the
 /// writer is a thread of its own; `--once` waits for it).
 #[test]
@@ -303,10 +321,7 @@ fn a_once_run_leaves_its_transitions_in_the_history() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let ev = nexus_history::Reader::open(&history)
-        .unwrap()
-        .last_events(nexus_history::Kind::Agent, "h1", 10)
-        .unwrap();
+    let ev = history_events(&history, "h1").unwrap();
     assert!(
         ev.iter()
             .any(|e| e.old_state == "unknown" && e.new_state == "dead" && e.group == "e2e mission"),
@@ -502,6 +517,133 @@ fn a_running_pool_shows_its_fleet_to_chromium_and_promtool() {
     assert!(sent.elapsed() < Duration::from_secs(1));
 }
 
+/// Issue 22's one dashboard, in a real Chromium set to Tokyo's time zone:
+/// the agent with its 24-hour and 7-day bars from the history, the cron
+/// jobs of a `[cron]` directory the pool judges itself, and a check a
+/// real `nexus-watchdog` run recorded into the same history file; every
+/// time in the viewer's zone, labelled; a job's badge.
+#[test]
+fn the_dashboard_shows_agents_jobs_and_checks_in_the_viewers_zone() {
+    let f = Fleet::new();
+    f.join("alpha", RevivePolicy::Never, true);
+    let history = f.root.join("history.sqlite");
+    let jobs = f.root.join("jobs");
+    std::fs::create_dir_all(&jobs).unwrap();
+    let now = nexus_stdx::now_epoch();
+    for (job, age) in [("backup", 600.0), ("sync", 5.0)] {
+        std::fs::write(
+            jobs.join(format!("{job}.last")),
+            format!(
+                r#"{{"job":"{job}","timestamp":{},"interval_seconds":60,"status":"ok"}}"#,
+                now - age
+            ),
+        )
+        .unwrap();
+    }
+    // The watchdog first: it creates the file, the pool shares it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let wd = f.root.join("watchdog.toml");
+    std::fs::write(
+        &wd,
+        format!(
+            "[history]\npath = \"{}\"\n\n[[probe]]\nname = \"gateway\"\ntcp = {{ host = \"127.0.0.1\", port = {port} }}\n",
+            history.display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(bin("nexus-watchdog"))
+        .arg("--config")
+        .arg(&wd)
+        .arg("--state-dir")
+        .arg(f.root.join("wd-state"))
+        .env_remove("GITEA_TOKEN")
+        .run()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let cfg = f.config(&format!(
+        "[history]\npath = \"{}\"\n[cron]\ndirs = [\"{}\"]\n",
+        history.display(),
+        jobs.display()
+    ));
+    let (_d, port) = f.serve(&cfg);
+    let base = format!("http://127.0.0.1:{port}");
+    let mut b = nexus_testkit::browser::Browser::launch();
+    b.set_timezone("Asia/Tokyo");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dom = loop {
+        b.goto(&format!("{base}/"));
+        let dom = b.dom();
+        let alpha_bars = dom
+            .split("data-agent=\"alpha\"")
+            .nth(1)
+            .is_some_and(|card| {
+                // Its bar, once some of its time is known (a percent).
+                card.split("data-agent=")
+                    .next()
+                    .unwrap_or("")
+                    .contains("data-bar=\"day\" data-percent=")
+            });
+        if alpha_bars && dom.contains("Cron jobs on") && dom.contains("Watchdog checks on") {
+            break dom;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dashboard never showed it all:\n{dom}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let host = nexus_stdx::hostname();
+    assert!(
+        dom.contains(&format!(
+            "data-subject=\"backup@{host}\" data-state=\"dead\""
+        )),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!(
+            "data-subject=\"sync@{host}\" data-state=\"healthy\""
+        )),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!(
+            "data-subject=\"gateway@{host}\" data-state=\"dead\""
+        )),
+        "{dom}"
+    );
+    // Every time in Tokyo's zone, labelled, and the page says so.
+    let zone = b.eval("document.getElementById('zone').textContent");
+    assert_eq!(zone, "Times are in your time zone (Asia/Tokyo).");
+    let times = b.eval(
+        "Array.from(document.querySelectorAll('time')).map(t => (t.dataset.local || '-') + ' ' + t.textContent)",
+    );
+    let times = times.as_array().unwrap();
+    assert!(times.len() >= 4, "{times:?}");
+    for t in times {
+        let t = t.as_str().unwrap();
+        assert!(
+            t.starts_with("1 ") && (t.contains("GMT+9") || t.contains("JST")),
+            "{t} not in Tokyo's zone"
+        );
+    }
+    // The bar's uptime is a percentage.
+    let pct = b.eval(
+        "document.querySelector(\"div[data-agent='alpha'] [data-bar='day']\").dataset.percent",
+    );
+    let pct: f64 = pct.as_str().unwrap_or("x").parse().unwrap();
+    assert!((0.0..=100.0).contains(&pct), "{pct}");
+    // A job's badge, by its name alone (one host has it).
+    let badge = nexus_testkit::chromium_dom(&format!("{base}/badge/backup.svg"));
+    assert!(badge.contains(">STALE</text>"), "{badge}");
+}
+
 /// The status page's actions as an operator uses them, in a real
 /// Chromium: acknowledge a dead agent, then retry it now (its policy is
 /// `never`: only a human's retry launches it). Each is recorded in the
@@ -544,19 +686,14 @@ fn the_page_acknowledges_and_retries_a_dead_agent_in_chromium() {
     let events = f.events();
     // The history has the death and both actions, with who asked.
     wait_for("the actions in the history", || {
-        nexus_history::Reader::open(&history)
-            .and_then(|r| r.last_events(nexus_history::Kind::Agent, "omega", 20))
-            .is_ok_and(|ev| {
-                ev.iter()
-                    .filter(|e| e.actor == "the status page (loopback)")
-                    .count()
-                    == 2
-            })
+        history_events(&history, "omega").is_ok_and(|ev| {
+            ev.iter()
+                .filter(|e| e.actor == "the status page (loopback)")
+                .count()
+                == 2
+        })
     });
-    let ev = nexus_history::Reader::open(&history)
-        .unwrap()
-        .last_events(nexus_history::Kind::Agent, "omega", 20)
-        .unwrap();
+    let ev = history_events(&history, "omega").unwrap();
     assert!(
         ev.iter()
             .any(|e| e.new_state == "dead" && e.actor.is_empty()),

@@ -21,6 +21,7 @@ use nexus_alert::{
 };
 use nexus_cron::{CheckReport, Registry, alerts, history, report};
 use nexus_heartbeat::{CronDirs, CronWriter};
+use nexus_history::WithHistory;
 use nexus_stdx::{format_duration, now_epoch};
 
 /// The registry read when `--registry` is not given, if it exists.
@@ -137,6 +138,8 @@ struct Setup {
     registry: Registry,
     /// `[incident]`, `[telegram]`, typed at load, the environment applied.
     alerting: AlertTables,
+    /// `[history]`: each job's status into the shared history file.
+    history: Option<nexus_history::Settings>,
     state_dir: PathBuf,
     now: f64,
 }
@@ -149,12 +152,18 @@ impl Setup {
         } else {
             default_dirs()
         };
-        let (mut registry, alerting) = match &a.registry {
-            Some(p) => Registry::load_with::<AlertTables>(p)?,
+        let (
+            mut registry,
+            WithHistory {
+                tables: alerting,
+                history,
+            },
+        ) = match &a.registry {
+            Some(p) => Registry::load_with::<WithHistory<AlertTables>>(p)?,
             None if Path::new(DEFAULT_REGISTRY).is_file() => {
-                Registry::load_with::<AlertTables>(Path::new(DEFAULT_REGISTRY))?
+                Registry::load_with::<WithHistory<AlertTables>>(Path::new(DEFAULT_REGISTRY))?
             }
-            None => (Registry::default(), AlertTables::default()),
+            None => (Registry::default(), WithHistory::default()),
         };
         // A value of `[incident]`/`[telegram]` that cannot work (a URL that
         // is none) stops the run in the user's terms, not in the HTTP
@@ -183,6 +192,7 @@ impl Setup {
             explicit_dirs,
             registry,
             alerting,
+            history,
             state_dir,
             now: a.at.unwrap_or_else(now_epoch),
         })
@@ -288,6 +298,7 @@ fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
         if let Err(e) = history::record(&setup.state_dir, &report) {
             errln!("cron-heartbeat-check: state: {e}");
         }
+        record_history(setup, &report);
         // A run by hand is not the scheduled job: only its timer's run (or
         // one asked to) writes the own heartbeat.
         if a.self_heartbeat && !a.no_self_heartbeat {
@@ -305,6 +316,35 @@ fn check(setup: &Setup, a: &CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `[history]`: every job's status as an observation (the file keeps only
+/// changes), committed before the run ends. A file that cannot be opened
+/// is said and the run goes on.
+fn record_history(setup: &Setup, report: &CheckReport) {
+    let Some(settings) = &setup.history else {
+        return;
+    };
+    match settings.start(&setup.state_dir) {
+        Ok(Some(rec)) => {
+            for e in history::events(report, nexus_stdx::hostname()) {
+                rec.record(e);
+            }
+            rec.flush();
+            if rec.failed() > 0 {
+                errln!(
+                    "cron-heartbeat-check: history {}: {} event(s) could not be written",
+                    rec.path().display(),
+                    rec.failed()
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(e) => errln!(
+            "cron-heartbeat-check: history off: {}",
+            nexus_stdx::error_chain(&e)
+        ),
+    }
 }
 
 /// The registry's `[incident]` / `[telegram]` tables (defaults: label

@@ -151,6 +151,86 @@ fn markers_appear_and_recovery_removes_them() {
     assert!(history.contains(r#""from":"STALE","to":"OK""#), "{history}");
 }
 
+/// `[history]`: each run records every job; the shared file keeps the
+/// changes only (STALE, then OK), named `<job>@<host>` in the host's group.
+#[test]
+fn history_keeps_each_jobs_changes() {
+    let t = Tree::new();
+    let db = t.root.join("shared/history.sqlite");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let reg = t.registry(&format!(
+        "[history]\npath = \"{}\"\nretention = \"7d\"\n",
+        db.display()
+    ));
+    t.write(
+        "heartbeats",
+        "db_backup.last",
+        &record("db_backup", 1000.0, 300),
+    );
+    for _ in 0..2 {
+        let o = t.cmd().arg("--registry").arg(&reg).run().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    }
+    t.write(
+        "heartbeats",
+        "db_backup.last",
+        &record("db_backup", 1.0, 300),
+    );
+    let o = t.cmd().arg("--registry").arg(&reg).run().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = nexus_history::Reader::open(&db).unwrap();
+    let subjects = r.subjects().unwrap();
+    assert_eq!(subjects.len(), 1, "{subjects:?}");
+    let s = &subjects[0];
+    let host = s.group.clone();
+    assert_eq!(s.subject, format!("db_backup@{host}"));
+    assert_eq!(s.state, "OK");
+    let ev = r
+        .last_events(nexus_history::Kind::Cron, &s.subject, 10)
+        .unwrap();
+    let changes: Vec<(&str, &str)> = ev
+        .iter()
+        .map(|e| (e.old_state.as_str(), e.new_state.as_str()))
+        .collect();
+    assert_eq!(changes, [("STALE", "OK"), ("", "STALE")], "{ev:?}");
+    assert!(
+        ev[1].reason.starts_with("silent for more than 2x"),
+        "{ev:?}"
+    );
+    // A dry run writes nothing.
+    t.write(
+        "heartbeats",
+        "db_backup.last",
+        &record("db_backup", 1000.0, 300),
+    );
+    let o = t
+        .cmd()
+        .arg("--registry")
+        .arg(&reg)
+        .arg("--dry-run")
+        .run()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(r.subjects().unwrap()[0].state, "OK");
+}
+
+/// A history file that cannot be opened is said, naming it; the check
+/// still runs and exits by the jobs.
+#[test]
+fn an_unusable_history_file_is_said_and_the_check_goes_on() {
+    let t = Tree::new();
+    let bad = t.write(".", "not-a-db.sqlite", &"x".repeat(4096));
+    let reg = t.registry(&format!("[history]\npath = \"{}\"\n", bad.display()));
+    t.write("heartbeats", "ok_job.last", &record("ok_job", 1.0, 300));
+    let o = t.cmd().arg("--registry").arg(&reg).run().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("history off") && stderr(&o).contains("not-a-db.sqlite"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn empty_directory_with_registry_is_missing_not_healthy() {
     let t = Tree::new();

@@ -22,6 +22,7 @@
 //! process and every socket are closed on the way out).
 
 mod fleet;
+mod history;
 mod measure;
 mod mttr;
 mod table;
@@ -115,6 +116,14 @@ struct Cli {
     /// cost): our pool on its defaults beside supervisord (docs/PERFORMANCE.md).
     #[arg(long)]
     mttr: bool,
+    /// Run the history case only: the pool's `--once` sweep over
+    /// `--history-agents` agents without `[history]`, and with it while
+    /// 100,000 rows a minute are written to the same file (docs/PERFORMANCE.md).
+    #[arg(long)]
+    history: bool,
+    /// History case: agents (cells of 10).
+    #[arg(long, default_value_t = 10_000)]
+    history_agents: usize,
     /// MTTR: the cases to run [default: crash,loop,hang,cold,idle].
     #[arg(long, value_delimiter = ',')]
     mttr_cases: Vec<String>,
@@ -595,6 +604,11 @@ fn run(cli: &Cli) -> anyhow::Result<bool> {
     let work = tmp.path().to_path_buf();
     if cli.mttr {
         return run_mttr(cli, &bin_dir, &pool_bin, &work, tmp);
+    }
+    if cli.history {
+        let runs = if cli.quick { 1 } else { cli.runs.max(5) };
+        history::run(&pool_bin, &work, cli.history_agents, runs)?;
+        return Ok(true);
     }
     let home = work.join("home");
     std::fs::create_dir_all(&home)?;

@@ -20,6 +20,7 @@ use nexus_alert::{
     AlertProblem, AlertTables, Alerts, IncidentSettings, Severity, TelegramSettings,
 };
 use nexus_heartbeat::CronWriter;
+use nexus_history::{Recorder, WithHistory};
 use nexus_probe::{MatchMode, Runner, RunnerConfig, seed};
 use nexus_watch::{Evaluation, SeedChecks, Watchdog, WatchdogFile};
 
@@ -158,6 +159,8 @@ struct Setup {
     interval: Duration,
     incident: IncidentSettings,
     telegram: Option<TelegramSettings>,
+    /// `[history]`: each check's status into the shared history file.
+    history: Option<nexus_history::Settings>,
 }
 
 /// The value checks of a loaded file: its probes' and its alert tables'
@@ -170,9 +173,10 @@ fn findings(file: &WatchdogFile, tables: &AlertTables) -> nexus_stdx::Findings {
 
 impl Setup {
     fn load(cli: &Cli) -> anyhow::Result<Setup> {
-        let (file, tables, mut probes, strict) = match &cli.config {
+        let (file, tables, history, mut probes, strict) = match &cli.config {
             Some(path) => {
-                let (file, tables) = WatchdogFile::load_with::<AlertTables>(path)?;
+                let (file, WithHistory { tables, history }) =
+                    WatchdogFile::load_with::<WithHistory<AlertTables>>(path)?;
                 anyhow::ensure!(
                     !file.probes.is_empty(),
                     "{}: no [[probe]] tables: nothing to check",
@@ -192,7 +196,7 @@ impl Setup {
                 }
                 let probes = file.probes.clone();
                 let strict = file.watchdog.strict || cli.strict;
-                (file, tables, probes, strict)
+                (file, tables, history, probes, strict)
             }
             None => {
                 let seed = SeedChecks {
@@ -219,7 +223,7 @@ impl Setup {
                 // healthy; only `gateway_health` may be Unknown (no endpoint).
                 let mut file = WatchdogFile::default();
                 file.watchdog.optional = seed.optional();
-                (file, AlertTables::default(), seed.probes(), true)
+                (file, AlertTables::default(), None, seed.probes(), true)
             }
         };
         // Flag > config > DATABASE_URL, as the seed read it (docs/SPEC.md §4.6).
@@ -272,6 +276,7 @@ impl Setup {
             interval,
             incident,
             telegram: tables.telegram.map(|t| t.with_env(&env)),
+            history,
         })
     }
 }
@@ -358,10 +363,20 @@ fn alerts(cli: &Cli, setup: &Setup) -> Alerts {
 }
 
 /// One cycle: evaluate once, print, alert, beat. Returns the exit code.
-async fn cycle(cli: &Cli, setup: &Setup, alerts: &mut Alerts) -> anyhow::Result<u8> {
+async fn cycle(
+    cli: &Cli,
+    setup: &Setup,
+    alerts: &mut Alerts,
+    history: Option<&Recorder>,
+) -> anyhow::Result<u8> {
     let (eval, warnings) = setup.watchdog.evaluate(cli.dry_run).await;
     for w in &warnings {
         errln!("nexus-watchdog: {w}");
+    }
+    if let Some(h) = history {
+        for e in eval.history_events() {
+            h.record(e);
+        }
     }
     print(cli, &eval)?;
     if let Some(path) = &cli.metrics_file
@@ -448,9 +463,37 @@ fn period(cli: &Cli, setup: &Setup) -> Duration {
     }
 }
 
+/// `[history]`'s recorder (not in a dry run); a file that cannot be
+/// opened is said and the watchdog runs on without it.
+fn history(cli: &Cli, setup: &Setup) -> Option<Recorder> {
+    if cli.dry_run {
+        return None;
+    }
+    match setup.history.as_ref()?.start(&setup.watchdog.state_dir) {
+        Ok(rec) => rec,
+        Err(e) => {
+            errln!(
+                "nexus-watchdog: history off: {}",
+                nexus_stdx::error_chain(&e)
+            );
+            None
+        }
+    }
+}
+
+/// Waits until what was recorded is committed (before the process ends).
+fn flush(history: Option<&Recorder>) {
+    if let Some(h) = history {
+        h.flush();
+    }
+}
+
 async fn once(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
     let mut alerts = alerts(cli, setup);
-    cycle(cli, setup, &mut alerts).await
+    let history = history(cli, setup);
+    let code = cycle(cli, setup, &mut alerts, history.as_ref()).await;
+    flush(history.as_ref());
+    code
 }
 
 async fn watch(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
@@ -461,19 +504,23 @@ async fn watch(cli: &Cli, setup: &Setup) -> anyhow::Result<u8> {
     if let Some(w) = alerts.adopt().await {
         errln!("nexus-watchdog: {w}");
     }
+    let history = history(cli, setup);
+    let h = history.as_ref();
     nexus_stdx::sd_notify("READY=1");
     loop {
         // A signal aborts the cycle in flight; cycles never overlap.
         tokio::select! {
-            r = cycle(cli, setup, &mut alerts) => { r?; }
-            _ = term.recv() => return Ok(0),
-            _ = int.recv() => return Ok(0),
+            r = cycle(cli, setup, &mut alerts, h) => { r?; }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
         }
         nexus_stdx::sd_notify("WATCHDOG=1");
         tokio::select! {
             _ = tokio::time::sleep(setup.interval) => {}
-            _ = term.recv() => return Ok(0),
-            _ = int.recv() => return Ok(0),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
         }
     }
+    flush(h);
+    Ok(0)
 }

@@ -223,6 +223,53 @@ fn run_config(s: &Sandbox, cfg: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `[history]`: every run records each check; the file keeps the changes
+/// (OK, then CRITICAL once the port closes), named `<check>@<host>`.
+#[test]
+fn history_keeps_each_checks_changes() {
+    let s = Sandbox::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let db = s.root.join("history.sqlite");
+    let cfg = config(
+        &s,
+        &format!(
+            "[history]\npath = \"{}\"\n\n[[probe]]\nname = \"gateway\"\ntcp = {{ host = \"127.0.0.1\", port = {port} }}\n",
+            db.display()
+        ),
+    );
+    let o = run_config(&s, &cfg, &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    drop(listener);
+    for _ in 0..2 {
+        let o = run_config(&s, &cfg, &[]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let r = nexus_history::Reader::open(&db).unwrap();
+    let subjects = r.subjects().unwrap();
+    assert_eq!(subjects.len(), 1, "{subjects:?}");
+    let g = &subjects[0];
+    assert_eq!(g.subject, format!("gateway@{}", g.group));
+    let ev = r
+        .last_events(nexus_history::Kind::Check, &g.subject, 10)
+        .unwrap();
+    let changes: Vec<(&str, &str)> = ev
+        .iter()
+        .map(|e| (e.old_state.as_str(), e.new_state.as_str()))
+        .collect();
+    assert_eq!(changes, [("OK", "CRITICAL"), ("", "OK")], "{ev:?}");
+}
+
 #[test]
 fn the_restart_cap_holds_across_four_one_shot_runs() {
     let s = Sandbox::new();

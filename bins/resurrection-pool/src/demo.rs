@@ -191,9 +191,8 @@ impl Show {
     fn event(&self, agent: &str, what: &str) -> Option<String> {
         let snap = self.snapshot();
         let a = snap.agents.iter().find(|a| &*a.name == agent)?;
-        let e = a.last_events.iter().find(|e| e.contains(what))?;
-        // "14:23:23 revived and healthy …": the stamp is the first word.
-        Some(e.split_once(' ').map_or(e.as_str(), |(_, t)| t).to_string())
+        let e = a.last_events.iter().find(|e| e.text.contains(what))?;
+        Some(e.text.clone())
     }
 
     /// Kills every agent the demo started, a stopped one too, and waits

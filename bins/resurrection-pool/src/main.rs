@@ -423,7 +423,12 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     // after (what the sweep queued delivered), each time at most this long.
     let deadline = cfg.pool.channel_deadline;
     let allow_empty = cli.allow_empty || cfg.pool.allow_empty;
+    let cron_dirs = cfg.cron_dirs();
     let mut pool = Pool::new(cfg, opts)?;
+    // `[history]`: the cron jobs the pool sees, recorded once.
+    if let Some(rec) = pool.history_recorder().filter(|_| !cron_dirs.is_empty()) {
+        nexus_pool::dashboard::record_cron(&cron_dirs, &rec, nexus_stdx::now_epoch());
+    }
     pool.adopt();
     pool.poll_approvals();
     pool.settle(deadline).await;
@@ -598,7 +603,33 @@ async fn daemon(
     let hb_dir = cfg.pool.heartbeat_dir.clone();
     let dry = opts.dry_run;
     let allow_empty = cli.allow_empty || cfg.pool.allow_empty;
+    // `[history]`: the page reads it on a thread of its own; the cron jobs
+    // the pool sees are recorded into it on another.
+    let history_file = cfg
+        .history
+        .as_ref()
+        .filter(|h| h.enabled && !dry)
+        .map(|h| h.file(opts.state_file.parent().unwrap_or(Path::new("."))));
+    let cron_dirs = cfg.cron_dirs();
     let mut pool = Pool::new(cfg, opts)?;
+    let _cron_watch = match pool.history_recorder() {
+        Some(rec) if !cron_dirs.is_empty() => Some(
+            nexus_pool::dashboard::CronWatch::start(
+                cron_dirs,
+                rec,
+                nexus_pool::dashboard::CRON_EVERY,
+            )
+            .context("cannot start the cron watch thread")?,
+        ),
+        _ => None,
+    };
+    let history = match history_file {
+        Some(f) => Some(
+            nexus_pool::dashboard::HistoryFeed::start(f, nexus_pool::dashboard::FEED_EVERY)
+                .context("cannot start the history feed thread")?,
+        ),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -618,6 +649,7 @@ async fn daemon(
             ping,
             actions: Some(actions),
             alertmanager,
+            history,
         },
         async {
             let _ = stop_rx.await;

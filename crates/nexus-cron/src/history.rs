@@ -3,6 +3,9 @@
 //! `<state_dir>/checker-state.json` holds the last status of every job
 //! (atomic writes); `<state_dir>/checker-history.jsonl` gets one line per
 //! change (one `O_APPEND` write per line). Readers skip malformed lines.
+//!
+//! [`events`] turns a report into the shared history's observations
+//! (`nexus-history`, `[history]`), one per job, which keeps only changes.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -45,6 +48,40 @@ fn state_path(dir: &Path) -> PathBuf {
 
 fn history_path(dir: &Path) -> PathBuf {
     dir.join("checker-history.jsonl")
+}
+
+/// A job's name in the shared history: `<job>@<host>` (a pushed record's
+/// name already says its host; a local one gets `host`), so one file can
+/// hold many hosts' jobs; its group is that host.
+pub fn subject(job: &str, host: &str) -> (String, String) {
+    match job.rsplit_once('@') {
+        Some((_, h)) if !h.is_empty() => (job.to_owned(), h.to_owned()),
+        _ => (format!("{job}@{host}"), host.to_owned()),
+    }
+}
+
+/// One observation per job of `report` for the shared history, stamped at
+/// the check's time: the recorder keeps a row only when a job's status
+/// changed (see `nexus_history`).
+pub fn events(report: &CheckReport, host: &str) -> Vec<nexus_history::Event> {
+    let at_ms = (report.checked_at_epoch * 1000.0) as i64;
+    report
+        .jobs
+        .iter()
+        .map(|j| {
+            let (subject, group) = subject(&j.job, host);
+            nexus_history::Event {
+                at_ms,
+                kind: nexus_history::Kind::Cron,
+                group,
+                subject,
+                old_state: String::new(),
+                new_state: j.status.as_str().to_owned(),
+                reason: j.reason.clone(),
+                actor: String::new(),
+            }
+        })
+        .collect()
 }
 
 /// Compares `report` with the previous state, appends the changes to the
@@ -182,6 +219,26 @@ mod tests {
             })
             .collect();
         r
+    }
+
+    /// One event per job, named `<job>@<host>` in the host's group; a
+    /// pushed record keeps the host its name says.
+    #[test]
+    fn events_name_each_job_with_its_host() {
+        let r = report(
+            1_800_000_000.5,
+            &[("backup", JobStatus::Stale), ("sync@b", JobStatus::Ok)],
+        );
+        let ev = events(&r, "a");
+        let got: Vec<(&str, &str, &str)> = ev
+            .iter()
+            .map(|e| (e.group.as_str(), e.subject.as_str(), e.new_state.as_str()))
+            .collect();
+        assert_eq!(got, [("a", "backup@a", "STALE"), ("b", "sync@b", "OK")]);
+        assert_eq!(ev[0].at_ms, 1_800_000_000_500);
+        assert_eq!(ev[0].reason, "backup is STALE");
+        assert!(ev.iter().all(|e| e.kind == nexus_history::Kind::Cron));
+        assert_eq!(subject("odd@", "h").0, "odd@@h");
     }
 
     #[test]

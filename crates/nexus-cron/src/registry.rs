@@ -112,6 +112,9 @@ struct RawRegistry {
     _incident: Option<IgnoredAny>,
     #[serde(default, rename = "telegram")]
     _telegram: Option<IgnoredAny>,
+    /// `[history]`, also the binary's (`nexus_history::Settings`).
+    #[serde(default, rename = "history")]
+    _history: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]

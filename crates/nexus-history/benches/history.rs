@@ -93,12 +93,19 @@ fn main() {
             while !stop.load(Ordering::Relaxed) {
                 let due = (start.elapsed().as_secs_f64() * 100_000.0 / 60.0) as u64;
                 while n < due {
+                    // Each job flips at each visit: every row is a change
+                    // (a repeated state is only an observation).
+                    let (old, new) = if (n / 1000).is_multiple_of(2) {
+                        ("ok", "late")
+                    } else {
+                        ("late", "ok")
+                    };
                     rec.record(Event::now(
                         Kind::Cron,
                         "cell",
                         &format!("job-{}", n % 1000),
-                        "ok",
-                        "late",
+                        old,
+                        new,
                         "load",
                     ));
                     n += 1;
@@ -132,13 +139,18 @@ fn main() {
 
     // Raw write throughput: 100,000 rows recorded, then flushed.
     let t = Instant::now();
-    for i in 0..100_000 {
+    for i in 0..100_000u32 {
+        let (old, new) = if (i / 1000).is_multiple_of(2) {
+            ("healthy", "dead")
+        } else {
+            ("dead", "healthy")
+        };
         rec.record(Event::now(
             Kind::Agent,
             "m",
             &format!("a-{}", i % 1000),
-            "healthy",
-            "dead",
+            old,
+            new,
             "burst",
         ));
     }

@@ -11,7 +11,16 @@
 //!   (each subject with its group and last state), [`Reader::last_events`],
 //!   [`Reader::uptime`] (K buckets plus the uptime % from the state intervals;
 //!   the state before the window counts).
+//! - [`Timeline`]: the last 7 days in memory for the dashboard, brought up
+//!   to date by [`Reader::refresh`] reading only the rows added since; each
+//!   subject's 24-hour and 7-day bars ([`is_up`] says which states are up).
+//! - [`Settings`]: the `[history]` table the pool, the cron checker and
+//!   the watchdog embed alike.
 //! - [`Event`], [`Kind`], [`HistoryError`].
+//!
+//! An event without an actor that repeats its subject's state is an
+//! observation, not a row: one-shot checkers record every subject on every
+//! run and only the changes are kept (the subject's `seen_ms` advances).
 //!
 //! One schema serves the pool, the cron checker and the watchdog; the file is
 //! in WAL mode and versioned with `PRAGMA user_version`.
@@ -30,8 +39,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+mod settings;
+mod timeline;
+
+pub use settings::{Settings, WithHistory};
+
+pub use timeline::{
+    DAY_BUCKETS, DAY_MS, Refreshed, Timeline, Tracked, WEEK_BUCKETS, WEEK_MS, is_up,
+};
+
 /// The schema version stored in `PRAGMA user_version`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// Longest group or subject name kept, in bytes (longer ones are cut).
 pub const MAX_NAME: usize = 256;
 /// Longest state kept, in bytes.
@@ -50,6 +68,7 @@ CREATE TABLE IF NOT EXISTS subjects (
     state TEXT NOT NULL,
     reason TEXT NOT NULL,
     at_ms INTEGER NOT NULL,
+    seen_ms INTEGER NOT NULL DEFAULT 0,
     UNIQUE (kind, subject)
 );
 CREATE TABLE IF NOT EXISTS reasons (
@@ -249,6 +268,13 @@ fn open_rw(path: &Path) -> Result<Connection, HistoryError> {
     conn.execute_batch("PRAGMA synchronous=NORMAL;")
         .map_err(&e)?;
     if version < SCHEMA_VERSION {
+        // Version 1 (no `seen_ms`) is upgraded in place.
+        if version == 1 {
+            conn.execute_batch(
+                "ALTER TABLE subjects ADD COLUMN seen_ms INTEGER NOT NULL DEFAULT 0",
+            )
+            .map_err(&e)?;
+        }
         conn.execute_batch(SCHEMA).map_err(&e)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(&e)?;
@@ -266,6 +292,7 @@ struct Shared {
     written: AtomicU64,
     pruned: AtomicU64,
     failed: AtomicU64,
+    unchanged: AtomicU64,
 }
 
 /// The non-blocking write handle; clones share one queue and writer thread.
@@ -298,6 +325,7 @@ impl Recorder {
             written: AtomicU64::new(0),
             pruned: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            unchanged: AtomicU64::new(0),
         });
         let thread_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
@@ -344,9 +372,15 @@ impl Recorder {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
-    /// Events committed so far.
+    /// Events committed as rows so far (changes and actions).
     pub fn written(&self) -> u64 {
         self.shared.written.load(Ordering::Relaxed)
+    }
+
+    /// Events that repeated their subject's state (observations: no row,
+    /// only the subject's `seen` time advanced).
+    pub fn unchanged(&self) -> u64 {
+        self.shared.unchanged.load(Ordering::Relaxed)
     }
 
     /// Rows pruned for age so far.
@@ -406,9 +440,14 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Msg>, options: &Options, share
         if !batch.is_empty() {
             let n = batch.len() as u64;
             match write_batch(&mut conn, &batch) {
-                Ok(()) => shared.written.fetch_add(n, Ordering::Relaxed),
-                Err(_) => shared.failed.fetch_add(n, Ordering::Relaxed),
-            };
+                Ok(same) => {
+                    shared.written.fetch_add(n - same, Ordering::Relaxed);
+                    shared.unchanged.fetch_add(same, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    shared.failed.fetch_add(n, Ordering::Relaxed);
+                }
+            }
             batch.clear();
         }
         if Instant::now() >= next_prune {
@@ -429,25 +468,46 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Msg>, options: &Options, share
             let _ = done.send(());
         }
     }
-    if !batch.is_empty() && write_batch(&mut conn, &batch).is_ok() {
+    if !batch.is_empty()
+        && let Ok(same) = write_batch(&mut conn, &batch)
+    {
         shared
             .written
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            .fetch_add(batch.len() as u64 - same, Ordering::Relaxed);
+        shared.unchanged.fetch_add(same, Ordering::Relaxed);
     }
 }
 
-fn write_batch(conn: &mut Connection, batch: &[Event]) -> rusqlite::Result<()> {
+/// Commits `batch` in one transaction; returns how many events were
+/// unchanged observations (no row, the subject's `seen_ms` advanced).
+///
+/// An event without an actor whose state is the subject's current one is
+/// an observation, not a change: one-shot checkers record every subject
+/// every run and only changes become rows. An event whose `old_state` is
+/// empty gets the subject's stored state.
+fn write_batch(conn: &mut Connection, batch: &[Event]) -> rusqlite::Result<u64> {
     let tx = conn.transaction()?;
+    let mut unchanged = 0u64;
     {
+        let mut current =
+            tx.prepare_cached("SELECT id, state FROM subjects WHERE kind = ?1 AND subject = ?2")?;
+        let mut seen = tx.prepare_cached(
+            "UPDATE subjects SET
+               grp = iif(?2 >= seen_ms, ?3, grp),
+               reason = iif(?2 >= seen_ms, ?4, reason),
+               seen_ms = max(seen_ms, ?2)
+             WHERE id = ?1",
+        )?;
         // Each subject and reason text is stored once; events point at them.
         let mut subject = tx.prepare_cached(
-            "INSERT INTO subjects (kind, subject, grp, state, reason, at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO subjects (kind, subject, grp, state, reason, at_ms, seen_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
              ON CONFLICT (kind, subject) DO UPDATE SET
                grp = iif(excluded.at_ms >= subjects.at_ms, excluded.grp, subjects.grp),
                state = iif(excluded.at_ms >= subjects.at_ms, excluded.state, subjects.state),
                reason = iif(excluded.at_ms >= subjects.at_ms, excluded.reason, subjects.reason),
-               at_ms = max(excluded.at_ms, subjects.at_ms)
+               at_ms = max(excluded.at_ms, subjects.at_ms),
+               seen_ms = max(excluded.at_ms, subjects.seen_ms)
              RETURNING id",
         )?;
         let mut find_reason = tx.prepare_cached("SELECT id FROM reasons WHERE text = ?1")?;
@@ -457,17 +517,29 @@ fn write_batch(conn: &mut Connection, batch: &[Event]) -> rusqlite::Result<()> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for e in batch {
+            let name = cut(&e.subject, MAX_NAME);
+            let group = cut(&e.group, MAX_NAME);
             let new_state = cut(&e.new_state, MAX_STATE);
             let reason = cut(&e.reason, MAX_REASON);
+            let stored: Option<(i64, String)> = current
+                .query_row(params![e.kind.as_str(), name], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if e.actor.is_empty()
+                && let Some((id, state)) = &stored
+                && state == new_state
+            {
+                seen.execute(params![id, e.at_ms, group, reason])?;
+                unchanged += 1;
+                continue;
+            }
+            let old_state = match (&stored, e.old_state.is_empty()) {
+                (Some((_, state)), true) => state.as_str(),
+                _ => cut(&e.old_state, MAX_STATE),
+            };
             let subject_id: i64 = subject.query_row(
-                params![
-                    e.kind.as_str(),
-                    cut(&e.subject, MAX_NAME),
-                    cut(&e.group, MAX_NAME),
-                    new_state,
-                    reason,
-                    e.at_ms
-                ],
+                params![e.kind.as_str(), name, group, new_state, reason, e.at_ms],
                 |r| r.get(0),
             )?;
             let reason_id: i64 = match find_reason
@@ -483,14 +555,15 @@ fn write_batch(conn: &mut Connection, batch: &[Event]) -> rusqlite::Result<()> {
             ins.execute(params![
                 e.at_ms,
                 subject_id,
-                cut(&e.old_state, MAX_STATE),
+                old_state,
                 new_state,
                 reason_id,
                 cut(&e.actor, MAX_REASON),
             ])?;
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(unchanged)
 }
 
 /// Deletes the rows older than `cutoff_ms` among the `limit` oldest rows
@@ -537,11 +610,14 @@ pub struct Subject {
     pub reason: String,
     /// When it entered it, ms since the epoch.
     pub at_ms: i64,
+    /// When it was last observed (in that state or entering it), ms since
+    /// the epoch: a checker that stopped running leaves this behind.
+    pub seen_ms: i64,
 }
 
 /// Uptime over a window: `buckets[i]` is the up fraction of the known time in
 /// bucket i (None: no known state), `percent` over the whole window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Uptime {
     /// Up fraction (0 to 1) per bucket, oldest first.
     pub buckets: Vec<Option<f64>>,
@@ -590,7 +666,7 @@ impl Reader {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT kind, grp, subject, state, reason, at_ms FROM subjects
+                "SELECT kind, grp, subject, state, reason, at_ms, seen_ms FROM subjects
                  ORDER BY kind, grp, subject",
             )
             .map_err(self.err())?;
@@ -605,6 +681,7 @@ impl Reader {
                         state: r.get(3)?,
                         reason: r.get(4)?,
                         at_ms: r.get(5)?,
+                        seen_ms: r.get(6)?,
                     },
                 ))
             })
@@ -716,7 +793,7 @@ impl Reader {
             .map_err(self.err())?;
         Ok(compute_uptime(
             before.map(|s| is_up(&s)),
-            changes.iter().map(|(t, s)| (*t, is_up(s))),
+            changes.iter().map(|(t, s)| (*t, Some(is_up(s)))),
             from_ms,
             to_ms,
             k,
@@ -728,7 +805,7 @@ impl Reader {
 /// intervals between changes. `start`: up or not before `from` (None: unknown).
 fn compute_uptime(
     start: Option<bool>,
-    changes: impl Iterator<Item = (i64, bool)>,
+    changes: impl Iterator<Item = (i64, Option<bool>)>,
     from: i64,
     to: i64,
     k: usize,
@@ -762,7 +839,7 @@ fn compute_uptime(
         let at = at.clamp(from, to);
         add(t, at, state);
         t = at;
-        state = Some(s);
+        state = s;
     }
     add(t, to, state);
     let buckets = up

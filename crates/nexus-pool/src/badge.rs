@@ -1,4 +1,5 @@
-//! `GET /badge/<name>.svg`: a status badge per agent, in the flat style
+//! `GET /badge/<name>.svg`: a status badge per agent, and per cron job
+//! or watchdog check the history holds (`backup` or `backup@host`), in the flat style
 //! shields.io, healthchecks and Gatus users embed in READMEs and wikis
 //! (label on grey, state on its colour). Several agents of one name (one
 //! per cell) share a badge that shows the worst of their states; an
@@ -17,14 +18,22 @@ use nexus_revive::State;
 /// A name longer than this is cut (with "…") on the badge.
 const MAX_LABEL: usize = 40;
 
-pub(crate) async fn badge(AxState(shared): AxState<Shared>, Path(file): Path<String>) -> Response {
+pub(crate) async fn badge(
+    AxState(shared): AxState<Shared>,
+    Path(file): Path<String>,
+    history: Option<axum::Extension<crate::dashboard::HistoryFeed>>,
+) -> Response {
     let Some(name) = file.strip_suffix(".svg") else {
         return (StatusCode::NOT_FOUND, "badges are /badge/<name>.svg\n").into_response();
     };
-    let (code, svg) = with_snapshot(&shared, |s| match worst_state(s, name) {
+    let agent = with_snapshot(&shared, |s| worst_state(s, name));
+    let (code, svg) = match agent {
         Some(st) => (StatusCode::OK, render(name, st.as_str(), colour(st))),
-        None => (StatusCode::NOT_FOUND, render(name, "not found", GREY)),
-    });
+        None => match history.and_then(|h| job_state(&h.current(), name)) {
+            Some((state, fill)) => (StatusCode::OK, render(name, &state, fill)),
+            None => (StatusCode::NOT_FOUND, render(name, "not found", GREY)),
+        },
+    };
     (
         code,
         [
@@ -35,6 +44,33 @@ pub(crate) async fn badge(AxState(shared): AxState<Shared>, Path(file): Path<Str
         svg.into_string(),
     )
         .into_response()
+}
+
+/// A cron job's or check's state and colour from the history (`[history]`),
+/// by its full name (`backup@host`) or its name alone when one host has it.
+fn job_state(h: &crate::dashboard::HistoryView, name: &str) -> Option<(String, &'static str)> {
+    let rows = h.cron.iter().map(|r| (nexus_history::Kind::Cron, r));
+    let rows = rows.chain(h.checks.iter().map(|r| (nexus_history::Kind::Check, r)));
+    let found: Vec<_> = rows
+        .filter(|(_, r)| {
+            r.subject.subject == name
+                || r.subject.subject.strip_suffix(&r.subject.group) == Some(&format!("{name}@"))
+        })
+        .collect();
+    let (kind, row) = match found.as_slice() {
+        [one] => *one,
+        _ => found
+            .iter()
+            .find(|(_, r)| r.subject.subject == name)
+            .copied()?,
+    };
+    let fill = match crate::page::state_class(kind, &row.subject.state) {
+        "healthy" => colour(State::Healthy),
+        "degraded" => colour(State::Degraded),
+        "dead" => colour(State::Dead),
+        _ => colour(State::Unknown),
+    };
+    Some((row.subject.state.clone(), fill))
 }
 
 /// The worst state among the agents called `name`, if any.
@@ -128,6 +164,34 @@ mod tests {
         s.agents[2].name = "allegro".into();
         assert_eq!(worst_state(&s, "allegro"), Some(State::Reviving));
         assert_eq!(worst_state(&s, "nobody"), None);
+    }
+
+    #[test]
+    fn a_job_badge_comes_from_the_history_by_either_name() {
+        let mut h = crate::dashboard::HistoryView::default();
+        let row = |name: &str, group: &str, state: &str| crate::dashboard::Row {
+            subject: nexus_history::Subject {
+                kind: nexus_history::Kind::Cron,
+                group: group.into(),
+                subject: name.into(),
+                state: state.into(),
+                reason: String::new(),
+                at_ms: 0,
+                seen_ms: 0,
+            },
+            recent: Vec::new(),
+            day: Default::default(),
+            week: Default::default(),
+        };
+        h.cron.push(row("backup@h1", "h1", "STALE"));
+        h.cron.push(row("sync@h1", "h1", "OK"));
+        h.cron.push(row("sync@h2", "h2", "LATE"));
+        assert_eq!(job_state(&h, "backup"), Some(("STALE".into(), "#c33")));
+        assert_eq!(job_state(&h, "backup@h1"), Some(("STALE".into(), "#c33")));
+        // Two hosts have `sync`: only the full name says which.
+        assert_eq!(job_state(&h, "sync"), None);
+        assert_eq!(job_state(&h, "sync@h2"), Some(("LATE".into(), "#d90")));
+        assert_eq!(job_state(&h, "nobody"), None);
     }
 
     #[test]

@@ -56,7 +56,12 @@ pub struct PoolConfig {
     pub alertmanager: Option<AlertmanagerSection>,
     /// `[history]`: every agent state change in a SQLite file (nexus-history).
     #[serde(default)]
-    pub history: Option<HistorySection>,
+    pub history: Option<nexus_history::Settings>,
+    /// `[cron]`: heartbeat directories whose cron jobs the pool judges and
+    /// records into the history for its page (the `[ping]` directory is
+    /// always among them).
+    #[serde(default)]
+    pub cron: Option<CronSection>,
     /// Which format the file was in.
     #[serde(skip)]
     pub format: ConfigFormat,
@@ -94,23 +99,27 @@ impl ConfigFormat {
     }
 }
 
-/// `[history]`: where and how long agent state changes are kept.
-#[derive(Debug, Clone, Deserialize)]
+/// `[cron]`: the cron jobs the pool shows (with `[history]`).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HistorySection {
-    /// Off: nothing recorded (default on when the table is present).
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// The SQLite file; default `history.sqlite` beside the state file.
+pub struct CronSection {
+    /// Heartbeat directories of `<job>.last` records (`nexus-heartbeat`'s).
     #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// Rows older than this are pruned (default `"30d"`).
-    #[serde(default = "thirty_days", deserialize_with = "deserialize_duration")]
-    pub retention: Duration,
+    pub dirs: Vec<PathBuf>,
 }
 
-fn thirty_days() -> Duration {
-    Duration::from_secs(30 * 86_400)
+impl PoolConfig {
+    /// The directories whose cron jobs the pool records: `[cron] dirs`,
+    /// and the `[ping]` directory.
+    pub fn cron_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self.cron.iter().flat_map(|c| c.dirs.clone()).collect();
+        if let Some(p) = &self.ping
+            && !dirs.contains(&p.dir)
+        {
+            dirs.push(p.dir.clone());
+        }
+        dirs
+    }
 }
 
 /// `[ping]`: accept heartbeats from cron jobs on other hosts.

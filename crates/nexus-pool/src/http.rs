@@ -8,7 +8,8 @@
 //!   age, revive attempts; sweep count and duration);
 //! - `GET /api/agents`: the agents as JSON;
 //! - `GET /`: the status page (server-rendered, refreshes itself, readable
-//!   on a phone).
+//!   on a phone; with `[history]`, uptime bars, cron jobs and watchdog
+//!   checks), and `GET /page.js`, its one script (times in the viewer's zone).
 //!
 //! Other paths answer 404, other methods 405; `HEAD` works wherever `GET` does.
 //!
@@ -43,6 +44,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/agents", get(agents))
         .route("/badge/{file}", get(crate::badge::badge))
+        .route("/page.js", get(script))
         .with_state(shared)
 }
 
@@ -80,6 +82,8 @@ pub struct Extras {
     pub actions: Option<crate::actions::PageActions>,
     /// Alertmanager's webhook (`POST /alertmanager`, `[alertmanager]`).
     pub alertmanager: Option<crate::alertmanager::AlertIngest>,
+    /// The history behind the page (`[history]`): bars, cron jobs, checks.
+    pub history: Option<crate::dashboard::HistoryFeed>,
 }
 
 /// Serves the router and `extras` on `listener` until `shutdown`
@@ -98,6 +102,9 @@ pub async fn serve(
     }
     if let Some(a) = extras.alertmanager {
         app = app.merge(a.router());
+    }
+    if let Some(h) = extras.history {
+        app = app.layer(axum::Extension(h));
     }
     let loopback = listener.local_addr()?.ip().is_loopback();
     if let Some(a) = extras.actions.filter(|_| loopback) {
@@ -274,6 +281,28 @@ pub fn render_metrics(s: &PoolSnapshot) -> String {
     }
     e.family("nexus_pool_agents", Kind::Gauge, "Agents watched.")
         .sample("nexus_pool_agents", &[], s.agents.len() as f64);
+    if let Some(h) = &s.history {
+        let name = "nexus_pool_history_events_total";
+        e.family(
+            name,
+            Kind::Counter,
+            "History events by outcome: written (a row), unchanged (an observation), dropped (queue full), failed (commit failed).",
+        );
+        for (outcome, n) in [
+            ("written", h.written),
+            ("unchanged", h.unchanged),
+            ("dropped", h.dropped),
+            ("failed", h.failed),
+        ] {
+            e.sample(name, &[("outcome", outcome)], n as f64);
+        }
+        e.family(
+            "nexus_pool_history_pruned_total",
+            Kind::Counter,
+            "History rows pruned for age.",
+        )
+        .sample("nexus_pool_history_pruned_total", &[], h.pruned as f64);
+    }
     e.family(
         "nexus_pool_sweeps_total",
         Kind::Counter,
@@ -359,13 +388,27 @@ pub fn clock(epoch: f64) -> String {
 async fn page(
     AxState(shared): AxState<Shared>,
     actions: Option<axum::Extension<crate::actions::PageActions>>,
+    history: Option<axum::Extension<crate::dashboard::HistoryFeed>>,
 ) -> Response {
     let now = now();
     let csrf = actions.as_ref().map(|a| a.csrf());
+    let view = history.map(|h| h.current());
     Html(with_snapshot(&shared, |s| {
-        crate::page::render(s, now, csrf)
+        crate::page::render(s, now, csrf, view.as_deref())
     }))
     .into_response()
+}
+
+/// `/page.js`: the page's one script (times in the viewer's zone).
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        crate::page::SCRIPT,
+    )
+        .into_response()
 }
 
 #[cfg(test)]

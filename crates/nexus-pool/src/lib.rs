@@ -25,6 +25,9 @@
 //! - [`status`]: `--status`, from the state file and the cells' manifests.
 //! - [`ping`]: remote heartbeats pushed by cron jobs on other hosts
 //!   (`POST /ping/<job>`), stored as ordinary `.last` records.
+//! - [`dashboard`]: the history behind the status page (`[history]`): a
+//!   thread that reads it into per-subject bars and events off the request
+//!   path, and one that records the cron jobs the pool sees.
 //! - [`view`]: the snapshot the pool publishes after each sweep
 //!   ([`PoolSnapshot`], [`AgentView`]).
 //! - [`intent`]: crash safety of launches (an intent saved before each
@@ -78,6 +81,7 @@ mod badge;
 pub mod channels;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
 pub mod engine;
 mod error;
 pub mod faults;
@@ -86,7 +90,7 @@ pub mod files;
 pub mod fleet;
 pub mod http;
 pub mod intent;
-mod page;
+pub mod page;
 pub mod ping;
 pub mod pool;
 pub mod ratelimit;
@@ -98,4 +102,4 @@ pub mod view;
 pub use config::{ConfigFormat, PoolConfig};
 pub use error::Error;
 pub use pool::{Pool, PoolOptions, PoolState, Retired, SweepReport, Wake};
-pub use view::{AgentView, ChannelView, PoolSnapshot, UnreadableCell};
+pub use view::{AgentView, ChannelView, HistoryCounts, Note, PoolSnapshot, UnreadableCell};

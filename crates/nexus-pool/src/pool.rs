@@ -234,7 +234,7 @@ pub struct Pool {
     /// A sweep is under way (its records are half stepped: never saved
     /// from outside it, e.g. by a stop that cut it).
     sweeping: bool,
-    events: HashMap<String, VecDeque<String>>,
+    events: HashMap<String, VecDeque<crate::view::Note>>,
     shared: Shared,
     started_at: f64,
     sweeps: u64,
@@ -295,6 +295,12 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// `[history]`'s recorder, for the threads that record beside the
+    /// sweeps (the cron jobs the pool sees).
+    pub fn history_recorder(&self) -> Option<nexus_history::Recorder> {
+        self.history.clone()
+    }
+
     /// Waits until the history writer has committed what was recorded
     /// (at the end of a one-shot run and at shutdown; the writer is a
     /// thread of its own, so this is short).
@@ -306,6 +312,7 @@ impl Pool {
 }
 
 /// An agent's group in the history: its mission's label, else its cell's.
+/// (Its subject is its key, `<cell>/<name>`: names repeat across cells.)
 fn history_group(t: &Target) -> &str {
     t.mission
         .as_deref()
@@ -319,19 +326,9 @@ fn start_history(
     cfg: &PoolConfig,
     state_file: &std::path::Path,
 ) -> Option<nexus_history::Recorder> {
-    let h = cfg.history.as_ref().filter(|h| h.enabled)?;
-    let path = h.path.clone().unwrap_or_else(|| {
-        state_file
-            .parent()
-            .unwrap_or(std::path::Path::new("."))
-            .join("history.sqlite")
-    });
-    let options = nexus_history::Options {
-        retention: h.retention,
-        ..nexus_history::Options::default()
-    };
-    match nexus_history::Recorder::start(&path, options) {
-        Ok((rec, _writer)) => Some(rec),
+    let dir = state_file.parent().unwrap_or(std::path::Path::new("."));
+    match cfg.history.as_ref()?.start(dir) {
+        Ok(rec) => rec,
         Err(e) => {
             tracing::error!("history off: {}", nexus_stdx::error_chain(&e));
             None
@@ -592,8 +589,7 @@ impl Pool {
             _ => tracing::debug!("[{key}] {text}"),
         }
         let q = self.events.entry(key.to_string()).or_default();
-        let stamp = crate::http::clock(nexus_stdx::now_epoch());
-        q.push_front(format!("{stamp} {text}"));
+        q.push_front(crate::view::Note::now(text));
         q.truncate(EVENTS_KEPT);
     }
 
@@ -765,6 +761,13 @@ impl Pool {
         g.poll_interval_seconds = self.cfg.pool.poll_interval.as_secs_f64();
         g.faults = faults;
         g.channels = channels;
+        g.history = self.history.as_ref().map(|h| crate::view::HistoryCounts {
+            written: h.written(),
+            unchanged: h.unchanged(),
+            dropped: h.dropped(),
+            failed: h.failed(),
+            pruned: h.pruned(),
+        });
         g.unreadable_cells = report.unreadable.clone();
         views.finish(&mut g);
         drop(g);
@@ -883,7 +886,7 @@ impl Pool {
             let mut e = nexus_history::Event::now(
                 nexus_history::Kind::Agent,
                 history_group(t),
-                &t.name,
+                &t.key,
                 before.as_str(),
                 rec.state.as_str(),
                 &format!("{:?}", sighting.why),
@@ -1084,13 +1087,16 @@ impl Pool {
         sighting: Option<Sighting>,
     ) -> AgentView {
         let frozen = sighting.is_some_and(|s| s.is_frozen());
-        let mut last_events: Vec<String> = self
+        let mut last_events: Vec<crate::view::Note> = self
             .events
             .get(&*t.key)
             .map(|q| q.iter().cloned().collect())
             .unwrap_or_default();
         if frozen {
-            last_events.insert(0, "cell is frozen: reported, never revived".to_string());
+            last_events.insert(
+                0,
+                crate::view::Note::now("cell is frozen: reported, never revived"),
+            );
         }
         let reason = sighting
             .filter(|s| s.state != State::Healthy)

@@ -50,7 +50,40 @@ pub struct AgentView {
     pub reason: Option<Box<String>>,
     /// The newest events about this agent, newest first (for the status
     /// page; a boxed slice, a word smaller than a vector).
-    pub last_events: Box<[String]>,
+    pub last_events: Box<[Note]>,
+}
+
+/// One event the pool noted about an agent: when, and what. Shown (and
+/// serialised) as `HH:MM:SS <text>` in UTC; the page shows the time in the
+/// viewer's zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    /// Epoch seconds.
+    pub at: f64,
+    /// What happened.
+    pub text: String,
+}
+
+impl Note {
+    /// `text`, stamped now.
+    pub fn now(text: impl Into<String>) -> Note {
+        Note {
+            at: nexus_stdx::now_epoch(),
+            text: text.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", crate::http::clock(self.at), self.text)
+    }
+}
+
+impl Serialize for Note {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// The pool's state after its last sweep.
@@ -75,6 +108,24 @@ pub struct PoolSnapshot {
     /// The cells that could not be read at the last sweep (their agents
     /// keep their records and are shown `unknown`).
     pub unreadable_cells: Vec<UnreadableCell>,
+    /// The history recorder's counts (`[history]`), when it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryCounts>,
+}
+
+/// What the history recorder did since the pool started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HistoryCounts {
+    /// Rows written (changes and actions).
+    pub written: u64,
+    /// Observations that repeated a state (no row).
+    pub unchanged: u64,
+    /// Events dropped because the queue was full.
+    pub dropped: u64,
+    /// Events lost because a commit failed.
+    pub failed: u64,
+    /// Rows pruned for age.
+    pub pruned: u64,
 }
 
 /// A cell (or the cells root) the last sweep could not read.

@@ -40,7 +40,10 @@ fn fleet() -> PoolSnapshot {
         acknowledged_by: None,
         waiting: None,
         reason: None,
-        last_events: Box::new([format!("{name}: {state:?}")]),
+        last_events: Box::new([nexus_pool::Note {
+            at: t - 30.0,
+            text: format!("{name}: {state:?}"),
+        }]),
     };
     PoolSnapshot {
         started_at: t - 60.0,
@@ -63,6 +66,7 @@ fn fleet() -> PoolSnapshot {
             cell: "1b4e28ba-2fa1-11d2-883f-0016d3cca427".into(),
             reason: "cell.json: truncated JSON".into(),
         }],
+        history: None,
     }
 }
 

@@ -138,6 +138,12 @@ impl Browser {
         });
     }
 
+    /// Shows the pages as a viewer in time zone `tz` (an IANA name such as
+    /// `Asia/Tokyo`) would see them.
+    pub fn set_timezone(&mut self, tz: &str) {
+        self.call("Emulation.setTimezoneOverride", json!({"timezoneId": tz}));
+    }
+
     /// Opens `url` and waits until it has loaded.
     pub fn goto(&mut self, url: &str) {
         let r = self.call("Page.navigate", json!({"url": url}));

@@ -26,6 +26,9 @@ pub struct WatchdogFile {
     /// `[telegram]`: the binary's.
     #[serde(default, rename = "telegram")]
     _telegram: Option<IgnoredAny>,
+    /// `[history]`: the binary's (`nexus_history::Settings`).
+    #[serde(default, rename = "history")]
+    _history: Option<IgnoredAny>,
     /// Probe concurrency and default timeout.
     #[serde(default)]
     pub runner: RunnerConfig,

@@ -61,6 +61,25 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// One observation per check for the shared history (`[history]`),
+    /// named `<check>@<host>` in the host's group, stamped when the check
+    /// finished; the recorder keeps a row only when a status changed.
+    pub fn history_events(&self) -> Vec<nexus_history::Event> {
+        self.checks
+            .iter()
+            .map(|c| nexus_history::Event {
+                at_ms: (c.verdict.checked_at * 1000.0) as i64,
+                kind: nexus_history::Kind::Check,
+                group: self.host.clone(),
+                subject: format!("{}@{}", c.verdict.name, self.host),
+                old_state: String::new(),
+                new_state: c.verdict.status.as_str().to_owned(),
+                reason: c.verdict.summary.clone(),
+                actor: String::new(),
+            })
+            .collect()
+    }
+
     /// Judges the verdicts by the overall rule ([`crate::overall`]) and
     /// marks the ones that count ([`crate::counts`]); when nothing could be
     /// evaluated at all (overall unknown), every Unknown counts.
@@ -275,6 +294,37 @@ mod tests {
             false,
             &[],
         )
+    }
+
+    #[test]
+    fn each_check_is_one_history_observation_named_with_its_host() {
+        let mut e = sample();
+        e.host = "h1".into();
+        let ev = e.history_events();
+        let got: Vec<(&str, &str, &str, &str)> = ev
+            .iter()
+            .map(|x| {
+                (
+                    x.group.as_str(),
+                    x.subject.as_str(),
+                    x.new_state.as_str(),
+                    x.reason.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("h1", "ws_gateway@h1", "OK", "TCP:localhost:8765 reachable"),
+                (
+                    "h1",
+                    "heartbeat@h1",
+                    "CRITICAL",
+                    "Stale heartbeat: 600s ago | x"
+                )
+            ]
+        );
+        assert!(ev.iter().all(|x| x.kind == nexus_history::Kind::Check));
     }
 
     #[test]

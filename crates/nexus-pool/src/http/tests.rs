@@ -24,7 +24,10 @@ pub(crate) fn sample(now: f64) -> PoolSnapshot {
         acknowledged_by: None,
         waiting: None,
         reason: None,
-        last_events: Box::new(["agent_dead".into()]),
+        last_events: Box::new([crate::view::Note {
+            at: now - 60.0,
+            text: "agent_dead".into(),
+        }]),
     };
     PoolSnapshot {
         started_at: now - 100.0,
@@ -40,6 +43,7 @@ pub(crate) fn sample(now: f64) -> PoolSnapshot {
         faults: Vec::new(),
         channels: Vec::new(),
         unreadable_cells: Vec::new(),
+        history: None,
     }
 }
 
@@ -163,6 +167,41 @@ fn non_finite_values_are_spelled_as_prometheus_reads_them() {
     }
     assert!(!body.contains("inf"), "Rust's spelling leaked:\n{body}");
     nexus_testkit::promtool_check_metrics(&body);
+}
+
+/// `[history]`'s recorder counts, one counter by outcome, valid for
+/// promtool; without a recorder, no such family.
+#[test]
+fn the_history_recorders_counts_are_metrics() {
+    let mut s = sample(now());
+    assert!(!render_metrics(&s).contains("nexus_pool_history"));
+    s.history = Some(crate::view::HistoryCounts {
+        written: 7,
+        unchanged: 40,
+        dropped: 2,
+        failed: 1,
+        pruned: 5,
+    });
+    let body = render_metrics(&s);
+    for line in [
+        r#"nexus_pool_history_events_total{outcome="written"} 7"#,
+        r#"nexus_pool_history_events_total{outcome="unchanged"} 40"#,
+        r#"nexus_pool_history_events_total{outcome="dropped"} 2"#,
+        r#"nexus_pool_history_events_total{outcome="failed"} 1"#,
+        "nexus_pool_history_pruned_total 5",
+    ] {
+        assert!(body.lines().any(|l| l == line), "{line} not in\n{body}");
+    }
+    nexus_testkit::promtool_check_metrics(&body);
+}
+
+/// `/page.js` is the page's script, served as JavaScript.
+#[tokio::test]
+async fn the_page_script_is_served() {
+    let (code, ctype, body) = call(shared(sample(now())), Method::GET, "/page.js").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(ctype.starts_with("text/javascript"), "{ctype}");
+    assert!(body.contains("time[datetime]"), "{body}");
 }
 
 #[tokio::test]

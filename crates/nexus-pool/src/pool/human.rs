@@ -128,7 +128,7 @@ impl Pool {
             let mut e = nexus_history::Event::now(
                 nexus_history::Kind::Agent,
                 super::history_group(t),
-                &t.name,
+                &t.key,
                 state.as_str(),
                 state.as_str(),
                 &format!("{}: {outcome}", a.what.as_str()),

@@ -816,7 +816,7 @@ impl Pool {
             let events: Vec<String> = self
                 .events
                 .get(&*t.key)
-                .map(|q| q.iter().take(5).cloned().collect())
+                .map(|q| q.iter().take(5).map(ToString::to_string).collect())
                 .unwrap_or_default();
             let body = format!(
                 "### 🔴 Agent death detected: {}\n\n- **Mission:** {}\n- **State:** {:?}\n- **Policy:** {}\n- **Gateway alive:** {}\n- **Process alive:** {}\n- **Heartbeat age:** {}\n- **Revive attempts (window):** {}\n\n#### Probes\n{}\n\n#### Recent events\n{}\n",

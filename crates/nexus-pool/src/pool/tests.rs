@@ -297,10 +297,16 @@ async fn a_state_change_is_recorded_in_the_history() {
     pool.history.as_ref().unwrap().flush();
     let reader = nexus_history::Reader::open(&db).unwrap();
     let subjects = reader.subjects().unwrap();
-    let scout = subjects.iter().find(|s| s.subject == "scout").unwrap();
+    // The subject is the agent's key (names repeat across cells), the
+    // group its mission.
+    let scout = subjects
+        .iter()
+        .find(|s| s.subject.ends_with("/scout"))
+        .unwrap();
+    assert_eq!(scout.group, "orbit", "{scout:?}");
     assert_ne!(scout.state, "healthy", "{scout:?}");
     let events = reader
-        .last_events(nexus_history::Kind::Agent, "scout", 10)
+        .last_events(nexus_history::Kind::Agent, &scout.subject, 10)
         .unwrap();
     assert!(!events.is_empty());
     assert_ne!(events[0].old_state, events[0].new_state);

@@ -241,7 +241,9 @@ impl Pool {
             .as_ref()
             .and_then(|c| c.revive_policy.parse().ok())
             .unwrap_or(Policy::Auto);
-        let mut last_events = vec![format!("cell unreadable, record kept: {why}")];
+        let mut last_events = vec![crate::view::Note::now(format!(
+            "cell unreadable, record kept: {why}"
+        ))];
         if let Some(q) = self.events.get(key) {
             last_events.extend(q.iter().cloned());
         }
