@@ -146,8 +146,9 @@ pub(crate) fn http_url(channel: &'static str, url: &str) -> Result<String, Error
         Some(why) => Err(Error::Setting {
             channel,
             field: "url",
-            // The problem quotes the URL: only its redacted form.
-            why: why.replace(url, &nexus_secret::redact_url(url)),
+            // The problem quotes the URL: only its origin (a hook's path
+            // and query are its secret).
+            why: why.replace(url, &origin(url)),
         }),
         None => Ok(url.to_owned()),
     }
