@@ -135,7 +135,8 @@ struct Setup {
     dirs: Vec<PathBuf>,
     explicit_dirs: bool,
     registry: Registry,
-    /// `[incident]`, `[telegram]`, typed at load, the environment applied.
+    /// `[incident]`, `[telegram]`, `[webhook]`, `[ntfy]`, `[email]`, typed
+    /// at load (the environment is applied where they are used).
     alerting: AlertTables,
     state_dir: PathBuf,
     now: f64,
@@ -371,7 +372,8 @@ fn incident(setup: &Setup, report: &CheckReport, dry_run: bool) -> anyhow::Resul
             &state_dir,
             dry_run,
             "Cron heartbeats",
-        );
+        )
+        .with_channels(&setup.alerting.channels(&|k| std::env::var(k).ok()));
         a.cycle("cron", healthy, &summary, &markdown, &problems)
             .await
     }))

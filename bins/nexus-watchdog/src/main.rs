@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use nexus_alert::{
-    AlertProblem, AlertTables, Alerts, IncidentSettings, Severity, TelegramSettings,
+    AlertProblem, AlertTables, Alerts, Channels, IncidentSettings, Severity, TelegramSettings,
 };
 use nexus_heartbeat::CronWriter;
 use nexus_probe::{MatchMode, Runner, RunnerConfig, seed};
@@ -158,6 +158,8 @@ struct Setup {
     interval: Duration,
     incident: IncidentSettings,
     telegram: Option<TelegramSettings>,
+    /// `[webhook]`, `[ntfy]`, `[email]`, the environment applied.
+    channels: Channels,
 }
 
 /// The value checks of a loaded file: its probes' and its alert tables'
@@ -242,6 +244,7 @@ impl Setup {
         anyhow::ensure!(!interval.is_zero(), "--interval must be positive");
         // The environment overrides, resolved once, here at the edge.
         let env = |k: &str| std::env::var(k).ok();
+        let channels = tables.channels(&env);
         let mut incident = tables
             .incident
             .unwrap_or_default()
@@ -271,6 +274,7 @@ impl Setup {
             file,
             interval,
             incident,
+            channels,
             telegram: tables.telegram.map(|t| t.with_env(&env)),
         })
     }
@@ -355,6 +359,7 @@ fn alerts(cli: &Cli, setup: &Setup) -> Alerts {
         cli.dry_run,
         "Nexus watchdog",
     )
+    .with_channels(&setup.channels)
 }
 
 /// One cycle: evaluate once, print, alert, beat. Returns the exit code.

@@ -112,6 +112,12 @@ struct RawRegistry {
     _incident: Option<IgnoredAny>,
     #[serde(default, rename = "telegram")]
     _telegram: Option<IgnoredAny>,
+    #[serde(default, rename = "webhook")]
+    _webhook: Option<IgnoredAny>,
+    #[serde(default, rename = "ntfy")]
+    _ntfy: Option<IgnoredAny>,
+    #[serde(default, rename = "email")]
+    _email: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]
