@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nexus_notify::{
-    AlertConfig, Alerter, DEFAULT_WEBHOOK_BODY, Email, EmailConfig, Ntfy, NtfyConfig, SmtpTls,
-    Webhook, WebhookConfig,
+    AlertConfig, Alerter, Channel, DEFAULT_WEBHOOK_BODY, Email, EmailConfig, Ntfy, NtfyConfig,
+    SmtpTls, Webhook, WebhookConfig,
 };
 use nexus_secret::Secret;
 use nexus_stdx::deserialize_duration;
@@ -29,20 +29,37 @@ fn secret(file: Option<&Path>, value: Option<&Secret>) -> Result<Option<Secret>,
     }
 }
 
-/// The alerter settings every channel table shares.
-fn alert_config(
+/// A table's findings: a zero `timeout` and why its channel cannot be
+/// built are errors, unless nothing worse follows than no message being
+/// sent (a missing URL or password, a token file that cannot be used):
+/// warnings, as `[telegram]`'s.
+fn findings<T>(table: &str, timeout: Duration, built: Result<T, String>) -> nexus_stdx::Findings {
+    let mut f = nexus_stdx::Findings::default();
+    if timeout.is_zero() {
+        f.error(format!("[{table}] `timeout`: must be positive"));
+    }
+    match built {
+        Ok(_) => {}
+        Err(why) if why.contains("no message will be sent") => f.warn(why),
+        Err(why) => f.error(why),
+    }
+    f
+}
+
+/// An alerter over `channel` with a table's `repeat`, `max_messages` and
+/// `message_window`, its state in `<state_dir>/<channel>-alerts.json`.
+fn alerter(
+    channel: impl Channel + 'static,
     state_dir: &Path,
-    channel: &str,
     title: &str,
-    repeat: Duration,
-    max_messages: u32,
-    message_window: Duration,
-) -> AlertConfig {
-    let mut cfg = AlertConfig::new(state_dir.join(format!("{channel}-alerts.json")), title);
+    (repeat, max_messages, message_window): (Duration, u32, Duration),
+) -> Alerter {
+    let file = state_dir.join(format!("{}-alerts.json", channel.name()));
+    let mut cfg = AlertConfig::new(file, title);
     cfg.repeat = repeat;
     cfg.max_messages = max_messages;
     cfg.message_window = message_window;
-    cfg
+    Alerter::with_channel(cfg, channel)
 }
 
 /// `[webhook]`: a POST per alert with a body template (Slack, Mattermost,
@@ -142,31 +159,10 @@ impl WebhookSettings {
     }
 
     /// Errors (a URL that is none, a header that cannot be sent) and
-    /// warnings (a token file that cannot be used), after
-    /// [`WebhookSettings::with_env`].
+    /// warnings (no URL, a token file that cannot be used: nothing would
+    /// be sent), after [`WebhookSettings::with_env`].
     pub fn findings(&self) -> nexus_stdx::Findings {
-        let mut f = nexus_stdx::Findings::default();
-        if self.timeout.is_zero() {
-            f.error("[webhook] `timeout`: must be positive");
-        }
-        match self.channel() {
-            Ok(_) => {}
-            Err(why) if why.contains("token_file") => f.warn(why),
-            Err(why) => f.error(why),
-        }
-        f
-    }
-
-    fn alerter(&self, state_dir: &Path, title: &str) -> Result<Alerter, String> {
-        let cfg = alert_config(
-            state_dir,
-            "webhook",
-            title,
-            self.repeat,
-            self.max_messages,
-            self.message_window,
-        );
-        Ok(Alerter::with_channel(cfg, self.channel()?))
+        findings("webhook", self.timeout, self.channel())
     }
 }
 
@@ -241,28 +237,7 @@ impl NtfySettings {
     /// Errors (a URL that is none, no or a bad topic) and warnings (a
     /// token file that cannot be used), after [`NtfySettings::with_env`].
     pub fn findings(&self) -> nexus_stdx::Findings {
-        let mut f = nexus_stdx::Findings::default();
-        if self.timeout.is_zero() {
-            f.error("[ntfy] `timeout`: must be positive");
-        }
-        match self.channel() {
-            Ok(_) => {}
-            Err(why) if why.contains("token_file") => f.warn(why),
-            Err(why) => f.error(why),
-        }
-        f
-    }
-
-    fn alerter(&self, state_dir: &Path, title: &str) -> Result<Alerter, String> {
-        let cfg = alert_config(
-            state_dir,
-            "ntfy",
-            title,
-            self.repeat,
-            self.max_messages,
-            self.message_window,
-        );
-        Ok(Alerter::with_channel(cfg, self.channel()?))
+        findings("ntfy", self.timeout, self.channel())
     }
 }
 
@@ -396,28 +371,7 @@ impl EmailSettings {
     /// read) and warnings (no password for the login), after
     /// [`EmailSettings::with_env`].
     pub fn findings(&self) -> nexus_stdx::Findings {
-        let mut f = nexus_stdx::Findings::default();
-        if self.timeout.is_zero() {
-            f.error("[email] `timeout`: must be positive");
-        }
-        match self.channel() {
-            Ok(_) => {}
-            Err(why) if why.contains("no message will be sent") => f.warn(why),
-            Err(why) => f.error(why),
-        }
-        f
-    }
-
-    fn alerter(&self, state_dir: &Path, title: &str) -> Result<Alerter, String> {
-        let cfg = alert_config(
-            state_dir,
-            "email",
-            title,
-            self.repeat,
-            self.max_messages,
-            self.message_window,
-        );
-        Ok(Alerter::with_channel(cfg, self.channel()?))
+        findings("email", self.timeout, self.channel())
     }
 }
 
@@ -439,9 +393,18 @@ impl Channels {
     /// one could not be built.
     pub(crate) fn alerters(&self, state_dir: &Path, title: &str) -> (Vec<Alerter>, Vec<String>) {
         let built = [
-            self.webhook.as_ref().map(|w| w.alerter(state_dir, title)),
-            self.ntfy.as_ref().map(|n| n.alerter(state_dir, title)),
-            self.email.as_ref().map(|e| e.alerter(state_dir, title)),
+            self.webhook.as_ref().map(|w| {
+                let l = (w.repeat, w.max_messages, w.message_window);
+                w.channel().map(|c| alerter(c, state_dir, title, l))
+            }),
+            self.ntfy.as_ref().map(|n| {
+                let l = (n.repeat, n.max_messages, n.message_window);
+                n.channel().map(|c| alerter(c, state_dir, title, l))
+            }),
+            self.email.as_ref().map(|e| {
+                let l = (e.repeat, e.max_messages, e.message_window);
+                e.channel().map(|c| alerter(c, state_dir, title, l))
+            }),
         ];
         let mut ok = Vec::new();
         let mut why = Vec::new();
