@@ -268,7 +268,7 @@ pub struct EmailSettings {
     /// Extra CA certificates (PEM) to trust: a private CA or a self-signed
     /// relay.
     pub ca_file: Option<PathBuf>,
-    /// Timeout of each SMTP step and of the whole exchange.
+    /// Timeout of each SMTP step (the whole exchange: three times this).
     #[serde(deserialize_with = "deserialize_duration")]
     pub timeout: Duration,
     /// Remind about an unchanged problem set this often.

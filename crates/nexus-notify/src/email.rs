@@ -10,6 +10,7 @@ use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use nexus_secret::{EXCERPT_CHARS, Redactor, Secret};
 
@@ -55,7 +56,8 @@ pub struct EmailConfig {
     /// A PEM file of extra CA certificates to trust (a private CA, a
     /// self-signed relay), besides the system's.
     pub ca_file: Option<PathBuf>,
-    /// Timeout of each SMTP step and of the whole exchange. Default 10 s.
+    /// Timeout of each SMTP step (connect, TLS, each command); the whole
+    /// exchange gets at most three times this. Default 10 s.
     pub timeout: Duration,
 }
 
@@ -163,8 +165,21 @@ impl Email {
             .iter()
             .map(|t| mailbox("to", t))
             .collect::<Result<Vec<_>, _>>()?;
+        // EHLO with this machine's name (a host name that is "unknown" or
+        // no domain-like word falls back to lettre's `localhost`).
+        let me = nexus_stdx::hostname();
+        let hello = if me != "unknown"
+            && me
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            ClientId::Domain(me.to_owned())
+        } else {
+            ClientId::default()
+        };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
             .port(cfg.port)
+            .hello_name(hello)
             .timeout(Some(cfg.timeout));
         if cfg.tls != SmtpTls::None {
             let mut params = TlsParameters::builder(host.clone());
@@ -259,14 +274,16 @@ impl Channel for Email {
     fn send<'a>(&'a self, msg: &'a Outgoing<'a>) -> Delivery<'a> {
         Box::pin(async move {
             let m = self.message(msg)?;
-            match tokio::time::timeout(self.timeout, self.transport.send(m)).await {
+            match tokio::time::timeout(self.timeout * 3, self.transport.send(m)).await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(e)) => Err(self.error(&e)),
                 Err(_) => Err(Error::Failed {
                     channel: CHANNEL,
                     detail: format!(
-                        "{}:{}: no answer within {:?}",
-                        self.host, self.port, self.timeout
+                        "{}:{}: not done within {:?}",
+                        self.host,
+                        self.port,
+                        self.timeout * 3
                     ),
                 }),
             }
