@@ -19,13 +19,54 @@ use serde::Deserialize;
 
 use crate::settings::{Env, var};
 
+/// Why a channel table cannot send: a line for the log or `check-config`
+/// naming the table and the key, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelProblem {
+    /// The line (`[ntfy]: invalid ntfy configuration: topic: ...`).
+    pub why: String,
+    /// Only that nothing would be sent (no URL, no password, a token file
+    /// that cannot be used): a warning, as `[telegram]`'s missing token,
+    /// not an error.
+    pub unsent: bool,
+}
+
+impl ChannelProblem {
+    /// A value that cannot work.
+    fn error(why: String) -> ChannelProblem {
+        ChannelProblem { why, unsent: false }
+    }
+
+    /// Something missing: nothing will be sent on this channel.
+    fn unsent(why: String) -> ChannelProblem {
+        ChannelProblem {
+            why: format!("{why}: no message will be sent"),
+            unsent: true,
+        }
+    }
+}
+
+impl std::fmt::Display for ChannelProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+impl std::error::Error for ChannelProblem {}
+
 /// A secret: the file's when one is configured and usable, else the
-/// variable's (or a seed's); `Err` names why the file cannot be used.
-fn secret(file: Option<&Path>, value: Option<&Secret>) -> Result<Option<Secret>, String> {
+/// variable's (or a seed's); the error names the table, the key and the
+/// file, never the secret.
+fn secret(
+    table: &str,
+    key: &str,
+    file: Option<&Path>,
+    value: Option<&Secret>,
+) -> Result<Option<Secret>, ChannelProblem> {
     match nexus_secret::token(None, file) {
         Ok(Some(s)) => Ok(Some(s)),
         Ok(None) => Ok(value.cloned()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(ChannelProblem::unsent(format!("[{table}] `{key}`: {e}"))),
     }
 }
 
@@ -33,15 +74,19 @@ fn secret(file: Option<&Path>, value: Option<&Secret>) -> Result<Option<Secret>,
 /// built are errors, unless nothing worse follows than no message being
 /// sent (a missing URL or password, a token file that cannot be used):
 /// warnings, as `[telegram]`'s.
-fn findings<T>(table: &str, timeout: Duration, built: Result<T, String>) -> nexus_stdx::Findings {
+fn findings<T>(
+    table: &str,
+    timeout: Duration,
+    built: Result<T, ChannelProblem>,
+) -> nexus_stdx::Findings {
     let mut f = nexus_stdx::Findings::default();
     if timeout.is_zero() {
         f.error(format!("[{table}] `timeout`: must be positive"));
     }
     match built {
         Ok(_) => {}
-        Err(why) if why.contains("no message will be sent") => f.warn(why),
-        Err(why) => f.error(why),
+        Err(p) if p.unsent => f.warn(p.why),
+        Err(p) => f.error(p.why),
     }
     f
 }
@@ -136,15 +181,19 @@ impl WebhookSettings {
 
     /// The channel, or why there is none (never a URL's secret part or a
     /// token).
-    pub fn channel(&self) -> Result<Webhook, String> {
+    pub fn channel(&self) -> Result<Webhook, ChannelProblem> {
         if self.url.trim().is_empty() {
-            return Err(format!(
-                "[webhook]: no `url` (or ${}): no message will be sent",
+            return Err(ChannelProblem::unsent(format!(
+                "[webhook]: no `url` (or ${})",
                 self.url_env
-            ));
+            )));
         }
-        let token = secret(self.token_file.as_deref(), self.token.as_ref())
-            .map_err(|e| format!("[webhook] `token_file`: {e}: no message will be sent"))?;
+        let token = secret(
+            "webhook",
+            "token_file",
+            self.token_file.as_deref(),
+            self.token.as_ref(),
+        )?;
         let mut cfg = WebhookConfig::new(&self.url);
         cfg.body = self.body.clone();
         cfg.content_type = self.content_type.clone();
@@ -155,7 +204,7 @@ impl WebhookSettings {
             .collect();
         cfg.token = token;
         cfg.timeout = self.timeout;
-        Webhook::new(&cfg).map_err(|e| format!("[webhook]: {e}"))
+        Webhook::new(&cfg).map_err(|e| ChannelProblem::error(format!("[webhook]: {e}")))
     }
 
     /// Errors (a URL that is none, a header that cannot be sent) and
@@ -224,14 +273,18 @@ impl NtfySettings {
     }
 
     /// The channel, or why there is none (never the token).
-    pub fn channel(&self) -> Result<Ntfy, String> {
-        let token = secret(self.token_file.as_deref(), self.token.as_ref())
-            .map_err(|e| format!("[ntfy] `token_file`: {e}: no message will be sent"))?;
+    pub fn channel(&self) -> Result<Ntfy, ChannelProblem> {
+        let token = secret(
+            "ntfy",
+            "token_file",
+            self.token_file.as_deref(),
+            self.token.as_ref(),
+        )?;
         let mut cfg = NtfyConfig::new(&self.url, &self.topic);
         cfg.tags = self.tags.clone();
         cfg.token = token;
         cfg.timeout = self.timeout;
-        Ntfy::new(&cfg).map_err(|e| format!("[ntfy]: {e}"))
+        Ntfy::new(&cfg).map_err(|e| ChannelProblem::error(format!("[ntfy]: {e}")))
     }
 
     /// Errors (a URL that is none, no or a bad topic) and warnings (a
@@ -312,25 +365,25 @@ impl EmailSettings {
         self
     }
 
-    fn config(&self) -> Result<EmailConfig, String> {
+    fn config(&self) -> Result<EmailConfig, ChannelProblem> {
         let tls = match self.tls.trim().to_ascii_lowercase().as_str() {
             "starttls" => SmtpTls::Starttls,
             "tls" => SmtpTls::Tls,
             "none" => SmtpTls::None,
             other => {
-                return Err(format!(
+                return Err(ChannelProblem::error(format!(
                     "[email] `tls`: {other:?} is none of \"starttls\", \"tls\", \"none\""
-                ));
+                )));
             }
         };
         if self.host.trim().is_empty() {
-            return Err("[email]: no `host`".into());
+            return Err(ChannelProblem::error("[email]: no `host`".into()));
         }
         if self.from.trim().is_empty() {
-            return Err("[email]: no `from` address".into());
+            return Err(ChannelProblem::error("[email]: no `from` address".into()));
         }
         if self.to.is_empty() {
-            return Err("[email]: no `to` address".into());
+            return Err(ChannelProblem::error("[email]: no `to` address".into()));
         }
         let mut cfg = EmailConfig::new(&self.host, &self.from, &[]);
         cfg.to = self.to.clone();
@@ -345,25 +398,23 @@ impl EmailSettings {
     }
 
     /// The channel, or why there is none (never the password).
-    pub fn channel(&self) -> Result<Email, String> {
+    pub fn channel(&self) -> Result<Email, ChannelProblem> {
         let mut cfg = self.config()?;
         if cfg.username.is_some() {
-            cfg.password = match secret(self.password_file.as_deref(), self.password.as_ref()) {
-                Ok(Some(p)) => Some(p),
-                Ok(None) => {
-                    return Err(format!(
-                        "[email]: `username` without a password in ${} or `password_file`: no message will be sent",
-                        self.password_env
-                    ));
-                }
-                Err(e) => {
-                    return Err(format!(
-                        "[email] `password_file`: {e}: no message will be sent"
-                    ));
-                }
-            };
+            let password = secret(
+                "email",
+                "password_file",
+                self.password_file.as_deref(),
+                self.password.as_ref(),
+            )?;
+            cfg.password = Some(password.ok_or_else(|| {
+                ChannelProblem::unsent(format!(
+                    "[email]: `username` without a password in ${} or `password_file`",
+                    self.password_env
+                ))
+            })?);
         }
-        Email::new(&cfg).map_err(|e| format!("[email]: {e}"))
+        Email::new(&cfg).map_err(|e| ChannelProblem::error(format!("[email]: {e}")))
     }
 
     /// Errors (no host, from or to, an address that is none, a TLS mode
@@ -391,7 +442,11 @@ impl Channels {
     /// One alerter per configured channel (state files
     /// `<channel>-alerts.json` under `state_dir`), and why a configured
     /// one could not be built.
-    pub(crate) fn alerters(&self, state_dir: &Path, title: &str) -> (Vec<Alerter>, Vec<String>) {
+    pub(crate) fn alerters(
+        &self,
+        state_dir: &Path,
+        title: &str,
+    ) -> (Vec<Alerter>, Vec<ChannelProblem>) {
         let built = [
             self.webhook.as_ref().map(|w| {
                 let l = (w.repeat, w.max_messages, w.message_window);
@@ -529,7 +584,10 @@ mod tests {
         assert_eq!(w.token.as_ref().map(Secret::expose), Some("tok-canary"));
         let shown = format!("{:?}", w.channel().unwrap());
         assert!(!shown.contains("canary"), "{shown}");
-        let why = WebhookSettings::default().channel().unwrap_err();
+        let why = WebhookSettings::default()
+            .channel()
+            .unwrap_err()
+            .to_string();
         assert!(why.contains("NEXUS_WEBHOOK_URL"), "{why}");
     }
 

@@ -36,7 +36,7 @@ use nexus_notify::{AlertConfig, Alerter, Problem};
 mod channels;
 mod settings;
 
-pub use channels::{Channels, EmailSettings, NtfySettings, WebhookSettings};
+pub use channels::{ChannelProblem, Channels, EmailSettings, NtfySettings, WebhookSettings};
 pub use nexus_notify::{Problem as AlertProblem, Severity};
 pub use settings::{AlertTables, Env, IncidentSettings, TelegramSettings};
 
@@ -117,7 +117,8 @@ impl Alerts {
     pub fn with_channels(mut self, channels: &Channels) -> Alerts {
         let (alerters, problems) = channels.alerters(&self.state_dir, &self.title);
         self.alerters.extend(alerters);
-        self.channel_problems.extend(problems);
+        self.channel_problems
+            .extend(problems.into_iter().map(|p| p.why));
         self
     }
 

@@ -52,6 +52,8 @@ pub struct Ntfy {
     url: String,
     tags: Vec<String>,
     auth: Option<HeaderValue>,
+    /// The token `auth` carries, for `Debug` (redacted).
+    token: Option<Secret>,
     redactor: Redactor,
 }
 
@@ -60,7 +62,7 @@ impl fmt::Debug for Ntfy {
         f.debug_struct("Ntfy")
             // The topic is a password on a public server: only the server.
             .field("server", &crate::channel::origin(&self.url))
-            .field("token", &self.auth.as_ref().map(|_| "***"))
+            .field("token", &self.token)
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +116,7 @@ impl Ntfy {
             url: format!("{}/{topic}", base.trim_end_matches('/')),
             tags: cfg.tags.iter().map(|t| t.trim().to_owned()).collect(),
             auth,
+            token: cfg.token.clone(),
             redactor,
         })
     }
