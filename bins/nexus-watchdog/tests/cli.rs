@@ -209,6 +209,24 @@ fn config(s: &Sandbox, text: &str) -> PathBuf {
     p
 }
 
+/// `check-config` on `text`, without the channels' variables: the exit
+/// code, stdout and stderr.
+fn check_config(s: &Sandbox, text: &str) -> (Option<i32>, String, String) {
+    let f = config(s, text);
+    let o = Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
+        .arg("check-config")
+        .arg(&f)
+        .env_remove("NEXUS_WEBHOOK_URL")
+        .env_remove("NEXUS_SMTP_PASSWORD")
+        .run()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 fn run_config(s: &Sandbox, cfg: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
         .arg("--config")
@@ -394,18 +412,8 @@ fn check_config_names_the_bad_key() {
 fn check_config_checks_the_channel_tables() {
     let s = Sandbox::new();
     let check = |text: &str| {
-        let f = config(&s, text);
-        let o = Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
-            .arg("check-config")
-            .arg(&f)
-            .env_remove("NEXUS_WEBHOOK_URL")
-            .env_remove("NEXUS_SMTP_PASSWORD")
-            .run()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        let (code, _, err) = check_config(&s, text);
+        (code, err)
     };
     let probe = "[[probe]]\nname = \"d\"\n[probe.disk]\npath = \"/\"\n";
     let (code, err) = check(&format!("{probe}[ntfy]\ntopik = \"x\"\n"));
@@ -438,19 +446,7 @@ fn check_config_checks_the_channel_tables() {
 #[test]
 fn check_config_checks_values_in_the_users_terms() {
     let s = Sandbox::new();
-    let check = |text: &str| {
-        let f = config(&s, text);
-        let o = Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
-            .arg("check-config")
-            .arg(&f)
-            .run()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    };
+    let check = |text: &str| check_config(&s, text);
     let http = |extra: &str| {
         format!(
             "[[probe]]\nname = \"gw\"\n[probe.http]\nurl = \"http://127.0.0.1:1/health\"\n{extra}"
