@@ -30,6 +30,7 @@
 
 use std::path::{Path, PathBuf};
 
+use futures_util::future::join_all;
 use nexus_gitea::{Check, Engine, Outcome};
 use nexus_notify::{AlertConfig, Alerter, Problem};
 
@@ -175,21 +176,26 @@ impl Alerts {
             }
         }
         log.append(&mut self.channel_problems);
-        let now = nexus_stdx::now_epoch() as i64;
-        for a in &self.alerters {
-            let name = a.channel();
-            if self.dry_run {
-                if !problems.is_empty() {
+        if self.dry_run {
+            if !problems.is_empty() {
+                for name in self.channel_names() {
                     let shown = if name == "telegram" { "Telegram" } else { name };
                     log.push(format!(
                         "dry-run: would tell {shown} about {} problem(s)",
                         problems.len()
                     ));
                 }
-                continue;
             }
-            // Each channel on its own: one down holds only its messages.
-            match a.notify(problems, now).await {
+            return log;
+        }
+        // Every channel at once, each on its own: one that hangs until its
+        // timeout delays no other, one that is down holds only its own
+        // messages (its state file).
+        let now = nexus_stdx::now_epoch() as i64;
+        let sent = join_all(self.alerters.iter().map(|a| a.notify(problems, now))).await;
+        for (a, sent) in self.alerters.iter().zip(sent) {
+            let name = a.channel();
+            match sent {
                 Ok(nexus_notify::Sent::Nothing) => {}
                 Ok(sent) => log.push(format!("{name}: {sent:?}")),
                 Err(e) => {
