@@ -14,8 +14,8 @@
 //!   through lettre, STARTTLS required by default) implement it; every
 //!   HTTP call has a timeout, error bodies are read up to a cap and
 //!   cleaned, a 429 becomes [`Error::retry_after`].
-//! - [`Alerter`]: one per channel, each with its own state file; call [`Alerter::notify`] once per cycle with the whole
-//!   current problem list. It sends one message per new problem set (new or
+//! - [`Alerter`]: one per channel, each with its own state file; call
+//!   [`Alerter::notify`] once per cycle with the whole current problem list. It sends one message per new problem set (new or
 //!   escalated problems), one when announced problems recover, a reminder every
 //!   `repeat` for an unchanged set, and suppresses a flapping problem within
 //!   its `cooldown`. State lives in a file, so one-shot cron runs dedup too;
@@ -31,7 +31,6 @@
 //!   (`answerCallbackQuery`), and reports [`Decision`]s, including expiry.
 //!   After a 429 neither polls nor requests until `retry_after` has passed
 //!   (persisted); expiry is still reported meanwhile.
-//!
 //!
 //! Replies are read chunk by chunk up to [`MAX_REPLY_BYTES`] (error replies
 //! up to 64 KiB); what the server wrote reaches an [`Error`] or a log line
