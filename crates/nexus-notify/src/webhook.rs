@@ -114,14 +114,34 @@ impl Webhook {
             headers.insert(AUTHORIZATION, value);
             redactor.add(t.expose());
         }
-        Ok(Webhook {
+        let hook = Webhook {
             http: http_client(CHANNEL, cfg.timeout)?,
             url,
             body: cfg.body.clone(),
             json: cfg.content_type.to_ascii_lowercase().contains("json"),
             headers,
             redactor,
-        })
+        };
+        // A JSON body must still be JSON with any text in it: the
+        // placeholders are in strings (`"{text}"`), not bare.
+        if hook.json {
+            let text = crate::markdown::Text::new().text("\"a\" {b}\\").line();
+            let sample = Outgoing {
+                title: "t",
+                text: &text,
+                kind: crate::alerts::Sent::Problems,
+                severity: None,
+            };
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(&hook.render(&sample)) {
+                return Err(setting(
+                    "body",
+                    format!(
+                        "not JSON once filled in ({e}); put each placeholder inside a string, e.g. {DEFAULT_WEBHOOK_BODY}"
+                    ),
+                ));
+            }
+        }
+        Ok(hook)
     }
 
     /// The body for `msg` (see [`WebhookConfig::body`]).
@@ -219,6 +239,20 @@ mod tests {
         let plain = render_template("{title}: {text}", &m, false);
         assert_eq!(plain, "Nexus \"watchdog\": disk: \"full\" {text}\\\n");
         assert_eq!(render_template("{tit", &m, true), "{tit");
+    }
+
+    #[test]
+    fn a_json_body_that_is_no_json_once_filled_in_is_refused() {
+        for bad in [r#"{"text": {text}}"#, r#"{"text": "{text}""#] {
+            let mut cfg = WebhookConfig::new("https://hooks.example/x");
+            cfg.body = bad.into();
+            let e = Webhook::new(&cfg).unwrap_err().to_string();
+            assert!(e.contains("body") && e.contains("not JSON"), "{e}");
+        }
+        let mut cfg = WebhookConfig::new("https://hooks.example/x");
+        cfg.body = "{text}".into();
+        cfg.content_type = "text/plain".into();
+        assert!(Webhook::new(&cfg).is_ok());
     }
 
     #[test]
