@@ -15,6 +15,7 @@ mod attack;
 mod bench;
 mod canary;
 mod cell;
+mod channels;
 mod checks;
 mod clock;
 mod crash;

@@ -136,7 +136,8 @@ struct Setup {
     dirs: Vec<PathBuf>,
     explicit_dirs: bool,
     registry: Registry,
-    /// `[incident]`, `[telegram]`, typed at load, the environment applied.
+    /// `[incident]`, `[telegram]`, `[webhook]`, `[ntfy]`, `[email]`, typed
+    /// at load (the environment is applied where they are used).
     alerting: AlertTables,
     /// `[history]`: each job's status into the shared history file.
     history: Option<nexus_history::Settings>,
@@ -411,7 +412,8 @@ fn incident(setup: &Setup, report: &CheckReport, dry_run: bool) -> anyhow::Resul
             &state_dir,
             dry_run,
             "Cron heartbeats",
-        );
+        )
+        .with_channels(&setup.alerting.channels(&|k| std::env::var(k).ok()));
         a.cycle("cron", healthy, &summary, &markdown, &problems)
             .await
     }))

@@ -475,6 +475,51 @@ fn bad_registry_exits_2_naming_file_and_field() {
     );
 }
 
+/// A `[webhook]` URL that is none and an ntfy topic that cannot be stop
+/// the run too (issue 22), naming the table and the key; `--dry-run` with
+/// a good `[webhook]` says it would tell it and sends nothing.
+#[test]
+fn the_channel_tables_are_checked_at_start_and_dry_run_sends_nothing() {
+    let t = Tree::new();
+    let reg = t.registry("[webhook]\nurl = \"not a url\"\n[ntfy]\ntopic = \"a/b\"\n");
+    let o = t
+        .cmd()
+        .arg("--registry")
+        .arg(&reg)
+        .env_remove("NEXUS_WEBHOOK_URL")
+        .run()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("[webhook]") && e.contains("not an absolute URL"),
+        "{e}"
+    );
+    assert!(e.contains("[ntfy]") && e.contains("topic"), "{e}");
+    // Nothing listens there: a dry run must not try.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let reg = t.registry(&format!(
+        "[jobs.db_backup]\ninterval = \"1h\"\n[webhook]\nurl = \"{url}\"\n"
+    ));
+    let o = t
+        .cmd()
+        .arg("--registry")
+        .arg(&reg)
+        .arg("--dry-run")
+        .env_remove("NEXUS_WEBHOOK_URL")
+        .run()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("dry-run: would tell webhook about 1 problem(s)"),
+        "{e}"
+    );
+    assert!(!e.contains("unreachable"), "{e}");
+}
+
 /// An `[incident]` URL that is none stops the run in the user's terms,
 /// not in the HTTP client's at the first alert (issue 21).
 #[test]

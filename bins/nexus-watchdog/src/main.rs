@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use nexus_alert::{
-    AlertProblem, AlertTables, Alerts, IncidentSettings, Severity, TelegramSettings,
+    AlertProblem, AlertTables, Alerts, Channels, IncidentSettings, Severity, TelegramSettings,
 };
 use nexus_heartbeat::CronWriter;
 use nexus_history::{Recorder, WithHistory};
@@ -161,6 +161,8 @@ struct Setup {
     telegram: Option<TelegramSettings>,
     /// `[history]`: each check's status into the shared history file.
     history: Option<nexus_history::Settings>,
+    /// `[webhook]`, `[ntfy]`, `[email]`, the environment applied.
+    channels: Channels,
 }
 
 /// The value checks of a loaded file: its probes' and its alert tables'
@@ -246,6 +248,7 @@ impl Setup {
         anyhow::ensure!(!interval.is_zero(), "--interval must be positive");
         // The environment overrides, resolved once, here at the edge.
         let env = |k: &str| std::env::var(k).ok();
+        let channels = tables.channels(&env);
         let mut incident = tables
             .incident
             .unwrap_or_default()
@@ -275,6 +278,7 @@ impl Setup {
             file,
             interval,
             incident,
+            channels,
             telegram: tables.telegram.map(|t| t.with_env(&env)),
             history,
         })
@@ -360,6 +364,7 @@ fn alerts(cli: &Cli, setup: &Setup) -> Alerts {
         cli.dry_run,
         "Nexus watchdog",
     )
+    .with_channels(&setup.channels)
 }
 
 /// One cycle: evaluate once, print, alert, beat. Returns the exit code.

@@ -209,6 +209,24 @@ fn config(s: &Sandbox, text: &str) -> PathBuf {
     p
 }
 
+/// `check-config` on `text`, without the channels' variables: the exit
+/// code, stdout and stderr.
+fn check_config(s: &Sandbox, text: &str) -> (Option<i32>, String, String) {
+    let f = config(s, text);
+    let o = Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
+        .arg("check-config")
+        .arg(&f)
+        .env_remove("NEXUS_WEBHOOK_URL")
+        .env_remove("NEXUS_SMTP_PASSWORD")
+        .run()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 fn run_config(s: &Sandbox, cfg: &Path, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
         .arg("--config")
@@ -434,6 +452,40 @@ fn check_config_names_the_bad_key() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// The `[webhook]`, `[ntfy]` and `[email]` tables (issue 22): a bad key
+/// is named, values that cannot work are errors naming the table and key
+/// (never the hook's secret path), a login without its password a warning.
+#[test]
+fn check_config_checks_the_channel_tables() {
+    let s = Sandbox::new();
+    let check = |text: &str| {
+        let (code, _, err) = check_config(&s, text);
+        (code, err)
+    };
+    let probe = "[[probe]]\nname = \"d\"\n[probe.disk]\npath = \"/\"\n";
+    let (code, err) = check(&format!("{probe}[ntfy]\ntopik = \"x\"\n"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("topik"), "{err}");
+    let (code, err) = check(&format!(
+        "{probe}[webhook]\nurl = \"hooks.example/T0/s3cr3t-path\"\n[email]\nhost = \"mail.example\"\ntls = \"none\"\nfrom = \"nexus@example.org\"\nto = [\"ops@example.org\"]\n"
+    ));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("[webhook]") && err.contains("not an absolute URL"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cr3t"), "{err}");
+    assert!(err.contains("[email]") && err.contains("loopback"), "{err}");
+    let (code, err) = check(&format!(
+        "{probe}[email]\nhost = \"mail.example\"\nfrom = \"nexus@example.org\"\nto = [\"ops@example.org\"]\nusername = \"nexus\"\n"
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("NEXUS_SMTP_PASSWORD"),
+        "{err}"
+    );
+}
+
 /// `check-config` checks values, not only keys (issue 21), in the
 /// user's terms: a URL that is none, a percentage out of range, a disk
 /// path that does not exist yet (a warning), `expect_status` as one
@@ -441,19 +493,7 @@ fn check_config_names_the_bad_key() {
 #[test]
 fn check_config_checks_values_in_the_users_terms() {
     let s = Sandbox::new();
-    let check = |text: &str| {
-        let f = config(&s, text);
-        let o = Command::new(env!("CARGO_BIN_EXE_nexus-watchdog"))
-            .arg("check-config")
-            .arg(&f)
-            .run()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    };
+    let check = |text: &str| check_config(&s, text);
     let http = |extra: &str| {
         format!(
             "[[probe]]\nname = \"gw\"\n[probe.http]\nurl = \"http://127.0.0.1:1/health\"\n{extra}"

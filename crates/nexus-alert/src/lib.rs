@@ -1,16 +1,22 @@
 //! The one alerting boundary of the suite: every daemon (watchdog, cron
-//! checker, pool) reaches Gitea and Telegram only through this crate.
+//! checker, pool) reaches Gitea, Telegram, webhooks, ntfy and email only
+//! through this crate.
 //!
-//! - [`IncidentSettings`] (`[incident]`: per-subject Gitea issues) and
-//!   [`TelegramSettings`] (`[telegram]`: alerts and approvals) are
-//!   serde-only settings each daemon embeds typed in its configuration
-//!   file ([`AlertTables`] for the files a library owns). Their defaults
+//! - [`IncidentSettings`] (`[incident]`: per-subject Gitea issues),
+//!   [`TelegramSettings`] (`[telegram]`: alerts and approvals),
+//!   [`WebhookSettings`] (`[webhook]`), [`NtfySettings`] (`[ntfy]`) and
+//!   [`EmailSettings`] (`[email]`) are serde-only settings each daemon
+//!   embeds typed in its configuration file ([`AlertTables`] for the
+//!   files a library owns; [`Channels`] the last three, resolved). Their defaults
 //!   configure nothing: the forge URL, repository and assignees live in
 //!   `docs/examples`. The environment overrides (`GITEA_URL`, `NEXUS_REPO`,
 //!   `GITEA_TOKEN`, `TELEGRAM_BOT_TOKEN`, `TELEGRAM_CHAT_ID`) are resolved
 //!   once, by the binary, with their `with_env`.
-//! - [`Alerts`] builds the `nexus-gitea` engine and the `nexus-notify`
-//!   alerter and is called once per cycle with the cycle's one evaluation.
+//! - [`Alerts`] builds the `nexus-gitea` engine and one `nexus-notify`
+//!   alerter per configured channel ([`Alerts::with_channels`]), each with
+//!   the same dedup, reminders and rate limits and its own state file
+//!   (`<channel>-alerts.json`), and is called once per cycle with the
+//!   cycle's one evaluation.
 //! - [`gitea`] and [`telegram`] re-export the channel types a daemon that
 //!   runs its own executors needs (the pool: the engine, approvals).
 //!
@@ -18,16 +24,20 @@
 //! - Show a token: tokens are held in `nexus_secret::Secret`, whose `Debug`
 //!   is redacted.
 //! - Read the process environment: the binary passes it in.
-//! - Make an HTTP call in dry-run mode, or fail a cycle because Gitea or
-//!   Telegram is down (their own queues and state files keep the work).
+//! - Make an HTTP or SMTP call in dry-run mode, or fail a cycle because
+//!   Gitea or a channel is down (their own queues and state files keep the
+//!   work; one channel down holds only its own messages).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use futures_util::future::join_all;
 use nexus_gitea::{Check, Engine, Outcome};
 use nexus_notify::{AlertConfig, Alerter, Problem};
 
+mod channels;
 mod settings;
 
+pub use channels::{ChannelProblem, Channels, EmailSettings, NtfySettings, WebhookSettings};
 pub use nexus_notify::{Problem as AlertProblem, Severity};
 pub use settings::{AlertTables, Env, IncidentSettings, TelegramSettings};
 
@@ -48,7 +58,12 @@ pub mod telegram {
 #[derive(Debug)]
 pub struct Alerts {
     engine: Engine,
-    alerter: Option<Alerter>,
+    /// One per channel: Telegram first, then webhook, ntfy, email.
+    alerters: Vec<Alerter>,
+    /// Why a configured channel could not be built, said once.
+    channel_problems: Vec<String>,
+    state_dir: PathBuf,
+    title: String,
     /// A forge is configured and a token known.
     enabled: bool,
     /// Why not, said once.
@@ -77,7 +92,10 @@ impl Alerts {
         });
         Alerts {
             engine: incident.engine(&state_dir.join("gitea"), dry_run),
-            alerter,
+            alerters: alerter.into_iter().collect(),
+            channel_problems: Vec::new(),
+            state_dir: state_dir.to_path_buf(),
+            title: title.to_owned(),
             enabled: incident.is_configured() && incident.token().is_some(),
             disabled_why: if !incident.is_configured() {
                 Some("no forge configured ([incident] url and repo): no issues are opened".into())
@@ -93,6 +111,24 @@ impl Alerts {
         }
     }
 
+    /// Adds the configured `[webhook]`, `[ntfy]` and `[email]` channels
+    /// (state files `webhook-alerts.json`, `ntfy-alerts.json`,
+    /// `email-alerts.json` next to Telegram's). A table that cannot work
+    /// (see the tables' `findings`) sends nothing; the first cycle says why.
+    pub fn with_channels(mut self, channels: &Channels) -> Alerts {
+        let (alerters, problems) = channels.alerters(&self.state_dir, &self.title);
+        self.alerters.extend(alerters);
+        self.channel_problems
+            .extend(problems.into_iter().map(|p| p.why));
+        self
+    }
+
+    /// The channels that will be told, in order (`telegram`, `webhook`,
+    /// `ntfy`, `email`).
+    pub fn channel_names(&self) -> Vec<&'static str> {
+        self.alerters.iter().map(Alerter::channel).collect()
+    }
+
     /// Re-finds open issues after a restart (once, at start-up).
     pub async fn adopt(&mut self) -> Option<String> {
         self.engine
@@ -102,8 +138,8 @@ impl Alerts {
             .map(|e| format!("cannot adopt open issues: {e}"))
     }
 
-    /// One cycle: the incident for `subject` and the Telegram message for
-    /// `problems`. Returns lines for the log; never fails the cycle.
+    /// One cycle: the incident for `subject` and each channel's message
+    /// for `problems`. Returns lines for the log; never fails the cycle.
     pub async fn cycle(
         &mut self,
         subject: &str,
@@ -139,20 +175,37 @@ impl Alerts {
                 Err(e) => log.push(format!("incident {subject}: {e}")),
             }
         }
-        if let Some(a) = &self.alerter {
-            if self.dry_run {
-                if !problems.is_empty() {
+        log.append(&mut self.channel_problems);
+        if self.dry_run {
+            if !problems.is_empty() {
+                for name in self.channel_names() {
+                    let shown = if name == "telegram" { "Telegram" } else { name };
                     log.push(format!(
-                        "dry-run: would tell Telegram about {} problem(s)",
+                        "dry-run: would tell {shown} about {} problem(s)",
                         problems.len()
                     ));
                 }
-            } else {
-                let now = nexus_stdx::now_epoch() as i64;
-                match a.notify(problems, now).await {
-                    Ok(nexus_notify::Sent::Nothing) => {}
-                    Ok(sent) => log.push(format!("telegram: {sent:?}")),
-                    Err(e) => log.push(format!("telegram: {e}")),
+            }
+            return log;
+        }
+        // Every channel at once, each on its own: one that hangs until its
+        // timeout delays no other, one that is down holds only its own
+        // messages (its state file).
+        let now = nexus_stdx::now_epoch() as i64;
+        let sent = join_all(self.alerters.iter().map(|a| a.notify(problems, now))).await;
+        for (a, sent) in self.alerters.iter().zip(sent) {
+            let name = a.channel();
+            match sent {
+                Ok(nexus_notify::Sent::Nothing) => {}
+                Ok(sent) => log.push(format!("{name}: {sent:?}")),
+                Err(e) => {
+                    let e = e.to_string();
+                    // The new channels' errors start with their name.
+                    if e.starts_with(name) && name != "telegram" {
+                        log.push(e);
+                    } else {
+                        log.push(format!("{name}: {e}"));
+                    }
                 }
             }
         }

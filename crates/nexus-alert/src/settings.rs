@@ -1,4 +1,6 @@
-//! `[incident]` and `[telegram]`: serde-only settings every daemon embeds
+//! `[incident]` and `[telegram]` (and, through [`AlertTables`], the
+//! `[webhook]`, `[ntfy]` and `[email]` tables of `channels.rs`):
+//! serde-only settings every daemon embeds
 //! in its own configuration file, typed. Nothing here reads the process
 //! environment: the binary resolves the overrides once, at its edge, with
 //! [`IncidentSettings::with_env`] and [`TelegramSettings::with_env`].
@@ -14,6 +16,8 @@ use nexus_notify::{BotToken, Telegram, TelegramConfig};
 use nexus_secret::Secret;
 use nexus_stdx::deserialize_duration;
 use serde::Deserialize;
+
+use crate::channels::{Channels, EmailSettings, NtfySettings, WebhookSettings};
 
 /// A lookup of one environment variable: `|k| std::env::var(k).ok()` at a
 /// binary's edge, a table in tests.
@@ -96,7 +100,7 @@ impl Default for IncidentSettings {
 }
 
 /// The variable's value, trimmed, when set and not blank.
-fn var(env: Env<'_>, name: &str) -> Option<Secret> {
+pub(crate) fn var(env: Env<'_>, name: &str) -> Option<Secret> {
     env(name).as_deref().and_then(Secret::trimmed)
 }
 
@@ -333,10 +337,19 @@ pub struct AlertTables {
     /// `[telegram]`.
     #[serde(default)]
     pub telegram: Option<TelegramSettings>,
+    /// `[webhook]`.
+    #[serde(default)]
+    pub webhook: Option<WebhookSettings>,
+    /// `[ntfy]`.
+    #[serde(default)]
+    pub ntfy: Option<NtfySettings>,
+    /// `[email]`.
+    #[serde(default)]
+    pub email: Option<EmailSettings>,
 }
 
 impl AlertTables {
-    /// Both tables' findings (see [`IncidentSettings::findings`]), after
+    /// Every table's findings (see [`IncidentSettings::findings`]), after
     /// the environment is applied with `env`.
     pub fn findings(&self, env: Env<'_>) -> nexus_stdx::Findings {
         let mut f = nexus_stdx::Findings::default();
@@ -346,6 +359,17 @@ impl AlertTables {
         if let Some(t) = &self.telegram {
             f.extend(t.clone().with_env(env).findings());
         }
+        f.extend(self.channels(env).findings());
         f
+    }
+
+    /// `[webhook]`, `[ntfy]` and `[email]` with the environment applied
+    /// (for [`crate::Alerts::with_channels`]).
+    pub fn channels(&self, env: Env<'_>) -> Channels {
+        Channels {
+            webhook: self.webhook.clone().map(|w| w.with_env(env)),
+            ntfy: self.ntfy.clone().map(|n| n.with_env(env)),
+            email: self.email.clone().map(|e| e.with_env(env)),
+        }
     }
 }

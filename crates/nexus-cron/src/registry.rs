@@ -115,6 +115,12 @@ struct RawRegistry {
     /// `[history]`, also the binary's (`nexus_history::Settings`).
     #[serde(default, rename = "history")]
     _history: Option<IgnoredAny>,
+    #[serde(default, rename = "webhook")]
+    _webhook: Option<IgnoredAny>,
+    #[serde(default, rename = "ntfy")]
+    _ntfy: Option<IgnoredAny>,
+    #[serde(default, rename = "email")]
+    _email: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -3,9 +3,14 @@
 //! per-problem cooldown against flapping. State is kept in a file, so a
 //! cron `--once` run deduplicates too.
 //!
+//! The decisions are the same for every [`Channel`] (Telegram, webhook,
+//! ntfy, email); each channel has its own alerter and state file, so one
+//! channel being down holds only its own messages.
+//!
 //! Volume is bounded twice: at most `max_messages` per `message_window`
-//! (our own limit), and after Telegram's flood control answers 429 with
-//! `retry_after`, nothing is sent before that time has passed. A message
+//! (our own limit), and after the channel's server answers 429 with
+//! `retry_after` (Telegram's flood control, a webhook's `Retry-After`),
+//! nothing is sent on that channel before that time has passed. A message
 //! held back is never lost: the state only advances on delivery, so the
 //! first message allowed afterwards carries the *current* state (with a line
 //! saying how many updates were held back).
@@ -19,6 +24,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::channel::{Channel, Outgoing};
 use crate::error::Error;
 use crate::markdown::Text;
 use crate::state;
@@ -79,7 +85,8 @@ impl Problem {
 /// Settings of an [`Alerter`]: its state file, title and how often it may speak.
 #[derive(Debug, Clone)]
 pub struct AlertConfig {
-    /// State file (e.g. `~/.local/state/nexus-heartbeat/alerts.json`).
+    /// State file, one per channel (e.g.
+    /// `~/.local/state/nexus-watchdog/telegram-alerts.json`).
     pub state_file: PathBuf,
     /// First line of every message.
     pub title: String,
@@ -144,23 +151,38 @@ pub enum Sent {
     Reminder,
     /// Announced problems recovered (all of them, or some while others remain).
     Recovery,
-    /// A message was due but the rate limit or Telegram's flood control
-    /// holds it back; the state did not advance, so a later cycle sends the
+    /// A message was due but the rate limit or the channel's flood control
+    /// (a 429's `retry_after`) holds it back; the state did not advance, so a later cycle sends the
     /// then-current state.
     Held,
 }
 
-/// Problem-set alerter over a [`Telegram`] client.
+/// Problem-set alerter over one [`Channel`].
 #[derive(Debug)]
 pub struct Alerter {
     cfg: AlertConfig,
-    tg: Telegram,
+    channel: Box<dyn Channel>,
 }
 
 impl Alerter {
     /// Sends through `tg`, keeping its problem-set state in `cfg`'s state file.
     pub fn new(cfg: AlertConfig, tg: Telegram) -> Alerter {
-        Alerter { cfg, tg }
+        Alerter::with_channel(cfg, tg)
+    }
+
+    /// Sends through `channel` (a [`crate::Webhook`], [`crate::Ntfy`],
+    /// [`crate::Email`] or [`Telegram`]), keeping its problem-set state in
+    /// `cfg`'s state file.
+    pub fn with_channel(cfg: AlertConfig, channel: impl Channel + 'static) -> Alerter {
+        Alerter {
+            cfg,
+            channel: Box::new(channel),
+        }
+    }
+
+    /// The channel's name (`telegram`, `webhook`, `ntfy`, `email`).
+    pub fn channel(&self) -> &'static str {
+        self.channel.name()
     }
 
     /// Call once per cycle with the complete current problem list (empty =
@@ -228,15 +250,26 @@ impl Alerter {
             if flood || !allowed {
                 st.held_back = st.held_back.saturating_add(1);
                 state::save(&self.cfg.state_file, &st)?;
-                tracing::info!(flood, held_back = st.held_back, "telegram alert held back");
+                tracing::info!(
+                    channel = self.channel.name(),
+                    flood,
+                    held_back = st.held_back,
+                    "alert held back"
+                );
                 return Ok(Sent::Held);
             }
             let text = self.render(kind, problems, &fresh, &recovered, st.held_back);
-            match self.tg.send(&text, None).await {
-                Ok(_) => {}
+            let msg = Outgoing {
+                title: &self.cfg.title,
+                text: &text,
+                kind,
+                severity: problems.iter().map(|p| p.severity).max(),
+            };
+            match self.channel.send(&msg).await {
+                Ok(()) => {}
                 Err(e) => {
-                    if let Error::RateLimited { retry_after, .. } = &e {
-                        st.hold_until = Some(now.saturating_add(*retry_after as i64));
+                    if let Some(retry_after) = e.retry_after() {
+                        st.hold_until = Some(now.saturating_add(retry_after as i64));
                         st.held_back = st.held_back.saturating_add(1);
                         state::save(&self.cfg.state_file, &st)?;
                     }

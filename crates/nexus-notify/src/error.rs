@@ -1,12 +1,14 @@
-//! Typed errors. The bot token is part of every Bot API URL, so no variant
-//! ever holds a URL: transport errors are stored with the URL stripped. Text
-//! from the server (a description, an error quoting the reply) is kept only
+//! Typed errors. The bot token is part of every Bot API URL (and a webhook
+//! URL is often a secret of its own), so no variant ever holds a URL:
+//! transport errors are stored with the URL stripped. Text from a server (a
+//! description, an error quoting the reply, an SMTP answer) is kept only
 //! through `nexus_secret::Redactor::clean`: the token redacted even where
 //! the server echoed the request path, no control character, an excerpt.
 
 use std::path::PathBuf;
 
-/// An error from the Telegram client, the alerter or the approval poller.
+/// An error from the Telegram client, the other channels (webhook, ntfy,
+/// email), the alerter or the approval poller.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -63,6 +65,45 @@ pub enum Error {
         /// What is wrong with the value (never the value itself when it is the token).
         why: String,
     },
+    /// A webhook, ntfy or SMTP server answered with an error.
+    #[error("{channel}: refused: {status}: {detail}")]
+    Refused {
+        /// `webhook`, `ntfy`, `email`.
+        channel: &'static str,
+        /// `HTTP 500`, `SMTP 550`, ...
+        status: String,
+        /// The server's text, cleaned (secrets redacted, no control
+        /// character, an excerpt).
+        detail: String,
+    },
+    /// A webhook or ntfy server asked us to slow down (429): nothing is
+    /// sent on this channel before `retry_after` has passed.
+    #[error("{channel}: rate limited (retry after {retry_after}s)")]
+    Throttled {
+        /// `webhook`, `ntfy`.
+        channel: &'static str,
+        /// Seconds the server asked to wait (`Retry-After`, else 60).
+        retry_after: u64,
+    },
+    /// A webhook, ntfy or SMTP server could not be reached or the exchange
+    /// broke off (connect, TLS, timeout).
+    #[error("{channel}: unreachable: {detail}")]
+    Failed {
+        /// `webhook`, `ntfy`, `email`.
+        channel: &'static str,
+        /// What went wrong, without the URL, cleaned.
+        detail: String,
+    },
+    /// A channel's configuration value is unusable.
+    #[error("invalid {channel} configuration: {field}: {why}")]
+    Setting {
+        /// `webhook`, `ntfy`, `email`.
+        channel: &'static str,
+        /// Config field at fault.
+        field: &'static str,
+        /// What is wrong with the value (never a token or password).
+        why: String,
+    },
     /// A state file could not be read.
     #[error("{}: {op}: {source}", path.display())]
     Io {
@@ -76,4 +117,17 @@ pub enum Error {
     /// Writing a state file atomically failed.
     #[error(transparent)]
     Write(#[from] nexus_stdx::WriteError),
+}
+
+impl Error {
+    /// The seconds a server asked us to wait before the next message on
+    /// this channel (a 429 from Telegram, a webhook or ntfy), if it did.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::RateLimited { retry_after, .. } | Error::Throttled { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
 }

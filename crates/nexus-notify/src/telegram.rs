@@ -485,10 +485,21 @@ impl Telegram {
     }
 }
 
+impl crate::channel::Channel for Telegram {
+    fn name(&self) -> &'static str {
+        "telegram"
+    }
+
+    /// [`Telegram::send`] to the configured chat, without buttons.
+    fn send<'a>(&'a self, msg: &'a crate::channel::Outgoing<'a>) -> crate::channel::Delivery<'a> {
+        Box::pin(async move { Telegram::send(self, msg.text, None).await.map(|_| ()) })
+    }
+}
+
 /// Reads at most `cap` bytes of a reply, chunk by chunk. A successful reply
 /// longer than that is `None` (the rest is never read: dropping the
 /// response closes the connection); an error reply is cut at `cap`.
-async fn read_capped(
+pub(crate) async fn read_capped(
     resp: &mut reqwest::Response,
     cap: usize,
     whole: bool,

@@ -12,6 +12,9 @@
 //! - [`RedisServer`], [`PostgresServer`]: the Debian `redis-server` and
 //!   PostgreSQL binaries, started on a free port in a temp dir (PostgreSQL runs
 //!   as the `postgres` user when the tests run as root);
+//! - [`smtp::SmtpServer`]: Debian's aiosmtpd writing to a Maildir, with
+//!   STARTTLS required on a certificate from a CA made for the test, or
+//!   plain text;
 //! - [`Sleeper`]: a process with a unique name, as a child or detached;
 //! - [`gitea::Fake`]: a stateful fake Gitea checked against the swagger,
 //!   with fault modes: 500s for the next N requests (`fail_next`), 503 for
@@ -52,6 +55,7 @@ mod process;
 pub mod reflect;
 pub mod report;
 mod servers;
+pub mod smtp;
 pub mod tcp;
 pub mod telegram;
 mod tools;

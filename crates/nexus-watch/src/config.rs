@@ -13,7 +13,8 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::ConfigError;
 
-/// A watchdog TOML file, parsed; `[incident]` and `[telegram]` are left to the binary.
+/// A watchdog TOML file, parsed; `[incident]`, `[telegram]`, `[webhook]`,
+/// `[ntfy]` and `[email]` are left to the binary.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatchdogFile {
@@ -29,6 +30,13 @@ pub struct WatchdogFile {
     /// `[history]`: the binary's (`nexus_history::Settings`).
     #[serde(default, rename = "history")]
     _history: Option<IgnoredAny>,
+    /// `[webhook]`, `[ntfy]`, `[email]`: the binary's.
+    #[serde(default, rename = "webhook")]
+    _webhook: Option<IgnoredAny>,
+    #[serde(default, rename = "ntfy")]
+    _ntfy: Option<IgnoredAny>,
+    #[serde(default, rename = "email")]
+    _email: Option<IgnoredAny>,
     /// Probe concurrency and default timeout.
     #[serde(default)]
     pub runner: RunnerConfig,

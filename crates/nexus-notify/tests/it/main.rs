@@ -1,6 +1,7 @@
 //! Integration tests of nexus-notify against mockito on 127.0.0.1, with
 //! request and response bodies checked against the Bot API description
-//! (`nexus_testkit::botapi`).
+//! (`nexus_testkit::botapi`), and of the email channel against a real
+//! SMTP server (aiosmtpd).
 
 #![allow(
     missing_docs,
@@ -10,5 +11,7 @@
     unreachable_pub
 )]
 
+mod channels;
+mod email;
 mod flood;
 mod telegram;
