@@ -120,3 +120,85 @@ async fn a_stale_job_is_posted_once_then_its_recovery() {
     recovered.assert_async().await;
     stale.assert_async().await;
 }
+
+/// The pool tells `[webhook]` and `[ntfy]` about a dead agent: once over
+/// two `--once` runs (the dedup state outlives the process), and the
+/// daemon on its own, beside its sweeps.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pool_tells_a_webhook_and_ntfy_about_a_dead_agent() {
+    use crate::pool::Fleet;
+    use nexus_cell::RevivePolicy;
+    let mut server = mockito::Server::new_async().await;
+    let f = Fleet::new();
+    f.join("omega", RevivePolicy::Never, false);
+    let cfg = f.config(&format!(
+        "[webhook]\nurl = \"{url}/hooks/pool\"\n[ntfy]\nurl = \"{url}\"\ntopic = \"nexus-e2e\"\ntoken_env = \"NEXUS_E2E_HOOK_TOKEN\"\n",
+        url = server.url()
+    ));
+    let hook = server
+        .mock("POST", "/hooks/pool")
+        .match_body(Matcher::AllOf(vec![
+            Matcher::Regex("Resurrection pool".into()),
+            Matcher::Regex("omega \\(e2e mission\\)".into()),
+            Matcher::Regex("dead".into()),
+        ]))
+        .with_status(200)
+        .expect(1)
+        .create_async()
+        .await;
+    let ntfy = server
+        .mock("POST", "/nexus-e2e")
+        .match_header("authorization", format!("Bearer {TOKEN}").as_str())
+        .match_header("priority", "5")
+        .match_body(Matcher::Regex("omega \\(e2e mission\\)".into()))
+        .with_status(200)
+        .expect(1)
+        .create_async()
+        .await;
+    for _ in 0..2 {
+        let o = f
+            .cmd(&cfg)
+            .arg("--once")
+            .env("NEXUS_E2E_HOOK_TOKEN", TOKEN)
+            .run()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&o.stderr).contains(TOKEN));
+    }
+    hook.assert_async().await;
+    ntfy.assert_async().await;
+    assert!(f.root.join("webhook-alerts.json").is_file());
+
+    // The daemon, with fresh alert state: it tells the hook by itself.
+    std::fs::remove_file(f.root.join("webhook-alerts.json")).unwrap();
+    std::fs::remove_file(f.root.join("ntfy-alerts.json")).unwrap();
+    let again = server
+        .mock("POST", "/hooks/pool")
+        .match_body(Matcher::Regex("omega \\(e2e mission\\)".into()))
+        .with_status(200)
+        .expect_at_least(1)
+        .create_async()
+        .await;
+    let port = crate::pool::free_port();
+    let _d = crate::pool::Daemon(
+        f.cmd(&cfg)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("NEXUS_E2E_HOOK_TOKEN", TOKEN)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !again.matched_async().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never told the hook"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -424,6 +424,8 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     let deadline = cfg.pool.channel_deadline;
     let allow_empty = cli.allow_empty || cfg.pool.allow_empty;
     let cron_dirs = cfg.cron_dirs();
+    let mut alerts = channel_alerts(&cfg, &opts);
+    let mut problems = Vec::new();
     let mut pool = Pool::new(cfg, opts)?;
     // `[history]`: the cron jobs the pool sees, recorded once.
     if let Some(rec) = pool.history_recorder().filter(|_| !cron_dirs.is_empty()) {
@@ -440,6 +442,9 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     let mut failed: Option<std::io::Error> = None;
     let report = pool
         .sweep_each(&mut |view| {
+            if alerts.is_some() {
+                problems.extend(nexus_pool::notify::problem(&view));
+            }
             if cli.json {
                 views.push(view);
             } else if failed.is_none()
@@ -453,6 +458,11 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
         return Err(e.into());
     }
     pool.settle(deadline).await;
+    if let Some(a) = &mut alerts {
+        for line in a.tell(&problems).await {
+            tracing::info!("alerts: {line}");
+        }
+    }
     print_end(cli, &mut out, &views, &report)?;
     if report.blind() && !allow_empty {
         return Ok(refuse_blind(&report));
@@ -467,6 +477,23 @@ async fn once(cli: &Cli, cfg: PoolConfig, opts: PoolOptions) -> anyhow::Result<u
     std::mem::forget(pool);
     Ok(u8::from(
         report.unhealthy > 0 || !report.unreadable.is_empty(),
+    ))
+}
+
+/// `[webhook]`, `[ntfy]`, `[email]`: the pool's problem-set alerts
+/// (`nexus_pool::notify`), state beside the state file; `None` when no
+/// table is there.
+fn channel_alerts(cfg: &PoolConfig, opts: &PoolOptions) -> Option<nexus_alert::Alerts> {
+    let channels = cfg.channels();
+    if channels.webhook.is_none() && channels.ntfy.is_none() && channels.email.is_none() {
+        return None;
+    }
+    let dir = opts.state_file.parent().unwrap_or(Path::new("."));
+    Some(nexus_alert::Alerts::channels_only(
+        &channels,
+        dir,
+        opts.dry_run,
+        nexus_pool::notify::TITLE,
     ))
 }
 
@@ -611,7 +638,9 @@ async fn daemon(
         .filter(|h| h.enabled && !dry)
         .map(|h| h.file(opts.state_file.parent().unwrap_or(Path::new("."))));
     let cron_dirs = cfg.cron_dirs();
+    let told = channel_alerts(&cfg, &opts);
     let mut pool = Pool::new(cfg, opts)?;
+    let _told = told.map(|a| nexus_pool::notify::spawn(a, pool.shared()));
     let _cron_watch = match pool.history_recorder() {
         Some(rec) if !cron_dirs.is_empty() => Some(
             nexus_pool::dashboard::CronWatch::start(

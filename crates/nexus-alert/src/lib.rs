@@ -57,7 +57,8 @@ pub mod telegram {
 /// One binary's alert channels.
 #[derive(Debug)]
 pub struct Alerts {
-    engine: Engine,
+    /// The incident engine; `None` for [`Alerts::channels_only`].
+    engine: Option<Engine>,
     /// One per channel: Telegram first, then webhook, ntfy, email.
     alerters: Vec<Alerter>,
     /// Why a configured channel could not be built, said once.
@@ -91,7 +92,7 @@ impl Alerts {
             Some(Alerter::new(cfg, client))
         });
         Alerts {
-            engine: incident.engine(&state_dir.join("gitea"), dry_run),
+            engine: Some(incident.engine(&state_dir.join("gitea"), dry_run)),
             alerters: alerter.into_iter().collect(),
             channel_problems: Vec::new(),
             state_dir: state_dir.to_path_buf(),
@@ -109,6 +110,29 @@ impl Alerts {
             dry_run,
             warned: false,
         }
+    }
+
+    /// The `[webhook]`, `[ntfy]` and `[email]` channels alone, with no
+    /// incident engine and no Telegram (the pool runs its own): only
+    /// [`Alerts::tell`] does anything. State files as [`Alerts::with_channels`].
+    pub fn channels_only(
+        channels: &Channels,
+        state_dir: &Path,
+        dry_run: bool,
+        title: &str,
+    ) -> Alerts {
+        Alerts {
+            engine: None,
+            alerters: Vec::new(),
+            channel_problems: Vec::new(),
+            state_dir: state_dir.to_path_buf(),
+            title: title.to_owned(),
+            enabled: false,
+            disabled_why: None,
+            dry_run,
+            warned: true,
+        }
+        .with_channels(channels)
     }
 
     /// Adds the configured `[webhook]`, `[ntfy]` and `[email]` channels
@@ -132,6 +156,7 @@ impl Alerts {
     /// Re-finds open issues after a restart (once, at start-up).
     pub async fn adopt(&mut self) -> Option<String> {
         self.engine
+            .as_mut()?
             .adopt()
             .await
             .err()
@@ -149,6 +174,10 @@ impl Alerts {
         problems: &[Problem],
     ) -> Vec<String> {
         let mut log = Vec::new();
+        let Some(engine) = self.engine.as_mut() else {
+            log.extend(self.tell(problems).await);
+            return log;
+        };
         if !self.enabled && !self.dry_run {
             if !self.warned {
                 log.extend(self.disabled_why.clone());
@@ -169,12 +198,21 @@ impl Alerts {
                     format!("{}:{severity}", p.key)
                 }))
             };
-            match self.engine.observe(&check).await {
+            match engine.observe(&check).await {
                 Ok(Outcome::Nothing) => {}
                 Ok(o) => log.push(format!("incident {subject}: {o}")),
                 Err(e) => log.push(format!("incident {subject}: {e}")),
             }
         }
+        log.extend(self.tell(problems).await);
+        log
+    }
+
+    /// Each channel's message for `problems` alone, with no incident (for
+    /// a daemon whose incidents run elsewhere: the pool). Returns lines
+    /// for the log; never fails.
+    pub async fn tell(&mut self, problems: &[Problem]) -> Vec<String> {
+        let mut log = Vec::new();
         log.append(&mut self.channel_problems);
         if self.dry_run {
             if !problems.is_empty() {

@@ -57,6 +57,17 @@ pub struct PoolConfig {
     /// `[history]`: every agent state change in a SQLite file (nexus-history).
     #[serde(default)]
     pub history: Option<nexus_history::Settings>,
+    /// `[webhook]`: problem-set alerts (dead, escalated, degraded agents)
+    /// as one POST each, with the same dedup, reminders and limits as the
+    /// watchdog's (see [`crate::notify`]).
+    #[serde(default)]
+    pub webhook: Option<nexus_alert::WebhookSettings>,
+    /// `[ntfy]`: the same alerts through an ntfy topic.
+    #[serde(default)]
+    pub ntfy: Option<nexus_alert::NtfySettings>,
+    /// `[email]`: the same alerts by SMTP (STARTTLS).
+    #[serde(default)]
+    pub email: Option<nexus_alert::EmailSettings>,
     /// `[cron]`: heartbeat directories whose cron jobs the pool judges and
     /// records into the history for its page (the `[ping]` directory is
     /// always among them).
@@ -109,6 +120,16 @@ pub struct CronSection {
 }
 
 impl PoolConfig {
+    /// `[webhook]`, `[ntfy]` and `[email]`, as configured (after
+    /// [`PoolConfig::with_env`]).
+    pub fn channels(&self) -> nexus_alert::Channels {
+        nexus_alert::Channels {
+            webhook: self.webhook.clone(),
+            ntfy: self.ntfy.clone(),
+            email: self.email.clone(),
+        }
+    }
+
     /// The directories whose cron jobs the pool records: `[cron] dirs`,
     /// and the `[ping]` directory.
     pub fn cron_dirs(&self) -> Vec<PathBuf> {
@@ -536,6 +557,9 @@ impl PoolConfig {
         self.incident = self.incident.map(|i| i.with_env(env));
         self.telegram = self.telegram.map(|t| t.with_env(env));
         self.nostr = self.nostr.map(|n| n.with_env(env));
+        self.webhook = self.webhook.map(|w| w.with_env(env));
+        self.ntfy = self.ntfy.map(|n| n.with_env(env));
+        self.email = self.email.map(|e| e.with_env(env));
         if let Some(p) = &mut self.ping {
             p.token = env(&p.token_env).as_deref().and_then(Secret::trimmed);
         }
@@ -701,6 +725,7 @@ impl PoolConfig {
         if let Some(t) = &self.telegram {
             f.extend(t.findings());
         }
+        f.extend(self.channels().findings());
         if let Some(c) = &self.cells {
             let root = nexus_stdx::expand_home(&c.root);
             if !root.is_dir() {

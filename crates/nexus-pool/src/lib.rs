@@ -37,6 +37,8 @@
 //! - [`faults`]: write faults (a full disk) the pool runs through and reports.
 //! - [`channels`]: Gitea incidents and Telegram messages and approvals, each
 //!   run by its own executor beside the sweeps, every call under a deadline.
+//! - [`notify`]: problem-set alerts (dead, escalated, degraded agents)
+//!   through `[webhook]`, `[ntfy]` and `[email]`, beside the sweeps.
 //! - [`http`]: the loopback HTTP surface over that snapshot: `/health`,
 //!   `/metrics`, `/api/agents` and the status page; clients are held to a
 //!   header timeout, a connection lifetime and a connection cap.
@@ -90,6 +92,7 @@ pub mod files;
 pub mod fleet;
 pub mod http;
 pub mod intent;
+pub mod notify;
 pub mod page;
 pub mod ping;
 pub mod pool;

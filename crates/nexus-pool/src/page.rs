@@ -348,7 +348,7 @@ fn actions(a: &AgentView) -> Vec<(&'static str, &'static str)> {
 }
 
 /// What a human can do about an agent the pool will not fix alone.
-fn todo(a: &AgentView) -> Option<&'static str> {
+pub(crate) fn todo(a: &AgentView) -> Option<&'static str> {
     if a.revive_pending {
         return Some(
             "approve or deny the revive in Telegram (the request names this agent); \
