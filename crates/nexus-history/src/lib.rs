@@ -25,7 +25,8 @@
 //! One schema serves the pool, the cron checker and the watchdog; the file is
 //! in WAL mode and versioned with `PRAGMA user_version`.
 //!
-//! Must never: block its caller on a write (only [`Recorder::flush`] waits,
+//! Must never: follow a symbolic link in the file's place
+//! (`SQLITE_OPEN_NOFOLLOW`), block its caller on a write (only [`Recorder::flush`] waits,
 //! for tests and shutdown), format a name or reason into SQL (all are bound
 //! parameters, capped in length), panic on a corrupt, foreign or unreachable
 //! file (a typed error naming the file), or pull in an async runtime.
@@ -252,7 +253,16 @@ fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> HistoryError + '_ {
 /// schema at [`SCHEMA_VERSION`].
 fn open_rw(path: &Path) -> Result<Connection, HistoryError> {
     let e = sql_err(path);
-    let conn = Connection::open(path).map_err(&e)?;
+    // A link in the file's place is refused: the daemons run as root
+    // beside agents that may swap a path.
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .map_err(&e)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(&e)?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -638,7 +648,9 @@ impl Reader {
         let e = sql_err(path);
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
         .map_err(&e)?;
         conn.busy_timeout(Duration::from_secs(2)).map_err(&e)?;

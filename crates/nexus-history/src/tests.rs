@@ -438,3 +438,19 @@ fn states_count_as_up_by_kind() {
     assert_eq!(is_up(Kind::Check, "CRITICAL"), Some(false));
     assert_eq!(is_up(Kind::Check, "UNKNOWN"), None);
 }
+
+/// A symbolic link in the history file's place is refused (by writer and
+/// reader), naming the file; the link's target is left alone.
+#[test]
+fn a_symlink_in_the_files_place_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("elsewhere.db");
+    std::fs::write(&target, b"precious").unwrap();
+    let link = dir.path().join("history.sqlite");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let err = Recorder::start(&link, Options::default()).unwrap_err();
+    assert!(err.to_string().contains("history.sqlite"), "{err}");
+    let err = Reader::open(&link).unwrap_err();
+    assert!(err.to_string().contains("history.sqlite"), "{err}");
+    assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+}

@@ -24,7 +24,9 @@
 //!   key is read in the suite's grammar, which needs the bearer token). The
 //!   record is `<slug>.last` (a slug is one check, whichever host sends
 //!   it). Like healthchecks, the pool reads at most the first 100 kB of a
-//!   body and ignores the rest, never refusing a ping for its size.
+//!   body and ignores the rest, never refusing a ping for its size, and
+//!   says so in a `Ping-Body-Limit: 100000` header (runitor cuts the output
+//!   it sends to it).
 //!
 //! Both are rate-limited as one endpoint (`rate_limit`: one token bucket,
 //! checked before the token, else 429 with `Retry-After`). One
@@ -242,14 +244,25 @@ async fn store(
 mod hc {
     use super::*;
 
+    /// A plain-text answer with healthchecks' `Ping-Body-Limit` header
+    /// (runitor and the hc clients cut what they send to it).
     fn answer(code: StatusCode, text: &'static str) -> Response {
         (
             code,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (
+                    header::HeaderName::from_static("ping-body-limit"),
+                    HC_BODY_LIMIT_TEXT,
+                ),
+            ],
             text,
         )
             .into_response()
     }
+
+    /// [`super::HC_BODY_LIMIT`] as the header's text.
+    const HC_BODY_LIMIT_TEXT: &str = "100000";
 
     /// `8-4-4-4-12` hex digits.
     fn is_uuid(s: &str) -> bool {
@@ -671,8 +684,13 @@ mod tests {
         assert_eq!((code, body.as_str()), (StatusCode::CREATED, ""));
         assert_eq!(record(d, "backup")["status"], "ok");
         assert_eq!(record(d, "backup")["interval_seconds"], 86_400);
-        let (code, _, body) = hc(Method::GET, format!("{base}?create=1"), vec![]).await;
+        let (code, headers, body) = hc(Method::GET, format!("{base}?create=1"), vec![]).await;
         assert_eq!((code, body.as_str()), (StatusCode::OK, "OK"));
+        // As healthchecks.io says how much of a body it keeps.
+        assert_eq!(
+            headers["ping-body-limit"],
+            HC_BODY_LIMIT.to_string().as_str()
+        );
         let rid = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
         let (code, _, _) = hc(Method::POST, format!("{base}/start?rid={rid}"), vec![]).await;
         assert_eq!(code, StatusCode::OK);
