@@ -578,7 +578,7 @@ fn the_dashboard_shows_agents_jobs_and_checks_in_the_viewers_zone() {
     b.set_timezone("Asia/Tokyo");
     let deadline = Instant::now() + Duration::from_secs(30);
     let dom = loop {
-        b.goto(&format!("{base}/"));
+        b.goto(&format!("{base}/?refresh=0"));
         let dom = b.dom();
         let alpha_bars = dom
             .split("data-agent=\"alpha\"")
@@ -639,6 +639,27 @@ fn the_dashboard_shows_agents_jobs_and_checks_in_the_viewers_zone() {
     );
     let pct: f64 = pct.as_str().unwrap_or("x").parse().unwrap();
     assert!((0.0..=100.0).contains(&pct), "{pct}");
+    // On a phone's screen: nothing wider than the screen, every bar laid
+    // out with its runs.
+    b.set_viewport(390, 844);
+    b.goto(&format!("{base}/?refresh=0"));
+    let layout = b.eval(
+        "JSON.stringify({scroll: document.documentElement.scrollWidth, width: document.documentElement.clientWidth, \
+         bars: Array.from(document.querySelectorAll('.bar')).map(e => e.getBoundingClientRect().width), \
+         runs: Array.from(document.querySelectorAll('.bar span')).filter(e => e.getBoundingClientRect().width > 0).length})",
+    );
+    let layout: serde_json::Value = serde_json::from_str(layout.as_str().unwrap()).unwrap();
+    assert!(
+        layout["scroll"].as_f64() <= layout["width"].as_f64(),
+        "wider than the screen: {layout}"
+    );
+    let bars = layout["bars"].as_array().unwrap();
+    assert!(bars.len() >= 6, "{layout}");
+    assert!(bars.iter().all(|w| w.as_f64().unwrap() > 100.0), "{layout}");
+    assert!(
+        layout["runs"].as_u64().unwrap() >= bars.len() as u64,
+        "{layout}"
+    );
     // A job's badge, by its name alone (one host has it).
     let badge = nexus_testkit::chromium_dom(&format!("{base}/badge/backup.svg"));
     assert!(badge.contains(">STALE</text>"), "{badge}");

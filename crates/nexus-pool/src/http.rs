@@ -9,7 +9,8 @@
 //! - `GET /api/agents`: the agents as JSON;
 //! - `GET /`: the status page (server-rendered, refreshes itself, readable
 //!   on a phone; with `[history]`, uptime bars, cron jobs and watchdog
-//!   checks), and `GET /page.js`, its one script (times in the viewer's zone).
+//!   checks; `?refresh=0` stops it reloading itself), and `GET /page.js`,
+//!   its one script (times in the viewer's zone).
 //!
 //! Other paths answer 404, other methods 405; `HEAD` works wherever `GET` does.
 //!
@@ -389,12 +390,17 @@ async fn page(
     AxState(shared): AxState<Shared>,
     actions: Option<axum::Extension<crate::actions::PageActions>>,
     history: Option<axum::Extension<crate::dashboard::HistoryFeed>>,
+    uri: axum::http::Uri,
 ) -> Response {
     let now = now();
     let csrf = actions.as_ref().map(|a| a.csrf());
     let view = history.map(|h| h.current());
+    // `?refresh=0`: a page that does not reload itself.
+    let refresh = !uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "refresh=0"));
     Html(with_snapshot(&shared, |s| {
-        crate::page::render(s, now, csrf, view.as_deref())
+        crate::page::render_with(s, now, csrf, view.as_deref(), refresh)
     }))
     .into_response()
 }

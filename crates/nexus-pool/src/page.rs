@@ -18,7 +18,7 @@ use nexus_revive::State;
 /// The page's style sheet (no external resources: the page works offline
 /// and under a strict Content-Security-Policy of `style-src 'unsafe-inline'`).
 const STYLE: &str = "\
-body{font-family:system-ui,sans-serif;margin:1em;background:#fafafa;color:#222}\
+body{font-family:system-ui,sans-serif;margin:1em;background:#fafafa;color:#222;overflow-wrap:anywhere}\
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.5em}\
 h2 .cell{font-weight:normal;color:#777;font-size:.8em;margin-left:.5em}\
 .agent{border:1px solid #ccc;border-radius:6px;padding:.6em;margin:.5em 0;background:#fff}\
@@ -33,7 +33,7 @@ ul.events{margin:.2em 0;padding-left:1.2em;font-size:.85em;color:#444}\
 form.act{display:inline;margin-right:.4em}form.act button{font-size:.85em;padding:.15em .6em;cursor:pointer}\
 .ack{color:#555;font-size:.85em}\
 .bars{display:flex;gap:1em;flex-wrap:wrap;font-size:.8em;color:#555;margin:.3em 0}\
-.bar{display:flex;width:14em;height:.9em;border-radius:3px;overflow:hidden;background:#eee;margin-top:.1em}\
+.bar{display:flex;width:14em;max-width:100%;height:.9em;border-radius:3px;overflow:hidden;background:#eee;margin-top:.1em}\
 .bar span{display:block;height:100%}.bar .u{background:#2a7}.bar .p{background:#d90}\
 .bar .d{background:#c33}.bar .n{background:#ddd}\
 .subject{border:1px solid #ddd;border-radius:6px;padding:.4em .6em;margin:.4em 0;background:#fff}\
@@ -63,6 +63,18 @@ pub fn render(
     csrf: Option<&str>,
     history: Option<&HistoryView>,
 ) -> String {
+    render_with(s, now, csrf, history, true)
+}
+
+/// [`render`]; without `refresh`, the page does not reload itself every
+/// 5 s (`GET /?refresh=0`: to read it at leisure, or to script it).
+pub fn render_with(
+    s: &PoolSnapshot,
+    now: f64,
+    csrf: Option<&str>,
+    history: Option<&HistoryView>,
+    refresh: bool,
+) -> String {
     let unhealthy = s.unhealthy();
     let last_sweep = if s.last_sweep_at > 0.0 {
         html! { (age(Some(now - s.last_sweep_at))) " (" (when(s.last_sweep_at)) ")" }
@@ -75,7 +87,9 @@ pub fn render(
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta http-equiv="refresh" content="5";
+                @if refresh {
+                    meta http-equiv="refresh" content="5";
+                }
                 title { "Resurrection pool: " (s.agents.len()) " agent(s), " (unhealthy) " unhealthy" }
                 style { (PreEscaped(STYLE)) }
                 script src="/page.js" defer {}
@@ -555,6 +569,14 @@ mod tests {
             render(&s, NOW, None, Some(&h))
                 .contains("history: history database /x: not a database")
         );
+    }
+
+    #[test]
+    fn the_page_reloads_itself_unless_asked_not_to() {
+        let s = sample(NOW);
+        let meta = "<meta http-equiv=\"refresh\" content=\"5\">";
+        assert!(render(&s, NOW, None, None).contains(meta));
+        assert!(!render_with(&s, NOW, None, None, false).contains(meta));
     }
 
     #[test]

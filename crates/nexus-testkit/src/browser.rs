@@ -144,6 +144,15 @@ impl Browser {
         self.call("Emulation.setTimezoneOverride", json!({"timezoneId": tz}));
     }
 
+    /// Lays pages out as a screen of `width` x `height` CSS pixels would
+    /// (a phone: 390 x 844).
+    pub fn set_viewport(&mut self, width: u32, height: u32) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
+        );
+    }
+
     /// Opens `url` and waits until it has loaded.
     pub fn goto(&mut self, url: &str) {
         let r = self.call("Page.navigate", json!({"url": url}));
