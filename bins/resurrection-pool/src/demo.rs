@@ -382,8 +382,17 @@ async fn show(args: &DemoArgs) -> anyhow::Result<Option<u8>> {
             revive_policy: "auto".into(),
         }),
         revive: settings.clone(),
+        // The page's uptime bars and events come from the history.
+        history: Some(nexus_history::Settings {
+            path: Some(root.0.join("history.sqlite")),
+            ..nexus_history::Settings::default()
+        }),
         ..PoolConfig::default()
     };
+    let feed = nexus_pool::dashboard::HistoryFeed::start(
+        root.0.join("history.sqlite"),
+        nexus_pool::dashboard::FEED_EVERY,
+    )?;
     let pool = Pool::new(
         cfg,
         PoolOptions {
@@ -401,7 +410,10 @@ async fn show(args: &DemoArgs) -> anyhow::Result<Option<u8>> {
     tokio::spawn(nexus_pool::http::serve(
         listener,
         pool.shared(),
-        Default::default(),
+        nexus_pool::http::Extras {
+            history: Some(feed),
+            ..Default::default()
+        },
         async {
             let _ = stop_rx.await;
         },
