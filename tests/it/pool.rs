@@ -581,16 +581,11 @@ fn the_dashboard_shows_agents_jobs_and_checks_in_the_viewers_zone() {
     let dom = loop {
         b.goto(&format!("{base}/?refresh=0"));
         let dom = b.dom();
-        let alpha_bars = dom
-            .split("data-agent=\"alpha\"")
-            .nth(1)
-            .is_some_and(|card| {
-                // Its bar, once some of its time is known (a percent).
-                card.split("data-agent=")
-                    .next()
-                    .unwrap_or("")
-                    .contains("data-bar=\"day\" data-percent=")
-            });
+        // Its bar, once some of its time is known (a percent), asked of
+        // the page's DOM (the agent's card alone, not the jobs below it).
+        let alpha_bars = b.eval(
+            "document.querySelector(\"div[data-agent='alpha'] [data-bar='day'][data-percent]\") !== null",
+        ) == serde_json::json!(true);
         // Each subject is in the page once its row is in the history (the
         // writer commits as events come: one job's row may lag the other's).
         let all = ["backup", "sync", "gateway"]
