@@ -710,8 +710,7 @@ impl Reader {
         Ok(out)
     }
 
-    /// The last state recorded for a subject (for one-shot checkers that
-    /// record only a change).
+    /// The last state recorded for a subject.
     pub fn last_state(&self, kind: Kind, subject: &str) -> Result<Option<String>, HistoryError> {
         self.conn
             .query_row(
