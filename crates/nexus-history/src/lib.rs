@@ -249,21 +249,22 @@ fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> HistoryError + '_ {
     }
 }
 
-/// Opens (creating if needed) the file read-write, in WAL mode, with the
-/// schema at [`SCHEMA_VERSION`].
-fn open_rw(path: &Path) -> Result<Connection, HistoryError> {
+/// Opens `path` with `flags` (one connection per thread, never through a
+/// link in the file's place: the daemons run as root beside agents that may
+/// swap a path), waiting up to `busy` for another writer's lock; refuses a
+/// schema newer than this build's. Returns the connection and its version.
+fn open_versioned(
+    path: &Path,
+    flags: OpenFlags,
+    busy: Duration,
+) -> Result<(Connection, i64), HistoryError> {
     let e = sql_err(path);
-    // A link in the file's place is refused: the daemons run as root
-    // beside agents that may swap a path.
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        flags | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW,
     )
     .map_err(&e)?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(&e)?;
+    conn.busy_timeout(busy).map_err(&e)?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(&e)?;
@@ -273,6 +274,18 @@ fn open_rw(path: &Path) -> Result<Connection, HistoryError> {
             found: version,
         });
     }
+    Ok((conn, version))
+}
+
+/// Opens (creating if needed) the file read-write, in WAL mode, with the
+/// schema at [`SCHEMA_VERSION`].
+fn open_rw(path: &Path) -> Result<Connection, HistoryError> {
+    let e = sql_err(path);
+    let (conn, version) = open_versioned(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        Duration::from_secs(5),
+    )?;
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
         .map_err(&e)?;
     conn.execute_batch("PRAGMA synchronous=NORMAL;")
@@ -645,24 +658,11 @@ pub struct Reader {
 impl Reader {
     /// Opens an existing history file read-only.
     pub fn open(path: &Path) -> Result<Reader, HistoryError> {
-        let e = sql_err(path);
-        let conn = Connection::open_with_flags(
+        let (conn, _) = open_versioned(
             path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )
-        .map_err(&e)?;
-        conn.busy_timeout(Duration::from_secs(2)).map_err(&e)?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(&e)?;
-        if version > SCHEMA_VERSION {
-            return Err(HistoryError::NewerSchema {
-                path: path.to_owned(),
-                found: version,
-            });
-        }
+            OpenFlags::SQLITE_OPEN_READ_ONLY,
+            Duration::from_secs(2),
+        )?;
         Ok(Reader {
             conn,
             path: path.to_owned(),
