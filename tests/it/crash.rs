@@ -223,6 +223,67 @@ fn kill_9_between_intent_and_spawn_launches_once_after_the_deadline() {
     assert_eq!(count(&log, "revive_attempt"), 1);
 }
 
+/// The agent is killed while its heartbeat CLI runs: the CLI outlives it,
+/// is reparented, and writes a fresh beat naming its new parent (init)
+/// after the pool saw the exit. That beat is a straggler, not a restart:
+/// the death stays a death and is revived when the backoff ends, not when
+/// the beat goes stale a minute later (seen in CI: a beat naming PID 1
+/// kept a killed agent "healthy" for the whole staleness threshold).
+#[test]
+fn a_beat_from_a_writer_that_outlived_the_agent_hides_no_death() {
+    let f = Fleet::new();
+    let gate = f.root.join("gate");
+    std::fs::write(&gate, b"").unwrap();
+    join_gated(&f, "s1", RevivePolicy::Auto, &gate);
+    let cfg = f.config("max_attempts = 10");
+    // The revive waits 4 s after the first start: time to write the
+    // straggling beat while the agent is dead.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("backoff_initial = 0", "backoff_initial = 4");
+    std::fs::write(&cfg, text).unwrap();
+    let (_d, base) = start(&f, &cfg, None, &[]);
+    wait_for("s1 healthy", || agent(&base, "s1")["state"] == "healthy");
+
+    let beat: Value =
+        serde_json::from_slice(&std::fs::read(f.heartbeat_path("s1")).unwrap()).unwrap();
+    kill(
+        "-KILL",
+        u32::try_from(beat["pid"].as_u64().unwrap()).unwrap(),
+    );
+    wait_for("s1's death seen", || {
+        agent(&base, "s1")["state"] != "healthy"
+    });
+    let path = f.heartbeat_path("s1");
+    let o = Command::new(bin("nexus-heartbeat"))
+        .args([
+            "beat",
+            "--no-fsync",
+            "--agent",
+            "s1",
+            "--pid",
+            "1",
+            "--path",
+        ])
+        .arg(&path)
+        .run()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let written = std::time::Instant::now();
+    while f.launches_now("s1") < 2 && written.elapsed() < std::time::Duration::from_secs(40) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        f.launches_now("s1"),
+        2,
+        "not revived within 40 s of the straggling beat: {:#}",
+        agent(&base, "s1")
+    );
+    wait_for("s1 healthy again", || {
+        agent(&base, "s1")["state"] == "healthy"
+    });
+}
+
 /// `kill -9` in the middle of a sweep (probes done, nothing decided) with
 /// an approval pending and a revived agent: after the restart the pending
 /// approval is the same one (no second request), the counters are the

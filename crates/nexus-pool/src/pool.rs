@@ -788,13 +788,23 @@ impl Pool {
     ) -> AgentView {
         self.judge_future_beat(t, &mut seen);
         let s = &seen;
-        if let Some((_, exit_at)) = self.exited.get(&*t.key).copied()
+        if let Some((pid, exit_at)) = self.exited.get(&*t.key).copied()
             && s.probe.heartbeat == nexus_revive::Heartbeat::Fresh
             && s.heartbeat_age.is_some_and(|age| now - age > exit_at)
         {
             // A beat written after the exit: someone else restarted it (or
-            // the launch command daemonized): believe the new heartbeat.
-            self.exited.remove(&*t.key);
+            // the launch command daemonized): believe the new heartbeat,
+            // unless it names no other running process (a straggling
+            // writer of the dead one).
+            match s.heartbeat_pid {
+                Some(p) if !launcher::another_run(p, pid) => tracing::debug!(
+                    "[{}] a beat after PID {pid} exited names PID {p}, not another run of it: not believed",
+                    t.key
+                ),
+                _ => {
+                    self.exited.remove(&*t.key);
+                }
+            }
         }
         // Taken out while its actions run (they need `&mut self`), put
         // back in place: no key is re-allocated, no entry moved.

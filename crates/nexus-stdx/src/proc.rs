@@ -129,6 +129,32 @@ pub fn pids(root: &Path) -> io::Result<Vec<u32>> {
     Ok(pids)
 }
 
+/// `pid` is this process or one of its ancestors (init included), read
+/// from the `ppid` chain under `root` (at most 256 steps; a link that
+/// cannot be read ends the walk). A child that outlives its parent is
+/// reparented to one of these (the nearest subreaper, else init), so a
+/// PID a writer took for "my parent" and that names one of them names no
+/// agent.
+pub fn is_self_or_ancestor(root: &Path, pid: u32) -> bool {
+    let mut at = std::process::id();
+    for _ in 0..256 {
+        if at == pid {
+            return true;
+        }
+        if at <= 1 {
+            return false;
+        }
+        let Some(stat) = read_stat_text(root, at)
+            .ok()
+            .and_then(|t| parse_stat(&String::from_utf8_lossy(&t)).ok())
+        else {
+            return false;
+        };
+        at = stat.ppid;
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +208,25 @@ mod tests {
         assert!(pids(root).unwrap().contains(&me));
         let gone = read_stat_text(root, u32::MAX).unwrap_err();
         assert!(vanished(&gone), "{gone}");
+    }
+
+    #[test]
+    fn this_process_its_parent_and_init_are_ancestors_a_child_is_not() {
+        let proc = Path::new("/proc");
+        assert!(is_self_or_ancestor(proc, std::process::id()));
+        assert!(is_self_or_ancestor(
+            proc,
+            std::os::unix::process::parent_id()
+        ));
+        assert!(is_self_or_ancestor(proc, 1));
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let ancestor = is_self_or_ancestor(proc, child.id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!ancestor);
+        assert!(!is_self_or_ancestor(Path::new("/nonexistent-proc"), 1));
     }
 }

@@ -45,6 +45,19 @@ pub(super) fn alive(pid: u32) -> bool {
     }
 }
 
+/// A heartbeat written after the exit of the pool's child `exited` and
+/// naming `pid` shows another process of the agent running: one that
+/// lives, is not the child that exited, and is neither the pool nor one
+/// of its ancestors. A writer that outlived the child (a heartbeat CLI the
+/// killed agent had just started) names the dead child, or, once
+/// reparented, init or a subreaper: that beat is a straggler, not a
+/// restart.
+pub(super) fn another_run(pid: u32, exited: u32) -> bool {
+    pid != exited
+        && alive(pid)
+        && !nexus_stdx::proc::is_self_or_ancestor(std::path::Path::new("/proc"), pid)
+}
+
 /// A pidfd for `pid`: signals through it reach that process only, and it
 /// turns readable when the process exits.
 fn pidfd(pid: u32) -> Option<OwnedFd> {
