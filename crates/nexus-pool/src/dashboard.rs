@@ -222,7 +222,9 @@ mod tests {
             ),
         )
         .unwrap();
-        record_cron(&[hb], &rec, now);
+        // Checked a second ago, as the agent's event below: a refresh within
+        // the same millisecond would have no time to measure (seen in CI).
+        record_cron(&[hb], &rec, now - 1.0);
         let mut e = Event::now(Kind::Agent, "orbit", "cell-1/scout", "", "healthy", "beat");
         e.at_ms -= 1000;
         rec.record(e);
