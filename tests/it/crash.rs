@@ -254,21 +254,7 @@ fn a_beat_from_a_writer_that_outlived_the_agent_hides_no_death() {
     wait_for("s1's death seen", || {
         agent(&base, "s1")["state"] != "healthy"
     });
-    let path = f.heartbeat_path("s1");
-    let o = Command::new(bin("nexus-heartbeat"))
-        .args([
-            "beat",
-            "--no-fsync",
-            "--agent",
-            "s1",
-            "--pid",
-            "1",
-            "--path",
-        ])
-        .arg(&path)
-        .run()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    f.beat_as("s1", 1);
     let written = std::time::Instant::now();
     while f.launches_now("s1") < 2 && written.elapsed() < std::time::Duration::from_secs(40) {
         std::thread::sleep(std::time::Duration::from_millis(50));

@@ -39,6 +39,19 @@ impl Fleet {
         }
     }
 
+    /// Writes `agent`'s heartbeat with the heartbeat CLI, naming `pid` as
+    /// the writer (what a CLI orphaned by its agent names: init, 1).
+    pub(crate) fn beat_as(&self, agent: &str, pid: u32) {
+        let o = Command::new(bin("nexus-heartbeat"))
+            .args(["beat", "--no-fsync", "--agent", agent, "--pid"])
+            .arg(pid.to_string())
+            .arg("--path")
+            .arg(self.heartbeat_path(agent))
+            .run()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
     pub(crate) fn heartbeat_path(&self, agent: &str) -> PathBuf {
         self.store
             .open(&self.cell)
@@ -283,6 +296,35 @@ fn an_auto_agent_that_never_ran_is_started_once_and_reaches_healthy() {
     assert_eq!(f.launches("a1"), 1);
     let ev = f.events();
     // A first start (supervisord's autostart), not a death and a revive.
+    assert_eq!(ev.matches("\"agent_started\"").count(), 1, "{ev}");
+    assert_eq!(ev.matches("\"revive_attempt\"").count(), 0, "{ev}");
+    assert!(!ev.contains("\"agent_dead\""), "{ev}");
+}
+
+/// A stale heartbeat naming PID 1 (what a heartbeat CLI writes when its
+/// agent died before it asked for its parent) shows no running agent: the
+/// pool starts the agent at once, as one that never ran, not as a death
+/// that spends its budget.
+#[test]
+fn a_stale_beat_naming_init_is_no_running_agent() {
+    let f = Fleet::new();
+    f.join("a1", RevivePolicy::Auto, true);
+    let path = f.heartbeat_path("a1");
+    f.beat_as("a1", 1);
+    let mut beat: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(beat["pid"], 1);
+    beat["timestamp"] = (nexus_stdx::now_epoch() - 3600.0).into();
+    std::fs::write(&path, beat.to_string()).unwrap();
+    let o = f.once(&f.config(""));
+    assert_eq!(
+        state_of(&o, "a1"),
+        "reviving",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(f.launches("a1"), 1);
+    let ev = f.events();
     assert_eq!(ev.matches("\"agent_started\"").count(), 1, "{ev}");
     assert_eq!(ev.matches("\"revive_attempt\"").count(), 0, "{ev}");
     assert!(!ev.contains("\"agent_dead\""), "{ev}");

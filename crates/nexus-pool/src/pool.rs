@@ -1010,7 +1010,8 @@ impl Pool {
             && t.gateway
                 .as_ref()
                 .is_none_or(|g| crate::fleet::is_local(&g.host))
-            && s.heartbeat_pid.is_none_or(|p| !launcher::alive(p))
+            && s.heartbeat_pid
+                .is_none_or(|p| !launcher::may_be_an_agent(p))
         {
             return Health::NotRunning;
         }

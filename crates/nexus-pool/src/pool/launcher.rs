@@ -53,9 +53,14 @@ pub(super) fn alive(pid: u32) -> bool {
 /// reparented, init or a subreaper: that beat is a straggler, not a
 /// restart.
 pub(super) fn another_run(pid: u32, exited: u32) -> bool {
-    pid != exited
-        && alive(pid)
-        && !nexus_stdx::proc::is_self_or_ancestor(std::path::Path::new("/proc"), pid)
+    pid != exited && may_be_an_agent(pid)
+}
+
+/// A heartbeat naming `pid` may name a running agent: the process lives
+/// and is neither the pool nor one of its ancestors (init, a subreaper),
+/// which is what an orphaned heartbeat writer takes for its parent.
+pub(super) fn may_be_an_agent(pid: u32) -> bool {
+    alive(pid) && !nexus_stdx::proc::is_self_or_ancestor(std::path::Path::new("/proc"), pid)
 }
 
 /// A pidfd for `pid`: signals through it reach that process only, and it
