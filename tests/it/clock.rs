@@ -86,11 +86,7 @@ fn future_heartbeats_neither_hide_the_dead_nor_alarm_the_living() {
         .spawn()
         .unwrap();
     wait_for("the live agent's first beat", || hb.exists());
-    let cfg = f.config("");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("\"60s\"", "\"3s\"");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = f.config_with("", &[("\"60s\"", "\"3s\"")]);
     let (_d, port) = f.serve(&cfg);
     let base = format!("http://127.0.0.1:{port}");
     get(&format!("{base}/health"));

@@ -145,11 +145,10 @@ fn kill_9_between_spawn_and_state_save_launches_nothing_twice() {
     let f = Fleet::new();
     let gate = f.root.join("gate");
     join_gated(&f, "r1", RevivePolicy::Auto, &gate);
-    let cfg = f.config("max_attempts = 3\nslow_lane = 100000");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("revive_deadline = 5", "revive_deadline = 60");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = f.config_with(
+        "max_attempts = 3\nslow_lane = 100000",
+        &[("revive_deadline = 5", "revive_deadline = 60")],
+    );
     let key = format!("{}/r1", f.cell);
 
     let (mut d, _) = start(&f, &cfg, Some("launch-spawned"), &[]);
@@ -199,11 +198,10 @@ fn kill_9_between_intent_and_spawn_launches_once_after_the_deadline() {
     let gate = f.root.join("gate");
     std::fs::write(&gate, b"").unwrap();
     join_gated(&f, "r2", RevivePolicy::Auto, &gate);
-    let cfg = f.config("max_attempts = 3\nslow_lane = 100000");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("revive_deadline = 5", "revive_deadline = 2");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = f.config_with(
+        "max_attempts = 3\nslow_lane = 100000",
+        &[("revive_deadline = 5", "revive_deadline = 2")],
+    );
     let key = format!("{}/r2", f.cell);
     let (mut d, _) = start(&f, &cfg, Some("launch-saved"), &[]);
     wait_for("paused before the spawn", || paused_at(&f, "launch-saved"));
@@ -235,13 +233,12 @@ fn a_beat_from_a_writer_that_outlived_the_agent_hides_no_death() {
     let gate = f.root.join("gate");
     std::fs::write(&gate, b"").unwrap();
     join_gated(&f, "s1", RevivePolicy::Auto, &gate);
-    let cfg = f.config("max_attempts = 10");
     // The revive waits 4 s after the first start: time to write the
     // straggling beat while the agent is dead.
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("backoff_initial = 0", "backoff_initial = 4");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = f.config_with(
+        "max_attempts = 10",
+        &[("backoff_initial = 0", "backoff_initial = 4")],
+    );
     let (_d, base) = start(&f, &cfg, None, &[]);
     wait_for("s1 healthy", || agent(&base, "s1")["state"] == "healthy");
 

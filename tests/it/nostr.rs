@@ -247,15 +247,14 @@ async fn without_a_secret_key_nostr_is_disabled_with_a_warning_and_sends_nothing
     let mut n = Nostr::start().await;
     let f = Fleet::new();
     f.join("asker", RevivePolicy::Ask, true);
-    let cfg = f.config(&format!(
-        "approval_timeout = 3600\n\n{}",
-        n.section()
-            .replace("[nostr]", "[nostr]\ntoken_env = \"NEXUS_E2E_NO_SUCH_KEY\"")
-    ));
-    let cfg_text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("[pool]\n", "[pool]\nask_without_channel = \"never\"\n");
-    std::fs::write(&cfg, cfg_text).unwrap();
+    let cfg = f.config_with(
+        &format!(
+            "approval_timeout = 3600\n\n{}",
+            n.section()
+                .replace("[nostr]", "[nostr]\ntoken_env = \"NEXUS_E2E_NO_SUCH_KEY\"")
+        ),
+        &[("[pool]\n", "[pool]\nask_without_channel = \"never\"\n")],
+    );
     let o = sweep(&f, &cfg, None, false);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

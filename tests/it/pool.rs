@@ -169,6 +169,20 @@ revive_deadline = 5
         p
     }
 
+    /// [`Fleet::config`] with each `(from, to)` of `changes` replaced in
+    /// its text; a `from` the text does not hold fails the test (a change
+    /// that silently does nothing would test something else).
+    pub(crate) fn config_with(&self, extra: &str, changes: &[(&str, &str)]) -> PathBuf {
+        let cfg = self.config(extra);
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        for (from, to) in changes {
+            assert!(text.contains(from), "the config has no {from:?}:\n{text}");
+            text = text.replace(from, to);
+        }
+        std::fs::write(&cfg, text).unwrap();
+        cfg
+    }
+
     /// Starts the daemon on `cfg` listening on a free loopback port (stderr
     /// discarded); it is killed when the `Daemon` is dropped.
     pub(crate) fn serve(&self, cfg: &Path) -> (Daemon, u16) {
@@ -1348,15 +1362,16 @@ fn detection_of_launched_and_external_deaths() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let gw_port = listener.local_addr().unwrap().port();
     let poll = 2.0;
-    let cfg = f.config(&format!(
-        "[[gateway]]\nname = \"external\"\nhost = \"127.0.0.1\"\nport = {gw_port}\nheartbeat_path = \"{}\"\nprocess_pattern = \"{marker}\"\nstale_threshold = \"60s\"\n",
-        ext_hb.display()
-    ));
-    let cfg_text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("poll_interval = \"1s\"", "poll_interval = \"2s\"")
-        .replace("fail_threshold = 1", "fail_threshold = 3");
-    std::fs::write(&cfg, cfg_text).unwrap();
+    let cfg = f.config_with(
+        &format!(
+            "[[gateway]]\nname = \"external\"\nhost = \"127.0.0.1\"\nport = {gw_port}\nheartbeat_path = \"{}\"\nprocess_pattern = \"{marker}\"\nstale_threshold = \"60s\"\n",
+            ext_hb.display()
+        ),
+        &[
+            ("poll_interval = \"1s\"", "poll_interval = \"2s\""),
+            ("fail_threshold = 1", "fail_threshold = 3"),
+        ],
+    );
     let (_d, port) = f.serve(&cfg);
     let base = format!("http://127.0.0.1:{port}");
     time_until(&base, "looper", &["healthy"], Duration::from_secs(20));
@@ -1479,13 +1494,14 @@ fn config_precedence_flag_over_environment() {
 fn a_daemon_restarted_mid_episode_keeps_its_counters() {
     let f = Fleet::new();
     f.join("r1", RevivePolicy::Auto, false); // never comes back
-    let cfg = f.config("max_attempts = 3\nslow_lane = 100000");
     // Its launches exit at once: a crash loop, 1 s, 2 s, 4 s apart.
-    let cfg_text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("revive_deadline = 5", "revive_deadline = 2")
-        .replace("backoff_initial = 0", "backoff_initial = 1");
-    std::fs::write(&cfg, cfg_text).unwrap();
+    let cfg = f.config_with(
+        "max_attempts = 3\nslow_lane = 100000",
+        &[
+            ("revive_deadline = 5", "revive_deadline = 2"),
+            ("backoff_initial = 0", "backoff_initial = 1"),
+        ],
+    );
     let start = || {
         Daemon(
             f.cmd(&cfg)

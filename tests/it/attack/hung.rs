@@ -27,13 +27,13 @@ const ONE_SWEEP: Duration = Duration::from_millis(2500);
 
 /// The Fleet's config with a 2 s channel deadline and `extra`.
 fn config(f: &Fleet, extra: &str) -> PathBuf {
-    let cfg = f.config(extra);
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "probe_timeout = \"3s\"",
-        "probe_timeout = \"3s\"\nchannel_deadline = \"2s\"",
-    );
-    std::fs::write(&cfg, text).unwrap();
-    cfg
+    f.config_with(
+        extra,
+        &[(
+            "probe_timeout = \"3s\"",
+            "probe_timeout = \"3s\"\nchannel_deadline = \"2s\"",
+        )],
+    )
 }
 
 /// Waits until each of `agents` was launched once more than it had been
